@@ -1,0 +1,1 @@
+"""Local infrastructure launchers (Kafka, PostgreSQL) for development and tests."""

@@ -1,0 +1,3 @@
+from relais.analytics.service import main
+
+main()

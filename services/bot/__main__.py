@@ -1,0 +1,3 @@
+from relais.bot.service import main
+
+main()

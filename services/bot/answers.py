@@ -1,0 +1,146 @@
+"""The bot's answers to the catalogue intents it handles, through the enterprise lookups.
+
+Each answer function takes the turn and a lookup client and returns what to say, whether the
+request was resolved, and the lookups it did (they go into the hand-off context).
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+import grpc
+
+from relais.common.pb import conversation_pb2 as pb, lookup_pb2
+from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
+
+LOOKUP_TIMEOUT_S = 2.0
+ORDER_ID = re.compile(r"\b(?:CMD|ORD)[-\s]?(\d{4,10})\b", re.IGNORECASE)
+
+DAYS = {
+    "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+}
+STATUS = {
+    "fr": {"preparing": "en préparation", "shipped": "expédiée", "delivered": "livrée", "cancelled": "annulée"},
+    "en": {"preparing": "being prepared", "shipped": "shipped", "delivered": "delivered", "cancelled": "cancelled"},
+}
+TEXT = {
+    "fr": {
+        "hours": "Notre service client est ouvert : {days}.",
+        "closed": "fermé",
+        "order": "Votre commande {order} est {status}{carrier}{eta}.",
+        "order_carrier": " (transporteur : {carrier})",
+        "order_eta": ", livraison prévue le {date}",
+        "order_missing": "Pouvez-vous me donner votre numéro de commande ? Il commence par CMD- (par exemple CMD-123456).",
+        "order_unknown": "Je ne trouve pas la commande {order} sur votre compte. Pouvez-vous vérifier le numéro ?",
+        "balance": "Le solde de votre compte {account} est de {amount} au {as_of}.",
+        "balance_unknown": "Je ne trouve pas de compte associé à votre profil.",
+        "unavailable": "Je n'arrive pas à consulter nos systèmes pour le moment. Pouvez-vous reformuler ou réessayer ?",
+        "handoff": "Je vous mets en relation avec un conseiller, qui aura tout l'historique de notre échange : vous n'aurez rien à répéter.",
+    },
+    "en": {
+        "hours": "Our customer service is open: {days}.",
+        "closed": "closed",
+        "order": "Your order {order} is {status}{carrier}{eta}.",
+        "order_carrier": " (carrier: {carrier})",
+        "order_eta": ", expected delivery on {date}",
+        "order_missing": "Could you give me your order number? It starts with CMD- (for example CMD-123456).",
+        "order_unknown": "I can't find order {order} on your account. Could you check the number?",
+        "balance": "The balance of your account {account} is {amount} as of {as_of}.",
+        "balance_unknown": "I can't find an account linked to your profile.",
+        "unavailable": "I can't reach our systems right now. Could you try again in a moment?",
+        "handoff": "I'm passing you to an advisor, who will see our whole conversation: you won't have to repeat anything.",
+    },
+}
+
+
+def text(language: str, key: str, **values) -> str:
+    return TEXT.get(language, TEXT["en"])[key].format(**values)
+
+
+@dataclass
+class Answer:
+    text: str
+    resolved: bool
+    lookups: list[pb.Lookup] = field(default_factory=list)
+
+
+async def opening_hours(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
+    lang = _lang(turn)
+    record = pb.Lookup(name="opening_hours", turn_id=turn.turn_id)
+    try:
+        reply = await lookup.GetOpeningHours(lookup_pb2.OpeningHoursRequest(), timeout=LOOKUP_TIMEOUT_S)
+    except grpc.aio.AioRpcError as error:
+        return _failed(lang, record, error, "unavailable")
+    days = []
+    for d in reply.days:
+        hours = f"{d.opens}–{d.closes}" if d.opens else text(lang, "closed")
+        days.append(f"{DAYS[lang][d.weekday - 1]} {hours}")
+    record.ok = True
+    record.result.update({DAYS["en"][d.weekday - 1].lower(): f"{d.opens}-{d.closes}" if d.opens else "closed" for d in reply.days})
+    return Answer(text(lang, "hours", days=", ".join(days)), True, [record])
+
+
+async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
+    lang = _lang(turn)
+    match = ORDER_ID.search(turn.text)
+    if not match:
+        return Answer(text(lang, "order_missing"), False)
+    order_id = f"CMD-{match.group(1)}"
+    record = pb.Lookup(name="order_status", turn_id=turn.turn_id, request={"order_id": order_id, "customer_id": turn.customer.id})
+    try:
+        reply = await lookup.GetOrderStatus(
+            lookup_pb2.OrderStatusRequest(order_id=order_id, customer_id=turn.customer.id), timeout=LOOKUP_TIMEOUT_S
+        )
+    except grpc.aio.AioRpcError as error:
+        key = "order_unknown" if error.code() == grpc.StatusCode.NOT_FOUND else "unavailable"
+        return _failed(lang, record, error, key, order=order_id)
+    record.ok = True
+    record.result.update({"status": reply.status, "carrier": reply.carrier, "expected_delivery": reply.expected_delivery})
+    status = STATUS[lang].get(reply.status, reply.status)
+    carrier = text(lang, "order_carrier", carrier=reply.carrier) if reply.carrier else ""
+    eta = ""
+    if reply.expected_delivery and reply.status != "delivered":
+        eta = text(lang, "order_eta", date=_date(lang, date.fromisoformat(reply.expected_delivery)))
+    return Answer(text(lang, "order", order=reply.order_id, status=status, carrier=carrier, eta=eta), True, [record])
+
+
+async def account_balance(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
+    lang = _lang(turn)
+    record = pb.Lookup(name="account_balance", turn_id=turn.turn_id, request={"customer_id": turn.customer.id})
+    try:
+        reply = await lookup.GetAccountBalance(
+            lookup_pb2.AccountBalanceRequest(customer_id=turn.customer.id), timeout=LOOKUP_TIMEOUT_S
+        )
+    except grpc.aio.AioRpcError as error:
+        key = "balance_unknown" if error.code() == grpc.StatusCode.NOT_FOUND else "unavailable"
+        return _failed(lang, record, error, key)
+    record.ok = True
+    record.result.update({"account": reply.account_masked, "balance_cents": str(reply.balance_cents), "currency": reply.currency})
+    as_of = _date(lang, date.fromisoformat(reply.as_of[:10]))
+    return Answer(text(lang, "balance", account=reply.account_masked, amount=_money(lang, reply.balance_cents, reply.currency), as_of=as_of), True, [record])
+
+
+ANSWERS = {"opening_hours": opening_hours, "order_status": order_status, "account_balance": account_balance}
+
+
+def _lang(turn: pb.Turn) -> str:
+    return turn.language if turn.language in TEXT else "en"
+
+
+def _failed(lang: str, record: pb.Lookup, error: grpc.aio.AioRpcError, key: str, **values) -> Answer:
+    record.ok = False
+    record.error = f"{error.code().name}: {error.details()}"
+    return Answer(text(lang, key, **values), False, [record])
+
+
+def _date(lang: str, d: date) -> str:
+    return d.strftime("%d/%m/%Y") if lang == "fr" else d.strftime("%d %B %Y")
+
+
+def _money(lang: str, cents: int, currency: str) -> str:
+    symbol = {"EUR": "€", "GBP": "£", "USD": "$"}.get(currency, currency)
+    amount = f"{cents / 100:,.2f}"
+    if lang == "fr":
+        return amount.replace(",", " ").replace(".", ",") + f" {symbol}"
+    return f"{symbol}{amount}" if symbol != currency else f"{amount} {currency}"

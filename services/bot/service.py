@@ -1,0 +1,126 @@
+"""bot: answers the catalogue requests it may (opening hours, order status, account balance)
+through gRPC lookups, and hands everything else to a person with the whole conversation.
+
+Once a conversation is handed off the bot stays silent in it: the customer's next messages go
+to routing (to the waiting task or the advisor), never to the bot.
+"""
+
+from aiokafka import ConsumerRecord
+from google.protobuf import message as pb_message
+
+from relais.bot import answers, policy
+from relais.classifier.domain import load_catalogue
+from relais.common import bus, cloudevents, grpcserver, outbox, telemetry, topics, worker
+from relais.common.config import grpc_addr
+from relais.common.pb import conversation_pb2 as pb
+from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
+from relais.common.runtime import serve
+
+SOURCE = "urn:relais:bot"
+
+
+async def build(w: worker.Worker) -> worker.Service:
+    catalogue = load_catalogue()
+    # The bot answers what the catalogue allows *and* it has an answer for.
+    bot_allowed = {i.id for i in catalogue.intents.values() if i.bot_allowed} & set(answers.ANSWERS)
+    channel = grpcserver.channel(grpc_addr("lookup"))
+    lookup = EnterpriseLookupStub(channel)
+
+    async def handle(record: ConsumerRecord) -> None:
+        try:
+            turn = pb.Turn.FromString(record.value or b"")
+        except pb_message.DecodeError as error:
+            raise bus.BadInput(f"bad protobuf: not a relais.v1.Turn ({error})") from None
+        if not turn.turn_id or not turn.conversation_id:
+            raise bus.BadInput("turn without turn_id or conversation_id")
+
+        async def apply(conn) -> list[bus.Record]:
+            with telemetry.consume_span("bot turn", record, **{"relais.conversation_id": turn.conversation_id}) as span:
+                row = await conn.fetchrow(
+                    "SELECT context, failed_attempts, handed_off FROM bot_conversations"
+                    " WHERE conversation_id = $1 FOR UPDATE", turn.conversation_id,
+                )
+                context = pb.ConversationContext.FromString(row["context"]) if row else _new_context(turn)
+                failed = row["failed_attempts"] if row else 0
+                context.turns.append(turn)
+                if row and row["handed_off"]:
+                    span.set_attribute("relais.forwarded", True)
+                    outputs = [_to_routing(pb.HandoffEvent(customer_message=turn), turn)]
+                    handed_off = True
+                else:
+                    outputs, failed, handed_off = await _respond(turn, context, failed)
+                    span.set_attribute("relais.handed_off", handed_off)
+                await conn.execute(
+                    "INSERT INTO bot_conversations (conversation_id, context, failed_attempts, handed_off)"
+                    " VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id) DO UPDATE"
+                    " SET context = $2, failed_attempts = $3, handed_off = $4, updated_at = now()",
+                    turn.conversation_id, context.SerializeToString(), failed, handed_off,
+                )
+                return outputs
+
+        await outbox.process_once(w.pool, w.producer, "bot", turn.turn_id, apply)
+
+    async def _respond(turn: pb.Turn, context: pb.ConversationContext, failed: int):
+        decision = policy.decide(turn, bot_allowed)
+        if decision.handoff:
+            return _handoff(turn, context, decision), failed, True
+        answer = await answers.ANSWERS[decision.intent](turn, lookup)
+        context.lookups.extend(answer.lookups)
+        context.bot_attempts.append(pb.BotAttempt(turn_id=turn.turn_id, intent=decision.intent,
+                                                  reply_text=answer.text, resolved=answer.resolved))
+        if not answer.resolved:
+            failed += 1
+            decision = policy.after_failed_attempt(failed, decision.intent)
+            if decision.handoff:
+                return _handoff(turn, context, decision), failed, True
+        kind = pb.OUTCOME_KIND_BOT_ANSWERED if answer.resolved else pb.OUTCOME_KIND_BOT_CLARIFIED
+        return [
+            cloudevents.reply(cloudevents.REPLY_BOT, SOURCE, f"{turn.turn_id}/bot", turn.conversation_id,
+                              answer.text, turn.language, in_reply_to=turn.turn_id, intent=decision.intent),
+            _outcome(turn, kind, decision.intent),
+        ], failed, False
+
+    return worker.Service(handle=handle, topics=(topics.CLASSIFIED_TURNS,), close=channel.close)
+
+
+def _new_context(turn: pb.Turn) -> pb.ConversationContext:
+    return pb.ConversationContext(conversation_id=turn.conversation_id, customer=turn.customer,
+                                  channel=turn.channel, language=turn.language)
+
+
+def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.Decision) -> list[bus.Record]:
+    context.reason = decision.reason
+    context.reason_detail = decision.detail
+    context.intent = decision.intent
+    context.language = turn.language or context.language
+    context.handed_off_at.GetCurrentTime()
+    notice = answers.text(context.language, "handoff")
+    return [
+        cloudevents.reply(cloudevents.REPLY_HANDOFF, SOURCE, f"{turn.turn_id}/handoff", turn.conversation_id,
+                          notice, context.language, in_reply_to=turn.turn_id,
+                          reason=pb.HandoffReason.Name(decision.reason)),
+        _to_routing(pb.HandoffEvent(handoff=context), turn),
+        _outcome(turn, pb.OUTCOME_KIND_HANDED_OFF, decision.intent, decision.reason),
+    ]
+
+
+def _to_routing(event: pb.HandoffEvent, turn: pb.Turn) -> bus.Record:
+    return bus.Record(topics.HANDOFFS, turn.conversation_id.encode(), event.SerializeToString(), telemetry.inject_headers())
+
+
+def _outcome(turn: pb.Turn, kind: int, intent: str, reason: int = 0) -> bus.Record:
+    outcome = pb.Outcome(
+        outcome_id=f"{turn.turn_id}/{pb.OutcomeKind.Name(kind)}", conversation_id=turn.conversation_id, kind=kind,
+        intent=intent, language=turn.language, channel=turn.channel, reason=reason,
+        resolved=kind == pb.OUTCOME_KIND_BOT_ANSWERED,
+    )
+    outcome.at.GetCurrentTime()
+    return bus.Record(topics.OUTCOMES, turn.conversation_id.encode(), outcome.SerializeToString(), telemetry.inject_headers())
+
+
+def main() -> None:
+    serve("bot", lambda settings, stop: worker.run(settings, stop, build))
+
+
+if __name__ == "__main__":
+    main()

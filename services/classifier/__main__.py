@@ -1,0 +1,3 @@
+from relais.classifier.service import main
+
+main()

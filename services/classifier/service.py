@@ -1,0 +1,56 @@
+"""classifier: attaches intent (against the use-case catalogue, with an explicit out-of-scope
+result and a confidence), sentiment with anger/distress/urgency flags, and language to each turn.
+
+Stateless and deterministic: a turn delivered twice is classified the same way twice, and the
+bot, which keeps state, ignores the second copy.
+"""
+
+from aiokafka import ConsumerRecord
+from google.protobuf import message as pb_message
+
+from relais.classifier.domain import IntentModel, classify, load_catalogue
+from relais.common import bus, telemetry, topics, worker
+from relais.common.pb import conversation_pb2 as pb
+from relais.common.runtime import serve
+
+
+async def build(w: worker.Worker) -> worker.Service:
+    catalogue = load_catalogue()
+    model = IntentModel.train(catalogue, seed=0)
+
+    async def handle(record: ConsumerRecord) -> None:
+        try:
+            turn = pb.Turn.FromString(record.value or b"")
+        except pb_message.DecodeError as error:
+            raise bus.BadInput(f"bad protobuf: not a relais.v1.Turn ({error})") from None
+        with telemetry.consume_span("classifier classify", record, **{"relais.conversation_id": turn.conversation_id}) as span:
+            result = classify(turn.text, turn.language or None, model, catalogue)
+            turn.language = result.language
+            turn.classification.CopyFrom(pb.Classification(
+                intent=result.intent or "",
+                confidence=result.confidence,
+                out_of_scope=result.out_of_scope,
+                best_guess=result.best_guess or "",
+                sentiment=pb.Sentiment(
+                    score=result.sentiment.score, anger=result.sentiment.anger,
+                    distress=result.sentiment.distress, urgency=result.sentiment.urgency,
+                ),
+                asks_for_human=result.asks_for_human,
+                catalogue_version=catalogue.version,
+            ))
+            span.set_attribute("relais.intent", turn.classification.intent)
+            span.set_attribute("relais.confidence", turn.classification.confidence)
+            await bus.publish(w.producer, [
+                bus.Record(topics.CLASSIFIED_TURNS, record.key or turn.conversation_id.encode(),
+                           turn.SerializeToString(), telemetry.inject_headers())
+            ])
+
+    return worker.Service(handle=handle, topics=(topics.TURNS,))
+
+
+def main() -> None:
+    serve("classifier", lambda settings, stop: worker.run(settings, stop, build, database=False))
+
+
+if __name__ == "__main__":
+    main()

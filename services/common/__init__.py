@@ -1,0 +1,1 @@
+"""What every relais service needs, written once: config, Kafka bus, telemetry, gRPC health, Postgres."""

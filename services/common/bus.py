@@ -1,0 +1,149 @@
+"""Kafka producer/consumer setup and the one consume loop every service runs.
+
+The loop commits a partition's offset only after its records were processed (and their outputs
+acknowledged by the broker), so a stopped or crashed service loses nothing: uncommitted records
+are delivered again and the handlers' deduplication makes that harmless. Bad input goes to the
+dead-letter topic with its reason; broker or database outages are retried, never dead-lettered.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from relais.common import telemetry, topics
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 1_048_576
+
+
+class BadInput(Exception):
+    """The record can never be processed: it goes to the dead-letter topic with this reason."""
+
+
+# Failures that say nothing about the record: wait and try the same record again.
+TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+@dataclass
+class Record:
+    topic: str
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def make_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
+    # Idempotent + acks=all: a retried send is written once, and an ack means durable.
+    options = dict(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        max_request_size=MAX_MESSAGE_BYTES,
+    )
+    return AIOKafkaProducer(**(options | overrides))
+
+
+def make_consumer(bootstrap: str, group_id: str, *topic_names: str, **overrides) -> AIOKafkaConsumer:
+    options = dict(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=500,
+    )
+    return AIOKafkaConsumer(*topic_names, **(options | overrides))
+
+
+async def publish(producer: AIOKafkaProducer, records: list[Record]) -> None:
+    """Sends the records and returns once the broker acknowledged every one."""
+    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
+    for future in futures:
+        await future
+
+
+async def dead_letter(producer: AIOKafkaProducer, service: str, record: ConsumerRecord, reason: str) -> None:
+    headers = list(record.headers or []) + [
+        ("dlq.reason", reason.encode("utf-8", "replace")[:2000]),
+        ("dlq.service", service.encode()),
+        ("dlq.original.topic", record.topic.encode()),
+        ("dlq.original.partition", str(record.partition).encode()),
+        ("dlq.original.offset", str(record.offset).encode()),
+    ]
+    log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+    await publish(producer, [Record(topics.DEAD_LETTER, record.key or b"", record.value or b"", headers)])
+
+
+Handler = Callable[[ConsumerRecord], Awaitable[None]]
+
+
+async def consume(
+    service: str,
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    handle: Handler,
+    stop: asyncio.Event,
+    retry_seconds: float = 0.5,
+) -> None:
+    """Processes records in order per partition until `stop` is set; commits after processing."""
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=200, max_records=500)
+        for tp, records in batches.items():
+            done = await _process_partition(service, producer, handle, stop, records, retry_seconds)
+            if done is not None:
+                await _commit(consumer, tp, done.offset + 1, stop)
+            if stop.is_set():
+                return  # what was not committed is delivered again after restart
+
+
+async def _process_partition(service, producer, handle, stop, records, retry_seconds):
+    """Returns the last record fully handled."""
+    last = None
+    for record in records:
+        if stop.is_set():
+            return last
+        while True:
+            try:
+                await handle(record)
+                break
+            except BadInput as bad:
+                await dead_letter(producer, service, record, str(bad))
+                break
+            except TRANSIENT as error:
+                log.warning("transient failure on %s@%d, retrying: %r", record.topic, record.offset, error)
+                if stop.is_set():
+                    return last
+                await asyncio.sleep(retry_seconds)
+            except Exception as error:  # a defect on this record must not stall its partition
+                log.exception("unprocessable record %s@%d", record.topic, record.offset)
+                await dead_letter(producer, service, record, f"unprocessable: {type(error).__name__}: {error}")
+                break
+        last = record
+    return last
+
+
+async def _commit(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, stop: asyncio.Event) -> None:
+    while True:
+        try:
+            await consumer.commit({tp: offset})
+            return
+        except KafkaError as error:
+            # A rebalance revoked the partition: its new owner re-reads from the last commit.
+            if stop.is_set() or "rebalance" in str(error).lower() or "CommitFailed" in type(error).__name__:
+                log.warning("commit of %s at %d not done: %r", tp, offset, error)
+                return
+            await asyncio.sleep(0.5)

@@ -1,0 +1,212 @@
+"""The public contract: CloudEvents 1.0 over Kafka (structured JSON or binary with protobuf data).
+
+Pure functions: `parse_contact_event` turns a Kafka record's key, value and headers into a
+`ContactEvent` or raises `BadInput` with a reason a human can act on; `reply` builds the
+structured CloudEvent that relais sends to a customer on relais.replies.v1.
+"""
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from google.protobuf import message as pb_message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from relais.common import topics
+from relais.common.bus import BadInput, Record
+from relais.common.pb import conversation_pb2 as pb
+
+SPEC_VERSION = "1.0"
+CONTACT_MESSAGE = "relais.contact.message.v1"
+STRUCTURED = "application/cloudevents+json"
+PROTOBUF_TYPES = ("application/protobuf", "application/x-protobuf")
+
+CHANNELS = {
+    "chat": pb.CHANNEL_CHAT,
+    "email": pb.CHANNEL_EMAIL,
+    "sms": pb.CHANNEL_SMS,
+    "voice_transcript": pb.CHANNEL_VOICE_TRANSCRIPT,
+}
+CHANNEL_NAMES = {v: k for k, v in CHANNELS.items()}
+LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+
+# Reply types on relais.replies.v1.
+REPLY_BOT = "relais.reply.bot.v1"
+REPLY_HANDOFF = "relais.reply.handoff.v1"
+REPLY_AGENT = "relais.reply.agent.v1"
+REPLY_QUEUE = "relais.reply.queue.v1"
+
+
+@dataclass(frozen=True)
+class ContactEvent:
+    source: str
+    id: str
+    type: str
+    subject: str  # the conversation's external id
+    message: pb.ContactMessage
+    traceparent: str | None = None
+
+    @property
+    def event_key(self) -> str:
+        return f"{self.source}#{self.id}"
+
+
+def parse_contact_event(value: bytes | None, headers: list[tuple[str, bytes]] | None, max_text_chars: int = 4000) -> ContactEvent:
+    hdrs = _decode_headers(headers or [])
+    content_type = hdrs.get("content-type", "").split(";")[0].strip().lower()
+    if content_type.startswith("application/cloudevents") or ("ce_specversion" not in hdrs and not content_type):
+        event = _parse_structured(value)
+    elif "ce_specversion" in hdrs:
+        event = _parse_binary(value, hdrs, content_type)
+    else:
+        raise BadInput(f"not a CloudEvent: content-type {content_type!r} and no ce_specversion header")
+    _validate(event, max_text_chars)
+    return event
+
+
+def _decode_headers(headers: list[tuple[str, bytes]]) -> dict[str, str]:
+    try:
+        return {k.lower(): (v or b"").decode("utf-8") for k, v in headers}
+    except UnicodeDecodeError as error:
+        raise BadInput(f"header is not valid UTF-8: {error}") from None
+
+
+def _parse_structured(value: bytes | None) -> ContactEvent:
+    if not value:
+        raise BadInput("empty record value: expected a structured CloudEvent (JSON)")
+    try:
+        doc = json.loads(value.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise BadInput(f"value is not valid UTF-8: {error}") from None
+    except json.JSONDecodeError as error:
+        raise BadInput(f"malformed JSON: {error}") from None
+    if not isinstance(doc, dict):
+        raise BadInput("structured CloudEvent must be a JSON object")
+    _check_attributes(doc.get("specversion"), doc)
+    data = doc.get("data")
+    if "data_base64" in doc:
+        raise BadInput("data_base64 is not supported in structured mode: send JSON `data`, or use binary mode")
+    if not isinstance(data, dict):
+        raise BadInput("`data` must be a JSON object with channel, customer, text, sent_at")
+    return ContactEvent(
+        source=doc["source"], id=doc["id"], type=doc["type"], subject=doc.get("subject") or "",
+        message=_message_from_json(data, doc.get("time")), traceparent=doc.get("traceparent"),
+    )
+
+
+def _parse_binary(value: bytes | None, hdrs: dict[str, str], content_type: str) -> ContactEvent:
+    attrs = {k[3:]: v for k, v in hdrs.items() if k.startswith("ce_")}
+    _check_attributes(attrs.get("specversion"), attrs)
+    if content_type not in PROTOBUF_TYPES:
+        raise BadInput(f"binary mode needs content-type application/protobuf, got {content_type!r}")
+    try:
+        message = pb.ContactMessage.FromString(value or b"")
+    except pb_message.DecodeError as error:
+        raise BadInput(f"bad protobuf: data is not a relais.v1.ContactMessage ({error})") from None
+    if not message.HasField("sent_at"):
+        _set_time(message.sent_at, attrs.get("time"))
+    return ContactEvent(
+        source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject", ""),
+        message=message, traceparent=attrs.get("traceparent") or hdrs.get("traceparent"),
+    )
+
+
+def _check_attributes(specversion, attrs: dict) -> None:
+    if specversion != SPEC_VERSION:
+        raise BadInput(f"unsupported CloudEvents specversion {specversion!r}: expected '1.0'")
+    for name in ("id", "source", "type"):
+        if not isinstance(attrs.get(name), str) or not attrs[name].strip():
+            raise BadInput(f"missing required CloudEvents attribute `{name}`")
+
+
+def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
+    customer = data.get("customer")
+    if not isinstance(customer, dict):
+        raise BadInput("data.customer must be an object with at least `id`")
+    for name in ("id", "language", "tier"):
+        if customer.get(name) is not None and not isinstance(customer[name], str):
+            raise BadInput(f"data.customer.{name} must be a string")
+    text = data.get("text")
+    if not isinstance(text, str):
+        raise BadInput("data.text must be a string")
+    channel = data.get("channel")
+    if channel not in CHANNELS:
+        raise BadInput(f"data.channel must be one of {sorted(CHANNELS)}, got {channel!r}")
+    message = pb.ContactMessage(
+        channel=CHANNELS[channel],
+        customer=pb.Customer(id=customer.get("id") or "", language=customer.get("language") or "",
+                             tier=customer.get("tier") or ""),
+        text=text,
+    )
+    _set_time(message.sent_at, data.get("sent_at") or event_time)
+    return message
+
+
+def _set_time(target: Timestamp, value) -> None:
+    if value is None:
+        target.FromDatetime(datetime.now(timezone.utc))
+        return
+    if not isinstance(value, str):
+        raise BadInput("sent_at must be an RFC 3339 timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInput(f"sent_at is not an RFC 3339 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    target.FromDatetime(parsed)
+
+
+def _validate(event: ContactEvent, max_text_chars: int) -> None:
+    if event.type != CONTACT_MESSAGE:
+        raise BadInput(f"unknown event type {event.type!r}: expected {CONTACT_MESSAGE}")
+    if not event.subject.strip():
+        raise BadInput("missing `subject`: it must carry the conversation's external id")
+    message = event.message
+    if message.channel not in CHANNEL_NAMES:
+        raise BadInput("data.channel is missing or unknown")
+    if not message.customer.id.strip():
+        raise BadInput("data.customer.id is required")
+    if message.customer.language and not LANGUAGE_TAG.match(message.customer.language):
+        raise BadInput(f"data.customer.language is not a language tag: {message.customer.language!r}")
+    if not message.text.strip():
+        raise BadInput("data.text is empty")
+    if len(message.text) > max_text_chars:
+        raise BadInput(f"data.text is {len(message.text)} characters; the limit is {max_text_chars}")
+
+
+def structured(event_type: str, source: str, event_id: str, subject: str, data: dict, time: datetime | None = None) -> bytes:
+    doc = {
+        "specversion": SPEC_VERSION,
+        "id": event_id,
+        "source": source,
+        "type": event_type,
+        "subject": subject,
+        "time": (time or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def reply(event_type: str, source: str, reply_id: str, conversation_id: str, text: str, language: str, **data) -> Record:
+    """A message to the customer on relais.replies.v1, keyed by conversation."""
+    value = structured(event_type, source, reply_id, conversation_id, {"text": text, "language": language, **data})
+    return Record(topics.REPLIES, conversation_id.encode(), value, [("content-type", STRUCTURED.encode())])
+
+
+def contact_message(conversation_id: str, customer_id: str, text: str, *, channel: str = "chat",
+                    language: str | None = None, tier: str | None = None, event_id: str | None = None,
+                    source: str = "urn:relais:demo", sent_at: datetime | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A structured relais.contact.message.v1 event, as an enterprise system would send it."""
+    customer = {"id": customer_id}
+    if language:
+        customer["language"] = language
+    if tier:
+        customer["tier"] = tier
+    sent = (sent_at or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z")
+    value = structured(CONTACT_MESSAGE, source, event_id or str(uuid.uuid4()), conversation_id,
+                       {"channel": channel, "customer": customer, "text": text, "sent_at": sent})
+    return value, [("content-type", STRUCTURED.encode())]

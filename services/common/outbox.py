@@ -1,0 +1,63 @@
+"""Process each event once, publish its outputs at least once (transactional outbox in Postgres).
+
+In one database transaction: record the event as processed, apply its state changes, store its
+outgoing records. Then publish them and mark them published. A redelivered event finds itself
+already processed and only re-publishes what was not yet acknowledged, so no state change is
+applied twice and no output is lost between the database commit and the broker.
+"""
+
+import json
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from relais.common.bus import Record, publish
+
+Apply = Callable[[asyncpg.Connection], Awaitable[list[Record]]]
+
+
+async def process_once(
+    pool: asyncpg.Pool, producer: AIOKafkaProducer, consumer: str, event_key: str, apply: Apply
+) -> bool:
+    """Runs `apply` once per (consumer, event_key); returns False for a duplicate."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            first_time = await conn.fetchval(
+                "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING RETURNING true",
+                consumer,
+                event_key,
+            )
+            if first_time:
+                records = await apply(conn)
+                await conn.executemany(
+                    "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    [
+                        (consumer, event_key, i, r.topic, r.key, r.value, _headers_json(r.headers))
+                        for i, r in enumerate(records)
+                    ],
+                )
+        pending = await conn.fetch(
+            "SELECT seq, topic, key, value, headers FROM outbox"
+            " WHERE consumer = $1 AND event_key = $2 AND NOT published ORDER BY seq",
+            consumer,
+            event_key,
+        )
+        if pending:
+            await publish(producer, [Record(r["topic"], r["key"], r["value"], _headers(r["headers"])) for r in pending])
+            await conn.execute(
+                "UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = $2",
+                consumer,
+                event_key,
+            )
+    return bool(first_time)
+
+
+def _headers_json(headers: list[tuple[str, bytes]]) -> str:
+    return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
+
+
+def _headers(stored: str) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in json.loads(stored)]

@@ -1,0 +1,50 @@
+"""Kafka topics: the public contract and the internal hops between services."""
+
+from dataclasses import dataclass, field
+
+# Public: what enterprise systems produce to and consume from.
+CONTACT_EVENTS = "relais.contact-events.v1"
+REPLIES = "relais.replies.v1"
+DEAD_LETTER = "relais.dead-letter.v1"
+# Internal hops, protobuf values, keyed by conversation.
+TURNS = "relais.turns.v1"                    # intake -> classifier (relais.v1.Turn)
+CLASSIFIED_TURNS = "relais.classified-turns.v1"  # classifier -> bot (relais.v1.Turn)
+HANDOFFS = "relais.handoffs.v1"              # bot -> routing (relais.v1.HandoffEvent)
+OUTCOMES = "relais.outcomes.v1"              # bot, routing -> analytics (relais.v1.Outcome)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 6
+    config: dict[str, str] = field(default_factory=dict)
+
+
+# Six partitions: enough for a few processes per service to share the load; order is per key.
+ALL = [
+    TopicSpec(CONTACT_EVENTS),
+    TopicSpec(REPLIES),
+    TopicSpec(DEAD_LETTER, partitions=1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+    TopicSpec(TURNS),
+    TopicSpec(CLASSIFIED_TURNS),
+    TopicSpec(HANDOFFS),
+    TopicSpec(OUTCOMES),
+]
+
+
+async def ensure_topics(bootstrap: str, specs: list[TopicSpec] = ALL) -> list[str]:
+    """Creates the missing topics; returns the names created."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            await admin.create_topics(
+                [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in missing]
+            )
+        return [s.name for s in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,3 @@
+from relais.intake.service import main
+
+main()

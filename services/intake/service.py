@@ -1,0 +1,68 @@
+"""intake: the front door. Validates and normalises each contact event, detects the language
+when the sender did not give it, stores the turn, and passes it to the classifier.
+
+One trace per conversation: the first turn's span is the conversation's root; every later
+turn's span is its child, so a whole conversation reads as one trace.
+"""
+
+from aiokafka import ConsumerRecord
+
+from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
+from relais.common.config import Settings
+from relais.common.language import detect_language
+from relais.common.pb import conversation_pb2 as pb
+from relais.common.runtime import serve
+from datetime import timezone
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+
+async def build(w: worker.Worker) -> worker.Service:
+    async def handle(record: ConsumerRecord) -> None:
+        event = cloudevents.parse_contact_event(record.value, record.headers, w.settings.max_text_chars)
+        message = event.message
+        language = (message.customer.language[:2].lower() if message.customer.language else "") or detect_language(message.text)
+
+        async def apply(conn) -> list[bus.Record]:
+            conversation = await conn.fetchrow(
+                "INSERT INTO conversations (conversation_id, customer_id, channel, language, tier, turn_count)"
+                " VALUES ($1, $2, $3, $4, $5, 1)"
+                " ON CONFLICT (conversation_id) DO UPDATE"
+                " SET turn_count = conversations.turn_count + 1, updated_at = now()"
+                " RETURNING turn_count, traceparent",
+                event.subject, message.customer.id, cloudevents.CHANNEL_NAMES[message.channel], language,
+                message.customer.tier,
+            )
+            parent = telemetry.context_from_traceparent(conversation["traceparent"]) or telemetry.context_from_traceparent(event.traceparent)
+            with telemetry.consume_span("intake turn", record, parent=parent, **{"relais.conversation_id": event.subject}):
+                if not conversation["traceparent"]:
+                    await conn.execute(
+                        "UPDATE conversations SET traceparent = $2 WHERE conversation_id = $1",
+                        event.subject, telemetry.current_traceparent(),
+                    )
+                received = Timestamp()
+                received.GetCurrentTime()
+                turn = pb.Turn(
+                    turn_id=event.event_key, conversation_id=event.subject, seq=conversation["turn_count"],
+                    channel=message.channel, customer=message.customer, language=language, text=message.text,
+                    sent_at=message.sent_at, received_at=received,
+                )
+                turn.customer.language = turn.customer.language or language
+                await conn.execute(
+                    "INSERT INTO turns (turn_id, conversation_id, seq, language, text, sent_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6)",
+                    turn.turn_id, turn.conversation_id, turn.seq, language, turn.text, message.sent_at.ToDatetime(tzinfo=timezone.utc),
+                )
+                return [bus.Record(topics.TURNS, event.subject.encode(), turn.SerializeToString(), telemetry.inject_headers())]
+
+        await outbox.process_once(w.pool, w.producer, "intake", event.event_key, apply)
+
+    return worker.Service(handle=handle, topics=(topics.CONTACT_EVENTS,))
+
+
+def main() -> None:
+    serve("intake", lambda settings, stop: worker.run(settings, stop, build))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from relais.lookup.service import main
+
+main()

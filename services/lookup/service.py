@@ -1,0 +1,71 @@
+"""lookup: a demo of the enterprise systems relais queries synchronously (opening hours, order
+status, account balance), served over gRPC from seed data in PostgreSQL. An enterprise replaces
+it with its own implementation of relais.v1.EnterpriseLookup."""
+
+from pathlib import Path
+
+import grpc
+
+from relais.common import worker
+from relais.common.pb import lookup_pb2 as pb, lookup_pb2_grpc as pb_grpc
+from relais.common.runtime import serve
+
+MAIN_SITE = "customer-service"
+
+
+class EnterpriseLookup(pb_grpc.EnterpriseLookupServicer):
+    def __init__(self, pool):
+        self.pool = pool
+
+    async def GetOpeningHours(self, request, context):
+        site = request.site or MAIN_SITE
+        rows = await self.pool.fetch(
+            "SELECT weekday, opens, closes FROM demo_opening_hours WHERE site = $1 ORDER BY weekday", site
+        )
+        if not rows:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown site {site!r}")
+        return pb.OpeningHoursReply(site=site, days=[pb.DayHours(**dict(r)) for r in rows])
+
+    async def GetOrderStatus(self, request, context):
+        if not request.order_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
+        row = await self.pool.fetchrow(
+            "SELECT order_id, customer_id, status, carrier, expected_delivery FROM demo_orders WHERE upper(order_id) = upper($1)",
+            request.order_id,
+        )
+        # An order of another customer is "not found": never confirm it exists.
+        if row is None or (request.customer_id and row["customer_id"] != request.customer_id):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no order {request.order_id!r} for this customer")
+        return pb.OrderStatusReply(
+            order_id=row["order_id"], status=row["status"], carrier=row["carrier"],
+            expected_delivery=row["expected_delivery"].isoformat() if row["expected_delivery"] else "",
+        )
+
+    async def GetAccountBalance(self, request, context):
+        row = await self.pool.fetchrow(
+            "SELECT account_masked, balance_cents, currency, as_of FROM demo_accounts WHERE customer_id = $1",
+            request.customer_id,
+        )
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no account for customer {request.customer_id!r}")
+        return pb.AccountBalanceReply(
+            account_masked=row["account_masked"], balance_cents=row["balance_cents"],
+            currency=row["currency"], as_of=row["as_of"].isoformat(),
+        )
+
+
+async def build(w: worker.Worker) -> worker.Service:
+    await w.pool.execute((Path(__file__).parent / "seed.sql").read_text())
+    servicer = EnterpriseLookup(w.pool)
+    return worker.Service(
+        grpc_services=(pb.DESCRIPTOR.services_by_name["EnterpriseLookup"].full_name,),
+        register=lambda server: pb_grpc.add_EnterpriseLookupServicer_to_server(servicer, server),
+    )
+
+
+def main() -> None:
+    serve("lookup", lambda settings, stop: worker.run(settings, stop, build))
+
+
+if __name__ == "__main__":
+    main()

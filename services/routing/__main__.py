@@ -1,0 +1,3 @@
+from relais.routing.service import main
+
+main()
