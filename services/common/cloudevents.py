@@ -119,6 +119,8 @@ def _check_attributes(specversion, attrs: dict) -> None:
     for name in ("id", "source", "type"):
         if not isinstance(attrs.get(name), str) or not attrs[name].strip():
             raise BadInput(f"missing required CloudEvents attribute `{name}`")
+    if attrs["type"] != CONTACT_MESSAGE:
+        raise BadInput(f"unknown event type {attrs['type']!r}: expected {CONTACT_MESSAGE}")
 
 
 def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
@@ -160,8 +162,6 @@ def _set_time(target: Timestamp, value) -> None:
 
 
 def _validate(event: ContactEvent, max_text_chars: int) -> None:
-    if event.type != CONTACT_MESSAGE:
-        raise BadInput(f"unknown event type {event.type!r}: expected {CONTACT_MESSAGE}")
     if not event.subject.strip():
         raise BadInput("missing `subject`: it must carry the conversation's external id")
     message = event.message

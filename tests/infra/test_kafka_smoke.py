@@ -229,3 +229,66 @@ async def test_compacted_topic(kafka_bootstrap):
     finally:
         await consumer.stop()
     assert [r.value for r in records] == [b"v0", b"v1", b"v2"]
+
+
+async def test_faust_agent_counts_into_table(kafka_bootstrap):
+    """A faust agent counts events into a Table whose changelog is a compacted topic."""
+    import faust
+
+    app_id, events = unique("smoke-faust"), 30
+    # Faust declares only its internal topics (changelogs, assignor); source
+    # topics must exist already because the broker does not auto-create topics.
+    await create_topic(kafka_bootstrap, f"{app_id}-events")
+    app = faust.App(
+        app_id, broker=f"kafka://{kafka_bootstrap}", store="memory://", web_enabled=False,
+        topic_partitions=3, topic_replication_factor=1,
+    )
+    topic = app.topic(f"{app_id}-events", key_type=str, value_type=str)
+    counts = app.Table("counts", default=int)
+    seen: list[str] = []
+
+    @app.agent(topic)
+    async def count(stream):
+        async for key, value in stream.items():
+            counts[key] += 1
+            seen.append(value)
+
+    await asyncio.wait_for(app.start(), TIMEOUT)
+    try:
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while len({tp.topic for tp in app.consumer.assignment()} & {topic.get_topic_name()}) == 0:
+            assert asyncio.get_running_loop().time() < deadline, "faust got no partitions"
+            await asyncio.sleep(0.1)
+        for i in range(events):
+            await topic.send(key=f"call-{i % 3}", value=str(i))
+        while len(seen) < events and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        assert sorted(seen, key=int) == [str(i) for i in range(events)]
+        assert dict(counts.items()) == {"call-0": 10, "call-1": 10, "call-2": 10}
+    finally:
+        await asyncio.wait_for(app.stop(), TIMEOUT)
+
+    # The table's state really went through Kafka: a compacted changelog topic
+    # whose latest value per key is the final count.
+    changelog = f"{app_id}-counts-changelog"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, changelog, {"cleanup.policy": None})]
+        )
+        policy = {entry[0]: entry[1] for entry in response.resources[0][4]}["cleanup.policy"]
+    finally:
+        await admin.close()
+    assert policy == "compact"
+    consumer = AIOKafkaConsumer(
+        changelog, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        records = await consume(consumer, events)
+    finally:
+        await consumer.stop()
+    latest = {r.key: r.value for r in records}
+    assert latest == {b'"call-0"': b"10", b'"call-1"': b"10", b'"call-2"': b"10"}

@@ -1,0 +1,48 @@
+# relais: the commands a user types. Everything runs from .venv, created by `make install`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install prereqs run up down status demo test test-unit proto proto-check clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+# Java, Maven and PostgreSQL for the local processes (apt-get when we can, instructions otherwise).
+prereqs:
+	@bash infra/prereqs.sh
+
+run: install prereqs
+	$(PY) -m infra.stack run
+
+up: install prereqs
+	$(PY) -m infra.stack up
+
+down: install
+	$(PY) -m infra.stack down
+
+status: install
+	$(PY) -m infra.stack status
+
+demo: install
+	$(VENV)/bin/relais demo
+
+test: install prereqs
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest tests/unit tests/classifier
+
+proto: install
+	$(PY) proto/generate.py
+
+proto-check: install
+	$(PY) proto/generate.py --check
+
+clean: down
+	rm -rf .relais

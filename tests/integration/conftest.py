@@ -1,0 +1,116 @@
+"""The relais services as real processes, on the session's real Kafka broker and PostgreSQL."""
+
+import asyncio
+import uuid
+
+import asyncpg
+import grpc
+import pytest
+
+from infra.stack import SERVICES, Stack, prepare
+from infra.ports import free_port
+from relais.common import bus
+from relais.demo import ReplyWatcher
+from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
+from tests.integration.otlp import Receiver
+
+
+@pytest.fixture(scope="session")
+def otlp():
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
+    asyncio.run(prepare(kafka_bootstrap, postgres_dsn))
+    ports = {name: free_port() for name in ("kafka", "kafka_controller", "postgres", *SERVICES)}
+    s = Stack(tmp_path_factory.mktemp("stack"), ports, extra_env={
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "RELAIS_LOG_LEVEL": "INFO",
+    })
+    s.use_infra(kafka_bootstrap, postgres_dsn)
+    s.start_services()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+async def producer(stack):
+    p = bus.make_producer(stack.bootstrap)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture(scope="session")
+async def replies(stack):
+    watcher = await ReplyWatcher(stack.bootstrap).start()
+    yield watcher
+    await watcher.stop()
+
+
+@pytest.fixture(scope="session")
+async def db(stack):
+    pool = await asyncpg.create_pool(stack.dsn, min_size=1, max_size=4)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def conversation_id():
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+class AgentSession:
+    """A signed-in agent on the real AgentDesk API, with its stream of desk events."""
+
+    def __init__(self, addr: str, agent_id: str, languages=("fr", "en"), skills=("general",)):
+        self.addr, self.agent_id, self.languages, self.skills = addr, agent_id, list(languages), list(skills)
+        self.events: asyncio.Queue = asyncio.Queue()
+
+    async def __aenter__(self):
+        self.channel = grpc.aio.insecure_channel(self.addr)
+        self.stub = desk_grpc.AgentDeskStub(self.channel)
+        reply = await self.stub.SignIn(desk.SignInRequest(agent_id=self.agent_id, languages=self.languages, skills=self.skills))
+        self.auth = [("authorization", f"Bearer {reply.token}")]
+        self.stream = self.stub.Subscribe(desk.SubscribeRequest(), metadata=self.auth)
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self):
+        async for event in self.stream:
+            await self.events.put(event)
+
+    async def offer_for(self, conversation_id: str, timeout: float = 20) -> desk.Offer:
+        """The offer of this conversation; offers left over by other tests are taken and closed."""
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.events.get()
+                if not event.HasField("offer"):
+                    continue
+                if event.offer.context.conversation_id == conversation_id:
+                    return event.offer
+                await self.stub.Accept(desk.AcceptRequest(task_id=event.offer.task_id), metadata=self.auth)
+                await self.stub.Close(desk.CloseRequest(task_id=event.offer.task_id, disposition="test-cleanup"), metadata=self.auth)
+
+    async def next_event(self, kind: str, timeout: float = 20):
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.events.get()
+                if event.HasField(kind):
+                    return getattr(event, kind)
+
+    async def __aexit__(self, *exc):
+        self._reader.cancel()
+        self.stream.cancel()
+        await self.stub.SignOut(desk.SignOutRequest(), metadata=self.auth)
+        await self.channel.close()
+
+
+@pytest.fixture
+def agent_session(stack):
+    return lambda agent_id, **kw: AgentSession(f"127.0.0.1:{stack.ports['routing']}", agent_id, **kw)
