@@ -155,6 +155,8 @@ class PostgresServer:
     def _initdb(self) -> None:
         base = [self._bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
                 "--auth=trust", "-E", "UTF8"]
+        if self.fast:
+            base.append("--no-sync")  # tests only: skip fsync of the fresh cluster
         try:
             self._run([*base, "--locale=C.UTF-8"], what="initdb")
         except RuntimeError:

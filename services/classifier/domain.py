@@ -422,6 +422,53 @@ def detect_language(text: str, hint: str | None = None) -> str:
 
 DEFAULT_C = 10.0  # chosen by cross-validation on the catalogue, see bench/classifier_quick.py
 
+# "None of the above": things people also type into a contact-centre chat. Trained as one extra
+# class so that a message about something else loses to it rather than to the nearest intent
+# ("combien font..." is not account_balance). Never reported as an intent.
+OUT_OF_SCOPE_LABEL = "__out_of_scope__"
+BACKGROUND_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "fr": (
+        "Comment vas-tu aujourd'hui ?", "Tu t'appelles comment ?", "Quelle heure est-il à New York ?",
+        "Je cherche un billet de train pour Marseille", "Peux-tu me réserver une table au restaurant ce soir ?",
+        "Quel est le meilleur forfait téléphone en ce moment ?", "Comment installer Python sur mon ordinateur ?",
+        "Mon vol pour Madrid est-il à l'heure ?", "Quels sont les symptômes de la grippe ?",
+        "Chante-moi une chanson", "Écris un poème sur la mer", "Qui va gagner les élections ?",
+        "Combien d'habitants y a-t-il au Canada ?", "Combien de kilomètres entre Paris et Lyon ?",
+        "Quel est mon signe astrologique si je suis né en mars ?", "Donne-moi les numéros gagnants du loto",
+        "Tu peux m'aider pour mes devoirs ?", "Quelle est la hauteur de la tour Eiffel ?",
+        "Tu préfères les chats ou les chiens ?", "Mon chien ne mange plus, que faire ?",
+        "Je veux apprendre à jouer de la guitare", "C'est quoi la différence entre un virus et une bactérie ?",
+        "Où peut-on voir des aurores boréales ?", "Quel âge a le président ?",
+        "Je m'ennuie, parle-moi de quelque chose", "Est-ce que tu rêves la nuit ?",
+        "Quel est le cours du bitcoin aujourd'hui ?", "Comment changer une roue de voiture ?",
+        "Je voudrais réserver un hôtel à Nice", "Appelle un taxi pour moi",
+        "Quand a eu lieu la Révolution française ?", "Pourquoi le ciel est bleu ?",
+        "J'ai besoin d'un plombier", "Mets de la musique", "Comment perdre du poids rapidement ?",
+        "Quelle est la meilleure voiture électrique ?", "Aide-moi à écrire ma lettre de motivation",
+        "Tu es marié ?", "Salut ça va", "Quelle est la vitesse de la lumière ?",
+    ),
+    "en": (
+        "How are you today?", "What's your name?", "What time is it in Tokyo?",
+        "I need a train ticket to Brighton", "Can you book me a table for two tonight?",
+        "Which phone plan is the cheapest right now?", "How do I install Python on my laptop?",
+        "Is my flight to Madrid on time?", "What are the symptoms of flu?",
+        "Sing me a song", "Write a poem about the sea", "Who will win the next election?",
+        "How many people live in Canada?", "How far is London from Edinburgh?",
+        "What's my star sign if I was born in March?", "Give me the winning lottery numbers",
+        "Can you help with my homework?", "How tall is the Eiffel Tower?",
+        "Do you prefer cats or dogs?", "My dog won't eat, what should I do?",
+        "I want to learn to play the guitar", "What's the difference between a virus and bacteria?",
+        "Where can I see the northern lights?", "How old is the king?",
+        "I'm bored, chat with me about anything", "Do you dream at night?",
+        "What's the bitcoin price today?", "How do I change a car tyre?",
+        "I'd like to book a hotel in Nice", "Call me a taxi",
+        "When did World War Two end?", "Why is the sky blue?",
+        "I need a plumber", "Play some music", "How can I lose weight fast?",
+        "What's the best electric car?", "Help me write a cover letter",
+        "Are you married?", "hey whats up", "What is the speed of light?",
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -434,16 +481,23 @@ class Prediction:
 
     @property
     def best_guess(self) -> str | None:
-        """The most probable intent, in scope or not."""
+        """The most probable catalogue intent, in scope or not."""
         return self.ranked[0][0] if self.ranked else None
 
 
 class IntentModel:
-    """TF-IDF (word 1-2 grams + character 2-5 grams) and logistic regression over both languages."""
+    """TF-IDF (word 1-2 grams + character 2-5 grams) and logistic regression over both languages.
+
+    Out of scope when the "none of the above" class wins or the best intent's probability is under
+    its threshold (the intent's own, else the catalogue's default_threshold).
+    """
 
     def __init__(self, pipeline: Any, thresholds: Mapping[str, float], catalogue_version: str, seed: int):
         self._pipeline = pipeline
-        self.classes: tuple[str, ...] = tuple(str(c) for c in pipeline.classes_)
+        columns = [str(c) for c in pipeline.classes_]
+        self._intent_columns = np.array([i for i, c in enumerate(columns) if c != OUT_OF_SCOPE_LABEL])
+        self._background_column = columns.index(OUT_OF_SCOPE_LABEL) if OUT_OF_SCOPE_LABEL in columns else None
+        self.classes: tuple[str, ...] = tuple(columns[i] for i in self._intent_columns)
         self.thresholds = MappingProxyType(dict(thresholds))
         self._threshold_array = np.array([thresholds[c] for c in self.classes])
         self.catalogue_version = catalogue_version
@@ -465,42 +519,59 @@ class IntentModel:
         classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
         return Pipeline([("features", features), ("classifier", classifier)])
 
+    @staticmethod
+    def training_set(catalogue: Catalogue, background: bool = True) -> tuple[list[str], list[str]]:
+        """Normalised texts and labels: the catalogue examples plus the "none of the above" ones."""
+        pairs = [(text, intent) for text, intent, _ in catalogue.training_examples()]
+        if background:
+            pairs += [(text, OUT_OF_SCOPE_LABEL) for lang in catalogue.languages
+                      for text in BACKGROUND_EXAMPLES.get(lang, ())]
+        return [normalise_text(text) for text, _ in pairs], [label for _, label in pairs]
+
     @classmethod
     def train(cls, catalogue: Catalogue, seed: int = 0, c: float = DEFAULT_C) -> IntentModel:
         """Fit on every example of every language of the catalogue."""
-        examples = catalogue.training_examples()
-        texts = [normalise_text(text) for text, _, _ in examples]
-        labels = [intent for _, intent, _ in examples]
+        texts, labels = cls.training_set(catalogue)
         pipeline = cls.build_pipeline(seed, c).fit(texts, labels)
         thresholds = {intent.id: catalogue.threshold_for(intent.id) for intent in catalogue}
         return cls(pipeline, thresholds, catalogue.version, seed)
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """Class probabilities, one row per text, columns in `classes` order."""
+    def _all_probabilities(self, texts: Sequence[str]) -> np.ndarray:
         return self._pipeline.predict_proba([normalise_text(t) for t in texts])
 
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Intent probabilities, one row per text, columns in `classes` order.
+
+        A row sums to less than 1 by the probability of "none of the above".
+        """
+        return self._all_probabilities(texts)[:, self._intent_columns]
+
     def predict(self, text: str, top_k: int = 3) -> Prediction:
-        """Best intent for one message, or out of scope under its threshold."""
+        """Best intent for one message, or out of scope."""
         return self.predict_batch([text], top_k)[0]
 
     def predict_batch(self, texts: Sequence[str], top_k: int = 3) -> list[Prediction]:
         """predict() for many messages in one vectorised pass."""
         texts = list(texts)
-        results: list[Prediction | None] = [None] * len(texts)
+        results: list[Prediction] = [Prediction(intent=None, confidence=0.0, out_of_scope=True, ranked=[])
+                                     for _ in texts]
         usable = [i for i, t in enumerate(texts) if any(c.isalnum() for c in t)]
-        for i in set(range(len(texts))) - set(usable):
-            results[i] = Prediction(intent=None, confidence=0.0, out_of_scope=True, ranked=[])
-        if usable:
-            probs = self.probabilities([texts[i] for i in usable])
-            order = np.argsort(-probs, axis=1, kind="stable")[:, :max(top_k, 1)]
-            for row, i in enumerate(usable):
-                best = int(order[row, 0])
-                confidence = float(probs[row, best])
-                out_of_scope = confidence < self._threshold_array[best]
-                ranked = [(self.classes[j], round(float(probs[row, j]), 6)) for j in order[row]]
-                results[i] = Prediction(intent=None if out_of_scope else self.classes[best],
-                                        confidence=confidence, out_of_scope=bool(out_of_scope), ranked=ranked)
-        return results  # type: ignore[return-value]
+        if not usable:
+            return results
+        everything = self._all_probabilities([texts[i] for i in usable])
+        probs = everything[:, self._intent_columns]
+        order = np.argsort(-probs, axis=1, kind="stable")[:, :max(top_k, 1)]
+        best = order[:, 0]
+        confidence = probs[np.arange(len(usable)), best]
+        out_of_scope = confidence < self._threshold_array[best]
+        if self._background_column is not None:
+            out_of_scope |= everything[:, self._background_column] > confidence
+        for row, i in enumerate(usable):
+            ranked = [(self.classes[j], round(float(probs[row, j]), 6)) for j in order[row]]
+            results[i] = Prediction(intent=None if out_of_scope[row] else self.classes[best[row]],
+                                    confidence=float(confidence[row]), out_of_scope=bool(out_of_scope[row]),
+                                    ranked=ranked)
+        return results
 
 
 # --------------------------------------------------------------------------------------------

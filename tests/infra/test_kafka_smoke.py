@@ -102,6 +102,8 @@ async def test_consumer_group_splits_partitions_and_honours_commits(kafka_bootst
         return AIOKafkaConsumer(
             topic, bootstrap_servers=kafka_bootstrap, group_id=group,
             auto_offset_reset="earliest", enable_auto_commit=False,
+            # Members learn of a rebalance by heartbeat; the 3 s default slows the test.
+            heartbeat_interval_ms=300,
         )
 
     first, second = member(), member()
