@@ -8,6 +8,7 @@ See infra/kafka/README.md.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import shutil
@@ -48,26 +49,33 @@ def ensure_libs() -> Path:
     """Return the directory holding the broker's jars, resolving them with Maven if needed."""
     if (LIBS_DIR / LIBS_MARKER).exists():
         return LIBS_DIR
+    _require_java()  # Maven needs it too
     if shutil.which("mvn") is None:
         raise RuntimeError(
             "Maven (mvn) is needed once to fetch the Kafka jars: apt-get install -y maven"
         )
-    if LIBS_DIR.exists():
-        shutil.rmtree(LIBS_DIR)  # leftovers of an interrupted run
-    LIBS_DIR.mkdir(parents=True)
-    cmd = [
-        "mvn", "-B", "-q",
-        "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
-        f"-DoutputDirectory={LIBS_DIR}",
-        "-DincludeScope=runtime",
-    ]
-    result = subprocess.run(cmd, cwd=POM_DIR, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"Maven could not resolve the Kafka jars (rc={result.returncode}):\n"
-            f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
-        )
-    (LIBS_DIR / LIBS_MARKER).write_text(f"kafka {KAFKA_VERSION}\n")
+    LIBS_DIR.parent.mkdir(parents=True, exist_ok=True)
+    # Lock, so parallel test runs do not resolve into the same directory at once.
+    with open(LIBS_DIR.parent / "libs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (LIBS_DIR / LIBS_MARKER).exists():
+            return LIBS_DIR
+        if LIBS_DIR.exists():
+            shutil.rmtree(LIBS_DIR)  # leftovers of an interrupted run
+        LIBS_DIR.mkdir()
+        cmd = [
+            "mvn", "-B", "-q",
+            "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
+            f"-DoutputDirectory={LIBS_DIR}",
+            "-DincludeScope=runtime",
+        ]
+        result = subprocess.run(cmd, cwd=POM_DIR, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"Maven could not resolve the Kafka jars (rc={result.returncode}):\n"
+                f"{result.stdout[-4000:]}{result.stderr[-4000:]}"
+            )
+        (LIBS_DIR / LIBS_MARKER).write_text(f"kafka {KAFKA_VERSION}\n")
     return LIBS_DIR
 
 

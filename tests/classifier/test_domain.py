@@ -66,6 +66,25 @@ HELD_OUT = [
     ("en", "How do I cancel my subscription?", "cancellation"),
     ("en", "Transfer me to a human advisor", "speak_to_advisor"),
     ("en", "I want to chat with a real person", "speak_to_advisor"),
+    # terse, typos, slang
+    ("fr", "vs etes ouvert le 15 aout ?", "opening_hours"),
+    ("fr", "elle arrive quand ma commande CMD-771122", "order_status"),
+    ("fr", "il reste combien sur mon compte", "account_balance"),
+    ("fr", "jai plus ma carte je pense quon me la volée", "lost_or_stolen_card"),
+    ("fr", "remboursement svp le colis est reparti chez vous depuis 10 jours", "return_refund"),
+    ("fr", "Y'a un prélèvement bizarre de 29€ sur mon relevé", "disputed_payment"),
+    ("fr", "je veux fermer mon compte chez vous", "cancellation"),
+    ("fr", "le livreur a laissé mon colis chez le voisin et il l'a pas", "delivery_problem"),
+    ("en", "u guys open on easter monday?", "opening_hours"),
+    ("en", "wheres my stuff, ordered CMD-771123 last week", "order_status"),
+    ("en", "hw much is left in my acount", "account_balance"),
+    ("en", "think my card got nicked", "lost_or_stolen_card"),
+    ("en", "how do i send back a jumper", "return_refund"),
+    ("en", "weird 29 quid charge on my statement", "disputed_payment"),
+    ("en", "close my account pls", "cancellation"),
+    ("en", "courier left my parcel with a neighbour who says they never got it", "delivery_problem"),
+    ("en", "nearest branch to me in york?", "store_locator"),
+    ("en", "still waiting on the new card you sent", "card_not_arrived"),
 ]
 
 # Questions a contact centre does not handle: each must come out out of scope.
