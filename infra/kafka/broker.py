@@ -8,6 +8,7 @@ See infra/kafka/README.md.
 from __future__ import annotations
 
 import asyncio
+import base64
 import fcntl
 import json
 import os
@@ -77,6 +78,18 @@ def ensure_libs() -> Path:
             )
         (LIBS_DIR / LIBS_MARKER).write_text(f"kafka {KAFKA_VERSION}\n")
     return LIBS_DIR
+
+
+def new_cluster_id() -> str:
+    """A cluster id like `kafka-storage random-uuid` prints, without starting a JVM for it.
+
+    Kafka's Uuid is 16 random bytes in URL-safe base64 without padding; it never
+    hands out ids starting with "-" (they would look like a CLI option).
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _require_java() -> str:
@@ -173,13 +186,14 @@ class KafkaBroker:
 
         props = self._write_config_files()
         if self.cluster_id is None:
-            self.cluster_id = self._run_tool(java, classpath, ["random-uuid"]).strip()
+            self.cluster_id = new_cluster_id()
         self._write_meta()
-        # --ignore-formatted makes this a no-op on a restart with existing data.
-        self._run_tool(
-            java, classpath,
-            ["format", "-t", self.cluster_id, "-c", str(props), "--ignore-formatted"],
-        )
+        if not (self.state_dir / "data" / "meta.properties").exists():
+            # --ignore-formatted: harmless if an earlier format got that far.
+            self._run_tool(
+                java, classpath,
+                ["format", "-t", self.cluster_id, "-c", str(props), "--ignore-formatted"],
+            )
 
         cmd = [
             java, f"-Xmx{self.heap}", f"-Xms{self.heap}",
@@ -265,7 +279,8 @@ class KafkaBroker:
 
     def _run_tool(self, java: str, classpath: str, args: list[str]) -> str:
         cmd = [
-            java, "-Xmx256m", f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
+            # Short-lived tool: C1 only starts faster.
+            java, "-Xmx256m", "-XX:TieredStopAtLevel=1", f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
             "-cp", classpath, "kafka.tools.StorageTool", *args,
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=self.state_dir)

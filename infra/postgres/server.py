@@ -7,6 +7,7 @@ See infra/postgres/README.md.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import json
@@ -57,7 +58,6 @@ class PostgresServer:
     """One PostgreSQL cluster in state_dir, with role and database 'relais'."""
 
     def __init__(self, state_dir: Path, port: int = 0, fast: bool = False) -> None:
-        self.bin_dir = find_bin_dir()
         self.fast = fast
         # initdb and postgres refuse to run as root: use the postgres OS user then.
         self._as_root = os.geteuid() == 0
@@ -65,6 +65,11 @@ class PostgresServer:
         meta = self._read_meta()
         # Same port as last time, so saved DSNs keep working after a restart.
         self.port = port or meta.get("port") or free_port()
+
+    @functools.cached_property
+    def bin_dir(self) -> Path:
+        # Looked up on first use, so a server object for an external database needs no binaries.
+        return find_bin_dir()
 
     @property
     def dsn(self) -> str:
@@ -84,6 +89,7 @@ class PostgresServer:
             return self.dsn
         if port_in_use(self.port):
             raise RuntimeError(f"port {self.port} on 127.0.0.1 is taken")
+        self._prepare_state_dir()
         self._write_meta()
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
@@ -120,21 +126,30 @@ class PostgresServer:
     # --- helpers -----------------------------------------------------------
 
     def _usable_state_dir(self, wanted: Path) -> Path:
-        """wanted, or a stable /tmp fallback if the postgres user cannot reach it."""
+        """wanted, or a stable /tmp fallback if the postgres user cannot reach it.
+
+        Creates nothing: a server that is never started leaves no trace.
+        """
         if not self._as_root:
-            wanted.mkdir(parents=True, exist_ok=True)
             return wanted
-        for directory in (wanted, self._fallback_dir(wanted)):
-            directory.mkdir(parents=True, exist_ok=True)
-            shutil.chown(directory, "postgres", "postgres")
-            probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-w", str(directory)],
-                                   cwd="/")
-            if probe.returncode == 0:
-                if directory != wanted:
-                    log.warning("postgres user cannot reach %s (a parent directory is not "
-                                "traversable); using %s instead", wanted, directory)
-                return directory
-        raise RuntimeError(f"no directory usable by the postgres OS user for {wanted}")
+        # wanted itself gets chowned on start; what matters is the path up to it.
+        existing = wanted.parent
+        while not existing.exists():
+            existing = existing.parent
+        # `test -x` as postgres fails unless every directory on the path is traversable.
+        probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(existing)],
+                               cwd="/")
+        if probe.returncode == 0:
+            return wanted
+        fallback = self._fallback_dir(wanted)
+        log.warning("postgres user cannot reach %s (a parent directory is not traversable); "
+                    "using %s instead", wanted, fallback)
+        return fallback
+
+    def _prepare_state_dir(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self._as_root:
+            shutil.chown(self.state_dir, "postgres", "postgres")
 
     @staticmethod
     def _fallback_dir(wanted: Path) -> Path:

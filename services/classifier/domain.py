@@ -446,6 +446,8 @@ BACKGROUND_EXAMPLES: dict[str, tuple[str, ...]] = {
         "J'ai besoin d'un plombier", "Mets de la musique", "Comment perdre du poids rapidement ?",
         "Quelle est la meilleure voiture électrique ?", "Aide-moi à écrire ma lettre de motivation",
         "Tu es marié ?", "Salut ça va", "Quelle est la vitesse de la lumière ?",
+        "Combien coûte un billet d'avion pour Rome ?", "Combien de langues parles-tu ?",
+        "Combien de temps faut-il pour aller sur la Lune ?",
     ),
     "en": (
         "How are you today?", "What's your name?", "What time is it in Tokyo?",
@@ -466,6 +468,8 @@ BACKGROUND_EXAMPLES: dict[str, tuple[str, ...]] = {
         "I need a plumber", "Play some music", "How can I lose weight fast?",
         "What's the best electric car?", "Help me write a cover letter",
         "Are you married?", "hey whats up", "What is the speed of light?",
+        "How much is a plane ticket to Rome?", "How many languages do you speak?",
+        "How long does it take to get to the moon?",
     ),
 }
 

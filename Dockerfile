@@ -1,0 +1,31 @@
+# One image for every relais service; docker-compose.yml picks the service by command:
+#   python -m relais.<intake|classifier|bot|routing|analytics|lookup>
+# and runs the one-shot setup with `python -m infra.postgres.migrate DSN` and `relais topics`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, in their own layer: it is rebuilt only when the pins change.
+COPY pyproject.toml constraints.txt ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -c constraints.txt -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# The code: services/ is the `relais` package (package-dir in pyproject.toml); infra/ stays
+# in /app for `python -m infra.postgres.migrate` and infra/compose/healthcheck.py.
+COPY proto/ proto/
+COPY services/ services/
+COPY infra/ infra/
+RUN pip install -c constraints.txt . \
+    && rm -rf build *.egg-info
+
+RUN useradd --system --no-create-home --home-dir /app relais
+USER relais
+
+# No CMD: each compose service says which module it runs. Health: infra/compose/healthcheck.py <port>.
