@@ -222,7 +222,7 @@ def up() -> Stack:
     if missing:
         if _docker_engine():
             print("Local prerequisites missing; using docker compose instead.")
-            subprocess.run(["docker", "compose", "up", "-d", "--wait"], cwd=ROOT, check=True)
+            subprocess.run(["docker", "compose", "up", "-d", "--build", "--wait"], cwd=ROOT, check=True)
             sys.exit(0)
         sys.exit("relais needs, to run without Docker:\n  - " + "\n  - ".join(missing))
     stack = Stack()

@@ -26,6 +26,9 @@ class GrpcServer:
         self.port = self.server.add_insecure_port(addr)
 
     async def start(self) -> None:
+        # grpc's health servicer reports the server as SERVING from the start; we say so only
+        # once Kafka and the database are connected.
+        await self.set_serving(False)
         await self.server.start()
 
     async def set_serving(self, serving: bool = True) -> None:

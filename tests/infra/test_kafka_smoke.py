@@ -10,7 +10,6 @@ import asyncio
 import uuid
 from collections import defaultdict
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -161,7 +160,7 @@ async def test_consumer_group_splits_partitions_and_honours_commits(kafka_bootst
 
 
 async def test_transactions_hide_aborted_records(kafka_bootstrap):
-    topic = unique("smoke-txn")
+    topic, group = unique("smoke-txn"), unique("txn-group")
     await create_topic(kafka_bootstrap, topic)
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka_bootstrap, transactional_id=unique("txn")
@@ -175,8 +174,10 @@ async def test_transactions_hide_aborted_records(kafka_bootstrap):
         for i in range(5):
             await producer.send(topic, key=b"k", value=f"aborted-{i}".encode())
         await producer.abort_transaction()
+        # Consume-transform-produce: offsets committed as part of the transaction.
         async with producer.transaction():
             await producer.send(topic, key=b"k", value=b"end")
+            await producer.send_offsets_to_transaction({TopicPartition(topic, 0): 3}, group)
     finally:
         await producer.stop()
 
@@ -196,6 +197,12 @@ async def test_transactions_hide_aborted_records(kafka_bootstrap):
             await consumer.stop()
 
     assert await read("read_committed") == [f"committed-{i}" for i in range(5)] + ["end"]
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        assert await consumer.committed(TopicPartition(topic, 0)) == 3
+    finally:
+        await consumer.stop()
     # Sanity check that the aborted records really were written.
     assert "aborted-0" in await read("read_uncommitted")
 
