@@ -11,7 +11,10 @@ from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
 from relais.common.pb import analytics_pb2, analytics_pb2_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
 
-BOT_RESOLVED = "bot_answered AND NOT handed_off"
+COUNTS = (
+    "count(*) AS contacts, count(*) FILTER (WHERE bot_answered AND NOT handed_off) AS bot_resolved,"
+    " count(*) FILTER (WHERE handed_off) AS handed_off"
+)
 
 
 class Analytics(analytics_pb2_grpc.AnalyticsServicer):
@@ -19,22 +22,12 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         self.pool = pool
 
     async def GetKpis(self, request, context):
-        reply = analytics_pb2.KpiReply(total=await self._counts(None))
+        reply = analytics_pb2.KpiReply(total=_counts(await self.pool.fetchrow(f"SELECT {COUNTS} FROM kpi_conversations")))
         for dimension, target in (("intent", reply.by_intent), ("language", reply.by_language)):
-            rows = await self.pool.fetch(
-                f"SELECT {dimension} AS value, count(*) AS contacts, count(*) FILTER (WHERE {BOT_RESOLVED}) AS bot_resolved,"
-                f" count(*) FILTER (WHERE handed_off) AS handed_off FROM kpi_conversations GROUP BY {dimension}"
-            )
+            rows = await self.pool.fetch(f"SELECT {dimension} AS value, {COUNTS} FROM kpi_conversations GROUP BY {dimension}")
             for r in rows:
                 target[r["value"] or "unknown"].CopyFrom(_counts(r))
         return reply
-
-    async def _counts(self, _):
-        row = await self.pool.fetchrow(
-            f"SELECT count(*) AS contacts, count(*) FILTER (WHERE {BOT_RESOLVED}) AS bot_resolved,"
-            " count(*) FILTER (WHERE handed_off) AS handed_off FROM kpi_conversations"
-        )
-        return _counts(row)
 
 
 def _counts(row) -> analytics_pb2.KpiCounts:
