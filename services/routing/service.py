@@ -90,13 +90,17 @@ class Routing(desk_grpc.AgentDeskServicer):
         """A message in a conversation already handed off: it joins the task, never the bot."""
         with telemetry.consume_span("routing customer message", record, **{"relais.conversation_id": turn.conversation_id}):
             task = await conn.fetchrow(
-                "SELECT task_id, context, status, agent_id FROM tasks WHERE conversation_id = $1 AND status <> 'closed' FOR UPDATE",
+                "SELECT task_id, context, status, agent_id FROM tasks WHERE conversation_id = $1"
+                " ORDER BY status = 'closed', created_at DESC LIMIT 1 FOR UPDATE",
                 turn.conversation_id,
             )
             if task is None:
-                raise bus.BadInput(f"no open task for conversation {turn.conversation_id!r}")
+                raise bus.BadInput(f"no task for conversation {turn.conversation_id!r}")
             context = pb.ConversationContext.FromString(task["context"])
             context.turns.append(turn)
+            if task["status"] == "closed":
+                # The customer wrote again after the advisor closed: a new task, with the whole story.
+                return await self._queue(conn, record, context, f"{turn.turn_id}/reopen")
             await conn.execute("UPDATE tasks SET context = $2 WHERE task_id = $1", task["task_id"], context.SerializeToString())
             if task["status"] in ("offered", "assigned"):
                 self._push(task["agent_id"], desk.DeskEvent(customer_message=desk.CustomerMessage(task_id=task["task_id"], turn=turn)))

@@ -111,6 +111,15 @@ async def test_french_request_for_an_advisor_hands_off_and_the_bot_stays_silent(
         assert cloudevents.REPLY_BOT not in after_handoff, "the bot answered after the hand-off"
         await agent.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=agent.auth)
 
+        # Writing again after the close reopens the conversation for a person, with the whole story.
+        await send_message(producer, conversation_id, FR, "Finalement, j'ai encore une question sur ma carte")
+        reopened = await agent.offer_for(conversation_id)
+        assert reopened.task_id != offer.task_id
+        assert [t.text for t in reopened.context.turns][-2:] == ["Et quels sont vos horaires d'ouverture ?",
+                                                                 "Finalement, j'ai encore une question sur ma carte"]
+        await agent.stub.Accept(desk.AcceptRequest(task_id=reopened.task_id), metadata=agent.auth)
+        await agent.stub.Close(desk.CloseRequest(task_id=reopened.task_id, disposition="resolved", resolved=True), metadata=agent.auth)
+
 
 async def test_out_of_scope_question_is_handed_off(producer, replies, conversation_id):
     await send_message(producer, conversation_id, EN, "Can you recommend a good Italian restaurant near the Eiffel Tower tonight?")
