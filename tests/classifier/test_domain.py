@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from relais.classifier.domain import (
+    BACKGROUND_EXAMPLES,
     HUMAN_INTENT,
     CatalogueError,
     Classification,
@@ -144,6 +145,8 @@ def test_held_out_phrases_are_not_catalogue_examples(catalogue):
     leaked = [text for _, text, _ in HELD_OUT if " ".join(text.casefold().split()) in examples]
     leaked += [text for text in OUT_OF_SCOPE if " ".join(text.casefold().split()) in examples]
     assert not leaked
+    background = {" ".join(t.casefold().split()) for texts in BACKGROUND_EXAMPLES.values() for t in texts}
+    assert not [text for text in OUT_OF_SCOPE if " ".join(text.casefold().split()) in background]
 
 
 GOOD_INTENT = """\
@@ -153,7 +156,7 @@ GOOD_INTENT = """\
     lookups: {lookups}
     skill: general
     limits:
-      max_bot_turns: 1
+      max_bot_turns: {turns}
     examples:
       fr:
         - "{fr1}"
@@ -175,6 +178,7 @@ def _intent(**overrides: str) -> str:
     fields = dict(id="hours", bot="true", lookups="[opening_hours]", fr1="Vous ouvrez quand ?",
                   fr2="Horaires svp", en1="When do you open?", en2="Opening hours please")
     fields.update(overrides)
+    fields.setdefault("turns", "1" if fields["bot"] == "true" else "0")
     return GOOD_INTENT.format(**fields)
 
 
@@ -233,6 +237,12 @@ def test_duplicate_intent_id_and_bad_threshold_are_reported(tmp_path):
     assert any("intent 'hours'" in p and "duplicate intent id" in p for p in problems)
 
 
+def test_bot_turns_on_an_advisor_only_intent_are_reported(tmp_path):
+    path = _write(tmp_path, _intent(bot="false", lookups="[]", turns="1"))
+    with pytest.raises(CatalogueError, match="intent 'hours': max_bot_turns is above 0 but bot_allowed is false"):
+        load_catalogue(path)
+
+
 def test_unknown_skill_and_misspelt_key_are_reported(tmp_path):
     intent = _intent().replace("skill: general", "skill: astrology").replace("    limits:", "    limit:")
     path = _write(tmp_path, intent)
@@ -267,6 +277,10 @@ def test_missing_file_and_broken_yaml_are_catalogue_errors(tmp_path):
     ("My card was stolen", "en"),
     ("when do u close", "en"),
     ("balance please", "en"),
+    ("d'accord", "fr"),
+    ("ok merci", "fr"),
+    ("svp", "fr"),
+    ("ok thanks", "en"),
 ])
 def test_detects_french_and_english(text, expected):
     assert detect_language(text) == expected
@@ -330,11 +344,27 @@ def test_same_seed_gives_same_probabilities(catalogue, model):
     assert (again.probabilities(texts) == model.probabilities(texts)).all()
 
 
+def test_fast_scoring_matches_scikit_learn(model):
+    texts = [text for _, text, _ in HELD_OUT] + OUT_OF_SCOPE + ["", "zzzz qqqq", "CMD-000001"]
+    fast = model._all_probabilities(texts)
+    reference = model.pipeline_probabilities(texts)
+    assert fast.shape == reference.shape
+    assert abs(fast - reference).max() < 1e-9
+
+
+def test_unknown_words_lower_the_confidence(model):
+    assert model.coverage("combien font douze fois sept") < 0.5
+    assert model.coverage("Où en est ma commande CMD-123456 ?") == 1.0
+    assert model.coverage("123456") == 1.0
+    raw = model.probabilities(["combien font douze fois sept"])[0].max()
+    assert model.predict("combien font douze fois sept").confidence < raw
+
+
 def test_per_intent_threshold_is_applied(tmp_path, catalogue, model):
     text = "Where is my order CMD-654321?"
     assert model.predict(text).intent == "order_status"
-    strict_text = catalogue.source and Path(catalogue.source).read_text()
-    strict_text = strict_text.replace("    lookups: [order_status]\n", "    lookups: [order_status]\n    threshold: 1.0\n")
+    strict_text = Path(catalogue.source).read_text().replace(
+        "    lookups: [order_status]\n", "    lookups: [order_status]\n    threshold: 1.0\n")
     path = tmp_path / "strict.yaml"
     path.write_text(strict_text)
     strict = load_catalogue(path)
@@ -361,6 +391,9 @@ def test_per_intent_threshold_is_applied(tmp_path, catalogue, model):
     ("WHERE IS MY REFUND", "en"),
     ("Still nothing!!! Answer me", "en"),
     ("what the fuck is going on with my order", "en"),
+    ("Vous êtes vraiment nuls", "fr"),
+    ("This is absolutely ridiculous!!", "en"),
+    ("c'est quoi ce délire wtf", "fr"),
 ])
 def test_anger(text, language):
     sentiment = analyse_sentiment(text, language)
@@ -409,6 +442,9 @@ def test_urgency(text, language):
     ("Can you tell me a joke", "en"),
     ("Thanks so much!!!", "en"),
     ("My PIN and IBAN are fine, I only need the CMD number", "en"),
+    ("I'm afraid I don't have my order number", "en"),
+    ("J'ai payé à l'aide de ma carte", "fr"),
+    ("Je ne le trouve nulle part sur le site", "fr"),
 ])
 def test_calm_and_negated_messages_raise_no_flag(text, language):
     sentiment = analyse_sentiment(text, language)
@@ -449,6 +485,10 @@ def test_sentiment_scores_are_ordered_and_bounded():
     "I want a human",
     "I don't want to talk to a bot",
     "Is there a real person I can speak with?",
+    "passez moi un conseillé",
+    "Est-ce que je peux avoir quelqu'un au téléphone ?",
+    "Could I be transferred to an advisor?",
+    "j'en ai marre du robot",
 ])
 def test_asks_for_human(text):
     assert asks_for_human(text), text
@@ -469,6 +509,11 @@ def test_asks_for_human(text):
     "Y a-t-il un magasin à Lyon ?",
     "J'ai fait ma demande au conseiller la semaine dernière",
     "Où en est ma commande ?",
+    "Le robot aspirateur est arrivé cassé",
+    "I talked to someone yesterday about it",
+    "Votre agent de livraison est passé ce matin",
+    "Someone stole my card",
+    "Quelqu'un a utilisé ma carte",
 ])
 def test_does_not_mistake_mentions_for_requests(text):
     assert not asks_for_human(text), text
