@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from relais.common import telemetry, topics
 
@@ -141,9 +141,12 @@ async def _commit(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, s
         try:
             await consumer.commit({tp: offset})
             return
+        except (CommitFailedError, IllegalStateError) as error:
+            # A rebalance took the partition away: its new owner re-reads from the last commit.
+            log.warning("commit of %s at %d not done: %r", tp, offset, error)
+            return
         except KafkaError as error:
-            # A rebalance revoked the partition: its new owner re-reads from the last commit.
-            if stop.is_set() or "rebalance" in str(error).lower() or "CommitFailed" in type(error).__name__:
-                log.warning("commit of %s at %d not done: %r", tp, offset, error)
+            if stop.is_set():
                 return
+            log.warning("commit of %s at %d failed, retrying: %r", tp, offset, error)
             await asyncio.sleep(0.5)
