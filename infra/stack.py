@@ -77,7 +77,6 @@ class Stack:
 
     def service_env(self, name: str) -> dict[str, str]:
         env = os.environ | self.endpoints() | self.extra_env
-        env.setdefault("OTEL_SERVICE_NAME", f"relais-{name}")
         env["OTEL_SERVICE_NAME"] = f"relais-{name}"
         env["PYTHONUNBUFFERED"] = "1"
         return env

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Worker:
     settings: Settings
-    producer: AIOKafkaProducer
+    producer: AIOKafkaProducer | None
     pool: asyncpg.Pool | None
     stop: asyncio.Event
 
@@ -41,10 +41,11 @@ class Service:
 Build = Callable[[Worker], Awaitable[Service]]
 
 
-async def run(settings: Settings, stop: asyncio.Event, build: Build, *, database: bool = True) -> None:
+async def run(settings: Settings, stop: asyncio.Event, build: Build, *, database: bool = True, kafka: bool = True) -> None:
     pool = await db.connect(settings.database_url) if database else None
-    producer = bus.make_producer(settings.kafka_bootstrap)
-    await producer.start()
+    producer = bus.make_producer(settings.kafka_bootstrap) if kafka else None
+    if producer is not None:
+        await producer.start()
     worker = Worker(settings, producer, pool, stop)
     service = await build(worker)
     server = GrpcServer(settings.grpc_addr, list(service.grpc_services), service.register)
@@ -69,6 +70,7 @@ async def run(settings: Settings, stop: asyncio.Event, build: Build, *, database
             await consumer.stop()
         if service.close is not None:
             await service.close()
-        await producer.stop()
+        if producer is not None:
+            await producer.stop()
         if pool is not None:
             await pool.close()

@@ -21,7 +21,7 @@ async def build(w: worker.Worker) -> worker.Service:
     async def handle(record: ConsumerRecord) -> None:
         event = cloudevents.parse_contact_event(record.value, record.headers, w.settings.max_text_chars)
         message = event.message
-        language = (message.customer.language[:2].lower() if message.customer.language else "") or detect_language(message.text)
+        language = detect_language(message.text, hint=message.customer.language)
 
         async def apply(conn) -> list[bus.Record]:
             conversation = await conn.fetchrow(

@@ -64,7 +64,7 @@ async def build(w: worker.Worker) -> worker.Service:
 
 
 def main() -> None:
-    serve("lookup", lambda settings, stop: worker.run(settings, stop, build))
+    serve("lookup", lambda settings, stop: worker.run(settings, stop, build, kafka=False))
 
 
 if __name__ == "__main__":

@@ -73,8 +73,8 @@ class Routing(desk_grpc.AgentDeskServicer):
             if await self._agent_available_for(conn, need):
                 return []
             position = await conn.fetchval(
-                "SELECT count(*) FROM tasks WHERE status = 'queued' AND language = $1"
-                " AND (priority > $2 OR (priority = $2 AND created_at <= now()))", need.language, need.priority,
+                "SELECT count(*) FROM tasks WHERE status = 'queued' AND language = $1 AND priority >= $2",
+                need.language, need.priority,
             )
             handle_s = await conn.fetchval(
                 "SELECT avg(extract(epoch FROM closed_at - assigned_at)) FROM"
