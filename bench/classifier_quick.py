@@ -13,6 +13,7 @@ import statistics
 import time
 
 from relais.classifier import domain
+from relais.classifier.model import IntentModel
 
 MESSAGES = [
     "Où en est ma commande CMD-123456 ?",
@@ -51,14 +52,14 @@ def _cross_validation(catalogue: domain.Catalogue) -> dict:
     import numpy as np
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    texts, labels = domain.IntentModel.training_set(catalogue, background=False)
+    texts, labels = IntentModel.training_set(catalogue, background=False)
     labels = np.array(labels)
     results = {}
     for c in (1.0, 3.0, 10.0, 30.0, 100.0):
         scores = []
         for seed in range(3):
             folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-            predicted = cross_val_predict(domain.IntentModel.build_pipeline(seed, c), texts, labels, cv=folds)
+            predicted = cross_val_predict(IntentModel.build_pipeline(seed, c), texts, labels, cv=folds)
             scores.append(float((predicted == labels).mean()))
         results[f"C={c:g}"] = round(statistics.mean(scores), 3)
     return results
@@ -76,7 +77,7 @@ def main() -> None:
     train_s = []
     for _ in range(3):
         start = time.perf_counter()
-        model = domain.IntentModel.train(catalogue, seed=0)
+        model = IntentModel.train(catalogue, seed=0)
         train_s.append(time.perf_counter() - start)
 
     start = time.perf_counter()

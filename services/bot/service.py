@@ -9,7 +9,7 @@ from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 
 from relais.bot import answers, policy
-from relais.classifier.domain import load_catalogue
+from relais.classifier.catalogue import load_catalogue
 from relais.common import bus, cloudevents, grpcserver, outbox, telemetry, topics, worker
 from relais.common.config import grpc_addr
 from relais.common.pb import conversation_pb2 as pb

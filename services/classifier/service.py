@@ -8,7 +8,9 @@ bot, which keeps state, ignores the second copy.
 from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 
-from relais.classifier.domain import IntentModel, classify, load_catalogue
+from relais.classifier.catalogue import load_catalogue
+from relais.classifier.domain import classify
+from relais.classifier.model import IntentModel
 from relais.common import bus, telemetry, topics, worker
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.runtime import serve

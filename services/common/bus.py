@@ -15,7 +15,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from relais.common import telemetry, topics
+from relais.common import topics
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ turn's span is its child, so a whole conversation reads as one trace.
 from aiokafka import ConsumerRecord
 
 from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
-from relais.common.config import Settings
 from relais.common.language import detect_language
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.runtime import serve

@@ -16,7 +16,7 @@ from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 from opentelemetry.trace import Link, get_current_span
 
-from relais.classifier.domain import load_catalogue
+from relais.classifier.catalogue import load_catalogue
 from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve

@@ -4,18 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from relais.classifier.domain import (
-    BACKGROUND_EXAMPLES,
-    HUMAN_INTENT,
-    CatalogueError,
-    Classification,
-    IntentModel,
-    analyse_sentiment,
-    asks_for_human,
-    classify,
-    detect_language,
-    load_catalogue,
-)
+from relais.classifier.catalogue import HUMAN_INTENT, CatalogueError, load_catalogue
+from relais.classifier.domain import Classification, classify
+from relais.classifier.model import BACKGROUND_EXAMPLES, IntentModel
+from relais.classifier.sentiment import analyse_sentiment, asks_for_human
+from relais.common.language import detect_language
 
 # Paraphrases written apart from the catalogue: none of them is a catalogue example.
 HELD_OUT = [

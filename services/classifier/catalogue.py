@@ -1,0 +1,348 @@
+"""The use-case catalogue: the declared intents the business edits (catalogue.yaml), validated at load."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from relais.common.language import SUPPORTED_LANGUAGES
+
+KNOWN_LOOKUPS = frozenset({"opening_hours", "order_status", "account_balance"})
+KNOWN_SKILLS = frozenset({"general", "orders", "billing", "cards", "retention", "complaints"})
+KNOWN_LIMITS = frozenset({"max_bot_turns"})
+HUMAN_INTENT = "speak_to_advisor"
+DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is unreadable or invalid; `problems` lists every problem found."""
+
+    def __init__(self, problems: Sequence[str]):
+        self.problems = list(problems)
+        super().__init__("invalid catalogue:\n  " + "\n  ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One use case of the catalogue."""
+
+    id: str
+    description: str
+    bot_allowed: bool
+    lookups: tuple[str, ...]
+    skill: str
+    threshold: float | None
+    limits: Mapping[str, int] = field(hash=False)
+    examples: Mapping[str, tuple[str, ...]] = field(hash=False)
+    line: int | None = field(default=None, compare=False)
+
+    @property
+    def max_bot_turns(self) -> int:
+        """How many bot replies are allowed before handing over (0 when not set)."""
+        return self.limits.get("max_bot_turns", 0)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The validated use-case catalogue."""
+
+    version: str
+    languages: tuple[str, ...]
+    default_threshold: float
+    intents: Mapping[str, Intent] = field(hash=False)
+    source: str = "<memory>"
+
+    def get(self, intent_id: str) -> Intent:
+        """The intent with this id; KeyError naming the id when the catalogue has none."""
+        try:
+            return self.intents[intent_id]
+        except KeyError:
+            raise KeyError(f"intent {intent_id!r} is not in catalogue {self.version}") from None
+
+    def threshold_for(self, intent_id: str) -> float:
+        """The minimum confidence for this intent: its own threshold, else the default."""
+        threshold = self.get(intent_id).threshold
+        return self.default_threshold if threshold is None else threshold
+
+    def __contains__(self, intent_id: object) -> bool:
+        return intent_id in self.intents
+
+    def __iter__(self) -> Iterator[Intent]:
+        return iter(self.intents.values())
+
+    def __len__(self) -> int:
+        return len(self.intents)
+
+    def training_examples(self) -> list[tuple[str, str, str]]:
+        """(text, intent id, language) for every example, in file order."""
+        return [(text, intent.id, lang)
+                for intent in self.intents.values()
+                for lang, texts in intent.examples.items()
+                for text in texts]
+
+
+class _LineStr(str):
+    """A YAML string that remembers its line."""
+
+    line: int | None = None
+
+
+class _LineDict(dict):
+    """A YAML mapping that remembers its line."""
+
+    line: int | None = None
+
+
+class _CatalogueLoader(yaml.SafeLoader):
+    """SafeLoader keeping line numbers and refusing duplicate keys."""
+
+
+def _construct_str(loader: _CatalogueLoader, node: yaml.ScalarNode) -> _LineStr:
+    value = _LineStr(loader.construct_scalar(node))
+    value.line = node.start_mark.line + 1
+    return value
+
+
+def _construct_map(loader: _CatalogueLoader, node: yaml.MappingNode) -> Iterator[_LineDict]:
+    data = _LineDict()
+    data.line = node.start_mark.line + 1
+    yield data
+    loader.flatten_mapping(node)
+    first_seen: dict[Any, int] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        line = key_node.start_mark.line + 1
+        if key in first_seen:
+            raise CatalogueError([f"line {line}: key {key!r} appears twice in the same block "
+                                  f"(first at line {first_seen[key]})"])
+        first_seen[key] = line
+        data[key] = loader.construct_object(value_node)
+
+
+_CatalogueLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
+_CatalogueLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+
+_INTENT_KEYS = frozenset({"id", "description", "bot_allowed", "lookups", "skill", "threshold", "limits", "examples"})
+_REQUIRED_INTENT_KEYS = ("id", "description", "bot_allowed", "lookups", "skill", "examples")
+_INTENT_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _line(value: Any, fallback: int | None = None) -> int | None:
+    return getattr(value, "line", None) or fallback
+
+
+def _key_line(mapping: Any, key: str) -> int | None:
+    """The line of `key` in a parsed mapping, else the mapping's own line."""
+    for candidate in mapping:
+        if candidate == key:
+            return _line(candidate, _line(mapping))
+    return _line(mapping)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _example_key(text: str) -> str:
+    """Two examples are duplicates when they differ only by case or spacing."""
+    return " ".join(text.casefold().split())
+
+
+def load_catalogue(path: Path | str | None = None) -> Catalogue:
+    """Read and validate the catalogue (default: catalogue.yaml beside this module)."""
+    path = Path(path) if path is not None else DEFAULT_CATALOGUE_PATH
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CatalogueError([f"{path}: cannot read catalogue ({error.strerror or error})"]) from None
+    try:
+        raw = yaml.load(text, Loader=_CatalogueLoader)  # noqa: S506 - SafeLoader subclass
+    except CatalogueError as error:
+        raise CatalogueError([f"{path.name}: {p}" for p in error.problems]) from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise CatalogueError([f"{path.name}{where}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
+    return _build_catalogue(raw, path.name, str(path))
+
+
+def _build_catalogue(raw: Any, name: str, source: str) -> Catalogue:
+    """Validate the parsed YAML; collect every problem before failing."""
+    problems: list[str] = []
+
+    def problem(line: int | None, message: str) -> None:
+        problems.append(f"{name}:{line}: {message}" if line else f"{name}: {message}")
+
+    if not isinstance(raw, dict):
+        raise CatalogueError([f"{name}: the catalogue must be a mapping with version, languages, "
+                              "default_threshold and intents"])
+    top_line = _line(raw)
+    for key in sorted(set(raw) - {"version", "languages", "default_threshold", "intents"}):
+        problem(_line(key), f"unknown top-level key {key!r}")
+
+    version = raw.get("version")
+    if not isinstance(version, str) or not version.strip():
+        problem(_line(version, top_line), "version must be a non-empty quoted string, e.g. \"2026.11.1\"")
+        version = ""
+
+    languages_raw = raw.get("languages")
+    languages: tuple[str, ...] = ()
+    if not isinstance(languages_raw, list) or not languages_raw:
+        problem(_key_line(raw, "languages"),
+                f"languages must be a non-empty list among {list(SUPPORTED_LANGUAGES)}")
+    else:
+        for lang in languages_raw:
+            if lang not in SUPPORTED_LANGUAGES:
+                problem(_line(lang), f"language {lang!r} is not supported (supported: {list(SUPPORTED_LANGUAGES)})")
+        languages = tuple(dict.fromkeys(str(lang) for lang in languages_raw if lang in SUPPORTED_LANGUAGES))
+
+    default_threshold = raw.get("default_threshold")
+    if not _is_number(default_threshold) or not 0.0 <= float(default_threshold) <= 1.0:
+        problem(_key_line(raw, "default_threshold"),
+                f"default_threshold must be a number between 0 and 1, got {default_threshold!r}")
+        default_threshold = 0.5
+
+    intents_raw = raw.get("intents")
+    intents: dict[str, Intent] = {}
+    if not isinstance(intents_raw, list) or not intents_raw:
+        problem(_key_line(raw, "intents"), "intents must be a non-empty list")
+        intents_raw = []
+
+    seen_examples: dict[str, tuple[str, str, int | None]] = {}
+    seen_ids: dict[str, int | None] = {}
+    for index, entry in enumerate(intents_raw, start=1):
+        intent_id = entry.get("id") if isinstance(entry, dict) else None
+        duplicate = isinstance(intent_id, str) and intent_id in seen_ids
+        if duplicate:
+            problem(_line(intent_id, _line(entry)),
+                    f"intent {intent_id!r}: duplicate intent id (first defined at line {seen_ids[intent_id]})")
+        elif isinstance(intent_id, str):
+            seen_ids[intent_id] = _line(entry)
+        intent = _build_intent(entry, index, languages, seen_examples, problem)  # still reports its problems
+        if intent is not None and not duplicate:
+            intents[intent.id] = intent
+
+    if problems:
+        raise CatalogueError(problems)
+    return Catalogue(version=str(version), languages=languages, default_threshold=float(default_threshold),
+                     intents=MappingProxyType(intents), source=source)
+
+
+_Report = Callable[[int | None, str], None]
+
+
+def _build_intent(entry: Any, index: int, languages: tuple[str, ...],
+                  seen_examples: dict[str, tuple[str, str, int | None]], problem: _Report) -> Intent | None:
+    """One intent, or None after reporting why it is unusable."""
+    if not isinstance(entry, dict):
+        problem(_line(entry), f"intent #{index}: must be a mapping with id, description, bot_allowed, ...")
+        return None
+    line = _line(entry)
+    intent_id = entry.get("id")
+    if not isinstance(intent_id, str) or not _INTENT_ID.match(intent_id):
+        problem(_line(intent_id, line), f"intent #{index}: id must be snake_case text, got {intent_id!r}")
+        return None
+    label = f"intent {intent_id!r}"
+    ok = True
+
+    def bad(at: int | None, message: str) -> None:
+        nonlocal ok
+        ok = False
+        problem(at or line, f"{label}: {message}")
+
+    for key in sorted(set(entry) - _INTENT_KEYS):
+        bad(_line(key), f"unknown key {key!r} (allowed: {', '.join(sorted(_INTENT_KEYS))})")
+    for key in _REQUIRED_INTENT_KEYS:
+        if key not in entry:
+            bad(line, f"missing {key!r}")
+
+    description = entry.get("description", "")
+    if "description" in entry and (not isinstance(description, str) or not description.strip()):
+        bad(_line(description), "description must be non-empty text")
+
+    bot_allowed = entry.get("bot_allowed", False)
+    if "bot_allowed" in entry and not isinstance(bot_allowed, bool):
+        bad(_key_line(entry, "bot_allowed"), f"bot_allowed must be true or false, got {bot_allowed!r}")
+
+    lookups = entry.get("lookups", [])
+    if not isinstance(lookups, list):
+        bad(_key_line(entry, "lookups"), "lookups must be a list (use [] for none)")
+        lookups = []
+    for lookup in lookups:
+        if lookup not in KNOWN_LOOKUPS:
+            bad(_line(lookup), f"unknown lookup {lookup!r} (known: {', '.join(sorted(KNOWN_LOOKUPS))})")
+
+    skill = entry.get("skill", "")
+    if "skill" in entry and skill not in KNOWN_SKILLS:
+        bad(_line(skill), f"unknown skill {skill!r} (known: {', '.join(sorted(KNOWN_SKILLS))})")
+
+    threshold = entry.get("threshold")
+    if threshold is not None and (not _is_number(threshold) or not 0.0 <= float(threshold) <= 1.0):
+        bad(_key_line(entry, "threshold"), f"threshold must be a number between 0 and 1, got {threshold!r}")
+
+    limits = entry.get("limits") or {}
+    if not isinstance(limits, dict):
+        bad(_key_line(entry, "limits"), "limits must be a mapping, e.g. {max_bot_turns: 2}")
+        limits = {}
+    for key, value in limits.items():
+        if key not in KNOWN_LIMITS:
+            bad(_line(key), f"unknown limit {key!r} (known: {', '.join(sorted(KNOWN_LIMITS))})")
+        elif not _is_number(value) or int(value) != value or value < 0:
+            bad(_line(key), f"limit {key!r} must be a whole number >= 0, got {value!r}")
+
+    if bot_allowed is False and isinstance(limits.get("max_bot_turns"), int) and limits["max_bot_turns"] > 0:
+        bad(_key_line(limits, "max_bot_turns"), "max_bot_turns is above 0 but bot_allowed is false")
+
+    examples = _build_examples(entry.get("examples"), _key_line(entry, "examples"), languages, intent_id,
+                               seen_examples, bad)
+
+    if not ok:
+        return None
+    return Intent(
+        id=intent_id, description=str(description), bot_allowed=bool(bot_allowed),
+        lookups=tuple(str(x) for x in lookups), skill=str(skill),
+        threshold=None if threshold is None else float(threshold),
+        limits=MappingProxyType({str(k): int(v) for k, v in limits.items()}),
+        examples=MappingProxyType(examples), line=line,
+    )
+
+
+def _build_examples(raw: Any, line: int | None, languages: tuple[str, ...], intent_id: str,
+                    seen: dict[str, tuple[str, str, int | None]], bad: _Report) -> dict[str, tuple[str, ...]]:
+    """Examples per language; reports missing languages and duplicates across the whole file."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        bad(_line(raw, line), "examples must be a mapping of language -> list of phrases")
+        return {}
+    examples: dict[str, tuple[str, ...]] = {}
+    for lang in raw:
+        if lang not in languages:
+            bad(_line(lang), f"examples for language {lang!r}, which is not in languages {list(languages)}")
+    for lang in languages:
+        texts = raw.get(lang)
+        if not isinstance(texts, list) or not texts:
+            bad(_line(raw, line), f"missing examples for language {lang!r}")
+            continue
+        kept: list[str] = []
+        for text in texts:
+            if not isinstance(text, str) or not text.strip():
+                bad(_line(text, _line(raw)), f"{lang} example must be non-empty text, got {text!r}")
+                continue
+            key = _example_key(text)
+            if key in seen:
+                other_intent, other_lang, other_line = seen[key]
+                where = f"line {other_line}" if other_line else "earlier"
+                bad(_line(text), f"duplicate example {str(text)!r} ({lang}); already at {where} "
+                                 f"in intent {other_intent!r} ({other_lang})")
+                continue
+            seen[key] = (intent_id, lang, _line(text))
+            kept.append(str(text))
+        examples[lang] = tuple(kept)
+    return examples
