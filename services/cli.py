@@ -26,6 +26,21 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
     topics_cmd = commands.add_parser("topics", help="create the Kafka topics relais uses")
     topics_cmd.add_argument("--endpoints")
+
+    intents = commands.add_parser("intents", help="train and evaluate the intent classifier").add_subparsers(
+        dest="intents_command", required=True)
+    train = intents.add_parser("train", help="train the intent model from the use-case catalogue")
+    train.add_argument("--catalogue", help="catalogue YAML (default: the shipped catalogue)")
+    train.add_argument("--out", help="artifact path (default: $RELAIS_INTENT_MODEL or .relais/models/intents.pkl)")
+    train.add_argument("--seed", type=int, default=0)
+    evaluate = intents.add_parser("eval", help="train on a text,label CSV and evaluate on another; prints JSON")
+    evaluate.add_argument("--train", required=True, metavar="TRAIN.csv")
+    evaluate.add_argument("--test", required=True, metavar="TEST.csv")
+    evaluate.add_argument("--val", metavar="VAL.csv", help="chooses the out-of-scope cut-off")
+    evaluate.add_argument("--oos-label", help="label of out-of-scope rows, e.g. oos")
+    evaluate.add_argument("--family", help="model family (default: the service's)")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -37,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
 
         created = asyncio.run(ensure_topics(endpoints(args.endpoints)["KAFKA_BOOTSTRAP_SERVERS"]))
         print("created: " + (", ".join(created) or "nothing, all topics exist"))
+    elif args.command == "intents" and args.intents_command == "train":
+        from relais.classifier.artifact import train_cli
+
+        return train_cli(args)
+    elif args.command == "intents" and args.intents_command == "eval":
+        from relais.classifier.evaluate import eval_cli
+
+        return eval_cli(args)
     return 0
 
 
