@@ -24,6 +24,9 @@ COPY services/ services/
 COPY infra/ infra/
 RUN pip install -c constraints.txt . \
     && rm -rf build *.egg-info
+# The intent model, trained on the catalogue this image ships: the classifier refuses any other.
+ENV RELAIS_INTENT_MODEL=/app/models/intents.pkl
+RUN relais intents train --out /app/models/intents.pkl
 
 RUN useradd --system --no-create-home --home-dir /app relais
 USER relais

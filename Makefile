@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install prereqs run up down status demo test test-unit proto proto-check clean
+.PHONY: install prereqs run up down status demo test test-unit bench model proto proto-check clean
 
 install: $(STAMP)
 
@@ -34,6 +34,16 @@ demo: install
 
 test: install prereqs
 	$(PY) -m pytest
+
+# Figures, not assertions: public intent benchmarks, the catalogue's evaluation set, classifier speed.
+bench: install
+	$(PY) bench/intents_catalogue.py
+	$(PY) bench/classifier_quick.py
+	$(PY) bench/intents_public.py
+
+# The intent model artifact the classifier service loads (make up trains it when missing or stale).
+model: install
+	$(VENV)/bin/relais intents train
 
 test-unit: install
 	$(PY) -m pytest tests/unit tests/classifier

@@ -13,6 +13,7 @@ import statistics
 import time
 
 from relais.classifier import domain
+from relais.classifier.catalogue import Catalogue, load_catalogue
 from relais.classifier.model import IntentModel
 
 MESSAGES = [
@@ -47,7 +48,7 @@ def _per_message_us(function, items) -> float:
     return (time.perf_counter() - start) / len(items) * 1e6
 
 
-def _cross_validation(catalogue: domain.Catalogue) -> dict:
+def _cross_validation(catalogue: Catalogue) -> dict:
     """Accuracy of the best guess on catalogue examples never seen in training, per C."""
     import numpy as np
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -71,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     start = time.perf_counter()
-    catalogue = domain.load_catalogue()
+    catalogue = load_catalogue()
     load_s = time.perf_counter() - start
 
     train_s = []

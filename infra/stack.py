@@ -75,8 +75,23 @@ class Stack:
 
     # --- services ---
 
+    @property
+    def model_path(self) -> Path:
+        return self.state_dir / "models" / "intents.pkl"
+
+    def ensure_model(self) -> None:
+        """Trains the intent model artifact when it is missing or was trained on another catalogue."""
+        from relais.classifier import artifact
+        from relais.classifier.catalogue import load_catalogue
+
+        catalogue = load_catalogue()
+        try:
+            artifact.load_for(catalogue, self.model_path)
+        except artifact.ArtifactError:
+            artifact.train(catalogue, self.model_path)
+
     def service_env(self, name: str) -> dict[str, str]:
-        env = os.environ | self.endpoints() | self.extra_env
+        env = os.environ | self.endpoints() | {"RELAIS_INTENT_MODEL": str(self.model_path)} | self.extra_env
         env["OTEL_SERVICE_NAME"] = f"relais-{name}"
         env["PYTHONUNBUFFERED"] = "1"
         return env
@@ -93,6 +108,8 @@ class Stack:
         return process
 
     def start_services(self, names=SERVICES, timeout: float = 90) -> None:
+        if "classifier" in names:
+            self.ensure_model()
         for name in names:
             self.start_service(name)
         self.wait_healthy(names, timeout)

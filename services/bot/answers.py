@@ -66,7 +66,7 @@ class Answer:
 
 
 async def opening_hours(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
-    lang = _lang(turn)
+    lang = language(turn)
     record = pb.Lookup(name="opening_hours", turn_id=turn.turn_id)
     try:
         reply = await lookup.GetOpeningHours(lookup_pb2.OpeningHoursRequest(), timeout=LOOKUP_TIMEOUT_S)
@@ -82,7 +82,7 @@ async def opening_hours(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
 
 
 async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
-    lang = _lang(turn)
+    lang = language(turn)
     match = ORDER_ID.search(turn.text)
     if not match:
         return Answer(text(lang, "order_missing"), False)
@@ -106,7 +106,7 @@ async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
 
 
 async def account_balance(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
-    lang = _lang(turn)
+    lang = language(turn)
     record = pb.Lookup(name="account_balance", turn_id=turn.turn_id, request={"customer_id": turn.customer.id})
     try:
         reply = await lookup.GetAccountBalance(
@@ -124,7 +124,8 @@ async def account_balance(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer
 ANSWERS = {"opening_hours": opening_hours, "order_status": order_status, "account_balance": account_balance}
 
 
-def _lang(turn: pb.Turn) -> str:
+def language(turn: pb.Turn) -> str:
+    """The language the bot answers in: the turn's when served, else English."""
     return turn.language if turn.language in TEXT else "en"
 
 

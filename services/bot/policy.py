@@ -1,44 +1,135 @@
-"""When the bot may answer and when a person must take over. Pure rules, no I/O.
+"""When the bot may answer, when it asks one clarifying question, and when a person must take over.
 
-Checked in this order, first match wins: the customer asked for a person; anger; distress; the
-intent is out of scope or below its threshold; the catalogue does not let the bot handle it or
-the bot has no answer for it. After the bot's answer, two unresolved attempts hand off too.
+Pure rules, no I/O. A hand-off carries every reason that applied (the first is the main one):
+
+- the customer asked for a person (always honoured, no threshold);
+- anger, distress, or a customer getting angrier across the conversation even if each message is mild;
+- out of scope: no catalogue intent fits, or the bot's one clarifying question did not settle it;
+- the catalogue's limits for the intent: the bot may not handle it, the customer's tier is kept for
+  people, an amount above the intent's limit, or the bot already used the turns it is allowed;
+- after answering, two unresolved attempts in a conversation.
+
+When the intent is below its threshold but a plausible guess exists, the bot asks once whether that
+is what the customer wants ("Voulez-vous connaître le statut d'une commande ?"), then hands off.
 """
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
+from relais.classifier.catalogue import Catalogue
+from relais.classifier.sentiment import escalating
+from relais.common.language import fold
 from relais.common.pb import conversation_pb2 as pb
 
 MAX_FAILED_ATTEMPTS = 2
+# Below this confidence the best guess is not worth a clarifying question: hand off at once.
+CLARIFY_FLOOR = 0.15
+ANSWER, CLARIFY, HANDOFF = "answer", "clarify", "handoff"
+AFFIRMATIVE = {
+    "oui", "ouais", "exactement", "c'est ca", "c est ca", "tout a fait", "oui merci", "oui svp", "oui c'est ca",
+    "yes", "yeah", "yep", "exactly", "that's it", "thats it", "correct", "right", "yes please", "sure",
+}
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """What the policy needs to know of the conversation before this turn."""
+
+    sentiment_scores: tuple[float, ...] = ()
+    bot_turns_by_intent: dict[str, int] = field(default_factory=dict)
+    clarifications: int = 0
+    pending_clarification: str = ""  # the intent the bot just asked about
+    failed_attempts: int = 0
+
+    @classmethod
+    def from_context(cls, context: pb.ConversationContext) -> "ConversationState":
+        """Derived from the conversation so far (every turn but the current, last one)."""
+        attempts = list(context.bot_attempts)
+        last = attempts[-1] if attempts else None
+        return cls(
+            sentiment_scores=tuple(t.classification.sentiment.score for t in context.turns[:-1]),
+            bot_turns_by_intent=dict(Counter(a.intent for a in attempts)),
+            clarifications=sum(a.clarification for a in attempts),
+            pending_clarification=last.intent if last is not None and last.clarification else "",
+            failed_attempts=sum(not a.resolved and not a.clarification for a in attempts),
+        )
 
 
 @dataclass(frozen=True)
 class Decision:
-    handoff: bool
-    reason: int = pb.HANDOFF_REASON_UNSPECIFIED
-    detail: str = ""
+    action: str  # ANSWER, CLARIFY or HANDOFF
     intent: str = ""
+    reasons: tuple[int, ...] = ()
+    detail: str = ""
+
+    @property
+    def handoff(self) -> bool:
+        return self.action == HANDOFF
+
+    @property
+    def reason(self) -> int:
+        return self.reasons[0] if self.reasons else pb.HANDOFF_REASON_UNSPECIFIED
 
 
-def decide(turn: pb.Turn, bot_allowed: set[str]) -> Decision:
+def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Decision:
     """What to do with a classified turn of a conversation the bot still holds."""
     c = turn.classification
+    reasons: list[tuple[int, str]] = []
     if c.asks_for_human:
-        return Decision(True, pb.HANDOFF_REASON_CUSTOMER_REQUEST, "customer asked for an advisor", c.intent)
+        reasons.append((pb.HANDOFF_REASON_CUSTOMER_REQUEST, "the customer asked for a person"))
     if c.sentiment.anger:
-        return Decision(True, pb.HANDOFF_REASON_ANGER, "anger detected", c.intent)
+        reasons.append((pb.HANDOFF_REASON_ANGER, "anger detected"))
     if c.sentiment.distress:
-        return Decision(True, pb.HANDOFF_REASON_DISTRESS, "distress detected", c.intent)
-    if c.out_of_scope or not c.intent:
-        guess = f" (best guess {c.best_guess} at {c.confidence:.2f})" if c.best_guess else ""
-        return Decision(True, pb.HANDOFF_REASON_OUT_OF_SCOPE, f"out of scope{guess}", c.best_guess)
-    if c.intent not in bot_allowed:
-        return Decision(True, pb.HANDOFF_REASON_NOT_BOT_ALLOWED, f"intent {c.intent} is for advisors", c.intent)
-    return Decision(False, intent=c.intent)
+        reasons.append((pb.HANDOFF_REASON_DISTRESS, "distress detected"))
+    if escalating([*state.sentiment_scores, c.sentiment.score]):
+        reasons.append((pb.HANDOFF_REASON_ESCALATING_SENTIMENT, "the customer is getting more upset"))
+
+    intent_id = c.intent
+    if not intent_id and state.pending_clarification and is_affirmative(turn.text):
+        intent_id = state.pending_clarification  # "oui" to "Voulez-vous ... ?"
+    intent = catalogue.intents.get(intent_id) if intent_id else None
+
+    if intent is None:
+        guess = catalogue.intents.get(c.best_guess) if c.best_guess else None
+        plausible = guess is not None and c.confidence >= CLARIFY_FLOOR
+        if plausible and not reasons and state.clarifications == 0 and guess.on_low_confidence == "clarify":
+            return Decision(CLARIFY, guess.id, detail=f"unsure: {guess.id} at {c.confidence:.2f}")
+        if plausible:
+            reasons.append((pb.HANDOFF_REASON_LOW_CONFIDENCE, f"still unsure: best guess {guess.id} at {c.confidence:.2f}"))
+        else:
+            reasons.append((pb.HANDOFF_REASON_OUT_OF_SCOPE, "no catalogue intent fits"))
+    else:
+        reasons.extend(_limits(intent, turn, state))
+
+    if reasons:
+        return Decision(HANDOFF, intent.id if intent else c.best_guess, tuple(r for r, _ in reasons),
+                        "; ".join(d for _, d in reasons))
+    return Decision(ANSWER, intent.id)
+
+
+def _limits(intent, turn: pb.Turn, state: ConversationState) -> list[tuple[int, str]]:
+    """The catalogue's limits for this intent that this turn breaks."""
+    broken = []
+    if not intent.bot_allowed:
+        broken.append((pb.HANDOFF_REASON_NOT_BOT_ALLOWED, f"{intent.id} is for people"))
+    if not intent.serves_tier(turn.customer.tier):
+        broken.append((pb.HANDOFF_REASON_TIER_NOT_SERVED,
+                       f"{turn.customer.tier or 'untiered'} customers are served by people for {intent.id}"))
+    if not intent.amount_within_limit(turn.classification.amount or None):
+        broken.append((pb.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT,
+                       f"amount {turn.classification.amount:g} above {intent.max_amount:g}"))
+    if intent.bot_allowed and state.bot_turns_by_intent.get(intent.id, 0) >= intent.max_bot_turns:
+        broken.append((pb.HANDOFF_REASON_BOT_TURN_LIMIT, f"the bot already had {intent.max_bot_turns} turns on {intent.id}"))
+    return broken
 
 
 def after_failed_attempt(failed_attempts: int, intent: str) -> Decision:
     """Called when the bot could not resolve the request; `failed_attempts` includes this one."""
     if failed_attempts >= MAX_FAILED_ATTEMPTS:
-        return Decision(True, pb.HANDOFF_REASON_REPEATED_FAILURE, f"{failed_attempts} failed attempts", intent)
-    return Decision(False, intent=intent)
+        return Decision(HANDOFF, intent, (pb.HANDOFF_REASON_REPEATED_FAILURE,), f"{failed_attempts} failed attempts")
+    return Decision(ANSWER, intent)
+
+
+def is_affirmative(text: str) -> bool:
+    words = fold(text).replace("!", " ").replace(".", " ").replace(",", " ").split()
+    return " ".join(words) in AFFIRMATIVE or (0 < len(words) <= 3 and words[0] in {"oui", "yes", "yeah", "yep"})

@@ -21,8 +21,6 @@ SOURCE = "urn:relais:bot"
 
 async def build(w: worker.Worker) -> worker.Service:
     catalogue = load_catalogue()
-    # The bot answers what the catalogue allows *and* it has an answer for.
-    bot_allowed = {i.id for i in catalogue.intents.values() if i.bot_allowed} & set(answers.ANSWERS)
     channel = grpcserver.channel(grpc_addr("lookup"))
     lookup = EnterpriseLookupStub(channel)
 
@@ -37,48 +35,55 @@ async def build(w: worker.Worker) -> worker.Service:
         async def apply(conn) -> list[bus.Record]:
             with telemetry.consume_span("bot turn", record, **{"relais.conversation_id": turn.conversation_id}) as span:
                 row = await conn.fetchrow(
-                    "SELECT context, failed_attempts, handed_off FROM bot_conversations"
-                    " WHERE conversation_id = $1 FOR UPDATE", turn.conversation_id,
+                    "SELECT context, handed_off FROM bot_conversations WHERE conversation_id = $1 FOR UPDATE",
+                    turn.conversation_id,
                 )
                 context = pb.ConversationContext.FromString(row["context"]) if row else _new_context(turn)
-                failed = row["failed_attempts"] if row else 0
                 context.turns.append(turn)
                 if row and row["handed_off"]:
                     span.set_attribute("relais.forwarded", True)
                     outputs = [_to_routing(pb.HandoffEvent(customer_message=turn), turn)]
-                    handed_off = True
                 else:
-                    outputs, failed, handed_off = await _respond(turn, context, failed)
-                    span.set_attribute("relais.handed_off", handed_off)
+                    outputs = await respond(turn, context)
+                    span.set_attribute("relais.handed_off", context.HasField("handed_off_at"))
                 await conn.execute(
                     "INSERT INTO bot_conversations (conversation_id, context, failed_attempts, handed_off)"
                     " VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id) DO UPDATE"
                     " SET context = $2, failed_attempts = $3, handed_off = $4, updated_at = now()",
-                    turn.conversation_id, context.SerializeToString(), failed, handed_off,
+                    turn.conversation_id, context.SerializeToString(),
+                    policy.ConversationState.from_context(context).failed_attempts, context.HasField("handed_off_at"),
                 )
                 return outputs
 
         await outbox.process_once(w.pool, w.producer, "bot", turn.turn_id, apply)
 
-    async def _respond(turn: pb.Turn, context: pb.ConversationContext, failed: int):
-        decision = policy.decide(turn, bot_allowed)
-        if decision.handoff:
-            return _handoff(turn, context, decision), failed, True
-        answer = await answers.ANSWERS[decision.intent](turn, lookup)
+    async def respond(turn: pb.Turn, context: pb.ConversationContext) -> list[bus.Record]:
+        state = policy.ConversationState.from_context(context)
+        decision = policy.decide(turn, state, catalogue)
+        if decision.action == policy.HANDOFF:
+            return _handoff(turn, context, decision, catalogue)
+        intent = catalogue.intents[decision.intent]
+        lang = answers.language(turn)
+        if decision.action == policy.CLARIFY:
+            answer = answers.Answer(intent.clarify_text(lang), resolved=False)
+        elif intent.answer:
+            answer = answers.Answer(intent.answer_text(lang), resolved=True)
+        else:
+            answer = await answers.ANSWERS[intent.lookups[0]](turn, lookup)  # keyed by lookup name
         context.lookups.extend(answer.lookups)
-        context.bot_attempts.append(pb.BotAttempt(turn_id=turn.turn_id, intent=decision.intent,
-                                                  reply_text=answer.text, resolved=answer.resolved))
-        if not answer.resolved:
-            failed += 1
-            decision = policy.after_failed_attempt(failed, decision.intent)
-            if decision.handoff:
-                return _handoff(turn, context, decision), failed, True
+        context.bot_attempts.append(pb.BotAttempt(turn_id=turn.turn_id, intent=intent.id, reply_text=answer.text,
+                                                  resolved=answer.resolved, clarification=decision.action == policy.CLARIFY))
+        if decision.action == policy.ANSWER and not answer.resolved:
+            after = policy.after_failed_attempt(state.failed_attempts + 1, intent.id)
+            if after.handoff:
+                return _handoff(turn, context, after, catalogue)
         kind = pb.OUTCOME_KIND_BOT_ANSWERED if answer.resolved else pb.OUTCOME_KIND_BOT_CLARIFIED
         return [
             cloudevents.reply(cloudevents.REPLY_BOT, SOURCE, f"{turn.turn_id}/bot", turn.conversation_id,
-                              answer.text, turn.language, in_reply_to=turn.turn_id, intent=decision.intent),
-            _outcome(turn, kind, decision.intent),
-        ], failed, False
+                              answer.text, lang, in_reply_to=turn.turn_id, intent=intent.id,
+                              clarification=decision.action == policy.CLARIFY),
+            _outcome(turn, kind, intent.id),
+        ]
 
     return worker.Service(handle=handle, topics=(topics.CLASSIFIED_TURNS,), close=channel.close)
 
@@ -88,17 +93,21 @@ def _new_context(turn: pb.Turn) -> pb.ConversationContext:
                                   channel=turn.channel, language=turn.language)
 
 
-def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.Decision) -> list[bus.Record]:
+def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.Decision, catalogue) -> list[bus.Record]:
     context.reason = decision.reason
+    context.reasons[:] = decision.reasons
     context.reason_detail = decision.detail
     context.intent = decision.intent
+    intent = catalogue.intents.get(decision.intent)
+    context.priority = intent.priority if intent is not None else 0
     context.language = turn.language or context.language
     context.handed_off_at.GetCurrentTime()
     notice = answers.text(context.language, "handoff")
     return [
         cloudevents.reply(cloudevents.REPLY_HANDOFF, SOURCE, f"{turn.turn_id}/handoff", turn.conversation_id,
                           notice, context.language, in_reply_to=turn.turn_id,
-                          reason=pb.HandoffReason.Name(decision.reason)),
+                          reason=pb.HandoffReason.Name(decision.reason),
+                          reasons=[pb.HandoffReason.Name(r) for r in decision.reasons]),
         _to_routing(pb.HandoffEvent(handoff=context), turn),
         _outcome(turn, pb.OUTCOME_KIND_HANDED_OFF, decision.intent, decision.reason),
     ]

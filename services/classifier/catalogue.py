@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,8 +16,15 @@ import yaml
 from relais.common.language import SUPPORTED_LANGUAGES
 
 KNOWN_LOOKUPS = frozenset({"opening_hours", "order_status", "account_balance"})
-KNOWN_SKILLS = frozenset({"general", "orders", "billing", "cards", "retention", "complaints"})
-KNOWN_LIMITS = frozenset({"max_bot_turns"})
+# The lookups the bot can turn into an answer (relais.bot.answers.ANSWERS): a bot_allowed intent needs
+# one of them or its own `answer` text, else the bot would have nothing to say.
+BOT_ANSWERED_LOOKUPS = frozenset({"opening_hours", "order_status", "account_balance"})
+KNOWN_SKILLS = frozenset({"general", "orders", "billing", "cards", "retention", "complaints", "accounts"})
+KNOWN_LIMITS = frozenset({"max_bot_turns", "tiers", "max_amount"})
+KNOWN_ESCALATION = frozenset({"priority", "on_low_confidence"})
+LOW_CONFIDENCE_ACTIONS = frozenset({"clarify", "handoff"})
+MAX_PRIORITY = 20
+DEFAULT_TIER = "standard"  # a customer without a tier is served as this one
 HUMAN_INTENT = "speak_to_advisor"
 DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
 
@@ -38,14 +47,49 @@ class Intent:
     lookups: tuple[str, ...]
     skill: str
     threshold: float | None
-    limits: Mapping[str, int] = field(hash=False)
+    max_bot_turns: int
+    tiers: frozenset[str] | None          # the customer tiers the bot may serve; None = every tier
+    max_amount: float | None              # an amount above this in a message goes to a person
+    priority: int                         # extra routing priority when handed off, 0..MAX_PRIORITY
+    on_low_confidence: str                # "clarify" or "handoff"
+    clarify: Mapping[str, str] = field(hash=False)        # language -> the one clarifying question
+    answer: Mapping[str, str] | None = field(hash=False)  # language -> static answer, or None
     examples: Mapping[str, tuple[str, ...]] = field(hash=False)
     line: int | None = field(default=None, compare=False)
 
     @property
-    def max_bot_turns(self) -> int:
-        """How many bot replies are allowed before handing over (0 when not set)."""
-        return self.limits.get("max_bot_turns", 0)
+    def limits(self) -> Mapping[str, Any]:
+        """The limits as written in the file (only those set)."""
+        limits: dict[str, Any] = {"max_bot_turns": self.max_bot_turns}
+        if self.tiers is not None:
+            limits["tiers"] = sorted(self.tiers)
+        if self.max_amount is not None:
+            limits["max_amount"] = self.max_amount
+        return MappingProxyType(limits)
+
+    def serves_tier(self, tier: str | None) -> bool:
+        """Whether the bot may serve a customer of this tier (no tier given counts as DEFAULT_TIER)."""
+        if self.tiers is None:
+            return True
+        return ((tier or "").strip().casefold() or DEFAULT_TIER) in self.tiers
+
+    def amount_within_limit(self, amount: float | None) -> bool:
+        """False when `amount` (currency units) is above max_amount; True when either is unknown."""
+        return self.max_amount is None or amount is None or amount <= self.max_amount
+
+    def clarify_text(self, language: str) -> str:
+        """The clarifying question in this language (English, else any, when the language is missing)."""
+        return _in_language(self.clarify, language)
+
+    def answer_text(self, language: str) -> str | None:
+        """The static answer in this language, or None when the intent has none."""
+        return None if self.answer is None else _in_language(self.answer, language)
+
+
+def _in_language(texts: Mapping[str, str], language: str) -> str:
+    if language in texts:
+        return texts[language]
+    return texts.get("en") or next(iter(texts.values()))
 
 
 @dataclass(frozen=True)
@@ -57,6 +101,7 @@ class Catalogue:
     default_threshold: float
     intents: Mapping[str, Intent] = field(hash=False)
     source: str = "<memory>"
+    sha256: str = ""  # hex SHA-256 of the file's bytes: ties a trained model to the exact catalogue
 
     def get(self, intent_id: str) -> Intent:
         """The intent with this id; KeyError naming the id when the catalogue has none."""
@@ -128,8 +173,10 @@ def _construct_map(loader: _CatalogueLoader, node: yaml.MappingNode) -> Iterator
 _CatalogueLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 _CatalogueLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 
-_INTENT_KEYS = frozenset({"id", "description", "bot_allowed", "lookups", "skill", "threshold", "limits", "examples"})
-_REQUIRED_INTENT_KEYS = ("id", "description", "bot_allowed", "lookups", "skill", "examples")
+_INTENT_KEYS = frozenset({"id", "description", "bot_allowed", "lookups", "skill", "threshold", "limits",
+                          "escalation", "clarify", "answer", "examples"})
+_REQUIRED_INTENT_KEYS = ("id", "description", "bot_allowed", "lookups", "skill", "limits", "escalation",
+                         "clarify", "examples")
 _INTENT_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -158,9 +205,13 @@ def load_catalogue(path: Path | str | None = None) -> Catalogue:
     """Read and validate the catalogue (default: catalogue.yaml beside this module)."""
     path = Path(path) if path is not None else DEFAULT_CATALOGUE_PATH
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as error:
         raise CatalogueError([f"{path}: cannot read catalogue ({error.strerror or error})"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CatalogueError([f"{path.name}: not UTF-8 text (byte {error.start})"]) from None
     try:
         raw = yaml.load(text, Loader=_CatalogueLoader)  # noqa: S506 - SafeLoader subclass
     except CatalogueError as error:
@@ -169,10 +220,10 @@ def load_catalogue(path: Path | str | None = None) -> Catalogue:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         raise CatalogueError([f"{path.name}{where}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
-    return _build_catalogue(raw, path.name, str(path))
+    return _build_catalogue(raw, path.name, str(path), hashlib.sha256(data).hexdigest())
 
 
-def _build_catalogue(raw: Any, name: str, source: str) -> Catalogue:
+def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Catalogue:
     """Validate the parsed YAML; collect every problem before failing."""
     problems: list[str] = []
 
@@ -231,7 +282,7 @@ def _build_catalogue(raw: Any, name: str, source: str) -> Catalogue:
     if problems:
         raise CatalogueError(problems)
     return Catalogue(version=str(version), languages=languages, default_threshold=float(default_threshold),
-                     intents=MappingProxyType(intents), source=source)
+                     intents=MappingProxyType(intents), source=source, sha256=sha256)
 
 
 _Report = Callable[[int | None, str], None]
@@ -286,18 +337,87 @@ def _build_intent(entry: Any, index: int, languages: tuple[str, ...],
     if threshold is not None and (not _is_number(threshold) or not 0.0 <= float(threshold) <= 1.0):
         bad(_key_line(entry, "threshold"), f"threshold must be a number between 0 and 1, got {threshold!r}")
 
-    limits = entry.get("limits") or {}
-    if not isinstance(limits, dict):
+    limits = entry.get("limits")
+    if "limits" in entry and not isinstance(limits, dict):
         bad(_key_line(entry, "limits"), "limits must be a mapping, e.g. {max_bot_turns: 2}")
-        limits = {}
-    for key, value in limits.items():
+    limits = limits if isinstance(limits, dict) else {}
+    for key in limits:
         if key not in KNOWN_LIMITS:
             bad(_line(key), f"unknown limit {key!r} (known: {', '.join(sorted(KNOWN_LIMITS))})")
-        elif not _is_number(value) or int(value) != value or value < 0:
-            bad(_line(key), f"limit {key!r} must be a whole number >= 0, got {value!r}")
+    max_bot_turns = limits.get("max_bot_turns")
+    if "limits" in entry and "max_bot_turns" not in limits:
+        bad(_key_line(entry, "limits"), "limits: missing 'max_bot_turns' (0 for an intent only people handle)")
+    elif "max_bot_turns" in limits and (not _is_number(max_bot_turns) or int(max_bot_turns) != max_bot_turns
+                                        or max_bot_turns < 0):
+        bad(_key_line(limits, "max_bot_turns"), f"limit 'max_bot_turns' must be a whole number >= 0, "
+                                                f"got {max_bot_turns!r}")
+        max_bot_turns = None
+    turns = int(max_bot_turns) if _is_number(max_bot_turns) else 0
 
-    if bot_allowed is False and isinstance(limits.get("max_bot_turns"), int) and limits["max_bot_turns"] > 0:
+    tiers_raw = limits.get("tiers")
+    tiers: frozenset[str] | None = None
+    if "tiers" in limits:
+        if (not isinstance(tiers_raw, list) or not tiers_raw
+                or not all(isinstance(t, str) and t.strip() for t in tiers_raw)):
+            bad(_key_line(limits, "tiers"), f"tiers must be a non-empty list of tier names, e.g. [standard, gold] "
+                                            f"(leave it out to serve every tier), got {tiers_raw!r}")
+        else:
+            tiers = frozenset(str(t).strip().casefold() for t in tiers_raw)
+
+    max_amount = limits.get("max_amount")
+    if "max_amount" in limits and (not _is_number(max_amount) or not math.isfinite(max_amount)
+                                   or max_amount <= 0):
+        bad(_key_line(limits, "max_amount"), f"max_amount must be a positive number (currency units), "
+                                             f"got {max_amount!r}")
+        max_amount = None
+
+    if bot_allowed is False and turns > 0:
         bad(_key_line(limits, "max_bot_turns"), "max_bot_turns is above 0 but bot_allowed is false")
+    if bot_allowed is True and max_bot_turns == 0:
+        bad(_key_line(limits, "max_bot_turns"), "bot_allowed is true but max_bot_turns is 0: "
+                                                "the bot could never answer")
+    if bot_allowed is False:
+        for key in ("tiers", "max_amount"):
+            if key in limits:
+                bad(_key_line(limits, key), f"{key} limits what the bot serves, but bot_allowed is false")
+
+    escalation = entry.get("escalation")
+    priority: Any = 0
+    on_low_confidence: Any = "handoff"
+    if "escalation" in entry and not isinstance(escalation, dict):
+        bad(_key_line(entry, "escalation"), "escalation must be a mapping with priority and on_low_confidence")
+    elif isinstance(escalation, dict):
+        esc_line = _key_line(entry, "escalation")
+        for key in escalation:
+            if key not in KNOWN_ESCALATION:
+                bad(_line(key), f"unknown escalation key {key!r} (known: {', '.join(sorted(KNOWN_ESCALATION))})")
+        for key in sorted(KNOWN_ESCALATION - set(escalation)):
+            bad(esc_line, f"escalation: missing {key!r}")
+        priority = escalation.get("priority", 0)
+        if "priority" in escalation and (not _is_number(priority) or int(priority) != priority
+                                         or not 0 <= priority <= MAX_PRIORITY):
+            bad(_key_line(escalation, "priority"), f"priority must be a whole number from 0 to {MAX_PRIORITY}, "
+                                                   f"got {priority!r}")
+            priority = 0
+        on_low_confidence = escalation.get("on_low_confidence", "handoff")
+        if "on_low_confidence" in escalation and on_low_confidence not in LOW_CONFIDENCE_ACTIONS:
+            bad(_key_line(escalation, "on_low_confidence"),
+                f"on_low_confidence must be one of {', '.join(sorted(LOW_CONFIDENCE_ACTIONS))}, "
+                f"got {on_low_confidence!r}")
+
+    clarify = _build_texts(entry.get("clarify"), "clarify", _key_line(entry, "clarify"), languages, bad) \
+        if "clarify" in entry else {}
+    answer = _build_texts(entry.get("answer"), "answer", _key_line(entry, "answer"), languages, bad) \
+        if "answer" in entry else None
+
+    if bot_allowed is True and isinstance(lookups, list):
+        answered = [x for x in lookups if x in BOT_ANSWERED_LOOKUPS]
+        if not answered and answer is None:
+            bad(_key_line(entry, "bot_allowed"),
+                "bot_allowed is true but the bot has nothing to say: add an 'answer' (fr/en text) or a lookup "
+                f"the bot answers ({', '.join(sorted(BOT_ANSWERED_LOOKUPS))})")
+    if bot_allowed is False and "answer" in entry:
+        bad(_key_line(entry, "answer"), "answer is set but bot_allowed is false: the bot would never say it")
 
     examples = _build_examples(entry.get("examples"), _key_line(entry, "examples"), languages, intent_id,
                                seen_examples, bad)
@@ -308,9 +428,32 @@ def _build_intent(entry: Any, index: int, languages: tuple[str, ...],
         id=intent_id, description=str(description), bot_allowed=bool(bot_allowed),
         lookups=tuple(str(x) for x in lookups), skill=str(skill),
         threshold=None if threshold is None else float(threshold),
-        limits=MappingProxyType({str(k): int(v) for k, v in limits.items()}),
+        max_bot_turns=turns, tiers=tiers, max_amount=None if max_amount is None else float(max_amount),
+        priority=int(priority), on_low_confidence=str(on_low_confidence),
+        clarify=MappingProxyType(clarify), answer=None if answer is None else MappingProxyType(answer),
         examples=MappingProxyType(examples), line=line,
     )
+
+
+def _build_texts(raw: Any, key: str, line: int | None, languages: tuple[str, ...],
+                 bad: _Report) -> dict[str, str]:
+    """A text per language (clarify, answer): every catalogue language, nothing else."""
+    if not isinstance(raw, dict):
+        bad(_line(raw, line), f"{key} must be a mapping of language -> text, e.g. {{fr: \"...\", en: \"...\"}}")
+        return {}
+    texts: dict[str, str] = {}
+    for lang in raw:
+        if lang not in languages:
+            bad(_line(lang), f"{key} text for language {lang!r}, which is not in languages {list(languages)}")
+    for lang in languages:
+        value = raw.get(lang)
+        if lang not in raw:
+            bad(_line(raw, line), f"missing {key} text for language {lang!r}")
+        elif not isinstance(value, str) or not value.strip():
+            bad(_line(value, _key_line(raw, lang)), f"{key} text for {lang!r} must be non-empty text, got {value!r}")
+        else:
+            texts[lang] = " ".join(str(value).split())
+    return texts
 
 
 def _build_examples(raw: Any, line: int | None, languages: tuple[str, ...], intent_id: str,

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 from relais.classifier.catalogue import HUMAN_INTENT, Catalogue
 from relais.classifier.model import IntentModel
-from relais.classifier.sentiment import Sentiment, analyse_sentiment, asks_for_human
+from relais.classifier.sentiment import Sentiment, analyse_sentiment, asks_for_human, extract_amount
+from relais.common.pb import conversation_pb2 as pb
 from relais.common.language import detect_language
 
 
@@ -27,6 +28,7 @@ class Classification:
     asks_for_human: bool
     best_guess: str | None
     ranked: list[tuple[str, float]] = field(hash=False)
+    amount: float | None = None
 
 
 def classify(text: str, language_hint: str | None, model: IntentModel, catalogue: Catalogue) -> Classification:
@@ -38,10 +40,22 @@ def classify(text: str, language_hint: str | None, model: IntentModel, catalogue
     sentiment = analyse_sentiment(text, language)
     prediction = model.predict(text)
     human = asks_for_human(text)
+    amount = extract_amount(text)
     if human and HUMAN_INTENT in catalogue:
         return Classification(language=language, intent=HUMAN_INTENT, confidence=1.0, out_of_scope=False,
                               sentiment=sentiment, asks_for_human=True, best_guess=HUMAN_INTENT,
-                              ranked=prediction.ranked)
+                              ranked=prediction.ranked, amount=amount)
     return Classification(language=language, intent=prediction.intent, confidence=prediction.confidence,
                           out_of_scope=prediction.out_of_scope, sentiment=sentiment, asks_for_human=human,
-                          best_guess=prediction.best_guess, ranked=prediction.ranked)
+                          best_guess=prediction.best_guess, ranked=prediction.ranked, amount=amount)
+
+
+def to_classification_proto(result: Classification, catalogue: Catalogue) -> pb.Classification:
+    """What travels with the turn to the bot."""
+    s = result.sentiment
+    return pb.Classification(
+        intent=result.intent or "", confidence=result.confidence, out_of_scope=result.out_of_scope,
+        best_guess=result.best_guess or "", asks_for_human=result.asks_for_human,
+        sentiment=pb.Sentiment(score=s.score, anger=s.anger, distress=s.distress, urgency=s.urgency),
+        catalogue_version=catalogue.version, amount=result.amount or 0.0,
+    )

@@ -9,8 +9,8 @@ from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 
 from relais.classifier.catalogue import load_catalogue
-from relais.classifier.domain import classify
-from relais.classifier.model import IntentModel
+from relais.classifier.domain import classify, to_classification_proto
+from relais.classifier import artifact
 from relais.common import bus, telemetry, topics, worker
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.runtime import serve
@@ -18,7 +18,10 @@ from relais.common.runtime import serve
 
 async def build(w: worker.Worker) -> worker.Service:
     catalogue = load_catalogue()
-    model = IntentModel.train(catalogue, seed=0)
+    try:
+        model = artifact.load_for(catalogue)
+    except artifact.ArtifactError as error:
+        raise SystemExit(f"classifier: {error}") from None
 
     async def handle(record: ConsumerRecord) -> None:
         try:
@@ -28,18 +31,7 @@ async def build(w: worker.Worker) -> worker.Service:
         with telemetry.consume_span("classifier classify", record, **{"relais.conversation_id": turn.conversation_id}) as span:
             result = classify(turn.text, turn.language or None, model, catalogue)
             turn.language = result.language
-            turn.classification.CopyFrom(pb.Classification(
-                intent=result.intent or "",
-                confidence=result.confidence,
-                out_of_scope=result.out_of_scope,
-                best_guess=result.best_guess or "",
-                sentiment=pb.Sentiment(
-                    score=result.sentiment.score, anger=result.sentiment.anger,
-                    distress=result.sentiment.distress, urgency=result.sentiment.urgency,
-                ),
-                asks_for_human=result.asks_for_human,
-                catalogue_version=catalogue.version,
-            ))
+            turn.classification.CopyFrom(to_classification_proto(result, catalogue))
             span.set_attribute("relais.intent", turn.classification.intent)
             span.set_attribute("relais.confidence", turn.classification.confidence)
             await bus.publish(w.producer, [

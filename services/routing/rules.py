@@ -7,6 +7,7 @@ from relais.common.pb import conversation_pb2 as pb
 GENERAL = "general"  # an agent with this skill may take any task in their languages
 PRIORITY_BY_TIER = {"vip": 20, "gold": 10}
 EMOTION_PRIORITY = 5
+EMOTIONAL = {pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_DISTRESS, pb.HANDOFF_REASON_ESCALATING_SENTIMENT}
 DEFAULT_HANDLE_SECONDS = 240
 
 
@@ -20,8 +21,8 @@ class Requirement:
 def requirement(context: pb.ConversationContext, skill_by_intent: dict[str, str]) -> Requirement:
     language = context.language or context.customer.language or "en"
     skill = skill_by_intent.get(context.intent, GENERAL)
-    priority = PRIORITY_BY_TIER.get(context.customer.tier.lower(), 0)
-    if context.reason in (pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_DISTRESS):
+    priority = PRIORITY_BY_TIER.get(context.customer.tier.lower(), 0) + context.priority
+    if set(context.reasons or [context.reason]) & EMOTIONAL:
         priority += EMOTION_PRIORITY
     return Requirement(language, skill, priority)
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from relais.classifier.catalogue import HUMAN_INTENT, CatalogueError, load_catalogue
+from relais.classifier.catalogue import HUMAN_INTENT, load_catalogue
 from relais.classifier.domain import Classification, classify
 from relais.classifier.model import BACKGROUND_EXAMPLES, IntentModel
 from relais.classifier.sentiment import analyse_sentiment, asks_for_human
@@ -21,7 +21,7 @@ HELD_OUT = [
     ("fr", "Avez-vous une boutique à Grenoble ?", "store_locator"),
     ("fr", "Quelle est l'adresse du magasin de Dijon ?", "store_locator"),
     ("fr", "Le colis est marqué livré mais il n'est pas dans ma boîte aux lettres", "delivery_problem"),
-    ("fr", "Mon colis est arrivé endommagé", "delivery_problem"),
+    ("fr", "Mon colis est arrivé endommagé", "damaged_item"),
     ("fr", "Je veux renvoyer cette robe et être remboursée", "return_refund"),
     ("fr", "Mon remboursement n'est toujours pas arrivé", "return_refund"),
     ("fr", "On m'a dérobé ma carte bancaire", "lost_or_stolen_card"),
@@ -45,7 +45,7 @@ HELD_OUT = [
     ("en", "Do you have a store in Liverpool?", "store_locator"),
     ("en", "What's the address of the Oxford shop?", "store_locator"),
     ("en", "The parcel is marked as delivered but it isn't in my mailbox", "delivery_problem"),
-    ("en", "My package turned up damaged", "delivery_problem"),
+    ("en", "My package turned up damaged", "damaged_item"),
     ("en", "I want to send this dress back and get my money back", "return_refund"),
     ("en", "My refund still hasn't come through", "return_refund"),
     ("en", "Someone stole my credit card", "lost_or_stolen_card"),
@@ -67,7 +67,7 @@ HELD_OUT = [
     ("fr", "jai plus ma carte je pense quon me la volée", "lost_or_stolen_card"),
     ("fr", "remboursement svp le colis est reparti chez vous depuis 10 jours", "return_refund"),
     ("fr", "Y'a un prélèvement bizarre de 29€ sur mon relevé", "disputed_payment"),
-    ("fr", "je veux fermer mon compte chez vous", "cancellation"),
+    ("fr", "je veux fermer mon compte chez vous", "close_account"),
     ("fr", "le livreur a laissé mon colis chez le voisin et il l'a pas", "delivery_problem"),
     ("en", "u guys open on easter monday?", "opening_hours"),
     ("en", "wheres my stuff, ordered CMD-771123 last week", "order_status"),
@@ -75,7 +75,7 @@ HELD_OUT = [
     ("en", "think my card got nicked", "lost_or_stolen_card"),
     ("en", "how do i send back a jumper", "return_refund"),
     ("en", "weird 29 quid charge on my statement", "disputed_payment"),
-    ("en", "close my account pls", "cancellation"),
+    ("en", "close my account pls", "close_account"),
     ("en", "courier left my parcel with a neighbour who says they never got it", "delivery_problem"),
     ("en", "nearest branch to me in york?", "store_locator"),
     ("en", "still waiting on the new card you sent", "card_not_arrived"),
@@ -111,27 +111,7 @@ def model(catalogue):
 
 
 # ------------------------------------------------------------------------------------ catalogue
-
-def test_catalogue_loads_with_every_intent_in_both_languages(catalogue):
-    assert catalogue.version == "2026.11.1"
-    assert catalogue.languages == ("fr", "en")
-    assert 0 < catalogue.default_threshold < 1
-    expected = {"opening_hours", "order_status", "account_balance", "store_locator", "delivery_problem",
-                "return_refund", "lost_or_stolen_card", "card_not_arrived", "disputed_payment", "complaint",
-                "cancellation", "speak_to_advisor"}
-    assert expected <= set(catalogue.intents)
-    for intent in catalogue:
-        for lang in ("fr", "en"):
-            assert len(intent.examples[lang]) >= 12, (intent.id, lang)
-    assert catalogue.get("order_status").lookups == ("order_status",)
-    assert catalogue.get("order_status").bot_allowed
-    assert catalogue.get("order_status").max_bot_turns == 2
-    assert not catalogue.get(HUMAN_INTENT).bot_allowed
-    assert catalogue.get("lost_or_stolen_card").skill == "cards"
-    assert any("CMD-" in text for text in catalogue.get("order_status").examples["fr"])
-    with pytest.raises(KeyError, match="no_such_intent"):
-        catalogue.get("no_such_intent")
-
+# (loading and validation: tests/classifier/test_catalogue.py)
 
 def test_held_out_phrases_are_not_catalogue_examples(catalogue):
     examples = {" ".join(t.casefold().split()) for t, _, _ in catalogue.training_examples()}
@@ -140,119 +120,6 @@ def test_held_out_phrases_are_not_catalogue_examples(catalogue):
     assert not leaked
     background = {" ".join(t.casefold().split()) for texts in BACKGROUND_EXAMPLES.values() for t in texts}
     assert not [text for text in OUT_OF_SCOPE if " ".join(text.casefold().split()) in background]
-
-
-GOOD_INTENT = """\
-  - id: {id}
-    description: Something customers ask.
-    bot_allowed: {bot}
-    lookups: {lookups}
-    skill: general
-    limits:
-      max_bot_turns: {turns}
-    examples:
-      fr:
-        - "{fr1}"
-        - "{fr2}"
-      en:
-        - "{en1}"
-        - "{en2}"
-"""
-
-
-def _write(tmp_path: Path, intents: str, header: str = "") -> Path:
-    path = tmp_path / "catalogue.yaml"
-    path.write_text(header or 'version: "t.1"\nlanguages: [fr, en]\ndefault_threshold: 0.3\nintents:\n')
-    path.write_text(path.read_text() + intents)
-    return path
-
-
-def _intent(**overrides: str) -> str:
-    fields = dict(id="hours", bot="true", lookups="[opening_hours]", fr1="Vous ouvrez quand ?",
-                  fr2="Horaires svp", en1="When do you open?", en2="Opening hours please")
-    fields.update(overrides)
-    fields.setdefault("turns", "1" if fields["bot"] == "true" else "0")
-    return GOOD_INTENT.format(**fields)
-
-
-def test_minimal_catalogue_file_loads(tmp_path):
-    path = _write(tmp_path, _intent() + _intent(id="other", bot="false", lookups="[]", fr1="Autre chose",
-                                                fr2="Encore autre chose", en1="Something else",
-                                                en2="Yet another thing"))
-    catalogue = load_catalogue(path)
-    assert set(catalogue.intents) == {"hours", "other"}
-    assert catalogue.threshold_for("hours") == 0.3
-
-
-def test_unknown_lookup_is_reported_with_intent_and_line(tmp_path):
-    path = _write(tmp_path, _intent(lookups="[opening_hours, weather]"))
-    with pytest.raises(CatalogueError) as error:
-        load_catalogue(path)
-    message = str(error.value)
-    assert "unknown lookup 'weather'" in message
-    assert "intent 'hours'" in message
-    assert "catalogue.yaml:8:" in message  # the lookups line
-
-
-def test_missing_language_examples_are_reported(tmp_path):
-    intent = _intent().replace('      en:\n        - "When do you open?"\n        - "Opening hours please"\n', "")
-    path = _write(tmp_path, intent)
-    with pytest.raises(CatalogueError, match="intent 'hours': missing examples for language 'en'"):
-        load_catalogue(path)
-
-
-def test_duplicate_example_is_reported_ignoring_case_and_spaces(tmp_path):
-    path = _write(tmp_path, _intent(en2="  when do   YOU open?"))
-    with pytest.raises(CatalogueError) as error:
-        load_catalogue(path)
-    message = str(error.value)
-    assert "duplicate example" in message and "intent 'hours'" in message
-    assert "catalogue.yaml:18:" in message and "already at line 17" in message
-
-
-def test_duplicate_example_across_intents_names_both(tmp_path):
-    path = _write(tmp_path, _intent() + _intent(id="other", bot="false", lookups="[]", fr1="Horaires SVP",
-                                                fr2="b", en1="c", en2="d"))
-    with pytest.raises(CatalogueError, match="intent 'other'.*duplicate example.*intent 'hours'"):
-        load_catalogue(path)
-
-
-def test_duplicate_intent_id_and_bad_threshold_are_reported(tmp_path):
-    header = 'version: "t.1"\nlanguages: [fr, en]\ndefault_threshold: 1.5\nintents:\n'
-    second = _intent(fr1="a", fr2="b", en1="c", en2="d").replace("    skill: general\n",
-                                                                  "    skill: general\n    threshold: -0.1\n")
-    path = _write(tmp_path, _intent() + second, header)
-    with pytest.raises(CatalogueError) as error:
-        load_catalogue(path)
-    problems = error.value.problems
-    assert any("default_threshold must be a number between 0 and 1" in p for p in problems)
-    assert any("intent 'hours'" in p and "threshold must be a number between 0 and 1" in p for p in problems)
-    assert any("intent 'hours'" in p and "duplicate intent id" in p for p in problems)
-
-
-def test_bot_turns_on_an_advisor_only_intent_are_reported(tmp_path):
-    path = _write(tmp_path, _intent(bot="false", lookups="[]", turns="1"))
-    with pytest.raises(CatalogueError, match="intent 'hours': max_bot_turns is above 0 but bot_allowed is false"):
-        load_catalogue(path)
-
-
-def test_unknown_skill_and_misspelt_key_are_reported(tmp_path):
-    intent = _intent().replace("skill: general", "skill: astrology").replace("    limits:", "    limit:")
-    path = _write(tmp_path, intent)
-    with pytest.raises(CatalogueError) as error:
-        load_catalogue(path)
-    message = str(error.value)
-    assert "unknown skill 'astrology'" in message
-    assert "unknown key 'limit'" in message
-
-
-def test_missing_file_and_broken_yaml_are_catalogue_errors(tmp_path):
-    with pytest.raises(CatalogueError, match="cannot read"):
-        load_catalogue(tmp_path / "nope.yaml")
-    broken = tmp_path / "broken.yaml"
-    broken.write_text('version: "1"\nintents: [\n')
-    with pytest.raises(CatalogueError, match="not valid YAML"):
-        load_catalogue(broken)
 
 
 # ------------------------------------------------------------------------------------- language
@@ -532,10 +399,3 @@ def test_classify_puts_it_together(model, catalogue):
     unrelated = classify("tell me a joke", None, model, catalogue)
     assert unrelated.out_of_scope and unrelated.intent is None and unrelated.best_guess
 
-
-def test_classify_refuses_a_model_from_another_catalogue(tmp_path, model, catalogue):
-    text = Path(catalogue.source).read_text().replace('version: "2026.11.1"', 'version: "2026.12.0"')
-    path = tmp_path / "next.yaml"
-    path.write_text(text)
-    with pytest.raises(ValueError, match="retrain"):
-        classify("hello", None, model, load_catalogue(path))

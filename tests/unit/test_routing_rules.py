@@ -14,6 +14,10 @@ def test_requirement_takes_skill_from_intent_and_priority_from_tier_and_emotion(
     assert rules.requirement(context(tier="VIP"), skills).priority == 20
     assert rules.requirement(context(tier="vip", reason=pb.HANDOFF_REASON_ANGER), skills).priority == 25
     assert rules.requirement(context(intent="unknown"), skills).skill == rules.GENERAL
+    escalated = context(reason=pb.HANDOFF_REASON_CUSTOMER_REQUEST)
+    escalated.reasons[:] = [pb.HANDOFF_REASON_CUSTOMER_REQUEST, pb.HANDOFF_REASON_ESCALATING_SENTIMENT]
+    escalated.priority = 7
+    assert rules.requirement(escalated, skills).priority == 7 + rules.EMOTION_PRIORITY
 
 
 def test_eligibility_needs_the_language_and_the_skill_or_general():

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1crelais/v1/conversation.proto\x12\trelais.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\"\x97\x01\n\x0e\x43ontactMessage\x12#\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x12.relais.v1.Channel\x12%\n\x08\x63ustomer\x18\x02 \x01(\x0b\x32\x13.relais.v1.Customer\x12\x0c\n\x04text\x18\x03 \x01(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\tSentiment\x12\r\n\x05score\x18\x01 \x01(\x02\x12\r\n\x05\x61nger\x18\x02 \x01(\x08\x12\x10\n\x08\x64istress\x18\x03 \x01(\x08\x12\x0f\n\x07urgency\x18\x04 \x01(\x08\"\xba\x01\n\x0e\x43lassification\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0cout_of_scope\x18\x03 \x01(\x08\x12\x12\n\nbest_guess\x18\x04 \x01(\t\x12\'\n\tsentiment\x18\x05 \x01(\x0b\x32\x14.relais.v1.Sentiment\x12\x16\n\x0e\x61sks_for_human\x18\x06 \x01(\x08\x12\x19\n\x11\x63\x61talogue_version\x18\x07 \x01(\t\"\xba\x02\n\x04Turn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x05\x12#\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x12.relais.v1.Channel\x12%\n\x08\x63ustomer\x18\x05 \x01(\x0b\x32\x13.relais.v1.Customer\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0e\x63lassification\x18\n \x01(\x0b\x32\x19.relais.v1.Classification\"\x81\x02\n\x06Lookup\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x07request\x18\x02 \x03(\x0b\x32\x1e.relais.v1.Lookup.RequestEntry\x12-\n\x06result\x18\x03 \x03(\x0b\x32\x1d.relais.v1.Lookup.ResultEntry\x12\n\n\x02ok\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0f\n\x07turn_id\x18\x06 \x01(\t\x1a.\n\x0cRequestEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bResultEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"S\n\nBotAttempt\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0e\n\x06intent\x18\x02 \x01(\t\x12\x12\n\nreply_text\x18\x03 \x01(\t\x12\x10\n\x08resolved\x18\x04 \x01(\x08\"\x81\x03\n\x13\x43onversationContext\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12%\n\x08\x63ustomer\x18\x02 \x01(\x0b\x32\x13.relais.v1.Customer\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.relais.v1.Channel\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x1e\n\x05turns\x18\x05 \x03(\x0b\x32\x0f.relais.v1.Turn\x12\"\n\x07lookups\x18\x06 \x03(\x0b\x32\x11.relais.v1.Lookup\x12+\n\x0c\x62ot_attempts\x18\x07 \x03(\x0b\x32\x15.relais.v1.BotAttempt\x12(\n\x06reason\x18\x08 \x01(\x0e\x32\x18.relais.v1.HandoffReason\x12\x15\n\rreason_detail\x18\t \x01(\t\x12\x0e\n\x06intent\x18\n \x01(\t\x12\x31\n\rhanded_off_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"w\n\x0cHandoffEvent\x12\x31\n\x07handoff\x18\x01 \x01(\x0b\x32\x1e.relais.v1.ConversationContextH\x00\x12+\n\x10\x63ustomer_message\x18\x02 \x01(\x0b\x32\x0f.relais.v1.TurnH\x00\x42\x07\n\x05\x65vent\"\xae\x02\n\x07Outcome\x12\x12\n\noutcome_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.relais.v1.OutcomeKind\x12\x0e\n\x06intent\x18\x04 \x01(\t\x12\x10\n\x08language\x18\x05 \x01(\t\x12#\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x12.relais.v1.Channel\x12(\n\x06reason\x18\x07 \x01(\x0e\x32\x18.relais.v1.HandoffReason\x12\x10\n\x08\x61gent_id\x18\x08 \x01(\t\x12\x13\n\x0b\x64isposition\x18\t \x01(\t\x12\x10\n\x08resolved\x18\n \x01(\x08\x12&\n\x02\x61t\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*v\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43HANNEL_CHAT\x10\x01\x12\x11\n\rCHANNEL_EMAIL\x10\x02\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x03\x12\x1c\n\x18\x43HANNEL_VOICE_TRANSCRIPT\x10\x04*\x98\x02\n\rHandoffReason\x12\x1e\n\x1aHANDOFF_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fHANDOFF_REASON_CUSTOMER_REQUEST\x10\x01\x12\x18\n\x14HANDOFF_REASON_ANGER\x10\x02\x12\x1b\n\x17HANDOFF_REASON_DISTRESS\x10\x03\x12\x1f\n\x1bHANDOFF_REASON_OUT_OF_SCOPE\x10\x04\x12!\n\x1dHANDOFF_REASON_LOW_CONFIDENCE\x10\x05\x12#\n\x1fHANDOFF_REASON_REPEATED_FAILURE\x10\x06\x12\"\n\x1eHANDOFF_REASON_NOT_BOT_ALLOWED\x10\x07*\xdb\x01\n\x0bOutcomeKind\x12\x1c\n\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19OUTCOME_KIND_BOT_ANSWERED\x10\x01\x12\x1e\n\x1aOUTCOME_KIND_BOT_CLARIFIED\x10\x02\x12\x1b\n\x17OUTCOME_KIND_HANDED_OFF\x10\x03\x12\x19\n\x15OUTCOME_KIND_ASSIGNED\x10\x04\x12\x1e\n\x1aOUTCOME_KIND_AGENT_REPLIED\x10\x05\x12\x17\n\x13OUTCOME_KIND_CLOSED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1crelais/v1/conversation.proto\x12\trelais.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"6\n\x08\x43ustomer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0c\n\x04tier\x18\x03 \x01(\t\"\x97\x01\n\x0e\x43ontactMessage\x12#\n\x07\x63hannel\x18\x01 \x01(\x0e\x32\x12.relais.v1.Channel\x12%\n\x08\x63ustomer\x18\x02 \x01(\x0b\x32\x13.relais.v1.Customer\x12\x0c\n\x04text\x18\x03 \x01(\t\x12+\n\x07sent_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"L\n\tSentiment\x12\r\n\x05score\x18\x01 \x01(\x02\x12\r\n\x05\x61nger\x18\x02 \x01(\x08\x12\x10\n\x08\x64istress\x18\x03 \x01(\x08\x12\x0f\n\x07urgency\x18\x04 \x01(\x08\"\xca\x01\n\x0e\x43lassification\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x14\n\x0cout_of_scope\x18\x03 \x01(\x08\x12\x12\n\nbest_guess\x18\x04 \x01(\t\x12\'\n\tsentiment\x18\x05 \x01(\x0b\x32\x14.relais.v1.Sentiment\x12\x16\n\x0e\x61sks_for_human\x18\x06 \x01(\x08\x12\x19\n\x11\x63\x61talogue_version\x18\x07 \x01(\t\x12\x0e\n\x06\x61mount\x18\x08 \x01(\x01\"\xba\x02\n\x04Turn\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12\x0b\n\x03seq\x18\x03 \x01(\x05\x12#\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x12.relais.v1.Channel\x12%\n\x08\x63ustomer\x18\x05 \x01(\x0b\x32\x13.relais.v1.Customer\x12\x10\n\x08language\x18\x06 \x01(\t\x12\x0c\n\x04text\x18\x07 \x01(\t\x12+\n\x07sent_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0breceived_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x0e\x63lassification\x18\n \x01(\x0b\x32\x19.relais.v1.Classification\"\x81\x02\n\x06Lookup\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x07request\x18\x02 \x03(\x0b\x32\x1e.relais.v1.Lookup.RequestEntry\x12-\n\x06result\x18\x03 \x03(\x0b\x32\x1d.relais.v1.Lookup.ResultEntry\x12\n\n\x02ok\x18\x04 \x01(\x08\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x0f\n\x07turn_id\x18\x06 \x01(\t\x1a.\n\x0cRequestEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bResultEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"j\n\nBotAttempt\x12\x0f\n\x07turn_id\x18\x01 \x01(\t\x12\x0e\n\x06intent\x18\x02 \x01(\t\x12\x12\n\nreply_text\x18\x03 \x01(\t\x12\x10\n\x08resolved\x18\x04 \x01(\x08\x12\x15\n\rclarification\x18\x05 \x01(\x08\"\xbe\x03\n\x13\x43onversationContext\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12%\n\x08\x63ustomer\x18\x02 \x01(\x0b\x32\x13.relais.v1.Customer\x12#\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x12.relais.v1.Channel\x12\x10\n\x08language\x18\x04 \x01(\t\x12\x1e\n\x05turns\x18\x05 \x03(\x0b\x32\x0f.relais.v1.Turn\x12\"\n\x07lookups\x18\x06 \x03(\x0b\x32\x11.relais.v1.Lookup\x12+\n\x0c\x62ot_attempts\x18\x07 \x03(\x0b\x32\x15.relais.v1.BotAttempt\x12(\n\x06reason\x18\x08 \x01(\x0e\x32\x18.relais.v1.HandoffReason\x12\x15\n\rreason_detail\x18\t \x01(\t\x12\x0e\n\x06intent\x18\n \x01(\t\x12\x31\n\rhanded_off_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x07reasons\x18\x0c \x03(\x0e\x32\x18.relais.v1.HandoffReason\x12\x10\n\x08priority\x18\r \x01(\x05\"w\n\x0cHandoffEvent\x12\x31\n\x07handoff\x18\x01 \x01(\x0b\x32\x1e.relais.v1.ConversationContextH\x00\x12+\n\x10\x63ustomer_message\x18\x02 \x01(\x0b\x32\x0f.relais.v1.TurnH\x00\x42\x07\n\x05\x65vent\"\xae\x02\n\x07Outcome\x12\x12\n\noutcome_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12$\n\x04kind\x18\x03 \x01(\x0e\x32\x16.relais.v1.OutcomeKind\x12\x0e\n\x06intent\x18\x04 \x01(\t\x12\x10\n\x08language\x18\x05 \x01(\t\x12#\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x12.relais.v1.Channel\x12(\n\x06reason\x18\x07 \x01(\x0e\x32\x18.relais.v1.HandoffReason\x12\x10\n\x08\x61gent_id\x18\x08 \x01(\t\x12\x13\n\x0b\x64isposition\x18\t \x01(\t\x12\x10\n\x08resolved\x18\n \x01(\x08\x12&\n\x02\x61t\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*v\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x43HANNEL_CHAT\x10\x01\x12\x11\n\rCHANNEL_EMAIL\x10\x02\x12\x0f\n\x0b\x43HANNEL_SMS\x10\x03\x12\x1c\n\x18\x43HANNEL_VOICE_TRANSCRIPT\x10\x04*\xaf\x03\n\rHandoffReason\x12\x1e\n\x1aHANDOFF_REASON_UNSPECIFIED\x10\x00\x12#\n\x1fHANDOFF_REASON_CUSTOMER_REQUEST\x10\x01\x12\x18\n\x14HANDOFF_REASON_ANGER\x10\x02\x12\x1b\n\x17HANDOFF_REASON_DISTRESS\x10\x03\x12\x1f\n\x1bHANDOFF_REASON_OUT_OF_SCOPE\x10\x04\x12!\n\x1dHANDOFF_REASON_LOW_CONFIDENCE\x10\x05\x12#\n\x1fHANDOFF_REASON_REPEATED_FAILURE\x10\x06\x12\"\n\x1eHANDOFF_REASON_NOT_BOT_ALLOWED\x10\x07\x12\'\n#HANDOFF_REASON_ESCALATING_SENTIMENT\x10\x08\x12\"\n\x1eHANDOFF_REASON_TIER_NOT_SERVED\x10\t\x12%\n!HANDOFF_REASON_AMOUNT_ABOVE_LIMIT\x10\n\x12!\n\x1dHANDOFF_REASON_BOT_TURN_LIMIT\x10\x0b*\xdb\x01\n\x0bOutcomeKind\x12\x1c\n\x18OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19OUTCOME_KIND_BOT_ANSWERED\x10\x01\x12\x1e\n\x1aOUTCOME_KIND_BOT_CLARIFIED\x10\x02\x12\x1b\n\x17OUTCOME_KIND_HANDED_OFF\x10\x03\x12\x19\n\x15OUTCOME_KIND_ASSIGNED\x10\x04\x12\x1e\n\x1aOUTCOME_KIND_AGENT_REPLIED\x10\x05\x12\x17\n\x13OUTCOME_KIND_CLOSED\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,12 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOOKUP_REQUESTENTRY']._serialized_options = b'8\001'
   _globals['_LOOKUP_RESULTENTRY']._loaded_options = None
   _globals['_LOOKUP_RESULTENTRY']._serialized_options = b'8\001'
-  _globals['_CHANNEL']._serialized_start=2029
-  _globals['_CHANNEL']._serialized_end=2147
-  _globals['_HANDOFFREASON']._serialized_start=2150
-  _globals['_HANDOFFREASON']._serialized_end=2430
-  _globals['_OUTCOMEKIND']._serialized_start=2433
-  _globals['_OUTCOMEKIND']._serialized_end=2652
+  _globals['_CHANNEL']._serialized_start=2129
+  _globals['_CHANNEL']._serialized_end=2247
+  _globals['_HANDOFFREASON']._serialized_start=2250
+  _globals['_HANDOFFREASON']._serialized_end=2681
+  _globals['_OUTCOMEKIND']._serialized_start=2684
+  _globals['_OUTCOMEKIND']._serialized_end=2903
   _globals['_CUSTOMER']._serialized_start=76
   _globals['_CUSTOMER']._serialized_end=130
   _globals['_CONTACTMESSAGE']._serialized_start=133
@@ -49,21 +49,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENTIMENT']._serialized_start=286
   _globals['_SENTIMENT']._serialized_end=362
   _globals['_CLASSIFICATION']._serialized_start=365
-  _globals['_CLASSIFICATION']._serialized_end=551
-  _globals['_TURN']._serialized_start=554
-  _globals['_TURN']._serialized_end=868
-  _globals['_LOOKUP']._serialized_start=871
-  _globals['_LOOKUP']._serialized_end=1128
-  _globals['_LOOKUP_REQUESTENTRY']._serialized_start=1035
-  _globals['_LOOKUP_REQUESTENTRY']._serialized_end=1081
-  _globals['_LOOKUP_RESULTENTRY']._serialized_start=1083
-  _globals['_LOOKUP_RESULTENTRY']._serialized_end=1128
-  _globals['_BOTATTEMPT']._serialized_start=1130
-  _globals['_BOTATTEMPT']._serialized_end=1213
-  _globals['_CONVERSATIONCONTEXT']._serialized_start=1216
-  _globals['_CONVERSATIONCONTEXT']._serialized_end=1601
-  _globals['_HANDOFFEVENT']._serialized_start=1603
-  _globals['_HANDOFFEVENT']._serialized_end=1722
-  _globals['_OUTCOME']._serialized_start=1725
-  _globals['_OUTCOME']._serialized_end=2027
+  _globals['_CLASSIFICATION']._serialized_end=567
+  _globals['_TURN']._serialized_start=570
+  _globals['_TURN']._serialized_end=884
+  _globals['_LOOKUP']._serialized_start=887
+  _globals['_LOOKUP']._serialized_end=1144
+  _globals['_LOOKUP_REQUESTENTRY']._serialized_start=1051
+  _globals['_LOOKUP_REQUESTENTRY']._serialized_end=1097
+  _globals['_LOOKUP_RESULTENTRY']._serialized_start=1099
+  _globals['_LOOKUP_RESULTENTRY']._serialized_end=1144
+  _globals['_BOTATTEMPT']._serialized_start=1146
+  _globals['_BOTATTEMPT']._serialized_end=1252
+  _globals['_CONVERSATIONCONTEXT']._serialized_start=1255
+  _globals['_CONVERSATIONCONTEXT']._serialized_end=1701
+  _globals['_HANDOFFEVENT']._serialized_start=1703
+  _globals['_HANDOFFEVENT']._serialized_end=1822
+  _globals['_OUTCOME']._serialized_start=1825
+  _globals['_OUTCOME']._serialized_end=2127
 # @@protoc_insertion_point(module_scope)

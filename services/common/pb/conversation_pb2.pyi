@@ -28,6 +28,10 @@ class HandoffReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HANDOFF_REASON_LOW_CONFIDENCE: _ClassVar[HandoffReason]
     HANDOFF_REASON_REPEATED_FAILURE: _ClassVar[HandoffReason]
     HANDOFF_REASON_NOT_BOT_ALLOWED: _ClassVar[HandoffReason]
+    HANDOFF_REASON_ESCALATING_SENTIMENT: _ClassVar[HandoffReason]
+    HANDOFF_REASON_TIER_NOT_SERVED: _ClassVar[HandoffReason]
+    HANDOFF_REASON_AMOUNT_ABOVE_LIMIT: _ClassVar[HandoffReason]
+    HANDOFF_REASON_BOT_TURN_LIMIT: _ClassVar[HandoffReason]
 
 class OutcomeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -51,6 +55,10 @@ HANDOFF_REASON_OUT_OF_SCOPE: HandoffReason
 HANDOFF_REASON_LOW_CONFIDENCE: HandoffReason
 HANDOFF_REASON_REPEATED_FAILURE: HandoffReason
 HANDOFF_REASON_NOT_BOT_ALLOWED: HandoffReason
+HANDOFF_REASON_ESCALATING_SENTIMENT: HandoffReason
+HANDOFF_REASON_TIER_NOT_SERVED: HandoffReason
+HANDOFF_REASON_AMOUNT_ABOVE_LIMIT: HandoffReason
+HANDOFF_REASON_BOT_TURN_LIMIT: HandoffReason
 OUTCOME_KIND_UNSPECIFIED: OutcomeKind
 OUTCOME_KIND_BOT_ANSWERED: OutcomeKind
 OUTCOME_KIND_BOT_CLARIFIED: OutcomeKind
@@ -94,7 +102,7 @@ class Sentiment(_message.Message):
     def __init__(self, score: _Optional[float] = ..., anger: _Optional[bool] = ..., distress: _Optional[bool] = ..., urgency: _Optional[bool] = ...) -> None: ...
 
 class Classification(_message.Message):
-    __slots__ = ("intent", "confidence", "out_of_scope", "best_guess", "sentiment", "asks_for_human", "catalogue_version")
+    __slots__ = ("intent", "confidence", "out_of_scope", "best_guess", "sentiment", "asks_for_human", "catalogue_version", "amount")
     INTENT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     OUT_OF_SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +110,7 @@ class Classification(_message.Message):
     SENTIMENT_FIELD_NUMBER: _ClassVar[int]
     ASKS_FOR_HUMAN_FIELD_NUMBER: _ClassVar[int]
     CATALOGUE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
     intent: str
     confidence: float
     out_of_scope: bool
@@ -109,7 +118,8 @@ class Classification(_message.Message):
     sentiment: Sentiment
     asks_for_human: bool
     catalogue_version: str
-    def __init__(self, intent: _Optional[str] = ..., confidence: _Optional[float] = ..., out_of_scope: _Optional[bool] = ..., best_guess: _Optional[str] = ..., sentiment: _Optional[_Union[Sentiment, _Mapping]] = ..., asks_for_human: _Optional[bool] = ..., catalogue_version: _Optional[str] = ...) -> None: ...
+    amount: float
+    def __init__(self, intent: _Optional[str] = ..., confidence: _Optional[float] = ..., out_of_scope: _Optional[bool] = ..., best_guess: _Optional[str] = ..., sentiment: _Optional[_Union[Sentiment, _Mapping]] = ..., asks_for_human: _Optional[bool] = ..., catalogue_version: _Optional[str] = ..., amount: _Optional[float] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("turn_id", "conversation_id", "seq", "channel", "customer", "language", "text", "sent_at", "received_at", "classification")
@@ -166,19 +176,21 @@ class Lookup(_message.Message):
     def __init__(self, name: _Optional[str] = ..., request: _Optional[_Mapping[str, str]] = ..., result: _Optional[_Mapping[str, str]] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., turn_id: _Optional[str] = ...) -> None: ...
 
 class BotAttempt(_message.Message):
-    __slots__ = ("turn_id", "intent", "reply_text", "resolved")
+    __slots__ = ("turn_id", "intent", "reply_text", "resolved", "clarification")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     INTENT_FIELD_NUMBER: _ClassVar[int]
     REPLY_TEXT_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    CLARIFICATION_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     intent: str
     reply_text: str
     resolved: bool
-    def __init__(self, turn_id: _Optional[str] = ..., intent: _Optional[str] = ..., reply_text: _Optional[str] = ..., resolved: _Optional[bool] = ...) -> None: ...
+    clarification: bool
+    def __init__(self, turn_id: _Optional[str] = ..., intent: _Optional[str] = ..., reply_text: _Optional[str] = ..., resolved: _Optional[bool] = ..., clarification: _Optional[bool] = ...) -> None: ...
 
 class ConversationContext(_message.Message):
-    __slots__ = ("conversation_id", "customer", "channel", "language", "turns", "lookups", "bot_attempts", "reason", "reason_detail", "intent", "handed_off_at")
+    __slots__ = ("conversation_id", "customer", "channel", "language", "turns", "lookups", "bot_attempts", "reason", "reason_detail", "intent", "handed_off_at", "reasons", "priority")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +202,8 @@ class ConversationContext(_message.Message):
     REASON_DETAIL_FIELD_NUMBER: _ClassVar[int]
     INTENT_FIELD_NUMBER: _ClassVar[int]
     HANDED_OFF_AT_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     customer: Customer
     channel: Channel
@@ -201,7 +215,9 @@ class ConversationContext(_message.Message):
     reason_detail: str
     intent: str
     handed_off_at: _timestamp_pb2.Timestamp
-    def __init__(self, conversation_id: _Optional[str] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., channel: _Optional[_Union[Channel, str]] = ..., language: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., lookups: _Optional[_Iterable[_Union[Lookup, _Mapping]]] = ..., bot_attempts: _Optional[_Iterable[_Union[BotAttempt, _Mapping]]] = ..., reason: _Optional[_Union[HandoffReason, str]] = ..., reason_detail: _Optional[str] = ..., intent: _Optional[str] = ..., handed_off_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    reasons: _containers.RepeatedScalarFieldContainer[HandoffReason]
+    priority: int
+    def __init__(self, conversation_id: _Optional[str] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., channel: _Optional[_Union[Channel, str]] = ..., language: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., lookups: _Optional[_Iterable[_Union[Lookup, _Mapping]]] = ..., bot_attempts: _Optional[_Iterable[_Union[BotAttempt, _Mapping]]] = ..., reason: _Optional[_Union[HandoffReason, str]] = ..., reason_detail: _Optional[str] = ..., intent: _Optional[str] = ..., handed_off_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[HandoffReason, str]]] = ..., priority: _Optional[int] = ...) -> None: ...
 
 class HandoffEvent(_message.Message):
     __slots__ = ("handoff", "customer_message")
