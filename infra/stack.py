@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from infra.kafka.broker import KafkaBroker
-from infra.ports import free_port
+from infra.ports import free_port, port_in_use
 from infra.postgres.migrate import migrate
 from infra.postgres.server import PostgresServer
 
@@ -108,11 +108,17 @@ class Stack:
         return process
 
     def start_services(self, names=SERVICES, timeout: float = 90) -> None:
+        taken = [f"{name} ({self.ports[name]})" for name in names if port_in_use(self.ports[name])]
+        if taken:
+            raise RuntimeError(f"ports already in use: {', '.join(taken)} — another relais stack? `make down` first")
         if "classifier" in names:
             self.ensure_model()
         for name in names:
             self.start_service(name)
         self.wait_healthy(names, timeout)
+        dead = [name for name in names if self.processes[name].poll() is not None]
+        if dead:  # a health answer came from someone else's process on our port
+            raise RuntimeError(f"{', '.join(dead)} exited:\n" + "\n".join(self.log_tail(n) for n in dead))
 
     def wait_healthy(self, names=SERVICES, timeout: float = 90) -> None:
         import grpc
