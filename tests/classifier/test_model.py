@@ -1,0 +1,163 @@
+"""The intent model itself: families, calibration, reproducibility, the artifact file."""
+
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+
+from relais.classifier import model as model_module
+from relais.classifier.catalogue import load_catalogue
+from relais.classifier.model import (ARTIFACT_FORMAT, FAMILIES, OUT_OF_SCOPE_LABEL, IntentModel, catalogue_sha256,
+                                     pretrained_encoder)
+
+# A small bilingual set: three intents, both languages, a few "none of the above" rows.
+TOY = [
+    ("where is my parcel", "order_status"), ("has my order shipped", "order_status"),
+    ("track my delivery please", "order_status"), ("when will my order arrive", "order_status"),
+    ("où est mon colis", "order_status"), ("ma commande est-elle partie", "order_status"),
+    ("suivre ma livraison", "order_status"), ("quand arrive ma commande", "order_status"),
+    ("my card was stolen", "lost_card"), ("i lost my credit card", "lost_card"),
+    ("someone took my card", "lost_card"), ("block my lost card", "lost_card"),
+    ("on m'a volé ma carte", "lost_card"), ("j'ai perdu ma carte bancaire", "lost_card"),
+    ("bloquez ma carte perdue", "lost_card"), ("ma carte a disparu", "lost_card"),
+    ("what time do you open", "opening_hours"), ("are you open on sunday", "opening_hours"),
+    ("opening hours of the shop", "opening_hours"), ("when do you close tonight", "opening_hours"),
+    ("à quelle heure ouvrez-vous", "opening_hours"), ("êtes-vous ouverts le dimanche", "opening_hours"),
+    ("horaires du magasin", "opening_hours"), ("vous fermez à quelle heure", "opening_hours"),
+    ("tell me a joke", OUT_OF_SCOPE_LABEL), ("what is the weather", OUT_OF_SCOPE_LABEL),
+    ("raconte une blague", OUT_OF_SCOPE_LABEL), ("quel temps fait-il", OUT_OF_SCOPE_LABEL),
+]
+QUERIES = ["my parcel has not arrived", "j'ai perdu ma carte", "open on saturday?", "chante une chanson", ""]
+
+
+def fit(family: str, seed: int = 0, holdout: float = 0.25) -> IntentModel:
+    texts, labels = zip(*TOY)
+    return IntentModel.fit(texts, labels, family=family, seed=seed, thresholds=0.3, holdout=holdout)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """Each family trained twice with the same seed (fine-tuning shortened to one epoch: 1 step here)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(model_module.FINE_TUNE, "epochs", 1)
+        return {family: (fit(family), fit(family)) for family in FAMILIES}
+
+
+@pytest.fixture(scope="module")
+def catalogue_model():
+    catalogue = load_catalogue()
+    return catalogue, IntentModel.train(catalogue, seed=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_trains_predicts_and_is_reproducible(family, fitted):
+    model, again = fitted[family]
+    assert model.family == family and set(model.classes) == {"order_status", "lost_card", "opening_hours"}
+    assert (model.probabilities(QUERIES) == again.probabilities(QUERIES)).all()
+    predictions = model.predict_batch(QUERIES)
+    one_by_one = [model.predict(q) for q in QUERIES]
+    # The MiniLM encoder pads a batch to its longest text, so BLAS rounding differs in the last bits.
+    assert [(p.intent, p.out_of_scope, [c for c, _ in p.ranked]) for p in predictions] == \
+        [(p.intent, p.out_of_scope, [c for c, _ in p.ranked]) for p in one_by_one]
+    assert np.allclose([p.confidence for p in predictions], [p.confidence for p in one_by_one], rtol=1e-5, atol=1e-9)
+    assert [p.best_guess for p in predictions[:3]] == ["order_status", "lost_card", "opening_hours"]
+    assert predictions[-1].out_of_scope and predictions[-1].confidence == 0.0
+    assert all(0 <= p.confidence <= 1 for p in predictions)
+    assert model.metadata["temperature"] != 1.0  # calibrated on the held-out quarter
+
+
+def test_another_seed_is_still_a_valid_model():
+    assert fit("ngram", seed=1).predict("where is my parcel").best_guess == "order_status"
+
+
+def test_unknown_family_is_refused():
+    with pytest.raises(ValueError, match="unknown model family 'bert'"):
+        fit("bert")
+
+
+def test_numpy_encoder_matches_sentence_transformers():
+    # Reference: sentence-transformers 6.2 encode(..., normalize_embeddings=True), first six dimensions.
+    vectors = pretrained_encoder().embed(["Where is my card?", "Où est ma carte ?"])
+    assert np.allclose(vectors[0, :6], [-0.00834, 0.0224, -0.03802, 0.02981, 0.02761, -0.01333], atol=1e-3)
+    assert np.allclose(vectors[1, :6], [0.00027, 0.01105, 0.04598, -0.0007, -0.0273, 0.03276], atol=1e-3)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_calibration_fits_a_temperature_that_lowers_the_log_loss():
+    model = fit("ngram")
+    texts = ["where's my order", "card stolen", "shop hours", "ou est ma commande", "carte volée", "horaires"]
+    labels = ["order_status", "lost_card", "opening_hours"] * 2
+
+    def log_loss() -> float:
+        p = np.array([model.predict(t).confidence for t in texts])
+        right = np.array([model.predict(t).best_guess == y for t, y in zip(texts, labels)])
+        p = np.clip(p, 1e-9, 1 - 1e-9)
+        return float(-np.mean(np.where(right, np.log(p), np.log1p(-p))))
+
+    model._classifier.temperature = 1.0
+    before = log_loss()
+    temperature = model.calibrate(texts, labels)
+    assert temperature != 1.0 and log_loss() < before
+
+
+def test_save_and_load_give_identical_predictions_and_metadata(tmp_path, catalogue_model):
+    catalogue, model = catalogue_model
+    path = tmp_path / "intents.pkl"
+    model.save(path)
+    loaded = IntentModel.load(path)
+    texts = ["Où en est ma commande CMD-123456 ?", "what time do you close", "tell me a joke", ""]
+    assert loaded.predict_batch(texts) == model.predict_batch(texts)
+    assert (loaded.probabilities(texts) == model.probabilities(texts)).all()
+    assert (loaded.classes, loaded.catalogue_version, dict(loaded.thresholds)) == \
+        (model.classes, model.catalogue_version, dict(model.thresholds))
+    meta = loaded.metadata
+    assert meta["catalogue_version"] == catalogue.version
+    file_sha256 = hashlib.sha256(Path(catalogue.source).read_bytes()).hexdigest()
+    assert meta["catalogue_sha256"] == catalogue_sha256(catalogue) == file_sha256
+    assert (meta["family"], meta["seed"], meta["format"]) == ("ngram", 0, ARTIFACT_FORMAT)
+    assert meta["sklearn"] == sklearn.__version__ and meta["python"] and meta["trained_at"]
+
+
+def test_a_fine_tuned_model_survives_save_and_load(tmp_path, fitted):
+    model = fitted["minilm-ft"][0]
+    model.save(tmp_path / "ft.pkl")
+    assert (IntentModel.load(tmp_path / "ft.pkl").probabilities(QUERIES) == model.probabilities(QUERIES)).all()
+
+
+def _rewrite_metadata(path, **changes):
+    envelope = pickle.loads(path.read_bytes())
+    envelope["metadata"] |= changes
+    path.write_bytes(pickle.dumps(envelope))
+
+
+def test_load_refuses_another_format_or_scikit_learn(tmp_path):
+    path = tmp_path / "m.pkl"
+    fit("ngram").save(path)
+    _rewrite_metadata(path, format=ARTIFACT_FORMAT + 1)
+    with pytest.raises(ValueError, match=f"artifact format {ARTIFACT_FORMAT + 1}"):
+        IntentModel.load(path)
+    _rewrite_metadata(path, format=ARTIFACT_FORMAT, sklearn="0.24.2")
+    with pytest.raises(ValueError, match="scikit-learn 0.24.2"):
+        IntentModel.load(path)
+    major, minor = sklearn.__version__.split(".")[:2]
+    _rewrite_metadata(path, sklearn=f"{major}.{minor}.99")  # another patch release is fine
+    assert IntentModel.load(path).predict("where is my parcel").best_guess == "order_status"
+
+
+def test_load_refuses_a_foreign_pickle_without_running_it(tmp_path):
+    class Exploit:
+        def __reduce__(self):
+            return (os.mkdir, (str(tmp_path / "pwned"),))
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps({"metadata": {"format": ARTIFACT_FORMAT}, "model": Exploit()}))
+    with pytest.raises(ValueError, match="not an intent model artifact"):
+        IntentModel.load(path)
+    assert not (tmp_path / "pwned").exists()
+    (tmp_path / "old.pkl").write_bytes(pickle.dumps({"metadata": {"format": 0}, "model": None}))
+    with pytest.raises(ValueError, match="artifact format 0"):
+        IntentModel.load(tmp_path / "old.pkl")
