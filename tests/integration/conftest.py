@@ -65,6 +65,16 @@ def conversation_id():
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
+async def reply_of_type(replies, conversation_id: str, event_type: str, timeout: float = 20) -> dict:
+    """The conversation's first reply of this type (queue messages may come before it)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            found = [r for r in replies.replies[conversation_id] if r["type"] == event_type]
+            if found:
+                return found[0]
+            await asyncio.sleep(0.05)
+
+
 class AgentSession:
     """A signed-in agent on the real AgentDesk API, with its stream of desk events."""
 

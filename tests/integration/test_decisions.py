@@ -12,6 +12,7 @@ from relais.classifier.catalogue import DEFAULT_CATALOGUE_PATH, load_catalogue
 from relais.common import cloudevents
 from relais.common.pb import conversation_pb2 as pb
 from relais.demo import send_message
+from tests.integration.conftest import reply_of_type
 
 
 def test_the_classifier_refuses_a_model_trained_on_another_catalogue(stack, tmp_path):
@@ -34,7 +35,7 @@ async def test_the_hand_off_reasons_reach_routing(producer, replies, agent_sessi
     async with agent_session(f"agent-{conversation_id}", languages=["en"]) as agent:
         await send_message(producer, conversation_id, {"id": "cust-en-001", "language": "en", "tier": "vip"},
                            "I want to talk to a real person about a payment of 450 € I never made, this is unacceptable!!!")
-        handoff = await _first(replies, conversation_id, cloudevents.REPLY_HANDOFF)
+        handoff = await reply_of_type(replies, conversation_id, cloudevents.REPLY_HANDOFF)
         assert handoff["data"]["reason"] == "HANDOFF_REASON_CUSTOMER_REQUEST"
         assert "HANDOFF_REASON_ANGER" in handoff["data"]["reasons"]
         offer = await agent.offer_for(conversation_id)
@@ -50,16 +51,5 @@ async def test_a_faq_intent_is_answered_from_the_catalogue(producer, replies, co
     catalogue = load_catalogue()
     faq = next(i for i in catalogue.intents.values() if i.bot_allowed and i.answer)
     await send_message(producer, conversation_id, {"id": "cust-fr-001", "language": "fr"}, faq.examples["fr"][0])
-    reply = await _first(replies, conversation_id, cloudevents.REPLY_BOT)
+    reply = await reply_of_type(replies, conversation_id, cloudevents.REPLY_BOT)
     assert reply["data"]["text"] == faq.answer["fr"] and reply["data"]["intent"] == faq.id
-
-
-async def _first(replies, conversation_id, event_type, timeout=20):
-    import asyncio
-
-    async with asyncio.timeout(timeout):
-        while True:
-            found = [r for r in replies.replies[conversation_id] if r["type"] == event_type]
-            if found:
-                return found[0]
-            await asyncio.sleep(0.05)

@@ -4,25 +4,15 @@ import asyncio
 import json
 import uuid
 
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
 from relais.demo import send_message
+from tests.integration.conftest import reply_of_type
 
 FR = {"id": "cust-fr-001"}
 EN = {"id": "cust-en-001", "language": "en"}
-
-
-async def reply_of_type(replies, conversation_id: str, event_type: str, timeout: float = 20) -> dict:
-    """The conversation's first reply of this type (queue messages may come before it)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            found = [r for r in replies.replies[conversation_id] if r["type"] == event_type]
-            if found:
-                return found[0]
-            await asyncio.sleep(0.05)
 
 
 async def test_french_simple_request_is_answered_by_the_bot_through_the_lookup(producer, replies, db, conversation_id):
