@@ -450,6 +450,17 @@ FINE_TUNE = {"epochs": 3, "batch": 32, "lr": 1e-4, "head_lr": 2e-3, "label_smoot
              "max_tokens": 64, "warmup": 0.1, "weight_decay": 0.01, "dropout": 0.1}
 
 
+@contextlib.contextmanager
+def _deterministic(torch: Any) -> Any:
+    """torch's deterministic algorithms for the duration (same seed, same weights), then as before."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
 def _fine_tune(texts: list[str], y: np.ndarray, n_classes: int, seed: int,
                settings: Mapping[str, float] = MappingProxyType(FINE_TUNE)) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """MiniLM and a cosine classifier head trained together (cross-entropy); returns numpy weights and head.
@@ -462,7 +473,6 @@ def _fine_tune(texts: list[str], y: np.ndarray, n_classes: int, seed: int,
     except ImportError:
         raise ModelUnavailable("the minilm-ft family needs torch to train (pip install torch)") from None
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
     weights, tokenizer_json = _pretrained()
     params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in weights.items()}
     head = torch.nn.Parameter(torch.randn(n_classes, _WIDTH, generator=torch.Generator().manual_seed(seed)) * 0.02)
@@ -512,19 +522,20 @@ def _fine_tune(texts: list[str], y: np.ndarray, n_classes: int, seed: int,
         optimiser, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
     loss_of = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    for epoch in range(int(settings["epochs"])):
-        order = np.random.RandomState(seed * 1000 + epoch).permutation(len(texts))
-        for start in range(0, len(order), batch):
-            rows = order[start:start + batch]
-            logits = settings["scale"] * embed(rows, True) @ f.normalize(head, dim=-1).T
-            loss = loss_of(logits, targets[torch.from_numpy(rows)])
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-    with torch.no_grad():
-        tuned = {k: v.detach().numpy().copy() for k, v in params.items()}
-        return tuned, f.normalize(head, dim=-1).numpy().copy()
+    with _deterministic(torch):
+        for epoch in range(int(settings["epochs"])):
+            order = np.random.RandomState(seed * 1000 + epoch).permutation(len(texts))
+            for start in range(0, len(order), batch):
+                rows = order[start:start + batch]
+                logits = settings["scale"] * embed(rows, True) @ f.normalize(head, dim=-1).T
+                loss = loss_of(logits, targets[torch.from_numpy(rows)])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+        with torch.no_grad():
+            tuned = {k: v.detach().numpy().copy() for k, v in params.items()}
+            return tuned, f.normalize(head, dim=-1).numpy().copy()
 
 
 class _FineTuned:
