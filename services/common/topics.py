@@ -11,6 +11,7 @@ TURNS = "relais.turns.v1"                    # intake -> classifier (relais.v1.T
 CLASSIFIED_TURNS = "relais.classified-turns.v1"  # classifier -> bot (relais.v1.Turn)
 HANDOFFS = "relais.handoffs.v1"              # bot -> routing (relais.v1.HandoffEvent)
 OUTCOMES = "relais.outcomes.v1"              # bot, routing -> analytics (relais.v1.Outcome)
+AGENT_EVENTS = "relais.agent-events.v1"      # routing -> analytics (relais.v1.AgentEvent), keyed by agent
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ ALL = [
     TopicSpec(CLASSIFIED_TURNS),
     TopicSpec(HANDOFFS),
     TopicSpec(OUTCOMES),
+    TopicSpec(AGENT_EVENTS),
 ]
 
 

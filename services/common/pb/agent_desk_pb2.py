@@ -22,46 +22,82 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from relais.common.pb import agent_events_pb2 as relais_dot_v1_dot_agent__events__pb2
 from relais.common.pb import conversation_pb2 as relais_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arelais/v1/agent_desk.proto\x12\trelais.v1\x1a\x1crelais/v1/conversation.proto\"Z\n\rSignInRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0e\n\x06skills\x18\x04 \x03(\t\"\x1c\n\x0bSignInReply\x12\r\n\x05token\x18\x01 \x01(\t\"\x10\n\x0eSignOutRequest\"\x0e\n\x0cSignOutReply\"\x12\n\x10SubscribeRequest\"I\n\x05Offer\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12/\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1e.relais.v1.ConversationContext\"N\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12/\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1e.relais.v1.ConversationContext\"A\n\x0f\x43ustomerMessage\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1d\n\x04turn\x18\x02 \x01(\x0b\x32\x0f.relais.v1.Turn\"\x9c\x01\n\tDeskEvent\x12!\n\x05offer\x18\x01 \x01(\x0b\x32\x10.relais.v1.OfferH\x00\x12+\n\nassignment\x18\x02 \x01(\x0b\x32\x15.relais.v1.AssignmentH\x00\x12\x36\n\x10\x63ustomer_message\x18\x03 \x01(\x0b\x32\x1a.relais.v1.CustomerMessageH\x00\x42\x07\n\x05\x65vent\" \n\rAcceptRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"8\n\x0b\x41\x63\x63\x65ptReply\x12)\n\nassignment\x18\x01 \x01(\x0b\x32\x15.relais.v1.Assignment\"-\n\x0cReplyRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x1e\n\nReplyReply\x12\x10\n\x08reply_id\x18\x01 \x01(\t\"F\n\x0c\x43loseRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64isposition\x18\x02 \x01(\t\x12\x10\n\x08resolved\x18\x03 \x01(\x08\"\x0c\n\nCloseReply2\xf6\x02\n\tAgentDesk\x12:\n\x06SignIn\x12\x18.relais.v1.SignInRequest\x1a\x16.relais.v1.SignInReply\x12=\n\x07SignOut\x12\x19.relais.v1.SignOutRequest\x1a\x17.relais.v1.SignOutReply\x12@\n\tSubscribe\x12\x1b.relais.v1.SubscribeRequest\x1a\x14.relais.v1.DeskEvent0\x01\x12:\n\x06\x41\x63\x63\x65pt\x12\x18.relais.v1.AcceptRequest\x1a\x16.relais.v1.AcceptReply\x12\x37\n\x05Reply\x12\x17.relais.v1.ReplyRequest\x1a\x15.relais.v1.ReplyReply\x12\x37\n\x05\x43lose\x12\x17.relais.v1.CloseRequest\x1a\x15.relais.v1.CloseReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arelais/v1/agent_desk.proto\x12\trelais.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1crelais/v1/agent_events.proto\x1a\x1crelais/v1/conversation.proto\"*\n\nSkillLevel\x12\r\n\x05skill\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\"\xf2\x01\n\rSignInRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0e\n\x06skills\x18\x04 \x03(\t\x12+\n\x0cskill_levels\x18\x05 \x03(\x0b\x32\x15.relais.v1.SkillLevel\x12\x38\n\x08\x63\x61pacity\x18\x06 \x03(\x0b\x32&.relais.v1.SignInRequest.CapacityEntry\x1a/\n\rCapacityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\x1c\n\x0bSignInReply\x12\r\n\x05token\x18\x01 \x01(\t\"\x10\n\x0eSignOutRequest\"\x0e\n\x0cSignOutReply\"7\n\x0fSetStateRequest\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.relais.v1.AgentState\"5\n\rSetStateReply\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.relais.v1.AgentState\"\x12\n\x10SubscribeRequest\"V\n\nSuggestion\x12\x15\n\rsuggestion_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0b\x61rticle_ids\x18\x03 \x03(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"c\n\x0b\x41gentAssist\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x17\n\x0fhistory_summary\x18\x02 \x01(\t\x12*\n\x0bsuggestions\x18\x03 \x03(\x0b\x32\x15.relais.v1.Suggestion\"\xd3\x01\n\x05Offer\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12/\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1e.relais.v1.ConversationContext\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x10\n\x08\x63\x61llback\x18\x07 \x01(\x08\"\x96\x01\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12/\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1e.relais.v1.ConversationContext\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61llback\x18\x05 \x01(\x08\"i\n\x0f\x43ustomerMessage\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1d\n\x04turn\x18\x02 \x01(\x0b\x32\x0f.relais.v1.Turn\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\"1\n\x0eOfferWithdrawn\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd2\x01\n\tDeskEvent\x12!\n\x05offer\x18\x01 \x01(\x0b\x32\x10.relais.v1.OfferH\x00\x12+\n\nassignment\x18\x02 \x01(\x0b\x32\x15.relais.v1.AssignmentH\x00\x12\x36\n\x10\x63ustomer_message\x18\x03 \x01(\x0b\x32\x1a.relais.v1.CustomerMessageH\x00\x12\x34\n\x0foffer_withdrawn\x18\x04 \x01(\x0b\x32\x19.relais.v1.OfferWithdrawnH\x00\x42\x07\n\x05\x65vent\" \n\rAcceptRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"8\n\x0b\x41\x63\x63\x65ptReply\x12)\n\nassignment\x18\x01 \x01(\x0b\x32\x15.relais.v1.Assignment\"0\n\rRejectRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\r\n\x0bRejectReply\"-\n\x0cReplyRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x1e\n\nReplyReply\x12\x10\n\x08reply_id\x18\x01 \x01(\t\"?\n\x0fTransferRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x0f\n\rTransferReply\"F\n\x0c\x43loseRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64isposition\x18\x02 \x01(\t\x12\x10\n\x08resolved\x18\x03 \x01(\x08\"\x0c\n\nCloseReply\"!\n\x0eHistoryRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x8d\x01\n\x10PastConversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06intent\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\"B\n\x0cHistoryReply\x12\x32\n\rconversations\x18\x01 \x03(\x0b\x32\x1b.relais.v1.PastConversation\"e\n\x14SuggestionUseRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\rsuggestion_id\x18\x02 \x01(\t\x12%\n\x03use\x18\x03 \x01(\x0e\x32\x18.relais.v1.SuggestionUse\"\x14\n\x12SuggestionUseReply2\xd7\x05\n\tAgentDesk\x12:\n\x06SignIn\x12\x18.relais.v1.SignInRequest\x1a\x16.relais.v1.SignInReply\x12=\n\x07SignOut\x12\x19.relais.v1.SignOutRequest\x1a\x17.relais.v1.SignOutReply\x12@\n\x08SetState\x12\x1a.relais.v1.SetStateRequest\x1a\x18.relais.v1.SetStateReply\x12@\n\tSubscribe\x12\x1b.relais.v1.SubscribeRequest\x1a\x14.relais.v1.DeskEvent0\x01\x12:\n\x06\x41\x63\x63\x65pt\x12\x18.relais.v1.AcceptRequest\x1a\x16.relais.v1.AcceptReply\x12:\n\x06Reject\x12\x18.relais.v1.RejectRequest\x1a\x16.relais.v1.RejectReply\x12\x37\n\x05Reply\x12\x17.relais.v1.ReplyRequest\x1a\x15.relais.v1.ReplyReply\x12@\n\x08Transfer\x12\x1a.relais.v1.TransferRequest\x1a\x18.relais.v1.TransferReply\x12\x37\n\x05\x43lose\x12\x17.relais.v1.CloseRequest\x1a\x15.relais.v1.CloseReply\x12H\n\x12GetCustomerHistory\x12\x19.relais.v1.HistoryRequest\x1a\x17.relais.v1.HistoryReply\x12U\n\x13RecordSuggestionUse\x12\x1f.relais.v1.SuggestionUseRequest\x1a\x1d.relais.v1.SuggestionUseReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.agent_desk_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNINREQUEST']._serialized_start=71
-  _globals['_SIGNINREQUEST']._serialized_end=161
-  _globals['_SIGNINREPLY']._serialized_start=163
-  _globals['_SIGNINREPLY']._serialized_end=191
-  _globals['_SIGNOUTREQUEST']._serialized_start=193
-  _globals['_SIGNOUTREQUEST']._serialized_end=209
-  _globals['_SIGNOUTREPLY']._serialized_start=211
-  _globals['_SIGNOUTREPLY']._serialized_end=225
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=227
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=245
-  _globals['_OFFER']._serialized_start=247
-  _globals['_OFFER']._serialized_end=320
-  _globals['_ASSIGNMENT']._serialized_start=322
-  _globals['_ASSIGNMENT']._serialized_end=400
-  _globals['_CUSTOMERMESSAGE']._serialized_start=402
-  _globals['_CUSTOMERMESSAGE']._serialized_end=467
-  _globals['_DESKEVENT']._serialized_start=470
-  _globals['_DESKEVENT']._serialized_end=626
-  _globals['_ACCEPTREQUEST']._serialized_start=628
-  _globals['_ACCEPTREQUEST']._serialized_end=660
-  _globals['_ACCEPTREPLY']._serialized_start=662
-  _globals['_ACCEPTREPLY']._serialized_end=718
-  _globals['_REPLYREQUEST']._serialized_start=720
-  _globals['_REPLYREQUEST']._serialized_end=765
-  _globals['_REPLYREPLY']._serialized_start=767
-  _globals['_REPLYREPLY']._serialized_end=797
-  _globals['_CLOSEREQUEST']._serialized_start=799
-  _globals['_CLOSEREQUEST']._serialized_end=869
-  _globals['_CLOSEREPLY']._serialized_start=871
-  _globals['_CLOSEREPLY']._serialized_end=883
-  _globals['_AGENTDESK']._serialized_start=886
-  _globals['_AGENTDESK']._serialized_end=1260
+  _globals['_SIGNINREQUEST_CAPACITYENTRY']._loaded_options = None
+  _globals['_SIGNINREQUEST_CAPACITYENTRY']._serialized_options = b'8\001'
+  _globals['_SKILLLEVEL']._serialized_start=134
+  _globals['_SKILLLEVEL']._serialized_end=176
+  _globals['_SIGNINREQUEST']._serialized_start=179
+  _globals['_SIGNINREQUEST']._serialized_end=421
+  _globals['_SIGNINREQUEST_CAPACITYENTRY']._serialized_start=374
+  _globals['_SIGNINREQUEST_CAPACITYENTRY']._serialized_end=421
+  _globals['_SIGNINREPLY']._serialized_start=423
+  _globals['_SIGNINREPLY']._serialized_end=451
+  _globals['_SIGNOUTREQUEST']._serialized_start=453
+  _globals['_SIGNOUTREQUEST']._serialized_end=469
+  _globals['_SIGNOUTREPLY']._serialized_start=471
+  _globals['_SIGNOUTREPLY']._serialized_end=485
+  _globals['_SETSTATEREQUEST']._serialized_start=487
+  _globals['_SETSTATEREQUEST']._serialized_end=542
+  _globals['_SETSTATEREPLY']._serialized_start=544
+  _globals['_SETSTATEREPLY']._serialized_end=597
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=599
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=617
+  _globals['_SUGGESTION']._serialized_start=619
+  _globals['_SUGGESTION']._serialized_end=705
+  _globals['_AGENTASSIST']._serialized_start=707
+  _globals['_AGENTASSIST']._serialized_end=806
+  _globals['_OFFER']._serialized_start=809
+  _globals['_OFFER']._serialized_end=1020
+  _globals['_ASSIGNMENT']._serialized_start=1023
+  _globals['_ASSIGNMENT']._serialized_end=1173
+  _globals['_CUSTOMERMESSAGE']._serialized_start=1175
+  _globals['_CUSTOMERMESSAGE']._serialized_end=1280
+  _globals['_OFFERWITHDRAWN']._serialized_start=1282
+  _globals['_OFFERWITHDRAWN']._serialized_end=1331
+  _globals['_DESKEVENT']._serialized_start=1334
+  _globals['_DESKEVENT']._serialized_end=1544
+  _globals['_ACCEPTREQUEST']._serialized_start=1546
+  _globals['_ACCEPTREQUEST']._serialized_end=1578
+  _globals['_ACCEPTREPLY']._serialized_start=1580
+  _globals['_ACCEPTREPLY']._serialized_end=1636
+  _globals['_REJECTREQUEST']._serialized_start=1638
+  _globals['_REJECTREQUEST']._serialized_end=1686
+  _globals['_REJECTREPLY']._serialized_start=1688
+  _globals['_REJECTREPLY']._serialized_end=1701
+  _globals['_REPLYREQUEST']._serialized_start=1703
+  _globals['_REPLYREQUEST']._serialized_end=1748
+  _globals['_REPLYREPLY']._serialized_start=1750
+  _globals['_REPLYREPLY']._serialized_end=1780
+  _globals['_TRANSFERREQUEST']._serialized_start=1782
+  _globals['_TRANSFERREQUEST']._serialized_end=1845
+  _globals['_TRANSFERREPLY']._serialized_start=1847
+  _globals['_TRANSFERREPLY']._serialized_end=1862
+  _globals['_CLOSEREQUEST']._serialized_start=1864
+  _globals['_CLOSEREQUEST']._serialized_end=1934
+  _globals['_CLOSEREPLY']._serialized_start=1936
+  _globals['_CLOSEREPLY']._serialized_end=1948
+  _globals['_HISTORYREQUEST']._serialized_start=1950
+  _globals['_HISTORYREQUEST']._serialized_end=1983
+  _globals['_PASTCONVERSATION']._serialized_start=1986
+  _globals['_PASTCONVERSATION']._serialized_end=2127
+  _globals['_HISTORYREPLY']._serialized_start=2129
+  _globals['_HISTORYREPLY']._serialized_end=2195
+  _globals['_SUGGESTIONUSEREQUEST']._serialized_start=2197
+  _globals['_SUGGESTIONUSEREQUEST']._serialized_end=2298
+  _globals['_SUGGESTIONUSEREPLY']._serialized_start=2300
+  _globals['_SUGGESTIONUSEREPLY']._serialized_end=2320
+  _globals['_AGENTDESK']._serialized_start=2323
+  _globals['_AGENTDESK']._serialized_end=3050
 # @@protoc_insertion_point(module_scope)

@@ -44,6 +44,11 @@ class AgentDeskStub:
                 request_serializer=relais_dot_v1_dot_agent__desk__pb2.SignOutRequest.SerializeToString,
                 response_deserializer=relais_dot_v1_dot_agent__desk__pb2.SignOutReply.FromString,
                 _registered_method=True)
+        self.SetState = channel.unary_unary(
+                '/relais.v1.AgentDesk/SetState',
+                request_serializer=relais_dot_v1_dot_agent__desk__pb2.SetStateRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_agent__desk__pb2.SetStateReply.FromString,
+                _registered_method=True)
         self.Subscribe = channel.unary_stream(
                 '/relais.v1.AgentDesk/Subscribe',
                 request_serializer=relais_dot_v1_dot_agent__desk__pb2.SubscribeRequest.SerializeToString,
@@ -54,15 +59,35 @@ class AgentDeskStub:
                 request_serializer=relais_dot_v1_dot_agent__desk__pb2.AcceptRequest.SerializeToString,
                 response_deserializer=relais_dot_v1_dot_agent__desk__pb2.AcceptReply.FromString,
                 _registered_method=True)
+        self.Reject = channel.unary_unary(
+                '/relais.v1.AgentDesk/Reject',
+                request_serializer=relais_dot_v1_dot_agent__desk__pb2.RejectRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_agent__desk__pb2.RejectReply.FromString,
+                _registered_method=True)
         self.Reply = channel.unary_unary(
                 '/relais.v1.AgentDesk/Reply',
                 request_serializer=relais_dot_v1_dot_agent__desk__pb2.ReplyRequest.SerializeToString,
                 response_deserializer=relais_dot_v1_dot_agent__desk__pb2.ReplyReply.FromString,
                 _registered_method=True)
+        self.Transfer = channel.unary_unary(
+                '/relais.v1.AgentDesk/Transfer',
+                request_serializer=relais_dot_v1_dot_agent__desk__pb2.TransferRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_agent__desk__pb2.TransferReply.FromString,
+                _registered_method=True)
         self.Close = channel.unary_unary(
                 '/relais.v1.AgentDesk/Close',
                 request_serializer=relais_dot_v1_dot_agent__desk__pb2.CloseRequest.SerializeToString,
                 response_deserializer=relais_dot_v1_dot_agent__desk__pb2.CloseReply.FromString,
+                _registered_method=True)
+        self.GetCustomerHistory = channel.unary_unary(
+                '/relais.v1.AgentDesk/GetCustomerHistory',
+                request_serializer=relais_dot_v1_dot_agent__desk__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_agent__desk__pb2.HistoryReply.FromString,
+                _registered_method=True)
+        self.RecordSuggestionUse = channel.unary_unary(
+                '/relais.v1.AgentDesk/RecordSuggestionUse',
+                request_serializer=relais_dot_v1_dot_agent__desk__pb2.SuggestionUseRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_agent__desk__pb2.SuggestionUseReply.FromString,
                 _registered_method=True)
 
 
@@ -81,8 +106,15 @@ class AgentDeskServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetState(self, request, context):
+        """available or break (busy and wrap-up are set by routing; available ends a wrap-up early).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Subscribe(self, request, context):
-        """Offers, assignments and the customer's new messages, as they happen.
+        """Offers, assignments, withdrawn offers and the customer's new messages, as they happen.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -94,14 +126,41 @@ class AgentDeskServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Reply(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Transfer(self, request, context):
+        """Back to the queue of another skill, with a note for the next agent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Close(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCustomerHistory(self, request, context):
+        """The customer's previous conversations (for a task the agent holds).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordSuggestionUse(self, request, context):
+        """The agent's answer to an assist suggestion: used as is, edited or ignored.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -119,6 +178,11 @@ def add_AgentDeskServicer_to_server(servicer, server):
                     request_deserializer=relais_dot_v1_dot_agent__desk__pb2.SignOutRequest.FromString,
                     response_serializer=relais_dot_v1_dot_agent__desk__pb2.SignOutReply.SerializeToString,
             ),
+            'SetState': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetState,
+                    request_deserializer=relais_dot_v1_dot_agent__desk__pb2.SetStateRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_agent__desk__pb2.SetStateReply.SerializeToString,
+            ),
             'Subscribe': grpc.unary_stream_rpc_method_handler(
                     servicer.Subscribe,
                     request_deserializer=relais_dot_v1_dot_agent__desk__pb2.SubscribeRequest.FromString,
@@ -129,15 +193,35 @@ def add_AgentDeskServicer_to_server(servicer, server):
                     request_deserializer=relais_dot_v1_dot_agent__desk__pb2.AcceptRequest.FromString,
                     response_serializer=relais_dot_v1_dot_agent__desk__pb2.AcceptReply.SerializeToString,
             ),
+            'Reject': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reject,
+                    request_deserializer=relais_dot_v1_dot_agent__desk__pb2.RejectRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_agent__desk__pb2.RejectReply.SerializeToString,
+            ),
             'Reply': grpc.unary_unary_rpc_method_handler(
                     servicer.Reply,
                     request_deserializer=relais_dot_v1_dot_agent__desk__pb2.ReplyRequest.FromString,
                     response_serializer=relais_dot_v1_dot_agent__desk__pb2.ReplyReply.SerializeToString,
             ),
+            'Transfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.Transfer,
+                    request_deserializer=relais_dot_v1_dot_agent__desk__pb2.TransferRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_agent__desk__pb2.TransferReply.SerializeToString,
+            ),
             'Close': grpc.unary_unary_rpc_method_handler(
                     servicer.Close,
                     request_deserializer=relais_dot_v1_dot_agent__desk__pb2.CloseRequest.FromString,
                     response_serializer=relais_dot_v1_dot_agent__desk__pb2.CloseReply.SerializeToString,
+            ),
+            'GetCustomerHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomerHistory,
+                    request_deserializer=relais_dot_v1_dot_agent__desk__pb2.HistoryRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_agent__desk__pb2.HistoryReply.SerializeToString,
+            ),
+            'RecordSuggestionUse': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordSuggestionUse,
+                    request_deserializer=relais_dot_v1_dot_agent__desk__pb2.SuggestionUseRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_agent__desk__pb2.SuggestionUseReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -205,6 +289,33 @@ class AgentDesk:
             _registered_method=True)
 
     @staticmethod
+    def SetState(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.AgentDesk/SetState',
+            relais_dot_v1_dot_agent__desk__pb2.SetStateRequest.SerializeToString,
+            relais_dot_v1_dot_agent__desk__pb2.SetStateReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Subscribe(request,
             target,
             options=(),
@@ -259,6 +370,33 @@ class AgentDesk:
             _registered_method=True)
 
     @staticmethod
+    def Reject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.AgentDesk/Reject',
+            relais_dot_v1_dot_agent__desk__pb2.RejectRequest.SerializeToString,
+            relais_dot_v1_dot_agent__desk__pb2.RejectReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Reply(request,
             target,
             options=(),
@@ -286,6 +424,33 @@ class AgentDesk:
             _registered_method=True)
 
     @staticmethod
+    def Transfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.AgentDesk/Transfer',
+            relais_dot_v1_dot_agent__desk__pb2.TransferRequest.SerializeToString,
+            relais_dot_v1_dot_agent__desk__pb2.TransferReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Close(request,
             target,
             options=(),
@@ -302,6 +467,60 @@ class AgentDesk:
             '/relais.v1.AgentDesk/Close',
             relais_dot_v1_dot_agent__desk__pb2.CloseRequest.SerializeToString,
             relais_dot_v1_dot_agent__desk__pb2.CloseReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomerHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.AgentDesk/GetCustomerHistory',
+            relais_dot_v1_dot_agent__desk__pb2.HistoryRequest.SerializeToString,
+            relais_dot_v1_dot_agent__desk__pb2.HistoryReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordSuggestionUse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.AgentDesk/RecordSuggestionUse',
+            relais_dot_v1_dot_agent__desk__pb2.SuggestionUseRequest.SerializeToString,
+            relais_dot_v1_dot_agent__desk__pb2.SuggestionUseReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19relais/v1/analytics.proto\x12\trelais.v1\"\x0c\n\nKpiRequest\"G\n\tKpiCounts\x12\x10\n\x08\x63ontacts\x18\x01 \x01(\x03\x12\x14\n\x0c\x62ot_resolved\x18\x02 \x01(\x03\x12\x12\n\nhanded_off\x18\x03 \x01(\x03\"\xaf\x02\n\x08KpiReply\x12#\n\x05total\x18\x01 \x01(\x0b\x32\x14.relais.v1.KpiCounts\x12\x34\n\tby_intent\x18\x02 \x03(\x0b\x32!.relais.v1.KpiReply.ByIntentEntry\x12\x38\n\x0b\x62y_language\x18\x03 \x03(\x0b\x32#.relais.v1.KpiReply.ByLanguageEntry\x1a\x45\n\rByIntentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.relais.v1.KpiCounts:\x02\x38\x01\x1aG\n\x0f\x42yLanguageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.relais.v1.KpiCounts:\x02\x38\x01\x32\x42\n\tAnalytics\x12\x35\n\x07GetKpis\x12\x15.relais.v1.KpiRequest\x1a\x13.relais.v1.KpiReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19relais/v1/analytics.proto\x12\trelais.v1\"\x0c\n\nKpiRequest\"G\n\tKpiCounts\x12\x10\n\x08\x63ontacts\x18\x01 \x01(\x03\x12\x14\n\x0c\x62ot_resolved\x18\x02 \x01(\x03\x12\x12\n\nhanded_off\x18\x03 \x01(\x03\"\xe1\x02\n\x08KpiReply\x12#\n\x05total\x18\x01 \x01(\x0b\x32\x14.relais.v1.KpiCounts\x12\x34\n\tby_intent\x18\x02 \x03(\x0b\x32!.relais.v1.KpiReply.ByIntentEntry\x12\x38\n\x0b\x62y_language\x18\x03 \x03(\x0b\x32#.relais.v1.KpiReply.ByLanguageEntry\x12\x30\n\x0bsuggestions\x18\x04 \x01(\x0b\x32\x1b.relais.v1.SuggestionCounts\x1a\x45\n\rByIntentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.relais.v1.KpiCounts:\x02\x38\x01\x1aG\n\x0f\x42yLanguageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.relais.v1.KpiCounts:\x02\x38\x01\"Z\n\x10SuggestionCounts\x12\x0c\n\x04used\x18\x01 \x01(\x03\x12\x0e\n\x06\x65\x64ited\x18\x02 \x01(\x03\x12\x0f\n\x07ignored\x18\x03 \x01(\x03\x12\x17\n\x0f\x61\x63\x63\x65ptance_rate\x18\x04 \x01(\x01\x32\x42\n\tAnalytics\x12\x35\n\x07GetKpis\x12\x15.relais.v1.KpiRequest\x1a\x13.relais.v1.KpiReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,11 +40,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KPICOUNTS']._serialized_start=54
   _globals['_KPICOUNTS']._serialized_end=125
   _globals['_KPIREPLY']._serialized_start=128
-  _globals['_KPIREPLY']._serialized_end=431
-  _globals['_KPIREPLY_BYINTENTENTRY']._serialized_start=289
-  _globals['_KPIREPLY_BYINTENTENTRY']._serialized_end=358
-  _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_start=360
-  _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_end=431
-  _globals['_ANALYTICS']._serialized_start=433
-  _globals['_ANALYTICS']._serialized_end=499
+  _globals['_KPIREPLY']._serialized_end=481
+  _globals['_KPIREPLY_BYINTENTENTRY']._serialized_start=339
+  _globals['_KPIREPLY_BYINTENTENTRY']._serialized_end=408
+  _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_start=410
+  _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_end=481
+  _globals['_SUGGESTIONCOUNTS']._serialized_start=483
+  _globals['_SUGGESTIONCOUNTS']._serialized_end=573
+  _globals['_ANALYTICS']._serialized_start=575
+  _globals['_ANALYTICS']._serialized_end=641
 # @@protoc_insertion_point(module_scope)

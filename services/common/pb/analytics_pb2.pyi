@@ -21,7 +21,7 @@ class KpiCounts(_message.Message):
     def __init__(self, contacts: _Optional[int] = ..., bot_resolved: _Optional[int] = ..., handed_off: _Optional[int] = ...) -> None: ...
 
 class KpiReply(_message.Message):
-    __slots__ = ("total", "by_intent", "by_language")
+    __slots__ = ("total", "by_intent", "by_language", "suggestions")
     class ByIntentEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -39,7 +39,21 @@ class KpiReply(_message.Message):
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     BY_INTENT_FIELD_NUMBER: _ClassVar[int]
     BY_LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
     total: KpiCounts
     by_intent: _containers.MessageMap[str, KpiCounts]
     by_language: _containers.MessageMap[str, KpiCounts]
-    def __init__(self, total: _Optional[_Union[KpiCounts, _Mapping]] = ..., by_intent: _Optional[_Mapping[str, KpiCounts]] = ..., by_language: _Optional[_Mapping[str, KpiCounts]] = ...) -> None: ...
+    suggestions: SuggestionCounts
+    def __init__(self, total: _Optional[_Union[KpiCounts, _Mapping]] = ..., by_intent: _Optional[_Mapping[str, KpiCounts]] = ..., by_language: _Optional[_Mapping[str, KpiCounts]] = ..., suggestions: _Optional[_Union[SuggestionCounts, _Mapping]] = ...) -> None: ...
+
+class SuggestionCounts(_message.Message):
+    __slots__ = ("used", "edited", "ignored", "acceptance_rate")
+    USED_FIELD_NUMBER: _ClassVar[int]
+    EDITED_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTANCE_RATE_FIELD_NUMBER: _ClassVar[int]
+    used: int
+    edited: int
+    ignored: int
+    acceptance_rate: float
+    def __init__(self, used: _Optional[int] = ..., edited: _Optional[int] = ..., ignored: _Optional[int] = ..., acceptance_rate: _Optional[float] = ...) -> None: ...
