@@ -47,6 +47,7 @@ LANGUAGES = ("fr", "en")
 INTENT_BOOST = 0.3        # an article declared for the conversation's intent outranks a mere word overlap
 RELATIVE_CUTOFF = 0.5     # suggestions only from articles scoring at least half the best one
 MAX_SUGGESTIONS = 3
+HUMAN_INTENT = "speak_to_advisor"  # says who the customer wants, not what they want
 RECENT = timedelta(days=7)
 EMOTIONAL = {pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_DISTRESS, pb.HANDOFF_REASON_ESCALATING_SENTIMENT}
 
@@ -311,13 +312,13 @@ def conversation_language(context: pb.ConversationContext) -> str:
     return "en"
 
 
-def conversation_intent(context: pb.ConversationContext) -> str:
-    if context.intent:
-        return context.intent
-    for turn in reversed(context.turns):
-        if turn.classification.intent or turn.classification.best_guess:
-            return turn.classification.intent or turn.classification.best_guess
-    return ""
+def conversation_intent(context: pb.ConversationContext, guess: bool = True) -> str:
+    """The hand-off's intent; behind a request for a person, the last real request; else (if `guess`) a best guess."""
+    found = [context.intent] + [tu.classification.intent for tu in reversed(context.turns)]
+    if guess:
+        found += [tu.classification.best_guess for tu in reversed(context.turns)]
+    found = [i for i in found if i]
+    return next((i for i in found if i != HUMAN_INTENT), found[0] if found else "")
 
 
 def customer_text(context: pb.ConversationContext) -> str:
@@ -329,10 +330,10 @@ def summarize(context: pb.ConversationContext, language: str | None = None,
     """1–3 sentences: what the customer wants, what the bot did, why a person took over (and the tone)."""
     lang = language or conversation_language(context)
     t = TEXT[lang]
-    intent = conversation_intent(context)
+    intent = conversation_intent(context, guess=False)
     what = _label(intent, lang, descriptions)
     last_words = next((tu.text for tu in reversed(context.turns) if tu.text), "")
-    if last_words and (not what or intent == "speak_to_advisor"):
+    if last_words and (not what or intent == HUMAN_INTENT):
         quoted = t["words"].format(words=_shorten(LONG_NUMBER.sub("…", last_words), 100))
         what = f"{what} {quoted}" if what else quoted
     sentences = [t["wants"].format(what=what)] if what else []
