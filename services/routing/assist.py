@@ -258,12 +258,12 @@ TEXT = {
         "tones": ("très négatif", "négatif", "neutre", "positif"), "urgent": "urgent",
         "first": "Premier contact connu.", "recent": "{nth} contact en 7 jours ({total} au total)",
         "older": ("{n} contact précédent, pas ces 7 derniers jours", "{n} contacts précédents, aucun ces 7 derniers jours"),
-        "last": "dernier{when} : {what}, {outcome}", "on": " le {date}",
+        "last": "dernier{when} : {what}{outcome}", "on": " le {date}",
         "same": ("{n} contact précédent pour la même demande.", "{n} contacts précédents pour la même demande."),
         "sep": " ; ",
         # suggestions
-        "anger": "Je comprends votre agacement et je suis désolé pour la gêne occasionnée.",
-        "distress": "Je suis désolé de ce qui vous arrive ; je suis là pour vous aider à régler cela tout de suite.",
+        "anger": "Je comprends votre agacement et vous prie de nous excuser pour la gêne occasionnée.",
+        "distress": "Je comprends combien la situation est difficile ; je suis là pour vous aider à la régler tout de suite.",
         "s_order": "Votre commande {order} est {status}{carrier}{eta}.", "s_carrier": " (transporteur : {carrier})",
         "s_eta": ", livraison prévue le {date}",
         "s_order_unknown": "Je ne retrouve pas la commande {order} : pouvez-vous me confirmer son numéro ?",
@@ -285,7 +285,7 @@ TEXT = {
         "tones": ("very negative", "negative", "neutral", "positive"), "urgent": "urgent",
         "first": "First contact on record.", "recent": "{nth} contact in 7 days ({total} in all)",
         "older": ("{n} previous contact, not in the last 7 days", "{n} previous contacts, none in the last 7 days"),
-        "last": "last{when}: {what}, {outcome}", "on": " on {date}",
+        "last": "last{when}: {what}{outcome}", "on": " on {date}",
         "same": ("{n} earlier contact about the same request.", "{n} earlier contacts about the same request."),
         "sep": "; ",
         "anger": "I understand your frustration, and I'm sorry for the trouble this has caused.",
@@ -375,7 +375,8 @@ def summarize_history(context: pb.ConversationContext, history: Sequence[PastCon
     last = past[-1]
     when = t["on"].format(date=_date(lang, _utc(last.started_at).date())) if last.started_at else ""
     outcome = OUTCOMES.get(last.outcome.strip().lower(), (last.outcome.replace("_", " "),) * 2)[_i(lang)]
-    what = _label(last.intent, lang, descriptions) or "?"
+    what = _label(last.intent, lang, descriptions)
+    what = f"{what}, " if what else ""
     text = f"{head}{t['sep']}{t['last'].format(when=when, what=what, outcome=outcome)}."
     intent = conversation_intent(context)
     same = sum(1 for c in past if intent and c.intent == intent)

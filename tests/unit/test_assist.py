@@ -60,6 +60,8 @@ def test_shipped_knowledge_base_covers_the_catalogue_in_both_languages():
     needs_article = set(catalogue.intents) - {"speak_to_advisor", "account_balance"}
     for lang, articles in by_language.items():
         assert needs_article <= {i for a in articles for i in a.intents}, lang
+    pairs = {lang: {a.article_id.removesuffix(f"-{lang}") for a in articles} for lang, articles in by_language.items()}
+    assert pairs["fr"] == pairs["en"]  # every article exists in both languages
 
 
 def test_knowledge_dir_comes_from_the_argument_or_the_environment(tmp_path, monkeypatch):
@@ -177,6 +179,8 @@ def test_history_summary_counts_previous_contacts_and_gives_the_last_outcome():
     assert assist.summarize_history(context(language="en"), []) == "First contact on record."
     assert assist.summarize_history(context(), [past(40, outcome="abandoned"), past(None, outcome="")]).startswith(
         "2 contacts précédents, aucun ces 7 derniers jours ; dernier le 20/10/2026 : retour et remboursement, abandonné.")
+    assert assist.summarize_history(context(language="en"), [past(3, intent="")]) == (
+        "2nd contact in 7 days (2 in all); last on 26 November 2026: unresolved.")
 
 
 # ---------------------------------------------------------------------------------------- suggestions
