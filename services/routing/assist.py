@@ -597,9 +597,10 @@ class LLMDrafter:
         )
         last = next((tu.text for tu in reversed(context.turns) if tu.text), "")
         facts = lookup_facts(context, language)
-        kb = "\n\n".join(f"[{a.article_id}] {a.title}\n{_shorten(a.body, 1500)}" for a in articles)
+        kb = "\n\n".join(f"[{a.article_id}] {a.title}\n{_shorten(a.body, 1500)}"
+                         + (f"\nSuggested reply: {a.reply}" if a.reply else "") for a in articles)
         user = (f"Summary: {summarize(context, language)}\n"
-                f"Customer's last message: {_shorten(last, 600)}\n"
+                f"Customer's last message: {_shorten(LONG_NUMBER.sub('…', last), 600)}\n"
                 f"Lookup results: {' '.join(facts) or 'none'}\n\nArticles:\n{kb or 'none'}")
         return {"model": self.model, "temperature": 0.2,
                 "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
@@ -611,14 +612,17 @@ class LLMDrafter:
         try:
             items = json.loads(content)["suggestions"]
         except (ValueError, KeyError, TypeError):
-            items = [{"text": content}] if content.strip() else []  # plain prose: one suggestion
+            prose = content.strip() and not content.lstrip().startswith(("{", "["))  # broken JSON is not a reply
+            items = [{"text": content}] if prose else []
         drafts = []
-        for item in items[:MAX_SUGGESTIONS] if isinstance(items, list) else []:
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not item["text"].strip():
+        for item in items if isinstance(items, list) else []:
+            text = item.get("text") if isinstance(item, dict) else None
+            if not isinstance(text, str) or not text.strip():
                 continue
-            cited = [i for i in item.get("article_ids") or [] if i in known] if isinstance(item.get("article_ids"), list) else []
-            drafts.append(suggestion(context, item["text"].strip(), tuple(dict.fromkeys(cited)) or tuple(known), "llm"))
-        return drafts
+            cited = item.get("article_ids") if isinstance(item.get("article_ids"), list) else []
+            ids = tuple(dict.fromkeys(i for i in cited if i in known)) or tuple(known)  # none cited: all it was given
+            drafts.append(suggestion(context, text.strip(), ids, "llm"))
+        return drafts[:MAX_SUGGESTIONS]
 
 
 # ------------------------------------------------------------------------------------------ assistant

@@ -308,3 +308,14 @@ def test_without_llm_settings_the_offline_drafter_is_used(caplog):
         assert isinstance(Assistant.from_env({"RELAIS_ASSIST_LLM_URL": "http://x"}).drafter, TemplateDrafter)
     assert "RELAIS_ASSIST_LLM_MODEL" in caplog.text
     assert LLMDrafter("http://h:8/v1/chat/completions", "m").url == "http://h:8/v1/chat/completions"
+
+
+def test_llm_answers_are_parsed_leniently_but_never_invent_sources():
+    articles = [KB.get("kb-complaint-en"), KB.get("kb-damaged-item-en")]
+    parse = lambda content: LLMDrafter.parse(context(), content, articles)  # noqa: E731
+    (prose,) = parse("Thank you for your patience, I'm on it.")
+    assert prose.article_ids == ("kb-complaint-en", "kb-damaged-item-en") and prose.source == "llm"
+    assert parse('{"suggestions": [{"text": "broken json"') == []
+    assert parse('{"suggestions": ["not an object", {"text": ""}]}') == []
+    four = json.dumps({"suggestions": [{"text": f"s{n}", "article_ids": ["kb-damaged-item-en"]} for n in range(4)]})
+    assert [s.text for s in parse(four)] == ["s0", "s1", "s2"]
