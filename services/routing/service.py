@@ -1,15 +1,25 @@
-"""routing: queues each hand-off as a task (language, skill, priority), persists it, and offers it
-to an available agent over the AgentDesk gRPC API; agents accept, reply to the customer and close.
+"""routing: turns each hand-off into a task (language, skills with levels, priority — rules.py and
+routing_rules.yaml), offers it to the best eligible agent as a timed reservation over the AgentDesk gRPC
+API, and follows it to the end: accept or reject, re-offer after a timeout, overflow, transfer, close.
+Waiting customers get their position and expected wait; they can leave or ask for a callback.
 
-State lives in PostgreSQL (tasks, agents), so a restart loses no task or offer; live agent
-streams are rebuilt from it when agents reconnect.
+Every change is one PostgreSQL transaction (tasks, agents, task_events) whose outgoing records go
+through the outbox, so a restart — even SIGKILL — loses no task and no reservation: the state is the
+database, and a ticker expires offers, ends wrap-ups, applies overflow and re-dispatches. One routing
+process at a time: its lock serialises decisions and it holds the agents' live streams.
 """
 
 import asyncio
 import hashlib
+import json
 import logging
+import os
 import secrets
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import grpc
 from aiokafka import ConsumerRecord
@@ -19,25 +29,96 @@ from opentelemetry.trace import Link, get_current_span
 from relais.classifier.catalogue import load_catalogue
 from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
+from relais.common.pb import agent_events_pb2 as ev
 from relais.common.runtime import serve
 from relais.routing import rules
 
 log = logging.getLogger(__name__)
 SOURCE = "urn:relais:routing"
+DESK = "routing-desk"  # outbox consumer name of changes made by agents and by the ticker
+STATE_ENUM = {"offline": ev.AGENT_STATE_OFFLINE, "available": ev.AGENT_STATE_AVAILABLE, "busy": ev.AGENT_STATE_BUSY,
+              "wrap_up": ev.AGENT_STATE_WRAP_UP, "break": ev.AGENT_STATE_BREAK}
+STATE_NAME = {v: k for k, v in STATE_ENUM.items()}
+USE_NAME = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
 QUEUE_TEXT = {
     "fr": "Un conseiller va vous répondre. Vous êtes en position {position} ; attente estimée : {minutes} min.",
     "en": "An advisor will be with you shortly. You are number {position} in the queue; estimated wait: {minutes} min.",
 }
+CHOICES_TEXT = {
+    "fr": " Répondez STOP pour quitter la file{callback}.",
+    "en": " Reply STOP to leave the queue{callback}.",
+}
+CALLBACK_OFFER = {"fr": ", ou RAPPEL pour être rappelé", "en": ", or CALLBACK to be called back instead"}
+LEFT_TEXT = {"fr": "Vous avez quitté la file d'attente. À bientôt.", "en": "You have left the queue. Goodbye."}
+CALLBACK_TEXT = {"fr": "C'est noté : un conseiller vous rappellera vers {at} (UTC).",
+                 "en": "Done: an advisor will call you back around {at} (UTC)."}
+
+AGENT_COLUMNS = ("agent_id, languages, skill_levels::text AS levels, capacity::text AS capacity,"
+                 " extract(epoch FROM idle_since) AS idle, state")
+TASK_COLUMNS = ("task_id, language, channel, required::text AS required, priority, extract(epoch FROM queued_at) AS queued,"
+                " preferred, stage, declined_by, extract(epoch FROM due_at) AS due")
+
+
+@dataclass
+class Effects:
+    """What a transaction produced: records for the outbox, offers and desk events to push after commit."""
+    records: list[bus.Record] = field(default_factory=list)
+    offers: list[str] = field(default_factory=list)
+    pushes: list[tuple[str, desk.DeskEvent]] = field(default_factory=list)
 
 
 class Routing(desk_grpc.AgentDeskServicer):
-    def __init__(self, pool, producer, skill_by_intent: dict[str, str]):
+    def __init__(self, pool, producer, routing_rules: rules.RoutingRules, skill_by_intent: dict[str, str],
+                 assistant=None, tick_seconds: float = 1.0):
         self.pool = pool
         self.producer = producer
+        self.rules = routing_rules
         self.skill_by_intent = skill_by_intent
+        self.assistant = assistant
+        self.tick_seconds = tick_seconds
+        self.lock = asyncio.Lock()  # one decision at a time
         self.streams: dict[str, asyncio.Queue] = {}
+        self.assists: dict[str, tuple[int, desk.AgentAssist]] = {}  # task_id -> (turns, assist)
 
-    # --- hand-offs from the bot (Kafka) ---
+    # --- one state change: a transaction with its outbox records, then the pushes ---
+
+    async def change(self, key: str, consumer: str, apply: Callable[[object, Effects], Awaitable[None]]) -> Effects:
+        """Kafka events (consumer "routing") are applied once per key; agents' calls and ticks (DESK) always."""
+        fx = Effects()
+
+        async def run(conn) -> list[bus.Record]:
+            fx.records.clear(), fx.offers.clear(), fx.pushes.clear()  # a retried transaction starts afresh
+            await apply(conn, fx)
+            return list(fx.records)
+
+        async with self.lock:
+            if consumer == "routing":
+                await outbox.process_once(self.pool, self.producer, consumer, key, run)
+            else:
+                async with self.pool.acquire() as conn:
+                    async with conn.transaction():
+                        records = await run(conn)
+                        await conn.executemany(
+                            "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            [(consumer, key, i, r.topic, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
+                             for i, r in enumerate(records)])
+                    if records:
+                        await bus.publish(self.producer, records)
+                        await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = $2", consumer, key)
+        await self._push_all(fx)
+        return fx
+
+    async def _push_all(self, fx: Effects) -> None:
+        for agent_id, event in fx.pushes:
+            self._push(agent_id, event)
+        for task_id in fx.offers:
+            task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+            if task is None or task["status"] != "offered":
+                continue
+            with self._conversation_span("routing offer", task["traceparent"], task["agent_id"]):
+                self._push(task["agent_id"], desk.DeskEvent(offer=await self._offer_message(task)))
+
+    # --- hand-offs and customer messages (Kafka) ---
 
     async def handle(self, record: ConsumerRecord) -> None:
         try:
@@ -50,95 +131,537 @@ class Routing(desk_grpc.AgentDeskServicer):
             if not context.conversation_id or not context.turns:
                 raise bus.BadInput("hand-off without conversation_id or turns")
             key = f"{context.turns[-1].turn_id}/handoff"
-            apply = lambda conn: self._queue(conn, record, context, key)
+
+            async def apply(conn, fx):
+                with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
+                    await self._queue(conn, fx, context, key)
         elif kind == "customer_message":
             turn = event.customer_message
+            if not turn.conversation_id:
+                raise bus.BadInput("customer message without conversation_id")
             key = f"{turn.turn_id}/message"
-            apply = lambda conn: self._append(conn, record, turn)
+
+            async def apply(conn, fx):
+                with telemetry.consume_span("routing customer message", record, **{"relais.conversation_id": turn.conversation_id}):
+                    await self._customer_message(conn, fx, record, turn)
         else:
             raise bus.BadInput("empty HandoffEvent")
-        await outbox.process_once(self.pool, self.producer, "routing", key, apply)
-        await self.dispatch()
+        await self.change(key, "routing", apply)
 
-    async def _queue(self, conn, record, context: pb.ConversationContext, key: str) -> list[bus.Record]:
-        with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
-            need = rules.requirement(context, self.skill_by_intent)
-            task_id = f"task-{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
-            await conn.execute(
-                "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, traceparent)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                task_id, context.conversation_id, need.language, need.skill, need.priority,
-                context.SerializeToString(), telemetry.current_traceparent(),
-            )
-            if await self._agent_available_for(conn, need):
-                return []
-            position = await conn.fetchval(
-                "SELECT count(*) FROM tasks WHERE status = 'queued' AND language = $1 AND priority >= $2",
-                need.language, need.priority,
-            )
-            handle_s = await conn.fetchval(
-                "SELECT avg(extract(epoch FROM closed_at - assigned_at)) FROM"
-                " (SELECT closed_at, assigned_at FROM tasks WHERE status = 'closed' AND assigned_at IS NOT NULL"
-                "  ORDER BY closed_at DESC LIMIT 50) recent"
-            )
-            wait = rules.expected_wait_seconds(position, float(handle_s) if handle_s else None)
-            text = QUEUE_TEXT.get(need.language, QUEUE_TEXT["en"]).format(position=position, minutes=max(1, round(wait / 60)))
-            return [cloudevents.reply(cloudevents.REPLY_QUEUE, SOURCE, f"{task_id}/queued", context.conversation_id, text,
-                                      need.language, position=position, expected_wait_seconds=wait)]
+    async def _queue(self, conn, fx: Effects, context: pb.ConversationContext, key: str, kind: str = "handoff") -> str:
+        need = rules.requirement(context, self.rules, self.skill_by_intent)
+        task_id = f"task-{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
+        await conn.execute(
+            "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, traceparent, kind, customer_id,"
+            " intent, channel, required, preferred)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)",
+            task_id, context.conversation_id, need.language, ",".join(need.required), need.priority,
+            context.SerializeToString(), telemetry.current_traceparent(), kind, context.customer.id, context.intent,
+            need.channel, json.dumps(need.required), list(need.preferred),
+        )
+        await _event(conn, task_id, "queued", detail=f"needs {_needs(need.required)} in {need.language}, priority {need.priority}")
+        await self._dispatch(conn, fx, task_id=task_id, language=need.language)
+        if task_id not in fx.offers:
+            fx.records += await self._position_message(conn, task_id, f"{task_id}/queued", context)
+        return task_id
 
-    async def _append(self, conn, record, turn: pb.Turn) -> list[bus.Record]:
+    async def _customer_message(self, conn, fx: Effects, record, turn: pb.Turn) -> None:
         """A message in a conversation already handed off: it joins the task, never the bot."""
-        with telemetry.consume_span("routing customer message", record, **{"relais.conversation_id": turn.conversation_id}):
-            task = await conn.fetchrow(
-                "SELECT task_id, context, status, agent_id FROM tasks WHERE conversation_id = $1"
-                " ORDER BY status = 'closed', created_at DESC LIMIT 1 FOR UPDATE",
-                turn.conversation_id,
-            )
-            if task is None:
-                raise bus.BadInput(f"no task for conversation {turn.conversation_id!r}")
-            context = pb.ConversationContext.FromString(task["context"])
-            context.turns.append(turn)
-            if task["status"] == "closed":
-                # The customer wrote again after the advisor closed: a new task, with the whole story.
-                return await self._queue(conn, record, context, f"{turn.turn_id}/reopen")
-            await conn.execute("UPDATE tasks SET context = $2 WHERE task_id = $1", task["task_id"], context.SerializeToString())
+        task = await conn.fetchrow(
+            "SELECT * FROM tasks WHERE conversation_id = $1 ORDER BY status IN ('queued', 'offered', 'assigned') DESC,"
+            " created_at DESC LIMIT 1 FOR UPDATE", turn.conversation_id)
+        if task is None:
+            raise bus.BadInput(f"no task for conversation {turn.conversation_id!r}")
+        context = pb.ConversationContext.FromString(task["context"])
+        context.turns.append(turn)
+        if task["status"] in ("closed", "abandoned"):
+            # The customer wrote again after the end: a new task, with the whole story.
+            await self._queue(conn, fx, context, f"{turn.turn_id}/reopen")
+            return
+        await conn.execute("UPDATE tasks SET context = $2 WHERE task_id = $1", task["task_id"], context.SerializeToString())
+        choice = rules.customer_choice(turn.text) if task["status"] in ("queued", "offered") else None
+        if choice == "leave":
+            await self._abandon(conn, fx, task, context, turn)
+        elif choice == "callback" and task["kind"] != "callback":
+            await self._callback(conn, fx, task, context, turn)
+        else:
+            await _event(conn, task["task_id"], "customer_message", detail=turn.turn_id)
             if task["status"] in ("offered", "assigned"):
-                self._push(task["agent_id"], desk.DeskEvent(customer_message=desk.CustomerMessage(task_id=task["task_id"], turn=turn)))
-            return []
+                assist = await self._assist(task["task_id"], context)
+                fx.pushes.append((task["agent_id"], desk.DeskEvent(customer_message=desk.CustomerMessage(
+                    task_id=task["task_id"], turn=turn, assist=assist))))
 
-    async def _agent_available_for(self, conn, need: rules.Requirement) -> bool:
-        agents = await conn.fetch("SELECT languages, skills FROM agents WHERE state = 'available'")
-        return any(rules.eligible(a["languages"], a["skills"], need) for a in agents)
+    async def _abandon(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
+        await conn.execute("UPDATE tasks SET status = 'abandoned', closed_at = now(), disposition = 'abandoned',"
+                           " resolved = false WHERE task_id = $1", task["task_id"])
+        await _event(conn, task["task_id"], "abandoned", detail=f"waited {await _waited(conn, task['task_id'])} s")
+        if task["status"] == "offered":
+            await self._withdraw(conn, fx, task["task_id"], task["agent_id"], "customer_left")
+        language = task["language"]
+        fx.records += [
+            cloudevents.reply(cloudevents.REPLY_QUEUE, SOURCE, f"{turn.turn_id}/left", context.conversation_id,
+                              LEFT_TEXT.get(language, LEFT_TEXT["en"]), language, status="left"),
+            _outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
+        ]
 
-    async def dispatch(self) -> None:
-        """Offers queued tasks, highest priority and oldest first, to the longest-idle eligible agent."""
-        offers = []
-        async with self.pool.acquire() as conn, conn.transaction():
-            tasks = await conn.fetch(
-                "SELECT task_id, language, skill, priority, context, traceparent FROM tasks WHERE status = 'queued'"
-                " ORDER BY priority DESC, created_at LIMIT 200 FOR UPDATE SKIP LOCKED"
-            )
-            if not tasks:
-                return
-            agents = await conn.fetch(
-                "SELECT agent_id, languages, skills FROM agents WHERE state = 'available'"
-                " ORDER BY idle_since FOR UPDATE SKIP LOCKED"
-            )
-            free = list(agents)
-            for task in tasks:
-                need = rules.Requirement(task["language"], task["skill"], task["priority"])
-                agent = next((a for a in free if rules.eligible(a["languages"], a["skills"], need)), None)
-                if agent is None:
+    async def _callback(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
+        """The customer stops waiting; the task waits for its due time on the voice channel."""
+        wait = await self._expected_wait(conn, task["task_id"], task["language"])
+        due = datetime.now(timezone.utc) + timedelta(seconds=wait)
+        if task["status"] == "offered":
+            await self._withdraw(conn, fx, task["task_id"], task["agent_id"], "callback")
+        await conn.execute("UPDATE tasks SET kind = 'callback', channel = 'voice', due_at = $2, queued_at = $2"
+                           " WHERE task_id = $1", task["task_id"], due)
+        await _event(conn, task["task_id"], "callback_requested", detail=f"due {due.isoformat()}")
+        language = task["language"]
+        fx.records.append(cloudevents.reply(
+            cloudevents.REPLY_QUEUE, SOURCE, f"{turn.turn_id}/callback", context.conversation_id,
+            CALLBACK_TEXT.get(language, CALLBACK_TEXT["en"]).format(at=due.strftime("%H:%M")), language,
+            status="callback", callback_due_at=due.isoformat().replace("+00:00", "Z")))
+
+    # --- waiting customers ---
+
+    async def _position_message(self, conn, task_id: str, reply_id: str, context: pb.ConversationContext) -> list[bus.Record]:
+        task = await conn.fetchrow("SELECT language, updates_sent FROM tasks WHERE task_id = $1", task_id)
+        language = task["language"]
+        queued = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
+                                                     " AND language = $1", language)]
+        position = rules.queue_position(task_id, queued, time.time(), self.rules)
+        wait = await self._expected_wait(conn, task_id, language, position)
+        await conn.execute("UPDATE tasks SET last_position = $2, last_update_at = now(), updates_sent = updates_sent + 1"
+                           " WHERE task_id = $1", task_id, position)
+        callback = wait > self.rules.callback_above_seconds
+        text = QUEUE_TEXT.get(language, QUEUE_TEXT["en"]).format(position=position, minutes=max(1, round(wait / 60)))
+        choices = CHOICES_TEXT.get(language, CHOICES_TEXT["en"])
+        text += choices.format(callback=CALLBACK_OFFER.get(language, CALLBACK_OFFER["en"]) if callback else "")
+        return [cloudevents.reply(cloudevents.REPLY_QUEUE, SOURCE, reply_id, context.conversation_id, text, language,
+                                  position=position, expected_wait_seconds=wait, status="waiting",
+                                  callback_offered=callback)]
+
+    async def _expected_wait(self, conn, task_id: str, language: str, position: int | None = None) -> int:
+        if position is None:
+            queued = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
+                                                         " AND language = $1", language)]
+            ids = {t.task_id for t in queued}
+            position = rules.queue_position(task_id, queued, time.time(), self.rules) if task_id in ids else 1
+        handle = await conn.fetchval(
+            "SELECT avg(extract(epoch FROM closed_at - assigned_at)) FROM (SELECT closed_at, assigned_at FROM tasks"
+            " WHERE status = 'closed' AND language = $1 AND assigned_at IS NOT NULL ORDER BY closed_at DESC LIMIT 50) recent",
+            language)
+        agents = await conn.fetchval("SELECT count(*) FROM agents WHERE state <> 'offline' AND $1 = ANY(languages)", language)
+        return rules.expected_wait_seconds(position, float(handle) if handle else None, agents, self.rules)
+
+    # --- dispatch: the best eligible agent for each waiting task, as a timed reservation ---
+
+    async def _dispatch(self, conn, fx: Effects, task_id: str | None = None, language: str | None = None) -> None:
+        """Offers waiting tasks; a new task is matched alone (the others already found nobody)."""
+        if task_id is not None:
+            tasks = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1 AND status = 'queued'", task_id)
+            agents = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')"
+                                      " AND $1 = ANY(languages)", language)
+        else:
+            tasks = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
+                                     " AND (due_at IS NULL OR due_at <= now())")
+            agents = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')")
+        if not tasks or not agents:
+            return
+        load: dict[str, dict[str, int]] = {}
+        for row in await conn.fetch("SELECT agent_id, channel, count(*) AS n FROM tasks WHERE status IN ('offered', 'assigned')"
+                                    " AND agent_id = ANY($1) GROUP BY 1, 2", [a["agent_id"] for a in agents]):
+            load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
+        offers = rules.assign([_task(t) for t in tasks], [_agent(a, load.get(a["agent_id"], {})) for a in agents],
+                              time.time(), self.rules)
+        for offered_task, agent_id in offers:
+            await self._offer(conn, fx, offered_task, agent_id)
+
+    async def _offer(self, conn, fx: Effects, task_id: str, agent_id: str) -> None:
+        await conn.execute(
+            "UPDATE tasks SET status = 'offered', agent_id = $2, offered_at = now(),"
+            " offer_expires_at = now() + make_interval(secs => $3) WHERE task_id = $1 AND status = 'queued'",
+            task_id, agent_id, self.rules.offer_timeout_seconds)
+        await conn.execute("UPDATE agents SET idle_since = now() WHERE agent_id = $1", agent_id)
+        await _event(conn, task_id, "offered", agent_id)
+        await self._set_state(conn, fx, agent_id, "busy", "offer", only_from=("available",))
+        fx.offers.append(task_id)
+
+    async def _withdraw(self, conn, fx: Effects, task_id: str, agent_id: str, reason: str, declined: bool = False) -> None:
+        """The offer leaves the agent: back to the queue (unless the task ended), the agent freed."""
+        await conn.execute(
+            "UPDATE tasks SET status = CASE WHEN status = 'offered' THEN 'queued' ELSE status END, offer_expires_at = NULL,"
+            " agent_id = CASE WHEN status = 'offered' THEN NULL ELSE agent_id END,"
+            " declined_by = CASE WHEN $3 THEN array_append(declined_by, $2) ELSE declined_by END WHERE task_id = $1",
+            task_id, agent_id, declined)
+        if reason in ("timeout", "rejected"):
+            await _event(conn, task_id, "offer_timeout" if reason == "timeout" else "rejected", agent_id)
+        fx.pushes.append((agent_id, desk.DeskEvent(offer_withdrawn=desk.OfferWithdrawn(task_id=task_id, reason=reason))))
+        await self._release(conn, fx, agent_id, closed=False)
+
+    async def _release(self, conn, fx: Effects, agent_id: str, closed: bool) -> None:
+        state = await conn.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent_id)
+        left = await conn.fetchval("SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned')", agent_id)
+        new = rules.state_after_release(state, left, closed)
+        if closed:
+            await conn.execute("UPDATE agents SET idle_since = now() WHERE agent_id = $1", agent_id)
+        await self._set_state(conn, fx, agent_id, new, "close" if closed else "offer_withdrawn",
+                              until=self.rules.wrap_up_seconds if new == "wrap_up" else None)
+
+    async def _set_state(self, conn, fx: Effects, agent_id: str, state: str, cause: str,
+                         only_from: tuple[str, ...] | None = None, until: float | None = None) -> None:
+        previous = await conn.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent_id)
+        if previous == state or (only_from is not None and previous not in only_from):
+            return
+        await conn.execute("UPDATE agents SET state = $2, state_until = now() + make_interval(secs => $3),"
+                           " updated_at = now() WHERE agent_id = $1", agent_id, state, until or 0)
+        event = ev.AgentEvent(event_id=str(uuid.uuid4()), agent_id=agent_id, state_changed=ev.AgentStateChanged(
+            previous=STATE_ENUM.get(previous, 0), state=STATE_ENUM[state], cause=cause))
+        event.at.GetCurrentTime()
+        fx.records.append(bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), telemetry.inject_headers()))
+
+    # --- the ticker: timeouts, wrap-ups, overflow, queue messages, re-dispatch ---
+
+    async def run_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                await self.tick()
+            except Exception:  # a failed tick is retried at the next one; it must never stop routing
+                log.exception("routing tick failed")
+
+    async def tick(self) -> None:
+        async def step(conn, fx):
+            for row in await conn.fetch("SELECT task_id, agent_id FROM tasks WHERE status = 'offered'"
+                                        " AND offer_expires_at < now() FOR UPDATE"):
+                await self._withdraw(conn, fx, row["task_id"], row["agent_id"], "timeout", declined=True)
+            for agent_id in await conn.fetch("SELECT agent_id FROM agents WHERE state = 'wrap_up' AND state_until < now()"):
+                await self._set_state(conn, fx, agent_id["agent_id"], "available", "wrap_up_over")
+            for row in await conn.fetch("SELECT task_id, stage, extract(epoch FROM now() - queued_at) AS waited FROM tasks"
+                                        " WHERE status = 'queued' AND (due_at IS NULL OR due_at <= now())"):
+                stage = rules.overflow_stage(float(row["waited"]), self.rules)
+                if stage > row["stage"]:
+                    await conn.execute("UPDATE tasks SET stage = $2, declined_by = '{}' WHERE task_id = $1", row["task_id"], stage)
+                    step_ = self.rules.overflow[stage - 1]
+                    detail = f"stage {stage}: " + (f"levels relaxed by {step_.relax_levels}" if step_.relax_levels else "") + \
+                             (f"queue {step_.queue}" if step_.queue else "")
+                    await _event(conn, row["task_id"], "overflow", detail=detail)
+            await self._dispatch(conn, fx)
+
+        await self.change(f"tick/{uuid.uuid4()}", DESK, step)
+        await self._queue_updates()
+        await self._republish()
+
+    async def _queue_updates(self) -> None:
+        """Waiting customers hear again when their position improved, at most every queue_update_seconds."""
+        due = await self.pool.fetch(
+            "SELECT task_id, conversation_id, context, last_position, updates_sent FROM tasks WHERE status = 'queued'"
+            " AND kind = 'handoff' AND coalesce(last_update_at, queued_at) < now() - make_interval(secs => $1)",
+            self.rules.queue_update_seconds)
+        if not due:
+            return
+        queued = [_task(r) for r in await self.pool.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'")]
+        now = time.time()
+        for row in due:
+            position = rules.queue_position(row["task_id"], queued, now, self.rules)
+            if row["last_position"] is not None and position >= row["last_position"]:
+                continue
+            context = pb.ConversationContext.FromString(row["context"])
+            reply_id = f"{row['task_id']}/queued/{row['updates_sent'] + 1}"
+
+            async def update(conn, fx, row=row, context=context, reply_id=reply_id):
+                fx.records += await self._position_message(conn, row["task_id"], reply_id, context)
+
+            await self.change(reply_id, "routing", update)
+
+    async def _republish(self) -> None:
+        """Outputs of agents' calls committed but not acknowledged before a crash are sent now."""
+        stale = await self.pool.fetch("SELECT DISTINCT event_key FROM outbox WHERE consumer = $1 AND NOT published"
+                                      " AND created_at < now() - interval '5 seconds'", DESK)
+        for row in stale:
+            await outbox.process_once(self.pool, self.producer, DESK, row["event_key"], _nothing)
+
+    # --- the AgentDesk API ---
+
+    async def SignIn(self, request, context):
+        agent_id = request.agent_id.strip()
+        if not agent_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agent_id is required")
+        if not request.languages:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "at least one language is required")
+        levels = {s.strip().lower(): 1 for s in request.skills if s.strip()}
+        for skill in request.skill_levels:
+            if not skill.skill.strip() or not 1 <= skill.level <= rules.MAX_LEVEL:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"skill {skill.skill!r}: level must be 1..{rules.MAX_LEVEL}, got {skill.level}")
+            levels[skill.skill.strip().lower()] = skill.level
+        capacity = dict(self.rules.default_capacity)
+        for channel, n in request.capacity.items():
+            if channel not in rules.CHANNELS or n < 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"capacity: channel must be one of {', '.join(rules.CHANNELS)} with n ≥ 0, got {channel}={n}")
+            capacity[channel] = n
+        token = secrets.token_urlsafe(32)
+
+        async def apply(conn, fx):
+            await conn.execute(
+                "INSERT INTO agents (agent_id, display_name, languages, skills, skill_levels, capacity, token_sha256, idle_since)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, now()) ON CONFLICT (agent_id) DO UPDATE SET"
+                " display_name = $2, languages = $3, skills = $4, skill_levels = $5::jsonb, capacity = $6::jsonb,"
+                " token_sha256 = $7, updated_at = now()",
+                agent_id, request.display_name, [lang.strip().lower() for lang in request.languages], sorted(levels),
+                json.dumps(levels), json.dumps(capacity), _sha256(token))
+            await self._set_state(conn, fx, agent_id, "available", "sign_in", only_from=("offline",))
+            await self._dispatch(conn, fx)
+
+        await self.change(f"sign-in/{uuid.uuid4()}", DESK, apply)
+        return desk.SignInReply(token=token)
+
+    async def SignOut(self, request, context):
+        agent_id = await self._authenticate(context)
+
+        async def apply(conn, fx):
+            for row in await conn.fetch("SELECT task_id FROM tasks WHERE agent_id = $1 AND status = 'offered'", agent_id):
+                await self._withdraw(conn, fx, row["task_id"], agent_id, "signed_out")
+            await conn.execute("UPDATE agents SET token_sha256 = '' WHERE agent_id = $1", agent_id)
+            await self._set_state(conn, fx, agent_id, "offline", "sign_out")
+            await self._dispatch(conn, fx)
+
+        await self.change(f"sign-out/{uuid.uuid4()}", DESK, apply)
+        return desk.SignOutReply()
+
+    async def SetState(self, request, context):
+        agent_id = await self._authenticate(context)
+        wanted = STATE_NAME.get(request.state, "")
+        if wanted not in ("available", "break"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an agent sets only AVAILABLE or BREAK"
+                                " (busy and wrap-up are set by routing; SignOut goes offline)")
+
+        async def apply(conn, fx):
+            held = await conn.fetchval("SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned')", agent_id)
+            await self._set_state(conn, fx, agent_id, "busy" if wanted == "available" and held else wanted, "set_state")
+            await self._dispatch(conn, fx)
+
+        await self.change(f"state/{uuid.uuid4()}", DESK, apply)
+        state = await self.pool.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent_id)
+        return desk.SetStateReply(state=STATE_ENUM[state])
+
+    async def Subscribe(self, request, context):
+        agent_id = await self._authenticate(context)
+        stream: asyncio.Queue = asyncio.Queue()
+        self.streams[agent_id] = stream
+        try:
+            # What this agent already holds, for a reconnect or a restart of routing.
+            held = await self.pool.fetch("SELECT * FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned')"
+                                         " ORDER BY offered_at", agent_id)
+            sent = set()
+            for task in held:
+                sent.add(task["task_id"])
+                if task["status"] == "offered":
+                    yield desk.DeskEvent(offer=await self._offer_message(task))
+                else:
+                    yield desk.DeskEvent(assignment=await self._assignment_message(task))
+            while True:
+                event = await stream.get()
+                if event.HasField("offer") and event.offer.task_id in sent:
+                    sent.discard(event.offer.task_id)
                     continue
-                free.remove(agent)
-                await conn.execute("UPDATE tasks SET status = 'offered', agent_id = $2, offered_at = now() WHERE task_id = $1",
-                                   task["task_id"], agent["agent_id"])
-                await conn.execute("UPDATE agents SET state = 'busy', updated_at = now() WHERE agent_id = $1", agent["agent_id"])
-                offers.append((agent["agent_id"], task))
-        for agent_id, task in offers:
-            with self._conversation_span("routing offer", task["traceparent"], agent_id):
-                context = pb.ConversationContext.FromString(task["context"])
-                self._push(agent_id, desk.DeskEvent(offer=desk.Offer(task_id=task["task_id"], context=context)))
+                yield event
+        finally:
+            if self.streams.get(agent_id) is stream:
+                del self.streams[agent_id]
+
+    async def Accept(self, request, context):
+        agent_id = await self._authenticate(context)
+        await self._own_task(context, agent_id, request.task_id, ("offered",))
+
+        async def apply(conn, fx):
+            done = await conn.execute("UPDATE tasks SET status = 'assigned', assigned_at = now(), offer_expires_at = NULL"
+                                      " WHERE task_id = $1 AND status = 'offered' AND agent_id = $2", request.task_id, agent_id)
+            if done != "UPDATE 1":
+                return
+            await _event(conn, request.task_id, "accepted", agent_id)
+            task = await conn.fetchrow("SELECT context FROM tasks WHERE task_id = $1", request.task_id)
+            ctx = pb.ConversationContext.FromString(task["context"])
+            fx.records.append(_outcome(f"{request.task_id}/assigned", ctx, pb.OUTCOME_KIND_ASSIGNED, agent_id))
+
+        fx = await self.change(f"accept/{uuid.uuid4()}", DESK, apply)
+        if not fx.records:  # the offer expired or was withdrawn meanwhile
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the offer of task {request.task_id!r} is no longer yours to accept")
+        task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", request.task_id)
+        with self._conversation_span("routing assign", task["traceparent"], agent_id):
+            assignment = await self._assignment_message(task)
+        self._push(agent_id, desk.DeskEvent(assignment=assignment))
+        return desk.AcceptReply(assignment=assignment)
+
+    async def Reject(self, request, context):
+        agent_id = await self._authenticate(context)
+        await self._own_task(context, agent_id, request.task_id, ("offered",))
+
+        async def apply(conn, fx):
+            if await conn.fetchval("SELECT status FROM tasks WHERE task_id = $1 AND agent_id = $2 FOR UPDATE",
+                                   request.task_id, agent_id) == "offered":
+                await self._withdraw(conn, fx, request.task_id, agent_id, "rejected", declined=True)
+                await self._dispatch(conn, fx)
+
+        await self.change(f"reject/{uuid.uuid4()}", DESK, apply)
+        return desk.RejectReply()
+
+    async def Reply(self, request, context):
+        agent_id = await self._authenticate(context)
+        if not request.text.strip():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "text is empty")
+        task = await self._own_task(context, agent_id, request.task_id, ("assigned",))
+        ctx = pb.ConversationContext.FromString(task["context"])
+        reply_id = f"{request.task_id}/reply/{uuid.uuid4()}"
+        with self._conversation_span("routing agent reply", task["traceparent"], agent_id):
+            await bus.publish(self.producer, [
+                cloudevents.reply(cloudevents.REPLY_AGENT, SOURCE, reply_id, ctx.conversation_id, request.text,
+                                  ctx.language, agent_id=agent_id),
+                _outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id),
+            ])
+        return desk.ReplyReply(reply_id=reply_id)
+
+    async def Transfer(self, request, context):
+        agent_id = await self._authenticate(context)
+        queue = request.queue.strip().lower()
+        if not queue:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "queue (a skill, e.g. billing) is required")
+        await self._own_task(context, agent_id, request.task_id, ("assigned",))
+
+        async def apply(conn, fx):
+            done = await conn.execute(
+                "UPDATE tasks SET status = 'queued', agent_id = NULL, required = $3::jsonb, preferred = '{}', stage = 0,"
+                " queued_at = now(), note = $4, declined_by = ARRAY[$2] WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2",
+                request.task_id, agent_id, json.dumps({queue: 1}), request.note)
+            if done == "UPDATE 1":
+                await _event(conn, request.task_id, "transferred", agent_id, detail=f"to {queue}: {request.note}")
+                await self._release(conn, fx, agent_id, closed=False)
+                await self._dispatch(conn, fx)
+
+        await self.change(f"transfer/{uuid.uuid4()}", DESK, apply)
+        return desk.TransferReply()
+
+    async def Close(self, request, context):
+        agent_id = await self._authenticate(context)
+        await self._own_task(context, agent_id, request.task_id, ("assigned",))
+
+        async def apply(conn, fx):
+            done = await conn.execute(
+                "UPDATE tasks SET status = 'closed', closed_at = now(), disposition = $3, resolved = $4"
+                " WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2",
+                request.task_id, agent_id, request.disposition, request.resolved)
+            if done != "UPDATE 1":
+                return
+            await _event(conn, request.task_id, "closed", agent_id, detail=request.disposition)
+            await self._release(conn, fx, agent_id, closed=True)
+            ctx = pb.ConversationContext.FromString(await conn.fetchval("SELECT context FROM tasks WHERE task_id = $1", request.task_id))
+            fx.records.append(_outcome(f"{request.task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id,
+                                       disposition=request.disposition, resolved=request.resolved))
+            await self._dispatch(conn, fx)
+
+        await self.change(f"close/{uuid.uuid4()}", DESK, apply)
+        self.assists.pop(request.task_id, None)
+        return desk.CloseReply()
+
+    async def GetCustomerHistory(self, request, context):
+        agent_id = await self._authenticate(context)
+        task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
+        reply = desk.HistoryReply()
+        for past in await self._history(task["customer_id"], task["conversation_id"]):
+            item = reply.conversations.add(conversation_id=past.conversation_id, intent=past.intent, outcome=past.outcome,
+                                           summary=past.summary)
+            if past.started_at:
+                item.started_at.FromDatetime(past.started_at)
+        return reply
+
+    async def RecordSuggestionUse(self, request, context):
+        agent_id = await self._authenticate(context)
+        if request.use not in USE_NAME:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "use must be USED, EDITED or IGNORED")
+        task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
+        ctx = pb.ConversationContext.FromString(task["context"])
+        assist = await self._assist(request.task_id, ctx)
+        suggestion = next((s for s in assist.suggestions if s.suggestion_id == request.suggestion_id), None)
+        if suggestion is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no suggestion {request.suggestion_id!r} on task {request.task_id!r}")
+        event = ev.AgentEvent(event_id=f"{request.task_id}/{request.suggestion_id}/{agent_id}", agent_id=agent_id,
+                              suggestion_feedback=ev.SuggestionFeedback(
+                                  task_id=request.task_id, conversation_id=ctx.conversation_id,
+                                  suggestion_id=request.suggestion_id, use=request.use, intent=ctx.intent,
+                                  language=ctx.language, source=suggestion.source, article_ids=suggestion.article_ids))
+        event.at.GetCurrentTime()
+        await bus.publish(self.producer, [bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(),
+                                                     telemetry.inject_headers())])
+        return desk.SuggestionUseReply()
+
+    async def _authenticate(self, context) -> str:
+        auth = dict(context.invocation_metadata()).get("authorization", "")
+        if not auth.startswith("Bearer "):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing `authorization: Bearer <token>` metadata")
+        agent_id = await self.pool.fetchval(
+            "SELECT agent_id FROM agents WHERE token_sha256 = $1 AND state <> 'offline'", _sha256(auth[7:].strip()))
+        if agent_id is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or signed-out token: sign in again")
+        return agent_id
+
+    async def _own_task(self, context, agent_id: str, task_id: str, statuses: tuple[str, ...]):
+        if not task_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
+        task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+        if task is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
+        if task["agent_id"] != agent_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"task {task_id!r} is not yours")
+        if task["status"] not in statuses:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"task {task_id!r} is {task['status']}, not {' or '.join(statuses)}")
+        return task
+
+    # --- what the agent sees: context, assist, history ---
+
+    async def _offer_message(self, task) -> desk.Offer:
+        ctx = pb.ConversationContext.FromString(task["context"])
+        offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
+                           priority=task["priority"], note=task["note"], callback=task["kind"] == "callback")
+        if task["offer_expires_at"] is not None:
+            offer.expires_at.FromDatetime(task["offer_expires_at"])
+        return offer
+
+    async def _assignment_message(self, task) -> desk.Assignment:
+        ctx = pb.ConversationContext.FromString(task["context"])
+        return desk.Assignment(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
+                               note=task["note"], callback=task["kind"] == "callback")
+
+    async def _assist(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
+        """Summary and suggestions from relais.routing.assist, cached per task until a new message."""
+        cached = self.assists.get(task_id)
+        if cached and cached[0] == len(ctx.turns):
+            return cached[1]
+        if self.assistant is None:
+            return desk.AgentAssist()
+        try:
+            history = await self._history(ctx.customer.id, ctx.conversation_id)
+            result = await asyncio.to_thread(self.assistant.assist, ctx, history)
+        except Exception:  # assist helps the agent; its failure must not cost them the offer
+            log.exception("assist failed for %s", task_id)
+            return desk.AgentAssist()
+        assist = desk.AgentAssist(summary=result.summary, history_summary=result.history_summary, suggestions=[
+            desk.Suggestion(suggestion_id=s.suggestion_id, text=s.text, article_ids=list(s.article_ids), source=s.source)
+            for s in result.suggestions])
+        self.assists[task_id] = (len(ctx.turns), assist)
+        return assist
+
+    async def _history(self, customer_id: str, conversation_id: str) -> list:
+        """The customer's other conversations, newest first: what the bot or an advisor did with each."""
+        if not customer_id:
+            return []
+        rows = await self.pool.fetch(
+            "SELECT c.conversation_id, c.created_at, b.handed_off, t.status, t.disposition, t.resolved, t.intent,"
+            " (SELECT text FROM turns WHERE conversation_id = c.conversation_id ORDER BY seq LIMIT 1) AS first_text"
+            " FROM conversations c LEFT JOIN bot_conversations b USING (conversation_id)"
+            " LEFT JOIN LATERAL (SELECT status, disposition, resolved, intent FROM tasks WHERE conversation_id = c.conversation_id"
+            "   ORDER BY created_at DESC LIMIT 1) t ON true"
+            " WHERE c.customer_id = $1 AND c.conversation_id <> $2 ORDER BY c.created_at DESC LIMIT 10",
+            customer_id, conversation_id)
+        return [_past_contact(r) for r in rows]
 
     def _push(self, agent_id: str, event: desk.DeskEvent) -> None:
         stream = self.streams.get(agent_id)
@@ -152,118 +675,45 @@ class Routing(desk_grpc.AgentDeskServicer):
         parent = telemetry.context_from_traceparent(traceparent)
         return telemetry.tracer().start_as_current_span(name, context=parent, links=links, attributes={"relais.agent_id": agent_id})
 
-    # --- the AgentDesk API ---
 
-    async def SignIn(self, request, context):
-        if not request.agent_id.strip():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agent_id is required")
-        if not request.languages:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "at least one language is required")
-        token = secrets.token_urlsafe(32)
-        await self.pool.execute(
-            "INSERT INTO agents (agent_id, display_name, languages, skills, state, token_sha256, idle_since)"
-            " VALUES ($1, $2, $3, $4, 'available', $5, now()) ON CONFLICT (agent_id) DO UPDATE SET"
-            " display_name = $2, languages = $3, skills = $4, token_sha256 = $5, updated_at = now(),"
-            " state = CASE WHEN agents.state = 'offline' THEN 'available' ELSE agents.state END",
-            request.agent_id, request.display_name, [l.lower() for l in request.languages],
-            [s.lower() for s in request.skills] or [rules.GENERAL], _sha256(token),
-        )
-        await self.dispatch()
-        return desk.SignInReply(token=token)
+def _task(row) -> rules.Task:
+    return rules.Task(row["task_id"], row["language"], row["channel"], json.loads(row["required"]), row["priority"],
+                      float(row["queued"]), tuple(row["preferred"]), row["stage"], frozenset(row["declined_by"]),
+                      float(row["due"]) if row["due"] is not None else None)
 
-    async def SignOut(self, request, context):
-        agent_id = await self._authenticate(context)
-        await self.pool.execute("UPDATE agents SET state = 'offline', token_sha256 = '', updated_at = now() WHERE agent_id = $1", agent_id)
-        return desk.SignOutReply()
 
-    async def Subscribe(self, request, context):
-        agent_id = await self._authenticate(context)
-        stream: asyncio.Queue = asyncio.Queue()
-        self.streams[agent_id] = stream
-        try:
-            # What this agent already holds, for a reconnect or a restart of routing.
-            held = await self.pool.fetch(
-                "SELECT task_id, status, context FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned') ORDER BY offered_at",
-                agent_id,
-            )
-            sent = set()
-            for task in held:
-                ctx = pb.ConversationContext.FromString(task["context"])
-                sent.add(task["task_id"])
-                if task["status"] == "offered":
-                    yield desk.DeskEvent(offer=desk.Offer(task_id=task["task_id"], context=ctx))
-                else:
-                    yield desk.DeskEvent(assignment=desk.Assignment(task_id=task["task_id"], context=ctx))
-            while True:
-                event = await stream.get()
-                if event.HasField("offer") and event.offer.task_id in sent:
-                    sent.discard(event.offer.task_id)
-                    continue
-                yield event
-        finally:
-            if self.streams.get(agent_id) is stream:
-                del self.streams[agent_id]
+def _agent(row, load: dict[str, int]) -> rules.Agent:
+    return rules.Agent(row["agent_id"], frozenset(row["languages"]), json.loads(row["levels"]), json.loads(row["capacity"]),
+                       load, float(row["idle"]), row["state"])
 
-    async def Accept(self, request, context):
-        agent_id = await self._authenticate(context)
-        task = await self._own_task(context, agent_id, request.task_id, "offered")
-        await self.pool.execute("UPDATE tasks SET status = 'assigned', assigned_at = now() WHERE task_id = $1", request.task_id)
-        ctx = pb.ConversationContext.FromString(task["context"])
-        with self._conversation_span("routing assign", task["traceparent"], agent_id):
-            await bus.publish(self.producer, [_outcome(f"{request.task_id}/assigned", ctx, pb.OUTCOME_KIND_ASSIGNED, agent_id)])
-        return desk.AcceptReply(assignment=desk.Assignment(task_id=request.task_id, context=ctx))
 
-    async def Reply(self, request, context):
-        agent_id = await self._authenticate(context)
-        if not request.text.strip():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "text is empty")
-        task = await self._own_task(context, agent_id, request.task_id, "assigned")
-        ctx = pb.ConversationContext.FromString(task["context"])
-        reply_id = f"{request.task_id}/reply/{uuid.uuid4()}"
-        with self._conversation_span("routing agent reply", task["traceparent"], agent_id):
-            await bus.publish(self.producer, [
-                cloudevents.reply(cloudevents.REPLY_AGENT, SOURCE, reply_id, ctx.conversation_id, request.text,
-                                  ctx.language, agent_id=agent_id),
-                _outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id),
-            ])
-        return desk.ReplyReply(reply_id=reply_id)
+def _past_contact(row):
+    from relais.routing.assist import PastContact
 
-    async def Close(self, request, context):
-        agent_id = await self._authenticate(context)
-        task = await self._own_task(context, agent_id, request.task_id, "assigned")
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE tasks SET status = 'closed', closed_at = now(), disposition = $2, resolved = $3 WHERE task_id = $1",
-                request.task_id, request.disposition, request.resolved,
-            )
-            await conn.execute("UPDATE agents SET state = 'available', idle_since = now() WHERE agent_id = $1", agent_id)
-        ctx = pb.ConversationContext.FromString(task["context"])
-        outcome = _outcome(f"{request.task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id,
-                           disposition=request.disposition, resolved=request.resolved)
-        await bus.publish(self.producer, [outcome])
-        await self.dispatch()
-        return desk.CloseReply()
+    if row["status"] is None:
+        outcome = "handed_off" if row["handed_off"] else "bot_answered"
+    elif row["status"] == "closed":
+        outcome = "resolved" if row["resolved"] else (row["disposition"] or "unresolved")
+    else:
+        outcome = row["status"] if row["status"] == "abandoned" else "open"
+    return PastContact(row["conversation_id"], row["created_at"], row["intent"] or "", outcome, (row["first_text"] or "")[:200])
 
-    async def _authenticate(self, context) -> str:
-        auth = dict(context.invocation_metadata()).get("authorization", "")
-        if not auth.startswith("Bearer "):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing `authorization: Bearer <token>` metadata")
-        agent_id = await self.pool.fetchval(
-            "SELECT agent_id FROM agents WHERE token_sha256 = $1 AND state <> 'offline'", _sha256(auth[7:].strip())
-        )
-        if agent_id is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or signed-out token: sign in again")
-        return agent_id
 
-    async def _own_task(self, context, agent_id: str, task_id: str, status: str):
-        task = await self.pool.fetchrow("SELECT agent_id, status, context, traceparent FROM tasks WHERE task_id = $1", task_id)
-        if task is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
-        if task["agent_id"] != agent_id:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"task {task_id!r} is not yours")
-        if task["status"] != status:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"task {task_id!r} is {task['status']}, not {status}")
-        return task
+async def _event(conn, task_id: str, kind: str, agent_id: str = "", detail: str = "") -> None:
+    await conn.execute("INSERT INTO task_events (task_id, kind, agent_id, detail) VALUES ($1, $2, $3, $4)",
+                       task_id, kind, agent_id or "", detail)
+
+
+async def _waited(conn, task_id: str) -> int:
+    return int(await conn.fetchval("SELECT extract(epoch FROM now() - created_at) FROM tasks WHERE task_id = $1", task_id))
+
+
+async def _nothing(conn) -> list[bus.Record]:
+    return []
+
+
+def _needs(required: dict[str, int]) -> str:
+    return ", ".join(f"{skill} ≥ {level}" for skill, level in sorted(required.items()))
 
 
 def _sha256(token: str) -> str:
@@ -277,13 +727,27 @@ def _outcome(outcome_id: str, ctx: pb.ConversationContext, kind: int, agent_id: 
     return bus.Record(topics.OUTCOMES, ctx.conversation_id.encode(), outcome.SerializeToString(), telemetry.inject_headers())
 
 
+def _assistant():
+    """The agent assistant (relais.routing.assist), or None when it cannot be built: routing runs without it."""
+    try:
+        from relais.routing.assist import Assistant
+
+        return Assistant.from_env()
+    except Exception:
+        log.exception("agent assist unavailable; offers go out without summary and suggestions")
+        return None
+
+
 async def build(w: worker.Worker) -> worker.Service:
     catalogue = load_catalogue()
-    routing = Routing(w.pool, w.producer, {i.id: i.skill for i in catalogue.intents.values()})
+    routing_rules = rules.load_rules(known_intents=catalogue.intents)
+    routing = Routing(w.pool, w.producer, routing_rules, {i.id: i.skill for i in catalogue.intents.values()},
+                      _assistant(), float(os.environ.get("RELAIS_ROUTING_TICK_SECONDS") or 1.0))
     return worker.Service(
         handle=routing.handle, topics=(topics.HANDOFFS,),
         grpc_services=(desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,),
         register=lambda server: desk_grpc.add_AgentDeskServicer_to_server(routing, server),
+        background=(routing.run_ticker,),
     )
 
 

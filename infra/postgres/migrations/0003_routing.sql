@@ -22,7 +22,8 @@ ALTER TABLE tasks
     ADD COLUMN queue            text        NOT NULL DEFAULT '',
     ADD COLUMN declined_by      text[]      NOT NULL DEFAULT '{}',
     ADD COLUMN offer_expires_at timestamptz,
-    ADD COLUMN due_at           timestamptz,
+    ADD COLUMN due_at           timestamptz,                        -- a callback: not offered before
+    ADD COLUMN queued_at        timestamptz NOT NULL DEFAULT now(),  -- (re)entered the queue: aging, overflow
     ADD COLUMN note             text        NOT NULL DEFAULT '',
     ADD COLUMN last_position    int,
     ADD COLUMN last_update_at   timestamptz,
