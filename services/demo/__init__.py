@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, analytics_pb2, analytics_pb2_grpc
-from relais.common.pb import conversation_pb2 as pb
+from relais.common.pb import agent_events_pb2 as desk_events, conversation_pb2 as pb
 
 CONVERSATIONS = Path(__file__).with_name("conversations.yaml")
 AGENT_GREETING = {
@@ -83,8 +83,10 @@ async def play_advisor(routing_addr: str, stop: asyncio.Event, log) -> None:
     """A demo advisor: signs in, accepts every offer, greets the customer with the context, closes."""
     async with grpc.aio.insecure_channel(routing_addr) as channel:
         agent = desk_grpc.AgentDeskStub(channel)
-        token = (await agent.SignIn(desk.SignInRequest(agent_id="demo-advisor", display_name="Camille / Sam",
-                                                       languages=["fr", "en"], skills=["general"]))).token
+        skills = ("general", "orders", "billing", "cards", "accounts", "retention", "complaints", "conflict_handling")
+        token = (await agent.SignIn(desk.SignInRequest(
+            agent_id="demo-advisor", display_name="Camille / Sam", languages=["fr", "en"],
+            skill_levels=[desk.SkillLevel(skill=s, level=5) for s in skills]))).token
         auth = [("authorization", f"Bearer {token}")]
         stream = agent.Subscribe(desk.SubscribeRequest(), metadata=auth)
         stop_waiter = asyncio.ensure_future(stop.wait())
@@ -105,6 +107,8 @@ async def play_advisor(routing_addr: str, stop: asyncio.Event, log) -> None:
                 greeting = AGENT_GREETING.get(context.language, AGENT_GREETING["en"]).format(turns=len(context.turns))
                 await agent.Reply(desk.ReplyRequest(task_id=task_id, text=greeting), metadata=auth)
                 await agent.Close(desk.CloseRequest(task_id=task_id, disposition="resolved", resolved=True), metadata=auth)
+                # Ready for the next one now, rather than after the wrap-up time.
+                await agent.SetState(desk.SetStateRequest(state=desk_events.AGENT_STATE_AVAILABLE), metadata=auth)
         finally:
             stop_waiter.cancel()
             stream.cancel()

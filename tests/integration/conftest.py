@@ -31,6 +31,11 @@ def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "RELAIS_LOG_LEVEL": "INFO",
+        # Short routing timings so offers time out, overflow and wrap-up happen within a test.
+        "RELAIS_ROUTING_TICK_SECONDS": "0.2",
+        "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "3",
+        "RELAIS_ROUTING_OVERFLOW_SECONDS": "2,4",
+        "RELAIS_ROUTING_WRAP_UP_SECONDS": "0.5",
     })
     s.use_infra(kafka_bootstrap, postgres_dsn)
     s.start_services()
@@ -75,17 +80,26 @@ async def reply_of_type(replies, conversation_id: str, event_type: str, timeout:
             await asyncio.sleep(0.05)
 
 
-class AgentSession:
-    """A signed-in agent on the real AgentDesk API, with its stream of desk events."""
+ALL_SKILLS = {skill: 5 for skill in ("general", "orders", "billing", "cards", "accounts", "retention", "complaints",
+                                     "conflict_handling")}
 
-    def __init__(self, addr: str, agent_id: str, languages=("fr", "en"), skills=("general",)):
+
+class AgentSession:
+    """A signed-in agent on the real AgentDesk API, with its stream of desk events (every skill at level 5 by default)."""
+
+    def __init__(self, addr: str, agent_id: str, languages=("fr", "en"), skills=(), levels=None, capacity=None):
         self.addr, self.agent_id, self.languages, self.skills = addr, agent_id, list(languages), list(skills)
+        self.levels = ALL_SKILLS if levels is None and not skills else (levels or {})
+        self.capacity = capacity or {}
         self.events: asyncio.Queue = asyncio.Queue()
 
     async def __aenter__(self):
         self.channel = grpc.aio.insecure_channel(self.addr)
         self.stub = desk_grpc.AgentDeskStub(self.channel)
-        reply = await self.stub.SignIn(desk.SignInRequest(agent_id=self.agent_id, languages=self.languages, skills=self.skills))
+        reply = await self.stub.SignIn(desk.SignInRequest(
+            agent_id=self.agent_id, languages=self.languages, skills=self.skills, capacity=self.capacity,
+            skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in self.levels.items()]))
+        self.token = reply.token
         self.auth = [("authorization", f"Bearer {reply.token}")]
         self.stream = self.stub.Subscribe(desk.SubscribeRequest(), metadata=self.auth)
         self._reader = asyncio.create_task(self._read())
@@ -104,8 +118,11 @@ class AgentSession:
                     continue
                 if event.offer.context.conversation_id == conversation_id:
                     return event.offer
-                await self.stub.Accept(desk.AcceptRequest(task_id=event.offer.task_id), metadata=self.auth)
-                await self.stub.Close(desk.CloseRequest(task_id=event.offer.task_id, disposition="test-cleanup"), metadata=self.auth)
+                try:  # a leftover's offer may have timed out meanwhile
+                    await self.stub.Accept(desk.AcceptRequest(task_id=event.offer.task_id), metadata=self.auth)
+                    await self.stub.Close(desk.CloseRequest(task_id=event.offer.task_id, disposition="test-cleanup"), metadata=self.auth)
+                except grpc.aio.AioRpcError:
+                    pass
 
     async def next_event(self, kind: str, timeout: float = 20):
         async with asyncio.timeout(timeout):
