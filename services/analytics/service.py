@@ -1,5 +1,6 @@
 """analytics: counts what happened to each conversation — contacts, bot-resolved, handed off —
-per intent and per language, from the outcome events; read through the gRPC Analytics API.
+per intent and per language, from the outcome events, and how agents answered assist suggestions
+(used / edited / ignored, from the agent events); read through the gRPC Analytics API.
 
 Each outcome is applied once (deduplicated by its id), so replaying the log gives the same numbers.
 """
@@ -8,7 +9,7 @@ from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 
 from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
-from relais.common.pb import analytics_pb2, analytics_pb2_grpc, conversation_pb2 as pb
+from relais.common.pb import agent_events_pb2 as ev, analytics_pb2, analytics_pb2_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
 
 COUNTS = (
@@ -27,6 +28,11 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
             rows = await self.pool.fetch(f"SELECT {dimension} AS value, {COUNTS} FROM kpi_conversations GROUP BY {dimension}")
             for r in rows:
                 target[r["value"] or "unknown"].CopyFrom(_counts(r))
+        uses = dict(await self.pool.fetch("SELECT use, count(*) FROM kpi_suggestions GROUP BY use"))
+        used, edited, ignored = (uses.get(name, 0) for name in ("used", "edited", "ignored"))
+        answered = used + edited + ignored
+        reply.suggestions.CopyFrom(analytics_pb2.SuggestionCounts(
+            used=used, edited=edited, ignored=ignored, acceptance_rate=(used + edited) / answered if answered else 0.0))
         return reply
 
 
@@ -34,8 +40,14 @@ def _counts(row) -> analytics_pb2.KpiCounts:
     return analytics_pb2.KpiCounts(contacts=row["contacts"], bot_resolved=row["bot_resolved"], handed_off=row["handed_off"])
 
 
+SUGGESTION_USES = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
+
+
 async def build(w: worker.Worker) -> worker.Service:
     async def handle(record: ConsumerRecord) -> None:
+        if record.topic == topics.AGENT_EVENTS:
+            await handle_agent_event(record)
+            return
         try:
             outcome = pb.Outcome.FromString(record.value or b"")
         except pb_message.DecodeError as error:
@@ -60,9 +72,34 @@ async def build(w: worker.Worker) -> worker.Service:
 
         await outbox.process_once(w.pool, w.producer, "analytics", outcome.outcome_id, apply)
 
+    async def handle_agent_event(record: ConsumerRecord) -> None:
+        """An agent's answer to a suggestion is counted once; state changes are not counted yet."""
+        try:
+            event = ev.AgentEvent.FromString(record.value or b"")
+        except pb_message.DecodeError as error:
+            raise bus.BadInput(f"bad protobuf: not a relais.v1.AgentEvent ({error})") from None
+        if not event.event_id:
+            raise bus.BadInput("agent event without event_id")
+        if not event.HasField("suggestion_feedback"):
+            return
+        feedback = event.suggestion_feedback
+        if feedback.use not in SUGGESTION_USES:
+            raise bus.BadInput(f"suggestion feedback with unknown use {feedback.use}")
+
+        async def apply(conn) -> list[bus.Record]:
+            with telemetry.consume_span("analytics suggestion feedback", record, **{"relais.agent_id": event.agent_id}):
+                await conn.execute(
+                    "INSERT INTO kpi_suggestions (feedback_id, suggestion_id, agent_id, intent, language, source, use)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (feedback_id) DO NOTHING",
+                    event.event_id, feedback.suggestion_id, event.agent_id, feedback.intent, feedback.language,
+                    feedback.source, SUGGESTION_USES[feedback.use])
+            return []
+
+        await outbox.process_once(w.pool, w.producer, "analytics", f"agent-event/{event.event_id}", apply)
+
     servicer = Analytics(w.pool)
     return worker.Service(
-        handle=handle, topics=(topics.OUTCOMES,),
+        handle=handle, topics=(topics.OUTCOMES, topics.AGENT_EVENTS),
         grpc_services=(analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name,),
         register=lambda server: analytics_pb2_grpc.add_AnalyticsServicer_to_server(servicer, server),
     )

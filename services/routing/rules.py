@@ -341,8 +341,8 @@ def assign(tasks: Sequence[Task], agents: Sequence[Agent], now: float, rules: Ro
     """Offers for one pass over the queue: (task_id, agent_id), the queue's order respected."""
     load = {a.agent_id: dict(a.load) for a in agents}
     given = {a.agent_id: 0 for a in agents}
-    room = [a for a in agents if a.state in OFFERABLE and any(has_room(a, channel) for channel in a.capacity)]
-    if not room:
+    room = [a for a in agents if a.state in OFFERABLE]
+    if not any(has_room(a, channel) for a in room for channel in a.capacity):
         return []
     by_signature: dict[tuple, list[Agent]] = {}  # eligibility is the same for tasks with the same needs
     offers = []
@@ -352,8 +352,11 @@ def assign(tasks: Sequence[Task], agents: Sequence[Agent], now: float, rules: Ro
         signature = (task.language, task.channel, tuple(sorted(task.required.items())), task.stage)
         if signature not in by_signature:
             by_signature[signature] = [a for a in room if eligible(a, task, rules)]
-        candidates = [a for a in by_signature[signature] if a.agent_id not in task.declined_by
-                      and load[a.agent_id].get(task.channel, 0) < a.capacity.get(task.channel, 0)]
+        eligible_agents = by_signature[signature]
+        # Those who declined are asked again only when nobody else who could take it is signed in.
+        if any(a.agent_id not in task.declined_by for a in eligible_agents):
+            eligible_agents = [a for a in eligible_agents if a.agent_id not in task.declined_by]
+        candidates = [a for a in eligible_agents if load[a.agent_id].get(task.channel, 0) < a.capacity.get(task.channel, 0)]
         if not candidates:
             continue
         best = min(candidates, key=lambda a: (tuple(-x for x in match(a, task)), given[a.agent_id], a.idle_since, a.agent_id))

@@ -120,6 +120,9 @@ def test_assign_respects_queue_order_capacity_and_spreads_work():
              task("t4", billing=1), task("t5", billing=1), task("en", language="en")]
     offers = rules.assign(tasks, agents, 0, RULES)
     assert offers == [("t2", "x"), ("t1", "y"), ("t3", "x"), ("t4", "y")]  # 2 chats each, t5 waits
+    busy_x = [agent("x", idle=1, load={"chat": 2}, billing=1), agent("y", idle=2, billing=1)]
+    assert rules.assign([task("t", declined=("y",), billing=1)], busy_x, 0, RULES) == []  # waits for x
+    assert rules.assign([task("t", declined=("y",), billing=1)], agents[1:], 0, RULES) == [("t", "y")]  # y is the only one
     callback = task("cb", channel="voice", due=100.0, billing=1)
     assert rules.assign([callback], agents, 50, RULES) == []
     assert rules.assign([callback], agents, 100, RULES) == [("cb", "x")]
