@@ -59,11 +59,11 @@ BEST_FAMILY = "minilm-ft"
 # CLINC150 cross-validation (bench/intents_public.py); the exact values matter little (+-0.1 point).
 ENSEMBLES: dict[str, dict[str, float]] = {
     "ngram": {"ngram": 1.0},
-    "minilm": {"ngram": 0.3, "embedding_lr": 0.5, "embedding_knn": 0.2},
+    "minilm": {"ngram": 0.2, "embedding_lr": 0.6, "embedding_knn": 0.2},
     "minilm-ft": {"ngram": 0.2, "embedding_lr": 0.3, "embedding_knn": 0.1, "fine_tuned": 0.4},
 }
 # Bump when what save() writes changes shape; load() refuses any other.
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3
 
 # "None of the above": things people also type into a contact-centre chat. Trained as one extra
 # class so that a message about something else loses to it rather than to the nearest intent
@@ -344,11 +344,14 @@ class Encoder:
             ))
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean-pooled output of each of the six layers: (batch, layers, width)."""
         batch, length = ids.shape
         x = _layer_norm((self._word[ids] + self._position[:length] + self._type0).reshape(-1, _WIDTH), *self._norm)
+        weights = (mask / mask.sum(1, keepdims=True)).astype(np.float32)
+        pooled = np.empty((batch, _LAYERS, _WIDTH), dtype=np.float32)
         bias = np.where(mask[:, None, None, :], 0.0, -1e4).astype(np.float32)
         scale = np.float32(1 / np.sqrt(_WIDTH // _HEADS))
-        for qkv_w, qkv_b, o_w, o_b, n1_w, n1_b, i_w, i_b, f_w, f_b, n2_w, n2_b in self._layers:
+        for layer, (qkv_w, qkv_b, o_w, o_b, n1_w, n1_b, i_w, i_b, f_w, f_b, n2_w, n2_b) in enumerate(self._layers):
             q, k, v = (x @ qkv_w + qkv_b).reshape(batch, length, 3, _HEADS, -1).transpose(2, 0, 3, 1, 4)
             scores = q @ k.transpose(0, 1, 3, 2) * scale + bias
             scores -= scores.max(-1, keepdims=True)
@@ -359,15 +362,17 @@ class Encoder:
             hidden = x @ i_w
             hidden += i_b
             x = _layer_norm(x + _gelu(hidden) @ f_w + f_b, n2_w, n2_b)
-        return x.reshape(batch, length, _WIDTH)
+            pooled[:, layer] = np.einsum("bl,blw->bw", weights, x.reshape(batch, length, _WIDTH))
+        return pooled
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """One unit vector per text (texts of similar length batched together: less padding)."""
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Each text's mean-pooled output of every layer, (texts, layers, width); similar lengths batched
+        together (less padding)."""
         ids = self.token_ids(texts)
-        out = np.zeros((len(ids), _WIDTH), dtype=np.float32)
+        out = np.zeros((len(ids), _LAYERS, _WIDTH), dtype=np.float32)
         order = np.argsort([len(i) for i in ids], kind="stable")
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
@@ -380,10 +385,26 @@ class Encoder:
             # A few tokens make matrices too small to share: BLAS threads would only wait for each other
             # (10x slower one message at a time on a busy machine).
             with threadpool_limits(1) if batch.size < 512 else contextlib.nullcontext():
-                hidden = self._forward(batch, mask)
-            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+                out[rows] = self._forward(batch, mask)
         return out
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """One unit vector per text: the sentence embedding all-MiniLM-L6-v2 was trained to give."""
+        return _unit(self.encode(texts, batch_size)[:, -1])
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+
+def layer_features(pooled: np.ndarray) -> np.ndarray:
+    """Every layer's pooled vector, each made a unit vector, side by side: (texts, layers x width).
+
+    Lower layers keep the wording that the last layer (trained for paraphrase similarity) abstracts away:
+    a logistic regression on all six reads CLINC150 1.3 points better than on the last alone (97.1 against
+    95.8 % in-scope, train -> val) and BANKING77 0.5 point better (bench/intents_public.py).
+    """
+    return _unit(pooled).reshape(len(pooled), -1)
 
 
 @functools.lru_cache(maxsize=1)
@@ -393,31 +414,40 @@ def pretrained_encoder() -> Encoder:
 
 
 class _Embeddings:
-    """Sentence vectors of the frozen encoder for a batch of texts, computed once for all members."""
+    """The frozen encoder's output for a batch of texts, computed once for all members."""
 
     def __init__(self, texts: list[str]):
         self._texts = texts
-        self._vectors: np.ndarray | None = None
+        self._pooled: np.ndarray | None = None
+
+    def pooled(self) -> np.ndarray:
+        if self._pooled is None:
+            self._pooled = pretrained_encoder().encode(self._texts) if self._texts else \
+                np.zeros((0, _LAYERS, _WIDTH), dtype=np.float32)
+        return self._pooled
 
     def __call__(self) -> np.ndarray:
-        if self._vectors is None:
-            self._vectors = pretrained_encoder().embed(self._texts) if self._texts else np.zeros((0, _WIDTH))
-        return self._vectors
+        """Sentence vectors (the last layer's, unit length)."""
+        return _unit(self.pooled()[:, -1]) if len(self._texts) else np.zeros((0, _WIDTH))
+
+    def layers(self) -> np.ndarray:
+        return layer_features(self.pooled())
 
 
 # --------------------------------------------------------------------------- embedding members
 
 class _EmbeddingLR:
-    """Logistic regression on the frozen sentence vectors (C chosen by 5-fold CV on BANKING77 and CLINC150)."""
+    """Logistic regression on the frozen encoder's six layers (layer_features; C chosen on BANKING77 and
+    CLINC150 development splits)."""
 
-    def __init__(self, vectors: np.ndarray, y: np.ndarray, seed: int, c: float = 20.0):
+    def __init__(self, features: np.ndarray, y: np.ndarray, seed: int, c: float = 10.0):
         from sklearn.linear_model import LogisticRegression
 
         self.classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
-        self.classifier.fit(vectors, y)
+        self.classifier.fit(features, y)
 
     def proba(self, texts: list[str], embed: _Embeddings) -> np.ndarray:
-        return self.classifier.predict_proba(embed())
+        return self.classifier.predict_proba(embed.layers())
 
 
 class _EmbeddingKNN:
@@ -579,9 +609,9 @@ class Classifier:
         if "ngram" in self.weights:
             self.members["ngram"] = _Ngram(texts, y, seed)
         if "embedding_lr" in self.weights or "embedding_knn" in self.weights:
-            vectors = pretrained_encoder().embed(texts)
-            self.members["embedding_lr"] = _EmbeddingLR(vectors, y, seed)
-            self.members["embedding_knn"] = _EmbeddingKNN(vectors, y, len(self.classes))
+            embedded = _Embeddings(texts)
+            self.members["embedding_lr"] = _EmbeddingLR(embedded.layers(), y, seed)
+            self.members["embedding_knn"] = _EmbeddingKNN(embedded(), y, len(self.classes))
         if "fine_tuned" in self.weights:
             self.members["fine_tuned"] = _FineTuned(texts, y, len(self.classes), seed)
 

@@ -60,10 +60,10 @@ def test_every_family_trains_predicts_and_is_reproducible(family, fitted):
     assert (model.probabilities(QUERIES) == again.probabilities(QUERIES)).all()
     predictions = model.predict_batch(QUERIES)
     one_by_one = [model.predict(q) for q in QUERIES]
-    # The MiniLM encoder pads a batch to its longest text, so BLAS rounding differs in the last bits.
+    # The MiniLM encoder pads a batch to its longest text, so float32 BLAS rounding differs in the last bits.
     assert [(p.intent, p.out_of_scope, [c for c, _ in p.ranked]) for p in predictions] == \
         [(p.intent, p.out_of_scope, [c for c, _ in p.ranked]) for p in one_by_one]
-    assert np.allclose([p.confidence for p in predictions], [p.confidence for p in one_by_one], rtol=1e-5, atol=1e-9)
+    assert np.allclose([p.confidence for p in predictions], [p.confidence for p in one_by_one], rtol=1e-4, atol=1e-9)
     assert [p.best_guess for p in predictions[:3]] == ["order_status", "lost_card", "opening_hours"]
     assert predictions[-1].out_of_scope and predictions[-1].confidence == 0.0
     assert all(0 <= p.confidence <= 1 for p in predictions)
