@@ -449,8 +449,9 @@ class Routing(desk_grpc.AgentDeskServicer):
         self.streams[agent_id] = stream
         try:
             # What this agent already holds, for a reconnect or a restart of routing.
-            held = await self.pool.fetch("SELECT * FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned')"
-                                         " ORDER BY offered_at", agent_id)
+            held = await self.pool.fetch(
+                "SELECT * FROM tasks t WHERE agent_id = $1 AND status IN ('offered', 'assigned') ORDER BY offered_at,"
+                " (SELECT max(id) FROM task_events e WHERE e.task_id = t.task_id AND e.kind = 'offered')", agent_id)
             sent = set()
             for task in held:
                 sent.add(task["task_id"])

@@ -124,6 +124,12 @@ class AgentSession:
                 except grpc.aio.AioRpcError:
                     pass
 
+    async def resubscribe(self):
+        """A new stream with the same token, after the routing service restarted."""
+        self._reader.cancel()
+        self.stream = self.stub.Subscribe(desk.SubscribeRequest(), metadata=self.auth)
+        self._reader = asyncio.create_task(self._read())
+
     async def next_event(self, kind: str, timeout: float = 20):
         async with asyncio.timeout(timeout):
             while True:

@@ -1,0 +1,271 @@
+"""Routing on the real broker and database: the routing service as a process, agents on the real AgentDesk API.
+
+Hand-offs are published on relais.handoffs.v1 as the bot would. Each test speaks its own made-up language,
+so tasks left waiting by other tests never reach its agents. The stack's timings are short (conftest):
+offers time out after 3 s, overflow steps come after 2 s and 4 s.
+"""
+
+import asyncio
+import signal
+import time
+import uuid
+
+import grpc
+import pytest
+
+from relais.common import bus, cloudevents, topics
+from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
+from tests.integration.conftest import reply_of_type
+from tests.integration.test_walking_skeleton import dead_letters
+
+
+@pytest.fixture
+def language():
+    return f"x{uuid.uuid4().hex[:6]}"
+
+
+def context(conversation_id: str, language: str, intent: str = "order_status", tier: str = "", text: str = "I need help",
+            reasons=(pb.HANDOFF_REASON_CUSTOMER_REQUEST,), customer_id: str = "") -> pb.ConversationContext:
+    ctx = pb.ConversationContext(conversation_id=conversation_id, language=language, intent=intent, channel=pb.CHANNEL_CHAT,
+                                 customer=pb.Customer(id=customer_id or f"cust-{conversation_id}", tier=tier),
+                                 reason=reasons[0], reasons=list(reasons))
+    ctx.turns.add(turn_id=f"urn:test#{uuid.uuid4()}", conversation_id=conversation_id, seq=1, text=text, language=language)
+    ctx.handed_off_at.GetCurrentTime()
+    return ctx
+
+
+async def hand_off(producer, ctx: pb.ConversationContext) -> None:
+    await bus.publish(producer, [bus.Record(topics.HANDOFFS, ctx.conversation_id.encode(),
+                                            pb.HandoffEvent(handoff=ctx).SerializeToString())])
+
+
+async def customer_writes(producer, conversation_id: str, text: str, language: str) -> None:
+    turn = pb.Turn(turn_id=f"urn:test#{uuid.uuid4()}", conversation_id=conversation_id, text=text, language=language)
+    await bus.publish(producer, [bus.Record(topics.HANDOFFS, conversation_id.encode(),
+                                            pb.HandoffEvent(customer_message=turn).SerializeToString())])
+
+
+async def task_of(db, conversation_id: str, timeout: float = 15):
+    async with asyncio.timeout(timeout):
+        while (task := await db.fetchrow("SELECT * FROM tasks WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 1",
+                                         conversation_id)) is None:
+            await asyncio.sleep(0.1)
+    return task
+
+
+async def events_of(db, task_id: str) -> list[tuple[str, str]]:
+    return [(r["kind"], r["agent_id"]) for r in await db.fetch("SELECT kind, agent_id FROM task_events WHERE task_id = $1"
+                                                              " ORDER BY id", task_id)]
+
+
+async def no_offer(agent, seconds: float) -> None:
+    with pytest.raises(TimeoutError):
+        await agent.next_event("offer", timeout=seconds)
+
+
+async def test_skills_and_language_decide_who_gets_the_task(producer, db, agent_session, language):
+    async with agent_session(f"orders-{language}", languages=[language], levels={"orders": 5}) as orders, \
+               agent_session(f"billing-{language}", languages=[language], levels={"billing": 3}) as billing, \
+               agent_session(f"billing-other-{language}", languages=["other-" + language], levels={"billing": 5}) as other:
+        dispute = context(f"dispute-{language}", language, intent="disputed_payment")  # billing ≥ 2 by the rules
+        await hand_off(producer, dispute)
+        offer = await billing.next_event("offer")
+        assert offer.context.conversation_id == dispute.conversation_id
+        task = await task_of(db, dispute.conversation_id)
+        assert task["required"] == '{"billing": 2}' and task["language"] == language
+        await no_offer(orders, 0.5)
+        await no_offer(other, 0.1)
+
+        nobody = context(f"nobody-{language}", "zz-" + language)  # nobody speaks it: never offered, even after overflow
+        await hand_off(producer, nobody)
+        await no_offer(orders, 5)
+        assert (await task_of(db, nobody.conversation_id))["status"] == "queued"
+
+
+async def test_conflict_handlers_get_the_angry_customer_first(producer, agent_session, language):
+    async with agent_session(f"plain-{language}", languages=[language], levels={"orders": 3}) as plain:
+        await asyncio.sleep(0.2)  # the plain agent has been idle longest
+        async with agent_session(f"calm-{language}", languages=[language],
+                                 levels={"orders": 3, "conflict_handling": 2}) as handler:
+            angry = context(f"angry-{language}", language, text="This is RIDICULOUS!!!",
+                            reasons=(pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_CUSTOMER_REQUEST))
+            await hand_off(producer, angry)
+            offer = await handler.next_event("offer")
+            assert offer.context.conversation_id == angry.conversation_id
+            assert offer.priority == 5  # the rules' emotion priority
+            calm = context(f"calm-{language}", language)
+            await hand_off(producer, calm)
+            assert (await plain.next_event("offer")).context.conversation_id == calm.conversation_id
+
+
+async def test_priority_and_aging_order_the_queue(producer, db, agent_session, language):
+    tasks = {}
+    for name, tier in (("standard", ""), ("vip", "vip"), ("gold", "gold"), ("old-standard", "")):
+        ctx = context(f"{name}-{language}", language, tier=tier)
+        await hand_off(producer, ctx)
+        tasks[name] = (await task_of(db, ctx.conversation_id))["task_id"]
+    # The oldest standard customer has waited 15 minutes: 30 aging points at the default 30 s per point.
+    await db.execute("UPDATE tasks SET queued_at = now() - interval '15 minutes' WHERE task_id = $1", tasks["old-standard"])
+    async with agent_session(f"agent-{language}", languages=[language], capacity={"chat": 4}) as agent:
+        offers = [(await agent.next_event("offer")).context.conversation_id for _ in range(4)]
+    assert offers == [f"{n}-{language}" for n in ("old-standard", "vip", "gold", "standard")]
+
+
+async def test_a_rejected_or_unanswered_offer_goes_to_the_next_agent(producer, db, agent_session, language):
+    async with agent_session(f"a1-{language}", languages=[language]) as a1, \
+               agent_session(f"a2-{language}", languages=[language]) as a2, \
+               agent_session(f"a3-{language}", languages=[language]) as a3:
+        ctx = context(f"reject-{language}", language)
+        await hand_off(producer, ctx)
+        first = await a1.next_event("offer")
+        await a1.stub.Reject(desk.RejectRequest(task_id=first.task_id, reason="on another call"), metadata=a1.auth)
+        second = await a2.next_event("offer")
+        assert second.task_id == first.task_id
+        started = time.monotonic()
+        # a2 does not answer: after the offer timeout (3 s here) it is withdrawn and a3 gets it.
+        withdrawn = await a2.next_event("offer_withdrawn", timeout=10)
+        assert withdrawn.task_id == first.task_id and withdrawn.reason == "timeout"
+        third = await a3.next_event("offer")
+        assert third.task_id == first.task_id and time.monotonic() - started >= 2
+        with pytest.raises(grpc.aio.AioRpcError) as late:
+            await a2.stub.Accept(desk.AcceptRequest(task_id=first.task_id), metadata=a2.auth)
+        assert late.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        await a3.stub.Accept(desk.AcceptRequest(task_id=first.task_id), metadata=a3.auth)
+    steps = await events_of(db, first.task_id)
+    assert [s for s in steps if s[0] != "overflow"] == [
+        ("queued", ""), ("offered", a1.agent_id), ("rejected", a1.agent_id), ("offered", a2.agent_id),
+        ("offer_timeout", a2.agent_id), ("offered", a3.agent_id), ("accepted", a3.agent_id)]
+
+
+async def test_overflow_relaxes_the_level_then_opens_the_broader_queue(producer, db, agent_session, language):
+    async with agent_session(f"stranger-{language}", languages=[language], levels={"orders": 1}) as stranger:
+        ctx = context(f"overflow-{language}", language, intent="disputed_payment")  # billing ≥ 2
+        started = time.monotonic()
+        await hand_off(producer, ctx)
+        offer = await stranger.next_event("offer", timeout=20)
+        waited = time.monotonic() - started
+    assert offer.context.conversation_id == ctx.conversation_id
+    assert waited >= 3.5  # the broader queue opens after 4 s in the test stack
+    rows = await db.fetch("SELECT kind, detail FROM task_events WHERE task_id = $1 ORDER BY id", offer.task_id)
+    assert [(r["kind"], r["detail"]) for r in rows][:4] == [
+        ("queued", f"needs billing ≥ 2 in {language}, priority 0"), ("overflow", "stage 1: levels relaxed by 1"),
+        ("overflow", "stage 2: queue any"), ("offered", "")]
+
+
+async def test_waiting_customers_get_position_and_eta_can_write_leave_or_ask_for_a_callback(producer, replies, db, language):
+    first, second, third = (context(f"wait{i}-{language}", language) for i in (1, 2, 3))
+    queued = []
+    for ctx in (first, second, third):
+        await hand_off(producer, ctx)
+        queued.append(await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_QUEUE))
+    assert [q["data"]["position"] for q in queued] == [1, 2, 3]
+    assert [q["data"]["status"] for q in queued] == ["waiting"] * 3
+    assert queued[1]["data"]["expected_wait_seconds"] == 2 * 240  # no agent, no handling time yet: the default
+    assert queued[1]["data"]["language"] == language and "STOP" in queued[1]["data"]["text"]
+
+    # A message while waiting joins the task's context.
+    await customer_writes(producer, first.conversation_id, "Also, my order number is CMD-123456", language)
+    async with asyncio.timeout(15):
+        while len(pb.ConversationContext.FromString((await task_of(db, first.conversation_id))["context"]).turns) < 2:
+            await asyncio.sleep(0.1)
+
+    # The customer leaves: abandonment is recorded.
+    await customer_writes(producer, first.conversation_id, "STOP", language)
+    left = [r for r in (await replies.wait_for(first.conversation_id, 2)) if r["data"].get("status") == "left"]
+    assert left and left[0]["type"] == cloudevents.REPLY_QUEUE
+    task = await task_of(db, first.conversation_id)
+    assert (task["status"], task["disposition"]) == ("abandoned", "abandoned")
+    assert "abandoned" in [kind for kind, _ in await events_of(db, task["task_id"])]
+
+    # Another chooses a callback: a task of its own kind with a due time.
+    await customer_writes(producer, second.conversation_id, "Rappelez-moi", language)
+    callback = [r for r in (await replies.wait_for(second.conversation_id, 2)) if r["data"].get("status") == "callback"]
+    assert callback and callback[0]["data"]["callback_due_at"]
+    task = await task_of(db, second.conversation_id)
+    assert (task["kind"], task["channel"], task["status"]) == ("callback", "voice", "queued") and task["due_at"] is not None
+
+
+async def test_routing_killed_mid_queue_loses_and_duplicates_no_task(stack, producer, db, agent_session, language):
+    conversations = [f"kill{i}-{language}" for i in range(24)]
+    async with agent_session(f"agent-{language}", languages=[language], capacity={"chat": 2}) as agent:
+        for cid in conversations[:12]:
+            await hand_off(producer, context(cid, language))
+        held = await agent.next_event("offer")  # a reservation held when routing dies
+        code = await asyncio.to_thread(stack.stop_service, "routing", signal.SIGKILL)
+        assert code == -signal.SIGKILL
+        for cid in conversations[12:]:  # hand-offs keep coming while routing is down
+            await hand_off(producer, context(cid, language))
+        await asyncio.to_thread(stack.start_service, "routing")
+        await asyncio.to_thread(stack.wait_healthy, ["routing"])
+
+        # The agent reconnects with the same token: the reservation is there (or re-offered after its timeout).
+        await agent.resubscribe()
+        handled = []
+        async with asyncio.timeout(120):
+            while len(handled) < len(conversations):
+                offer = await agent.next_event("offer", timeout=60)
+                try:
+                    await agent.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=agent.auth)
+                except grpc.aio.AioRpcError:
+                    continue  # its reservation expired meanwhile: it will come again
+                await agent.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True),
+                                       metadata=agent.auth)
+                handled.append(offer.context.conversation_id)
+    assert sorted(handled) == sorted(conversations)  # each exactly once
+    assert held.context.conversation_id in handled
+    rows = await db.fetch("SELECT conversation_id, status FROM tasks WHERE conversation_id = ANY($1)", conversations)
+    assert sorted(r["conversation_id"] for r in rows) == sorted(conversations)
+    assert {r["status"] for r in rows} == {"closed"}
+
+
+async def test_an_agent_acts_only_on_its_own_assignments(stack, producer, db, agent_session, language):
+    async with agent_session(f"owner-{language}", languages=[language]) as owner, \
+               agent_session(f"other-{language}", languages=[language], levels={"general": 1}) as other:
+        ctx = context(f"own-{language}", language)
+        await hand_off(producer, ctx)
+        offer = await owner.next_event("offer")
+        task_id = offer.task_id
+
+        async def code_of(call, request, metadata):
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await call(request, metadata=metadata)
+            return error.value.code()
+
+        denied = grpc.StatusCode.PERMISSION_DENIED
+        assert await code_of(other.stub.Accept, desk.AcceptRequest(task_id=task_id), other.auth) == denied
+        await owner.stub.Accept(desk.AcceptRequest(task_id=task_id), metadata=owner.auth)
+        for call, request in ((other.stub.Reply, desk.ReplyRequest(task_id=task_id, text="hi")),
+                              (other.stub.Close, desk.CloseRequest(task_id=task_id)),
+                              (other.stub.Reject, desk.RejectRequest(task_id=task_id)),
+                              (other.stub.Transfer, desk.TransferRequest(task_id=task_id, queue="billing")),
+                              (other.stub.GetCustomerHistory, desk.HistoryRequest(task_id=task_id)),
+                              (other.stub.RecordSuggestionUse, desk.SuggestionUseRequest(
+                                  task_id=task_id, suggestion_id="x", use=1))):
+            assert await code_of(call, request, other.auth) == denied, call
+        assert await code_of(owner.stub.Accept, desk.AcceptRequest(task_id="task-nope"), owner.auth) == grpc.StatusCode.NOT_FOUND
+        assert await code_of(owner.stub.Reply, desk.ReplyRequest(task_id=task_id, text="  "), owner.auth) == grpc.StatusCode.INVALID_ARGUMENT
+        assert await code_of(owner.stub.Accept, desk.AcceptRequest(task_id=task_id), owner.auth) == grpc.StatusCode.FAILED_PRECONDITION
+        assert await code_of(owner.stub.SetState, desk.SetStateRequest(state=3), owner.auth) == grpc.StatusCode.INVALID_ARGUMENT
+        unauthenticated = grpc.StatusCode.UNAUTHENTICATED
+        assert await code_of(owner.stub.Close, desk.CloseRequest(task_id=task_id), []) == unauthenticated
+        assert await code_of(owner.stub.Close, desk.CloseRequest(task_id=task_id),
+                             [("authorization", "Bearer not-a-token")]) == unauthenticated
+        bad_sign_in = desk.SignInRequest(agent_id="x", languages=["en"], skill_levels=[desk.SkillLevel(skill="billing", level=9)])
+        assert await code_of(owner.stub.SignIn, bad_sign_in, []) == grpc.StatusCode.INVALID_ARGUMENT
+
+        # Transfer to another queue with a note: the next agent gets it with the note.
+        async with agent_session(f"biller-{language}", languages=[language], levels={"billing": 1}) as biller:
+            await owner.stub.Transfer(desk.TransferRequest(task_id=task_id, queue="billing", note="refund of 40 EUR agreed"),
+                                      metadata=owner.auth)
+            moved = await biller.next_event("offer")
+            assert (moved.task_id, moved.note) == (task_id, "refund of 40 EUR agreed")
+    assert stack.processes["routing"].poll() is None
+
+
+async def test_malformed_hand_offs_go_to_the_dead_letter_topic(stack, producer):
+    marker = uuid.uuid4().hex.encode()
+    await bus.publish(producer, [bus.Record(topics.HANDOFFS, marker, b"\x08\x99garbage"),
+                                 bus.Record(topics.HANDOFFS, marker, pb.HandoffEvent().SerializeToString())])
+    reasons = [dict(r.headers)["dlq.reason"].decode() for r in await dead_letters(stack.bootstrap, marker, 2)]
+    assert reasons[0].startswith("bad protobuf") and reasons[1] == "empty HandoffEvent"
+    assert stack.processes["routing"].poll() is None
