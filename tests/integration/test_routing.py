@@ -269,3 +269,65 @@ async def test_malformed_hand_offs_go_to_the_dead_letter_topic(stack, producer):
     reasons = [dict(r.headers)["dlq.reason"].decode() for r in await dead_letters(stack.bootstrap, marker, 2)]
     assert reasons[0].startswith("bad protobuf") and reasons[1] == "empty HandoffEvent"
     assert stack.processes["routing"].poll() is None
+
+
+async def test_assist_suggestions_carry_their_articles_history_is_known_and_their_use_reaches_analytics(
+        stack, producer, replies, agent_session, conversation_id):
+    from relais.common.pb import analytics_pb2, analytics_pb2_grpc
+    from relais.demo import send_message
+    from relais.routing.assist import KnowledgeBase
+
+    customer = {"id": f"cust-{conversation_id}", "language": "en"}
+    await send_message(producer, f"{conversation_id}-before", customer, "What are your opening hours?")
+    await reply_of_type(replies, f"{conversation_id}-before", cloudevents.REPLY_BOT)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['analytics']}") as channel:
+        analytics = analytics_pb2_grpc.AnalyticsStub(channel)
+        before = (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions
+        async with agent_session(f"agent-{conversation_id}", languages=["en"]) as agent:
+            await send_message(producer, conversation_id, customer,
+                               "I want to talk to a person: my card payment was declined at the shop twice today")
+            offer = await agent.offer_for(conversation_id)
+            assist = offer.assist
+            assert assist.summary and assist.suggestions
+            knowledge = KnowledgeBase.load()
+            for suggestion in assist.suggestions:
+                assert suggestion.text and suggestion.source in ("template", "llm") and suggestion.article_ids
+                assert all(knowledge.get(a).language == "en" for a in suggestion.article_ids)
+            assert "card" in " ".join(assist.suggestions[0].article_ids)
+
+            history = await agent.stub.GetCustomerHistory(desk.HistoryRequest(task_id=offer.task_id), metadata=agent.auth)
+            assert [(c.conversation_id, c.outcome) for c in history.conversations] == [(f"{conversation_id}-before", "bot_answered")]
+            assert history.conversations[0].summary == "What are your opening hours?"
+
+            accepted = await agent.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=agent.auth)
+            assert accepted.assignment.assist.suggestions[0].suggestion_id == assist.suggestions[0].suggestion_id
+            first = assist.suggestions[0].suggestion_id
+            for _ in range(2):  # answered twice: counted once
+                await agent.stub.RecordSuggestionUse(desk.SuggestionUseRequest(
+                    task_id=offer.task_id, suggestion_id=first, use=1), metadata=agent.auth)
+            for other in assist.suggestions[1:]:
+                await agent.stub.RecordSuggestionUse(desk.SuggestionUseRequest(
+                    task_id=offer.task_id, suggestion_id=other.suggestion_id, use=3), metadata=agent.auth)
+            with pytest.raises(grpc.aio.AioRpcError) as unknown:
+                await agent.stub.RecordSuggestionUse(desk.SuggestionUseRequest(
+                    task_id=offer.task_id, suggestion_id="sug-unknown", use=2), metadata=agent.auth)
+            assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+            await agent.stub.Reply(desk.ReplyRequest(task_id=offer.task_id, text=assist.suggestions[0].text), metadata=agent.auth)
+
+            # A new customer message refreshes the assist.
+            await send_message(producer, conversation_id, customer, "It says 'limit reached' on the terminal")
+            message = await agent.next_event("customer_message")
+            assert message.turn.text == "It says 'limit reached' on the terminal" and message.assist.summary
+            await agent.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True),
+                                   metadata=agent.auth)
+
+        ignored = len(assist.suggestions) - 1
+        async with asyncio.timeout(20):
+            while (after := (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions).ignored < before.ignored + ignored \
+                    or after.used < before.used + 1:
+                await asyncio.sleep(0.2)
+        await asyncio.sleep(1)  # a duplicate would be counted by now
+        after = (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions
+    assert (after.used - before.used, after.edited - before.edited, after.ignored - before.ignored) == (1, 0, ignored)
+    total = after.used + after.edited + after.ignored
+    assert after.acceptance_rate == pytest.approx((after.used + after.edited) / total)
