@@ -26,6 +26,20 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
     topics_cmd = commands.add_parser("topics", help="create the Kafka topics relais uses")
     topics_cmd.add_argument("--endpoints")
+    desk_cmd = commands.add_parser("desk", help="a console agent desk: sign in, take offers, reply, close")
+    desk_cmd.add_argument("--agent", required=True, help="your agent id")
+    desk_cmd.add_argument("--name", help="display name")
+    desk_cmd.add_argument("--languages", default="fr,en")
+    desk_cmd.add_argument("--skills", default="general,orders,billing,cards,accounts,retention,complaints,conflict_handling",
+                          help="skill[:level],... e.g. billing:3,orders:2 (level 1 when omitted)")
+    desk_cmd.add_argument("--capacity", default="", help="channel:n,... e.g. chat:3,voice:1 (default from the rules)")
+    desk_cmd.add_argument("--endpoints")
+    bench = commands.add_parser("bench", help="measurements").add_subparsers(dest="bench_command", required=True)
+    bench_routing = bench.add_parser("routing", help="hand-off to offer latency on a private stack (p50/p99)")
+    bench_routing.add_argument("--tasks", type=int, default=1000, help="waiting tasks")
+    bench_routing.add_argument("--agents", type=int, default=500, help="signed-in agents")
+    bench_routing.add_argument("--samples", type=int, default=300)
+    bench_routing.add_argument("--json", action="store_true", help="print one JSON object")
 
     intents = commands.add_parser("intents", help="train and evaluate the intent classifier").add_subparsers(
         dest="intents_command", required=True)
@@ -52,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
 
         created = asyncio.run(ensure_topics(endpoints(args.endpoints)["KAFKA_BOOTSTRAP_SERVERS"]))
         print("created: " + (", ".join(created) or "nothing, all topics exist"))
+    elif args.command == "desk":
+        from relais.desk import desk_cli
+
+        return desk_cli(args, endpoints(args.endpoints))
+    elif args.command == "bench" and args.bench_command == "routing":
+        from relais.routing.bench import bench_cli
+
+        return bench_cli(args)
     elif args.command == "intents" and args.intents_command == "train":
         from relais.classifier.artifact import train_cli
 

@@ -1,0 +1,135 @@
+"""`relais bench routing --json`: latency from hand-off event to offer, under load, persistence included.
+
+Starts a private Kafka broker, PostgreSQL (durable settings: fsync on) and the routing service on free ports;
+signs in 500 agents (French and English, various skills, 3 chats each) with their offer streams open; queues
+1,000 tasks that none of them can take (retention at level 2, nobody has it) so every decision sees a full
+queue; then, one at a time, publishes a hand-off on relais.handoffs.v1 and times until its offer arrives
+on the agent's stream: Kafka, the transaction in PostgreSQL, the decision, assist and gRPC included.
+"""
+
+import asyncio
+import json
+import random
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import grpc
+
+from relais.common import bus, topics
+from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
+
+SKILLS = ("general", "orders", "billing", "cards", "accounts", "complaints", "conflict_handling")
+
+
+def handoff(conversation_id: str, language: str, intent: str) -> bus.Record:
+    ctx = pb.ConversationContext(conversation_id=conversation_id, language=language, intent=intent, channel=pb.CHANNEL_CHAT,
+                                 customer=pb.Customer(id=f"bench-{conversation_id}"), reason=pb.HANDOFF_REASON_CUSTOMER_REQUEST)
+    ctx.turns.add(turn_id=f"urn:bench#{uuid.uuid4()}", conversation_id=conversation_id, seq=1, language=language,
+                  text="I would like to speak to someone about my order please")
+    return bus.Record(topics.HANDOFFS, conversation_id.encode(), pb.HandoffEvent(handoff=ctx).SerializeToString())
+
+
+async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agents: int, samples: int, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    producer = bus.make_producer(bootstrap)
+    await producer.start()
+    channels = [grpc.aio.insecure_channel(routing_addr) for _ in range(max(1, agents // 100))]
+    offered: dict[str, float] = {}
+    arrived = asyncio.Event()
+    readers = []
+    try:
+        async def sign_in(i: int):
+            stub = desk_grpc.AgentDeskStub(channels[i % len(channels)])
+            levels = {s: rng.randint(1, 3) for s in rng.sample(SKILLS, 3)} | {"orders": rng.randint(1, 3)}
+            token = (await stub.SignIn(desk.SignInRequest(
+                agent_id=f"bench-agent-{i}", languages=["fr", "en"], capacity={"chat": 3},
+                skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in levels.items()]))).token
+            stream = stub.Subscribe(desk.SubscribeRequest(), metadata=[("authorization", f"Bearer {token}")])
+
+            async def read():
+                async for event in stream:
+                    if event.HasField("offer"):
+                        offered[event.offer.context.conversation_id] = time.perf_counter()
+                        arrived.set()
+
+            readers.append(asyncio.create_task(read()))
+
+        for start in range(0, agents, 50):
+            await asyncio.gather(*(sign_in(i) for i in range(start, min(agents, start + 50))))
+
+        run = uuid.uuid4().hex[:6]
+        await bus.publish(producer, [handoff(f"bench-wait-{run}-{i}", "fr", "close_account") for i in range(tasks)])
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        async with asyncio.timeout(600):
+            while await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'") < tasks:
+                await asyncio.sleep(0.5)
+
+        latencies = []
+        for i in range(samples + 20):  # the first 20 warm up
+            cid = f"bench-{run}-{i}"
+            arrived.clear()
+            started = time.perf_counter()
+            await bus.publish(producer, [handoff(cid, rng.choice(("fr", "en")), "order_status")])
+            async with asyncio.timeout(30):
+                while cid not in offered:
+                    await arrived.wait()
+                    arrived.clear()
+            if i >= 20:
+                latencies.append((offered[cid] - started) * 1000)
+        waiting = await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'")
+        signed_in = await pool.fetchval("SELECT count(*) FROM agents WHERE state <> 'offline'")
+        await pool.close()
+    finally:
+        for reader in readers:
+            reader.cancel()
+        for channel in channels:
+            await channel.close()
+        await producer.stop()
+    latencies.sort()
+    return {
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+        "mean_ms": round(statistics.fmean(latencies), 2),
+        "max_ms": round(latencies[-1], 2),
+        "samples": len(latencies),
+        "waiting_tasks": waiting,
+        "signed_in_agents": signed_in,
+        "measured": "hand-off published on relais.handoffs.v1 (acks=all) -> offer received on the agent's AgentDesk stream",
+        "persistence": "PostgreSQL, fsync on; outbox and task_events written in the same transaction",
+    }
+
+
+def bench_routing(tasks: int = 1000, agents: int = 500, samples: int = 300) -> dict:
+    """Runs the whole measurement on a private stack and stops it (needs the repository's infra/)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from infra.stack import Stack
+
+    state = Path(tempfile.mkdtemp(prefix="relais-bench-routing-"))
+    stack = Stack.with_free_ports(state, extra_env={
+        "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "3600",  # offers stay reserved while we measure the next ones
+        "RELAIS_LOG_LEVEL": "WARNING",
+    })
+    try:
+        stack.start_infra()
+        stack.start_services(["routing"])
+        return asyncio.run(measure(stack.bootstrap, stack.dsn, f"127.0.0.1:{stack.ports['routing']}", tasks, agents, samples))
+    finally:
+        stack.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def bench_cli(args) -> int:
+    result = bench_routing(args.tasks, args.agents, args.samples)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"hand-off to offer, {result['waiting_tasks']} waiting tasks, {result['signed_in_agents']} agents: "
+              f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms ({result['samples']} samples)")
+    return 0
