@@ -393,6 +393,15 @@ def queue_position(task_id: str, tasks: Sequence[Task], now: float, rules: Routi
     return 1 + next(i for i, t in enumerate(queue_order(same, now, rules)) if t.task_id == task_id)
 
 
+def queue_positions(tasks: Sequence[Task], now: float, rules: RoutingRules) -> dict[str, int]:
+    """Every waiting task's position in its language's queue, in one pass."""
+    positions, counts = {}, {}
+    for t in queue_order([t for t in tasks if t.due_at is None or t.due_at <= now], now, rules):
+        counts[t.language] = counts.get(t.language, 0) + 1
+        positions[t.task_id] = counts[t.language]
+    return positions
+
+
 def expected_wait_seconds(position: int, recent_handle_seconds: float | None, agents: int, rules: RoutingRules) -> int:
     """Tasks ahead and this one, times a recent handling time, shared by the agents who speak the language."""
     handle = recent_handle_seconds or rules.default_handle_seconds

@@ -53,7 +53,7 @@ LEFT_TEXT = {"fr": "Vous avez quitté la file d'attente. À bientôt.", "en": "Y
 CALLBACK_TEXT = {"fr": "C'est noté : un conseiller vous rappellera vers {at} (UTC).",
                  "en": "Done: an advisor will call you back around {at} (UTC)."}
 
-AGENT_COLUMNS = ("agent_id, languages, skill_levels::text AS levels, capacity::text AS capacity,"
+AGENT_COLUMNS = ("agent_id, token_sha256, languages, skill_levels::text AS levels, capacity::text AS capacity,"
                  " extract(epoch FROM idle_since) AS idle, state")
 TASK_COLUMNS = ("task_id, language, channel, required::text AS required, priority, extract(epoch FROM queued_at) AS queued,"
                 " preferred, stage, declined_by, extract(epoch FROM due_at) AS due")
@@ -79,6 +79,8 @@ class Routing(desk_grpc.AgentDeskServicer):
         self.lock = asyncio.Lock()  # one decision at a time
         self.streams: dict[str, asyncio.Queue] = {}
         self.assists: dict[str, tuple[int, desk.AgentAssist]] = {}  # task_id -> (turns, assist)
+        self.ticks = 0
+        self.profiles: dict[tuple[str, str], tuple] = {}  # (agent, token) -> languages, levels, capacity
 
     # --- one state change: a transaction with its outbox records, then the pushes ---
 
@@ -91,22 +93,33 @@ class Routing(desk_grpc.AgentDeskServicer):
             await apply(conn, fx)
             return list(fx.records)
 
-        async with self.lock:
-            if consumer == "routing":
-                await outbox.process_once(self.pool, self.producer, consumer, key, run)
-            else:
-                async with self.pool.acquire() as conn:
-                    async with conn.transaction():
-                        records = await run(conn)
-                        await conn.executemany(
-                            "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                            [(consumer, key, i, r.topic, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
-                             for i, r in enumerate(records)])
-                    if records:
-                        await bus.publish(self.producer, records)
-                        await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = $2", consumer, key)
+        async with self.lock, self.pool.acquire() as conn:
+            async with conn.transaction():
+                first = consumer != "routing" or await conn.fetchval(
+                    "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                    consumer, key)
+                if first:
+                    records = await run(conn)
+                    await conn.executemany(
+                        "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        [(consumer, key, i, r.topic, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
+                         for i, r in enumerate(records)])
+        # Committed: the agents hear first (the decision's latency), then the records go out and are marked sent.
         await self._push_all(fx)
+        if not first or fx.records:
+            await outbox.process_once(self.pool, self.producer, consumer, key, _nothing) if consumer == "routing" \
+                else await self._publish_outbox(consumer, key)
         return fx
+
+    async def _publish_outbox(self, consumer: str, key: str) -> None:
+        async with self.pool.acquire() as conn:
+            pending = await conn.fetch("SELECT topic, key, value, headers FROM outbox WHERE consumer = $1 AND event_key = $2"
+                                       " AND NOT published ORDER BY seq", consumer, key)
+            if pending:
+                await bus.publish(self.producer, [bus.Record(r["topic"], r["key"], r["value"],
+                                                             [(k, v.encode()) for k, v in json.loads(r["headers"])])
+                                                  for r in pending])
+                await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = $2", consumer, key)
 
     async def _push_all(self, fx: Effects) -> None:
         for agent_id, event in fx.pushes:
@@ -269,7 +282,7 @@ class Routing(desk_grpc.AgentDeskServicer):
         for row in await conn.fetch("SELECT agent_id, channel, count(*) AS n FROM tasks WHERE status IN ('offered', 'assigned')"
                                     " AND agent_id = ANY($1) GROUP BY 1, 2", [a["agent_id"] for a in agents]):
             load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
-        offers = rules.assign([_task(t) for t in tasks], [_agent(a, load.get(a["agent_id"], {})) for a in agents],
+        offers = rules.assign([_task(t) for t in tasks], [self._agent(a, load.get(a["agent_id"], {})) for a in agents],
                               time.time(), self.rules)
         for offered_task, agent_id in offers:
             await self._offer(conn, fx, offered_task, agent_id)
@@ -328,14 +341,22 @@ class Routing(desk_grpc.AgentDeskServicer):
                 log.exception("routing tick failed")
 
     async def tick(self) -> None:
+        self.ticks += 1
+
         async def step(conn, fx):
+            changed = self.ticks % 10 == 0  # a full pass now and then; otherwise only when something changed
             for row in await conn.fetch("SELECT task_id, agent_id FROM tasks WHERE status = 'offered'"
                                         " AND offer_expires_at < now() FOR UPDATE"):
                 await self._withdraw(conn, fx, row["task_id"], row["agent_id"], "timeout", declined=True)
+                changed = True
             for agent_id in await conn.fetch("SELECT agent_id FROM agents WHERE state = 'wrap_up' AND state_until < now()"):
                 await self._set_state(conn, fx, agent_id["agent_id"], "available", "wrap_up_over")
-            for row in await conn.fetch("SELECT task_id, stage, extract(epoch FROM now() - queued_at) AS waited FROM tasks"
-                                        " WHERE status = 'queued' AND (due_at IS NULL OR due_at <= now())"):
+                changed = True
+            steps = [step.after_seconds for step in self.rules.overflow]
+            for row in await conn.fetch(  # only the tasks whose next overflow step is due
+                    "SELECT task_id, stage, extract(epoch FROM now() - queued_at) AS waited FROM tasks WHERE status = 'queued'"
+                    " AND stage < $2 AND extract(epoch FROM now() - queued_at) >= ($1::float8[])[stage + 1]"
+                    " AND (due_at IS NULL OR due_at <= now())", steps, len(steps)):
                 stage = rules.overflow_stage(float(row["waited"]), self.rules)
                 if stage > row["stage"]:
                     await conn.execute("UPDATE tasks SET stage = $2, declined_by = '{}' WHERE task_id = $1", row["task_id"], stage)
@@ -343,7 +364,12 @@ class Routing(desk_grpc.AgentDeskServicer):
                     detail = f"stage {stage}: " + (f"levels relaxed by {step_.relax_levels}" if step_.relax_levels else "") + \
                              (f"queue {step_.queue}" if step_.queue else "")
                     await _event(conn, row["task_id"], "overflow", detail=detail)
-            await self._dispatch(conn, fx)
+                    changed = True
+            changed = changed or await conn.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'queued' AND due_at BETWEEN now() - make_interval(secs => $1)"
+                " AND now())", self.tick_seconds * 2)
+            if changed:
+                await self._dispatch(conn, fx)
 
         await self.change(f"tick/{uuid.uuid4()}", DESK, step)
         await self._queue_updates()
@@ -352,22 +378,20 @@ class Routing(desk_grpc.AgentDeskServicer):
     async def _queue_updates(self) -> None:
         """Waiting customers hear again when their position improved, at most every queue_update_seconds."""
         due = await self.pool.fetch(
-            "SELECT task_id, conversation_id, context, last_position, updates_sent FROM tasks WHERE status = 'queued'"
-            " AND kind = 'handoff' AND coalesce(last_update_at, queued_at) < now() - make_interval(secs => $1)",
-            self.rules.queue_update_seconds)
+            "SELECT task_id, last_position, updates_sent FROM tasks WHERE status = 'queued' AND kind = 'handoff'"
+            " AND coalesce(last_update_at, queued_at) < now() - make_interval(secs => $1)", self.rules.queue_update_seconds)
         if not due:
             return
         queued = [_task(r) for r in await self.pool.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'")]
-        now = time.time()
+        positions = rules.queue_positions(queued, time.time(), self.rules)
         for row in due:
-            position = rules.queue_position(row["task_id"], queued, now, self.rules)
-            if row["last_position"] is not None and position >= row["last_position"]:
+            if row["last_position"] is not None and positions.get(row["task_id"], 0) >= row["last_position"]:
                 continue
-            context = pb.ConversationContext.FromString(row["context"])
             reply_id = f"{row['task_id']}/queued/{row['updates_sent'] + 1}"
 
-            async def update(conn, fx, row=row, context=context, reply_id=reply_id):
-                fx.records += await self._position_message(conn, row["task_id"], reply_id, context)
+            async def update(conn, fx, task_id=row["task_id"], reply_id=reply_id):
+                context = pb.ConversationContext.FromString(await conn.fetchval("SELECT context FROM tasks WHERE task_id = $1", task_id))
+                fx.records += await self._position_message(conn, task_id, reply_id, context)
 
             await self.change(reply_id, "routing", update)
 
@@ -376,7 +400,7 @@ class Routing(desk_grpc.AgentDeskServicer):
         stale = await self.pool.fetch("SELECT DISTINCT event_key FROM outbox WHERE consumer = $1 AND NOT published"
                                       " AND created_at < now() - interval '5 seconds'", DESK)
         for row in stale:
-            await outbox.process_once(self.pool, self.producer, DESK, row["event_key"], _nothing)
+            await self._publish_outbox(DESK, row["event_key"])
 
     # --- the AgentDesk API ---
 
@@ -664,6 +688,14 @@ class Routing(desk_grpc.AgentDeskServicer):
             customer_id, conversation_id)
         return [_past_contact(r) for r in rows]
 
+    def _agent(self, row, load: dict[str, int]) -> rules.Agent:
+        # Languages, levels and capacity change only at sign-in, which also changes the token: parse them once.
+        key = (row["agent_id"], row["token_sha256"])
+        if key not in self.profiles:
+            self.profiles[key] = (frozenset(row["languages"]), json.loads(row["levels"]), json.loads(row["capacity"]))
+        languages, levels, capacity = self.profiles[key]
+        return rules.Agent(row["agent_id"], languages, levels, capacity, load, float(row["idle"]), row["state"])
+
     def _push(self, agent_id: str, event: desk.DeskEvent) -> None:
         stream = self.streams.get(agent_id)
         if stream is not None:
@@ -683,9 +715,6 @@ def _task(row) -> rules.Task:
                       float(row["due"]) if row["due"] is not None else None)
 
 
-def _agent(row, load: dict[str, int]) -> rules.Agent:
-    return rules.Agent(row["agent_id"], frozenset(row["languages"]), json.loads(row["levels"]), json.loads(row["capacity"]),
-                       load, float(row["idle"]), row["state"])
 
 
 def _past_contact(row):

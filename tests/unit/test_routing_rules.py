@@ -141,6 +141,7 @@ def test_position_and_expected_wait():
     tasks = [task("a", queued=1), task("b", priority=5, queued=2), task("c", queued=3), task("en", language="en", queued=0),
              task("cb", queued=0, due=1e9)]
     assert [rules.queue_position(t, tasks, 10, RULES) for t in ("b", "a", "c", "en")] == [1, 2, 3, 1]
+    assert rules.queue_positions(tasks, 10, RULES) == {"b": 1, "a": 2, "c": 3, "en": 1}
     assert rules.expected_wait_seconds(1, None, 0, RULES) == 240
     assert rules.expected_wait_seconds(3, 100.0, 1, RULES) == 300
     assert rules.expected_wait_seconds(4, 100.0, 2, RULES) == 200
