@@ -78,7 +78,7 @@ class Routing(desk_grpc.AgentDeskServicer):
         self.tick_seconds = tick_seconds
         self.lock = asyncio.Lock()  # one decision at a time
         self.streams: dict[str, asyncio.Queue] = {}
-        self.assists: dict[str, tuple[int, desk.AgentAssist]] = {}  # task_id -> (turns, assist)
+        self.assists: dict[str, tuple[int, asyncio.Future]] = {}  # task_id -> (turns, assist being or once drafted)
         self.ticks = 0
         self.profiles: dict[tuple[str, str], tuple] = {}  # (agent, token) -> languages, levels, capacity
 
@@ -144,6 +144,8 @@ class Routing(desk_grpc.AgentDeskServicer):
             if not context.conversation_id or not context.turns:
                 raise bus.BadInput("hand-off without conversation_id or turns")
             key = f"{context.turns[-1].turn_id}/handoff"
+            # Assist is drafted while the decision is made: the offer does not wait for it twice.
+            asyncio.create_task(self._assist(_task_id(key), context))
 
             async def apply(conn, fx):
                 with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
@@ -163,17 +165,19 @@ class Routing(desk_grpc.AgentDeskServicer):
 
     async def _queue(self, conn, fx: Effects, context: pb.ConversationContext, key: str, kind: str = "handoff") -> str:
         need = rules.requirement(context, self.rules, self.skill_by_intent)
-        task_id = f"task-{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
+        task_id = _task_id(key)
         await conn.execute(
-            "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, traceparent, kind, customer_id,"
-            " intent, channel, required, preferred)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13)",
+            "WITH t AS (INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, traceparent, kind,"
+            " customer_id, intent, channel, required, preferred)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13) RETURNING task_id)"
+            " INSERT INTO task_events (task_id, kind, detail) SELECT task_id, 'queued', $14 FROM t",
             task_id, context.conversation_id, need.language, ",".join(need.required), need.priority,
             context.SerializeToString(), telemetry.current_traceparent(), kind, context.customer.id, context.intent,
             need.channel, json.dumps(need.required), list(need.preferred),
+            f"needs {_needs(need.required)} in {need.language}, priority {need.priority}",
         )
-        await _event(conn, task_id, "queued", detail=f"needs {_needs(need.required)} in {need.language}, priority {need.priority}")
-        await self._dispatch(conn, fx, task_id=task_id, language=need.language)
+        new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
+        await self._dispatch(conn, fx, new_task=new)
         if task_id not in fx.offers:
             fx.records += await self._position_message(conn, task_id, f"{task_id}/queued", context)
         return task_id
@@ -266,15 +270,15 @@ class Routing(desk_grpc.AgentDeskServicer):
 
     # --- dispatch: the best eligible agent for each waiting task, as a timed reservation ---
 
-    async def _dispatch(self, conn, fx: Effects, task_id: str | None = None, language: str | None = None) -> None:
+    async def _dispatch(self, conn, fx: Effects, new_task: rules.Task | None = None) -> None:
         """Offers waiting tasks; a new task is matched alone (the others already found nobody)."""
-        if task_id is not None:
-            tasks = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1 AND status = 'queued'", task_id)
+        if new_task is not None:
+            tasks = [new_task]
             agents = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')"
-                                      " AND $1 = ANY(languages)", language)
+                                      " AND $1 = ANY(languages)", new_task.language)
         else:
-            tasks = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
-                                     " AND (due_at IS NULL OR due_at <= now())")
+            tasks = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
+                                                        " AND (due_at IS NULL OR due_at <= now())")]
             agents = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')")
         if not tasks or not agents:
             return
@@ -282,19 +286,24 @@ class Routing(desk_grpc.AgentDeskServicer):
         for row in await conn.fetch("SELECT agent_id, channel, count(*) AS n FROM tasks WHERE status IN ('offered', 'assigned')"
                                     " AND agent_id = ANY($1) GROUP BY 1, 2", [a["agent_id"] for a in agents]):
             load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
-        offers = rules.assign([_task(t) for t in tasks], [self._agent(a, load.get(a["agent_id"], {})) for a in agents],
+        offers = rules.assign(tasks, [self._agent(a, load.get(a["agent_id"], {})) for a in agents],
                               time.time(), self.rules)
         for offered_task, agent_id in offers:
             await self._offer(conn, fx, offered_task, agent_id)
 
     async def _offer(self, conn, fx: Effects, task_id: str, agent_id: str) -> None:
         await conn.execute(
-            "UPDATE tasks SET status = 'offered', agent_id = $2, offered_at = now(),"
-            " offer_expires_at = now() + make_interval(secs => $3) WHERE task_id = $1 AND status = 'queued'",
+            "WITH o AS (UPDATE tasks SET status = 'offered', agent_id = $2, offered_at = now(),"
+            " offer_expires_at = now() + make_interval(secs => $3) WHERE task_id = $1 AND status = 'queued' RETURNING task_id)"
+            " INSERT INTO task_events (task_id, kind, agent_id) SELECT task_id, 'offered', $2 FROM o",
             task_id, agent_id, self.rules.offer_timeout_seconds)
-        await conn.execute("UPDATE agents SET idle_since = now() WHERE agent_id = $1", agent_id)
-        await _event(conn, task_id, "offered", agent_id)
-        await self._set_state(conn, fx, agent_id, "busy", "offer", only_from=("available",))
+        previous = await conn.fetchval(
+            "UPDATE agents a SET idle_since = now(), updated_at = now(),"
+            " state = CASE WHEN old.state = 'available' THEN 'busy' ELSE old.state END"
+            " FROM (SELECT state FROM agents WHERE agent_id = $1 FOR UPDATE) old WHERE a.agent_id = $1 RETURNING old.state",
+            agent_id)
+        if previous == "available":
+            fx.records.append(_state_event(agent_id, previous, "busy", "offer"))
         fx.offers.append(task_id)
 
     async def _withdraw(self, conn, fx: Effects, task_id: str, agent_id: str, reason: str, declined: bool = False) -> None:
@@ -325,10 +334,7 @@ class Routing(desk_grpc.AgentDeskServicer):
             return
         await conn.execute("UPDATE agents SET state = $2, state_until = now() + make_interval(secs => $3),"
                            " updated_at = now() WHERE agent_id = $1", agent_id, state, until or 0)
-        event = ev.AgentEvent(event_id=str(uuid.uuid4()), agent_id=agent_id, state_changed=ev.AgentStateChanged(
-            previous=STATE_ENUM.get(previous, 0), state=STATE_ENUM[state], cause=cause))
-        event.at.GetCurrentTime()
-        fx.records.append(bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), telemetry.inject_headers()))
+        fx.records.append(_state_event(agent_id, previous, state, cause))
 
     # --- the ticker: timeouts, wrap-ups, overflow, queue messages, re-dispatch ---
 
@@ -503,16 +509,16 @@ class Routing(desk_grpc.AgentDeskServicer):
             if done != "UPDATE 1":
                 return
             await _event(conn, request.task_id, "accepted", agent_id)
-            task = await conn.fetchrow("SELECT context FROM tasks WHERE task_id = $1", request.task_id)
+            task = await conn.fetchrow("SELECT context, traceparent FROM tasks WHERE task_id = $1", request.task_id)
             ctx = pb.ConversationContext.FromString(task["context"])
-            fx.records.append(_outcome(f"{request.task_id}/assigned", ctx, pb.OUTCOME_KIND_ASSIGNED, agent_id))
+            with self._conversation_span("routing assign", task["traceparent"], agent_id):
+                fx.records.append(_outcome(f"{request.task_id}/assigned", ctx, pb.OUTCOME_KIND_ASSIGNED, agent_id))
 
         fx = await self.change(f"accept/{uuid.uuid4()}", DESK, apply)
         if not fx.records:  # the offer expired or was withdrawn meanwhile
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the offer of task {request.task_id!r} is no longer yours to accept")
         task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", request.task_id)
-        with self._conversation_span("routing assign", task["traceparent"], agent_id):
-            assignment = await self._assignment_message(task)
+        assignment = await self._assignment_message(task)
         self._push(agent_id, desk.DeskEvent(assignment=assignment))
         return desk.AcceptReply(assignment=assignment)
 
@@ -577,9 +583,11 @@ class Routing(desk_grpc.AgentDeskServicer):
                 return
             await _event(conn, request.task_id, "closed", agent_id, detail=request.disposition)
             await self._release(conn, fx, agent_id, closed=True)
-            ctx = pb.ConversationContext.FromString(await conn.fetchval("SELECT context FROM tasks WHERE task_id = $1", request.task_id))
-            fx.records.append(_outcome(f"{request.task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id,
-                                       disposition=request.disposition, resolved=request.resolved))
+            task = await conn.fetchrow("SELECT context, traceparent FROM tasks WHERE task_id = $1", request.task_id)
+            ctx = pb.ConversationContext.FromString(task["context"])
+            with self._conversation_span("routing close", task["traceparent"], agent_id):
+                fx.records.append(_outcome(f"{request.task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id,
+                                           disposition=request.disposition, resolved=request.resolved))
             await self._dispatch(conn, fx)
 
         await self.change(f"close/{uuid.uuid4()}", DESK, apply)
@@ -656,23 +664,26 @@ class Routing(desk_grpc.AgentDeskServicer):
                                note=task["note"], callback=task["kind"] == "callback")
 
     async def _assist(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
-        """Summary and suggestions from relais.routing.assist, cached per task until a new message."""
-        cached = self.assists.get(task_id)
-        if cached and cached[0] == len(ctx.turns):
-            return cached[1]
+        """Summary and suggestions from relais.routing.assist, drafted once per task and number of turns."""
         if self.assistant is None:
             return desk.AgentAssist()
+        key = (task_id, len(ctx.turns))
+        job = self.assists.get(task_id)
+        if job is None or job[0] != key[1]:
+            job = (key[1], asyncio.ensure_future(self._draft(task_id, ctx)))
+            self.assists[task_id] = job
+        return await asyncio.shield(job[1])
+
+    async def _draft(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
         try:
             history = await self._history(ctx.customer.id, ctx.conversation_id)
             result = await asyncio.to_thread(self.assistant.assist, ctx, history)
         except Exception:  # assist helps the agent; its failure must not cost them the offer
             log.exception("assist failed for %s", task_id)
             return desk.AgentAssist()
-        assist = desk.AgentAssist(summary=result.summary, history_summary=result.history_summary, suggestions=[
+        return desk.AgentAssist(summary=result.summary, history_summary=result.history_summary, suggestions=[
             desk.Suggestion(suggestion_id=s.suggestion_id, text=s.text, article_ids=list(s.article_ids), source=s.source)
             for s in result.suggestions])
-        self.assists[task_id] = (len(ctx.turns), assist)
-        return assist
 
     async def _history(self, customer_id: str, conversation_id: str) -> list:
         """The customer's other conversations, newest first: what the bot or an advisor did with each."""
@@ -707,6 +718,13 @@ class Routing(desk_grpc.AgentDeskServicer):
         links = [Link(caller)] if caller.is_valid else []
         parent = telemetry.context_from_traceparent(traceparent)
         return telemetry.tracer().start_as_current_span(name, context=parent, links=links, attributes={"relais.agent_id": agent_id})
+
+
+def _state_event(agent_id: str, previous: str, state: str, cause: str) -> bus.Record:
+    event = ev.AgentEvent(event_id=str(uuid.uuid4()), agent_id=agent_id, state_changed=ev.AgentStateChanged(
+        previous=STATE_ENUM.get(previous, 0), state=STATE_ENUM[state], cause=cause))
+    event.at.GetCurrentTime()
+    return bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), telemetry.inject_headers())
 
 
 def _task(row) -> rules.Task:
@@ -744,6 +762,10 @@ async def _nothing(conn) -> list[bus.Record]:
 
 def _needs(required: dict[str, int]) -> str:
     return ", ".join(f"{skill} ≥ {level}" for skill, level in sorted(required.items()))
+
+
+def _task_id(key: str) -> str:
+    return f"task-{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
 
 
 def _sha256(token: str) -> str:
