@@ -331,3 +331,63 @@ async def test_assist_suggestions_carry_their_articles_history_is_known_and_thei
     assert (after.used - before.used, after.edited - before.edited, after.ignored - before.ignored) == (1, 0, ignored)
     total = after.used + after.edited + after.ignored
     assert after.acceptance_rate == pytest.approx((after.used + after.edited) / total)
+
+
+async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(stack, producer, replies, db, language):
+    from relais import desk as console
+
+    lines: asyncio.Queue = asyncio.Queue()
+    said: list[str] = []
+
+    async def typed():
+        while (line := await lines.get()) is not None:
+            yield line
+
+    async def shown(text: str, timeout: float = 20) -> str:
+        async with asyncio.timeout(timeout):
+            while not any(text in s for s in said):
+                await asyncio.sleep(0.05)
+        return next(s for s in said if text in s)
+
+    agent_id = f"desk-{language}"
+    desk_run = asyncio.create_task(console.run(f"127.0.0.1:{stack.ports['routing']}", agent_id, "Console", [language],
+                                               console.parse_skills("cards:3,general"), {"chat": 1}, typed(), said.append))
+    await shown("signed in as")
+    ctx = context(f"desk-{language}", language, intent="card_payment_declined",
+                  text="My card payment was declined at the shop twice today")
+    await hand_off(producer, ctx)
+    offer = await shown("#1 OFFER")
+    assert "My card payment was declined" in offer and "suggestion 1 [" in offer and "summary:" in offer
+    for line in ("accept 1", "use 1 1", "history 1", "close 1 resolved"):
+        lines.put_nowait(line)
+    await shown("#1 closed (resolved)")
+    lines.put_nowait(None)
+    await desk_run
+    assert not [s for s in said if s.startswith(("?", "!"))], said
+    agent_reply = await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_AGENT)
+    assert agent_reply["data"]["agent_id"] == agent_id
+    task = await task_of(db, ctx.conversation_id)
+    assert (task["status"], task["disposition"], task["resolved"]) == ("closed", "resolved", True)
+
+    # Every state change of the agent was an event on relais.agent-events.v1.
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from relais.common.pb import agent_events_pb2 as ev
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topics.AGENT_EVENTS, p) for p in consumer.partitions_for_topic(topics.AGENT_EVENTS) or
+               (await consumer._client.force_metadata_update() and consumer.partitions_for_topic(topics.AGENT_EVENTS))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        states = []
+        async with asyncio.timeout(20):
+            while "offline" not in states:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for r in records:
+                        event = ev.AgentEvent.FromString(r.value)
+                        if event.agent_id == agent_id and event.HasField("state_changed"):
+                            states.append(ev.AgentState.Name(event.state_changed.state).removeprefix("AGENT_STATE_").lower())
+    finally:
+        await consumer.stop()
+    assert states[:3] == ["available", "busy", "wrap_up"] and states[-1] == "offline"
