@@ -450,6 +450,11 @@ class Routing(desk_grpc.AgentDeskServicer):
         async def apply(conn, fx):
             for row in await conn.fetch("SELECT task_id FROM tasks WHERE agent_id = $1 AND status = 'offered'", agent_id):
                 await self._withdraw(conn, fx, row["task_id"], agent_id, "signed_out")
+            # Conversations still open go back to the queue, ahead of newcomers: no customer is left with nobody.
+            for row in await conn.fetch("UPDATE tasks SET status = 'queued', agent_id = NULL, stage = 0, declined_by = ARRAY[$1],"
+                                        " note = 'the previous advisor signed out' WHERE agent_id = $1 AND status = 'assigned'"
+                                        " RETURNING task_id", agent_id):
+                await _event(conn, row["task_id"], "requeued", agent_id, detail="agent signed out")
             await conn.execute("UPDATE agents SET token_sha256 = '' WHERE agent_id = $1", agent_id)
             await self._set_state(conn, fx, agent_id, "offline", "sign_out")
             await self._dispatch(conn, fx)

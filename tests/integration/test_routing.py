@@ -132,7 +132,7 @@ async def test_a_rejected_or_unanswered_offer_goes_to_the_next_agent(producer, d
         assert late.value.code() == grpc.StatusCode.PERMISSION_DENIED
         await a3.stub.Accept(desk.AcceptRequest(task_id=first.task_id), metadata=a3.auth)
     steps = await events_of(db, first.task_id)
-    assert [s for s in steps if s[0] != "overflow"] == [
+    assert [s for s in steps if s[0] != "overflow"][:7] == [
         ("queued", ""), ("offered", a1.agent_id), ("rejected", a1.agent_id), ("offered", a2.agent_id),
         ("offer_timeout", a2.agent_id), ("offered", a3.agent_id), ("accepted", a3.agent_id)]
 
@@ -391,3 +391,15 @@ async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(sta
     finally:
         await consumer.stop()
     assert states[:3] == ["available", "busy", "wrap_up"] and states[-1] == "offline"
+
+
+async def test_an_agent_signing_out_hands_its_open_conversations_back(producer, db, agent_session, language):
+    ctx = context(f"signout-{language}", language)
+    async with agent_session(f"leaving-{language}", languages=[language]) as leaving:
+        await hand_off(producer, ctx)
+        offer = await leaving.next_event("offer")
+        await leaving.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=leaving.auth)
+    async with agent_session(f"staying-{language}", languages=[language]) as staying:
+        again = await staying.next_event("offer")
+    assert again.task_id == offer.task_id and again.note == "the previous advisor signed out"
+    assert ("requeued", f"leaving-{language}") in await events_of(db, offer.task_id)
