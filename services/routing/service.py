@@ -350,7 +350,9 @@ class Routing(desk_grpc.AgentDeskServicer):
         self.ticks += 1
 
         async def step(conn, fx):
-            changed = self.ticks % 10 == 0  # a full pass now and then; otherwise only when something changed
+            # A full pass every 30 s as a safety net; otherwise only when something changed (aging alone changes no one's
+            # eligibility, and new tasks, closes, rejects and sign-ins dispatch in their own transactions).
+            changed = self.ticks % max(1, round(30 / self.tick_seconds)) == 0
             for row in await conn.fetch("SELECT task_id, agent_id FROM tasks WHERE status = 'offered'"
                                         " AND offer_expires_at < now() FOR UPDATE"):
                 await self._withdraw(conn, fx, row["task_id"], row["agent_id"], "timeout", declined=True)
