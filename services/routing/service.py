@@ -18,7 +18,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 import grpc
@@ -81,6 +81,9 @@ class Routing(desk_grpc.AgentDeskServicer):
         self.assists: dict[str, tuple[int, asyncio.Future]] = {}  # task_id -> (turns, assist being or once drafted)
         self.ticks = 0
         self.profiles: dict[tuple[str, str], tuple] = {}  # (agent, token) -> languages, levels, capacity
+        # The agents who may receive offers, with their load: read from the database when None, kept up to date by
+        # offers, and dropped by any other change to an agent (this process is the only writer, under its lock).
+        self.index: dict[str, rules.Agent] | None = None
 
     # --- one state change: a transaction with its outbox records, then the pushes ---
 
@@ -94,16 +97,21 @@ class Routing(desk_grpc.AgentDeskServicer):
             return list(fx.records)
 
         async with self.lock, self.pool.acquire() as conn:
-            async with conn.transaction():
-                first = consumer != "routing" or await conn.fetchval(
-                    "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                    consumer, key)
-                if first:
-                    records = await run(conn)
-                    await conn.executemany(
-                        "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        [(consumer, key, i, r.topic, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
-                         for i, r in enumerate(records)])
+            try:
+                async with conn.transaction():
+                    first = consumer != "routing" or await conn.fetchval(
+                        "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+                        consumer, key)
+                    if first:
+                        records = await run(conn)
+                        await conn.executemany(
+                            "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)"
+                            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            [(consumer, key, i, r.topic, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
+                             for i, r in enumerate(records)])
+            except BaseException:
+                self.index = None  # it may hold what was rolled back
+                raise
         # Committed: the agents hear first (the decision's latency), then the records go out and are marked sent.
         await self._push_all(fx)
         if not first or fx.records:
@@ -272,26 +280,27 @@ class Routing(desk_grpc.AgentDeskServicer):
 
     async def _dispatch(self, conn, fx: Effects, new_task: rules.Task | None = None) -> None:
         """Offers waiting tasks; a new task is matched alone (the others already found nobody)."""
+        if self.index is None:
+            rows = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')")
+            load: dict[str, dict[str, int]] = {}
+            for row in await conn.fetch("SELECT agent_id, channel, count(*) AS n FROM tasks"
+                                        " WHERE status IN ('offered', 'assigned') GROUP BY 1, 2"):
+                load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
+            self.index = {r["agent_id"]: self._agent(r, load.get(r["agent_id"], {})) for r in rows}
         if new_task is not None:
             tasks = [new_task]
-            agents = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')"
-                                      " AND $1 = ANY(languages)", new_task.language)
+            agents = [a for a in self.index.values() if new_task.language in a.languages]
         else:
             tasks = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
                                                         " AND (due_at IS NULL OR due_at <= now())")]
-            agents = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')")
+            agents = list(self.index.values())
         if not tasks or not agents:
             return
-        load: dict[str, dict[str, int]] = {}
-        for row in await conn.fetch("SELECT agent_id, channel, count(*) AS n FROM tasks WHERE status IN ('offered', 'assigned')"
-                                    " AND agent_id = ANY($1) GROUP BY 1, 2", [a["agent_id"] for a in agents]):
-            load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
-        offers = rules.assign(tasks, [self._agent(a, load.get(a["agent_id"], {})) for a in agents],
-                              time.time(), self.rules)
-        for offered_task, agent_id in offers:
-            await self._offer(conn, fx, offered_task, agent_id)
+        channels = {t.task_id: t.channel for t in tasks}
+        for offered_task, agent_id in rules.assign(tasks, agents, time.time(), self.rules):
+            await self._offer(conn, fx, offered_task, agent_id, channels[offered_task])
 
-    async def _offer(self, conn, fx: Effects, task_id: str, agent_id: str) -> None:
+    async def _offer(self, conn, fx: Effects, task_id: str, agent_id: str, channel: str) -> None:
         await conn.execute(
             "WITH o AS (UPDATE tasks SET status = 'offered', agent_id = $2, offered_at = now(),"
             " offer_expires_at = now() + make_interval(secs => $3) WHERE task_id = $1 AND status = 'queued' RETURNING task_id)"
@@ -305,9 +314,16 @@ class Routing(desk_grpc.AgentDeskServicer):
         if previous == "available":
             fx.records.append(_state_event(agent_id, previous, "busy", "offer"))
         fx.offers.append(task_id)
+        agent = (self.index or {}).get(agent_id)
+        if agent is None:
+            self.index = None
+        else:
+            self.index[agent_id] = replace(agent, load=agent.load | {channel: agent.load.get(channel, 0) + 1},
+                                           idle_since=time.time(), state="busy")
 
     async def _withdraw(self, conn, fx: Effects, task_id: str, agent_id: str, reason: str, declined: bool = False) -> None:
         """The offer leaves the agent: back to the queue (unless the task ended), the agent freed."""
+        self.index = None
         await conn.execute(
             "UPDATE tasks SET status = CASE WHEN status = 'offered' THEN 'queued' ELSE status END, offer_expires_at = NULL,"
             " agent_id = CASE WHEN status = 'offered' THEN NULL ELSE agent_id END,"
@@ -319,6 +335,7 @@ class Routing(desk_grpc.AgentDeskServicer):
         await self._release(conn, fx, agent_id, closed=False)
 
     async def _release(self, conn, fx: Effects, agent_id: str, closed: bool) -> None:
+        self.index = None
         state = await conn.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent_id)
         left = await conn.fetchval("SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned')", agent_id)
         new = rules.state_after_release(state, left, closed)
@@ -332,6 +349,7 @@ class Routing(desk_grpc.AgentDeskServicer):
         previous = await conn.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent_id)
         if previous == state or (only_from is not None and previous not in only_from):
             return
+        self.index = None
         await conn.execute("UPDATE agents SET state = $2, state_until = now() + make_interval(secs => $3),"
                            " updated_at = now() WHERE agent_id = $1", agent_id, state, until or 0)
         fx.records.append(_state_event(agent_id, previous, state, cause))
@@ -440,6 +458,7 @@ class Routing(desk_grpc.AgentDeskServicer):
                 " token_sha256 = $7, updated_at = now()",
                 agent_id, request.display_name, [lang.strip().lower() for lang in request.languages], sorted(levels),
                 json.dumps(levels), json.dumps(capacity), _sha256(token))
+            self.index = None
             await self._set_state(conn, fx, agent_id, "available", "sign_in", only_from=("offline",))
             await self._dispatch(conn, fx)
 
