@@ -228,6 +228,7 @@ class Routing(desk_grpc.AgentDeskServicer):
                               LEFT_TEXT.get(language, LEFT_TEXT["en"]), language, status="left"),
             _outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
         ]
+        self.assists.pop(task["task_id"], None)
 
     async def _callback(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
         """The customer stops waiting; the task waits for its due time on the voice channel."""
