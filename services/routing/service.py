@@ -10,18 +10,15 @@ process at a time: its lock serialises decisions and it holds the agents' live s
 """
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
-import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-import grpc
 from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 from opentelemetry.trace import Link, get_current_span
@@ -29,17 +26,11 @@ from opentelemetry.trace import Link, get_current_span
 from relais.classifier.catalogue import load_catalogue
 from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
-from relais.common.pb import agent_events_pb2 as ev
 from relais.common.runtime import serve
-from relais.routing import rules
+from relais.routing import records, rules
+from relais.routing.desk_api import AgentDeskApi, Effects
 
 log = logging.getLogger(__name__)
-SOURCE = "urn:relais:routing"
-DESK = "routing-desk"  # outbox consumer name of changes made by agents and by the ticker
-STATE_ENUM = {"offline": ev.AGENT_STATE_OFFLINE, "available": ev.AGENT_STATE_AVAILABLE, "busy": ev.AGENT_STATE_BUSY,
-              "wrap_up": ev.AGENT_STATE_WRAP_UP, "break": ev.AGENT_STATE_BREAK}
-STATE_NAME = {v: k for k, v in STATE_ENUM.items()}
-USE_NAME = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
 QUEUE_TEXT = {
     "fr": "Un conseiller va vous répondre. Vous êtes en position {position} ; attente estimée : {minutes} min.",
     "en": "An advisor will be with you shortly. You are number {position} in the queue; estimated wait: {minutes} min.",
@@ -59,15 +50,9 @@ TASK_COLUMNS = ("task_id, language, channel, required::text AS required, priorit
                 " preferred, stage, declined_by, extract(epoch FROM due_at) AS due")
 
 
-@dataclass
-class Effects:
-    """What a transaction produced: records for the outbox, offers and desk events to push after commit."""
-    records: list[bus.Record] = field(default_factory=list)
-    offers: list[str] = field(default_factory=list)
-    pushes: list[tuple[str, desk.DeskEvent]] = field(default_factory=list)
+class Routing(AgentDeskApi):
+    """The hand-offs from Kafka, the decisions and the ticker; the agents' calls are in desk_api.py."""
 
-
-class Routing(desk_grpc.AgentDeskServicer):
     def __init__(self, pool, producer, routing_rules: rules.RoutingRules, skill_by_intent: dict[str, str],
                  assistant=None, tick_seconds: float = 1.0):
         self.pool = pool
@@ -103,12 +88,12 @@ class Routing(desk_grpc.AgentDeskServicer):
                         "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
                         consumer, key)
                     if first:
-                        records = await run(conn)
+                        outputs = await run(conn)
                         await conn.executemany(
                             "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)"
                             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
                             [(consumer, key, i, r.topic, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
-                             for i, r in enumerate(records)])
+                             for i, r in enumerate(outputs)])
             except BaseException:
                 self.index = None  # it may hold what was rolled back
                 raise
@@ -210,7 +195,7 @@ class Routing(desk_grpc.AgentDeskServicer):
         elif choice == "callback" and task["kind"] != "callback":
             await self._callback(conn, fx, task, context, turn)
         else:
-            await _event(conn, task["task_id"], "customer_message", detail=turn.turn_id)
+            await records.task_event(conn, task["task_id"], "customer_message", detail=turn.turn_id)
             if task["status"] in ("offered", "assigned"):
                 assist = await self._assist(task["task_id"], context)
                 fx.pushes.append((task["agent_id"], desk.DeskEvent(customer_message=desk.CustomerMessage(
@@ -219,14 +204,14 @@ class Routing(desk_grpc.AgentDeskServicer):
     async def _abandon(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
         await conn.execute("UPDATE tasks SET status = 'abandoned', closed_at = now(), disposition = 'abandoned',"
                            " resolved = false WHERE task_id = $1", task["task_id"])
-        await _event(conn, task["task_id"], "abandoned", detail=f"waited {await _waited(conn, task['task_id'])} s")
+        await records.task_event(conn, task["task_id"], "abandoned", detail=f"waited {await _waited(conn, task['task_id'])} s")
         if task["status"] == "offered":
             await self._withdraw(conn, fx, task["task_id"], task["agent_id"], "customer_left")
         language = task["language"]
         fx.records += [
-            cloudevents.reply(cloudevents.REPLY_QUEUE, SOURCE, f"{turn.turn_id}/left", context.conversation_id,
+            cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/left", context.conversation_id,
                               LEFT_TEXT.get(language, LEFT_TEXT["en"]), language, status="left"),
-            _outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
+            records.outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
         ]
         self.assists.pop(task["task_id"], None)
 
@@ -238,10 +223,10 @@ class Routing(desk_grpc.AgentDeskServicer):
             await self._withdraw(conn, fx, task["task_id"], task["agent_id"], "callback")
         await conn.execute("UPDATE tasks SET kind = 'callback', channel = 'voice', due_at = $2, queued_at = $2"
                            " WHERE task_id = $1", task["task_id"], due)
-        await _event(conn, task["task_id"], "callback_requested", detail=f"due {due.isoformat()}")
+        await records.task_event(conn, task["task_id"], "callback_requested", detail=f"due {due.isoformat()}")
         language = task["language"]
         fx.records.append(cloudevents.reply(
-            cloudevents.REPLY_QUEUE, SOURCE, f"{turn.turn_id}/callback", context.conversation_id,
+            cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/callback", context.conversation_id,
             CALLBACK_TEXT.get(language, CALLBACK_TEXT["en"]).format(at=due.strftime("%H:%M")), language,
             status="callback", callback_due_at=due.isoformat().replace("+00:00", "Z")))
 
@@ -260,7 +245,7 @@ class Routing(desk_grpc.AgentDeskServicer):
         text = QUEUE_TEXT.get(language, QUEUE_TEXT["en"]).format(position=position, minutes=max(1, round(wait / 60)))
         choices = CHOICES_TEXT.get(language, CHOICES_TEXT["en"])
         text += choices.format(callback=CALLBACK_OFFER.get(language, CALLBACK_OFFER["en"]) if callback else "")
-        return [cloudevents.reply(cloudevents.REPLY_QUEUE, SOURCE, reply_id, context.conversation_id, text, language,
+        return [cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, reply_id, context.conversation_id, text, language,
                                   position=position, expected_wait_seconds=wait, status="waiting",
                                   callback_offered=callback)]
 
@@ -313,7 +298,7 @@ class Routing(desk_grpc.AgentDeskServicer):
             " FROM (SELECT state FROM agents WHERE agent_id = $1 FOR UPDATE) old WHERE a.agent_id = $1 RETURNING old.state",
             agent_id)
         if previous == "available":
-            fx.records.append(_state_event(agent_id, previous, "busy", "offer"))
+            fx.records.append(records.state_event(agent_id, previous, "busy", "offer"))
         fx.offers.append(task_id)
         agent = (self.index or {}).get(agent_id)
         if agent is None:
@@ -331,7 +316,7 @@ class Routing(desk_grpc.AgentDeskServicer):
             " declined_by = CASE WHEN $3 THEN array_append(declined_by, $2) ELSE declined_by END WHERE task_id = $1",
             task_id, agent_id, declined)
         if reason in ("timeout", "rejected"):
-            await _event(conn, task_id, "offer_timeout" if reason == "timeout" else "rejected", agent_id)
+            await records.task_event(conn, task_id, "offer_timeout" if reason == "timeout" else "rejected", agent_id)
         fx.pushes.append((agent_id, desk.DeskEvent(offer_withdrawn=desk.OfferWithdrawn(task_id=task_id, reason=reason))))
         await self._release(conn, fx, agent_id, closed=False)
 
@@ -353,7 +338,7 @@ class Routing(desk_grpc.AgentDeskServicer):
         self.index = None
         await conn.execute("UPDATE agents SET state = $2, state_until = now() + make_interval(secs => $3),"
                            " updated_at = now() WHERE agent_id = $1", agent_id, state, until or 0)
-        fx.records.append(_state_event(agent_id, previous, state, cause))
+        fx.records.append(records.state_event(agent_id, previous, state, cause))
 
     # --- the ticker: timeouts, wrap-ups, overflow, queue messages, re-dispatch ---
 
@@ -390,7 +375,7 @@ class Routing(desk_grpc.AgentDeskServicer):
                     step_ = self.rules.overflow[stage - 1]
                     detail = f"stage {stage}: " + (f"levels relaxed by {step_.relax_levels}" if step_.relax_levels else "") + \
                              (f"queue {step_.queue}" if step_.queue else "")
-                    await _event(conn, row["task_id"], "overflow", detail=detail)
+                    await records.task_event(conn, row["task_id"], "overflow", detail=detail)
                     changed = True
             changed = changed or await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'queued' AND due_at BETWEEN now() - make_interval(secs => $1)"
@@ -398,7 +383,7 @@ class Routing(desk_grpc.AgentDeskServicer):
             if changed:
                 await self._dispatch(conn, fx)
 
-        await self.change(f"tick/{uuid.uuid4()}", DESK, step)
+        await self.change(f"tick/{uuid.uuid4()}", records.DESK, step)
         await self._queue_updates()
         await self._republish()
 
@@ -425,306 +410,11 @@ class Routing(desk_grpc.AgentDeskServicer):
     async def _republish(self) -> None:
         """Outputs of agents' calls committed but not acknowledged before a crash are sent now."""
         stale = await self.pool.fetch("SELECT DISTINCT event_key FROM outbox WHERE consumer = $1 AND NOT published"
-                                      " AND created_at < now() - interval '5 seconds'", DESK)
+                                      " AND created_at < now() - interval '5 seconds'", records.DESK)
         for row in stale:
-            await self._publish_outbox(DESK, row["event_key"])
+            await self._publish_outbox(records.DESK, row["event_key"])
 
-    # --- the AgentDesk API ---
-
-    async def SignIn(self, request, context):
-        agent_id = request.agent_id.strip()
-        if not agent_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agent_id is required")
-        if not request.languages:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "at least one language is required")
-        levels = {s.strip().lower(): 1 for s in request.skills if s.strip()}
-        for skill in request.skill_levels:
-            if not skill.skill.strip() or not 1 <= skill.level <= rules.MAX_LEVEL:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"skill {skill.skill!r}: level must be 1..{rules.MAX_LEVEL}, got {skill.level}")
-            levels[skill.skill.strip().lower()] = skill.level
-        capacity = dict(self.rules.default_capacity)
-        for channel, n in request.capacity.items():
-            if channel not in rules.CHANNELS or n < 0:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"capacity: channel must be one of {', '.join(rules.CHANNELS)} with n ≥ 0, got {channel}={n}")
-            capacity[channel] = n
-        token = secrets.token_urlsafe(32)
-
-        async def apply(conn, fx):
-            await conn.execute(
-                "INSERT INTO agents (agent_id, display_name, languages, skills, skill_levels, capacity, token_sha256, idle_since)"
-                " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, now()) ON CONFLICT (agent_id) DO UPDATE SET"
-                " display_name = $2, languages = $3, skills = $4, skill_levels = $5::jsonb, capacity = $6::jsonb,"
-                " token_sha256 = $7, updated_at = now()",
-                agent_id, request.display_name, [lang.strip().lower() for lang in request.languages], sorted(levels),
-                json.dumps(levels), json.dumps(capacity), _sha256(token))
-            self.index = None
-            await self._set_state(conn, fx, agent_id, "available", "sign_in", only_from=("offline",))
-            await self._dispatch(conn, fx)
-
-        await self.change(f"sign-in/{uuid.uuid4()}", DESK, apply)
-        return desk.SignInReply(token=token)
-
-    async def SignOut(self, request, context):
-        agent_id = await self._authenticate(context)
-
-        async def apply(conn, fx):
-            for row in await conn.fetch("SELECT task_id FROM tasks WHERE agent_id = $1 AND status = 'offered'", agent_id):
-                await self._withdraw(conn, fx, row["task_id"], agent_id, "signed_out")
-            # Conversations still open go back to the queue, ahead of newcomers: no customer is left with nobody.
-            for row in await conn.fetch("UPDATE tasks SET status = 'queued', agent_id = NULL, stage = 0, declined_by = ARRAY[$1],"
-                                        " note = 'the previous advisor signed out' WHERE agent_id = $1 AND status = 'assigned'"
-                                        " RETURNING task_id", agent_id):
-                await _event(conn, row["task_id"], "requeued", agent_id, detail="agent signed out")
-            await conn.execute("UPDATE agents SET token_sha256 = '' WHERE agent_id = $1", agent_id)
-            await self._set_state(conn, fx, agent_id, "offline", "sign_out")
-            await self._dispatch(conn, fx)
-
-        await self.change(f"sign-out/{uuid.uuid4()}", DESK, apply)
-        return desk.SignOutReply()
-
-    async def SetState(self, request, context):
-        agent_id = await self._authenticate(context)
-        wanted = STATE_NAME.get(request.state, "")
-        if wanted not in ("available", "break"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an agent sets only AVAILABLE or BREAK"
-                                " (busy and wrap-up are set by routing; SignOut goes offline)")
-
-        async def apply(conn, fx):
-            held = await conn.fetchval("SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned')", agent_id)
-            await self._set_state(conn, fx, agent_id, "busy" if wanted == "available" and held else wanted, "set_state")
-            await self._dispatch(conn, fx)
-
-        await self.change(f"state/{uuid.uuid4()}", DESK, apply)
-        state = await self.pool.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent_id)
-        return desk.SetStateReply(state=STATE_ENUM[state])
-
-    async def Subscribe(self, request, context):
-        agent_id = await self._authenticate(context)
-        stream: asyncio.Queue = asyncio.Queue()
-        self.streams[agent_id] = stream
-        try:
-            # What this agent already holds, for a reconnect or a restart of routing.
-            held = await self.pool.fetch(
-                "SELECT * FROM tasks t WHERE agent_id = $1 AND status IN ('offered', 'assigned') ORDER BY offered_at,"
-                " (SELECT max(id) FROM task_events e WHERE e.task_id = t.task_id AND e.kind = 'offered')", agent_id)
-            sent = set()
-            for task in held:
-                sent.add(task["task_id"])
-                if task["status"] == "offered":
-                    yield desk.DeskEvent(offer=await self._offer_message(task))
-                else:
-                    yield desk.DeskEvent(assignment=await self._assignment_message(task))
-            while True:
-                event = await stream.get()
-                if event.HasField("offer") and event.offer.task_id in sent:
-                    sent.discard(event.offer.task_id)
-                    continue
-                yield event
-        finally:
-            if self.streams.get(agent_id) is stream:
-                del self.streams[agent_id]
-
-    async def Accept(self, request, context):
-        agent_id = await self._authenticate(context)
-        await self._own_task(context, agent_id, request.task_id, ("offered",))
-
-        async def apply(conn, fx):
-            done = await conn.execute("UPDATE tasks SET status = 'assigned', assigned_at = now(), offer_expires_at = NULL"
-                                      " WHERE task_id = $1 AND status = 'offered' AND agent_id = $2", request.task_id, agent_id)
-            if done != "UPDATE 1":
-                return
-            await _event(conn, request.task_id, "accepted", agent_id)
-            task = await conn.fetchrow("SELECT context, traceparent FROM tasks WHERE task_id = $1", request.task_id)
-            ctx = pb.ConversationContext.FromString(task["context"])
-            with self._conversation_span("routing assign", task["traceparent"], agent_id):
-                fx.records.append(_outcome(f"{request.task_id}/assigned", ctx, pb.OUTCOME_KIND_ASSIGNED, agent_id))
-
-        fx = await self.change(f"accept/{uuid.uuid4()}", DESK, apply)
-        if not fx.records:  # the offer expired or was withdrawn meanwhile
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the offer of task {request.task_id!r} is no longer yours to accept")
-        task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", request.task_id)
-        assignment = await self._assignment_message(task)
-        self._push(agent_id, desk.DeskEvent(assignment=assignment))
-        return desk.AcceptReply(assignment=assignment)
-
-    async def Reject(self, request, context):
-        agent_id = await self._authenticate(context)
-        await self._own_task(context, agent_id, request.task_id, ("offered",))
-
-        async def apply(conn, fx):
-            if await conn.fetchval("SELECT status FROM tasks WHERE task_id = $1 AND agent_id = $2 FOR UPDATE",
-                                   request.task_id, agent_id) == "offered":
-                await self._withdraw(conn, fx, request.task_id, agent_id, "rejected", declined=True)
-                await self._dispatch(conn, fx)
-
-        await self.change(f"reject/{uuid.uuid4()}", DESK, apply)
-        return desk.RejectReply()
-
-    async def Reply(self, request, context):
-        agent_id = await self._authenticate(context)
-        if not request.text.strip():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "text is empty")
-        task = await self._own_task(context, agent_id, request.task_id, ("assigned",))
-        ctx = pb.ConversationContext.FromString(task["context"])
-        reply_id = f"{request.task_id}/reply/{uuid.uuid4()}"
-        with self._conversation_span("routing agent reply", task["traceparent"], agent_id):
-            await bus.publish(self.producer, [
-                cloudevents.reply(cloudevents.REPLY_AGENT, SOURCE, reply_id, ctx.conversation_id, request.text,
-                                  ctx.language, agent_id=agent_id),
-                _outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id),
-            ])
-        return desk.ReplyReply(reply_id=reply_id)
-
-    async def Transfer(self, request, context):
-        agent_id = await self._authenticate(context)
-        queue = request.queue.strip().lower()
-        if not queue:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "queue (a skill, e.g. billing) is required")
-        await self._own_task(context, agent_id, request.task_id, ("assigned",))
-
-        async def apply(conn, fx):
-            done = await conn.execute(
-                "UPDATE tasks SET status = 'queued', agent_id = NULL, required = $3::jsonb, preferred = '{}', stage = 0,"
-                " queued_at = now(), note = $4, declined_by = ARRAY[$2] WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2",
-                request.task_id, agent_id, json.dumps({queue: 1}), request.note)
-            if done == "UPDATE 1":
-                await _event(conn, request.task_id, "transferred", agent_id, detail=f"to {queue}: {request.note}")
-                await self._release(conn, fx, agent_id, closed=False)
-                await self._dispatch(conn, fx)
-
-        await self.change(f"transfer/{uuid.uuid4()}", DESK, apply)
-        return desk.TransferReply()
-
-    async def Close(self, request, context):
-        agent_id = await self._authenticate(context)
-        await self._own_task(context, agent_id, request.task_id, ("assigned",))
-
-        async def apply(conn, fx):
-            done = await conn.execute(
-                "UPDATE tasks SET status = 'closed', closed_at = now(), disposition = $3, resolved = $4"
-                " WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2",
-                request.task_id, agent_id, request.disposition, request.resolved)
-            if done != "UPDATE 1":
-                return
-            await _event(conn, request.task_id, "closed", agent_id, detail=request.disposition)
-            await self._release(conn, fx, agent_id, closed=True)
-            task = await conn.fetchrow("SELECT context, traceparent FROM tasks WHERE task_id = $1", request.task_id)
-            ctx = pb.ConversationContext.FromString(task["context"])
-            with self._conversation_span("routing close", task["traceparent"], agent_id):
-                fx.records.append(_outcome(f"{request.task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id,
-                                           disposition=request.disposition, resolved=request.resolved))
-            await self._dispatch(conn, fx)
-
-        await self.change(f"close/{uuid.uuid4()}", DESK, apply)
-        self.assists.pop(request.task_id, None)
-        return desk.CloseReply()
-
-    async def GetCustomerHistory(self, request, context):
-        agent_id = await self._authenticate(context)
-        task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
-        reply = desk.HistoryReply()
-        for past in await self._history(task["customer_id"], task["conversation_id"]):
-            item = reply.conversations.add(conversation_id=past.conversation_id, intent=past.intent, outcome=past.outcome,
-                                           summary=past.summary)
-            if past.started_at:
-                item.started_at.FromDatetime(past.started_at)
-        return reply
-
-    async def RecordSuggestionUse(self, request, context):
-        agent_id = await self._authenticate(context)
-        if request.use not in USE_NAME:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "use must be USED, EDITED or IGNORED")
-        task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
-        ctx = pb.ConversationContext.FromString(task["context"])
-        assist = await self._assist(request.task_id, ctx)
-        suggestion = next((s for s in assist.suggestions if s.suggestion_id == request.suggestion_id), None)
-        if suggestion is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no suggestion {request.suggestion_id!r} on task {request.task_id!r}")
-        event = ev.AgentEvent(event_id=f"{request.task_id}/{request.suggestion_id}/{agent_id}", agent_id=agent_id,
-                              suggestion_feedback=ev.SuggestionFeedback(
-                                  task_id=request.task_id, conversation_id=ctx.conversation_id,
-                                  suggestion_id=request.suggestion_id, use=request.use, intent=ctx.intent,
-                                  language=ctx.language, source=suggestion.source, article_ids=suggestion.article_ids))
-        event.at.GetCurrentTime()
-        await bus.publish(self.producer, [bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(),
-                                                     telemetry.inject_headers())])
-        return desk.SuggestionUseReply()
-
-    async def _authenticate(self, context) -> str:
-        auth = dict(context.invocation_metadata()).get("authorization", "")
-        if not auth.startswith("Bearer "):
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing `authorization: Bearer <token>` metadata")
-        agent_id = await self.pool.fetchval(
-            "SELECT agent_id FROM agents WHERE token_sha256 = $1 AND state <> 'offline'", _sha256(auth[7:].strip()))
-        if agent_id is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or signed-out token: sign in again")
-        return agent_id
-
-    async def _own_task(self, context, agent_id: str, task_id: str, statuses: tuple[str, ...]):
-        if not task_id:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
-        task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
-        if task is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
-        if task["agent_id"] != agent_id:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"task {task_id!r} is not yours")
-        if task["status"] not in statuses:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"task {task_id!r} is {task['status']}, not {' or '.join(statuses)}")
-        return task
-
-    # --- what the agent sees: context, assist, history ---
-
-    async def _offer_message(self, task) -> desk.Offer:
-        ctx = pb.ConversationContext.FromString(task["context"])
-        offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
-                           priority=task["priority"], note=task["note"], callback=task["kind"] == "callback")
-        if task["offer_expires_at"] is not None:
-            offer.expires_at.FromDatetime(task["offer_expires_at"])
-        return offer
-
-    async def _assignment_message(self, task) -> desk.Assignment:
-        ctx = pb.ConversationContext.FromString(task["context"])
-        return desk.Assignment(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
-                               note=task["note"], callback=task["kind"] == "callback")
-
-    async def _assist(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
-        """Summary and suggestions from relais.routing.assist, drafted once per task and number of turns."""
-        if self.assistant is None:
-            return desk.AgentAssist()
-        key = (task_id, len(ctx.turns))
-        job = self.assists.get(task_id)
-        if job is None or job[0] != key[1]:
-            job = (key[1], asyncio.ensure_future(self._draft(task_id, ctx)))
-            self.assists[task_id] = job
-        return await asyncio.shield(job[1])
-
-    async def _draft(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
-        try:
-            history = await self._history(ctx.customer.id, ctx.conversation_id)
-            result = await asyncio.to_thread(self.assistant.assist, ctx, history)
-        except Exception:  # assist helps the agent; its failure must not cost them the offer
-            log.exception("assist failed for %s", task_id)
-            return desk.AgentAssist()
-        return desk.AgentAssist(summary=result.summary, history_summary=result.history_summary, suggestions=[
-            desk.Suggestion(suggestion_id=s.suggestion_id, text=s.text, article_ids=list(s.article_ids), source=s.source)
-            for s in result.suggestions])
-
-    async def _history(self, customer_id: str, conversation_id: str) -> list:
-        """The customer's other conversations, newest first: what the bot or an advisor did with each."""
-        if not customer_id:
-            return []
-        rows = await self.pool.fetch(
-            "SELECT c.conversation_id, c.created_at, b.handed_off, t.status, t.disposition, t.resolved, t.intent,"
-            " (SELECT text FROM turns WHERE conversation_id = c.conversation_id ORDER BY seq LIMIT 1) AS first_text"
-            " FROM conversations c LEFT JOIN bot_conversations b USING (conversation_id)"
-            " LEFT JOIN LATERAL (SELECT status, disposition, resolved, intent FROM tasks WHERE conversation_id = c.conversation_id"
-            "   ORDER BY created_at DESC LIMIT 1) t ON true"
-            " WHERE c.customer_id = $1 AND c.conversation_id <> $2 ORDER BY c.created_at DESC LIMIT 10",
-            customer_id, conversation_id)
-        return [_past_contact(r) for r in rows]
+    # --- shared by the decisions and the API ---
 
     def _agent(self, row, load: dict[str, int]) -> rules.Agent:
         # Languages, levels and capacity change only at sign-in, which also changes the token: parse them once.
@@ -747,36 +437,10 @@ class Routing(desk_grpc.AgentDeskServicer):
         return telemetry.tracer().start_as_current_span(name, context=parent, links=links, attributes={"relais.agent_id": agent_id})
 
 
-def _state_event(agent_id: str, previous: str, state: str, cause: str) -> bus.Record:
-    event = ev.AgentEvent(event_id=str(uuid.uuid4()), agent_id=agent_id, state_changed=ev.AgentStateChanged(
-        previous=STATE_ENUM.get(previous, 0), state=STATE_ENUM[state], cause=cause))
-    event.at.GetCurrentTime()
-    return bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), telemetry.inject_headers())
-
-
 def _task(row) -> rules.Task:
     return rules.Task(row["task_id"], row["language"], row["channel"], json.loads(row["required"]), row["priority"],
                       float(row["queued"]), tuple(row["preferred"]), row["stage"], frozenset(row["declined_by"]),
                       float(row["due"]) if row["due"] is not None else None)
-
-
-
-
-def _past_contact(row):
-    from relais.routing.assist import PastContact
-
-    if row["status"] is None:
-        outcome = "handed_off" if row["handed_off"] else "bot_answered"
-    elif row["status"] == "closed":
-        outcome = "resolved" if row["resolved"] else (row["disposition"] or "unresolved")
-    else:
-        outcome = row["status"] if row["status"] == "abandoned" else "open"
-    return PastContact(row["conversation_id"], row["created_at"], row["intent"] or "", outcome, (row["first_text"] or "")[:200])
-
-
-async def _event(conn, task_id: str, kind: str, agent_id: str = "", detail: str = "") -> None:
-    await conn.execute("INSERT INTO task_events (task_id, kind, agent_id, detail) VALUES ($1, $2, $3, $4)",
-                       task_id, kind, agent_id or "", detail)
 
 
 async def _waited(conn, task_id: str) -> int:
@@ -793,17 +457,6 @@ def _needs(required: dict[str, int]) -> str:
 
 def _task_id(key: str) -> str:
     return f"task-{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
-
-
-def _sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _outcome(outcome_id: str, ctx: pb.ConversationContext, kind: int, agent_id: str, **extra) -> bus.Record:
-    outcome = pb.Outcome(outcome_id=outcome_id, conversation_id=ctx.conversation_id, kind=kind, intent=ctx.intent,
-                         language=ctx.language, channel=ctx.channel, agent_id=agent_id, **extra)
-    outcome.at.GetCurrentTime()
-    return bus.Record(topics.OUTCOMES, ctx.conversation_id.encode(), outcome.SerializeToString(), telemetry.inject_headers())
 
 
 def _assistant():

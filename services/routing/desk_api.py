@@ -1,0 +1,346 @@
+"""The AgentDesk gRPC API of the routing service: what agents call, and what they are shown.
+
+Mixed into `Routing` (service.py), whose transactions (`change`), decisions (`_dispatch`, `_withdraw`,
+`_release`, `_set_state`) and agents' streams it uses. Authorisation: a token per agent, sent as
+`authorization: Bearer <token>`; only its SHA-256 is stored. An agent acts only on its own tasks.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass, field
+
+import grpc
+
+from relais.common import bus, cloudevents, telemetry, topics
+from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, agent_events_pb2 as ev
+from relais.common.pb import conversation_pb2 as pb
+from relais.routing import records, rules
+
+log = logging.getLogger(__name__)
+USE_NAME = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
+
+
+@dataclass
+class Effects:
+    """What a transaction produced: records for the outbox, offers and desk events to push after commit."""
+    records: list[bus.Record] = field(default_factory=list)
+    offers: list[str] = field(default_factory=list)
+    pushes: list[tuple[str, desk.DeskEvent]] = field(default_factory=list)
+
+
+class AgentDeskApi(desk_grpc.AgentDeskServicer):
+    async def SignIn(self, request, context):
+        agent_id = request.agent_id.strip()
+        if not agent_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agent_id is required")
+        if not request.languages:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "at least one language is required")
+        levels = {s.strip().lower(): 1 for s in request.skills if s.strip()}
+        for skill in request.skill_levels:
+            if not skill.skill.strip() or not 1 <= skill.level <= rules.MAX_LEVEL:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"skill {skill.skill!r}: level must be 1..{rules.MAX_LEVEL}, got {skill.level}")
+            levels[skill.skill.strip().lower()] = skill.level
+        capacity = dict(self.rules.default_capacity)
+        for channel, n in request.capacity.items():
+            if channel not in rules.CHANNELS or n < 0:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"capacity: channel must be one of {', '.join(rules.CHANNELS)} with n ≥ 0, got {channel}={n}")
+            capacity[channel] = n
+        token = secrets.token_urlsafe(32)
+
+        async def apply(conn, fx):
+            await conn.execute(
+                "INSERT INTO agents (agent_id, display_name, languages, skills, skill_levels, capacity, token_sha256, idle_since)"
+                " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, now()) ON CONFLICT (agent_id) DO UPDATE SET"
+                " display_name = $2, languages = $3, skills = $4, skill_levels = $5::jsonb, capacity = $6::jsonb,"
+                " token_sha256 = $7, updated_at = now()",
+                agent_id, request.display_name, [lang.strip().lower() for lang in request.languages], sorted(levels),
+                json.dumps(levels), json.dumps(capacity), _sha256(token))
+            self.index = None
+            await self._set_state(conn, fx, agent_id, "available", "sign_in", only_from=("offline",))
+            await self._dispatch(conn, fx)
+
+        await self.change(f"sign-in/{uuid.uuid4()}", records.DESK, apply)
+        return desk.SignInReply(token=token)
+
+    async def SignOut(self, request, context):
+        agent_id = await self._authenticate(context)
+
+        async def apply(conn, fx):
+            for row in await conn.fetch("SELECT task_id FROM tasks WHERE agent_id = $1 AND status = 'offered'", agent_id):
+                await self._withdraw(conn, fx, row["task_id"], agent_id, "signed_out")
+            # Conversations still open go back to the queue, ahead of newcomers: no customer is left with nobody.
+            for row in await conn.fetch("UPDATE tasks SET status = 'queued', agent_id = NULL, stage = 0, declined_by = ARRAY[$1],"
+                                        " note = 'the previous advisor signed out' WHERE agent_id = $1 AND status = 'assigned'"
+                                        " RETURNING task_id", agent_id):
+                await records.task_event(conn, row["task_id"], "requeued", agent_id, detail="agent signed out")
+            await conn.execute("UPDATE agents SET token_sha256 = '' WHERE agent_id = $1", agent_id)
+            await self._set_state(conn, fx, agent_id, "offline", "sign_out")
+            await self._dispatch(conn, fx)
+
+        await self.change(f"sign-out/{uuid.uuid4()}", records.DESK, apply)
+        return desk.SignOutReply()
+
+    async def SetState(self, request, context):
+        agent_id = await self._authenticate(context)
+        wanted = records.STATE_NAME.get(request.state, "")
+        if wanted not in ("available", "break"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an agent sets only AVAILABLE or BREAK"
+                                " (busy and wrap-up are set by routing; SignOut goes offline)")
+
+        async def apply(conn, fx):
+            held = await conn.fetchval("SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned')", agent_id)
+            await self._set_state(conn, fx, agent_id, "busy" if wanted == "available" and held else wanted, "set_state")
+            await self._dispatch(conn, fx)
+
+        await self.change(f"state/{uuid.uuid4()}", records.DESK, apply)
+        state = await self.pool.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent_id)
+        return desk.SetStateReply(state=records.STATE_ENUM[state])
+
+    async def Subscribe(self, request, context):
+        agent_id = await self._authenticate(context)
+        stream: asyncio.Queue = asyncio.Queue()
+        self.streams[agent_id] = stream
+        try:
+            # What this agent already holds, for a reconnect or a restart of routing.
+            held = await self.pool.fetch(
+                "SELECT * FROM tasks t WHERE agent_id = $1 AND status IN ('offered', 'assigned') ORDER BY offered_at,"
+                " (SELECT max(id) FROM task_events e WHERE e.task_id = t.task_id AND e.kind = 'offered')", agent_id)
+            sent = set()
+            for task in held:
+                sent.add(task["task_id"])
+                if task["status"] == "offered":
+                    yield desk.DeskEvent(offer=await self._offer_message(task))
+                else:
+                    yield desk.DeskEvent(assignment=await self._assignment_message(task))
+            while True:
+                event = await stream.get()
+                if event.HasField("offer") and event.offer.task_id in sent:
+                    sent.discard(event.offer.task_id)
+                    continue
+                yield event
+        finally:
+            if self.streams.get(agent_id) is stream:
+                del self.streams[agent_id]
+
+    async def Accept(self, request, context):
+        agent_id = await self._authenticate(context)
+        await self._own_task(context, agent_id, request.task_id, ("offered",))
+
+        async def apply(conn, fx):
+            done = await conn.execute("UPDATE tasks SET status = 'assigned', assigned_at = now(), offer_expires_at = NULL"
+                                      " WHERE task_id = $1 AND status = 'offered' AND agent_id = $2", request.task_id, agent_id)
+            if done != "UPDATE 1":
+                return
+            await records.task_event(conn, request.task_id, "accepted", agent_id)
+            task = await conn.fetchrow("SELECT context, traceparent FROM tasks WHERE task_id = $1", request.task_id)
+            ctx = pb.ConversationContext.FromString(task["context"])
+            with self._conversation_span("routing assign", task["traceparent"], agent_id):
+                fx.records.append(records.outcome(f"{request.task_id}/assigned", ctx, pb.OUTCOME_KIND_ASSIGNED, agent_id))
+
+        fx = await self.change(f"accept/{uuid.uuid4()}", records.DESK, apply)
+        if not fx.records:  # the offer expired or was withdrawn meanwhile
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the offer of task {request.task_id!r} is no longer yours to accept")
+        task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", request.task_id)
+        assignment = await self._assignment_message(task)
+        self._push(agent_id, desk.DeskEvent(assignment=assignment))
+        return desk.AcceptReply(assignment=assignment)
+
+    async def Reject(self, request, context):
+        agent_id = await self._authenticate(context)
+        await self._own_task(context, agent_id, request.task_id, ("offered",))
+
+        async def apply(conn, fx):
+            if await conn.fetchval("SELECT status FROM tasks WHERE task_id = $1 AND agent_id = $2 FOR UPDATE",
+                                   request.task_id, agent_id) == "offered":
+                await self._withdraw(conn, fx, request.task_id, agent_id, "rejected", declined=True)
+                await self._dispatch(conn, fx)
+
+        await self.change(f"reject/{uuid.uuid4()}", records.DESK, apply)
+        return desk.RejectReply()
+
+    async def Reply(self, request, context):
+        agent_id = await self._authenticate(context)
+        if not request.text.strip():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "text is empty")
+        task = await self._own_task(context, agent_id, request.task_id, ("assigned",))
+        ctx = pb.ConversationContext.FromString(task["context"])
+        reply_id = f"{request.task_id}/reply/{uuid.uuid4()}"
+        with self._conversation_span("routing agent reply", task["traceparent"], agent_id):
+            await bus.publish(self.producer, [
+                cloudevents.reply(cloudevents.REPLY_AGENT, records.SOURCE, reply_id, ctx.conversation_id, request.text,
+                                  ctx.language, agent_id=agent_id),
+                records.outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id),
+            ])
+        return desk.ReplyReply(reply_id=reply_id)
+
+    async def Transfer(self, request, context):
+        agent_id = await self._authenticate(context)
+        queue = request.queue.strip().lower()
+        if not queue:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "queue (a skill, e.g. billing) is required")
+        await self._own_task(context, agent_id, request.task_id, ("assigned",))
+
+        async def apply(conn, fx):
+            done = await conn.execute(
+                "UPDATE tasks SET status = 'queued', agent_id = NULL, required = $3::jsonb, preferred = '{}', stage = 0,"
+                " queued_at = now(), note = $4, declined_by = ARRAY[$2] WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2",
+                request.task_id, agent_id, json.dumps({queue: 1}), request.note)
+            if done == "UPDATE 1":
+                await records.task_event(conn, request.task_id, "transferred", agent_id, detail=f"to {queue}: {request.note}")
+                await self._release(conn, fx, agent_id, closed=False)
+                await self._dispatch(conn, fx)
+
+        await self.change(f"transfer/{uuid.uuid4()}", records.DESK, apply)
+        return desk.TransferReply()
+
+    async def Close(self, request, context):
+        agent_id = await self._authenticate(context)
+        await self._own_task(context, agent_id, request.task_id, ("assigned",))
+
+        async def apply(conn, fx):
+            done = await conn.execute(
+                "UPDATE tasks SET status = 'closed', closed_at = now(), disposition = $3, resolved = $4"
+                " WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2",
+                request.task_id, agent_id, request.disposition, request.resolved)
+            if done != "UPDATE 1":
+                return
+            await records.task_event(conn, request.task_id, "closed", agent_id, detail=request.disposition)
+            await self._release(conn, fx, agent_id, closed=True)
+            task = await conn.fetchrow("SELECT context, traceparent FROM tasks WHERE task_id = $1", request.task_id)
+            ctx = pb.ConversationContext.FromString(task["context"])
+            with self._conversation_span("routing close", task["traceparent"], agent_id):
+                fx.records.append(records.outcome(f"{request.task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id,
+                                           disposition=request.disposition, resolved=request.resolved))
+            await self._dispatch(conn, fx)
+
+        await self.change(f"close/{uuid.uuid4()}", records.DESK, apply)
+        self.assists.pop(request.task_id, None)
+        return desk.CloseReply()
+
+    async def GetCustomerHistory(self, request, context):
+        agent_id = await self._authenticate(context)
+        task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
+        reply = desk.HistoryReply()
+        for past in await self._history(task["customer_id"], task["conversation_id"]):
+            item = reply.conversations.add(conversation_id=past.conversation_id, intent=past.intent, outcome=past.outcome,
+                                           summary=past.summary)
+            if past.started_at:
+                item.started_at.FromDatetime(past.started_at)
+        return reply
+
+    async def RecordSuggestionUse(self, request, context):
+        agent_id = await self._authenticate(context)
+        if request.use not in USE_NAME:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "use must be USED, EDITED or IGNORED")
+        task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
+        ctx = pb.ConversationContext.FromString(task["context"])
+        assist = await self._assist(request.task_id, ctx)
+        suggestion = next((s for s in assist.suggestions if s.suggestion_id == request.suggestion_id), None)
+        if suggestion is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no suggestion {request.suggestion_id!r} on task {request.task_id!r}")
+        event = ev.AgentEvent(event_id=f"{request.task_id}/{request.suggestion_id}/{agent_id}", agent_id=agent_id,
+                              suggestion_feedback=ev.SuggestionFeedback(
+                                  task_id=request.task_id, conversation_id=ctx.conversation_id,
+                                  suggestion_id=request.suggestion_id, use=request.use, intent=ctx.intent,
+                                  language=ctx.language, source=suggestion.source, article_ids=suggestion.article_ids))
+        event.at.GetCurrentTime()
+        await bus.publish(self.producer, [bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(),
+                                                     telemetry.inject_headers())])
+        return desk.SuggestionUseReply()
+
+    async def _authenticate(self, context) -> str:
+        auth = dict(context.invocation_metadata()).get("authorization", "")
+        if not auth.startswith("Bearer "):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing `authorization: Bearer <token>` metadata")
+        agent_id = await self.pool.fetchval(
+            "SELECT agent_id FROM agents WHERE token_sha256 = $1 AND state <> 'offline'", _sha256(auth[7:].strip()))
+        if agent_id is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or signed-out token: sign in again")
+        return agent_id
+
+    async def _own_task(self, context, agent_id: str, task_id: str, statuses: tuple[str, ...]):
+        if not task_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
+        task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+        if task is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
+        if task["agent_id"] != agent_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"task {task_id!r} is not yours")
+        if task["status"] not in statuses:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                f"task {task_id!r} is {task['status']}, not {' or '.join(statuses)}")
+        return task
+
+    # --- what the agent sees: context, assist, history ---
+
+    async def _offer_message(self, task) -> desk.Offer:
+        ctx = pb.ConversationContext.FromString(task["context"])
+        offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
+                           priority=task["priority"], note=task["note"], callback=task["kind"] == "callback")
+        if task["offer_expires_at"] is not None:
+            offer.expires_at.FromDatetime(task["offer_expires_at"])
+        return offer
+
+    async def _assignment_message(self, task) -> desk.Assignment:
+        ctx = pb.ConversationContext.FromString(task["context"])
+        return desk.Assignment(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
+                               note=task["note"], callback=task["kind"] == "callback")
+
+    async def _assist(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
+        """Summary and suggestions from relais.routing.assist, drafted once per task and number of turns."""
+        if self.assistant is None:
+            return desk.AgentAssist()
+        key = (task_id, len(ctx.turns))
+        job = self.assists.get(task_id)
+        if job is None or job[0] != key[1]:
+            job = (key[1], asyncio.ensure_future(self._draft(task_id, ctx)))
+            self.assists[task_id] = job
+        return await asyncio.shield(job[1])
+
+    async def _draft(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
+        try:
+            history = await self._history(ctx.customer.id, ctx.conversation_id)
+            result = await asyncio.to_thread(self.assistant.assist, ctx, history)
+        except Exception:  # assist helps the agent; its failure must not cost them the offer
+            log.exception("assist failed for %s", task_id)
+            return desk.AgentAssist()
+        return desk.AgentAssist(summary=result.summary, history_summary=result.history_summary, suggestions=[
+            desk.Suggestion(suggestion_id=s.suggestion_id, text=s.text, article_ids=list(s.article_ids), source=s.source)
+            for s in result.suggestions])
+
+    async def _history(self, customer_id: str, conversation_id: str) -> list:
+        """The customer's other conversations, newest first: what the bot or an advisor did with each."""
+        if not customer_id:
+            return []
+        rows = await self.pool.fetch(
+            "SELECT c.conversation_id, c.created_at, b.handed_off, t.status, t.disposition, t.resolved, t.intent,"
+            " (SELECT text FROM turns WHERE conversation_id = c.conversation_id ORDER BY seq LIMIT 1) AS first_text"
+            " FROM conversations c LEFT JOIN bot_conversations b USING (conversation_id)"
+            " LEFT JOIN LATERAL (SELECT status, disposition, resolved, intent FROM tasks WHERE conversation_id = c.conversation_id"
+            "   ORDER BY created_at DESC LIMIT 1) t ON true"
+            " WHERE c.customer_id = $1 AND c.conversation_id <> $2 ORDER BY c.created_at DESC LIMIT 10",
+            customer_id, conversation_id)
+        return [_past_contact(r) for r in rows]
+
+
+
+def _sha256(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _past_contact(row):
+    from relais.routing.assist import PastContact
+
+    if row["status"] is None:
+        outcome = "handed_off" if row["handed_off"] else "bot_answered"
+    elif row["status"] == "closed":
+        outcome = "resolved" if row["resolved"] else (row["disposition"] or "unresolved")
+    else:
+        outcome = row["status"] if row["status"] == "abandoned" else "open"
+    return PastContact(row["conversation_id"], row["created_at"], row["intent"] or "", outcome, (row["first_text"] or "")[:200])
