@@ -36,6 +36,7 @@ def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
         "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "3",
         "RELAIS_ROUTING_OVERFLOW_SECONDS": "2,4",
         "RELAIS_ROUTING_WRAP_UP_SECONDS": "0.5",
+        "RELAIS_ROUTING_DEFAULT_HANDLE_SECONDS": "2",  # expected waits, hence callbacks' due times, of seconds
     })
     s.use_infra(kafka_bootstrap, postgres_dsn)
     s.start_services()

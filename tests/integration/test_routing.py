@@ -160,7 +160,7 @@ async def test_waiting_customers_get_position_and_eta_can_write_leave_or_ask_for
         queued.append(await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_QUEUE))
     assert [q["data"]["position"] for q in queued] == [1, 2, 3]
     assert [q["data"]["status"] for q in queued] == ["waiting"] * 3
-    assert queued[1]["data"]["expected_wait_seconds"] == 2 * 240  # no agent, no handling time yet: the default
+    assert queued[1]["data"]["expected_wait_seconds"] == 2 * 2  # no agent, no handling time yet: the default (2 s here)
     assert queued[1]["data"]["language"] == language and "STOP" in queued[1]["data"]["text"]
 
     # A message while waiting joins the task's context.
@@ -403,3 +403,18 @@ async def test_an_agent_signing_out_hands_its_open_conversations_back(producer, 
         again = await staying.next_event("offer")
     assert again.task_id == offer.task_id and again.note == "the previous advisor signed out"
     assert ("requeued", f"leaving-{language}") in await events_of(db, offer.task_id)
+
+
+async def test_a_callback_is_a_task_offered_at_its_due_time(producer, replies, db, agent_session, language):
+    ctx = context(f"callback-{language}", language)
+    await hand_off(producer, ctx)
+    await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_QUEUE)
+    await customer_writes(producer, ctx.conversation_id, "CALLBACK", language)
+    async with asyncio.timeout(15):
+        while (task := await task_of(db, ctx.conversation_id))["kind"] != "callback":
+            await asyncio.sleep(0.1)
+    async with agent_session(f"caller-{language}", languages=[language], capacity={"voice": 1}) as agent:
+        offer = await agent.next_event("offer")
+    assert offer.callback and offer.task_id == task["task_id"]
+    offered_at = await db.fetchval("SELECT at FROM task_events WHERE task_id = $1 AND kind = 'offered'", offer.task_id)
+    assert offered_at >= task["due_at"]  # not before its due time
