@@ -6,7 +6,8 @@ Waiting customers get their position and expected wait; they can leave or ask fo
 Every change is one PostgreSQL transaction (tasks, agents, task_events) whose outgoing records go
 through the outbox, so a restart — even SIGKILL — loses no task and no reservation: the state is the
 database, and a ticker expires offers, ends wrap-ups, applies overflow and re-dispatches. One routing
-process at a time: its lock serialises decisions and it holds the agents' live streams.
+process at a time: its lock serialises decisions and it holds the agents' live streams. The agents'
+calls are in desk_api.py; the decisions themselves, pure, in rules.py.
 """
 
 import asyncio
@@ -24,7 +25,7 @@ from google.protobuf import message as pb_message
 from opentelemetry.trace import Link, get_current_span
 
 from relais.classifier.catalogue import load_catalogue
-from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
+from relais.common import bus, cloudevents, telemetry, topics, worker
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
 from relais.routing import records, rules
@@ -99,9 +100,8 @@ class Routing(AgentDeskApi):
                 raise
         # Committed: the agents hear first (the decision's latency), then the records go out and are marked sent.
         await self._push_all(fx)
-        if not first or fx.records:
-            await outbox.process_once(self.pool, self.producer, consumer, key, _nothing) if consumer == "routing" \
-                else await self._publish_outbox(consumer, key)
+        if not first or fx.records:  # a redelivered event re-sends what was not acknowledged
+            await self._publish_outbox(consumer, key)
         return fx
 
     async def _publish_outbox(self, consumer: str, key: str) -> None:
@@ -445,10 +445,6 @@ def _task(row) -> rules.Task:
 
 async def _waited(conn, task_id: str) -> int:
     return int(await conn.fetchval("SELECT extract(epoch FROM now() - created_at) FROM tasks WHERE task_id = $1", task_id))
-
-
-async def _nothing(conn) -> list[bus.Record]:
-    return []
 
 
 def _needs(required: dict[str, int]) -> str:

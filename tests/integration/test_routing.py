@@ -14,7 +14,7 @@ import grpc
 import pytest
 
 from relais.common import bus, cloudevents, topics
-from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
+from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
 from tests.integration.conftest import reply_of_type
 from tests.integration.test_walking_skeleton import dead_letters
 
