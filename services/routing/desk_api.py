@@ -62,7 +62,9 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
                 agent_id, request.display_name, [lang.strip().lower() for lang in request.languages], sorted(levels),
                 json.dumps(levels), json.dumps(capacity), _sha256(token))
             self.index = None
-            await self._set_state(conn, fx, agent_id, "available", "sign_in", only_from=("offline",))
+            held = await conn.fetchval("SELECT count(*) FROM tasks WHERE agent_id = $1 AND status IN ('offered', 'assigned')",
+                                       agent_id)
+            await self._set_state(conn, fx, agent_id, "busy" if held else "available", "sign_in", only_from=("offline", "break"))
             await self._dispatch(conn, fx)
 
         await self.change(f"sign-in/{uuid.uuid4()}", records.DESK, apply)
@@ -106,6 +108,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         agent_id = await self._authenticate(context)
         stream: asyncio.Queue = asyncio.Queue()
         self.streams[agent_id] = stream
+        self.gone.discard(agent_id)
         try:
             # What this agent already holds, for a reconnect or a restart of routing.
             held = await self.pool.fetch(
@@ -127,6 +130,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         finally:
             if self.streams.get(agent_id) is stream:
                 del self.streams[agent_id]
+                self.gone.add(agent_id)
 
     async def Accept(self, request, context):
         agent_id = await self._authenticate(context)

@@ -64,6 +64,7 @@ class Routing(AgentDeskApi):
         self.tick_seconds = tick_seconds
         self.lock = asyncio.Lock()  # one decision at a time
         self.streams: dict[str, asyncio.Queue] = {}
+        self.gone: set[str] = set()  # agents whose stream ended here and who have not reconnected
         self.assists: dict[str, tuple[int, asyncio.Future]] = {}  # task_id -> (turns, assist being or once drafted)
         self.ticks = 0
         self.profiles: dict[tuple[str, str], tuple] = {}  # (agent, token) -> languages, levels, capacity
@@ -360,6 +361,8 @@ class Routing(AgentDeskApi):
             for row in await conn.fetch("SELECT task_id, agent_id FROM tasks WHERE status = 'offered'"
                                         " AND offer_expires_at < now() FOR UPDATE"):
                 await self._withdraw(conn, fx, row["task_id"], row["agent_id"], "timeout", declined=True)
+                if row["agent_id"] in self.gone:  # its front end is gone: no more offers until it comes back
+                    await self._set_state(conn, fx, row["agent_id"], "break", "not_connected")
                 changed = True
             for agent_id in await conn.fetch("SELECT agent_id FROM agents WHERE state = 'wrap_up' AND state_until < now()"):
                 await self._set_state(conn, fx, agent_id["agent_id"], "available", "wrap_up_over")

@@ -418,3 +418,22 @@ async def test_a_callback_is_a_task_offered_at_its_due_time(producer, replies, d
     assert offer.callback and offer.task_id == task["task_id"]
     offered_at = await db.fetchval("SELECT at FROM task_events WHERE task_id = $1 AND kind = 'offered'", offer.task_id)
     assert offered_at >= task["due_at"]  # not before its due time
+
+
+async def test_an_agent_whose_front_end_is_gone_is_put_on_break_after_a_missed_offer(producer, db, agent_session, language):
+    async with agent_session(f"gone-{language}", languages=[language]) as gone, \
+               agent_session(f"present-{language}", languages=[language]) as present:
+        gone._reader.cancel()
+        gone.stream.cancel()  # the front end crashed: no SignOut
+        await asyncio.sleep(0.5)
+        ctx = context(f"gone-{language}", language)
+        await hand_off(producer, ctx)  # the one who waited longest gets it, but cannot see it
+        offer = await present.next_event("offer", timeout=15)
+        assert offer.context.conversation_id == ctx.conversation_id
+        assert await db.fetchval("SELECT state FROM agents WHERE agent_id = $1", gone.agent_id) == "break"
+        steps = await events_of(db, offer.task_id)
+        assert ("offer_timeout", gone.agent_id) in steps
+        # Signing in again means ready to work.
+        token = (await gone.stub.SignIn(desk.SignInRequest(agent_id=gone.agent_id, languages=[language]))).token
+        gone.auth = [("authorization", f"Bearer {token}")]
+        assert await db.fetchval("SELECT state FROM agents WHERE agent_id = $1", gone.agent_id) == "available"
