@@ -49,6 +49,33 @@ AGENT_COLUMNS = ("agent_id, token_sha256, languages, skill_levels::text AS level
                  " extract(epoch FROM idle_since) AS idle, state")
 TASK_COLUMNS = ("task_id, language, channel, required::text AS required, priority, extract(epoch FROM queued_at) AS queued,"
                 " preferred, stage, declined_by, extract(epoch FROM due_at) AS due")
+# A hand-off that an agent can take at once, in one statement (one round trip, its own transaction, committed —
+# fsync included — before PostgreSQL answers): the deduplication row, the task already offered, its 'queued' and
+# 'offered' steps, the agent's reservation and, when the agent was available, its state change in the outbox.
+# A redelivered hand-off finds its processed_events row and changes nothing.
+HANDOFF_OFFERED = """
+WITH first AS (
+    INSERT INTO processed_events (consumer, event_key) VALUES ('routing', $1) ON CONFLICT DO NOTHING RETURNING event_key),
+t AS (
+    INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, traceparent, kind, customer_id, intent,
+                       channel, required, preferred, status, agent_id, offered_at, offer_expires_at)
+    SELECT $2, $3, $4, $5, $6, $7, $8, 'handoff', $9, $10, $11, $12::jsonb, $13, 'offered', $15, now(),
+           now() + make_interval(secs => $16) FROM first
+    RETURNING task_id, offer_expires_at),
+steps AS (
+    INSERT INTO task_events (task_id, kind, agent_id, detail)
+    SELECT t.task_id, s.kind, s.agent_id, s.detail FROM t,
+           (VALUES (1, 'queued', '', $14::text), (2, 'offered', $15::text, '')) AS s (n, kind, agent_id, detail) ORDER BY s.n),
+old AS (SELECT state FROM agents WHERE agent_id = $15 AND EXISTS (SELECT FROM t) FOR UPDATE),
+a AS (
+    UPDATE agents SET idle_since = now(), updated_at = now(),
+           state = CASE WHEN old.state = 'available' THEN 'busy' ELSE old.state END
+    FROM old WHERE agents.agent_id = $15 RETURNING old.state AS previous),
+o AS (
+    INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)
+    SELECT 'routing', $1, 0, $17, $18, $19, $20 FROM a WHERE a.previous = 'available')
+SELECT EXISTS (SELECT FROM t) AS first, (SELECT offer_expires_at FROM t) AS expires, (SELECT previous FROM a) AS previous
+"""
 
 
 class Routing(AgentDeskApi):
@@ -71,6 +98,28 @@ class Routing(AgentDeskApi):
         # The agents who may receive offers, with their load: read from the database when None, kept up to date by
         # offers, and dropped by any other change to an agent (this process is the only writer, under its lock).
         self.index: dict[str, rules.Agent] | None = None
+        # The connection the decisions use, one at a time under the lock: kept, not taken from the pool and reset each time.
+        self.conn = None
+
+    async def _decision_conn(self):
+        if self.conn is not None and self.conn.is_closed():
+            await self._drop_conn()
+        if self.conn is None:
+            self.conn = await self.pool.acquire()
+        return self.conn
+
+    async def _drop_conn(self) -> None:
+        """After a failure the connection goes back to the pool (which resets or replaces it); the next change takes another."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                await self.pool.release(conn)
+            except Exception:
+                log.warning("decision connection not released cleanly", exc_info=True)
+
+    async def close(self) -> None:
+        async with self.lock:
+            await self._drop_conn()
 
     # --- one state change: a transaction with its outbox records, then the pushes ---
 
@@ -83,7 +132,8 @@ class Routing(AgentDeskApi):
             await apply(conn, fx)
             return list(fx.records)
 
-        async with self.lock, self.pool.acquire() as conn:
+        async with self.lock:
+            conn = await self._decision_conn()
             try:
                 async with conn.transaction():
                     first = consumer != "routing" or await conn.fetchval(
@@ -98,6 +148,7 @@ class Routing(AgentDeskApi):
                              for i, r in enumerate(outputs)])
             except BaseException:
                 self.index = None  # it may hold what was rolled back
+                await self._drop_conn()
                 raise
         # Committed: the agents hear first (the decision's latency), then the records go out and are marked sent.
         await self._push_all(fx)
@@ -140,6 +191,8 @@ class Routing(AgentDeskApi):
             key = f"{context.turns[-1].turn_id}/handoff"
             # Assist is drafted while the decision is made: the offer does not wait for it twice.
             asyncio.create_task(self._assist(_task_id(key), context))
+            if await self._handoff_offered(record, context, key):
+                return
 
             async def apply(conn, fx):
                 with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
@@ -156,6 +209,50 @@ class Routing(AgentDeskApi):
         else:
             raise bus.BadInput("empty HandoffEvent")
         await self.change(key, "routing", apply)
+
+    async def _handoff_offered(self, record: ConsumerRecord, context: pb.ConversationContext, key: str) -> bool:
+        """The common case, an agent free for the new task: decided from memory, written in one statement (HANDOFF_OFFERED),
+        then offered. False when nobody can take it now: the general path (`change` and `_queue`) queues it."""
+        need = rules.requirement(context, self.rules, self.skill_by_intent)
+        task_id = _task_id(key)
+        async with self.lock:
+            conn = await self._decision_conn()
+            try:
+                await self._load_index(conn)
+                new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
+                chosen = rules.assign([new], [a for a in self.index.values() if need.language in a.languages],
+                                      time.time(), self.rules)
+                if not chosen:
+                    return False
+                agent_id = chosen[0][1]
+                with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
+                    traceparent = telemetry.current_traceparent()
+                    busy = records.state_event(agent_id, "available", "busy", "offer")  # stored only if it was available
+                    row = await conn.fetchrow(
+                        HANDOFF_OFFERED, key, task_id, context.conversation_id, need.language, ",".join(need.required),
+                        need.priority, context.SerializeToString(), traceparent, context.customer.id, context.intent,
+                        need.channel, json.dumps(need.required), list(need.preferred),
+                        f"needs {_needs(need.required)} in {need.language}, priority {need.priority}",
+                        agent_id, float(self.rules.offer_timeout_seconds), busy.topic, busy.key, busy.value,
+                        json.dumps([[k, v.decode()] for k, v in busy.headers]))
+            except BaseException:
+                self.index = None
+                await self._drop_conn()
+                raise
+            if row["first"]:
+                agent = self.index.get(agent_id)
+                self.index[agent_id] = replace(agent, load=agent.load | {need.channel: agent.load.get(need.channel, 0) + 1},
+                                               idle_since=time.time(), state="busy")
+        # Committed: the agent hears first, then the state change (if any) goes out.
+        if row["first"]:
+            with self._conversation_span("routing offer", traceparent, agent_id):
+                offer = desk.Offer(task_id=task_id, context=context, assist=await self._assist(task_id, context),
+                                   priority=need.priority, callback=False)
+                offer.expires_at.FromDatetime(row["expires"])
+                self._push(agent_id, desk.DeskEvent(offer=offer))
+        if not row["first"] or row["previous"] == "available":
+            await self._publish_outbox("routing", key)
+        return True
 
     async def _queue(self, conn, fx: Effects, context: pb.ConversationContext, key: str, kind: str = "handoff") -> str:
         need = rules.requirement(context, self.rules, self.skill_by_intent)
@@ -267,13 +364,7 @@ class Routing(AgentDeskApi):
 
     async def _dispatch(self, conn, fx: Effects, new_task: rules.Task | None = None) -> None:
         """Offers waiting tasks; a new task is matched alone (the others already found nobody)."""
-        if self.index is None:
-            rows = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')")
-            load: dict[str, dict[str, int]] = {}
-            for row in await conn.fetch("SELECT agent_id, channel, count(*) AS n FROM tasks"
-                                        " WHERE status IN ('offered', 'assigned') GROUP BY 1, 2"):
-                load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
-            self.index = {r["agent_id"]: self._agent(r, load.get(r["agent_id"], {})) for r in rows}
+        await self._load_index(conn)
         if new_task is not None:
             tasks = [new_task]
             agents = [a for a in self.index.values() if new_task.language in a.languages]
@@ -286,6 +377,15 @@ class Routing(AgentDeskApi):
         channels = {t.task_id: t.channel for t in tasks}
         for offered_task, agent_id in rules.assign(tasks, agents, time.time(), self.rules):
             await self._offer(conn, fx, offered_task, agent_id, channels[offered_task])
+
+    async def _load_index(self, conn) -> None:
+        if self.index is None:
+            rows = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state IN ('available', 'busy')")
+            load: dict[str, dict[str, int]] = {}
+            for row in await conn.fetch("SELECT agent_id, channel, count(*) AS n FROM tasks"
+                                        " WHERE status IN ('offered', 'assigned') GROUP BY 1, 2"):
+                load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
+            self.index = {r["agent_id"]: self._agent(r, load.get(r["agent_id"], {})) for r in rows}
 
     async def _offer(self, conn, fx: Effects, task_id: str, agent_id: str, channel: str) -> None:
         await conn.execute(
@@ -479,6 +579,7 @@ async def build(w: worker.Worker) -> worker.Service:
         grpc_services=(desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,),
         register=lambda server: desk_grpc.add_AgentDeskServicer_to_server(routing, server),
         background=(routing.run_ticker,),
+        close=routing.close,
     )
 
 
