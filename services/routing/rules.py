@@ -325,11 +325,30 @@ def match(agent: Agent, task: Task) -> tuple[int, int]:
             sum(agent.levels.get(s, 0) for s in task.required))
 
 
-def best_agent(task: Task, agents: Sequence[Agent], rules: RoutingRules) -> Agent | None:
-    """The best eligible agent with room: skill match first, then longest idle."""
-    candidates = [a for a in agents if a.agent_id not in task.declined_by and has_room(a, task.channel)
-                  and eligible(a, task, rules)]
-    return min(candidates, key=lambda a: (tuple(-x for x in match(a, task)), a.idle_since, a.agent_id), default=None)
+def best_agent(task: Task, agents: Iterable[Agent], rules: RoutingRules) -> Agent | None:
+    """The best eligible agent with room: skill match first, then longest idle — what `assign` chooses for a task
+    alone. One pass, the task's needs worked out once: this is the decision for each new hand-off, over every
+    signed-in agent."""
+    needs, queue = needs_at_stage(task.required, task.stage, rules)
+    needs_items = tuple(needs.items())
+    channel, language, declined, preferred = task.channel, task.language, task.declined_by, task.preferred
+    required = tuple(task.required)
+    best, best_key = None, None
+    for a in agents:
+        if a.state not in OFFERABLE or language not in a.languages:
+            continue
+        capacity = a.capacity.get(channel, 0)
+        if capacity <= 0 or a.load.get(channel, 0) >= capacity or a.agent_id in declined:
+            continue
+        levels = a.levels
+        if not (queue == ANY or (queue and levels.get(queue, 0) >= 1)):
+            if any(levels.get(skill, 0) < level for skill, level in needs_items):
+                continue
+        key = (-sum(1 for s in preferred if levels.get(s, 0) >= 1), -sum(levels.get(s, 0) for s in required),
+               a.idle_since, a.agent_id)
+        if best_key is None or key < best_key:
+            best, best_key = a, key
+    return best
 
 
 def queue_order(tasks: Iterable[Task], now: float, rules: RoutingRules) -> list[Task]:

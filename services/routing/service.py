@@ -220,11 +220,10 @@ class Routing(AgentDeskApi):
             try:
                 await self._load_index(conn)
                 new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
-                chosen = rules.assign([new], [a for a in self.index.values() if need.language in a.languages],
-                                      time.time(), self.rules)
-                if not chosen:
+                best = rules.best_agent(new, self.index.values(), self.rules)  # what assign([new], ...) would choose
+                if best is None:
                     return False
-                agent_id = chosen[0][1]
+                agent_id = best.agent_id
                 with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
                     traceparent = telemetry.current_traceparent()
                     busy = records.state_event(agent_id, "available", "busy", "offer")  # stored only if it was available

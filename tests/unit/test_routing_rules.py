@@ -154,3 +154,23 @@ def test_position_and_expected_wait():
 ])
 def test_customer_choices_are_short_exact_answers(text, choice):
     assert rules.customer_choice(text) == choice
+
+
+def test_best_agent_chooses_what_assign_chooses_for_a_task_alone():
+    """The hand-off's fast path (service.py) decides with best_agent; the queue passes with assign: the same choice."""
+    import random
+
+    rng = random.Random(7)
+    skills = ("general", "billing", "orders", "conflict_handling", "retention")
+    for round_ in range(300):
+        agents = [rules.Agent(f"a{i}", frozenset(rng.sample(("fr", "en", "de"), rng.randint(1, 2))),
+                              {s: rng.randint(1, 3) for s in rng.sample(skills, rng.randint(1, 3))},
+                              {"chat": rng.randint(0, 3), "voice": rng.randint(0, 1)},
+                              {"chat": rng.randint(0, 3)}, float(rng.randint(0, 20)),
+                              rng.choice(("available", "busy", "break", "wrap_up")))
+                  for i in range(rng.randint(0, 30))]
+        new = task("t", language=rng.choice(("fr", "en")), channel=rng.choice(("chat", "voice")), stage=rng.randint(0, 2),
+                   preferred=rng.sample(skills, rng.randint(0, 1)), **{rng.choice(skills): rng.randint(1, 3)})
+        chosen = rules.assign([new], agents, 100.0, RULES)
+        best = rules.best_agent(new, agents, RULES)
+        assert (best.agent_id if best else None) == (chosen[0][1] if chosen else None), round_
