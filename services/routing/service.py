@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -569,6 +570,9 @@ def _assistant():
 
 
 async def build(w: worker.Worker) -> worker.Service:
+    # Assist drafts in a thread while the decision's commit is in flight; when the commit answers, the event loop must
+    # get the GIL back within half a millisecond, not after the default 5 ms switch interval.
+    sys.setswitchinterval(0.0005)
     catalogue = load_catalogue()
     routing_rules = rules.load_rules(known_intents=catalogue.intents)
     routing = Routing(w.pool, w.producer, routing_rules, {i.id: i.skill for i in catalogue.intents.values()},
