@@ -82,6 +82,30 @@ async def test_skills_and_language_decide_who_gets_the_task(producer, db, agent_
         assert (await task_of(db, nobody.conversation_id))["status"] == "queued"
 
 
+async def test_a_hand_off_delivered_twice_is_one_task_one_offer_and_one_state_change(producer, db, agent_session, language):
+    """The hand-off an agent can take at once is written in one statement (service.py, HANDOFF_OFFERED): the
+    deduplication row, the offered task, its steps, the reservation, the agent's state change in the outbox."""
+    async with agent_session(f"once-{language}", languages=[language], capacity={"chat": 3}) as agent:
+        ctx = context(f"twice-{language}", language)
+        await hand_off(producer, ctx)
+        await hand_off(producer, ctx)  # delivered again: the same event (same last turn)
+        offer = await agent.next_event("offer")
+        assert offer.context.conversation_id == ctx.conversation_id and offer.expires_at.seconds > time.time()
+        await no_offer(agent, 1.5)
+        task = await task_of(db, ctx.conversation_id)
+        assert (task["status"], task["agent_id"], task["required"]) == ("offered", agent.agent_id, '{"orders": 1}')
+        assert await db.fetchval("SELECT count(*) FROM tasks WHERE conversation_id = $1", ctx.conversation_id) == 1
+        assert await events_of(db, task["task_id"]) == [("queued", ""), ("offered", agent.agent_id)]
+        assert await db.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent.agent_id) == "busy"
+        key = f"{ctx.turns[-1].turn_id}/handoff"
+        async with asyncio.timeout(10):
+            while (outbox := [tuple(r) for r in await db.fetch(
+                    "SELECT topic, published FROM outbox WHERE consumer = 'routing' AND event_key = $1", key)]) \
+                    != [(topics.AGENT_EVENTS, True)]:
+                assert len(outbox) <= 1, outbox
+                await asyncio.sleep(0.1)
+
+
 async def test_conflict_handlers_get_the_angry_customer_first(producer, agent_session, language):
     async with agent_session(f"plain-{language}", languages=[language], levels={"orders": 3}) as plain:
         await asyncio.sleep(0.2)  # the plain agent has been idle longest
