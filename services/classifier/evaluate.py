@@ -141,10 +141,8 @@ def metrics(truth: Sequence[str], predicted: Sequence[str], oos_label: str | Non
     return result
 
 
-def _holdout_rows(train: tuple[list[str], list[str]], seed: int) -> tuple[list[str], list[str]]:
-    """The stratified slice of the training rows that chooses temperature and cut-off without --val."""
-    held = stratified_holdout(train[1], HOLDOUT, seed)
-    return [t for t, h in zip(train[0], held) if h], [y for y, h in zip(train[1], held) if h]
+def _rows(rows: tuple[list[str], list[str]], mask: np.ndarray) -> tuple[list[str], list[str]]:
+    return [t for t, m in zip(rows[0], mask) if m], [y for y, m in zip(rows[1], mask) if m]
 
 
 def train_model(train: tuple[list[str], list[str]], val: tuple[list[str], list[str]] | None = None,
@@ -159,16 +157,17 @@ def train_model(train: tuple[list[str], list[str]], val: tuple[list[str], list[s
     if val is not None:
         model = IntentModel.fit(texts, labels, family=family, seed=seed,
                                 calibration=(val[0], _for_training(val[1], oos_label)))
-        select = val
+        select, cut_on = val, model
     else:  # temperature and cut-off from a held-out slice, then the same on all training rows
         held = stratified_holdout(labels, HOLDOUT, seed)
-        select = _holdout_rows(train, seed)
-        part = IntentModel.fit([t for t, h in zip(texts, held) if not h], [y for y, h in zip(labels, held) if not h],
-                               family=family, seed=seed, calibration=(select[0], _for_training(select[1], oos_label)))
+        select = _rows(train, held)
+        part = IntentModel.fit(*_rows((texts, labels), ~held), family=family, seed=seed,
+                               calibration=(select[0], _for_training(select[1], oos_label)))
         model = IntentModel.fit(texts, labels, family=family, seed=seed, temperature=part.metadata["temperature"])
-        model.set_thresholds(choose_cutoff(part, *select, oos_label) if oos_label is not None else 0.0)
-        return model
-    model.set_thresholds(choose_cutoff(model, *select, oos_label) if oos_label is not None else 0.0)
+        cut_on = part  # the model that never saw the slice
+    model.set_thresholds(choose_cutoff(cut_on, *select, oos_label) if oos_label is not None else 0.0)
+    # A cut-off chosen on a handful of oos rows is unreliable (CLINC150's train has 100): prefer --val.
+    model.metadata["cutoff_oos_rows"] = sum(y == oos_label for y in select[1]) if oos_label is not None else None
     return model
 
 
@@ -208,8 +207,7 @@ def evaluate(train: tuple[list[str], list[str]], test: tuple[list[str], list[str
     keys = ["accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision", "ece"]
     return {k: result.pop(k) for k in keys} | {"train_seconds": round(train_seconds, 3)} | result | {
         "cutoff_chosen_on": ("val" if val is not None else f"{HOLDOUT:.0%} of train") if oos_label else None,
-        # A cut-off chosen on a handful of oos rows is unreliable (CLINC150's train has 100): prefer --val.
-        "cutoff_oos_rows": sum(y == oos_label for y in (val or _holdout_rows(train, seed))[1]) if oos_label else None,
+        "cutoff_oos_rows": model.metadata["cutoff_oos_rows"],
         "train_rows": len(train[0]), "val_rows": len(val[0]) if val is not None else 0,
         "labels": len(set(train[1]) - {oos_label}),
     }

@@ -430,7 +430,7 @@ class _Embeddings:
 
     def __call__(self) -> np.ndarray:
         """Sentence vectors (the last layer's, unit length)."""
-        return _unit(self.pooled()[:, -1]) if len(self._texts) else np.zeros((0, _WIDTH))
+        return _unit(self.pooled()[:, -1])
 
     def layers(self) -> np.ndarray:
         return layer_features(self.pooled())
