@@ -1,0 +1,170 @@
+"""Personal-data redaction: the corpus of customer messages, the checksums, properties, the CLI."""
+
+import argparse
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relais.common.redact import (
+    PLACEHOLDERS, Finding, add_parser, find_personal_data, iban_valid, luhn_valid, redact, redact_counts,
+    redact_cli,
+)
+
+CORPUS = list(csv.DictReader((Path(__file__).parent / "redaction_corpus.csv").open(encoding="utf-8", newline="")))
+NEAR_MISSES = [row for row in CORPUS if row["text"] == row["expected"]]
+
+
+def test_corpus_size():
+    assert len(CORPUS) >= 80
+    assert len(NEAR_MISSES) >= 25
+
+
+@pytest.mark.parametrize("row", CORPUS, ids=[row["text"][:40] for row in CORPUS])
+def test_corpus(row):
+    assert redact(row["text"]) == row["expected"]
+
+
+@pytest.mark.parametrize("number", ["4111111111111111", "5555555555554444", "378282246310005", "79927398713",
+                                    "6011111111111117", "30569309025904", "4222222222222"])
+def test_luhn_known_valid(number):
+    assert luhn_valid(number)
+
+
+@pytest.mark.parametrize("number", ["4111111111111112", "5555555555554443", "378282246310006", "79927398710",
+                                    "1234567890123456"])
+def test_luhn_known_invalid(number):
+    assert not luhn_valid(number)
+
+
+@pytest.mark.parametrize("iban", ["FR76 3000 6000 0112 3456 7890 189", "DE89 3704 0044 0532 0130 00",
+                                  "GB82 WEST 1234 5698 7654 32", "gb82west12345698765432", "BE68 5390 0754 7034",
+                                  "NO93 8601 1117 947", "FR14 2004 1010 0505 0001 3M02 606"])
+def test_iban_known_valid(iban):
+    assert iban_valid(iban)
+
+
+@pytest.mark.parametrize("iban", [
+    "FR76 3000 6000 0112 3456 7890 188",  # check digits do not match
+    "DE89 3704 0044 0532 0130 01",
+    "GB82 WEST 1234 5698 7654 33",
+    "FR76 3000 6000 0112 3456 7890 18",  # one character short for FR
+    "DE89370400440532013000 0",  # 23 characters: too long for DE
+    "XX",
+])
+def test_iban_known_invalid(iban):
+    assert not iban_valid(iban)
+
+
+def test_findings_are_spans_in_the_original_text():
+    text = "carte 4111 1111 1111 1111, mail a@b.fr, tel 06 12 34 56 78, IBAN DE89 3704 0044 0532 0130 00"
+    findings = find_personal_data(text)
+    assert [finding.kind for finding in findings] == ["card", "email", "phone", "iban"]
+    assert text[findings[0].start:findings[0].end] == "4111 1111 1111 1111"
+    assert text[findings[3].start:findings[3].end] == "DE89 3704 0044 0532 0130 00"
+    assert findings[0] == Finding("card", 6, 25)
+
+
+def test_iban_wins_over_the_card_and_phone_numbers_inside_it():
+    # The digits of this IBAN hold a French phone-shaped "0112 3456 78…"; the IBAN is one finding.
+    assert find_personal_data("FR76 3000 6000 0112 3456 7890 189") == [Finding("iban", 0, 33)]
+
+
+def test_counts():
+    text = "4111111111111111 / 5555 5555 5555 4444 / a@b.fr / 0612345678 / FR7630006000011234567890189"
+    redacted, counts = redact_counts(text)
+    assert redacted == "[CARD] / [CARD] / [EMAIL] / [PHONE] / [IBAN]"
+    assert counts == {"card": 2, "iban": 1, "email": 1, "phone": 1}
+    assert redact_counts("rien à signaler")[1] == dict.fromkeys(PLACEHOLDERS, 0)
+
+
+def test_card_glued_to_an_iban_both_go():
+    # Found on the masked text in a second round, so redacting the output again changes nothing.
+    assert redact("4111111111111111FR7630006000011234567890189") == "[CARD][IBAN]"
+
+
+# Property tests: arbitrary text mixed with fragments that look like, or are, personal data.
+FRAGMENTS = st.sampled_from([
+    "4111 1111 1111 1111", "5555555555554444", "3782 822463 10005", "FR76 3000 6000 0112 3456 7890 189",
+    "GB82WEST12345698765432", "jean.dupont@example.fr", "a@b.co", "@", ".", "+33 6 12 34 56 78", "06 12 34 56 78",
+    "0033", "+", "+1 (415) 555-2671", "(0)", " ", "\u00a0", "\u202f", "-", "/", "\n", "[CARD]", "0", "4", "12",
+    "FR76", "****1234", "1 250,00 €", "é",
+])
+
+
+@st.composite
+def luhn_valid_numbers(draw):
+    body = draw(st.text("0123456789", min_size=12, max_size=18))
+    return next(body + digit for digit in "0123456789" if luhn_valid(body + digit))
+
+
+MESSAGES = st.lists(st.one_of(st.text(max_size=20), FRAGMENTS, luhn_valid_numbers()), max_size=12).map("".join)
+DIGIT_RUN = re.compile("[0-9]+")
+
+
+def plausible_card_runs(text: str) -> list[str]:
+    return [run for run in DIGIT_RUN.findall(text)
+            if 13 <= len(run) <= 19 and run[0] in "23456" and luhn_valid(run)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(MESSAGES)
+def test_no_card_number_survives(text):
+    assert plausible_card_runs(redact(text)) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(MESSAGES)
+def test_idempotent(text):
+    once = redact(text)
+    assert redact(once) == once
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_never_raises_and_findings_do_not_overlap(text):
+    findings = find_personal_data(text)
+    assert all(a.end <= b.start for a, b in zip(findings, findings[1:]))
+    assert all(0 <= f.start < f.end <= len(text) for f in findings)
+
+
+def run_cli(monkeypatch, argv: list[str], stdin: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="relais")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    monkeypatch.setattr("sys.stdout", out)
+    monkeypatch.setattr("sys.stderr", err)
+    return redact_cli(args), out.getvalue(), err.getvalue()
+
+
+def test_cli_streams_stdin_to_stdout(monkeypatch):
+    stdin = "ma carte 4111 1111 1111 1111\n\ncommande 123456789, tel 06 12 34 56 78\nsans fin de ligne a@b.fr"
+    code, out, err = run_cli(monkeypatch, ["redact"], stdin)
+    assert code == 0
+    assert out == "ma carte [CARD]\n\ncommande 123456789, tel [PHONE]\nsans fin de ligne [EMAIL]"
+    assert err == ""
+
+
+def test_cli_stats_on_stderr(monkeypatch):
+    code, out, err = run_cli(monkeypatch, ["redact", "--stats"], "IBAN DE89 3704 0044 0532 0130 00\n0612345678\n")
+    assert (code, out) == (0, "IBAN [IBAN]\n[PHONE]\n")
+    assert json.loads(err) == {"card": 0, "iban": 1, "email": 0, "phone": 1}
+
+
+def test_lists_of_the_same_kind():
+    text = "06 12 34 56 78 06 98 76 54 32 ; a@b.fr.c@d.fr ; FR7630006000011234567890189 DE89370400440532013000"
+    assert redact(text) == "[PHONE] [PHONE] ; [EMAIL][EMAIL] ; [IBAN] [IBAN]"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("text", ["06 " * 20000, "06 12 34 56 78 " * 4000, "a@b.fr." * 8000, "a" * 50000 + "@b",
+                                  "+1 " * 20000, "FR76 " * 10000, "4111 " * 10000])
+def test_long_adversarial_input_stays_linear(text):
+    redact(text)
