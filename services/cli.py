@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     bench_routing.add_argument("--samples", type=int, default=300)
     bench_routing.add_argument("--json", action="store_true", help="print one JSON object")
 
+    from relais.analytics import client as analytics_client, staffing
+    from relais.common import redact
+
+    staffing.add_parser(commands)
+    redact.add_parser(commands)
+    analytics_client.add_parser(commands)
+
     intents = commands.add_parser("intents", help="train and evaluate the intent classifier").add_subparsers(
         dest="intents_command", required=True)
     train = intents.add_parser("train", help="train the intent model from the use-case catalogue")
@@ -74,6 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         from relais.routing.bench import bench_cli
 
         return bench_cli(args)
+    elif args.command == "staffing":
+        return staffing.staffing_cli(args)
+    elif args.command == "redact":
+        return redact.redact_cli(args)
+    elif args.command == "report":
+        return analytics_client.report_cli(args, endpoints(args.endpoints))
     elif args.command == "intents" and args.intents_command == "train":
         from relais.classifier.artifact import train_cli
 

@@ -1,107 +1,285 @@
-"""analytics: counts what happened to each conversation — contacts, bot-resolved, handed off —
-per intent and per language, from the outcome events, and how agents answered assist suggestions
-(used / edited / ignored, from the agent events); read through the gRPC Analytics API.
+"""analytics: the truth about bot and people, side by side.
 
-Each outcome is applied once (deduplicated by its id), so replaying the log gives the same numbers.
+Stores every fact once, at its event time: outcomes of turns and conversations (surveys included),
+agents' state changes and answers to suggestions, and customers' messages redacted with their
+sentiment. KPIs (relais.analytics.kpis), irritants and staffing are computed from these rows when
+asked, through the gRPC Analytics API, for any window and dimension; replaying the log into an empty
+store gives the same numbers. A ticker raises alerts on relais.alerts.v1: over-automation
+(containment up while bot CSAT or FCR down) and service level under target, once per window each.
 """
 
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import datetime, timedelta, timezone
+
 from aiokafka import ConsumerRecord
+from google.protobuf import json_format
 from google.protobuf import message as pb_message
 
+from relais.analytics import irritants, kpis, staffing, store
 from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
+from relais.common.config import env
 from relais.common.pb import agent_events_pb2 as ev, analytics_pb2, analytics_pb2_grpc, conversation_pb2 as pb
+from relais.common.redact import redact
 from relais.common.runtime import serve
 
-COUNTS = (
-    "count(*) AS contacts, count(*) FILTER (WHERE bot_answered AND NOT handed_off) AS bot_resolved,"
-    " count(*) FILTER (WHERE handed_off) AS handed_off"
-)
+log = logging.getLogger(__name__)
+SOURCE = "urn:relais:analytics"
+ALERT_TYPE = "relais.alert.v1"
+KIND_NAMES = {pb.OUTCOME_KIND_BOT_ANSWERED: "bot_answered", pb.OUTCOME_KIND_BOT_CLARIFIED: "bot_clarified",
+              pb.OUTCOME_KIND_HANDED_OFF: "handed_off", pb.OUTCOME_KIND_ASSIGNED: "assigned",
+              pb.OUTCOME_KIND_AGENT_REPLIED: "agent_replied", pb.OUTCOME_KIND_CLOSED: "closed",
+              pb.OUTCOME_KIND_SURVEY: "survey"}
+SCALE_NAMES = {pb.SURVEY_SCALE_UNSPECIFIED: "csat", pb.SURVEY_SCALE_CSAT: "csat", pb.SURVEY_SCALE_NPS: "nps"}
+SUGGESTION_USES = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
+NEGATIVE_SENTIMENT = -0.25
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _time(ts, default: datetime | None = None) -> datetime | None:
+    return ts.ToDatetime(tzinfo=timezone.utc) if ts.seconds or ts.nanos else default
 
 
 class Analytics(analytics_pb2_grpc.AnalyticsServicer):
-    def __init__(self, pool):
-        self.pool = pool
+    def __init__(self, pool, cost: kpis.CostModel, policy: kpis.Policy):
+        self.pool, self.cost, self.policy = pool, cost, policy
 
     async def GetKpis(self, request, context):
-        reply = analytics_pb2.KpiReply(total=_counts(await self.pool.fetchrow(f"SELECT {COUNTS} FROM kpi_conversations")))
+        import grpc
+
+        end = _time(request.to, now())
+        start = _time(getattr(request, "from"))
+        try:
+            async with self.pool.acquire() as conn:
+                rows = await store.kpi_rows(conn, start, end, window=request.window, dimension=request.dimension,
+                                            cost=self.cost, policy=self.policy)
+                started = await store.contacts(conn, start, end)
+                uses = await store.suggestion_uses(conn, start, end)
+        except ValueError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        reply = analytics_pb2.KpiReply(currency=self.cost.currency, service_level_seconds=self.policy.service_level_seconds,
+                                       recontact_days=self.policy.recontact_days)
+        reply.total.CopyFrom(_counts(started))
         for dimension, target in (("intent", reply.by_intent), ("language", reply.by_language)):
-            rows = await self.pool.fetch(f"SELECT {dimension} AS value, {COUNTS} FROM kpi_conversations GROUP BY {dimension}")
-            for r in rows:
-                target[r["value"] or "unknown"].CopyFrom(_counts(r))
-        uses = dict(await self.pool.fetch("SELECT use, count(*) FROM kpi_suggestions GROUP BY use"))
-        used, edited, ignored = (uses.get(name, 0) for name in ("used", "edited", "ignored"))
-        answered = used + edited + ignored
+            for value in {getattr(c, dimension) or "unknown" for c in started}:
+                target[value].CopyFrom(_counts([c for c in started if (getattr(c, dimension) or "unknown") == value]))
+        counted = {name: sum(u.use == name for u in uses) for name in ("used", "edited", "ignored")}
+        answered = sum(counted.values())
         reply.suggestions.CopyFrom(analytics_pb2.SuggestionCounts(
-            used=used, edited=edited, ignored=ignored, acceptance_rate=(used + edited) / answered if answered else 0.0))
+            **counted, acceptance_rate=(counted["used"] + counted["edited"]) / answered if answered else 0.0))
+        for row in rows:
+            json_format.ParseDict(row.to_dict(), reply.rows.add())
+        return reply
+
+    async def GetIrritants(self, request, context):
+        end = _time(request.to, now())
+        start = _time(getattr(request, "from"), end - timedelta(days=7))
+        async with self.pool.acquire() as conn:
+            current = await store.verbatims(conn, start, end)
+            previous = await store.verbatims(conn, start - (end - start), start)
+        found = await asyncio.to_thread(irritants.find_irritants, current, previous,
+                                        max_topics=request.max_topics or 8)
+        reply = analytics_pb2.IrritantsReply(verbatims=len(current), previous_verbatims=len(previous))
+        for topic in found:
+            reply.irritants.add(label=topic.label, size=topic.size, previous_size=topic.previous_size,
+                                examples=topic.examples, terms=topic.terms, languages=topic.languages,
+                                **({"trend": topic.trend} if topic.trend is not None else {}))
+        return reply
+
+    async def GetStaffing(self, request, context):
+        import grpc
+
+        end = _time(request.to, now())
+        start = _time(getattr(request, "from"), end - timedelta(days=1))
+        async with self.pool.acquire() as conn:
+            hours = await store.hourly_handoffs(conn, start, end)
+            handled = [s for c in await store.contacts(conn, start - timedelta(days=1), end)
+                       if (s := kpis.handling_seconds(c)) is not None]
+        reply = analytics_pb2.StaffingReply()
+        if not hours:
+            reply.basis = f"no hand-off between {start.isoformat()} and {end.isoformat()}"
+            return reply
+        busiest, count = hours[0]
+        aht = kpis.mean(handled) or self.cost.baseline_aht_seconds
+        reply.calls_per_hour, reply.aht_seconds = float(count), aht
+        reply.basis = (f"busiest hour {busiest.isoformat()} ({count} hand-offs); handling time "
+                       + (f"mean of {len(handled)} closed contacts" if handled else "from the cost model (none closed)"))
+        target_level = request.target_level or 0.8
+        target_seconds = request.target_seconds or 20.0
+        concurrency = request.concurrency or 1.0
+        try:
+            plan = staffing.required_agents(count, aht, target_level, target_seconds, concurrency=concurrency)
+            reply.recommended.CopyFrom(_plan(plan))
+            if request.peak_multiplier:
+                reply.peak.CopyFrom(_plan(staffing.required_agents(count * request.peak_multiplier, aht, target_level,
+                                                                   target_seconds, concurrency=concurrency)))
+        except ValueError as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        low = max(1, plan.agents - 5)
+        for point in staffing.staffing_curve(count, aht, target_seconds, range(low, plan.agents + 6), concurrency=concurrency):
+            reply.curve.append(_plan(point))
         return reply
 
 
-def _counts(row) -> analytics_pb2.KpiCounts:
-    return analytics_pb2.KpiCounts(contacts=row["contacts"], bot_resolved=row["bot_resolved"], handed_off=row["handed_off"])
+def _plan(plan: staffing.Staffing) -> analytics_pb2.StaffingPlan:
+    asa = plan.asa_seconds if math.isfinite(plan.asa_seconds) else 0.0
+    return analytics_pb2.StaffingPlan(agents=plan.agents, service_level=plan.service_level, occupancy=plan.occupancy,
+                                      asa_seconds=asa)
 
 
-SUGGESTION_USES = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
+def _counts(contacts: list[kpis.Contact]) -> analytics_pb2.KpiCounts:
+    return analytics_pb2.KpiCounts(contacts=len(contacts), bot_resolved=sum(c.contained for c in contacts),
+                                   handed_off=sum(c.handed_off for c in contacts))
+
+
+def _decode(message_type, record: ConsumerRecord):
+    try:
+        return message_type.FromString(record.value or b"")
+    except pb_message.DecodeError as error:
+        raise bus.BadInput(f"bad protobuf: not a {message_type.DESCRIPTOR.full_name} ({error})") from None
 
 
 async def build(w: worker.Worker) -> worker.Service:
+    cost = kpis.CostModel.load(env("RELAIS_COST_MODEL", "") or None)
+    policy = kpis.Policy(recontact_days=float(env("RELAIS_RECONTACT_DAYS", "7")),
+                         service_level_seconds=float(env("RELAIS_SERVICE_LEVEL_SECONDS", "20")))
+    rules = kpis.AlertRules(service_level_target=float(env("RELAIS_SERVICE_LEVEL_TARGET", "0.8")))
+    alert_window = env("RELAIS_ALERT_WINDOW", "day")
+    dirty: set[datetime] = set()  # alert windows touched since the last check
+
     async def handle(record: ConsumerRecord) -> None:
         if record.topic == topics.AGENT_EVENTS:
-            await handle_agent_event(record)
-            return
-        try:
-            outcome = pb.Outcome.FromString(record.value or b"")
-        except pb_message.DecodeError as error:
-            raise bus.BadInput(f"bad protobuf: not a relais.v1.Outcome ({error})") from None
+            await agent_event(record)
+        elif record.topic == topics.CLASSIFIED_TURNS:
+            await customer_turn(record)
+        else:
+            await outcome_event(record)
+
+    async def outcome_event(record: ConsumerRecord) -> None:
+        outcome = _decode(pb.Outcome, record)
         if not outcome.outcome_id or not outcome.conversation_id:
             raise bus.BadInput("outcome without outcome_id or conversation_id")
+        if outcome.kind not in KIND_NAMES:
+            raise bus.BadInput(f"outcome of unknown kind {outcome.kind}")
+        at = _time(outcome.at, now())
 
         async def apply(conn) -> list[bus.Record]:
             with telemetry.consume_span("analytics outcome", record, **{"relais.conversation_id": outcome.conversation_id}):
                 await conn.execute(
-                    "INSERT INTO kpi_conversations AS k (conversation_id, intent, language, channel, bot_answered, handed_off)"
-                    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (conversation_id) DO UPDATE SET"
-                    " intent = CASE WHEN k.intent = '' THEN EXCLUDED.intent ELSE k.intent END,"
-                    " language = CASE WHEN k.language = '' THEN EXCLUDED.language ELSE k.language END,"
-                    " bot_answered = k.bot_answered OR EXCLUDED.bot_answered,"
-                    " handed_off = k.handed_off OR EXCLUDED.handed_off",
-                    outcome.conversation_id, outcome.intent, outcome.language,
-                    cloudevents.CHANNEL_NAMES.get(outcome.channel, ""),
-                    outcome.kind == pb.OUTCOME_KIND_BOT_ANSWERED, outcome.kind == pb.OUTCOME_KIND_HANDED_OFF,
-                )
+                    "INSERT INTO kpi_outcomes (outcome_id, conversation_id, customer_id, kind, intent, language, channel,"
+                    " reason, agent_id, disposition, resolved, survey_scale, survey_score, survey_comment, at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                    " ON CONFLICT (outcome_id) DO NOTHING",
+                    outcome.outcome_id, outcome.conversation_id, outcome.customer_id, KIND_NAMES[outcome.kind],
+                    outcome.intent, outcome.language, cloudevents.CHANNEL_NAMES.get(outcome.channel, ""),
+                    pb.HandoffReason.Name(outcome.reason) if outcome.kind == pb.OUTCOME_KIND_HANDED_OFF else "",
+                    outcome.agent_id, outcome.disposition, outcome.resolved,
+                    SCALE_NAMES[outcome.survey_scale] if outcome.kind == pb.OUTCOME_KIND_SURVEY else "",
+                    outcome.survey_score if outcome.kind == pb.OUTCOME_KIND_SURVEY else None,
+                    redact(outcome.survey_comment), at)
             return []
 
-        await outbox.process_once(w.pool, w.producer, "analytics", outcome.outcome_id, apply)
+        if await outbox.process_once(w.pool, w.producer, "analytics", outcome.outcome_id, apply):
+            dirty.add(kpis.window_start(at, alert_window))
 
-    async def handle_agent_event(record: ConsumerRecord) -> None:
-        """An agent's answer to a suggestion is counted once; state changes are not counted yet."""
-        try:
-            event = ev.AgentEvent.FromString(record.value or b"")
-        except pb_message.DecodeError as error:
-            raise bus.BadInput(f"bad protobuf: not a relais.v1.AgentEvent ({error})") from None
+    async def agent_event(record: ConsumerRecord) -> None:
+        """State changes (occupancy) and answers to suggestions, each applied once."""
+        event = _decode(ev.AgentEvent, record)
         if not event.event_id:
             raise bus.BadInput("agent event without event_id")
-        if not event.HasField("suggestion_feedback"):
-            return
-        feedback = event.suggestion_feedback
-        if feedback.use not in SUGGESTION_USES:
-            raise bus.BadInput(f"suggestion feedback with unknown use {feedback.use}")
+        at = _time(event.at, now())
+        if event.HasField("suggestion_feedback"):
+            feedback = event.suggestion_feedback
+            if feedback.use not in SUGGESTION_USES:
+                raise bus.BadInput(f"suggestion feedback with unknown use {feedback.use}")
+            statement = ("INSERT INTO kpi_suggestions (feedback_id, suggestion_id, agent_id, intent, language, source, use, at)"
+                         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (feedback_id) DO NOTHING")
+            values = (event.event_id, feedback.suggestion_id, event.agent_id, feedback.intent, feedback.language,
+                      feedback.source, SUGGESTION_USES[feedback.use], at)
+        elif event.HasField("state_changed"):
+            state = ev.AgentState.Name(event.state_changed.state).removeprefix("AGENT_STATE_").lower()
+            statement = ("INSERT INTO kpi_agent_states (event_id, agent_id, state, at) VALUES ($1, $2, $3, $4)"
+                         " ON CONFLICT (event_id) DO NOTHING")
+            values = (event.event_id, event.agent_id, state, at)
+        else:
+            raise bus.BadInput("agent event without a known event")
 
         async def apply(conn) -> list[bus.Record]:
-            with telemetry.consume_span("analytics suggestion feedback", record, **{"relais.agent_id": event.agent_id}):
-                await conn.execute(
-                    "INSERT INTO kpi_suggestions (feedback_id, suggestion_id, agent_id, intent, language, source, use)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (feedback_id) DO NOTHING",
-                    event.event_id, feedback.suggestion_id, event.agent_id, feedback.intent, feedback.language,
-                    feedback.source, SUGGESTION_USES[feedback.use])
+            with telemetry.consume_span("analytics agent event", record, **{"relais.agent_id": event.agent_id}):
+                await conn.execute(statement, *values)
             return []
 
         await outbox.process_once(w.pool, w.producer, "analytics", f"agent-event/{event.event_id}", apply)
 
-    servicer = Analytics(w.pool)
+    async def customer_turn(record: ConsumerRecord) -> None:
+        """A customer's message, redacted, as a verbatim for the irritants view."""
+        turn = _decode(pb.Turn, record)
+        if not turn.turn_id or not turn.conversation_id:
+            raise bus.BadInput("turn without turn_id or conversation_id")
+        sentiment = turn.classification.sentiment
+        negative = sentiment.score <= NEGATIVE_SENTIMENT or sentiment.anger or sentiment.distress
+
+        async def apply(conn) -> list[bus.Record]:
+            await conn.execute(
+                "INSERT INTO kpi_verbatims (turn_id, conversation_id, language, intent, sentiment, negative, text, at)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (turn_id) DO NOTHING",
+                turn.turn_id, turn.conversation_id, turn.language, turn.classification.intent, sentiment.score,
+                negative, redact(turn.text), _time(turn.sent_at, now()))
+            return []
+
+        await outbox.process_once(w.pool, w.producer, "analytics", f"turn/{turn.turn_id}", apply)
+
+    async def raise_alerts() -> None:
+        """Checks the complete windows touched since the last pass (and the next one, compared with them)."""
+        step = kpis.WINDOWS[alert_window]
+        dirty.update(kpis.window_start(now() - step * i, alert_window) for i in range(1, 3))  # after a restart
+        while True:
+            await asyncio.sleep(float(env("RELAIS_ALERT_SECONDS", "30")))
+            touched = sorted(dirty)
+            dirty.clear()
+            try:
+                await check_windows(touched)
+            except Exception:  # a failed pass is retried with the same windows
+                log.exception("alert check failed")
+                dirty.update(touched)
+
+    async def check_windows(touched: list[datetime]) -> None:
+        step = kpis.WINDOWS[alert_window]
+        for start in sorted({s for t in touched for s in (t, t + step)}):
+            if start + step > now():  # the current window is checked once complete; a future one when it has data
+                if start <= now():
+                    dirty.add(start)
+                continue
+            async with w.pool.acquire() as conn:
+                rows = await store.kpi_rows(conn, start - step, start + step, window=alert_window, cost=cost, policy=policy)
+            for alert in kpis.alerts(rows, rules):
+                if alert.window_start == start.isoformat():
+                    await publish_alert(alert)
+
+    async def publish_alert(alert: kpis.Alert) -> None:
+        async def apply(conn) -> list[bus.Record]:
+            await conn.execute("INSERT INTO kpi_alerts (alert_id, kind, window_start, detail) VALUES ($1, $2, $3, $4)",
+                               alert.alert_id, alert.kind, datetime.fromisoformat(alert.window_start), alert.detail)
+            value = cloudevents.structured(ALERT_TYPE, SOURCE, alert.alert_id, alert.kind, {
+                "kind": alert.kind, "window": alert_window, "window_start": alert.window_start,
+                "detail": alert.detail, "figures": alert.figures})
+            log.warning("alert %s: %s", alert.alert_id, alert.detail)
+            return [bus.Record(topics.ALERTS, alert.kind.encode(), value, [("content-type", cloudevents.STRUCTURED.encode())])]
+
+        await outbox.process_once(w.pool, w.producer, "analytics-alerts", alert.alert_id, apply)
+
+    servicer = Analytics(w.pool, cost, policy)
     return worker.Service(
-        handle=handle, topics=(topics.OUTCOMES, topics.AGENT_EVENTS),
+        handle=handle, topics=(topics.OUTCOMES, topics.AGENT_EVENTS, topics.CLASSIFIED_TURNS),
         grpc_services=(analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name,),
         register=lambda server: analytics_pb2_grpc.add_AnalyticsServicer_to_server(servicer, server),
+        background=(raise_alerts,),
     )
 
 

@@ -78,10 +78,13 @@ async def build(w: worker.Worker) -> worker.Service:
             if after.handoff:
                 return _handoff(turn, context, after, catalogue)
         kind = pb.OUTCOME_KIND_BOT_ANSWERED if answer.resolved else pb.OUTCOME_KIND_BOT_CLARIFIED
+        # The bot's first resolved answer closes the contact for it: it asks for the survey there, once.
+        survey = {"survey": cloudevents.survey_invitation(lang)} \
+            if answer.resolved and sum(a.resolved for a in context.bot_attempts) == 1 else {}
         return [
             cloudevents.reply(cloudevents.REPLY_BOT, SOURCE, f"{turn.turn_id}/bot", turn.conversation_id,
                               answer.text, lang, in_reply_to=turn.turn_id, intent=intent.id,
-                              clarification=decision.action == policy.CLARIFY),
+                              clarification=decision.action == policy.CLARIFY, **survey),
             _outcome(turn, kind, intent.id),
         ]
 
@@ -121,7 +124,7 @@ def _outcome(turn: pb.Turn, kind: int, intent: str, reason: int = 0) -> bus.Reco
     outcome = pb.Outcome(
         outcome_id=f"{turn.turn_id}/{pb.OutcomeKind.Name(kind)}", conversation_id=turn.conversation_id, kind=kind,
         intent=intent, language=turn.language, channel=turn.channel, reason=reason,
-        resolved=kind == pb.OUTCOME_KIND_BOT_ANSWERED,
+        resolved=kind == pb.OUTCOME_KIND_BOT_ANSWERED, customer_id=turn.customer.id,
     )
     outcome.at.GetCurrentTime()
     return bus.Record(topics.OUTCOMES, turn.conversation_id.encode(), outcome.SerializeToString(), telemetry.inject_headers())

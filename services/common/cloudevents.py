@@ -20,6 +20,10 @@ from relais.common.pb import conversation_pb2 as pb
 
 SPEC_VERSION = "1.0"
 CONTACT_MESSAGE = "relais.contact.message.v1"
+CONTACT_SURVEY = "relais.contact.survey.v1"  # the customer's answer to the satisfaction survey
+INBOUND_TYPES = (CONTACT_MESSAGE, CONTACT_SURVEY)
+SURVEY_SCALES = {"csat": (pb.SURVEY_SCALE_CSAT, 1, 5), "nps": (pb.SURVEY_SCALE_NPS, 0, 10)}
+SURVEY_RANGES = {scale: (low, high) for scale, low, high in SURVEY_SCALES.values()}
 STRUCTURED = "application/cloudevents+json"
 PROTOBUF_TYPES = ("application/protobuf", "application/x-protobuf")
 
@@ -37,6 +41,7 @@ REPLY_BOT = "relais.reply.bot.v1"
 REPLY_HANDOFF = "relais.reply.handoff.v1"
 REPLY_AGENT = "relais.reply.agent.v1"
 REPLY_QUEUE = "relais.reply.queue.v1"
+REPLY_SURVEY = "relais.reply.survey.v1"  # asks the customer for a relais.contact.survey.v1 answer
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,9 @@ class ContactEvent:
     id: str
     type: str
     subject: str  # the conversation's external id
-    message: pb.ContactMessage
+    message: pb.ContactMessage | None  # relais.contact.message.v1
     traceparent: str | None = None
+    survey: pb.ContactSurvey | None = None  # relais.contact.survey.v1
 
     @property
     def event_key(self) -> str:
@@ -88,6 +94,12 @@ def _parse_structured(value: bytes | None) -> ContactEvent:
     data = doc.get("data")
     if "data_base64" in doc:
         raise BadInput("data_base64 is not supported in structured mode: send JSON `data`, or use binary mode")
+    if doc["type"] == CONTACT_SURVEY:
+        if not isinstance(data, dict):
+            raise BadInput("`data` must be a JSON object with score and an optional comment")
+        return ContactEvent(source=doc["source"], id=doc["id"], type=doc["type"], subject=doc.get("subject") or "",
+                            message=None, survey=_survey_from_json(data, doc.get("time")),
+                            traceparent=doc.get("traceparent"))
     if not isinstance(data, dict):
         raise BadInput("`data` must be a JSON object with channel, customer, text, sent_at")
     return ContactEvent(
@@ -101,6 +113,15 @@ def _parse_binary(value: bytes | None, hdrs: dict[str, str], content_type: str) 
     _check_attributes(attrs.get("specversion"), attrs)
     if content_type not in PROTOBUF_TYPES:
         raise BadInput(f"binary mode needs content-type application/protobuf, got {content_type!r}")
+    if attrs["type"] == CONTACT_SURVEY:
+        try:
+            survey = pb.ContactSurvey.FromString(value or b"")
+        except pb_message.DecodeError as error:
+            raise BadInput(f"bad protobuf: data is not a relais.v1.ContactSurvey ({error})") from None
+        if not survey.HasField("answered_at"):
+            _set_time(survey.answered_at, attrs.get("time"))
+        return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject", ""),
+                            message=None, survey=survey, traceparent=attrs.get("traceparent") or hdrs.get("traceparent"))
     try:
         message = pb.ContactMessage.FromString(value or b"")
     except pb_message.DecodeError as error:
@@ -119,8 +140,8 @@ def _check_attributes(specversion, attrs: dict) -> None:
     for name in ("id", "source", "type"):
         if not isinstance(attrs.get(name), str) or not attrs[name].strip():
             raise BadInput(f"missing required CloudEvents attribute `{name}`")
-    if attrs["type"] != CONTACT_MESSAGE:
-        raise BadInput(f"unknown event type {attrs['type']!r}: expected {CONTACT_MESSAGE}")
+    if attrs["type"] not in INBOUND_TYPES:
+        raise BadInput(f"unknown event type {attrs['type']!r}: expected one of {', '.join(INBOUND_TYPES)}")
 
 
 def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
@@ -146,6 +167,25 @@ def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
     return message
 
 
+def _survey_from_json(data: dict, event_time) -> pb.ContactSurvey:
+    scale = data.get("scale", "csat")
+    if scale not in SURVEY_SCALES:
+        raise BadInput(f"data.scale must be one of {sorted(SURVEY_SCALES)}, got {scale!r}")
+    score = data.get("score")
+    if not isinstance(score, int) or isinstance(score, bool):
+        raise BadInput(f"data.score must be an integer, got {score!r}")
+    comment = data.get("comment") or ""
+    if not isinstance(comment, str):
+        raise BadInput("data.comment must be a string")
+    customer = data.get("customer") or {}
+    if not isinstance(customer, dict) or not isinstance(customer.get("id", ""), str):
+        raise BadInput("data.customer must be an object with a string `id`")
+    survey = pb.ContactSurvey(score=score, comment=comment, scale=SURVEY_SCALES[scale][0],
+                              customer=pb.Customer(id=customer.get("id", "")))
+    _set_time(survey.answered_at, data.get("answered_at") or event_time)
+    return survey
+
+
 def _set_time(target: Timestamp, value) -> None:
     if value is None:
         target.FromDatetime(datetime.now(timezone.utc))
@@ -164,6 +204,13 @@ def _set_time(target: Timestamp, value) -> None:
 def _validate(event: ContactEvent, max_text_chars: int) -> None:
     if not event.subject.strip():
         raise BadInput("missing `subject`: it must carry the conversation's external id")
+    if event.survey is not None:
+        low, high = SURVEY_RANGES[event.survey.scale or pb.SURVEY_SCALE_CSAT]
+        if not low <= event.survey.score <= high:
+            raise BadInput(f"data.score {event.survey.score} is out of range: {low} to {high} on this scale")
+        if len(event.survey.comment) > max_text_chars:
+            raise BadInput(f"data.comment is {len(event.survey.comment)} characters; the limit is {max_text_chars}")
+        return
     message = event.message
     if message.channel not in CHANNEL_NAMES:
         raise BadInput("data.channel is missing or unknown")
@@ -210,3 +257,36 @@ def contact_message(conversation_id: str, customer_id: str, text: str, *, channe
     value = structured(CONTACT_MESSAGE, source, event_id or str(uuid.uuid4()), conversation_id,
                        {"channel": channel, "customer": customer, "text": text, "sent_at": sent})
     return value, [("content-type", STRUCTURED.encode())]
+
+
+def contact_survey(conversation_id: str, score: int, *, scale: str = "csat", comment: str = "",
+                   customer_id: str = "", event_id: str | None = None, source: str = "urn:relais:demo",
+                   answered_at: datetime | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A structured relais.contact.survey.v1 event: the customer's answer to the survey of a conversation."""
+    data = {"score": score, "scale": scale}
+    if comment:
+        data["comment"] = comment
+    if customer_id:
+        data["customer"] = {"id": customer_id}
+    if answered_at:
+        data["answered_at"] = answered_at.isoformat().replace("+00:00", "Z")
+    value = structured(CONTACT_SURVEY, source, event_id or str(uuid.uuid4()), conversation_id, data, answered_at)
+    return value, [("content-type", STRUCTURED.encode())]
+
+
+SURVEY_QUESTION = {
+    "fr": "Êtes-vous satisfait de cet échange ? Notez-le de 1 (pas du tout) à 5 (tout à fait).",
+    "en": "How satisfied are you with this conversation? Rate it from 1 (not at all) to 5 (completely).",
+}
+
+
+def survey_invitation(language: str) -> dict:
+    """What a reply carries to ask for a relais.contact.survey.v1 answer (CSAT, 1 to 5)."""
+    return {"type": CONTACT_SURVEY, "scale": "csat", "min": 1, "max": 5,
+            "question": SURVEY_QUESTION.get(language, SURVEY_QUESTION["en"])}
+
+
+def survey_request(source: str, reply_id: str, conversation_id: str, language: str) -> Record:
+    """Asks the customer for a survey answer when an agent closes the contact."""
+    invitation = survey_invitation(language)
+    return reply(REPLY_SURVEY, source, reply_id, conversation_id, invitation["question"], language, survey=invitation)

@@ -33,6 +33,7 @@ class Settings:
     database_url: str
     grpc_addr: str
     max_text_chars: int
+    consumer_group: str  # RELAIS_CONSUMER_GROUP: a new group (and an empty database) replays the log
 
     @classmethod
     def from_env(cls, service: str) -> "Settings":
@@ -42,4 +43,5 @@ class Settings:
             database_url=env("DATABASE_URL", DEFAULT_DATABASE_URL),
             grpc_addr=grpc_addr(service),
             max_text_chars=int(env("RELAIS_MAX_TEXT_CHARS", "4000")),
+            consumer_group=env("RELAIS_CONSUMER_GROUP", f"relais-{service}"),
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 CONTACT_EVENTS = "relais.contact-events.v1"
 REPLIES = "relais.replies.v1"
 DEAD_LETTER = "relais.dead-letter.v1"
+ALERTS = "relais.alerts.v1"                  # analytics -> operations (structured CloudEvents, relais.alert.v1)
 # Internal hops, protobuf values, keyed by conversation.
 TURNS = "relais.turns.v1"                    # intake -> classifier (relais.v1.Turn)
 CLASSIFIED_TURNS = "relais.classified-turns.v1"  # classifier -> bot (relais.v1.Turn)
@@ -26,6 +27,7 @@ ALL = [
     TopicSpec(CONTACT_EVENTS),
     TopicSpec(REPLIES),
     TopicSpec(DEAD_LETTER, partitions=1, config={"retention.ms": str(30 * 24 * 3600 * 1000)}),
+    TopicSpec(ALERTS, partitions=1),
     TopicSpec(TURNS),
     TopicSpec(CLASSIFIED_TURNS),
     TopicSpec(HANDOFFS),

@@ -54,7 +54,7 @@ async def run(settings: Settings, stop: asyncio.Event, build: Build, *, database
     tasks = [asyncio.create_task(job()) for job in service.background]
     try:
         if service.handle is not None:
-            consumer = bus.make_consumer(settings.kafka_bootstrap, f"relais-{settings.service}", *service.topics)
+            consumer = bus.make_consumer(settings.kafka_bootstrap, settings.consumer_group, *service.topics)
             await consumer.start()
         await server.set_serving(True)
         log.info("%s serving on %s (port %d)", settings.service, settings.grpc_addr, server.port)

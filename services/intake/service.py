@@ -1,5 +1,7 @@
 """intake: the front door. Validates and normalises each contact event, detects the language
-when the sender did not give it, stores the turn, and passes it to the classifier.
+when the sender did not give it, stores the turn, and passes it to the classifier. A survey
+answer (relais.contact.survey.v1) of a known conversation goes to analytics as an outcome, its
+comment redacted.
 
 One trace per conversation: the first turn's span is the conversation's root; every later
 turn's span is its child, so a whole conversation reads as one trace.
@@ -10,6 +12,7 @@ from aiokafka import ConsumerRecord
 from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
 from relais.common.language import detect_language
 from relais.common.pb import conversation_pb2 as pb
+from relais.common.redact import redact
 from relais.common.runtime import serve
 from datetime import timezone
 
@@ -19,6 +22,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 async def build(w: worker.Worker) -> worker.Service:
     async def handle(record: ConsumerRecord) -> None:
         event = cloudevents.parse_contact_event(record.value, record.headers, w.settings.max_text_chars)
+        if event.survey is not None:
+            await survey_answer(record, event)
+            return
         message = event.message
         language = detect_language(message.text, hint=message.customer.language)
 
@@ -53,6 +59,26 @@ async def build(w: worker.Worker) -> worker.Service:
                     turn.turn_id, turn.conversation_id, turn.seq, language, turn.text, message.sent_at.ToDatetime(tzinfo=timezone.utc),
                 )
                 return [bus.Record(topics.TURNS, event.subject.encode(), turn.SerializeToString(), telemetry.inject_headers())]
+
+        await outbox.process_once(w.pool, w.producer, "intake", event.event_key, apply)
+
+    async def survey_answer(record: ConsumerRecord, event: cloudevents.ContactEvent) -> None:
+        async def apply(conn) -> list[bus.Record]:
+            conversation = await conn.fetchrow(
+                "SELECT customer_id, channel, language, traceparent FROM conversations WHERE conversation_id = $1",
+                event.subject)
+            if conversation is None:
+                raise bus.BadInput(f"survey for unknown conversation {event.subject!r}")
+            parent = telemetry.context_from_traceparent(conversation["traceparent"])
+            with telemetry.consume_span("intake survey", record, parent=parent, **{"relais.conversation_id": event.subject}):
+                outcome = pb.Outcome(
+                    outcome_id=f"{event.event_key}/survey", conversation_id=event.subject, kind=pb.OUTCOME_KIND_SURVEY,
+                    customer_id=conversation["customer_id"], language=conversation["language"],
+                    channel=cloudevents.CHANNELS.get(conversation["channel"], 0),
+                    survey_scale=event.survey.scale or pb.SURVEY_SCALE_CSAT, survey_score=event.survey.score,
+                    survey_comment=redact(event.survey.comment), at=event.survey.answered_at)
+                return [bus.Record(topics.OUTCOMES, event.subject.encode(), outcome.SerializeToString(),
+                                   telemetry.inject_headers())]
 
         await outbox.process_once(w.pool, w.producer, "intake", event.event_key, apply)
 

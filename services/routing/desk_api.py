@@ -221,6 +221,8 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
             with self._conversation_span("routing close", task["traceparent"], agent_id):
                 fx.records.append(records.outcome(f"{request.task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id,
                                            disposition=request.disposition, resolved=request.resolved))
+                fx.records.append(cloudevents.survey_request(records.SOURCE, f"{request.task_id}/survey",
+                                                             ctx.conversation_id, ctx.language))
             await self._dispatch(conn, fx)
 
         await self.change(f"close/{uuid.uuid4()}", records.DESK, apply)

@@ -28,6 +28,7 @@ def state_event(agent_id: str, previous: str, state: str, cause: str) -> bus.Rec
 
 def outcome(outcome_id: str, ctx: pb.ConversationContext, kind: int, agent_id: str, **extra) -> bus.Record:
     record = pb.Outcome(outcome_id=outcome_id, conversation_id=ctx.conversation_id, kind=kind, intent=ctx.intent,
-                        language=ctx.language, channel=ctx.channel, agent_id=agent_id, **extra)
+                        language=ctx.language, channel=ctx.channel, agent_id=agent_id,
+                        customer_id=ctx.customer.id, **extra)
     record.at.GetCurrentTime()
     return bus.Record(topics.OUTCOMES, ctx.conversation_id.encode(), record.SerializeToString(), telemetry.inject_headers())

@@ -105,3 +105,48 @@ def test_parser_never_fails_other_than_with_bad_input(value, headers):
         cloudevents.parse_contact_event(value, headers)
     except BadInput:
         pass
+
+
+def survey(**data) -> dict:
+    return event(type=cloudevents.CONTACT_SURVEY, data=data)
+
+
+def test_a_survey_answer_is_parsed_with_its_scale_score_and_comment():
+    parsed = parse(survey(score=4, comment="Rapide, merci", answered_at="2026-11-26T10:05:00Z"))
+    assert parsed.message is None and parsed.subject == "conv-42"
+    assert (parsed.survey.scale, parsed.survey.score, parsed.survey.comment) == (pb.SURVEY_SCALE_CSAT, 4, "Rapide, merci")
+    assert parsed.survey.answered_at.ToJsonString() == "2026-11-26T10:05:00Z"
+    nps = parse(survey(score=0, scale="nps"))
+    assert (nps.survey.scale, nps.survey.score) == (pb.SURVEY_SCALE_NPS, 0)
+
+
+def test_a_survey_answer_in_binary_mode_with_protobuf_data():
+    data = pb.ContactSurvey(score=9, scale=pb.SURVEY_SCALE_NPS).SerializeToString()
+    headers = [("ce_specversion", b"1.0"), ("ce_id", b"s-1"), ("ce_source", b"urn:x"), ("ce_subject", b"conv-1"),
+               ("ce_type", cloudevents.CONTACT_SURVEY.encode()), ("ce_time", b"2026-11-26T10:00:00Z"),
+               ("content-type", b"application/protobuf")]
+    parsed = cloudevents.parse_contact_event(data, headers)
+    assert (parsed.survey.score, parsed.survey.answered_at.ToJsonString()) == (9, "2026-11-26T10:00:00Z")
+
+
+@pytest.mark.parametrize("data, reason", [
+    ({"score": 6}, "out of range: 1 to 5"),
+    ({"score": 0}, "out of range: 1 to 5"),
+    ({"score": 11, "scale": "nps"}, "out of range: 0 to 10"),
+    ({"score": "5"}, "data.score must be an integer"),
+    ({"score": True}, "data.score must be an integer"),
+    ({"score": 3, "scale": "stars"}, "data.scale must be one of"),
+    ({"score": 3, "comment": 42}, "data.comment must be a string"),
+    ({}, "data.score must be an integer"),
+])
+def test_bad_survey_answers_get_a_clear_reason(data, reason):
+    with pytest.raises(BadInput, match=reason):
+        parse(survey(**data))
+
+
+def test_survey_invitation_and_request_ask_in_the_customer_language():
+    assert "satisfait" in cloudevents.survey_invitation("fr")["question"]
+    record = cloudevents.survey_request("urn:relais:routing", "t-1/survey", "conv-1", "en")
+    doc = json.loads(record.value)
+    assert doc["type"] == cloudevents.REPLY_SURVEY and doc["subject"] == "conv-1"
+    assert doc["data"]["survey"]["type"] == cloudevents.CONTACT_SURVEY and "satisfied" in doc["data"]["text"]

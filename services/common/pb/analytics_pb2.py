@@ -22,31 +22,52 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19relais/v1/analytics.proto\x12\trelais.v1\"\x0c\n\nKpiRequest\"G\n\tKpiCounts\x12\x10\n\x08\x63ontacts\x18\x01 \x01(\x03\x12\x14\n\x0c\x62ot_resolved\x18\x02 \x01(\x03\x12\x12\n\nhanded_off\x18\x03 \x01(\x03\"\xe1\x02\n\x08KpiReply\x12#\n\x05total\x18\x01 \x01(\x0b\x32\x14.relais.v1.KpiCounts\x12\x34\n\tby_intent\x18\x02 \x03(\x0b\x32!.relais.v1.KpiReply.ByIntentEntry\x12\x38\n\x0b\x62y_language\x18\x03 \x03(\x0b\x32#.relais.v1.KpiReply.ByLanguageEntry\x12\x30\n\x0bsuggestions\x18\x04 \x01(\x0b\x32\x1b.relais.v1.SuggestionCounts\x1a\x45\n\rByIntentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.relais.v1.KpiCounts:\x02\x38\x01\x1aG\n\x0f\x42yLanguageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.relais.v1.KpiCounts:\x02\x38\x01\"Z\n\x10SuggestionCounts\x12\x0c\n\x04used\x18\x01 \x01(\x03\x12\x0e\n\x06\x65\x64ited\x18\x02 \x01(\x03\x12\x0f\n\x07ignored\x18\x03 \x01(\x03\x12\x17\n\x0f\x61\x63\x63\x65ptance_rate\x18\x04 \x01(\x01\x32\x42\n\tAnalytics\x12\x35\n\x07GetKpis\x12\x15.relais.v1.KpiRequest\x1a\x13.relais.v1.KpiReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19relais/v1/analytics.proto\x12\trelais.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x01\n\nKpiRequest\x12\x0e\n\x06window\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\t\x12(\n\x04\x66rom\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\tKpiCounts\x12\x10\n\x08\x63ontacts\x18\x01 \x01(\x03\x12\x14\n\x0c\x62ot_resolved\x18\x02 \x01(\x03\x12\x12\n\nhanded_off\x18\x03 \x01(\x03\"\xd1\x02\n\x08SideKpis\x12\x10\n\x08\x63ontacts\x18\x01 \x01(\x03\x12\x10\n\x08resolved\x18\x02 \x01(\x03\x12\x10\n\x03\x66\x63r\x18\x03 \x01(\x01H\x00\x88\x01\x01\x12\x11\n\x04\x63sat\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x16\n\tcsat_mean\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12\x16\n\x0e\x63sat_responses\x18\x06 \x01(\x03\x12\x10\n\x03nps\x18\x07 \x01(\x01H\x03\x88\x01\x01\x12\x15\n\rnps_responses\x18\x08 \x01(\x03\x12\x1d\n\x10handling_seconds\x18\t \x01(\x01H\x04\x88\x01\x01\x12\x1d\n\x10\x63ost_per_contact\x18\n \x01(\x01H\x05\x88\x01\x01\x12\x14\n\x0cinteractions\x18\x0b \x01(\x03\x42\x06\n\x04_fcrB\x07\n\x05_csatB\x0c\n\n_csat_meanB\x06\n\x04_npsB\x13\n\x11_handling_secondsB\x13\n\x11_cost_per_contact\"\xff\x07\n\x04Kpis\x12\x14\n\x0cwindow_start\x18\x01 \x01(\t\x12\x17\n\x0f\x64imension_value\x18\x02 \x01(\t\x12\x10\n\x08\x63ontacts\x18\x03 \x01(\x03\x12 \n\x03\x62ot\x18\x04 \x01(\x0b\x32\x13.relais.v1.SideKpis\x12\"\n\x05human\x18\x05 \x01(\x0b\x32\x13.relais.v1.SideKpis\x12\x11\n\tcontained\x18\x06 \x01(\x03\x12\x17\n\x0f\x66\x61lse_contained\x18\x07 \x01(\x03\x12\x1d\n\x10\x63ontainment_rate\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12#\n\x16\x66\x61lse_containment_rate\x18\t \x01(\x01H\x01\x88\x01\x01\x12\'\n\x1a\x65\x66\x66\x65\x63tive_containment_rate\x18\n \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x03\x66\x63r\x18\x0b \x01(\x01H\x03\x88\x01\x01\x12\x19\n\x0chandoff_rate\x18\x0c \x01(\x01H\x04\x88\x01\x01\x12<\n\x0fhandoff_reasons\x18\r \x03(\x0b\x32#.relais.v1.Kpis.HandoffReasonsEntry\x12\x11\n\tabandoned\x18\x0e \x01(\x03\x12\x1d\n\x10\x61\x62\x61ndonment_rate\x18\x0f \x01(\x01H\x05\x88\x01\x01\x12\x18\n\x0b\x61sa_seconds\x18\x10 \x01(\x01H\x06\x88\x01\x01\x12\x1a\n\rservice_level\x18\x11 \x01(\x01H\x07\x88\x01\x01\x12\x16\n\toccupancy\x18\x12 \x01(\x01H\x08\x88\x01\x01\x12$\n\x17\x63ontacts_per_agent_hour\x18\x13 \x01(\x01H\t\x88\x01\x01\x12\"\n\x15suggestion_acceptance\x18\x14 \x01(\x01H\n\x88\x01\x01\x12\x17\n\ntotal_cost\x18\x15 \x01(\x01H\x0b\x88\x01\x01\x12\x1b\n\x0e\x61ll_human_cost\x18\x16 \x01(\x01H\x0c\x88\x01\x01\x12\x13\n\x06saving\x18\x17 \x01(\x01H\r\x88\x01\x01\x12\x10\n\x08\x61nswered\x18\x18 \x01(\x03\x1a\x35\n\x13HandoffReasonsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\x13\n\x11_containment_rateB\x19\n\x17_false_containment_rateB\x1d\n\x1b_effective_containment_rateB\x06\n\x04_fcrB\x0f\n\r_handoff_rateB\x13\n\x11_abandonment_rateB\x0e\n\x0c_asa_secondsB\x10\n\x0e_service_levelB\x0c\n\n_occupancyB\x1a\n\x18_contacts_per_agent_hourB\x18\n\x16_suggestion_acceptanceB\r\n\x0b_total_costB\x11\n\x0f_all_human_costB\t\n\x07_saving\"\xc9\x03\n\x08KpiReply\x12#\n\x05total\x18\x01 \x01(\x0b\x32\x14.relais.v1.KpiCounts\x12\x34\n\tby_intent\x18\x02 \x03(\x0b\x32!.relais.v1.KpiReply.ByIntentEntry\x12\x38\n\x0b\x62y_language\x18\x03 \x03(\x0b\x32#.relais.v1.KpiReply.ByLanguageEntry\x12\x30\n\x0bsuggestions\x18\x04 \x01(\x0b\x32\x1b.relais.v1.SuggestionCounts\x12\x1d\n\x04rows\x18\x05 \x03(\x0b\x32\x0f.relais.v1.Kpis\x12\x10\n\x08\x63urrency\x18\x06 \x01(\t\x12\x1d\n\x15service_level_seconds\x18\x07 \x01(\x01\x12\x16\n\x0erecontact_days\x18\x08 \x01(\x01\x1a\x45\n\rByIntentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.relais.v1.KpiCounts:\x02\x38\x01\x1aG\n\x0f\x42yLanguageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.relais.v1.KpiCounts:\x02\x38\x01\"Z\n\x10SuggestionCounts\x12\x0c\n\x04used\x18\x01 \x01(\x03\x12\x0e\n\x06\x65\x64ited\x18\x02 \x01(\x03\x12\x0f\n\x07ignored\x18\x03 \x01(\x03\x12\x17\n\x0f\x61\x63\x63\x65ptance_rate\x18\x04 \x01(\x01\"x\n\x10IrritantsRequest\x12(\n\x04\x66rom\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nmax_topics\x18\x03 \x01(\x05\"\x90\x01\n\x08Irritant\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\x15\n\rprevious_size\x18\x03 \x01(\x03\x12\x12\n\x05trend\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x65xamples\x18\x05 \x03(\t\x12\r\n\x05terms\x18\x06 \x03(\t\x12\x11\n\tlanguages\x18\x07 \x03(\tB\x08\n\x06_trend\"g\n\x0eIrritantsReply\x12&\n\tirritants\x18\x01 \x03(\x0b\x32\x13.relais.v1.Irritant\x12\x11\n\tverbatims\x18\x02 \x01(\x03\x12\x1a\n\x12previous_verbatims\x18\x03 \x01(\x03\"\xbf\x01\n\x0fStaffingRequest\x12\x14\n\x0ctarget_level\x18\x01 \x01(\x01\x12\x16\n\x0etarget_seconds\x18\x02 \x01(\x01\x12\x17\n\x0fpeak_multiplier\x18\x03 \x01(\x01\x12(\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x02to\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63oncurrency\x18\x06 \x01(\x01\"]\n\x0cStaffingPlan\x12\x0e\n\x06\x61gents\x18\x01 \x01(\x03\x12\x15\n\rservice_level\x18\x02 \x01(\x01\x12\x11\n\toccupancy\x18\x03 \x01(\x01\x12\x13\n\x0b\x61sa_seconds\x18\x04 \x01(\x01\"\xc8\x01\n\rStaffingReply\x12\x16\n\x0e\x63\x61lls_per_hour\x18\x01 \x01(\x01\x12\x13\n\x0b\x61ht_seconds\x18\x02 \x01(\x01\x12\r\n\x05\x62\x61sis\x18\x03 \x01(\t\x12,\n\x0brecommended\x18\x04 \x01(\x0b\x32\x17.relais.v1.StaffingPlan\x12%\n\x04peak\x18\x05 \x01(\x0b\x32\x17.relais.v1.StaffingPlan\x12&\n\x05\x63urve\x18\x06 \x03(\x0b\x32\x17.relais.v1.StaffingPlan2\xcf\x01\n\tAnalytics\x12\x35\n\x07GetKpis\x12\x15.relais.v1.KpiRequest\x1a\x13.relais.v1.KpiReply\x12\x46\n\x0cGetIrritants\x12\x1b.relais.v1.IrritantsRequest\x1a\x19.relais.v1.IrritantsReply\x12\x43\n\x0bGetStaffing\x12\x1a.relais.v1.StaffingRequest\x1a\x18.relais.v1.StaffingReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'relais.v1.analytics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_KPIS_HANDOFFREASONSENTRY']._loaded_options = None
+  _globals['_KPIS_HANDOFFREASONSENTRY']._serialized_options = b'8\001'
   _globals['_KPIREPLY_BYINTENTENTRY']._loaded_options = None
   _globals['_KPIREPLY_BYINTENTENTRY']._serialized_options = b'8\001'
   _globals['_KPIREPLY_BYLANGUAGEENTRY']._loaded_options = None
   _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_options = b'8\001'
-  _globals['_KPIREQUEST']._serialized_start=40
-  _globals['_KPIREQUEST']._serialized_end=52
-  _globals['_KPICOUNTS']._serialized_start=54
-  _globals['_KPICOUNTS']._serialized_end=125
-  _globals['_KPIREPLY']._serialized_start=128
-  _globals['_KPIREPLY']._serialized_end=481
-  _globals['_KPIREPLY_BYINTENTENTRY']._serialized_start=339
-  _globals['_KPIREPLY_BYINTENTENTRY']._serialized_end=408
-  _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_start=410
-  _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_end=481
-  _globals['_SUGGESTIONCOUNTS']._serialized_start=483
-  _globals['_SUGGESTIONCOUNTS']._serialized_end=573
-  _globals['_ANALYTICS']._serialized_start=575
-  _globals['_ANALYTICS']._serialized_end=641
+  _globals['_KPIREQUEST']._serialized_start=74
+  _globals['_KPIREQUEST']._serialized_end=203
+  _globals['_KPICOUNTS']._serialized_start=205
+  _globals['_KPICOUNTS']._serialized_end=276
+  _globals['_SIDEKPIS']._serialized_start=279
+  _globals['_SIDEKPIS']._serialized_end=616
+  _globals['_KPIS']._serialized_start=619
+  _globals['_KPIS']._serialized_end=1642
+  _globals['_KPIS_HANDOFFREASONSENTRY']._serialized_start=1317
+  _globals['_KPIS_HANDOFFREASONSENTRY']._serialized_end=1370
+  _globals['_KPIREPLY']._serialized_start=1645
+  _globals['_KPIREPLY']._serialized_end=2102
+  _globals['_KPIREPLY_BYINTENTENTRY']._serialized_start=1960
+  _globals['_KPIREPLY_BYINTENTENTRY']._serialized_end=2029
+  _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_start=2031
+  _globals['_KPIREPLY_BYLANGUAGEENTRY']._serialized_end=2102
+  _globals['_SUGGESTIONCOUNTS']._serialized_start=2104
+  _globals['_SUGGESTIONCOUNTS']._serialized_end=2194
+  _globals['_IRRITANTSREQUEST']._serialized_start=2196
+  _globals['_IRRITANTSREQUEST']._serialized_end=2316
+  _globals['_IRRITANT']._serialized_start=2319
+  _globals['_IRRITANT']._serialized_end=2463
+  _globals['_IRRITANTSREPLY']._serialized_start=2465
+  _globals['_IRRITANTSREPLY']._serialized_end=2568
+  _globals['_STAFFINGREQUEST']._serialized_start=2571
+  _globals['_STAFFINGREQUEST']._serialized_end=2762
+  _globals['_STAFFINGPLAN']._serialized_start=2764
+  _globals['_STAFFINGPLAN']._serialized_end=2857
+  _globals['_STAFFINGREPLY']._serialized_start=2860
+  _globals['_STAFFINGREPLY']._serialized_end=3060
+  _globals['_ANALYTICS']._serialized_start=3063
+  _globals['_ANALYTICS']._serialized_end=3270
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class AnalyticsStub:
-    """Missing associated documentation comment in .proto file."""
+    """KPIs of bot and people side by side, irritants, staffing. Computed from the analytics store,
+    which replaying the Kafka log from the beginning rebuilds exactly.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -39,12 +41,36 @@ class AnalyticsStub:
                 request_serializer=relais_dot_v1_dot_analytics__pb2.KpiRequest.SerializeToString,
                 response_deserializer=relais_dot_v1_dot_analytics__pb2.KpiReply.FromString,
                 _registered_method=True)
+        self.GetIrritants = channel.unary_unary(
+                '/relais.v1.Analytics/GetIrritants',
+                request_serializer=relais_dot_v1_dot_analytics__pb2.IrritantsRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_analytics__pb2.IrritantsReply.FromString,
+                _registered_method=True)
+        self.GetStaffing = channel.unary_unary(
+                '/relais.v1.Analytics/GetStaffing',
+                request_serializer=relais_dot_v1_dot_analytics__pb2.StaffingRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_analytics__pb2.StaffingReply.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServicer:
-    """Missing associated documentation comment in .proto file."""
+    """KPIs of bot and people side by side, irritants, staffing. Computed from the analytics store,
+    which replaying the Kafka log from the beginning rebuilds exactly.
+    """
 
     def GetKpis(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIrritants(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStaffing(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -58,6 +84,16 @@ def add_AnalyticsServicer_to_server(servicer, server):
                     request_deserializer=relais_dot_v1_dot_analytics__pb2.KpiRequest.FromString,
                     response_serializer=relais_dot_v1_dot_analytics__pb2.KpiReply.SerializeToString,
             ),
+            'GetIrritants': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIrritants,
+                    request_deserializer=relais_dot_v1_dot_analytics__pb2.IrritantsRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_analytics__pb2.IrritantsReply.SerializeToString,
+            ),
+            'GetStaffing': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStaffing,
+                    request_deserializer=relais_dot_v1_dot_analytics__pb2.StaffingRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_analytics__pb2.StaffingReply.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'relais.v1.Analytics', rpc_method_handlers)
@@ -67,7 +103,9 @@ def add_AnalyticsServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Analytics:
-    """Missing associated documentation comment in .proto file."""
+    """KPIs of bot and people side by side, irritants, staffing. Computed from the analytics store,
+    which replaying the Kafka log from the beginning rebuilds exactly.
+    """
 
     @staticmethod
     def GetKpis(request,
@@ -86,6 +124,60 @@ class Analytics:
             '/relais.v1.Analytics/GetKpis',
             relais_dot_v1_dot_analytics__pb2.KpiRequest.SerializeToString,
             relais_dot_v1_dot_analytics__pb2.KpiReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIrritants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.Analytics/GetIrritants',
+            relais_dot_v1_dot_analytics__pb2.IrritantsRequest.SerializeToString,
+            relais_dot_v1_dot_analytics__pb2.IrritantsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStaffing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.Analytics/GetStaffing',
+            relais_dot_v1_dot_analytics__pb2.StaffingRequest.SerializeToString,
+            relais_dot_v1_dot_analytics__pb2.StaffingReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -42,6 +42,13 @@ class OutcomeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_KIND_ASSIGNED: _ClassVar[OutcomeKind]
     OUTCOME_KIND_AGENT_REPLIED: _ClassVar[OutcomeKind]
     OUTCOME_KIND_CLOSED: _ClassVar[OutcomeKind]
+    OUTCOME_KIND_SURVEY: _ClassVar[OutcomeKind]
+
+class SurveyScale(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SURVEY_SCALE_UNSPECIFIED: _ClassVar[SurveyScale]
+    SURVEY_SCALE_CSAT: _ClassVar[SurveyScale]
+    SURVEY_SCALE_NPS: _ClassVar[SurveyScale]
 CHANNEL_UNSPECIFIED: Channel
 CHANNEL_CHAT: Channel
 CHANNEL_EMAIL: Channel
@@ -66,6 +73,10 @@ OUTCOME_KIND_HANDED_OFF: OutcomeKind
 OUTCOME_KIND_ASSIGNED: OutcomeKind
 OUTCOME_KIND_AGENT_REPLIED: OutcomeKind
 OUTCOME_KIND_CLOSED: OutcomeKind
+OUTCOME_KIND_SURVEY: OutcomeKind
+SURVEY_SCALE_UNSPECIFIED: SurveyScale
+SURVEY_SCALE_CSAT: SurveyScale
+SURVEY_SCALE_NPS: SurveyScale
 
 class Customer(_message.Message):
     __slots__ = ("id", "language", "tier")
@@ -227,8 +238,22 @@ class HandoffEvent(_message.Message):
     customer_message: Turn
     def __init__(self, handoff: _Optional[_Union[ConversationContext, _Mapping]] = ..., customer_message: _Optional[_Union[Turn, _Mapping]] = ...) -> None: ...
 
+class ContactSurvey(_message.Message):
+    __slots__ = ("score", "comment", "scale", "customer", "answered_at")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_AT_FIELD_NUMBER: _ClassVar[int]
+    score: int
+    comment: str
+    scale: SurveyScale
+    customer: Customer
+    answered_at: _timestamp_pb2.Timestamp
+    def __init__(self, score: _Optional[int] = ..., comment: _Optional[str] = ..., scale: _Optional[_Union[SurveyScale, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., answered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class Outcome(_message.Message):
-    __slots__ = ("outcome_id", "conversation_id", "kind", "intent", "language", "channel", "reason", "agent_id", "disposition", "resolved", "at")
+    __slots__ = ("outcome_id", "conversation_id", "kind", "intent", "language", "channel", "reason", "agent_id", "disposition", "resolved", "at", "customer_id", "survey_scale", "survey_score", "survey_comment")
     OUTCOME_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +265,10 @@ class Outcome(_message.Message):
     DISPOSITION_FIELD_NUMBER: _ClassVar[int]
     RESOLVED_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    SURVEY_SCALE_FIELD_NUMBER: _ClassVar[int]
+    SURVEY_SCORE_FIELD_NUMBER: _ClassVar[int]
+    SURVEY_COMMENT_FIELD_NUMBER: _ClassVar[int]
     outcome_id: str
     conversation_id: str
     kind: OutcomeKind
@@ -251,4 +280,8 @@ class Outcome(_message.Message):
     disposition: str
     resolved: bool
     at: _timestamp_pb2.Timestamp
-    def __init__(self, outcome_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., kind: _Optional[_Union[OutcomeKind, str]] = ..., intent: _Optional[str] = ..., language: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., reason: _Optional[_Union[HandoffReason, str]] = ..., agent_id: _Optional[str] = ..., disposition: _Optional[str] = ..., resolved: _Optional[bool] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    customer_id: str
+    survey_scale: SurveyScale
+    survey_score: int
+    survey_comment: str
+    def __init__(self, outcome_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., kind: _Optional[_Union[OutcomeKind, str]] = ..., intent: _Optional[str] = ..., language: _Optional[str] = ..., channel: _Optional[_Union[Channel, str]] = ..., reason: _Optional[_Union[HandoffReason, str]] = ..., agent_id: _Optional[str] = ..., disposition: _Optional[str] = ..., resolved: _Optional[bool] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., customer_id: _Optional[str] = ..., survey_scale: _Optional[_Union[SurveyScale, str]] = ..., survey_score: _Optional[int] = ..., survey_comment: _Optional[str] = ...) -> None: ...

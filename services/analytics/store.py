@@ -1,0 +1,67 @@
+"""Reads of the analytics store (infra/postgres/migrations/0004_analytics.sql) into kpis' plain types."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from relais.analytics import kpis
+
+FAR_PAST = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+async def contacts(conn, start: datetime | None, end: datetime) -> list[kpis.Contact]:
+    rows = await conn.fetch(
+        "SELECT * FROM kpi_contacts WHERE started_at >= $1 AND started_at < $2 ORDER BY started_at, conversation_id",
+        start or FAR_PAST, end)
+    return [kpis.Contact(**dict(r)) for r in rows]
+
+
+async def surveys(conn, conversation_ids: list[str]) -> list[kpis.Survey]:
+    rows = await conn.fetch(
+        "SELECT conversation_id, survey_scale, survey_score FROM kpi_outcomes"
+        " WHERE kind = 'survey' AND conversation_id = ANY($1)", conversation_ids)
+    return [kpis.Survey(r["conversation_id"], r["survey_scale"], r["survey_score"]) for r in rows]
+
+
+async def agent_spans(conn, start: datetime | None, end: datetime) -> list[kpis.AgentSpan]:
+    """Each state from its change to the agent's next change (or `end`), overlapping [start, end)."""
+    rows = await conn.fetch(
+        "SELECT agent_id, state, at AS start, coalesce(next_at, $2) AS finish FROM ("
+        "  SELECT agent_id, state, at, lead(at) OVER (PARTITION BY agent_id ORDER BY at, event_id) AS next_at"
+        "  FROM kpi_agent_states WHERE at < $2) s"
+        " WHERE coalesce(next_at, $2) > $1", start or FAR_PAST, end)
+    return [kpis.AgentSpan(r["agent_id"], r["state"], r["start"], min(r["finish"], end)) for r in rows]
+
+
+async def suggestion_uses(conn, start: datetime | None, end: datetime) -> list[kpis.SuggestionUse]:
+    rows = await conn.fetch("SELECT at, use FROM kpi_suggestions WHERE at >= $1 AND at < $2", start or FAR_PAST, end)
+    return [kpis.SuggestionUse(r["at"], r["use"]) for r in rows]
+
+
+async def kpi_rows(conn, start: datetime | None, end: datetime, *, window: str = "", dimension: str = "",
+                   cost: kpis.CostModel, policy: kpis.Policy) -> list[kpis.KpiRow]:
+    started = await contacts(conn, start, end)
+    later = await contacts(conn, end, end + timedelta(days=policy.recontact_days))
+    return kpis.compute(
+        started, await surveys(conn, [c.conversation_id for c in started]), await agent_spans(conn, start, end),
+        await suggestion_uses(conn, start, end), later=later, window=window, dimension=dimension, cost=cost,
+        policy=policy, range_start=start, range_end=end)
+
+
+async def verbatims(conn, start: datetime, end: datetime) -> list[str]:
+    """What customers said in negative or handed-off contacts, and low survey comments, in [start, end)."""
+    rows = await conn.fetch(
+        "SELECT v.text FROM kpi_verbatims v WHERE v.at >= $1 AND v.at < $2 AND (v.negative OR EXISTS ("
+        "  SELECT 1 FROM kpi_outcomes o WHERE o.conversation_id = v.conversation_id AND o.kind = 'handed_off'))"
+        " UNION ALL SELECT survey_comment FROM kpi_outcomes WHERE kind = 'survey' AND survey_comment <> ''"
+        "  AND at >= $1 AND at < $2"
+        "  AND ((survey_scale = 'csat' AND survey_score <= 2) OR (survey_scale = 'nps' AND survey_score <= 6))",
+        start, end)
+    return [r[0] for r in rows]
+
+
+async def hourly_handoffs(conn, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    rows = await conn.fetch(
+        "SELECT date_trunc('hour', handed_off_at) AS hour, count(*) FROM kpi_contacts"
+        " WHERE handed_off_at >= $1 AND handed_off_at < $2 GROUP BY 1 ORDER BY 2 DESC, 1", start, end)
+    return [(r["hour"], r["count"]) for r in rows]
