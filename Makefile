@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install prereqs run up down status demo test test-unit bench model proto proto-check clean
+.PHONY: install prereqs run up down status demo report test test-unit bench model proto proto-check clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ status: install
 
 demo: install
 	$(VENV)/bin/relais demo
+
+# The self-contained HTML analytics report of the running stack (make up first).
+report: install
+	$(VENV)/bin/relais report --out .relais/report.html
 
 test: install prereqs
 	$(PY) -m pytest

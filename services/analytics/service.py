@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from datetime import datetime, timedelta, timezone
 
 from aiokafka import ConsumerRecord
@@ -151,7 +152,8 @@ async def build(w: worker.Worker) -> worker.Service:
                          service_level_seconds=float(env("RELAIS_SERVICE_LEVEL_SECONDS", "20")))
     rules = kpis.AlertRules(service_level_target=float(env("RELAIS_SERVICE_LEVEL_TARGET", "0.8")))
     alert_window = env("RELAIS_ALERT_WINDOW", "day")
-    dirty: set[datetime] = set()  # alert windows touched since the last check
+    settle = float(env("RELAIS_ALERT_SETTLE_SECONDS", "30"))
+    dirty: dict[datetime, float] = {}  # alert windows touched since their last check -> when last touched
 
     async def handle(record: ConsumerRecord) -> None:
         if record.topic == topics.AGENT_EVENTS:
@@ -186,7 +188,7 @@ async def build(w: worker.Worker) -> worker.Service:
             return []
 
         if await outbox.process_once(w.pool, w.producer, "analytics", outcome.outcome_id, apply):
-            dirty.add(kpis.window_start(at, alert_window))
+            dirty[kpis.window_start(at, alert_window)] = time.monotonic()
 
     async def agent_event(record: ConsumerRecord) -> None:
         """State changes (occupancy) and answers to suggestions, each applied once."""
@@ -236,25 +238,31 @@ async def build(w: worker.Worker) -> worker.Service:
         await outbox.process_once(w.pool, w.producer, "analytics", f"turn/{turn.turn_id}", apply)
 
     async def raise_alerts() -> None:
-        """Checks the complete windows touched since the last pass (and the next one, compared with them)."""
+        """Checks the complete windows whose data has settled (nothing new for `settle` seconds), and the
+        windows after them, which are compared with them. A window still filling is not judged."""
         step = kpis.WINDOWS[alert_window]
-        dirty.update(kpis.window_start(now() - step * i, alert_window) for i in range(1, 3))  # after a restart
+        for i in range(1, 3):  # after a restart
+            dirty.setdefault(kpis.window_start(now() - step * i, alert_window), 0.0)
         while True:
             await asyncio.sleep(float(env("RELAIS_ALERT_SECONDS", "30")))
-            touched = sorted(dirty)
-            dirty.clear()
+            settled = sorted(t for t, touched in dirty.items() if time.monotonic() - touched >= settle)
+            for t in settled:
+                dirty.pop(t)
             try:
-                await check_windows(touched)
+                await check_windows(settled)
             except Exception:  # a failed pass is retried with the same windows
                 log.exception("alert check failed")
-                dirty.update(touched)
+                for t in settled:
+                    dirty.setdefault(t, 0.0)
 
-    async def check_windows(touched: list[datetime]) -> None:
+    async def check_windows(settled: list[datetime]) -> None:
         step = kpis.WINDOWS[alert_window]
-        for start in sorted({s for t in touched for s in (t, t + step)}):
+        for start in sorted({s for t in settled for s in (t, t + step)}):
             if start + step > now():  # the current window is checked once complete; a future one when it has data
                 if start <= now():
-                    dirty.add(start)
+                    dirty.setdefault(start, 0.0)
+                continue
+            if start in dirty:  # still filling: judged when it settles
                 continue
             async with w.pool.acquire() as conn:
                 rows = await store.kpi_rows(conn, start - step, start + step, window=alert_window, cost=cost, policy=policy)

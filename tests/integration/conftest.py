@@ -37,7 +37,8 @@ def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
         "RELAIS_ROUTING_OVERFLOW_SECONDS": "2,4",
         "RELAIS_ROUTING_WRAP_UP_SECONDS": "0.5",
         "RELAIS_ROUTING_DEFAULT_HANDLE_SECONDS": "2",  # expected waits, hence callbacks' due times, of seconds
-        "RELAIS_ALERT_SECONDS": "1",  # analytics checks the windows touched for alerts every second
+        "RELAIS_ALERT_SECONDS": "1",  # analytics checks the windows touched for alerts every second,
+        "RELAIS_ALERT_SETTLE_SECONDS": "4",  # once nothing new came for them for 4 s
     })
     s.use_infra(kafka_bootstrap, postgres_dsn)
     s.start_services()

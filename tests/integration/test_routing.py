@@ -392,6 +392,8 @@ async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(sta
     assert agent_reply["data"]["agent_id"] == agent_id
     task = await task_of(db, ctx.conversation_id)
     assert (task["status"], task["disposition"], task["resolved"]) == ("closed", "resolved", True)
+    survey = await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_SURVEY)  # asked when the contact closes
+    assert survey["data"]["survey"]["type"] == cloudevents.CONTACT_SURVEY and survey["data"]["language"] == language
 
     # Every state change of the agent was an event on relais.agent-events.v1.
     from aiokafka import AIOKafkaConsumer, TopicPartition
