@@ -69,6 +69,7 @@ class Story:
 class Truth:
     """Expected KPI figures per day (window start, ISO), counted from the stories."""
     days: dict[str, dict] = field(default_factory=dict)
+    by_intent: dict[str, dict] = field(default_factory=dict)  # over every day: contacts, contained, false, human
     alerts: set[str] = field(default_factory=set)  # alert ids: "kind/window_start"
 
 
@@ -233,6 +234,12 @@ def generate(days: list[Day], *, start: datetime, seed: int = 0, cost_bot: float
         key = (start + timedelta(days=index)).isoformat()
         truth.days[key] = _expected(by_day[key], day, cost_bot, cost_hour, sl_seconds)
     _expected_alerts(truth, sorted(truth.days))
+    for story in (s for day in by_day.values() for s in day if _day(s.start) in truth.days):
+        counts = truth.by_intent.setdefault(story.intent, {"contacts": 0, "contained": 0, "false_contained": 0, "human": 0})
+        counts["contacts"] += 1
+        counts["contained"] += story.contained
+        counts["false_contained"] += story.contained and story.recontacted
+        counts["human"] += story.side == "human"
     return Traffic(_per_key_order(records), truth, start, end, [s.conversation_id for s in stories + later], agent_ids)
 
 
@@ -308,6 +315,9 @@ def _expected(stories: list[Story], day: Day, cost_bot: float, cost_hour: float,
         "contacts_per_agent_hour": _share(len(answered), day.agents * SHIFT_SIGNED_IN_HOURS),
         "suggestion_acceptance": _share(used + edited, used + edited + ignored),
         "bot_interactions": sum(s.bot_turns for s in bot),
+        "bot_cost_per_contact": _share(sum(s.bot_turns for s in bot) * cost_bot, len(bot)),
+        "human_cost_per_contact": _share(sum(s.bot_turns for s in human) * cost_bot + handled / 3600 * cost_hour,
+                                         len(human)),
         "total_cost": total_cost,
         "saving": len(stories) * (mean_handle or 0) / 3600 * cost_hour - total_cost if mean_handle else None,
     }

@@ -90,7 +90,9 @@ def check_row(row: api.Kpis, truth: dict) -> None:
         close(opt(row, field), truth[key], field)
     for side, field, key in [("bot", "fcr", "bot_fcr"), ("human", "fcr", "human_fcr"), ("bot", "csat", "bot_csat"),
                              ("human", "csat", "human_csat"), ("bot", "nps", "bot_nps"),
-                             ("human", "handling_seconds", "human_aht_seconds")]:
+                             ("human", "handling_seconds", "human_aht_seconds"),
+                             ("bot", "cost_per_contact", "bot_cost_per_contact"),
+                             ("human", "cost_per_contact", "human_cost_per_contact")]:
         close(opt(getattr(row, side), field), truth[key], f"{side}.{field}")
 
 
@@ -136,7 +138,9 @@ async def test_every_kpi_equals_the_known_truth_of_generated_traffic(stack, over
     assert sum(d["false_contained"] for d in days) == 14  # counted, not assumed: 5 then 9 recontacts
     assert whole.rows[0].contacts == sum(d["contacts"] for d in days) == sum(r.contacts for r in by_intent.rows)
     assert whole.rows[0].false_contained == sum(r.false_contained for r in by_intent.rows) == 14
-    assert {r.dimension_value for r in by_intent.rows} == set(traffic.INTENTS)
+    assert {r.dimension_value: (r.contacts, r.contained, r.false_contained, r.human.contacts) for r in by_intent.rows} \
+        == {intent: tuple(c.values()) for intent, c in generated.truth.by_intent.items()}
+    assert set(generated.truth.by_intent) == set(traffic.INTENTS)
     assert reply.currency == "EUR" and reply.service_level_seconds == 20 and reply.recontact_days == 7
 
 
