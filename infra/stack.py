@@ -96,15 +96,27 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def start_service(self, name: str) -> subprocess.Popen:
+    def start_service(self, name: str, service: str | None = None) -> subprocess.Popen:
+        """Starts process `name` of `service` (by default the service of that name), on port ports[name]."""
+        service = service or name
+        env = self.service_env(service) | {f"{service.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}"}
         log = open(self.state_dir / "logs" / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", f"relais.{name}"], env=self.service_env(name), cwd=ROOT,
+            [sys.executable, "-m", f"relais.{service}"], env=env, cwd=ROOT,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
         self.processes[name] = process
         self._write_pid(name, process.pid)
+        return process
+
+    def start_instance(self, service: str, name: str, port: int | None = None, timeout: float = 90) -> subprocess.Popen:
+        """One more process of `service` (scale-out): same environment, so the same consumer group, whose
+        partitions the processes share; its own gRPC port (a free one by default), log and pid file under `name`.
+        Returns once it is healthy; stop_service(name) stops it, stop() too."""
+        self.ports[name] = port or free_port()
+        process = self.start_service(name, service)
+        self.wait_healthy([name], timeout)
         return process
 
     def start_services(self, names=SERVICES, timeout: float = 90) -> None:
@@ -155,6 +167,9 @@ class Stack:
         return code
 
     def stop(self) -> None:
+        extra = {path.stem for path in (self.state_dir / "run").glob("*.pid")} | set(self.processes)
+        for name in sorted(extra - {*SERVICES, "kafka"}):  # instances started by start_instance
+            self.stop_service(name)
         for name in reversed(SERVICES):
             self.stop_service(name)
         if self.postgres is None:
