@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install prereqs run up down status demo report test test-unit bench model proto proto-check clean
+.PHONY: install prereqs run up down status demo report test test-unit bench model proto proto-check clean certs
 
 install: $(STAMP)
 
@@ -57,6 +57,10 @@ proto: install
 
 proto-check: install
 	$(PY) proto/generate.py --check
+
+# A local CA and server/client certificates for TLS in .relais/certs/; prints the RELAIS_TLS_* lines to export.
+certs: install
+	$(PY) -m infra.certs.make_certs
 
 clean: down
 	rm -rf .relais

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from relais.common import topics
+from relais.common.config import kafka_security  # KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def make_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
         linger_ms=2,
         max_request_size=MAX_MESSAGE_BYTES,
     )
-    return AIOKafkaProducer(**(options | overrides))
+    return AIOKafkaProducer(**(options | kafka_security() | overrides))
 
 
 def make_consumer(bootstrap: str, group_id: str, *topic_names: str, **overrides) -> AIOKafkaConsumer:
@@ -66,7 +67,7 @@ def make_consumer(bootstrap: str, group_id: str, *topic_names: str, **overrides)
         isolation_level="read_committed",
         max_poll_records=500,
     )
-    return AIOKafkaConsumer(*topic_names, **(options | overrides))
+    return AIOKafkaConsumer(*topic_names, **(options | kafka_security() | overrides))
 
 
 async def publish(producer: AIOKafkaProducer, records: list[Record]) -> None:

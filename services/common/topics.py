@@ -40,7 +40,9 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec] = ALL) -> list[st
     """Creates the missing topics; returns the names created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    from relais.common.config import kafka_security
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_security())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
