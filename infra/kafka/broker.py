@@ -238,6 +238,18 @@ class KafkaBroker:
         except ProcessLookupError:
             proc.wait()
 
+    def kill(self) -> None:
+        """SIGKILL the broker's process group, as a crash would: no controlled shutdown (fault tests).
+        start() then restarts it on the same data and ports."""
+        proc, self._process = self._process, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
     def __enter__(self) -> "KafkaBroker":
         self.start()
         return self

@@ -111,9 +111,10 @@ class PostgresServer:
         self._create_role_and_database()
         return self.dsn
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """mode "immediate" stops like a crash (no checkpoint; start() recovers from the WAL): fault tests."""
         if self._running():
-            self._run([self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", "fast", "-w"],
+            self._run([self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w"],
                       what="pg_ctl stop")
 
     def __enter__(self) -> "PostgresServer":
