@@ -35,6 +35,8 @@ CHANNELS = {
 }
 CHANNEL_NAMES = {v: k for k, v in CHANNELS.items()}
 LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
+# id, source, subject and the customer's fields become database keys (a btree entry holds at most ~2,700 bytes).
+MAX_ATTRIBUTE_CHARS = 256
 
 # Reply types on relais.replies.v1.
 REPLY_BOT = "relais.reply.bot.v1"
@@ -88,10 +90,15 @@ def _parse_structured(value: bytes | None) -> ContactEvent:
         raise BadInput(f"value is not valid UTF-8: {error}") from None
     except json.JSONDecodeError as error:
         raise BadInput(f"malformed JSON: {error}") from None
+    except (ValueError, RecursionError) as error:  # an integer of over 4,300 digits, nesting too deep
+        raise BadInput(f"malformed JSON: {error}") from None
     if not isinstance(doc, dict):
         raise BadInput("structured CloudEvent must be a JSON object")
     _check_attributes(doc.get("specversion"), doc)
     data = doc.get("data")
+    for name in ("subject", "traceparent"):
+        if doc.get(name) is not None and not isinstance(doc[name], str):
+            raise BadInput(f"CloudEvents attribute `{name}` must be a string")
     if "data_base64" in doc:
         raise BadInput("data_base64 is not supported in structured mode: send JSON `data`, or use binary mode")
     if doc["type"] == CONTACT_SURVEY:
@@ -151,11 +158,13 @@ def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
     for name in ("id", "language", "tier"):
         if customer.get(name) is not None and not isinstance(customer[name], str):
             raise BadInput(f"data.customer.{name} must be a string")
+        _check_string(f"data.customer.{name}", customer.get(name) or "")
     text = data.get("text")
     if not isinstance(text, str):
         raise BadInput("data.text must be a string")
+    _check_string("data.text", text, None)
     channel = data.get("channel")
-    if channel not in CHANNELS:
+    if not isinstance(channel, str) or channel not in CHANNELS:
         raise BadInput(f"data.channel must be one of {sorted(CHANNELS)}, got {channel!r}")
     message = pb.ContactMessage(
         channel=CHANNELS[channel],
@@ -169,17 +178,22 @@ def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
 
 def _survey_from_json(data: dict, event_time) -> pb.ContactSurvey:
     scale = data.get("scale", "csat")
-    if scale not in SURVEY_SCALES:
+    if not isinstance(scale, str) or scale not in SURVEY_SCALES:
         raise BadInput(f"data.scale must be one of {sorted(SURVEY_SCALES)}, got {scale!r}")
     score = data.get("score")
     if not isinstance(score, int) or isinstance(score, bool):
         raise BadInput(f"data.score must be an integer, got {score!r}")
+    low, high = SURVEY_SCALES[scale][1:]
+    if not low <= score <= high:
+        raise BadInput(f"data.score {score} is out of range: {low} to {high} on this scale")
     comment = data.get("comment") or ""
     if not isinstance(comment, str):
         raise BadInput("data.comment must be a string")
+    _check_string("data.comment", comment, None)
     customer = data.get("customer") or {}
     if not isinstance(customer, dict) or not isinstance(customer.get("id", ""), str):
         raise BadInput("data.customer must be an object with a string `id`")
+    _check_string("data.customer.id", customer.get("id", ""))
     survey = pb.ContactSurvey(score=score, comment=comment, scale=SURVEY_SCALES[scale][0],
                               customer=pb.Customer(id=customer.get("id", "")))
     _set_time(survey.answered_at, data.get("answered_at") or event_time)
@@ -198,13 +212,42 @@ def _set_time(target: Timestamp, value) -> None:
         raise BadInput(f"sent_at is not an RFC 3339 timestamp: {value!r}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
-    target.FromDatetime(parsed)
+    try:
+        target.FromDatetime(parsed)
+    except (OverflowError, ValueError):  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
+        raise BadInput(f"sent_at is out of range: {value!r}") from None
+
+
+def _check_string(name: str, value: str, limit: int | None = MAX_ATTRIBUTE_CHARS) -> None:
+    """What PostgreSQL and protobuf would refuse later, refused here with a reason: NUL, lone surrogates, keys too long."""
+    if "\x00" in value:
+        raise BadInput(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(f"{name} is not valid Unicode (a lone surrogate)") from None
+    if limit is not None and len(value) > limit:
+        raise BadInput(f"{name} is {len(value)} characters; the limit is {limit}")
+
+
+def _check_time(name: str, value: Timestamp) -> None:
+    try:
+        value.ToDatetime(tzinfo=timezone.utc)
+    except (OverflowError, ValueError):
+        raise BadInput(f"{name} is not a valid timestamp ({value.seconds} s, {value.nanos} ns)") from None
 
 
 def _validate(event: ContactEvent, max_text_chars: int) -> None:
     if not event.subject.strip():
         raise BadInput("missing `subject`: it must carry the conversation's external id")
+    for name in ("id", "source", "subject"):
+        _check_string(f"`{name}`", getattr(event, name))
     if event.survey is not None:
+        if (event.survey.scale or pb.SURVEY_SCALE_CSAT) not in SURVEY_RANGES:
+            raise BadInput(f"data.scale {event.survey.scale} is unknown: expected CSAT or NPS")
+        _check_string("data.comment", event.survey.comment, None)
+        _check_string("data.customer.id", event.survey.customer.id)
+        _check_time("data.answered_at", event.survey.answered_at)
         low, high = SURVEY_RANGES[event.survey.scale or pb.SURVEY_SCALE_CSAT]
         if not low <= event.survey.score <= high:
             raise BadInput(f"data.score {event.survey.score} is out of range: {low} to {high} on this scale")
@@ -216,6 +259,10 @@ def _validate(event: ContactEvent, max_text_chars: int) -> None:
         raise BadInput("data.channel is missing or unknown")
     if not message.customer.id.strip():
         raise BadInput("data.customer.id is required")
+    for name in ("id", "language", "tier"):
+        _check_string(f"data.customer.{name}", getattr(message.customer, name))
+    _check_string("data.text", message.text, None)
+    _check_time("data.sent_at", message.sent_at)
     if message.customer.language and not LANGUAGE_TAG.match(message.customer.language):
         raise BadInput(f"data.customer.language is not a language tag: {message.customer.language!r}")
     if not message.text.strip():
