@@ -11,6 +11,7 @@ use the `Stack` class with their own state directory and free ports.
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from infra.postgres.migrate import migrate
 from infra.postgres.server import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "RELAIS_SERVICE_TOKEN"
 STATE = ROOT / ".relais"
 # Start order: lookup before the bot that calls it; routing before the bot hands off.
 SERVICES = ("lookup", "intake", "classifier", "bot", "routing", "analytics")
@@ -40,6 +42,10 @@ class Stack:
         self.broker = KafkaBroker(state_dir / "kafka", port=self.ports["kafka"], controller_port=self.ports["kafka_controller"])
         self.postgres = PostgresServer(state_dir / "postgres", port=self.ports["postgres"], fast=fast_db)
         self.extra_env = extra_env or {}
+        # The service token of the Lookup and Analytics APIs (README, "Access"): given, kept from the last
+        # `make up`, or a new one; passed to the services and written into endpoints.env for the clients.
+        self.service_token = (self.extra_env.get(TOKEN) or os.environ.get(TOKEN, "").strip()
+                              or self._saved_endpoints().get(TOKEN) or secrets.token_urlsafe(32))
         self.bootstrap = self.broker.bootstrap
         self.dsn = self.postgres.dsn
         self.processes: dict[str, subprocess.Popen] = {}
@@ -66,12 +72,24 @@ class Stack:
     def endpoints(self) -> dict[str, str]:
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.dsn}
         env |= {f"{name.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}" for name in SERVICES}
+        env[TOKEN] = self.service_token
+        ca = (self.extra_env.get("RELAIS_TLS_CA") or os.environ.get("RELAIS_TLS_CA", "")).strip()
+        if ca:  # the services serve TLS: clients need the CA
+            env["RELAIS_TLS_CA"] = ca
         return env
 
     def write_endpoints(self) -> Path:
         path = self.state_dir / "endpoints.env"
+        path.touch(mode=0o600)
+        path.chmod(0o600)  # it holds the service token
         path.write_text("".join(f"{k}={v}\n" for k, v in self.endpoints().items()))
         return path
+
+    def _saved_endpoints(self) -> dict[str, str]:
+        path = self.state_dir / "endpoints.env"
+        if not path.exists():
+            return {}
+        return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
     # --- services ---
 
@@ -136,9 +154,11 @@ class Stack:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+        from relais.common.grpcserver import sync_channel
+
         deadline = time.monotonic() + timeout
-        for name in names:
-            with grpc.insecure_channel(f"127.0.0.1:{self.ports[name]}") as channel:
+        for name in names:  # TLS when the services have it (RELAIS_TLS_CA); health checks need no token
+            with sync_channel(f"127.0.0.1:{self.ports[name]}", os.environ | self.extra_env) as channel:
                 stub = health_pb2_grpc.HealthStub(channel)
                 while True:
                     process = self.processes.get(name)
@@ -273,7 +293,7 @@ def up() -> Stack:
     stack.start_services()
     path = stack.write_endpoints()
     for key, value in stack.endpoints().items():
-        print(f"  {key}={value}")
+        print(f"  {key}={'(in endpoints.env)' if key == TOKEN else value}")
     print(f"relais is up; endpoints in {path.relative_to(ROOT)}, logs in .relais/logs/")
     return stack
 
