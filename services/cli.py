@@ -13,6 +13,7 @@ def endpoints(path: str | None) -> dict[str, str]:
     """Endpoints from `make up`'s endpoints.env, overridden by the environment."""
     values = {"KAFKA_BOOTSTRAP_SERVERS": DEFAULT_KAFKA, "DATABASE_URL": DEFAULT_DATABASE_URL}
     values |= {f"{s.upper()}_GRPC_ADDR": grpc_addr(s) for s in ("routing", "analytics", "lookup")}
+    values |= dict.fromkeys(("RELAIS_SERVICE_TOKEN", "RELAIS_TLS_CA", "RELAIS_TLS_CLIENT_CERT", "RELAIS_TLS_CLIENT_KEY"), "")
     file = Path(path or ".relais/endpoints.env")
     if file.exists():
         values |= dict(line.split("=", 1) for line in file.read_text().splitlines() if "=" in line)
