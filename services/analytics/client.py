@@ -10,6 +10,7 @@ import grpc
 
 from relais.analytics import kpis
 from relais.analytics.report import write_report
+from relais.common import grpcserver
 from relais.common.pb import analytics_pb2 as api, analytics_pb2_grpc
 
 def _plan(plan: api.StaffingPlan) -> dict:
@@ -47,9 +48,11 @@ def _side(side: kpis.Side, row: kpis.KpiRow, human: bool) -> dict:
 
 
 async def collect(address: str, start: datetime, end: datetime, window: str = "day", peak_multiplier: float = 3.0,
-                  target_level: float = 0.8, target_seconds: float = 20.0) -> dict:
-    """The report's data (relais.analytics.report's shape) for [start, end)."""
-    async with grpc.aio.insecure_channel(address) as channel:
+                  target_level: float = 0.8, target_seconds: float = 20.0, *, token: str | None = None,
+                  env: dict[str, str] | None = None) -> dict:
+    """The report's data (relais.analytics.report's shape) for [start, end); `token`: RELAIS_SERVICE_TOKEN,
+    `env`: where RELAIS_TLS_CA is read (README, "Access")."""
+    async with grpcserver.channel(address, token, env=env, trace=False) as channel:
         stub = analytics_pb2_grpc.AnalyticsStub(channel)
         span = {"to": _ts(end), **{"from": _ts(start)}}
         total = await stub.GetKpis(api.KpiRequest(**span))
@@ -105,7 +108,8 @@ def report_cli(args, endpoints: dict[str, str]) -> int:
         end = end.replace(tzinfo=timezone.utc)
     start = end - timedelta(days=args.days)
     try:
-        data = asyncio.run(collect(endpoints["ANALYTICS_GRPC_ADDR"], start, end, args.window, args.peak_multiplier))
+        data = asyncio.run(collect(endpoints["ANALYTICS_GRPC_ADDR"], start, end, args.window, args.peak_multiplier,
+                                   token=endpoints.get("RELAIS_SERVICE_TOKEN"), env=endpoints))
     except grpc.RpcError as error:
         print(f"relais report: error: the Analytics API at {endpoints['ANALYTICS_GRPC_ADDR']} answered "
               f"{error.code().name}: {error.details()} — is the stack up (make up)?", file=__import__("sys").stderr)

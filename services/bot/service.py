@@ -11,7 +11,7 @@ from google.protobuf import message as pb_message
 from relais.bot import answers, policy
 from relais.classifier.catalogue import load_catalogue
 from relais.common import bus, cloudevents, grpcserver, outbox, telemetry, topics, worker
-from relais.common.config import grpc_addr
+from relais.common.config import grpc_addr, service_token
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
 from relais.common.runtime import serve
@@ -21,7 +21,7 @@ SOURCE = "urn:relais:bot"
 
 async def build(w: worker.Worker) -> worker.Service:
     catalogue = load_catalogue()
-    channel = grpcserver.channel(grpc_addr("lookup"))
+    channel = grpcserver.channel(grpc_addr("lookup"), service_token())  # TLS and token: README, "Access"
     lookup = EnterpriseLookupStub(channel)
 
     async def handle(record: ConsumerRecord) -> None:

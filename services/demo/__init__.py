@@ -11,7 +11,8 @@ import grpc
 import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from relais.common import bus, cloudevents, topics
+from relais.common import bus, cloudevents, grpcserver, topics
+from relais.common.config import kafka_security
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, analytics_pb2, analytics_pb2_grpc
 from relais.common.pb import agent_events_pb2 as desk_events, conversation_pb2 as pb
 
@@ -26,7 +27,8 @@ class ReplyWatcher:
     """Collects relais.replies.v1 events per conversation, from the moment it starts."""
 
     def __init__(self, bootstrap: str):
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                         **kafka_security())
         self.replies: dict[str, list[dict]] = defaultdict(list)
         self._changed = asyncio.Condition()
         self._task: asyncio.Task | None = None
@@ -79,9 +81,9 @@ async def send_message(producer, conversation_id: str, customer: dict, text: str
     return event_id
 
 
-async def play_advisor(routing_addr: str, stop: asyncio.Event, log) -> None:
+async def play_advisor(routing_addr: str, stop: asyncio.Event, log, env: dict[str, str] | None = None) -> None:
     """A demo advisor: signs in, accepts every offer, greets the customer with the context, closes."""
-    async with grpc.aio.insecure_channel(routing_addr) as channel:
+    async with grpcserver.channel(routing_addr, env=env, trace=False) as channel:
         agent = desk_grpc.AgentDeskStub(channel)
         skills = ("general", "orders", "billing", "cards", "accounts", "retention", "complaints", "conflict_handling")
         token = (await agent.SignIn(desk.SignInRequest(
@@ -129,7 +131,7 @@ async def run_demo(endpoints: dict[str, str], timeout: float = 30) -> dict[str, 
     def log(conversation_id: str, line: str) -> None:
         print(f"  {conversation_id}: {line}", flush=True)
 
-    advisor = asyncio.create_task(play_advisor(endpoints["ROUTING_GRPC_ADDR"], stop, log))
+    advisor = asyncio.create_task(play_advisor(endpoints["ROUTING_GRPC_ADDR"], stop, log, endpoints))
 
     async def play(conversation: dict) -> None:
         nonlocal done_count
@@ -158,7 +160,7 @@ async def run_demo(endpoints: dict[str, str], timeout: float = 30) -> dict[str, 
         print(f"Replaying {len(conversations)} demo conversations (French and English) ...", flush=True)
         await asyncio.gather(*(play(c) for c in conversations))
         await asyncio.sleep(1)  # let analytics catch up with the last outcomes
-        await print_kpis(endpoints["ANALYTICS_GRPC_ADDR"])
+        await print_kpis(endpoints["ANALYTICS_GRPC_ADDR"], endpoints.get("RELAIS_SERVICE_TOKEN"), endpoints)
     finally:
         stop.set()
         await asyncio.gather(advisor, return_exceptions=True)
@@ -177,8 +179,8 @@ async def _wait_type(watcher: ReplyWatcher, cid: str, event_type: str, timeout: 
         count = len(replies) + 1
 
 
-async def print_kpis(analytics_addr: str) -> None:
-    async with grpc.aio.insecure_channel(analytics_addr) as channel:
+async def print_kpis(analytics_addr: str, token: str | None = None, env: dict[str, str] | None = None) -> None:
+    async with grpcserver.channel(analytics_addr, token, env=env, trace=False) as channel:
         kpis = await analytics_pb2_grpc.AnalyticsStub(channel).GetKpis(analytics_pb2.KpiRequest())
     t = kpis.total
     print(f"\nAnalytics (all time): {t.contacts} contacts, {t.bot_resolved} resolved by the bot, {t.handed_off} handed off")
