@@ -1,6 +1,8 @@
 """The relais services as real processes, on the session's real Kafka broker and PostgreSQL."""
 
 import asyncio
+import os
+import secrets
 import uuid
 
 import asyncpg
@@ -10,9 +12,25 @@ import pytest
 from infra.stack import SERVICES, Stack, prepare
 from infra.ports import free_port
 from relais.common import bus
+from relais.common.grpcserver import token_interceptors
 from relais.demo import ReplyWatcher
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
 from tests.integration.otlp import Receiver
+
+
+# The stack's RELAIS_SERVICE_TOKEN (README, "Access"). Kept in the environment because pytest imports this
+# file under two module names (as the conftest, and as tests.integration.conftest from the test modules).
+SERVICE_TOKEN = os.environ.setdefault("RELAIS_TEST_SERVICE_TOKEN", secrets.token_urlsafe(24))
+
+
+def service_metadata() -> list[tuple[str, str]]:
+    """The call metadata the Lookup and Analytics APIs require."""
+    return [("authorization", f"Bearer {SERVICE_TOKEN}")]
+
+
+def service_channel(addr: str) -> grpc.aio.Channel:
+    """A channel whose every call carries the service token (for the Lookup and Analytics APIs)."""
+    return grpc.aio.insecure_channel(addr, interceptors=token_interceptors(SERVICE_TOKEN))
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +49,7 @@ def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "RELAIS_LOG_LEVEL": "INFO",
+        "RELAIS_SERVICE_TOKEN": SERVICE_TOKEN,
         # Short routing timings so offers time out, overflow and wrap-up happen within a test.
         "RELAIS_ROUTING_TICK_SECONDS": "0.2",
         "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "3",
