@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     bench_routing.add_argument("--agents", type=int, default=500, help="signed-in agents")
     bench_routing.add_argument("--samples", type=int, default=300)
     bench_routing.add_argument("--json", action="store_true", help="print one JSON object")
+    from relais.benchmarks import pipeline as bench_pipeline
+
+    bench_pipeline.add_parser(bench)
 
     from relais.analytics import client as analytics_client, staffing
     from relais.common import redact
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         from relais.routing.bench import bench_cli
 
         return bench_cli(args)
+    elif args.command == "bench" and args.bench_command == "pipeline":
+        return bench_pipeline.pipeline_cli(args)
     elif args.command == "staffing":
         return staffing.staffing_cli(args)
     elif args.command == "redact":

@@ -1,0 +1,1 @@
+"""Benchmarks that exercise several services at once (`relais bench pipeline`)."""
