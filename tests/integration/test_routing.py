@@ -15,7 +15,7 @@ import pytest
 
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
-from tests.integration.conftest import reply_of_type
+from tests.integration.conftest import reply_of_type, service_channel
 from tests.integration.test_walking_skeleton import dead_letters
 
 
@@ -304,7 +304,7 @@ async def test_assist_suggestions_carry_their_articles_history_is_known_and_thei
     customer = {"id": f"cust-{conversation_id}", "language": "en"}
     await send_message(producer, f"{conversation_id}-before", customer, "What are your opening hours?")
     await reply_of_type(replies, f"{conversation_id}-before", cloudevents.REPLY_BOT)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['analytics']}") as channel:
+    async with service_channel(f"127.0.0.1:{stack.ports['analytics']}") as channel:
         analytics = analytics_pb2_grpc.AnalyticsStub(channel)
         before = (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions
         async with agent_session(f"agent-{conversation_id}", languages=["en"]) as agent:
