@@ -22,7 +22,7 @@ from relais.analytics import staffing, traffic
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import analytics_pb2 as api, analytics_pb2_grpc, conversation_pb2 as pb
 from relais.demo import send_message
-from tests.integration.conftest import reply_of_type
+from tests.integration.conftest import reply_of_type, service_channel
 from tests.integration.test_walking_skeleton import dead_letters
 
 # A busy first day, then one where the bot "contains" more while its customers are less satisfied.
@@ -60,7 +60,7 @@ async def ingest(stack, producer, db, generated: traffic.Traffic, timeout: float
 
 
 def analytics_stub(port: int):
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = service_channel(f"127.0.0.1:{port}")
     return channel, analytics_pb2_grpc.AnalyticsStub(channel)
 
 
