@@ -11,6 +11,7 @@ from infra.stack import SERVICES
 from relais.common import cloudevents
 from relais.common.pb import analytics_pb2, analytics_pb2_grpc
 from relais.demo import send_message
+from tests.integration.conftest import service_channel
 
 SERVED = {"routing": "relais.v1.AgentDesk", "analytics": "relais.v1.Analytics", "lookup": "relais.v1.EnterpriseLookup"}
 
@@ -32,7 +33,7 @@ async def test_health_and_reflection(stack, service):
 
 
 async def test_analytics_counts_contacts_bot_resolved_and_handed_off(stack, producer, replies, conversation_id):
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['analytics']}") as channel:
+    async with service_channel(f"127.0.0.1:{stack.ports['analytics']}") as channel:
         analytics = analytics_pb2_grpc.AnalyticsStub(channel)
         before = await analytics.GetKpis(analytics_pb2.KpiRequest())
         await send_message(producer, f"{conversation_id}-a", {"id": "cust-fr-001"}, "Quel est le solde de mon compte ?")
