@@ -46,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     bench_pipeline.add_parser(bench)
 
     from relais.analytics import client as analytics_client, staffing
-    from relais.common import redact
+    from relais.common import redact, retention
 
     staffing.add_parser(commands)
     redact.add_parser(commands)
+    retention.add_parser(commands)
     analytics_client.add_parser(commands)
 
     intents = commands.add_parser("intents", help="train and evaluate the intent classifier").add_subparsers(
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return staffing.staffing_cli(args)
     elif args.command == "redact":
         return redact.redact_cli(args)
+    elif args.command == "purge":
+        return retention.purge_cli(args, endpoints(args.endpoints))
     elif args.command == "report":
         return analytics_client.report_cli(args, endpoints(args.endpoints))
     elif args.command == "intents" and args.intents_command == "train":
