@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError,
+                             RecordListTooLargeError, RecordTooLargeError)
 
 from relais.common import topics
 from relais.common.config import kafka_security  # KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*
@@ -27,7 +28,11 @@ class BadInput(Exception):
     """The record can never be processed: it goes to the dead-letter topic with this reason."""
 
 
-# Failures that say nothing about the record: wait and try the same record again.
+# A record the broker will never take (over MAX_MESSAGE_BYTES): these are KafkaErrors, but retrying them would
+# stall the partition for ever, so the record that produced it is dead-lettered instead.
+TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
+# Failures that say nothing about the record: wait and try the same record again (TOO_LARGE excepted).
 TRANSIENT = (
     OSError,
     asyncio.TimeoutError,
@@ -86,7 +91,12 @@ async def dead_letter(producer: AIOKafkaProducer, service: str, record: Consumer
         ("dlq.original.offset", str(record.offset).encode()),
     ]
     log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
-    await publish(producer, [Record(topics.DEAD_LETTER, record.key or b"", record.value or b"", headers)])
+    try:
+        await publish(producer, [Record(topics.DEAD_LETTER, record.key or b"", record.value or b"", headers)])
+    except TOO_LARGE:  # the original plus these headers is over the limit: the reason goes without the copy
+        size = len(record.value or b"") + sum(len(k) + len(v or b"") for k, v in record.headers or [])
+        headers = headers[-5:] + [("dlq.value.omitted", f"{size} bytes of value and headers: too large to copy".encode())]
+        await publish(producer, [Record(topics.DEAD_LETTER, (record.key or b"")[:1024], b"", headers)])
 
 
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
@@ -123,6 +133,10 @@ async def _process_partition(service, producer, handle, stop, records, retry_sec
                 break
             except BadInput as bad:
                 await dead_letter(producer, service, record, str(bad))
+                break
+            except TOO_LARGE as error:
+                await dead_letter(producer, service, record, f"an output record is over the broker's limit of"
+                                  f" {MAX_MESSAGE_BYTES} bytes: {type(error).__name__}: {error}")
                 break
             except TRANSIENT as error:
                 log.warning("transient failure on %s@%d, retrying: %r", record.topic, record.offset, error)
