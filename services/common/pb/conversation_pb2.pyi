@@ -201,7 +201,7 @@ class BotAttempt(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., intent: _Optional[str] = ..., reply_text: _Optional[str] = ..., resolved: _Optional[bool] = ..., clarification: _Optional[bool] = ...) -> None: ...
 
 class ConversationContext(_message.Message):
-    __slots__ = ("conversation_id", "customer", "channel", "language", "turns", "lookups", "bot_attempts", "reason", "reason_detail", "intent", "handed_off_at", "reasons", "priority")
+    __slots__ = ("conversation_id", "customer", "channel", "language", "turns", "lookups", "bot_attempts", "reason", "reason_detail", "intent", "handed_off_at", "reasons", "priority", "omitted_turns")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +215,7 @@ class ConversationContext(_message.Message):
     HANDED_OFF_AT_FIELD_NUMBER: _ClassVar[int]
     REASONS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_TURNS_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     customer: Customer
     channel: Channel
@@ -228,7 +229,8 @@ class ConversationContext(_message.Message):
     handed_off_at: _timestamp_pb2.Timestamp
     reasons: _containers.RepeatedScalarFieldContainer[HandoffReason]
     priority: int
-    def __init__(self, conversation_id: _Optional[str] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., channel: _Optional[_Union[Channel, str]] = ..., language: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., lookups: _Optional[_Iterable[_Union[Lookup, _Mapping]]] = ..., bot_attempts: _Optional[_Iterable[_Union[BotAttempt, _Mapping]]] = ..., reason: _Optional[_Union[HandoffReason, str]] = ..., reason_detail: _Optional[str] = ..., intent: _Optional[str] = ..., handed_off_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[HandoffReason, str]]] = ..., priority: _Optional[int] = ...) -> None: ...
+    omitted_turns: int
+    def __init__(self, conversation_id: _Optional[str] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., channel: _Optional[_Union[Channel, str]] = ..., language: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., lookups: _Optional[_Iterable[_Union[Lookup, _Mapping]]] = ..., bot_attempts: _Optional[_Iterable[_Union[BotAttempt, _Mapping]]] = ..., reason: _Optional[_Union[HandoffReason, str]] = ..., reason_detail: _Optional[str] = ..., intent: _Optional[str] = ..., handed_off_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[HandoffReason, str]]] = ..., priority: _Optional[int] = ..., omitted_turns: _Optional[int] = ...) -> None: ...
 
 class HandoffEvent(_message.Message):
     __slots__ = ("handoff", "customer_message")
