@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from relais.common.language import SUPPORTED_LANGUAGES, fold
+from relais.common.redact import PLACEHOLDERS
 
 
 # Phrases are written naturally; they go through the same folding as messages (accents, case,
@@ -290,8 +291,13 @@ def _is_intensified(tokens: list[str], start: int) -> bool:
     return start > 0 and tokens[start - 1] in INTENSIFIERS
 
 
+# Redaction placeholders ("[CARD]", "[PHONE]", ...) are written in capitals by relais, not by the customer.
+_PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
+
+
 def _shouting(text: str) -> bool:
-    """Two or more words in capitals (acronyms aside), or a message mostly in capitals."""
+    """Two or more words in capitals (acronyms and redaction placeholders aside), or a message mostly in capitals."""
+    text = _PLACEHOLDER.sub(" ", text)
     words = re.findall(r"[^\W\d_]{3,}", text)
     shouted = [w for w in words if w.isupper() and w not in NOT_SHOUTING]
     letters = [c for c in text if c.isalpha()]

@@ -3,13 +3,17 @@ when the sender did not give it, stores the turn, and passes it to the classifie
 answer (relais.contact.survey.v1) of a known conversation goes to analytics as an outcome, its
 comment redacted.
 
+Personal data (card numbers, IBANs, e-mail addresses, phone numbers) is redacted here, before the
+turn is stored, published, logged or traced: nothing downstream ever sees it. Order numbers and the
+like are kept for the bot's lookups. Intake also runs the retention purge (relais.common.retention).
+
 One trace per conversation: the first turn's span is the conversation's root; every later
 turn's span is its child, so a whole conversation reads as one trace.
 """
 
 from aiokafka import ConsumerRecord
 
-from relais.common import bus, cloudevents, outbox, telemetry, topics, worker
+from relais.common import bus, cloudevents, outbox, retention, telemetry, topics, worker
 from relais.common.language import detect_language
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.redact import redact
@@ -26,7 +30,9 @@ async def build(w: worker.Worker) -> worker.Service:
             await survey_answer(record, event)
             return
         message = event.message
+        # Detected on the text as written (in memory only); everything kept or sent is redacted.
         language = detect_language(message.text, hint=message.customer.language)
+        text = redact(message.text)
 
         async def apply(conn) -> list[bus.Record]:
             conversation = await conn.fetchrow(
@@ -49,7 +55,7 @@ async def build(w: worker.Worker) -> worker.Service:
                 received.GetCurrentTime()
                 turn = pb.Turn(
                     turn_id=event.event_key, conversation_id=event.subject, seq=conversation["turn_count"],
-                    channel=message.channel, customer=message.customer, language=language, text=message.text,
+                    channel=message.channel, customer=message.customer, language=language, text=text,
                     sent_at=message.sent_at, received_at=received,
                 )
                 turn.customer.language = turn.customer.language or language
@@ -82,7 +88,8 @@ async def build(w: worker.Worker) -> worker.Service:
 
         await outbox.process_once(w.pool, w.producer, "intake", event.event_key, apply)
 
-    return worker.Service(handle=handle, topics=(topics.CONTACT_EVENTS,))
+    return worker.Service(handle=handle, topics=(topics.CONTACT_EVENTS,),
+                          background=(lambda: retention.run_periodically(w.pool),))
 
 
 def main() -> None:
