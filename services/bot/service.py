@@ -10,7 +10,7 @@ from google.protobuf import message as pb_message
 
 from relais.bot import answers, policy
 from relais.classifier.catalogue import load_catalogue
-from relais.common import bus, cloudevents, grpcserver, outbox, telemetry, topics, worker
+from relais.common import bus, cloudevents, grpcserver, outbox, telemetry, topics, transcript, worker
 from relais.common.config import grpc_addr, service_token
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
@@ -39,7 +39,7 @@ async def build(w: worker.Worker) -> worker.Service:
                     turn.conversation_id,
                 )
                 context = pb.ConversationContext.FromString(row["context"]) if row else _new_context(turn)
-                context.turns.append(turn)
+                transcript.append_turn(context, turn)  # within its byte budget: first and latest turns
                 if row and row["handed_off"]:
                     span.set_attribute("relais.forwarded", True)
                     outputs = [_to_routing(pb.HandoffEvent(customer_message=turn), turn)]

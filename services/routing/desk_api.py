@@ -302,7 +302,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         """Summary and suggestions from relais.routing.assist, drafted once per task and number of turns."""
         if self.assistant is None:
             return desk.AgentAssist()
-        key = (task_id, len(ctx.turns))
+        key = (task_id, len(ctx.turns) + ctx.omitted_turns)  # a bounded context keeps its length
         job = self.assists.get(task_id)
         if job is None or job[0] != key[1]:
             job = (key[1], asyncio.ensure_future(self._draft(task_id, ctx)))

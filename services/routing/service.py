@@ -26,7 +26,7 @@ from google.protobuf import message as pb_message
 from opentelemetry.trace import Link, get_current_span
 
 from relais.classifier.catalogue import load_catalogue
-from relais.common import bus, cloudevents, telemetry, topics, worker
+from relais.common import bus, cloudevents, telemetry, topics, transcript, worker
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
 from relais.routing import records, rules
@@ -281,7 +281,7 @@ class Routing(AgentDeskApi):
         if task is None:
             raise bus.BadInput(f"no task for conversation {turn.conversation_id!r}")
         context = pb.ConversationContext.FromString(task["context"])
-        context.turns.append(turn)
+        transcript.append_turn(context, turn)  # within the same byte budget as the bot's
         if task["status"] in ("closed", "abandoned"):
             # The customer wrote again after the end: a new task, with the whole story.
             await self._queue(conn, fx, context, f"{turn.turn_id}/reopen")
