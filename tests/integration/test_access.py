@@ -135,3 +135,79 @@ async def test_a_server_without_a_token_configured_refuses_every_protected_call(
             assert "RELAIS_SERVICE_TOKEN is not set on the server" in error.value.details()
     finally:
         await server.stop(0)
+
+
+class SaslBroker:
+    """A second single-node broker with a SASL_PLAINTEXT (PLAIN) listener next to its PLAINTEXT one."""
+
+    USERS = {"admin": "admin-secret", "relais": "relais-secret"}
+
+    def __new__(cls, state_dir):
+        from infra.kafka.broker import KafkaBroker
+        from infra.ports import free_port
+
+        class Broker(KafkaBroker):
+            sasl_port = free_port()
+
+            def _write_config_files(self):
+                props = super()._write_config_files()
+                users = " ".join(f'user_{u}="{p}"' for u, p in SaslBroker.USERS.items())
+                jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
+                        f'username="admin" password="admin-secret" {users};')
+                lines = [line for line in props.read_text().splitlines()
+                         if not line.startswith(("listeners=", "advertised.listeners=", "listener.security.protocol.map="))]
+                lines += [
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+                    "sasl.enabled.mechanisms=PLAIN",
+                    f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
+                ]
+                props.write_text("\n".join(lines) + "\n")
+                return props
+
+        return Broker(state_dir, heap="256m")
+
+
+async def test_kafka_clients_work_through_a_sasl_plaintext_listener(tmp_path, monkeypatch):
+    """make_producer / make_consumer / ensure_topics with KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT, PLAIN."""
+    import shutil
+
+    from aiokafka.errors import KafkaError
+
+    from relais.common import bus, topics
+
+    if shutil.which("java") is None:
+        pytest.skip("needs Java to start a second broker")
+    broker = SaslBroker(tmp_path / "kafka")
+    await asyncio.to_thread(broker.start)
+    try:
+        sasl = f"127.0.0.1:{broker.sasl_port}"
+        monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+        monkeypatch.setenv("KAFKA_SASL_MECHANISM", "PLAIN")
+        monkeypatch.setenv("KAFKA_SASL_USERNAME", "relais")
+        monkeypatch.setenv("KAFKA_SASL_PASSWORD", "relais-secret")
+        spec = topics.TopicSpec("relais.access-test.v1", partitions=1)
+        assert await topics.ensure_topics(sasl, [spec]) == [spec.name]
+        producer = bus.make_producer(sasl)
+        await producer.start()
+        try:
+            await bus.publish(producer, [bus.Record(spec.name, b"k", b"through SASL")])
+        finally:
+            await producer.stop()
+        consumer = bus.make_consumer(sasl, "relais-access-test", spec.name, isolation_level="read_uncommitted")
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), 30)
+            assert record.value == b"through SASL"
+        finally:
+            await consumer.stop()
+
+        monkeypatch.setenv("KAFKA_SASL_PASSWORD", "wrong")
+        refused = bus.make_producer(sasl, request_timeout_ms=5000)
+        with pytest.raises((KafkaError, OSError)):
+            await asyncio.wait_for(refused.start(), 30)
+        await refused.stop()
+    finally:
+        await asyncio.to_thread(broker.stop)
