@@ -44,6 +44,10 @@ INTERNATIONAL = rf"(?:\+|00)[1-9](?:{PHONE_SEP}?(?:\([0-9]{{1,4}}\)|[0-9])){{6,1
 PHONE = re.compile(rf"(?<![\w+])(?<![0-9][.,/-])(?<![0-9]{{2}}[{SPACES}])(?:{FR_INTERNATIONAL}|{FR_NATIONAL}|{INTERNATIONAL})")
 E164_DIGITS = range(8, 16)
 
+# Order numbers as the bot's lookups read them (relais.bot.answers.ORDER_ID): never personal data, even
+# when their digits look like a phone or a card number ("CMD-0612345678").
+ORDER_NUMBER = re.compile(r"\b(?:CMD|ORD)[-\s]?[0-9]{4,10}\b", re.IGNORECASE)
+
 MASK = "\x00"  # stands in for a placeholder while detecting: matched by no pattern, like "[" and "]"
 
 
@@ -157,11 +161,12 @@ def find_personal_data(text: str) -> list[Finding]:
     repeat until nothing new turns up, so redacting the output again finds nothing more.
     """
     findings: list[Finding] = []
+    kept = [Finding("order", m.start(), m.end()) for m in ORDER_NUMBER.finditer(text)]
     found_in_round = True
     while found_in_round:
         found_in_round = False
         for kind in PRECEDENCE:
-            spans = list(DETECTORS[kind](_mask(text, findings)))
+            spans = list(DETECTORS[kind](_mask(text, kept + findings)))
             findings += [Finding(kind, start, end) for start, end in spans]
             found_in_round = found_in_round or bool(spans)
     return sorted(findings, key=lambda finding: finding.start)

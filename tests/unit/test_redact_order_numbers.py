@@ -1,0 +1,34 @@
+"""Order numbers are what the bot's lookups need: the redactor keeps them even when their digits look
+like a phone or a card number, and still redacts the personal data around them."""
+
+import re
+
+import pytest
+
+from relais.bot.answers import ORDER_ID
+from relais.common.redact import redact
+
+
+@pytest.mark.parametrize("text", [
+    "Où en est ma commande CMD-0612345678 ?",
+    "order ORD 0712345678 please",
+    "cmd-123456",
+    "Where is CMD-424242?",
+])
+def test_order_numbers_are_kept(text):
+    assert redact(text) == text
+    assert ORDER_ID.search(redact(text))
+
+
+def test_personal_data_next_to_an_order_number_still_goes():
+    text = "Commande CMD-123456, carte 4111 1111 1111 1111, tél. 06 12 34 56 78, mail a.b@example.fr"
+    redacted = redact(text)
+    assert redacted == "Commande CMD-123456, carte [CARD], tél. [PHONE], mail [EMAIL]"
+    assert ORDER_ID.search(redacted).group(1) == "123456"
+
+
+def test_the_kept_pattern_is_the_bots():
+    # relais.common.redact.ORDER_NUMBER mirrors relais.bot.answers.ORDER_ID: same prefixes and digit count.
+    for sample in ("CMD-1234", "CMD 1234567890", "ord-98765"):
+        assert ORDER_ID.fullmatch(sample) and redact(sample) == sample
+    assert not re.fullmatch(ORDER_ID, "CMD-12345678901")
