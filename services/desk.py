@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from relais.common import grpcserver
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, agent_events_pb2 as ev
 from relais.common.pb import conversation_pb2 as pb
 
@@ -225,7 +226,7 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
 async def run(addr: str, agent_id: str, name: str, languages: list[str], skills: list[desk.SkillLevel],
               capacity: dict[str, int], lines=None, say=print) -> None:
     """Signs in, prints desk events as they come, runs typed commands until `quit` or end of input."""
-    async with grpc.aio.insecure_channel(addr) as channel:
+    async with grpcserver.channel(addr, trace=False) as channel:  # TLS when RELAIS_TLS_CA is set
         stub = desk_grpc.AgentDeskStub(channel)
         token = (await stub.SignIn(desk.SignInRequest(agent_id=agent_id, display_name=name, languages=languages,
                                                       skill_levels=skills, capacity=capacity))).token
