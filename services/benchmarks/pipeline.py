@@ -201,8 +201,9 @@ def _proc_table() -> dict[int, tuple[int, int]]:
     return table
 
 
-def cpu_ticks(roots: dict[str, int]) -> dict[str, int]:
-    """CPU ticks used so far by each named process and all its descendants."""
+def cpu_ticks(roots: dict[str, int], alone: Sequence[str] = ("bench",)) -> dict[str, int]:
+    """CPU ticks used so far by each named process and all its descendants (only itself for the names in
+    `alone`: the bench process is the parent of a private stack's services)."""
     table = _proc_table()
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in table.items():
@@ -214,7 +215,8 @@ def cpu_ticks(roots: dict[str, int]) -> dict[str, int]:
             pid = todo.pop()
             if pid in table:
                 total += table[pid][1]
-                todo.extend(children.get(pid, ()))
+                if name not in alone:
+                    todo.extend(children.get(pid, ()))
         out[name] = total
     return out
 
@@ -448,6 +450,11 @@ class PipelineBench:
         self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await self.admin.start()
         self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=1) if self.dsn else None
+        if self.pool is not None and "postgres" not in self.pids:  # the postmaster: our backend's parent
+            backend = await self.pool.fetchval("SELECT pg_backend_pid()")
+            parent = _proc_table().get(backend)
+            if parent:
+                self.pids["postgres"] = parent[0]
         self.reading = asyncio.create_task(self._read())
 
     async def stop(self) -> None:
@@ -589,6 +596,8 @@ def step_summary(step: Step) -> dict:
 async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *, rate: float | None, seconds: float,
                        warmup: float, start_rate: float, search_seconds: float, ceiling_records: int,
                        model_path: Path | None, seed: int = 0) -> dict:
+    if warmup >= seconds:
+        warmup = seconds / 3
     load_before = os.getloadavg()
     started = time.perf_counter()
     classifier = classifier_cost(model_path)
@@ -671,8 +680,6 @@ def bench_pipeline(args) -> dict:
         pids = {name: p.pid for name, p in stack.processes.items()}
         if stack.broker.pid:
             pids["kafka"] = stack.broker.pid
-        if stack.postgres.pid:
-            pids["postgres"] = stack.postgres.pid
         return asyncio.run(run_pipeline(stack.bootstrap, stack.dsn, pids, model_path=stack.model_path, **kwargs)) \
             | {"stack": "private (fsync on)"}
     finally:
@@ -703,3 +710,16 @@ def pipeline_cli(args) -> int:
               f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; ceiling "
               f"{result['ceiling_msgs_per_s']} msgs/s (ratio {result['ratio_to_ceiling']}); load {result['machine']}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m relais.benchmarks.pipeline ...`, the same as `relais bench pipeline ...`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="relais bench")
+    add_parser(parser.add_subparsers(dest="bench_command", required=True))
+    return pipeline_cli(parser.parse_args(["pipeline", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
