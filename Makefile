@@ -39,11 +39,14 @@ report: install
 test: install prereqs
 	$(PY) -m pytest
 
-# Figures, not assertions: public intent benchmarks, the catalogue's evaluation set, classifier speed.
+# Figures, not assertions: public intent benchmarks, the catalogue's evaluation set, classifier speed,
+# end-to-end pipeline throughput and latency on a private stack (bench/README.md), routing latency.
 bench: install
 	$(PY) bench/intents_catalogue.py
 	$(PY) bench/classifier_quick.py
 	$(PY) bench/intents_public.py
+	$(VENV)/bin/relais bench pipeline --private --json
+	$(VENV)/bin/relais bench routing --json
 
 # The intent model artifact the classifier service loads (make up trains it when missing or stale).
 model: install
