@@ -48,8 +48,8 @@ def _time(ts, default: datetime | None = None) -> datetime | None:
 
 
 class Analytics(analytics_pb2_grpc.AnalyticsServicer):
-    def __init__(self, pool, cost: kpis.CostModel, policy: kpis.Policy):
-        self.pool, self.cost, self.policy = pool, cost, policy
+    def __init__(self, pool, cost: kpis.CostModel, policy: kpis.Policy, staffing_minutes: float = 15.0):
+        self.pool, self.cost, self.policy, self.staffing_minutes = pool, cost, policy, staffing_minutes
 
     async def GetKpis(self, request, context):
         import grpc
@@ -98,18 +98,22 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
 
         end = _time(request.to, now())
         start = _time(getattr(request, "from"), end - timedelta(days=1))
+        # Arrivals are read over staffing intervals (15 minutes, as workforce planning does), so a surge shows.
+        minutes = min(self.staffing_minutes, max((end - start).total_seconds() / 60, 1 / 60))
         async with self.pool.acquire() as conn:
-            hours = await store.hourly_handoffs(conn, start, end)
+            busiest = await store.busiest_interval(conn, start, end, minutes)
             handled = [s for c in await store.contacts(conn, start - timedelta(days=1), end)
                        if (s := kpis.handling_seconds(c)) is not None]
         reply = analytics_pb2.StaffingReply()
-        if not hours:
+        if busiest is None:
             reply.basis = f"no hand-off between {start.isoformat()} and {end.isoformat()}"
             return reply
-        busiest, count = hours[0]
+        slot, arrivals = busiest
+        count = arrivals * 60 / minutes  # per hour
         aht = kpis.mean(handled) or self.cost.baseline_aht_seconds
-        reply.calls_per_hour, reply.aht_seconds = float(count), aht
-        reply.basis = (f"busiest hour {busiest.isoformat()} ({count} hand-offs); handling time "
+        reply.calls_per_hour, reply.aht_seconds = count, aht
+        reply.basis = (f"busiest {minutes:g}-minute interval from {slot.isoformat()}: {arrivals} hand-offs, so {count:g}"
+                       " an hour; handling time "
                        + (f"mean of {len(handled)} closed contacts" if handled else "from the cost model (none closed)"))
         target_level = request.target_level or 0.8
         target_seconds = request.target_seconds or 20.0
@@ -282,7 +286,7 @@ async def build(w: worker.Worker) -> worker.Service:
 
         await outbox.process_once(w.pool, w.producer, "analytics-alerts", alert.alert_id, apply)
 
-    servicer = Analytics(w.pool, cost, policy)
+    servicer = Analytics(w.pool, cost, policy, float(env("RELAIS_STAFFING_INTERVAL_MINUTES", "15")))
     return worker.Service(
         handle=handle, topics=(topics.OUTCOMES, topics.AGENT_EVENTS, topics.CLASSIFIED_TURNS),
         grpc_services=(analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name,),

@@ -62,8 +62,10 @@ async def verbatims(conn, start: datetime, end: datetime) -> list[str]:
     return [r[0] for r in rows]
 
 
-async def hourly_handoffs(conn, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
-    rows = await conn.fetch(
-        "SELECT date_trunc('hour', handed_off_at) AS hour, count(*) FROM kpi_contacts"
-        " WHERE handed_off_at >= $1 AND handed_off_at < $2 GROUP BY 1 ORDER BY 2 DESC, 1", start, end)
-    return [(r["hour"], r["count"]) for r in rows]
+async def busiest_interval(conn, start: datetime, end: datetime, minutes: float) -> tuple[datetime, int] | None:
+    """The `minutes`-long interval (aligned on `start`) with the most hand-offs, and their number."""
+    row = await conn.fetchrow(
+        "SELECT date_bin(make_interval(secs => $3), at, $1) AS slot, count(*) FROM kpi_outcomes"
+        " WHERE kind = 'handed_off' AND at >= $1 AND at < $2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
+        start, end, minutes * 60)
+    return (row["slot"], row["count"]) if row else None

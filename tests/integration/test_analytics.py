@@ -165,29 +165,28 @@ async def test_over_automation_alert_fires_on_its_scenario_and_a_steady_one_stay
     assert "containment" in event["data"]["detail"] and event["data"]["figures"]["bot_csat"][1] < 0.5
 
 
-async def test_staffing_view_comes_from_the_measured_busiest_hour(stack, over_automation):
+async def test_staffing_view_comes_from_the_measured_busiest_interval(stack, over_automation):
     generated = over_automation
     channel, stub = analytics_stub(stack.ports["analytics"])
     async with channel:
         plan = await stub.GetStaffing(api.StaffingRequest(target_level=0.8, target_seconds=20, peak_multiplier=3,
                                                           **{"from": ts(generated.start)}, to=ts(generated.end)))
-    hours: dict[datetime, int] = {}
-    handles = []
+    slots: dict[int, int] = {}  # 15-minute intervals from the start of the range -> hand-offs
     for record in generated.records:
         if record.topic != topics.OUTCOMES:
             continue
         outcome = pb.Outcome.FromString(record.value)
         at = outcome.at.ToDatetime(tzinfo=timezone.utc)
         if outcome.kind == pb.OUTCOME_KIND_HANDED_OFF and generated.start <= at < generated.end:
-            hour = at.replace(minute=0, second=0, microsecond=0)
-            hours[hour] = hours.get(hour, 0) + 1
-    busiest = max(hours.values())
-    assert plan.calls_per_hour == busiest
-    expected = staffing.required_agents(busiest, plan.aht_seconds, 0.8, 20)
+            slot = int((at - generated.start).total_seconds() // 900)
+            slots[slot] = slots.get(slot, 0) + 1
+    per_hour = max(slots.values()) * 4
+    assert plan.calls_per_hour == per_hour
+    expected = staffing.required_agents(per_hour, plan.aht_seconds, 0.8, 20)
     assert plan.recommended.agents == expected.agents >= 1
-    assert plan.peak.agents == staffing.required_agents(busiest * 3, plan.aht_seconds, 0.8, 20).agents > expected.agents
+    assert plan.peak.agents == staffing.required_agents(per_hour * 3, plan.aht_seconds, 0.8, 20).agents > expected.agents
     assert plan.recommended.service_level >= 0.8 and len(plan.curve) >= 5
-    assert "busiest hour" in plan.basis
+    assert "busiest 15-minute interval" in plan.basis
 
 
 async def test_surveys_enter_through_intake_redacted_and_bad_ones_are_dead_lettered(stack, producer, replies, db, conversation_id):
