@@ -211,3 +211,33 @@ async def test_kafka_clients_work_through_a_sasl_plaintext_listener(tmp_path, mo
         await refused.stop()
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+async def test_a_service_process_started_with_tls_serves_only_tls_clients_with_the_token(stack, tmp_path):
+    """The real lookup process, started like `make up` does with RELAIS_TLS_* and a token of its own."""
+    from infra.ports import free_port
+    from infra.stack import Stack
+
+    certs = make_certs(tmp_path / "certs")
+    env = {"RELAIS_TLS_CERT": str(certs["server.pem"]), "RELAIS_TLS_KEY": str(certs["server.key"]),
+           "RELAIS_TLS_CA": str(certs["ca.pem"]), "RELAIS_SERVICE_TOKEN": "tls-stack-token"}
+    tls_stack = Stack(tmp_path / "stack", dict(stack.ports) | {"lookup": free_port()}, extra_env=env)
+    tls_stack.use_infra(stack.bootstrap, stack.dsn)
+    await asyncio.to_thread(tls_stack.start_services, ["lookup"], 60)  # its health check speaks TLS
+    addr = f"127.0.0.1:{tls_stack.ports['lookup']}"
+    request = lookup_pb2.OpeningHoursRequest()
+    try:
+        assert tls_stack.endpoints()["RELAIS_TLS_CA"] == str(certs["ca.pem"])
+        async with grpc.aio.insecure_channel(addr) as plaintext:
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await lookup_pb2_grpc.EnterpriseLookupStub(plaintext).GetOpeningHours(request, timeout=5)
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        async with grpcserver.channel(addr, SERVICE_TOKEN, env=env) as other_token:
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await lookup_pb2_grpc.EnterpriseLookupStub(other_token).GetOpeningHours(request, timeout=5)
+            assert error.value.code() == UNAUTHENTICATED
+        async with grpcserver.channel(addr, "tls-stack-token", env=env) as client:
+            reply = await lookup_pb2_grpc.EnterpriseLookupStub(client).GetOpeningHours(request, timeout=10)
+            assert reply.ListFields()
+    finally:
+        await asyncio.to_thread(tls_stack.stop_service, "lookup")
