@@ -37,6 +37,8 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         agent_id = request.agent_id.strip()
         if not agent_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agent_id is required")
+        if "\x00" in agent_id or any("\x00" in s for s in [*request.languages, *request.skills]):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agent_id, languages and skills must not contain NUL")
         if not request.languages:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "at least one language is required")
         levels = {s.strip().lower(): 1 for s in request.skills if s.strip()}
@@ -273,6 +275,8 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
     async def _own_task(self, context, agent_id: str, task_id: str, statuses: tuple[str, ...]):
         if not task_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id is required")
+        if "\x00" in task_id:  # PostgreSQL text refuses it: a clear status, not UNKNOWN
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_id must not contain NUL")
         task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
         if task is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
