@@ -122,7 +122,9 @@ async def find_saturation(run: Callable[[float], Awaitable[Step]], start: float 
             failed = step
             if best is not None:
                 break
-            rate /= 2  # even the start rate is too much: come down
+            # Even the start rate is too much: come down to just under what it achieved (its capacity), or halve.
+            below = 0.9 * step.achieved_per_s
+            rate = below if min_rate <= below < rate / 1.2 else rate / 2
     if best is not None and failed is not None and failed.offered_per_s > best.offered_per_s:
         low, high = best.offered_per_s, failed.offered_per_s
         for _ in range(refinements):
@@ -308,6 +310,27 @@ def classifier_cost(model_path: Path | None, n: int = 600) -> dict:
             "note": "classify = language + intent + sentiment, one message at a time, as the service calls it"}
 
 
+async def serial_probes(dsn: str | None, n: int = 100) -> dict:
+    """What one durable PostgreSQL commit costs a service that commits one record at a time, as the outbox does
+    (SELECT txid_current() in its own transaction: a commit record, flushed). The broker's side, one produce
+    acknowledged at a time, is timed by measure_ceiling on its scratch topic (kafka_ack_*)."""
+    out = {}
+    if dsn:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            times = []
+            for _ in range(n):
+                start = time.perf_counter()
+                await conn.fetchval("SELECT txid_current()")
+                times.append((time.perf_counter() - start) * 1000)
+            out |= summarise(times, "pg_commit_")
+        finally:
+            await conn.close()
+    return {k: v for k, v in out.items() if not k.endswith(("mean_ms", "max_ms"))}
+
+
 # --------------------------------------------------------------------------------------------- ceiling
 
 def _ceiling_consumer(bootstrap: str, topic: str, n: int, pipe) -> None:
@@ -374,6 +397,11 @@ async def measure_ceiling(bootstrap: str, sizes: Sequence[int], n: int, partitio
         if not await loop.run_in_executor(None, parent.poll, 130):
             raise RuntimeError("ceiling consumer did not finish")
         seen, first, last = parent.recv()
+        acks = []  # one record at a time, as a service's consume loop publishes (each awaited before the next)
+        for i in range(100):
+            begin = time.perf_counter()
+            await bus.publish(producer, [bus.Record(topic, keys[i], payloads[i % len(payloads)])])
+            acks.append((time.perf_counter() - begin) * 1000)
     finally:
         await producer.stop()
         process.join(10)
@@ -385,6 +413,7 @@ async def measure_ceiling(bootstrap: str, sizes: Sequence[int], n: int, partitio
     return {
         "ceiling_msgs_per_s": round(seen / (last - start)) if seen else 0,
         "ceiling_produce_only_per_s": round(n / (produced - start)),
+        **{k: v for k, v in summarise(acks, "kafka_ack_").items() if not k.endswith(("mean_ms", "max_ms"))},
         "ceiling_records": n, "ceiling_received": seen,
         "ceiling_record_bytes_mean": round(statistics.fmean(sizes)),
         "ceiling_definition": ("one hop: aiokafka producer (acks=all, idempotent, linger 2 ms, this process) -> "
@@ -522,7 +551,7 @@ class PipelineBench:
 
     # -- one step
 
-    async def step(self, rate: float, seconds: float, warmup: float, drain_limit: float = 30.0) -> Step:
+    async def step(self, rate: float, seconds: float, warmup: float, drain_limit: float = 60.0) -> Step:
         self.step_index += 1
         index = self.step_index
         cpu_before = cpu_ticks(self.pids)
@@ -555,7 +584,7 @@ class PipelineBench:
         answered_times = self.answered_at.get(index, [])
         achieved = sum(1 for t in answered_times if window_start <= t <= end) / max(1e-9, seconds - warmup)
         # Drain: wait for the rest of this step's turns (bounded), then count the unanswered.
-        drain_deadline = time.perf_counter() + min(drain_limit, max(5.0, 2 * backlog_end / max(achieved, 1.0)))
+        drain_deadline = time.perf_counter() + min(drain_limit, max(10.0, 2 * backlog_end / max(achieved, 1.0)))
         while self._backlog(index) and time.perf_counter() < drain_deadline:
             await asyncio.sleep(0.05)
         unanswered = self._backlog(index)
@@ -619,6 +648,7 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
     finally:
         await bench.stop()
     ceiling = await measure_ceiling(bootstrap, sizes, ceiling_records)
+    probes = await serial_probes(dsn)
     load_after = os.getloadavg()
     result = {
         "mode": mode,
@@ -646,6 +676,7 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
         "search": [step_summary(s) for s in steps],
         "classifier": classifier,
         **{k: v for k, v in ceiling.items() if k != "ceiling_msgs_per_s"},
+        "serial_probes": probes,
         "postgres": pg_settings,
         "machine": {"cores": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
                     "load_after": [round(x, 2) for x in load_after]},
@@ -673,7 +704,7 @@ def bench_pipeline(args) -> dict:
     from infra.stack import Stack
 
     state = Path(tempfile.mkdtemp(prefix="relais-bench-pipeline-"))
-    stack = Stack.with_free_ports(state, extra_env={"RELAIS_LOG_LEVEL": "WARNING"})
+    stack = Stack.with_free_ports(state, fast_db=args.fast_db, extra_env={"RELAIS_LOG_LEVEL": "WARNING"})
     try:
         stack.start_infra()
         stack.start_services()
@@ -681,7 +712,7 @@ def bench_pipeline(args) -> dict:
         if stack.broker.pid:
             pids["kafka"] = stack.broker.pid
         return asyncio.run(run_pipeline(stack.bootstrap, stack.dsn, pids, model_path=stack.model_path, **kwargs)) \
-            | {"stack": "private (fsync on)"}
+            | {"stack": "private, PostgreSQL " + ("fsync off, synchronous_commit off" if args.fast_db else "fsync on")}
     finally:
         stack.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -696,6 +727,8 @@ def add_parser(bench_subparsers) -> None:
     p.add_argument("--search-seconds", type=float, default=6, help="saturation search: seconds per step (default 6)")
     p.add_argument("--ceiling-records", type=int, default=40000, help="records moved for the ceiling (default 40000)")
     p.add_argument("--private", action="store_true", help="start a private broker, database and services on free ports")
+    p.add_argument("--fast-db", action="store_true",
+                   help="with --private: PostgreSQL without fsync (what cheaper commits would give; not durable)")
     p.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -57,8 +57,8 @@ def test_saturation_search_ramps_then_refines():
 def test_saturation_search_comes_down_when_the_start_is_too_much():
     run, calls = fake_pipeline(30)
     best, _ = asyncio.run(find_saturation(run, start=100, refinements=0))
-    assert best is not None and best.offered_per_s == 25  # 100, 50 fail, 25 holds
-    assert calls == [100, 50, 25]
+    assert best is not None and best.offered_per_s == 27  # 100 fails achieving 30: next is 90 % of that, which holds
+    assert calls == [100, 27]
 
 
 def test_saturation_search_gives_none_when_nothing_holds():
