@@ -634,6 +634,9 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
     await bench.start()
     try:
         pg_settings = (await pg_counters(bench.pool)).get("settings", {})
+        idle_before = cpu_ticks(bench.pids)
+        await asyncio.sleep(3)  # the stack doing nothing: polling consumers, the broker, tickers
+        idle = cpu_percent(idle_before, cpu_ticks(bench.pids), 3)
         await bench.step(min(50.0, rate or 50.0), 3.0, 1.0)  # warm-up: connections, caches, the language detector
         steps: list[Step] = []
         if rate is not None:
@@ -669,6 +672,9 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
         "backlog_start": final.backlog_start, "backlog_end": final.backlog_end,
         "seconds": seconds, "warmup_s": warmup,
         **{k: v for k, v in final.extra.items()},
+        "cpu_idle_percent": idle,
+        "cpu_ms_per_turn": ({name: round(max(0.0, pct - idle.get(name, 0)) * 10 / final.achieved_per_s, 2)
+                             for name, pct in final.extra["cpu_percent"].items()} if final.achieved_per_s else None),
         "send_errors": bench.send_errors,
         "dead_letters_seen": bench.dead_letters,
         "reply_types": bench.reply_types,
