@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
+import asyncpg
 from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 from opentelemetry.trace import Link, get_current_span
@@ -103,7 +104,7 @@ class Routing(AgentDeskApi):
         self.conn = None
 
     async def _decision_conn(self):
-        if self.conn is not None and self.conn.is_closed():
+        if self.conn is not None and _lost(self.conn):
             await self._drop_conn()
         if self.conn is None:
             self.conn = await self.pool.acquire()
@@ -538,6 +539,15 @@ class Routing(AgentDeskApi):
         links = [Link(caller)] if caller.is_valid else []
         parent = telemetry.context_from_traceparent(traceparent)
         return telemetry.tracer().start_as_current_span(name, context=parent, links=links, attributes={"relais.agent_id": agent_id})
+
+
+def _lost(conn) -> bool:
+    """The kept connection is closed, or asyncpg took it back when the server went away (a database restart): it
+    then detaches the pool's proxy, on which every call, is_closed() included, raises InterfaceError."""
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        return True
 
 
 def _task(row) -> rules.Task:
