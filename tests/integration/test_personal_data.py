@@ -193,7 +193,9 @@ async def test_personal_data_is_redacted_everywhere_and_order_numbers_still_work
     assert classified[fr_card].intent == "lost_or_stolen_card", classified[fr_card]
     assert classified[en_order].intent == "order_status" and not classified[en_order].sentiment.anger
 
-    # No raw value anywhere: tables, topics, logs, spans.
+    # No raw value anywhere: tables, topics, logs, spans. Each search first proves it finds what is there.
+    kept = await raw_values_in_database(db, ["CMD-654321"])
+    assert {"turns.text: CMD-654321", "bot_conversations.context: CMD-654321"} <= set(kept), kept
     assert await raw_values_in_database(db, raw) == []
     values = await topic_values(stack.bootstrap, [topics.TURNS, topics.CLASSIFIED_TURNS, topics.HANDOFFS,
                                                   topics.REPLIES, topics.OUTCOMES],
@@ -203,7 +205,10 @@ async def test_personal_data_is_redacted_everywhere_and_order_numbers_still_work
     await asyncio.sleep(1)  # the services export their spans every 100 ms
     spans = otlp.snapshot()
     assert any(s.attributes.get("relais.conversation_id") == fr_card for s in spans)
-    assert raw_values_in_spans(spans, raw) == []
+    assert raw_values_in_spans(spans, [fr_card]) and raw_values_in_spans(spans, raw) == []
+    assert {"intake.log", "classifier.log", "bot.log", "routing.log", "analytics.log"} <= \
+        {p.name for p in (stack.state_dir / "logs").glob("*.log")}
+    assert raw_values_in_logs(stack, ["serving on"])
     assert raw_values_in_logs(stack, raw) == []
 
     # A survey comment is redacted too; once more, nothing raw anywhere.
