@@ -71,6 +71,10 @@ def make_consumer(bootstrap: str, group_id: str, *topic_names: str, **overrides)
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=500,
+        # The client hands out one partition's fetched records before the next partition's: a flood of one key
+        # (a whole 1 MiB fetch of it) would hold up the other partitions' records for minutes. 32 KiB per partition
+        # and fetch bounds that wait to a few dozen records (a larger record still comes, alone).
+        max_partition_fetch_bytes=32 * 1024,
     )
     return AIOKafkaConsumer(*topic_names, **(options | kafka_security() | overrides))
 
