@@ -112,7 +112,7 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         count = arrivals * 60 / minutes  # per hour
         aht = kpis.mean(handled) or self.cost.baseline_aht_seconds
         reply.calls_per_hour, reply.aht_seconds = count, aht
-        reply.basis = (f"busiest {minutes:g}-minute interval from {slot.isoformat()}: {arrivals} hand-offs, so {count:g}"
+        reply.basis = (f"busiest {minutes:.3g}-minute interval from {slot.isoformat()}: {arrivals} hand-offs, so {count:g}"
                        " an hour; handling time "
                        + (f"mean of {len(handled)} closed contacts" if handled else "from the cost model (none closed)"))
         target_level = request.target_level or 0.8
