@@ -40,6 +40,11 @@ TRANSIENT = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
+    # The server going away (a database restart): shutting down, crashed, or a pooled connection it closed under
+    # asyncpg ("cannot switch to state ...; another operation is in progress").
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InternalClientError,
 )
 
 
