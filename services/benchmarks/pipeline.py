@@ -289,7 +289,8 @@ def classifier_cost(model_path: Path | None, n: int = 600) -> dict:
     try:
         model = artifact.load_for(catalogue, model_path) if model_path else artifact.load_for(catalogue)
     except artifact.ArtifactError:
-        model = artifact.train(catalogue, Path(tempfile.mkdtemp(prefix="relais-bench-model-")) / "intents.pkl")[0]
+        with tempfile.TemporaryDirectory(prefix="relais-bench-model-") as scratch:
+            model = artifact.train(catalogue, Path(scratch) / "intents.pkl")[0]
     examples = catalogue.training_examples()
     rng = random.Random(1)
     drawn = [rng.choice(examples) for _ in range(n)]
