@@ -291,7 +291,7 @@ async def build(w: worker.Worker) -> worker.Service:
         handle=handle, topics=(topics.OUTCOMES, topics.AGENT_EVENTS, topics.CLASSIFIED_TURNS),
         grpc_services=(analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name,),
         register=lambda server: analytics_pb2_grpc.add_AnalyticsServicer_to_server(servicer, server),
-        background=(raise_alerts,),
+        background=(raise_alerts,), batched=True,
     )
 
 

@@ -88,7 +88,7 @@ async def build(w: worker.Worker) -> worker.Service:
             _outcome(turn, kind, intent.id),
         ]
 
-    return worker.Service(handle=handle, topics=(topics.CLASSIFIED_TURNS,), close=channel.close)
+    return worker.Service(handle=handle, topics=(topics.CLASSIFIED_TURNS,), close=channel.close, batched=True)
 
 
 def _new_context(turn: pb.Turn) -> pb.ConversationContext:

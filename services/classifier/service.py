@@ -39,7 +39,7 @@ async def build(w: worker.Worker) -> worker.Service:
                            turn.SerializeToString(), telemetry.inject_headers())
             ])
 
-    return worker.Service(handle=handle, topics=(topics.TURNS,))
+    return worker.Service(handle=handle, topics=(topics.TURNS,), batched=True)
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ dead-letter topic with its reason; broker or database outages are retried, never
 """
 
 import asyncio
+import contextvars
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -85,7 +87,17 @@ def make_consumer(bootstrap: str, group_id: str, *topic_names: str, **overrides)
 
 
 async def publish(producer: AIOKafkaProducer, records: list[Record]) -> None:
-    """Sends the records and returns once the broker acknowledged every one."""
+    """Sends the records and returns once the broker acknowledged every one — or, inside a batch of the
+    consume loop, hands them to the batch, which sends them after its transaction committed and has them
+    acknowledged before the batch's offsets are committed."""
+    batch = _current_batch.get()
+    if batch is not None:
+        for r in records:  # refused now, so that the record that produced it is the one dead-lettered
+            size = len(r.value) + len(r.key or b"") + sum(len(k) + len(v or b"") for k, v in r.headers)
+            if size > MAX_MESSAGE_BYTES - 1024:
+                raise MessageSizeTooLargeError(f"a {size}-byte record for {r.topic}")
+        batch.records.extend(records)
+        return
     futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
     for future in futures:
         await future
@@ -111,6 +123,22 @@ async def dead_letter(producer: AIOKafkaProducer, service: str, record: Consumer
 Handler = Callable[[ConsumerRecord], Awaitable[None]]
 
 
+@dataclass
+class Batch:
+    """Records of one partition handled together: one database transaction (each record in a savepoint of
+    it), then their outputs sent in order and acknowledged once, then the offset committed once."""
+    conn: "asyncpg.Connection | None" = None
+    records: list[Record] = field(default_factory=list)
+    marks: list[tuple[str, str]] = field(default_factory=list)  # (outbox consumer, event key) to mark published
+
+
+_current_batch: contextvars.ContextVar[Batch | None] = contextvars.ContextVar("relais_batch", default=None)
+
+
+def current_batch() -> Batch | None:
+    return _current_batch.get()
+
+
 async def consume(
     service: str,
     consumer: AIOKafkaConsumer,
@@ -118,16 +146,126 @@ async def consume(
     handle: Handler,
     stop: asyncio.Event,
     retry_seconds: float = 0.5,
+    pool: "asyncpg.Pool | None" = None,
+    batched: bool = False,
+    batch_ms: float = 20.0,
 ) -> None:
-    """Processes records in order per partition until `stop` is set; commits after processing."""
+    """Processes records in order per partition until `stop` is set; commits after processing.
+
+    `batched`: a partition's records are handled in batches of at most `batch_ms` (see Batch), which saves
+    each record its own commit, acknowledgement wait and offset commit. A batch that fails on the database
+    or the broker is rolled back and read again; a bad record is dead-lettered and its savepoint undone.
+    """
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=200, max_records=500)
         for tp, records in batches.items():
-            done = await _process_partition(service, producer, handle, stop, records, retry_seconds)
-            if done is not None:
-                await _commit(consumer, tp, done.offset + 1, stop)
+            if batched:
+                await _process_batched(service, consumer, producer, handle, stop, tp, records, retry_seconds,
+                                       pool, batch_ms / 1000)
+            else:
+                done = await _process_partition(service, producer, handle, stop, records, retry_seconds)
+                if done is not None:
+                    await _commit(consumer, tp, done.offset + 1, stop)
             if stop.is_set():
                 return  # what was not committed is delivered again after restart
+
+
+async def _process_batched(service, consumer, producer, handle, stop, tp, records, retry_seconds, pool, seconds):
+    start = 0
+    while start < len(records) and not stop.is_set():
+        batch = Batch()
+        token = _current_batch.set(batch)
+        handled = 0
+        try:
+            if pool is not None:
+                batch.conn = await pool.acquire()
+            transaction = batch.conn.transaction() if batch.conn is not None else None
+            if transaction is not None:
+                await transaction.start()
+            began = time.monotonic()
+            for record in records[start:]:
+                await _handle_one(service, producer, handle, record)
+                handled += 1
+                if time.monotonic() - began > seconds or stop.is_set():
+                    break
+            if transaction is not None:
+                await transaction.commit()
+        except TRANSIENT as error:
+            log.warning("transient failure in a batch of %s from offset %d, retrying it: %r",
+                        tp, records[start].offset, error)
+            await _rollback(batch)
+            _current_batch.reset(token)
+            await asyncio.sleep(retry_seconds)
+            continue
+        finally:
+            if batch.conn is not None:
+                await pool.release(batch.conn)
+                batch.conn = None
+        _current_batch.reset(token)
+        while not await _flush(producer, pool, batch):
+            if stop.is_set():
+                return  # not committed: delivered again, deduplicated
+            await asyncio.sleep(retry_seconds)
+        start += handled
+        await _commit(consumer, tp, records[start - 1].offset + 1, stop)
+
+
+async def _handle_one(service, producer, handle, record) -> None:
+    """One record of a batch: bad input and defects are dead-lettered (its savepoint undone); transient
+    failures propagate, failing the whole batch."""
+    batch = _current_batch.get()
+    savepoint = batch.conn.transaction() if batch.conn is not None else None
+    if savepoint is not None:
+        await savepoint.start()
+    try:
+        await handle(record)
+    except TRANSIENT as error:
+        if not isinstance(error, TOO_LARGE):
+            raise
+        reason = f"an output record is over the broker's limit of {MAX_MESSAGE_BYTES} bytes: {type(error).__name__}: {error}"
+    except BadInput as bad:
+        reason = str(bad)
+    except Exception as error:  # a defect on this record must not stall its partition
+        log.exception("unprocessable record %s@%d", record.topic, record.offset)
+        reason = f"unprocessable: {type(error).__name__}: {error}"
+    else:
+        if savepoint is not None:
+            await savepoint.commit()
+        return
+    if savepoint is not None:
+        await savepoint.rollback()
+    await dead_letter(producer, service, record, reason)
+
+
+async def _rollback(batch: Batch) -> None:
+    if batch.conn is not None and batch.conn.is_in_transaction():
+        try:
+            await batch.conn.execute("ROLLBACK")
+        except Exception:  # the connection is gone with its transaction
+            pass
+
+
+async def _flush(producer: AIOKafkaProducer, pool, batch: Batch) -> bool:
+    """Sends the batch's records in order, waits for every acknowledgement, marks their outbox rows."""
+    try:
+        futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in batch.records]
+        for future in futures:
+            await future
+    except TRANSIENT as error:
+        log.warning("publishing a batch of %d records failed, retrying: %r", len(batch.records), error)
+        return False
+    if batch.marks and pool is not None:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                # Losing this mark only re-sends the same records on a redelivery: no flush needed.
+                await conn.execute("SET LOCAL synchronous_commit = off")
+                await conn.execute(
+                    "UPDATE outbox SET published = true FROM unnest($1::text[], $2::text[]) AS m(consumer, event_key)"
+                    " WHERE outbox.consumer = m.consumer AND outbox.event_key = m.event_key",
+                    [c for c, _ in batch.marks], [k for _, k in batch.marks])
+        except TRANSIENT as error:
+            log.warning("marking %d outbox events published failed: %r", len(batch.marks), error)
+    return True
 
 
 async def _process_partition(service, producer, handle, stop, records, retry_seconds):

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from relais.common.bus import Record, publish
+from relais.common.bus import Record, current_batch, publish
 
 Apply = Callable[[asyncpg.Connection], Awaitable[list[Record]]]
 
@@ -20,39 +20,55 @@ Apply = Callable[[asyncpg.Connection], Awaitable[list[Record]]]
 async def process_once(
     pool: asyncpg.Pool, producer: AIOKafkaProducer, consumer: str, event_key: str, apply: Apply
 ) -> bool:
-    """Runs `apply` once per (consumer, event_key); returns False for a duplicate."""
+    """Runs `apply` once per (consumer, event_key); returns False for a duplicate.
+
+    Inside a batch of the consume loop (relais.common.bus.Batch) it runs in the batch's transaction, and
+    the batch publishes the records after its commit and marks them published.
+    """
+    batch = current_batch()
+    if batch is not None and batch.conn is not None:
+        first_time, pending = await _apply_once(batch.conn, consumer, event_key, apply)
+        if pending:
+            await publish(producer, pending)
+            batch.marks.append((consumer, event_key))
+        return first_time
     async with pool.acquire() as conn:
         async with conn.transaction():
-            first_time = await conn.fetchval(
-                "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2)"
-                " ON CONFLICT DO NOTHING RETURNING true",
-                consumer,
-                event_key,
-            )
-            if first_time:
-                records = await apply(conn)
-                await conn.executemany(
-                    "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    [
-                        (consumer, event_key, i, r.topic, r.key, r.value, _headers_json(r.headers))
-                        for i, r in enumerate(records)
-                    ],
-                )
-        pending = await conn.fetch(
-            "SELECT seq, topic, key, value, headers FROM outbox"
-            " WHERE consumer = $1 AND event_key = $2 AND NOT published ORDER BY seq",
-            consumer,
-            event_key,
-        )
+            first_time, pending = await _apply_once(conn, consumer, event_key, apply)
         if pending:
-            await publish(producer, [Record(r["topic"], r["key"], r["value"], _headers(r["headers"])) for r in pending])
+            await publish(producer, pending)
             await conn.execute(
                 "UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = $2",
                 consumer,
                 event_key,
             )
-    return bool(first_time)
+    return first_time
+
+
+async def _apply_once(conn, consumer: str, event_key: str, apply: Apply) -> tuple[bool, list[Record]]:
+    """Records the event, applies it and stores its outputs, the first time; returns the outputs to publish
+    (for a duplicate: those not acknowledged yet)."""
+    first_time = bool(await conn.fetchval(
+        "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
+        consumer,
+        event_key,
+    ))
+    if first_time:
+        records = await apply(conn)
+        if records:
+            await conn.executemany(
+                "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [(consumer, event_key, i, r.topic, r.key, r.value, _headers_json(r.headers)) for i, r in enumerate(records)],
+            )
+        return True, records
+    pending = await conn.fetch(
+        "SELECT seq, topic, key, value, headers FROM outbox"
+        " WHERE consumer = $1 AND event_key = $2 AND NOT published ORDER BY seq",
+        consumer,
+        event_key,
+    )
+    return False, [Record(r["topic"], r["key"], r["value"], _headers(r["headers"])) for r in pending]
 
 
 def _headers_json(headers: list[tuple[str, bytes]]) -> str:

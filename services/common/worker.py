@@ -14,7 +14,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from relais.common import bus, db
-from relais.common.config import Settings
+from relais.common.config import Settings, env
 from relais.common.grpcserver import GrpcServer, Register
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,9 @@ class Service:
     register: Register | None = None
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
     close: Callable[[], Awaitable[None]] | None = None
+    # Records handled in batches (one transaction, one acknowledgement wait, one offset commit; see
+    # relais.common.bus.Batch). Only for handlers whose every effect goes through the outbox or bus.publish.
+    batched: bool = False
 
 
 Build = Callable[[Worker], Awaitable[Service]]
@@ -59,7 +62,9 @@ async def run(settings: Settings, stop: asyncio.Event, build: Build, *, database
         await server.set_serving(True)
         log.info("%s serving on %s (port %d)", settings.service, settings.grpc_addr, server.port)
         if consumer is not None:
-            await bus.consume(settings.service, consumer, producer, service.handle, stop)
+            await bus.consume(settings.service, consumer, producer, service.handle, stop, pool=pool,
+                              batched=service.batched and env("RELAIS_BATCH", "on") != "off",
+                              batch_ms=float(env("RELAIS_BATCH_MS", "20")))
         else:
             await stop.wait()
     finally:

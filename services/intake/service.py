@@ -88,7 +88,7 @@ async def build(w: worker.Worker) -> worker.Service:
 
         await outbox.process_once(w.pool, w.producer, "intake", event.event_key, apply)
 
-    return worker.Service(handle=handle, topics=(topics.CONTACT_EVENTS,),
+    return worker.Service(handle=handle, topics=(topics.CONTACT_EVENTS,), batched=True,
                           background=(lambda: retention.run_periodically(w.pool),))
 
 

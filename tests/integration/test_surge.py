@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timezone
 
 import grpc
+from scipy.stats import spearmanr
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -143,13 +144,16 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
     assert len(answers) == total == len(sent)  # nothing dropped, nothing answered twice
     assert len({r["id"] for r in answers}) == total
 
-    # Waiting customers: positions from 1, waits that grow with the position.
+    # Waiting customers: positions from 1, and waits that follow the position (the two advisors take about
+    # 1-2 s per contact here, so a wait is at most a few seconds per place in the queue).
     waiting = [r["data"] for cid, index in sent.items() if index in HANDOFF_ASKS
-               for r in replies.replies[cid][:3] if r["type"] == cloudevents.REPLY_QUEUE][:400]
+               for r in replies.replies[cid][:3] if r["type"] == cloudevents.REPLY_QUEUE]
     assert waiting and all(w["position"] >= 1 and w["expected_wait_seconds"] >= 0 for w in waiting)
-    pairs = sorted((w["position"], w["expected_wait_seconds"]) for w in waiting)
-    concordant = sum(b[1] >= a[1] for a, b in zip(pairs, pairs[1:]))
-    assert concordant / max(1, len(pairs) - 1) > 0.8
+    positions = [w["position"] for w in waiting]
+    waits = [w["expected_wait_seconds"] for w in waiting]
+    assert all(wait <= 3 * position + 2 for position, wait in zip(positions, waits))
+    rho = spearmanr(positions, waits).statistic
+    assert rho > 0.7, rho
 
     # Whatever backlog there was waited in Kafka, before the stage that could not keep up, and drained;
     # memory stayed bounded meanwhile.
@@ -159,7 +163,7 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
     growth = {name: peaks[name] - baseline[name] for name in memory}
     print(f"\nsurge: {total} conversations ({surge} in {SURGE_SECONDS:.0f} s at {NORMAL_PER_S * 10}/s), "
           f"max backlog per stage {most_behind}, RSS peak MB {({k: round(v) for k, v in peaks.items()})}, "
-          f"growth MB {({k: round(v) for k, v in growth.items()})}, max queue position {max(p for p, _ in pairs)}")
+          f"growth MB {({k: round(v) for k, v in growth.items()})}, max queue position {max(positions)}, position/wait rank correlation {rho:.2f}")
     assert all(peak < 800 for peak in peaks.values()), peaks
     assert all(g < 250 for g in growth.values()), growth
 
