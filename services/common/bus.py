@@ -238,11 +238,11 @@ async def _handle_one(service, producer, handle, record) -> None:
 
 
 async def _rollback(batch: Batch) -> None:
-    if batch.conn is not None and batch.conn.is_in_transaction():
-        try:
+    try:
+        if batch.conn is not None and batch.conn.is_in_transaction():
             await batch.conn.execute("ROLLBACK")
-        except Exception:  # the connection is gone with its transaction
-            pass
+    except Exception:  # the connection is gone with its transaction; if asyncpg already took it back (the server
+        pass           # went away), even is_in_transaction() raises InterfaceError, which must not stop the service
 
 
 async def _flush(producer: AIOKafkaProducer, pool, batch: Batch) -> bool:
