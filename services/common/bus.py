@@ -125,9 +125,10 @@ Handler = Callable[[ConsumerRecord], Awaitable[None]]
 
 @dataclass
 class Batch:
-    """Records of one partition handled together: one database transaction (each record in a savepoint of
-    it), then their outputs sent in order and acknowledged once, then the offset committed once."""
+    """Records of one partition handled together: one database transaction, then their outputs sent in
+    order and acknowledged once, then the offset committed once."""
     conn: "asyncpg.Connection | None" = None
+    transaction: "asyncpg.transaction.Transaction | None" = None
     records: list[Record] = field(default_factory=list)
     marks: list[tuple[str, str]] = field(default_factory=list)  # (outbox consumer, event key) to mark published
 
@@ -154,7 +155,8 @@ async def consume(
 
     `batched`: a partition's records are handled in batches of at most `batch_ms` (see Batch), which saves
     each record its own commit, acknowledgement wait and offset commit. A batch that fails on the database
-    or the broker is rolled back and read again; a bad record is dead-lettered and its savepoint undone.
+    or the broker is rolled back and read again; one with a bad record is rolled back and its records handled
+    one by one, so that only the bad one is dead-lettered.
     """
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=200, max_records=500)
@@ -171,78 +173,67 @@ async def consume(
 
 
 async def _process_batched(service, consumer, producer, handle, stop, tp, records, retry_seconds, pool, seconds):
+    """Optimistic batches: when a record fails (bad input, a defect), the batch is rolled back and its records
+    up to the failing one are handled one by one, the old way, which dead-letters that record alone."""
     start = 0
     while start < len(records) and not stop.is_set():
         batch = Batch()
         token = _current_batch.set(batch)
-        handled = 0
+        handled, failed = 0, False
         try:
             if pool is not None:
                 batch.conn = await pool.acquire()
-            transaction = batch.conn.transaction() if batch.conn is not None else None
+            transaction = batch.transaction = batch.conn.transaction() if batch.conn is not None else None
             if transaction is not None:
                 await transaction.start()
             began = time.monotonic()
             for record in records[start:]:
-                await _handle_one(service, producer, handle, record)
+                try:
+                    await handle(record)
+                except TRANSIENT as error:
+                    if not isinstance(error, TOO_LARGE):
+                        raise
+                    failed = True
+                except Exception:  # BadInput or a defect: sorted out one record at a time below
+                    failed = True
                 handled += 1
-                if time.monotonic() - began > seconds or stop.is_set():
+                if failed or time.monotonic() - began > seconds or stop.is_set():
                     break
-            if transaction is not None:
+            if failed:
+                await _rollback(batch)
+            elif transaction is not None:
                 await transaction.commit()
         except TRANSIENT as error:
             log.warning("transient failure in a batch of %s from offset %d, retrying it: %r",
                         tp, records[start].offset, error)
             await _rollback(batch)
-            _current_batch.reset(token)
             await asyncio.sleep(retry_seconds)
             continue
         finally:
+            _current_batch.reset(token)
             if batch.conn is not None:
                 await pool.release(batch.conn)
                 batch.conn = None
-        _current_batch.reset(token)
-        while not await _flush(producer, pool, batch):
-            if stop.is_set():
-                return  # not committed: delivered again, deduplicated
-            await asyncio.sleep(retry_seconds)
-        start += handled
+        if failed:
+            done = await _process_partition(service, producer, handle, stop, records[start:start + handled], retry_seconds)
+            if done is None:
+                return
+            start = records.index(done) + 1
+        else:
+            while not await _flush(producer, pool, batch):
+                if stop.is_set():
+                    return  # not committed: delivered again, deduplicated
+                await asyncio.sleep(retry_seconds)
+            start += handled
         await _commit(consumer, tp, records[start - 1].offset + 1, stop)
-
-
-async def _handle_one(service, producer, handle, record) -> None:
-    """One record of a batch: bad input and defects are dead-lettered (its savepoint undone); transient
-    failures propagate, failing the whole batch."""
-    batch = _current_batch.get()
-    savepoint = batch.conn.transaction() if batch.conn is not None else None
-    if savepoint is not None:
-        await savepoint.start()
-    try:
-        await handle(record)
-    except TRANSIENT as error:
-        if not isinstance(error, TOO_LARGE):
-            raise
-        reason = f"an output record is over the broker's limit of {MAX_MESSAGE_BYTES} bytes: {type(error).__name__}: {error}"
-    except BadInput as bad:
-        reason = str(bad)
-    except Exception as error:  # a defect on this record must not stall its partition
-        log.exception("unprocessable record %s@%d", record.topic, record.offset)
-        reason = f"unprocessable: {type(error).__name__}: {error}"
-    else:
-        if savepoint is not None:
-            await savepoint.commit()
-        return
-    if savepoint is not None:
-        await savepoint.rollback()
-    await dead_letter(producer, service, record, reason)
 
 
 async def _rollback(batch: Batch) -> None:
     try:
-        if batch.conn is not None and batch.conn.is_in_transaction():
-            await batch.conn.execute("ROLLBACK")
+        if batch.transaction is not None:
+            await batch.transaction.rollback()
     except Exception:  # the connection is gone with its transaction; if asyncpg already took it back (the server
-        pass           # went away), even is_in_transaction() raises InterfaceError, which must not stop the service
+        pass           # went away), even the rollback raises InterfaceError, which must not stop the service
 
 
 async def _flush(producer: AIOKafkaProducer, pool, batch: Batch) -> bool:
