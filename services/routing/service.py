@@ -191,8 +191,10 @@ class Routing(AgentDeskApi):
             if not context.conversation_id or not context.turns:
                 raise bus.BadInput("hand-off without conversation_id or turns")
             key = f"{context.turns[-1].turn_id}/handoff"
-            # Assist is drafted while the decision is made: the offer does not wait for it twice.
-            asyncio.create_task(self._assist(_task_id(key), context))
+            # Assist is drafted while the decision is made, so the offer does not wait for it twice — when an
+            # advisor of that language is signed in; otherwise it is drafted when an offer is made.
+            if self.index is None or any(context.language in agent.languages for agent in self.index.values()):
+                asyncio.create_task(self._assist(_task_id(key), context))
             if await self._handoff_offered(record, context, key):
                 return
 
