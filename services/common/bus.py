@@ -125,8 +125,8 @@ Handler = Callable[[ConsumerRecord], Awaitable[None]]
 
 @dataclass
 class Batch:
-    """Records of one partition handled together: one database transaction, then their outputs sent in
-    order and acknowledged once, then the offset committed once."""
+    """Records of a poll handled together: one database transaction, then their outputs sent in order and
+    acknowledged once, then the offsets committed once."""
     conn: "asyncpg.Connection | None" = None
     transaction: "asyncpg.transaction.Transaction | None" = None
     records: list[Record] = field(default_factory=list)
@@ -153,30 +153,31 @@ async def consume(
 ) -> None:
     """Processes records in order per partition until `stop` is set; commits after processing.
 
-    `batched`: a partition's records are handled in batches of at most `batch_ms` (see Batch), which saves
-    each record its own commit, acknowledgement wait and offset commit. A batch that fails on the database
+    `batched`: a poll's records (every partition's, each partition's in order) are handled in batches of at
+    most `batch_ms` (see Batch), which saves each record its own commit, acknowledgement wait and offset commit. A batch that fails on the database
     or the broker is rolled back and read again; one with a bad record is rolled back and its records handled
     one by one, so that only the bad one is dead-lettered.
     """
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=200, max_records=500)
+        if batched:
+            await _process_batched(service, consumer, producer, handle, stop, batches, retry_seconds, pool,
+                                   batch_ms / 1000)
+            continue
         for tp, records in batches.items():
-            if batched:
-                await _process_batched(service, consumer, producer, handle, stop, tp, records, retry_seconds,
-                                       pool, batch_ms / 1000)
-            else:
-                done = await _process_partition(service, producer, handle, stop, records, retry_seconds)
-                if done is not None:
-                    await _commit(consumer, tp, done.offset + 1, stop)
+            done = await _process_partition(service, producer, handle, stop, records, retry_seconds)
+            if done is not None:
+                await _commit(consumer, tp, done.offset + 1, stop)
             if stop.is_set():
                 return  # what was not committed is delivered again after restart
 
 
-async def _process_batched(service, consumer, producer, handle, stop, tp, records, retry_seconds, pool, seconds):
+async def _process_batched(service, consumer, producer, handle, stop, batches, retry_seconds, pool, seconds):
     """Optimistic batches: when a record fails (bad input, a defect), the batch is rolled back and its records
     up to the failing one are handled one by one, the old way, which dead-letters that record alone."""
+    items = [(tp, record) for tp, records in batches.items() for record in records]
     start = 0
-    while start < len(records) and not stop.is_set():
+    while start < len(items) and not stop.is_set():
         batch = Batch()
         token = _current_batch.set(batch)
         handled, failed = 0, False
@@ -187,7 +188,7 @@ async def _process_batched(service, consumer, producer, handle, stop, tp, record
             if transaction is not None:
                 await transaction.start()
             began = time.monotonic()
-            for record in records[start:]:
+            for _, record in items[start:]:
                 try:
                     await handle(record)
                 except TRANSIENT as error:
@@ -204,8 +205,7 @@ async def _process_batched(service, consumer, producer, handle, stop, tp, record
             elif transaction is not None:
                 await transaction.commit()
         except TRANSIENT as error:
-            log.warning("transient failure in a batch of %s from offset %d, retrying it: %r",
-                        tp, records[start].offset, error)
+            log.warning("transient failure in a batch of %d records, retrying it: %r", len(items) - start, error)
             await _rollback(batch)
             await asyncio.sleep(retry_seconds)
             continue
@@ -214,18 +214,27 @@ async def _process_batched(service, consumer, producer, handle, stop, tp, record
             if batch.conn is not None:
                 await pool.release(batch.conn)
                 batch.conn = None
+        done = items[start:start + handled]
         if failed:
-            done = await _process_partition(service, producer, handle, stop, records[start:start + handled], retry_seconds)
-            if done is None:
-                return
-            start = records.index(done) + 1
+            by_partition: dict[TopicPartition, list[ConsumerRecord]] = {}
+            for tp, record in done:
+                by_partition.setdefault(tp, []).append(record)
+            for tp, records in by_partition.items():
+                last = await _process_partition(service, producer, handle, stop, records, retry_seconds)
+                if last is not None:
+                    await _commit(consumer, tp, last.offset + 1, stop)
+                if last is not records[-1]:
+                    return  # stopping: the rest is delivered again
         else:
             while not await _flush(producer, pool, batch):
                 if stop.is_set():
                     return  # not committed: delivered again, deduplicated
                 await asyncio.sleep(retry_seconds)
-            start += handled
-        await _commit(consumer, tp, records[start - 1].offset + 1, stop)
+            offsets = {}
+            for tp, record in done:
+                offsets[tp] = record.offset + 1
+            await _commit_all(consumer, offsets, stop)
+        start += handled
 
 
 async def _rollback(batch: Batch) -> None:
@@ -290,16 +299,22 @@ async def _process_partition(service, producer, handle, stop, records, retry_sec
 
 
 async def _commit(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, stop: asyncio.Event) -> None:
+    await _commit_all(consumer, {tp: offset}, stop)
+
+
+async def _commit_all(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], stop: asyncio.Event) -> None:
+    if not offsets:
+        return
     while True:
         try:
-            await consumer.commit({tp: offset})
+            await consumer.commit(offsets)
             return
         except (CommitFailedError, IllegalStateError) as error:
-            # A rebalance took the partition away: its new owner re-reads from the last commit.
-            log.warning("commit of %s at %d not done: %r", tp, offset, error)
+            # A rebalance took a partition away: its new owner re-reads from the last commit.
+            log.warning("commit of %s not done: %r", offsets, error)
             return
         except KafkaError as error:
             if stop.is_set():
                 return
-            log.warning("commit of %s at %d failed, retrying: %r", tp, offset, error)
+            log.warning("commit of %s failed, retrying: %r", offsets, error)
             await asyncio.sleep(0.5)
