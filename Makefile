@@ -47,6 +47,7 @@ bench: install
 	$(PY) bench/intents_public.py
 	$(VENV)/bin/relais bench pipeline --private --json
 	$(VENV)/bin/relais bench routing --json
+	$(PY) bench/analytics_kpis.py
 
 # The intent model artifact the classifier service loads (make up trains it when missing or stale).
 model: install
