@@ -51,6 +51,13 @@ AGENT_COLUMNS = ("agent_id, token_sha256, languages, skill_levels::text AS level
                  " extract(epoch FROM idle_since) AS idle, state")
 TASK_COLUMNS = ("task_id, language, channel, required::text AS required, priority, extract(epoch FROM queued_at) AS queued,"
                 " preferred, stage, declined_by, extract(epoch FROM due_at) AS due")
+# A queued task's 1-based place in its language's queue, as rules.queue_position orders it.
+POSITION = """
+WITH q AS (SELECT task_id, queued_at,
+                  priority + floor(greatest(0, extract(epoch FROM now() - queued_at)) / $3)::int AS eff
+           FROM tasks WHERE status = 'queued' AND language = $2 AND (due_at IS NULL OR due_at <= now()))
+SELECT 1 + count(*) FROM q, (SELECT eff, queued_at, task_id FROM q WHERE task_id = $1) me
+WHERE q.eff > me.eff OR (q.eff = me.eff AND (q.queued_at, q.task_id) < (me.queued_at, me.task_id))"""
 # A hand-off that an agent can take at once, in one statement (one round trip, its own transaction, committed —
 # fsync included — before PostgreSQL answers): the deduplication row, the task already offered, its 'queued' and
 # 'offered' steps, the agent's reservation and, when the agent was available, its state change in the outbox.
@@ -336,9 +343,9 @@ class Routing(AgentDeskApi):
     async def _position_message(self, conn, task_id: str, reply_id: str, context: pb.ConversationContext) -> list[bus.Record]:
         task = await conn.fetchrow("SELECT language, updates_sent FROM tasks WHERE task_id = $1", task_id)
         language = task["language"]
-        queued = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
-                                                     " AND language = $1", language)]
-        position = rules.queue_position(task_id, queued, time.time(), self.rules)
+        # Counted in the database (rules.queue_order's order: effective priority, then longest waiting), so a
+        # long queue costs a scan in PostgreSQL, not every waiting task decoded in Python for each hand-off.
+        position = await conn.fetchval(POSITION, task_id, language, self.rules.aging_seconds_per_point)
         wait = await self._expected_wait(conn, task_id, language, position)
         await conn.execute("UPDATE tasks SET last_position = $2, last_update_at = now(), updates_sent = updates_sent + 1"
                            " WHERE task_id = $1", task_id, position)
