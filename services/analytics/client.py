@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def report_cli(args, endpoints: dict[str, str]) -> int:
                                    token=endpoints.get("RELAIS_SERVICE_TOKEN"), env=endpoints))
     except grpc.RpcError as error:
         print(f"relais report: error: the Analytics API at {endpoints['ANALYTICS_GRPC_ADDR']} answered "
-              f"{error.code().name}: {error.details()} — is the stack up (make up)?", file=__import__("sys").stderr)
+              f"{error.code().name}: {error.details()} — is the stack up (make up)?", file=sys.stderr)
         return 1
     path = write_report(data, Path(args.out))
     print(f"wrote {path} ({data['totals']['bot']['contacts'] + data['totals']['human']['contacts']} contacts, "

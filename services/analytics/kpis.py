@@ -209,7 +209,7 @@ def side_kpis(contacts: Sequence[Contact], surveys: dict[str, list[Survey]], bac
     side.csat = ratio(sum(s >= 4 for s in csat), len(csat))
     side.csat_mean = mean(csat)
     side.nps = nps(promoters)
-    side.handling_seconds = mean([handling_seconds(c) for c in contacts if handling_seconds(c) is not None]
+    side.handling_seconds = mean([s for c in contacts if (s := handling_seconds(c)) is not None]
                                  if human else [(c.bot_last_at - c.bot_first_at).total_seconds()
                                                 for c in contacts if c.bot_first_at and c.bot_last_at])
     side.cost_per_contact = ratio(sum(contact_cost(c, cost) for c in contacts), side.contacts)
@@ -253,8 +253,8 @@ def row_kpis(contacts: Sequence[Contact], surveys: dict[str, list[Survey]], back
     row.service_level = ratio(sum(w <= policy.service_level_seconds for w in waits), len(waits) + row.abandoned)
     if contacts:
         row.total_cost = sum(contact_cost(c, cost) for c in contacts)
-        human_hours = mean([h for c in human_side if (h := handling_seconds(c)) is not None])
-        per_contact = (human_hours if human_hours is not None else cost.baseline_aht_seconds) / 3600 * cost.agent_hour
+        human_seconds = mean([h for c in human_side if (h := handling_seconds(c)) is not None])
+        per_contact = (human_seconds if human_seconds is not None else cost.baseline_aht_seconds) / 3600 * cost.agent_hour
         row.all_human_cost = len(contacts) * per_contact
         row.saving = row.all_human_cost - row.total_cost
     return row

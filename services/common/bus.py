@@ -93,14 +93,23 @@ async def publish(producer: AIOKafkaProducer, records: list[Record]) -> None:
     batch = _current_batch.get()
     if batch is not None:
         for r in records:  # refused now, so that the record that produced it is the one dead-lettered
-            size = len(r.value) + len(r.key or b"") + sum(len(k) + len(v or b"") for k, v in r.headers)
+            size = _size(r.key, r.value, r.headers)
             if size > MAX_MESSAGE_BYTES - 1024:
                 raise MessageSizeTooLargeError(f"a {size}-byte record for {r.topic}")
         batch.records.extend(records)
         return
+    await _send_all(producer, records)
+
+
+async def _send_all(producer: AIOKafkaProducer, records: list[Record]) -> None:
+    """Sends the records in order, then waits for every acknowledgement."""
     futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
     for future in futures:
         await future
+
+
+def _size(key: bytes | None, value: bytes | None, headers) -> int:
+    return len(key or b"") + len(value or b"") + sum(len(k) + len(v or b"") for k, v in headers or [])
 
 
 async def dead_letter(producer: AIOKafkaProducer, service: str, record: ConsumerRecord, reason: str) -> None:
@@ -115,7 +124,7 @@ async def dead_letter(producer: AIOKafkaProducer, service: str, record: Consumer
     try:
         await publish(producer, [Record(topics.DEAD_LETTER, record.key or b"", record.value or b"", headers)])
     except TOO_LARGE:  # the original plus these headers is over the limit: the reason goes without the copy
-        size = len(record.value or b"") + sum(len(k) + len(v or b"") for k, v in record.headers or [])
+        size = _size(None, record.value, record.headers)
         headers = headers[-5:] + [("dlq.value.omitted", f"{size} bytes of value and headers: too large to copy".encode())]
         await publish(producer, [Record(topics.DEAD_LETTER, (record.key or b"")[:1024], b"", headers)])
 
@@ -154,9 +163,9 @@ async def consume(
     """Processes records in order per partition until `stop` is set; commits after processing.
 
     `batched`: a poll's records (every partition's, each partition's in order) are handled in batches of at
-    most `batch_ms` (see Batch), which saves each record its own commit, acknowledgement wait and offset commit. A batch that fails on the database
-    or the broker is rolled back and read again; one with a bad record is rolled back and its records handled
-    one by one, so that only the bad one is dead-lettered.
+    most `batch_ms` (see Batch), which saves each record its own commit, acknowledgement wait and offset
+    commit. A batch that fails on the database or the broker is rolled back and read again; one with a bad
+    record is rolled back and its records handled one by one, so that only the bad one is dead-lettered.
     """
     while not stop.is_set():
         batches = await consumer.getmany(timeout_ms=200, max_records=500)
@@ -191,10 +200,10 @@ async def _process_batched(service, consumer, producer, handle, stop, batches, r
             for _, record in items[start:]:
                 try:
                     await handle(record)
-                except TRANSIENT as error:
-                    if not isinstance(error, TOO_LARGE):
-                        raise
+                except TOO_LARGE:  # a KafkaError, yet about the record: sorted out like bad input below
                     failed = True
+                except TRANSIENT:
+                    raise
                 except Exception:  # BadInput or a defect: sorted out one record at a time below
                     failed = True
                 handled += 1
@@ -230,10 +239,7 @@ async def _process_batched(service, consumer, producer, handle, stop, batches, r
                 if stop.is_set():
                     return  # not committed: delivered again, deduplicated
                 await asyncio.sleep(retry_seconds)
-            offsets = {}
-            for tp, record in done:
-                offsets[tp] = record.offset + 1
-            await _commit_all(consumer, offsets, stop)
+            await _commit_all(consumer, {tp: record.offset + 1 for tp, record in done}, stop)
         start += handled
 
 
@@ -248,9 +254,7 @@ async def _rollback(batch: Batch) -> None:
 async def _flush(producer: AIOKafkaProducer, pool, batch: Batch) -> bool:
     """Sends the batch's records in order, waits for every acknowledgement, marks their outbox rows."""
     try:
-        futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in batch.records]
-        for future in futures:
-            await future
+        await _send_all(producer, batch.records)
     except TRANSIENT as error:
         log.warning("publishing a batch of %d records failed, retrying: %r", len(batch.records), error)
         return False
