@@ -16,6 +16,7 @@ import math
 import time
 from datetime import datetime, timedelta, timezone
 
+import grpc
 from aiokafka import ConsumerRecord
 from google.protobuf import json_format
 from google.protobuf import message as pb_message
@@ -52,18 +53,16 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         self.pool, self.cost, self.policy, self.staffing_minutes = pool, cost, policy, staffing_minutes
 
     async def GetKpis(self, request, context):
-        import grpc
-
         end = _time(request.to, now())
         start = _time(getattr(request, "from"))
+        async with self.pool.acquire() as conn:
+            inputs = await store.kpi_inputs(conn, start, end, self.policy)
         try:
-            async with self.pool.acquire() as conn:
-                rows = await store.kpi_rows(conn, start, end, window=request.window, dimension=request.dimension,
-                                            cost=self.cost, policy=self.policy)
-                started = await store.contacts(conn, start, end)
-                uses = await store.suggestion_uses(conn, start, end)
+            rows = store.rows_of(inputs, start, end, window=request.window, dimension=request.dimension,
+                                 cost=self.cost, policy=self.policy)
         except ValueError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        started, uses = inputs.started, inputs.uses
         reply = analytics_pb2.KpiReply(currency=self.cost.currency, service_level_seconds=self.policy.service_level_seconds,
                                        recontact_days=self.policy.recontact_days)
         reply.total.CopyFrom(_counts(started))
@@ -94,8 +93,6 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         return reply
 
     async def GetStaffing(self, request, context):
-        import grpc
-
         end = _time(request.to, now())
         start = _time(getattr(request, "from"), end - timedelta(days=1))
         # Arrivals are read over staffing intervals (15 minutes, as workforce planning does), so a surge shows.

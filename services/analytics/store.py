@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from relais.analytics import kpis
@@ -41,14 +42,33 @@ async def suggestion_uses(conn, start: datetime | None, end: datetime) -> list[k
     return [kpis.SuggestionUse(r["at"], r["use"]) for r in rows]
 
 
+@dataclass(frozen=True)
+class KpiInputs:
+    """Everything the KPIs of [start, end) are computed from (kpis.compute's arguments)."""
+    started: list[kpis.Contact]
+    later: list[kpis.Contact]  # started after the range, within the recontact window: returns only
+    surveys: list[kpis.Survey]
+    spans: list[kpis.AgentSpan]
+    uses: list[kpis.SuggestionUse]
+
+
+async def kpi_inputs(conn, start: datetime | None, end: datetime, policy: kpis.Policy) -> KpiInputs:
+    started = await contacts(conn, start, end)
+    return KpiInputs(started, await contacts(conn, end, end + timedelta(days=policy.recontact_days)),
+                     await surveys(conn, [c.conversation_id for c in started]), await agent_spans(conn, start, end),
+                     await suggestion_uses(conn, start, end))
+
+
+def rows_of(inputs: KpiInputs, start: datetime | None, end: datetime, *, window: str = "", dimension: str = "",
+            cost: kpis.CostModel, policy: kpis.Policy) -> list[kpis.KpiRow]:
+    return kpis.compute(inputs.started, inputs.surveys, inputs.spans, inputs.uses, later=inputs.later, window=window,
+                        dimension=dimension, cost=cost, policy=policy, range_start=start, range_end=end)
+
+
 async def kpi_rows(conn, start: datetime | None, end: datetime, *, window: str = "", dimension: str = "",
                    cost: kpis.CostModel, policy: kpis.Policy) -> list[kpis.KpiRow]:
-    started = await contacts(conn, start, end)
-    later = await contacts(conn, end, end + timedelta(days=policy.recontact_days))
-    return kpis.compute(
-        started, await surveys(conn, [c.conversation_id for c in started]), await agent_spans(conn, start, end),
-        await suggestion_uses(conn, start, end), later=later, window=window, dimension=dimension, cost=cost,
-        policy=policy, range_start=start, range_end=end)
+    return rows_of(await kpi_inputs(conn, start, end, policy), start, end, window=window, dimension=dimension,
+                   cost=cost, policy=policy)
 
 
 async def verbatims(conn, start: datetime, end: datetime) -> list[str]:
