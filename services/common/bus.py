@@ -221,7 +221,7 @@ async def _process_batched(service, consumer, producer, handle, stop, batches, r
         finally:
             _current_batch.reset(token)
             if batch.conn is not None:
-                await pool.release(batch.conn)
+                await _release(pool, batch.conn)
                 batch.conn = None
         done = items[start:start + handled]
         if failed:
@@ -241,6 +241,15 @@ async def _process_batched(service, consumer, producer, handle, stop, batches, r
                 await asyncio.sleep(retry_seconds)
             await _commit_all(consumer, {tp: record.offset + 1 for tp, record in done}, stop)
         start += handled
+
+
+async def _release(pool, conn) -> None:
+    # When the server went away mid-query, resetting the connection for the pool fails; asyncpg has then closed it
+    # and the pool opens another. That must not stop the service.
+    try:
+        await pool.release(conn)
+    except Exception as error:
+        log.warning("a database connection was not released cleanly (closed instead): %r", error)
 
 
 async def _rollback(batch: Batch) -> None:
