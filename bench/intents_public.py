@@ -46,14 +46,23 @@ def banking77_holdout(rows: tuple[list[str], list[str]], per_label: int = 40, se
     return pick(~test), pick(test)
 
 
-def banking77_cv(rows, family: str, folds: int = 5) -> dict:
-    """Pooled predictions of 5-fold stratified CV (each fold's model calibrated on 20 % of its train)."""
+def banking77_cv(rows, family: str, folds: int = 5, calibrated: bool = True) -> dict:
+    """Pooled predictions of 5-fold stratified CV (each fold's model calibrated on 20 % of its train).
+
+    Not `calibrated`: one training per fold instead of two, temperature 1, no ECE. Accuracy and macro F1 are the
+    same (the temperature never changes the best intent when there is no out-of-scope cut-off), at half the cost:
+    what makes 5-fold affordable for minilm-ft on two cores."""
     from sklearn.model_selection import StratifiedKFold
 
+    from relais.classifier.model import IntentModel
+
     truth, predicted, confidence, right, seconds = [], [], [], [], 0.0
-    for train_rows, test_rows in StratifiedKFold(folds, shuffle=True, random_state=0).split(rows[0], rows[1]):
+    for fold, (train_rows, test_rows) in enumerate(
+            StratifiedKFold(folds, shuffle=True, random_state=0).split(rows[0], rows[1])):
         started = time.perf_counter()
-        model = train_model(([rows[0][i] for i in train_rows], [rows[1][i] for i in train_rows]), family=family)
+        fold_train = ([rows[0][i] for i in train_rows], [rows[1][i] for i in train_rows])
+        model = train_model(fold_train, family=family) if calibrated else \
+            IntentModel.fit(*fold_train, family=family, temperature=1.0)
         seconds += time.perf_counter() - started
         test = [rows[0][i] for i in test_rows]
         predictions = model.predict_batch(test)
@@ -61,9 +70,10 @@ def banking77_cv(rows, family: str, folds: int = 5) -> dict:
         predicted += [p.intent or "<none>" for p in predictions]
         confidence += [p.confidence for p in predictions]
         right += [p.best_guess == rows[1][i] for p, i in zip(predictions, test_rows)]
+        print(f"fold {fold + 1}/{folds}: accuracy {np.mean(right[-len(test_rows):]):.4f}", file=sys.stderr, flush=True)
     return metrics(truth, predicted, None) | {
-        "ece": expected_calibration_error(np.array(confidence), np.array(right)),
-        "train_seconds": round(seconds / folds, 3), "family": family}
+        "ece": expected_calibration_error(np.array(confidence), np.array(right)) if calibrated else None,
+        "train_seconds": round(seconds / folds, 3), "family": family, "calibrated": calibrated}
 
 
 def clinc_crossfit(train, val, family: str) -> dict:
@@ -99,6 +109,9 @@ def main() -> int:
     parser.add_argument("--families", nargs="+", default=[DEFAULT_FAMILY, "minilm"], choices=FAMILIES)
     parser.add_argument("--datasets", nargs="+", default=["banking77", "clinc150"], choices=["banking77", "clinc150"])
     parser.add_argument("--cv", action="store_true", help="also 5-fold CV on BANKING77 (5 more trainings)")
+    parser.add_argument("--cv-only", action="store_true", help="BANKING77 5-fold CV without the holdout run")
+    parser.add_argument("--uncalibrated", dest="calibrated", action="store_false",
+                        help="CV with one training per fold (accuracy and macro F1 only, half the time)")
     parser.add_argument("--no-crossfit", dest="crossfit", action="store_false",
                         help="skip CLINC150 val with the --val protocol (cut-off on one half, measured on the other)")
     args = parser.parse_args()
@@ -113,9 +126,10 @@ def main() -> int:
         jobs = []
         if "banking77" in args.datasets:
             rows = read_csv(DATA / "banking77/train.csv")
-            jobs.append(("banking77-holdout", lambda: evaluate(*banking77_holdout(rows), family=family)))
-            if args.cv:
-                jobs.append(("banking77-5fold", lambda: banking77_cv(rows, family)))
+            if not args.cv_only:
+                jobs.append(("banking77-holdout", lambda: evaluate(*banking77_holdout(rows), family=family)))
+            if args.cv or args.cv_only:
+                jobs.append(("banking77-5fold", lambda: banking77_cv(rows, family, calibrated=args.calibrated)))
         if "clinc150" in args.datasets:
             train, val = read_csv(DATA / "clinc150/train.csv"), read_csv(DATA / "clinc150/val.csv")
             jobs.append(("clinc150-val", lambda: evaluate(train, val, oos_label="oos", family=family)))

@@ -21,7 +21,9 @@ SOURCE = "urn:relais:bot"
 
 async def build(w: worker.Worker) -> worker.Service:
     catalogue = load_catalogue()
-    channel = grpcserver.channel(grpc_addr("lookup"), service_token())  # TLS and token: README, "Access"
+    # TLS and token: README, "Access". Lookups are reads: a lookup service restarting is retried, not answered
+    # "unavailable" to the customer at once.
+    channel = grpcserver.channel(grpc_addr("lookup"), service_token(), retry_unavailable=True)
     lookup = EnterpriseLookupStub(channel)
 
     async def handle(record: ConsumerRecord) -> None:

@@ -10,6 +10,7 @@ Access (README, "Access"):
 """
 
 import hmac
+import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -220,15 +221,24 @@ def token_interceptors(token: str | None) -> list:
     return [kind(token) for kind in (_UnaryUnaryToken, _UnaryStreamToken, _StreamUnaryToken, _StreamStreamToken)]
 
 
+# gRPC's own retries, for idempotent reads: UNAVAILABLE (a server restarting, its database reconnecting) is tried
+# again with backoff, within the call's deadline.
+RETRY_UNAVAILABLE = json.dumps({"methodConfig": [{"name": [{}], "retryPolicy": {
+    "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+
+
 def channel(addr: str, token: str | None = None, *, env: Mapping[str, str] | None = None,
-            trace: bool = True) -> grpc.aio.Channel:
+            trace: bool = True, retry_unavailable: bool = False) -> grpc.aio.Channel:
     """A client channel to one of our servers: TLS when RELAIS_TLS_CA is set (in `env`, default the
-    process environment), the service `token` on every call when given, the trace context when `trace`."""
+    process environment), the service `token` on every call when given, the trace context when `trace`,
+    UNAVAILABLE retried when `retry_unavailable` (only for services whose calls are all idempotent)."""
     interceptors = [*(aio_client_interceptors() if trace else []), *token_interceptors(token)]
+    options = [("grpc.service_config", RETRY_UNAVAILABLE)] if retry_unavailable else []
     credentials = channel_credentials(env)
     if credentials is None:
-        return grpc.aio.insecure_channel(addr, interceptors=interceptors)
-    return grpc.aio.secure_channel(addr, credentials, interceptors=interceptors)
+        return grpc.aio.insecure_channel(addr, options=options, interceptors=interceptors)
+    return grpc.aio.secure_channel(addr, credentials, options=options, interceptors=interceptors)
 
 
 def sync_channel(addr: str, env: Mapping[str, str] | None = None) -> grpc.Channel:

@@ -2,8 +2,10 @@
 status, account balance), served over gRPC from seed data in PostgreSQL. An enterprise replaces
 it with its own implementation of relais.v1.EnterpriseLookup."""
 
+import functools
 from pathlib import Path
 
+import asyncpg
 import grpc
 
 from relais.common import worker
@@ -11,12 +13,27 @@ from relais.common.pb import lookup_pb2 as pb, lookup_pb2_grpc as pb_grpc
 from relais.common.runtime import serve
 
 MAIN_SITE = "customer-service"
+# The database went away or restarted (a pooled connection it closed fails once): the caller may try again.
+DATABASE_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError,
+                 asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.InternalClientError)
+
+
+def unavailable_when_database_lost(method):
+    """UNAVAILABLE, the status clients retry (the bot does), instead of UNKNOWN for a lost database connection."""
+    @functools.wraps(method)
+    async def guarded(self, request, context):
+        try:
+            return await method(self, request, context)
+        except DATABASE_LOST as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"database unavailable: {type(error).__name__}")
+    return guarded
 
 
 class EnterpriseLookup(pb_grpc.EnterpriseLookupServicer):
     def __init__(self, pool):
         self.pool = pool
 
+    @unavailable_when_database_lost
     async def GetOpeningHours(self, request, context):
         site = request.site or MAIN_SITE
         rows = await self.pool.fetch(
@@ -26,6 +43,7 @@ class EnterpriseLookup(pb_grpc.EnterpriseLookupServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown site {site!r}")
         return pb.OpeningHoursReply(site=site, days=[pb.DayHours(**dict(r)) for r in rows])
 
+    @unavailable_when_database_lost
     async def GetOrderStatus(self, request, context):
         if not request.order_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "order_id is required")
@@ -41,6 +59,7 @@ class EnterpriseLookup(pb_grpc.EnterpriseLookupServicer):
             expected_delivery=row["expected_delivery"].isoformat() if row["expected_delivery"] else "",
         )
 
+    @unavailable_when_database_lost
     async def GetAccountBalance(self, request, context):
         row = await self.pool.fetchrow(
             "SELECT account_masked, balance_cents, currency, as_of FROM demo_accounts WHERE customer_id = $1",
