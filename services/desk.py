@@ -224,12 +224,15 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
 
 
 async def run(addr: str, agent_id: str, name: str, languages: list[str], skills: list[desk.SkillLevel],
-              capacity: dict[str, int], lines=None, say=print) -> None:
-    """Signs in, prints desk events as they come, runs typed commands until `quit` or end of input."""
+              capacity: dict[str, int], lines=None, say=print, service_token: str | None = None) -> None:
+    """Signs in, prints desk events as they come, runs typed commands until `quit` or end of input.
+
+    This console is a front end: it signs the agent in with the service token (README, "Access")."""
     async with grpcserver.channel(addr, trace=False) as channel:  # TLS when RELAIS_TLS_CA is set
         stub = desk_grpc.AgentDeskStub(channel)
         token = (await stub.SignIn(desk.SignInRequest(agent_id=agent_id, display_name=name, languages=languages,
-                                                      skill_levels=skills, capacity=capacity))).token
+                                                      skill_levels=skills, capacity=capacity),
+                                   metadata=grpcserver.token_metadata(service_token))).token
         auth = [("authorization", f"Bearer {token}")]
         say(f"signed in as {agent_id} ({', '.join(languages)}; "
             f"{', '.join(f'{s.skill}:{s.level}' for s in skills) or 'no skill'}). Type `help`.")
@@ -275,7 +278,8 @@ def desk_cli(args, endpoints: dict[str, str]) -> int:
         return 2
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
     try:
-        asyncio.run(run(endpoints["ROUTING_GRPC_ADDR"], args.agent, args.name or args.agent, languages, skills, capacity))
+        asyncio.run(run(endpoints["ROUTING_GRPC_ADDR"], args.agent, args.name or args.agent, languages, skills, capacity,
+                        service_token=endpoints.get("RELAIS_SERVICE_TOKEN") or None))
     except grpc.aio.AioRpcError as error:
         print(f"{error.code().name}: {error.details()} (is relais up? `make up`)", file=sys.stderr)
         return 1

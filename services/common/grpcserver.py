@@ -4,9 +4,9 @@ Access (README, "Access"):
 - TLS: with RELAIS_TLS_CERT and RELAIS_TLS_KEY (PEM files) every server listens with TLS, and with
   RELAIS_TLS_CLIENT_CA it also requires a client certificate signed by that CA (mTLS). Clients use TLS
   when RELAIS_TLS_CA is set (plus RELAIS_TLS_CLIENT_CERT / RELAIS_TLS_CLIENT_KEY for mTLS).
-- Service token: the services in PROTECTED (Lookup, Analytics) answer only calls carrying
-  `authorization: Bearer <RELAIS_SERVICE_TOKEN>`; anything else is UNAUTHENTICATED. A server without a
-  token configured refuses every call to them (fail closed). Health and reflection stay open.
+- Service token: what PROTECTED names (the Lookup and Analytics services, AgentDesk's SignIn) answers only
+  calls carrying `authorization: Bearer <RELAIS_SERVICE_TOKEN>`; anything else is UNAUTHENTICATED. A server
+  without a token configured refuses every such call (fail closed). Health and reflection stay open.
 """
 
 import hmac
@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 Register = Callable[[grpc.aio.Server], None]
 
 # The APIs that only our own services (and operators holding the token) may call.
-PROTECTED = frozenset({"relais.v1.Analytics", "relais.v1.EnterpriseLookup"})
+# Whole services, or one method ("service/Method"). SignIn: only the agents' front end, which authenticated the
+# agent, may open a session for an agent id; the agent then acts with the token SignIn returns.
+PROTECTED = frozenset({"relais.v1.Analytics", "relais.v1.EnterpriseLookup", "relais.v1.AgentDesk/SignIn"})
 
 _FROM_ENV = object()
 
@@ -84,7 +86,8 @@ def token_metadata(token: str | None) -> list[tuple[str, str]]:
 
 
 class TokenInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses calls to `services` without `authorization: Bearer <token>` with UNAUTHENTICATED."""
+    """Refuses calls to `services` (a service's name, or "service/Method" for one method) without
+    `authorization: Bearer <token>` with UNAUTHENTICATED."""
 
     def __init__(self, services: Iterable[str], token: str | None):
         self.services = frozenset(services)
@@ -106,10 +109,11 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):
         return None
 
     async def intercept_service(self, continuation, handler_call_details):
-        service = handler_call_details.method.lstrip("/").split("/", 1)[0]
-        if service not in self.services:
+        method = handler_call_details.method.lstrip("/")
+        service = method.split("/", 1)[0]
+        if service not in self.services and method not in self.services:
             return await continuation(handler_call_details)
-        problem = self.check(service, handler_call_details.invocation_metadata)
+        problem = self.check(service if service in self.services else method, handler_call_details.invocation_metadata)
         handler = await continuation(handler_call_details)
         if problem is None or handler is None:
             return handler
@@ -142,7 +146,7 @@ class GrpcServer:
                  require_token: Iterable[str] | None = None, token=_FROM_ENV, credentials=_FROM_ENV):
         self.addr = addr
         self.services = services
-        protected = set(PROTECTED & set(services) if require_token is None else require_token)
+        protected = {p for p in PROTECTED if p.split("/")[0] in services} if require_token is None else set(require_token)
         if token is _FROM_ENV:
             token = service_token()
         if protected and not token:

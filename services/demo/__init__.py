@@ -88,7 +88,8 @@ async def play_advisor(routing_addr: str, stop: asyncio.Event, log, env: dict[st
         skills = ("general", "orders", "billing", "cards", "accounts", "retention", "complaints", "conflict_handling")
         token = (await agent.SignIn(desk.SignInRequest(
             agent_id="demo-advisor", display_name="Camille / Sam", languages=["fr", "en"],
-            skill_levels=[desk.SkillLevel(skill=s, level=5) for s in skills]))).token
+            skill_levels=[desk.SkillLevel(skill=s, level=5) for s in skills]),
+            metadata=grpcserver.token_metadata((env or {}).get("RELAIS_SERVICE_TOKEN") or None))).token
         auth = [("authorization", f"Bearer {token}")]
         stream = agent.Subscribe(desk.SubscribeRequest(), metadata=auth)
         stop_waiter = asyncio.ensure_future(stop.wait())

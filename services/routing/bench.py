@@ -20,7 +20,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from relais.common import bus, topics
+from relais.common import bus, grpcserver, topics
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 
 SKILLS = ("general", "orders", "billing", "cards", "accounts", "complaints", "conflict_handling")
@@ -34,7 +34,8 @@ def handoff(conversation_id: str, language: str, intent: str) -> bus.Record:
     return bus.Record(topics.HANDOFFS, conversation_id.encode(), pb.HandoffEvent(handoff=ctx).SerializeToString())
 
 
-async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agents: int, samples: int, seed: int = 0) -> dict:
+async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agents: int, samples: int, seed: int = 0,
+                  service_token: str | None = None) -> dict:
     rng = random.Random(seed)
     producer = bus.make_producer(bootstrap, linger_ms=0)  # t0 is when the hand-off is sent, not batched
     await producer.start()
@@ -48,7 +49,8 @@ async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agent
             levels = {s: rng.randint(1, 3) for s in rng.sample(SKILLS, 3)} | {"orders": rng.randint(1, 3)}
             token = (await stub.SignIn(desk.SignInRequest(
                 agent_id=f"bench-agent-{i}", languages=["fr", "en"], capacity={"chat": 3},
-                skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in levels.items()]))).token
+                skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in levels.items()]),
+                metadata=grpcserver.token_metadata(service_token))).token
             stream = stub.Subscribe(desk.SubscribeRequest(), metadata=[("authorization", f"Bearer {token}")])
 
             async def read():
@@ -122,7 +124,8 @@ def bench_routing(tasks: int = 1000, agents: int = 500, samples: int = 300) -> d
     try:
         stack.start_infra()
         stack.start_services(["routing"])
-        return asyncio.run(measure(stack.bootstrap, stack.dsn, f"127.0.0.1:{stack.ports['routing']}", tasks, agents, samples))
+        return asyncio.run(measure(stack.bootstrap, stack.dsn, f"127.0.0.1:{stack.ports['routing']}", tasks, agents, samples,
+                                   service_token=stack.service_token))
     finally:
         stack.stop()
         shutil.rmtree(state, ignore_errors=True)

@@ -120,7 +120,8 @@ class AgentSession:
         self.stub = desk_grpc.AgentDeskStub(self.channel)
         reply = await self.stub.SignIn(desk.SignInRequest(
             agent_id=self.agent_id, languages=self.languages, skills=self.skills, capacity=self.capacity,
-            skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in self.levels.items()]))
+            skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in self.levels.items()]),
+            metadata=service_metadata())  # what the agents' front end does
         self.token = reply.token
         self.auth = [("authorization", f"Bearer {reply.token}")]
         self.stream = self.stub.Subscribe(desk.SubscribeRequest(), metadata=self.auth)

@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra.certs.make_certs import make_certs
 from relais.common import grpcserver
+from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
 from relais.common.pb import analytics_pb2, analytics_pb2_grpc, lookup_pb2, lookup_pb2_grpc
 from tests.integration.conftest import SERVICE_TOKEN, service_channel, service_metadata
 
@@ -25,11 +26,14 @@ def protected_calls(stack):
         ("analytics", lambda ch, **kw: analytics_pb2_grpc.AnalyticsStub(ch).GetKpis(analytics_pb2.KpiRequest(), **kw)),
         ("lookup", lambda ch, **kw: lookup_pb2_grpc.EnterpriseLookupStub(ch).GetOpeningHours(
             lookup_pb2.OpeningHoursRequest(), **kw)),
+        # An agent in a language no conversation has, so that it is never offered other tests' work.
+        ("routing", lambda ch, **kw: desk_grpc.AgentDeskStub(ch).SignIn(
+            desk.SignInRequest(agent_id="access-test-agent", languages=["zz"]), **kw)),
     ]
 
 
-@pytest.mark.parametrize("service", ["analytics", "lookup"])
-async def test_lookup_and_analytics_refuse_calls_without_the_right_service_token(stack, service):
+@pytest.mark.parametrize("service", ["analytics", "lookup", "routing"])
+async def test_lookup_analytics_and_sign_in_refuse_calls_without_the_right_service_token(stack, service):
     call = dict(protected_calls(stack))[service]
     addr = f"127.0.0.1:{stack.ports[service]}"
     async with grpc.aio.insecure_channel(addr) as channel:
@@ -42,7 +46,14 @@ async def test_lookup_and_analytics_refuse_calls_without_the_right_service_token
             assert says in error.value.details()
         await call(channel, metadata=service_metadata(), timeout=10)  # the right token: answered
     async with service_channel(addr) as channel:  # what our clients do
-        await call(channel, timeout=10)
+        reply = await call(channel, timeout=10)
+    if service == "routing":  # the agent acts with its own token, not the service token
+        async with grpc.aio.insecure_channel(addr) as channel:
+            stub = desk_grpc.AgentDeskStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await stub.SignOut(desk.SignOutRequest(), metadata=service_metadata(), timeout=10)
+            assert error.value.code() == UNAUTHENTICATED
+            await stub.SignOut(desk.SignOutRequest(), metadata=[("authorization", f"Bearer {reply.token}")], timeout=10)
 
 
 @pytest.mark.parametrize("service", ["analytics", "lookup"])

@@ -17,7 +17,7 @@ from relais.common import bus, cloudevents, topics, transcript
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, analytics_pb2, analytics_pb2_grpc
 from relais.common.pb import conversation_pb2 as pb
 from relais.demo import send_message
-from tests.integration.conftest import service_channel
+from tests.integration.conftest import service_channel, service_metadata
 from tests.integration.test_walking_skeleton import dead_letters
 
 LIMIT = 4000  # RELAIS_MAX_TEXT_CHARS, the default the stack runs with
@@ -233,13 +233,14 @@ async def test_grpc_bad_input_gets_a_clear_status(stack):
     async with grpc.aio.insecure_channel(addr) as channel:
         stub = desk_grpc.AgentDeskStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stub.SignIn(desk.SignInRequest(agent_id="", languages=["en"]), timeout=10)
+            await stub.SignIn(desk.SignInRequest(agent_id="", languages=["en"]), metadata=service_metadata(), timeout=10)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await stub.Accept(desk.AcceptRequest(task_id="task-unknown"), timeout=10)
         assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
         agent = f"agent-hostile-{uuid.uuid4().hex[:8]}"
-        token = (await stub.SignIn(desk.SignInRequest(agent_id=agent, languages=["en"], skills=["general"]), timeout=10)).token
+        token = (await stub.SignIn(desk.SignInRequest(agent_id=agent, languages=["en"], skills=["general"]),
+                                   metadata=service_metadata(), timeout=10)).token
         auth = [("authorization", f"Bearer {token}")]
         try:
             for call, expected in (
@@ -250,7 +251,8 @@ async def test_grpc_bad_input_gets_a_clear_status(stack):
                      grpc.StatusCode.INVALID_ARGUMENT),
                     (stub.Close(desk.CloseRequest(task_id="task-\x00"), metadata=auth, timeout=10),
                      grpc.StatusCode.INVALID_ARGUMENT),
-                    (stub.SignIn(desk.SignInRequest(agent_id="agent\x00", languages=["en"]), timeout=10),
+                    (stub.SignIn(desk.SignInRequest(agent_id="agent\x00", languages=["en"]), metadata=service_metadata(),
+                                 timeout=10),
                      grpc.StatusCode.INVALID_ARGUMENT)):
                 with pytest.raises(grpc.aio.AioRpcError) as error:
                     await call

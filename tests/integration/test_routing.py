@@ -15,7 +15,7 @@ import pytest
 
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
-from tests.integration.conftest import reply_of_type, service_channel
+from tests.integration.conftest import SERVICE_TOKEN, reply_of_type, service_channel, service_metadata
 from tests.integration.test_walking_skeleton import dead_letters
 
 
@@ -275,7 +275,10 @@ async def test_an_agent_acts_only_on_its_own_assignments(stack, producer, db, ag
         assert await code_of(owner.stub.Close, desk.CloseRequest(task_id=task_id),
                              [("authorization", "Bearer not-a-token")]) == unauthenticated
         bad_sign_in = desk.SignInRequest(agent_id="x", languages=["en"], skill_levels=[desk.SkillLevel(skill="billing", level=9)])
-        assert await code_of(owner.stub.SignIn, bad_sign_in, []) == grpc.StatusCode.INVALID_ARGUMENT
+        assert await code_of(owner.stub.SignIn, bad_sign_in, service_metadata()) == grpc.StatusCode.INVALID_ARGUMENT
+        # Signing in is the front end's: an agent's own token does not open a session, for itself or another.
+        assert await code_of(owner.stub.SignIn, desk.SignInRequest(agent_id=other.agent_id, languages=[language]),
+                             owner.auth) == unauthenticated
 
         # Transfer to another queue with a note: the next agent gets it with the note.
         async with agent_session(f"biller-{language}", languages=[language], levels={"billing": 1}) as biller:
@@ -375,7 +378,8 @@ async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(sta
 
     agent_id = f"desk-{language}"
     desk_run = asyncio.create_task(console.run(f"127.0.0.1:{stack.ports['routing']}", agent_id, "Console", [language],
-                                               console.parse_skills("cards:3,general"), {"chat": 1}, typed(), said.append))
+                                               console.parse_skills("cards:3,general"), {"chat": 1}, typed(), said.append,
+                                               service_token=SERVICE_TOKEN))
     await shown("signed in as")
     ctx = context(f"desk-{language}", language, intent="card_payment_declined",
                   text="My card payment was declined at the shop twice today")
@@ -460,6 +464,7 @@ async def test_an_agent_whose_front_end_is_gone_is_put_on_break_after_a_missed_o
         steps = await events_of(db, offer.task_id)
         assert ("offer_timeout", gone.agent_id) in steps
         # Signing in again means ready to work.
-        token = (await gone.stub.SignIn(desk.SignInRequest(agent_id=gone.agent_id, languages=[language]))).token
+        token = (await gone.stub.SignIn(desk.SignInRequest(agent_id=gone.agent_id, languages=[language]),
+                                        metadata=service_metadata())).token
         gone.auth = [("authorization", f"Bearer {token}")]
         assert await db.fetchval("SELECT state FROM agents WHERE agent_id = $1", gone.agent_id) == "available"
