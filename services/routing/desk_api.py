@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -76,15 +77,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         agent_id = await self._authenticate(context)
 
         async def apply(conn, fx):
-            for row in await conn.fetch("SELECT task_id FROM tasks WHERE agent_id = $1 AND status = 'offered'", agent_id):
-                await self._withdraw(conn, fx, row["task_id"], agent_id, "signed_out")
-            # Conversations still open go back to the queue, ahead of newcomers: no customer is left with nobody.
-            for row in await conn.fetch("UPDATE tasks SET status = 'queued', agent_id = NULL, stage = 0, declined_by = ARRAY[$1],"
-                                        " note = 'the previous advisor signed out' WHERE agent_id = $1 AND status = 'assigned'"
-                                        " RETURNING task_id", agent_id):
-                await records.task_event(conn, row["task_id"], "requeued", agent_id, detail="agent signed out")
-            await conn.execute("UPDATE agents SET token_sha256 = '' WHERE agent_id = $1", agent_id)
-            await self._set_state(conn, fx, agent_id, "offline", "sign_out")
+            await self._sign_out(conn, fx, agent_id, "sign_out")
             await self._dispatch(conn, fx)
 
         await self.change(f"sign-out/{uuid.uuid4()}", records.DESK, apply)
@@ -110,6 +103,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         agent_id = await self._authenticate(context)
         stream: asyncio.Queue = asyncio.Queue()
         self.streams[agent_id] = stream
+        self.disconnected.pop(agent_id, None)
         self.gone.discard(agent_id)
         try:
             # What this agent already holds, for a reconnect or a restart of routing.
@@ -132,6 +126,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         finally:
             if self.streams.get(agent_id) is stream:
                 del self.streams[agent_id]
+                self.disconnected[agent_id] = time.monotonic()
                 self.gone.add(agent_id)
 
     async def Accept(self, request, context):

@@ -31,6 +31,7 @@ SCALARS = {  # key -> (env override, minimum)
     "queue_update_seconds": ("RELAIS_ROUTING_QUEUE_UPDATE_SECONDS", 0.1),
     "callback_above_seconds": ("RELAIS_ROUTING_CALLBACK_ABOVE_SECONDS", 0),
     "default_handle_seconds": ("RELAIS_ROUTING_DEFAULT_HANDLE_SECONDS", 1),
+    "reconnect_seconds": ("RELAIS_ROUTING_RECONNECT_SECONDS", 1),
 }
 
 
@@ -65,6 +66,7 @@ class RoutingRules:
     queue_update_seconds: float = 60
     callback_above_seconds: float = 180
     default_handle_seconds: float = 240
+    reconnect_seconds: float = 120
 
 
 # --- loading and validation ---

@@ -100,7 +100,11 @@ class Routing(AgentDeskApi):
         self.tick_seconds = tick_seconds
         self.lock = asyncio.Lock()  # one decision at a time
         self.streams: dict[str, asyncio.Queue] = {}
-        self.gone: set[str] = set()  # agents whose stream ended here and who have not reconnected
+        self.gone: set[str] = set()  # agents whose stream ended here and who have not reconnected: put on break
+        # when they miss an offer (not those who have not reconnected since routing restarted: no fault of theirs)
+        # Signed-in agents without a stream here, since when (monotonic): their front end is gone, has not
+        # subscribed yet, or routing restarted. After reconnect_seconds they are signed out.
+        self.disconnected: dict[str, float] = {}
         self.assists: dict[str, tuple[int, asyncio.Future]] = {}  # task_id -> (turns, assist being or once drafted)
         self.ticks = 0
         self.profiles: dict[tuple[str, str], tuple] = {}  # (agent, token) -> languages, levels, capacity
@@ -431,6 +435,34 @@ class Routing(AgentDeskApi):
         fx.pushes.append((agent_id, desk.DeskEvent(offer_withdrawn=desk.OfferWithdrawn(task_id=task_id, reason=reason))))
         await self._release(conn, fx, agent_id, closed=False)
 
+    async def _sign_out(self, conn, fx: Effects, agent_id: str, cause: str) -> None:
+        """Offers withdrawn, open conversations back to the queue ahead of newcomers (no customer is left with
+        nobody), the agent's token revoked, offline."""
+        for row in await conn.fetch("SELECT task_id FROM tasks WHERE agent_id = $1 AND status = 'offered'", agent_id):
+            await self._withdraw(conn, fx, row["task_id"], agent_id, "signed_out")
+        why = "signed out" if cause == "sign_out" else "was disconnected"
+        for row in await conn.fetch("UPDATE tasks SET status = 'queued', agent_id = NULL, stage = 0, declined_by = ARRAY[$1],"
+                                    " note = $2 WHERE agent_id = $1 AND status = 'assigned' RETURNING task_id",
+                                    agent_id, f"the previous advisor {why}"):
+            await records.task_event(conn, row["task_id"], "requeued", agent_id, detail=f"agent {why}")
+        await conn.execute("UPDATE agents SET token_sha256 = '' WHERE agent_id = $1", agent_id)
+        await self._set_state(conn, fx, agent_id, "offline", cause)
+        self.disconnected.pop(agent_id, None)
+        self.gone.discard(agent_id)
+
+    async def _sign_out_disconnected(self, conn, fx: Effects) -> bool:
+        """Signs out the agents without a stream for reconnect_seconds; True when one was."""
+        now, signed_out = time.monotonic(), False
+        signed_in = {r["agent_id"] for r in await conn.fetch("SELECT agent_id FROM agents WHERE state <> 'offline'")}
+        for agent_id in set(self.disconnected) - signed_in:
+            del self.disconnected[agent_id]
+        for agent_id in signed_in - set(self.streams):
+            if now - self.disconnected.setdefault(agent_id, now) >= self.rules.reconnect_seconds:
+                log.info("agent %s signed out: no connection for %.0f s", agent_id, now - self.disconnected[agent_id])
+                await self._sign_out(conn, fx, agent_id, "not_connected")
+                signed_out = True
+        return signed_out
+
     async def _release(self, conn, fx: Effects, agent_id: str, closed: bool) -> None:
         self.index = None
         state = await conn.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent_id)
@@ -468,6 +500,7 @@ class Routing(AgentDeskApi):
             # A full pass every 30 s as a safety net; otherwise only when something changed (aging alone changes no one's
             # eligibility, and new tasks, closes, rejects and sign-ins dispatch in their own transactions).
             changed = self.ticks % max(1, round(30 / self.tick_seconds)) == 0
+            changed |= await self._sign_out_disconnected(conn, fx)
             for row in await conn.fetch("SELECT task_id, agent_id FROM tasks WHERE status = 'offered'"
                                         " AND offer_expires_at < now() FOR UPDATE"):
                 await self._withdraw(conn, fx, row["task_id"], row["agent_id"], "timeout", declined=True)

@@ -23,6 +23,9 @@ from tests.integration.otlp import Receiver
 SERVICE_TOKEN = os.environ.setdefault("RELAIS_TEST_SERVICE_TOKEN", secrets.token_urlsafe(24))
 
 
+RECONNECT_SECONDS = 10  # an agent's front end disconnected this long is signed out
+
+
 def service_metadata() -> list[tuple[str, str]]:
     """The call metadata the Lookup and Analytics APIs require."""
     return [("authorization", f"Bearer {SERVICE_TOKEN}")]
@@ -56,6 +59,7 @@ def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
         "RELAIS_ROUTING_OVERFLOW_SECONDS": "2,4",
         "RELAIS_ROUTING_WRAP_UP_SECONDS": "0.5",
         "RELAIS_ROUTING_DEFAULT_HANDLE_SECONDS": "2",  # expected waits, hence callbacks' due times, of seconds
+        "RELAIS_ROUTING_RECONNECT_SECONDS": str(RECONNECT_SECONDS),
         "RELAIS_ALERT_SECONDS": "1",  # analytics checks the windows touched for alerts every second,
         "RELAIS_ALERT_SETTLE_SECONDS": "4",  # once nothing new came for them for 4 s
     })

@@ -14,8 +14,8 @@ import grpc
 import pytest
 
 from relais.common import bus, cloudevents, topics
-from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
-from tests.integration.conftest import SERVICE_TOKEN, reply_of_type, service_channel, service_metadata
+from relais.common.pb import agent_desk_pb2 as desk, agent_events_pb2 as ev, conversation_pb2 as pb
+from tests.integration.conftest import RECONNECT_SECONDS, SERVICE_TOKEN, reply_of_type, service_channel, service_metadata
 from tests.integration.test_walking_skeleton import dead_letters
 
 
@@ -448,6 +448,30 @@ async def test_a_callback_is_a_task_offered_at_its_due_time(producer, replies, d
     assert offer.callback and offer.task_id == task["task_id"]
     offered_at = await db.fetchval("SELECT at FROM task_events WHERE task_id = $1 AND kind = 'offered'", offer.task_id)
     assert offered_at >= task["due_at"]  # not before its due time
+
+
+async def test_an_agent_disconnected_too_long_is_signed_out_and_its_conversations_go_back(producer, db, agent_session,
+                                                                                          language):
+    ctx = context(f"vanished-{language}", language)
+    async with agent_session(f"vanishing-{language}", languages=[language]) as vanishing:
+        await hand_off(producer, ctx)
+        offer = await vanishing.next_event("offer")
+        await vanishing.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=vanishing.auth)
+        vanishing._reader.cancel()
+        vanishing.stream.cancel()  # the front end crashed: no SignOut
+        lost_at = time.monotonic()
+        async with agent_session(f"taking-over-{language}", languages=[language]) as taking_over:
+            again = await taking_over.next_event("offer", timeout=RECONNECT_SECONDS + 20)
+            waited = time.monotonic() - lost_at
+        assert again.task_id == offer.task_id and again.note == "the previous advisor was disconnected"
+        assert waited >= RECONNECT_SECONDS - 0.5, "signed out before its time to reconnect"
+        assert ("requeued", vanishing.agent_id) in await events_of(db, offer.task_id)
+        assert await db.fetchval("SELECT state FROM agents WHERE agent_id = $1", vanishing.agent_id) == "offline"
+        with pytest.raises(grpc.aio.AioRpcError) as error:  # its session is over: the front end signs in again
+            await vanishing.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_AVAILABLE), metadata=vanishing.auth)
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        vanishing.auth = [("authorization", "Bearer " + (await vanishing.stub.SignIn(desk.SignInRequest(
+            agent_id=vanishing.agent_id, languages=[language]), metadata=service_metadata())).token)]
 
 
 async def test_an_agent_whose_front_end_is_gone_is_put_on_break_after_a_missed_offer(producer, db, agent_session, language):
