@@ -11,6 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,embeddings]'
+	$(PY) -m relais.classifier.mpnet   # the mpnet-ft family's weights, hash-checked, into .relais/models (once)
 	@touch $(STAMP)
 
 # Java, Maven and PostgreSQL for the local processes (apt-get when we can, instructions otherwise).

@@ -1,7 +1,7 @@
 """`relais intents eval`: train a model family on any text,label CSV, evaluate it on another, print JSON.
 
     relais intents eval --train TRAIN.csv --test TEST.csv [--val VAL.csv] [--oos-label oos]
-                        [--family ngram|minilm|minilm-ft|default|best] [--seed N] --json
+                        [--family ngram|minilm|minilm-ft|mpnet-ft|default|best] [--seed N] --json
 
 The model is the service's IntentModel, trained and used the way the service does. With --oos-label,
 rows of that label train the "none of the above" class, and a message is predicted out of scope when

@@ -122,8 +122,9 @@ def test_save_and_load_give_identical_predictions_and_metadata(tmp_path, catalog
     assert meta["sklearn"] == sklearn.__version__ and meta["python"] and meta["trained_at"]
 
 
-def test_a_fine_tuned_model_survives_save_and_load(tmp_path, fitted):
-    model = fitted["minilm-ft"][0]
+@pytest.mark.parametrize("family", ["minilm-ft", "mpnet-ft"])
+def test_a_fine_tuned_model_survives_save_and_load(tmp_path, fitted, family):
+    model = fitted[family][0]
     model.save(tmp_path / "ft.pkl")
     assert (IntentModel.load(tmp_path / "ft.pkl").probabilities(QUERIES) == model.probabilities(QUERIES)).all()
 
