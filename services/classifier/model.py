@@ -56,7 +56,7 @@ CHAR_WEIGHT = 2.0
 
 FAMILIES = ("ngram", "minilm", "minilm-ft", "mpnet-ft")
 DEFAULT_FAMILY = "ngram"
-BEST_FAMILY = "minilm-ft"
+BEST_FAMILY = "mpnet-ft"
 # Weights of the averaged probabilities, per family (member -> weight). Picked on a BANKING77 holdout and
 # CLINC150 cross-validation (bench/intents_public.py); the exact values matter little (+-0.1 point).
 ENSEMBLES: dict[str, dict[str, float]] = {
