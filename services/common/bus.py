@@ -19,6 +19,7 @@ from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, M
                              RecordListTooLargeError, RecordTooLargeError)
 
 from relais.common import topics
+from relais.common.db import CONNECTION_LOST
 from relais.common.config import kafka_security  # KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,7 @@ class BadInput(Exception):
 TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
 
 # Failures that say nothing about the record: wait and try the same record again (TOO_LARGE excepted).
-TRANSIENT = (
-    OSError,
-    asyncio.TimeoutError,
-    KafkaError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InterfaceError,
-    # The server going away (a database restart): shutting down, crashed, or a pooled connection it closed under
-    # asyncpg ("cannot switch to state ...; another operation is in progress").
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.InternalClientError,
-)
+TRANSIENT = (asyncio.TimeoutError, KafkaError, *CONNECTION_LOST)
 
 
 @dataclass

@@ -7,6 +7,18 @@ import asyncpg
 
 log = logging.getLogger(__name__)
 
+# The database unreachable or gone away (a restart): shutting down, crashed, or a pooled connection it closed
+# under asyncpg ("cannot switch to state ...; another operation is in progress"). Trying again later may work.
+CONNECTION_LOST = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.InternalClientError,
+)
+
 
 async def connect(dsn: str, timeout: float = 60, **options) -> asyncpg.Pool:
     deadline = asyncio.get_running_loop().time() + timeout

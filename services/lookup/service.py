@@ -5,17 +5,14 @@ it with its own implementation of relais.v1.EnterpriseLookup."""
 import functools
 from pathlib import Path
 
-import asyncpg
 import grpc
 
 from relais.common import worker
+from relais.common.db import CONNECTION_LOST
 from relais.common.pb import lookup_pb2 as pb, lookup_pb2_grpc as pb_grpc
 from relais.common.runtime import serve
 
 MAIN_SITE = "customer-service"
-# The database went away or restarted (a pooled connection it closed fails once): the caller may try again.
-DATABASE_LOST = (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError,
-                 asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.InternalClientError)
 
 
 def unavailable_when_database_lost(method):
@@ -24,7 +21,7 @@ def unavailable_when_database_lost(method):
     async def guarded(self, request, context):
         try:
             return await method(self, request, context)
-        except DATABASE_LOST as error:
+        except CONNECTION_LOST as error:  # a restart: the first query on each pooled connection fails once
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"database unavailable: {type(error).__name__}")
     return guarded
 
