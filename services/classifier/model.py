@@ -551,12 +551,10 @@ def _fine_tune(texts: list[str], y: np.ndarray, n_classes: int, seed: int,
     batch = int(settings["batch"])
     steps_per_epoch = (len(texts) + batch - 1) // batch
     total = max(1, int(settings["epochs"]) * steps_per_epoch)
-    warmup = max(1, int(settings["warmup"] * total))
     optimiser = torch.optim.AdamW([{"params": list(params.values()), "lr": settings["lr"]},
                                    {"params": [head], "lr": settings["head_lr"]}],
                                   weight_decay=settings["weight_decay"])
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+    schedule = warmup_then_decay(torch, optimiser, total, settings["warmup"])
     loss_of = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
     with _deterministic(torch):
@@ -601,12 +599,23 @@ class _FineTuned:
         return self._encoder.embed(texts)
 
     def proba(self, texts: list[str], embed: _Embeddings) -> np.ndarray:
-        vectors = self._encode(texts)
-        logits = FINE_TUNE["scale"] * vectors @ self.head.T
-        logits -= logits.max(1, keepdims=True)
-        exp = np.exp(logits)
-        head = exp / exp.sum(1, keepdims=True)
-        return self.HEAD_SHARE * head + (1 - self.HEAD_SHARE) * self.neighbours.vote(vectors)
+        return head_and_neighbours(self._encode(texts), self.head, FINE_TUNE["scale"], self.neighbours, self.HEAD_SHARE)
+
+
+def head_and_neighbours(vectors: np.ndarray, head: np.ndarray, scale: float, neighbours: _EmbeddingKNN,
+                        head_share: float) -> np.ndarray:
+    """A fine-tuned member's probabilities: its cosine head's softmax and its neighbours' vote, mixed."""
+    logits = scale * vectors @ head.T
+    logits -= logits.max(1, keepdims=True)
+    exp = np.exp(logits)
+    return head_share * exp / exp.sum(1, keepdims=True) + (1 - head_share) * neighbours.vote(vectors)
+
+
+def warmup_then_decay(torch: Any, optimiser: Any, steps: int, warmup_share: float) -> Any:
+    """The learning rate rises linearly over the first `warmup_share` of the steps, then falls linearly to 0."""
+    warmup = max(1, int(warmup_share * steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
 
 
 class Classifier:

