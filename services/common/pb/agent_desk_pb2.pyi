@@ -94,8 +94,20 @@ class AgentAssist(_message.Message):
     suggestions: _containers.RepeatedCompositeFieldContainer[Suggestion]
     def __init__(self, summary: _Optional[str] = ..., history_summary: _Optional[str] = ..., suggestions: _Optional[_Iterable[_Union[Suggestion, _Mapping]]] = ...) -> None: ...
 
+class TranscriptLine(_message.Message):
+    __slots__ = ("at", "speaker", "text", "agent_id")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SPEAKER_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    at: _timestamp_pb2.Timestamp
+    speaker: str
+    text: str
+    agent_id: str
+    def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., speaker: _Optional[str] = ..., text: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+
 class Offer(_message.Message):
-    __slots__ = ("task_id", "context", "assist", "expires_at", "priority", "note", "callback")
+    __slots__ = ("task_id", "context", "assist", "expires_at", "priority", "note", "callback", "transcript")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ASSIST_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +115,7 @@ class Offer(_message.Message):
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     context: _conversation_pb2.ConversationContext
     assist: AgentAssist
@@ -110,21 +123,24 @@ class Offer(_message.Message):
     priority: int
     note: str
     callback: bool
-    def __init__(self, task_id: _Optional[str] = ..., context: _Optional[_Union[_conversation_pb2.ConversationContext, _Mapping]] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., note: _Optional[str] = ..., callback: _Optional[bool] = ...) -> None: ...
+    transcript: _containers.RepeatedCompositeFieldContainer[TranscriptLine]
+    def __init__(self, task_id: _Optional[str] = ..., context: _Optional[_Union[_conversation_pb2.ConversationContext, _Mapping]] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., note: _Optional[str] = ..., callback: _Optional[bool] = ..., transcript: _Optional[_Iterable[_Union[TranscriptLine, _Mapping]]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("task_id", "context", "assist", "note", "callback")
+    __slots__ = ("task_id", "context", "assist", "note", "callback", "transcript")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ASSIST_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     context: _conversation_pb2.ConversationContext
     assist: AgentAssist
     note: str
     callback: bool
-    def __init__(self, task_id: _Optional[str] = ..., context: _Optional[_Union[_conversation_pb2.ConversationContext, _Mapping]] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ..., note: _Optional[str] = ..., callback: _Optional[bool] = ...) -> None: ...
+    transcript: _containers.RepeatedCompositeFieldContainer[TranscriptLine]
+    def __init__(self, task_id: _Optional[str] = ..., context: _Optional[_Union[_conversation_pb2.ConversationContext, _Mapping]] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ..., note: _Optional[str] = ..., callback: _Optional[bool] = ..., transcript: _Optional[_Iterable[_Union[TranscriptLine, _Mapping]]] = ...) -> None: ...
 
 class CustomerMessage(_message.Message):
     __slots__ = ("task_id", "turn", "assist")

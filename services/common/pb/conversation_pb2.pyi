@@ -201,7 +201,7 @@ class BotAttempt(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., intent: _Optional[str] = ..., reply_text: _Optional[str] = ..., resolved: _Optional[bool] = ..., clarification: _Optional[bool] = ...) -> None: ...
 
 class ConversationContext(_message.Message):
-    __slots__ = ("conversation_id", "customer", "channel", "language", "turns", "lookups", "bot_attempts", "reason", "reason_detail", "intent", "handed_off_at", "reasons", "priority", "omitted_turns")
+    __slots__ = ("conversation_id", "customer", "channel", "language", "turns", "lookups", "bot_attempts", "reason", "reason_detail", "intent", "handed_off_at", "reasons", "priority", "omitted_turns", "advisor_messages", "omitted_advisor_messages")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +216,8 @@ class ConversationContext(_message.Message):
     REASONS_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     OMITTED_TURNS_FIELD_NUMBER: _ClassVar[int]
+    ADVISOR_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_ADVISOR_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     customer: Customer
     channel: Channel
@@ -230,7 +232,23 @@ class ConversationContext(_message.Message):
     reasons: _containers.RepeatedScalarFieldContainer[HandoffReason]
     priority: int
     omitted_turns: int
-    def __init__(self, conversation_id: _Optional[str] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., channel: _Optional[_Union[Channel, str]] = ..., language: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., lookups: _Optional[_Iterable[_Union[Lookup, _Mapping]]] = ..., bot_attempts: _Optional[_Iterable[_Union[BotAttempt, _Mapping]]] = ..., reason: _Optional[_Union[HandoffReason, str]] = ..., reason_detail: _Optional[str] = ..., intent: _Optional[str] = ..., handed_off_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[HandoffReason, str]]] = ..., priority: _Optional[int] = ..., omitted_turns: _Optional[int] = ...) -> None: ...
+    advisor_messages: _containers.RepeatedCompositeFieldContainer[AdvisorMessage]
+    omitted_advisor_messages: int
+    def __init__(self, conversation_id: _Optional[str] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., channel: _Optional[_Union[Channel, str]] = ..., language: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., lookups: _Optional[_Iterable[_Union[Lookup, _Mapping]]] = ..., bot_attempts: _Optional[_Iterable[_Union[BotAttempt, _Mapping]]] = ..., reason: _Optional[_Union[HandoffReason, str]] = ..., reason_detail: _Optional[str] = ..., intent: _Optional[str] = ..., handed_off_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reasons: _Optional[_Iterable[_Union[HandoffReason, str]]] = ..., priority: _Optional[int] = ..., omitted_turns: _Optional[int] = ..., advisor_messages: _Optional[_Iterable[_Union[AdvisorMessage, _Mapping]]] = ..., omitted_advisor_messages: _Optional[int] = ...) -> None: ...
+
+class AdvisorMessage(_message.Message):
+    __slots__ = ("reply_id", "agent_id", "text", "sent_at", "after_turn_id")
+    REPLY_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    reply_id: str
+    agent_id: str
+    text: str
+    sent_at: _timestamp_pb2.Timestamp
+    after_turn_id: str
+    def __init__(self, reply_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., text: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., after_turn_id: _Optional[str] = ...) -> None: ...
 
 class HandoffEvent(_message.Message):
     __slots__ = ("handoff", "customer_message")
