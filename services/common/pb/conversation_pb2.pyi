@@ -32,6 +32,7 @@ class HandoffReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HANDOFF_REASON_TIER_NOT_SERVED: _ClassVar[HandoffReason]
     HANDOFF_REASON_AMOUNT_ABOVE_LIMIT: _ClassVar[HandoffReason]
     HANDOFF_REASON_BOT_TURN_LIMIT: _ClassVar[HandoffReason]
+    HANDOFF_REASON_LANGUAGE_NOT_SERVED: _ClassVar[HandoffReason]
 
 class OutcomeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -66,6 +67,7 @@ HANDOFF_REASON_ESCALATING_SENTIMENT: HandoffReason
 HANDOFF_REASON_TIER_NOT_SERVED: HandoffReason
 HANDOFF_REASON_AMOUNT_ABOVE_LIMIT: HandoffReason
 HANDOFF_REASON_BOT_TURN_LIMIT: HandoffReason
+HANDOFF_REASON_LANGUAGE_NOT_SERVED: HandoffReason
 OUTCOME_KIND_UNSPECIFIED: OutcomeKind
 OUTCOME_KIND_BOT_ANSWERED: OutcomeKind
 OUTCOME_KIND_BOT_CLARIFIED: OutcomeKind
@@ -133,7 +135,7 @@ class Classification(_message.Message):
     def __init__(self, intent: _Optional[str] = ..., confidence: _Optional[float] = ..., out_of_scope: _Optional[bool] = ..., best_guess: _Optional[str] = ..., sentiment: _Optional[_Union[Sentiment, _Mapping]] = ..., asks_for_human: _Optional[bool] = ..., catalogue_version: _Optional[str] = ..., amount: _Optional[float] = ...) -> None: ...
 
 class Turn(_message.Message):
-    __slots__ = ("turn_id", "conversation_id", "seq", "channel", "customer", "language", "text", "sent_at", "received_at", "classification")
+    __slots__ = ("turn_id", "conversation_id", "seq", "channel", "customer", "language", "text", "sent_at", "received_at", "classification", "language_unsure")
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -144,6 +146,7 @@ class Turn(_message.Message):
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     CLASSIFICATION_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_UNSURE_FIELD_NUMBER: _ClassVar[int]
     turn_id: str
     conversation_id: str
     seq: int
@@ -154,7 +157,8 @@ class Turn(_message.Message):
     sent_at: _timestamp_pb2.Timestamp
     received_at: _timestamp_pb2.Timestamp
     classification: Classification
-    def __init__(self, turn_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., seq: _Optional[int] = ..., channel: _Optional[_Union[Channel, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., language: _Optional[str] = ..., text: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., classification: _Optional[_Union[Classification, _Mapping]] = ...) -> None: ...
+    language_unsure: bool
+    def __init__(self, turn_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., seq: _Optional[int] = ..., channel: _Optional[_Union[Channel, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., language: _Optional[str] = ..., text: _Optional[str] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., classification: _Optional[_Union[Classification, _Mapping]] = ..., language_unsure: _Optional[bool] = ...) -> None: ...
 
 class Lookup(_message.Message):
     __slots__ = ("name", "request", "result", "ok", "error", "turn_id")
