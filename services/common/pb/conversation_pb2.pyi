@@ -81,14 +81,18 @@ SURVEY_SCALE_CSAT: SurveyScale
 SURVEY_SCALE_NPS: SurveyScale
 
 class Customer(_message.Message):
-    __slots__ = ("id", "language", "tier")
+    __slots__ = ("id", "language", "tier", "phone", "time_zone")
     ID_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    TIME_ZONE_FIELD_NUMBER: _ClassVar[int]
     id: str
     language: str
     tier: str
-    def __init__(self, id: _Optional[str] = ..., language: _Optional[str] = ..., tier: _Optional[str] = ...) -> None: ...
+    phone: str
+    time_zone: str
+    def __init__(self, id: _Optional[str] = ..., language: _Optional[str] = ..., tier: _Optional[str] = ..., phone: _Optional[str] = ..., time_zone: _Optional[str] = ...) -> None: ...
 
 class ContactMessage(_message.Message):
     __slots__ = ("channel", "customer", "text", "sent_at")
