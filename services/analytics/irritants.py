@@ -9,6 +9,12 @@ topics of best silhouette in 2..max_topics, then topics with alike centres merge
 text). Verbatims far from every centre (noise) belong to no topic, and previous-window verbatims count for
 the nearest topic only if close enough. Words outside the glossary do not bridge languages: an irritant
 worded only in such words may come out as one topic per language.
+
+A topic's size counts contacts (conversations), not messages: each contact's verbatims are read as one
+document, so a 300-message conversation is one point, and its example is its message closest to the topic.
+Channel mechanics are no irritant: a message that is only a queue command (STOP, annuler, CALLBACK,
+rappel...) is left out here; requests for a person are left out by the store from the classifier's flag.
+A topic whose words give no label is labelled with its most representative verbatim, shortened.
 """
 
 import re
@@ -69,6 +75,15 @@ GLOSSARY = {
     "telephone": "phone", "appel": "call", "reponse": "answer", "repondu": "answered", "impoli": "rude",
     "injoignable": "unreachable", "client": "customer",
 }
+# Answers to the queue message (relais.routing: "Reply STOP to leave the queue, or CALLBACK...") and their
+# usual variants; a message made only of these and stop words is a command, not something the customer
+# complains about.
+QUEUE_COMMANDS = frozenset("""
+stop leave quit cancel exit unsubscribe callback quitter annuler arreter arret abandon abandonner partir pars
+rappel rappeler rappelez rappelle bye goodbye revoir
+""".split())
+QUEUE_WORDS = QUEUE_COMMANDS | frozenset("queue file line attente wait waiting svp stp merci thanks".split())
+LABEL_CHARACTERS = 48  # a label taken from a verbatim is cut at a word boundary around this length
 MIN_SIMILARITY = 0.2  # cosine to a topic centre below which a verbatim is noise (0.3 dropped 10 % of themes)
 SVD_COMPONENTS = 100  # LSA dimensions; SVD is skipped on small windows
 MERGE_SIMILARITY = 0.1  # cosine of two centres: 0.12-0.45 within an irritant, <= 0.09 across
@@ -94,6 +109,23 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def is_queue_command(text: str) -> bool:
+    """True for a message that is only a queue command ("STOP", "annuler svp", "RAPPEL", "quit the queue")."""
+    text = re.sub(r"\bcall\s+(?:me\s+)?back\b", "callback", PLACEHOLDER.sub(" ", text).lower())
+    words = [_fold(w) for w in re.findall(r"[^\W\d_]+", text)]
+    meaningful = [w for w in words if w not in STOP_WORDS]
+    return bool(meaningful) and any(w in QUEUE_COMMANDS for w in meaningful) and all(w in QUEUE_WORDS for w in meaningful)
+
+
+def short_label(text: str, limit: int = LABEL_CHARACTERS) -> str:
+    """A verbatim as a label: placeholders out, whitespace collapsed, cut at a word boundary with an ellipsis."""
+    clean = " ".join(PLACEHOLDER.sub(" ", text).split()) or " ".join(text.split())
+    if len(clean) <= limit:
+        return clean
+    cut = clean[:limit + 1].rsplit(" ", 1)[0] if " " in clean[:limit + 1] else clean[:limit]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
 def _language(text: str) -> str | None:
     words = re.findall(r"[^\W\d_]+", PLACEHOLDER.sub(" ", text).lower())
     french = sum(w in FRENCH_STOP_WORDS for w in words) + 2 * bool(re.search(r"[éèêàçù]", text.lower()))
@@ -103,26 +135,33 @@ def _language(text: str) -> str | None:
 
 # One BLAS thread: on a busy 2-core host, threaded SVD and KMeans ran 20x slower (4.5 s vs 0.2 s).
 @threadpool_limits.wrap(limits=1)
-def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, max_topics: int = 8,
-                   min_size: int = 3, examples: int = 3, seed: int = 0) -> list[Irritant]:
-    tokens = [_tokens(text) for text in current]
-    kept = [i for i, pairs in enumerate(tokens) if pairs]  # placeholder- or filler-only texts join no topic
-    if len(kept) < max(min_size, 1):
+def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, contacts: Sequence[str] | None = None,
+                   previous_contacts: Sequence[str] | None = None, max_topics: int = 8, min_size: int = 3,
+                   examples: int = 3, seed: int = 0) -> list[Irritant]:
+    """Topics of the `current` verbatims; `contacts[i]` is the conversation of `current[i]` (default: each
+    verbatim its own contact), and sizes count contacts. `previous` (with `previous_contacts`) gives the trend."""
+    groups = _by_contact(current, contacts)
+    if len(groups) < max(min_size, 1):
         return []
-    docs = [" ".join(term for term, _ in tokens[i]) for i in kept]
-    languages = [_language(current[i]) for i in kept]
+    docs = [" ".join(term for turn in turns for term, _ in turn[1]) for turns in groups]
+    surfaces = [" ".join(_fold(s) for turn in turns for _, s in turn[1]) for turns in groups]
+    pools_of = [[pair for turn in turns for pair in turn[1]] for turns in groups]
+    languages = [_language(" ".join(current[i] for i, _ in turns)) for turns in groups]
     min_df = 2 if len(docs) >= 50 else 1  # singletons on a large corpus are mostly typos, left to char n-grams
     words = TfidfVectorizer(token_pattern=r"\S+", lowercase=False, sublinear_tf=True, min_df=min_df)
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=min_df,
                             max_features=20000)
-    surfaces = [" ".join(_fold(s) for _, s in tokens[i]) for i in kept]
     word_matrix = words.fit_transform(docs)
     features = sparse.hstack([word_matrix, CHAR_WEIGHT * chars.fit_transform(surfaces)]).tocsr()
     reducer = None
     if min(features.shape) > 100:
         reducer = TruncatedSVD(n_components=min(SVD_COMPONENTS, len(docs) // 2), random_state=seed).fit(features)
-    points = normalize(reducer.transform(features) if reducer else features.toarray())
 
+    def project(term_docs: list[str], surface_docs: list[str]) -> np.ndarray:
+        found = sparse.hstack([words.transform(term_docs), CHAR_WEIGHT * chars.transform(surface_docs)]).tocsr()
+        return normalize(reducer.transform(found) if reducer else found.toarray())
+
+    points = normalize(reducer.transform(features) if reducer else features.toarray())
     distinct = len(np.unique(points.round(6), axis=0))
     model = _best_kmeans(points, min(max_topics, distinct - 1), seed) if distinct > 2 else \
         KMeans(n_clusters=1, n_init=1, random_state=seed).fit(points)
@@ -137,17 +176,22 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, max_
     assigned = np.where(similarity.max(axis=1) >= MIN_SIMILARITY, similarity.argmax(axis=1), -1)
 
     previous_counts = Counter()
-    previous_tokens = [_tokens(text) for text in previous]
-    previous_kept = [i for i, pairs in enumerate(previous_tokens) if pairs]
-    if previous_kept:
-        previous_features = sparse.hstack([
-            words.transform([" ".join(t for t, _ in previous_tokens[i]) for i in previous_kept]),
-            CHAR_WEIGHT * chars.transform([" ".join(_fold(s) for _, s in previous_tokens[i]) for i in previous_kept]),
-        ]).tocsr()
-        previous_points = normalize(reducer.transform(previous_features) if reducer else previous_features.toarray())
+    previous_groups = _by_contact(previous, previous_contacts)
+    if previous_groups:
+        previous_points = project([" ".join(t for turn in turns for t, _ in turn[1]) for turns in previous_groups],
+                                  [" ".join(_fold(s) for turn in turns for _, s in turn[1]) for turns in previous_groups])
         previous_similarity = previous_points @ centres.T
         close = previous_similarity.max(axis=1) >= MIN_SIMILARITY
         previous_counts.update(previous_similarity.argmax(axis=1)[close].tolist())
+
+    def representative(contact: int, topic: int) -> str:
+        """The contact's message closest to the topic (its only one, usually)."""
+        turns = groups[contact]
+        if len(turns) == 1:
+            return current[turns[0][0]]
+        turn_points = project([" ".join(t for t, _ in pairs) for _, pairs in turns],
+                              [" ".join(_fold(s) for _, s in pairs) for _, pairs in turns])
+        return current[turns[int(np.argmax(turn_points @ centres[topic]))][0]]
 
     vocabulary = words.get_feature_names_out()
     corpus_mean = np.asarray(word_matrix.mean(axis=0)).ravel()
@@ -165,16 +209,36 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, max_
         main_language = max(member_languages, key=lambda lang: (lang is not None, member_languages[lang]))
         strong = [t for t, j in zip(terms, order) if lift[j] >= 0.35 * lift[order[0]]]
         # Surface words from the topic's main language first, so a label reads in one language where it can.
-        pools = ([tokens[kept[i]] for i in members if languages[i] == main_language], [tokens[kept[i]] for i in members])
+        pools = ([pools_of[i] for i in members if languages[i] == main_language], [pools_of[i] for i in members])
         label = " · ".join(_surface(term, pools) for term in (strong[:4] if len(strong) >= 2 else terms[:2]))
         closest = members[np.argsort(-similarity[members, topic], kind="stable")]
-        example_texts = tuple(dict.fromkeys(current[kept[i]] for i in closest))[:examples]
+        example_texts = []
+        for i in closest:
+            if len(example_texts) >= max(examples, 1):
+                break
+            if (text := representative(i, topic)) not in example_texts:
+                example_texts.append(text)
+        if not label.strip(" ·"):  # no distinctive word (e.g. all below min_df): the most representative verbatim
+            label = short_label(example_texts[0])
         before = previous_counts[topic]
         irritants.append(Irritant(label=label, size=len(members), previous_size=before,
                                   trend=(len(members) - before) / before if before else None,
-                                  examples=example_texts, terms=terms,
+                                  examples=tuple(example_texts[:examples]), terms=terms,
                                   languages=tuple(sorted(lang for lang in member_languages if lang))))
     return sorted(irritants, key=lambda irritant: (-irritant.size, irritant.label))
+
+
+def _by_contact(texts: Sequence[str], contacts: Sequence[str] | None) -> list[list[tuple[int, list[tuple[str, str]]]]]:
+    """Per contact (first-seen order), its usable verbatims as (index in `texts`, tokens): queue commands and
+    texts with no word left (placeholders, greetings) are dropped, and so are contacts left with nothing."""
+    if contacts is not None and len(contacts) != len(texts):
+        raise ValueError(f"{len(contacts)} contacts for {len(texts)} verbatims")
+    groups: dict[object, list[tuple[int, list[tuple[str, str]]]]] = {}
+    for i, text in enumerate(texts):
+        if is_queue_command(text) or not (pairs := _tokens(text)):
+            continue
+        groups.setdefault(i if contacts is None else contacts[i], []).append((i, pairs))
+    return list(groups.values())
 
 
 def _surface(term: str, pools: Sequence[list[list[tuple[str, str]]]]) -> str:

@@ -3,8 +3,10 @@
 Everything is inline (CSS, data, a small script drawing SVG), so the file opens offline and can be mailed
 or printed. Tables and text are rendered here; the charts are drawn in the browser from the JSON in
 `<script type="application/json" id="report-data">`. Each drawn `<figure class="chart">` gets
-`data-rendered="true"` and `data-marks="N"` (points for the line charts, one bar per irritant, the
-staffing curve's points), which is what the headless-browser test checks.
+`data-rendered="true"`, `data-marks="N"` (points for the line charts, one bar per irritant, the
+staffing curve's points) and `data-overflow="N"` (texts reaching past the chart's sides: long verbatims and
+labels wrap, so 0), which is what the headless-browser test checks. The alerts are the ones analytics
+raised (ListAlerts), never judged here.
 
 Hostile text (customer verbatims, alert details) can never run: HTML is escaped, the JSON has `<` `>` `&`
 escaped so a "</script>" cannot close the data element, the script only uses textContent, and a
@@ -59,6 +61,33 @@ function add(parent, tag, attrs, text) {
   parent.appendChild(e);
   return e;
 }
+// Text wrapped to `width` user units (measured when the svg is in the page, else ~6 units a character),
+// at most `maxLines` lines, the last one ending with "…" when cut. Returns [text element, lines drawn].
+function wrap(svg, x, y, text, width, lineHeight, attrs, maxLines) {
+  const t = add(svg, 'text', Object.assign({x: x, y: y}, attrs));
+  const words = [], chunk = Math.max(8, Math.floor(width / 7));  // a word longer than a line is cut in pieces
+  String(text).split(/\s+/).filter(Boolean).forEach(w => { while (w.length > chunk) { words.push(w.slice(0, chunk)); w = w.slice(chunk); } words.push(w); });
+  const lines = [];
+  let span = null;
+  const fits = s => { span.textContent = s; const m = span.getComputedTextLength(); return (m > 0 ? m : s.length * 6) <= width; };
+  let line = '';
+  for (let i = 0; i < words.length; i++) {
+    if (!span) span = add(t, 'tspan', {x: x, dy: lines.length ? lineHeight : 0});
+    const candidate = line ? line + ' ' + words[i] : words[i];
+    if (!line || fits(candidate)) { line = candidate; span.textContent = line; continue; }
+    span.textContent = line;
+    lines.push(span);
+    if (lines.length === maxLines) {  // no room left: end the last line with an ellipsis that fits
+      let kept = line.split(' ');
+      while (kept.length > 1 && !fits(kept.join(' ') + ' …')) kept.pop();
+      span.textContent = kept.join(' ') + ' …';
+      return [t, lines.length];
+    }
+    span = null; line = ''; i--;
+  }
+  if (span) lines.push(span);
+  return [t, Math.max(1, lines.length)];
+}
 function nice(v) {
   if (!(v > 0)) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v))), m = v / p;
@@ -69,6 +98,14 @@ function finish(id, svg, marks) {
   fig.insertBefore(svg, fig.firstChild);
   fig.setAttribute('data-rendered', 'true');
   fig.setAttribute('data-marks', String(marks));
+  // Texts reaching past the chart's sides (rotated axis titles aside): 0 unless a text escaped the wrapping.
+  const width = svg.viewBox.baseVal.width;
+  const out = Array.from(svg.querySelectorAll('text')).filter(t => {
+    if (t.hasAttribute('transform') || !t.textContent) return false;
+    const box = t.getBBox();
+    return box.x < -0.5 || box.x + box.width > width + 0.5;
+  });
+  fig.setAttribute('data-overflow', String(out.length));
 }
 // Line chart on a numeric x axis; o.lines[k].ys[i] may be null (gap). Returns [svg, x, y, marks].
 function lines(o) {
@@ -124,22 +161,25 @@ const charts = {
     const items = arr(D.irritants), W = 640, LW = 180, BW = W - LW - 120;
     const max = Math.max(1, ...items.map(it => num(it.size) || 0));
     const svg = document.createElementNS(NS, 'svg');
+    document.getElementById('chart-irritants').appendChild(svg);  // attached first: wrapping measures text
     let top = 6, marks = 0;
     items.forEach(it => {
       const size = num(it.size) || 0, prev = num(it.previous_size);
+      const examples = (Array.isArray(it.examples) ? it.examples : []).map(String).filter(ex => ex.trim());
       let t = num(it.trend);
       if (t === null && prev) t = (size - prev) / prev;
       const trend = t === null ? (prev === 0 && size ? 'new' : '') : `${t >= 0 ? '+' : '–'}${Math.round(Math.abs(t) * 100)} %`;
-      const label = add(svg, 'text', {x: LW - 8, y: top + 13, 'text-anchor': 'end'}, cut(it.label || '?', 28));
-      add(label, 'title', {}, String(it.label || '?'));
+      // Analytics always labels a topic; an old or hand-made file may not: its first verbatim, never "?".
+      const name = String(it.label || '').trim() || (examples.length ? cut(examples[0].trim(), 48) : 'unlabelled topic');
+      const label = wrap(svg, LW - 8, top + 13, name, LW - 16, 13, {'text-anchor': 'end'}, 2);
+      add(label[0], 'title', {}, name);
       const w = Math.max(2, size / max * BW);
       add(svg, 'rect', {x: LW, y: top + 2, width: w, height: 15, fill: t > 0 ? '#c53030' : t < 0 ? '#2f855a' : '#718096'});
       marks++;
       add(svg, 'text', {x: LW + w + 6, y: top + 14}, `${size}${trend ? ' (' + trend + ')' : ''}`);
-      top += 22;
-      (Array.isArray(it.examples) ? it.examples : []).slice(0, 3).forEach(ex => {
-        add(svg, 'text', {x: LW, y: top + 10, class: 'verbatim'}, '“' + cut(ex, 100) + '”');
-        top += 15;
+      top += Math.max(22, 13 * label[1] + 9);
+      examples.slice(0, 3).forEach(ex => {
+        top += 15 * wrap(svg, LW, top + 10, '“' + cut(ex.trim(), 400) + '”', W - LW - 8, 14, {class: 'verbatim'}, 5)[1];
       });
       top += 8;
     });
@@ -193,10 +233,11 @@ def render_report(data: dict) -> str:
         ("Containment vs bot CSAT", _figure("chart-containment", _any(series, ("bot", "containment"), ("bot", "csat")),
                                             "Containment rising while CSAT falls is the sign of over-automation.")),
         ("Top irritants", _figure("chart-irritants", bool(_list(d.get("irritants"))),
-                                  "Bar: contacts in the window; in brackets: change against the previous window.")),
+                                  "Bar: contacts (conversations) in the window; in brackets: change against the previous"
+                                  " window. Queue commands (STOP, CALLBACK…) and requests for a person are left out.")),
         ("Staffing (Erlang C)", _figure("chart-staffing", any(_num(p.get("agents")) is not None and _num(p.get("service_level")) is not None
                                                              for p in _list(staffing.get("curve"))), _staffing_caption(staffing), keep=True)),
-        ("Alerts", _alerts(d.get("alerts"))),
+        ("Alerts", _alerts(d.get("alerts"), d.get("alert_window"))),
     ]
     body = "\n".join(f"<section><h2>{e(h)}</h2>\n{content}</section>" for h, content in sections)
     return f"""<!DOCTYPE html>
@@ -305,12 +346,17 @@ def _staffing_caption(st: dict) -> str:
     return html.escape(text)
 
 
-def _alerts(alerts) -> str:
+def _alerts(alerts, window=None) -> str:
+    """The alerts analytics raised (relais.alerts.v1), as it stored them; the report judges nothing itself."""
     items = _list(alerts)
-    if not items:
-        return NO_DATA
     e = html.escape
+    per = f" per {e(str(window))}" if window else ""
+    note = (f'<p class="meta">Raised by analytics on relais.alerts.v1{per}, once a window is complete and its data has'
+            ' settled: a window still going has none yet.</p>\n')
+    if not items:
+        return NO_DATA if alerts is None else note + '<p class="empty">no alert raised in this range</p>\n'
     lis = "\n".join(f'<li><span class="kind">{e(str(a.get("kind") or "alert").replace("_", " "))}</span>'
-                    f'{" · " + e(str(a["window_start"])) if a.get("window_start") else ""}: {e(str(a.get("detail") or ""))}</li>'
+                    f'{" · " + e(str(a["window_start"])) if a.get("window_start") else ""}: {e(str(a.get("detail") or ""))}'
+                    f'{" (raised " + e(str(a["raised_at"])) + ")" if a.get("raised_at") else ""}</li>'
                     for a in items)
-    return f'<ul class="alerts">\n{lis}\n</ul>\n'
+    return note + f'<ul class="alerts">\n{lis}\n</ul>\n'

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from relais.analytics.irritants import find_irritants
+from relais.analytics.irritants import find_irritants, is_queue_command, short_label
 
 # Per theme and language: openings x complaints x endings, so each theme has dozens of distinct phrasings.
 THEMES = {
@@ -220,3 +220,61 @@ def test_speed_on_five_thousand_verbatims():
     print(f"\n{len(texts)} verbatims (+{len(previous)} previous): {time.perf_counter() - started:.2f} s, "
           f"{len(irritants)} topics: {[(i.label, i.size) for i in irritants]}")
     assert irritants
+
+
+def test_a_long_conversation_counts_once_as_one_contact():
+    texts, _ = corpus({"delivery": 20, "card": 20, "refund": 20}, seed=11)
+    contacts = [f"c{i}" for i in range(len(texts))]
+    # One customer writes 300 messages about a late parcel: one contact, not 300 (nor four topics of 60).
+    marathon = [phrasings("delivery", "en")[i % 50] + f" (message {i})" for i in range(300)]
+    irritants = find_irritants(texts + marathon, contacts=contacts + ["marathon"] * 300, examples=len(texts) + 1)
+    assert sum(i.size for i in irritants) <= len(texts) + 1 and max(i.size for i in irritants) <= 21
+    # Its one example (its message closest to the topic) is in a single topic, about deliveries.
+    holding = [i for i in irritants if any("(message " in e for e in i.examples)]
+    assert len(holding) == 1 and RELATED_WORDS["delivery"] & set(holding[0].label.split(" · ")), holding
+    assert sum("(message " in e for e in holding[0].examples) == 1
+    # Counted per message, the same verbatims make the marathon outweigh every other topic.
+    assert max(i.size for i in find_irritants(texts + marathon)) >= 300
+
+
+def test_trend_counts_previous_contacts_too():
+    current, _ = corpus({"card": 30, "refund": 30}, seed=12)
+    previous = [phrasings("card", "fr")[i % 40] for i in range(60)]  # 60 messages from 3 contacts
+    irritants = find_irritants(current, previous, previous_contacts=[f"p{i % 3}" for i in range(60)])
+    card = next(i for i in irritants if RELATED_WORDS["card"] & set(i.label.split(" · ")))
+    assert card.previous_size == 3 and card.trend == pytest.approx((card.size - 3) / 3)
+
+
+def test_queue_commands_make_no_topic():
+    commands = ["STOP", "stop", "Stop.", "annuler", "ANNULER svp", "CALLBACK", "callback please", "RAPPEL", "rappel merci",
+                "quit", "leave the queue", "je veux quitter la file", "call me back", "bye", "au revoir"]
+    for text in commands:
+        assert is_queue_command(text), text
+    for text in ("cancel my subscription", "stop charging my card", "Bon, stop, j'abandonne, c'est trop long.",
+                 "my parcel is late", "", "[CARD]"):
+        assert not is_queue_command(text), text
+    texts, _ = corpus({"delivery": 30, "card": 30}, seed=13)
+    irritants = find_irritants(texts + commands * 4, contacts=[f"c{i}" for i in range(len(texts) + len(commands) * 4)])
+    assert sum(i.size for i in irritants) <= len(texts)
+    for irritant in irritants:
+        assert not {"stop", "annuler", "callback", "rappel", "quit", "leave"} & set(irritant.terms), irritant
+        assert not set(irritant.examples) & set(commands)
+
+
+def test_a_topic_whose_words_give_no_label_is_labelled_by_its_verbatim():
+    texts, _ = corpus({"delivery": 30, "card": 30}, seed=4)
+    # Each misspelt once: under the word vocabulary's min_df, alike only by characters.
+    typos = ["remboursment svp", "rembourssement !!", "remboursemnt??", "rembousement", "remboursemen",
+             "rembourseement", "rembourcement"]
+    irritants = find_irritants(texts + typos)
+    assert all(i.label.strip(" ·") and i.label != "?" for i in irritants)
+    typo_topic = next(i for i in irritants if set(i.examples) <= set(typos))
+    assert typo_topic.terms == () and typo_topic.label in typos
+
+
+def test_short_label():
+    assert short_label("my card is blocked") == "my card is blocked"
+    long = "Bonjour, cela fait maintenant trois semaines que j'attends le remboursement de ma commande"
+    assert short_label(long) == "Bonjour, cela fait maintenant trois semaines que…"
+    assert len(short_label(long)) <= 49 and short_label("[CARD]  is   blocked") == "is blocked"
+    assert short_label("x" * 80) == "x" * 48 + "…"

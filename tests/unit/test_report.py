@@ -98,11 +98,12 @@ def test_write_report_creates_the_file(tmp_path):
 
 
 class _Dom(html.parser.HTMLParser):
-    """Figures by id with their attributes and the tags drawn inside them; the body's attributes."""
+    """Figures by id with their attributes, the tags drawn inside them and their SVG texts (each `<text>`
+    as the list of its lines, `<tspan>`s or its own text); the body's attributes."""
 
     def __init__(self):
         super().__init__()
-        self.figures, self.body, self._open = {}, {}, None
+        self.figures, self.body, self._open, self._text, self._in = {}, {}, None, None, None
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -110,13 +111,30 @@ class _Dom(html.parser.HTMLParser):
             self.body = attrs
         elif tag == "figure":
             self._open = attrs.get("id")
-            self.figures[self._open] = {"attrs": attrs, "tags": []}
+            self.figures[self._open] = {"attrs": attrs, "tags": [], "texts": []}
         elif self._open:
             self.figures[self._open]["tags"].append(tag)
+            if tag == "text":
+                self._text = []
+                self.figures[self._open]["texts"].append(self._text)
+            if tag in ("text", "tspan", "title"):
+                self._in = tag
+            if tag == "tspan" and self._text is not None:
+                self._text.append("")
+
+    def handle_data(self, data):
+        if self._text is not None and self._in in ("text", "tspan"):
+            if not self._text:
+                self._text.append("")
+            self._text[-1] += data
 
     def handle_endtag(self, tag):
         if tag == "figure":
             self._open = None
+        elif tag == "text":
+            self._text = None
+        if tag in ("text", "tspan", "title"):
+            self._in = "text" if tag in ("tspan", "title") and self._text is not None else None
 
 
 def _dump_dom(path: Path) -> str:
@@ -145,6 +163,47 @@ def test_charts_render_in_headless_chromium(tmp_path):
         assert "svg" in fig["tags"] and {"path", "rect", "circle"} & set(fig["tags"]), chart
     assert dom.figures["chart-irritants"]["tags"].count("rect") == 3
     assert "data-pwned" not in dom.body and "pwned" not in str(dom.body)  # hostile verbatims did not run
+    for chart in CHARTS:
+        assert dom.figures[chart]["attrs"].get("data-overflow") == "0", chart
+
+
+LONG_VERBATIM = ("Bonjour, cela fait maintenant trois semaines que j'attends le remboursement de ma commande retournée, "
+                 "j'ai appelé quatre fois, personne ne me rappelle jamais et à chaque fois on me dit que c'est en cours "
+                 "de traitement alors que le transporteur confirme la livraison du retour depuis le 3 novembre")
+
+
+def test_long_verbatims_wrap_and_no_topic_is_labelled_with_a_question_mark(tmp_path):
+    data = {"irritants": [
+        {"label": "", "size": 9, "previous_size": 3, "trend": 2.0, "examples": [LONG_VERBATIM, "x" * 300, "short one"]},
+        {"label": "remboursement · retour · transporteur · inadmissible", "size": 4, "previous_size": 4, "trend": 0.0,
+         "examples": [LONG_VERBATIM[:150]]},
+        {"size": 3, "examples": []},
+    ]}
+    dom = _Dom()
+    dom.feed(_dump_dom(report.write_report(data, tmp_path / "report.html")))
+    chart = dom.figures["chart-irritants"]
+    assert chart["attrs"].get("data-rendered") == "true" and chart["attrs"].get("data-marks") == "3"
+    assert chart["attrs"].get("data-overflow") == "0"  # every line fits inside the chart
+    lines = {" ".join(text): text for text in chart["texts"]}
+    long_one = next(text for joined, text in lines.items() if joined.startswith("“Bonjour, cela fait"))
+    assert len(long_one) >= 3  # wrapped on several lines, the whole verbatim kept
+    assert " ".join(long_one).replace("“", "").replace("”", "").split() == LONG_VERBATIM.split()
+    assert len(next(text for joined, text in lines.items() if joined.startswith("“xxx"))) >= 3
+    labels = [" ".join(text) for text in chart["texts"][::1] if text and not text[0].startswith("“")
+              and not text[0][:1].isdigit()]
+    assert "?" not in labels and "" not in labels
+    assert any(label.startswith("Bonjour, cela fait") for label in labels), labels  # label from its first verbatim
+    assert "unlabelled topic" in labels  # neither label nor verbatim: said so, not "?"
+
+
+def test_alerts_are_the_raised_ones_and_none_is_said_so():
+    page = report.render_report({"alerts": [], "alert_window": "day"})
+    assert "no alert raised in this range" in page and "Raised by analytics on relais.alerts.v1 per day" in page
+    raised = report.render_report({"alerts": [{"kind": "service_level", "window_start": "2026-11-29T00:00:00+00:00",
+                                               "detail": "service level 0.50 under target 0.80",
+                                               "raised_at": "2026-11-30T00:00:31+00:00"}]})
+    assert "service level</span> · 2026-11-29T00:00:00+00:00: service level 0.50 under target 0.80" in raised
+    assert "(raised 2026-11-30T00:00:31+00:00)" in raised
 
 
 def test_empty_report_renders_in_headless_chromium(tmp_path):
