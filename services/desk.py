@@ -2,14 +2,17 @@
 
     relais desk --agent alice --languages fr,en --skills billing:3,orders:2,conflict_handling
 
-Offers, assignments and customer messages are printed as they come (context, summary, suggestions with
-their articles); you type one command a line (`help` lists them). Tasks are numbered #1, #2, ... in the
-order they reach you. Parsing and rendering are plain functions (tests/unit/test_desk.py).
+Offers, assignments and customer messages are printed as they come (the conversation as it happened, summary,
+suggestions with their articles, the time left to accept); you type one command a line (`help` lists them).
+Tasks are numbered #1, #2, ... in the order they reach you. When the stream drops (routing restarted), the desk
+subscribes again with its token, with back-off, and signs in again if routing no longer knows the token.
+Parsing and rendering are plain functions (tests/unit/test_desk.py).
 """
 
 import asyncio
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
 
 import grpc
 
@@ -87,15 +90,41 @@ def parse_capacity(text: str) -> dict[str, int]:
     return capacity
 
 
-def render_context(context: pb.ConversationContext) -> list[str]:
-    lines = [f"  customer {context.customer.id or '?'} ({context.customer.tier or 'standard'}), {context.language},"
-             f" intent {context.intent or 'unknown'}, reason {pb.HandoffReason.Name(context.reason).removeprefix('HANDOFF_REASON_')}"]
-    for turn in context.turns:
-        mood = "angry " if turn.classification.sentiment.anger else "distressed " if turn.classification.sentiment.distress else ""
-        lines.append(f"  {mood}customer> {turn.text}")
-    lines += [f"  lookup {l.name}: {dict(l.result) if l.ok else l.error}" for l in context.lookups]
-    lines += [f"  bot> {a.reply_text}" for a in context.bot_attempts if a.reply_text]
-    return lines
+REMIND_SECONDS = 5  # an offer still open this close to its expiry is announced again
+
+
+def render_context(context: pb.ConversationContext) -> str:
+    return (f"  customer {context.customer.id or '?'} ({context.customer.tier or 'standard'}), {context.language},"
+            f" intent {context.intent or 'unknown'}, reason {pb.HandoffReason.Name(context.reason).removeprefix('HANDOFF_REASON_')}")
+
+
+def render_transcript(lines, now: datetime, tz: tzinfo | None = None) -> list[str]:
+    """The transcript routing built (one line per message, lookup or gap), with local times: HH:MM today, else dd/mm HH:MM."""
+    today = now.astimezone(tz).date()
+    rendered = []
+    for line in lines:
+        when = ""
+        if line.HasField("at"):
+            at = line.at.ToDatetime(tzinfo=timezone.utc).astimezone(tz)
+            when = at.strftime("%H:%M " if at.date() == today else "%d/%m %H:%M ")
+        who = {"advisor": f"advisor {line.agent_id}>".replace(" >", ">"), "lookup": "lookup:", "system": ""}.get(
+            line.speaker, f"{line.speaker}>")
+        rendered.append(f"  {when}{who} {line.text}" if who else f"  {line.text}")
+    return rendered
+
+
+def countdown(expires_at: datetime | None, now: datetime) -> str:
+    """The time left on an offer, e.g. "accept within 17 s"."""
+    if expires_at is None:
+        return ""
+    left = int((expires_at - now).total_seconds())
+    if left <= 0:
+        return "expired"
+    return f"accept within {left} s" if left < 120 else f"accept within {left // 60} min {left % 60:02d} s"
+
+
+def _expiry(offer: desk.Offer) -> datetime | None:
+    return offer.expires_at.ToDatetime(tzinfo=timezone.utc) if offer.HasField("expires_at") else None
 
 
 def render_assist(assist: desk.AgentAssist) -> list[str]:
@@ -109,15 +138,21 @@ def render_assist(assist: desk.AgentAssist) -> list[str]:
     return lines
 
 
-def render_event(n: int, event: desk.DeskEvent) -> str:
+def render_event(n: int, event: desk.DeskEvent, now: datetime | None = None, full: bool = True) -> str:
+    """One desk event as the agent reads it; `full`: an assignment with its transcript (not right after the offer)."""
+    now = now or datetime.now(timezone.utc)
     kind = event.WhichOneof("event")
     if kind == "offer":
         o = event.offer
-        head = f"#{n} OFFER{' (callback)' if o.callback else ''} priority {o.priority} — accept {n} or reject {n}"
-        return "\n".join([head, *render_context(o.context), *([f"  note: {o.note}"] if o.note else []), *render_assist(o.assist)])
+        left = countdown(_expiry(o), now)
+        head = f"#{n} OFFER{' (callback)' if o.callback else ''} priority {o.priority} — accept {n} or reject {n}" + \
+            (f" ({left})" if left else "")
+        return "\n".join([head, render_context(o.context), *render_transcript(o.transcript, now),
+                          *([f"  note: {o.note}"] if o.note else []), *render_assist(o.assist)])
     if kind == "assignment":
         a = event.assignment
-        return "\n".join([f"#{n} ASSIGNED to you", *([f"  note: {a.note}"] if a.note else [])])
+        body = [render_context(a.context), *render_transcript(a.transcript, now)] if full else []
+        return "\n".join([f"#{n} ASSIGNED to you", *body, *([f"  note: {a.note}"] if a.note else [])])
     if kind == "customer_message":
         m = event.customer_message
         return "\n".join([f"#{n} customer> {m.turn.text}", *render_assist(m.assist)[-3:]])
@@ -128,10 +163,14 @@ def render_event(n: int, event: desk.DeskEvent) -> str:
 
 @dataclass
 class Tasks:
-    """Task ids by the short numbers the agent types, and the last assist seen for each."""
+    """Task ids by the short numbers the agent types, and for each: the last assist, offer or assignment, state
+    (offered, assigned, closed, withdrawn (reason), rejected) and the messages since."""
     ids: list[str] = field(default_factory=list)
     assists: dict[str, desk.AgentAssist] = field(default_factory=dict)
     events: dict[str, desk.DeskEvent] = field(default_factory=dict)
+    states: dict[str, str] = field(default_factory=dict)
+    since: dict[str, list[desk.TranscriptLine]] = field(default_factory=dict)
+    reminded: set[tuple[str, datetime]] = field(default_factory=set)
 
     def number(self, task_id: str) -> int:
         if task_id not in self.ids:
@@ -153,14 +192,54 @@ class Tasks:
             raise UsageError(f"no suggestion {k} on this task")
         return suggestions[int(k) - 1]
 
-    def seen(self, event: desk.DeskEvent) -> tuple[int, str]:
-        body = getattr(event, event.WhichOneof("event"))
-        n = self.number(body.task_id)
+    def seen(self, event: desk.DeskEvent, now: datetime | None = None) -> tuple[int, str]:
+        kind = event.WhichOneof("event")
+        body = getattr(event, kind)
+        task_id = body.task_id
+        n = self.number(task_id)
         if hasattr(body, "assist") and (body.assist.summary or body.assist.suggestions):
-            self.assists[body.task_id] = body.assist
-        if event.HasField("offer"):
-            self.events[body.task_id] = event
-        return n, render_event(n, event)
+            self.assists[task_id] = body.assist
+        full = self.states.get(task_id) not in ("offered", "accepted")  # not right after its offer: a re-delivery
+        if kind in ("offer", "assignment"):
+            self.events[task_id], self.since[task_id] = event, []
+            self.states[task_id] = "offered" if kind == "offer" else "assigned"
+        elif kind == "customer_message":
+            line = desk.TranscriptLine(speaker="customer", text=body.turn.text)
+            if body.turn.HasField("sent_at"):
+                line.at.CopyFrom(body.turn.sent_at)
+            self.since.setdefault(task_id, []).append(line)
+        elif kind == "offer_withdrawn":
+            self.states[task_id] = f"withdrawn ({body.reason})"
+        return n, render_event(n, event, now, full)
+
+    def sent(self, task_id: str, text: str, now: datetime) -> None:
+        line = desk.TranscriptLine(speaker="advisor", text=text)
+        line.at.FromDatetime(now)
+        self.since.setdefault(task_id, []).append(line)
+
+    def show(self, task_id: str, now: datetime | None = None) -> str:
+        """The task as it stands: an open offer with its time left; otherwise its state, never as an offer."""
+        now = now or datetime.now(timezone.utc)
+        n, event, state = self.number(task_id), self.events.get(task_id), self.states.get(task_id, "")
+        if event is None:
+            return f"#{n} {state or 'nothing to show'}"
+        if state == "offered":
+            return render_event(n, event, now)
+        body = getattr(event, event.WhichOneof("event"))
+        return "\n".join([f"#{n} {state}", render_context(body.context),
+                          *render_transcript([*body.transcript, *self.since.get(task_id, [])], now),
+                          *render_assist(self.assists.get(task_id, body.assist))])
+
+    def reminders(self, now: datetime) -> list[str]:
+        """Open offers about to expire, each announced once."""
+        due = []
+        for task_id, event in self.events.items():
+            expiry = _expiry(event.offer) if event.HasField("offer") else None
+            if self.states.get(task_id) == "offered" and expiry and (task_id, expiry) not in self.reminded \
+                    and 0 < (expiry - now).total_seconds() <= REMIND_SECONDS:
+                self.reminded.add((task_id, expiry))
+                due.append(f"#{self.number(task_id)} offer: {countdown(expiry, now)} (accept {self.number(task_id)})")
+        return due
 
 
 async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
@@ -180,16 +259,20 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
         task_id = tasks.task_id(args[0] if args else None)
         reply = await stub.Accept(desk.AcceptRequest(task_id=task_id), metadata=auth)
         tasks.assists[task_id] = reply.assignment.assist
+        if tasks.states.get(task_id) == "offered":  # its assignment on the stream has not come yet
+            tasks.states[task_id] = "accepted"
         say(f"#{tasks.number(task_id)} is yours")
     elif name == "reject":
         task_id = tasks.task_id(args[0] if args else None)
         await stub.Reject(desk.RejectRequest(task_id=task_id, reason=args[1] if len(args) > 1 else ""), metadata=auth)
+        tasks.states[task_id] = "rejected"
         say(f"#{tasks.number(task_id)} rejected")
     elif name in ("reply", "use", "edit"):
         task_id = tasks.task_id(args[0])
         suggestion = tasks.suggestion(task_id, args[1]) if name != "reply" else None
         text = {"reply": lambda: args[1], "use": lambda: suggestion.text, "edit": lambda: args[2]}[name]()
         await stub.Reply(desk.ReplyRequest(task_id=task_id, text=text), metadata=auth)
+        tasks.sent(task_id, text, datetime.now(timezone.utc))
         if suggestion is not None:
             use = ev.SUGGESTION_USE_USED if name == "use" else ev.SUGGESTION_USE_EDITED
             await stub.RecordSuggestionUse(desk.SuggestionUseRequest(task_id=task_id, suggestion_id=suggestion.suggestion_id,
@@ -205,22 +288,77 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
         task_id = tasks.task_id(args[0])
         queue, _, note = args[1].partition(" ")
         await stub.Transfer(desk.TransferRequest(task_id=task_id, queue=queue, note=note), metadata=auth)
+        tasks.states[task_id] = f"transferred to {queue}"
         say(f"#{tasks.number(task_id)} transferred to {queue}")
     elif name == "close":
         task_id = tasks.task_id(args[0])
         disposition = args[1] if len(args) > 1 else "resolved"
         resolved = not (len(args) > 2 and args[2].lower() == "unresolved")
         await stub.Close(desk.CloseRequest(task_id=task_id, disposition=disposition, resolved=resolved), metadata=auth)
+        tasks.states[task_id] = f"closed ({disposition})"
         say(f"#{tasks.number(task_id)} closed ({disposition})")
     elif name == "history":
         reply = await stub.GetCustomerHistory(desk.HistoryRequest(task_id=tasks.task_id(args[0])), metadata=auth)
         say("\n".join(f"  {c.started_at.ToDatetime():%Y-%m-%d %H:%M} {c.conversation_id}: {c.intent or '?'}, {c.outcome}"
                       f" — {c.summary}" for c in reply.conversations) or "  no previous conversation")
     elif name == "show":
-        task_id = tasks.task_id(args[0])
-        event = tasks.events.get(task_id)
-        say(render_event(tasks.number(task_id), event) if event else "nothing to show")
+        say(tasks.show(tasks.task_id(args[0])))
     return True
+
+
+BACKOFF_SECONDS = (0.5, 1, 2, 4, 5)  # between attempts to subscribe again; then every 5 s
+
+
+@dataclass
+class Session:
+    """The agent's session: signed in by this front end with the service token; `auth` carries its token."""
+    stub: desk_grpc.AgentDeskStub
+    request: desk.SignInRequest
+    service_token: str | None
+    auth: list[tuple[str, str]] = field(default_factory=list)
+
+    async def sign_in(self) -> None:
+        reply = await self.stub.SignIn(self.request, metadata=grpcserver.token_metadata(self.service_token))
+        self.auth = [("authorization", f"Bearer {reply.token}")]
+
+
+async def follow(session: Session, tasks: Tasks, say) -> None:
+    """Prints desk events as they come. When the stream drops (routing stopped or restarted), subscribes again with
+    the same token after a back-off — routing then re-delivers what the agent holds — and signs in again if
+    routing refuses the token (the agent was signed out meanwhile)."""
+    attempt = 0
+    while True:
+        call = session.stub.Subscribe(desk.SubscribeRequest(), metadata=session.auth)
+        try:
+            await call.initial_metadata()
+            if not call.done():  # routing took the stream (it sends its headers first; a refused call ends at once)
+                if attempt:
+                    say("reconnected")
+                attempt = 0
+            async for event in call:
+                say(tasks.seen(event)[1])
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
+                try:
+                    await session.sign_in()
+                    say("routing no longer knew this session (signed out while away): signed in again")
+                    continue
+                except grpc.aio.AioRpcError as refused:
+                    say(f"! signing in again failed: {refused.code().name}: {refused.details()}")
+        finally:
+            call.cancel()
+        if attempt == 0:
+            say("connection to routing lost: reconnecting…")
+        await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
+        attempt += 1
+
+
+async def remind(tasks: Tasks, say) -> None:
+    """Says when an open offer is about to expire."""
+    while True:
+        await asyncio.sleep(1)
+        for line in tasks.reminders(datetime.now(timezone.utc)):
+            say(line)
 
 
 async def run(addr: str, agent_id: str, name: str, languages: list[str], skills: list[desk.SkillLevel],
@@ -229,36 +367,32 @@ async def run(addr: str, agent_id: str, name: str, languages: list[str], skills:
 
     This console is a front end: it signs the agent in with the service token (README, "Access")."""
     async with grpcserver.channel(addr, trace=False) as channel:  # TLS when RELAIS_TLS_CA is set
-        stub = desk_grpc.AgentDeskStub(channel)
-        token = (await stub.SignIn(desk.SignInRequest(agent_id=agent_id, display_name=name, languages=languages,
-                                                      skill_levels=skills, capacity=capacity),
-                                   metadata=grpcserver.token_metadata(service_token))).token
-        auth = [("authorization", f"Bearer {token}")]
+        session = Session(desk_grpc.AgentDeskStub(channel), desk.SignInRequest(
+            agent_id=agent_id, display_name=name, languages=languages, skill_levels=skills, capacity=capacity), service_token)
+        await session.sign_in()
         say(f"signed in as {agent_id} ({', '.join(languages)}; "
             f"{', '.join(f'{s.skill}:{s.level}' for s in skills) or 'no skill'}). Type `help`.")
         tasks = Tasks()
-        stream = stub.Subscribe(desk.SubscribeRequest(), metadata=auth)
-
-        async def show_events():
-            async for event in stream:
-                say(tasks.seen(event)[1])
-
-        reader = asyncio.create_task(show_events())
+        background = [asyncio.create_task(follow(session, tasks, say)), asyncio.create_task(remind(tasks, say))]
         lines = lines or _stdin_lines()
         try:
             async for line in lines:
                 try:
                     command = parse_command(line)
-                    if command is not None and not await execute(stub, auth, tasks, command, say):
+                    if command is not None and not await execute(session.stub, session.auth, tasks, command, say):
                         break
                 except UsageError as error:
                     say(f"? {error}")
                 except grpc.aio.AioRpcError as error:
                     say(f"! {error.code().name}: {error.details()}")
         finally:
-            reader.cancel()
-            await stub.SignOut(desk.SignOutRequest(), metadata=auth)
-            say("signed out")
+            for task in background:
+                task.cancel()
+            try:
+                await session.stub.SignOut(desk.SignOutRequest(), metadata=session.auth)
+                say("signed out")
+            except grpc.aio.AioRpcError as error:
+                say(f"! not signed out: {error.code().name}: {error.details()}")
 
 
 async def _stdin_lines():

@@ -15,14 +15,33 @@ import uuid
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from relais.common import bus, cloudevents, telemetry, topics
+from relais.common import bus, cloudevents, telemetry, topics, transcript
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, agent_events_pb2 as ev
 from relais.common.pb import conversation_pb2 as pb
-from relais.routing import records, rules
+from relais.routing import records, rules, transcript_view
 
 log = logging.getLogger(__name__)
 USE_NAME = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
+MAX_REPLY_CHARS = 4000  # as a customer's message (RELAIS_MAX_TEXT_CHARS)
+
+
+REQUEUED = {  # to a customer whose advisor left: (signed out, disconnected)
+    "fr": ("Votre conseiller a dû s'absenter ; vous êtes de nouveau en file, en priorité.",
+           "Votre conseiller a été déconnecté ; vous êtes de nouveau en file, en priorité."),
+    "en": ("Your advisor had to leave; you are back in the queue, ahead of new requests.",
+           "Your advisor was disconnected; you are back in the queue, ahead of new requests."),
+}
+
+
+def requeued_notice(language: str, signed_out: bool) -> str:
+    return REQUEUED.get(language[:2].lower(), REQUEUED["en"])[0 if signed_out else 1]
+
+
+def offer_key(offer: desk.Offer) -> tuple[str, int, int]:
+    """One offer of a task: a re-offer of the same task (after a reject, a transfer, a timeout) has another expiry."""
+    return offer.task_id, offer.expires_at.seconds, offer.expires_at.nanos
 
 
 @dataclass
@@ -100,34 +119,36 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         return desk.SetStateReply(state=records.STATE_ENUM[state])
 
     async def Subscribe(self, request, context):
+        """What the agent holds (after a reconnect or a restart of routing, with all that arrived meanwhile), then
+        every event as it happens. Only agents with a stream get offers: one connecting is dispatched to at once."""
         agent_id = await self._authenticate(context)
         stream: asyncio.Queue = asyncio.Queue()
         self.streams[agent_id] = stream
         self.disconnected.pop(agent_id, None)
-        self.gone.discard(agent_id)
+        await context.send_initial_metadata(())  # the front end knows it is connected before any event
         try:
-            # What this agent already holds, for a reconnect or a restart of routing.
             held = await self.pool.fetch(
                 "SELECT * FROM tasks t WHERE agent_id = $1 AND status IN ('offered', 'assigned') ORDER BY offered_at,"
                 " (SELECT max(id) FROM task_events e WHERE e.task_id = t.task_id AND e.kind = 'offered')", agent_id)
-            sent = set()
+            delivered = set()  # offers sent here that may also be in the queue: each exact offer is sent once
             for task in held:
-                sent.add(task["task_id"])
                 if task["status"] == "offered":
-                    yield desk.DeskEvent(offer=await self._offer_message(task))
+                    offer = await self._offer_message(task)
+                    delivered.add(offer_key(offer))
+                    yield desk.DeskEvent(offer=offer)
                 else:
                     yield desk.DeskEvent(assignment=await self._assignment_message(task))
+            await self.change(f"subscribe/{uuid.uuid4()}", records.DESK, lambda conn, fx: self._dispatch(conn, fx))
             while True:
                 event = await stream.get()
-                if event.HasField("offer") and event.offer.task_id in sent:
-                    sent.discard(event.offer.task_id)
+                if event.HasField("offer") and offer_key(event.offer) in delivered:
+                    delivered.discard(offer_key(event.offer))
                     continue
                 yield event
         finally:
             if self.streams.get(agent_id) is stream:
                 del self.streams[agent_id]
                 self.disconnected[agent_id] = time.monotonic()
-                self.gone.add(agent_id)
 
     async def Accept(self, request, context):
         agent_id = await self._authenticate(context)
@@ -166,18 +187,34 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         return desk.RejectReply()
 
     async def Reply(self, request, context):
+        """The message goes to the customer and into the task's context (the next advisor reads it), in one
+        transaction with its outbox records."""
         agent_id = await self._authenticate(context)
         if not request.text.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "text is empty")
-        task = await self._own_task(context, agent_id, request.task_id, ("assigned",))
-        ctx = pb.ConversationContext.FromString(task["context"])
+        if len(request.text) > MAX_REPLY_CHARS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"text is longer than {MAX_REPLY_CHARS} characters")
+        await self._own_task(context, agent_id, request.task_id, ("assigned",))
         reply_id = f"{request.task_id}/reply/{uuid.uuid4()}"
-        with self._conversation_span("routing agent reply", task["traceparent"], agent_id):
-            await bus.publish(self.producer, [
-                cloudevents.reply(cloudevents.REPLY_AGENT, records.SOURCE, reply_id, ctx.conversation_id, request.text,
-                                  ctx.language, agent_id=agent_id),
-                records.outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id),
-            ])
+
+        async def apply(conn, fx):
+            task = await conn.fetchrow("SELECT context, traceparent FROM tasks WHERE task_id = $1 AND status = 'assigned'"
+                                       " AND agent_id = $2 FOR UPDATE", request.task_id, agent_id)
+            if task is None:
+                return
+            ctx = pb.ConversationContext.FromString(task["context"])
+            message = pb.AdvisorMessage(reply_id=reply_id, agent_id=agent_id, text=request.text)
+            message.sent_at.GetCurrentTime()
+            transcript.append_advisor_message(ctx, message)
+            await conn.execute("UPDATE tasks SET context = $2 WHERE task_id = $1", request.task_id, ctx.SerializeToString())
+            with self._conversation_span("routing agent reply", task["traceparent"], agent_id):
+                fx.records += [cloudevents.reply(cloudevents.REPLY_AGENT, records.SOURCE, reply_id, ctx.conversation_id,
+                                                 request.text, ctx.language, agent_id=agent_id),
+                               records.outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id)]
+
+        fx = await self.change(reply_id, records.DESK, apply)
+        if not fx.records:  # closed or transferred meanwhile
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"task {request.task_id!r} is no longer assigned to you")
         return desk.ReplyReply(reply_id=reply_id)
 
     async def Transfer(self, request, context):
@@ -287,7 +324,8 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
     async def _offer_message(self, task) -> desk.Offer:
         ctx = pb.ConversationContext.FromString(task["context"])
         offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
-                           priority=task["priority"], note=task["note"], callback=task["kind"] == "callback")
+                           priority=task["priority"], note=task["note"], callback=task["kind"] == "callback",
+                           transcript=transcript_view.transcript(ctx))
         if task["offer_expires_at"] is not None:
             offer.expires_at.FromDatetime(task["offer_expires_at"])
         return offer
@@ -295,7 +333,8 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
     async def _assignment_message(self, task) -> desk.Assignment:
         ctx = pb.ConversationContext.FromString(task["context"])
         return desk.Assignment(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
-                               note=task["note"], callback=task["kind"] == "callback")
+                               note=task["note"], callback=task["kind"] == "callback",
+                               transcript=transcript_view.transcript(ctx))
 
     async def _assist(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
         """Summary and suggestions from relais.routing.assist, drafted once per task and number of turns."""
@@ -324,7 +363,8 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         if not customer_id:
             return []
         rows = await self.pool.fetch(
-            "SELECT c.conversation_id, c.created_at, b.handed_off, t.status, t.disposition, t.resolved, t.intent,"
+            "SELECT c.conversation_id, c.created_at, b.handed_off, b.context AS bot_context, t.status, t.disposition,"
+            " t.resolved, t.intent,"
             " (SELECT text FROM turns WHERE conversation_id = c.conversation_id ORDER BY seq LIMIT 1) AS first_text"
             " FROM conversations c LEFT JOIN bot_conversations b USING (conversation_id)"
             " LEFT JOIN LATERAL (SELECT status, disposition, resolved, intent FROM tasks WHERE conversation_id = c.conversation_id"
@@ -348,4 +388,19 @@ def _past_contact(row):
         outcome = "resolved" if row["resolved"] else (row["disposition"] or "unresolved")
     else:
         outcome = row["status"] if row["status"] == "abandoned" else "open"
-    return PastContact(row["conversation_id"], row["created_at"], row["intent"] or "", outcome, (row["first_text"] or "")[:200])
+    return PastContact(row["conversation_id"], row["created_at"], row["intent"] or _bot_intent(row["bot_context"]), outcome,
+                       (row["first_text"] or "")[:200])
+
+
+def _bot_intent(context: bytes | None) -> str:
+    """What the bot understood of a conversation no advisor had: its last answer's intent, else its turns' classification."""
+    from relais.routing.assist import conversation_intent
+
+    if not context:
+        return ""
+    try:
+        ctx = pb.ConversationContext.FromString(context)
+    except DecodeError:  # a history line without intent beats no history
+        return ""
+    answered = [a.intent for a in ctx.bot_attempts if a.intent]
+    return answered[-1] if answered else conversation_intent(ctx, guess=False)
