@@ -30,8 +30,8 @@ from relais.classifier.catalogue import load_catalogue
 from relais.common import bus, cloudevents, telemetry, topics, transcript, worker
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
-from relais.routing import records, rules
-from relais.routing.desk_api import AgentDeskApi, Effects
+from relais.routing import records, rules, transcript_view
+from relais.routing.desk_api import AgentDeskApi, Effects, requeued_notice
 
 log = logging.getLogger(__name__)
 QUEUE_TEXT = {
@@ -99,11 +99,10 @@ class Routing(AgentDeskApi):
         self.assistant = assistant
         self.tick_seconds = tick_seconds
         self.lock = asyncio.Lock()  # one decision at a time
+        # The agents' live Subscribe streams: only these agents get offers (an offer nobody sees holds a customer).
         self.streams: dict[str, asyncio.Queue] = {}
-        self.gone: set[str] = set()  # agents whose stream ended here and who have not reconnected: put on break
-        # when they miss an offer (not those who have not reconnected since routing restarted: no fault of theirs)
         # Signed-in agents without a stream here, since when (monotonic): their front end is gone, has not
-        # subscribed yet, or routing restarted. After reconnect_seconds they are signed out.
+        # subscribed yet, or routing restarted. They keep what they hold; after reconnect_seconds they are signed out.
         self.disconnected: dict[str, float] = {}
         self.assists: dict[str, tuple[int, asyncio.Future]] = {}  # task_id -> (turns, assist being or once drafted)
         self.ticks = 0
@@ -235,7 +234,7 @@ class Routing(AgentDeskApi):
             try:
                 await self._load_index(conn)
                 new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
-                best = rules.best_agent(new, self.index.values(), self.rules)  # what assign([new], ...) would choose
+                best = rules.best_agent(new, self._connected(), self.rules)  # what assign([new], ...) would choose
                 if best is None:
                     return False
                 agent_id = best.agent_id
@@ -261,7 +260,7 @@ class Routing(AgentDeskApi):
         if row["first"]:
             with self._conversation_span("routing offer", traceparent, agent_id):
                 offer = desk.Offer(task_id=task_id, context=context, assist=await self._assist(task_id, context),
-                                   priority=need.priority, callback=False)
+                                   priority=need.priority, callback=False, transcript=transcript_view.transcript(context))
                 offer.expires_at.FromDatetime(row["expires"])
                 self._push(agent_id, desk.DeskEvent(offer=offer))
         if not row["first"] or row["previous"] == "available":
@@ -381,11 +380,11 @@ class Routing(AgentDeskApi):
         await self._load_index(conn)
         if new_task is not None:
             tasks = [new_task]
-            agents = [a for a in self.index.values() if new_task.language in a.languages]
+            agents = [a for a in self._connected() if new_task.language in a.languages]
         else:
             tasks = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
                                                         " AND (due_at IS NULL OR due_at <= now())")]
-            agents = list(self.index.values())
+            agents = self._connected()
         if not tasks or not agents:
             return
         channels = {t.task_id: t.channel for t in tasks}
@@ -400,6 +399,11 @@ class Routing(AgentDeskApi):
                                         " WHERE status IN ('offered', 'assigned') GROUP BY 1, 2"):
                 load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
             self.index = {r["agent_id"]: self._agent(r, load.get(r["agent_id"], {})) for r in rows}
+
+    def _connected(self) -> list[rules.Agent]:
+        """The agents who may get offers: in the index, with a live stream here (a reconnecting agent is dispatched
+        to as it subscribes)."""
+        return [agent for agent_id, agent in self.index.items() if agent_id in self.streams]
 
     async def _offer(self, conn, fx: Effects, task_id: str, agent_id: str, channel: str) -> None:
         await conn.execute(
@@ -436,19 +440,22 @@ class Routing(AgentDeskApi):
         await self._release(conn, fx, agent_id, closed=False)
 
     async def _sign_out(self, conn, fx: Effects, agent_id: str, cause: str) -> None:
-        """Offers withdrawn, open conversations back to the queue ahead of newcomers (no customer is left with
-        nobody), the agent's token revoked, offline."""
+        """Offers withdrawn, open conversations back to the queue ahead of newcomers (their first queued_at kept) and
+        their customers told so, the agent's token revoked, offline."""
         for row in await conn.fetch("SELECT task_id FROM tasks WHERE agent_id = $1 AND status = 'offered'", agent_id):
             await self._withdraw(conn, fx, row["task_id"], agent_id, "signed_out")
         why = "signed out" if cause == "sign_out" else "was disconnected"
         for row in await conn.fetch("UPDATE tasks SET status = 'queued', agent_id = NULL, stage = 0, declined_by = ARRAY[$1],"
-                                    " note = $2 WHERE agent_id = $1 AND status = 'assigned' RETURNING task_id",
+                                    " note = $2 WHERE agent_id = $1 AND status = 'assigned'"
+                                    " RETURNING task_id, conversation_id, language",
                                     agent_id, f"the previous advisor {why}"):
             await records.task_event(conn, row["task_id"], "requeued", agent_id, detail=f"agent {why}")
+            fx.records.append(cloudevents.reply(
+                cloudevents.REPLY_QUEUE, records.SOURCE, f"{row['task_id']}/requeued/{uuid.uuid4()}", row["conversation_id"],
+                requeued_notice(row["language"], cause == "sign_out"), row["language"], status="requeued"))
         await conn.execute("UPDATE agents SET token_sha256 = '' WHERE agent_id = $1", agent_id)
         await self._set_state(conn, fx, agent_id, "offline", cause)
         self.disconnected.pop(agent_id, None)
-        self.gone.discard(agent_id)
 
     async def _sign_out_disconnected(self, conn, fx: Effects) -> bool:
         """Signs out the agents without a stream for reconnect_seconds; True when one was."""
@@ -504,8 +511,6 @@ class Routing(AgentDeskApi):
             for row in await conn.fetch("SELECT task_id, agent_id FROM tasks WHERE status = 'offered'"
                                         " AND offer_expires_at < now() FOR UPDATE"):
                 await self._withdraw(conn, fx, row["task_id"], row["agent_id"], "timeout", declined=True)
-                if row["agent_id"] in self.gone:  # its front end is gone: no more offers until it comes back
-                    await self._set_state(conn, fx, row["agent_id"], "break", "not_connected")
                 changed = True
             for agent_id in await conn.fetch("SELECT agent_id FROM agents WHERE state = 'wrap_up' AND state_until < now()"):
                 await self._set_state(conn, fx, agent_id["agent_id"], "available", "wrap_up_over")
