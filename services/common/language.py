@@ -1,4 +1,12 @@
-"""Language detection for the languages relais serves (French and English), and text folding.
+"""Language of a customer message, and text folding.
+
+relais serves French and English (SUPPORTED_LANGUAGES: the catalogue, the bot, the queue messages).
+Detection also tells apart the languages customers most often write in instead (DETECTED_LANGUAGES:
+Spanish, German, Italian, Portuguese, Dutch), so that such a message is not taken for French or
+English: it gets a short answer in its own language and goes to an advisor who speaks it.
+
+    guess_language("¿Dónde está mi pedido CMD-123456?")  -> LanguageGuess("es", sure=True)
+    guess_language("pizza")                              -> LanguageGuess("en", sure=False, ambiguous_with="it")
 
 Used by intake (language of a turn when the sender gave none) and by the classifier.
 """
@@ -6,10 +14,15 @@ Used by intake (language of a turn when the sender gave none) and by the classif
 import re
 import threading
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("fr", "en")
+DETECTED_LANGUAGES: tuple[str, ...] = ("fr", "en", "es", "de", "it", "pt", "nl")
 DEFAULT_LANGUAGE = "en"
+# BCP 47 codes that name no language: a customer "declaring" one of them declared nothing.
+_NO_LANGUAGE = frozenset({"und", "mul", "mis", "zxx"})
+_PRIMARY_TAG = re.compile(r"^[a-z]{2,3}$")
 
 _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "’": "'", "‘": "'", "`": "'", "´": "'"})
 
@@ -20,54 +33,146 @@ def fold(text: str) -> str:
     return "".join(c for c in text if not unicodedata.combining(c))
 
 
+@dataclass(frozen=True)
+class LanguageGuess:
+    """The language of a message and how sure detection is of it."""
+
+    language: str
+    # Declared by the customer, or the text is clearly in `language`. When False, `language` is a
+    # fallback (the likelier served language, or DEFAULT_LANGUAGE when the text has no words).
+    sure: bool = True
+    # When not sure: the unserved language the text could as well be in ("" when none came close).
+    ambiguous_with: str = ""
+
+
+def declared_language(code: str | None) -> str | None:
+    """The primary language of a declared tag ("es", "FR", "fr-CA", "en_GB" -> "es", "fr", "fr", "en")."""
+    if not code:
+        return None
+    base = code.strip().lower().replace("_", "-").split("-")[0]
+    return base if _PRIMARY_TAG.match(base) and base not in _NO_LANGUAGE else None
+
+
+def supported_language(code: str | None) -> str | None:
+    """The served language of a code such as "fr", "FR", "fr-CA", "en_GB"; None when not served."""
+    base = declared_language(code)
+    return base if base in SUPPORTED_LANGUAGES else None
+
+
 _detector_lock = threading.Lock()
 _detector: Any = None
 
 
 def _language_detector() -> Any:
-    """The lingua detector for French and English, built once on first use (about 0.3 s)."""
+    """The lingua detector for DETECTED_LANGUAGES, built once on first use (about 0.5 s, ~100 MB)."""
     global _detector
     if _detector is None:
         with _detector_lock:
             if _detector is None:
-                from lingua import Language, LanguageDetectorBuilder
+                from lingua import IsoCode639_1, LanguageDetectorBuilder
 
-                _detector = LanguageDetectorBuilder.from_languages(Language.FRENCH, Language.ENGLISH).build()
+                codes = [getattr(IsoCode639_1, code.upper()) for code in DETECTED_LANGUAGES]
+                _detector = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).build()
     return _detector
 
 
-def supported_language(code: str | None) -> str | None:
-    """The served language of a code such as "fr", "FR", "fr-CA", "en_GB"; None when not served."""
-    if not code:
-        return None
-    base = code.strip().lower().replace("_", "-").split("-")[0]
-    return base if base in SUPPORTED_LANGUAGES else None
-
-
-# Very short messages ("svp", "d'accord", "ok merci") are a coin toss for any statistical
-# detector; a handful of unmistakable chat words settles them first.
+# Very short messages ("svp", "hola", "danke", "ok merci") are a coin toss for any statistical
+# detector; a handful of unmistakable chat words settles them first. A word may belong to several
+# languages ("ja", "hallo", "no"): only a strict majority decides.
 SHORT_MESSAGE_WORDS = 3
 LANGUAGE_MARKERS = {
-    "fr": frozenset({"svp", "stp", "merci", "bonjour", "bonsoir", "salut", "oui", "non", "ouais", "allo",
-                     "coucou", "accord", "voila", "bah", "ben"}),
+    "fr": frozenset({"svp", "stp", "merci", "bonjour", "bonsoir", "salut", "oui", "non", "ouais", "allo", "coucou",
+                     "accord", "voila", "bah", "ben"}),
     "en": frozenset({"thanks", "thank", "thx", "hi", "hello", "hey", "yes", "yeah", "yep", "no", "nope",
                      "please", "pls", "plz", "cheers"}),
+    "es": frozenset({"hola", "gracias", "vale", "buenos", "buenas", "adios", "porfa", "no", "si"}),
+    "de": frozenset({"danke", "bitte", "hallo", "tschuss", "guten", "ja", "nein", "genau", "servus", "moin",
+                     "gerne", "vielen", "dank"}),
+    "it": frozenset({"ciao", "grazie", "buongiorno", "buonasera", "prego", "salve", "arrivederci", "si", "no", "non"}),
+    "pt": frozenset({"obrigado", "obrigada", "ola", "bom", "boa", "sim", "nao", "tchau", "valeu"}),
+    "nl": frozenset({"bedankt", "dank", "alstublieft", "alsjeblieft", "hoi", "doei", "goedemorgen",
+                     "goedemiddag", "graag", "ja", "nee", "hallo"}),
 }
+# The commonest words of each language (articles, pronouns, prepositions, auxiliaries; folded). On a
+# short message lingua's n-grams often hesitate ("Where is my parcel" -> en 0.35, pt 0.15); these
+# words settle it. A word counts for every language that has it ("de", "la", "no").
+FUNCTION_WORDS = {
+    "fr": frozenset("""le la les un une des du au aux et est je j tu il elle on nous vous ils elles mon ma mes ton
+        ta son sa ses notre nos votre vos ce cet cette ces c qui que qu quoi ou pas ne n sur dans avec pour par
+        mais jamais toujours rien deja tres ai avez suis sont etait ete fait y en moi lui leur d l quand comment
+        pourquoi combien aussi encore plus bien""".split()),
+    "en": frozenset("""the a an and is are was were be been i you he she it we they my your our their me him us
+        them this that these those what where when why how who which do does did don t can cant won not no
+        never still yet of to in on at for with from by about have has had get got will would could should
+        just any""".split()),
+    "es": frozenset("""el la los las un una unos unas y es son esta estan estoy he ha han mi mis tu su sus nuestro
+        yo usted ustedes me te se le lo que donde cuando como por para con sin pero nunca todavia ya nada muy
+        del al no si quiero puedo tengo hay""".split()),
+    "de": frozenset("""der die das den dem des ein eine einen einem einer und ist sind war bin habe hat haben ich
+        du er sie es wir ihr mein meine meinen mir mich dein ihre ihnen nicht kein keine noch schon nie immer
+        was wo wann wie warum wer mit von zu auf fur aus bei nach um aber oder auch kann konnen will mochte""".split()),
+    "it": frozenset("""il lo la i gli le un una uno e ed di del della dei da in con su per tra non ma mai ancora
+        gia niente nulla mio mia miei mie tuo suo vostro vostri ho ha hanno sono stato che chi dove quando come
+        perche cosa mi ti ci vi si voglio vorrei posso l d""".split()),
+    "pt": frozenset("""o a os as um uma uns umas e de do da dos das em no na nos nas por para com sem mas nunca
+        ainda ja nada muito meu minha meus minhas seu sua vosso nosso eu voce voces me te se lhe que onde quando
+        como porque nao sim esta estou tenho tem foi quero posso""".split()),
+    "nl": frozenset("""de het een en is zijn was ben heb heeft hebben ik jij je u hij zij we wij jullie mijn mij me
+        ons onze uw niet geen nog al nooit altijd wat waar wanneer hoe waarom wie met van naar op aan bij voor
+        uit om maar of ook kan kunnen wil er dit dat""".split()),
+}
+FUNCTION_WORD_WEIGHT = 0.2  # added to lingua's confidence (0..1) per function word of the language
+# How much likelier the best language must be than the best one on the other side of the
+# served/unserved line to be taken as sure; measured on tests/unit/test_language.py.
+SURE_MARGIN = 0.25
+SURE_MARGIN_ONE_WORD = 0.6  # one word is little to go on ("pedido" is Spanish and Portuguese)
+# Words of every language in a chat: they say nothing of the customer's ("ok merci" is French).
+NEUTRAL_WORDS = frozenset({"ok", "okay", "okey", "oki", "oke", "lol", "hmm", "mmh", "cmd", "ord", "sms", "email",
+                           "mail", "internet", "wifi", "app", "web", "pdf"})
+_NOT_WORDS = re.compile(r"\S*\d\S*")
+
+
+def guess_language(text: str, hint: str | None = None) -> LanguageGuess:
+    """The language of `text`: the declared one (`hint`) when given, else the detected one.
+
+    Unsure between a served and an unserved language, the guess is the likelier served language,
+    marked not sure with the other one in `ambiguous_with`: the caller answers in every served
+    language rather than guessing wrong.
+    """
+    declared = declared_language(hint)
+    if declared:
+        return LanguageGuess(declared)
+    # Order numbers, amounts and codes are no language: left in, they blur a short message's n-grams.
+    letters = _NOT_WORDS.sub(" ", text)
+    words = [w for w in re.findall(r"[a-z]+", fold(letters)) if w not in NEUTRAL_WORDS]
+    if not words:
+        return LanguageGuess(DEFAULT_LANGUAGE, sure=False)
+    candidates = DETECTED_LANGUAGES
+    if len(words) <= SHORT_MESSAGE_WORDS:
+        votes = {lang: sum(w in markers for w in words) for lang, markers in LANGUAGE_MARKERS.items()}
+        best = max(votes.values())
+        if best:
+            candidates = tuple(lang for lang, n in votes.items() if n == best)
+            if len(candidates) == 1:
+                return LanguageGuess(candidates[0])
+    score = {value.language.iso_code_639_1.name.lower(): value.value
+             for value in _language_detector().compute_language_confidence_values(letters)}
+    for lang, common in FUNCTION_WORDS.items():
+        score[lang] = score.get(lang, 0.0) + FUNCTION_WORD_WEIGHT * sum(w in common for w in words)
+    if "¿" in text or "¡" in text:  # only Spanish opens a question or an exclamation
+        score["es"] += FUNCTION_WORD_WEIGHT
+    served = max((lang for lang in candidates if lang in SUPPORTED_LANGUAGES), key=score.__getitem__, default="")
+    unserved = max((lang for lang in candidates if lang not in SUPPORTED_LANGUAGES), key=score.__getitem__, default="")
+    if candidates != DETECTED_LANGUAGES:  # chat words of several languages ("no", "ja", "si"): too little to tell
+        return LanguageGuess(served or DEFAULT_LANGUAGE, sure=False, ambiguous_with=unserved)
+    margin = SURE_MARGIN if len(words) > 1 else SURE_MARGIN_ONE_WORD
+    if score[served] - score[unserved] >= margin:
+        return LanguageGuess(served)
+    if score[unserved] - score[served] >= margin:
+        return LanguageGuess(unserved)
+    return LanguageGuess(served, sure=False, ambiguous_with=unserved)
 
 
 def detect_language(text: str, hint: str | None = None) -> str:
-    """Return "fr" or "en": the hint when it is a served language, else the detected one, else "en"."""
-    hinted = supported_language(hint)
-    if hinted:
-        return hinted
-    if not any(c.isalpha() for c in text):
-        return DEFAULT_LANGUAGE
-    words = re.findall(r"[a-z]+", fold(text))
-    if len(words) <= SHORT_MESSAGE_WORDS:
-        votes = {lang: sum(w in markers for w in words) for lang, markers in LANGUAGE_MARKERS.items()}
-        if votes["fr"] != votes["en"]:
-            return max(votes, key=votes.__getitem__)
-    detected = _language_detector().detect_language_of(text)
-    if detected is None:
-        return DEFAULT_LANGUAGE
-    return detected.iso_code_639_1.name.lower()
+    """The declared language when given, else the detected one (see guess_language)."""
+    return guess_language(text, hint).language

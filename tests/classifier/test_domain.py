@@ -149,7 +149,8 @@ def test_detects_french_and_english(text, expected):
 def test_language_hint_and_fallbacks():
     assert detect_language("Hello, where is my order?", hint="fr") == "fr"
     assert detect_language("Bonjour", hint="en-GB") == "en"
-    assert detect_language("Bonjour, où est ma commande ?", hint="de") == "fr"  # unsupported hint: detect
+    # A declared language wins even when relais does not serve it: the customer goes to a German speaker.
+    assert detect_language("Bonjour, où est ma commande ?", hint="de") == "de"
     assert detect_language("") == "en"
     assert detect_language("   ") == "en"
     assert detect_language("CMD-123456 ???") == "en"
