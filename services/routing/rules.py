@@ -9,10 +9,13 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from relais.common.language import fold
 from relais.common.pb import conversation_pb2 as pb
 
 RULES_PATH = Path(__file__).with_name("routing_rules.yaml")
@@ -55,6 +58,21 @@ class OverflowStep:
     queue: str = ""  # "any", or a skill whose agents may also take the task
 
 
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True)
+class Center:
+    """The contact center's time zone and weekly opening hours (weekday 0 = Monday -> (opens, closes) ranges).
+    No opening hours declared: always open."""
+    time_zone: str = "UTC"
+    opening_hours: Mapping[int, tuple[tuple[time, time], ...]] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> tzinfo:
+        return ZoneInfo(self.time_zone)
+
+
 @dataclass(frozen=True)
 class RoutingRules:
     rules: tuple[Rule, ...] = ()
@@ -67,6 +85,9 @@ class RoutingRules:
     callback_above_seconds: float = 180
     default_handle_seconds: float = 240
     reconnect_seconds: float = 120
+    center: Center = field(default_factory=Center)
+    # Intents that only mean "a person, please": such a hand-off requires no skill (any advisor of the language).
+    person_request_intents: frozenset[str] = frozenset()
 
 
 # --- loading and validation ---
@@ -89,7 +110,7 @@ def parse_rules(doc, where: str = "routing_rules.yaml", known_intents: Iterable[
     bad = lambda at, msg: problems.append(f"{where}: {at}: {msg}")
     if not isinstance(doc, dict):
         raise RulesError(f"{where}: expected a mapping with `rules`")
-    known_keys = {"version", "rules", "overflow", "default_capacity", *SCALARS}
+    known_keys = {"version", "rules", "overflow", "default_capacity", "center", "person_request_intents", *SCALARS}
     for key in doc:
         if key not in known_keys:
             bad(key, f"unknown key (known: {', '.join(sorted(known_keys))})")
@@ -137,14 +158,61 @@ def parse_rules(doc, where: str = "routing_rules.yaml", known_intents: Iterable[
                 bad(key, f"must be a number ≥ {minimum}, got {doc[key]!r}")
             else:
                 scalars[key] = float(doc[key])
+    center = _parse_center(doc.get("center"), bad) if "center" in doc else Center()
+    person = doc.get("person_request_intents", [])
+    if not isinstance(person, list) or not all(isinstance(i, str) for i in person):
+        bad("person_request_intents", f"must be a list of intents, got {person!r}")
+        person = []
+    for intent in person:
+        if intents is not None and intent not in intents:
+            bad("person_request_intents", f"unknown intent {intent!r}")
     if problems:
         raise RulesError("invalid routing rules:\n  " + "\n  ".join(problems))
-    result = RoutingRules(rules=tuple(rules), overflow=tuple(overflow), default_capacity=dict(capacity), **scalars)
+    result = RoutingRules(rules=tuple(rules), overflow=tuple(overflow), default_capacity=dict(capacity), center=center,
+                          person_request_intents=frozenset(person), **scalars)
     return with_env(result, env or {})
 
 
+HOURS = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])\s*-\s*([01]?[0-9]|2[0-4]):([0-5][0-9])$")
+
+
+def _parse_center(raw, bad) -> Center:
+    """center: {time_zone: Europe/Paris, opening_hours: {mon: "09:00-18:00", sat: "09:00-12:00, 14:00-17:00", sun: closed}}"""
+    if not isinstance(raw, dict) or not set(raw) <= {"time_zone", "opening_hours"}:
+        bad("center", "must be {time_zone: <IANA zone>, opening_hours: {mon: \"09:00-18:00\", ..., sun: closed}}")
+        return Center()
+    zone = raw.get("time_zone", "UTC")
+    if not isinstance(zone, str) or not isinstance(zone_of(zone), ZoneInfo):
+        bad("center.time_zone", f"unknown time zone {raw.get('time_zone')!r} (an IANA name, e.g. Europe/Paris)")
+        zone = "UTC"
+    hours_raw = raw.get("opening_hours") or {}
+    if not isinstance(hours_raw, dict):
+        bad("center.opening_hours", "must map days (mon..sun) to \"HH:MM-HH:MM\" ranges or `closed`")
+        return Center(zone)
+    hours: dict[int, tuple[tuple[time, time], ...]] = {day: () for day in range(7)}
+    for day, value in hours_raw.items():
+        at = f"center.opening_hours.{day}"
+        if day not in DAYS:
+            bad(at, f"unknown day (known: {', '.join(DAYS)})")
+            continue
+        if value in ("closed", None, ""):
+            continue
+        ranges = []
+        for part in (value.split(",") if isinstance(value, str) else [None]):
+            match = HOURS.match(part.strip()) if part is not None else None
+            opens = time(int(match[1]), int(match[2])) if match else None
+            closes = (time.max if match[3] == "24" else time(int(match[3]), int(match[4]))) if match else None
+            if match is None or closes <= opens or (match[3] == "24" and match[4] != "00") or (ranges and opens < ranges[-1][1]):
+                bad(at, f"expected \"HH:MM-HH:MM\" ranges in order (or `closed`), got {value!r}")
+                break
+            ranges.append((opens, closes))
+        hours[DAYS.index(day)] = tuple(ranges)
+    return Center(zone, hours if hours_raw else {})
+
+
 def with_env(rules: RoutingRules, env: Mapping[str, str]) -> RoutingRules:
-    """Timings from RELAIS_ROUTING_* variables (tests use short ones); RELAIS_ROUTING_OVERFLOW_SECONDS=60,180."""
+    """Timings from RELAIS_ROUTING_* variables (tests use short ones); RELAIS_ROUTING_OVERFLOW_SECONDS=60,180;
+    RELAIS_ROUTING_CENTER='{time_zone: Europe/Paris}' (no opening hours: never closed)."""
     changes = {}
     for key, (name, minimum) in SCALARS.items():
         if env.get(name):
@@ -157,6 +225,15 @@ def with_env(rules: RoutingRules, env: Mapping[str, str]) -> RoutingRules:
         if len(afters) != len(rules.overflow):
             raise RulesError(f"RELAIS_ROUTING_OVERFLOW_SECONDS needs {len(rules.overflow)} values, one per overflow step")
         changes["overflow"] = tuple(replace(s, after_seconds=a) for s, a in zip(rules.overflow, afters))
+    if env.get("RELAIS_ROUTING_CENTER"):
+        problems = []
+        try:
+            raw = yaml.safe_load(env["RELAIS_ROUTING_CENTER"])
+        except yaml.YAMLError as error:
+            raise RulesError(f"RELAIS_ROUTING_CENTER: {error}") from None
+        changes["center"] = _parse_center(raw, lambda at, msg: problems.append(f"{at}: {msg}"))
+        if problems:
+            raise RulesError("RELAIS_ROUTING_CENTER: " + "; ".join(problems))
     return replace(rules, **changes)
 
 
@@ -249,8 +326,16 @@ def requirement(context: pb.ConversationContext, rules: RoutingRules, skill_by_i
         "reason": {pb.HandoffReason.Name(r)[len("HANDOFF_REASON_"):] for r in (context.reasons or [context.reason]) if r},
         "channel": {channel, pb.Channel.Name(context.channel)[len("CHANNEL_"):].lower()}, "language": {language},
     }
-    required = {skill_by_intent.get(context.intent, "general"): 1}
     preferred: list[str] = []
+    if person_request_only(context, rules.person_request_intents):
+        # "A person, please", and nothing more: any advisor of the language; one who knows what the customer
+        # asked the bot before is offered it first.
+        required = {}
+        earlier = earlier_intent(context, rules.person_request_intents)
+        if earlier in skill_by_intent:
+            preferred.append(skill_by_intent[earlier])
+    else:
+        required = {skill_by_intent.get(context.intent, "general"): 1}
     priority = context.priority
     for rule in rules.rules:
         if all(facts[key] & values for key, values in rule.when.items()):
@@ -259,6 +344,27 @@ def requirement(context: pb.ConversationContext, rules: RoutingRules, skill_by_i
             preferred += [s for s in rule.prefer if s not in preferred]
             priority += rule.priority
     return Requirement(language, channel, required, tuple(preferred), priority)
+
+
+def person_request_only(context: pb.ConversationContext, person_intents: Iterable[str]) -> bool:
+    """The customer asked for a person with no other intent: the hand-off's intent is none, a "person, please"
+    intent, or only the classifier's guess on a message it could not place."""
+    if pb.HANDOFF_REASON_CUSTOMER_REQUEST not in set(context.reasons or [context.reason]):
+        return False
+    if not context.intent or context.intent in person_intents:
+        return True
+    last = context.turns[-1].classification if context.turns else None
+    return last is not None and not last.intent and last.best_guess == context.intent
+
+
+def earlier_intent(context: pb.ConversationContext, person_intents: Iterable[str]) -> str:
+    """The latest intent the classifier was sure of in the conversation, other than asking for a person."""
+    person = set(person_intents)
+    for turn in reversed(context.turns):
+        c = turn.classification
+        if c.intent and not c.out_of_scope and c.intent not in person:
+            return c.intent
+    return ""
 
 
 # --- who may take it, who is best, in which order ---
@@ -315,6 +421,30 @@ def eligible(agent: Agent, task: Task, rules: RoutingRules) -> bool:
     if queue == ANY or (queue and agent.levels.get(queue, 0) >= 1):
         return True
     return all(agent.levels.get(skill, 0) >= level for skill, level in needs.items())
+
+
+def widened_stage(task: Task, signed_in: Iterable[Agent], rules: RoutingRules) -> int | None:
+    """The first overflow stage, from the task's own, at which an advisor signed in (in any state but offline: on a
+    break or busy, they will come back to it) could take the task. A task nobody signed in has the skill for is
+    widened at once to that stage, instead of waiting minutes for the overflow. None: no stage would do (nobody
+    of the language is signed in)."""
+    agents = [a for a in signed_in if a.state != "offline"]
+    for stage in range(task.stage, len(rules.overflow) + 1):
+        at_stage = replace(task, stage=stage)
+        if any(eligible(a, at_stage, rules) for a in agents):
+            return stage
+    return None
+
+
+def serving(task: Task, signed_in: Iterable[Agent], rules: RoutingRules) -> int:
+    """How many signed-in advisors serve this task's queue: its language, its channel, its requirement at the stage
+    it is (or will at once be) widened to. The expected wait is shared by them, not by everyone signed in."""
+    agents = [a for a in signed_in if a.state != "offline"]
+    stage = widened_stage(task, agents, rules)
+    if stage is None:
+        return 0
+    at_stage = replace(task, stage=stage)
+    return sum(1 for a in agents if eligible(a, at_stage, rules))
 
 
 def has_room(agent: Agent, channel: str, load: Mapping[str, int] | None = None) -> bool:
@@ -405,6 +535,88 @@ def settable_state(current: str, wanted: str) -> str | None:
     return wanted
 
 
+def text_languages(language: str, available: Iterable[str]) -> tuple[str, ...]:
+    """The languages a routing message is written in: the customer's when we have its texts, else English and French."""
+    return (language,) if language in available else ("en", "fr")
+
+
+# --- the center's opening hours, and times told to the customer ---
+
+def is_open(at: datetime, center: Center) -> bool:
+    if not center.opening_hours:
+        return True
+    local = at.astimezone(center.zone)
+    now = local.time().replace(tzinfo=None)
+    return any(opens <= now and (now < closes or closes == time.max)
+               for opens, closes in center.opening_hours.get(local.weekday(), ()))
+
+
+def next_opening(at: datetime, center: Center) -> datetime | None:
+    """`at` when the center is open then, else when it next opens; None when it never does."""
+    if is_open(at, center):
+        return at
+    zone = center.zone
+    local = at.astimezone(zone)
+    for days in range(8):
+        day = local.date() + timedelta(days=days)
+        for opens, _ in center.opening_hours.get(day.weekday(), ()):
+            start = datetime.combine(day, opens, tzinfo=zone)
+            if start > local:
+                return start.astimezone(timezone.utc)
+    return None
+
+
+def callback_due(now: datetime, wait_seconds: int | None, center: Center) -> datetime:
+    """When an advisor calls back: once the expected wait is over (at once when nobody serves the queue: as soon as
+    an advisor is there), moved to the next opening when the center is closed then."""
+    at = now + timedelta(seconds=wait_seconds or 0)
+    return next_opening(at, center) or at
+
+
+OFFSET = re.compile(r"^([+-])([01][0-9]|2[0-3]):?([0-5][0-9])$")
+
+
+def zone_of(value: str) -> tzinfo | None:
+    """An IANA time zone ("Europe/Paris") or a UTC offset ("+02:00"); None when it is neither."""
+    match = OFFSET.match(value or "")
+    if match:
+        offset = timedelta(hours=int(match[2]), minutes=int(match[3]))
+        return timezone(-offset if match[1] == "-" else offset)
+    try:
+        return ZoneInfo(value) if value and "\x00" not in value else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def customer_zone(time_zone: str, center: Center) -> tzinfo:
+    """The customer's time zone as the event gave it, else the center's."""
+    return zone_of(time_zone) or center.zone
+
+
+WEEKDAYS = {"fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+            "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")}
+MONTHS = {"fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+                 "novembre", "décembre"),
+          "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+                 "November", "December")}
+
+
+def spoken_time(at: datetime, zone: tzinfo, language: str, now: datetime) -> str:
+    """"à 15:42 (Europe/Paris)", "demain à 09:00 (...)", "lundi 8 décembre à 09:00 (...)" in the customer's zone."""
+    language = language if language in WEEKDAYS else "en"
+    local, today = at.astimezone(zone), now.astimezone(zone).date()
+    clock = local.strftime("%H:%M")
+    if local.date() == today:
+        when = f"à {clock}" if language == "fr" else f"at {clock}"
+    elif local.date() == today + timedelta(days=1):
+        when = f"demain à {clock}" if language == "fr" else f"tomorrow at {clock}"
+    else:
+        day = f"{WEEKDAYS[language][local.weekday()]} {local.day} {MONTHS[language][local.month - 1]}"
+        when = f"{day} à {clock}" if language == "fr" else f"on {day} at {clock}"
+    label = getattr(zone, "key", None) or ("UTC" + local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:])
+    return f"{when} ({label})"
+
+
 # --- waiting customers ---
 
 def queue_position(task_id: str, tasks: Sequence[Task], now: float, rules: RoutingRules) -> int:
@@ -424,21 +636,165 @@ def queue_positions(tasks: Sequence[Task], now: float, rules: RoutingRules) -> d
 
 
 def expected_wait_seconds(position: int, recent_handle_seconds: float | None, agents: int, rules: RoutingRules) -> int:
-    """Tasks ahead and this one, times a recent handling time, shared by the agents who speak the language."""
+    """Tasks ahead and this one, times a recent handling time, shared by the agents who serve the queue."""
     handle = recent_handle_seconds or rules.default_handle_seconds
     return int(round(position * handle / max(agents, 1)))
 
 
-LEAVE_WORDS = {"stop", "leave", "quit", "cancel", "bye", "quitter", "annuler", "je pars", "au revoir"}
-CALLBACK_WORDS = {"callback", "call back", "call me back", "rappel", "rappelez moi", "rappelez-moi", "me rappeler"}
+@dataclass(frozen=True)
+class Waiting:
+    """What a waiting customer is told."""
+    position: int
+    wait_seconds: int | None  # None: nobody serves the queue, so no wait is promised
+    callback_offered: bool
+    closed: bool = False  # the center is closed now
+    opens_at: datetime | None = None  # nobody there and the center closed: when it opens
 
 
-def customer_choice(text: str) -> str | None:
-    """A waiting customer's short answer to the queue message: "leave", "callback" or None (a message)."""
-    words = re.sub(r"[^\w\s-]", " ", text.lower()).split()
-    normal = " ".join(words)
-    if normal in LEAVE_WORDS:
-        return "leave"
-    if normal in CALLBACK_WORDS or normal.replace("-", " ") in CALLBACK_WORDS:
+def waiting(position: int, recent_handle_seconds: float | None, serving_agents: int, now: datetime,
+            rules: RoutingRules) -> Waiting:
+    """An expected wait only when advisors serve the queue; with nobody there, that is said (with the center's next
+    opening when it is closed) and a callback is offered."""
+    closed = not is_open(now, rules.center)
+    if serving_agents <= 0:
+        return Waiting(position, None, True, closed, next_opening(now, rules.center) if closed else None)
+    wait = expected_wait_seconds(position, recent_handle_seconds, serving_agents, rules)
+    return Waiting(position, wait, wait > rules.callback_above_seconds, closed)
+
+
+# --- what the customer writes: leaving, a callback, a closing pleasantry ---
+# On folded text (lower case, no accents, one apostrophe). Commands count when a whole clause says them ("Bon, stop,
+# j'abandonne" leaves; "stop charging my card twice" does not); phrases count anywhere, unless negated before.
+
+CLAUSES = re.compile(r"[.!?,;:\n()\[\]\"«»…]+|\s+-\s+|\s+(?:et|and|mais|but)\s+")
+FILLER = {"bon", "ben", "bah", "ah", "oh", "eh", "euh", "hum", "alors", "donc", "bref", "ok", "okay", "well", "so",
+          "then", "please", "pls", "plz", "svp", "stp", "s'il vous plait", "s'il te plait", "now", "maintenant",
+          "merci", "thanks", "thank you", "oui", "yes", "non", "no", "enfin", "voila", "right", "just", "juste", "hey",
+          "re", "allez", "come on", "again", "encore", "vraiment", "really", "bien", "tout de suite", "right now"}
+LEAVE_COMMANDS = {"stop", "quit", "leave", "cancel", "exit", "end", "annuler", "annule", "annulez", "quitter", "quitte",
+                  "quittez", "arret", "arrete", "arretez", "arreter", "abandon", "abandonner", "fin", "terminer", "termine",
+                  "stop waiting", "stop the wait", "je quitte", "j'abandonne", "i quit", "i give up", "cancel my request",
+                  "annuler ma demande", "leave the queue", "quitter la file", "sortir de la file"}
+CALLBACK_COMMANDS = {"callback", "call back", "call-back", "call me back", "call me", "rappel", "rappelez moi",
+                     "rappelez-moi", "rappel telephonique", "un rappel", "rappelle moi", "rappelle-moi"}
+FAREWELLS = {"bye", "bye bye", "goodbye", "good bye", "ciao", "au revoir", "a bientot", "a plus", "see you", "see ya"}
+NEGATION = re.compile(r"(?:\bne\b|\bn'|\bpas\b|\bjamais\b|\bdon'?t\b|\bdo not\b|\bdoesn'?t\b|\bnever\b|\bnot\b|\bno need\b"
+                      r"|\bwon'?t\b)")
+LEAVE_PHRASES = [re.compile(p) for p in (
+    r"\bj'? ?abandonne\b", r"\bje laisse tomber\b", r"\blaissez tomber\b", r"\blaisse tomber\b", r"\btant pis\b",
+    r"\bje m'en vais\b", r"\bje pars\s*$", r"\bje quitte(?: la file| la conversation)?\s*$",
+    r"\bje (?:n'?attends|attends) plus\b", r"\bje (?:ne )?veux plus attendre\b", r"\bmarre d'attendre\b",
+    r"\bje (?:reviendrai|repasserai|reessaierai|reessayerai|rappellerai|vous rappellerai)\b",
+    r"\b(?:quitter|sortir de) la file\b", r"\bannul(?:er|ez) ma demande\b",
+    r"\bi give up\b", r"\bgiving up\b", r"\bforget it\b", r"\bnever ?mind\b", r"\bi'?m (?:out|off)\s*$",
+    r"\bi'?m leaving\s*$", r"\bi(?: will|'ll| ll) leave\b", r"\b(?:leave|quit) the queue\b",
+    r"\bi(?: will|'ll| ll) (?:come back|try again|try later|call back|call you back|call again)\b",
+    r"\b(?:don't|do not|dont) want to wait\b", r"\bcan'?t wait any ?(?:longer|more)\b", r"\b(?:i'?m )?done waiting\b",
+    r"\bno longer (?:want to )?wait\b", r"\bcancel my request\b",
+)]
+CALLBACK_PHRASES = [re.compile(p) for p in (
+    r"\brappel+ez?[- ]?moi\b", r"\b(?:etre|soit|sois) rappele(?:e|s|es)?\b",
+    r"\b(?:vous|pouvez|pourriez|voulez|voudriez|on|quelqu'un|conseiller|possible|merci de|prie de|faut)\b.*\bme rappeler"
+    r"(?:\s*$|\s+(?:plutot|svp|stp|s'il|au|sur|demain|plus tard|ce soir|cet|ce matin|dans|vers|quand|des que|lorsque"
+    r"|rapidement|vite|merci|a \d|a \w+h|aujourd'hui|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)",
+    r"\b(?:qu'on|que vous|qu'un conseiller|que quelqu'un) me (?:rappelle|rappeliez)\b",
+    r"\b(?:voudrais|veux|souhaite|souhaiterais|prefere|prefererais|demande|aimerais|possible d'avoir|plutot)\b.*"
+    r"\b(?:un|le) rappel\b(?! de\b| d')",
+    r"\bcall me back\b", r"\b(?:ring|phone) me back\b", r"\bcall-?back\b",
+    r"\b(?:a|get a|want a|prefer a|like a|request a) call ?back\b",
+    r"\b(?:can|could|would|will) (?:you|someone|somebody|an advisor|an agent|a person|one of you) (?:please )?"
+    r"(?:call|ring|phone)(?: me)?(?: back)?\s*$",
+    r"\b(?:can|could|would|will) (?:you|someone|somebody|an advisor|an agent|a person|one of you) (?:please )?"
+    r"(?:call|ring|phone) me\b",
+    r"\bplease (?:call|ring|phone) me\b", r"\b(?:rather|prefer to|like to|want to) be called\b",
+    r"\bgive me a (?:call|ring)\b", r"\bcall me (?:instead|later|tomorrow|asap|please|when|on|at)\b",
+)]
+PLEASANTRIES = {
+    "merci", "merci beaucoup", "merci bien", "mille mercis", "mille merci", "merci infiniment", "merci pour tout",
+    "merci pour votre aide", "merci pour ton aide", "merci de votre aide", "merci a vous", "merci a toi",
+    "merci pour l'info", "merci pour l'information", "merci pour votre reponse", "je vous remercie", "remerciements",
+    "thanks", "thank you", "thanks a lot", "thank you very much", "thank you so much", "thanks so much", "many thanks",
+    "thanks again", "thank you again", "thx", "ty", "cheers", "thanks for your help", "thank you for your help",
+    "thanks for the help", "much appreciated", "appreciated", "thanks a million",
+    *FAREWELLS, "bonne journee", "bonne soiree", "bonne fin de journee", "bon week-end", "bon weekend", "bonne nuit",
+    "a vous aussi", "vous aussi", "toi aussi", "de meme", "pareillement", "have a nice day", "have a good day",
+    "have a great day", "have a nice evening", "have a good one", "you too", "same to you", "take care",
+    "parfait", "super", "top", "genial", "nickel", "impeccable", "excellent", "tres bien", "c'est parfait",
+    "c'est bon", "c'est note", "c'est tout", "c'est gentil", "tres gentil", "tres aimable", "ca marche", "ca roule",
+    "d'accord", "daccord", "dac", "entendu", "compris", "ok", "okay", "ok merci", "cool", "great", "perfect",
+    "awesome", "brilliant", "lovely", "wonderful", "fine", "good", "all good", "that's all", "thats all",
+    "that's it", "thats it", "nothing else", "rien d'autre", "c'est tout pour moi", "got it", "noted", "understood",
+    "sounds good", "will do", "no problem", "pas de souci", "pas de soucis", "de rien", "avec plaisir",
+    "beaucoup", "a lot", "very much", "so much", "encore", "again", "bien", "vraiment",
+    "really", "tres", "very", "oui", "yes", "yep", "yeah", "et", "and", "a tous", "pour tout", "tout", "bon", "alors",
+    "voila", "ah", "oh",
+}
+
+
+def _clauses(text: str) -> list[str]:
+    return [c.strip() for c in CLAUSES.split(fold(text).replace("’", "'")) if c and c.strip()]
+
+
+def _words(clause: str) -> list[str]:
+    return re.sub(r"[^\w'\s-]", " ", clause).replace(" - ", " ").split()
+
+
+def _made_of(clause: str, phrases: set[str]) -> bool:
+    """The clause is a sequence of these phrases and nothing else (longest phrase first at each word)."""
+    words, at = _words(clause), 0
+    longest = max(len(p.split()) for p in phrases)
+    while at < len(words):
+        for n in range(min(longest, len(words) - at), 0, -1):
+            if " ".join(words[at:at + n]) in phrases:
+                at += n
+                break
+        else:
+            return False
+    return True
+
+
+def _says(clause: str, commands: set[str]) -> bool:
+    """The clause is one of these commands, give or take filler words ("bon, stop svp")."""
+    words = [w for i, w in enumerate(_words(clause)) if w not in FILLER and (i == 0 or w != _words(clause)[i - 1])]
+    return " ".join(words).replace("-", " ") in {c.replace("-", " ") for c in commands}
+
+
+def _phrase(clause: str, patterns) -> bool:
+    """One of the patterns, not negated by the few words before it ("ne me rappelez pas", "don't call me back")."""
+    for pattern in patterns:
+        for match in pattern.finditer(clause):
+            if not NEGATION.search(" ".join(clause[:match.start()].split()[-4:])):
+                return True
+    return False
+
+
+def customer_choice(text: str, callback_offered: bool = True) -> str | None:
+    """What a waiting customer's message chooses: "leave", "callback" (only when one was offered) or None (a message
+    for the advisor). Understood inside a sentence, in French and English; a callback asked for together with
+    stopping ("stop, rappelez-moi plutôt") is a callback."""
+    clauses = _clauses(text)
+    if callback_offered and any(_says(c, CALLBACK_COMMANDS) or _phrase(c, CALLBACK_PHRASES) for c in clauses):
         return "callback"
+    if any(_says(c, LEAVE_COMMANDS) or _phrase(c, LEAVE_PHRASES) for c in clauses):
+        return "leave"
+    # "Merci, au revoir" while waiting: the customer goes.
+    if clauses and all(_made_of(c, PLEASANTRIES) for c in clauses) and \
+            any(_made_of(c, FAREWELLS) or any(f in c for f in FAREWELLS) for c in clauses):
+        return "leave"
     return None
+
+
+def closing_pleasantry(text: str, classification: pb.Classification | None = None) -> bool:
+    """After the conversation ended, is this message only a thank-you or a goodbye ("Thanks a lot, bye!", "merci, au
+    revoir") — nothing to answer but politeness — rather than a new request? Every clause is a pleasantry, and the
+    classifier saw no request in it: no person asked for, no anger or distress, no intent it is sure of."""
+    if classification is not None:
+        c = classification
+        if c.asks_for_human or c.sentiment.anger or c.sentiment.distress:
+            return False
+        if c.intent and not c.out_of_scope and c.confidence >= 0.8:
+            return False
+    clauses = _clauses(text)
+    if not clauses:  # emoji only ("👍", "🙏")
+        return bool(text.strip()) and not any(ch.isalnum() for ch in text)
+    return all(_made_of(c, PLEASANTRIES) for c in clauses)

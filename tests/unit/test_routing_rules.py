@@ -1,5 +1,7 @@
 """Routing rules, as plain functions: requirement, eligibility, scoring, aging, overflow, ETA, choices."""
 
+from datetime import datetime, timezone
+
 import pytest
 import yaml
 
@@ -147,13 +149,219 @@ def test_position_and_expected_wait():
     assert rules.expected_wait_seconds(4, 100.0, 2, RULES) == 200
 
 
-@pytest.mark.parametrize("text,choice", [
-    ("STOP", "leave"), ("stop.", "leave"), ("Je pars", "leave"), ("annuler", "leave"), ("CALLBACK", "callback"),
-    ("Rappelez-moi !", "callback"), ("rappel", "callback"), ("call me back please", None),
-    ("stop charging my card", None), ("where is my order?", None),
-])
-def test_customer_choices_are_short_exact_answers(text, choice):
-    assert rules.customer_choice(text) == choice
+# What a waiting customer's message chooses, FR and EN: (text, choice when a callback was offered, when it was not).
+CHOICES = [
+    # leaving, as a command or inside a sentence
+    ("STOP", "leave", "leave"),
+    ("stop.", "leave", "leave"),
+    ("Stop!!", "leave", "leave"),
+    ("stop stop", "leave", "leave"),
+    ("annuler", "leave", "leave"),
+    ("quitter", "leave", "leave"),
+    ("leave", "leave", "leave"),
+    ("Bon, stop, j'abandonne, c'est trop long.", "leave", "leave"),
+    ("J’abandonne", "leave", "leave"),
+    ("Laissez tomber, je reviendrai plus tard", "leave", "leave"),
+    ("tant pis", "leave", "leave"),
+    ("Je pars", "leave", "leave"),
+    ("je m'en vais, merci", "leave", "leave"),
+    ("je ne veux plus attendre", "leave", "leave"),
+    ("ok stop svp", "leave", "leave"),
+    ("Forget it, I'll try again tomorrow", "leave", "leave"),
+    ("I give up.", "leave", "leave"),
+    ("never mind", "leave", "leave"),
+    ("This is taking forever, I'm leaving", "leave", "leave"),
+    ("I'll call back later", "leave", "leave"),
+    ("je vous rappellerai", "leave", "leave"),
+    ("Merci, au revoir", "leave", "leave"),
+    ("ok bye", "leave", "leave"),
+    # a callback, as a command or inside a sentence — only when one was offered; otherwise a message
+    ("CALLBACK", "callback", None),
+    ("rappel", "callback", None),
+    ("Rappelez-moi !", "callback", None),
+    ("pouvez-vous me rappeler plutôt ?", "callback", None),
+    ("Vous pouvez me rappeler demain matin ?", "callback", None),
+    ("Je préfère être rappelée", "callback", None),
+    ("je voudrais plutôt un rappel téléphonique", "callback", None),
+    ("J'aimerais qu'on me rappelle", "callback", None),
+    ("call me back please", "callback", None),
+    ("Could you call me instead?", "callback", None),
+    ("I'd rather get a call back", "callback", None),
+    ("Bon, stop, rappelez-moi plutôt", "callback", "leave"),
+    # neither: a message for the advisor
+    ("stop charging my card twice", None, None),
+    ("Arrêtez de me débiter deux fois", None, None),
+    ("annulez ma commande CMD-123456", None, None),
+    ("I want to cancel my subscription", None, None),
+    ("je pars en vacances demain, pouvez-vous changer l'adresse ?", None, None),
+    ("I'm leaving for Spain on Monday, where is my parcel?", None, None),
+    ("Pouvez-vous me rappeler le montant de ma facture ?", None, None),
+    ("je n'arrive pas à me rappeler mon code", None, None),
+    ("ne me rappelez pas, j'attends", None, None),
+    ("don't call me back, I'll wait", None, None),
+    ("j'ai reçu un rappel de paiement", None, None),
+    ("je n'abandonne pas", None, None),
+    ("merci", None, None),
+    ("where is my order?", None, None),
+]
+
+
+@pytest.mark.parametrize("text,offered,not_offered", CHOICES)
+def test_leave_and_callback_are_understood_inside_a_sentence_and_callback_only_when_offered(text, offered, not_offered):
+    assert rules.customer_choice(text, callback_offered=True) == offered
+    assert rules.customer_choice(text, callback_offered=False) == not_offered
+
+
+PLEASANTRIES = [
+    ("Thanks a lot, bye!", True),
+    ("merci, au revoir", True),
+    ("Merci beaucoup et bonne journée", True),
+    ("super merci 👍", True),
+    ("ok parfait, merci à vous", True),
+    ("thank you so much, have a nice day", True),
+    ("👍", True),
+    ("C'est parfait, merci pour votre aide !", True),
+    ("Merci pour rien.", False),
+    ("Thanks, but my parcel still hasn't arrived", False),
+    ("merci, et pour ma carte bloquée ?", False),
+    ("Bonjour, j'ai un autre problème", False),
+    ("I want to talk to a person", False),
+    ("Where is my order CMD-123456?", False),
+]
+
+
+@pytest.mark.parametrize("text,closing", PLEASANTRIES)
+def test_a_closing_pleasantry_is_told_from_a_new_request(text, closing):
+    assert rules.closing_pleasantry(text) is closing
+    assert rules.closing_pleasantry(text, pb.Classification(out_of_scope=True)) is closing
+
+
+def test_the_classification_vetoes_a_pleasantry_that_carries_a_request_or_anger():
+    assert not rules.closing_pleasantry("merci", pb.Classification(asks_for_human=True))
+    assert not rules.closing_pleasantry("merci, au revoir", pb.Classification(sentiment=pb.Sentiment(anger=True)))
+    assert not rules.closing_pleasantry("ok merci", pb.Classification(intent="order_status", confidence=0.93))
+    assert rules.closing_pleasantry("ok merci", pb.Classification(intent="order_status", confidence=0.31))
+
+
+PERSON = rules.parse_rules(yaml.safe_load(rules.RULES_PATH.read_text()), known_intents=load_catalogue().intents)
+
+
+def person_request(intent="speak_to_advisor", earlier=(), reasons=(pb.HANDOFF_REASON_CUSTOMER_REQUEST,), guess=""):
+    ctx = pb.ConversationContext(intent=intent, language="en", reason=reasons[0], reasons=list(reasons))
+    for i, earlier_intent in enumerate(earlier):
+        ctx.turns.add(turn_id=f"t{i}", classification=pb.Classification(intent=earlier_intent, confidence=0.9))
+    ctx.turns.add(turn_id="last", text="Thanks, but I would like to talk to a real person",
+                  classification=pb.Classification(intent="" if guess else intent, best_guess=guess, asks_for_human=True))
+    return ctx
+
+
+def test_a_request_for_a_person_with_no_other_intent_requires_no_skill():
+    skills = {i.id: i.skill for i in load_catalogue().intents.values()}
+    example_agent = agent("alice", languages=("fr", "en"), billing=3, orders=2, conflict_handling=1)
+    for ctx in (person_request(), person_request(intent=""), person_request(intent="opening_hours", guess="opening_hours"),
+                person_request(reasons=(pb.HANDOFF_REASON_CUSTOMER_REQUEST, pb.HANDOFF_REASON_NOT_BOT_ALLOWED))):
+        need = rules.requirement(ctx, PERSON, skills)
+        assert dict(need.required) == {}, ctx
+        new = rules.Task("t", need.language, need.channel, need.required, need.priority, 0.0, need.preferred)
+        assert rules.best_agent(new, [example_agent], PERSON) is example_agent
+    # After two bot answers on opening hours, an advisor who has that skill is offered it first; anyone may take it.
+    after_answers = rules.requirement(person_request(earlier=("opening_hours", "opening_hours")), PERSON, skills)
+    assert dict(after_answers.required) == {} and after_answers.preferred == ("general",)
+    # A real intent stated with the request keeps its skill; so does a hand-off that is not a request for a person.
+    assert dict(rules.requirement(person_request(intent="disputed_payment"), PERSON, skills).required) == {"billing": 2}
+    assert dict(rules.requirement(person_request(intent="", reasons=(pb.HANDOFF_REASON_OUT_OF_SCOPE,)), PERSON,
+                                  skills).required) == {"general": 1}
+    with pytest.raises(rules.RulesError, match="person_request_intents: unknown intent 'talk_to_human'"):
+        rules.parse_rules({"person_request_intents": ["talk_to_human"]}, known_intents={"order_status"})
+
+
+def test_a_task_nobody_signed_in_can_take_is_widened_at_once():
+    dispute = task("t", billing=2)
+    novice, stranger = agent("novice", billing=1), agent("stranger", orders=1)
+    assert rules.widened_stage(dispute, [agent("expert", billing=2)], RULES) == 0
+    assert rules.widened_stage(dispute, [agent("expert", state="break", billing=3), stranger], RULES) == 0  # on a break: comes back
+    assert rules.widened_stage(dispute, [novice, stranger], RULES) == 1  # levels relaxed by one: the novice
+    assert rules.widened_stage(dispute, [stranger], RULES) == 2  # anyone speaking French
+    assert rules.widened_stage(dispute, [agent("gone", state="offline", billing=5)], RULES) is None
+    assert rules.widened_stage(dispute, [agent("english", languages=("en",), billing=5)], RULES) is None
+    assert rules.widened_stage(task("t", stage=2, billing=2), [stranger], RULES) == 2  # never narrowed back
+    assert rules.widened_stage(task("t", channel="voice", billing=1), [rules.Agent("chat-only", frozenset({"fr"}),
+                                                                                    {"billing": 1}, {"chat": 3}, {}, 0)],
+                               RULES) is None
+
+
+def test_the_expected_wait_is_shared_by_the_advisors_who_serve_that_queue_only():
+    dispute = task("t", billing=2)
+    signed_in = [agent("e1", billing=2), agent("e2", state="busy", billing=3), agent("novice", billing=1),
+                 agent("english", languages=("en",), billing=5), agent("gone", state="offline", billing=5)]
+    assert rules.serving(dispute, signed_in, RULES) == 2
+    assert rules.serving(dispute, [agent("stranger", orders=1)], RULES) == 1  # widened to the broader queue: that one
+    assert rules.serving(dispute, [], RULES) == 0
+
+
+PARIS = rules.parse_rules({"center": {"time_zone": "Europe/Paris", "opening_hours": {
+    "mon": "09:00-18:00", "tue": "09:00-18:00", "wed": "09:00-18:00", "thu": "09:00-18:00", "fri": "09:00-12:00, 14:00-18:00",
+    "sat": "closed"}}})
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def test_the_center_opening_hours_and_the_next_opening():
+    # Monday 7 December 2026, winter: Paris is UTC+1.
+    assert rules.is_open(utc(2026, 12, 7, 8, 0), PARIS.center)  # 09:00 in Paris
+    assert not rules.is_open(utc(2026, 12, 7, 7, 59), PARIS.center)
+    assert not rules.is_open(utc(2026, 12, 11, 12, 30), PARIS.center)  # Friday lunch
+    assert rules.next_opening(utc(2026, 12, 11, 12, 30), PARIS.center) == utc(2026, 12, 11, 13, 0)
+    assert rules.next_opening(utc(2026, 12, 11, 17, 0), PARIS.center) == utc(2026, 12, 14, 8, 0)  # Friday 18:00 -> Monday
+    assert rules.next_opening(utc(2026, 12, 7, 10, 0), PARIS.center) == utc(2026, 12, 7, 10, 0)  # open: now
+    assert not rules.is_open(utc(2026, 12, 13, 10, 0), RULES.center)  # the shipped center is closed on Sundays
+    assert rules.is_open(utc(2026, 12, 12, 10, 0), RULES.center)
+    always = rules.parse_rules({})
+    assert rules.is_open(utc(2026, 12, 13, 3, 0), always.center)
+    # Tests run the stack with a center that never closes.
+    assert rules.with_env(RULES, {"RELAIS_ROUTING_CENTER": "{time_zone: Europe/Paris}"}).center.opening_hours == {}
+    with pytest.raises(rules.RulesError, match="RELAIS_ROUTING_CENTER: center.time_zone: unknown time zone"):
+        rules.with_env(RULES, {"RELAIS_ROUTING_CENTER": "{time_zone: Paris}"})
+    # A callback is due after the wait, moved to the next opening when the center is closed then.
+    assert rules.callback_due(utc(2026, 12, 7, 10, 0), 600, PARIS.center) == utc(2026, 12, 7, 10, 10)
+    assert rules.callback_due(utc(2026, 12, 7, 16, 55), 600, PARIS.center) == utc(2026, 12, 8, 8, 0)
+    assert rules.callback_due(utc(2026, 12, 7, 10, 0), None, PARIS.center) == utc(2026, 12, 7, 10, 0)
+
+
+def test_a_wrong_center_is_named():
+    with pytest.raises(rules.RulesError) as error:
+        rules.parse_rules({"center": {"time_zone": "Mars/Olympus", "opening_hours": {"mon": "18:00-09:00", "sun": "all day",
+                                                                                     "moon": "closed"}}})
+    for expected in ("center.time_zone: unknown time zone 'Mars/Olympus'", "center.opening_hours.mon: expected",
+                     "center.opening_hours.sun: expected", "center.opening_hours.moon: unknown day"):
+        assert expected in str(error.value), expected
+
+
+def test_times_are_told_in_the_customer_zone_from_the_event_else_the_center():
+    now = utc(2026, 12, 7, 14, 0)
+    due = utc(2026, 12, 7, 14, 42)
+    paris = rules.customer_zone("", PARIS.center)
+    assert rules.spoken_time(due, paris, "fr", now) == "à 15:42 (Europe/Paris)"
+    assert rules.spoken_time(due, rules.customer_zone("America/Montreal", PARIS.center), "en", now) == \
+        "at 09:42 (America/Montreal)"
+    assert rules.spoken_time(due, rules.customer_zone("+05:30", PARIS.center), "en", now) == "at 20:12 (UTC+05:30)"
+    assert rules.spoken_time(utc(2026, 12, 8, 8, 0), paris, "fr", now) == "demain à 09:00 (Europe/Paris)"
+    assert rules.spoken_time(utc(2026, 12, 14, 8, 0), paris, "en", now) == "on Monday 14 December at 09:00 (Europe/Paris)"
+    assert rules.customer_zone("Not/AZone", PARIS.center) == paris
+
+
+def test_with_nobody_serving_the_queue_no_wait_is_promised_and_a_callback_is_offered():
+    open_now, closed_now = utc(2026, 12, 7, 10, 0), utc(2026, 12, 12, 10, 0)  # a Monday, a Saturday
+    nobody = rules.waiting(3, None, 0, open_now, PARIS)
+    assert (nobody.wait_seconds, nobody.callback_offered, nobody.closed, nobody.opens_at) == (None, True, False, None)
+    closed = rules.waiting(1, None, 0, closed_now, PARIS)
+    assert closed.closed and closed.opens_at == utc(2026, 12, 14, 8, 0) and closed.callback_offered
+    served = rules.waiting(2, 100.0, 2, open_now, PARIS)
+    assert (served.wait_seconds, served.callback_offered) == (100, False)
+    assert rules.waiting(10, 100.0, 1, open_now, PARIS).callback_offered  # 1000 s > callback_above_seconds
+    assert rules.text_languages("es", ("fr", "en")) == ("en", "fr") and rules.text_languages("fr", ("fr", "en")) == ("fr",)
 
 
 def test_best_agent_chooses_what_assign_chooses_for_a_task_alone():
