@@ -102,6 +102,8 @@ class Catalogue:
     intents: Mapping[str, Intent] = field(hash=False)
     source: str = "<memory>"
     sha256: str = ""  # hex SHA-256 of the file's bytes: ties a trained model to the exact catalogue
+    # language -> the short answer to a customer writing in that language, which the catalogue does not serve
+    unsupported_language_replies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
 
     def get(self, intent_id: str) -> Intent:
         """The intent with this id; KeyError naming the id when the catalogue has none."""
@@ -117,6 +119,13 @@ class Catalogue:
 
     def __contains__(self, intent_id: object) -> bool:
         return intent_id in self.intents
+
+    def serves(self, language: str) -> bool:
+        return language in self.languages
+
+    def unsupported_language_reply(self, language: str) -> str | None:
+        """The short answer in `language`, which the catalogue does not serve; None when it has none."""
+        return self.unsupported_language_replies.get(language)
 
     def __iter__(self) -> Iterator[Intent]:
         return iter(self.intents.values())
@@ -234,7 +243,8 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
         raise CatalogueError([f"{name}: the catalogue must be a mapping with version, languages, "
                               "default_threshold and intents"])
     top_line = _line(raw)
-    for key in sorted(set(raw) - {"version", "languages", "default_threshold", "intents"}):
+    for key in sorted(set(raw) - {"version", "languages", "default_threshold", "intents",
+                                  "unsupported_language_replies"}):
         problem(_line(key), f"unknown top-level key {key!r}")
 
     version = raw.get("version")
@@ -279,10 +289,44 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
         if intent is not None and not duplicate:
             intents[intent.id] = intent
 
+    unsupported_replies = _build_unsupported_language_replies(raw, languages, problem)
+
     if problems:
         raise CatalogueError(problems)
     return Catalogue(version=str(version), languages=languages, default_threshold=float(default_threshold),
-                     intents=MappingProxyType(intents), source=source, sha256=sha256)
+                     intents=MappingProxyType(intents), source=source, sha256=sha256,
+                     unsupported_language_replies=MappingProxyType(unsupported_replies))
+
+
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+MAX_UNSUPPORTED_REPLY_CHARS = 400  # a short answer, not a page
+
+
+def _build_unsupported_language_replies(raw: dict, languages: tuple[str, ...],
+                                        problem: Callable[[int | None, str], None]) -> dict[str, str]:
+    """Optional: language code (not one of `languages`) -> a short text in that language."""
+    if "unsupported_language_replies" not in raw:
+        return {}
+    section = raw["unsupported_language_replies"]
+    line = _key_line(raw, "unsupported_language_replies")
+    if not isinstance(section, dict):
+        problem(line, "unsupported_language_replies must be a mapping of language -> text, e.g. {es: \"...\"}")
+        return {}
+    replies: dict[str, str] = {}
+    for lang, text in section.items():
+        at = _line(lang, line)
+        if not isinstance(lang, str) or not _LANGUAGE_CODE.match(lang):
+            problem(at, f"unsupported_language_replies: {lang!r} is not a lowercase language code such as es or de")
+        elif lang in languages:
+            problem(at, f"unsupported_language_replies: {lang!r} is served (in languages): the bot answers it")
+        elif not isinstance(text, str) or not text.strip():
+            problem(at, f"unsupported_language_replies: the text for {lang!r} must be non-empty text, got {text!r}")
+        elif len(" ".join(text.split())) > MAX_UNSUPPORTED_REPLY_CHARS:
+            problem(at, f"unsupported_language_replies: the text for {lang!r} is longer than "
+                        f"{MAX_UNSUPPORTED_REPLY_CHARS} characters; keep it short")
+        else:
+            replies[lang] = " ".join(text.split())
+    return replies
 
 
 _Report = Callable[[int | None, str], None]

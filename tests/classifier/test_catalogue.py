@@ -18,6 +18,7 @@ from relais.classifier.catalogue import (
 )
 from relais.classifier.domain import classify
 from relais.classifier.model import IntentModel
+from relais.common.language import LanguageGuess, guess_language
 
 ORIGINAL_INTENTS = {"opening_hours", "order_status", "account_balance", "store_locator", "delivery_problem",
                     "return_refund", "lost_or_stolen_card", "card_not_arrived", "disputed_payment", "complaint",
@@ -35,7 +36,7 @@ def catalogue():
 # ------------------------------------------------------------------------------- the shipped file
 
 def test_catalogue_loads_with_every_intent_in_both_languages(catalogue):
-    assert catalogue.version == "2026.11.2"
+    assert catalogue.version == "2026.11.3"
     assert catalogue.languages == ("fr", "en")
     assert 0 < catalogue.default_threshold < 1
     assert len(catalogue) >= 25
@@ -51,6 +52,16 @@ def test_catalogue_loads_with_every_intent_in_both_languages(catalogue):
     assert any("CMD-" in text for text in catalogue.get("order_status").examples["fr"])
     with pytest.raises(KeyError, match="no_such_intent"):
         catalogue.get("no_such_intent")
+
+
+def test_short_answers_for_the_languages_we_do_not_serve(catalogue):
+    replies = dict(catalogue.unsupported_language_replies)
+    assert set(replies) == {"es", "de", "it", "pt", "nl"}
+    for lang, text in replies.items():
+        assert guess_language(text) == LanguageGuess(lang), lang  # each is written in its own language
+    assert catalogue.unsupported_language_reply("es") == replies["es"]
+    assert catalogue.unsupported_language_reply("pl") is None
+    assert catalogue.serves("fr") and not catalogue.serves("es")
 
 
 def test_sha256_is_the_file_digest(catalogue):
@@ -188,6 +199,25 @@ def test_minimal_catalogue_file_loads(tmp_path):
     assert (other.priority, other.on_low_confidence, other.max_bot_turns) == (20, "handoff", 0)
     assert faq.tiers == frozenset({"standard", "gold"}) and faq.max_amount == 150.5
     assert dict(faq.answer) == {"fr": "Réponse.", "en": "Answer."}
+
+
+HEADER = 'version: "t.1"\nlanguages: [fr, en]\ndefault_threshold: 0.3\n'
+
+
+def test_unsupported_language_replies_are_optional_and_validated(tmp_path):
+    assert dict(load_catalogue(_write(tmp_path, _intent())).unsupported_language_replies) == {}
+    good = HEADER + 'unsupported_language_replies:\n  es: "  Lo sentimos,\n    le pasamos con un asesor. "\nintents:\n'
+    assert dict(load_catalogue(_write(tmp_path, _intent(), good)).unsupported_language_replies) == \
+        {"es": "Lo sentimos, le pasamos con un asesor."}
+    bad = (HEADER + "unsupported_language_replies:\n  fr: \"Désolé\"\n  Spanish: \"Hola\"\n  de: \"\"\n"
+           f"  it: \"{'parola ' * 80}\"\nintents:\n")
+    message = _problems(_write(tmp_path, _intent(), bad))
+    assert "catalogue.yaml:5: unsupported_language_replies: 'fr' is served" in message
+    assert "catalogue.yaml:6: unsupported_language_replies: 'Spanish' is not a lowercase language code" in message
+    assert "catalogue.yaml:7: unsupported_language_replies: the text for 'de' must be non-empty text" in message
+    assert "catalogue.yaml:8: unsupported_language_replies: the text for 'it' is longer than 400" in message
+    message = _problems(_write(tmp_path, _intent(), HEADER + "unsupported_language_replies: [es]\nintents:\n"))
+    assert "catalogue.yaml:4: unsupported_language_replies must be a mapping" in message
 
 
 def test_sha256_follows_the_bytes(tmp_path):
