@@ -107,7 +107,7 @@ class TranscriptLine(_message.Message):
     def __init__(self, at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., speaker: _Optional[str] = ..., text: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class Offer(_message.Message):
-    __slots__ = ("task_id", "context", "assist", "expires_at", "priority", "note", "callback", "transcript")
+    __slots__ = ("task_id", "context", "assist", "expires_at", "priority", "note", "callback", "transcript", "callback_phone")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ASSIST_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +116,7 @@ class Offer(_message.Message):
     NOTE_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_PHONE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     context: _conversation_pb2.ConversationContext
     assist: AgentAssist
@@ -124,23 +125,26 @@ class Offer(_message.Message):
     note: str
     callback: bool
     transcript: _containers.RepeatedCompositeFieldContainer[TranscriptLine]
-    def __init__(self, task_id: _Optional[str] = ..., context: _Optional[_Union[_conversation_pb2.ConversationContext, _Mapping]] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., note: _Optional[str] = ..., callback: _Optional[bool] = ..., transcript: _Optional[_Iterable[_Union[TranscriptLine, _Mapping]]] = ...) -> None: ...
+    callback_phone: str
+    def __init__(self, task_id: _Optional[str] = ..., context: _Optional[_Union[_conversation_pb2.ConversationContext, _Mapping]] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ..., note: _Optional[str] = ..., callback: _Optional[bool] = ..., transcript: _Optional[_Iterable[_Union[TranscriptLine, _Mapping]]] = ..., callback_phone: _Optional[str] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("task_id", "context", "assist", "note", "callback", "transcript")
+    __slots__ = ("task_id", "context", "assist", "note", "callback", "transcript", "callback_phone")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     ASSIST_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_PHONE_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     context: _conversation_pb2.ConversationContext
     assist: AgentAssist
     note: str
     callback: bool
     transcript: _containers.RepeatedCompositeFieldContainer[TranscriptLine]
-    def __init__(self, task_id: _Optional[str] = ..., context: _Optional[_Union[_conversation_pb2.ConversationContext, _Mapping]] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ..., note: _Optional[str] = ..., callback: _Optional[bool] = ..., transcript: _Optional[_Iterable[_Union[TranscriptLine, _Mapping]]] = ...) -> None: ...
+    callback_phone: str
+    def __init__(self, task_id: _Optional[str] = ..., context: _Optional[_Union[_conversation_pb2.ConversationContext, _Mapping]] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ..., note: _Optional[str] = ..., callback: _Optional[bool] = ..., transcript: _Optional[_Iterable[_Union[TranscriptLine, _Mapping]]] = ..., callback_phone: _Optional[str] = ...) -> None: ...
 
 class CustomerMessage(_message.Message):
     __slots__ = ("task_id", "turn", "assist")
