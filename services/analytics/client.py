@@ -61,6 +61,8 @@ async def collect(address: str, start: datetime, end: datetime, window: str = "d
         found = await stub.GetIrritants(api.IrritantsRequest(**span))
         plan = await stub.GetStaffing(api.StaffingRequest(target_level=target_level, target_seconds=target_seconds,
                                                           peak_multiplier=peak_multiplier, **span))
+        # The alerts analytics raised and published, never recomputed here: a day still going has none.
+        raised = await stub.ListAlerts(api.AlertsRequest(**span))
     rows = [row_from_proto(r) for r in series.rows]
     overall = row_from_proto(total.rows[0]) if total.rows else kpis.KpiRow()
     return {
@@ -75,13 +77,16 @@ async def collect(address: str, start: datetime, end: datetime, window: str = "d
                     "human": {"contacts": r.human.contacts, "csat": r.human.csat, "fcr": r.human.fcr,
                               "service_level": r.service_level}} for r in rows],
         "irritants": [_irritant(i) for i in found.irritants],
+        "irritant_contacts": found.contacts,
         "staffing": {"calls_per_hour": plan.calls_per_hour, "aht_seconds": plan.aht_seconds,
                      "target_level": target_level, "target_seconds": target_seconds, "basis": plan.basis,
                      "recommended": _plan(plan.recommended), "peak_multiplier": peak_multiplier,
                      "peak": _plan(plan.peak) if plan.HasField("peak") else None,
                      "curve": [_plan(p) for p in plan.curve]} if plan.calls_per_hour else {},
-        "alerts": [{"kind": a.kind, "window_start": a.window_start, "detail": a.detail} for a in kpis.alerts(rows)]
-        if window == "day" else [],
+        "alert_window": raised.window,
+        "alerts": [{"kind": a.kind, "window_start": a.window_start, "detail": a.detail,
+                    "raised_at": a.raised_at.ToDatetime(tzinfo=timezone.utc).isoformat(timespec="seconds")}
+                   for a in raised.alerts],
     }
 
 

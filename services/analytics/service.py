@@ -49,8 +49,22 @@ def _time(ts, default: datetime | None = None) -> datetime | None:
 
 
 class Analytics(analytics_pb2_grpc.AnalyticsServicer):
-    def __init__(self, pool, cost: kpis.CostModel, policy: kpis.Policy, staffing_minutes: float = 15.0):
+    def __init__(self, pool, cost: kpis.CostModel, policy: kpis.Policy, staffing_minutes: float = 15.0,
+                 alert_window: str = "day"):
         self.pool, self.cost, self.policy, self.staffing_minutes = pool, cost, policy, staffing_minutes
+        self.alert_window = alert_window
+
+    async def ListAlerts(self, request, context):
+        """The alerts raised on relais.alerts.v1, from what was stored when raising them: nothing is recomputed,
+        so a window still filling, never judged, has none."""
+        async with self.pool.acquire() as conn:
+            raised = await store.alerts(conn, _time(getattr(request, "from")), _time(request.to, now()))
+        reply = analytics_pb2.AlertsReply(window=self.alert_window)
+        for alert in raised:
+            item = reply.alerts.add(alert_id=alert["alert_id"], kind=alert["kind"], detail=alert["detail"],
+                                    window_start=alert["window_start"].isoformat())
+            item.raised_at.FromDatetime(alert["raised_at"])
+        return reply
 
     async def GetKpis(self, request, context):
         end = _time(request.to, now())
@@ -83,9 +97,13 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         async with self.pool.acquire() as conn:
             current = await store.verbatims(conn, start, end)
             previous = await store.verbatims(conn, start - (end - start), start)
-        found = await asyncio.to_thread(irritants.find_irritants, current, previous,
-                                        max_topics=request.max_topics or 8)
-        reply = analytics_pb2.IrritantsReply(verbatims=len(current), previous_verbatims=len(previous))
+        found = await asyncio.to_thread(
+            irritants.find_irritants, [v.text for v in current], [v.text for v in previous],
+            contacts=[v.conversation_id for v in current], previous_contacts=[v.conversation_id for v in previous],
+            max_topics=request.max_topics or 8)
+        reply = analytics_pb2.IrritantsReply(
+            verbatims=len(current), previous_verbatims=len(previous),
+            contacts=len({v.conversation_id for v in current}), previous_contacts=len({v.conversation_id for v in previous}))
         for topic in found:
             reply.irritants.add(label=topic.label, size=topic.size, previous_size=topic.previous_size,
                                 examples=topic.examples, terms=topic.terms, languages=topic.languages,
@@ -221,7 +239,7 @@ async def build(w: worker.Worker) -> worker.Service:
         await outbox.process_once(w.pool, w.producer, "analytics", f"agent-event/{event.event_id}", apply)
 
     async def customer_turn(record: ConsumerRecord) -> None:
-        """A customer's message, redacted, as a verbatim for the irritants view."""
+        """A customer's message, redacted, as a verbatim for the irritants view (with whether it asks for a person)."""
         turn = _decode(pb.Turn, record)
         if not turn.turn_id or not turn.conversation_id:
             raise bus.BadInput("turn without turn_id or conversation_id")
@@ -230,10 +248,10 @@ async def build(w: worker.Worker) -> worker.Service:
 
         async def apply(conn) -> list[bus.Record]:
             await conn.execute(
-                "INSERT INTO kpi_verbatims (turn_id, conversation_id, language, intent, sentiment, negative, text, at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (turn_id) DO NOTHING",
+                "INSERT INTO kpi_verbatims (turn_id, conversation_id, language, intent, sentiment, negative, text, at,"
+                " asks_for_human) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (turn_id) DO NOTHING",
                 turn.turn_id, turn.conversation_id, turn.language, turn.classification.intent, sentiment.score,
-                negative, redact(turn.text), _time(turn.sent_at, now()))
+                negative, redact(turn.text), _time(turn.sent_at, now()), turn.classification.asks_for_human)
             return []
 
         await outbox.process_once(w.pool, w.producer, "analytics", f"turn/{turn.turn_id}", apply)
@@ -283,7 +301,7 @@ async def build(w: worker.Worker) -> worker.Service:
 
         await outbox.process_once(w.pool, w.producer, "analytics-alerts", alert.alert_id, apply)
 
-    servicer = Analytics(w.pool, cost, policy, float(env("RELAIS_STAFFING_INTERVAL_MINUTES", "15")))
+    servicer = Analytics(w.pool, cost, policy, float(env("RELAIS_STAFFING_INTERVAL_MINUTES", "15")), alert_window)
     return worker.Service(
         handle=handle, topics=(topics.OUTCOMES, topics.AGENT_EVENTS, topics.CLASSIFIED_TURNS),
         grpc_services=(analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name,),

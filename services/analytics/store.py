@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from relais.analytics import kpis
+from relais.classifier.catalogue import HUMAN_INTENT
 
 FAR_PAST = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
@@ -71,16 +72,33 @@ async def kpi_rows(conn, start: datetime | None, end: datetime, *, window: str =
                    cost=cost, policy=policy)
 
 
-async def verbatims(conn, start: datetime, end: datetime) -> list[str]:
-    """What customers said in negative or handed-off contacts, and low survey comments, in [start, end)."""
+@dataclass(frozen=True)
+class Verbatim:
+    conversation_id: str  # the contact: irritants count contacts, not messages
+    text: str
+
+
+async def verbatims(conn, start: datetime, end: datetime) -> list[Verbatim]:
+    """What customers said in negative or handed-off contacts, and low survey comments, in [start, end), in
+    order. Requests for a person are channel mechanics, not irritants: left out by the classifier's flag (or,
+    for rows stored before the flag was, its human intent)."""
     rows = await conn.fetch(
-        "SELECT v.text FROM kpi_verbatims v WHERE v.at >= $1 AND v.at < $2 AND (v.negative OR EXISTS ("
+        "SELECT v.conversation_id, v.text, v.at FROM kpi_verbatims v WHERE v.at >= $1 AND v.at < $2"
+        "  AND NOT v.asks_for_human AND v.intent <> $3 AND (v.negative OR EXISTS ("
         "  SELECT 1 FROM kpi_outcomes o WHERE o.conversation_id = v.conversation_id AND o.kind = 'handed_off'))"
-        " UNION ALL SELECT survey_comment FROM kpi_outcomes WHERE kind = 'survey' AND survey_comment <> ''"
-        "  AND at >= $1 AND at < $2"
-        "  AND ((survey_scale = 'csat' AND survey_score <= 2) OR (survey_scale = 'nps' AND survey_score <= 6))",
-        start, end)
-    return [r[0] for r in rows]
+        " UNION ALL SELECT conversation_id, survey_comment, at FROM kpi_outcomes WHERE kind = 'survey'"
+        "  AND survey_comment <> '' AND at >= $1 AND at < $2"
+        "  AND ((survey_scale = 'csat' AND survey_score <= 2) OR (survey_scale = 'nps' AND survey_score <= 6))"
+        " ORDER BY at, conversation_id",
+        start, end, HUMAN_INTENT)
+    return [Verbatim(r["conversation_id"], r["text"]) for r in rows]
+
+
+async def alerts(conn, start: datetime | None, end: datetime) -> list:
+    """The alerts raised (kpi_alerts, written when each was published) whose window starts in [start, end)."""
+    return await conn.fetch("SELECT alert_id, kind, window_start, detail, raised_at FROM kpi_alerts"
+                            " WHERE window_start >= $1 AND window_start < $2 ORDER BY window_start, kind",
+                            start or FAR_PAST, end)
 
 
 async def busiest_interval(conn, start: datetime, end: datetime, minutes: float) -> tuple[datetime, int] | None:

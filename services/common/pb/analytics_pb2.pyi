@@ -189,14 +189,18 @@ class Irritant(_message.Message):
     def __init__(self, label: _Optional[str] = ..., size: _Optional[int] = ..., previous_size: _Optional[int] = ..., trend: _Optional[float] = ..., examples: _Optional[_Iterable[str]] = ..., terms: _Optional[_Iterable[str]] = ..., languages: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IrritantsReply(_message.Message):
-    __slots__ = ("irritants", "verbatims", "previous_verbatims")
+    __slots__ = ("irritants", "verbatims", "previous_verbatims", "contacts", "previous_contacts")
     IRRITANTS_FIELD_NUMBER: _ClassVar[int]
     VERBATIMS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERBATIMS_FIELD_NUMBER: _ClassVar[int]
+    CONTACTS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_CONTACTS_FIELD_NUMBER: _ClassVar[int]
     irritants: _containers.RepeatedCompositeFieldContainer[Irritant]
     verbatims: int
     previous_verbatims: int
-    def __init__(self, irritants: _Optional[_Iterable[_Union[Irritant, _Mapping]]] = ..., verbatims: _Optional[int] = ..., previous_verbatims: _Optional[int] = ...) -> None: ...
+    contacts: int
+    previous_contacts: int
+    def __init__(self, irritants: _Optional[_Iterable[_Union[Irritant, _Mapping]]] = ..., verbatims: _Optional[int] = ..., previous_verbatims: _Optional[int] = ..., contacts: _Optional[int] = ..., previous_contacts: _Optional[int] = ...) -> None: ...
 
 class StaffingRequest(_message.Message):
     __slots__ = ("target_level", "target_seconds", "peak_multiplier", "to", "concurrency")
@@ -240,3 +244,32 @@ class StaffingReply(_message.Message):
     peak: StaffingPlan
     curve: _containers.RepeatedCompositeFieldContainer[StaffingPlan]
     def __init__(self, calls_per_hour: _Optional[float] = ..., aht_seconds: _Optional[float] = ..., basis: _Optional[str] = ..., recommended: _Optional[_Union[StaffingPlan, _Mapping]] = ..., peak: _Optional[_Union[StaffingPlan, _Mapping]] = ..., curve: _Optional[_Iterable[_Union[StaffingPlan, _Mapping]]] = ...) -> None: ...
+
+class AlertsRequest(_message.Message):
+    __slots__ = ("to",)
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    to: _timestamp_pb2.Timestamp
+    def __init__(self, to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., **kwargs) -> None: ...
+
+class RaisedAlert(_message.Message):
+    __slots__ = ("alert_id", "kind", "window_start", "detail", "raised_at")
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    RAISED_AT_FIELD_NUMBER: _ClassVar[int]
+    alert_id: str
+    kind: str
+    window_start: str
+    detail: str
+    raised_at: _timestamp_pb2.Timestamp
+    def __init__(self, alert_id: _Optional[str] = ..., kind: _Optional[str] = ..., window_start: _Optional[str] = ..., detail: _Optional[str] = ..., raised_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AlertsReply(_message.Message):
+    __slots__ = ("alerts", "window")
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[RaisedAlert]
+    window: str
+    def __init__(self, alerts: _Optional[_Iterable[_Union[RaisedAlert, _Mapping]]] = ..., window: _Optional[str] = ...) -> None: ...

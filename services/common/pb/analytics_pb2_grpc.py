@@ -51,6 +51,11 @@ class AnalyticsStub:
                 request_serializer=relais_dot_v1_dot_analytics__pb2.StaffingRequest.SerializeToString,
                 response_deserializer=relais_dot_v1_dot_analytics__pb2.StaffingReply.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/relais.v1.Analytics/ListAlerts',
+                request_serializer=relais_dot_v1_dot_analytics__pb2.AlertsRequest.SerializeToString,
+                response_deserializer=relais_dot_v1_dot_analytics__pb2.AlertsReply.FromString,
+                _registered_method=True)
 
 
 class AnalyticsServicer:
@@ -76,6 +81,12 @@ class AnalyticsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalyticsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -93,6 +104,11 @@ def add_AnalyticsServicer_to_server(servicer, server):
                     servicer.GetStaffing,
                     request_deserializer=relais_dot_v1_dot_analytics__pb2.StaffingRequest.FromString,
                     response_serializer=relais_dot_v1_dot_analytics__pb2.StaffingReply.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=relais_dot_v1_dot_analytics__pb2.AlertsRequest.FromString,
+                    response_serializer=relais_dot_v1_dot_analytics__pb2.AlertsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +194,33 @@ class Analytics:
             '/relais.v1.Analytics/GetStaffing',
             relais_dot_v1_dot_analytics__pb2.StaffingRequest.SerializeToString,
             relais_dot_v1_dot_analytics__pb2.StaffingReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/relais.v1.Analytics/ListAlerts',
+            relais_dot_v1_dot_analytics__pb2.AlertsRequest.SerializeToString,
+            relais_dot_v1_dot_analytics__pb2.AlertsReply.FromString,
             options,
             channel_credentials,
             insecure,
