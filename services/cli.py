@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="replay the demo conversations against a running stack")
     demo.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
+    demo.add_argument("--no-advisor", action="store_true",
+                      help="play the customers only: hand-offs wait for people on `relais desk`")
+    demo.add_argument("--wait", type=float, default=600, metavar="SECONDS",
+                      help="with --no-advisor, how long each hand-off waits for an advisor's reply (default 600)")
     topics_cmd = commands.add_parser("topics", help="create the Kafka topics relais uses")
     topics_cmd.add_argument("--endpoints")
     desk_cmd = commands.add_parser("desk", help="a console agent desk: sign in, take offers, reply, close")
@@ -72,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from relais.demo import run_demo
 
-        asyncio.run(run_demo(endpoints(args.endpoints)))
+        try:
+            asyncio.run(run_demo(endpoints(args.endpoints), advisor=not args.no_advisor, wait_for_agents=args.wait))
+        except KeyboardInterrupt:
+            return 130
     elif args.command == "topics":
         from relais.common.topics import ensure_topics
 

@@ -1,5 +1,11 @@
 """The built-in demo: replays realistic French and English conversations through a running
-stack, plays a human advisor for the ones handed off, and prints what happened to each."""
+stack, plays a human advisor for the ones handed off, and prints what happened to each.
+
+The demo advisor signs in at the lowest level of every skill: routing prefers the agent with the better
+skill match, then the longest idle, so a real agent signed in with the skill gets the hand-off and the
+demo advisor takes only what nobody else can. `relais demo --no-advisor` plays the customers only: the
+hand-offs wait for people on `relais desk`, and the demo prints what the customers receive meanwhile.
+"""
 
 import asyncio
 import json
@@ -17,6 +23,10 @@ from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk
 from relais.common.pb import agent_events_pb2 as desk_events, conversation_pb2 as pb
 
 CONVERSATIONS = Path(__file__).with_name("conversations.yaml")
+DEMO_ADVISOR = "demo-advisor"
+# Every skill at level 1, the lowest: any real agent holding the skill matches better (README, "Try it as an agent").
+DEMO_ADVISOR_LEVELS = {skill: 1 for skill in ("general", "orders", "billing", "cards", "accounts", "retention",
+                                              "complaints", "conflict_handling")}
 AGENT_GREETING = {
     "fr": "Bonjour, je suis Camille, conseillère. J'ai tout notre échange sous les yeux ({turns} messages) : je m'en occupe.",
     "en": "Hello, I'm Sam, an advisor. I can see our whole conversation ({turns} messages): I'll take it from here.",
@@ -82,13 +92,13 @@ async def send_message(producer, conversation_id: str, customer: dict, text: str
 
 
 async def play_advisor(routing_addr: str, stop: asyncio.Event, log, env: dict[str, str] | None = None) -> None:
-    """A demo advisor: signs in, accepts every offer, greets the customer with the context, closes."""
+    """A demo advisor: signs in (lowest levels, so real agents are preferred), accepts every offer, greets the
+    customer with the context, closes."""
     async with grpcserver.channel(routing_addr, env=env, trace=False) as channel:
         agent = desk_grpc.AgentDeskStub(channel)
-        skills = ("general", "orders", "billing", "cards", "accounts", "retention", "complaints", "conflict_handling")
         token = (await agent.SignIn(desk.SignInRequest(
-            agent_id="demo-advisor", display_name="Camille / Sam", languages=["fr", "en"],
-            skill_levels=[desk.SkillLevel(skill=s, level=5) for s in skills]),
+            agent_id=DEMO_ADVISOR, display_name="Camille / Sam", languages=["fr", "en"],
+            skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in DEMO_ADVISOR_LEVELS.items()]),
             metadata=grpcserver.token_metadata((env or {}).get("RELAIS_SERVICE_TOKEN") or None))).token
         auth = [("authorization", f"Bearer {token}")]
         stream = agent.Subscribe(desk.SubscribeRequest(), metadata=auth)
@@ -118,8 +128,10 @@ async def play_advisor(routing_addr: str, stop: asyncio.Event, log, env: dict[st
             await agent.SignOut(desk.SignOutRequest(), metadata=auth)
 
 
-async def run_demo(endpoints: dict[str, str], timeout: float = 30) -> dict[str, str]:
-    """Replays the demo; returns each conversation's final reply type."""
+async def run_demo(endpoints: dict[str, str], timeout: float = 30, advisor: bool = True,
+                   wait_for_agents: float = 600) -> dict[str, str]:
+    """Replays the demo; returns each conversation's final reply type. Without `advisor`, the customers only:
+    a hand-off waits up to `wait_for_agents` seconds for a person at the desk (its last reply type otherwise)."""
     conversations = yaml.safe_load(CONVERSATIONS.read_text())["conversations"]
     run_id = uuid.uuid4().hex[:6]
     watcher = await ReplyWatcher(endpoints["KAFKA_BOOTSTRAP_SERVERS"]).start()
@@ -132,7 +144,8 @@ async def run_demo(endpoints: dict[str, str], timeout: float = 30) -> dict[str, 
     def log(conversation_id: str, line: str) -> None:
         print(f"  {conversation_id}: {line}", flush=True)
 
-    advisor = asyncio.create_task(play_advisor(endpoints["ROUTING_GRPC_ADDR"], stop, log, endpoints))
+    demo_advisor = asyncio.create_task(play_advisor(endpoints["ROUTING_GRPC_ADDR"], stop, log, endpoints)) \
+        if advisor else None
 
     async def play(conversation: dict) -> None:
         nonlocal done_count
@@ -149,22 +162,32 @@ async def run_demo(endpoints: dict[str, str], timeout: float = 30) -> dict[str, 
                 break
         final = (await watcher.wait_for(cid, seen, timeout))[-1]["type"]
         if final in (cloudevents.REPLY_HANDOFF, cloudevents.REPLY_QUEUE):
-            replies = await _wait_type(watcher, cid, cloudevents.REPLY_AGENT, timeout)
-            log(cid, f"advisor> {replies[-1]['data']['text']}")
-            final = cloudevents.REPLY_AGENT
+            if advisor:
+                replies = await _wait_type(watcher, cid, cloudevents.REPLY_AGENT, timeout)
+                log(cid, f"advisor> {replies[-1]['data']['text']}")
+                final = cloudevents.REPLY_AGENT
+            else:
+                log(cid, "handed off: waiting for an advisor at `relais desk`")
+                final = await _follow(watcher, cid, seen, wait_for_agents, log) or final
         results[cid] = final
         done_count += 1
-        outcome = "answered by the bot" if final == cloudevents.REPLY_BOT else "handed off, answered by an advisor"
+        outcome = "answered by the bot" if final == cloudevents.REPLY_BOT else \
+            "handed off, answered by an advisor" if final == cloudevents.REPLY_AGENT else \
+            "handed off, no advisor answered yet (it stays in the queue)"
         print(f"[{done_count}/{len(conversations)}] {cid}: {outcome}", flush=True)
 
     try:
         print(f"Replaying {len(conversations)} demo conversations (French and English) ...", flush=True)
+        if not advisor:
+            print(f"Customers only: hand-offs wait for an advisor signed in with `relais desk` (up to"
+                  f" {wait_for_agents:g} s; Ctrl-C stops).", flush=True)
         await asyncio.gather(*(play(c) for c in conversations))
         await asyncio.sleep(1)  # let analytics catch up with the last outcomes
         await print_kpis(endpoints["ANALYTICS_GRPC_ADDR"], endpoints.get("RELAIS_SERVICE_TOKEN"), endpoints)
     finally:
         stop.set()
-        await asyncio.gather(advisor, return_exceptions=True)
+        if demo_advisor:
+            await asyncio.gather(demo_advisor, return_exceptions=True)
         await producer.stop()
         await watcher.stop()
     return results
@@ -178,6 +201,24 @@ async def _wait_type(watcher: ReplyWatcher, cid: str, event_type: str, timeout: 
         if any(r["type"] == event_type for r in replies):
             return replies
         count = len(replies) + 1
+
+
+async def _follow(watcher: ReplyWatcher, cid: str, seen: int, timeout: float, log) -> str | None:
+    """Prints the conversation's replies after the first `seen` (queue updates, an advisor's messages) until an
+    advisor replies (REPLY_AGENT returned) or `timeout` seconds pass (None)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            replies = await watcher.wait_for(cid, seen + 1, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            return None
+        for reply in replies[seen:]:
+            who = "advisor" if reply["type"] == cloudevents.REPLY_AGENT else f"relais [{reply['type'].split('.')[2]}]"
+            log(cid, f"{who}> {reply['data']['text']}")
+            if reply["type"] == cloudevents.REPLY_AGENT:
+                return cloudevents.REPLY_AGENT
+        seen = len(replies)
 
 
 async def print_kpis(analytics_addr: str, token: str | None = None, env: dict[str, str] | None = None) -> None:
