@@ -312,10 +312,20 @@ BACKOFF_SECONDS = (0.5, 1, 2, 4, 5)  # between attempts to subscribe again; then
 @dataclass
 class Session:
     """The agent's session: signed in by this front end with the service token; `auth` carries its token."""
-    stub: desk_grpc.AgentDeskStub
+    addr: str
     request: desk.SignInRequest
     service_token: str | None
+    channel: grpc.aio.Channel | None = None
+    stub: desk_grpc.AgentDeskStub | None = None
     auth: list[tuple[str, str]] = field(default_factory=list)
+
+    async def connect(self) -> None:
+        """A new channel (TLS when RELAIS_TLS_CA is set): one that lost its server waits out its own growing
+        back-off (up to 2 min) before trying again, a new one tries at once."""
+        old, self.channel = self.channel, grpcserver.channel(self.addr, trace=False)
+        self.stub = desk_grpc.AgentDeskStub(self.channel)
+        if old is not None:
+            await old.close()
 
     async def sign_in(self) -> None:
         reply = await self.stub.SignIn(self.request, metadata=grpcserver.token_metadata(self.service_token))
@@ -350,6 +360,7 @@ async def follow(session: Session, tasks: Tasks, say) -> None:
         if attempt == 0:
             say("connection to routing lost: reconnecting…")
         await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
+        await session.connect()
         attempt += 1
 
 
@@ -366,9 +377,10 @@ async def run(addr: str, agent_id: str, name: str, languages: list[str], skills:
     """Signs in, prints desk events as they come, runs typed commands until `quit` or end of input.
 
     This console is a front end: it signs the agent in with the service token (README, "Access")."""
-    async with grpcserver.channel(addr, trace=False) as channel:  # TLS when RELAIS_TLS_CA is set
-        session = Session(desk_grpc.AgentDeskStub(channel), desk.SignInRequest(
-            agent_id=agent_id, display_name=name, languages=languages, skill_levels=skills, capacity=capacity), service_token)
+    session = Session(addr, desk.SignInRequest(agent_id=agent_id, display_name=name, languages=languages,
+                                               skill_levels=skills, capacity=capacity), service_token)
+    await session.connect()
+    try:
         await session.sign_in()
         say(f"signed in as {agent_id} ({', '.join(languages)}; "
             f"{', '.join(f'{s.skill}:{s.level}' for s in skills) or 'no skill'}). Type `help`.")
@@ -393,6 +405,8 @@ async def run(addr: str, agent_id: str, name: str, languages: list[str], skills:
                 say("signed out")
             except grpc.aio.AioRpcError as error:
                 say(f"! not signed out: {error.code().name}: {error.details()}")
+    finally:
+        await session.channel.close()
 
 
 async def _stdin_lines():
