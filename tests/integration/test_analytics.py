@@ -267,8 +267,12 @@ async def test_irritants_group_redacted_verbatims_with_their_trend(stack, produc
                              end - timedelta(days=14), end) == 2
 
 
-async def test_relais_report_writes_the_html_of_the_running_stack(stack, over_automation, tmp_path):
+async def test_relais_report_writes_the_html_of_the_running_stack(stack, over_automation, db, tmp_path):
     out = tmp_path / "report.html"
+    async with asyncio.timeout(30):  # the report shows the alerts analytics raised: wait until it has
+        while await db.fetchval("SELECT count(*) FROM kpi_alerts WHERE alert_id = ANY($1)",
+                                list(over_automation.truth.alerts)) < len(over_automation.truth.alerts):
+            await asyncio.sleep(0.2)
     env = os.environ | stack.endpoints() | {"ANALYTICS_GRPC_ADDR": f"127.0.0.1:{stack.ports['analytics']}"}
     done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "relais.cli", "report", "--out", str(out),
                                    "--to", over_automation.end.isoformat(), "--days", "2"],
@@ -279,7 +283,7 @@ async def test_relais_report_writes_the_html_of_the_running_stack(stack, over_au
     days = over_automation.truth.days
     assert [s["window_start"] for s in data["series"]] == list(days)
     assert [s["bot"]["containment"] for s in data["series"]] == pytest.approx([d["containment_rate"] for d in days.values()])
-    assert any(a["kind"] == "over_automation" for a in data["alerts"])
+    assert {f"{a['kind']}/{a['window_start']}" for a in data["alerts"]} == over_automation.truth.alerts
     assert data["staffing"]["recommended"]["agents"] >= 1 and len(data["staffing"]["curve"]) >= 5
     assert data["totals"]["bot"]["contacts"] == sum(d["bot_contacts"] for d in days.values())
 
