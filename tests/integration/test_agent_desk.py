@@ -262,3 +262,19 @@ async def test_the_console_desk_reconnects_through_routing_restarts(stack, produ
     assert not [s for s in said if s.startswith(("?", "!"))], said
     task = await task_of(db, ctx.conversation_id)
     assert (task["status"], task["agent_id"]) == ("closed", agent_id)
+
+
+async def test_the_history_gives_the_intent_the_bot_understood(producer, replies, agent_session, language, conversation_id):
+    from relais.demo import send_message
+
+    customer = {"id": f"cust-{conversation_id}", "language": "en"}
+    await send_message(producer, f"{conversation_id}-before", customer, "What are your opening hours?")
+    answered = await reply_of_type(replies, f"{conversation_id}-before", cloudevents.REPLY_BOT)
+    assert answered["data"]["intent"]
+    async with agent_session(f"historian-{language}", languages=[language]) as agent:
+        ctx = context(conversation_id, language, customer_id=customer["id"])
+        await hand_off(producer, ctx)
+        offer = await agent.next_event("offer")
+        history = await agent.stub.GetCustomerHistory(desk.HistoryRequest(task_id=offer.task_id), metadata=agent.auth)
+        assert [(c.conversation_id, c.outcome, c.intent) for c in history.conversations] == [
+            (f"{conversation_id}-before", "bot_answered", answered["data"]["intent"])]
