@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from google.protobuf import message as pb_message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from relais.common import topics
+from relais.common import customer_contact, topics
 from relais.common.bus import BadInput, Record
 from relais.common.pb import conversation_pb2 as pb
 
@@ -155,7 +155,7 @@ def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
     customer = data.get("customer")
     if not isinstance(customer, dict):
         raise BadInput("data.customer must be an object with at least `id`")
-    for name in ("id", "language", "tier"):
+    for name in ("id", "language", "tier", "phone", "time_zone"):
         if customer.get(name) is not None and not isinstance(customer[name], str):
             raise BadInput(f"data.customer.{name} must be a string")
         _check_string(f"data.customer.{name}", customer.get(name) or "")
@@ -166,13 +166,17 @@ def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
     channel = data.get("channel")
     if not isinstance(channel, str) or channel not in CHANNELS:
         raise BadInput(f"data.channel must be one of {sorted(CHANNELS)}, got {channel!r}")
+    sent_at = data.get("sent_at") or event_time
     message = pb.ContactMessage(
         channel=CHANNELS[channel],
         customer=pb.Customer(id=customer.get("id") or "", language=customer.get("language") or "",
-                             tier=customer.get("tier") or ""),
+                             tier=customer.get("tier") or "", phone=customer.get("phone") or "",
+                             # else the offset the sender wrote sent_at in: the customer's, when not UTC
+                             time_zone=customer.get("time_zone") or customer_contact.offset_of(
+                                 sent_at if isinstance(sent_at, str) else "")),
         text=text,
     )
-    _set_time(message.sent_at, data.get("sent_at") or event_time)
+    _set_time(message.sent_at, sent_at)
     return message
 
 
@@ -259,8 +263,12 @@ def _validate(event: ContactEvent, max_text_chars: int) -> None:
         raise BadInput("data.channel is missing or unknown")
     if not message.customer.id.strip():
         raise BadInput("data.customer.id is required")
-    for name in ("id", "language", "tier"):
+    for name in ("id", "language", "tier", "phone", "time_zone"):
         _check_string(f"data.customer.{name}", getattr(message.customer, name))
+    if message.customer.phone and customer_contact.phone_number(message.customer.phone) is None:
+        raise BadInput("data.customer.phone is not a phone number (6 to 15 digits, e.g. +33612345678)")
+    if message.customer.time_zone and customer_contact.time_zone(message.customer.time_zone) is None:
+        raise BadInput(f"data.customer.time_zone is not an IANA time zone or a UTC offset: {message.customer.time_zone!r}")
     _check_string("data.text", message.text, None)
     _check_time("data.sent_at", message.sent_at)
     if message.customer.language and not LANGUAGE_TAG.match(message.customer.language):

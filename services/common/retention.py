@@ -13,7 +13,8 @@ keeps everything the KPIs, deduplication and the agents' history are computed fr
   - `turns.text` becomes '' (the row, its order and its timestamps stay);
   - the `ConversationContext` of `bot_conversations.context` and of `tasks.context` (closed or
     abandoned tasks only) loses its turns' texts, its bot replies and its lookups' requests and
-    results; intents, sentiment, reasons and timestamps stay; a task's transfer `note` becomes '';
+    results; intents, sentiment, reasons and timestamps stay; a task's transfer `note` and the number
+    to call back (`tasks.callback_phone`, `conversations.callback_phone`) become '';
   - `kpi_verbatims` rows are deleted; `kpi_outcomes.survey_comment` becomes '' (scores stay:
     KPIs come from `kpi_outcomes`, which holds no other text);
   - `outbox` records of the conversation already published before the cut-off are deleted.
@@ -39,7 +40,7 @@ DEFAULT_CHECK_SECONDS = 3600.0
 OPEN_TASK_STATUSES = ("queued", "offered", "assigned")
 LOCK_KEY = 0x72656C6169730006  # one purge at a time across intake instances and `relais purge`
 
-TABLES = ("turns", "bot_conversations", "tasks", "kpi_verbatims", "kpi_outcomes", "outbox")
+TABLES = ("turns", "bot_conversations", "tasks", "kpi_verbatims", "kpi_outcomes", "outbox", "conversations")
 
 # Per conversation: its last activity, whether a task is open, when it was last purged.
 CANDIDATES = """
@@ -136,7 +137,13 @@ async def _purge(conn: asyncpg.Connection, older_than: datetime) -> dict[str, in
     scrubbed = [(r["task_id"], new) for r in tasks
                 if (new := scrub_context(r["context"])) != r["context"] or r["note"]]
     await conn.executemany("UPDATE tasks SET context = $2, note = '' WHERE task_id = $1", scrubbed)
-    counts["tasks"] = len(scrubbed)
+    phones = {r["task_id"] for r in await conn.fetch(
+        "UPDATE tasks SET callback_phone = '' WHERE conversation_id = ANY($1::text[]) AND NOT status = ANY($2::text[])"
+        " AND callback_phone <> '' RETURNING task_id", ids, list(OPEN_TASK_STATUSES))}
+    counts["tasks"] = len({task_id for task_id, _ in scrubbed} | phones)
+    # The number to call back (relais.common.customer_contact) goes with the transcript.
+    counts["conversations"] = _count(await conn.execute(
+        "UPDATE conversations SET callback_phone = '' WHERE conversation_id = ANY($1::text[]) AND callback_phone <> ''", ids))
 
     counts["kpi_verbatims"] = _count(await conn.execute(
         "DELETE FROM kpi_verbatims WHERE conversation_id = ANY($1::text[])", ids))

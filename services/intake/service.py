@@ -13,7 +13,7 @@ turn's span is its child, so a whole conversation reads as one trace.
 
 from aiokafka import ConsumerRecord
 
-from relais.common import bus, cloudevents, outbox, retention, telemetry, topics, worker
+from relais.common import bus, cloudevents, customer_contact, outbox, retention, telemetry, topics, worker
 from relais.common.language import detect_language
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.redact import redact
@@ -33,6 +33,7 @@ async def build(w: worker.Worker) -> worker.Service:
         # Detected on the text as written (in memory only); everything kept or sent is redacted.
         language = detect_language(message.text, hint=message.customer.language)
         text = redact(message.text)
+        phone = customer_contact.take_phone(message)  # the number to call back never travels in a turn
 
         async def apply(conn) -> list[bus.Record]:
             conversation = await conn.fetchrow(
@@ -51,6 +52,7 @@ async def build(w: worker.Worker) -> worker.Service:
                         "UPDATE conversations SET traceparent = $2 WHERE conversation_id = $1",
                         event.subject, telemetry.current_traceparent(),
                     )
+                await customer_contact.keep(conn, event.subject, phone, message.text, text)
                 received = Timestamp()
                 received.GetCurrentTime()
                 turn = pb.Turn(

@@ -325,7 +325,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         ctx = pb.ConversationContext.FromString(task["context"])
         offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
                            priority=task["priority"], note=task["note"], callback=task["kind"] == "callback",
-                           transcript=transcript_view.transcript(ctx))
+                           transcript=transcript_view.transcript(ctx), callback_phone=task["callback_phone"])
         if task["offer_expires_at"] is not None:
             offer.expires_at.FromDatetime(task["offer_expires_at"])
         return offer
@@ -334,7 +334,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         ctx = pb.ConversationContext.FromString(task["context"])
         return desk.Assignment(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
                                note=task["note"], callback=task["kind"] == "callback",
-                               transcript=transcript_view.transcript(ctx))
+                               transcript=transcript_view.transcript(ctx), callback_phone=task["callback_phone"])
 
     async def _assist(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
         """Summary and suggestions from relais.routing.assist, drafted once per task and number of turns."""

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 
+from relais.common import customer_contact
 from relais.common.language import fold
 from relais.common.pb import conversation_pb2 as pb
 
@@ -573,19 +574,9 @@ def callback_due(now: datetime, wait_seconds: int | None, center: Center) -> dat
     return next_opening(at, center) or at
 
 
-OFFSET = re.compile(r"^([+-])([01][0-9]|2[0-3]):?([0-5][0-9])$")
-
-
 def zone_of(value: str) -> tzinfo | None:
     """An IANA time zone ("Europe/Paris") or a UTC offset ("+02:00"); None when it is neither."""
-    match = OFFSET.match(value or "")
-    if match:
-        offset = timedelta(hours=int(match[2]), minutes=int(match[3]))
-        return timezone(-offset if match[1] == "-" else offset)
-    try:
-        return ZoneInfo(value) if value and "\x00" not in value else None
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
+    return customer_contact.time_zone(value)
 
 
 def customer_zone(time_zone: str, center: Center) -> tzinfo:

@@ -34,9 +34,20 @@ from relais.routing import records, rules, transcript_view
 from relais.routing.desk_api import AgentDeskApi, Effects, requeued_notice
 
 log = logging.getLogger(__name__)
+# What waiting customers read: in their language, or English then French for a language without texts here.
 QUEUE_TEXT = {
     "fr": "Un conseiller va vous répondre. Vous êtes en position {position} ; attente estimée : {minutes} min.",
     "en": "An advisor will be with you shortly. You are number {position} in the queue; estimated wait: {minutes} min.",
+}
+NOBODY_TEXT = {  # nobody who could take the request is signed in: no wait can be promised
+    "fr": "Aucun conseiller n'est disponible pour votre demande en ce moment : nous ne pouvons pas vous annoncer de délai."
+          " Vous gardez votre place dans la file.",
+    "en": "No advisor is available for your request right now, so we cannot tell you how long it will take."
+          " You keep your place in the queue.",
+}
+CLOSED_TEXT = {
+    "fr": "Notre centre est fermé en ce moment ; il rouvre {opens}. Vous gardez votre place dans la file.",
+    "en": "Our contact center is closed right now; it opens again {opens}. You keep your place in the queue.",
 }
 CHOICES_TEXT = {
     "fr": " Répondez STOP pour quitter la file{callback}.",
@@ -44,8 +55,13 @@ CHOICES_TEXT = {
 }
 CALLBACK_OFFER = {"fr": ", ou RAPPEL pour être rappelé", "en": ", or CALLBACK to be called back instead"}
 LEFT_TEXT = {"fr": "Vous avez quitté la file d'attente. À bientôt.", "en": "You have left the queue. Goodbye."}
-CALLBACK_TEXT = {"fr": "C'est noté : un conseiller vous rappellera vers {at} (UTC).",
-                 "en": "Done: an advisor will call you back around {at} (UTC)."}
+CALLBACK_TEXT = {"fr": "C'est noté : un conseiller vous rappellera {at}.",
+                 "en": "Done: an advisor will call you back {at}."}
+CALLBACK_SOON_TEXT = {"fr": "C'est noté : un conseiller vous rappellera dès que l'un d'eux sera disponible.",
+                      "en": "Done: an advisor will call you back as soon as one is available."}
+PHONE_TEXT = {"fr": "À quel numéro pouvons-nous vous rappeler ? Vous gardez votre place dans la file en attendant.",
+              "en": "Which number should we call you back on? You keep your place in the queue meanwhile."}
+GOODBYE_TEXT = {"fr": "Merci à vous, bonne journée !", "en": "Thank you, have a nice day!"}
 
 AGENT_COLUMNS = ("agent_id, token_sha256, languages, skill_levels::text AS levels, capacity::text AS capacity,"
                  " extract(epoch FROM idle_since) AS idle, state")
@@ -270,17 +286,22 @@ class Routing(AgentDeskApi):
     async def _queue(self, conn, fx: Effects, context: pb.ConversationContext, key: str, kind: str = "handoff") -> str:
         need = rules.requirement(context, self.rules, self.skill_by_intent)
         task_id = _task_id(key)
+        new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
+        # Nobody signed in could take it at its requirement: widened at once to the overflow stage where someone can.
+        stage = rules.widened_stage(new, await self._signed_in(conn, need.language), self.rules) or 0
         await conn.execute(
             "WITH t AS (INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, traceparent, kind,"
-            " customer_id, intent, channel, required, preferred)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13) RETURNING task_id)"
+            " customer_id, intent, channel, required, preferred, stage)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $15) RETURNING task_id)"
             " INSERT INTO task_events (task_id, kind, detail) SELECT task_id, 'queued', $14 FROM t",
             task_id, context.conversation_id, need.language, ",".join(need.required), need.priority,
             context.SerializeToString(), telemetry.current_traceparent(), kind, context.customer.id, context.intent,
             need.channel, json.dumps(need.required), list(need.preferred),
-            f"needs {_needs(need.required)} in {need.language}, priority {need.priority}",
+            f"needs {_needs(need.required)} in {need.language}, priority {need.priority}", stage,
         )
-        new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
+        if stage:
+            await records.task_event(conn, task_id, "overflow", detail=self._widened_detail(new, stage))
+            new = replace(new, stage=stage)
         await self._dispatch(conn, fx, new_task=new)
         if task_id not in fx.offers:
             fx.records += await self._position_message(conn, task_id, f"{task_id}/queued", context)
@@ -294,17 +315,33 @@ class Routing(AgentDeskApi):
         if task is None:
             raise bus.BadInput(f"no task for conversation {turn.conversation_id!r}")
         context = pb.ConversationContext.FromString(task["context"])
-        transcript.append_turn(context, turn)  # within the same byte budget as the bot's
         if task["status"] in ("closed", "abandoned"):
-            # The customer wrote again after the end: a new task, with the whole story.
+            if rules.closing_pleasantry(turn.text, turn.classification):
+                await self._after_end(conn, fx, task, turn)
+                return
+            # A new request after the end: a new task with the whole story, required for what is asked now.
+            transcript.append_turn(context, turn)
+            _new_request(context, turn)
             await self._queue(conn, fx, context, f"{turn.turn_id}/reopen")
             return
+        transcript.append_turn(context, turn)  # within the same byte budget as the bot's
         await conn.execute("UPDATE tasks SET context = $2 WHERE task_id = $1", task["task_id"], context.SerializeToString())
-        choice = rules.customer_choice(turn.text) if task["status"] in ("queued", "offered") else None
+        choice, phone = None, ""
+        if task["status"] in ("queued", "offered") and task["kind"] == "handoff":
+            phone = await self._phone(conn, task)
+            if task["phone_asked_at"] is not None and phone and rules.customer_choice(turn.text, False) != "leave":
+                await self._callback(conn, fx, task, context, turn, phone)  # the answer to "which number?"
+                return
+            offered = task["callback_offered"] or await self._serving(conn, task) == 0
+            choice = rules.customer_choice(turn.text, callback_offered=offered)
+        elif task["status"] in ("queued", "offered"):  # a callback task: the customer may still leave
+            choice = rules.customer_choice(turn.text, callback_offered=False)
         if choice == "leave":
             await self._abandon(conn, fx, task, context, turn)
-        elif choice == "callback" and task["kind"] != "callback":
-            await self._callback(conn, fx, task, context, turn)
+        elif choice == "callback" and phone:
+            await self._callback(conn, fx, task, context, turn, phone)
+        elif choice == "callback":
+            await self._ask_phone(conn, fx, task, turn)
         else:
             await records.task_event(conn, task["task_id"], "customer_message", detail=turn.turn_id)
             if task["status"] in ("offered", "assigned"):
@@ -312,66 +349,127 @@ class Routing(AgentDeskApi):
                 fx.pushes.append((task["agent_id"], desk.DeskEvent(customer_message=desk.CustomerMessage(
                     task_id=task["task_id"], turn=turn, assist=assist))))
 
+    async def _after_end(self, conn, fx: Effects, task, turn: pb.Turn) -> None:
+        """A thank-you or goodbye after the conversation ended: no task; a short polite reply, once."""
+        answered = await conn.fetchval("SELECT EXISTS (SELECT FROM task_events WHERE task_id = $1 AND kind = 'after_end')",
+                                       task["task_id"])
+        await records.task_event(conn, task["task_id"], "after_end", detail=turn.turn_id)
+        if not answered:
+            language = task["language"]
+            fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/goodbye",
+                                                turn.conversation_id, _say(language, GOODBYE_TEXT), language, status="ended"))
+
     async def _abandon(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
         await conn.execute("UPDATE tasks SET status = 'abandoned', closed_at = now(), disposition = 'abandoned',"
-                           " resolved = false WHERE task_id = $1", task["task_id"])
+                           " resolved = false, callback_phone = '' WHERE task_id = $1", task["task_id"])
         await records.task_event(conn, task["task_id"], "abandoned", detail=f"waited {await _waited(conn, task['task_id'])} s")
         if task["status"] == "offered":
             await self._withdraw(conn, fx, task["task_id"], task["agent_id"], "customer_left")
         language = task["language"]
         fx.records += [
             cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/left", context.conversation_id,
-                              LEFT_TEXT.get(language, LEFT_TEXT["en"]), language, status="left"),
+                              _say(language, LEFT_TEXT), language, status="left"),
             records.outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
         ]
         self.assists.pop(task["task_id"], None)
 
-    async def _callback(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
-        """The customer stops waiting; the task waits for its due time on the voice channel."""
-        wait = await self._expected_wait(conn, task["task_id"], task["language"])
-        due = datetime.now(timezone.utc) + timedelta(seconds=wait)
+    async def _callback(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn, phone: str) -> None:
+        """The customer stops waiting; the task, with the number to call, waits for its due time on the voice channel:
+        once the expected wait is over, or when nobody serves the queue, as soon as an advisor is there (at the
+        center's next opening when it is closed). The time is told in the customer's time zone."""
+        now = datetime.now(timezone.utc)
+        serving = await self._serving(conn, task)
+        if serving:
+            position = await conn.fetchval(POSITION, task["task_id"], task["language"], self.rules.aging_seconds_per_point)
+            wait = rules.expected_wait_seconds(position, await self._recent_handle(conn, task["language"]), serving, self.rules)
+            due = now + timedelta(seconds=wait)
+        else:
+            due = rules.callback_due(now, None, self.rules.center)
         if task["status"] == "offered":
             await self._withdraw(conn, fx, task["task_id"], task["agent_id"], "callback")
-        await conn.execute("UPDATE tasks SET kind = 'callback', channel = 'voice', due_at = $2, queued_at = $2"
-                           " WHERE task_id = $1", task["task_id"], due)
+        await conn.execute("UPDATE tasks SET kind = 'callback', channel = 'voice', due_at = $2, queued_at = $2,"
+                           " callback_phone = $3, phone_asked_at = NULL WHERE task_id = $1", task["task_id"], due, phone)
         await records.task_event(conn, task["task_id"], "callback_requested", detail=f"due {due.isoformat()}")
         language = task["language"]
-        fx.records.append(cloudevents.reply(
-            cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/callback", context.conversation_id,
-            CALLBACK_TEXT.get(language, CALLBACK_TEXT["en"]).format(at=due.strftime("%H:%M")), language,
-            status="callback", callback_due_at=due.isoformat().replace("+00:00", "Z")))
+        zone = rules.customer_zone(turn.customer.time_zone or context.customer.time_zone, self.rules.center)
+        promised = {}
+        if serving or due > now:
+            text = _say(language, (CALLBACK_TEXT, {"at": lambda lang: rules.spoken_time(due, zone, lang, now)}))
+            promised = {"callback_due_at": due.astimezone(zone).isoformat()}
+        else:
+            text = _say(language, CALLBACK_SOON_TEXT)
+        fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/callback",
+                                            context.conversation_id, text, language, status="callback", **promised))
+
+    async def _ask_phone(self, conn, fx: Effects, task, turn: pb.Turn) -> None:
+        """A callback with no number known: the customer is asked for it and keeps their place meanwhile. Intake keeps
+        the number of the answer (relais.common.customer_contact) — never in the turn, which says [PHONE]."""
+        await conn.execute("UPDATE tasks SET phone_asked_at = now() WHERE task_id = $1", task["task_id"])
+        await records.task_event(conn, task["task_id"], "callback_phone_asked", detail=turn.turn_id)
+        language = task["language"]
+        fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/phone",
+                                            turn.conversation_id, _say(language, PHONE_TEXT), language,
+                                            status="callback_phone_requested"))
+
+    async def _phone(self, conn, task) -> str:
+        """The number to call this customer back on, as intake kept it for the conversation ('' when unknown)."""
+        return await conn.fetchval("SELECT callback_phone FROM conversations WHERE conversation_id = $1",
+                                   task["conversation_id"]) or ""
 
     # --- waiting customers ---
 
     async def _position_message(self, conn, task_id: str, reply_id: str, context: pb.ConversationContext) -> list[bus.Record]:
-        task = await conn.fetchrow("SELECT language, updates_sent FROM tasks WHERE task_id = $1", task_id)
-        language = task["language"]
+        row = await conn.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1", task_id)
+        language = row["language"]
         # Counted in the database (rules.queue_order's order: effective priority, then longest waiting), so a
         # long queue costs a scan in PostgreSQL, not every waiting task decoded in Python for each hand-off.
         position = await conn.fetchval(POSITION, task_id, language, self.rules.aging_seconds_per_point)
-        wait = await self._expected_wait(conn, task_id, language, position)
-        await conn.execute("UPDATE tasks SET last_position = $2, last_update_at = now(), updates_sent = updates_sent + 1"
-                           " WHERE task_id = $1", task_id, position)
-        callback = wait > self.rules.callback_above_seconds
-        text = QUEUE_TEXT.get(language, QUEUE_TEXT["en"]).format(position=position, minutes=max(1, round(wait / 60)))
-        choices = CHOICES_TEXT.get(language, CHOICES_TEXT["en"])
-        text += choices.format(callback=CALLBACK_OFFER.get(language, CALLBACK_OFFER["en"]) if callback else "")
+        serving = rules.serving(_task(row), await self._signed_in(conn, language), self.rules)
+        now = datetime.now(timezone.utc)
+        waiting = rules.waiting(position, await self._recent_handle(conn, language), serving, now, self.rules)
+        await conn.execute("UPDATE tasks SET last_position = $2, last_update_at = now(), updates_sent = updates_sent + 1,"
+                           " callback_offered = $3, told_nobody = $4 WHERE task_id = $1",
+                           task_id, position, waiting.callback_offered, waiting.wait_seconds is None)
+        zone = rules.customer_zone(context.customer.time_zone or (context.turns[-1].customer.time_zone if context.turns
+                                                                  else ""), self.rules.center)
+        data = {"position": position, "status": "waiting", "callback_offered": waiting.callback_offered,
+                "advisors_available": waiting.wait_seconds is not None}
+        if waiting.wait_seconds is not None:
+            data["expected_wait_seconds"] = waiting.wait_seconds
+            first = {"text": QUEUE_TEXT, "position": position, "minutes": max(1, round(waiting.wait_seconds / 60))}
+        elif waiting.opens_at is not None:
+            data["opens_at"] = waiting.opens_at.astimezone(zone).isoformat()
+            first = {"text": CLOSED_TEXT, "opens": lambda lang: rules.spoken_time(waiting.opens_at, zone, lang, now)}
+        else:
+            first = {"text": NOBODY_TEXT}
+        offer = {"callback": lambda lang: CALLBACK_OFFER[lang] if waiting.callback_offered else ""}
+        text = _say(language, (first.pop("text"), first), (CHOICES_TEXT, offer))
         return [cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, reply_id, context.conversation_id, text, language,
-                                  position=position, expected_wait_seconds=wait, status="waiting",
-                                  callback_offered=callback)]
+                                  **data)]
 
-    async def _expected_wait(self, conn, task_id: str, language: str, position: int | None = None) -> int:
-        if position is None:
-            queued = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
-                                                         " AND language = $1", language)]
-            ids = {t.task_id for t in queued}
-            position = rules.queue_position(task_id, queued, time.time(), self.rules) if task_id in ids else 1
+    async def _recent_handle(self, conn, language: str) -> float | None:
+        """The average handling time of the language's last 50 closed tasks (None until there are some)."""
         handle = await conn.fetchval(
             "SELECT avg(extract(epoch FROM closed_at - assigned_at)) FROM (SELECT closed_at, assigned_at FROM tasks"
             " WHERE status = 'closed' AND language = $1 AND assigned_at IS NOT NULL ORDER BY closed_at DESC LIMIT 50) recent",
             language)
-        agents = await conn.fetchval("SELECT count(*) FROM agents WHERE state <> 'offline' AND $1 = ANY(languages)", language)
-        return rules.expected_wait_seconds(position, float(handle) if handle else None, agents, self.rules)
+        return float(handle) if handle else None
+
+    async def _signed_in(self, conn, language: str | None = None) -> list[rules.Agent]:
+        """The agents signed in (in any state but offline), of one language or all."""
+        rows = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state <> 'offline'"
+                                " AND ($1::text IS NULL OR $1 = ANY(languages))", language)
+        return [self._agent(r, {}) for r in rows]
+
+    async def _serving(self, conn, task) -> int:
+        """How many signed-in advisors serve this task's queue (rules.serving)."""
+        row = await conn.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1", task["task_id"])
+        return rules.serving(_task(row), await self._signed_in(conn, row["language"]), self.rules)
+
+    def _widened_detail(self, task: rules.Task, stage: int) -> str:
+        needs, queue = rules.needs_at_stage(task.required, task.stage, self.rules)
+        before = f"queue {queue}" if queue else _needs(needs)
+        return f"{_overflow_detail(stage, self.rules)} at once: no advisor signed in for {before} in {task.language}"
 
     # --- dispatch: the best eligible agent for each waiting task, as a timed reservation ---
 
@@ -523,11 +621,9 @@ class Routing(AgentDeskApi):
                 stage = rules.overflow_stage(float(row["waited"]), self.rules)
                 if stage > row["stage"]:
                     await conn.execute("UPDATE tasks SET stage = $2, declined_by = '{}' WHERE task_id = $1", row["task_id"], stage)
-                    step_ = self.rules.overflow[stage - 1]
-                    detail = f"stage {stage}: " + (f"levels relaxed by {step_.relax_levels}" if step_.relax_levels else "") + \
-                             (f"queue {step_.queue}" if step_.queue else "")
-                    await records.task_event(conn, row["task_id"], "overflow", detail=detail)
+                    await records.task_event(conn, row["task_id"], "overflow", detail=_overflow_detail(stage, self.rules))
                     changed = True
+            changed |= await self._widen(conn, full=self.ticks % max(1, round(30 / self.tick_seconds)) == 0)
             changed = changed or await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'queued' AND due_at BETWEEN now() - make_interval(secs => $1)"
                 " AND now())", self.tick_seconds * 2)
@@ -538,17 +634,48 @@ class Routing(AgentDeskApi):
         await self._queue_updates()
         await self._republish()
 
+    signed_in_seen: frozenset | None = None  # who was signed in at the last widening pass
+
+    async def _widen(self, conn, full: bool) -> bool:
+        """Waiting tasks that no signed-in advisor could take are widened at once to the overflow stage where one can
+        (rules.widened_stage) — checked when who is signed in changed (a sign-in, a sign-out) and at the full pass."""
+        rows = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state <> 'offline'")
+        seen = frozenset((r["agent_id"], r["token_sha256"]) for r in rows)
+        if seen == self.signed_in_seen and not full:
+            return False
+        self.signed_in_seen = seen
+        agents = [self._agent(r, {}) for r in rows]
+        stages: dict[tuple, int | None] = {}  # the same needs widen the same way
+        widened = False
+        for row in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' AND stage < $1",
+                                    len(self.rules.overflow)):
+            task = _task(row)
+            signature = (task.language, task.channel, tuple(sorted(task.required.items())), task.stage)
+            if signature not in stages:
+                stages[signature] = rules.widened_stage(task, agents, self.rules)
+            stage = stages[signature]
+            if stage is not None and stage > task.stage:
+                await conn.execute("UPDATE tasks SET stage = $2, declined_by = '{}' WHERE task_id = $1", task.task_id, stage)
+                await records.task_event(conn, task.task_id, "overflow", detail=self._widened_detail(task, stage))
+                widened = True
+        return widened
+
     async def _queue_updates(self) -> None:
-        """Waiting customers hear again when their position improved, at most every queue_update_seconds."""
+        """Waiting customers hear again, at most every queue_update_seconds, when their position improved while
+        advisors serve their queue, or when advisors came or all went (no wait could be given, or now one can)."""
         due = await self.pool.fetch(
-            "SELECT task_id, last_position, updates_sent FROM tasks WHERE status = 'queued' AND kind = 'handoff'"
-            " AND coalesce(last_update_at, queued_at) < now() - make_interval(secs => $1)", self.rules.queue_update_seconds)
+            f"SELECT {TASK_COLUMNS}, last_position, updates_sent, told_nobody FROM tasks WHERE status = 'queued'"
+            " AND kind = 'handoff' AND coalesce(last_update_at, queued_at) < now() - make_interval(secs => $1)",
+            self.rules.queue_update_seconds)
         if not due:
             return
         queued = [_task(r) for r in await self.pool.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'")]
         positions = rules.queue_positions(queued, time.time(), self.rules)
+        signed_in = await self._signed_in(self.pool)
         for row in due:
-            if row["last_position"] is not None and positions.get(row["task_id"], 0) >= row["last_position"]:
+            nobody = rules.serving(_task(row), signed_in, self.rules) == 0
+            improved = row["last_position"] is None or positions.get(row["task_id"], 0) < row["last_position"]
+            if nobody == row["told_nobody"] and (nobody or not improved):
                 continue
             reply_id = f"{row['task_id']}/queued/{row['updates_sent'] + 1}"
 
@@ -608,7 +735,37 @@ async def _waited(conn, task_id: str) -> int:
 
 
 def _needs(required: dict[str, int]) -> str:
-    return ", ".join(f"{skill} ≥ {level}" for skill, level in sorted(required.items()))
+    return ", ".join(f"{skill} ≥ {level}" for skill, level in sorted(required.items())) or "no skill"
+
+
+def _overflow_detail(stage: int, routing_rules: rules.RoutingRules) -> str:
+    step = routing_rules.overflow[stage - 1]
+    return f"stage {stage}: " + (f"levels relaxed by {step.relax_levels}" if step.relax_levels else "") + \
+        (f"queue {step.queue}" if step.queue else "")
+
+
+def _say(language: str, *parts) -> str:
+    """A message in the customer's language, or in English then French when we have no texts in theirs. Each part is
+    a {language: text} table, or (table, fields) where a field may be a function of the language."""
+    said = []
+    for lang in rules.text_languages(language, ("fr", "en")):
+        text = ""
+        for part in parts:
+            table, fields = part if isinstance(part, tuple) else (part, {})
+            text += table[lang].format(**{k: v(lang) if callable(v) else v for k, v in fields.items()})
+        said.append(text)
+    return "\n".join(said)
+
+
+def _new_request(context: pb.ConversationContext, turn: pb.Turn) -> None:
+    """The context of a new contact in the same conversation: the whole story, and what the customer asks now (the
+    intent the classifier is sure of, else a request for a person)."""
+    c = turn.classification
+    context.intent = c.intent if c.intent and not c.out_of_scope else ""
+    context.reason = pb.HANDOFF_REASON_CUSTOMER_REQUEST
+    context.reasons[:] = [pb.HANDOFF_REASON_CUSTOMER_REQUEST]
+    context.reason_detail = "the customer wrote again after the conversation ended"
+    context.handed_off_at.GetCurrentTime()
 
 
 def _task_id(key: str) -> str:

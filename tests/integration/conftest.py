@@ -60,6 +60,7 @@ def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
         "RELAIS_ROUTING_WRAP_UP_SECONDS": "0.5",
         "RELAIS_ROUTING_DEFAULT_HANDLE_SECONDS": "2",  # expected waits, hence callbacks' due times, of seconds
         "RELAIS_ROUTING_RECONNECT_SECONDS": str(RECONNECT_SECONDS),
+        "RELAIS_ROUTING_CENTER": "{time_zone: Europe/Paris}",  # no opening hours: never closed, whatever the test's time
         "RELAIS_ALERT_SECONDS": "1",  # analytics checks the windows touched for alerts every second,
         "RELAIS_ALERT_SETTLE_SECONDS": "4",  # once nothing new came for them for 4 s
     })

@@ -162,7 +162,11 @@ async def test_a_rejected_or_unanswered_offer_goes_to_the_next_agent(producer, d
 
 
 async def test_overflow_relaxes_the_level_then_opens_the_broader_queue(producer, db, agent_session, language):
-    async with agent_session(f"stranger-{language}", languages=[language], levels={"orders": 1}) as stranger:
+    # A billing expert is signed in, on a break: the task waits for the overflow's steps (with nobody signed in able to
+    # take it, it would be widened at once: test_customer_side).
+    async with agent_session(f"expert-{language}", languages=[language], levels={"billing": 3}) as expert, \
+               agent_session(f"stranger-{language}", languages=[language], levels={"orders": 1}) as stranger:
+        await expert.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_BREAK), metadata=expert.auth)
         ctx = context(f"overflow-{language}", language, intent="disputed_payment")  # billing ≥ 2
         started = time.monotonic()
         await hand_off(producer, ctx)
@@ -176,15 +180,19 @@ async def test_overflow_relaxes_the_level_then_opens_the_broader_queue(producer,
         ("overflow", "stage 2: queue any"), ("offered", "")]
 
 
-async def test_waiting_customers_get_position_and_eta_can_write_leave_or_ask_for_a_callback(producer, replies, db, language):
+async def test_waiting_customers_get_position_and_eta_can_write_and_leave(producer, replies, db, agent_session, language):
+    # Callbacks, and what customers hear with nobody signed in: test_customer_side.
     first, second, third = (context(f"wait{i}-{language}", language) for i in (1, 2, 3))
     queued = []
-    for ctx in (first, second, third):
-        await hand_off(producer, ctx)
-        queued.append(await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_QUEUE))
+    async with agent_session(f"resting-{language}", languages=[language]) as resting:
+        await resting.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_BREAK), metadata=resting.auth)
+        for ctx in (first, second, third):
+            await hand_off(producer, ctx)
+            queued.append(await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_QUEUE))
     assert [q["data"]["position"] for q in queued] == [1, 2, 3]
     assert [q["data"]["status"] for q in queued] == ["waiting"] * 3
-    assert queued[1]["data"]["expected_wait_seconds"] == 2 * 2  # no agent, no handling time yet: the default (2 s here)
+    # One advisor serves the queue, no handling time yet: the default (2 s here) per place.
+    assert queued[1]["data"]["expected_wait_seconds"] == 2 * 2
     assert queued[1]["data"]["language"] == language and "STOP" in queued[1]["data"]["text"]
 
     # A message while waiting joins the task's context.
@@ -200,13 +208,6 @@ async def test_waiting_customers_get_position_and_eta_can_write_leave_or_ask_for
     task = await task_of(db, first.conversation_id)
     assert (task["status"], task["disposition"]) == ("abandoned", "abandoned")
     assert "abandoned" in [kind for kind, _ in await events_of(db, task["task_id"])]
-
-    # Another chooses a callback: a task of its own kind with a due time.
-    await customer_writes(producer, second.conversation_id, "Rappelez-moi", language)
-    callback = [r for r in (await replies.wait_for(second.conversation_id, 2)) if r["data"].get("status") == "callback"]
-    assert callback and callback[0]["data"]["callback_due_at"]
-    task = await task_of(db, second.conversation_id)
-    assert (task["kind"], task["channel"], task["status"]) == ("callback", "voice", "queued") and task["due_at"] is not None
 
 
 async def test_routing_killed_mid_queue_loses_and_duplicates_no_task(stack, producer, db, agent_session, language):
@@ -437,6 +438,9 @@ async def test_an_agent_signing_out_hands_its_open_conversations_back(producer, 
 
 async def test_a_callback_is_a_task_offered_at_its_due_time(producer, replies, db, agent_session, language):
     ctx = context(f"callback-{language}", language)
+    # The number to call, as intake keeps it from data.customer.phone (the whole way: test_customer_side).
+    await db.execute("INSERT INTO conversations (conversation_id, customer_id, channel, language, callback_phone)"
+                     " VALUES ($1, $2, 'chat', $3, '+33612345678')", ctx.conversation_id, ctx.customer.id, language)
     await hand_off(producer, ctx)
     await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_QUEUE)
     await customer_writes(producer, ctx.conversation_id, "CALLBACK", language)
@@ -445,7 +449,7 @@ async def test_a_callback_is_a_task_offered_at_its_due_time(producer, replies, d
             await asyncio.sleep(0.1)
     async with agent_session(f"caller-{language}", languages=[language], capacity={"voice": 1}) as agent:
         offer = await agent.next_event("offer")
-    assert offer.callback and offer.task_id == task["task_id"]
+    assert offer.callback and offer.task_id == task["task_id"] and offer.callback_phone == "+33612345678"
     offered_at = await db.fetchval("SELECT at FROM task_events WHERE task_id = $1 AND kind = 'offered'", offer.task_id)
     assert offered_at >= task["due_at"]  # not before its due time
 
