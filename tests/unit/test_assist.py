@@ -1,11 +1,14 @@
 """Agent assist: knowledge base, summaries, suggestions, and the LLM drafter against a local HTTP server."""
 
+import importlib.util
 import json
 import logging
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +20,16 @@ from relais.routing.assist import (
 )
 
 KB = KnowledgeBase.load()
+
+
+def _load_bench():
+    """bench/assist_eval.py: the evaluation set's loader and scorer, shared with `make bench`."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "assist_eval.py"
+    spec = importlib.util.spec_from_file_location("assist_eval", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["assist_eval"] = module
+    spec.loader.exec_module(module)
+    return module
 HANDED_OFF = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
 
 
@@ -81,6 +94,7 @@ def test_knowledge_dir_comes_from_the_argument_or_the_environment(tmp_path, monk
     ("---\nid: kb-a\nlanguage: en\ntitle: T\nintents: complaint\n---\nbody\n", "list of intent ids"),
     ("---\nid: kb-a\nlanguage: en\ntitle: T\nintents: [complaint]\ntitel: typo\n---\nbody\n", "unknown key 'titel'"),
     ("---\nid: kb-a\nlanguage: en\ntitle: T\nintents: [complaint]\n---\n\n", "empty body"),
+    ("---\nid: kb-a\nlanguage: en\ntitle: T\nintents: [complaint]\nlookup: weather\n---\nbody\n", "lookup 'weather'"),
 ])
 def test_a_malformed_article_is_reported_with_its_file(tmp_path, text, problem):
     write(tmp_path, "good.md", ARTICLE)
@@ -177,10 +191,28 @@ def test_history_summary_counts_previous_contacts_and_gives_the_last_outcome():
     fr = assist.summarize_history(context(), history)
     assert fr.startswith("3e contact en 7 jours (4 au total) ; dernier le 28/11/2026 : retour et remboursement, non résolu.")
     assert assist.summarize_history(context(language="en"), []) == "First contact on record."
-    assert assist.summarize_history(context(), [past(40, outcome="abandoned"), past(None, outcome="")]).startswith(
+    assert assist.summarize_history(context(), [past(40, outcome="abandoned"), past(50)]).startswith(
         "2 contacts précédents, aucun ces 7 derniers jours ; dernier le 20/10/2026 : retour et remboursement, abandonné.")
+    # an undated contact could be recent: nothing is said about the last 7 days
+    assert assist.summarize_history(context(), [past(40, outcome="abandoned"), past(None, outcome="")]).startswith(
+        "2 contacts précédents ; dernier le 20/10/2026 : retour et remboursement, abandonné.")
     assert assist.summarize_history(context(language="en"), [past(3, intent="")]) == (
         "2nd contact in 7 days (2 in all); last on 26 November 2026: unresolved.")
+
+
+@pytest.mark.parametrize("hours_after_handoff", [0.5, 30])
+def test_a_contact_after_the_hand_off_is_recent_never_none_in_the_last_7_days(hours_after_handoff):
+    """The hand-off is the reference time; a contact started since (the same day or later) is the last one and
+    counts as recent, instead of "none in the last 7 days; last on <today>"."""
+    later = PastContact("conv-later", HANDED_OFF + timedelta(hours=hours_after_handoff), "order_status", "bot_answered", "")
+    text = assist.summarize_history(context(language="en"), [past(30), later])
+    day = _date_en(HANDED_OFF + timedelta(hours=hours_after_handoff))
+    assert text == f"2nd contact in 7 days (3 in all); last on {day}: order status, answered by the bot."
+    assert "none in the last 7 days" not in text
+
+
+def _date_en(moment):
+    return f"{moment.day} {moment.strftime('%B %Y')}"
 
 
 # ---------------------------------------------------------------------------------------- suggestions
@@ -217,10 +249,10 @@ def test_suggestion_ids_are_deterministic_and_specific_to_the_conversation():
     assert not {s.suggestion_id for s in one} & {s.suggestion_id for s in other}
 
 
-def test_with_no_matching_article_a_generic_suggestion_keeps_the_lookup_result():
+def test_with_no_article_the_generic_suggestion_states_no_lookup_result():
     ctx = with_order_lookup(context(language="en", intent="", texts=("zzz",), reasons=(pb.HANDOFF_REASON_OUT_OF_SCOPE,)))
     (only,) = TemplateDrafter().draft(ctx, [], "en")
-    assert only.article_ids == () and "CMD-123456 is shipped" in only.text
+    assert (only.article_ids, only.topic) == ((), "generic") and "CMD-123456" not in only.text
 
 
 def test_a_failing_custom_drafter_does_not_cost_the_advisor_the_assist(caplog):
@@ -319,3 +351,213 @@ def test_llm_answers_are_parsed_leniently_but_never_invent_sources():
     assert parse('{"suggestions": ["not an object", {"text": ""}]}') == []
     four = json.dumps({"suggestions": [{"text": f"s{n}", "article_ids": ["kb-damaged-item-en"]} for n in range(4)]})
     assert [s.text for s in parse(four)] == ["s0", "s1", "s2"]
+
+
+# ------------------------------------------------------------- what a suggestion may say (issue 11)
+# Contexts are written like the evaluation set's cases (bench/assist_eval.py builds both).
+
+EVAL = _load_bench()
+
+
+def handoff(language="en", turns=(), kind="handoff", **fields):
+    raw = {"id": "t", "language": language, "kind": kind, "relevant": ["x"], "turns": [
+        {"text": t} if isinstance(t, str) else dict(zip(("text", "intent"), t)) if isinstance(t, tuple) else t
+        for t in turns], **fields}
+    return EVAL._case(raw).context
+
+
+HOURS = {"name": "opening_hours", "turn": 1, "result": {"monday": "09:00-19:00", "saturday": "10:00-17:00"}}
+BALANCE = {"name": "account_balance", "turn": 1, "request": {"customer_id": "c1"},
+           "result": {"account": "****4821", "balance_cents": "125034", "currency": "EUR"}}
+
+
+def order(turn=1, number="CMD-123456", status="shipped", error=None):
+    lookup = {"name": "order_status", "turn": turn, "request": {"order_id": number}}
+    return {**lookup, "error": error} if error else {**lookup, "result": {"status": status, "carrier": "DPD",
+                                                                         "expected_delivery": "2026-11-27"}}
+
+
+def problems(ctx, result, kind="handoff"):
+    return [p for s in result.suggestions for p in assist.check(ctx, s.text, [KB.get(a) for a in s.article_ids], kind)]
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_no_tracking_is_claimed_without_an_order_lookup_that_succeeded(language):
+    text = {"en": "my parcel still hasn't arrived", "fr": "mon colis n'est toujours pas arrivé"}[language]
+    ctx = handoff(language, [(text, "delivery_problem")], reasons=["not_bot_allowed"])
+    result = Assistant(KB).assist(ctx, [])
+    assert problems(ctx, result) == []
+    first = result.suggestions[0].text
+    assert "checked the tracking" not in first and "J'ai vérifié" not in first
+    assert "CMD-" in first  # it asks for the order number instead
+    found = handoff(language, ["where is CMD-123456", (text, "delivery_problem")], lookups=[order()])
+    assert "CMD-123456" in Assistant(KB).assist(found, []).suggestions[0].text
+    unknown = handoff(language, ["where is CMD-999", (text, "delivery_problem")],
+                      lookups=[order(number="CMD-999", error="NOT_FOUND: no order")])
+    assert {"en": "I can't find order CMD-999", "fr": "Je ne retrouve pas la commande CMD-999"}[language] in \
+        Assistant(KB).assist(unknown, []).suggestions[0].text
+
+
+@pytest.mark.parametrize("language, text", [
+    ("en", "Can I talk to a real person please"), ("fr", "Je voudrais parler à un conseiller"),
+    ("en", "I want to speak to someone"), ("fr", "un humain svp"), ("fr", "passez-moi quelqu'un tout de suite"),
+])
+def test_a_request_for_a_person_alone_gets_a_greeting_never_a_closure(language, text):
+    ctx = handoff(language, [{"text": text, "intent": "speak_to_advisor", "human": True}])
+    result = Assistant(KB).assist(ctx, [])
+    assert [s.topic for s in result.suggestions] == ["greeting"]
+    assert result.suggestions[0].text.endswith({"en": "How can I help you?", "fr": "Que puis-je faire pour vous ?"}[language])
+    assert problems(ctx, result) == []
+
+
+def test_behind_a_request_for_a_person_the_greeting_recalls_the_earlier_request_and_what_the_bot_did():
+    answered = handoff("en", [("what time do you open on sunday?", "opening_hours"),
+                              {"text": "Thanks, but I would like to talk to a real person", "intent": "speak_to_advisor"}],
+                       bot=[{"turn": 1, "intent": "opening_hours", "resolved": True}], lookups=[HOURS])
+    first, second = Assistant(KB).assist(answered, []).suggestions
+    assert first.text == ("Hello, this is customer service: I'm taking over from here. I can see you wrote to us about "
+                          "our opening hours and that our assistant answered. What is still unresolved, or what else can "
+                          "I do for you?")
+    assert second.article_ids == ("kb-opening-hours-stores-en",)
+    unanswered = handoff("fr", [("mon code promo ne marche pas", "promo_code_problem"),
+                                {"text": "un conseiller svp", "intent": "speak_to_advisor"}],
+                         bot=[{"turn": 1, "intent": "promo_code_problem", "resolved": False}])
+    first = Assistant(KB).assist(unanswered, []).suggestions[0].text
+    assert "au sujet d'un code promo. Que puis-je faire pour vous ?" in first and "assistant" not in first
+
+
+def test_a_request_for_a_person_that_says_what_it_is_about_gets_that_topic():
+    ctx = handoff("en", [{"text": "I want to talk to a person: my card payment was declined at the shop twice today",
+                          "intent": "speak_to_advisor", "human": True}])
+    assert Assistant(KB).assist(ctx, []).suggestions[0].article_ids == ("kb-card-declined-en",)
+
+
+def test_the_latest_request_is_answered_with_its_own_lookups_only():
+    hours_then_parcel = handoff("en", [("are you open on saturdays?", "opening_hours"),
+                                       ("my parcel was due on Thursday and it's still not here", "delivery_problem")],
+                                lookups=[HOURS], bot=[{"turn": 1, "intent": "opening_hours", "resolved": True}])
+    result = Assistant(KB).assist(hours_then_parcel, [])
+    assert result.suggestions[0].article_ids == ("kb-delivery-delay-en",)
+    assert not any("09:00" in s.text or "opening hours" in s.text for s in result.suggestions)
+    assert result.summary.startswith("Customer wants: late or missing delivery (before: opening hours).")
+    balance_then_address = handoff("fr", [("mon solde svp", "account_balance"),
+                                          ("je dois changer l'adresse de livraison de ma commande CMD-551204",
+                                           "change_delivery_address")], lookups=[BALANCE])
+    result = Assistant(KB).assist(balance_then_address, [])
+    assert result.suggestions[0].article_ids == ("kb-change-delivery-address-fr",)
+    assert not any("1 250,34" in s.text or "4821" in s.text for s in result.suggestions)
+    assert "Je vérifie la commande CMD-551204 tout de suite." in result.suggestions[0].text
+    assert problems(hours_then_parcel, Assistant(KB).assist(hours_then_parcel, [])) == []
+
+
+def test_an_order_the_customer_no_longer_writes_about_is_not_quoted():
+    ctx = handoff("en", ["where is CMD-100200?", ("my other order CMD-100999 never came", "delivery_problem")],
+                  lookups=[order(number="CMD-100200", status="delivered")])
+    texts = [s.text for s in Assistant(KB).assist(ctx, []).suggestions]
+    assert all("CMD-100200" not in t and "I'm checking order CMD-100999 right away." in t for t in texts)
+
+
+@pytest.mark.parametrize("language", ["en", "fr"])
+def test_a_callback_opens_the_call_about_the_request_not_about_returns_or_lost_cards(language):
+    ctx = handoff(language, [("my parcel is a week late", "delivery_problem"), "CALLBACK"], kind="callback")
+    result = Assistant(KB).assist(ctx, [], kind="callback")
+    first = result.suggestions[0]
+    assert first.topic == "callback" and first.article_ids == ()
+    assert first.text.startswith({"en": "Hello, this is customer service calling you back, as you asked, about the "
+                                        "delivery of your parcel.",
+                                  "fr": "Bonjour, ici le service client : je vous rappelle comme vous l'avez demandé, "
+                                        "au sujet de la livraison de votre colis."}[language])
+    cited = {a for s in result.suggestions for a in s.article_ids}
+    assert cited and all("delivery" in a or "parcel" in a for a in cited)
+    assert problems(ctx, result, "callback") == []
+    person = handoff("en", [{"text": "I want to speak to someone", "intent": "speak_to_advisor"}, "callback"])
+    (only,) = Assistant(KB).assist(person, [], kind="callback").suggestions
+    assert only.text == "Hello, this is customer service calling you back, as you asked. How can I help you?"
+    # the same context handed off (not a callback) never says "calling you back"
+    assert "calling you back" not in Assistant(KB).assist(person, []).suggestions[0].text
+    with pytest.raises(ValueError, match="assist kind 'phone'"):
+        Assistant(KB).assist(person, [], kind="phone")
+
+
+def test_irreversible_steps_are_proposed_only_when_asked():
+    asked = handoff("en", [("Please close my account, I'm moving to another bank", "close_account")])
+    assert Assistant(KB).assist(asked, []).suggestions[0].article_ids == ("kb-close-account-en",)
+    for ctx in (handoff("en", [{"text": "Can I talk to a real person please", "intent": "speak_to_advisor"}]),
+                handoff("en", [("my parcel never came", "delivery_problem")])):
+        assert [p for p in problems(ctx, Assistant(KB).assist(ctx, [])) if p.kind == "irreversible"] == []
+
+
+# ---------------------------------------------------------------------------------- the checker
+
+
+def test_the_checker_finds_actions_nobody_took_and_facts_not_in_the_context():
+    no_lookup = handoff("en", [("my parcel is late", "delivery_problem")])
+    claim = "I've checked the tracking with the carrier: it will arrive tomorrow."
+    assert [p.kind for p in assist.check(no_lookup, claim)] == ["unsupported"]
+    with_lookup = handoff("en", [("where is CMD-123456", "order_status"), ("it's late", "delivery_problem")],
+                          lookups=[order()])
+    assert assist.check(with_lookup, claim) == []
+    assert assist.check(with_lookup, "Your order CMD-123456 is shipped, expected to be delivered on 27 November 2026.") == []
+    assert [p.detail for p in assist.check(with_lookup, "Your order CMD-123457 is expected on 28 November 2026.")] == [
+        "order CMD-123457 is not in the conversation", "date 2026-11-28 is not in the conversation"]
+    assert "amount 50.00" in assist.check(no_lookup, "I've added a €50 voucher to your account.")[-1].detail
+    assert "claims an action nobody took" in assist.check(no_lookup, "I've blocked your card.")[0].detail
+    assert "claims an action nobody took" in assist.check(no_lookup, "Votre carte a été bloquée.")[0].detail
+    assert assist.check(no_lookup, "I have your whole conversation in front of me and I've read it.") == []
+    assert assist.check(no_lookup, "Our assistant answered your question.")[0].detail.startswith("needs bot_answered")
+    assert assist.check(no_lookup, "Hello, this is customer service calling you back.")[0].detail.startswith("needs callback")
+    assert assist.check(no_lookup, "Hello, this is customer service calling you back.", kind="callback") == []
+    assert "never asked 'about a direct debit'" in assist.check(no_lookup, "I can see you wrote to us about a direct debit.")[0].detail
+
+
+def test_the_checker_finds_irreversible_proposals_and_unrelated_lookup_results():
+    person = handoff("fr", [{"text": "je veux parler à quelqu'un", "intent": "speak_to_advisor"}])
+    (closure,) = assist.check(person, "Je peux lancer la clôture dès maintenant.")
+    assert closure.kind == "irreversible" and "close the account" in closure.detail
+    assert assist.check(person, "La clôture d'un compte est gratuite.") == []  # a fact, not a proposal
+    asks_refund = handoff("en", [("my order never came, I want my money back", "delivery_problem")])
+    assert assist.check(asks_refund, "I'll refund you today.") == []  # the customer's words ask for it
+    parcel = handoff("en", [("are you open on saturdays?", "opening_hours"), ("my parcel is late", "delivery_problem")],
+                     lookups=[HOURS])
+    hours = "I'm sorry your parcel is late. Our opening hours: Monday 09:00–19:00."
+    assert [p.kind for p in assist.check(parcel, hours, [KB.get("kb-delivery-delay-en")])] == ["off_topic"]
+    assert assist.check(parcel, hours, [KB.get("kb-opening-hours-stores-en")]) == []
+
+
+def test_templates_say_only_what_the_context_holds():
+    bare = handoff("en", [("my parcel is late", "delivery_problem")])
+    assert assist.say("order", "en", bare, order="CMD-1", status="shipped", carrier="", eta="") == ""
+    assert assist.say("callback", "en", bare) == ""
+    assert assist.say("callback", "en", bare, "callback").startswith("Hello, this is customer service calling you back")
+    assert assist.say("earlier", "en", bare, subject="about a transfer", intent="transfer_status") == ""
+    for name, template in assist.TEMPLATES.items():  # every requirement is one `holds` knows (else ValueError)
+        for requirement in template.requires:
+            assist.holds(requirement.format(intent="complaint"), bare)
+    with pytest.raises(ValueError, match="unknown requirement"):
+        assist.holds("weather:sunny", bare)
+
+
+# ------------------------------------------------------------------------------- the evaluation set
+
+
+def test_the_evaluation_set_is_varied_and_labelled():
+    cases = EVAL.load_cases()
+    catalogue = load_catalogue()
+    assert len(cases) >= 60
+    assert {c.context.language for c in cases} == {"fr", "en"}
+    intents = {t.classification.intent or t.classification.best_guess for c in cases for t in c.context.turns}
+    assert set(catalogue.intents) <= intents  # every intent of the catalogue
+    kinds = [c.kind for c in cases]
+    assert kinds.count("callback") >= 4
+    assert sum(1 for c in cases if len({t.classification.intent for t in c.context.turns} - {""}) > 1) >= 10
+    assert sum(1 for c in cases if any(not lookup.ok for lookup in c.context.lookups)) >= 3
+    assert sum(1 for c in cases if any(t.classification.sentiment.anger for t in c.context.turns)) >= 5
+    known = {a.article_id.removeprefix("kb-").rsplit("-", 1)[0] for a in KB.articles} | {"greeting", "callback"}
+    assert all(c.relevant <= known for c in cases), [c.case_id for c in cases if not c.relevant <= known]
+
+
+def test_the_evaluation_meets_the_targets():
+    """The figures `make bench` prints: first suggestions relevant ≥ 80 %, nothing unsupported."""
+    report = EVAL.evaluate(Assistant(KB), EVAL.load_cases(), rounds=0)
+    assert report["relevant_share"] >= 0.80, report["misses"]
+    assert (report["unsupported"], report["irreversible"], report["off_topic"]) == (0, 0, 0), report["problems"]
