@@ -4,6 +4,8 @@ Pure rules, no I/O. A hand-off carries every reason that applied (the first is t
 
 - the customer asked for a person (always honoured, no threshold);
 - anger, distress, or a customer getting angrier across the conversation even if each message is mild;
+- the customer writes in a language the catalogue does not serve (the bot never answers a request
+  in a language it cannot speak; the advisor gets the intent when the classifier was sure of it);
 - out of scope: no catalogue intent fits, or the bot's one clarifying question did not settle it;
 - the catalogue's limits for the intent: the bot may not handle it, the customer's tier is kept for
   people, an amount above the intent's limit, or the bot already used the turns it is allowed;
@@ -83,6 +85,10 @@ def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Dec
         reasons.append((pb.HANDOFF_REASON_DISTRESS, "distress detected"))
     if escalating([*state.sentiment_scores, c.sentiment.score]):
         reasons.append((pb.HANDOFF_REASON_ESCALATING_SENTIMENT, "the customer is getting more upset"))
+
+    if turn.language and not catalogue.serves(turn.language):
+        reasons.append((pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED, f"language {turn.language} not served"))
+        return Decision(HANDOFF, c.intent, tuple(r for r, _ in reasons), "; ".join(d for _, d in reasons))
 
     intent_id = c.intent
     if not intent_id and state.pending_clarification and is_affirmative(turn.text):

@@ -65,11 +65,12 @@ async def build(w: worker.Worker) -> worker.Service:
         if decision.action == policy.HANDOFF:
             return _handoff(turn, context, decision, catalogue)
         intent = catalogue.intents[decision.intent]
-        lang = answers.language(turn)
+        langs = answers.reply_languages(turn)
+        lang = langs[0]
         if decision.action == policy.CLARIFY:
-            answer = answers.Answer(intent.clarify_text(lang), resolved=False)
+            answer = answers.Answer(answers.each(langs, intent.clarify_text), resolved=False)
         elif intent.answer:
-            answer = answers.Answer(intent.answer_text(lang), resolved=True)
+            answer = answers.Answer(answers.each(langs, intent.answer_text), resolved=True)
         else:
             answer = await answers.ANSWERS[intent.lookups[0]](turn, lookup)  # keyed by lookup name
         context.lookups.extend(answer.lookups)
@@ -107,10 +108,16 @@ def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.De
     context.priority = intent.priority if intent is not None else 0
     context.language = turn.language or context.language
     context.handed_off_at.GetCurrentTime()
-    notice = answers.text(context.language, "handoff")
+    if pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED in decision.reasons:
+        # The short answer in the customer's language; routing looks for an advisor who speaks it.
+        notice, notice_language = answers.language_not_served(
+            context.language, catalogue.unsupported_language_reply(context.language))
+    else:
+        langs = answers.reply_languages(turn) if turn.language else (context.language or "en",)
+        notice, notice_language = answers.each(langs, lambda lang: answers.text(lang, "handoff")), langs[0]
     return [
         cloudevents.reply(cloudevents.REPLY_HANDOFF, SOURCE, f"{turn.turn_id}/handoff", turn.conversation_id,
-                          notice, context.language, in_reply_to=turn.turn_id,
+                          notice, notice_language, in_reply_to=turn.turn_id,
                           reason=pb.HandoffReason.Name(decision.reason),
                           reasons=[pb.HandoffReason.Name(r) for r in decision.reasons]),
         _to_routing(pb.HandoffEvent(handoff=context), turn),

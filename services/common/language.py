@@ -125,6 +125,8 @@ FUNCTION_WORD_WEIGHT = 0.2  # added to lingua's confidence (0..1) per function w
 # How much likelier the best language must be than the best one on the other side of the
 # served/unserved line to be taken as sure; measured on tests/unit/test_language.py.
 SURE_MARGIN = 0.25
+# A later message must say clearly that the customer changed language: the conversation's gets this much.
+CONTINUITY_BONUS = 0.3
 SURE_MARGIN_ONE_WORD = 0.6  # one word is little to go on ("pedido" is Spanish and Portuguese)
 # Words of every language in a chat: they say nothing of the customer's ("ok merci" is French).
 NEUTRAL_WORDS = frozenset({"ok", "okay", "okey", "oki", "oke", "lol", "hmm", "mmh", "cmd", "ord", "sms", "email",
@@ -132,16 +134,26 @@ NEUTRAL_WORDS = frozenset({"ok", "okay", "okey", "oki", "oke", "lol", "hmm", "mm
 _NOT_WORDS = re.compile(r"\S*\d\S*")
 
 
-def guess_language(text: str, hint: str | None = None) -> LanguageGuess:
+def guess_language(text: str, hint: str | None = None, previous: str | None = None) -> LanguageGuess:
     """The language of `text`: the declared one (`hint`) when given, else the detected one.
 
     Unsure between a served and an unserved language, the guess is the likelier served language,
     marked not sure with the other one in `ambiguous_with`: the caller answers in every served
-    language rather than guessing wrong.
+    language rather than guessing wrong. `previous`, the language of the conversation so far, weighs
+    in favour of staying in it ("pizza" or "ciao" in a French conversation stays French) and is the
+    guess, not sure, when the text cannot tell.
     """
     declared = declared_language(hint)
     if declared:
         return LanguageGuess(declared)
+    previous = declared_language(previous)
+    guess = _detect(text, previous)
+    if previous and not guess.sure:
+        return LanguageGuess(previous, sure=False)
+    return guess
+
+
+def _detect(text: str, previous: str | None) -> LanguageGuess:
     # Order numbers, amounts and codes are no language: left in, they blur a short message's n-grams.
     letters = _NOT_WORDS.sub(" ", text)
     words = [w for w in re.findall(r"[a-z]+", fold(letters)) if w not in NEUTRAL_WORDS]
@@ -151,16 +163,21 @@ def guess_language(text: str, hint: str | None = None) -> LanguageGuess:
     if len(words) <= SHORT_MESSAGE_WORDS:
         votes = {lang: sum(w in markers for w in words) for lang, markers in LANGUAGE_MARKERS.items()}
         best = max(votes.values())
-        if best:
-            candidates = tuple(lang for lang, n in votes.items() if n == best)
-            if len(candidates) == 1:
-                return LanguageGuess(candidates[0])
+        winners = tuple(lang for lang, n in votes.items() if n == best)
+        if best and previous in winners:
+            return LanguageGuess(previous)
+        if best and len(winners) == 1 and not previous:
+            return LanguageGuess(winners[0])
+        if best and not previous:
+            candidates = winners
     score = {value.language.iso_code_639_1.name.lower(): value.value
              for value in _language_detector().compute_language_confidence_values(letters)}
     for lang, common in FUNCTION_WORDS.items():
         score[lang] = score.get(lang, 0.0) + FUNCTION_WORD_WEIGHT * sum(w in common for w in words)
     if "¿" in text or "¡" in text:  # only Spanish opens a question or an exclamation
         score["es"] += FUNCTION_WORD_WEIGHT
+    if previous in score:
+        score[previous] += CONTINUITY_BONUS
     served = max((lang for lang in candidates if lang in SUPPORTED_LANGUAGES), key=score.__getitem__, default="")
     unserved = max((lang for lang in candidates if lang not in SUPPORTED_LANGUAGES), key=score.__getitem__, default="")
     if candidates != DETECTED_LANGUAGES:  # chat words of several languages ("no", "ja", "si"): too little to tell

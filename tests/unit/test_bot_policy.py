@@ -21,8 +21,8 @@ CLARIFIABLE = first(lambda i: i.bot_allowed and i.on_low_confidence == "clarify"
 
 
 def turn(intent=BOT_INTENT.id, confidence=0.9, oos=False, best_guess=None, anger=False, distress=False,
-         human=False, score=0.0, tier="", amount=0.0, text="message"):
-    return pb.Turn(text=text, customer=pb.Customer(tier=tier), classification=pb.Classification(
+         human=False, score=0.0, tier="", amount=0.0, text="message", language=""):
+    return pb.Turn(text=text, language=language, customer=pb.Customer(tier=tier), classification=pb.Classification(
         intent="" if oos else intent, best_guess=best_guess or intent, confidence=confidence, out_of_scope=oos,
         asks_for_human=human, amount=amount, sentiment=pb.Sentiment(score=score, anger=anger, distress=distress)))
 
@@ -106,6 +106,27 @@ def test_two_failed_attempts_hand_off():
 def test_every_reason_that_applies_is_kept_the_request_first():
     reasons = handoff_reasons(turn(intent=PEOPLE_INTENT.id, human=True, anger=True, score=-0.9))
     assert reasons == (pb.HANDOFF_REASON_CUSTOMER_REQUEST, pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_NOT_BOT_ALLOWED)
+
+
+@pytest.mark.parametrize("language", ["es", "de", "it", "pt", "nl", "pl"])
+def test_a_request_the_bot_could_answer_in_a_language_it_does_not_serve_goes_to_a_person(language):
+    decision = policy.decide(turn(language=language), FIRST, CATALOGUE)
+    assert decision == policy.Decision(HANDOFF, BOT_INTENT.id, (pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,),
+                                       f"language {language} not served")
+
+
+def test_in_a_language_not_served_the_bot_neither_clarifies_nor_guesses_the_intent():
+    unsure = turn(intent=CLARIFIABLE.id, oos=True, confidence=0.2, language="es")
+    assert policy.decide(unsure, FIRST, CATALOGUE) == policy.Decision(
+        HANDOFF, "", (pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,), "language es not served")
+    # A request for a person or anger stays the main reason.
+    assert handoff_reasons(turn(human=True, anger=True, score=-0.9, language="de")) == (
+        pb.HANDOFF_REASON_CUSTOMER_REQUEST, pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED)
+
+
+@pytest.mark.parametrize("language", ["fr", "en", ""])
+def test_served_languages_are_answered(language):
+    assert policy.decide(turn(language=language), FIRST, CATALOGUE).action == ANSWER
 
 
 @pytest.mark.parametrize("text, expected", [("oui", True), ("Ouais", True), ("exactement !", True), ("yes", True),
