@@ -3,6 +3,12 @@ when the sender did not give it, stores the turn, and passes it to the classifie
 answer (relais.contact.survey.v1) of a known conversation goes to analytics as an outcome, its
 comment redacted.
 
+Language: the customer's declared one wins; else the detected one (relais.common.language, which tells
+French and English from Spanish, German, Italian, Portuguese and Dutch). A later message stays in the
+conversation's language unless it clearly says otherwise ("ok", "ja", "CMD-123456" do not); a first
+message that could be a served or an unserved language is marked language_unsure, and the bot answers
+it in French and English.
+
 Personal data (card numbers, IBANs, e-mail addresses, phone numbers) is redacted here, before the
 turn is stored, published, logged or traced: nothing downstream ever sees it. Order numbers and the
 like are kept for the bot's lookups. Intake also runs the retention purge (relais.common.retention).
@@ -14,7 +20,7 @@ turn's span is its child, so a whole conversation reads as one trace.
 from aiokafka import ConsumerRecord
 
 from relais.common import bus, cloudevents, customer_contact, outbox, retention, telemetry, topics, worker
-from relais.common.language import detect_language
+from relais.common.language import guess_language
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.redact import redact
 from relais.common.runtime import serve
@@ -31,7 +37,7 @@ async def build(w: worker.Worker) -> worker.Service:
             return
         message = event.message
         # Detected on the text as written (in memory only); everything kept or sent is redacted.
-        language = detect_language(message.text, hint=message.customer.language)
+        guess = guess_language(message.text, hint=message.customer.language)
         text = redact(message.text)
         phone = customer_contact.take_phone(message)  # the number to call back never travels in a turn
 
@@ -41,10 +47,15 @@ async def build(w: worker.Worker) -> worker.Service:
                 " VALUES ($1, $2, $3, $4, $5, 1)"
                 " ON CONFLICT (conversation_id) DO UPDATE"
                 " SET turn_count = conversations.turn_count + 1, updated_at = now()"
-                " RETURNING turn_count, traceparent",
-                event.subject, message.customer.id, cloudevents.CHANNEL_NAMES[message.channel], language,
+                " RETURNING turn_count, traceparent, language",  # the language of its first turn
+                event.subject, message.customer.id, cloudevents.CHANNEL_NAMES[message.channel], guess.language,
                 message.customer.tier,
             )
+            first_turn = conversation["turn_count"] == 1
+            # Later turns are read knowing the conversation's language (set by its first turn).
+            language = (guess if first_turn else
+                        guess_language(message.text, message.customer.language, conversation["language"])).language
+            unsure = first_turn and not guess.sure and bool(guess.ambiguous_with)
             parent = telemetry.context_from_traceparent(conversation["traceparent"]) or telemetry.context_from_traceparent(event.traceparent)
             with telemetry.consume_span("intake turn", record, parent=parent, **{"relais.conversation_id": event.subject}):
                 if not conversation["traceparent"]:
@@ -58,7 +69,7 @@ async def build(w: worker.Worker) -> worker.Service:
                 turn = pb.Turn(
                     turn_id=event.event_key, conversation_id=event.subject, seq=conversation["turn_count"],
                     channel=message.channel, customer=message.customer, language=language, text=text,
-                    sent_at=message.sent_at, received_at=received,
+                    sent_at=message.sent_at, received_at=received, language_unsure=unsure,
                 )
                 turn.customer.language = turn.customer.language or language
                 await conn.execute(
