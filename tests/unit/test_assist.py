@@ -283,6 +283,10 @@ class FakeLLM(BaseHTTPRequestHandler):
         content = json.dumps({"suggestions": [
             {"text": "Votre colis est en route : je lance une enquête.", "article_ids": ["kb-delivery-delay-fr", "kb-made-up"]},
             {"text": "Je vérifie avec le transporteur.", "article_ids": []},
+        ] if self.mode != "claims" else [
+            {"text": "J'ai vérifié le suivi auprès du transporteur : livraison le 3 décembre 2026.", "article_ids": []},
+            {"text": "Je vous rembourse tout de suite.", "article_ids": []},
+            {"text": "Pouvez-vous me donner le numéro de votre commande ?", "article_ids": ["kb-delivery-delay-fr"]},
         ]})
         reply = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": f"```json\n{content}\n```"}}]})
         self.send_response(200)
@@ -332,6 +336,15 @@ def test_llm_failure_falls_back_to_templates_with_a_warning(llm_server, mode, ca
     assert suggestions and all(s.source == "template" for s in suggestions)
     assert suggestions[0].article_ids == ("kb-delivery-delay-fr",)
     assert "using templates" in caplog.text
+
+
+def test_llm_suggestions_with_unsupported_claims_are_dropped(llm_server, caplog):
+    FakeLLM.mode = "claims"
+    no_lookup = context(texts=("mon colis n'est toujours pas arrivé",))
+    with caplog.at_level(logging.WARNING, logger="relais.routing.assist"):
+        suggestions = Assistant(KB, LLMDrafter(llm_server, "tiny")).assist(no_lookup, []).suggestions
+    assert [s.text for s in suggestions] == ["Pouvez-vous me donner le numéro de votre commande ?"]
+    assert "needs lookup_ok:order_status" in caplog.text and "proposes to refund" in caplog.text
 
 
 def test_without_llm_settings_the_offline_drafter_is_used(caplog):
