@@ -145,7 +145,8 @@ def render_event(n: int, event: desk.DeskEvent, now: datetime | None = None, ful
     if kind == "offer":
         o = event.offer
         left = countdown(_expiry(o), now)
-        head = f"#{n} OFFER{' (callback)' if o.callback else ''} priority {o.priority} — accept {n} or reject {n}" + \
+        callback = f" (callback: call {o.callback_phone})" if o.callback_phone else " (callback)" if o.callback else ""
+        head = f"#{n} OFFER{callback} priority {o.priority} — accept {n} or reject {n}" + \
             (f" ({left})" if left else "")
         return "\n".join([head, render_context(o.context), *render_transcript(o.transcript, now),
                           *([f"  note: {o.note}"] if o.note else []), *render_assist(o.assist)])

@@ -86,3 +86,11 @@ async def test_the_number_is_kept_when_given_or_asked_for(given, text, asked, ke
     conn = Conn(asked)
     await customer_contact.keep(conn, "conv-42", given, text, redact(text))
     assert conn.updates == ([("conv-42", kept)] if kept else [])
+
+
+def test_the_console_shows_the_number_on_a_callback_offer():
+    from relais.common.pb import agent_desk_pb2 as desk
+    from relais.desk import render_event
+
+    offer = desk.Offer(task_id="t", callback=True, callback_phone="+33612345678")
+    assert "#1 OFFER (callback: call +33612345678)" in render_event(1, desk.DeskEvent(offer=offer))
