@@ -972,7 +972,9 @@ class TemplateDrafter:
         drafts = []
         for article in articles[:MAX_SUGGESTIONS]:
             before, after = lookup_sentences(context, article.lookup, language, request) if article.lookup else ([], [])
-            parts = [opening, *before, article.reply or _first_paragraph(article.body), *after]
+            reply = article.reply or _first_paragraph(article.body)
+            empathic = re.match(r"(?:I understand|Je comprends)\b", reply)  # the reply already says it: not twice
+            parts = ["" if empathic else opening, *before, reply, *after]
             drafts.append(suggestion(context, " ".join(p for p in parts if p), (article.article_id,), "template"))
         if not drafts:
             text = " ".join(p for p in [opening, say("generic", language, context)] if p)
@@ -996,7 +998,7 @@ def opening_suggestion(context: pb.ConversationContext, request: Request, langua
         return suggestion(context, " ".join(p for p in parts if p), (), "template", "callback")
     if request.intent:
         return None
-    parts = [empathy(context, language), say("takeover", language, context)]
+    parts = [say("takeover", language, context), empathy(context, language)]
     if request.person and subject:
         answered = say("earlier_answered", language, context, subject=subject, intent=subject_of)
         parts += [answered or say("earlier", language, context, subject=subject, intent=subject_of),
