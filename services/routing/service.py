@@ -638,17 +638,18 @@ class Routing(AgentDeskApi):
 
     async def _widen(self, conn, full: bool) -> bool:
         """Waiting tasks that no signed-in advisor could take are widened at once to the overflow stage where one can
-        (rules.widened_stage) — checked when who is signed in changed (a sign-in, a sign-out) and at the full pass."""
+        (rules.widened_stage): every task when who is signed in changed (a sign-in, a sign-out) and at the full pass,
+        else those (re)queued in the last seconds (a transfer to a queue nobody signed in serves)."""
         rows = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state <> 'offline'")
         seen = frozenset((r["agent_id"], r["token_sha256"]) for r in rows)
-        if seen == self.signed_in_seen and not full:
-            return False
+        every = full or seen != self.signed_in_seen
         self.signed_in_seen = seen
         agents = [self._agent(r, {}) for r in rows]
         stages: dict[tuple, int | None] = {}  # the same needs widen the same way
         widened = False
-        for row in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' AND stage < $1",
-                                    len(self.rules.overflow)):
+        for row in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' AND stage < $1"
+                                    " AND ($2 OR queued_at >= now() - interval '5 seconds')",
+                                    len(self.rules.overflow), every):
             task = _task(row)
             signature = (task.language, task.channel, tuple(sorted(task.required.items())), task.stage)
             if signature not in stages:

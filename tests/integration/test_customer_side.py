@@ -119,6 +119,23 @@ async def test_a_task_nobody_signed_in_can_take_is_widened_at_once(producer, db,
     assert rows[0]["detail"] == f"stage 2: queue any at once: no advisor signed in for billing ≥ 2 in {language}"
 
 
+async def test_a_transfer_to_a_queue_nobody_signed_in_serves_is_widened_at_once(producer, db, agent_session, language):
+    async with agent_session(f"first-{language}", languages=[language], levels={"orders": 2}) as first, \
+               agent_session(f"next-{language}", languages=[language], levels={"billing": 1}) as following:
+        await on_break(following)
+        ctx = context(f"transfer-{language}", language)  # order_status: orders ≥ 1
+        await hand_off(producer, ctx)
+        offer = await first.next_event("offer")
+        await first.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=first.auth)
+        await following.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_AVAILABLE), metadata=following.auth)
+        await first.stub.Transfer(desk.TransferRequest(task_id=offer.task_id, queue="cards", note="a card question"),
+                                  metadata=first.auth)
+        moved = await following.next_event("offer", timeout=10)
+    assert (moved.task_id, moved.note) == (offer.task_id, "a card question")
+    rows = await db.fetch("SELECT detail FROM task_events WHERE task_id = $1 AND kind = 'overflow' ORDER BY id", offer.task_id)
+    assert rows[0]["detail"] == f"stage 2: queue any at once: no advisor signed in for cards ≥ 1 in {language}"
+
+
 async def test_with_nobody_signed_in_no_wait_is_made_up_and_a_callback_is_offered(producer, replies, db, agent_session,
                                                                                  language):
     alone = context(f"alone-{language}", language)
