@@ -243,6 +243,34 @@ LABELS = {  # intent -> (fr, en): short noun phrases, for the summaries
     "close_account": ("clôture du compte", "closing the account"),
     "speak_to_advisor": ("parler à un conseiller", "speaking to an advisor"),
 }
+SUBJECTS = {  # intent -> (fr, en): what the customer wrote about, as a reply may say it
+    "opening_hours": ("au sujet de nos horaires d'ouverture", "about our opening hours"),
+    "order_status": ("au sujet du suivi de votre commande", "about where your order is"),
+    "account_balance": ("au sujet du solde de votre compte", "about your account balance"),
+    "store_locator": ("pour trouver l'un de nos magasins", "about finding one of our stores"),
+    "return_refund": ("au sujet d'un retour ou d'un remboursement", "about a return or a refund"),
+    "exchange_item": ("au sujet de l'échange d'un article", "about exchanging an item"),
+    "invoice_request": ("au sujet d'une facture", "about an invoice"),
+    "payment_methods": ("au sujet des moyens de paiement", "about the ways you can pay"),
+    "promo_code_problem": ("au sujet d'un code promo", "about a promo code"),
+    "loyalty_points": ("au sujet de vos points de fidélité", "about your loyalty points"),
+    "account_access": ("au sujet de l'accès à votre compte en ligne", "about getting into your online account"),
+    "update_personal_details": ("au sujet de la mise à jour de vos coordonnées", "about updating your details"),
+    "card_limit_increase": ("au sujet du plafond de votre carte", "about your card limit"),
+    "transfer_status": ("au sujet d'un virement", "about a transfer"),
+    "direct_debit_question": ("au sujet d'un prélèvement", "about a direct debit"),
+    "delivery_problem": ("au sujet de la livraison de votre colis", "about the delivery of your parcel"),
+    "damaged_item": ("au sujet d'un article abîmé ou non conforme", "about a damaged or wrong item"),
+    "change_delivery_address": ("au sujet de l'adresse de livraison", "about the delivery address"),
+    "lost_or_stolen_card": ("au sujet de votre carte perdue ou volée", "about your lost or stolen card"),
+    "card_not_arrived": ("au sujet de votre carte qui n'est pas arrivée", "about your card that hasn't arrived"),
+    "card_payment_declined": ("au sujet d'un paiement par carte refusé", "about a declined card payment"),
+    "disputed_payment": ("au sujet d'un paiement que vous contestez", "about a payment you dispute"),
+    "overdraft_fees": ("au sujet de frais de découvert", "about overdraft fees"),
+    "complaint": ("au sujet de votre réclamation", "about your complaint"),
+    "cancellation": ("au sujet d'une résiliation", "about a cancellation"),
+    "close_account": ("au sujet de la clôture de votre compte", "about closing your account"),
+}
 REASONS = {  # hand-off reason -> (fr, en)
     pb.HANDOFF_REASON_CUSTOMER_REQUEST: ("a demandé un conseiller", "asked for an advisor"),
     pb.HANDOFF_REASON_ANGER: ("client en colère", "customer angry"),
@@ -513,36 +541,6 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-SUBJECTS = {  # intent -> (fr, en): what the customer wrote about, as a reply may say it
-    "opening_hours": ("au sujet de nos horaires d'ouverture", "about our opening hours"),
-    "order_status": ("au sujet du suivi de votre commande", "about where your order is"),
-    "account_balance": ("au sujet du solde de votre compte", "about your account balance"),
-    "store_locator": ("pour trouver l'un de nos magasins", "about finding one of our stores"),
-    "return_refund": ("au sujet d'un retour ou d'un remboursement", "about a return or a refund"),
-    "exchange_item": ("au sujet de l'échange d'un article", "about exchanging an item"),
-    "invoice_request": ("au sujet d'une facture", "about an invoice"),
-    "payment_methods": ("au sujet des moyens de paiement", "about the ways you can pay"),
-    "promo_code_problem": ("au sujet d'un code promo", "about a promo code"),
-    "loyalty_points": ("au sujet de vos points de fidélité", "about your loyalty points"),
-    "account_access": ("au sujet de l'accès à votre compte en ligne", "about getting into your online account"),
-    "update_personal_details": ("au sujet de la mise à jour de vos coordonnées", "about updating your details"),
-    "card_limit_increase": ("au sujet du plafond de votre carte", "about your card limit"),
-    "transfer_status": ("au sujet d'un virement", "about a transfer"),
-    "direct_debit_question": ("au sujet d'un prélèvement", "about a direct debit"),
-    "delivery_problem": ("au sujet de la livraison de votre colis", "about the delivery of your parcel"),
-    "damaged_item": ("au sujet d'un article abîmé ou non conforme", "about a damaged or wrong item"),
-    "change_delivery_address": ("au sujet de l'adresse de livraison", "about the delivery address"),
-    "lost_or_stolen_card": ("au sujet de votre carte perdue ou volée", "about your lost or stolen card"),
-    "card_not_arrived": ("au sujet de votre carte qui n'est pas arrivée", "about your card that hasn't arrived"),
-    "card_payment_declined": ("au sujet d'un paiement par carte refusé", "about a declined card payment"),
-    "disputed_payment": ("au sujet d'un paiement que vous contestez", "about a payment you dispute"),
-    "overdraft_fees": ("au sujet de frais de découvert", "about overdraft fees"),
-    "complaint": ("au sujet de votre réclamation", "about your complaint"),
-    "cancellation": ("au sujet d'une résiliation", "about a cancellation"),
-    "close_account": ("au sujet de la clôture de votre compte", "about closing your account"),
-}
-
-
 # ------------------------------------------------------------------------------------ the latest request
 
 
@@ -616,9 +614,9 @@ def holds(requirement: str, context: pb.ConversationContext, kind: str = "handof
     if name == "reported_late":  # a late-delivery request, or the customer's words say it has not come
         return "delivery_problem" in asked_intents(context) or bool(LATE_WORDS.search(" ".join(t.text for t in context.turns)))
     if name == "order_delivered":  # the order lookup says so, or the customer does
-        said = re.search(r"\b(?:delivered|livrée?)\b", " ".join(t.text for t in context.turns), re.IGNORECASE)
-        return bool(said) or (latest_order := {l.name: l for l in context.lookups}.get("order_status")) is not None \
-            and latest_order.ok and latest_order.result.get("status") == "delivered"
+        order = {lookup.name: lookup for lookup in context.lookups}.get("order_status")
+        looked_up = order is not None and order.ok and order.result.get("status") == "delivered"
+        return looked_up or bool(re.search(r"\b(?:delivered|livrée?)\b", " ".join(t.text for t in context.turns), re.I))
     raise ValueError(f"unknown requirement {requirement!r}")
 
 
@@ -657,6 +655,7 @@ CLAIMS = [(re.compile(pattern.replace("'", APOSTROPHE), re.IGNORECASE), requirem
 PERFECT = re.compile(r"\b(?:I|we)(?:'ve| have)\s+(?:just |already |now |also )?([a-z]+)\b"
                      r"|\b(?:j'ai|nous avons|on a)\s+(?:déjà |bien |aussi )?([a-zàâçéèêëîïôûùüÿœ]+)\b"
                      .replace("'", APOSTROPHE), re.IGNORECASE)
+LATER = re.compile(r"\b(?:once|after|when|as soon as|dès que|une fois que|quand|lorsque)\s*$", re.IGNORECASE)
 PASSIVE = re.compile(r"\b(?:has|have) been ([a-z]+)\b|\b(?:a|ont) été ([a-zàâçéèêëîïôûùüÿœ]+)\b", re.IGNORECASE)
 EN_PARTICIPLES = frozenset("sent done made taken given set put found told spoken written begun run paid kept "
                            "brought bought left lost sold shut".split())
@@ -768,7 +767,8 @@ def check(context: pb.ConversationContext, text: str, articles: Sequence[Article
                     problems.append(Problem("unsupported", f"needs {requirement}: {sentence!r}"))
         for m in PERFECT.finditer(sentence):
             inside = any(start <= m.start() < end for start, end in backed)
-            if not inside and _participle(m.group(1) or m.group(2)):
+            later = LATER.search(sentence[:m.start()])  # "once I've checked": a promise, not a claim
+            if not inside and not later and _participle(m.group(1) or m.group(2)):
                 problems.append(Problem("unsupported", f"claims an action nobody took: {m.group()!r}"))
         for m in PASSIVE.finditer(sentence):
             if _participle(m.group(1) or m.group(2)) and not _status_backed(context, sentence):
@@ -950,9 +950,12 @@ def lookup_sentences(context: pb.ConversationContext, name: str, language: str,
 
 
 def lookup_facts(context: pb.ConversationContext, language: str) -> list[str]:
-    """Customer-facing sentences from the successful lookups (the latest of each kind), for the LLM's prompt."""
+    """Customer-facing sentences from the successful lookups (the latest of each kind) that serve the latest
+    request: the LLM's prompt gets no opening hours for a delivery question."""
     request = latest_request(context)
+    intent = request.intent or (request.earlier[0] if request.earlier else "")
     return [fact for name in dict.fromkeys(lookup.name for lookup in context.lookups)
+            if intent in RELEVANT_LOOKUPS.get(name, ())
             for fact in lookup_sentences(context, name, language, request)[0]]
 
 
@@ -990,11 +993,9 @@ def opening_suggestion(context: pb.ConversationContext, request: Request, langua
     subject_of = request.intent or (request.earlier[0] if request.earlier else "")
     subject = SUBJECTS.get(subject_of, ("", ""))[_i(language)]
     if kind == "callback":
-        if subject:
-            parts = [say("callback_about", language, context, kind, subject=subject, intent=subject_of),
-                     empathy(context, language), say("good_time", language, context, kind)]
-        else:
-            parts = [say("callback", language, context, kind), empathy(context, language), say("how", language, context)]
+        about = say("callback_about", language, context, kind, subject=subject, intent=subject_of) if subject else ""
+        parts = [about or say("callback", language, context, kind), empathy(context, language),
+                 say("good_time", language, context, kind) if about else say("how", language, context)]
         return suggestion(context, " ".join(p for p in parts if p), (), "template", "callback")
     if request.intent:
         return None

@@ -486,6 +486,9 @@ def test_a_callback_opens_the_call_about_the_request_not_about_returns_or_lost_c
     person = handoff("en", [{"text": "I want to speak to someone", "intent": "speak_to_advisor"}, "callback"])
     (only,) = Assistant(KB).assist(person, [], kind="callback").suggestions
     assert only.text == "Hello, this is customer service calling you back, as you asked. How can I help you?"
+    guessed = handoff("en", [{"text": "a person please, my card payment was declined twice", "intent": "speak_to_advisor"},
+                             "callback"])  # a topic read in the words is not one the customer was classified with
+    assert Assistant(KB).assist(guessed, [], kind="callback").suggestions[0].text == only.text
     # the same context handed off (not a callback) never says "calling you back"
     assert "calling you back" not in Assistant(KB).assist(person, []).suggestions[0].text
     with pytest.raises(ValueError, match="assist kind 'phone'"):
@@ -517,6 +520,7 @@ def test_the_checker_finds_actions_nobody_took_and_facts_not_in_the_context():
     assert "claims an action nobody took" in assist.check(no_lookup, "I've blocked your card.")[0].detail
     assert "claims an action nobody took" in assist.check(no_lookup, "Votre carte a été bloquée.")[0].detail
     assert assist.check(no_lookup, "I have your whole conversation in front of me and I've read it.") == []
+    assert assist.check(no_lookup, "I can unlock it once I've verified your identity.") == []
     assert assist.check(no_lookup, "Our assistant answered your question.")[0].detail.startswith("needs bot_answered")
     assert assist.check(no_lookup, "Hello, this is customer service calling you back.")[0].detail.startswith("needs callback")
     assert assist.check(no_lookup, "Hello, this is customer service calling you back.", kind="callback") == []
