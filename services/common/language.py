@@ -121,6 +121,29 @@ FUNCTION_WORDS = {
         ons onze uw niet geen nog al nooit altijd wat waar wanneer hoe waarom wie met van naar op aan bij voor
         uit om maar of ook kan kunnen wil er dit dat""".split()),
 }
+# What customers write to us about, per language (folded). A word only one language has is as good as a
+# chat word on a short message ("order CMD-123456"); every one of them weighs like a function word.
+DOMAIN_WORDS = {
+    "fr": frozenset("""commande colis carte compte solde remboursement livraison horaires conseiller facture
+        adresse paiement abonnement livreur""".split()),
+    "en": frozenset("""order parcel package card account balance refund delivery hours advisor agent invoice
+        address payment subscription courier""".split()),
+    "es": frozenset("""pedido paquete tarjeta cuenta saldo reembolso entrega horario asesor factura direccion pago
+        suscripcion repartidor""".split()),
+    "de": frozenset("""bestellung paket karte konto kontostand erstattung lieferung offnungszeiten berater rechnung
+        adresse zahlung abo""".split()),
+    "it": frozenset("""ordine pacco carta conto saldo rimborso consegna orari operatore fattura indirizzo pagamento
+        abbonamento corriere""".split()),
+    "pt": frozenset("""encomenda pedido pacote cartao conta saldo reembolso entrega horario assistente fatura
+        endereco pagamento assinatura estafeta""".split()),
+    "nl": frozenset("""bestelling pakket pakje kaart pas rekening saldo terugbetaling levering bezorging
+        openingstijden medewerker factuur adres betaling abonnement bezorger""".split()),
+}
+FUNCTION_WORDS = {lang: FUNCTION_WORDS[lang] | DOMAIN_WORDS[lang] for lang in FUNCTION_WORDS}
+LANGUAGE_MARKERS = {lang: LANGUAGE_MARKERS[lang] | {w for w in DOMAIN_WORDS[lang]
+                                                   if not any(w in DOMAIN_WORDS[other] or w in FUNCTION_WORDS[other]
+                                                              for other in DOMAIN_WORDS if other != lang)}
+                    for lang in LANGUAGE_MARKERS}
 FUNCTION_WORD_WEIGHT = 0.2  # added to lingua's confidence (0..1) per function word of the language
 # How much likelier the best language must be than the best one on the other side of the
 # served/unserved line to be taken as sure; measured on tests/unit/test_language.py.
@@ -185,8 +208,10 @@ def _detect(text: str, previous: str | None) -> LanguageGuess:
     margin = SURE_MARGIN if len(words) > 1 else SURE_MARGIN_ONE_WORD
     if score[served] - score[unserved] >= margin:
         return LanguageGuess(served)
-    if score[unserved] - score[served] >= margin:
+    runner_up = max((score[lang] for lang in DETECTED_LANGUAGES if lang not in (*SUPPORTED_LANGUAGES, unserved)))
+    if score[unserved] - score[served] >= margin and score[unserved] - runner_up >= margin:
         return LanguageGuess(unserved)
+    # Too close to call, even between two unserved languages ("pedido": Spanish or Portuguese?).
     return LanguageGuess(served, sure=False, ambiguous_with=unserved)
 
 

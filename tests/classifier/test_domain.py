@@ -170,7 +170,7 @@ def test_messages_in_languages_we_do_not_serve_get_their_language_and_no_confide
     assert not [text for _, text, r in results if r.sentiment.anger or r.sentiment.distress]
     # Taken for French or English only when detection says it is unsure (intake then answers in both).
     served = [(lang, text, r.language) for lang, text, r in results if r.language in catalogue.languages]
-    assert [t for t in served if guess_language(t[1]).sure] == [] and len(served) <= 3, served
+    assert [t for t in served if guess_language(t[1]).sure] == [] and len(served) <= 0.05 * len(results), served
 
 
 # ------------------------------------------------------------------------------------------ intent

@@ -139,7 +139,7 @@ def _guesses(lang: str) -> list[LanguageGuess]:
 
 
 @pytest.mark.parametrize("lang", UNSERVED)
-def test_an_unserved_language_is_never_taken_for_sure_as_french_or_english(lang):
+def test_an_unserved_language_is_never_taken_for_sure_as_another(lang):
     wrong = [(t, g) for t, g in zip(MESSAGES[lang], _guesses(lang)) if g.sure and g.language != lang]
     assert not wrong
 
@@ -163,8 +163,8 @@ def test_french_and_english_keep_their_language(lang):
 @pytest.mark.parametrize("lang", UNSERVED)
 def test_new_phrasings_in_an_unserved_language(lang):
     guesses = [(text, guess_language(text)) for text in HELD_OUT[lang]]
-    assert [(t, g) for t, g in guesses if g.sure and g.language in SUPPORTED_LANGUAGES] == []
-    # Measured: 73 of 75 (one "pedido ... incompleto" taken for Portuguese, one Italian message unsure).
+    assert [(t, g) for t, g in guesses if g.sure and g.language != lang] == []
+    # Measured: 73 of 75, the other two unsure ("pedido ... incompleto": es or pt; "ist da jemand?": de or nl).
     assert sum(g.sure and g.language == lang for _, g in guesses) >= len(guesses) - 2, guesses
 
 
@@ -186,19 +186,22 @@ def test_french_and_english_customer_messages_of_the_evaluation_set_stay_served(
     wrong = [(t, lang, g) for t, lang, g in guesses if g.language != lang]
     assert len(wrong) / len(rows) <= 0.01, wrong  # measured: 0
     unsure = [(t, g) for t, _, g in guesses if not g.sure]
-    assert len(unsure) / len(rows) <= 0.04, unsure  # measured: 8 of 349 ("operator", "human", "paypal ok?")
+    assert len(unsure) / len(rows) <= 0.04, unsure  # measured: 6 of 349 ("operator", "human", "paypal ok?")
 
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("hola", "es"), ("gracias", "es"), ("danke", "de"), ("hallo danke", "de"), ("grazie", "it"), ("ciao", "it"),
     ("obrigado", "pt"), ("bedankt", "nl"), ("merci", "fr"), ("svp", "fr"), ("thanks", "en"), ("ok merci", "fr"),
     ("ok thanks", "en"), ("d'accord", "fr"),
+    # What customers write to us about, in one language only
+    ("order CMD-123456", "en"), ("commande", "fr"), ("Bestellung CMD-1234", "de"), ("pacco", "it"), ("encomenda", "pt"),
+    ("pakket", "nl"), ("tarjeta", "es"),
 ])
-def test_one_word_greetings_and_thanks(text, expected):
+def test_greetings_thanks_and_our_words(text, expected):
     assert guess_language(text) == LanguageGuess(expected)
 
 
-@pytest.mark.parametrize("text", ["taxi", "Hotel", "problema", "pedido", "order", "no", "ja", "si", "non", "hallo"])
+@pytest.mark.parametrize("text", ["taxi", "Hotel", "problema", "pedido", "saldo", "no", "ja", "si", "non", "hallo"])
 def test_a_word_of_several_languages_is_unsure_and_falls_back_to_a_served_language(text):
     guess = guess_language(text)
     assert not guess.sure and guess.language in SUPPORTED_LANGUAGES and guess.ambiguous_with in UNSERVED
