@@ -280,7 +280,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "use must be USED, EDITED or IGNORED")
         task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
         ctx = pb.ConversationContext.FromString(task["context"])
-        assist = await self._assist(request.task_id, ctx)
+        assist = await self._assist(request.task_id, ctx, task["kind"])
         suggestion = next((s for s in assist.suggestions if s.suggestion_id == request.suggestion_id), None)
         if suggestion is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no suggestion {request.suggestion_id!r} on task {request.task_id!r}")
@@ -323,7 +323,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
 
     async def _offer_message(self, task) -> desk.Offer:
         ctx = pb.ConversationContext.FromString(task["context"])
-        offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
+        offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx, task["kind"]),
                            priority=task["priority"], note=task["note"], callback=task["kind"] == "callback",
                            transcript=transcript_view.transcript(ctx), callback_phone=task["callback_phone"])
         if task["offer_expires_at"] is not None:
@@ -332,25 +332,26 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
 
     async def _assignment_message(self, task) -> desk.Assignment:
         ctx = pb.ConversationContext.FromString(task["context"])
-        return desk.Assignment(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx),
+        return desk.Assignment(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx, task["kind"]),
                                note=task["note"], callback=task["kind"] == "callback",
                                transcript=transcript_view.transcript(ctx), callback_phone=task["callback_phone"])
 
-    async def _assist(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
-        """Summary and suggestions from relais.routing.assist, drafted once per task and number of turns."""
+    async def _assist(self, task_id: str, ctx: pb.ConversationContext, kind: str = "handoff") -> desk.AgentAssist:
+        """Summary and suggestions from relais.routing.assist, drafted once per task, number of turns and kind (a task
+        that becomes a callback gets suggestions for calling back, without a new turn)."""
         if self.assistant is None:
             return desk.AgentAssist()
-        key = (task_id, len(ctx.turns) + ctx.omitted_turns)  # a bounded context keeps its length
+        version = (len(ctx.turns) + ctx.omitted_turns, kind)  # a bounded context keeps its length
         job = self.assists.get(task_id)
-        if job is None or job[0] != key[1]:
-            job = (key[1], asyncio.ensure_future(self._draft(task_id, ctx)))
+        if job is None or job[0] != version:
+            job = (version, asyncio.ensure_future(self._draft(task_id, ctx, kind)))
             self.assists[task_id] = job
         return await asyncio.shield(job[1])
 
-    async def _draft(self, task_id: str, ctx: pb.ConversationContext) -> desk.AgentAssist:
+    async def _draft(self, task_id: str, ctx: pb.ConversationContext, kind: str) -> desk.AgentAssist:
         try:
             history = await self._history(ctx.customer.id, ctx.conversation_id)
-            result = await asyncio.to_thread(self.assistant.assist, ctx, history)
+            result = await asyncio.to_thread(self.assistant.assist, ctx, history, kind)
         except Exception:  # assist helps the agent; its failure must not cost them the offer
             log.exception("assist failed for %s", task_id)
             return desk.AgentAssist()

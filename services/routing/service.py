@@ -120,7 +120,7 @@ class Routing(AgentDeskApi):
         # Signed-in agents without a stream here, since when (monotonic): their front end is gone, has not
         # subscribed yet, or routing restarted. They keep what they hold; after reconnect_seconds they are signed out.
         self.disconnected: dict[str, float] = {}
-        self.assists: dict[str, tuple[int, asyncio.Future]] = {}  # task_id -> (turns, assist being or once drafted)
+        self.assists: dict[str, tuple[tuple[int, str], asyncio.Future]] = {}  # task_id -> ((turns, kind), assist drafted)
         self.ticks = 0
         self.profiles: dict[tuple[str, str], tuple] = {}  # (agent, token) -> languages, levels, capacity
         # The agents who may receive offers, with their load: read from the database when None, kept up to date by
@@ -345,7 +345,7 @@ class Routing(AgentDeskApi):
         else:
             await records.task_event(conn, task["task_id"], "customer_message", detail=turn.turn_id)
             if task["status"] in ("offered", "assigned"):
-                assist = await self._assist(task["task_id"], context)
+                assist = await self._assist(task["task_id"], context, task["kind"])
                 fx.pushes.append((task["agent_id"], desk.DeskEvent(customer_message=desk.CustomerMessage(
                     task_id=task["task_id"], turn=turn, assist=assist))))
 
