@@ -283,6 +283,7 @@ REASONS = {  # hand-off reason -> (fr, en)
     pb.HANDOFF_REASON_TIER_NOT_SERVED: ("client {tier} servi par un conseiller", "{tier} customer served by advisors"),
     pb.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT: ("montant au-delà de la limite du bot", "amount above the bot's limit"),
     pb.HANDOFF_REASON_BOT_TURN_LIMIT: ("limite d'échanges du bot atteinte", "the bot reached its turn limit"),
+    pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED: ("langue non servie par le bot", "a language the bot does not serve"),
 }
 STATUS = {
     "fr": {"preparing": "en préparation", "shipped": "expédiée", "delivered": "livrée", "cancelled": "annulée"},

@@ -328,9 +328,9 @@ def requirement(context: pb.ConversationContext, rules: RoutingRules, skill_by_i
         "channel": {channel, pb.Channel.Name(context.channel)[len("CHANNEL_"):].lower()}, "language": {language},
     }
     preferred: list[str] = []
-    if person_request_only(context, rules.person_request_intents):
-        # "A person, please", and nothing more: any advisor of the language; one who knows what the customer
-        # asked the bot before is offered it first.
+    if person_request_only(context, rules.person_request_intents) or language_only(context):
+        # "A person, please" (or a language the bot does not serve), and nothing more: any advisor of the language;
+        # one who knows what the customer asked the bot before is offered it first.
         required = {}
         earlier = earlier_intent(context, rules.person_request_intents)
         if earlier in skill_by_intent:
@@ -356,6 +356,11 @@ def person_request_only(context: pb.ConversationContext, person_intents: Iterabl
         return True
     last = context.turns[-1].classification if context.turns else None
     return last is not None and not last.intent and last.best_guess == context.intent
+
+
+def language_only(context: pb.ConversationContext) -> bool:
+    """Handed off for its language alone: what the customer needs first is someone who speaks it."""
+    return pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED in set(context.reasons or [context.reason]) and not context.intent
 
 
 def earlier_intent(context: pb.ConversationContext, person_intents: Iterable[str]) -> str:

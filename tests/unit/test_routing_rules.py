@@ -271,6 +271,12 @@ def test_a_request_for_a_person_with_no_other_intent_requires_no_skill():
     assert dict(rules.requirement(person_request(intent="disputed_payment"), PERSON, skills).required) == {"billing": 2}
     assert dict(rules.requirement(person_request(intent="", reasons=(pb.HANDOFF_REASON_OUT_OF_SCOPE,)), PERSON,
                                   skills).required) == {"general": 1}
+    # A language the bot does not serve, and no intent understood: anyone who speaks it.
+    spanish = pb.ConversationContext(language="es", reason=pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,
+                                     reasons=[pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED])
+    assert dict(rules.requirement(spanish, PERSON, skills).required) == {}
+    spanish.intent = "disputed_payment"  # understood with confidence: its skill still applies
+    assert dict(rules.requirement(spanish, PERSON, skills).required) == {"billing": 2}
     with pytest.raises(rules.RulesError, match="person_request_intents: unknown intent 'talk_to_human'"):
         rules.parse_rules({"person_request_intents": ["talk_to_human"]}, known_intents={"order_status"})
 
