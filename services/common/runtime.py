@@ -4,26 +4,78 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from relais.common import telemetry
-from relais.common.config import Settings
+from relais.common.config import ConfigError, Settings, check_environment, setting
 
 Main = Callable[[Settings, asyncio.Event], Awaitable[None]]
 
+# Where `make status` and `make down` find every process: the stack names the pid file of those it starts
+# (RELAIS_PID_FILE); a process started by hand writes <service>-<port>.pid in RELAIS_RUN_DIR (endpoints.env).
+PID_FILE_ENV, RUN_DIR_ENV = "RELAIS_PID_FILE", "RELAIS_RUN_DIR"
+
 
 def serve(service: str, main: Main) -> None:
-    logging.basicConfig(
-        level=os.environ.get("RELAIS_LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-    )
+    from relais.common.grpcserver import AccessError
+
+    try:
+        check_environment()
+        level = setting("RELAIS_LOG_LEVEL", "INFO")
+        settings = Settings.from_env(service)
+    except ConfigError as error:
+        sys.exit(_one_line(error))
+    logging.basicConfig(level=level, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    settings = Settings.from_env(service)
+    pid_file = write_pid_file(service, settings.grpc_addr)
     telemetry.setup(service)
     try:
         asyncio.run(_run(settings, main))
+    except (ConfigError, AccessError) as error:  # a setting only a service's own code reads (TLS files, Kafka security)
+        sys.exit(_one_line(error))
     finally:
         telemetry.shutdown()
+        remove_pid_file(pid_file)
+
+
+def _one_line(error: Exception) -> int:
+    print(str(error).replace("\n", " "), file=sys.stderr)
+    return 2
+
+
+def pid_file_path(service: str, grpc_addr: str, environ=None) -> Path | None:
+    """This process's pid file: RELAIS_PID_FILE, else <service>-<port>.pid (the pid when the port is chosen by
+    the system) in RELAIS_RUN_DIR or ./.relais/run; None outside a relais state directory."""
+    environ = os.environ if environ is None else environ
+    if environ.get(PID_FILE_ENV, "").strip():
+        return Path(environ[PID_FILE_ENV].strip())
+    run_dir = Path(environ.get(RUN_DIR_ENV, "").strip() or ".relais/run")
+    if not run_dir.is_dir():
+        return None
+    port = grpc_addr.rsplit(":", 1)[-1]
+    return run_dir / f"{service}-{port if port not in ('', '0') else os.getpid()}.pid"
+
+
+def write_pid_file(service: str, grpc_addr: str) -> Path | None:
+    path = pid_file_path(service, grpc_addr)
+    if path is not None:
+        try:
+            path.write_text(str(os.getpid()))
+        except OSError as error:
+            logging.getLogger(service).warning("cannot write the pid file %s: %s", path, error.strerror)
+            return None
+    return path
+
+
+def remove_pid_file(path: Path | None) -> None:
+    """Removes the pid file if it is still ours (a restart may have written its own since)."""
+    try:
+        if path is not None and path.read_text().strip() == str(os.getpid()):
+            path.unlink()
+    except OSError:
+        pass
 
 
 async def _run(settings: Settings, main: Main) -> None:
