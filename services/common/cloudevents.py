@@ -1,15 +1,18 @@
-"""The public contract: CloudEvents 1.0 over Kafka (structured JSON or binary with protobuf data).
+"""The public contract: CloudEvents 1.0 over the Kafka protocol binding — structured mode (JSON event format)
+and binary mode (ce_* headers, JSON or protobuf data), as the official SDKs (Python, Go, Java, JavaScript)
+produce them.
 
-Pure functions: `parse_contact_event` turns a Kafka record's key, value and headers into a
+Pure functions: `parse_contact_event` turns a Kafka record's value and headers into a
 `ContactEvent` or raises `BadInput` with a reason a human can act on; `reply` builds the
 structured CloudEvent that relais sends to a customer on relais.replies.v1.
 """
 
+import base64
 import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from google.protobuf import message as pb_message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -26,6 +29,11 @@ SURVEY_SCALES = {"csat": (pb.SURVEY_SCALE_CSAT, 1, 5), "nps": (pb.SURVEY_SCALE_N
 SURVEY_RANGES = {scale: (low, high) for scale, low, high in SURVEY_SCALES.values()}
 STRUCTURED = "application/cloudevents+json"
 PROTOBUF_TYPES = ("application/protobuf", "application/x-protobuf")
+# Data content types read as JSON: application/json, text/json, application/<anything>+json (parameters aside).
+JSON_MEDIA = re.compile(r"(?:application|text)/(?:[a-z0-9!#$&^_.+-]+\+)?json")
+# RFC 3339 section 5.6 date-time: T (or t), seconds, an optional fraction, Z (or z) or a numeric offset.
+RFC3339 = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+                     r":(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?(?:[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2}))")
 
 CHANNELS = {
     "chat": pb.CHANNEL_CHAT,
@@ -62,14 +70,27 @@ class ContactEvent:
 
 
 def parse_contact_event(value: bytes | None, headers: list[tuple[str, bytes]] | None, max_text_chars: int = 4000) -> ContactEvent:
+    """The content mode as the Kafka protocol binding tells it (section 3): a content-type starting with
+    application/cloudevents is structured; else a ce_specversion header is binary; else, with no content-type
+    or a JSON one, the value is a structured event (the Python SDK's cloudevents.v1.kafka.to_structured puts
+    the data's content type in the header)."""
     hdrs = _decode_headers(headers or [])
-    content_type = hdrs.get("content-type", "").split(";")[0].strip().lower()
-    if content_type.startswith("application/cloudevents") or ("ce_specversion" not in hdrs and not content_type):
-        event = _parse_structured(value)
+    content_type = hdrs.get("content-type", "")
+    media = _media_type(content_type)
+    if media.startswith("application/cloudevents"):
+        if media != STRUCTURED:  # application/cloudevents-batch+json, +avro, ...
+            raise BadInput(f"unsupported event format {media!r}: structured mode takes {STRUCTURED}")
+        event = _parse_structured(_json(value, "a structured CloudEvent"), None)
     elif "ce_specversion" in hdrs:
-        event = _parse_binary(value, hdrs, content_type)
+        event = _parse_binary(value, hdrs)
+    elif not media or _is_json(media):
+        doc = _json(value, "a structured CloudEvent")
+        if media and not (isinstance(doc, dict) and "specversion" in doc):
+            raise BadInput(f"not a CloudEvent: content-type {media!r} with no ce_specversion header (binary mode) "
+                           "and no specversion in the value (structured mode)")
+        event = _parse_structured(doc, content_type or None)
     else:
-        raise BadInput(f"not a CloudEvent: content-type {content_type!r} and no ce_specversion header")
+        raise BadInput(f"not a CloudEvent: content-type {media!r} and no ce_specversion header")
     _validate(event, max_text_chars)
     return event
 
@@ -81,64 +102,111 @@ def _decode_headers(headers: list[tuple[str, bytes]]) -> dict[str, str]:
         raise BadInput(f"header is not valid UTF-8: {error}") from None
 
 
-def _parse_structured(value: bytes | None) -> ContactEvent:
+def _media_type(content_type: str) -> str:
+    """'application/json; charset=utf-8' -> 'application/json'."""
+    return content_type.split(";")[0].strip().lower()
+
+
+def _is_json(media: str) -> bool:
+    return bool(JSON_MEDIA.fullmatch(media))
+
+
+def _json(value: bytes | None, what: str):
     if not value:
-        raise BadInput("empty record value: expected a structured CloudEvent (JSON)")
+        raise BadInput(f"empty record value: expected {what} (JSON)")
     try:
-        doc = json.loads(value.decode("utf-8"))
+        return json.loads(value.decode("utf-8"))
     except UnicodeDecodeError as error:
         raise BadInput(f"value is not valid UTF-8: {error}") from None
     except json.JSONDecodeError as error:
         raise BadInput(f"malformed JSON: {error}") from None
     except (ValueError, RecursionError) as error:  # an integer of over 4,300 digits, nesting too deep
         raise BadInput(f"malformed JSON: {error}") from None
+
+
+def _parse_structured(doc, header_content_type: str | None) -> ContactEvent:
     if not isinstance(doc, dict):
         raise BadInput("structured CloudEvent must be a JSON object")
     _check_attributes(doc.get("specversion"), doc)
-    data = doc.get("data")
-    for name in ("subject", "traceparent"):
+    for name in ("subject", "traceparent", "datacontenttype"):
         if doc.get(name) is not None and not isinstance(doc[name], str):
             raise BadInput(f"CloudEvents attribute `{name}` must be a string")
+    content_type = doc.get("datacontenttype") or header_content_type or ""
     if "data_base64" in doc:
-        raise BadInput("data_base64 is not supported in structured mode: send JSON `data`, or use binary mode")
-    if doc["type"] == CONTACT_SURVEY:
-        if not isinstance(data, dict):
-            raise BadInput("`data` must be a JSON object with score and an optional comment")
-        return ContactEvent(source=doc["source"], id=doc["id"], type=doc["type"], subject=doc.get("subject") or "",
-                            message=None, survey=_survey_from_json(data, doc.get("time")),
-                            traceparent=doc.get("traceparent"))
-    if not isinstance(data, dict):
-        raise BadInput("`data` must be a JSON object with channel, customer, text, sent_at")
-    return ContactEvent(
-        source=doc["source"], id=doc["id"], type=doc["type"], subject=doc.get("subject") or "",
-        message=_message_from_json(data, doc.get("time")), traceparent=doc.get("traceparent"),
-    )
+        if "data" in doc:
+            raise BadInput("a structured CloudEvent carries `data` or `data_base64`, not both")
+        if not isinstance(doc["data_base64"], str):
+            raise BadInput("`data_base64` must be a base64 string")
+        try:
+            raw = base64.b64decode(doc["data_base64"], validate=True)
+        except ValueError:
+            raise BadInput("`data_base64` is not valid base64") from None
+        return _from_bytes(doc, raw, _media_type(content_type), "data_base64")
+    if content_type and not _is_json(_media_type(content_type)):
+        raise BadInput(f"datacontenttype {_media_type(content_type)!r}: a structured event's `data` must be JSON "
+                       "(application/json); other data goes base64 in data_base64, or in binary mode")
+    return _from_json(doc, doc.get("data"), doc.get("traceparent"))
 
 
-def _parse_binary(value: bytes | None, hdrs: dict[str, str], content_type: str) -> ContactEvent:
+def _parse_binary(value: bytes | None, hdrs: dict[str, str]) -> ContactEvent:
     attrs = {k[3:]: v for k, v in hdrs.items() if k.startswith("ce_")}
     _check_attributes(attrs.get("specversion"), attrs)
-    if content_type not in PROTOBUF_TYPES:
-        raise BadInput(f"binary mode needs content-type application/protobuf, got {content_type!r}")
+    # content-type is the datacontenttype (3.2.1); the JavaScript SDK also sends ce_datacontenttype.
+    media = _media_type(hdrs.get("content-type") or attrs.get("datacontenttype", ""))
+    return _from_bytes(attrs, value, media, "the record value", hdrs.get("traceparent"))
+
+
+def _from_bytes(attrs: dict, data: bytes | None, media: str, where: str, traceparent: str | None = None) -> ContactEvent:
+    """The event's data as bytes: protobuf, or JSON (the default when no content type is given)."""
+    traceparent = attrs.get("traceparent") or traceparent
+    if media in PROTOBUF_TYPES:
+        return _from_protobuf(attrs, data or b"", traceparent)
+    if not media or _is_json(media):
+        return _from_json(attrs, _json(data, f"the event's JSON data in {where}"), traceparent)
+    raise BadInput(f"unsupported data content type {media!r}: send JSON (application/json) "
+                   f"or protobuf (application/protobuf)")
+
+
+def _from_json(attrs: dict, data, traceparent: str | None) -> ContactEvent:
+    event_time = _event_time(attrs)
+    if attrs["type"] == CONTACT_SURVEY:
+        if not isinstance(data, dict):
+            raise BadInput("`data` must be a JSON object with score and an optional comment")
+        return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
+                            message=None, survey=_survey_from_json(data, event_time), traceparent=traceparent)
+    if not isinstance(data, dict):
+        raise BadInput("`data` must be a JSON object with channel, customer, text, sent_at")
+    return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
+                        message=_message_from_json(data, event_time), traceparent=traceparent)
+
+
+def _from_protobuf(attrs: dict, data: bytes, traceparent: str | None) -> ContactEvent:
+    event_time = _event_time(attrs)
     if attrs["type"] == CONTACT_SURVEY:
         try:
-            survey = pb.ContactSurvey.FromString(value or b"")
+            survey = pb.ContactSurvey.FromString(data)
         except pb_message.DecodeError as error:
             raise BadInput(f"bad protobuf: data is not a relais.v1.ContactSurvey ({error})") from None
         if not survey.HasField("answered_at"):
-            _set_time(survey.answered_at, attrs.get("time"))
-        return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject", ""),
-                            message=None, survey=survey, traceparent=attrs.get("traceparent") or hdrs.get("traceparent"))
+            _set_time(survey.answered_at, "`time`", event_time)
+        return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
+                            message=None, survey=survey, traceparent=traceparent)
     try:
-        message = pb.ContactMessage.FromString(value or b"")
+        message = pb.ContactMessage.FromString(data)
     except pb_message.DecodeError as error:
         raise BadInput(f"bad protobuf: data is not a relais.v1.ContactMessage ({error})") from None
     if not message.HasField("sent_at"):
-        _set_time(message.sent_at, attrs.get("time"))
-    return ContactEvent(
-        source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject", ""),
-        message=message, traceparent=attrs.get("traceparent") or hdrs.get("traceparent"),
-    )
+        _set_time(message.sent_at, "`time`", event_time)
+    return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
+                        message=message, traceparent=traceparent)
+
+
+def _event_time(attrs: dict) -> str | None:
+    """The `time` attribute, checked even when the data carries its own time: RFC 3339 or refused."""
+    value = attrs.get("time")
+    if value is not None:
+        _set_time(Timestamp(), "`time`", value)
+    return value
 
 
 def _check_attributes(specversion, attrs: dict) -> None:
@@ -176,7 +244,7 @@ def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
                                  sent_at if isinstance(sent_at, str) else "")),
         text=text,
     )
-    _set_time(message.sent_at, sent_at)
+    _set_time(message.sent_at, "data.sent_at" if data.get("sent_at") else "`time`", sent_at)
     return message
 
 
@@ -200,26 +268,36 @@ def _survey_from_json(data: dict, event_time) -> pb.ContactSurvey:
     _check_string("data.customer.id", customer.get("id", ""))
     survey = pb.ContactSurvey(score=score, comment=comment, scale=SURVEY_SCALES[scale][0],
                               customer=pb.Customer(id=customer.get("id", "")))
-    _set_time(survey.answered_at, data.get("answered_at") or event_time)
+    _set_time(survey.answered_at, "data.answered_at" if data.get("answered_at") else "`time`",
+              data.get("answered_at") or event_time)
     return survey
 
 
-def _set_time(target: Timestamp, value) -> None:
+def _set_time(target: Timestamp, name: str, value) -> None:
     if value is None:
         target.FromDatetime(datetime.now(timezone.utc))
         return
     if not isinstance(value, str):
-        raise BadInput("sent_at must be an RFC 3339 timestamp string")
+        raise BadInput(f"{name} must be an RFC 3339 timestamp string, e.g. 2026-11-26T10:00:00Z")
+    match = RFC3339.fullmatch(value)
+    if not match:
+        raise BadInput(f"{name} is not an RFC 3339 timestamp: {value[:64]!r} "
+                       "(e.g. 2026-11-26T10:00:00Z or 2026-11-26T11:00:00.250+01:00)")
+    year, month, day, hour, minute, second, offset_hours, offset_minutes = (
+        int(match[group] or 0) for group in ("year", "month", "day", "hour", "minute", "second", "oh", "om"))
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if offset_minutes > 59:
+            raise ValueError("offset minutes")
+        offset = timedelta(hours=offset_hours, minutes=offset_minutes) * (-1 if match["sign"] == "-" else 1)
+        # A leap second (:60) is read as the last second of its minute.
+        moment = datetime(year, month, day, hour, minute, 59 if second == 60 else second, tzinfo=timezone(offset))
     except ValueError:
-        raise BadInput(f"sent_at is not an RFC 3339 timestamp: {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        raise BadInput(f"{name} is not a valid date and time: {value[:64]!r}") from None
     try:
-        target.FromDatetime(parsed)
+        target.FromDatetime(moment)
     except (OverflowError, ValueError):  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
-        raise BadInput(f"sent_at is out of range: {value!r}") from None
+        raise BadInput(f"{name} is out of range: {value[:64]!r}") from None
+    target.nanos = int((match["fraction"] or "0")[:9].ljust(9, "0"))
 
 
 def _check_string(name: str, value: str, limit: int | None = MAX_ATTRIBUTE_CHARS) -> None:
