@@ -162,7 +162,14 @@ def _from_bytes(attrs: dict, data: bytes | None, media: str, where: str, tracepa
     if media in PROTOBUF_TYPES:
         return _from_protobuf(attrs, data or b"", traceparent)
     if not media or _is_json(media):
-        return _from_json(attrs, _json(data, f"the event's JSON data in {where}"), traceparent)
+        try:
+            document = _json(data, f"the event's JSON data in {where}")
+        except BadInput as bad:
+            if media:
+                raise
+            raise BadInput(f"{bad} (data without a content type is read as JSON; protobuf data needs content-type "
+                           "application/protobuf)") from None
+        return _from_json(attrs, document, traceparent)
     raise BadInput(f"unsupported data content type {media!r}: send JSON (application/json) "
                    f"or protobuf (application/protobuf)")
 
