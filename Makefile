@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install prereqs run up down status demo report test test-unit bench model proto proto-check clean certs
+.PHONY: install prereqs run up down status reset demo report test test-unit bench model proto proto-check clean certs
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ down: install
 
 status: install
 	$(PY) -m infra.stack status
+
+# Empties the queues and the database of a stopped stack; keeps the Kafka jars and the models.
+reset: install
+	$(VENV)/bin/relais reset
 
 demo: install
 	$(VENV)/bin/relais demo

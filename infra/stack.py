@@ -3,22 +3,27 @@
     python -m infra.stack up      # start in the background, return once all are healthy
     python -m infra.stack down    # stop everything `up` started
     python -m infra.stack run     # up, replay the demo, wait for Ctrl-C, down
-    python -m infra.stack status
+    python -m infra.stack status  # every process of the state directory, those started by hand included
+    python -m infra.stack reset   # empty the queues and the database of a stopped stack (keeps jars, models)
 
-State (data, logs, pids, endpoints.env) lives in .relais/ at the repository root. Test fixtures
-use the `Stack` class with their own state directory and free ports.
+State (data, logs, pids, endpoints.env) lives in .relais/ at the repository root, or in --state-dir DIR
+(before the command; on free ports, kept in DIR/ports.json). Test fixtures use the `Stack` class with their
+own state directory and free ports.
 """
 
+import argparse
 import asyncio
+import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from infra.kafka.broker import KafkaBroker
+from infra.kafka.broker import LIBS_DIR, KafkaBroker
 from infra.ports import free_port, port_in_use
 from infra.postgres.migrate import migrate
 from infra.postgres.server import PostgresServer
@@ -31,7 +36,10 @@ SERVICES = ("lookup", "intake", "classifier", "bot", "routing", "analytics")
 DEFAULT_PORTS = {
     "kafka": 19092, "kafka_controller": 19093, "postgres": 15432,
     "intake": 50051, "classifier": 50052, "bot": 50053, "routing": 50054, "analytics": 50055, "lookup": 50056,
+    "routing-standby": 50064,
 }
+# Routing's second process, standby until the active one dies (README, "Scale-out and faults").
+STANDBY = "routing-standby"
 
 
 class Stack:
@@ -56,6 +64,18 @@ class Stack:
     def with_free_ports(cls, state_dir: Path, **kwargs) -> "Stack":
         return cls(state_dir, {name: free_port() for name in DEFAULT_PORTS}, **kwargs)
 
+    @classmethod
+    def for_state_dir(cls, state_dir: Path = STATE) -> "Stack":
+        """The stack of `make up` (.relais/, fixed ports) or of another state directory, on the free ports
+        chosen the first time and kept in its ports.json."""
+        if Path(state_dir).resolve() == STATE.resolve():
+            return cls(STATE)
+        saved = Path(state_dir) / "ports.json"
+        ports = {name: free_port() for name in DEFAULT_PORTS} | (json.loads(saved.read_text()) if saved.exists() else {})
+        Path(state_dir).mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(ports))
+        return cls(Path(state_dir), ports)
+
     # --- infrastructure ---
 
     def start_infra(self) -> None:
@@ -72,7 +92,11 @@ class Stack:
     def endpoints(self) -> dict[str, str]:
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.dsn}
         env |= {f"{name.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}" for name in SERVICES}
+        if STANDBY in self.ports:  # routing's other process: ROUTING_GRPC_ADDR is the one active at start
+            env["ROUTING_STANDBY_GRPC_ADDR"] = f"127.0.0.1:{self.ports[STANDBY]}"
         env[TOKEN] = self.service_token
+        # A service process started by hand with these settings writes its pid file there (`make status`/`down`).
+        env["RELAIS_RUN_DIR"] = str((self.state_dir / "run").resolve())
         ca = (self.extra_env.get("RELAIS_TLS_CA") or os.environ.get("RELAIS_TLS_CA", "")).strip()
         if ca:  # the services serve TLS: clients need the CA
             env["RELAIS_TLS_CA"] = ca
@@ -117,7 +141,8 @@ class Stack:
     def start_service(self, name: str, service: str | None = None) -> subprocess.Popen:
         """Starts process `name` of `service` (by default the service of that name), on port ports[name]."""
         service = service or name
-        env = self.service_env(service) | {f"{service.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}"}
+        env = self.service_env(service) | {f"{service.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}",
+                                           "RELAIS_PID_FILE": str((self.state_dir / "run" / f"{name}.pid").resolve())}
         log = open(self.state_dir / "logs" / f"{name}.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", f"relais.{service}"], env=env, cwd=ROOT,
@@ -150,7 +175,16 @@ class Stack:
         if dead:  # a health answer came from someone else's process on our port
             raise RuntimeError(f"{', '.join(dead)} exited:\n" + "\n".join(self.log_tail(n) for n in dead))
 
-    def wait_healthy(self, names=SERVICES, timeout: float = 90) -> None:
+    def start_standby(self, name: str = STANDBY, timeout: float = 90) -> subprocess.Popen:
+        """Routing's standby process, on ports[name] (a free one if unset), pid file run/<name>.pid; start it once
+        the active one serves. Returns once it answers health (NOT_SERVING until it takes over)."""
+        self.ports.setdefault(name, free_port())
+        process = self.start_service(name, "routing")
+        self.wait_healthy([name], timeout, answering=True)
+        return process
+
+    def wait_healthy(self, names=SERVICES, timeout: float = 90, answering: bool = False) -> None:
+        """Waits until each process reports SERVING (`answering`: answers health at all, a standby)."""
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -165,7 +199,9 @@ class Stack:
                     if process is not None and process.poll() is not None:
                         raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
                     try:
-                        if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                        status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                        if status == health_pb2.HealthCheckResponse.SERVING or (
+                                answering and status == health_pb2.HealthCheckResponse.NOT_SERVING):
                             break
                     except grpc.RpcError:
                         pass
@@ -213,13 +249,98 @@ class Stack:
             (self.state_dir / "run" / f"{name}.pid").write_text(str(pid))
 
     def _read_pid(self, name: str) -> int | None:
+        """The pid in run/<name>.pid if that process is alive and ours (a pid reused since is not)."""
         path = self.state_dir / "run" / f"{name}.pid"
         try:
             pid = int(path.read_text())
             os.kill(pid, 0)
-            return pid
         except (OSError, ValueError):
             return None
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return pid  # no /proc: trust the pid file
+        return pid if b"relais" in command or b"kafka" in command else None
+
+    def pid_names(self) -> list[str]:
+        """Every process with a pid file: kafka, the services, then the others (standby, started by hand)."""
+        files = {path.stem for path in (self.state_dir / "run").glob("*.pid")}
+        return ["kafka", *SERVICES, *sorted(files - {"kafka", *SERVICES})]
+
+    def postgres_running(self) -> bool:
+        if self.postgres is None:
+            return False
+        try:
+            return self.postgres._running()
+        except RuntimeError:  # no PostgreSQL binaries here: it cannot be running from them
+            return False
+
+    def running(self) -> list[str]:
+        """What of this state directory runs now, by name (postgres included)."""
+        names = [name for name in self.pid_names() if self._read_pid(name)]
+        return (["postgres"] if self.postgres_running() else []) + names
+
+    def status(self) -> list[tuple[str, int | None]]:
+        """(name, pid or None when stopped) for kafka, postgres, each service and each other process found."""
+        rows = [(name, self._read_pid(name)) for name in self.pid_names()]
+        postgres = ("postgres", self._postgres_pid() if self.postgres_running() else None)
+        return rows[:1] + [postgres] + [row for row in rows[1:] if row[1] or row[0] in SERVICES]
+
+    def _postgres_pid(self) -> int | None:
+        try:
+            return int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    # --- what an earlier run left ---
+
+    def has_data(self) -> bool:
+        return (self.postgres is not None and (self.postgres.data_dir / "PG_VERSION").exists()) or \
+            (self.broker is not None and (self.broker.state_dir / "data").exists())
+
+    def reset(self) -> list[Path]:
+        """Empties a stopped stack's queues and state: Kafka's data directory (every topic, offsets included)
+        and PostgreSQL's cluster (tasks, agents, conversations, turns, KPIs, outbox...); the next start creates
+        them afresh. Keeps the Kafka jars, the models, certificates, endpoints.env and logs.
+        Raises StackRunning naming what runs."""
+        running = self.running()
+        if running:
+            raise StackRunning(running)
+        removed = []
+        for path in (self.broker.state_dir / "data", self.postgres.data_dir):
+            if path.exists():
+                shutil.rmtree(path)
+                removed.append(path)
+        for path in (self.state_dir / "run").glob("*.pid"):  # stale: nothing of ours runs
+            path.unlink(missing_ok=True)
+        return removed
+
+
+class StackRunning(RuntimeError):
+    def __init__(self, names: list[str]):
+        super().__init__(f"the stack is running ({', '.join(names)})")
+        self.names = names
+
+
+async def earlier_state(dsn: str) -> str:
+    """What the database holds from an earlier run, in a line: tasks waiting, agents signed in..."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM tasks WHERE status IN ('queued', 'offered')) AS waiting,"
+            " (SELECT count(*) FROM tasks WHERE status = 'assigned') AS assigned,"
+            " (SELECT count(*) FROM agents WHERE state <> 'offline') AS agents,"
+            " (SELECT count(*) FROM conversations) AS conversations")
+    finally:
+        await conn.close()
+    return (f"{_count(row['waiting'], 'task')} waiting (queued or offered), {row['assigned']} assigned to an agent, "
+            f"{_count(row['agents'], 'agent')} signed in, {_count(row['conversations'], 'conversation')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 async def prepare(bootstrap: str, dsn: str) -> None:
@@ -274,28 +395,68 @@ def check_prerequisites() -> list[str]:
     return missing
 
 
-def up() -> Stack:
+def up(state_dir: Path = STATE) -> Stack:
+    """Starts the stack of `state_dir` and returns once every service is healthy; on a failure, stops what it had
+    started and exits with one line (the failing process's log tail above it)."""
+    from relais.common.config import ConfigError, check_environment
+
+    try:
+        check_environment()  # the services would each refuse a bad setting: say it once, before starting anything
+    except ConfigError as error:
+        print(f"make up: {error}", file=sys.stderr)
+        sys.exit(2)
     missing = check_prerequisites()
     if missing:
         if _docker_engine():
             print("Local prerequisites missing; using docker compose instead.")
             subprocess.run(["docker", "compose", "up", "-d", "--build", "--wait"], cwd=ROOT, check=True)
             sys.exit(0)
-        sys.exit("relais needs, to run without Docker:\n  - " + "\n  - ".join(missing))
-    stack = Stack()
-    running = [name for name in SERVICES if stack._read_pid(name)]
+        print("relais needs, to run without Docker:\n  - " + "\n  - ".join(missing), file=sys.stderr)
+        sys.exit("make up: prerequisites missing (above); `make prereqs` installs them when run as root")
+    stack = Stack.for_state_dir(state_dir)
+    running = stack.running()
     if running:
-        print(f"already running: {', '.join(running)} (make down first to restart)")
-        return stack
-    print("starting Kafka and PostgreSQL ...", flush=True)
-    stack.start_infra()
-    print("starting services ...", flush=True)
-    stack.start_services()
-    path = stack.write_endpoints()
+        if set(SERVICES) <= set(running):
+            print(f"already running: {', '.join(running)} (make down first to restart)")
+            return stack
+        sys.exit(f"make up: partly running ({', '.join(running)}): `make down` first")
+    earlier = stack.has_data()
+    try:
+        print("starting Kafka and PostgreSQL ...", flush=True)
+        stack.start_infra()
+        if earlier:
+            print(f"found the state of an earlier run in {_shown(state_dir)}: {asyncio.run(earlier_state(stack.dsn))}\n"
+                  "  (kept; `make down` then `make reset` empties the queues and the database)", flush=True)
+        print("starting services ...", flush=True)
+        stack.start_services()
+        stack.start_standby()
+        path = stack.write_endpoints()
+    except (Exception, KeyboardInterrupt) as error:
+        _fail_up(stack, error)
     for key, value in stack.endpoints().items():
         print(f"  {key}={'(in endpoints.env)' if key == TOKEN else value}")
-    print(f"relais is up; endpoints in {path.relative_to(ROOT)}, logs in .relais/logs/")
+    print(f"relais is up; endpoints in {_shown(path)}, logs in {_shown(state_dir / 'logs')}/")
     return stack
+
+
+def _fail_up(stack: Stack, error: BaseException) -> None:
+    """Stops what `up` started; the error's details, then one line."""
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    if len(lines) > 1:
+        print("\n".join(lines[1:]), file=sys.stderr)
+    try:
+        stack.stop()
+        stopped = "stopped what it had started"
+    except Exception as stop_error:  # say it, and still end with the one line
+        stopped = f"could not stop everything ({stop_error}; `make down`)"
+    what = "interrupted" if isinstance(error, KeyboardInterrupt) else f"failed: {lines[0].rstrip(':')}"
+    print(f"make up {what}; {stopped}; logs in {_shown(stack.state_dir / 'logs')}/", file=sys.stderr)
+    sys.exit(130 if isinstance(error, KeyboardInterrupt) else 1)
+
+
+def _shown(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 def _docker_engine() -> bool:
@@ -306,18 +467,24 @@ def _docker_engine() -> bool:
 
 
 def main(argv: list[str]) -> int:
-    command = argv[0] if argv else "status"
-    if command == "up":
-        up()
-    elif command == "down":
-        Stack().stop()
+    parser = argparse.ArgumentParser(prog="python -m infra.stack", description="the local relais stack")
+    parser.add_argument("--state-dir", type=Path, default=STATE,
+                        help="state directory (default .relais/; another one runs on free ports)")
+    parser.add_argument("command", nargs="?", default="status", choices=("up", "down", "status", "run", "reset"))
+    args = parser.parse_args(argv)
+    state_dir = args.state_dir.resolve()
+    if args.command == "up":
+        up(state_dir)
+    elif args.command == "down":
+        Stack.for_state_dir(state_dir).stop()
         print("relais stopped")
-    elif command == "status":
-        stack = Stack()
-        for name in ("kafka", *SERVICES):
-            print(f"{name:12} {'running' if stack._read_pid(name) else 'stopped'}")
-    elif command == "run":
-        stack = up()
+    elif args.command == "status":
+        for name, pid in Stack.for_state_dir(state_dir).status():
+            print(f"{name:16} {f'running (pid {pid})' if pid else 'stopped'}")
+    elif args.command == "reset":
+        return reset(state_dir)
+    elif args.command == "run":
+        stack = up(state_dir)
         try:
             from relais.demo import run_demo
 
@@ -332,9 +499,23 @@ def main(argv: list[str]) -> int:
             print("\nstopping ...", flush=True)
             stack.stop()
             print("relais stopped")
+    return 0
+
+
+def reset(state_dir: Path = STATE, prog: str = "make reset") -> int:
+    """Refuses while anything of the stack runs (one line, 1); else empties it and says what it kept."""
+    stack = Stack.for_state_dir(state_dir)
+    try:
+        removed = stack.reset()
+    except StackRunning as running:
+        print(f"{prog}: {running}: `make down` first, then reset", file=sys.stderr)
+        return 1
+    kept = ", ".join(_shown(p) for p in (LIBS_DIR.parent.parent, state_dir / "models") if p.exists())
+    if removed:
+        print(f"emptied {_shown(state_dir)}: Kafka topics and the database (tasks, agents, conversations, turns, "
+              f"KPIs, outbox); kept {kept or 'nothing else'}, endpoints.env and logs")
     else:
-        print(__doc__)
-        return 2
+        print(f"nothing to empty in {_shown(state_dir)} (no Kafka or database data)")
     return 0
 
 
