@@ -12,10 +12,12 @@ import re
 from datetime import timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from relais.common.pb import conversation_pb2 as pb
-from relais.common.redact import PLACEHOLDERS, find_personal_data
+import phonenumbers
 
-PHONE_CHARS = re.compile(r"^\+?[0-9 .()/-]+$")
+from relais.common.pb import conversation_pb2 as pb
+from relais.common.redact import PLACEHOLDERS, find_personal_data, is_phone_number
+
+PHONE_CHARS = re.compile(r"^\+?[0-9 .()/\u00a0\u202f-]+$")
 OFFSET = re.compile(r"^([+-])([01][0-9]|2[0-3]):?([0-5][0-9])$")
 # Routing asked this conversation's customer for a number: a callback task waiting for it.
 ASKED = ("SELECT EXISTS (SELECT FROM tasks WHERE conversation_id = $1 AND status IN ('queued', 'offered')"
@@ -23,14 +25,17 @@ ASKED = ("SELECT EXISTS (SELECT FROM tasks WHERE conversation_id = $1 AND status
 
 
 def phone_number(value: str) -> str | None:
-    """A phone number as given ("+33 6 12 34 56 78", "06.12.34.56.78") in a plain form ("+33612345678"), or None when
-    it is not one (6 to 15 digits, E.164's longest)."""
-    if not PHONE_CHARS.match(value or ""):
+    """A phone number as given ("+33 6 12 34 56 78", "06.12.34.56.78", "0033 6 12 34 56 78") in a plain form
+    ("+33612345678", "0612345678"), or None when it is not one: an international number of a possible length for its
+    country, or a valid national number of a region of RELAIS_PHONE_REGIONS (libphonenumber's plans, as redaction)."""
+    if not PHONE_CHARS.match(value or "") or not is_phone_number(value, any_grouping=True):
         return None
     digits = re.sub(r"[^0-9]", "", value)
-    if not 6 <= len(digits) <= 15:
-        return None
-    return ("+" if value.strip().startswith("+") else "") + digits
+    if value.strip().startswith("+") or digits.startswith("00"):
+        # E.164, without the trunk prefix some write after the country code ("+33 (0)1 ...", "+33 06 ...").
+        number = phonenumbers.parse("+" + (digits if value.strip().startswith("+") else digits[2:]), None)
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return digits
 
 
 def numbers_in(text: str) -> list[str]:

@@ -4,16 +4,20 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from relais.common.config import ConfigError
 from relais.common.redact import (
-    PLACEHOLDERS, Finding, add_parser, find_personal_data, iban_valid, luhn_valid, redact, redact_counts,
-    redact_cli,
+    DEFAULT_PHONE_REGIONS, PLACEHOLDERS, Finding, add_parser, find_personal_data, iban_valid, is_phone_number,
+    luhn_valid, phone_regions, redact, redact_counts, redact_cli,
 )
 
 CORPUS = list(csv.DictReader((Path(__file__).parent / "redaction_corpus.csv").open(encoding="utf-8", newline="")))
@@ -21,8 +25,8 @@ NEAR_MISSES = [row for row in CORPUS if row["text"] == row["expected"]]
 
 
 def test_corpus_size():
-    assert len(CORPUS) >= 80
-    assert len(NEAR_MISSES) >= 25
+    assert len(CORPUS) >= 135
+    assert len(NEAR_MISSES) >= 40
 
 
 @pytest.mark.parametrize("row", CORPUS, ids=[row["text"][:40] for row in CORPUS])
@@ -79,7 +83,7 @@ def test_counts():
     text = "4111111111111111 / 5555 5555 5555 4444 / a@b.fr / 0612345678 / FR7630006000011234567890189"
     redacted, counts = redact_counts(text)
     assert redacted == "[CARD] / [CARD] / [EMAIL] / [PHONE] / [IBAN]"
-    assert counts == {"card": 2, "iban": 1, "email": 1, "phone": 1}
+    assert counts == {"card": 2, "iban": 1, "email": 1, "phone": 1, "national_id": 0}
     assert redact_counts("rien à signaler")[1] == dict.fromkeys(PLACEHOLDERS, 0)
 
 
@@ -93,7 +97,8 @@ FRAGMENTS = st.sampled_from([
     "4111 1111 1111 1111", "5555555555554444", "3782 822463 10005", "FR76 3000 6000 0112 3456 7890 189",
     "GB82WEST12345698765432", "jean.dupont@example.fr", "a@b.co", "@", ".", "+33 6 12 34 56 78", "06 12 34 56 78",
     "0033", "+", "+1 (415) 555-2671", "(0)", " ", "\u00a0", "\u202f", "-", "/", "\n", "[CARD]", "0", "4", "12",
-    "FR76", "****1234", "1 250,00 €", "é",
+    "FR76", "****1234", "1 250,00 €", "é", "020 7946 0958", "(415) 555-0132", "415-555-0132", "1 85 07 75 116 001 91",
+    "185077511600191", "12/03/2026", "CMD-0612345678", "RSSMRA85T10A562S", "12345678Z", "(", ")",
 ])
 
 
@@ -155,7 +160,7 @@ def test_cli_streams_stdin_to_stdout(monkeypatch):
 def test_cli_stats_on_stderr(monkeypatch):
     code, out, err = run_cli(monkeypatch, ["redact", "--stats"], "IBAN DE89 3704 0044 0532 0130 00\n0612345678\n")
     assert (code, out) == (0, "IBAN [IBAN]\n[PHONE]\n")
-    assert json.loads(err) == {"card": 0, "iban": 1, "email": 0, "phone": 1}
+    assert json.loads(err) == {"card": 0, "iban": 1, "email": 0, "phone": 1, "national_id": 0}
 
 
 def test_lists_of_the_same_kind():
@@ -168,3 +173,70 @@ def test_lists_of_the_same_kind():
                                   "+1 " * 20000, "FR76 " * 10000, "4111 " * 10000])
 def test_long_adversarial_input_stays_linear(text):
     redact(text)
+
+
+# ----------------------------------------------------------------------------- phones, by region
+def test_the_default_regions_and_the_setting():
+    assert {"FR", "BE", "CH", "LU", "GB", "IE", "US", "CA", "DE", "ES", "IT", "NL"} <= set(DEFAULT_PHONE_REGIONS)
+    assert phone_regions({}) == DEFAULT_PHONE_REGIONS == phone_regions({"RELAIS_PHONE_REGIONS": " "})
+    assert phone_regions({"RELAIS_PHONE_REGIONS": "fr, gb,FR"}) == ("FR", "GB")
+
+
+@pytest.mark.parametrize("value", ["France", "FR;GB", "FR,,GB", "UK", "FR,XX"])
+def test_a_bad_region_setting_names_the_variable_and_the_expected_form(value):
+    with pytest.raises(ConfigError, match=r"RELAIS_PHONE_REGIONS=.*expected comma-separated ISO 3166 region codes"):
+        phone_regions({"RELAIS_PHONE_REGIONS": value})
+
+
+def test_a_bad_region_setting_stops_a_process_at_start_up():
+    env = os.environ | {"RELAIS_PHONE_REGIONS": "France"}
+    done = subprocess.run([sys.executable, "-c", "import relais.common.redact"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and "RELAIS_PHONE_REGIONS=France: expected" in done.stderr
+
+
+def test_national_formats_are_the_served_regions_only():
+    text = "(415) 555-0132 / 020 7946 0958 / 06 12 34 56 78 / +1 415 555 0132 / +44 20 7946 0958"
+    assert redact(text, ("FR",)) == "(415) 555-0132 / 020 7946 0958 / [PHONE] / [PHONE] / [PHONE]"
+    assert redact(text, ("US", "GB")) == "[PHONE] / [PHONE] / 06 12 34 56 78 / [PHONE] / [PHONE]"
+    assert redact(text) == "[PHONE] / [PHONE] / [PHONE] / [PHONE] / [PHONE]"
+
+
+@pytest.mark.parametrize("written", ["+44 20 7946 0958", "0044 20 7946 0958", "+44 7700 900123", "(415) 555-0132",
+                                     "415-555-0132", "06 12 34 56 78", "+33 (0)1 42 68 53 00", "0151 23456789"])
+def test_is_phone_number(written):
+    assert is_phone_number(written)
+
+
+@pytest.mark.parametrize("written", ["4155550132", "2024000123", "75008", "12/03/2026", "+1 250", "0000000000",
+                                     "402-1234567", "12345678901", "+999 1234 5678"])
+def test_is_not_a_phone_number_in_free_text(written):
+    assert not is_phone_number(written)
+
+
+def test_a_phone_field_takes_any_grouping_but_still_a_valid_number():
+    assert is_phone_number("4155550132", any_grouping=True) and is_phone_number("2612 3456", any_grouping=True)
+    assert not is_phone_number("0000000000", any_grouping=True) and not is_phone_number("12345", any_grouping=True)
+
+
+def test_phones_in_a_list_split_where_both_are_numbers():
+    # 06 12 34 56 78 06 98 would be a valid German number: the split covering both wins.
+    assert redact("06 12 34 56 78 06 98 76 54 32") == "[PHONE] [PHONE]"
+    assert redact("+33 6 12 34 56 78 06 98 76 54 32") == "[PHONE] [PHONE]"
+    assert redact("0151 23456789 0151 23456788") == "[PHONE] [PHONE]"
+
+
+# ---------------------------------------------------------------------------- national identifiers
+@pytest.mark.parametrize("valid,wrong_key", [
+    ("1 85 07 75 116 001 91", "1 85 07 75 116 001 92"), ("185077511600191", "185077511600192"),
+    ("85.07.30-033.28", "85.07.30-033.29"), ("12345678Z", "12345678Y"), ("X1234567L", "X1234567K"),
+    ("RSSMRA85T10A562S", "RSSMRA85T10A562T"), ("756.1234.5678.97", "756.1234.5678.98"), ("1234567T", "1234567U"),
+    ("536-90-4399", "000-90-4399"),
+])
+def test_a_national_identifier_is_redacted_only_with_its_check(valid, wrong_key):
+    assert redact(f"id {valid} ok") == "id [NATIONAL_ID] ok"
+    assert [f.kind for f in find_personal_data(f"id {wrong_key} ok")] in ([], ["phone"])
+
+
+def test_an_identifier_glued_to_a_word_is_not_one():
+    assert redact("ref X185077511600191") == "ref X185077511600191"
