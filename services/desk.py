@@ -4,8 +4,10 @@
 
 Offers, assignments and customer messages are printed as they come (the conversation as it happened, summary,
 suggestions with their articles, the time left to accept); you type one command a line (`help` lists them).
-Tasks are numbered #1, #2, ... in the order they reach you. When the stream drops (routing restarted), the desk
-subscribes again with its token, with back-off, and signs in again if routing no longer knows the token.
+Tasks are numbered #1, #2, ... in the order they reach you. When the stream drops (routing restarted, or its
+active process died and the standby took over), the desk subscribes again with its token, with back-off, to
+whichever of routing's addresses (ROUTING_GRPC_ADDR, ROUTING_STANDBY_GRPC_ADDR) serves, and signs in again if
+routing no longer knows the token.
 Parsing and rendering are plain functions (tests/unit/test_desk.py).
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from relais.common import grpcserver
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, agent_events_pb2 as ev
@@ -310,20 +313,56 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
 BACKOFF_SECONDS = (0.5, 1, 2, 4, 5)  # between attempts to subscribe again; then every 5 s
 
 
+def addresses(*values: str | None) -> list[str]:
+    """Routing's processes from ROUTING_GRPC_ADDR and ROUTING_STANDBY_GRPC_ADDR, each possibly a comma-separated list."""
+    found = []
+    for value in values:
+        for addr in (value or "").split(","):
+            if addr.strip() and addr.strip() not in found:
+                found.append(addr.strip())
+    return found
+
+
+async def serving_address(addrs: list[str], timeout: float = 1) -> str | None:
+    """The first of routing's processes whose AgentDesk reports SERVING (the active one; a standby reports
+    NOT_SERVING), None when none does now."""
+    for addr in addrs:
+        async with grpcserver.channel(addr, trace=False) as channel:
+            try:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=AGENT_DESK), timeout=timeout)
+            except grpc.aio.AioRpcError:
+                continue
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return addr
+    return None
+
+
+AGENT_DESK = desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name
+
+
 @dataclass
 class Session:
-    """The agent's session: signed in by this front end with the service token; `auth` carries its token."""
+    """The agent's session: signed in by this front end with the service token; `auth` carries its token.
+    `addr`: routing's address, or several (comma-separated: the active process and the standby)."""
     addr: str
     request: desk.SignInRequest
     service_token: str | None
     channel: grpc.aio.Channel | None = None
     stub: desk_grpc.AgentDeskStub | None = None
     auth: list[tuple[str, str]] = field(default_factory=list)
+    current: str = ""  # the address in use
 
     async def connect(self) -> None:
-        """A new channel (TLS when RELAIS_TLS_CA is set): one that lost its server waits out its own growing
-        back-off (up to 2 min) before trying again, a new one tries at once."""
-        old, self.channel = self.channel, grpcserver.channel(self.addr, trace=False)
+        """A new channel (TLS when RELAIS_TLS_CA is set) to the routing process that serves now, else to the one in
+        use: one that lost its server waits out its own growing back-off (up to 2 min) before trying again, a new
+        one tries at once."""
+        addrs = addresses(self.addr)
+        if len(addrs) > 1:
+            self.current = await serving_address(addrs) or self.current or addrs[0]
+        else:
+            self.current = addrs[0]
+        old, self.channel = self.channel, grpcserver.channel(self.current, trace=False)
         self.stub = desk_grpc.AgentDeskStub(self.channel)
         if old is not None:
             await old.close()
@@ -427,7 +466,8 @@ def desk_cli(args, endpoints: dict[str, str]) -> int:
         return 2
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
     try:
-        asyncio.run(run(endpoints["ROUTING_GRPC_ADDR"], args.agent, args.name or args.agent, languages, skills, capacity,
+        routing = ",".join(addresses(endpoints["ROUTING_GRPC_ADDR"], endpoints.get("ROUTING_STANDBY_GRPC_ADDR")))
+        asyncio.run(run(routing, args.agent, args.name or args.agent, languages, skills, capacity,
                         service_token=endpoints.get("RELAIS_SERVICE_TOKEN") or None))
     except grpc.aio.AioRpcError as error:
         print(f"{error.code().name}: {error.details()} (is relais up? `make up`)", file=sys.stderr)

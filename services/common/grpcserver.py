@@ -9,6 +9,7 @@ Access (README, "Access"):
   without a token configured refuses every such call (fail closed). Health and reflection stay open.
 """
 
+import asyncio
 import hmac
 import json
 import logging
@@ -21,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor
 
 from relais.common.config import SERVICE_TOKEN_ENV, service_token
+from relais.common.lease import Fenced
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,83 @@ def _refusing(handler: grpc.RpcMethodHandler, problem: str) -> grpc.RpcMethodHan
     return grpc.unary_unary_rpc_method_handler(refuse, **serdes)
 
 
+class Gate(grpc.aio.ServerInterceptor):
+    """Calls to `services` while closed (a standby) end with UNAVAILABLE and the reason (where the active process
+    is); closing it also ends the streams open on them, so their clients go to the process that serves now. A call
+    that meets Fenced (the lease lost mid-call) ends the same way."""
+
+    def __init__(self, services: Iterable[str]):
+        self.services = frozenset(services)
+        self.reason: str | None = None  # None: open
+        self._closed: asyncio.Event | None = None
+
+    def closed_event(self) -> asyncio.Event:
+        if self._closed is None:
+            self._closed = asyncio.Event()
+        return self._closed
+
+    def open(self) -> None:
+        self.reason = None
+        self.closed_event().clear()
+
+    def close(self, reason: str) -> None:
+        self.reason = reason
+        self.closed_event().set()
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.lstrip("/").split("/", 1)[0] not in self.services:
+            return handler
+        return _gated(handler, self)
+
+
+def _gated(handler: grpc.RpcMethodHandler, gate: Gate) -> grpc.RpcMethodHandler:
+    async def refuse(context, reason: str | None = None):
+        await context.abort(grpc.StatusCode.UNAVAILABLE, reason or gate.reason or "standby: not serving")
+
+    serdes = dict(request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    if handler.response_streaming:
+        inner = handler.unary_stream if not handler.request_streaming else handler.stream_stream
+
+        async def stream(request, context):
+            if gate.reason is not None:
+                await refuse(context)
+            events = inner(request, context).__aiter__()
+            closed = asyncio.ensure_future(gate.closed_event().wait())
+            try:
+                while True:
+                    step = asyncio.ensure_future(events.__anext__())
+                    done, _ = await asyncio.wait({step, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    if step not in done:  # this process steps down: the client goes to the active one
+                        step.cancel()
+                        await asyncio.gather(step, return_exceptions=True)
+                        await events.aclose()
+                        await refuse(context)
+                    try:
+                        yield step.result()
+                    except StopAsyncIteration:
+                        return
+            except Fenced as error:
+                await refuse(context, f"{gate.reason or 'standby'} ({error})")
+            finally:
+                closed.cancel()
+
+        make = grpc.unary_stream_rpc_method_handler if not handler.request_streaming else grpc.stream_stream_rpc_method_handler
+        return make(stream, **serdes)
+    inner = handler.unary_unary if not handler.request_streaming else handler.stream_unary
+
+    async def unary(request, context):
+        if gate.reason is not None:
+            await refuse(context)
+        try:
+            return await inner(request, context)
+        except Fenced as error:
+            await refuse(context, f"{gate.reason or 'standby'} ({error})")
+
+    make = grpc.unary_unary_rpc_method_handler if not handler.request_streaming else grpc.stream_unary_rpc_method_handler
+    return make(unary, **serdes)
+
+
 class GrpcServer:
     """A started aio server; `services` are the full names it serves (for health and reflection).
 
@@ -143,9 +222,11 @@ class GrpcServer:
     """
 
     def __init__(self, addr: str, services: list[str], register: Register | None = None, *,
-                 require_token: Iterable[str] | None = None, token=_FROM_ENV, credentials=_FROM_ENV):
+                 require_token: Iterable[str] | None = None, token=_FROM_ENV, credentials=_FROM_ENV, gated: bool = False):
         self.addr = addr
         self.services = services
+        # `gated`: a service with an active and a standby process; the gate refuses its calls while standby.
+        self.gate = Gate(services) if gated else None
         protected = {p for p in PROTECTED if p.split("/")[0] in services} if require_token is None else set(require_token)
         if token is _FROM_ENV:
             token = service_token()
@@ -155,6 +236,8 @@ class GrpcServer:
         interceptors = [aio_server_interceptor()]
         if protected:
             interceptors.append(TokenInterceptor(protected, token))
+        if self.gate is not None:
+            interceptors.append(self.gate)
         self.server = grpc.aio.server(interceptors=interceptors)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

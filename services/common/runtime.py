@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def serve(service: str, main: Main) -> None:
         sys.exit(_one_line(error))
     logging.basicConfig(level=level, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(OUTAGES)
     pid_file = write_pid_file(service, settings.grpc_addr)
     telemetry.setup(service)
     try:
@@ -85,3 +88,73 @@ async def _run(settings: Settings, main: Main) -> None:
         loop.add_signal_handler(sig, stop.set)
     await main(settings, stop)
     logging.getLogger(settings.service).info("stopped cleanly")
+
+
+def _transient(error: BaseException | None) -> str | None:
+    """'kafka' or 'database' when `error` is a broker or database connection failure, else None."""
+    if error is None:
+        return None
+    import asyncpg
+    from aiokafka.errors import KafkaError
+
+    if isinstance(error, KafkaError):
+        return "kafka"
+    if isinstance(error, (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                          asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)):
+        return "database"
+    return None
+
+
+class OutageFilter(logging.Filter):
+    """Thins out the error lines an outage repeats (aiokafka alone writes ~75 a second while the broker is down):
+    for each kind of outage — the broker (aiokafka's own loggers, or our loops' lines about a Kafka error), the
+    database (our lines about a lost connection) — the first line is written, then one "still failing after N s"
+    line at 1, 2, 4, 8... minutes with how many were left out. An outage is over when the worker's watchdog
+    sees it end (`reset`) or after a minute without such lines."""
+
+    FIRST_REMINDER = 60.0
+    QUIET = 60.0
+
+    def __init__(self):
+        super().__init__()
+        self.outages: dict[str, list[float]] = {}  # kind -> [started, last seen, next reminder (s), left out]
+
+    def kind(self, record: logging.LogRecord) -> str | None:
+        if record.levelno < logging.WARNING:
+            return None
+        if record.name.startswith("aiokafka"):
+            return "kafka"
+        error = record.exc_info[1] if record.exc_info else next(
+            (a for a in (record.args if isinstance(record.args, tuple) else ()) if isinstance(a, BaseException)), None)
+        return _transient(error)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        verdict = getattr(record, "_relais_outage", None)  # the same record through another handler
+        if verdict is None:
+            verdict = record._relais_outage = self._decide(record)
+        return verdict
+
+    def _decide(self, record: logging.LogRecord) -> bool:
+        kind = self.kind(record)
+        if kind is None:
+            return True
+        now = time.monotonic()
+        outage = self.outages.get(kind)
+        if outage is None or now - outage[1] > self.QUIET:
+            self.outages[kind] = [now, now, self.FIRST_REMINDER, 0]
+            return True
+        outage[1] = now
+        if now - outage[0] < outage[2]:
+            outage[3] += 1
+            return False
+        record.msg = f"still failing after {now - outage[0]:.0f} s ({outage[3]:.0f} similar lines not logged): {record.msg}"
+        record.exc_info = record.exc_text = None  # the first line had the traceback
+        outage[2] *= 2
+        outage[3] = 0
+        return True
+
+    def reset(self) -> None:
+        self.outages.clear()
+
+
+OUTAGES = OutageFilter()

@@ -93,7 +93,12 @@ async def send_message(producer, conversation_id: str, customer: dict, text: str
 
 async def play_advisor(routing_addr: str, stop: asyncio.Event, log, env: dict[str, str] | None = None) -> None:
     """A demo advisor: signs in (lowest levels, so real agents are preferred), accepts every offer, greets the
-    customer with the context, closes."""
+    customer with the context, closes. `routing_addr` may list routing's processes (comma-separated): the one
+    serving is used."""
+    from relais.desk import addresses, serving_address
+
+    addrs = addresses(routing_addr)
+    routing_addr = (await serving_address(addrs) if len(addrs) > 1 else None) or addrs[0]
     async with grpcserver.channel(routing_addr, env=env, trace=False) as channel:
         agent = desk_grpc.AgentDeskStub(channel)
         token = (await agent.SignIn(desk.SignInRequest(
@@ -144,7 +149,8 @@ async def run_demo(endpoints: dict[str, str], timeout: float = 30, advisor: bool
     def log(conversation_id: str, line: str) -> None:
         print(f"  {conversation_id}: {line}", flush=True)
 
-    demo_advisor = asyncio.create_task(play_advisor(endpoints["ROUTING_GRPC_ADDR"], stop, log, endpoints)) \
+    routing = ",".join(filter(None, (endpoints["ROUTING_GRPC_ADDR"], endpoints.get("ROUTING_STANDBY_GRPC_ADDR"))))
+    demo_advisor = asyncio.create_task(play_advisor(routing, stop, log, endpoints)) \
         if advisor else None
 
     async def play(conversation: dict) -> None:

@@ -5,9 +5,10 @@ Waiting customers get their position and expected wait; they can leave or ask fo
 
 Every change is one PostgreSQL transaction (tasks, agents, task_events) whose outgoing records go
 through the outbox, so a restart — even SIGKILL — loses no task and no reservation: the state is the
-database, and a ticker expires offers, ends wrap-ups, applies overflow and re-dispatches. One routing
-process at a time: its lock serialises decisions and it holds the agents' live streams. The agents'
-calls are in desk_api.py; the decisions themselves, pure, in rules.py.
+database, and a ticker expires offers, ends wrap-ups, applies overflow and re-dispatches. One active routing
+process at a time, holding the lease (relais.common.lease) on the connection its decisions are made on; a
+standby takes over when it dies. The active's lock serialises decisions and it holds the agents' live streams.
+The agents' calls are in desk_api.py; the decisions themselves, pure, in rules.py.
 """
 
 import asyncio
@@ -28,6 +29,7 @@ from opentelemetry.trace import Link, get_current_span
 
 from relais.classifier.catalogue import load_catalogue
 from relais.common import bus, cloudevents, telemetry, topics, transcript, worker
+from relais.common.lease import Fenced, Lease
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
 from relais.routing import records, rules, transcript_view
@@ -107,8 +109,11 @@ class Routing(AgentDeskApi):
     """The hand-offs from Kafka, the decisions and the ticker; the agents' calls are in desk_api.py."""
 
     def __init__(self, pool, producer, routing_rules: rules.RoutingRules, skill_by_intent: dict[str, str],
-                 assistant=None, tick_seconds: float = 1.0):
+                 assistant=None, tick_seconds: float = 1.0, lease: Lease | None = None):
         self.pool = pool
+        # With a lease (an active and a standby process), the decision connection is the one holding it: a process that
+        # lost the lease has no connection to decide on (relais.common.lease).
+        self.lease = lease
         self.producer = producer
         self.rules = routing_rules
         self.skill_by_intent = skill_by_intent
@@ -130,6 +135,12 @@ class Routing(AgentDeskApi):
         self.conn = None
 
     async def _decision_conn(self):
+        if self.lease is not None:
+            conn = await self.lease.connection()  # Fenced when another process holds the lease
+            if conn is not self.conn:  # taken again after a lost connection: what memory holds may be stale
+                self.index, self.signed_in_seen = None, None
+            self.conn = conn
+            return conn
         if self.conn is not None and _lost(self.conn):
             await self._drop_conn()
         if self.conn is None:
@@ -137,17 +148,37 @@ class Routing(AgentDeskApi):
         return self.conn
 
     async def _drop_conn(self) -> None:
-        """After a failure the connection goes back to the pool (which resets or replaces it); the next change takes another."""
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                await self.pool.release(conn)
-            except Exception:
-                log.warning("decision connection not released cleanly", exc_info=True)
+        """After a failure, a connection still sound (not lost, its transaction rolled back) is kept: giving back the
+        lease's would release the lease. Otherwise it goes back to the pool (which resets or replaces it) and the next
+        change takes another (with a lease: takes the lease again, if nobody else did meanwhile)."""
+        conn = self.conn
+        if conn is None:
+            return
+        if self.lease is not None:
+            if not _lost(conn) and not conn.is_in_transaction():
+                return
+            self.conn = None
+            await self.lease.drop()
+            return
+        self.conn = None
+        try:
+            await self.pool.release(conn)
+        except Exception:
+            log.warning("decision connection not released cleanly", exc_info=True)
 
     async def close(self) -> None:
         async with self.lock:
-            await self._drop_conn()
+            if self.lease is not None:
+                self.conn = None  # the worker gives the lease back
+            else:
+                await self._drop_conn()
+
+    async def take_over(self) -> None:
+        """This process just took the lease: what it remembers from an earlier active period is stale. Agents count as
+        disconnected from now (they have reconnect_seconds to subscribe here); the agents' index is read again."""
+        async with self.lock:
+            self.conn, self.index, self.signed_in_seen = None, None, None
+            self.disconnected.clear()
 
     # --- one state change: a transaction with its outbox records, then the pushes ---
 
@@ -595,6 +626,8 @@ class Routing(AgentDeskApi):
             await asyncio.sleep(self.tick_seconds)
             try:
                 await self.tick()
+            except Fenced as error:  # the worker steps down to standby
+                log.warning("routing tick not run: %s", error)
             except Exception:  # a failed tick is retried at the next one; it must never stop routing
                 log.exception("routing tick failed")
 
@@ -790,14 +823,17 @@ async def build(w: worker.Worker) -> worker.Service:
     sys.setswitchinterval(0.0005)
     catalogue = load_catalogue()
     routing_rules = rules.load_rules(known_intents=catalogue.intents)
+    # One active routing process, any number of standbys: the lease (README, "Scale-out and faults").
+    lease = Lease(w.pool, "routing", os.environ.get("RELAIS_ADVERTISED_ADDR", "").strip() or w.settings.grpc_addr)
     routing = Routing(w.pool, w.producer, routing_rules, {i.id: i.skill for i in catalogue.intents.values()},
-                      _assistant(), float(os.environ.get("RELAIS_ROUTING_TICK_SECONDS") or 1.0))
+                      _assistant(), float(os.environ.get("RELAIS_ROUTING_TICK_SECONDS") or 1.0), lease)
     return worker.Service(
         handle=routing.handle, topics=(topics.HANDOFFS,),
         grpc_services=(desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,),
         register=lambda server: desk_grpc.add_AgentDeskServicer_to_server(routing, server),
         background=(routing.run_ticker,),
         close=routing.close,
+        lease=lease, on_active=routing.take_over,
     )
 
 
