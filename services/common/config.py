@@ -154,6 +154,18 @@ def existing(kind: str) -> Form:
     return Form(f"the path of an existing {kind}", parse)
 
 
+def region_codes() -> Form:
+    """Regions libphonenumber knows (relais.common.redact: whose national phone formats are redacted)."""
+    def parse(raw: str) -> tuple[str, ...]:
+        import phonenumbers
+
+        codes = tuple(dict.fromkeys(code.strip().upper() for code in raw.split(",")))
+        if not all(code in phonenumbers.SUPPORTED_REGIONS for code in codes):
+            raise ValueError()
+        return codes
+    return Form("comma-separated ISO 3166 region codes, e.g. FR,BE,GB,US", parse)
+
+
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -172,6 +184,7 @@ SETTINGS: dict[str, Form] = {
     "ROUTING_STANDBY_GRPC_ADDR": address(),
     "RELAIS_LOG_LEVEL": one_of(*LOG_LEVELS),
     "RELAIS_MAX_TEXT_CHARS": whole("characters", 1),
+    "RELAIS_PHONE_REGIONS": region_codes(),
     "RELAIS_BATCH": one_of("on", "off"),
     "RELAIS_BATCH_MS": number("milliseconds"),
     "RELAIS_RETENTION_DAYS": number("days"),

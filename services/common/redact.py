@@ -28,7 +28,7 @@ from stdnum.ie import pps as ie_pps
 from stdnum.it import codicefiscale as it_codice_fiscale
 from stdnum.us import ssn as us_ssn
 
-from relais.common.config import ConfigError
+from relais.common.config import setting
 
 PLACEHOLDERS = {"card": "[CARD]", "iban": "[IBAN]", "email": "[EMAIL]", "phone": "[PHONE]",
                 "national_id": "[NATIONAL_ID]"}
@@ -61,20 +61,22 @@ DEFAULT_PHONE_REGIONS = ("FR", "BE", "CH", "LU", "GB", "IE", "US", "CA", "DE", "
 
 
 def phone_regions(environ=None) -> tuple[str, ...]:
-    """The regions whose national formats are phone numbers: RELAIS_PHONE_REGIONS, comma-separated."""
-    value = (os.environ if environ is None else environ).get(PHONE_REGIONS_VARIABLE, "").strip()
-    if not value:
-        return DEFAULT_PHONE_REGIONS
-    regions = tuple(dict.fromkeys(code.strip().upper() for code in value.split(",")))
-    unknown = [code for code in regions if code not in phonenumbers.SUPPORTED_REGIONS]
-    if unknown:
-        named = ", ".join(code or "(empty)" for code in unknown)
-        raise ConfigError(f"{PHONE_REGIONS_VARIABLE}={value}: expected comma-separated ISO 3166 region codes known to "
-                          f"libphonenumber, e.g. FR,BE,GB,US (not a region: {named})")
-    return regions
+    """The regions whose national formats are phone numbers: RELAIS_PHONE_REGIONS, comma-separated; ConfigError
+    naming the variable and its form for a region libphonenumber does not know (checked at start-up too)."""
+    return setting(PHONE_REGIONS_VARIABLE, DEFAULT_PHONE_REGIONS, environ)
 
 
-REGIONS = phone_regions()  # read once: a bad value stops the process at start-up, naming the variable
+_configured: tuple[str, tuple[str, ...]] = ("", DEFAULT_PHONE_REGIONS)
+
+
+def configured_regions() -> tuple[str, ...]:
+    """phone_regions() of the process's environment, parsed again only when the variable changes."""
+    global _configured
+    raw = os.environ.get(PHONE_REGIONS_VARIABLE, "")
+    if raw != _configured[0]:
+        _configured = (raw, phone_regions())
+    return _configured[1]
+
 
 # A run of digit groups, each after one separator, an opening bracket, or a closing one ("+33 (0)1 42 68 53 00").
 # Every group is introduced by something, so the pattern is linear however long the run.
@@ -152,7 +154,7 @@ def is_phone_number(written: str, regions: tuple[str, ...] | None = None, *, any
     if written.startswith("+") or digits.startswith("00"):
         return bool(_international_phone(digits[2:] if not written.startswith("+") else digits))
     groups = None if any_grouping else tuple(len(g) for g in DIGIT_GROUP.findall(written))
-    return _national_phone(digits, groups, regions or REGIONS)
+    return _national_phone(digits, groups, regions or configured_regions())
 
 
 def _phone_ends(text: str, run: re.Match, groups: list[re.Match], first: int, regions) -> list[tuple[int, int]]:
@@ -197,7 +199,7 @@ def _phones_in_run(text: str, run: re.Match, groups: list[re.Match], regions) ->
 
 
 def _phone_spans(text: str, regions=None):
-    regions = regions or REGIONS
+    regions = regions or configured_regions()
     for run in PHONE_RUN.finditer(text):
         start = run.start()
         # Not inside a word or continuing a number ("1,0612345678", "12/0612345678", "ab0612345678").
@@ -427,12 +429,21 @@ def redact(text: str, regions: tuple[str, ...] | None = None) -> str:
 
 
 def add_parser(subparsers) -> None:
-    command = subparsers.add_parser("redact", help="redact personal data from standard input to standard output")
+    command = subparsers.add_parser(
+        "redact", help="redact personal data from standard input to standard output; --rescan: what is stored")
     command.add_argument("--stats", action="store_true", help="print the count per kind on standard error (JSON)")
+    command.add_argument("--rescan", action="store_true",
+                         help="apply the current rules to the texts already stored (relais.common.rescan); prints JSON")
+    command.add_argument("--dry-run", action="store_true", help="with --rescan: count what would change, change nothing")
+    command.add_argument("--batch-rows", type=int, default=500, help="with --rescan: rows per transaction (default 500)")
+    command.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
     command.set_defaults(func=redact_cli)
 
 
 def redact_cli(args) -> int:
+    if getattr(args, "dry_run", False) and not getattr(args, "rescan", False):
+        print("relais redact: error: --dry-run goes with --rescan", file=sys.stderr)
+        return 2
     totals = dict.fromkeys(PLACEHOLDERS, 0)
     # Line by line: output follows input interactively, and no pattern crosses a newline.
     for line in sys.stdin:

@@ -184,15 +184,29 @@ def test_the_default_regions_and_the_setting():
 
 @pytest.mark.parametrize("value", ["France", "FR;GB", "FR,,GB", "UK", "FR,XX"])
 def test_a_bad_region_setting_names_the_variable_and_the_expected_form(value):
-    with pytest.raises(ConfigError, match=r"RELAIS_PHONE_REGIONS=.*expected comma-separated ISO 3166 region codes"):
+    with pytest.raises(ConfigError, match=r"^RELAIS_PHONE_REGIONS: expected comma-separated ISO 3166 region codes"):
         phone_regions({"RELAIS_PHONE_REGIONS": value})
 
 
-def test_a_bad_region_setting_stops_a_process_at_start_up():
+def test_a_bad_region_setting_is_one_line_at_start_up_and_in_the_cli():
+    from relais.common.config import check_environment
+
+    with pytest.raises(ConfigError, match="RELAIS_PHONE_REGIONS: expected .*got 'France'"):
+        check_environment({"RELAIS_PHONE_REGIONS": "France"})
     env = os.environ | {"RELAIS_PHONE_REGIONS": "France"}
-    done = subprocess.run([sys.executable, "-c", "import relais.common.redact"], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode != 0 and "RELAIS_PHONE_REGIONS=France: expected" in done.stderr
+    done = subprocess.run([sys.executable, "-m", "relais.cli", "redact"], input="06 12 34 56 78\n", env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "relais redact: error: RELAIS_PHONE_REGIONS: expected comma-separated ISO 3166 region codes, e.g. FR,BE,GB,US,"
+        " got 'France'"]
+
+
+def test_the_process_setting_is_read_again_when_it_changes(monkeypatch):
+    monkeypatch.setenv("RELAIS_PHONE_REGIONS", "US")
+    assert redact("06 12 34 56 78 / (415) 555-0132") == "06 12 34 56 78 / [PHONE]"
+    monkeypatch.setenv("RELAIS_PHONE_REGIONS", "FR")
+    assert redact("06 12 34 56 78 / (415) 555-0132") == "[PHONE] / (415) 555-0132"
 
 
 def test_national_formats_are_the_served_regions_only():
