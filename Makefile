@@ -54,6 +54,7 @@ bench: install
 	$(VENV)/bin/relais bench routing --json
 	$(PY) bench/analytics_kpis.py
 	$(PY) bench/assist_eval.py
+	$(PY) bench/redact_speed.py
 
 # The intent model artifact the classifier service loads (make up trains it when missing or stale).
 model: install

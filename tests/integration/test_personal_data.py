@@ -1,5 +1,5 @@
 """Personal data on the real pipeline: French and English messages with card numbers, IBANs, e-mail
-addresses and phone numbers go through intake, classifier, bot, routing and analytics, and no raw value
+addresses, phone numbers (international and UK/US/French national formats) and a French NIR go through intake, classifier, bot, routing and analytics, and no raw value
 is left in any table, topic, log file or exported span; the bot still reads order numbers, and near-misses
 (amounts, dates, order numbers) stay as written. Then retention: closed conversations lose their
 transcripts, recent ones and ones with an open task keep them, and the KPIs do not move."""
@@ -48,6 +48,22 @@ def french_mobile() -> str:
 
 def uk_mobile() -> str:
     return f"+44 7700 {rng.randrange(100000, 1000000)}"
+
+
+def uk_national() -> str:
+    return f"020 7946 0{rng.randrange(100, 1000)}"  # Ofcom's range for drama, valid in libphonenumber's plan
+
+
+def us_national() -> str:
+    return f"(415) 555-01{rng.randrange(10, 100)}"
+
+
+def french_nir() -> str:
+    """A social-security number (NIR) with its key, spaced as on the card."""
+    body = (f"{rng.choice('12')}{rng.randrange(40, 100):02d}{rng.randrange(1, 13):02d}{rng.choice(['75', '69', '13'])}"
+            f"{rng.randrange(1, 1000):03d}{rng.randrange(1, 1000):03d}")
+    key = 97 - int(body) % 97
+    return f"{body[0]} {body[1:3]} {body[3:5]} {body[5:7]} {body[7:10]} {body[10:13]} {key:02d}"
 
 
 def email(name: str) -> str:
@@ -141,18 +157,21 @@ async def test_personal_data_is_redacted_everywhere_and_order_numbers_still_work
     iban_fr, iban_en = french_iban(), french_iban().replace(" ", "")
     mail_fr, mail_en = email("camille.durand"), email("john.smith")
     phone_fr, phone_en, phone_intl = french_mobile(), uk_mobile(), "+33 " + french_mobile()[1:]
-    raw = needles([card_fr, card_en, iban_fr, iban_en, mail_fr, mail_en, phone_fr, phone_en, phone_intl])
+    # National formats of the regions served and an identifier with its key (issue 12).
+    phone_uk, phone_us, nir = uk_national(), us_national(), french_nir()
+    raw = needles([card_fr, card_en, iban_fr, iban_en, mail_fr, mail_en, phone_fr, phone_en, phone_intl,
+                   phone_uk, phone_us, nir]) + [phone_us.replace("(", "").replace(") ", "").replace("-", "")]
     run = uuid.uuid4().hex[:8]
     fr_card, en_order, en_person, fr_order = (f"pd-{kind}-{run}" for kind in ("fr-card", "en-order", "en-person", "fr-order"))
     near_miss = "Bonjour, le 12/03/2025 j'ai payé 1 234,56 € pour la commande CMD-123456, code postal 75011 : où en est-elle ?"
     messages = {
         fr_card: ({"id": f"cust-{run}-1", "language": "fr"},
                   f"J'ai perdu ma carte {card_fr}, bloquez-la ! Mon IBAN est {iban_fr}, écrivez-moi à {mail_fr} "
-                  f"ou appelez le {phone_fr}"),
+                  f"ou appelez le {phone_fr}, mon numéro de sécu est {nir}"),
         en_order: ({"id": "cust-en-001", "language": "en"},
-                   f"Where is my order CMD-654321? Reach me at {mail_en} or {phone_en}"),
+                   f"Where is my order CMD-654321? Reach me at {mail_en} or {phone_en} or {phone_uk}"),
         en_person: ({"id": f"cust-{run}-2", "language": "en"},
-                    f"I want to talk to a real person about card {card_en}, IBAN {iban_en}, call {phone_intl}"),
+                    f"I want to talk to a real person about card {card_en}, IBAN {iban_en}, call {phone_intl} or {phone_us}"),
         fr_order: ({"id": "cust-fr-001", "language": "fr"}, near_miss),
     }
     for text in [t for _, t in messages.values() if t != near_miss]:  # the test's own premise
@@ -177,9 +196,9 @@ async def test_personal_data_is_redacted_everywhere_and_order_numbers_still_work
     turns = {r["conversation_id"]: r["text"] for r in await db.fetch(
         "SELECT conversation_id, text FROM turns WHERE conversation_id = ANY($1)", list(messages))}
     assert turns[fr_card] == ("J'ai perdu ma carte [CARD], bloquez-la ! Mon IBAN est [IBAN], écrivez-moi à [EMAIL] "
-                              "ou appelez le [PHONE]")
-    assert turns[en_order] == "Where is my order CMD-654321? Reach me at [EMAIL] or [PHONE]"
-    assert turns[en_person] == "I want to talk to a real person about card [CARD], IBAN [IBAN], call [PHONE]"
+                              "ou appelez le [PHONE], mon numéro de sécu est [NATIONAL_ID]")
+    assert turns[en_order] == "Where is my order CMD-654321? Reach me at [EMAIL] or [PHONE] or [PHONE]"
+    assert turns[en_person] == "I want to talk to a real person about card [CARD], IBAN [IBAN], call [PHONE] or [PHONE]"
     assert turns[fr_order] == near_miss
     contexts = [pb.ConversationContext.FromString(r["context"]) for r in await db.fetch(
         "SELECT context FROM tasks WHERE conversation_id = $1", en_person)]
@@ -212,11 +231,11 @@ async def test_personal_data_is_redacted_everywhere_and_order_numbers_still_work
     assert raw_values_in_logs(stack, raw) == []
 
     # A survey comment is redacted too; once more, nothing raw anywhere.
-    value, headers = cloudevents.contact_survey(en_order, 2, comment=f"Too slow. Call me on {phone_en}")
+    value, headers = cloudevents.contact_survey(en_order, 2, comment=f"Too slow. Call me on {phone_en} or {phone_uk}")
     await bus.publish(producer, [bus.Record(topics.CONTACT_EVENTS, en_order.encode(), value, headers)])
     comment = await wait_until(lambda: db.fetchval(
         "SELECT survey_comment FROM kpi_outcomes WHERE conversation_id = $1 AND kind = 'survey'", en_order))
-    assert comment == "Too slow. Call me on [PHONE]"
+    assert comment == "Too slow. Call me on [PHONE] or [PHONE]"
     assert await raw_values_in_database(db, raw) == []
     assert raw_values_in_logs(stack, raw) == []
 

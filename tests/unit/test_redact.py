@@ -254,3 +254,33 @@ def test_a_national_identifier_is_redacted_only_with_its_check(valid, wrong_key)
 
 def test_an_identifier_glued_to_a_word_is_not_one():
     assert redact("ref X185077511600191") == "ref X185077511600191"
+
+
+# ------------------------------------------------------------------------- rescan, without a database
+def test_the_rescan_covers_every_table_retention_purges_or_says_why_not():
+    from relais.common import rescan
+
+    assert rescan.check_coverage() == []
+    assert set(rescan.NOT_RESCANNED) == {"conversations"}
+
+
+def test_the_rescan_redacts_customer_texts_in_stored_messages_and_leaves_the_rest():
+    from relais.common import topics
+    from relais.common.pb import conversation_pb2 as pb
+    from relais.common.rescan import Column, Redactor
+
+    context = pb.ConversationContext(turns=[pb.Turn(text="call 020 7946 0958"), pb.Turn(text="merci")],
+                                     bot_attempts=[pb.BotAttempt(reply_text="our number: 01 42 68 53 00")])
+    redactor = Redactor(("GB", "FR"))
+    new = pb.ConversationContext.FromString(redactor.value(Column("context", "context"),
+                                                           {"context": context.SerializeToString()}))
+    assert [t.text for t in new.turns] == ["call [PHONE]", "merci"]
+    assert new.bot_attempts[0].reply_text == "our number: 01 42 68 53 00"  # the company's words stay
+    assert redactor.value(Column("context", "context"), {"context": new.SerializeToString()}) is None  # once
+    outcome = pb.Outcome(survey_comment="NIR 1 85 07 75 116 001 91").SerializeToString()
+    redacted = redactor.value(Column("value", "outbox"), {"value": outcome, "topic": topics.OUTCOMES})
+    assert pb.Outcome.FromString(redacted).survey_comment == "NIR [NATIONAL_ID]"
+    assert redactor.value(Column("value", "outbox"), {"value": b'{"text": "020 7946 0958"}', "topic": topics.REPLIES}) is None
+    assert redactor.value(Column("value", "outbox"), {"value": b"\xff\xff", "topic": topics.TURNS}) is None  # unreadable
+    assert redactor.value(Column("text"), {"text": "(415) 555-0132"}) is None  # US is not served here
+    assert redactor.placeholders == {"card": 0, "iban": 0, "email": 0, "phone": 1, "national_id": 1}
