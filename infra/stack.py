@@ -14,6 +14,7 @@ own state directory and free ports.
 import argparse
 import asyncio
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -195,9 +196,10 @@ class Stack:
             with sync_channel(f"127.0.0.1:{self.ports[name]}", os.environ | self.extra_env) as channel:
                 stub = health_pb2_grpc.HealthStub(channel)
                 while True:
-                    process = self.processes.get(name)
-                    if process is not None and process.poll() is not None:
-                        raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
+                    for waited in names:  # any of them that died fails the start at once, not in its turn
+                        process = self.processes.get(waited)
+                        if process is not None and process.poll() is not None:
+                            raise RuntimeError(f"{waited} exited with {process.returncode}:\n{self.log_tail(waited)}")
                     try:
                         status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
                         if status == health_pb2.HealthCheckResponse.SERVING or (
@@ -222,12 +224,24 @@ class Stack:
         (self.state_dir / "run" / f"{name}.pid").unlink(missing_ok=True)
         return code
 
+    def stop_services(self, names, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        """Stops these processes together (each finishes the record in hand: ~2 s), SIGKILL after `timeout`."""
+        pids = [(name, self.processes[name].pid if name in self.processes else self._read_pid(name)) for name in names]
+        for _, pid in pids:
+            if pid:
+                _signal(pid, sig)
+        deadline = time.monotonic() + timeout
+        for name, pid in pids:
+            if pid:
+                self.stop_service(name, sig, max(0.1, deadline - time.monotonic()))
+
     def stop(self) -> None:
         extra = {path.stem for path in (self.state_dir / "run").glob("*.pid")} | set(self.processes)
-        for name in sorted(extra - {*SERVICES, "kafka"}):  # instances started by start_instance
-            self.stop_service(name)
-        for name in reversed(SERVICES):
-            self.stop_service(name)
+        # Instances (a standby, processes started by hand) first, so a standby does not take over; lookup last,
+        # as the bot calls it while it finishes its records.
+        self.stop_services(sorted(extra - {*SERVICES, "kafka"}))
+        self.stop_services([name for name in reversed(SERVICES) if name != "lookup"])
+        self.stop_services(["lookup"])
         if self.postgres is None:
             return
         self.postgres.stop()
@@ -473,6 +487,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("command", nargs="?", default="status", choices=("up", "down", "status", "run", "reset"))
     args = parser.parse_args(argv)
     state_dir = args.state_dir.resolve()
+    if args.command not in ("up", "run"):  # where PostgreSQL keeps a private state's data matters only when starting it
+        logging.getLogger("infra.postgres.server").setLevel(logging.ERROR)
     if args.command == "up":
         up(state_dir)
     elif args.command == "down":
@@ -504,6 +520,7 @@ def main(argv: list[str]) -> int:
 
 def reset(state_dir: Path = STATE, prog: str = "make reset") -> int:
     """Refuses while anything of the stack runs (one line, 1); else empties it and says what it kept."""
+    logging.getLogger("infra.postgres.server").setLevel(logging.ERROR)
     stack = Stack.for_state_dir(state_dir)
     try:
         removed = stack.reset()

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from relais.common import customer_contact
+from relais.common.config import ConfigError
 from relais.common.language import fold
 from relais.common.pb import conversation_pb2 as pb
 
@@ -39,8 +40,8 @@ SCALARS = {  # key -> (env override, minimum)
 }
 
 
-class RulesError(ValueError):
-    """The rules file is wrong; the message lists every problem."""
+class RulesError(ConfigError):
+    """The rules file is wrong; the message lists every problem (a service stops on it with that message alone)."""
 
 
 @dataclass(frozen=True)
