@@ -179,23 +179,26 @@ def _gated(handler: grpc.RpcMethodHandler, gate: Gate) -> grpc.RpcMethodHandler:
                 await refuse(context)
             events = inner(request, context).__aiter__()
             closed = asyncio.ensure_future(gate.closed_event().wait())
+            step = None
             try:
                 while True:
                     step = asyncio.ensure_future(events.__anext__())
                     done, _ = await asyncio.wait({step, closed}, return_when=asyncio.FIRST_COMPLETED)
                     if step not in done:  # this process steps down: the client goes to the active one
-                        step.cancel()
-                        await asyncio.gather(step, return_exceptions=True)
-                        await events.aclose()
                         await refuse(context)
                     try:
-                        yield step.result()
+                        event = step.result()
                     except StopAsyncIteration:
                         return
+                    yield event
             except Fenced as error:
                 await refuse(context, f"{gate.reason or 'standby'} ({error})")
-            finally:
+            finally:  # the client left, or the gate closed: the handler's own clean-up runs (its `finally`)
                 closed.cancel()
+                if step is not None and not step.done():
+                    step.cancel()
+                    await asyncio.gather(step, return_exceptions=True)
+                await events.aclose()
 
         make = grpc.unary_stream_rpc_method_handler if not handler.request_streaming else grpc.stream_stream_rpc_method_handler
         return make(stream, **serdes)

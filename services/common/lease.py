@@ -14,6 +14,8 @@ import zlib
 
 import asyncpg
 
+from relais.common.db import CONNECTION_LOST
+
 log = logging.getLogger(__name__)
 
 NAMESPACE = 0x72656C61  # 'rela': the first key of pg_try_advisory_lock(int, int), shared by relais' leases
@@ -117,7 +119,7 @@ async def wait_for_lease(lease: Lease, stop: asyncio.Event, on_holder, poll_seco
             if holder != known:
                 known = holder
                 await on_holder(holder)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except (*CONNECTION_LOST, asyncio.TimeoutError, asyncpg.PostgresError) as error:
             log.debug("lease %s not tried: %r", lease.name, error)  # the database is down: the watchdog says so
         try:
             await asyncio.wait_for(stop.wait(), poll_seconds)

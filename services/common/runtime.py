@@ -110,7 +110,8 @@ class OutageFilter(logging.Filter):
     for each kind of outage — the broker (aiokafka's own loggers, or our loops' lines about a Kafka error), the
     database (our lines about a lost connection) — the first line is written, then one "still failing after N s"
     line at 1, 2, 4, 8... minutes with how many were left out. An outage is over when the worker's watchdog
-    sees it end (`reset`) or after a minute without such lines."""
+    finds the broker or database reachable and no such line came since its last check (`reset`), or after a
+    minute without such lines."""
 
     FIRST_REMINDER = 60.0
     QUIET = 60.0
@@ -153,8 +154,12 @@ class OutageFilter(logging.Filter):
         outage[3] = 0
         return True
 
-    def reset(self) -> None:
-        self.outages.clear()
+    def reset(self, kind: str | None = None, quiet_for: float = 0) -> None:
+        """Ends the outage `kind` (every one by default) if no line of it came in the last `quiet_for` seconds."""
+        now = time.monotonic()
+        for name in [kind] if kind else list(self.outages):
+            if name in self.outages and now - self.outages[name][1] >= quiet_for:
+                del self.outages[name]
 
 
 OUTAGES = OutageFilter()

@@ -139,14 +139,13 @@ async def _lead(settings: Settings, service: Service, worker: Worker, health: He
                 stop: asyncio.Event) -> None:
     """Standby until this process takes the lease, then active until it stops or loses the lease (standby again)."""
     lease, gate = service.lease, server.gate
-    health.started = True
 
     async def heard(holder: str) -> None:
         gate.close(f"standby: call {holder}" if holder else "standby: the active process is being replaced, try again")
         log.info("%s standby: the active process is %s", settings.service, holder or "(none yet)")
 
     while not stop.is_set():
-        health.active = False
+        health.active = health.started = False  # SERVING again once consuming
         await health.update()
         gate.close("standby: taking over, try again")
         if not await wait_for_lease(lease, stop, heard):
@@ -198,7 +197,9 @@ async def watch(health: Health, service: str, pool, producer, stop: asyncio.Even
             elif not problem and name in down_since:
                 log.warning("%s reachable again after %.0f s: %s serving", name, time.monotonic() - down_since.pop(name),
                             service)
-                OUTAGES.reset()
+                OUTAGES.reset(name)
+            elif not problem:  # a blip the watchdog did not see (a start-up error): over once its lines stopped
+                OUTAGES.reset(name, quiet_for=seconds)
         health.reachable = not any(problems.values())
         await health.update()
         try:

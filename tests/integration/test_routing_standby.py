@@ -23,7 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra.stack import STANDBY, Stack
 from relais.common import bus, cloudevents
-from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
+from relais import desk
+from relais.common.pb import agent_desk_pb2 as desk_pb, agent_desk_pb2_grpc as desk_grpc
 from relais.demo import ReplyWatcher
 from tests.integration.test_routing import context, hand_off
 
@@ -88,9 +89,9 @@ class Agent:
 
     async def sign_in(self, address: str) -> "Agent":
         self.use(address)
-        reply = await self.stub.SignIn(desk.SignInRequest(
+        reply = await self.stub.SignIn(desk_pb.SignInRequest(
             agent_id=self.agent_id, languages=self.languages, capacity={"chat": 1},
-            skill_levels=[desk.SkillLevel(skill=s, level=5) for s in ("general", "orders")]),
+            skill_levels=[desk_pb.SkillLevel(skill=s, level=5) for s in ("general", "orders")]),
             metadata=[("authorization", f"Bearer {self.stack.service_token}")])
         self.auth = [("authorization", f"Bearer {reply.token}")]
         await self.subscribe()
@@ -101,7 +102,7 @@ class Agent:
         self.stub = desk_grpc.AgentDeskStub(self.channel)
 
     async def subscribe(self) -> None:
-        self.stream = self.stub.Subscribe(desk.SubscribeRequest(), metadata=self.auth)
+        self.stream = self.stub.Subscribe(desk_pb.SubscribeRequest(), metadata=self.auth)
         await self.stream.initial_metadata()
         self.reader = asyncio.create_task(self._read())
 
@@ -143,7 +144,7 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
     assert await health(standby) == NOT_SERVING and await health(standby, "") == NOT_SERVING
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         async with grpc.aio.insecure_channel(standby) as channel:
-            await desk_grpc.AgentDeskStub(channel).SignIn(desk.SignInRequest(agent_id="x", languages=["fr"]),
+            await desk_grpc.AgentDeskStub(channel).SignIn(desk_pb.SignInRequest(agent_id="x", languages=["fr"]),
                                                           metadata=[("authorization", f"Bearer {pair.service_token}")])
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and f"standby: call {active}" in refused.value.details()
 
@@ -153,14 +154,36 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
     watcher = await ReplyWatcher(pair.bootstrap).start()
     pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
     keeper, pending = Agent(pair, f"keeper-{run}"), Agent(pair, f"pending-{run}")
+    # `relais desk`, given both addresses, as an agent's front end: it must follow the takeover by itself.
+    lines: asyncio.Queue = asyncio.Queue()
+    said: list[str] = []
+
+    async def typed():
+        while (line := await lines.get()) is not None:
+            yield line
+
+    async def shown(text: str, after: int = 0, timeout: float = 30) -> int:
+        async with asyncio.timeout(timeout):
+            while not (found := [i for i, line in enumerate(said) if i >= after and text in line]):
+                await asyncio.sleep(0.05)
+        return found[0]
+
+    console = asyncio.create_task(desk.run(f"{active},{standby}", f"console-{run}", "Console", ["de"],
+                                           desk.parse_skills("orders"), {"chat": 1}, typed(), said.append,
+                                           service_token=pair.service_token))
     try:
+        await shown("signed in as")
+        await hand_off(producer, context(f"standby-console-{run}", "de", text="Mein Paket ist verspätet"))
+        await shown("#1 OFFER")
+        lines.put_nowait("accept 1")
+        mark = await shown("#1 is yours")
         # An assignment and a pending offer, held by the active process.
         await keeper.sign_in(active)
         assigned_cid, pending_cid = f"standby-assigned-{run}", f"standby-pending-{run}"
         await hand_off(producer, context(assigned_cid, "fr"))
         offer = await keeper.next("offer")
         assert offer.context.conversation_id == assigned_cid
-        await keeper.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=keeper.auth)
+        await keeper.stub.Accept(desk_pb.AcceptRequest(task_id=offer.task_id), metadata=keeper.auth)
         assigned_task = offer.task_id
         await pending.sign_in(active)
         await hand_off(producer, context(pending_cid, "fr"))
@@ -183,12 +206,18 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
         await sent.wait()
         killed_at = time.monotonic()
         await asyncio.to_thread(pair.stop_service, "routing", signal.SIGKILL)
-        takeover = await wait_health(standby, SERVING, TAKEOVER_SECONDS)
+        await wait_health(standby, SERVING, TAKEOVER_SECONDS)
         takeover = time.monotonic() - killed_at
         print(f"\nfigures: standby SERVING {takeover:.1f} s after the SIGKILL of the active routing process")
         assert takeover < TAKEOVER_SECONDS
-        await sender
         after_kill = stream[len(stream) // 3 + 1:]
+        async with asyncio.timeout(TAKEOVER_SECONDS + 5):  # the new active consumes: the first hand-off after the kill
+            while not watcher.replies[after_kill[0]]:
+                await asyncio.sleep(0.1)
+        consuming = time.monotonic() - killed_at
+        print(f"figures: the first hand-off published after the kill queued and told {consuming:.1f} s after it")
+        assert consuming < TAKEOVER_SECONDS
+        await sender
 
         # The agents' front ends reconnect to the process that serves: the assignment and the pending offer are theirs.
         await keeper.reconnect(standby)
@@ -197,9 +226,13 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
         await pending.reconnect(standby)
         reoffered = await pending.next("offer")
         assert (reoffered.task_id, reoffered.expires_at) == (pending_task, pending_expiry)
+        back = await shown("reconnected", mark)  # the console found the process that serves now
+        assert "Mein Paket ist verspätet" in said[await shown("#1 ASSIGNED to you", back)]
+        lines.put_nowait("reply 1 Ich bin noch da.")
+        await shown("sent to #1", back)
         # ... and the new active process decides: the agent replies and closes on it.
-        await keeper.stub.Reply(desk.ReplyRequest(task_id=assigned_task, text="Bonjour, je reprends."), metadata=keeper.auth)
-        await keeper.stub.Close(desk.CloseRequest(task_id=assigned_task, disposition="resolved", resolved=True),
+        await keeper.stub.Reply(desk_pb.ReplyRequest(task_id=assigned_task, text="Bonjour, je reprends."), metadata=keeper.auth)
+        await keeper.stub.Close(desk_pb.CloseRequest(task_id=assigned_task, disposition="resolved", resolved=True),
                                 metadata=keeper.auth)
 
         # Every hand-off of the stream, before and after the kill, has one task and one queue message.
@@ -231,14 +264,19 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
             while True:
                 try:
                     async with grpc.aio.insecure_channel(active) as channel:
-                        await desk_grpc.AgentDeskStub(channel).SetState(desk.SetStateRequest(), metadata=keeper.auth)
+                        await desk_grpc.AgentDeskStub(channel).SetState(desk_pb.SetStateRequest(), metadata=keeper.auth)
                 except grpc.aio.AioRpcError as error:
                     assert error.code() == grpc.StatusCode.UNAVAILABLE, error
                     if f"standby: call {standby}" in error.details():
                         break
                 await asyncio.sleep(0.2)
         assert await health(active) == NOT_SERVING and await health(standby) == SERVING
+        lines.put_nowait("close 1 resolved")
+        await shown("#1 closed (resolved)")
+        lines.put_nowait(None)
+        await console
     finally:
+        console.cancel()
         await keeper.close()
         await pending.close()
         await pool.close()
