@@ -180,7 +180,7 @@ def _needs(args) -> str:
         addresses = endpoints(getattr(args, "endpoints", None))
     except Exception:
         return "the stack"
-    if args.command == "purge":
+    if args.command in ("purge", "redact"):  # redact reaches the database with --rescan
         return f"the database at {addresses['DATABASE_URL'].rsplit('@', 1)[-1]}"
     if args.command in ("demo", "topics", "bench"):
         return f"Kafka at {addresses['KAFKA_BOOTSTRAP_SERVERS']}"

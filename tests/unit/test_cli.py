@@ -79,6 +79,7 @@ NO_STACK = [
     (["bench", "pipeline", "--seconds", "1"], ["relais bench pipeline: cannot reach Kafka at " + CLOSED]),
     (["purge"], ["relais purge: cannot reach the database at " + CLOSED]),
     (["purge", "--dry-run"], ["relais purge: cannot reach the database"]),
+    (["redact", "--rescan", "--dry-run"], ["relais redact: cannot reach the database at " + CLOSED]),
     (["report"], ["relais report: error: the Analytics API at " + CLOSED, "UNAVAILABLE", "make up"]),
 ]
 
