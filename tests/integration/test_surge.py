@@ -134,6 +134,7 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
         await asyncio.sleep(3)  # a duplicate would show by now
         for task in workers:
             task.cancel()
+        signing_out = datetime.now(timezone.utc)
     stop_sampling.set()
     await sampler
     await lag.stop()
@@ -145,10 +146,12 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
     assert len({r["id"] for r in answers}) == total
 
     # Waiting customers: positions from 1, and waits that follow the position (the two advisors take about
-    # 1-2 s per contact here, so a wait is at most a few seconds per place in the queue). A customer whose advisor
-    # signed out at the end with the conversation open is told so ("requeued"), not given a position.
+    # 1-2 s per contact here, so a wait is at most a few seconds per place in the queue), while they were signed in:
+    # once they sign out, a customer still waiting is told that nobody serves the queue, and one whose conversation
+    # was open that it is back in the queue ("requeued").
     waiting = [r["data"] for cid, index in sent.items() if index in HANDOFF_ASKS
-               for r in replies.replies[cid][:3] if r["type"] == cloudevents.REPLY_QUEUE and r["data"]["status"] == "waiting"]
+               for r in replies.replies[cid][:3] if r["type"] == cloudevents.REPLY_QUEUE and r["data"]["status"] == "waiting"
+               and datetime.fromisoformat(r["time"]) < signing_out]
     assert waiting and all(w["position"] >= 1 and w["expected_wait_seconds"] >= 0 for w in waiting)
     positions = [w["position"] for w in waiting]
     waits = [w["expected_wait_seconds"] for w in waiting]
