@@ -242,6 +242,9 @@ class Stack:
         self.stop_services(sorted(extra - {*SERVICES, "kafka"}))
         self.stop_services([name for name in reversed(SERVICES) if name != "lookup"])
         self.stop_services(["lookup"])
+        for path in (self.state_dir / "run").glob("*.pid"):  # left by processes killed (SIGKILL) since
+            if path.stem != "kafka" and not self._read_pid(path.stem):
+                path.unlink(missing_ok=True)
         if self.postgres is None:
             return
         self.postgres.stop()
