@@ -503,7 +503,7 @@ def main(argv: list[str]) -> int:
     elif args.command == "reset":
         return reset(state_dir)
     elif args.command == "run":
-        stack = up(state_dir)
+        stack, failure = up(state_dir), None
         try:
             from relais.demo import run_demo
 
@@ -514,10 +514,15 @@ def main(argv: list[str]) -> int:
                 signal.sigwait({signal.SIGINT, signal.SIGTERM})
         except KeyboardInterrupt:
             pass
+        except Exception as error:  # the demo failed: said in one line once everything is stopped
+            failure = f"{type(error).__name__}: {' '.join(str(error).split())}"
         finally:
             print("\nstopping ...", flush=True)
             stack.stop()
             print("relais stopped")
+        if failure:
+            print(f"make run: the demo failed ({failure}); logs in {_shown(state_dir / 'logs')}/", file=sys.stderr)
+            return 1
     return 0
 
 
