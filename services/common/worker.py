@@ -159,13 +159,17 @@ async def _lead(settings: Settings, service: Service, worker: Worker, health: He
         gate.open()
         leading = asyncio.Event()  # set when this process stops or loses the lease
         relay = asyncio.create_task(_first(leading, stop, lease.lost))
+        why = "lost the lease"
         try:
             await _serve(settings, service, worker, health, server, leading, leased=True)
+        except bus.TRANSIENT as error:  # the broker or the database went away as it took over: another may do better
+            why = f"could not start consuming ({error!r}), gave the lease back"
+            await asyncio.sleep(1)
         finally:
             relay.cancel()
             lease.active = False
         if not stop.is_set():
-            log.warning("%s: lost the lease after %.0f s active; standby now", settings.service, time.monotonic() - taken_at)
+            log.warning("%s: %s after %.0f s active; standby now", settings.service, why, time.monotonic() - taken_at)
             gate.close("standby: the lease moved to another process")
             await lease.drop()
 
