@@ -31,7 +31,7 @@ def endpoints(path: str | None) -> dict[str, str]:
         raise UsageError(f"--endpoints {path}: no such file")
     if file.is_file():
         values |= dict(line.split("=", 1) for line in file.read_text().splitlines() if "=" in line)
-    values |= {k: v for k, v in os.environ.items() if k in values and v.strip()}
+    values |= {k: v for k, v in os.environ.items() if k in values}
     for name, value in values.items():
         if name in SETTINGS and value.strip():
             parse_setting(name, value.strip())
