@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from relais.common import bus, cloudevents, telemetry, topics, transcript
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, agent_events_pb2 as ev
 from relais.common.pb import conversation_pb2 as pb
+from relais.common.redact import redact
 from relais.routing import records, rules, transcript_view
 
 log = logging.getLogger(__name__)
@@ -203,7 +204,8 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
             if task is None:
                 return
             ctx = pb.ConversationContext.FromString(task["context"])
-            message = pb.AdvisorMessage(reply_id=reply_id, agent_id=agent_id, text=request.text)
+            # The customer gets the text as written; the copy kept in the context is redacted like every stored message.
+            message = pb.AdvisorMessage(reply_id=reply_id, agent_id=agent_id, text=redact(request.text))
             message.sent_at.GetCurrentTime()
             transcript.append_advisor_message(ctx, message)
             await conn.execute("UPDATE tasks SET context = $2 WHERE task_id = $1", request.task_id, ctx.SerializeToString())
@@ -223,14 +225,15 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         if not queue:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "queue (a skill, e.g. billing) is required")
         await self._own_task(context, agent_id, request.task_id, ("assigned",))
+        note = redact(request.note)  # stored and shown to the next advisor: redacted like customer text
 
         async def apply(conn, fx):
             done = await conn.execute(
                 "UPDATE tasks SET status = 'queued', agent_id = NULL, required = $3::jsonb, preferred = '{}', stage = 0,"
                 " queued_at = now(), note = $4, declined_by = ARRAY[$2] WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2",
-                request.task_id, agent_id, json.dumps({queue: 1}), request.note)
+                request.task_id, agent_id, json.dumps({queue: 1}), note)
             if done == "UPDATE 1":
-                await records.task_event(conn, request.task_id, "transferred", agent_id, detail=f"to {queue}: {request.note}")
+                await records.task_event(conn, request.task_id, "transferred", agent_id, detail=f"to {queue}: {note}")
                 await self._release(conn, fx, agent_id, closed=False)
                 await self._dispatch(conn, fx)
 

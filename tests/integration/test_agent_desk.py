@@ -188,19 +188,19 @@ async def test_the_next_advisor_reads_the_conversation_as_it_happened_with_the_f
         await hand_off(producer, ctx)
         offer = await first.next_event("offer")
         await first.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=first.auth)
-        reply = await first.stub.Reply(desk.ReplyRequest(task_id=offer.task_id, text="Hello, I am checking your order."),
-                                       metadata=first.auth)
+        said = "Hello, I am checking your order. My direct line: 020 7946 0958."
+        reply = await first.stub.Reply(desk.ReplyRequest(task_id=offer.task_id, text=said), metadata=first.auth)
         await customer_writes(producer, ctx.conversation_id, "Thanks, it is CMD-123456", language)
         stored = await turns_stored(db, ctx.conversation_id, 2)
         assert [(m.reply_id, m.agent_id, m.after_turn_id) for m in stored.advisor_messages] == [
             (reply.reply_id, first.agent_id, ctx.turns[0].turn_id)]
     sent = await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_AGENT)
-    assert (sent["id"], sent["data"]["text"]) == (reply.reply_id, "Hello, I am checking your order.")
+    assert (sent["id"], sent["data"]["text"]) == (reply.reply_id, said)  # the customer gets it as written
     async with agent_session(f"second-{language}", languages=[language]) as second:  # the first signed out: requeued
         again = await second.next_event("offer")
         assert again.task_id == offer.task_id
         assert spoken(again.transcript) == [("customer", "Where is my order?"),
-                                            ("advisor", "Hello, I am checking your order."),
+                                            ("advisor", "Hello, I am checking your order. My direct line: [PHONE]."),
                                             ("customer", "Thanks, it is CMD-123456")]
         assert again.transcript[1].agent_id == first.agent_id and again.transcript[1].HasField("at")
         notice = await reply_with_status(replies, ctx.conversation_id, "requeued", 10)
