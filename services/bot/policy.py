@@ -18,14 +18,13 @@ is what the customer wants ("Voulez-vous connaître le statut d'une commande ?")
 from collections import Counter
 from dataclasses import dataclass, field
 
-from relais.classifier.catalogue import Catalogue
+from relais.classifier.catalogue import PLAUSIBLE_GUESS, Catalogue
 from relais.classifier.sentiment import escalating
 from relais.common.language import fold
 from relais.common.pb import conversation_pb2 as pb
 
 MAX_FAILED_ATTEMPTS = 2
-# Below this confidence the best guess is not worth a clarifying question: hand off at once.
-CLARIFY_FLOOR = 0.15
+CLARIFY_FLOOR = PLAUSIBLE_GUESS  # below it, no clarifying question: hand off at once
 ANSWER, CLARIFY, HANDOFF = "answer", "clarify", "handoff"
 AFFIRMATIVE = {
     "oui", "ouais", "exactement", "c'est ca", "c est ca", "tout a fait", "oui merci", "oui svp", "oui c'est ca",
@@ -95,9 +94,13 @@ def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Dec
         intent_id = state.pending_clarification  # "oui" to "Voulez-vous ... ?"
     intent = catalogue.intents.get(intent_id) if intent_id else None
 
+    handed_off_intent = intent.id if intent else ""
     if intent is None:
         guess = catalogue.intents.get(c.best_guess) if c.best_guess else None
         plausible = guess is not None and c.confidence >= CLARIFY_FLOOR
+        # A plausible guess travels with the hand-off (marked LOW_CONFIDENCE); an implausible one would send the
+        # customer to the wrong queue and the advisor wrong suggestions ("finding a store" for a restaurant tip).
+        handed_off_intent = guess.id if plausible else ""
         if plausible and not reasons and state.clarifications == 0 and guess.on_low_confidence == "clarify":
             return Decision(CLARIFY, guess.id, detail=f"unsure: {guess.id} at {c.confidence:.2f}")
         if plausible:
@@ -108,7 +111,7 @@ def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Dec
         reasons.extend(_limits(intent, turn, state))
 
     if reasons:
-        return Decision(HANDOFF, intent.id if intent else c.best_guess, tuple(r for r, _ in reasons),
+        return Decision(HANDOFF, handed_off_intent, tuple(r for r, _ in reasons),
                         "; ".join(d for _, d in reasons))
     return Decision(ANSWER, intent.id)
 

@@ -25,7 +25,9 @@ KNOWN_ESCALATION = frozenset({"priority", "on_low_confidence"})
 LOW_CONFIDENCE_ACTIONS = frozenset({"clarify", "handoff"})
 MAX_PRIORITY = 20
 DEFAULT_TIER = "standard"  # a customer without a tier is served as this one
-HUMAN_INTENT = "speak_to_advisor"
+HUMAN_INTENT = "speak_to_advisor"  # says who the customer wants, not what they want
+# Below this confidence a best guess is not plausible: not worth a clarifying question, nor a topic to route or suggest on.
+PLAUSIBLE_GUESS = 0.15
 DEFAULT_CATALOGUE_PATH = Path(__file__).with_name("catalogue.yaml")
 
 

@@ -44,6 +44,7 @@ from typing import Protocol
 import yaml
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer, strip_accents_unicode
 
+from relais.classifier.catalogue import HUMAN_INTENT, PLAUSIBLE_GUESS
 from relais.common.pb import conversation_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ LANGUAGES = ("fr", "en")
 LOOKUPS = ("order_status", "account_balance", "opening_hours")  # what the bot can look up (services/bot/answers.py)
 INTENT_BOOST = 0.3        # an article declared for the conversation's intent outranks a mere word overlap
 MAX_SUGGESTIONS = 3
-HUMAN_INTENT = "speak_to_advisor"  # says who the customer wants, not what they want
 RECENT = timedelta(days=7)
 EMOTIONAL = {pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_DISTRESS, pb.HANDOFF_REASON_ESCALATING_SENTIMENT}
 
@@ -556,7 +556,7 @@ class Request:
 
 def _topic(turn: pb.Turn, guess: bool = True) -> str:
     c = turn.classification
-    intent = c.intent or (c.best_guess if guess else "")
+    intent = c.intent or (c.best_guess if guess and c.confidence >= PLAUSIBLE_GUESS else "")
     return "" if intent == HUMAN_INTENT else intent
 
 

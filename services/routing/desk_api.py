@@ -129,7 +129,9 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         await context.send_initial_metadata(())  # the front end knows it is connected before any event
         try:
             held = await self.pool.fetch(
-                "SELECT * FROM tasks t WHERE agent_id = $1 AND status IN ('offered', 'assigned') ORDER BY offered_at,"
+                # An offer that expired while the agent was away is the ticker's to withdraw and offer again, not shown.
+                "SELECT * FROM tasks t WHERE agent_id = $1 AND (status = 'assigned' OR status = 'offered'"
+                " AND offer_expires_at > now()) ORDER BY offered_at,"
                 " (SELECT max(id) FROM task_events e WHERE e.task_id = t.task_id AND e.kind = 'offered')", agent_id)
             delivered = set()  # offers sent here that may also be in the queue: each exact offer is sent once
             for task in held:

@@ -578,3 +578,15 @@ def test_the_evaluation_meets_the_targets():
     report = EVAL.evaluate(Assistant(KB), EVAL.load_cases(), rounds=0)
     assert report["relevant_share"] >= 0.80, report["misses"]
     assert (report["unsupported"], report["irreversible"], report["off_topic"]) == (0, 0, 0), report["problems"]
+
+
+def test_an_implausible_guess_is_no_topic_the_advisor_takes_over_and_asks():
+    # "A restaurant near the Eiffel Tower", guessed as store_locator at 5 %: no store-hours article for it.
+    ctx = pb.ConversationContext(conversation_id="c", language="en", reason=pb.HANDOFF_REASON_OUT_OF_SCOPE,
+                                 reasons=[pb.HANDOFF_REASON_OUT_OF_SCOPE])
+    ctx.turns.add(turn_id="t1", text="Could you recommend a good Italian restaurant near the Eiffel Tower for tonight?",
+                  classification=pb.Classification(out_of_scope=True, best_guess="store_locator", confidence=0.05))
+    (first, *others) = Assistant(KB).assist(ctx, []).suggestions
+    assert first.article_ids == () and first.text.startswith("Hello, this is customer service") and not others
+    ctx.turns[0].classification.confidence = 0.4  # a plausible guess keeps its articles
+    assert "kb-opening-hours-stores-en" in Assistant(KB).assist(ctx, []).suggestions[0].article_ids

@@ -60,6 +60,14 @@ def test_out_of_scope_without_a_plausible_guess():
     assert handoff_reasons(turn(oos=True, confidence=0.05)) == (pb.HANDOFF_REASON_OUT_OF_SCOPE,)
 
 
+def test_an_implausible_guess_does_not_travel_with_the_hand_off_a_plausible_one_does():
+    # The restaurant tip "guessed" as store_locator must not reach routing's skills or the advisor's suggestions.
+    assert policy.decide(turn(oos=True, confidence=0.05), FIRST, CATALOGUE).intent == ""
+    unsure_again = ConversationState(clarifications=1)
+    decision = policy.decide(turn(intent=CLARIFIABLE.id, oos=True, confidence=0.25), unsure_again, CATALOGUE)
+    assert (decision.reasons, decision.intent) == ((pb.HANDOFF_REASON_LOW_CONFIDENCE,), CLARIFIABLE.id)
+
+
 def test_below_threshold_the_bot_asks_once_then_hands_off():
     unsure = turn(intent=CLARIFIABLE.id, oos=True, confidence=0.25)
     decision = policy.decide(unsure, FIRST, CATALOGUE)
