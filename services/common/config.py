@@ -182,6 +182,8 @@ SETTINGS: dict[str, Form] = {
     "DATABASE_URL": database_url(),
     **{f"{service.upper()}_GRPC_ADDR": address() for service in SERVICES},
     "ROUTING_STANDBY_GRPC_ADDR": address(),
+    "RELAIS_ADVERTISED_ADDR": address(),
+    "RELAIS_HEALTH_SECONDS": number("seconds", above=True),
     "RELAIS_LOG_LEVEL": one_of(*LOG_LEVELS),
     "RELAIS_MAX_TEXT_CHARS": whole("characters", 1),
     "RELAIS_PHONE_REGIONS": region_codes(),

@@ -21,7 +21,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from relais.common import bus, db
-from relais.common.config import Settings, env
+from relais.common.config import Settings, env, setting
 from relais.common.grpcserver import GrpcServer, Register
 from relais.common.lease import Lease, wait_for_lease
 from relais.common.runtime import OUTAGES
@@ -89,7 +89,7 @@ async def run(settings: Settings, stop: asyncio.Event, build: Build, *, database
     await server.start()
     health = Health(server, leased=service.lease is not None)
     watchdog = asyncio.create_task(watch(health, settings.service, pool, producer, stop,
-                                         float(env("RELAIS_HEALTH_SECONDS", "2"))))
+                                         setting("RELAIS_HEALTH_SECONDS", 2.0)))
     try:
         if service.lease is None:
             await _serve(settings, service, worker, health, server, stop)
