@@ -29,6 +29,8 @@ USER = DATABASE = PASSWORD = "relais"
 # Unix socket paths are limited to ~107 bytes, including "/.s.PGSQL.<port>".
 MAX_SOCKET_DIR_LEN = 80
 FAST_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+# Opt-in (benchmarks): per-statement counts in pg_stat_statements, readable and resettable by the role.
+STATEMENT_STATS_OPTIONS = "-c shared_preload_libraries=pg_stat_statements"
 
 
 def find_bin_dir() -> Path:
@@ -57,8 +59,9 @@ def find_bin_dir() -> Path:
 class PostgresServer:
     """One PostgreSQL cluster in state_dir, with role and database 'relais'."""
 
-    def __init__(self, state_dir: Path, port: int = 0, fast: bool = False) -> None:
+    def __init__(self, state_dir: Path, port: int = 0, fast: bool = False, statement_stats: bool = False) -> None:
         self.fast = fast
+        self.statement_stats = statement_stats
         # initdb and postgres refuse to run as root: use the postgres OS user then.
         self._as_root = os.geteuid() == 0
         self.state_dir = self._usable_state_dir(Path(state_dir).resolve())
@@ -98,6 +101,8 @@ class PostgresServer:
         options = f"-h 127.0.0.1 -p {self.port} -k {shlex.quote(str(self._socket_dir()))}"
         if self.fast:
             options += " " + FAST_OPTIONS
+        if self.statement_stats:
+            options += " " + STATEMENT_STATS_OPTIONS
         self._run(
             [self._bin("pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file),
              "-w", "-t", str(int(timeout)), "-o", options],
@@ -109,6 +114,8 @@ class PostgresServer:
                 self._fail(f"PostgreSQL not ready within {timeout:.0f}s")
             time.sleep(0.1)
         self._create_role_and_database()
+        if self.statement_stats:
+            self._enable_statement_stats()
         return self.dsn
 
     def stop(self, mode: str = "fast") -> None:
@@ -191,11 +198,17 @@ class PostgresServer:
         if exists.strip() != "1":
             self._psql(f"CREATE DATABASE {DATABASE} OWNER {USER}")
 
-    def _psql(self, sql: str) -> str:
+    def _enable_statement_stats(self) -> None:
+        self._psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
+                   f"GRANT pg_read_all_stats TO {USER}; "
+                   f"GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO {USER}",
+                   database=DATABASE)
+
+    def _psql(self, sql: str, database: str = "postgres") -> str:
         # Over TCP as superuser 'postgres' (trust auth); root may run psql directly.
         return self._run(
             [self._bin("psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
              "-c", sql],
             what="psql", as_postgres=False,
         )
