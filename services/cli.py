@@ -68,6 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="play the customers only: hand-offs wait for people on `relais desk`")
     demo.add_argument("--wait", type=float, default=600, metavar="SECONDS",
                       help="with --no-advisor, how long each hand-off waits for an advisor's reply (default 600)")
+    chat = commands.add_parser("chat", help="a console customer: type messages, read relais' replies")
+    chat.add_argument("--conversation", required=True, help="the conversation id (the CloudEvent subject)")
+    chat.add_argument("--customer", help="customer id (default cust-<conversation>)")
+    chat.add_argument("--language", help="the customer's language, when the channel knows it (fr, en, ...)")
+    chat.add_argument("--tier", help="customer tier (standard, gold, vip, ...)")
+    chat.add_argument("--channel", default="chat", choices=("chat", "email", "sms", "voice_transcript"))
+    chat.add_argument("--wait", type=float, default=10, metavar="SECONDS",
+                      help="at the end of input, how long to wait for the last replies (default 10)")
+    chat.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
     topics_cmd = commands.add_parser("topics", help="create the Kafka topics relais uses")
     topics_cmd.add_argument("--endpoints")
     desk_cmd = commands.add_parser("desk", help="a console agent desk: sign in, take offers, reply, close")
@@ -182,7 +191,7 @@ def _needs(args) -> str:
         return "the stack"
     if args.command in ("purge", "redact"):  # redact reaches the database with --rescan
         return f"the database at {addresses['DATABASE_URL'].rsplit('@', 1)[-1]}"
-    if args.command in ("demo", "topics", "bench"):
+    if args.command in ("demo", "chat", "topics", "bench"):
         return f"Kafka at {addresses['KAFKA_BOOTSTRAP_SERVERS']}"
     return "the stack"
 
@@ -190,6 +199,7 @@ def _needs(args) -> str:
 # Ranges the parsers' types do not say: (command, subcommand or None, option dest, minimum, minimum allowed?)
 RANGES = [
     ("demo", None, "wait", 0, True),
+    ("chat", None, "wait", 0, True),
     ("report", None, "days", 0, False),
     ("report", None, "peak_multiplier", 0, False),
     ("bench", "routing", "tasks", 0, True),
@@ -256,6 +266,10 @@ def dispatch(args) -> int:
             asyncio.run(run_demo(endpoints(args.endpoints), advisor=not args.no_advisor, wait_for_agents=args.wait))
         except KeyboardInterrupt:
             return 130
+    elif args.command == "chat":
+        from relais.chat import chat_cli
+
+        return chat_cli(args, endpoints(args.endpoints))
     elif args.command == "topics":
         from relais.common.topics import ensure_topics
 
