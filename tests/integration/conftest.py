@@ -51,6 +51,7 @@ def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",  # every conversation traced whole (shipped default: a share)
         "RELAIS_LOG_LEVEL": "INFO",
         "RELAIS_SERVICE_TOKEN": SERVICE_TOKEN,
         # Short routing timings so offers time out, overflow and wrap-up happen within a test.
@@ -175,3 +176,22 @@ class AgentSession:
 @pytest.fixture
 def agent_session(stack):
     return lambda agent_id, **kw: AgentSession(f"127.0.0.1:{stack.ports['routing']}", agent_id, **kw)
+
+
+class ConsoleScript:
+    """Drives a console front end (`relais desk`'s run()): lines typed into it, lines it said, waiting for one."""
+
+    def __init__(self):
+        self.lines: asyncio.Queue = asyncio.Queue()
+        self.said: list[str] = []
+
+    async def typed(self):
+        while (line := await self.lines.get()) is not None:
+            yield line
+
+    async def shown(self, text: str, after: int = 0, timeout: float = 30) -> int:
+        """The index of the first line said from `after` on that contains `text`."""
+        async with asyncio.timeout(timeout):
+            while not (found := [i for i, line in enumerate(self.said) if i >= after and text in line]):
+                await asyncio.sleep(0.05)
+        return found[0]

@@ -17,7 +17,8 @@ import pytest
 from relais.common import cloudevents
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.routing.desk_api import requeued_notice
-from tests.integration.conftest import RECONNECT_SECONDS, SERVICE_TOKEN, reply_of_type, service_metadata
+from tests.integration.conftest import (RECONNECT_SECONDS, SERVICE_TOKEN, ConsoleScript, reply_of_type,
+                                       service_metadata)
 from tests.integration.test_routing import context, customer_writes, events_of, hand_off, task_of
 
 
@@ -210,23 +211,11 @@ async def test_the_next_advisor_reads_the_conversation_as_it_happened_with_the_f
 async def test_the_console_desk_reconnects_through_routing_restarts(stack, producer, db, language):
     from relais import desk as console
 
-    lines: asyncio.Queue = asyncio.Queue()
-    said: list[str] = []
-
-    async def typed():
-        while (line := await lines.get()) is not None:
-            yield line
-
-    async def shown(text: str, after: int = 0, timeout: float = 30) -> int:
-        """The index of the first line said from `after` on that contains text."""
-        async with asyncio.timeout(timeout):
-            while not (found := [i for i, s in enumerate(said) if i >= after and text in s]):
-                await asyncio.sleep(0.05)
-        return found[0]
-
+    script = ConsoleScript()
+    lines, said, shown = script.lines, script.said, script.shown
     agent_id = f"console-{language}"
     desk_run = asyncio.create_task(console.run(f"127.0.0.1:{stack.ports['routing']}", agent_id, "Console", [language],
-                                               console.parse_skills("orders"), {"chat": 1}, typed(), said.append,
+                                               console.parse_skills("orders"), {"chat": 1}, script.typed(), said.append,
                                                service_token=SERVICE_TOKEN))
     await shown("signed in as")
     ctx = context(f"console-{language}", language, text="My parcel is late")

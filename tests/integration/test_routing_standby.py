@@ -26,6 +26,7 @@ from relais.common import bus, cloudevents
 from relais import desk
 from relais.common.pb import agent_desk_pb2 as desk_pb, agent_desk_pb2_grpc as desk_grpc
 from relais.demo import ReplyWatcher
+from tests.integration.conftest import ConsoleScript
 from tests.integration.test_routing import context, hand_off
 
 AGENT_DESK = "relais.v1.AgentDesk"
@@ -155,21 +156,10 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
     pool = await asyncpg.create_pool(pair.dsn, min_size=1, max_size=2)
     keeper, pending = Agent(pair, f"keeper-{run}"), Agent(pair, f"pending-{run}")
     # `relais desk`, given both addresses, as an agent's front end: it must follow the takeover by itself.
-    lines: asyncio.Queue = asyncio.Queue()
-    said: list[str] = []
-
-    async def typed():
-        while (line := await lines.get()) is not None:
-            yield line
-
-    async def shown(text: str, after: int = 0, timeout: float = 30) -> int:
-        async with asyncio.timeout(timeout):
-            while not (found := [i for i, line in enumerate(said) if i >= after and text in line]):
-                await asyncio.sleep(0.05)
-        return found[0]
-
+    script = ConsoleScript()
+    lines, said, shown = script.lines, script.said, script.shown
     console = asyncio.create_task(desk.run(f"{active},{standby}", f"console-{run}", "Console", ["de"],
-                                           desk.parse_skills("orders"), {"chat": 1}, typed(), said.append,
+                                           desk.parse_skills("orders"), {"chat": 1}, script.typed(), said.append,
                                            service_token=pair.service_token))
     try:
         await shown("signed in as")
