@@ -212,6 +212,11 @@ SETTINGS: dict[str, Form] = {
     "RELAIS_KNOWLEDGE_DIR": existing("directory"),
     "RELAIS_ASSIST_LLM_URL": http_url(),
     "RELAIS_ASSIST_LLM_TIMEOUT_S": number("seconds", above=True),
+    "RELAIS_TRACE_SQL": one_of("on", "off"),
+    # The OpenTelemetry SDK's own samplers (it only warns on others and samples everything).
+    "OTEL_TRACES_SAMPLER": one_of("always_on", "always_off", "parentbased_always_on", "parentbased_always_off",
+                                  "traceidratio", "parentbased_traceidratio"),
+    "OTEL_TRACES_SAMPLER_ARG": fraction(),
 }
 
 

@@ -4,6 +4,11 @@ Exporting is configured by the standard OTEL_* variables: OTLP when OTEL_EXPORTE
 (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set, nothing otherwise. Kafka trace context travels in
 W3C `traceparent` headers that we inject and extract ourselves: the aiokafka instrumentation does
 not make consumer spans current, so children would lose their parent.
+
+Cost: a conversation is sampled once, at its root (intake's first span), and every later span follows the
+parent's sampled flag, which travels in the stored and propagated `traceparent`. OTEL_TRACES_SAMPLER and
+OTEL_TRACES_SAMPLER_ARG are read by the SDK as usual; unset, the default is `parentbased_traceidratio` at
+DEFAULT_SAMPLE_RATIO. A span per SQL statement (asyncpg instrumentation) only with RELAIS_TRACE_SQL=on.
 """
 
 import os
@@ -14,9 +19,50 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Link, SpanKind
 
+from relais.common.config import setting
+
+# Share of conversations traced when OTEL_TRACES_SAMPLER is unset (README, "Telemetry": measured cost).
+DEFAULT_SAMPLE_RATIO = 0.1
+
 _provider: TracerProvider | None = None
+
+
+def default_sampler() -> Sampler | None:
+    """Our default when OTEL_TRACES_SAMPLER is unset; None (the SDK reads the variables itself) when it is set."""
+    if os.environ.get("OTEL_TRACES_SAMPLER", "").strip():
+        return None
+    return ParentBased(TraceIdRatioBased(setting("OTEL_TRACES_SAMPLER_ARG", DEFAULT_SAMPLE_RATIO)))
+
+
+def trace_sql() -> bool:
+    return setting("RELAIS_TRACE_SQL", "off") == "on"
+
+
+def make_provider(service: str) -> TracerProvider:
+    name = os.environ.get("OTEL_SERVICE_NAME") or f"relais-{service}"
+    provider = TracerProvider(resource=Resource.create({"service.name": name}), sampler=default_sampler())
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if endpoint and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def instrument_sql(provider: TracerProvider) -> bool:
+    """A span per SQL statement, when RELAIS_TRACE_SQL=on: a span per statement costs more than the statement."""
+    if not trace_sql():
+        return False
+    try:
+        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+
+        AsyncPGInstrumentor().instrument(tracer_provider=provider)
+    except Exception:  # instrumentation is a nicety; never a reason not to start
+        return False
+    return True
 
 
 def setup(service: str) -> TracerProvider:
@@ -24,20 +70,9 @@ def setup(service: str) -> TracerProvider:
     global _provider
     if _provider is not None:
         return _provider
-    name = os.environ.get("OTEL_SERVICE_NAME") or f"relais-{service}"
-    _provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if endpoint and os.environ.get("OTEL_TRACES_EXPORTER", "otlp") != "none":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    _provider = make_provider(service)
     trace.set_tracer_provider(_provider)
-    try:
-        from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-
-        AsyncPGInstrumentor().instrument(tracer_provider=_provider)
-    except Exception:  # instrumentation is a nicety; never a reason not to start
-        pass
+    instrument_sql(_provider)
     return _provider
 
 
@@ -89,8 +124,8 @@ def consume_span(name: str, record, parent: context.Context | None = None, **att
         # Parented elsewhere (the conversation's trace): keep the producer's span as a link.
         producer = trace.get_current_span(upstream).get_span_context()
         links = [Link(producer)] if producer.is_valid else []
+    # Few attributes: each one is copied, checked and exported per record.
     attrs = {
-        "messaging.system": "kafka",
         "messaging.destination.name": record.topic,
         "messaging.kafka.destination.partition": record.partition,
         "messaging.kafka.message.offset": record.offset,
