@@ -28,6 +28,7 @@ import math
 import multiprocessing
 import os
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -46,6 +47,8 @@ HOPS_PER_TURN = 4  # contact-events -> intake -> turns -> classifier -> classifi
 SERVICE_GROUPS = ("intake", "classifier", "bot", "routing", "analytics")
 TRACK_SHARE = 0.92  # a rate "holds" when the achieved rate is at least this share of the offered one ...
 BACKLOG_GROWTH_S = 0.25  # ... and the backlog grew by less than this many seconds of offered traffic
+STATS_TAG = "/* relais-bench */"  # on the bench's own SQL, so that pg_statements_per_turn leaves it out
+PREPARED_CONVERSATIONS_MAX = 50000  # conversations built and serialised before a step (item 8: a cheap generator)
 
 ANGRY = {
     "fr": ["C'est inadmissible, toujours pas de remboursement !!!", "VOUS ÊTES DES INCAPABLES, ça fait 3 semaines !!!",
@@ -141,6 +144,57 @@ async def find_saturation(run: Callable[[float], Awaitable[Step]], start: float 
 
 
 @dataclass
+class Counters:
+    """Cumulative counters read at the start and at the end of the counted window."""
+    pg_statements: int | None = None  # sum of pg_stat_statements.calls (None: the extension is not loaded)
+    pg_commits: int | None = None  # pg_stat_database.xact_commit of the database
+    kafka_end_offsets: dict[str, int] = field(default_factory=dict)  # topic -> sum of its partitions' end offsets
+
+
+def per_turn(before: Counters, after: Counters, turns: int) -> dict:
+    """What the window cost per turn answered in it: statements, commits, records appended to relais topics."""
+    def ratio(count: float | None) -> float | None:
+        return round(count / turns, 2) if count is not None and turns > 0 else None
+
+    def delta(a: int | None, b: int | None) -> int | None:
+        return b - a if a is not None and b is not None else None
+
+    by_topic = {topic: end - before.kafka_end_offsets.get(topic, 0) for topic, end in after.kafka_end_offsets.items()}
+    by_topic = {topic: n for topic, n in sorted(by_topic.items()) if n > 0}
+    return {
+        "pg_statements_per_turn": ratio(delta(before.pg_statements, after.pg_statements)),
+        "pg_commits_per_turn": ratio(delta(before.pg_commits, after.pg_commits)),
+        "kafka_records_per_turn": ratio(sum(by_topic.values())) if after.kafka_end_offsets else None,
+        "kafka_records_per_turn_by_topic": {topic: ratio(n) for topic, n in by_topic.items()},
+    }
+
+
+def cpu_ms_per_turn(cpu: dict[str, float], idle: dict[str, float], turns_per_s: float,
+                    apart: Sequence[str] = ("bench",)) -> dict:
+    """CPU ms per turn above idle, per process; the stack (without the load generator) and the total (with it)."""
+    if not turns_per_s:
+        return {"cpu_ms_per_turn": None, "cpu_ms_per_turn_stack": None, "cpu_ms_per_turn_total": None}
+    each = {name: round(max(0.0, pct - idle.get(name, 0)) * 10 / turns_per_s, 2) for name, pct in cpu.items()}
+    stack = sum(ms for name, ms in each.items() if name not in apart)
+    return {"cpu_ms_per_turn": each, "cpu_ms_per_turn_stack": round(stack, 2),
+            "cpu_ms_per_turn_total": round(sum(each.values()), 2)}
+
+
+_REPLY_TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
+_IN_REPLY_TO = re.compile(rb'"in_reply_to"\s*:\s*"([^"\\]*)"')
+
+
+def reply_fields(value: bytes) -> tuple[str, str | None]:
+    """(event type, data.in_reply_to) of a structured reply without decoding all of it. The event's own `type`
+    comes before `data` (whose survey invitation has a `type` too); anything unusual is decoded in full."""
+    kind, turn = _REPLY_TYPE.search(value), _IN_REPLY_TO.search(value)
+    if kind is None or (turn is not None and turn.start() < kind.start()) or (turn is None and b'"in_reply_to"' in value):
+        event = json.loads(value)
+        return event.get("type", ""), (event.get("data") or {}).get("in_reply_to")
+    return kind.group(1).decode(), (turn.group(1).decode() if turn else None)
+
+
+@dataclass
 class Conversation:
     conversation_id: str
     customer_id: str
@@ -150,6 +204,7 @@ class Conversation:
     kind: str  # bot | person_intent | advisor | angry
     texts: list[str]
     next_turn: int = 0
+    events: list[tuple[str, bytes]] = field(default_factory=list)  # (event id, serialised event) per turn, built ahead
 
 
 class Traffic:
@@ -243,20 +298,62 @@ def running_stack_pids(state_dir: Path) -> dict[str, int]:
     return pids
 
 
-async def pg_counters(pool) -> dict:
-    if pool is None:
+async def pg_counters(conn) -> dict:
+    if conn is None:
         return {}
     out = {}
     try:
-        out["xact_commit"] = await pool.fetchval("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-        out["wal_sync"] = await pool.fetchval("SELECT wal_sync FROM pg_stat_wal")
+        out["xact_commit"] = await conn.fetchval(
+            f"{STATS_TAG} SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        out["wal_sync"] = await conn.fetchval(f"{STATS_TAG} SELECT wal_sync FROM pg_stat_wal")
     except Exception:  # older PostgreSQL without pg_stat_wal.wal_sync: commits only
         pass
     try:
-        settings = await pool.fetch("SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')")
+        settings = await conn.fetch(
+            f"{STATS_TAG} SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')")
         out["settings"] = {r["name"]: r["setting"] for r in settings}
     except Exception:
         pass
+    return out
+
+
+_STATEMENTS = (f"{STATS_TAG} SELECT {{}} FROM pg_stat_statements"
+               " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+               " AND query NOT LIKE '%relais-bench%'")
+
+
+async def pg_statement_calls(conn) -> int | None:
+    """Statements run so far in the database by everyone but the bench (pg_stat_statements, BEGIN and COMMIT
+    included); None when the extension is not loaded (a stack started without it)."""
+    if conn is None:
+        return None
+    try:
+        return int(await conn.fetchval(_STATEMENTS.format("coalesce(sum(calls), 0)")))
+    except Exception:
+        return None
+
+
+async def pg_top_statements(conn, turns: int, n: int = 30) -> list:
+    """[calls per turn, query] of the most frequent statements since the last reset."""
+    if conn is None or turns <= 0:
+        return []
+    try:
+        rows = await conn.fetch(_STATEMENTS.format("calls, query") + f" ORDER BY calls DESC LIMIT {int(n)}")
+    except Exception:
+        return []
+    return [[round(r["calls"] / turns, 2), " ".join(r["query"].split())[:120]] for r in rows]
+
+
+async def kafka_end_offsets(reader) -> dict[str, int]:
+    """topic -> sum of its partitions' end offsets, over the relais topics (not the ceiling's scratch topics)."""
+    from aiokafka import TopicPartition
+
+    names = [t for t in await reader.topics() if t.startswith("relais.") and not t.startswith("relais.bench-")]
+    tps = [TopicPartition(t, p) for t in names for p in (reader.partitions_for_topic(t) or ())]
+    ends = await reader.end_offsets(tps) if tps else {}
+    out: dict[str, int] = {}
+    for tp, end in ends.items():
+        out[tp.topic] = out.get(tp.topic, 0) + end
     return out
 
 
@@ -459,6 +556,8 @@ class PipelineBench:
         self.pending: dict[str, Pending] = {}
         self.handed_off: dict[str, tuple[float, int]] = {}  # conversation -> (turn sent_at, step)
         self.ready: deque[Conversation] = deque()  # conversations whose next turn may go
+        self.fresh: deque[Conversation] = deque()  # new conversations, their events already serialised
+        self.headers = cloudevents.contact_message("c", "c", "t", source=SOURCE)[1]
         self.step_index = -1
         self.answered_at: dict[int, list[float]] = {}  # step -> reply read times
         self.latencies: dict[int, list[tuple[float, float]]] = {}  # step -> (sent_at, ms)
@@ -494,9 +593,10 @@ class PipelineBench:
         self.dead_letters = 0
         self.admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await self.admin.start()
-        self.pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=1) if self.dsn else None
+        # One plain connection (a pool's reset on release would be counted as a stack's statement).
+        self.pool = await asyncpg.connect(self.dsn) if self.dsn else None
         if self.pool is not None and "postgres" not in self.pids:  # the postmaster: our backend's parent
-            backend = await self.pool.fetchval("SELECT pg_backend_pid()")
+            backend = await self.pool.fetchval(f"{STATS_TAG} SELECT pg_backend_pid()")
             parent = _proc_table().get(backend)
             if parent:
                 self.pids["postgres"] = parent[0]
@@ -511,26 +611,25 @@ class PipelineBench:
             await self.pool.close()
 
     async def _read(self) -> None:
+        prefix = self.prefix
         while True:
             batches = await self.reader.getmany(timeout_ms=100, max_records=2000)
             now = time.perf_counter()
             for tp, records in batches.items():
                 if tp.topic == topics.DEAD_LETTER:
-                    self.dead_letters += sum(1 for r in records if (r.key or b"").startswith(self.prefix))
+                    self.dead_letters += sum(1 for r in records if (r.key or b"").startswith(prefix))
                     continue
                 for record in records:
-                    if (record.key or b"").startswith(self.prefix):
-                        self._reply(json.loads(record.value), now, len(record.value))
+                    if (record.key or b"").startswith(prefix):
+                        self._reply(record.value, now)
 
-    def _reply(self, event: dict, now: float, size: int = 0) -> None:
-        kind = event.get("type", "")
+    def _reply(self, value: bytes, now: float) -> None:
+        kind, turn_id = reply_fields(value)  # lean: only a queue message of a handed-off turn is decoded in full
         self.reply_types[kind] = self.reply_types.get(kind, 0) + 1
-        data = event.get("data") or {}
-        turn_id = data.get("in_reply_to")
         pending = self.pending.pop(turn_id, None) if turn_id else None
         if pending is not None:
             if len(self.sizes) < 5000:
-                self.sizes.append(size)
+                self.sizes.append(len(value))
             self.answered_at.setdefault(pending.step, []).append(now)
             self.latencies.setdefault(pending.step, []).append((pending.sent_at, (now - pending.sent_at) * 1000))
             conversation = pending.conversation
@@ -538,7 +637,10 @@ class PipelineBench:
                 self.handed_off[conversation.conversation_id] = (pending.sent_at, pending.step)
             elif conversation.next_turn < len(conversation.texts):
                 self.ready.append(conversation)
-        elif kind == cloudevents.REPLY_QUEUE and data.get("status") == "waiting":
+        elif kind == cloudevents.REPLY_QUEUE and self.handed_off:
+            event = json.loads(value)
+            if (event.get("data") or {}).get("status") != "waiting":
+                return
             handed = self.handed_off.pop(event.get("subject"), None)
             if handed is not None:
                 self.queued.setdefault(handed[1], []).append((now - handed[0]) * 1000)
@@ -547,29 +649,60 @@ class PipelineBench:
         if future.cancelled() or future.exception() is not None:
             self.send_errors += 1
 
+    def _new_conversation(self) -> Conversation:
+        """A new conversation with every turn's CloudEvent serialised now (sent_at: now, a few seconds early)."""
+        conversation = self.traffic.new()
+        for text in conversation.texts:
+            event_id = str(uuid.uuid4())
+            value, _ = cloudevents.contact_message(
+                conversation.conversation_id, conversation.customer_id, text, language=conversation.hint,
+                tier=conversation.tier, event_id=event_id, source=SOURCE)
+            conversation.events.append((f"{SOURCE}#{event_id}", value))
+        return conversation
+
+    def prepare(self, turns: float) -> None:
+        """Builds the new conversations a step of `turns` turns will start, before its CPU is counted."""
+        wanted = min(PREPARED_CONVERSATIONS_MAX, int(turns / 1.5) + 50)
+        while len(self.fresh) < wanted:
+            self.fresh.append(self._new_conversation())
+
     async def _send_one(self) -> None:
-        conversation = self.ready.popleft() if self.ready else self.traffic.new()
-        if conversation.next_turn == 0:
+        if self.ready:
+            conversation = self.ready.popleft()
+        else:
+            conversation = self.fresh.popleft() if self.fresh else self._new_conversation()
             self.kinds[conversation.kind] = self.kinds.get(conversation.kind, 0) + 1
-        text = conversation.texts[conversation.next_turn]
+        turn_id, value = conversation.events[conversation.next_turn]
         conversation.next_turn += 1
-        event_id = str(uuid.uuid4())
-        value, headers = cloudevents.contact_message(
-            conversation.conversation_id, conversation.customer_id, text, language=conversation.hint,
-            tier=conversation.tier, event_id=event_id, source=SOURCE)
         if len(self.sizes) < 5000:
             self.sizes.append(len(value))
-        sent_at = time.perf_counter()
-        self.pending[f"{SOURCE}#{event_id}"] = Pending(sent_at, self.step_index, conversation)
+        self.pending[turn_id] = Pending(time.perf_counter(), self.step_index, conversation)
         future = await self.producer.send(topics.CONTACT_EVENTS, value, key=conversation.conversation_id.encode(),
-                                          headers=headers)
+                                          headers=self.headers)
         future.add_done_callback(self._send_failed)
+
+    async def counters(self, reset: bool = False) -> Counters:
+        """Statements (reset first when asked: a full pg_stat_statements table would drop entries), commits,
+        end offsets of the relais topics."""
+        if reset and self.pool is not None:
+            try:
+                await self.pool.execute(f"{STATS_TAG} SELECT pg_stat_statements_reset()")
+            except Exception:  # no extension or no right to reset: the difference still counts
+                pass
+        statements = await pg_statement_calls(self.pool)
+        commits = (await pg_counters(self.pool)).get("xact_commit") if self.pool is not None else None
+        try:
+            ends = await kafka_end_offsets(self.reader)
+        except Exception:  # a diagnostic: never fail the run on it
+            ends = {}
+        return Counters(statements, commits, ends)
 
     # -- one step
 
     async def step(self, rate: float, seconds: float, warmup: float, drain_limit: float = 60.0) -> Step:
         self.step_index += 1
         index = self.step_index
+        self.prepare(rate * seconds)
         cpu_before = cpu_ticks(self.pids)
         pg_before = await pg_counters(self.pool)
         dead_before = self.dead_letters
@@ -577,12 +710,15 @@ class PipelineBench:
         window_start, end = start + warmup, start + seconds
         sent = 0
         backlog_start = None
+        counters_start = None
         lag_end: dict = {}
         tick = 0.005
         while True:
             now = time.perf_counter()
             if backlog_start is None and now >= window_start:
                 backlog_start = self._backlog(index)
+                counters_start = await self.counters(reset=True)
+                window_start = time.perf_counter()  # the turns counted are those answered after this read
             if now >= end:
                 break
             due = int((now - start) * rate) - sent
@@ -592,13 +728,18 @@ class PipelineBench:
             await asyncio.sleep(tick)
         backlog_end = self._backlog(index)
         cpu_window = cpu_ticks(self.pids)
+        end = time.perf_counter()
+        counters_end = await self.counters()
         pg_window = await pg_counters(self.pool)
         try:
             lag_end = await consumer_lag(self.admin, self.reader, SERVICE_GROUPS)
         except Exception as error:  # lag is a diagnostic: never fail the run on it
             lag_end = {"error": repr(error)}
         answered_times = self.answered_at.get(index, [])
-        achieved = sum(1 for t in answered_times if window_start <= t <= end) / max(1e-9, seconds - warmup)
+        in_window = sum(1 for t in answered_times if window_start <= t <= end)
+        achieved = in_window / max(1e-9, end - window_start)
+        costs = per_turn(counters_start or Counters(), counters_end, in_window)
+        costs["pg_statements_top"] = await pg_top_statements(self.pool, in_window)
         # Drain: wait for the rest of this step's turns (bounded), then count the unanswered.
         drain_deadline = time.perf_counter() + min(drain_limit, max(10.0, 2 * backlog_end / max(achieved, 1.0)))
         while self._backlog(index) and time.perf_counter() < drain_deadline:
@@ -615,6 +756,7 @@ class PipelineBench:
             "dead_letters": self.dead_letters - dead_before,
             "drain_s": round(elapsed - seconds, 2),
             "queued_handoffs": len(self.queued.get(index, [])),
+            **costs,
         }
         if pg_before and pg_window:
             extra["pg_commits_per_s"] = round((pg_window.get("xact_commit", 0) - pg_before.get("xact_commit", 0)) / seconds)
@@ -635,6 +777,7 @@ def step_summary(step: Step) -> dict:
             "sent": step.sent, "unanswered": step.unanswered, "backlog_start": step.backlog_start,
             "backlog_end": step.backlog_end, **{k: step.latency.get(k) for k in ("p50_ms", "p95_ms", "p99_ms")},
             "cpu_percent": step.extra.get("cpu_percent"), "pg_commits_per_s": step.extra.get("pg_commits_per_s"),
+            **{k: step.extra.get(k) for k in ("pg_statements_per_turn", "pg_commits_per_turn", "kafka_records_per_turn")},
             "lag_at_end_of_window": step.extra.get("lag_at_end_of_window")}
 
 
@@ -689,8 +832,7 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
         "seconds": seconds, "warmup_s": warmup,
         **{k: v for k, v in final.extra.items()},
         "cpu_idle_percent": idle,
-        "cpu_ms_per_turn": ({name: round(max(0.0, pct - idle.get(name, 0)) * 10 / final.achieved_per_s, 2)
-                             for name, pct in final.extra["cpu_percent"].items()} if final.achieved_per_s else None),
+        **cpu_ms_per_turn(final.extra["cpu_percent"], idle, final.achieved_per_s),
         "send_errors": bench.send_errors,
         "dead_letters_seen": bench.dead_letters,
         "reply_types": bench.reply_types,
@@ -727,6 +869,7 @@ def bench_pipeline(args) -> dict:
 
     state = Path(tempfile.mkdtemp(prefix="relais-bench-pipeline-"))
     stack = Stack.with_free_ports(state, fast_db=args.fast_db, extra_env={"RELAIS_LOG_LEVEL": "WARNING"})
+    stack.postgres.statement_stats = True  # pg_statements_per_turn
     try:
         stack.start_infra()
         stack.start_services()
