@@ -2,8 +2,9 @@
 
     relais desk --agent alice --languages fr,en --skills billing:3,orders:2,conflict_handling
 
-Offers, assignments and customer messages are printed as they come (the conversation as it happened, summary,
-suggestions with their articles, the time left to accept); you type one command a line (`help` lists them).
+Offers, assignments and customer messages are printed as they come (the conversation as it happened, the time
+left to accept), and the summary and suggestions with their articles as soon as routing drafted them ("#N
+suggestions:", after the offer or message); you type one command a line (`help` lists them).
 Tasks are numbered #1, #2, ... in the order they reach you. When the stream drops (routing restarted, or its
 active process died and the standby took over), the desk subscribes again with its token, with back-off, to
 whichever of routing's addresses (ROUTING_GRPC_ADDR, ROUTING_STANDBY_GRPC_ADDR) serves, and signs in again if
@@ -160,6 +161,8 @@ def render_event(n: int, event: desk.DeskEvent, now: datetime | None = None, ful
     if kind == "customer_message":
         m = event.customer_message
         return "\n".join([f"#{n} customer> {m.turn.text}", *render_assist(m.assist)[-3:]])
+    if kind == "assist":  # drafted after its offer or message: shown under the task's number
+        return "\n".join([f"#{n} suggestions:", *render_assist(event.assist.assist)])
     if kind == "offer_withdrawn":
         return f"#{n} offer withdrawn ({event.offer_withdrawn.reason})"
     return f"#{n} {kind}"
@@ -262,7 +265,8 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
     elif name == "accept":
         task_id = tasks.task_id(args[0] if args else None)
         reply = await stub.Accept(desk.AcceptRequest(task_id=task_id), metadata=auth)
-        tasks.assists[task_id] = reply.assignment.assist
+        if reply.assignment.assist.ByteSize():  # else not drafted yet: it follows on the stream
+            tasks.assists[task_id] = reply.assignment.assist
         if tasks.states.get(task_id) == "offered":  # its assignment on the stream has not come yet
             tasks.states[task_id] = "accepted"
         say(f"#{tasks.number(task_id)} is yours")

@@ -47,10 +47,12 @@ def offer_key(offer: desk.Offer) -> tuple[str, int, int]:
 
 @dataclass
 class Effects:
-    """What a transaction produced: records for the outbox, offers and desk events to push after commit."""
+    """What a transaction produced: records for the outbox, offers and desk events to push after commit, and the
+    assists to draft after those pushes (agent, task, context, kind)."""
     records: list[bus.Record] = field(default_factory=list)
     offers: list[str] = field(default_factory=list)
     pushes: list[tuple[str, desk.DeskEvent]] = field(default_factory=list)
+    assists: list[tuple[str, str, pb.ConversationContext, str]] = field(default_factory=list)
 
 
 class AgentDeskApi(desk_grpc.AgentDeskServicer):
@@ -134,13 +136,15 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
                 " AND offer_expires_at > now()) ORDER BY offered_at,"
                 " (SELECT max(id) FROM task_events e WHERE e.task_id = t.task_id AND e.kind = 'offered')", agent_id)
             delivered = set()  # offers sent here that may also be in the queue: each exact offer is sent once
-            for task in held:
+            for task in held:  # each with its assist when drafted already, else the assist follows
                 if task["status"] == "offered":
-                    offer = await self._offer_message(task)
-                    delivered.add(offer_key(offer))
-                    yield desk.DeskEvent(offer=offer)
+                    message = self._offer_message(task)
+                    delivered.add(offer_key(message))
+                    yield desk.DeskEvent(offer=message)
                 else:
-                    yield desk.DeskEvent(assignment=await self._assignment_message(task))
+                    message = self._assignment_message(task)
+                    yield desk.DeskEvent(assignment=message)
+                self._assist_follows(agent_id, task["task_id"], message.context, task["kind"], message.assist)
             await self.change(f"subscribe/{uuid.uuid4()}", records.DESK, lambda conn, fx: self._dispatch(conn, fx))
             while True:
                 event = await stream.get()
@@ -172,8 +176,9 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         if not fx.records:  # the offer expired or was withdrawn meanwhile
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the offer of task {request.task_id!r} is no longer yours to accept")
         task = await self.pool.fetchrow("SELECT * FROM tasks WHERE task_id = $1", request.task_id)
-        assignment = await self._assignment_message(task)
+        assignment = self._assignment_message(task)
         self._push(agent_id, desk.DeskEvent(assignment=assignment))
+        self._assist_follows(agent_id, request.task_id, assignment.context, task["kind"], assignment.assist)
         return desk.AcceptReply(assignment=assignment)
 
     async def Reject(self, request, context):
@@ -326,32 +331,74 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
 
     # --- what the agent sees: context, assist, history ---
 
-    async def _offer_message(self, task) -> desk.Offer:
+    def _offer_message(self, task) -> desk.Offer:
+        """The offer as it stands, never waiting for assist: inline when already drafted, else the caller sends it
+        with `_assist_follows`."""
         ctx = pb.ConversationContext.FromString(task["context"])
-        offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx, task["kind"]),
+        offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=self._drafted(task["task_id"], ctx, task["kind"]),
                            priority=task["priority"], note=task["note"], callback=task["kind"] == "callback",
                            transcript=transcript_view.transcript(ctx), callback_phone=task["callback_phone"])
         if task["offer_expires_at"] is not None:
             offer.expires_at.FromDatetime(task["offer_expires_at"])
         return offer
 
-    async def _assignment_message(self, task) -> desk.Assignment:
+    def _assignment_message(self, task) -> desk.Assignment:
         ctx = pb.ConversationContext.FromString(task["context"])
-        return desk.Assignment(task_id=task["task_id"], context=ctx, assist=await self._assist(task["task_id"], ctx, task["kind"]),
+        return desk.Assignment(task_id=task["task_id"], context=ctx, assist=self._drafted(task["task_id"], ctx, task["kind"]),
                                note=task["note"], callback=task["kind"] == "callback",
                                transcript=transcript_view.transcript(ctx), callback_phone=task["callback_phone"])
 
-    async def _assist(self, task_id: str, ctx: pb.ConversationContext, kind: str = "handoff") -> desk.AgentAssist:
-        """Summary and suggestions from relais.routing.assist, drafted once per task, number of turns and kind (a task
-        that becomes a callback gets suggestions for calling back, without a new turn)."""
-        if self.assistant is None:
+    def _assist_follows(self, agent_id: str, task_id: str, ctx: pb.ConversationContext, kind: str,
+                        sent: desk.AgentAssist) -> None:
+        """After an offer, assignment or customer message went out without its assist (`sent` empty: not drafted yet),
+        drafts it and pushes it as an AssistUpdate on the same stream. Called after the push: drafting (a query, then
+        a thread) never delays the message itself."""
+        if self.assistant is None or sent.ByteSize():
+            return
+        followup = asyncio.create_task(self._push_assist(agent_id, task_id, ctx, kind))
+        self.followups.add(followup)  # the loop keeps only weak references to tasks
+        followup.add_done_callback(self.followups.discard)
+
+    async def _push_assist(self, agent_id: str, task_id: str, ctx: pb.ConversationContext, kind: str) -> None:
+        """Pushes the task's assist once drafted, to the agent still holding the task, once per draft and agent; a
+        draft replaced meanwhile by a newer one (a new message) is not pushed: the newer one is, in its turn."""
+        job = self._assist_job(task_id, ctx, kind)
+        try:
+            assist = await asyncio.shield(job[1])
+            if not assist.ByteSize() or self.assists.get(task_id) is not job or agent_id in job[2]:
+                return
+            holder = await self.pool.fetchval(
+                "SELECT agent_id FROM tasks WHERE task_id = $1 AND status IN ('offered', 'assigned')", task_id)
+        except Exception:  # assist helps the agent; a lost query must not break routing
+            log.warning("assist for %s not pushed", task_id, exc_info=True)
+            return
+        if holder == agent_id and agent_id not in job[2] and self.assists.get(task_id) is job:
+            job[2].add(agent_id)
+            self._push(agent_id, desk.DeskEvent(assist=desk.AssistUpdate(task_id=task_id, assist=assist)))
+
+    def _drafted(self, task_id: str, ctx: pb.ConversationContext, kind: str) -> desk.AgentAssist:
+        """The assist for this version of the task if drafted already, else empty (never waits)."""
+        job = self.assists.get(task_id)
+        if job is None or job[0] != _assist_version(ctx, kind) or not job[1].done() or job[1].cancelled():
             return desk.AgentAssist()
-        version = (len(ctx.turns) + ctx.omitted_turns, kind)  # a bounded context keeps its length
+        return job[1].result()
+
+    def _assist_job(self, task_id: str, ctx: pb.ConversationContext, kind: str):
+        """(version, draft future, agents it was pushed to), started once per task, number of turns and kind."""
+        version = _assist_version(ctx, kind)
         job = self.assists.get(task_id)
         if job is None or job[0] != version:
-            job = (version, asyncio.ensure_future(self._draft(task_id, ctx, kind)))
+            job = (version, asyncio.ensure_future(self._draft(task_id, ctx, kind)), set())
             self.assists[task_id] = job
-        return await asyncio.shield(job[1])
+        return job
+
+    async def _assist(self, task_id: str, ctx: pb.ConversationContext, kind: str = "handoff") -> desk.AgentAssist:
+        """Summary and suggestions from relais.routing.assist, drafted once per task, number of turns and kind (a task
+        that becomes a callback gets suggestions for calling back, without a new turn). Waits for the draft: never on
+        an offer's path (RecordSuggestionUse checks the suggestion against it)."""
+        if self.assistant is None:
+            return desk.AgentAssist()
+        return await asyncio.shield(self._assist_job(task_id, ctx, kind)[1])
 
     async def _draft(self, task_id: str, ctx: pb.ConversationContext, kind: str) -> desk.AgentAssist:
         try:
@@ -379,6 +426,10 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
             customer_id, conversation_id)
         return [_past_contact(r) for r in rows]
 
+
+
+def _assist_version(ctx: pb.ConversationContext, kind: str) -> tuple[int, str]:
+    return len(ctx.turns) + ctx.omitted_turns, kind  # a bounded context keeps its length
 
 
 def _sha256(token: str) -> str:

@@ -125,7 +125,9 @@ class Routing(AgentDeskApi):
         # Signed-in agents without a stream here, since when (monotonic): their front end is gone, has not
         # subscribed yet, or routing restarted. They keep what they hold; after reconnect_seconds they are signed out.
         self.disconnected: dict[str, float] = {}
-        self.assists: dict[str, tuple[tuple[int, str], asyncio.Future]] = {}  # task_id -> ((turns, kind), assist drafted)
+        # task_id -> ((turns, kind), assist drafted, agents it was pushed to): desk_api.py
+        self.assists: dict[str, tuple[tuple[int, str], asyncio.Future, set[str]]] = {}
+        self.followups: set[asyncio.Task] = set()  # assists being drafted to follow their offer or message
         self.ticks = 0
         self.profiles: dict[tuple[str, str], tuple] = {}  # (agent, token) -> languages, levels, capacity
         # The agents who may receive offers, with their load: read from the database when None, kept up to date by
@@ -187,7 +189,7 @@ class Routing(AgentDeskApi):
         fx = Effects()
 
         async def run(conn) -> list[bus.Record]:
-            fx.records.clear(), fx.offers.clear(), fx.pushes.clear()  # a retried transaction starts afresh
+            fx.records.clear(), fx.offers.clear(), fx.pushes.clear(), fx.assists.clear()  # a retried transaction starts afresh
             await apply(conn, fx)
             return list(fx.records)
 
@@ -233,7 +235,11 @@ class Routing(AgentDeskApi):
             if task is None or task["status"] != "offered":
                 continue
             with self._conversation_span("routing offer", task["traceparent"], task["agent_id"]):
-                self._push(task["agent_id"], desk.DeskEvent(offer=await self._offer_message(task)))
+                offer = self._offer_message(task)  # never waits for assist: it follows when not drafted yet
+                self._push(task["agent_id"], desk.DeskEvent(offer=offer))
+            self._assist_follows(task["agent_id"], task_id, offer.context, task["kind"], offer.assist)
+        for agent_id, task_id, context, kind in fx.assists:
+            self._assist_follows(agent_id, task_id, context, kind, self._drafted(task_id, context, kind))
 
     # --- hand-offs and customer messages (Kafka) ---
 
@@ -248,10 +254,6 @@ class Routing(AgentDeskApi):
             if not context.conversation_id or not context.turns:
                 raise bus.BadInput("hand-off without conversation_id or turns")
             key = f"{context.turns[-1].turn_id}/handoff"
-            # Assist is drafted while the decision is made, so the offer does not wait for it twice — when an
-            # advisor of that language is signed in; otherwise it is drafted when an offer is made.
-            if self.index is None or any(context.language in agent.languages for agent in self.index.values()):
-                asyncio.create_task(self._assist(_task_id(key), context))
             if await self._handoff_offered(record, context, key):
                 return
 
@@ -303,15 +305,18 @@ class Routing(AgentDeskApi):
                 agent = self.index.get(agent_id)
                 self.index[agent_id] = replace(agent, load=agent.load | {need.channel: agent.load.get(need.channel, 0) + 1},
                                                idle_since=time.time(), state="busy")
-        # Committed: the agent hears first, then the state change (if any) goes out.
+        # Committed: the agent hears first, without waiting for assist; then the state change (if any) goes out; only
+        # then is the assist drafted (a query, then a thread holding the GIL), and it follows on the agent's stream.
         if row["first"]:
             with self._conversation_span("routing offer", traceparent, agent_id):
-                offer = desk.Offer(task_id=task_id, context=context, assist=await self._assist(task_id, context),
-                                   priority=need.priority, callback=False, transcript=transcript_view.transcript(context))
+                offer = desk.Offer(task_id=task_id, context=context, priority=need.priority, callback=False,
+                                   transcript=transcript_view.transcript(context))
                 offer.expires_at.FromDatetime(row["expires"])
                 self._push(agent_id, desk.DeskEvent(offer=offer))
         if not row["first"] or row["previous"] == "available":
             await self._publish_outbox("routing", key)
+        if row["first"]:
+            self._assist_follows(agent_id, task_id, context, "handoff", offer.assist)
         return True
 
     async def _queue(self, conn, fx: Effects, context: pb.ConversationContext, key: str, kind: str = "handoff") -> str:
@@ -375,10 +380,10 @@ class Routing(AgentDeskApi):
             await self._ask_phone(conn, fx, task, turn)
         else:
             await records.task_event(conn, task["task_id"], "customer_message", detail=turn.turn_id)
-            if task["status"] in ("offered", "assigned"):
-                assist = await self._assist(task["task_id"], context, task["kind"])
+            if task["status"] in ("offered", "assigned"):  # the refreshed assist follows, drafted after commit
                 fx.pushes.append((task["agent_id"], desk.DeskEvent(customer_message=desk.CustomerMessage(
-                    task_id=task["task_id"], turn=turn, assist=assist))))
+                    task_id=task["task_id"], turn=turn))))
+                fx.assists.append((task["agent_id"], task["task_id"], context, task["kind"]))
 
     async def _after_end(self, conn, fx: Effects, task, turn: pb.Turn) -> None:
         """A thank-you or goodbye after the conversation ended: no task; a short polite reply, once."""
@@ -818,8 +823,8 @@ def _assistant():
 
 
 async def build(w: worker.Worker) -> worker.Service:
-    # Assist drafts in a thread while the decision's commit is in flight; when the commit answers, the event loop must
-    # get the GIL back within half a millisecond, not after the default 5 ms switch interval.
+    # Assist drafts in a thread (after its offer is pushed) while the next decisions may be in flight; when a commit
+    # answers, the event loop must get the GIL back within half a millisecond, not after the default 5 ms switch interval.
     sys.setswitchinterval(0.0005)
     catalogue = load_catalogue()
     routing_rules = rules.load_rules(known_intents=catalogue.intents)

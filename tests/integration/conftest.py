@@ -120,6 +120,7 @@ class AgentSession:
         self.levels = ALL_SKILLS if levels is None and not skills else (levels or {})
         self.capacity = capacity or {}
         self.events: asyncio.Queue = asyncio.Queue()
+        self.assists: dict[str, list[desk.AgentAssist]] = {}  # task_id -> the AssistUpdates received, in order
 
     async def __aenter__(self):
         self.channel = grpc.aio.insecure_channel(self.addr)
@@ -136,7 +137,17 @@ class AgentSession:
 
     async def _read(self):
         async for event in self.stream:
+            if event.HasField("assist"):
+                self.assists.setdefault(event.assist.task_id, []).append(event.assist.assist)
             await self.events.put(event)
+
+    async def assist_for(self, task_id: str, updates: int = 1, timeout: float = 20) -> desk.AgentAssist:
+        """The task's assist as the `updates`-th AssistUpdate for it brought it (it follows the offer, then each
+        customer message), whatever other events were read meanwhile."""
+        async with asyncio.timeout(timeout):
+            while len(self.assists.get(task_id, ())) < updates:
+                await asyncio.sleep(0.02)
+        return self.assists[task_id][updates - 1]
 
     async def offer_for(self, conversation_id: str, timeout: float = 20) -> desk.Offer:
         """The offer of this conversation; offers left over by other tests are taken and closed."""

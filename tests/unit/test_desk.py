@@ -162,6 +162,38 @@ async def test_using_a_suggestion_sends_it_and_records_its_use():
     assert said[-1] == "state: break"
 
 
+def assist_update(task_id: str, *texts: str) -> desk.DeskEvent:
+    return desk.DeskEvent(assist=desk.AssistUpdate(task_id=task_id, assist=desk.AgentAssist(
+        summary="Card declined twice.", suggestions=[
+            desk.Suggestion(suggestion_id=f"sug-{k}", text=text, article_ids=[f"kb-{k}"], source="template")
+            for k, text in enumerate(texts, 1)])))
+
+
+async def test_the_assist_that_follows_an_offer_is_shown_under_its_task_and_its_latest_suggestions_are_used():
+    stub, tasks, said = FakeStub(), console.Tasks(), []
+    offer = offer_event(expires_at=NOW + timedelta(seconds=20))
+    offer.offer.ClearField("assist")  # pushed before its assist was drafted
+    shown = tasks.seen(offer, NOW)[1]
+    assert "suggestion" not in shown and "summary:" not in shown
+    with pytest.raises(console.UsageError):  # nothing to use yet
+        tasks.suggestion("task-1", "1")
+    n, text = tasks.seen(assist_update("task-1", "Let me check your card limit."), NOW)
+    assert n == 1
+    assert text.splitlines() == ["#1 suggestions:", "  summary: Card declined twice.",
+                                 "  suggestion 1 [kb-1; template]: Let me check your card limit."]
+    assert tasks.states["task-1"] == "offered"  # an assist changes no state
+    # The accept's assignment may come without its assist (not drafted when it was read): the one shown stays usable.
+    assert await console.execute(stub, [], tasks, console.parse_command("accept 1"), said.append)
+    assert tasks.suggestion("task-1", "1").text == "Let me check your card limit."
+    # A newer assist (after a customer message) replaces the earlier one: `use` sends the latest.
+    tasks.seen(desk.DeskEvent(customer_message=desk.CustomerMessage(task_id="task-1", turn=pb.Turn(text="Still declined"))))
+    tasks.seen(assist_update("task-1", "Your limit was raised.", "Try again now."))
+    assert await console.execute(stub, [], tasks, console.parse_command("use 1 2"), said.append)
+    reply, use = stub.calls[-2][1], stub.calls[-1][1]
+    assert reply.text == "Try again now." and (use.suggestion_id, use.use) == ("sug-2", ev.SUGGESTION_USE_USED)
+    assert "suggestion 2 [kb-2; template]: Try again now." in tasks.show("task-1", NOW)
+
+
 # --- the transcript routing puts on offers and assignments (relais.routing.transcript_view) ---
 
 def conversation(language: str, turns: int = 2) -> pb.ConversationContext:

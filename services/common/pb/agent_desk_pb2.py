@@ -27,7 +27,7 @@ from relais.common.pb import agent_events_pb2 as relais_dot_v1_dot_agent__events
 from relais.common.pb import conversation_pb2 as relais_dot_v1_dot_conversation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arelais/v1/agent_desk.proto\x12\trelais.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1crelais/v1/agent_events.proto\x1a\x1crelais/v1/conversation.proto\"*\n\nSkillLevel\x12\r\n\x05skill\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\"\xf2\x01\n\rSignInRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0e\n\x06skills\x18\x04 \x03(\t\x12+\n\x0cskill_levels\x18\x05 \x03(\x0b\x32\x15.relais.v1.SkillLevel\x12\x38\n\x08\x63\x61pacity\x18\x06 \x03(\x0b\x32&.relais.v1.SignInRequest.CapacityEntry\x1a/\n\rCapacityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\x1c\n\x0bSignInReply\x12\r\n\x05token\x18\x01 \x01(\t\"\x10\n\x0eSignOutRequest\"\x0e\n\x0cSignOutReply\"7\n\x0fSetStateRequest\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.relais.v1.AgentState\"5\n\rSetStateReply\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.relais.v1.AgentState\"\x12\n\x10SubscribeRequest\"V\n\nSuggestion\x12\x15\n\rsuggestion_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0b\x61rticle_ids\x18\x03 \x03(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"c\n\x0b\x41gentAssist\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x17\n\x0fhistory_summary\x18\x02 \x01(\t\x12*\n\x0bsuggestions\x18\x03 \x03(\x0b\x32\x15.relais.v1.Suggestion\"i\n\x0eTranscriptLine\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07speaker\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\"\x9a\x02\n\x05Offer\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12/\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1e.relais.v1.ConversationContext\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x10\n\x08\x63\x61llback\x18\x07 \x01(\x08\x12-\n\ntranscript\x18\x08 \x03(\x0b\x32\x19.relais.v1.TranscriptLine\x12\x16\n\x0e\x63\x61llback_phone\x18\t \x01(\t\"\xdd\x01\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12/\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1e.relais.v1.ConversationContext\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61llback\x18\x05 \x01(\x08\x12-\n\ntranscript\x18\x06 \x03(\x0b\x32\x19.relais.v1.TranscriptLine\x12\x16\n\x0e\x63\x61llback_phone\x18\x07 \x01(\t\"i\n\x0f\x43ustomerMessage\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1d\n\x04turn\x18\x02 \x01(\x0b\x32\x0f.relais.v1.Turn\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\"1\n\x0eOfferWithdrawn\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd2\x01\n\tDeskEvent\x12!\n\x05offer\x18\x01 \x01(\x0b\x32\x10.relais.v1.OfferH\x00\x12+\n\nassignment\x18\x02 \x01(\x0b\x32\x15.relais.v1.AssignmentH\x00\x12\x36\n\x10\x63ustomer_message\x18\x03 \x01(\x0b\x32\x1a.relais.v1.CustomerMessageH\x00\x12\x34\n\x0foffer_withdrawn\x18\x04 \x01(\x0b\x32\x19.relais.v1.OfferWithdrawnH\x00\x42\x07\n\x05\x65vent\" \n\rAcceptRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"8\n\x0b\x41\x63\x63\x65ptReply\x12)\n\nassignment\x18\x01 \x01(\x0b\x32\x15.relais.v1.Assignment\"0\n\rRejectRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\r\n\x0bRejectReply\"-\n\x0cReplyRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x1e\n\nReplyReply\x12\x10\n\x08reply_id\x18\x01 \x01(\t\"?\n\x0fTransferRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x0f\n\rTransferReply\"F\n\x0c\x43loseRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64isposition\x18\x02 \x01(\t\x12\x10\n\x08resolved\x18\x03 \x01(\x08\"\x0c\n\nCloseReply\"!\n\x0eHistoryRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x8d\x01\n\x10PastConversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06intent\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\"B\n\x0cHistoryReply\x12\x32\n\rconversations\x18\x01 \x03(\x0b\x32\x1b.relais.v1.PastConversation\"e\n\x14SuggestionUseRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\rsuggestion_id\x18\x02 \x01(\t\x12%\n\x03use\x18\x03 \x01(\x0e\x32\x18.relais.v1.SuggestionUse\"\x14\n\x12SuggestionUseReply2\xd7\x05\n\tAgentDesk\x12:\n\x06SignIn\x12\x18.relais.v1.SignInRequest\x1a\x16.relais.v1.SignInReply\x12=\n\x07SignOut\x12\x19.relais.v1.SignOutRequest\x1a\x17.relais.v1.SignOutReply\x12@\n\x08SetState\x12\x1a.relais.v1.SetStateRequest\x1a\x18.relais.v1.SetStateReply\x12@\n\tSubscribe\x12\x1b.relais.v1.SubscribeRequest\x1a\x14.relais.v1.DeskEvent0\x01\x12:\n\x06\x41\x63\x63\x65pt\x12\x18.relais.v1.AcceptRequest\x1a\x16.relais.v1.AcceptReply\x12:\n\x06Reject\x12\x18.relais.v1.RejectRequest\x1a\x16.relais.v1.RejectReply\x12\x37\n\x05Reply\x12\x17.relais.v1.ReplyRequest\x1a\x15.relais.v1.ReplyReply\x12@\n\x08Transfer\x12\x1a.relais.v1.TransferRequest\x1a\x18.relais.v1.TransferReply\x12\x37\n\x05\x43lose\x12\x17.relais.v1.CloseRequest\x1a\x15.relais.v1.CloseReply\x12H\n\x12GetCustomerHistory\x12\x19.relais.v1.HistoryRequest\x1a\x17.relais.v1.HistoryReply\x12U\n\x13RecordSuggestionUse\x12\x1f.relais.v1.SuggestionUseRequest\x1a\x1d.relais.v1.SuggestionUseReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arelais/v1/agent_desk.proto\x12\trelais.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1crelais/v1/agent_events.proto\x1a\x1crelais/v1/conversation.proto\"*\n\nSkillLevel\x12\r\n\x05skill\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\x05\"\xf2\x01\n\rSignInRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x0e\n\x06skills\x18\x04 \x03(\t\x12+\n\x0cskill_levels\x18\x05 \x03(\x0b\x32\x15.relais.v1.SkillLevel\x12\x38\n\x08\x63\x61pacity\x18\x06 \x03(\x0b\x32&.relais.v1.SignInRequest.CapacityEntry\x1a/\n\rCapacityEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\x1c\n\x0bSignInReply\x12\r\n\x05token\x18\x01 \x01(\t\"\x10\n\x0eSignOutRequest\"\x0e\n\x0cSignOutReply\"7\n\x0fSetStateRequest\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.relais.v1.AgentState\"5\n\rSetStateReply\x12$\n\x05state\x18\x01 \x01(\x0e\x32\x15.relais.v1.AgentState\"\x12\n\x10SubscribeRequest\"V\n\nSuggestion\x12\x15\n\rsuggestion_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0b\x61rticle_ids\x18\x03 \x03(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\"c\n\x0b\x41gentAssist\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x17\n\x0fhistory_summary\x18\x02 \x01(\t\x12*\n\x0bsuggestions\x18\x03 \x03(\x0b\x32\x15.relais.v1.Suggestion\"i\n\x0eTranscriptLine\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07speaker\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\"\x9a\x02\n\x05Offer\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12/\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1e.relais.v1.ConversationContext\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08priority\x18\x05 \x01(\x05\x12\x0c\n\x04note\x18\x06 \x01(\t\x12\x10\n\x08\x63\x61llback\x18\x07 \x01(\x08\x12-\n\ntranscript\x18\x08 \x03(\x0b\x32\x19.relais.v1.TranscriptLine\x12\x16\n\x0e\x63\x61llback_phone\x18\t \x01(\t\"\xdd\x01\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12/\n\x07\x63ontext\x18\x02 \x01(\x0b\x32\x1e.relais.v1.ConversationContext\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\x12\x0c\n\x04note\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61llback\x18\x05 \x01(\x08\x12-\n\ntranscript\x18\x06 \x03(\x0b\x32\x19.relais.v1.TranscriptLine\x12\x16\n\x0e\x63\x61llback_phone\x18\x07 \x01(\t\"i\n\x0f\x43ustomerMessage\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x1d\n\x04turn\x18\x02 \x01(\x0b\x32\x0f.relais.v1.Turn\x12&\n\x06\x61ssist\x18\x03 \x01(\x0b\x32\x16.relais.v1.AgentAssist\"1\n\x0eOfferWithdrawn\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x0c\x41ssistUpdate\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12&\n\x06\x61ssist\x18\x02 \x01(\x0b\x32\x16.relais.v1.AgentAssist\"\xfd\x01\n\tDeskEvent\x12!\n\x05offer\x18\x01 \x01(\x0b\x32\x10.relais.v1.OfferH\x00\x12+\n\nassignment\x18\x02 \x01(\x0b\x32\x15.relais.v1.AssignmentH\x00\x12\x36\n\x10\x63ustomer_message\x18\x03 \x01(\x0b\x32\x1a.relais.v1.CustomerMessageH\x00\x12\x34\n\x0foffer_withdrawn\x18\x04 \x01(\x0b\x32\x19.relais.v1.OfferWithdrawnH\x00\x12)\n\x06\x61ssist\x18\x05 \x01(\x0b\x32\x17.relais.v1.AssistUpdateH\x00\x42\x07\n\x05\x65vent\" \n\rAcceptRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"8\n\x0b\x41\x63\x63\x65ptReply\x12)\n\nassignment\x18\x01 \x01(\x0b\x32\x15.relais.v1.Assignment\"0\n\rRejectRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\r\n\x0bRejectReply\"-\n\x0cReplyRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x1e\n\nReplyReply\x12\x10\n\x08reply_id\x18\x01 \x01(\t\"?\n\x0fTransferRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"\x0f\n\rTransferReply\"F\n\x0c\x43loseRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64isposition\x18\x02 \x01(\t\x12\x10\n\x08resolved\x18\x03 \x01(\x08\"\x0c\n\nCloseReply\"!\n\x0eHistoryRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\x8d\x01\n\x10PastConversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06intent\x18\x03 \x01(\t\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\"B\n\x0cHistoryReply\x12\x32\n\rconversations\x18\x01 \x03(\x0b\x32\x1b.relais.v1.PastConversation\"e\n\x14SuggestionUseRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x15\n\rsuggestion_id\x18\x02 \x01(\t\x12%\n\x03use\x18\x03 \x01(\x0e\x32\x18.relais.v1.SuggestionUse\"\x14\n\x12SuggestionUseReply2\xd7\x05\n\tAgentDesk\x12:\n\x06SignIn\x12\x18.relais.v1.SignInRequest\x1a\x16.relais.v1.SignInReply\x12=\n\x07SignOut\x12\x19.relais.v1.SignOutRequest\x1a\x17.relais.v1.SignOutReply\x12@\n\x08SetState\x12\x1a.relais.v1.SetStateRequest\x1a\x18.relais.v1.SetStateReply\x12@\n\tSubscribe\x12\x1b.relais.v1.SubscribeRequest\x1a\x14.relais.v1.DeskEvent0\x01\x12:\n\x06\x41\x63\x63\x65pt\x12\x18.relais.v1.AcceptRequest\x1a\x16.relais.v1.AcceptReply\x12:\n\x06Reject\x12\x18.relais.v1.RejectRequest\x1a\x16.relais.v1.RejectReply\x12\x37\n\x05Reply\x12\x17.relais.v1.ReplyRequest\x1a\x15.relais.v1.ReplyReply\x12@\n\x08Transfer\x12\x1a.relais.v1.TransferRequest\x1a\x18.relais.v1.TransferReply\x12\x37\n\x05\x43lose\x12\x17.relais.v1.CloseRequest\x1a\x15.relais.v1.CloseReply\x12H\n\x12GetCustomerHistory\x12\x19.relais.v1.HistoryRequest\x1a\x17.relais.v1.HistoryReply\x12U\n\x13RecordSuggestionUse\x12\x1f.relais.v1.SuggestionUseRequest\x1a\x1d.relais.v1.SuggestionUseReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -68,38 +68,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CUSTOMERMESSAGE']._serialized_end=1529
   _globals['_OFFERWITHDRAWN']._serialized_start=1531
   _globals['_OFFERWITHDRAWN']._serialized_end=1580
-  _globals['_DESKEVENT']._serialized_start=1583
-  _globals['_DESKEVENT']._serialized_end=1793
-  _globals['_ACCEPTREQUEST']._serialized_start=1795
-  _globals['_ACCEPTREQUEST']._serialized_end=1827
-  _globals['_ACCEPTREPLY']._serialized_start=1829
-  _globals['_ACCEPTREPLY']._serialized_end=1885
-  _globals['_REJECTREQUEST']._serialized_start=1887
-  _globals['_REJECTREQUEST']._serialized_end=1935
-  _globals['_REJECTREPLY']._serialized_start=1937
-  _globals['_REJECTREPLY']._serialized_end=1950
-  _globals['_REPLYREQUEST']._serialized_start=1952
-  _globals['_REPLYREQUEST']._serialized_end=1997
-  _globals['_REPLYREPLY']._serialized_start=1999
-  _globals['_REPLYREPLY']._serialized_end=2029
-  _globals['_TRANSFERREQUEST']._serialized_start=2031
-  _globals['_TRANSFERREQUEST']._serialized_end=2094
-  _globals['_TRANSFERREPLY']._serialized_start=2096
-  _globals['_TRANSFERREPLY']._serialized_end=2111
-  _globals['_CLOSEREQUEST']._serialized_start=2113
-  _globals['_CLOSEREQUEST']._serialized_end=2183
-  _globals['_CLOSEREPLY']._serialized_start=2185
-  _globals['_CLOSEREPLY']._serialized_end=2197
-  _globals['_HISTORYREQUEST']._serialized_start=2199
-  _globals['_HISTORYREQUEST']._serialized_end=2232
-  _globals['_PASTCONVERSATION']._serialized_start=2235
-  _globals['_PASTCONVERSATION']._serialized_end=2376
-  _globals['_HISTORYREPLY']._serialized_start=2378
-  _globals['_HISTORYREPLY']._serialized_end=2444
-  _globals['_SUGGESTIONUSEREQUEST']._serialized_start=2446
-  _globals['_SUGGESTIONUSEREQUEST']._serialized_end=2547
-  _globals['_SUGGESTIONUSEREPLY']._serialized_start=2549
-  _globals['_SUGGESTIONUSEREPLY']._serialized_end=2569
-  _globals['_AGENTDESK']._serialized_start=2572
-  _globals['_AGENTDESK']._serialized_end=3299
+  _globals['_ASSISTUPDATE']._serialized_start=1582
+  _globals['_ASSISTUPDATE']._serialized_end=1653
+  _globals['_DESKEVENT']._serialized_start=1656
+  _globals['_DESKEVENT']._serialized_end=1909
+  _globals['_ACCEPTREQUEST']._serialized_start=1911
+  _globals['_ACCEPTREQUEST']._serialized_end=1943
+  _globals['_ACCEPTREPLY']._serialized_start=1945
+  _globals['_ACCEPTREPLY']._serialized_end=2001
+  _globals['_REJECTREQUEST']._serialized_start=2003
+  _globals['_REJECTREQUEST']._serialized_end=2051
+  _globals['_REJECTREPLY']._serialized_start=2053
+  _globals['_REJECTREPLY']._serialized_end=2066
+  _globals['_REPLYREQUEST']._serialized_start=2068
+  _globals['_REPLYREQUEST']._serialized_end=2113
+  _globals['_REPLYREPLY']._serialized_start=2115
+  _globals['_REPLYREPLY']._serialized_end=2145
+  _globals['_TRANSFERREQUEST']._serialized_start=2147
+  _globals['_TRANSFERREQUEST']._serialized_end=2210
+  _globals['_TRANSFERREPLY']._serialized_start=2212
+  _globals['_TRANSFERREPLY']._serialized_end=2227
+  _globals['_CLOSEREQUEST']._serialized_start=2229
+  _globals['_CLOSEREQUEST']._serialized_end=2299
+  _globals['_CLOSEREPLY']._serialized_start=2301
+  _globals['_CLOSEREPLY']._serialized_end=2313
+  _globals['_HISTORYREQUEST']._serialized_start=2315
+  _globals['_HISTORYREQUEST']._serialized_end=2348
+  _globals['_PASTCONVERSATION']._serialized_start=2351
+  _globals['_PASTCONVERSATION']._serialized_end=2492
+  _globals['_HISTORYREPLY']._serialized_start=2494
+  _globals['_HISTORYREPLY']._serialized_end=2560
+  _globals['_SUGGESTIONUSEREQUEST']._serialized_start=2562
+  _globals['_SUGGESTIONUSEREQUEST']._serialized_end=2663
+  _globals['_SUGGESTIONUSEREPLY']._serialized_start=2665
+  _globals['_SUGGESTIONUSEREPLY']._serialized_end=2685
+  _globals['_AGENTDESK']._serialized_start=2688
+  _globals['_AGENTDESK']._serialized_end=3415
 # @@protoc_insertion_point(module_scope)

@@ -164,17 +164,27 @@ class OfferWithdrawn(_message.Message):
     reason: str
     def __init__(self, task_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class AssistUpdate(_message.Message):
+    __slots__ = ("task_id", "assist")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ASSIST_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    assist: AgentAssist
+    def __init__(self, task_id: _Optional[str] = ..., assist: _Optional[_Union[AgentAssist, _Mapping]] = ...) -> None: ...
+
 class DeskEvent(_message.Message):
-    __slots__ = ("offer", "assignment", "customer_message", "offer_withdrawn")
+    __slots__ = ("offer", "assignment", "customer_message", "offer_withdrawn", "assist")
     OFFER_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     OFFER_WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    ASSIST_FIELD_NUMBER: _ClassVar[int]
     offer: Offer
     assignment: Assignment
     customer_message: CustomerMessage
     offer_withdrawn: OfferWithdrawn
-    def __init__(self, offer: _Optional[_Union[Offer, _Mapping]] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., customer_message: _Optional[_Union[CustomerMessage, _Mapping]] = ..., offer_withdrawn: _Optional[_Union[OfferWithdrawn, _Mapping]] = ...) -> None: ...
+    assist: AssistUpdate
+    def __init__(self, offer: _Optional[_Union[Offer, _Mapping]] = ..., assignment: _Optional[_Union[Assignment, _Mapping]] = ..., customer_message: _Optional[_Union[CustomerMessage, _Mapping]] = ..., offer_withdrawn: _Optional[_Union[OfferWithdrawn, _Mapping]] = ..., assist: _Optional[_Union[AssistUpdate, _Mapping]] = ...) -> None: ...
 
 class AcceptRequest(_message.Message):
     __slots__ = ("task_id",)

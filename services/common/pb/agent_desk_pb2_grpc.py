@@ -114,7 +114,8 @@ class AgentDeskServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Subscribe(self, request, context):
-        """Offers, assignments, withdrawn offers and the customer's new messages, as they happen.
+        """Offers, assignments, withdrawn offers and the customer's new messages, as they happen; the assist drafted for a
+        task follows on the same stream (AssistUpdate).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
