@@ -58,11 +58,8 @@ async def build(w: worker.Worker) -> worker.Service:
             unsure = first_turn and not guess.sure and bool(guess.ambiguous_with)
             parent = telemetry.context_from_traceparent(conversation["traceparent"]) or telemetry.context_from_traceparent(event.traceparent)
             with telemetry.consume_span("intake turn", record, parent=parent, **{"relais.conversation_id": event.subject}):
-                if not conversation["traceparent"]:
-                    await conn.execute(
-                        "UPDATE conversations SET traceparent = $2 WHERE conversation_id = $1",
-                        event.subject, telemetry.current_traceparent(),
-                    )
+                # The first turn's span becomes the conversation's trace, stored with the turn below.
+                root = "" if conversation["traceparent"] else (telemetry.current_traceparent() or "")
                 await customer_contact.keep(conn, event.subject, phone, message.text, text)
                 received = Timestamp()
                 received.GetCurrentTime()
@@ -72,10 +69,13 @@ async def build(w: worker.Worker) -> worker.Service:
                     sent_at=message.sent_at, received_at=received, language_unsure=unsure,
                 )
                 turn.customer.language = turn.customer.language or language
+                # One statement: the turn, and (first turn only) the conversation's trace context.
                 await conn.execute(
-                    "INSERT INTO turns (turn_id, conversation_id, seq, language, text, sent_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6)",
+                    "WITH turn AS (INSERT INTO turns (turn_id, conversation_id, seq, language, text, sent_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6))"
+                    " UPDATE conversations SET traceparent = $7 WHERE $7 <> '' AND conversation_id = $2",
                     turn.turn_id, turn.conversation_id, turn.seq, language, turn.text, message.sent_at.ToDatetime(tzinfo=timezone.utc),
+                    root,
                 )
                 return [bus.Record(topics.TURNS, event.subject.encode(), turn.SerializeToString(), telemetry.inject_headers())]
 
