@@ -2,8 +2,8 @@
 
 Starts a private Kafka broker, PostgreSQL (durable settings: fsync on) and the routing service on free ports;
 signs in 500 agents (French and English, various skills, 3 chats each) with their offer streams open; queues
-1,000 tasks that none of them can take (retention at level 2, nobody has it) so every decision sees a full
-queue; then, one at a time, publishes a hand-off on relais.handoffs.v1 and times until its offer arrives
+1,000 tasks that none of them can take (in German, which none of them speaks: routing widens a task nobody has
+the skill for to the overflow stage where someone can, but never across languages) so the queue stays full; then, one at a time, publishes a hand-off on relais.handoffs.v1 and times until its offer arrives
 on the agent's stream: Kafka, the transaction in PostgreSQL, the decision and gRPC included. The offer does not
 wait for assist (summary and suggestions), which follows on the same stream: its arrival is timed too (`assist_*`).
 """
@@ -24,6 +24,7 @@ import grpc
 from relais.common import bus, grpcserver, topics
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 
+WAITING_LANGUAGE = "de"  # the waiting tasks' language: none of the agents speaks it
 SKILLS = ("general", "orders", "billing", "cards", "accounts", "complaints", "conflict_handling")
 
 
@@ -71,10 +72,13 @@ async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agent
             await asyncio.gather(*(sign_in(i) for i in range(start, min(agents, start + 50))))
 
         run = uuid.uuid4().hex[:6]
-        await bus.publish(producer, [handoff(f"bench-wait-{run}-{i}", "fr", "close_account") for i in range(tasks)])
+        await bus.publish(producer, [handoff(f"bench-wait-{run}-{i}", WAITING_LANGUAGE, "close_account") for i in range(tasks)])
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         async with asyncio.timeout(600):
-            while await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'") < tasks:
+            while (queued := await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'")) < tasks:
+                taken = await pool.fetchval("SELECT count(*) FROM tasks WHERE status IN ('offered', 'assigned')")
+                if taken:  # the premise is broken: say so rather than wait out the timeout
+                    raise RuntimeError(f"{taken} of the tasks meant to wait were offered ({queued} queued)")
                 await asyncio.sleep(0.5)
 
         latencies, assist_latencies = [], []
