@@ -184,6 +184,7 @@ SETTINGS: dict[str, Form] = {
     "ROUTING_STANDBY_GRPC_ADDR": address(),
     "RELAIS_ADVERTISED_ADDR": address(),
     "RELAIS_HEALTH_SECONDS": number("seconds", above=True),
+    "RELAIS_STOP_SECONDS": number("seconds", above=True),
     "RELAIS_LOG_LEVEL": one_of(*LOG_LEVELS),
     "RELAIS_MAX_TEXT_CHARS": whole("characters", 1),
     "RELAIS_PHONE_REGIONS": region_codes(),

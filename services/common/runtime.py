@@ -1,4 +1,6 @@
-"""Runs a service until SIGTERM/SIGINT, then lets it finish the record in hand and stop cleanly."""
+"""Runs a service until SIGTERM/SIGINT, then lets it finish the record in hand and stop cleanly — within
+RELAIS_STOP_SECONDS (20): a service whose broker or database is gone cannot flush or commit, and must not ignore
+the signal for ever (what it had not committed is read again by the next process, deduplication makes it harmless)."""
 
 import asyncio
 import logging
@@ -35,7 +37,7 @@ def serve(service: str, main: Main) -> None:
     pid_file = write_pid_file(service, settings.grpc_addr)
     telemetry.setup(service)
     try:
-        asyncio.run(_run(settings, main))
+        asyncio.run(_run(settings, main, lambda: remove_pid_file(pid_file)))
     except (ConfigError, AccessError) as error:  # a setting only a service's own code reads (TLS files, Kafka security)
         sys.exit(_one_line(error))
     finally:
@@ -81,12 +83,26 @@ def remove_pid_file(path: Path | None) -> None:
         pass
 
 
-async def _run(settings: Settings, main: Main) -> None:
+async def _run(settings: Settings, main: Main, on_abort: Callable[[], None] = lambda: None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await main(settings, stop)
+    running = asyncio.ensure_future(main(settings, stop))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not running.done():
+        grace = setting("RELAIS_STOP_SECONDS", 20.0)
+        await asyncio.wait({running}, timeout=grace)
+        if not running.done():
+            logging.getLogger(settings.service).error(
+                "did not stop within %g s (RELAIS_STOP_SECONDS; is its broker or database unreachable?): exiting without"
+                " finishing", grace)
+            on_abort()
+            logging.shutdown()
+            os._exit(1)  # the stuck work holds the loop's shutdown too
+    running.result()
     logging.getLogger(settings.service).info("stopped cleanly")
 
 
