@@ -8,10 +8,10 @@ survey) is printed as it comes. At the end of input it waits `--wait` seconds fo
 """
 
 import asyncio
-import sys
 
 from relais.common import bus
 from relais.demo import ReplyWatcher, send_message
+from relais.desk import stdin_lines
 
 
 def render_reply(event: dict) -> str:
@@ -51,12 +51,6 @@ async def run(bootstrap: str, conversation_id: str, customer: dict, channel: str
     return shown
 
 
-async def _stdin_lines():
-    loop = asyncio.get_running_loop()
-    while line := await loop.run_in_executor(None, sys.stdin.readline):
-        yield line
-
-
 def chat_cli(args, endpoints: dict[str, str]) -> int:
     customer = {"id": args.customer or f"cust-{args.conversation}"}
     if args.language:
@@ -67,7 +61,7 @@ def chat_cli(args, endpoints: dict[str, str]) -> int:
           flush=True)
     try:
         asyncio.run(run(endpoints["KAFKA_BOOTSTRAP_SERVERS"], args.conversation, customer, args.channel,
-                        _stdin_lines(), lambda text: print(text, flush=True), args.wait))
+                        stdin_lines(), lambda text: print(text, flush=True), args.wait))
     except KeyboardInterrupt:
         return 130
     return 0

@@ -430,7 +430,7 @@ async def run(addr: str, agent_id: str, name: str, languages: list[str], skills:
             f"{', '.join(f'{s.skill}:{s.level}' for s in skills) or 'no skill'}). Type `help`.")
         tasks = Tasks()
         background = [asyncio.create_task(follow(session, tasks, say)), asyncio.create_task(remind(tasks, say))]
-        lines = lines or _stdin_lines()
+        lines = lines or stdin_lines()
         try:
             async for line in lines:
                 try:
@@ -453,7 +453,8 @@ async def run(addr: str, agent_id: str, name: str, languages: list[str], skills:
         await session.channel.close()
 
 
-async def _stdin_lines():
+async def stdin_lines():
+    """The lines typed on standard input, read without blocking the event loop (the desk's and `relais chat`'s)."""
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)

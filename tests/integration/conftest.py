@@ -164,6 +164,11 @@ class AgentSession:
                 except grpc.aio.AioRpcError:
                     pass
 
+    def crash(self):
+        """The front end is gone without a SignOut: its stream ends, nothing more is read."""
+        self._reader.cancel()
+        self.stream.cancel()
+
     async def resubscribe(self):
         """A new stream with the same token, after the routing service restarted."""
         self._reader.cancel()

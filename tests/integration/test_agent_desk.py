@@ -60,6 +60,15 @@ def kinds(steps) -> list[str]:
     return [kind for kind, _ in steps]
 
 
+async def handed_off_and_left_queued(producer, replies, db, ctx: pb.ConversationContext):
+    """Hands `ctx` off and returns its task once routing has told the customer to wait, never having offered it."""
+    await hand_off(producer, ctx)
+    await queued(replies, ctx.conversation_id)
+    task = await task_of(db, ctx.conversation_id)
+    assert task["status"] == "queued" and "offered" not in kinds(await events_of(db, task["task_id"]))
+    return task
+
+
 def spoken(lines) -> list[tuple[str, str]]:
     return [(line.speaker, line.text) for line in lines]
 
@@ -81,10 +90,7 @@ async def test_an_agent_keeps_its_conversation_across_a_routing_restart_and_no_o
 
         # Its desk has not re-subscribed yet: a new customer is queued, not offered to it.
         newcomer = context(f"newcomer-{language}", language)
-        await hand_off(producer, newcomer)
-        await queued(replies, newcomer.conversation_id)
-        waiting = await task_of(db, newcomer.conversation_id)
-        assert waiting["status"] == "queued" and "offered" not in kinds(await events_of(db, waiting["task_id"]))
+        await handed_off_and_left_queued(producer, replies, db, newcomer)
 
         # The desk comes back with its token: its conversation, with the message sent meanwhile, then the newcomer at once.
         subscribed = time.monotonic()
@@ -117,10 +123,7 @@ async def test_an_agent_without_a_stream_gets_no_offer_until_it_subscribes(produ
                                    metadata=service_metadata())).token  # signed in, no Subscribe yet
         auth = [("authorization", f"Bearer {token}")]
         ctx = context(f"streamless-{language}", language)
-        await hand_off(producer, ctx)
-        await queued(replies, ctx.conversation_id)
-        task = await task_of(db, ctx.conversation_id)
-        assert task["status"] == "queued" and "offered" not in kinds(await events_of(db, task["task_id"]))
+        task = await handed_off_and_left_queued(producer, replies, db, ctx)
 
         subscribed = time.monotonic()
         stream = stub.Subscribe(desk.SubscribeRequest(), metadata=auth)
@@ -166,8 +169,7 @@ async def test_the_customer_of_an_agent_who_does_not_come_back_is_requeued_first
         await hand_off(producer, ctx)
         offer = await lost.next_event("offer")
         await lost.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=lost.auth)
-        lost._reader.cancel()
-        lost.stream.cancel()  # the front end crashed and does not come back
+        lost.crash()  # the front end crashed and does not come back
         notice = await reply_with_status(replies, ctx.conversation_id, "requeued", RECONNECT_SECONDS + 20)
         assert notice["type"] == cloudevents.REPLY_QUEUE
         assert notice["data"]["text"] == requeued_notice(language, signed_out=False)

@@ -468,8 +468,7 @@ async def test_an_agent_disconnected_too_long_is_signed_out_and_its_conversation
         await hand_off(producer, ctx)
         offer = await vanishing.next_event("offer")
         await vanishing.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=vanishing.auth)
-        vanishing._reader.cancel()
-        vanishing.stream.cancel()  # the front end crashed: no SignOut
+        vanishing.crash()  # the front end crashed: no SignOut
         lost_at = time.monotonic()
         async with agent_session(f"taking-over-{language}", languages=[language]) as taking_over:
             again = await taking_over.next_event("offer", timeout=RECONNECT_SECONDS + 20)
@@ -488,8 +487,7 @@ async def test_an_agent_disconnected_too_long_is_signed_out_and_its_conversation
 async def test_an_agent_whose_front_end_is_gone_gets_no_offer(producer, db, agent_session, language):
     async with agent_session(f"gone-{language}", languages=[language]) as gone, \
                agent_session(f"present-{language}", languages=[language]) as present:
-        gone._reader.cancel()
-        gone.stream.cancel()  # the front end crashed: no SignOut
+        gone.crash()  # the front end crashed: no SignOut
         await asyncio.sleep(0.5)
         ctx = context(f"gone-{language}", language)
         await hand_off(producer, ctx)  # the one who waited longest cannot see it: the other gets it at once
