@@ -156,12 +156,13 @@ async def check_exactly_one_outcome(stack: Stack, watcher: ReplyWatcher, stream:
         await pool.close()
 
 
-async def _check(stack: Stack, watcher: ReplyWatcher, pool, stream: Stream) -> int:
-    await asyncio.sleep(3)  # a second, different reply would arrive by now
+def check_replies(stream: Stream, received: dict[str, list[dict]]) -> int:
+    """Each conversation's replies (deduplicated by id, copies identical) are the expected ones, one outcome per inbound
+    turn in the turns' order; returns how many redelivered copies were seen."""
     copies = 0
     for cid, (texts, expected) in stream.conversations.items():
         by_id: dict[str, dict] = {}
-        for reply in watcher.replies[cid]:
+        for reply in received[cid]:
             if reply["id"] in by_id:
                 copies += 1
                 assert reply == by_id[reply["id"]], f"{cid}: two different replies with id {reply['id']}"
@@ -171,7 +172,12 @@ async def _check(stack: Stack, watcher: ReplyWatcher, pool, stream: Stream) -> i
         # Every inbound turn has exactly one outcome, in the turns' order: a bot answer or the hand-off notice.
         answers = [r["data"]["in_reply_to"] for r in replies if r["type"] in (cloudevents.REPLY_BOT, cloudevents.REPLY_HANDOFF)]
         assert answers == stream.turn_ids[cid], cid
+    return copies
 
+
+async def _check(stack: Stack, watcher: ReplyWatcher, pool, stream: Stream) -> int:
+    await asyncio.sleep(3)  # a second, different reply would arrive by now
+    copies = check_replies(stream, watcher.replies)
     ids = list(stream.conversations)
     handed_off = {cid for cid, (texts, _) in stream.conversations.items() if ADVISOR in texts}
     bot = {cid for cid, (texts, _) in stream.conversations.items() if SIMPLE in texts}
