@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import grpc
@@ -27,6 +28,7 @@ from relais.common.config import env
 from relais.common.pb import agent_events_pb2 as ev, analytics_pb2, analytics_pb2_grpc, conversation_pb2 as pb
 from relais.common.redact import redact
 from relais.common.runtime import serve
+from relais.common.unit_of_work import Item, UnitOfWork
 
 log = logging.getLogger(__name__)
 SOURCE = "urn:relais:analytics"
@@ -158,6 +160,79 @@ def _counts(contacts: list[kpis.Contact]) -> analytics_pb2.KpiCounts:
                                    handed_off=sum(c.handed_off for c in contacts))
 
 
+@dataclass(frozen=True)
+class Fact:
+    """One row to store, read from one record."""
+    table: str
+    values: tuple
+    span_name: str = ""
+    span_attributes: dict = field(default_factory=dict)
+
+
+# Each table's insert of a batch of rows (one array per column); a row already there is left as it is.
+INSERTS = {
+    "kpi_outcomes": "INSERT INTO kpi_outcomes (outcome_id, conversation_id, customer_id, kind, intent, language, channel,"
+                    " reason, agent_id, disposition, resolved, survey_scale, survey_score, survey_comment, at)"
+                    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+                    " $7::text[], $8::text[], $9::text[], $10::text[], $11::bool[], $12::text[], $13::int[], $14::text[],"
+                    " $15::timestamptz[]) ON CONFLICT (outcome_id) DO NOTHING RETURNING at",
+    "kpi_suggestions": "INSERT INTO kpi_suggestions (feedback_id, suggestion_id, agent_id, intent, language, source, use, at)"
+                       " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+                       " $7::text[], $8::timestamptz[]) ON CONFLICT (feedback_id) DO NOTHING",
+    "kpi_agent_states": "INSERT INTO kpi_agent_states (event_id, agent_id, state, at)"
+                        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])"
+                        " ON CONFLICT (event_id) DO NOTHING",
+    "kpi_verbatims": "INSERT INTO kpi_verbatims (turn_id, conversation_id, language, intent, sentiment, negative, text, at,"
+                     " asks_for_human) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::real[],"
+                     " $6::bool[], $7::text[], $8::timestamptz[], $9::bool[]) ON CONFLICT (turn_id) DO NOTHING",
+}
+
+
+def outcome_fact(outcome: pb.Outcome) -> Fact:
+    if not outcome.outcome_id or not outcome.conversation_id:
+        raise bus.BadInput("outcome without outcome_id or conversation_id")
+    if outcome.kind not in KIND_NAMES:
+        raise bus.BadInput(f"outcome of unknown kind {outcome.kind}")
+    survey = outcome.kind == pb.OUTCOME_KIND_SURVEY
+    return Fact("kpi_outcomes", (
+        outcome.outcome_id, outcome.conversation_id, outcome.customer_id, KIND_NAMES[outcome.kind], outcome.intent,
+        outcome.language, cloudevents.CHANNEL_NAMES.get(outcome.channel, ""),
+        pb.HandoffReason.Name(outcome.reason) if outcome.kind == pb.OUTCOME_KIND_HANDED_OFF else "",
+        outcome.agent_id, outcome.disposition, outcome.resolved, SCALE_NAMES[outcome.survey_scale] if survey else "",
+        outcome.survey_score if survey else None, redact(outcome.survey_comment), _time(outcome.at, now())),
+        "analytics outcome", {"relais.conversation_id": outcome.conversation_id})
+
+
+def agent_fact(event: ev.AgentEvent) -> Fact:
+    """State changes (occupancy) and answers to suggestions."""
+    if not event.event_id:
+        raise bus.BadInput("agent event without event_id")
+    at = _time(event.at, now())
+    attributes = {"relais.agent_id": event.agent_id}
+    if event.HasField("suggestion_feedback"):
+        feedback = event.suggestion_feedback
+        if feedback.use not in SUGGESTION_USES:
+            raise bus.BadInput(f"suggestion feedback with unknown use {feedback.use}")
+        return Fact("kpi_suggestions", (event.event_id, feedback.suggestion_id, event.agent_id, feedback.intent,
+                                        feedback.language, feedback.source, SUGGESTION_USES[feedback.use], at),
+                    "analytics agent event", attributes)
+    if event.HasField("state_changed"):
+        state = ev.AgentState.Name(event.state_changed.state).removeprefix("AGENT_STATE_").lower()
+        return Fact("kpi_agent_states", (event.event_id, event.agent_id, state, at), "analytics agent event", attributes)
+    raise bus.BadInput("agent event without a known event")
+
+
+def verbatim_fact(turn: pb.Turn) -> Fact:
+    """A customer's message, redacted, as a verbatim for the irritants view (with whether it asks for a person)."""
+    if not turn.turn_id or not turn.conversation_id:
+        raise bus.BadInput("turn without turn_id or conversation_id")
+    sentiment = turn.classification.sentiment
+    negative = sentiment.score <= NEGATIVE_SENTIMENT or sentiment.anger or sentiment.distress
+    return Fact("kpi_verbatims", (turn.turn_id, turn.conversation_id, turn.language, turn.classification.intent,
+                                  sentiment.score, negative, redact(turn.text), _time(turn.sent_at, now()),
+                                  turn.classification.asks_for_human))
+
+
 def _decode(message_type, record: ConsumerRecord):
     try:
         return message_type.FromString(record.value or b"")
@@ -174,87 +249,28 @@ async def build(w: worker.Worker) -> worker.Service:
     settle = float(env("RELAIS_ALERT_SETTLE_SECONDS", "30"))
     dirty: dict[datetime, float] = {}  # alert windows touched since their last check -> when last touched
 
-    async def handle(record: ConsumerRecord) -> None:
+    def decode(record: ConsumerRecord) -> Fact:
         if record.topic == topics.AGENT_EVENTS:
-            await agent_event(record)
-        elif record.topic == topics.CLASSIFIED_TURNS:
-            await customer_turn(record)
-        else:
-            await outcome_event(record)
+            return agent_fact(_decode(ev.AgentEvent, record))
+        if record.topic == topics.CLASSIFIED_TURNS:
+            return verbatim_fact(_decode(pb.Turn, record))
+        return outcome_fact(_decode(pb.Outcome, record))
 
-    async def outcome_event(record: ConsumerRecord) -> None:
-        outcome = _decode(pb.Outcome, record)
-        if not outcome.outcome_id or not outcome.conversation_id:
-            raise bus.BadInput("outcome without outcome_id or conversation_id")
-        if outcome.kind not in KIND_NAMES:
-            raise bus.BadInput(f"outcome of unknown kind {outcome.kind}")
-        at = _time(outcome.at, now())
-
-        async def apply(conn) -> list[bus.Record]:
-            with telemetry.consume_span("analytics outcome", record, **{"relais.conversation_id": outcome.conversation_id}):
-                await conn.execute(
-                    "INSERT INTO kpi_outcomes (outcome_id, conversation_id, customer_id, kind, intent, language, channel,"
-                    " reason, agent_id, disposition, resolved, survey_scale, survey_score, survey_comment, at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-                    " ON CONFLICT (outcome_id) DO NOTHING",
-                    outcome.outcome_id, outcome.conversation_id, outcome.customer_id, KIND_NAMES[outcome.kind],
-                    outcome.intent, outcome.language, cloudevents.CHANNEL_NAMES.get(outcome.channel, ""),
-                    pb.HandoffReason.Name(outcome.reason) if outcome.kind == pb.OUTCOME_KIND_HANDED_OFF else "",
-                    outcome.agent_id, outcome.disposition, outcome.resolved,
-                    SCALE_NAMES[outcome.survey_scale] if outcome.kind == pb.OUTCOME_KIND_SURVEY else "",
-                    outcome.survey_score if outcome.kind == pb.OUTCOME_KIND_SURVEY else None,
-                    redact(outcome.survey_comment), at)
-            return []
-
-        if await outbox.process_once(w.pool, w.producer, "analytics", outcome.outcome_id, apply):
-            dirty[kpis.window_start(at, alert_window)] = time.monotonic()
-
-    async def agent_event(record: ConsumerRecord) -> None:
-        """State changes (occupancy) and answers to suggestions, each applied once."""
-        event = _decode(ev.AgentEvent, record)
-        if not event.event_id:
-            raise bus.BadInput("agent event without event_id")
-        at = _time(event.at, now())
-        if event.HasField("suggestion_feedback"):
-            feedback = event.suggestion_feedback
-            if feedback.use not in SUGGESTION_USES:
-                raise bus.BadInput(f"suggestion feedback with unknown use {feedback.use}")
-            statement = ("INSERT INTO kpi_suggestions (feedback_id, suggestion_id, agent_id, intent, language, source, use, at)"
-                         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (feedback_id) DO NOTHING")
-            values = (event.event_id, feedback.suggestion_id, event.agent_id, feedback.intent, feedback.language,
-                      feedback.source, SUGGESTION_USES[feedback.use], at)
-        elif event.HasField("state_changed"):
-            state = ev.AgentState.Name(event.state_changed.state).removeprefix("AGENT_STATE_").lower()
-            statement = ("INSERT INTO kpi_agent_states (event_id, agent_id, state, at) VALUES ($1, $2, $3, $4)"
-                         " ON CONFLICT (event_id) DO NOTHING")
-            values = (event.event_id, event.agent_id, state, at)
-        else:
-            raise bus.BadInput("agent event without a known event")
-
-        async def apply(conn) -> list[bus.Record]:
-            with telemetry.consume_span("analytics agent event", record, **{"relais.agent_id": event.agent_id}):
-                await conn.execute(statement, *values)
-            return []
-
-        await outbox.process_once(w.pool, w.producer, "analytics", f"agent-event/{event.event_id}", apply)
-
-    async def customer_turn(record: ConsumerRecord) -> None:
-        """A customer's message, redacted, as a verbatim for the irritants view (with whether it asks for a person)."""
-        turn = _decode(pb.Turn, record)
-        if not turn.turn_id or not turn.conversation_id:
-            raise bus.BadInput("turn without turn_id or conversation_id")
-        sentiment = turn.classification.sentiment
-        negative = sentiment.score <= NEGATIVE_SENTIMENT or sentiment.anger or sentiment.distress
-
-        async def apply(conn) -> list[bus.Record]:
-            await conn.execute(
-                "INSERT INTO kpi_verbatims (turn_id, conversation_id, language, intent, sentiment, negative, text, at,"
-                " asks_for_human) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (turn_id) DO NOTHING",
-                turn.turn_id, turn.conversation_id, turn.language, turn.classification.intent, sentiment.score,
-                negative, redact(turn.text), _time(turn.sent_at, now()), turn.classification.asks_for_human)
-            return []
-
-        await outbox.process_once(w.pool, w.producer, "analytics", f"turn/{turn.turn_id}", apply)
+    async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
+        """One insert per table for the batch. Every fact has its own id as primary key: a fact read again is not
+        stored twice, so no separate deduplication is needed."""
+        by_table: dict[str, list[tuple]] = {}
+        for item in items:
+            fact = item.value
+            by_table.setdefault(fact.table, []).append(fact.values)
+            if fact.span_name:
+                with telemetry.consume_span(fact.span_name, item.record, **fact.span_attributes):
+                    pass
+        for table, rows in by_table.items():
+            inserted = await unit.conn.fetch(INSERTS[table], *map(list, zip(*rows)))
+            if table == "kpi_outcomes":
+                for row in inserted:
+                    dirty[kpis.window_start(row["at"], alert_window)] = time.monotonic()
 
     async def raise_alerts() -> None:
         """Checks the complete windows whose data has settled (nothing new for `settle` seconds), and the
@@ -303,10 +319,10 @@ async def build(w: worker.Worker) -> worker.Service:
 
     servicer = Analytics(w.pool, cost, policy, float(env("RELAIS_STAFFING_INTERVAL_MINUTES", "15")), alert_window)
     return worker.Service(
-        handle=handle, topics=(topics.OUTCOMES, topics.AGENT_EVENTS, topics.CLASSIFIED_TURNS),
+        decode=decode, handle_batch=handle_batch, topics=(topics.OUTCOMES, topics.AGENT_EVENTS, topics.CLASSIFIED_TURNS),
         grpc_services=(analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name,),
         register=lambda server: analytics_pb2_grpc.add_AnalyticsServicer_to_server(servicer, server),
-        background=(raise_alerts,), batched=True,
+        background=(raise_alerts,),
     )
 
 

@@ -5,16 +5,19 @@ Once a conversation is handed off the bot stays silent in it: the customer's nex
 to routing (to the waiting task or the advisor), never to the bot.
 """
 
+import asyncio
+
 from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 
 from relais.bot import answers, policy
 from relais.classifier.catalogue import load_catalogue
-from relais.common import bus, cloudevents, grpcserver, outbox, telemetry, topics, transcript, worker
+from relais.common import bus, cloudevents, grpcserver, telemetry, topics, transcript, worker
 from relais.common.config import grpc_addr, service_token
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
 from relais.common.runtime import serve
+from relais.common.unit_of_work import Item, UnitOfWork
 
 SOURCE = "urn:relais:bot"
 
@@ -26,38 +29,60 @@ async def build(w: worker.Worker) -> worker.Service:
     channel = grpcserver.channel(grpc_addr("lookup"), service_token(), retry_unavailable=True)
     lookup = EnterpriseLookupStub(channel)
 
-    async def handle(record: ConsumerRecord) -> None:
+    def decode(record: ConsumerRecord) -> pb.Turn:
         try:
             turn = pb.Turn.FromString(record.value or b"")
         except pb_message.DecodeError as error:
             raise bus.BadInput(f"bad protobuf: not a relais.v1.Turn ({error})") from None
         if not turn.turn_id or not turn.conversation_id:
             raise bus.BadInput("turn without turn_id or conversation_id")
+        return turn
 
-        async def apply(conn) -> list[bus.Record]:
-            with telemetry.consume_span("bot turn", record, **{"relais.conversation_id": turn.conversation_id}) as span:
-                row = await conn.fetchrow(
-                    "SELECT context, handed_off FROM bot_conversations WHERE conversation_id = $1 FOR UPDATE",
-                    turn.conversation_id,
-                )
-                context = pb.ConversationContext.FromString(row["context"]) if row else _new_context(turn)
+    async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
+        """Every conversation of the batch at once (their lookups concurrently), each one's turns in order; their
+        contexts read in one statement and written in one more."""
+        new = await unit.first_time([i.value.turn_id for i in items])
+        turns: dict[str, list[Item]] = {}
+        for item in items:
+            if item.value.turn_id in new:
+                new.discard(item.value.turn_id)  # the same turn twice in one poll: answered once
+                turns.setdefault(item.value.conversation_id, []).append(item)
+        if not turns:
+            return
+        stored = {r["conversation_id"]: r for r in await unit.conn.fetch(
+            "SELECT conversation_id, context, handed_off FROM bot_conversations"
+            " WHERE conversation_id = ANY($1::text[]) FOR UPDATE", list(turns))}
+        contexts = {c: pb.ConversationContext.FromString(stored[c]["context"]) if c in stored else _new_context(its[0].value)
+                    for c, its in turns.items()}
+        tasks = [asyncio.ensure_future(conversation(its, contexts[c], unit)) for c, its in turns.items()]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+        await unit.conn.execute(
+            "INSERT INTO bot_conversations (conversation_id, context, failed_attempts, handed_off)"
+            " SELECT * FROM unnest($1::text[], $2::bytea[], $3::int[], $4::bool[]) ON CONFLICT (conversation_id) DO UPDATE"
+            " SET context = EXCLUDED.context, failed_attempts = EXCLUDED.failed_attempts,"
+            " handed_off = EXCLUDED.handed_off, updated_at = now()",
+            list(contexts), [c.SerializeToString() for c in contexts.values()],
+            [policy.ConversationState.from_context(c).failed_attempts for c in contexts.values()],
+            [c.HasField("handed_off_at") for c in contexts.values()])
+
+    async def conversation(items: list[Item], context: pb.ConversationContext, unit: UnitOfWork) -> None:
+        for item in items:
+            turn = item.value
+            with telemetry.consume_span("bot turn", item.record, **{"relais.conversation_id": turn.conversation_id}) as span:
+                handed_off = context.HasField("handed_off_at")
                 transcript.append_turn(context, turn)  # within its byte budget: first and latest turns
-                if row and row["handed_off"]:
+                if handed_off:  # the bot stays silent: the customer's messages go to routing
                     span.set_attribute("relais.forwarded", True)
                     outputs = [_to_routing(pb.HandoffEvent(customer_message=turn), turn)]
                 else:
                     outputs = await respond(turn, context)
                     span.set_attribute("relais.handed_off", context.HasField("handed_off_at"))
-                await conn.execute(
-                    "INSERT INTO bot_conversations (conversation_id, context, failed_attempts, handed_off)"
-                    " VALUES ($1, $2, $3, $4) ON CONFLICT (conversation_id) DO UPDATE"
-                    " SET context = $2, failed_attempts = $3, handed_off = $4, updated_at = now()",
-                    turn.conversation_id, context.SerializeToString(),
-                    policy.ConversationState.from_context(context).failed_attempts, context.HasField("handed_off_at"),
-                )
-                return outputs
-
-        await outbox.process_once(w.pool, w.producer, "bot", turn.turn_id, apply)
+                unit.emit(turn.turn_id, outputs)
 
     async def respond(turn: pb.Turn, context: pb.ConversationContext) -> list[bus.Record]:
         state = policy.ConversationState.from_context(context)
@@ -91,7 +116,8 @@ async def build(w: worker.Worker) -> worker.Service:
             _outcome(turn, kind, intent.id),
         ]
 
-    return worker.Service(handle=handle, topics=(topics.CLASSIFIED_TURNS,), close=channel.close, batched=True)
+    return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.CLASSIFIED_TURNS,),
+                          close=channel.close)
 
 
 def _new_context(turn: pb.Turn) -> pb.ConversationContext:

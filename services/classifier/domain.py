@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from relais.classifier.catalogue import HUMAN_INTENT, Catalogue
@@ -33,12 +34,22 @@ class Classification:
 
 def classify(text: str, language_hint: str | None, model: IntentModel, catalogue: Catalogue) -> Classification:
     """Language, intent, sentiment and human request for one customer message."""
+    return classify_batch([(text, language_hint)], model, catalogue)[0]
+
+
+def classify_batch(messages: Sequence[tuple[str, str | None]], model: IntentModel,
+                   catalogue: Catalogue) -> list[Classification]:
+    """classify() for many (text, language hint) at once: the intent model runs once for all of them."""
     if model.catalogue_version != catalogue.version or set(model.classes) != set(catalogue.intents):
         raise ValueError(f"model trained on catalogue {model.catalogue_version!r} does not match "
                          f"catalogue {catalogue.version!r}; retrain it")
+    predictions = model.predict_batch([text for text, _ in messages])
+    return [_classification(text, hint, prediction, catalogue) for (text, hint), prediction in zip(messages, predictions)]
+
+
+def _classification(text: str, language_hint: str | None, prediction, catalogue: Catalogue) -> Classification:
     language = detect_language(text, language_hint)
     sentiment = analyse_sentiment(text, language)
-    prediction = model.predict(text)
     human = asks_for_human(text)
     amount = extract_amount(text)
     if human and HUMAN_INTENT in catalogue:

@@ -9,11 +9,12 @@ from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 
 from relais.classifier.catalogue import load_catalogue
-from relais.classifier.domain import classify, to_classification_proto
+from relais.classifier.domain import classify_batch, to_classification_proto
 from relais.classifier import artifact
 from relais.common import bus, telemetry, topics, worker
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.runtime import serve
+from relais.common.unit_of_work import Item, UnitOfWork
 
 
 async def build(w: worker.Worker) -> worker.Service:
@@ -23,23 +24,27 @@ async def build(w: worker.Worker) -> worker.Service:
     except artifact.ArtifactError as error:
         raise SystemExit(f"classifier: {error}") from None
 
-    async def handle(record: ConsumerRecord) -> None:
+    def decode(record: ConsumerRecord) -> pb.Turn:
         try:
-            turn = pb.Turn.FromString(record.value or b"")
+            return pb.Turn.FromString(record.value or b"")
         except pb_message.DecodeError as error:
             raise bus.BadInput(f"bad protobuf: not a relais.v1.Turn ({error})") from None
-        with telemetry.consume_span("classifier classify", record, **{"relais.conversation_id": turn.conversation_id}) as span:
-            result = classify(turn.text, turn.language or None, model, catalogue)
-            turn.language = result.language
-            turn.classification.CopyFrom(to_classification_proto(result, catalogue))
-            span.set_attribute("relais.intent", turn.classification.intent)
-            span.set_attribute("relais.confidence", turn.classification.confidence)
-            await bus.publish(w.producer, [
-                bus.Record(topics.CLASSIFIED_TURNS, record.key or turn.conversation_id.encode(),
-                           turn.SerializeToString(), telemetry.inject_headers())
-            ])
 
-    return worker.Service(handle=handle, topics=(topics.TURNS,), batched=True)
+    async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
+        """The batch's texts go through the model at once; each turn goes on, classified, in its order."""
+        results = classify_batch([(i.value.text, i.value.language or None) for i in items], model, catalogue)
+        for item, result in zip(items, results):
+            turn = item.value
+            with telemetry.consume_span("classifier classify", item.record,
+                                        **{"relais.conversation_id": turn.conversation_id}) as span:
+                turn.language = result.language
+                turn.classification.CopyFrom(to_classification_proto(result, catalogue))
+                span.set_attribute("relais.intent", turn.classification.intent)
+                span.set_attribute("relais.confidence", turn.classification.confidence)
+                unit.send([bus.Record(topics.CLASSIFIED_TURNS, item.key or turn.conversation_id.encode(),
+                                      turn.SerializeToString(), telemetry.inject_headers())])
+
+    return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.TURNS,))
 
 
 def main() -> None:

@@ -189,7 +189,6 @@ SETTINGS: dict[str, Form] = {
     "RELAIS_MAX_TEXT_CHARS": whole("characters", 1),
     "RELAIS_PHONE_REGIONS": region_codes(),
     "RELAIS_BATCH": one_of("on", "off"),
-    "RELAIS_BATCH_MS": number("milliseconds"),
     "RELAIS_RETENTION_DAYS": number("days"),
     "RELAIS_RETENTION_CHECK_SECONDS": number("seconds", above=True),
     "RELAIS_RECONTACT_DAYS": number("days"),

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from relais.common import bus, db
+from relais.common import bus, db, unit_of_work
 from relais.common.config import Settings, env, setting
 from relais.common.grpcserver import GrpcServer, Register
 from relais.common.lease import Lease, wait_for_lease
@@ -39,15 +39,16 @@ class Worker:
 
 @dataclass
 class Service:
-    handle: bus.Handler | None = None  # None: a gRPC-only service
+    handle: bus.Handler | None = None  # one record at a time (routing); None with handle_batch or gRPC-only
+    # A poll's records as one unit of work (relais.common.unit_of_work): each decoded by `decode` (bus.BadInput:
+    # dead-lettered alone), then handled together by `handle_batch`.
+    decode: unit_of_work.Decode | None = None
+    handle_batch: unit_of_work.BatchHandler | None = None
     topics: tuple[str, ...] = ()
     grpc_services: tuple[str, ...] = ()
     register: Register | None = None
     background: tuple[Callable[[], Awaitable[None]], ...] = ()
     close: Callable[[], Awaitable[None]] | None = None
-    # Records handled in batches (one transaction, one acknowledgement wait, one offset commit; see
-    # relais.common.bus.Batch). Only for handlers whose every effect goes through the outbox or bus.publish.
-    batched: bool = False
     # One active process at a time (relais.common.lease): only the lease's holder consumes, runs `background`
     # and answers `grpc_services`; `on_active` runs each time this process takes the lease, before it consumes.
     lease: Lease | None = None
@@ -114,17 +115,19 @@ async def _serve(settings: Settings, service: Service, worker: Worker, health: H
     consumer = None
     tasks = [asyncio.create_task(job()) for job in service.background]
     try:
-        if service.handle is not None:
+        if service.handle is not None or service.handle_batch is not None:
             overrides = dict(session_timeout_ms=LEASED_SESSION_TIMEOUT_MS, heartbeat_interval_ms=2000) if leased else {}
             consumer = bus.make_consumer(settings.kafka_bootstrap, settings.consumer_group, *service.topics, **overrides)
             await consumer.start()
         health.started = True
         await health.update()
         log.info("%s serving on %s (port %d)", settings.service, settings.grpc_addr, server.port)
-        if consumer is not None:
-            await bus.consume(settings.service, consumer, worker.producer, service.handle, stop, pool=worker.pool,
-                              batched=service.batched and env("RELAIS_BATCH", "on") != "off",
-                              batch_ms=float(env("RELAIS_BATCH_MS", "20")))
+        if consumer is not None and service.handle_batch is not None:
+            await unit_of_work.consume_batches(settings.service, consumer, worker.producer, service.decode,
+                                               service.handle_batch, stop, pool=worker.pool,
+                                               one_at_a_time=env("RELAIS_BATCH", "on") == "off")
+        elif consumer is not None:
+            await bus.consume(settings.service, consumer, worker.producer, service.handle, stop)
         else:
             await stop.wait()
     finally:

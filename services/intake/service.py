@@ -17,92 +17,139 @@ One trace per conversation: the first turn's span is the conversation's root; ev
 turn's span is its child, so a whole conversation reads as one trace.
 """
 
-from aiokafka import ConsumerRecord
+from dataclasses import dataclass
+from datetime import timezone
 
-from relais.common import bus, cloudevents, customer_contact, outbox, retention, telemetry, topics, worker
-from relais.common.language import guess_language
+from aiokafka import ConsumerRecord
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from relais.common import bus, cloudevents, customer_contact, retention, telemetry, topics, worker
+from relais.common.language import LanguageGuess, guess_language
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.redact import redact
 from relais.common.runtime import serve
-from datetime import timezone
+from relais.common.unit_of_work import Item, UnitOfWork
 
-from google.protobuf.timestamp_pb2 import Timestamp
+
+@dataclass
+class Inbound:
+    """A contact event as read, before anything is stored: for a message, what is known without the database."""
+    event: cloudevents.ContactEvent
+    guess: LanguageGuess | None = None  # detected on the text as written (in memory only)
+    text: str = ""  # redacted: everything kept or sent
+    phone: str = ""  # the number to call back never travels in a turn
 
 
 async def build(w: worker.Worker) -> worker.Service:
-    async def handle(record: ConsumerRecord) -> None:
+    def decode(record: ConsumerRecord) -> Inbound:
         event = cloudevents.parse_contact_event(record.value, record.headers, w.settings.max_text_chars)
         if event.survey is not None:
-            await survey_answer(record, event)
-            return
+            return Inbound(event)
         message = event.message
-        # Detected on the text as written (in memory only); everything kept or sent is redacted.
-        guess = guess_language(message.text, hint=message.customer.language)
-        text = redact(message.text)
-        phone = customer_contact.take_phone(message)  # the number to call back never travels in a turn
+        return Inbound(event, guess_language(message.text, hint=message.customer.language), redact(message.text),
+                       customer_contact.take_phone(message))
 
-        async def apply(conn) -> list[bus.Record]:
-            conversation = await conn.fetchrow(
-                "INSERT INTO conversations (conversation_id, customer_id, channel, language, tier, turn_count)"
-                " VALUES ($1, $2, $3, $4, $5, 1)"
-                " ON CONFLICT (conversation_id) DO UPDATE"
-                " SET turn_count = conversations.turn_count + 1, updated_at = now()"
-                " RETURNING turn_count, traceparent, language",  # the language of its first turn
-                event.subject, message.customer.id, cloudevents.CHANNEL_NAMES[message.channel], guess.language,
-                message.customer.tier,
+    async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
+        new = await unit.first_time([i.value.event.event_key for i in items])
+        messages: dict[str, list[Item]] = {}  # by conversation, each in order
+        for item in items:
+            key = item.value.event.event_key
+            if key not in new:
+                continue
+            new.discard(key)  # the same event twice in one poll: applied once
+            if item.value.event.survey is not None:
+                await survey_answer(item, unit)
+            else:
+                messages.setdefault(item.value.event.subject, []).append(item)
+        if messages:
+            await store_turns(messages, unit)
+
+    async def store_turns(messages: dict[str, list[Item]], unit: UnitOfWork) -> None:
+        """Every conversation's turn count in one statement, then every turn (with the trace of the conversations
+        that start here) in one more."""
+        firsts = [batch[0].value for batch in messages.values()]
+        rows = await unit.conn.fetch(
+            "INSERT INTO conversations (conversation_id, customer_id, channel, language, tier, turn_count)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])"
+            " ON CONFLICT (conversation_id) DO UPDATE"
+            " SET turn_count = conversations.turn_count + EXCLUDED.turn_count, updated_at = now()"
+            " RETURNING conversation_id, turn_count, traceparent, language",  # the language of its first turn
+            list(messages), [f.event.message.customer.id for f in firsts],
+            [cloudevents.CHANNEL_NAMES[f.event.message.channel] for f in firsts], [f.guess.language for f in firsts],
+            [f.event.message.customer.tier for f in firsts], [len(batch) for batch in messages.values()])
+        received = Timestamp()
+        received.GetCurrentTime()
+        turns: list[pb.Turn] = []
+        roots: dict[str, str] = {}  # conversations starting here -> their trace
+        for row in rows:
+            conversation_id = row["conversation_id"]
+            batch = messages[conversation_id]
+            seq = row["turn_count"] - len(batch)
+            trace = row["traceparent"]
+            for item in batch:
+                seq += 1
+                turn = await read_turn(item, unit, seq, row["language"], trace, received)
+                trace = trace or roots.setdefault(conversation_id, turn.traceparent)
+                turns.append(turn.turn)
+        await unit.conn.execute(
+            "WITH turn AS (INSERT INTO turns (turn_id, conversation_id, seq, language, text, sent_at)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[]))"
+            " UPDATE conversations SET traceparent = t.traceparent"
+            " FROM unnest($7::text[], $8::text[]) AS t(conversation_id, traceparent)"
+            " WHERE conversations.conversation_id = t.conversation_id",
+            [t.turn_id for t in turns], [t.conversation_id for t in turns], [t.seq for t in turns],
+            [t.language for t in turns], [t.text for t in turns],
+            [t.sent_at.ToDatetime(tzinfo=timezone.utc) for t in turns], list(roots), list(roots.values()))
+
+    async def read_turn(item: Item, unit: UnitOfWork, seq: int, conversation_language: str, trace: str,
+                        received: Timestamp) -> "ReadTurn":
+        inbound, event = item.value, item.value.event
+        message = event.message
+        first_turn = seq == 1
+        # Later turns are read knowing the conversation's language (set by its first turn).
+        language = (inbound.guess if first_turn else
+                    guess_language(message.text, message.customer.language, conversation_language)).language
+        unsure = first_turn and not inbound.guess.sure and bool(inbound.guess.ambiguous_with)
+        parent = telemetry.context_from_traceparent(trace) or telemetry.context_from_traceparent(event.traceparent)
+        # The first turn's span becomes the conversation's trace, stored with the turn.
+        with telemetry.consume_span("intake turn", item.record, parent=parent, **{"relais.conversation_id": event.subject}):
+            await customer_contact.keep(unit.conn, event.subject, inbound.phone, message.text, inbound.text)
+            turn = pb.Turn(
+                turn_id=event.event_key, conversation_id=event.subject, seq=seq,
+                channel=message.channel, customer=message.customer, language=language, text=inbound.text,
+                sent_at=message.sent_at, received_at=received, language_unsure=unsure,
             )
-            first_turn = conversation["turn_count"] == 1
-            # Later turns are read knowing the conversation's language (set by its first turn).
-            language = (guess if first_turn else
-                        guess_language(message.text, message.customer.language, conversation["language"])).language
-            unsure = first_turn and not guess.sure and bool(guess.ambiguous_with)
-            parent = telemetry.context_from_traceparent(conversation["traceparent"]) or telemetry.context_from_traceparent(event.traceparent)
-            with telemetry.consume_span("intake turn", record, parent=parent, **{"relais.conversation_id": event.subject}):
-                # The first turn's span becomes the conversation's trace, stored with the turn below.
-                root = "" if conversation["traceparent"] else (telemetry.current_traceparent() or "")
-                await customer_contact.keep(conn, event.subject, phone, message.text, text)
-                received = Timestamp()
-                received.GetCurrentTime()
-                turn = pb.Turn(
-                    turn_id=event.event_key, conversation_id=event.subject, seq=conversation["turn_count"],
-                    channel=message.channel, customer=message.customer, language=language, text=text,
-                    sent_at=message.sent_at, received_at=received, language_unsure=unsure,
-                )
-                turn.customer.language = turn.customer.language or language
-                # One statement: the turn, and (first turn only) the conversation's trace context.
-                await conn.execute(
-                    "WITH turn AS (INSERT INTO turns (turn_id, conversation_id, seq, language, text, sent_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6))"
-                    " UPDATE conversations SET traceparent = $7 WHERE $7 <> '' AND conversation_id = $2",
-                    turn.turn_id, turn.conversation_id, turn.seq, language, turn.text, message.sent_at.ToDatetime(tzinfo=timezone.utc),
-                    root,
-                )
-                return [bus.Record(topics.TURNS, event.subject.encode(), turn.SerializeToString(), telemetry.inject_headers())]
+            turn.customer.language = turn.customer.language or language
+            unit.emit(event.event_key, [bus.Record(topics.TURNS, event.subject.encode(), turn.SerializeToString(),
+                                                   telemetry.inject_headers())])
+            return ReadTurn(turn, telemetry.current_traceparent())
 
-        await outbox.process_once(w.pool, w.producer, "intake", event.event_key, apply)
+    async def survey_answer(item: Item, unit: UnitOfWork) -> None:
+        event = item.value.event
+        conversation = await unit.conn.fetchrow(
+            "SELECT customer_id, channel, language, traceparent FROM conversations WHERE conversation_id = $1",
+            event.subject)
+        if conversation is None:
+            raise bus.BadInput(f"survey for unknown conversation {event.subject!r}")
+        parent = telemetry.context_from_traceparent(conversation["traceparent"])
+        with telemetry.consume_span("intake survey", item.record, parent=parent, **{"relais.conversation_id": event.subject}):
+            outcome = pb.Outcome(
+                outcome_id=f"{event.event_key}/survey", conversation_id=event.subject, kind=pb.OUTCOME_KIND_SURVEY,
+                customer_id=conversation["customer_id"], language=conversation["language"],
+                channel=cloudevents.CHANNELS.get(conversation["channel"], 0),
+                survey_scale=event.survey.scale or pb.SURVEY_SCALE_CSAT, survey_score=event.survey.score,
+                survey_comment=redact(event.survey.comment), at=event.survey.answered_at)
+            unit.emit(event.event_key, [bus.Record(topics.OUTCOMES, event.subject.encode(), outcome.SerializeToString(),
+                                                   telemetry.inject_headers())])
 
-    async def survey_answer(record: ConsumerRecord, event: cloudevents.ContactEvent) -> None:
-        async def apply(conn) -> list[bus.Record]:
-            conversation = await conn.fetchrow(
-                "SELECT customer_id, channel, language, traceparent FROM conversations WHERE conversation_id = $1",
-                event.subject)
-            if conversation is None:
-                raise bus.BadInput(f"survey for unknown conversation {event.subject!r}")
-            parent = telemetry.context_from_traceparent(conversation["traceparent"])
-            with telemetry.consume_span("intake survey", record, parent=parent, **{"relais.conversation_id": event.subject}):
-                outcome = pb.Outcome(
-                    outcome_id=f"{event.event_key}/survey", conversation_id=event.subject, kind=pb.OUTCOME_KIND_SURVEY,
-                    customer_id=conversation["customer_id"], language=conversation["language"],
-                    channel=cloudevents.CHANNELS.get(conversation["channel"], 0),
-                    survey_scale=event.survey.scale or pb.SURVEY_SCALE_CSAT, survey_score=event.survey.score,
-                    survey_comment=redact(event.survey.comment), at=event.survey.answered_at)
-                return [bus.Record(topics.OUTCOMES, event.subject.encode(), outcome.SerializeToString(),
-                                   telemetry.inject_headers())]
-
-        await outbox.process_once(w.pool, w.producer, "intake", event.event_key, apply)
-
-    return worker.Service(handle=handle, topics=(topics.CONTACT_EVENTS,), batched=True,
+    return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.CONTACT_EVENTS,),
                           background=(lambda: retention.run_periodically(w.pool),))
+
+
+@dataclass
+class ReadTurn:
+    turn: pb.Turn
+    traceparent: str  # its span's: the conversation's trace when it is the first turn
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
-"""The batched consume loop survives a database that goes away mid-batch: the failed batch is read again and the
-connection the server dropped is not allowed to stop the service when it goes back to the pool."""
+"""The consume loop's unit of work per poll (relais.common.unit_of_work), with in-memory stand-ins for the broker and
+the database: a batch read again after the database dropped its connection, a record that cannot be decoded
+dead-lettered alone, a record found bad while handling dead-lettered alone (its batch handled one record at a time),
+outputs sent before the offsets are committed."""
 
 import asyncio
 
@@ -7,23 +9,29 @@ import asyncpg
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from relais.common import bus
+from relais.common import bus, topics
+from relais.common.unit_of_work import UnitOfWork, _Loop
 
 TP = TopicPartition("relais.test.v1", 0)
 
 
-def record(offset: int) -> ConsumerRecord:
-    return ConsumerRecord(TP.topic, TP.partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+def record(offset: int, value: bytes = b"v") -> ConsumerRecord:
+    return ConsumerRecord(TP.topic, TP.partition, offset, 0, 0, b"k", value, None, 1, 1, [])
 
 
 class Transaction:
-    async def start(self): pass
-    async def commit(self): pass
-    async def rollback(self): raise asyncpg.InterfaceError("connection is closed")
+    def __init__(self, conn): self.conn = conn
+    async def __aenter__(self): return self
+
+    async def __aexit__(self, kind, error, tb):
+        if error is not None:
+            raise asyncpg.InterfaceError("connection is closed")  # asyncpg's rollback on a dropped connection
+        self.conn.commits += 1
 
 
 class Connection:
-    def transaction(self): return Transaction()
+    def __init__(self): self.commits = 0
+    def transaction(self): return Transaction(self)
 
 
 class Pool:
@@ -31,8 +39,9 @@ class Pool:
 
     def __init__(self):
         self.releases = 0
+        self.conn = Connection()
 
-    async def acquire(self): return Connection()
+    async def acquire(self): return self.conn
 
     async def release(self, conn):
         self.releases += 1
@@ -45,15 +54,65 @@ class Consumer:
     async def commit(self, offsets): self.commits.append(offsets)
 
 
+class Producer:
+    def __init__(self, log): self.log = log
+
+    async def send(self, topic, value, key=None, headers=None):
+        self.log.append(("sent", topic, value))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def decode(r: ConsumerRecord) -> bytes:
+    if r.value == b"garbage":
+        raise bus.BadInput("not a record of ours")
+    return r.value
+
+
+def loop(handle, consumer, pool=None, log=None) -> _Loop:
+    return _Loop("test", consumer, Producer(log if log is not None else []), decode, handle, asyncio.Event(), pool, 0)
+
+
 async def test_a_batch_retried_after_the_database_dropped_its_connection_is_committed():
     consumer, pool, seen = Consumer(), Pool(), []
 
-    async def handle(r):
-        seen.append(r.offset)
-        if len(seen) == 1:
+    async def handle(items, unit):
+        seen.extend(i.record.offset for i in items)
+        if len(seen) == 2:
             raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
 
-    await bus._process_batched("test", consumer, None, handle, asyncio.Event(), {TP: [record(7), record(8)]}, 0, pool, 1.0)
-    assert seen == [7, 7, 8]  # the failed batch read again from its first record
+    await loop(handle, consumer, pool).process([record(7), record(8)])
+    assert seen == [7, 8, 7, 8]  # the failed batch read again from its first record
     assert consumer.commits == [{TP: 9}]
-    assert pool.releases == 2
+    assert pool.releases == 1  # the dropped connection given back (its failure logged, not raised)
+
+
+async def test_an_undecodable_record_is_dead_lettered_alone_and_the_batch_goes_on():
+    consumer, log = Consumer(), []
+
+    async def handle(items, unit: UnitOfWork):
+        log.append(("handled", [i.record.offset for i in items]))
+        unit.send([bus.Record("relais.out.v1", b"k", i.value) for i in items])
+
+    await loop(handle, consumer, log=log).process([record(1), record(2, b"garbage"), record(3)])
+    assert log == [("handled", [1, 3]), ("sent", topics.DEAD_LETTER, b"garbage"),
+                   ("sent", "relais.out.v1", b"v"), ("sent", "relais.out.v1", b"v")]
+    assert consumer.commits == [{TP: 4}]  # after every output was acknowledged
+
+
+async def test_a_record_found_bad_while_handling_is_dead_lettered_alone():
+    consumer, log = Consumer(), []
+
+    async def handle(items, unit: UnitOfWork):
+        log.append(("handled", [i.record.offset for i in items]))
+        if any(i.value == b"bad" for i in items):
+            raise bus.BadInput("survey for unknown conversation")
+        unit.send([bus.Record("relais.out.v1", b"k", str(i.record.offset).encode()) for i in items])
+
+    await loop(handle, consumer, log=log).process([record(1), record(2, b"bad"), record(3)])
+    assert log == [("handled", [1, 2, 3]),  # rolled back, then one record at a time, each sent before the next
+                   ("handled", [1]), ("sent", "relais.out.v1", b"1"),
+                   ("handled", [2]), ("sent", topics.DEAD_LETTER, b"bad"),
+                   ("handled", [3]), ("sent", "relais.out.v1", b"3")]
+    assert consumer.commits == [{TP: 2}, {TP: 3}, {TP: 4}]

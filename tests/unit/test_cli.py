@@ -115,8 +115,8 @@ def test_reset_of_an_empty_state_directory_says_there_was_nothing(tmp_path):
 
 def test_stack_up_with_a_bad_setting_starts_nothing_and_names_it(tmp_path):
     done = run("--state-dir", str(tmp_path / "state"), "up", cwd=ROOT, module="infra.stack",
-               env={"RELAIS_BATCH_MS": "abc"})
-    assert_one_line(done, 2, "RELAIS_BATCH_MS: expected a number of milliseconds, got 'abc'")
+               env={"RELAIS_RETENTION_DAYS": "abc"})
+    assert_one_line(done, 2, "RELAIS_RETENTION_DAYS: expected a number of days, got 'abc'")
     assert not (tmp_path / "state" / "kafka").exists() and not (tmp_path / "state" / "postgres").exists()
 
 

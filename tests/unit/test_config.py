@@ -13,9 +13,9 @@ from relais.common.runtime import pid_file_path
 ROOT = Path(__file__).resolve().parents[2]
 
 BAD = [  # (variable, value, the one line)
-    ("RELAIS_BATCH_MS", "abc", "RELAIS_BATCH_MS: expected a number of milliseconds, got 'abc'"),
-    ("RELAIS_BATCH_MS", "-5", "RELAIS_BATCH_MS: expected a number of milliseconds ≥ 0, got '-5'"),
-    ("RELAIS_BATCH_MS", "nan", "RELAIS_BATCH_MS: expected a number of milliseconds, got 'nan'"),
+    ("RELAIS_RETENTION_DAYS", "abc", "RELAIS_RETENTION_DAYS: expected a number of days, got 'abc'"),
+    ("RELAIS_RETENTION_DAYS", "-5", "RELAIS_RETENTION_DAYS: expected a number of days ≥ 0, got '-5'"),
+    ("RELAIS_RETENTION_DAYS", "nan", "RELAIS_RETENTION_DAYS: expected a number of days, got 'nan'"),
     ("RELAIS_BATCH", "maybe", "RELAIS_BATCH: expected one of on, off, got 'maybe'"),
     ("RELAIS_MAX_TEXT_CHARS", "4k", "RELAIS_MAX_TEXT_CHARS: expected a whole number of characters, got '4k'"),
     ("RELAIS_MAX_TEXT_CHARS", "0", "RELAIS_MAX_TEXT_CHARS: expected a whole number of characters ≥ 1, got '0'"),
@@ -48,7 +48,7 @@ def test_a_bad_setting_is_named_with_its_expected_form(name, value, line):
 
 
 GOOD = [
-    ("RELAIS_BATCH_MS", "0", 0.0), ("RELAIS_BATCH_MS", " 12.5 ", 12.5), ("RELAIS_BATCH", "OFF", "off"),
+    ("RELAIS_RETENTION_DAYS", "0", 0.0), ("RELAIS_RETENTION_DAYS", " 12.5 ", 12.5), ("RELAIS_BATCH", "OFF", "off"),
     ("RELAIS_LOG_LEVEL", "debug", "DEBUG"), ("RELAIS_MAX_TEXT_CHARS", "8000", 8000),
     ("RELAIS_ROUTING_OVERFLOW_SECONDS", "2,4", (2.0, 4.0)),
     ("KAFKA_BOOTSTRAP_SERVERS", "kafka", "kafka"),  # Kafka's port 9092, as the compose file has it
@@ -65,16 +65,16 @@ def test_good_settings_are_read_as_their_type(name, value, parsed):
 
 
 def test_unset_or_blank_settings_take_the_default():
-    assert setting("RELAIS_BATCH_MS", 20.0, {}) == 20.0
-    assert setting("RELAIS_BATCH_MS", 20.0, {"RELAIS_BATCH_MS": "  "}) == 20.0
-    check_environment({"RELAIS_BATCH_MS": "", "RELAIS_SOMETHING_NEW": "whatever"})  # unknown names are not ours to judge
+    assert setting("RELAIS_RETENTION_DAYS", 20.0, {}) == 20.0
+    assert setting("RELAIS_RETENTION_DAYS", 20.0, {"RELAIS_RETENTION_DAYS": "  "}) == 20.0
+    check_environment({"RELAIS_RETENTION_DAYS": "", "RELAIS_SOMETHING_NEW": "whatever"})  # unknown names are not ours to judge
 
 
 def test_every_bad_setting_is_named_on_one_line():
     with pytest.raises(ConfigError) as error:
-        check_environment({"RELAIS_BATCH_MS": "abc", "DATABASE_URL": "nope"})
+        check_environment({"RELAIS_RETENTION_DAYS": "abc", "DATABASE_URL": "nope"})
     assert "\n" not in str(error.value)
-    assert "RELAIS_BATCH_MS: expected" in str(error.value) and "DATABASE_URL: expected" in str(error.value)
+    assert "RELAIS_RETENTION_DAYS: expected" in str(error.value) and "DATABASE_URL: expected" in str(error.value)
 
 
 def test_a_database_password_is_not_shown():
@@ -94,7 +94,7 @@ def test_the_settings_every_service_reads_are_checked(monkeypatch):
 
 def test_the_variables_the_code_reads_have_a_form():
     """A setting read with float()/int() somewhere in services/ without a form here would end in a traceback."""
-    for name in ("RELAIS_BATCH_MS", "RELAIS_RETENTION_DAYS", "RELAIS_RETENTION_CHECK_SECONDS", "RELAIS_RECONTACT_DAYS",
+    for name in ("RELAIS_RETENTION_DAYS", "RELAIS_RETENTION_DAYS", "RELAIS_RETENTION_CHECK_SECONDS", "RELAIS_RECONTACT_DAYS",
                  "RELAIS_SERVICE_LEVEL_SECONDS", "RELAIS_SERVICE_LEVEL_TARGET", "RELAIS_ALERT_SECONDS",
                  "RELAIS_ALERT_SETTLE_SECONDS", "RELAIS_STAFFING_INTERVAL_MINUTES", "RELAIS_ROUTING_TICK_SECONDS",
                  "RELAIS_ASSIST_LLM_TIMEOUT_S", "RELAIS_ROUTING_OVERFLOW_SECONDS"):
@@ -110,7 +110,7 @@ def start_service(service: str, env: dict[str, str], cwd: Path) -> subprocess.Co
 
 
 @pytest.mark.parametrize("service, name, value, line", [
-    ("bot", "RELAIS_BATCH_MS", "abc", "RELAIS_BATCH_MS: expected a number of milliseconds, got 'abc'"),
+    ("bot", "RELAIS_RETENTION_DAYS", "abc", "RELAIS_RETENTION_DAYS: expected a number of days, got 'abc'"),
     ("intake", "DATABASE_URL", "localhost/relais", "DATABASE_URL: expected postgresql://user:password@host:port/database, got 'localhost/relais'"),
     ("routing", "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS", "soon", "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS: expected a number of seconds, got 'soon'"),
     ("lookup", "RELAIS_LOG_LEVEL", "loud", "RELAIS_LOG_LEVEL: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"),

@@ -1,0 +1,275 @@
+"""One unit of work per batch of consumed records: one transaction, set-based statements, outputs sent after it.
+
+A service's batch handler receives the records of a poll, decoded, and does its database work for all of them
+at once (one statement per table, with `unnest` arrays); the unit gives it the pieces every service needs:
+
+- `first_time(keys)`: one statement records the batch's events as processed and says which are new. For an
+  event already processed (a redelivery after a crash or a rebalance), its outputs that were not acknowledged
+  yet are staged again, so nothing is lost and nothing is applied twice.
+- `emit(key, records)`: the outputs of event `key`, stored in the outbox in the same transaction (one insert
+  for the batch) and sent once it committed.
+- `send(records)`: outputs that need no outbox (a stateless hop: deterministic, recomputed on redelivery).
+
+`consume_batches`, the loop, commits the transaction, sends every output in order, waits for the broker's
+acknowledgements, marks the outbox rows published (one statement), and only then commits the consumer offsets.
+A record its service cannot decode is dead-lettered alone; a batch that fails on the database or the broker is
+rolled back and tried again; one that fails otherwise (input found bad while handling, a defect) is rolled back
+and its records handled one by one, so that only the bad one is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
+
+from relais.common import bus
+from relais.common.bus import MAX_MESSAGE_BYTES, Record, record_size
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    """A consumed record and what the service's `decode` made of it."""
+    record: ConsumerRecord
+    value: Any
+
+    @property
+    def key(self) -> bytes:
+        return self.record.key or b""
+
+
+@dataclass
+class UnitOfWork:
+    consumer: str  # the name under which processed events and outbox rows are kept (the service's)
+    conn: asyncpg.Connection | None = None  # in a transaction; None for a service without a database
+    outputs: list[Record] = field(default_factory=list)  # in order, sent after the commit
+    stored: list[tuple[str, int, Record]] = field(default_factory=list)  # (event key, seq, record) for the outbox
+    marks: list[str] = field(default_factory=list)  # event keys whose outbox rows are marked published once sent
+
+    async def first_time(self, keys: Sequence[str]) -> set[str]:
+        """Records `keys` as processed by this consumer; returns those not processed before. Outputs of the others
+        that were not acknowledged are staged again (before anything this batch emits, as they came first)."""
+        if not keys:
+            return set()
+        new = {r[0] for r in await self.conn.fetch(
+            "INSERT INTO processed_events (consumer, event_key) SELECT $1, k FROM unnest($2::text[]) AS k"
+            " ON CONFLICT DO NOTHING RETURNING event_key", self.consumer, list(keys))}
+        seen = [k for k in dict.fromkeys(keys) if k not in new]
+        if seen:
+            rows = await self.conn.fetch(
+                "SELECT event_key, topic, key, value, headers FROM outbox WHERE consumer = $1"
+                " AND event_key = ANY($2::text[]) AND NOT published ORDER BY event_key, seq", self.consumer, seen)
+            pending: dict[str, list[Record]] = {}
+            for r in rows:
+                pending.setdefault(r["event_key"], []).append(
+                    Record(r["topic"], r["key"], r["value"], _headers(r["headers"])))
+            for key in seen:
+                if key in pending:
+                    self.outputs.extend(pending[key])
+                    self.marks.append(key)
+        return new
+
+    def emit(self, key: str, records: Sequence[Record]) -> None:
+        """Outputs of event `key`: kept in the outbox with this unit's transaction, sent after it committed."""
+        _check_sizes(records)
+        self.stored.extend((key, seq, r) for seq, r in enumerate(records))
+        self.outputs.extend(records)
+        if records:
+            self.marks.append(key)
+
+    def send(self, records: Sequence[Record]) -> None:
+        """Outputs sent after the commit, without the outbox."""
+        _check_sizes(records)
+        self.outputs.extend(records)
+
+    async def store(self) -> None:
+        """The outbox rows of everything emitted, in one statement (called by the loop before the commit)."""
+        if not self.stored:
+            return
+        await self.conn.execute(
+            "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)"
+            " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[], $6::bytea[], $7::text[])",
+            self.consumer, [k for k, _, _ in self.stored], [s for _, s, _ in self.stored],
+            [r.topic for _, _, r in self.stored], [r.key for _, _, r in self.stored],
+            [r.value for _, _, r in self.stored], [_headers_json(r.headers) for _, _, r in self.stored])
+
+    async def mark_published(self, conn: asyncpg.Connection) -> None:
+        """After the broker acknowledged the outputs. Losing this mark only re-sends the same records on a
+        redelivery: no flush needed."""
+        if not self.marks:
+            return
+        async with conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = ANY($2::text[])"
+                               " AND NOT published", self.consumer, self.marks)
+
+
+def _check_sizes(records: Sequence[Record]) -> None:
+    """Refused now, so that the record that produced it is the one dead-lettered."""
+    for r in records:
+        size = record_size(r.key, r.value, r.headers)
+        if size > MAX_MESSAGE_BYTES - 1024:
+            raise MessageSizeTooLargeError(f"a {size}-byte record for {r.topic}")
+
+
+def _headers_json(headers: list[tuple[str, bytes]]) -> str:
+    return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
+
+
+def _headers(stored: str) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in json.loads(stored)]
+
+
+Decode = Callable[[ConsumerRecord], Any]  # raises bus.BadInput
+BatchHandler = Callable[[list[Item], UnitOfWork], Awaitable[None]]
+
+
+async def consume_batches(service: str, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, decode: Decode,
+                          handle: BatchHandler, stop: asyncio.Event, pool: asyncpg.Pool | None = None,
+                          retry_seconds: float = 0.5, one_at_a_time: bool = False) -> None:
+    """Each poll's records (every partition's, each partition's in order) are one unit of work, until `stop`.
+    `one_at_a_time` (RELAIS_BATCH=off): a unit per record, the cost of a record-by-record design, for comparison."""
+    loop = _Loop(service, consumer, producer, decode, handle, stop, pool, retry_seconds)
+    try:
+        while not stop.is_set():
+            polled = await consumer.getmany(timeout_ms=200, max_records=500)
+            records = [r for rs in polled.values() for r in rs]
+            for unit in ([r] for r in records) if one_at_a_time else [records] if records else []:
+                await loop.process(unit)
+    finally:
+        await loop.release()
+
+
+@dataclass
+class _Loop:
+    service: str
+    consumer: AIOKafkaConsumer
+    producer: AIOKafkaProducer
+    decode: Decode
+    handle: BatchHandler
+    stop: asyncio.Event
+    pool: asyncpg.Pool | None
+    retry_seconds: float
+    conn: asyncpg.Connection | None = None  # held across batches: giving it back to the pool costs 4 statements
+
+    async def process(self, records: list[ConsumerRecord]) -> None:
+        while not self.stop.is_set():
+            unit = UnitOfWork(self.service)
+            items = self._decode(records, unit)
+            try:
+                await self._run(unit, items)
+            except Exception as error:
+                if isinstance(error, bus.TRANSIENT) and not isinstance(error, bus.TOO_LARGE):
+                    log.warning("transient failure in a batch of %d records, retrying it: %r", len(records), error)
+                    await self._lost_connection(error)
+                    await asyncio.sleep(self.retry_seconds)
+                    continue
+                # Input found bad while handling, an output over the broker's limit, or a defect: sorted out one
+                # record at a time, so that only that record is dead-lettered.
+                await self._one_by_one(records)
+                return
+            if await self._flush(unit):
+                await self._commit_offsets(records)
+            return
+
+    def _decode(self, records: list[ConsumerRecord], unit: UnitOfWork) -> list[Item]:
+        items = []
+        for record in records:
+            try:
+                items.append(Item(record, self.decode(record)))
+            except bus.BadInput as bad:
+                unit.send([bus.dead_letter_record(self.service, record, str(bad))])
+        return items
+
+    async def _run(self, unit: UnitOfWork, items: list[Item]) -> None:
+        """The handler and the outbox insert in one transaction (rolled back when either raises)."""
+        if self.pool is None:
+            if items:
+                await self.handle(items, unit)
+            return
+        if self.conn is None:
+            self.conn = await self.pool.acquire()
+        unit.conn = self.conn
+        async with self.conn.transaction():
+            if items:
+                await self.handle(items, unit)
+            await unit.store()
+
+    async def _one_by_one(self, records: list[ConsumerRecord]) -> None:
+        for record in records:
+            while True:
+                if self.stop.is_set():
+                    return  # not committed: delivered again
+                unit = UnitOfWork(self.service)
+                try:
+                    await self._run(unit, self._decode([record], unit))
+                except bus.TOO_LARGE as error:
+                    unit = self._dead(record, f"an output record is over the broker's limit of {MAX_MESSAGE_BYTES}"
+                                              f" bytes: {type(error).__name__}: {error}")
+                except bus.TRANSIENT as error:
+                    log.warning("transient failure on %s@%d, retrying: %r", record.topic, record.offset, error)
+                    await self._lost_connection(error)
+                    await asyncio.sleep(self.retry_seconds)
+                    continue
+                except bus.BadInput as bad:
+                    unit = self._dead(record, str(bad))
+                except Exception as error:  # a defect on this record must not stall its partition
+                    log.exception("unprocessable record %s@%d", record.topic, record.offset)
+                    unit = self._dead(record, f"unprocessable: {type(error).__name__}: {error}")
+                if not await self._flush(unit):
+                    return
+                await self._commit_offsets([record])
+                break
+
+    def _dead(self, record: ConsumerRecord, reason: str) -> UnitOfWork:
+        unit = UnitOfWork(self.service)
+        unit.send([bus.dead_letter_record(self.service, record, reason)])
+        return unit
+
+    async def _flush(self, unit: UnitOfWork) -> bool:
+        """Sends the unit's outputs in order until the broker acknowledged them all (False: stopping first), then
+        marks their outbox rows."""
+        while True:
+            try:
+                await bus.send_all(self.producer, unit.outputs)
+                break
+            except bus.TRANSIENT as error:
+                log.warning("publishing a batch of %d records failed, retrying: %r", len(unit.outputs), error)
+                if self.stop.is_set():
+                    return False  # not committed: delivered again, deduplicated
+                await asyncio.sleep(self.retry_seconds)
+        if unit.marks and self.conn is not None:
+            try:
+                await unit.mark_published(self.conn)
+            except bus.TRANSIENT as error:
+                log.warning("marking %d outbox events published failed: %r", len(unit.marks), error)
+                await self._lost_connection(error)
+        return True
+
+    async def _commit_offsets(self, records: list[ConsumerRecord]) -> None:
+        offsets = {}
+        for r in records:
+            offsets[bus.TopicPartition(r.topic, r.partition)] = r.offset + 1
+        await bus.commit_offsets(self.consumer, offsets, self.stop)
+
+    async def _lost_connection(self, error: BaseException) -> None:
+        """A connection the database dropped is closed; the next batch takes another from the pool."""
+        if self.conn is not None and isinstance(error, bus.CONNECTION_LOST):
+            await self.release()
+
+    async def release(self) -> None:
+        if self.conn is not None and self.pool is not None:
+            conn, self.conn = self.conn, None
+            try:
+                await self.pool.release(conn)
+            except Exception as error:  # the server went away mid-query: asyncpg closed it, the pool opens another
+                log.warning("a database connection was not released cleanly (closed instead): %r", error)
