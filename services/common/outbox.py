@@ -12,7 +12,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from relais.common.bus import Record, send_all
-from relais.common.unit_of_work import UnitOfWork
+from relais.common.unit_of_work import UnitOfWork, mark_published
 
 Apply = Callable[[asyncpg.Connection], Awaitable[list[Record]]]
 
@@ -29,5 +29,6 @@ async def process_once(
                 unit.emit(event_key, await apply(conn))
             await unit.store()
         await send_all(producer, unit.outputs)
-        await unit.mark_published(conn)
+        if unit.marks:
+            await mark_published(conn, consumer, unit.marks)
     return first_time

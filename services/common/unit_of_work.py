@@ -11,7 +11,8 @@ at once (one statement per table, with `unnest` arrays); the unit gives it the p
 - `send(records)`: outputs that need no outbox (a stateless hop: deterministic, recomputed on redelivery).
 
 `consume_batches`, the loop, commits the transaction, sends every output in order, waits for the broker's
-acknowledgements, marks the outbox rows published (one statement), and only then commits the consumer offsets.
+acknowledgements, and only then commits the consumer offsets; the outbox rows sent are marked published with the
+next unit (one statement).
 A record its service cannot decode is dead-lettered alone; a batch that fails on the database or the broker is
 rolled back and tried again; one that fails otherwise (input found bad while handling, a defect) is rolled back
 and its records handled one by one, so that only the bad one is dead-lettered.
@@ -102,16 +103,6 @@ class UnitOfWork:
             [r.topic for _, _, r in self.stored], [r.key for _, _, r in self.stored],
             [r.value for _, _, r in self.stored], [_headers_json(r.headers) for _, _, r in self.stored])
 
-    async def mark_published(self, conn: asyncpg.Connection) -> None:
-        """After the broker acknowledged the outputs. Losing this mark only re-sends the same records on a
-        redelivery: no flush needed."""
-        if not self.marks:
-            return
-        async with conn.transaction():
-            await conn.execute("SET LOCAL synchronous_commit = off")
-            await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = ANY($2::text[])"
-                               " AND NOT published", self.consumer, self.marks)
-
 
 def _check_sizes(records: Sequence[Record]) -> None:
     """Refused now, so that the record that produced it is the one dead-lettered."""
@@ -145,12 +136,18 @@ async def consume_batches(service: str, consumer: AIOKafkaConsumer, producer: AI
             records = [r for rs in polled.values() for r in rs]
             for unit in ([r] for r in records) if one_at_a_time else [records] if records else []:
                 await loop.process(unit)
+            if not records:
+                await loop.idle()
     finally:
-        await loop.release()
+        await loop.finish()
 
 
 @dataclass
 class _Loop:
+    """Units overlap where order allows: a unit's transaction runs while the previous unit's outputs await the
+    broker's acknowledgement; its outputs are sent only once those were acknowledged (order per partition); offsets
+    are committed in order, each after its unit's outputs were acknowledged, without holding up the next unit; the
+    outbox rows of acknowledged units are marked published in the next unit's transaction."""
     service: str
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
@@ -160,6 +157,9 @@ class _Loop:
     pool: asyncpg.Pool | None
     retry_seconds: float
     conn: asyncpg.Connection | None = None  # held across batches: giving it back to the pool costs 4 statements
+    flushing: asyncio.Task | None = None  # the previous unit's outputs being sent, then its offsets committed
+    committing: asyncio.Task | None = None  # the last offset commit
+    published: list[str] = field(default_factory=list)  # event keys acknowledged, their outbox rows not marked yet
 
     async def process(self, records: list[ConsumerRecord]) -> None:
         while not self.stop.is_set():
@@ -177,8 +177,7 @@ class _Loop:
                 # record at a time, so that only that record is dead-lettered.
                 await self._one_by_one(records)
                 return
-            if await self._flush(unit):
-                await self._commit_offsets(records)
+            await self._send_after_previous(unit, records)
             return
 
     def _decode(self, records: list[ConsumerRecord], unit: UnitOfWork) -> list[Item]:
@@ -191,7 +190,8 @@ class _Loop:
         return items
 
     async def _run(self, unit: UnitOfWork, items: list[Item]) -> None:
-        """The handler and the outbox insert in one transaction (rolled back when either raises)."""
+        """The handler, the outbox insert and the marks of units acknowledged since in one transaction (rolled back
+        when any raises)."""
         if self.pool is None:
             if items:
                 await self.handle(items, unit)
@@ -199,10 +199,40 @@ class _Loop:
         if self.conn is None:
             self.conn = await self.pool.acquire()
         unit.conn = self.conn
+        marked = self.published[:]
         async with self.conn.transaction():
             if items:
                 await self.handle(items, unit)
             await unit.store()
+            if marked:
+                await mark_published(self.conn, self.service, marked)
+        del self.published[:len(marked)]
+
+    async def _send_after_previous(self, unit: UnitOfWork, records: list[ConsumerRecord]) -> None:
+        if not await self._previous_sent():
+            return
+        self.flushing = asyncio.create_task(self._flush_and_commit(unit, records))
+
+    async def _previous_sent(self) -> bool:
+        """Waits for the previous unit's outputs; False when they could not be sent before stopping."""
+        if self.flushing is None:
+            return True
+        flushing, self.flushing = self.flushing, None
+        return await flushing
+
+    async def _flush_and_commit(self, unit: UnitOfWork, records: list[ConsumerRecord]) -> bool:
+        if not await self._flush(unit):
+            return False
+        offsets = {bus.TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
+        previous = self.committing
+
+        async def commit() -> None:
+            if previous is not None:
+                await previous
+            await bus.commit_offsets(self.consumer, offsets, self.stop)
+
+        self.committing = asyncio.create_task(commit())
+        return True
 
     async def _one_by_one(self, records: list[ConsumerRecord]) -> None:
         for record in records:
@@ -225,9 +255,7 @@ class _Loop:
                 except Exception as error:  # a defect on this record must not stall its partition
                     log.exception("unprocessable record %s@%d", record.topic, record.offset)
                     unit = self._dead(record, f"unprocessable: {type(error).__name__}: {error}")
-                if not await self._flush(unit):
-                    return
-                await self._commit_offsets([record])
+                await self._send_after_previous(unit, [record])
                 break
 
     def _dead(self, record: ConsumerRecord, reason: str) -> UnitOfWork:
@@ -236,40 +264,57 @@ class _Loop:
         return unit
 
     async def _flush(self, unit: UnitOfWork) -> bool:
-        """Sends the unit's outputs in order until the broker acknowledged them all (False: stopping first), then
-        marks their outbox rows."""
+        """Sends the unit's outputs in order until the broker acknowledged them all (False: stopping first)."""
         while True:
             try:
                 await bus.send_all(self.producer, unit.outputs)
-                break
+                self.published.extend(unit.marks)
+                return True
             except bus.TRANSIENT as error:
                 log.warning("publishing a batch of %d records failed, retrying: %r", len(unit.outputs), error)
                 if self.stop.is_set():
                     return False  # not committed: delivered again, deduplicated
                 await asyncio.sleep(self.retry_seconds)
-        if unit.marks and self.conn is not None:
-            try:
-                await unit.mark_published(self.conn)
-            except bus.TRANSIENT as error:
-                log.warning("marking %d outbox events published failed: %r", len(unit.marks), error)
-                await self._lost_connection(error)
-        return True
 
-    async def _commit_offsets(self, records: list[ConsumerRecord]) -> None:
-        offsets = {}
-        for r in records:
-            offsets[bus.TopicPartition(r.topic, r.partition)] = r.offset + 1
-        await bus.commit_offsets(self.consumer, offsets, self.stop)
+    async def idle(self) -> None:
+        """Nothing came: the last outputs' outbox rows are marked now rather than with a next unit."""
+        if not self.published or self.conn is None or not await self._previous_sent():
+            return
+        marked = self.published[:]
+        try:
+            async with self.conn.transaction():
+                await self.conn.execute("SET LOCAL synchronous_commit = off")  # a lost mark only re-sends on redelivery
+                await mark_published(self.conn, self.service, marked)
+            del self.published[:len(marked)]
+        except bus.TRANSIENT as error:
+            log.warning("marking %d outbox events published failed: %r", len(marked), error)
+            await self._lost_connection(error)
 
     async def _lost_connection(self, error: BaseException) -> None:
         """A connection the database dropped is closed; the next batch takes another from the pool."""
         if self.conn is not None and isinstance(error, bus.CONNECTION_LOST):
-            await self.release()
+            await self._release()
 
-    async def release(self) -> None:
+    async def finish(self) -> None:
+        """On stop: the unit in flight sent and its offsets committed if that can still be done, then the marks."""
+        try:
+            await self._previous_sent()
+            if self.committing is not None:
+                await self.committing
+            await self.idle()
+        finally:
+            await self._release()
+
+    async def _release(self) -> None:
         if self.conn is not None and self.pool is not None:
             conn, self.conn = self.conn, None
             try:
                 await self.pool.release(conn)
             except Exception as error:  # the server went away mid-query: asyncpg closed it, the pool opens another
                 log.warning("a database connection was not released cleanly (closed instead): %r", error)
+
+
+async def mark_published(conn: asyncpg.Connection, consumer: str, keys: list[str]) -> None:
+    """After the broker acknowledged them: a lost mark only re-sends the same records on a redelivery."""
+    await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = ANY($2::text[])"
+                       " AND NOT published", consumer, keys)

@@ -82,10 +82,12 @@ async def test_a_batch_retried_after_the_database_dropped_its_connection_is_comm
         if len(seen) == 2:
             raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation")
 
-    await loop(handle, consumer, pool).process([record(7), record(8)])
+    running = loop(handle, consumer, pool)
+    await running.process([record(7), record(8)])
+    await running.finish()
     assert seen == [7, 8, 7, 8]  # the failed batch read again from its first record
     assert consumer.commits == [{TP: 9}]
-    assert pool.releases == 1  # the dropped connection given back (its failure logged, not raised)
+    assert pool.releases == 2  # the dropped connection given back (its failure logged, not raised), then the next
 
 
 async def test_an_undecodable_record_is_dead_lettered_alone_and_the_batch_goes_on():
@@ -95,7 +97,9 @@ async def test_an_undecodable_record_is_dead_lettered_alone_and_the_batch_goes_o
         log.append(("handled", [i.record.offset for i in items]))
         unit.send([bus.Record("relais.out.v1", b"k", i.value) for i in items])
 
-    await loop(handle, consumer, log=log).process([record(1), record(2, b"garbage"), record(3)])
+    running = loop(handle, consumer, log=log)
+    await running.process([record(1), record(2, b"garbage"), record(3)])
+    await running.finish()
     assert log == [("handled", [1, 3]), ("sent", topics.DEAD_LETTER, b"garbage"),
                    ("sent", "relais.out.v1", b"v"), ("sent", "relais.out.v1", b"v")]
     assert consumer.commits == [{TP: 4}]  # after every output was acknowledged
@@ -110,9 +114,12 @@ async def test_a_record_found_bad_while_handling_is_dead_lettered_alone():
             raise bus.BadInput("survey for unknown conversation")
         unit.send([bus.Record("relais.out.v1", b"k", str(i.record.offset).encode()) for i in items])
 
-    await loop(handle, consumer, log=log).process([record(1), record(2, b"bad"), record(3)])
-    assert log == [("handled", [1, 2, 3]),  # rolled back, then one record at a time, each sent before the next
-                   ("handled", [1]), ("sent", "relais.out.v1", b"1"),
-                   ("handled", [2]), ("sent", topics.DEAD_LETTER, b"bad"),
-                   ("handled", [3]), ("sent", "relais.out.v1", b"3")]
+    running = loop(handle, consumer, log=log)
+    await running.process([record(1), record(2, b"bad"), record(3)])
+    await running.finish()
+    # Rolled back, then one record at a time; each one's outputs sent after the previous one's were acknowledged.
+    assert [entry for entry in log if entry[0] == "sent"] == [
+        ("sent", "relais.out.v1", b"1"), ("sent", topics.DEAD_LETTER, b"bad"), ("sent", "relais.out.v1", b"3")]
+    assert [entry for entry in log if entry[0] == "handled"] == [("handled", [1, 2, 3]), ("handled", [1]),
+                                                                 ("handled", [2]), ("handled", [3])]
     assert consumer.commits == [{TP: 2}, {TP: 3}, {TP: 4}]
