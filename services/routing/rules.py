@@ -7,7 +7,7 @@ tests/unit/test_routing_rules.py. The declared part lives in routing_rules.yaml,
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
@@ -488,6 +488,42 @@ def best_agent(task: Task, agents: Iterable[Agent], rules: RoutingRules) -> Agen
         if best_key is None or key < best_key:
             best, best_key = a, key
     return best
+
+
+def needs_signature(task: Task) -> tuple:
+    """What `ranking` depends on: tasks with the same signature rank the same agents the same way."""
+    return task.language, task.channel, tuple(sorted(task.required.items())), task.preferred, task.stage
+
+
+def ranking(task: Task, agents: Iterable[Agent], rules: RoutingRules) -> tuple[tuple[str, ...], ...]:
+    """The agents who could take a task with these needs (needs_signature) whenever they have room — its language, a
+    capacity on its channel, the skills at its stage — grouped by skill match, best group first. Only their profiles
+    count, which change at sign-in alone; what every offer changes (state, load, idle time) is `best_ranked`'s."""
+    groups: dict[tuple[int, int], list[str]] = {}
+    for a in agents:
+        if eligible(a, task, rules):
+            groups.setdefault(match(a, task), []).append(a.agent_id)
+    return tuple(tuple(groups[key]) for key in sorted(groups, reverse=True))
+
+
+def best_ranked(task: Task, groups: Sequence[Sequence[str]], agents: Mapping[str, Agent],
+                connected: Container[str]) -> Agent | None:
+    """best_agent's choice among `agents` (by id) that are `connected`, from the task's `ranking`: in the first group
+    with someone who can take it now (an offerable state, room on its channel, not declined by them), the longest idle.
+    A hand-off reads only the best groups' agents, not all of them."""
+    channel, declined = task.channel, task.declined_by
+    for group in groups:
+        best = None
+        for agent_id in group:
+            a = agents.get(agent_id)
+            if (a is None or agent_id not in connected or a.state not in OFFERABLE or agent_id in declined
+                    or a.load.get(channel, 0) >= a.capacity.get(channel, 0)):
+                continue
+            if best is None or (a.idle_since, agent_id) < (best.idle_since, best.agent_id):
+                best = a
+        if best is not None:
+            return best
+    return None
 
 
 def queue_order(tasks: Iterable[Task], now: float, rules: RoutingRules) -> list[Task]:

@@ -12,6 +12,7 @@ The agents' calls are in desk_api.py; the decisions themselves, pure, in rules.p
 """
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -76,6 +77,22 @@ WITH q AS (SELECT task_id, queued_at,
            FROM tasks WHERE status = 'queued' AND language = $2 AND (due_at IS NULL OR due_at <= now()))
 SELECT 1 + count(*) FROM q, (SELECT eff, queued_at, task_id FROM q WHERE task_id = $1) me
 WHERE q.eff > me.eff OR (q.eff = me.eff AND (q.queued_at, q.task_id) < (me.queued_at, me.task_id))"""
+# Who is signed in (each agent with its sign-in's token), as one value: it changes with every sign-in and sign-out.
+SIGNED_IN = ("SELECT coalesce(md5(string_agg(agent_id || ' ' || token_sha256, ',' ORDER BY agent_id)), '') FROM agents"
+             " WHERE state <> 'offline'")
+# The agents signed in without a stream here ($1: those with one).
+UNCONNECTED = "SELECT agent_id FROM agents WHERE state <> 'offline' AND agent_id <> ALL($1::text[])"
+# What the ticker's step would act on, in one read: the same conditions as its own queries (tick), each as a yes or no.
+TICK_DUE = f"""
+SELECT ARRAY({UNCONNECTED}) AS unconnected, ({SIGNED_IN}) AS signed_in,
+       EXISTS (SELECT FROM tasks WHERE status = 'offered' AND offer_expires_at < now()) AS expired,
+       EXISTS (SELECT FROM agents WHERE state = 'wrap_up' AND state_until < now()) AS wrap_up_over,
+       EXISTS (SELECT FROM tasks WHERE status = 'queued' AND stage < $3 AND extract(epoch FROM now() - queued_at) >= ($2::float8[])[stage + 1]
+               AND (due_at IS NULL OR due_at <= now())) AS overflow,
+       EXISTS (SELECT FROM tasks WHERE status = 'queued' AND stage < $3 AND queued_at >= now() - interval '5 seconds'
+               AND language IN (SELECT unnest(languages) FROM agents WHERE state <> 'offline')) AS widen,
+       EXISTS (SELECT FROM tasks WHERE status = 'queued' AND due_at BETWEEN now() - make_interval(secs => $4) AND now()) AS callback
+"""
 # A hand-off that an agent can take at once, in one statement (one round trip, its own transaction, committed —
 # fsync included — before PostgreSQL answers): the deduplication row, the task already offered, its 'queued' and
 # 'offered' steps, the agent's reservation and, when the agent was available, its state change in the outbox.
@@ -133,6 +150,9 @@ class Routing(AgentDeskApi):
         # The agents who may receive offers, with their load: read from the database when None, kept up to date by
         # offers, and dropped by any other change to an agent (this process is the only writer, under its lock).
         self.index: dict[str, rules.Agent] | None = None
+        # rules.ranking of the index's agents per kind of need (rules.needs_signature): profiles only, so valid until the
+        # index is read again.
+        self.rankings: dict[tuple, tuple[tuple[str, ...], ...]] = {}
         # The connection the decisions use, one at a time under the lock: kept, not taken from the pool and reset each time.
         self.conn = None
 
@@ -283,7 +303,7 @@ class Routing(AgentDeskApi):
             try:
                 await self._load_index(conn)
                 new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
-                best = rules.best_agent(new, self._connected(), self.rules)  # what assign([new], ...) would choose
+                best = self._best_connected(new)  # what assign([new], ...) would choose
                 if best is None:
                     return False
                 agent_id = best.agent_id
@@ -516,9 +536,16 @@ class Routing(AgentDeskApi):
             tasks = [new_task]
             agents = [a for a in self._connected() if new_task.language in a.languages]
         else:
-            tasks = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
-                                                        " AND (due_at IS NULL OR due_at <= now())")]
             agents = self._connected()
+            # Only a task in the language of an agent with room can be offered: the others (a long queue nobody here
+            # speaks, or everyone full) are not read at all.
+            languages = {lang for a in agents if any(rules.has_room(a, channel) for channel in a.capacity)
+                         for lang in a.languages}
+            if not languages:
+                return
+            tasks = [_task(r) for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'"
+                                                        " AND (due_at IS NULL OR due_at <= now()) AND language = ANY($1::text[])",
+                                                        list(languages))]
         if not tasks or not agents:
             return
         channels = {t.task_id: t.channel for t in tasks}
@@ -533,6 +560,16 @@ class Routing(AgentDeskApi):
                                         " WHERE status IN ('offered', 'assigned') GROUP BY 1, 2"):
                 load.setdefault(row["agent_id"], {})[row["channel"]] = row["n"]
             self.index = {r["agent_id"]: self._agent(r, load.get(r["agent_id"], {})) for r in rows}
+            self.rankings = {}
+
+    def _best_connected(self, task: rules.Task) -> rules.Agent | None:
+        """rules.best_agent over the connected agents, read from the ranking of the task's needs (rules.best_ranked): a
+        hand-off looks at the best-matched agents only, not at every agent signed in."""
+        signature = rules.needs_signature(task)
+        groups = self.rankings.get(signature)
+        if groups is None:
+            groups = self.rankings[signature] = rules.ranking(task, self.index.values(), self.rules)
+        return rules.best_ranked(task, groups, self.index, self.streams)
 
     def _connected(self) -> list[rules.Agent]:
         """The agents who may get offers: in the index, with a live stream here (a reconnecting agent is dispatched
@@ -594,15 +631,21 @@ class Routing(AgentDeskApi):
     async def _sign_out_disconnected(self, conn, fx: Effects) -> bool:
         """Signs out the agents without a stream for reconnect_seconds; True when one was."""
         now, signed_out = time.monotonic(), False
-        signed_in = {r["agent_id"] for r in await conn.fetch("SELECT agent_id FROM agents WHERE state <> 'offline'")}
-        for agent_id in set(self.disconnected) - signed_in:
-            del self.disconnected[agent_id]
-        for agent_id in signed_in - set(self.streams):
-            if now - self.disconnected.setdefault(agent_id, now) >= self.rules.reconnect_seconds:
-                log.info("agent %s signed out: no connection for %.0f s", agent_id, now - self.disconnected[agent_id])
-                await self._sign_out(conn, fx, agent_id, "not_connected")
-                signed_out = True
+        unconnected = {r["agent_id"] for r in await conn.fetch(UNCONNECTED, list(self.streams))}
+        for agent_id in self._past_reconnect(unconnected, now):
+            log.info("agent %s signed out: no connection for %.0f s", agent_id, now - self.disconnected[agent_id])
+            await self._sign_out(conn, fx, agent_id, "not_connected")
+            signed_out = True
         return signed_out
+
+    def _past_reconnect(self, unconnected: set[str], now: float) -> list[str]:
+        """Keeps since when each agent signed in without a stream here has been so (forgetting the others); returns
+        those without one for reconnect_seconds."""
+        unconnected = unconnected - set(self.streams)  # subscribed while the agents were read
+        for agent_id in set(self.disconnected) - unconnected:
+            del self.disconnected[agent_id]
+        return [agent_id for agent_id in unconnected
+                if now - self.disconnected.setdefault(agent_id, now) >= self.rules.reconnect_seconds]
 
     async def _release(self, conn, fx: Effects, agent_id: str, closed: bool) -> None:
         self.index = None
@@ -638,11 +681,12 @@ class Routing(AgentDeskApi):
 
     async def tick(self) -> None:
         self.ticks += 1
+        full = self.ticks % max(1, round(30 / self.tick_seconds)) == 0
 
         async def step(conn, fx):
             # A full pass every 30 s as a safety net; otherwise only when something changed (aging alone changes no one's
             # eligibility, and new tasks, closes, rejects and sign-ins dispatch in their own transactions).
-            changed = self.ticks % max(1, round(30 / self.tick_seconds)) == 0
+            changed = full
             changed |= await self._sign_out_disconnected(conn, fx)
             for row in await conn.fetch("SELECT task_id, agent_id FROM tasks WHERE status = 'offered'"
                                         " AND offer_expires_at < now() FOR UPDATE"):
@@ -661,33 +705,54 @@ class Routing(AgentDeskApi):
                     await conn.execute("UPDATE tasks SET stage = $2, declined_by = '{}' WHERE task_id = $1", row["task_id"], stage)
                     await records.task_event(conn, row["task_id"], "overflow", detail=_overflow_detail(stage, self.rules))
                     changed = True
-            changed |= await self._widen(conn, full=self.ticks % max(1, round(30 / self.tick_seconds)) == 0)
+            changed |= await self._widen(conn, full=full)
             changed = changed or await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM tasks WHERE status = 'queued' AND due_at BETWEEN now() - make_interval(secs => $1)"
                 " AND now())", self.tick_seconds * 2)
             if changed:
                 await self._dispatch(conn, fx)
 
-        await self.change(f"tick/{uuid.uuid4()}", records.DESK, step)
+        # Most ticks have nothing to do, and a hand-off arriving during the step waits for the lock: whether anything is
+        # due is asked first, in one read outside the lock; the step reads again under it.
+        if full or not await self._nothing_due():
+            await self.change(f"tick/{uuid.uuid4()}", records.DESK, step)
         await self._queue_updates()
         await self._republish()
 
-    signed_in_seen: frozenset | None = None  # who was signed in at the last widening pass
+    signed_in_seen: str | None = None  # who was signed in at the last widening pass (SIGNED_IN)
+
+    async def _nothing_due(self) -> bool:
+        """True when the tick's step would find nothing to do (TICK_DUE: no agent disconnected for too long, no offer
+        expired, no wrap-up over, no overflow step due, nothing to widen, no callback due); starts the disconnected
+        agents' clocks. Read on a pool connection while this process holds the lease; otherwise the step's own
+        connection says so (Fenced) or takes the lease again."""
+        if self.lease is not None and not self.lease.held():
+            return False
+        steps = [step.after_seconds for step in self.rules.overflow]
+        due = await self.pool.fetchrow(TICK_DUE, list(self.streams), steps, len(steps), self.tick_seconds * 2)
+        if self._past_reconnect(set(due["unconnected"]), time.monotonic()):
+            return False
+        return due["signed_in"] == self.signed_in_seen and not (
+            due["expired"] or due["wrap_up_over"] or due["overflow"] or due["widen"] or due["callback"])
 
     async def _widen(self, conn, full: bool) -> bool:
         """Waiting tasks that no signed-in advisor could take are widened at once to the overflow stage where one can
         (rules.widened_stage): every task when who is signed in changed (a sign-in, a sign-out) and at the full pass,
         else those (re)queued in the last seconds (a transfer to a queue nobody signed in serves)."""
-        rows = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state <> 'offline'")
-        seen = frozenset((r["agent_id"], r["token_sha256"]) for r in rows)
+        seen = await conn.fetchval(SIGNED_IN)
         every = full or seen != self.signed_in_seen
         self.signed_in_seen = seen
-        agents = [self._agent(r, {}) for r in rows]
+        # Only a task in a language someone signed in speaks can be widened (else no stage would do): the others, a long
+        # queue nobody here speaks, are not read.
+        rows = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' AND stage < $1"
+                                " AND ($2 OR queued_at >= now() - interval '5 seconds') AND language IN (SELECT unnest(languages)"
+                                " FROM agents WHERE state <> 'offline')", len(self.rules.overflow), every)
+        if not rows:
+            return False
+        agents = await self._signed_in(conn)
         stages: dict[tuple, int | None] = {}  # the same needs widen the same way
         widened = False
-        for row in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' AND stage < $1"
-                                    " AND ($2 OR queued_at >= now() - interval '5 seconds')",
-                                    len(self.rules.overflow), every):
+        for row in rows:
             task = _task(row)
             signature = (task.language, task.channel, tuple(sorted(task.required.items())), task.stage)
             if signature not in stages:
@@ -711,8 +776,13 @@ class Routing(AgentDeskApi):
         queued = [_task(r) for r in await self.pool.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'")]
         positions = rules.queue_positions(queued, time.time(), self.rules)
         signed_in = await self._signed_in(self.pool)
+        serving: dict[tuple, int] = {}  # by the task's needs: a long queue has few kinds of needs
         for row in due:
-            nobody = rules.serving(_task(row), signed_in, self.rules) == 0
+            task = _task(row)
+            signature = (task.language, task.channel, tuple(sorted(task.required.items())), task.stage)
+            if signature not in serving:
+                serving[signature] = rules.serving(task, signed_in, self.rules)
+            nobody = serving[signature] == 0
             improved = row["last_position"] is None or positions.get(row["task_id"], 0) < row["last_position"]
             if nobody == row["told_nobody"] and (nobody or not improved):
                 continue
@@ -832,6 +902,10 @@ async def build(w: worker.Worker) -> worker.Service:
     lease = Lease(w.pool, "routing", os.environ.get("RELAIS_ADVERTISED_ADDR", "").strip() or w.settings.grpc_addr)
     routing = Routing(w.pool, w.producer, routing_rules, {i.id: i.skill for i in catalogue.intents.values()},
                       _assistant(), float(os.environ.get("RELAIS_ROUTING_TICK_SECONDS") or 1.0), lease)
+    # What was loaded to start (libraries, the catalogue, the assistant's knowledge base: ~120,000 objects) lives as long
+    # as the process: kept out of the collector's full passes, each of which stalled every decision for 70-100 ms.
+    gc.collect()
+    gc.freeze()
     return worker.Service(
         handle=routing.handle, topics=(topics.HANDOFFS,),
         grpc_services=(desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,),

@@ -1,5 +1,6 @@
 """Routing rules, as plain functions: requirement, eligibility, scoring, aging, overflow, ETA, choices."""
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -388,3 +389,29 @@ def test_best_agent_chooses_what_assign_chooses_for_a_task_alone():
         chosen = rules.assign([new], agents, 100.0, RULES)
         best = rules.best_agent(new, agents, RULES)
         assert (best.agent_id if best else None) == (chosen[0][1] if chosen else None), round_
+
+
+def test_the_ranked_choice_is_best_agents_choice():
+    """The hand-off's fast path ranks the agents once per kind of need (rules.ranking) and then reads only the best
+    groups (rules.best_ranked): the same agent as best_agent over the connected ones, whatever their state and load."""
+    import random
+
+    rng = random.Random(11)
+    skills = ("general", "billing", "orders", "conflict_handling", "retention")
+    for round_ in range(400):
+        agents = [rules.Agent(f"a{i}", frozenset(rng.sample(("fr", "en", "de"), rng.randint(1, 2))),
+                              {s: rng.randint(1, 3) for s in rng.sample(skills, rng.randint(1, 3))},
+                              {"chat": rng.randint(0, 3), "voice": rng.randint(0, 1)},
+                              {"chat": rng.randint(0, 3)}, float(rng.randint(0, 5)),
+                              rng.choice(("available", "busy", "break", "wrap_up")))
+                  for i in range(rng.randint(0, 40))]
+        connected = {a.agent_id for a in agents if rng.random() < 0.8}
+        new = task("t", language=rng.choice(("fr", "en")), channel=rng.choice(("chat", "voice")), stage=rng.randint(0, 2),
+                   preferred=rng.sample(skills, rng.randint(0, 2)), declined=[a.agent_id for a in agents if rng.random() < 0.1],
+                   **{s: rng.randint(1, 3) for s in rng.sample(skills, rng.randint(1, 2))})
+        # ranked from profiles alone (everyone at rest), then asked with the agents as they are now
+        groups = rules.ranking(new, [replace(a, state="available", load={}) for a in agents], RULES)
+        expected = rules.best_agent(new, [a for a in agents if a.agent_id in connected], RULES)
+        ranked = rules.best_ranked(new, groups, {a.agent_id: a for a in agents}, connected)
+        assert (ranked.agent_id if ranked else None) == (expected.agent_id if expected else None), round_
+    assert rules.needs_signature(task("t", billing=2, general=1)) == rules.needs_signature(task("u", general=1, billing=2))
