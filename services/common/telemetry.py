@@ -20,7 +20,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from relais.common.config import setting
 
@@ -89,8 +89,44 @@ def tracer() -> trace.Tracer:
 Headers = list[tuple[str, bytes]]
 
 
+def _parent_based() -> bool:
+    """Whether a span whose parent is not sampled is never sampled (our default, and the SDK's parentbased_*)."""
+    name = os.environ.get("OTEL_TRACES_SAMPLER", "").strip()
+    return not name or name.startswith("parentbased_")
+
+
+PARENT_BASED = _parent_based()
+
+
+def _remote(headers: Iterable[tuple[str, bytes]] | None) -> SpanContext | None:
+    """The span context of a `traceparent` header, read without the propagators (a hot path)."""
+    for key, value in headers or ():
+        if key == "traceparent" and isinstance(value, bytes):
+            return _parse_traceparent(value.decode("ascii", "replace"))
+    return None
+
+
+def _parse_traceparent(value: str) -> SpanContext | None:
+    parts = value.strip().split("-")
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+        return None
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags & 1))
+
+
+def _unsampled(span_context: SpanContext | None) -> bool:
+    return PARENT_BASED and span_context is not None and span_context.is_valid and not span_context.trace_flags.sampled
+
+
 def inject_headers(headers: Headers | None = None, ctx: context.Context | None = None) -> Headers:
     """Kafka headers carrying the current (or given) trace context."""
+    current = trace.get_current_span(ctx).get_span_context()
+    if _unsampled(current):  # written by hand: the propagators cost more than the record's other work
+        kept = [(k, v) for k, v in (headers or []) if k != "traceparent"]
+        return kept + [("traceparent", f"00-{current.trace_id:032x}-{current.span_id:016x}-00".encode())]
     carrier: dict[str, str] = {}
     propagate.inject(carrier, context=ctx)
     kept = [(k, v) for k, v in (headers or []) if k not in carrier]
@@ -103,21 +139,30 @@ def extract_headers(headers: Iterable[tuple[str, bytes]] | None) -> context.Cont
 
 
 def context_from_traceparent(traceparent: str | None) -> context.Context | None:
-    if not traceparent:
-        return None
-    ctx = propagate.extract({"traceparent": traceparent})
-    return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
+    remote = _parse_traceparent(traceparent) if traceparent else None
+    return trace.set_span_in_context(NonRecordingSpan(remote)) if remote is not None and remote.is_valid else None
 
 
 def current_traceparent() -> str:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier.get("traceparent", "")
+    current = trace.get_current_span().get_span_context()
+    if not current.is_valid:
+        return ""
+    return f"00-{current.trace_id:032x}-{current.span_id:016x}-{int(current.trace_flags):02x}"
 
 
 @contextmanager
 def consume_span(name: str, record, parent: context.Context | None = None, **attributes) -> Iterator[trace.Span]:
-    """A CONSUMER span for one Kafka record, child of `parent` or of the record's trace headers."""
+    """A CONSUMER span for one Kafka record, child of `parent` or of the record's trace headers. In a conversation
+    not sampled, no span is made: its context is current, so that what is sent or called carries it on."""
+    remote = _remote(record.headers) if parent is None else trace.get_current_span(parent).get_span_context()
+    if _unsampled(remote):
+        span = NonRecordingSpan(remote)
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            yield span
+        finally:
+            context.detach(token)
+        return
     upstream = extract_headers(record.headers)
     links = []
     if parent is not None:

@@ -11,8 +11,7 @@ at once (one statement per table, with `unnest` arrays); the unit gives it the p
 - `send(records)`: outputs that need no outbox (a stateless hop: deterministic, recomputed on redelivery).
 
 `consume_batches`, the loop, commits the transaction, sends every output in order, waits for the broker's
-acknowledgements, and only then commits the consumer offsets; the outbox rows sent are marked published with the
-next unit (one statement).
+acknowledgements, marks the outbox rows published (one statement), and only then commits the consumer offsets.
 A record its service cannot decode is dead-lettered alone; a batch that fails on the database or the broker is
 rolled back and tried again; one that fails otherwise (input found bad while handling, a defect) is rolled back
 and its records handled one by one, so that only the bad one is dead-lettered.
@@ -55,6 +54,7 @@ class UnitOfWork:
     outputs: list[Record] = field(default_factory=list)  # in order, sent after the commit
     stored: list[tuple[str, int, Record]] = field(default_factory=list)  # (event key, seq, record) for the outbox
     marks: list[str] = field(default_factory=list)  # event keys whose outbox rows are marked published once sent
+    in_flight: set[str] = field(default_factory=set)  # event keys whose outputs this process is sending already
 
     async def first_time(self, keys: Sequence[str]) -> set[str]:
         """Records `keys` as processed by this consumer; returns those not processed before. Outputs of the others
@@ -64,7 +64,7 @@ class UnitOfWork:
         new = {r[0] for r in await self.conn.fetch(
             "INSERT INTO processed_events (consumer, event_key) SELECT $1, k FROM unnest($2::text[]) AS k"
             " ON CONFLICT DO NOTHING RETURNING event_key", self.consumer, list(keys))}
-        seen = [k for k in dict.fromkeys(keys) if k not in new]
+        seen = [k for k in dict.fromkeys(keys) if k not in new and k not in self.in_flight]
         if seen:
             rows = await self.conn.fetch(
                 "SELECT event_key, topic, key, value, headers FROM outbox WHERE consumer = $1"
@@ -136,8 +136,6 @@ async def consume_batches(service: str, consumer: AIOKafkaConsumer, producer: AI
             records = [r for rs in polled.values() for r in rs]
             for unit in ([r] for r in records) if one_at_a_time else [records] if records else []:
                 await loop.process(unit)
-            if not records:
-                await loop.idle()
     finally:
         await loop.finish()
 
@@ -145,9 +143,9 @@ async def consume_batches(service: str, consumer: AIOKafkaConsumer, producer: AI
 @dataclass
 class _Loop:
     """Units overlap where order allows: a unit's transaction runs while the previous unit's outputs await the
-    broker's acknowledgement; its outputs are sent only once those were acknowledged (order per partition); offsets
-    are committed in order, each after its unit's outputs were acknowledged, without holding up the next unit; the
-    outbox rows of acknowledged units are marked published in the next unit's transaction."""
+    broker's acknowledgement; its outputs are sent only once those were acknowledged (order per partition); then
+    their outbox rows are marked published (on a connection of their own) and the offsets committed, in order,
+    without holding up the next unit."""
     service: str
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
@@ -157,13 +155,14 @@ class _Loop:
     pool: asyncpg.Pool | None
     retry_seconds: float
     conn: asyncpg.Connection | None = None  # held across batches: giving it back to the pool costs 4 statements
+    marking: asyncpg.Connection | None = None  # the outbox marks' own, synchronous_commit off
     flushing: asyncio.Task | None = None  # the previous unit's outputs being sent, then its offsets committed
     committing: asyncio.Task | None = None  # the last offset commit
-    published: list[str] = field(default_factory=list)  # event keys acknowledged, their outbox rows not marked yet
+    unmarked: set[str] = field(default_factory=set)  # events whose outputs are sent here, not marked published yet
 
     async def process(self, records: list[ConsumerRecord]) -> None:
         while not self.stop.is_set():
-            unit = UnitOfWork(self.service)
+            unit = UnitOfWork(self.service, in_flight=self.unmarked)
             items = self._decode(records, unit)
             try:
                 await self._run(unit, items)
@@ -190,8 +189,7 @@ class _Loop:
         return items
 
     async def _run(self, unit: UnitOfWork, items: list[Item]) -> None:
-        """The handler, the outbox insert and the marks of units acknowledged since in one transaction (rolled back
-        when any raises)."""
+        """The handler and the outbox insert in one transaction (rolled back when either raises)."""
         if self.pool is None:
             if items:
                 await self.handle(items, unit)
@@ -199,14 +197,11 @@ class _Loop:
         if self.conn is None:
             self.conn = await self.pool.acquire()
         unit.conn = self.conn
-        marked = self.published[:]
         async with self.conn.transaction():
             if items:
                 await self.handle(items, unit)
             await unit.store()
-            if marked:
-                await mark_published(self.conn, self.service, marked)
-        del self.published[:len(marked)]
+        self.unmarked.update(unit.marks)  # the same event read again meanwhile is not sent twice
 
     async def _send_after_previous(self, unit: UnitOfWork, records: list[ConsumerRecord]) -> None:
         if not await self._previous_sent():
@@ -223,6 +218,8 @@ class _Loop:
     async def _flush_and_commit(self, unit: UnitOfWork, records: list[ConsumerRecord]) -> bool:
         if not await self._flush(unit):
             return False
+        await self._mark(unit.marks)  # before the offsets: a record read again (a rebalance) finds its outputs sent
+        self.unmarked.difference_update(unit.marks)
         offsets = {bus.TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         previous = self.committing
 
@@ -239,7 +236,7 @@ class _Loop:
             while True:
                 if self.stop.is_set():
                     return  # not committed: delivered again
-                unit = UnitOfWork(self.service)
+                unit = UnitOfWork(self.service, in_flight=self.unmarked)
                 try:
                     await self._run(unit, self._decode([record], unit))
                 except bus.TOO_LARGE as error:
@@ -268,7 +265,6 @@ class _Loop:
         while True:
             try:
                 await bus.send_all(self.producer, unit.outputs)
-                self.published.extend(unit.marks)
                 return True
             except bus.TRANSIENT as error:
                 log.warning("publishing a batch of %d records failed, retrying: %r", len(unit.outputs), error)
@@ -276,42 +272,42 @@ class _Loop:
                     return False  # not committed: delivered again, deduplicated
                 await asyncio.sleep(self.retry_seconds)
 
-    async def idle(self) -> None:
-        """Nothing came: the last outputs' outbox rows are marked now rather than with a next unit."""
-        if not self.published or self.conn is None or not await self._previous_sent():
+    async def _mark(self, keys: list[str]) -> None:
+        if not keys or self.pool is None:
             return
-        marked = self.published[:]
         try:
-            async with self.conn.transaction():
-                await self.conn.execute("SET LOCAL synchronous_commit = off")  # a lost mark only re-sends on redelivery
-                await mark_published(self.conn, self.service, marked)
-            del self.published[:len(marked)]
+            if self.marking is None:
+                self.marking = await self.pool.acquire()
+                # A lost mark only re-sends the same records on a redelivery: no need to wait for its flush.
+                await self.marking.execute("SET synchronous_commit = off")
+            await mark_published(self.marking, self.service, keys)
         except bus.TRANSIENT as error:
-            log.warning("marking %d outbox events published failed: %r", len(marked), error)
-            await self._lost_connection(error)
+            log.warning("marking %d outbox events published failed: %r", len(keys), error)
+            if isinstance(error, bus.CONNECTION_LOST):
+                self.marking = await self._give_back(self.marking)
 
     async def _lost_connection(self, error: BaseException) -> None:
         """A connection the database dropped is closed; the next batch takes another from the pool."""
-        if self.conn is not None and isinstance(error, bus.CONNECTION_LOST):
-            await self._release()
+        if isinstance(error, bus.CONNECTION_LOST):
+            self.conn = await self._give_back(self.conn)
 
     async def finish(self) -> None:
-        """On stop: the unit in flight sent and its offsets committed if that can still be done, then the marks."""
+        """On stop: the unit in flight sent and its offsets committed if that can still be done."""
         try:
             await self._previous_sent()
             if self.committing is not None:
                 await self.committing
-            await self.idle()
         finally:
-            await self._release()
+            self.conn = await self._give_back(self.conn)
+            self.marking = await self._give_back(self.marking)
 
-    async def _release(self) -> None:
-        if self.conn is not None and self.pool is not None:
-            conn, self.conn = self.conn, None
+    async def _give_back(self, conn: asyncpg.Connection | None) -> None:
+        if conn is not None and self.pool is not None:
             try:
                 await self.pool.release(conn)
             except Exception as error:  # the server went away mid-query: asyncpg closed it, the pool opens another
                 log.warning("a database connection was not released cleanly (closed instead): %r", error)
+        return None
 
 
 async def mark_published(conn: asyncpg.Connection, consumer: str, keys: list[str]) -> None:
