@@ -189,6 +189,7 @@ SETTINGS: dict[str, Form] = {
     "RELAIS_MAX_TEXT_CHARS": whole("characters", 1),
     "RELAIS_PHONE_REGIONS": region_codes(),
     "RELAIS_BATCH": one_of("on", "off"),
+    "RELAIS_EVENT_LOOP": one_of("uvloop", "asyncio"),
     "RELAIS_RETENTION_DAYS": number("days"),
     "RELAIS_RETENTION_CHECK_SECONDS": number("seconds", above=True),
     "RELAIS_RECONTACT_DAYS": number("days"),

@@ -64,7 +64,8 @@ _detector: Any = None
 
 
 def _language_detector() -> Any:
-    """The lingua detector for DETECTED_LANGUAGES, built once on first use (about 0.5 s, ~100 MB)."""
+    """The lingua detector for DETECTED_LANGUAGES, built once on first use with every model loaded (about 1 s,
+    ~120 MB): loaded lazily, its first few hundred calls take ~3 ms each instead of ~60 µs."""
     global _detector
     if _detector is None:
         with _detector_lock:
@@ -72,7 +73,7 @@ def _language_detector() -> Any:
                 from lingua import IsoCode639_1, LanguageDetectorBuilder
 
                 codes = [getattr(IsoCode639_1, code.upper()) for code in DETECTED_LANGUAGES]
-                _detector = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).build()
+                _detector = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_preloaded_language_models().build()
     return _detector
 
 
@@ -155,6 +156,11 @@ SURE_MARGIN_ONE_WORD = 0.6  # one word is little to go on ("pedido" is Spanish a
 NEUTRAL_WORDS = frozenset({"ok", "okay", "okey", "oki", "oke", "lol", "hmm", "mmh", "cmd", "ord", "sms", "email",
                            "mail", "internet", "wifi", "app", "web", "pdf"})
 _NOT_WORDS = re.compile(r"\S*\d\S*")
+
+
+def warm_up() -> None:
+    """Loads the detector now (a service's start) rather than on its first message."""
+    _language_detector()
 
 
 def guess_language(text: str, hint: str | None = None, previous: str | None = None) -> LanguageGuess:

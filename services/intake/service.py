@@ -24,7 +24,7 @@ from aiokafka import ConsumerRecord
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from relais.common import bus, cloudevents, customer_contact, retention, telemetry, topics, worker
-from relais.common.language import LanguageGuess, guess_language
+from relais.common.language import LanguageGuess, guess_language, warm_up
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.redact import redact
 from relais.common.runtime import serve
@@ -41,6 +41,8 @@ class Inbound:
 
 
 async def build(w: worker.Worker) -> worker.Service:
+    warm_up()
+
     def decode(record: ConsumerRecord) -> Inbound:
         event = cloudevents.parse_contact_event(record.value, record.headers, w.settings.max_text_chars)
         if event.survey is not None:
