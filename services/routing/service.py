@@ -93,6 +93,25 @@ SELECT ARRAY({UNCONNECTED}) AS unconnected, ({SIGNED_IN}) AS signed_in,
                AND language IN (SELECT unnest(languages) FROM agents WHERE state <> 'offline')) AS widen,
        EXISTS (SELECT FROM tasks WHERE status = 'queued' AND due_at BETWEEN now() - make_interval(secs => $4) AND now()) AS callback
 """
+# The waiting customers due to hear again (not told for queue_update_seconds, $1): their kinds of needs.
+QUEUE_DUE = ("status = 'queued' AND kind = 'handoff' AND coalesce(last_update_at, queued_at) < now() - make_interval(secs => $1)")
+QUEUE_DUE_KINDS = f"SELECT DISTINCT language, channel, required::text AS required, stage FROM tasks WHERE {QUEUE_DUE}"
+# Of those, the ones with news: nobody serves their needs now and they were not told so (or the reverse), or advisors
+# serve them and their place improved since they were told it. $2: aging_seconds_per_point; $3-$6: the kinds of needs
+# nobody serves. Places as in POSITION (rules.queue_order), for every waiting task at once.
+QUEUE_NEWS = f"""
+WITH q AS (SELECT task_id, language, queued_at,
+                  priority + floor(greatest(0, extract(epoch FROM now() - queued_at)) / $2)::int AS eff
+           FROM tasks WHERE status = 'queued' AND (due_at IS NULL OR due_at <= now())),
+places AS (SELECT task_id, row_number() OVER (PARTITION BY language ORDER BY eff DESC, queued_at, task_id) AS place FROM q),
+unserved AS (SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::int[]) AS u (language, channel, required, stage)),
+due AS (SELECT t.task_id, t.updates_sent, t.last_position, t.told_nobody, coalesce(places.place, 0) AS place,
+               EXISTS (SELECT FROM unserved u WHERE (u.language, u.channel, u.required, u.stage)
+                                                  = (t.language, t.channel, t.required, t.stage)) AS nobody
+        FROM tasks t LEFT JOIN places USING (task_id) WHERE {QUEUE_DUE})
+SELECT task_id, updates_sent FROM due
+WHERE nobody <> told_nobody OR (NOT nobody AND (last_position IS NULL OR place < last_position))
+ORDER BY task_id"""
 # A hand-off that an agent can take at once, in one statement (one round trip, its own transaction, committed —
 # fsync included — before PostgreSQL answers): the deduplication row, the task already offered, its 'queued' and
 # 'offered' steps, the agent's reservation and, when the agent was available, its state change in the outbox.
@@ -766,26 +785,19 @@ class Routing(AgentDeskApi):
 
     async def _queue_updates(self) -> None:
         """Waiting customers hear again, at most every queue_update_seconds, when their position improved while
-        advisors serve their queue, or when advisors came or all went (no wait could be given, or now one can)."""
-        due = await self.pool.fetch(
-            f"SELECT {TASK_COLUMNS}, last_position, updates_sent, told_nobody FROM tasks WHERE status = 'queued'"
-            " AND kind = 'handoff' AND coalesce(last_update_at, queued_at) < now() - make_interval(secs => $1)",
-            self.rules.queue_update_seconds)
-        if not due:
+        advisors serve their queue, or when advisors came or all went (no wait could be given, or now one can).
+        Decided in PostgreSQL (QUEUE_NEWS), given which kinds of needs nobody signed in serves: a long queue that has
+        nothing new is neither read nor sorted here every tick."""
+        kinds = await self.pool.fetch(QUEUE_DUE_KINDS, self.rules.queue_update_seconds)
+        if not kinds:
             return
-        queued = [_task(r) for r in await self.pool.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued'")]
-        positions = rules.queue_positions(queued, time.time(), self.rules)
-        signed_in = await self._signed_in(self.pool)
-        serving: dict[tuple, int] = {}  # by the task's needs: a long queue has few kinds of needs
-        for row in due:
-            task = _task(row)
-            signature = (task.language, task.channel, tuple(sorted(task.required.items())), task.stage)
-            if signature not in serving:
-                serving[signature] = rules.serving(task, signed_in, self.rules)
-            nobody = serving[signature] == 0
-            improved = row["last_position"] is None or positions.get(row["task_id"], 0) < row["last_position"]
-            if nobody == row["told_nobody"] and (nobody or not improved):
-                continue
+        signed_in = {language: await self._signed_in(self.pool, language) for language in {k["language"] for k in kinds}}
+        unserved = [k for k in kinds if rules.serving(rules.Task("", k["language"], k["channel"], json.loads(k["required"]), 0, 0.0,
+                                                                 stage=k["stage"]), signed_in[k["language"]], self.rules) == 0]
+        news = await self.pool.fetch(QUEUE_NEWS, self.rules.queue_update_seconds, self.rules.aging_seconds_per_point,
+                                     [k["language"] for k in unserved], [k["channel"] for k in unserved],
+                                     [k["required"] for k in unserved], [k["stage"] for k in unserved])
+        for row in news:
             reply_id = f"{row['task_id']}/queued/{row['updates_sent'] + 1}"
 
             async def update(conn, fx, task_id=row["task_id"], reply_id=reply_id):

@@ -6,6 +6,7 @@ offers time out after 3 s, overflow steps come after 2 s and 4 s.
 """
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -499,3 +500,61 @@ async def test_an_agent_whose_front_end_is_gone_gets_no_offer(producer, db, agen
                                         metadata=service_metadata())).token
         gone.auth = [("authorization", f"Bearer {token}")]
         assert await db.fetchval("SELECT state FROM agents WHERE agent_id = $1", gone.agent_id) == "available"
+
+
+async def test_the_queue_news_read_in_postgresql_are_those_the_rules_give(db, language):
+    """The ticker asks PostgreSQL which waiting customers have news (service.QUEUE_NEWS) rather than reading and
+    sorting the whole queue every tick: the same customers as the rules' places (rules.queue_positions) and test —
+    told nobody serves them when that changed, else told their place when it improved. In a transaction rolled back."""
+    import random
+
+    from relais.routing import rules, service
+
+    routing_rules = rules.load_rules()
+    rng = random.Random(5)
+    kinds = [({"orders": 1}, 0), ({"billing": 2}, 0), ({"orders": 1}, 1)]
+    unserved = [kinds[1]]  # nobody signed in serves billing ≥ 2 at stage 0
+    async with db.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            for i in range(120):
+                required, stage = rng.choice(kinds)
+                nobody = (required, stage) in unserved
+                callback = i % 15 == 0  # waits for its due time: no place, no queue message
+                await conn.execute(
+                    "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, kind, required, stage,"
+                    " status, queued_at, last_update_at, told_nobody, due_at) VALUES ($1, $1, $2, '', $3, '',"
+                    " $4, $5::jsonb, $6, $7, now() - make_interval(secs => $8), now() - make_interval(secs => $9), $10,"
+                    " CASE WHEN $4 = 'callback' THEN now() + interval '1 hour' END)",
+                    f"news-{language}-{i}", language, rng.randint(0, 2), "callback" if callback else "handoff",
+                    json.dumps(required), stage, "offered" if i % 11 == 0 else "queued", rng.uniform(0, 400),
+                    rng.choice((None, None, rng.uniform(0, 120))), nobody == (rng.random() < 0.8))
+            now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
+            rows = await conn.fetch("SELECT task_id, priority, required::text AS required, stage, status, kind, last_position,"
+                                    " told_nobody, extract(epoch FROM queued_at) AS queued, extract(epoch FROM last_update_at)"
+                                    " AS told_at, extract(epoch FROM due_at) AS due FROM tasks WHERE language = $1", language)
+            waiting = [rules.Task(r["task_id"], language, "chat", json.loads(r["required"]), r["priority"], float(r["queued"]),
+                                  stage=r["stage"], due_at=float(r["due"]) if r["due"] is not None else None)
+                       for r in rows if r["status"] == "queued"]
+            places = rules.queue_positions(waiting, now, routing_rules)
+            told = {}  # the place each was last told: none, or around the place they have now
+            for task_id, place in places.items():
+                told[task_id] = rng.choice((None, place - 1, place, place + 1))
+                await conn.execute("UPDATE tasks SET last_position = $2 WHERE task_id = $1", task_id, told[task_id])
+            expected = []
+            for r in rows:
+                if r["status"] != "queued" or r["kind"] != "handoff" or float(r["told_at"] or r["queued"]) >= now - 60:
+                    continue
+                nobody = (json.loads(r["required"]), r["stage"]) in unserved
+                last = told.get(r["task_id"], r["last_position"])
+                improved = last is None or places.get(r["task_id"], 0) < last
+                if not (nobody == r["told_nobody"] and (nobody or not improved)):
+                    expected.append(r["task_id"])
+            news = await conn.fetch(service.QUEUE_NEWS, 60, routing_rules.aging_seconds_per_point, [language], ["chat"],
+                                    [json.dumps(required) for required, _ in unserved], [stage for _, stage in unserved])
+            mine = [r["task_id"] for r in news if r["task_id"].startswith(f"news-{language}-")]
+            assert 20 < len(expected) < 80  # both ways occur: some customers have news, others not
+            assert sorted(mine) == sorted(expected)
+        finally:
+            await transaction.rollback()
