@@ -334,14 +334,17 @@ async def pg_statement_calls(conn) -> int | None:
 
 
 async def pg_top_statements(conn, turns: int, n: int = 30) -> list:
-    """[calls per turn, query] of the most frequent statements since the last reset."""
+    """[calls per turn, µs of execution per turn, rows per turn, query] of the statements that took the database
+    the most time since the last reset."""
     if conn is None or turns <= 0:
         return []
     try:
-        rows = await conn.fetch(_STATEMENTS.format("calls, query") + f" ORDER BY calls DESC LIMIT {int(n)}")
+        rows = await conn.fetch(_STATEMENTS.format("calls, total_exec_time, rows, query")
+                                + f" ORDER BY total_exec_time DESC LIMIT {int(n)}")
     except Exception:
         return []
-    return [[round(r["calls"] / turns, 2), " ".join(r["query"].split())[:120]] for r in rows]
+    return [[round(r["calls"] / turns, 3), round(r["total_exec_time"] * 1000 / turns, 1), round(r["rows"] / turns, 2),
+             " ".join(r["query"].split())[:120]] for r in rows]
 
 
 async def kafka_end_offsets(reader) -> dict[str, int]:

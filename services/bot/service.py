@@ -41,7 +41,7 @@ async def build(w: worker.Worker) -> worker.Service:
     async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
         """Every conversation of the batch at once (their lookups concurrently), each one's turns in order; their
         contexts read in one statement and written in one more."""
-        new = await unit.first_time([i.value.turn_id for i in items])
+        new = await unit.first_time([i.value.turn_id for i in items], [i.record for i in items])
         turns: dict[str, list[Item]] = {}
         for item in items:
             if item.value.turn_id in new:

@@ -22,7 +22,7 @@ async def process_once(
 ) -> bool:
     """Runs `apply` once per (consumer, event_key); returns False for a duplicate."""
     async with pool.acquire() as conn:
-        unit = UnitOfWork(consumer, conn)
+        unit = UnitOfWork(consumer, conn, marks=[])
         async with conn.transaction():
             first_time = bool(await unit.first_time([event_key]))
             if first_time:

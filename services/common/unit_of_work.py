@@ -3,15 +3,17 @@
 A service's batch handler receives the records of a poll, decoded, and does its database work for all of them
 at once (one statement per table, with `unnest` arrays); the unit gives it the pieces every service needs:
 
-- `first_time(keys)`: one statement records the batch's events as processed and says which are new. For an
-  event already processed (a redelivery after a crash or a rebalance), its outputs that were not acknowledged
-  yet are staged again, so nothing is lost and nothing is applied twice.
+- `first_time(keys, records)`: one statement records the batch's events as processed (with where each was read)
+  and says which are new. An event already processed is sent again only when it is the same record read again
+  (its offset was never committed: its outputs may never have reached the broker), never when a sender published
+  the same event twice; so nothing is lost and nothing is applied twice.
 - `emit(key, records)`: the outputs of event `key`, stored in the outbox in the same transaction (one insert
   for the batch) and sent once it committed.
 - `send(records)`: outputs that need no outbox (a stateless hop: deterministic, recomputed on redelivery).
 
 `consume_batches`, the loop, commits the transaction, sends every output in order, waits for the broker's
-acknowledgements, marks the outbox rows published (one statement), and only then commits the consumer offsets.
+acknowledgements, and only then commits the consumer offsets. The next unit's transaction runs meanwhile.
+Before a rebalance moves partitions away, the unit in hand is finished, sent and committed (`Revocations`).
 A record its service cannot decode is dead-lettered alone; a batch that fails on the database or the broker is
 rolled back and tried again; one that fails otherwise (input found bad while handling, a defect) is rolled back
 and its records handled one by one, so that only the bad one is dead-lettered.
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import MessageSizeTooLargeError
 
 from relais.common import bus
@@ -53,29 +55,36 @@ class UnitOfWork:
     conn: asyncpg.Connection | None = None  # in a transaction; None for a service without a database
     outputs: list[Record] = field(default_factory=list)  # in order, sent after the commit
     stored: list[tuple[str, int, Record]] = field(default_factory=list)  # (event key, seq, record) for the outbox
-    marks: list[str] = field(default_factory=list)  # event keys whose outbox rows are marked published once sent
-    in_flight: set[str] = field(default_factory=set)  # event keys whose outputs this process is sending already
+    # Events read from a topic: what was sent is known from the offsets (see first_time), the outbox rows need no
+    # mark. An event of our own (outbox.process_once) has its rows marked published once the broker took them.
+    marks: list[str] | None = None  # event keys to mark published once sent; None for events read from a topic
 
-    async def first_time(self, keys: Sequence[str]) -> set[str]:
-        """Records `keys` as processed by this consumer; returns those not processed before. Outputs of the others
-        that were not acknowledged are staged again (before anything this batch emits, as they came first)."""
+    async def first_time(self, keys: Sequence[str], records: Sequence[ConsumerRecord] = ()) -> set[str]:
+        """Records `keys` (read from `records`, one each) as processed by this consumer; returns those not processed
+        before. For the others, the outputs are staged again (before anything this unit emits, as they came first)
+        when the same record is read again — its offset was never committed, so they may never have reached the
+        broker — but not for an event published twice by its sender, whose first copy was answered."""
         if not keys:
             return set()
+        positions = [f"{r.topic}:{r.partition}:{r.offset}" for r in records] or [""] * len(keys)
         new = {r[0] for r in await self.conn.fetch(
-            "INSERT INTO processed_events (consumer, event_key) SELECT $1, k FROM unnest($2::text[]) AS k"
-            " ON CONFLICT DO NOTHING RETURNING event_key", self.consumer, list(keys))}
-        seen = [k for k in dict.fromkeys(keys) if k not in new and k not in self.in_flight]
+            "INSERT INTO processed_events (consumer, event_key, position) SELECT $1, * FROM unnest($2::text[], $3::text[])"
+            " ON CONFLICT DO NOTHING RETURNING event_key", self.consumer, list(keys), positions)}
+        seen = {k: p for k, p in zip(keys, positions) if k not in new}
         if seen:
             rows = await self.conn.fetch(
-                "SELECT event_key, topic, key, value, headers FROM outbox WHERE consumer = $1"
-                " AND event_key = ANY($2::text[]) AND NOT published ORDER BY event_key, seq", self.consumer, seen)
-            pending: dict[str, list[Record]] = {}
+                "SELECT o.event_key, o.topic, o.key, o.value, o.headers"
+                " FROM unnest($2::text[], $3::text[]) AS r(event_key, position)"
+                " JOIN processed_events p ON p.consumer = $1 AND p.event_key = r.event_key"
+                " JOIN outbox o ON o.consumer = $1 AND o.event_key = r.event_key"
+                " WHERE (p.position = r.position AND p.position <> '') OR (p.position = '' AND NOT o.published)"
+                " ORDER BY o.event_key, o.seq", self.consumer, list(seen), list(seen.values()))
+            again: dict[str, list[Record]] = {}
             for r in rows:
-                pending.setdefault(r["event_key"], []).append(
-                    Record(r["topic"], r["key"], r["value"], _headers(r["headers"])))
+                again.setdefault(r["event_key"], []).append(Record(r["topic"], r["key"], r["value"], _headers(r["headers"])))
             for key in seen:
-                if key in pending:
-                    self.outputs.extend(pending[key])
+                self.outputs.extend(again.get(key, ()))
+                if self.marks is not None and key in again:
                     self.marks.append(key)
         return new
 
@@ -84,7 +93,7 @@ class UnitOfWork:
         _check_sizes(records)
         self.stored.extend((key, seq, r) for seq, r in enumerate(records))
         self.outputs.extend(records)
-        if records:
+        if records and self.marks is not None:
             self.marks.append(key)
 
     def send(self, records: Sequence[Record]) -> None:
@@ -97,11 +106,12 @@ class UnitOfWork:
         if not self.stored:
             return
         await self.conn.execute(
-            "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)"
-            " SELECT $1, * FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[], $6::bytea[], $7::text[])",
+            "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers, published)"
+            " SELECT $1, *, $8 FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[], $6::bytea[], $7::text[])",
             self.consumer, [k for k, _, _ in self.stored], [s for _, s, _ in self.stored],
             [r.topic for _, _, r in self.stored], [r.key for _, _, r in self.stored],
-            [r.value for _, _, r in self.stored], [_headers_json(r.headers) for _, _, r in self.stored])
+            [r.value for _, _, r in self.stored], [_headers_json(r.headers) for _, _, r in self.stored],
+            self.marks is None)
 
 
 def _check_sizes(records: Sequence[Record]) -> None:
@@ -126,26 +136,46 @@ BatchHandler = Callable[[list[Item], UnitOfWork], Awaitable[None]]
 
 async def consume_batches(service: str, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, decode: Decode,
                           handle: BatchHandler, stop: asyncio.Event, pool: asyncpg.Pool | None = None,
-                          retry_seconds: float = 0.5, one_at_a_time: bool = False) -> None:
+                          retry_seconds: float = 0.5, one_at_a_time: bool = False,
+                          revocations: "Revocations | None" = None) -> None:
     """Each poll's records (every partition's, each partition's in order) are one unit of work, until `stop`.
-    `one_at_a_time` (RELAIS_BATCH=off): a unit per record, the cost of a record-by-record design, for comparison."""
+    `one_at_a_time` (RELAIS_BATCH=off): a unit per record, the cost of a record-by-record design, for comparison.
+    `revocations`, the consumer's rebalance listener: partitions leave only once their units are sent and committed."""
     loop = _Loop(service, consumer, producer, decode, handle, stop, pool, retry_seconds)
+    if revocations is not None:
+        revocations.loop = loop
     try:
         while not stop.is_set():
             polled = await consumer.getmany(timeout_ms=200, max_records=500)
             records = [r for rs in polled.values() for r in rs]
-            for unit in ([r] for r in records) if one_at_a_time else [records] if records else []:
-                await loop.process(unit)
+            async with loop.busy:
+                for unit in ([r] for r in records) if one_at_a_time else [records] if records else []:
+                    await loop.process(unit)
     finally:
         await loop.finish()
+
+
+class Revocations(ConsumerRebalanceListener):
+    """Before its partitions go to another process (one joins or leaves the group), this one finishes the unit in
+    hand, has its outputs acknowledged and commits its offsets: the new owner starts where this one stopped, and sends
+    nothing twice."""
+
+    def __init__(self):
+        self.loop: _Loop | None = None
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        if self.loop is not None and revoked:
+            await self.loop.settle()
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        pass
 
 
 @dataclass
 class _Loop:
     """Units overlap where order allows: a unit's transaction runs while the previous unit's outputs await the
-    broker's acknowledgement; its outputs are sent only once those were acknowledged (order per partition); then
-    their outbox rows are marked published (on a connection of their own) and the offsets committed, in order,
-    without holding up the next unit."""
+    broker's acknowledgement; its outputs are sent only once those were acknowledged (order per partition); the
+    offsets are committed, in order, once a unit's outputs were acknowledged, without holding up the next unit."""
     service: str
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
@@ -155,14 +185,13 @@ class _Loop:
     pool: asyncpg.Pool | None
     retry_seconds: float
     conn: asyncpg.Connection | None = None  # held across batches: giving it back to the pool costs 4 statements
-    marking: asyncpg.Connection | None = None  # the outbox marks' own, synchronous_commit off
     flushing: asyncio.Task | None = None  # the previous unit's outputs being sent, then its offsets committed
     committing: asyncio.Task | None = None  # the last offset commit
-    unmarked: set[str] = field(default_factory=set)  # events whose outputs are sent here, not marked published yet
+    busy: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while a poll's records are in hand
 
     async def process(self, records: list[ConsumerRecord]) -> None:
         while not self.stop.is_set():
-            unit = UnitOfWork(self.service, in_flight=self.unmarked)
+            unit = UnitOfWork(self.service)
             items = self._decode(records, unit)
             try:
                 await self._run(unit, items)
@@ -178,6 +207,13 @@ class _Loop:
                 return
             await self._send_after_previous(unit, records)
             return
+
+    async def settle(self) -> None:
+        """Waits until no unit is in hand, its outputs acknowledged and its offsets committed."""
+        async with self.busy:
+            await self._previous_sent()
+            if self.committing is not None:
+                await self.committing
 
     def _decode(self, records: list[ConsumerRecord], unit: UnitOfWork) -> list[Item]:
         items = []
@@ -201,7 +237,6 @@ class _Loop:
             if items:
                 await self.handle(items, unit)
             await unit.store()
-        self.unmarked.update(unit.marks)  # the same event read again meanwhile is not sent twice
 
     async def _send_after_previous(self, unit: UnitOfWork, records: list[ConsumerRecord]) -> None:
         if not await self._previous_sent():
@@ -218,8 +253,6 @@ class _Loop:
     async def _flush_and_commit(self, unit: UnitOfWork, records: list[ConsumerRecord]) -> bool:
         if not await self._flush(unit):
             return False
-        await self._mark(unit.marks)  # before the offsets: a record read again (a rebalance) finds its outputs sent
-        self.unmarked.difference_update(unit.marks)
         offsets = {bus.TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
         previous = self.committing
 
@@ -236,7 +269,7 @@ class _Loop:
             while True:
                 if self.stop.is_set():
                     return  # not committed: delivered again
-                unit = UnitOfWork(self.service, in_flight=self.unmarked)
+                unit = UnitOfWork(self.service)
                 try:
                     await self._run(unit, self._decode([record], unit))
                 except bus.TOO_LARGE as error:
@@ -272,20 +305,6 @@ class _Loop:
                     return False  # not committed: delivered again, deduplicated
                 await asyncio.sleep(self.retry_seconds)
 
-    async def _mark(self, keys: list[str]) -> None:
-        if not keys or self.pool is None:
-            return
-        try:
-            if self.marking is None:
-                self.marking = await self.pool.acquire()
-                # A lost mark only re-sends the same records on a redelivery: no need to wait for its flush.
-                await self.marking.execute("SET synchronous_commit = off")
-            await mark_published(self.marking, self.service, keys)
-        except bus.TRANSIENT as error:
-            log.warning("marking %d outbox events published failed: %r", len(keys), error)
-            if isinstance(error, bus.CONNECTION_LOST):
-                self.marking = await self._give_back(self.marking)
-
     async def _lost_connection(self, error: BaseException) -> None:
         """A connection the database dropped is closed; the next batch takes another from the pool."""
         if isinstance(error, bus.CONNECTION_LOST):
@@ -299,7 +318,6 @@ class _Loop:
                 await self.committing
         finally:
             self.conn = await self._give_back(self.conn)
-            self.marking = await self._give_back(self.marking)
 
     async def _give_back(self, conn: asyncpg.Connection | None) -> None:
         if conn is not None and self.pool is not None:
@@ -311,6 +329,6 @@ class _Loop:
 
 
 async def mark_published(conn: asyncpg.Connection, consumer: str, keys: list[str]) -> None:
-    """After the broker acknowledged them: a lost mark only re-sends the same records on a redelivery."""
+    """outbox.process_once's rows, after the broker acknowledged them: a lost mark only re-sends them."""
     await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = ANY($2::text[])"
                        " AND NOT published", consumer, keys)

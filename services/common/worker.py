@@ -113,10 +113,15 @@ async def _serve(settings: Settings, service: Service, worker: Worker, health: H
                  stop: asyncio.Event, leased: bool = False) -> None:
     """Consumes and runs the background jobs until `stop` is set."""
     consumer = None
+    revocations = unit_of_work.Revocations()
     tasks = [asyncio.create_task(job()) for job in service.background]
     try:
-        if service.handle is not None or service.handle_batch is not None:
-            overrides = dict(session_timeout_ms=LEASED_SESSION_TIMEOUT_MS, heartbeat_interval_ms=2000) if leased else {}
+        overrides = dict(session_timeout_ms=LEASED_SESSION_TIMEOUT_MS, heartbeat_interval_ms=2000) if leased else {}
+        if service.handle_batch is not None:
+            consumer = bus.make_consumer(settings.kafka_bootstrap, settings.consumer_group, **overrides)
+            consumer.subscribe(service.topics, listener=revocations)
+            await consumer.start()
+        elif service.handle is not None:
             consumer = bus.make_consumer(settings.kafka_bootstrap, settings.consumer_group, *service.topics, **overrides)
             await consumer.start()
         health.started = True
@@ -125,7 +130,7 @@ async def _serve(settings: Settings, service: Service, worker: Worker, health: H
         if consumer is not None and service.handle_batch is not None:
             await unit_of_work.consume_batches(settings.service, consumer, worker.producer, service.decode,
                                                service.handle_batch, stop, pool=worker.pool,
-                                               one_at_a_time=env("RELAIS_BATCH", "on") == "off")
+                                               one_at_a_time=env("RELAIS_BATCH", "on") == "off", revocations=revocations)
         elif consumer is not None:
             await bus.consume(settings.service, consumer, worker.producer, service.handle, stop)
         else:

@@ -52,7 +52,7 @@ async def build(w: worker.Worker) -> worker.Service:
                        customer_contact.take_phone(message))
 
     async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
-        new = await unit.first_time([i.value.event.event_key for i in items])
+        new = await unit.first_time([i.value.event.event_key for i in items], [i.record for i in items])
         messages: dict[str, list[Item]] = {}  # by conversation, each in order
         for item in items:
             key = item.value.event.event_key

@@ -36,6 +36,6 @@ def test_pipeline_bench_prints_the_keys():
     assert result["pg_statements_per_turn"] > result["pg_commits_per_turn"] > 0
     assert result["kafka_records_per_turn"] > 3
     assert result["kafka_records_per_turn_by_topic"]["relais.turns.v1"] > 0.5
-    assert any("INSERT INTO turns" in query for _, query in result["pg_statements_top"])
+    assert any("INSERT INTO turns" in query for *_, query in result["pg_statements_top"])
     assert "bench" in result["cpu_ms_per_turn"] and "intake" in result["cpu_ms_per_turn"]
     assert result["cpu_ms_per_turn_total"] >= result["cpu_ms_per_turn_stack"]
