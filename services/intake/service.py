@@ -35,7 +35,6 @@ from relais.common.unit_of_work import Item, UnitOfWork
 class Inbound:
     """A contact event as read, before anything is stored: for a message, what is known without the database."""
     event: cloudevents.ContactEvent
-    guess: LanguageGuess | None = None  # detected on the text as written (in memory only)
     text: str = ""  # redacted: everything kept or sent
     phone: str = ""  # the number to call back never travels in a turn
 
@@ -48,8 +47,7 @@ async def build(w: worker.Worker) -> worker.Service:
         if event.survey is not None:
             return Inbound(event)
         message = event.message
-        return Inbound(event, guess_language(message.text, hint=message.customer.language), redact(message.text),
-                       customer_contact.take_phone(message))
+        return Inbound(event, redact(message.text), customer_contact.take_phone(message))
 
     async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
         new = await unit.first_time([i.value.event.event_key for i in items], [i.record for i in items])
@@ -67,18 +65,29 @@ async def build(w: worker.Worker) -> worker.Service:
             await store_turns(messages, unit)
 
     async def store_turns(messages: dict[str, list[Item]], unit: UnitOfWork) -> None:
-        """Every conversation's turn count in one statement, then every turn (with the trace of the conversations
-        that start here) in one more."""
-        firsts = [batch[0].value for batch in messages.values()]
+        """The known conversations' turn counts in one statement, the new ones in a second, then every turn (with
+        the trace of the conversations that start here) in one more."""
         rows = await unit.conn.fetch(
-            "INSERT INTO conversations (conversation_id, customer_id, channel, language, tier, turn_count)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])"
-            " ON CONFLICT (conversation_id) DO UPDATE"
-            " SET turn_count = conversations.turn_count + EXCLUDED.turn_count, updated_at = now()"
-            " RETURNING conversation_id, turn_count, traceparent, language",  # the language of its first turn
-            list(messages), [f.event.message.customer.id for f in firsts],
-            [cloudevents.CHANNEL_NAMES[f.event.message.channel] for f in firsts], [f.guess.language for f in firsts],
-            [f.event.message.customer.tier for f in firsts], [len(batch) for batch in messages.values()])
+            "UPDATE conversations SET turn_count = conversations.turn_count + t.turns, updated_at = now()"
+            " FROM unnest($1::text[], $2::int[]) AS t(conversation_id, turns)"
+            " WHERE conversations.conversation_id = t.conversation_id"
+            " RETURNING conversations.conversation_id, turn_count, traceparent, language",
+            list(messages), [len(batch) for batch in messages.values()])
+        starting = [c for c in messages.keys() - {r["conversation_id"] for r in rows}]
+        # A new conversation's language is its first message's (told or detected, once: later ones are read
+        # knowing it).
+        guesses = {c: first_guess(messages[c][0].value.event.message) for c in starting}
+        if starting:
+            firsts = [messages[c][0].value.event.message for c in starting]
+            rows += await unit.conn.fetch(
+                "INSERT INTO conversations (conversation_id, customer_id, channel, language, tier, turn_count)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])"
+                " ON CONFLICT (conversation_id) DO UPDATE"  # another process's, during a rebalance
+                " SET turn_count = conversations.turn_count + EXCLUDED.turn_count, updated_at = now()"
+                " RETURNING conversation_id, turn_count, traceparent, language",
+                starting, [m.customer.id for m in firsts], [cloudevents.CHANNEL_NAMES[m.channel] for m in firsts],
+                [guesses[c].language for c in starting], [m.customer.tier for m in firsts],
+                [len(messages[c]) for c in starting])
         received = Timestamp()
         received.GetCurrentTime()
         turns: list[pb.Turn] = []
@@ -90,7 +99,8 @@ async def build(w: worker.Worker) -> worker.Service:
             trace = row["traceparent"]
             for item in batch:
                 seq += 1
-                turn = await read_turn(item, unit, seq, row["language"], trace, received)
+                guess = guesses.get(conversation_id) if seq == 1 else None
+                turn = await read_turn(item, unit, seq, guess, row["language"], trace, received)
                 trace = trace or roots.setdefault(conversation_id, turn.traceparent)
                 turns.append(turn.turn)
         await unit.conn.execute(
@@ -103,15 +113,14 @@ async def build(w: worker.Worker) -> worker.Service:
             [t.language for t in turns], [t.text for t in turns],
             [t.sent_at.ToDatetime(tzinfo=timezone.utc) for t in turns], list(roots), list(roots.values()))
 
-    async def read_turn(item: Item, unit: UnitOfWork, seq: int, conversation_language: str, trace: str,
-                        received: Timestamp) -> "ReadTurn":
+    async def read_turn(item: Item, unit: UnitOfWork, seq: int, first: LanguageGuess | None, conversation_language: str,
+                        trace: str, received: Timestamp) -> "ReadTurn":
         inbound, event = item.value, item.value.event
         message = event.message
-        first_turn = seq == 1
         # Later turns are read knowing the conversation's language (set by its first turn).
-        language = (inbound.guess if first_turn else
-                    guess_language(message.text, message.customer.language, conversation_language)).language
-        unsure = first_turn and not inbound.guess.sure and bool(inbound.guess.ambiguous_with)
+        guess = first or guess_language(message.text, message.customer.language, conversation_language)
+        language = guess.language
+        unsure = first is not None and not first.sure and bool(first.ambiguous_with)
         parent = telemetry.context_from_traceparent(trace) or telemetry.context_from_traceparent(event.traceparent)
         # The first turn's span becomes the conversation's trace, stored with the turn.
         with telemetry.consume_span("intake turn", item.record, parent=parent, **{"relais.conversation_id": event.subject}):
@@ -146,6 +155,12 @@ async def build(w: worker.Worker) -> worker.Service:
 
     return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.CONTACT_EVENTS,),
                           background=(lambda: retention.run_periodically(w.pool),))
+
+
+def first_guess(message: pb.ContactMessage) -> LanguageGuess:
+    """The language of a conversation's first message: declared, else detected on the text as written (in memory
+    only)."""
+    return guess_language(message.text, hint=message.customer.language)
 
 
 @dataclass
