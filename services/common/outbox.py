@@ -12,7 +12,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 
 from relais.common.bus import Record, send_all
-from relais.common.unit_of_work import UnitOfWork, mark_published
+from relais.common.unit_of_work import UnitOfWork, mark_published, stored_headers
 
 Apply = Callable[[asyncpg.Connection], Awaitable[list[Record]]]
 
@@ -32,3 +32,16 @@ async def process_once(
         if unit.marks:
             await mark_published(conn, consumer, unit.marks)
     return first_time
+
+
+async def publish_pending(pool: asyncpg.Pool, producer: AIOKafkaProducer, consumer: str, event_key: str) -> None:
+    """Sends what `event_key` stored in the outbox and was not acknowledged yet, then marks it published (a
+    decision committed before a crash, or one whose rows were written by a statement of its own)."""
+    async with pool.acquire() as conn:
+        pending = await conn.fetch("SELECT topic, key, value, headers FROM outbox WHERE consumer = $1 AND event_key = $2"
+                                   " AND NOT published ORDER BY seq", consumer, event_key)
+        if pending:
+            await send_all(producer, [Record(r["topic"], r["key"], r["value"], stored_headers(r["headers"]))
+                                      for r in pending])
+            await mark_published(conn, consumer, [event_key])
+

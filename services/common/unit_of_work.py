@@ -81,7 +81,7 @@ class UnitOfWork:
                 " ORDER BY o.event_key, o.seq", self.consumer, list(seen), list(seen.values()))
             again: dict[str, list[Record]] = {}
             for r in rows:
-                again.setdefault(r["event_key"], []).append(Record(r["topic"], r["key"], r["value"], _headers(r["headers"])))
+                again.setdefault(r["event_key"], []).append(Record(r["topic"], r["key"], r["value"], stored_headers(r["headers"])))
             for key in seen:
                 self.outputs.extend(again.get(key, ()))
                 if self.marks is not None and key in again:
@@ -110,7 +110,7 @@ class UnitOfWork:
             " SELECT $1, *, $8 FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[], $6::bytea[], $7::text[])",
             self.consumer, [k for k, _, _ in self.stored], [s for _, s, _ in self.stored],
             [r.topic for _, _, r in self.stored], [r.key for _, _, r in self.stored],
-            [r.value for _, _, r in self.stored], [_headers_json(r.headers) for _, _, r in self.stored],
+            [r.value for _, _, r in self.stored], [headers_json(r.headers) for _, _, r in self.stored],
             self.marks is None)
 
 
@@ -122,11 +122,12 @@ def _check_sizes(records: Sequence[Record]) -> None:
             raise MessageSizeTooLargeError(f"a {size}-byte record for {r.topic}")
 
 
-def _headers_json(headers: list[tuple[str, bytes]]) -> str:
+def headers_json(headers: list[tuple[str, bytes]]) -> str:
+    """Kafka headers as the outbox keeps them (JSON text: [[name, value], ...])."""
     return json.dumps([[k, v.decode("utf-8", "replace")] for k, v in headers])
 
 
-def _headers(stored: str) -> list[tuple[str, bytes]]:
+def stored_headers(stored: str) -> list[tuple[str, bytes]]:
     return [(k, v.encode()) for k, v in json.loads(stored)]
 
 
