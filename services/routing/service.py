@@ -80,6 +80,8 @@ WHERE q.eff > me.eff OR (q.eff = me.eff AND (q.queued_at, q.task_id) < (me.queue
 # Who is signed in (each agent with its sign-in's token), as one value: it changes with every sign-in and sign-out.
 SIGNED_IN = ("SELECT coalesce(md5(string_agg(agent_id || ' ' || token_sha256, ',' ORDER BY agent_id)), '') FROM agents"
              " WHERE state <> 'offline'")
+# The languages someone signed in speaks (as ARRAY(...), read once per statement, not once per task).
+SPOKEN = "SELECT DISTINCT unnest(languages) FROM agents WHERE state <> 'offline'"
 # The agents signed in without a stream here ($1: those with one).
 UNCONNECTED = "SELECT agent_id FROM agents WHERE state <> 'offline' AND agent_id <> ALL($1::text[])"
 # What the ticker's step would act on, in one read: the same conditions as its own queries (tick), each as a yes or no.
@@ -90,7 +92,7 @@ SELECT ARRAY({UNCONNECTED}) AS unconnected, ({SIGNED_IN}) AS signed_in,
        EXISTS (SELECT FROM tasks WHERE status = 'queued' AND stage < $3 AND extract(epoch FROM now() - queued_at) >= ($2::float8[])[stage + 1]
                AND (due_at IS NULL OR due_at <= now())) AS overflow,
        EXISTS (SELECT FROM tasks WHERE status = 'queued' AND stage < $3 AND queued_at >= now() - interval '5 seconds'
-               AND language IN (SELECT unnest(languages) FROM agents WHERE state <> 'offline')) AS widen,
+               AND language = ANY (ARRAY({SPOKEN}))) AS widen,
        EXISTS (SELECT FROM tasks WHERE status = 'queued' AND due_at BETWEEN now() - make_interval(secs => $4) AND now()) AS callback
 """
 # The waiting customers due to hear again (not told for queue_update_seconds, $1): their kinds of needs.
@@ -764,8 +766,8 @@ class Routing(AgentDeskApi):
         # Only a task in a language someone signed in speaks can be widened (else no stage would do): the others, a long
         # queue nobody here speaks, are not read.
         rows = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' AND stage < $1"
-                                " AND ($2 OR queued_at >= now() - interval '5 seconds') AND language IN (SELECT unnest(languages)"
-                                " FROM agents WHERE state <> 'offline')", len(self.rules.overflow), every)
+                                f" AND ($2 OR queued_at >= now() - interval '5 seconds') AND language = ANY (ARRAY({SPOKEN}))",
+                                len(self.rules.overflow), every)
         if not rows:
             return False
         agents = await self._signed_in(conn)
