@@ -264,8 +264,7 @@ async def build(w: worker.Worker) -> worker.Service:
             fact = item.value
             by_table.setdefault(fact.table, []).append(fact.values)
             if fact.span_name:
-                with telemetry.consume_span(fact.span_name, item.record, **fact.span_attributes):
-                    pass
+                telemetry.consumed(fact.span_name, item.record, **fact.span_attributes)
         for table, rows in by_table.items():
             inserted = await unit.conn.fetch(INSERTS[table], *map(list, zip(*rows)))
             if table == "kpi_outcomes":

@@ -180,3 +180,9 @@ def consume_span(name: str, record, parent: context.Context | None = None, **att
         name, context=parent or upstream, kind=SpanKind.CONSUMER, attributes=attrs, links=links
     ) as span:
         yield span
+
+
+def consumed(name: str, record, **attributes) -> None:
+    """A CONSUMER span saying that `record` was read and kept, where the work is done for a whole batch at once."""
+    with consume_span(name, record, **attributes):
+        pass

@@ -4,7 +4,7 @@ API, and follows it to the end: accept or reject, re-offer after a timeout, over
 Waiting customers get their position and expected wait; they can leave or ask for a callback.
 
 Every change is one PostgreSQL transaction (tasks, agents, task_events) whose outgoing records go
-through the outbox, so a restart — even SIGKILL — loses no task and no reservation: the state is the
+through the outbox (relais.common.unit_of_work, every service's), so a restart — even SIGKILL — loses no task and no reservation: the state is the
 database, and a ticker expires offers, ends wrap-ups, applies overflow and re-dispatches. One active routing
 process at a time, holding the lease (relais.common.lease) on the connection its decisions are made on; a
 standby takes over when it dies. The active's lock serialises decisions and it holds the agents' live streams.
@@ -29,10 +29,11 @@ from google.protobuf import message as pb_message
 from opentelemetry.trace import Link, get_current_span
 
 from relais.classifier.catalogue import load_catalogue
-from relais.common import bus, cloudevents, telemetry, topics, transcript, worker
+from relais.common import bus, cloudevents, outbox, telemetry, topics, transcript, worker
 from relais.common.lease import Fenced, Lease
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
+from relais.common.unit_of_work import UnitOfWork, headers_json, mark_published
 from relais.routing import records, rules, transcript_view
 from relais.routing.desk_api import AgentDeskApi, Effects, requeued_notice
 
@@ -236,37 +237,25 @@ class Routing(AgentDeskApi):
 
         async with self.lock:
             conn = await self._decision_conn()
+            unit = UnitOfWork(consumer, conn, marks=[])  # relais.common's, as every service's
             try:
                 async with conn.transaction():
-                    first = consumer != "routing" or await conn.fetchval(
-                        "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING true",
-                        consumer, key)
+                    first = consumer != "routing" or bool(await unit.first_time([key]))
                     if first:
-                        outputs = await run(conn)
-                        await conn.executemany(
-                            "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers)"
-                            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                            [(consumer, key, i, r.topic, r.key, r.value, json.dumps([[k, v.decode()] for k, v in r.headers]))
-                             for i, r in enumerate(outputs)])
+                        unit.emit(key, await run(conn))
+                    await unit.store()
             except BaseException:
                 self.index = None  # it may hold what was rolled back
                 await self._drop_conn()
                 raise
-        # Committed: the agents hear first (the decision's latency), then the records go out and are marked sent.
+        # Committed: the agents hear first (the decision's latency), then the records go out and are marked sent
+        # (a redelivered event re-sends what was not acknowledged).
         await self._push_all(fx)
-        if not first or fx.records:  # a redelivered event re-sends what was not acknowledged
-            await self._publish_outbox(consumer, key)
+        if unit.outputs:
+            await bus.send_all(self.producer, unit.outputs)
+            async with self.pool.acquire() as marking:
+                await mark_published(marking, consumer, unit.marks)
         return fx
-
-    async def _publish_outbox(self, consumer: str, key: str) -> None:
-        async with self.pool.acquire() as conn:
-            pending = await conn.fetch("SELECT topic, key, value, headers FROM outbox WHERE consumer = $1 AND event_key = $2"
-                                       " AND NOT published ORDER BY seq", consumer, key)
-            if pending:
-                await bus.publish(self.producer, [bus.Record(r["topic"], r["key"], r["value"],
-                                                             [(k, v.encode()) for k, v in json.loads(r["headers"])])
-                                                  for r in pending])
-                await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = $2", consumer, key)
 
     async def _push_all(self, fx: Effects) -> None:
         for agent_id, event in fx.pushes:
@@ -337,7 +326,7 @@ class Routing(AgentDeskApi):
                         need.channel, json.dumps(need.required), list(need.preferred),
                         f"needs {_needs(need.required)} in {need.language}, priority {need.priority}",
                         agent_id, float(self.rules.offer_timeout_seconds), busy.topic, busy.key, busy.value,
-                        json.dumps([[k, v.decode()] for k, v in busy.headers]))
+                        headers_json(busy.headers))
             except BaseException:
                 self.index = None
                 await self._drop_conn()
@@ -355,7 +344,7 @@ class Routing(AgentDeskApi):
                 offer.expires_at.FromDatetime(row["expires"])
                 self._push(agent_id, desk.DeskEvent(offer=offer))
         if not row["first"] or row["previous"] == "available":
-            await self._publish_outbox("routing", key)
+            await outbox.publish_pending(self.pool, self.producer, "routing", key)
         if row["first"]:
             self._assist_follows(agent_id, task_id, context, "handoff", offer.assist)
         return True
@@ -813,7 +802,7 @@ class Routing(AgentDeskApi):
         stale = await self.pool.fetch("SELECT DISTINCT event_key FROM outbox WHERE consumer = $1 AND NOT published"
                                       " AND created_at < now() - interval '5 seconds'", records.DESK)
         for row in stale:
-            await self._publish_outbox(records.DESK, row["event_key"])
+            await outbox.publish_pending(self.pool, self.producer, records.DESK, row["event_key"])
 
     # --- shared by the decisions and the API ---
 
