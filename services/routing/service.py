@@ -779,15 +779,19 @@ class Routing(AgentDeskApi):
         advisors serve their queue, or when advisors came or all went (no wait could be given, or now one can).
         Decided in PostgreSQL (QUEUE_NEWS), given which kinds of needs nobody signed in serves: a long queue that has
         nothing new is neither read nor sorted here every tick."""
-        kinds = await self.pool.fetch(QUEUE_DUE_KINDS, self.rules.queue_update_seconds)
-        if not kinds:
-            return
-        signed_in = {language: await self._signed_in(self.pool, language) for language in {k["language"] for k in kinds}}
-        unserved = [k for k in kinds if rules.serving(rules.Task("", k["language"], k["channel"], json.loads(k["required"]), 0, 0.0,
-                                                                 stage=k["stage"]), signed_in[k["language"]], self.rules) == 0]
-        news = await self.pool.fetch(QUEUE_NEWS, self.rules.queue_update_seconds, self.rules.aging_seconds_per_point,
-                                     [k["language"] for k in unserved], [k["channel"] for k in unserved],
-                                     [k["required"] for k in unserved], [k["stage"] for k in unserved])
+        # One snapshot (and one now()) for both reads: a task that became due between them would be judged with
+        # needs nobody looked at, as if advisors served it, and sent a message with no news.
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            kinds = await conn.fetch(QUEUE_DUE_KINDS, self.rules.queue_update_seconds)
+            if not kinds:
+                return
+            signed_in = {language: await self._signed_in(conn, language) for language in {k["language"] for k in kinds}}
+            unserved = [k for k in kinds if rules.serving(rules.Task("", k["language"], k["channel"], json.loads(k["required"]),
+                                                                     0, 0.0, stage=k["stage"]),
+                                                          signed_in[k["language"]], self.rules) == 0]
+            news = await conn.fetch(QUEUE_NEWS, self.rules.queue_update_seconds, self.rules.aging_seconds_per_point,
+                                    [k["language"] for k in unserved], [k["channel"] for k in unserved],
+                                    [k["required"] for k in unserved], [k["stage"] for k in unserved])
         for row in news:
             reply_id = f"{row['task_id']}/queued/{row['updates_sent'] + 1}"
 
