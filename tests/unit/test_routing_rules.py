@@ -1,5 +1,6 @@
 """Routing rules, as plain functions: requirement, eligibility, scoring, aging, overflow, ETA, choices."""
 
+import random
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -371,21 +372,26 @@ def test_with_nobody_serving_the_queue_no_wait_is_promised_and_a_callback_is_off
     assert rules.text_languages("es", ("fr", "en")) == ("en", "fr") and rules.text_languages("fr", ("fr", "en")) == ("fr",)
 
 
+AGENT_SKILLS = ("general", "billing", "orders", "conflict_handling", "retention")
+
+
+def random_agents(rng, most: int, idle_seconds: int) -> list:
+    """Up to `most` agents with random languages, skill levels, capacity, load, idle time and state."""
+    return [rules.Agent(f"a{i}", frozenset(rng.sample(("fr", "en", "de"), rng.randint(1, 2))),
+                        {s: rng.randint(1, 3) for s in rng.sample(AGENT_SKILLS, rng.randint(1, 3))},
+                        {"chat": rng.randint(0, 3), "voice": rng.randint(0, 1)},
+                        {"chat": rng.randint(0, 3)}, float(rng.randint(0, idle_seconds)),
+                        rng.choice(("available", "busy", "break", "wrap_up")))
+            for i in range(rng.randint(0, most))]
+
+
 def test_best_agent_chooses_what_assign_chooses_for_a_task_alone():
     """The hand-off's fast path (service.py) decides with best_agent; the queue passes with assign: the same choice."""
-    import random
-
     rng = random.Random(7)
-    skills = ("general", "billing", "orders", "conflict_handling", "retention")
     for round_ in range(300):
-        agents = [rules.Agent(f"a{i}", frozenset(rng.sample(("fr", "en", "de"), rng.randint(1, 2))),
-                              {s: rng.randint(1, 3) for s in rng.sample(skills, rng.randint(1, 3))},
-                              {"chat": rng.randint(0, 3), "voice": rng.randint(0, 1)},
-                              {"chat": rng.randint(0, 3)}, float(rng.randint(0, 20)),
-                              rng.choice(("available", "busy", "break", "wrap_up")))
-                  for i in range(rng.randint(0, 30))]
+        agents = random_agents(rng, most=30, idle_seconds=20)
         new = task("t", language=rng.choice(("fr", "en")), channel=rng.choice(("chat", "voice")), stage=rng.randint(0, 2),
-                   preferred=rng.sample(skills, rng.randint(0, 1)), **{rng.choice(skills): rng.randint(1, 3)})
+                   preferred=rng.sample(AGENT_SKILLS, rng.randint(0, 1)), **{rng.choice(AGENT_SKILLS): rng.randint(1, 3)})
         chosen = rules.assign([new], agents, 100.0, RULES)
         best = rules.best_agent(new, agents, RULES)
         assert (best.agent_id if best else None) == (chosen[0][1] if chosen else None), round_
@@ -394,21 +400,13 @@ def test_best_agent_chooses_what_assign_chooses_for_a_task_alone():
 def test_the_ranked_choice_is_best_agents_choice():
     """The hand-off's fast path ranks the agents once per kind of need (rules.ranking) and then reads only the best
     groups (rules.best_ranked): the same agent as best_agent over the connected ones, whatever their state and load."""
-    import random
-
     rng = random.Random(11)
-    skills = ("general", "billing", "orders", "conflict_handling", "retention")
     for round_ in range(400):
-        agents = [rules.Agent(f"a{i}", frozenset(rng.sample(("fr", "en", "de"), rng.randint(1, 2))),
-                              {s: rng.randint(1, 3) for s in rng.sample(skills, rng.randint(1, 3))},
-                              {"chat": rng.randint(0, 3), "voice": rng.randint(0, 1)},
-                              {"chat": rng.randint(0, 3)}, float(rng.randint(0, 5)),
-                              rng.choice(("available", "busy", "break", "wrap_up")))
-                  for i in range(rng.randint(0, 40))]
+        agents = random_agents(rng, most=40, idle_seconds=5)
         connected = {a.agent_id for a in agents if rng.random() < 0.8}
         new = task("t", language=rng.choice(("fr", "en")), channel=rng.choice(("chat", "voice")), stage=rng.randint(0, 2),
-                   preferred=rng.sample(skills, rng.randint(0, 2)), declined=[a.agent_id for a in agents if rng.random() < 0.1],
-                   **{s: rng.randint(1, 3) for s in rng.sample(skills, rng.randint(1, 2))})
+                   preferred=rng.sample(AGENT_SKILLS, rng.randint(0, 2)), declined=[a.agent_id for a in agents if rng.random() < 0.1],
+                   **{s: rng.randint(1, 3) for s in rng.sample(AGENT_SKILLS, rng.randint(1, 2))})
         # ranked from profiles alone (everyone at rest), then asked with the agents as they are now
         groups = rules.ranking(new, [replace(a, state="available", load={}) for a in agents], RULES)
         expected = rules.best_agent(new, [a for a in agents if a.agent_id in connected], RULES)
