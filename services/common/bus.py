@@ -75,11 +75,6 @@ def make_consumer(bootstrap: str, group_id: str, *topic_names: str, **overrides)
 
 
 async def publish(producer: AIOKafkaProducer, records: list[Record]) -> None:
-    """Sends the records and returns once the broker acknowledged every one."""
-    await send_all(producer, records)
-
-
-async def send_all(producer: AIOKafkaProducer, records: list[Record]) -> None:
     """Sends the records in order, then waits for every acknowledgement."""
     futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
     for future in futures:
@@ -88,6 +83,11 @@ async def send_all(producer: AIOKafkaProducer, records: list[Record]) -> None:
 
 def record_size(key: bytes | None, value: bytes | None, headers) -> int:
     return len(key or b"") + len(value or b"") + sum(len(k) + len(v or b"") for k, v in headers or [])
+
+
+def fits(key: bytes | None, value: bytes | None, headers) -> bool:
+    """Whether the broker takes a record of this size (with room for the batch's own bytes)."""
+    return record_size(key, value, headers) <= MAX_MESSAGE_BYTES - 1024
 
 
 def dead_letter_record(service: str, record: ConsumerRecord, reason: str) -> Record:
@@ -101,7 +101,7 @@ def dead_letter_record(service: str, record: ConsumerRecord, reason: str) -> Rec
         ("dlq.original.offset", str(record.offset).encode()),
     ]
     log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
-    if record_size(record.key, record.value, headers) <= MAX_MESSAGE_BYTES - 1024:
+    if fits(record.key, record.value, headers):
         return Record(topics.DEAD_LETTER, record.key or b"", record.value or b"", headers)
     size = record_size(None, record.value, record.headers)
     headers = headers[-5:] + [("dlq.value.omitted", f"{size} bytes of value and headers: too large to copy".encode())]

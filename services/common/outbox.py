@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from relais.common.bus import Record, send_all
+from relais.common.bus import Record, publish
 from relais.common.unit_of_work import UnitOfWork, mark_published, stored_headers
 
 Apply = Callable[[asyncpg.Connection], Awaitable[list[Record]]]
@@ -28,7 +28,7 @@ async def process_once(
             if first_time:
                 unit.emit(event_key, await apply(conn))
             await unit.store()
-        await send_all(producer, unit.outputs)
+        await publish(producer, unit.outputs)
         if unit.marks:
             await mark_published(conn, consumer, unit.marks)
     return first_time
@@ -41,7 +41,7 @@ async def publish_pending(pool: asyncpg.Pool, producer: AIOKafkaProducer, consum
         pending = await conn.fetch("SELECT topic, key, value, headers FROM outbox WHERE consumer = $1 AND event_key = $2"
                                    " AND NOT published ORDER BY seq", consumer, event_key)
         if pending:
-            await send_all(producer, [Record(r["topic"], r["key"], r["value"], stored_headers(r["headers"]))
+            await publish(producer, [Record(r["topic"], r["key"], r["value"], stored_headers(r["headers"]))
                                       for r in pending])
             await mark_published(conn, consumer, [event_key])
 

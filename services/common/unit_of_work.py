@@ -117,9 +117,8 @@ class UnitOfWork:
 def _check_sizes(records: Sequence[Record]) -> None:
     """Refused now, so that the record that produced it is the one dead-lettered."""
     for r in records:
-        size = record_size(r.key, r.value, r.headers)
-        if size > MAX_MESSAGE_BYTES - 1024:
-            raise MessageSizeTooLargeError(f"a {size}-byte record for {r.topic}")
+        if not bus.fits(r.key, r.value, r.headers):
+            raise MessageSizeTooLargeError(f"a {record_size(r.key, r.value, r.headers)}-byte record for {r.topic}")
 
 
 def headers_json(headers: list[tuple[str, bytes]]) -> str:
@@ -212,9 +211,13 @@ class _Loop:
     async def settle(self) -> None:
         """Waits until no unit is in hand, its outputs acknowledged and its offsets committed."""
         async with self.busy:
-            await self._previous_sent()
-            if self.committing is not None:
-                await self.committing
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """The unit in flight sent and its offsets committed (if that can still be done when stopping)."""
+        await self._previous_sent()
+        if self.committing is not None:
+            await self.committing
 
     def _decode(self, records: list[ConsumerRecord], unit: UnitOfWork) -> list[Item]:
         items = []
@@ -298,7 +301,7 @@ class _Loop:
         """Sends the unit's outputs in order until the broker acknowledged them all (False: stopping first)."""
         while True:
             try:
-                await bus.send_all(self.producer, unit.outputs)
+                await bus.publish(self.producer, unit.outputs)
                 return True
             except bus.TRANSIENT as error:
                 log.warning("publishing a batch of %d records failed, retrying: %r", len(unit.outputs), error)
@@ -312,11 +315,9 @@ class _Loop:
             self.conn = await self._give_back(self.conn)
 
     async def finish(self) -> None:
-        """On stop: the unit in flight sent and its offsets committed if that can still be done."""
+        """On stop: what is in flight drained, the connection given back."""
         try:
-            await self._previous_sent()
-            if self.committing is not None:
-                await self.committing
+            await self._drain()
         finally:
             self.conn = await self._give_back(self.conn)
 
@@ -330,6 +331,7 @@ class _Loop:
 
 
 async def mark_published(conn: asyncpg.Connection, consumer: str, keys: list[str]) -> None:
-    """outbox.process_once's rows, after the broker acknowledged them: a lost mark only re-sends them."""
+    """Rows of events of our own (outbox.process_once, routing's decisions), once the broker acknowledged them: a
+    lost mark only re-sends them."""
     await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = ANY($2::text[])"
                        " AND NOT published", consumer, keys)

@@ -252,7 +252,7 @@ class Routing(AgentDeskApi):
         # (a redelivered event re-sends what was not acknowledged).
         await self._push_all(fx)
         if unit.outputs:
-            await bus.send_all(self.producer, unit.outputs)
+            await bus.publish(self.producer, unit.outputs)
             async with self.pool.acquire() as marking:
                 await mark_published(marking, consumer, unit.marks)
         return fx
