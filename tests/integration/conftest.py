@@ -132,6 +132,8 @@ class AgentSession:
         self.token = reply.token
         self.auth = [("authorization", f"Bearer {reply.token}")]
         self.stream = self.stub.Subscribe(desk.SubscribeRequest(), metadata=self.auth)
+        # As a front end does: offers go only to agents with a stream, so the session starts once routing has it.
+        await self.stream.initial_metadata()
         self._reader = asyncio.create_task(self._read())
         return self
 
