@@ -52,8 +52,13 @@ class ConversationState:
             bot_turns_by_intent=dict(Counter(a.intent for a in attempts)),
             clarifications=sum(a.clarification for a in attempts),
             pending_clarification=last.intent if last is not None and last.clarification else "",
-            failed_attempts=sum(not a.resolved and not a.clarification for a in attempts),
+            failed_attempts=failed_attempts(attempts),
         )
+
+
+def failed_attempts(attempts) -> int:
+    """The bot's answers that did not resolve the request (its clarifying questions are not failures)."""
+    return sum(not a.resolved and not a.clarification for a in attempts)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ import asyncio
 from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
 
-from relais.bot import answers, policy
+from relais.bot import answers, lookups, policy
 from relais.classifier.catalogue import load_catalogue
-from relais.common import bus, cloudevents, grpcserver, telemetry, topics, transcript, worker
+from relais.common import bus, cloudevents, telemetry, topics, transcript, worker
 from relais.common.config import grpc_addr, service_token
 from relais.common.pb import conversation_pb2 as pb
-from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
 from relais.common.runtime import serve
 from relais.common.unit_of_work import Item, UnitOfWork
 
@@ -26,8 +25,7 @@ async def build(w: worker.Worker) -> worker.Service:
     catalogue = load_catalogue()
     # TLS and token: README, "Access". Lookups are reads: a lookup service restarting is retried, not answered
     # "unavailable" to the customer at once.
-    channel = grpcserver.channel(grpc_addr("lookup"), service_token(), retry_unavailable=True)
-    lookup = EnterpriseLookupStub(channel)
+    lookup, close_lookups = lookups.connect(grpc_addr("lookup"), service_token())
 
     def decode(record: ConsumerRecord) -> pb.Turn:
         try:
@@ -67,7 +65,7 @@ async def build(w: worker.Worker) -> worker.Service:
             " SET context = EXCLUDED.context, failed_attempts = EXCLUDED.failed_attempts,"
             " handed_off = EXCLUDED.handed_off, updated_at = now()",
             list(contexts), [c.SerializeToString() for c in contexts.values()],
-            [policy.ConversationState.from_context(c).failed_attempts for c in contexts.values()],
+            [policy.failed_attempts(c.bot_attempts) for c in contexts.values()],
             [c.HasField("handed_off_at") for c in contexts.values()])
 
     async def conversation(items: list[Item], context: pb.ConversationContext, unit: UnitOfWork) -> None:
@@ -117,7 +115,7 @@ async def build(w: worker.Worker) -> worker.Service:
         ]
 
     return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.CLASSIFIED_TURNS,),
-                          close=channel.close)
+                          close=close_lookups)
 
 
 def _new_context(turn: pb.Turn) -> pb.ConversationContext:
