@@ -1,0 +1,128 @@
+"""The bot's lookup client: opening hours reused for a short time (never a failure), a customer's own data always
+asked, and a conversation not sampled called without the tracing interceptor but with its trace context and token."""
+
+import asyncio
+
+import grpc
+import pytest
+from opentelemetry import context, trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from relais.bot import answers
+from relais.bot.lookups import OPENING_HOURS_TTL_S, Lookups
+from relais.common.pb import conversation_pb2 as pb, lookup_pb2
+
+TRACE_ID, SPAN_ID = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
+
+
+class Stub:
+    """Records each call (method, request, metadata); answers from `replies`, raising an error in it."""
+
+    def __init__(self, replies):
+        self.replies, self.calls = dict(replies), []
+
+    def __getattr__(self, method):
+        async def call(request, timeout, metadata=None):
+            self.calls.append((method, request, metadata))
+            reply = self.replies[method]
+            if isinstance(reply, BaseException):
+                raise reply
+            return reply
+        return call
+
+
+HOURS = lookup_pb2.OpeningHoursReply(site="customer-service", days=[
+    lookup_pb2.DayHours(weekday=1, opens="08:00", closes="20:00"), lookup_pb2.DayHours(weekday=7)])
+REPLIES = {
+    "GetOpeningHours": HOURS,
+    "GetOrderStatus": lookup_pb2.OrderStatusReply(order_id="CMD-123456", status="shipped"),
+    "GetAccountBalance": lookup_pb2.AccountBalanceReply(account_masked="FR76 ****", balance_cents=1, currency="EUR",
+                                                        as_of="2026-11-26T08:00:00+00:00"),
+}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def unavailable() -> grpc.aio.AioRpcError:
+    return grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details="down")
+
+
+def in_trace(sampled: bool | None):
+    """The current context of a turn whose conversation is sampled or not (None: no trace at all)."""
+    if sampled is None:
+        return context.attach(context.Context())
+    span_context = SpanContext(TRACE_ID, SPAN_ID, is_remote=True, trace_flags=TraceFlags(1 if sampled else 0))
+    return context.attach(trace.set_span_in_context(NonRecordingSpan(span_context)))
+
+
+@pytest.fixture
+def not_sampled():
+    token = in_trace(False)
+    yield
+    context.detach(token)
+
+
+def test_opening_hours_are_asked_once_within_their_time_then_again(not_sampled):
+    plain, clock = Stub(REPLIES), Clock()
+    lookups = Lookups(Stub(REPLIES), plain, "secret", clock=clock)
+    turn = pb.Turn(turn_id="t1", language="fr")
+    first = asyncio.run(answers.opening_hours(turn, lookups))
+    clock.now += OPENING_HOURS_TTL_S - 0.5
+    second = asyncio.run(answers.opening_hours(turn, lookups))
+    assert len(plain.calls) == 1
+    assert second == first and first.resolved and "lundi 08:00–20:00" in first.text
+    clock.now += 1
+    asyncio.run(answers.opening_hours(turn, lookups))
+    assert len(plain.calls) == 2
+
+
+def test_a_failed_opening_hours_lookup_is_not_kept(not_sampled):
+    plain = Stub({**REPLIES, "GetOpeningHours": unavailable()})
+    lookups = Lookups(Stub(REPLIES), plain, "secret", clock=Clock())
+    turn = pb.Turn(turn_id="t1", language="en")
+    failed = asyncio.run(answers.opening_hours(turn, lookups))
+    assert not failed.resolved and failed.lookups[0].error == "UNAVAILABLE: down"
+    plain.replies["GetOpeningHours"] = HOURS
+    answered = asyncio.run(answers.opening_hours(turn, lookups))
+    assert answered.resolved and len(plain.calls) == 2
+
+
+def test_a_customers_order_and_balance_are_asked_every_time(not_sampled):
+    plain = Stub(REPLIES)
+    lookups = Lookups(Stub(REPLIES), plain, "secret", clock=Clock())
+    turn = pb.Turn(turn_id="t1", language="en", text="where is CMD-123456", customer=pb.Customer(id="c1"))
+    for _ in range(2):
+        assert asyncio.run(answers.order_status(turn, lookups)).resolved
+        assert asyncio.run(answers.account_balance(turn, lookups)).resolved
+    assert [c[0] for c in plain.calls] == ["GetOrderStatus", "GetAccountBalance"] * 2
+
+
+def test_an_unsampled_conversation_calls_without_the_interceptors_with_its_trace_and_token(not_sampled):
+    traced, plain = Stub(REPLIES), Stub(REPLIES)
+    asyncio.run(Lookups(traced, plain, "secret").GetAccountBalance(lookup_pb2.AccountBalanceRequest(), timeout=2))
+    assert not traced.calls
+    assert plain.calls[0][2] == (("authorization", "Bearer secret"),
+                                 ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"))
+
+
+@pytest.mark.parametrize("sampled", [True, None])
+def test_a_sampled_conversation_or_a_turn_without_trace_calls_through_the_traced_channel(sampled):
+    traced, plain = Stub(REPLIES), Stub(REPLIES)
+    token = in_trace(sampled)
+    try:
+        asyncio.run(Lookups(traced, plain, "secret").GetOrderStatus(lookup_pb2.OrderStatusRequest(), timeout=2))
+    finally:
+        context.detach(token)
+    assert not plain.calls and traced.calls[0][2] is None  # the channel's interceptors add the token and the trace
+
+
+def test_without_a_token_no_authorization_is_sent(not_sampled):
+    plain = Stub(REPLIES)
+    asyncio.run(Lookups(Stub(REPLIES), plain, None).GetOrderStatus(lookup_pb2.OrderStatusRequest(), timeout=2))
+    assert [k for k, _ in plain.calls[0][2]] == ["traceparent"]
