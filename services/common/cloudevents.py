@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from google.protobuf import message as pb_message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -280,6 +280,12 @@ def _survey_from_json(data: dict, event_time) -> pb.ContactSurvey:
     return survey
 
 
+# A Timestamp's range (protobuf's): 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_TIMESTAMP_SECONDS = (-62135596800, 253402300799)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_SECONDS_PER_DAY = 86400
+
+
 def _set_time(target: Timestamp, name: str, value) -> None:
     if value is None:
         target.FromDatetime(datetime.now(timezone.utc))
@@ -290,31 +296,33 @@ def _set_time(target: Timestamp, name: str, value) -> None:
     if not match:
         raise BadInput(f"{name} is not an RFC 3339 timestamp: {value[:64]!r} "
                        "(e.g. 2026-11-26T10:00:00Z or 2026-11-26T11:00:00.250+01:00)")
-    year, month, day, hour, minute, second, offset_hours, offset_minutes = (
-        int(match[group] or 0) for group in ("year", "month", "day", "hour", "minute", "second", "oh", "om"))
+    year, month, day, hour, minute, second, fraction, sign, offset_hours, offset_minutes = match.groups()
+    offset = int(offset_hours or 0) * 60 + int(offset_minutes or 0)  # minutes east of UTC
+    second = int(second)
     try:
-        if offset_minutes > 59:
-            raise ValueError("offset minutes")
-        offset = timedelta(hours=offset_hours, minutes=offset_minutes) * (-1 if match["sign"] == "-" else 1)
+        if int(offset_minutes or 0) > 59 or offset >= 24 * 60:  # what datetime.timezone refuses
+            raise ValueError("offset")
         # A leap second (:60) is read as the last second of its minute.
-        moment = datetime(year, month, day, hour, minute, 59 if second == 60 else second, tzinfo=timezone(offset))
+        local = datetime(int(year), int(month), int(day), int(hour), int(minute), 59 if second == 60 else second)
     except ValueError:
         raise BadInput(f"{name} is not a valid date and time: {value[:64]!r}") from None
-    try:
-        target.FromDatetime(moment)
-    except (OverflowError, ValueError):  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
-        raise BadInput(f"{name} is out of range: {value[:64]!r}") from None
-    target.nanos = int((match["fraction"] or "0")[:9].ljust(9, "0"))
+    since_epoch = local - _NAIVE_EPOCH
+    seconds = since_epoch.days * _SECONDS_PER_DAY + since_epoch.seconds - (-offset if sign == "-" else offset) * 60
+    if not _TIMESTAMP_SECONDS[0] <= seconds <= _TIMESTAMP_SECONDS[1]:  # "0001-01-01T00:00:00+01:00" is before year 1
+        raise BadInput(f"{name} is out of range: {value[:64]!r}")
+    target.seconds = seconds
+    target.nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
 
 
 def _check_string(name: str, value: str, limit: int | None = MAX_ATTRIBUTE_CHARS) -> None:
     """What PostgreSQL and protobuf would refuse later, refused here with a reason: NUL, lone surrogates, keys too long."""
     if "\x00" in value:
         raise BadInput(f"{name} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise BadInput(f"{name} is not valid Unicode (a lone surrogate)") from None
+    if not value.isascii():  # ASCII holds no surrogate: only the rest needs encoding to be checked
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadInput(f"{name} is not valid Unicode (a lone surrogate)") from None
     if limit is not None and len(value) > limit:
         raise BadInput(f"{name} is {len(value)} characters; the limit is {limit}")
 

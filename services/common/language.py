@@ -15,6 +15,7 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("fr", "en")
@@ -29,7 +30,10 @@ _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "’": "'", "‘": "'", "`":
 
 def fold(text: str) -> str:
     """Case-fold, strip accents and unify apostrophes ("Où ÊTES-vous’" -> "ou etes-vous'")."""
-    text = unicodedata.normalize("NFKD", text.casefold().translate(_LIGATURES))
+    text = text.casefold().translate(_LIGATURES)
+    if text.isascii():  # nothing to decompose
+        return text
+    text = unicodedata.normalize("NFKD", text)
     return "".join(c for c in text if not unicodedata.combining(c))
 
 
@@ -61,6 +65,7 @@ def supported_language(code: str | None) -> str | None:
 
 _detector_lock = threading.Lock()
 _detector: Any = None
+_CODES: dict[Any, str] = {}  # lingua's Language -> its code in DETECTED_LANGUAGES
 
 
 def _language_detector() -> Any:
@@ -72,7 +77,10 @@ def _language_detector() -> Any:
             if _detector is None:
                 from lingua import IsoCode639_1, LanguageDetectorBuilder
 
+                from lingua import Language
+
                 codes = [getattr(IsoCode639_1, code.upper()) for code in DETECTED_LANGUAGES]
+                _CODES.update({Language.from_iso_code_639_1(iso): code for iso, code in zip(codes, DETECTED_LANGUAGES)})
                 _detector = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_preloaded_language_models().build()
     return _detector
 
@@ -156,6 +164,10 @@ SURE_MARGIN_ONE_WORD = 0.6  # one word is little to go on ("pedido" is Spanish a
 NEUTRAL_WORDS = frozenset({"ok", "okay", "okey", "oki", "oke", "lol", "hmm", "mmh", "cmd", "ord", "sms", "email",
                            "mail", "internet", "wifi", "app", "web", "pdf"})
 _NOT_WORDS = re.compile(r"\S*\d\S*")
+# word -> the languages whose FUNCTION_WORDS have it (counting a message's words in one pass)
+_FUNCTION_WORD_LANGUAGES = {word: tuple(lang for lang in FUNCTION_WORDS if word in FUNCTION_WORDS[lang])
+                            for word in frozenset().union(*FUNCTION_WORDS.values())}
+_WORD = re.compile("[a-z]+")
 
 
 def warm_up() -> None:
@@ -172,22 +184,69 @@ def guess_language(text: str, hint: str | None = None, previous: str | None = No
     in favour of staying in it ("pizza" or "ciao" in a French conversation stays French) and is the
     guess, not sure, when the text cannot tell.
     """
-    declared = declared_language(hint)
-    if declared:
-        return LanguageGuess(declared)
-    previous = declared_language(previous)
-    guess = _detect(text, previous)
-    if previous and not guess.sure:
-        return LanguageGuess(previous, sure=False)
-    return guess
+    return guess_languages([(text, hint, previous)])[0]
 
 
-def _detect(text: str, previous: str | None) -> LanguageGuess:
+def guess_languages(messages: Sequence[tuple[str, str | None, str | None]]) -> list[LanguageGuess]:
+    """guess_language(text, hint, previous) of each message, the detector asked once per distinct text it must
+    read (a batch of messages: the same guesses, for less)."""
+    return _guess_all(messages, language_only=False)
+
+
+def turn_languages(messages: Sequence[tuple[str, str | None, str]]) -> list[str]:
+    """guess_language(text, hint, previous).language of each later message of a conversation (`previous` its
+    language): the detector is not asked when whatever it says, the language stays the conversation's."""
+    return _guess_all(messages, language_only=True)
+
+
+def detect_language(text: str, hint: str | None = None) -> str:
+    """The declared language when given, else the detected one (see guess_language)."""
+    return guess_language(text, hint).language
+
+
+@dataclass
+class _Reading:
+    """What the rules know of a message before the detector's confidences (0..1 per language) are added."""
+    letters: str  # the text without its numbers: what the detector reads
+    previous: str | None
+    candidates: tuple[str, ...]
+    function_words: dict[str, float]  # their weight per language
+    spanish_marks: bool  # "¿" or "¡"
+    base: dict[str, float]  # all the rules add to the detector's confidence: the above, the conversation's language
+    margin: float
+
+
+def _guess_all(messages, language_only: bool) -> list:
+    guesses: list = [None] * len(messages)
+    unread: dict[str, list[tuple[int, _Reading]]] = {}  # letters -> the messages the detector must read
+    for index, (text, hint, previous) in enumerate(messages):
+        declared = declared_language(hint)
+        if declared:
+            guesses[index] = LanguageGuess(declared)
+            continue
+        reading = _read(text, declared_language(previous))
+        if isinstance(reading, _Reading):
+            settled = _settled(reading, language_only)
+            if settled is None:
+                unread.setdefault(reading.letters, []).append((index, reading))
+                continue
+            reading = settled
+        guesses[index] = reading
+    for letters, confidences in zip(unread, _confidences(list(unread))):
+        for index, reading in unread[letters]:
+            guesses[index] = _decide(reading, confidences)
+    if language_only:
+        return [guess if isinstance(guess, str) else guess.language for guess in guesses]
+    return guesses
+
+
+def _read(text: str, previous: str | None) -> "LanguageGuess | _Reading":
+    """The guess when the rules settle it without the detector, else what they add to the detector's confidences."""
     # Order numbers, amounts and codes are no language: left in, they blur a short message's n-grams.
     letters = _NOT_WORDS.sub(" ", text)
-    words = [w for w in re.findall(r"[a-z]+", fold(letters)) if w not in NEUTRAL_WORDS]
+    words = [w for w in _WORD.findall(fold(letters)) if w not in NEUTRAL_WORDS]
     if not words:
-        return LanguageGuess(DEFAULT_LANGUAGE, sure=False)
+        return _finish(LanguageGuess(DEFAULT_LANGUAGE, sure=False), previous)
     candidates = DETECTED_LANGUAGES
     if len(words) <= SHORT_MESSAGE_WORDS:
         votes = {lang: sum(w in markers for w in words) for lang, markers in LANGUAGE_MARKERS.items()}
@@ -199,28 +258,101 @@ def _detect(text: str, previous: str | None) -> LanguageGuess:
             return LanguageGuess(winners[0])
         if best and not previous:
             candidates = winners
-    score = {value.language.iso_code_639_1.name.lower(): value.value
-             for value in _language_detector().compute_language_confidence_values(letters)}
-    for lang, common in FUNCTION_WORDS.items():
-        score[lang] = score.get(lang, 0.0) + FUNCTION_WORD_WEIGHT * sum(w in common for w in words)
-    if "¿" in text or "¡" in text:  # only Spanish opens a question or an exclamation
+    counts = dict.fromkeys(FUNCTION_WORDS, 0)
+    for word in words:
+        for lang in _FUNCTION_WORD_LANGUAGES.get(word, ()):
+            counts[lang] += 1
+    function_words = {lang: FUNCTION_WORD_WEIGHT * n for lang, n in counts.items()}
+    spanish_marks = "¿" in text or "¡" in text  # only Spanish opens a question or an exclamation
+    base = dict(function_words)
+    if spanish_marks:
+        base["es"] += FUNCTION_WORD_WEIGHT
+    if previous in base:
+        base[previous] += CONTINUITY_BONUS
+    return _Reading(letters, previous, candidates, function_words, spanish_marks, base,
+                    SURE_MARGIN if len(words) > 1 else SURE_MARGIN_ONE_WORD)
+
+
+def _confidences(texts: list[str]) -> list[dict[str, float]]:
+    detector = _language_detector()
+    return [{_CODES[value.language]: value.value for value in detector.compute_language_confidence_values(text)}
+            for text in texts]
+
+
+def _decide(reading: _Reading, confidences: dict[str, float]) -> LanguageGuess:
+    # Summed in this order, as always: a score on the edge of a margin is decided as it always was.
+    score = dict(confidences)
+    for lang, weight in reading.function_words.items():
+        score[lang] = score.get(lang, 0.0) + weight
+    if reading.spanish_marks:
         score["es"] += FUNCTION_WORD_WEIGHT
-    if previous in score:
-        score[previous] += CONTINUITY_BONUS
+    if reading.previous in score:
+        score[reading.previous] += CONTINUITY_BONUS
+    candidates, margin = reading.candidates, reading.margin
     served = max((lang for lang in candidates if lang in SUPPORTED_LANGUAGES), key=score.__getitem__, default="")
     unserved = max((lang for lang in candidates if lang not in SUPPORTED_LANGUAGES), key=score.__getitem__, default="")
     if candidates != DETECTED_LANGUAGES:  # chat words of several languages ("no", "ja", "si"): too little to tell
-        return LanguageGuess(served or DEFAULT_LANGUAGE, sure=False, ambiguous_with=unserved)
-    margin = SURE_MARGIN if len(words) > 1 else SURE_MARGIN_ONE_WORD
-    if score[served] - score[unserved] >= margin:
-        return LanguageGuess(served)
-    runner_up = max((score[lang] for lang in DETECTED_LANGUAGES if lang not in (*SUPPORTED_LANGUAGES, unserved)))
-    if score[unserved] - score[served] >= margin and score[unserved] - runner_up >= margin:
-        return LanguageGuess(unserved)
-    # Too close to call, even between two unserved languages ("pedido": Spanish or Portuguese?).
-    return LanguageGuess(served, sure=False, ambiguous_with=unserved)
+        guess = LanguageGuess(served or DEFAULT_LANGUAGE, sure=False, ambiguous_with=unserved)
+    elif score[served] - score[unserved] >= margin:
+        guess = LanguageGuess(served)
+    else:
+        runner_up = max(score[lang] for lang in _UNSERVED if lang != unserved)
+        if score[unserved] - score[served] >= margin and score[unserved] - runner_up >= margin:
+            guess = LanguageGuess(unserved)
+        else:  # too close to call, even between two unserved languages ("pedido": Spanish or Portuguese?)
+            guess = LanguageGuess(served, sure=False, ambiguous_with=unserved)
+    return _finish(guess, reading.previous)
 
 
-def detect_language(text: str, hint: str | None = None) -> str:
-    """The declared language when given, else the detected one (see guess_language)."""
-    return guess_language(text, hint).language
+def _finish(guess: LanguageGuess, previous: str | None) -> LanguageGuess:
+    """Unsure in a conversation whose language is known: the conversation's."""
+    return LanguageGuess(previous, sure=False) if previous and not guess.sure else guess
+
+
+# The detector's confidences lie in 0..1, whatever the text. A guess the rules' scores settle for every
+# confidence in that range is the detector's guess too: then it is not asked (see _settled).
+_SLACK = 1e-6  # rounding in the detector's confidences and in the sums of weights
+_UNSERVED = tuple(lang for lang in DETECTED_LANGUAGES if lang not in SUPPORTED_LANGUAGES)
+
+
+def _settled(reading: _Reading, language_only: bool):
+    """The guess `_decide` would make whatever the detector's confidences, else None. With `language_only`, the
+    language alone (str) when the conversation's language stays, sure or not."""
+    base, margin = reading.base, reading.margin
+    if reading.candidates == DETECTED_LANGUAGES:
+        # Ahead of every other language by more than any confidence can close, plus the margin: sure.
+        top = max(base, key=base.__getitem__)
+        if all(base[top] - base[lang] >= 1 + margin + _SLACK for lang in base if lang != top):
+            return LanguageGuess(top)
+        if language_only and reading.previous and not any(_may_win(lang, reading) for lang in base
+                                                          if lang != reading.previous):
+            return reading.previous
+        return None
+    # Chat words of several languages: the guess is unsure, between the likeliest served and unserved candidates.
+    served = _fixed_leader([lang for lang in reading.candidates if lang in SUPPORTED_LANGUAGES], base)
+    unserved = _fixed_leader([lang for lang in reading.candidates if lang not in SUPPORTED_LANGUAGES], base)
+    if served is None or unserved is None:
+        return None
+    return _finish(LanguageGuess(served or DEFAULT_LANGUAGE, sure=False, ambiguous_with=unserved), reading.previous)
+
+
+def _fixed_leader(langs: list[str], base: dict[str, float]) -> str | None:
+    """max(langs, key=score) for every confidence ("" when `langs` is empty), else None."""
+    if len(langs) <= 1:
+        return langs[0] if langs else ""
+    top = max(langs, key=base.__getitem__)
+    return top if all(base[top] - base[lang] > 1 + _SLACK for lang in langs if lang != top) else None
+
+
+def _may_win(lang: str, reading: _Reading) -> bool:
+    """Whether some confidences make `lang` the sure guess: at best it gains 1 and its rivals nothing. A served
+    language must lead the served ones and the unserved by the margin; an unserved one every other language."""
+    base, margin = reading.base, reading.margin
+    best = base[lang] + 1
+    if lang in SUPPORTED_LANGUAGES:
+        if any(base[other] > best + _SLACK for other in SUPPORTED_LANGUAGES if other != lang):
+            return False
+        rivals = _UNSERVED
+    else:
+        rivals = [other for other in DETECTED_LANGUAGES if other != lang]
+    return all(best - base[other] >= margin - _SLACK for other in rivals)

@@ -1,0 +1,138 @@
+"""Intake's CPU per message outside the database and the broker, printed as JSON; nothing asserted.
+
+    python bench/intake_cost.py                        # this tree
+    python bench/intake_cost.py --before /tmp/base     # and a checkout of an older commit, side by side
+
+Messages as `relais bench pipeline` sends them (services/benchmarks/pipeline.py: Traffic, one to three turns per
+conversation, half of the conversations declaring their language), read as intake reads them:
+
+- decode: parse_contact_event + redact + take_phone, per record (intake's `decode`);
+- language: each conversation's first message guessed alone (language, sure, ambiguous_with), its later ones knowing
+  the conversation's language (the language alone, as intake keeps it), a poll's worth of messages at a time (the
+  batch calls when the tree has them, else one call per message).
+
+CPU is time.process_time (every thread of the process), µs per message, best of --rounds.
+"""
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import types
+import uuid
+from pathlib import Path
+
+
+def _use_tree(root: Path) -> None:
+    """Imports relais from `root`/services instead of the installed (editable) tree."""
+    package = types.ModuleType("relais")
+    package.__path__ = [str(root / "services")]
+    sys.modules["relais"] = package
+
+
+def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
+    from relais.benchmarks.pipeline import SOURCE, Traffic
+    from relais.classifier.catalogue import load_catalogue
+    from relais.common import cloudevents, customer_contact, language
+    from relais.common.redact import redact
+
+    catalogue = load_catalogue()
+    traffic = Traffic(catalogue.training_examples(), {i.id for i in catalogue if i.bot_allowed}, "cost", seed)
+    drawn = [traffic.new() for _ in range(conversations)]
+    # (conversation index, turn index, value) in the order a poll would bring them: first turns, then later ones
+    records = []
+    for turn in range(3):
+        for n, conversation in enumerate(drawn):
+            if turn < len(conversation.texts):
+                value, headers = cloudevents.contact_message(
+                    conversation.conversation_id, conversation.customer_id, conversation.texts[turn],
+                    language=conversation.hint, tier=conversation.tier, event_id=str(uuid.uuid4()), source=SOURCE)
+                records.append((n, turn, value, headers))
+    language.warm_up()
+    batch_api = hasattr(language, "turn_languages")
+
+    def decode_all():
+        out = []
+        for n, turn, value, headers in records:
+            event = cloudevents.parse_contact_event(value, headers, 4000)
+            message = event.message
+            out.append((n, turn, message, redact(message.text), customer_contact.take_phone(message)))
+        return out
+
+    def guess_all(decoded):
+        """What intake keeps: (language, sure, ambiguous_with) of a first message, the language of a later one."""
+        conversation_language: dict[int, str] = {}
+        guesses = []
+        for start in range(0, len(decoded), batch):
+            poll = decoded[start:start + batch]
+            firsts = [(n, (m.text, m.customer.language, None)) for n, turn, m, _, _ in poll if turn == 0]
+            later = [(m.text, m.customer.language, conversation_language[n]) for n, turn, m, _, _ in poll if turn]
+            if batch_api:
+                first_guesses = language.guess_languages([ask for _, ask in firsts])
+                later_languages = language.turn_languages(later)
+            else:
+                first_guesses = [language.guess_language(*ask) for _, ask in firsts]
+                later_languages = [language.guess_language(*ask).language for ask in later]
+            for (n, _), guess in zip(firsts, first_guesses):
+                conversation_language[n] = guess.language
+            guesses += [(g.language, g.sure, g.ambiguous_with) for g in first_guesses] + later_languages
+        return guesses
+
+    decoded = decode_all()
+    guess_all(decoded)  # warm-up
+    decode_us, language_us = [], []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        decoded = decode_all()
+        t1 = time.process_time()
+        guesses = guess_all(decoded)
+        t2 = time.process_time()
+        decode_us.append((t1 - t0) / len(records) * 1e6)
+        language_us.append((t2 - t1) / len(records) * 1e6)
+    summary = {}
+    for g in guesses:
+        key = g if isinstance(g, str) else f"{g[0]}{'' if g[1] else '?'}"
+        summary[key] = summary.get(key, 0) + 1
+    return {"messages": len(records), "decode_us": round(min(decode_us), 1), "language_us": round(min(language_us), 1),
+            "total_us": round(min(decode_us) + min(language_us), 1), "batch_api": batch_api is not None,
+            "guesses": dict(sorted(summary.items())),
+            # the same inputs must give the same outputs before and after
+            "language_checksum": _digest(guesses),
+            "text_checksum": _digest([(d[3], d[4]) for d in decoded])}
+
+
+def _digest(values: list) -> str:
+    return hashlib.sha256(repr(values).encode()).hexdigest()[:16]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--conversations", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=200, help="messages per poll for the language guess")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--root", type=Path, help="measure the relais tree at this checkout (used by --before)")
+    parser.add_argument("--before", type=Path, help="a checkout of the commit to compare with, measured in a child")
+    args = parser.parse_args()
+    common = ["--conversations", str(args.conversations), "--rounds", str(args.rounds), "--batch", str(args.batch),
+              "--seed", str(args.seed)]
+    if args.root:
+        _use_tree(args.root)
+        print(json.dumps(measure(args.conversations, args.rounds, args.batch, args.seed)))
+        return
+    result = {}
+    if args.before:
+        child = subprocess.run([sys.executable, __file__, "--root", str(args.before), *common],
+                               check=True, capture_output=True, text=True)
+        result["before"] = json.loads(child.stdout)
+    result["after"] = measure(args.conversations, args.rounds, args.batch, args.seed)
+    if args.before:
+        result["same_results"] = all(result["before"][k] == result["after"][k]
+                                     for k in ("language_checksum", "text_checksum", "guesses"))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
