@@ -8,7 +8,6 @@ dead-letter topic with its reason; broker or database outages are retried, never
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -110,63 +109,6 @@ def dead_letter_record(service: str, record: ConsumerRecord, reason: str) -> Rec
 
 async def dead_letter(producer: AIOKafkaProducer, service: str, record: ConsumerRecord, reason: str) -> None:
     await publish(producer, [dead_letter_record(service, record, reason)])
-
-
-Handler = Callable[[ConsumerRecord], Awaitable[None]]
-
-
-async def consume(
-    service: str,
-    consumer: AIOKafkaConsumer,
-    producer: AIOKafkaProducer,
-    handle: Handler,
-    stop: asyncio.Event,
-    retry_seconds: float = 0.5,
-) -> None:
-    """Processes records one at a time, in order per partition, until `stop` is set; commits after processing.
-    (A service whose effects are set-based runs relais.common.unit_of_work.consume_batches instead.)"""
-    while not stop.is_set():
-        batches = await consumer.getmany(timeout_ms=200, max_records=500)
-        for tp, records in batches.items():
-            done = await _process_partition(service, producer, handle, stop, records, retry_seconds)
-            if done is not None:
-                await _commit(consumer, tp, done.offset + 1, stop)
-            if stop.is_set():
-                return  # what was not committed is delivered again after restart
-
-
-async def _process_partition(service, producer, handle, stop, records, retry_seconds):
-    """Returns the last record fully handled."""
-    last = None
-    for record in records:
-        if stop.is_set():
-            return last
-        while True:
-            try:
-                await handle(record)
-                break
-            except BadInput as bad:
-                await dead_letter(producer, service, record, str(bad))
-                break
-            except TOO_LARGE as error:
-                await dead_letter(producer, service, record, f"an output record is over the broker's limit of"
-                                  f" {MAX_MESSAGE_BYTES} bytes: {type(error).__name__}: {error}")
-                break
-            except TRANSIENT as error:
-                log.warning("transient failure on %s@%d, retrying: %r", record.topic, record.offset, error)
-                if stop.is_set():
-                    return last
-                await asyncio.sleep(retry_seconds)
-            except Exception as error:  # a defect on this record must not stall its partition
-                log.exception("unprocessable record %s@%d", record.topic, record.offset)
-                await dead_letter(producer, service, record, f"unprocessable: {type(error).__name__}: {error}")
-                break
-        last = record
-    return last
-
-
-async def _commit(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, stop: asyncio.Event) -> None:
-    await commit_offsets(consumer, {tp: offset}, stop)
 
 
 async def commit_offsets(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int], stop: asyncio.Event) -> None:

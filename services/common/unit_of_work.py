@@ -55,6 +55,7 @@ class UnitOfWork:
     conn: asyncpg.Connection | None = None  # in a transaction; None for a service without a database
     outputs: list[Record] = field(default_factory=list)  # in order, sent after the commit
     stored: list[tuple[str, int, Record]] = field(default_factory=list)  # (event key, seq, record) for the outbox
+    emitted: dict[str, int] = field(default_factory=dict)  # event key -> how many outputs it has so far
     # Events read from a topic: what was sent is known from the offsets (see first_time), the outbox rows need no
     # mark. An event of our own (outbox.process_once) has its rows marked published once the broker took them.
     marks: list[str] | None = None  # event keys to mark published once sent; None for events read from a topic
@@ -89,9 +90,12 @@ class UnitOfWork:
         return new
 
     def emit(self, key: str, records: Sequence[Record]) -> None:
-        """Outputs of event `key`: kept in the outbox with this unit's transaction, sent after it committed."""
+        """Outputs of event `key` (after those it already emitted): kept in the outbox with this unit's transaction,
+        sent after it committed."""
         _check_sizes(records)
-        self.stored.extend((key, seq, r) for seq, r in enumerate(records))
+        first = self.emitted.get(key, 0)
+        self.stored.extend((key, first + n, r) for n, r in enumerate(records))
+        self.emitted[key] = first + len(records)
         self.outputs.extend(records)
         if records and self.marks is not None:
             self.marks.append(key)

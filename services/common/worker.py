@@ -39,11 +39,13 @@ class Worker:
 
 @dataclass
 class Service:
-    handle: bus.Handler | None = None  # one record at a time (routing); None with handle_batch or gRPC-only
     # A poll's records as one unit of work (relais.common.unit_of_work): each decoded by `decode` (bus.BadInput:
     # dead-lettered alone), then handled together by `handle_batch`.
     decode: unit_of_work.Decode | None = None
     handle_batch: unit_of_work.BatchHandler | None = None
+    # True: handle_batch opens the unit's transaction itself and stores its outbox rows (routing: on the connection
+    # holding its lease, under its decision lock); the loop only sends the outputs and commits the offsets.
+    own_transaction: bool = False
     topics: tuple[str, ...] = ()
     grpc_services: tuple[str, ...] = ()
     register: Register | None = None
@@ -121,18 +123,13 @@ async def _serve(settings: Settings, service: Service, worker: Worker, health: H
             consumer = bus.make_consumer(settings.kafka_bootstrap, settings.consumer_group, **overrides)
             consumer.subscribe(service.topics, listener=revocations)
             await consumer.start()
-        elif service.handle is not None:
-            consumer = bus.make_consumer(settings.kafka_bootstrap, settings.consumer_group, *service.topics, **overrides)
-            await consumer.start()
         health.started = True
         await health.update()
         log.info("%s serving on %s (port %d)", settings.service, settings.grpc_addr, server.port)
-        if consumer is not None and service.handle_batch is not None:
+        if consumer is not None:
             await unit_of_work.consume_batches(settings.service, consumer, worker.producer, service.decode,
-                                               service.handle_batch, stop, pool=worker.pool,
+                                               service.handle_batch, stop, pool=None if service.own_transaction else worker.pool,
                                                one_at_a_time=env("RELAIS_BATCH", "on") == "off", revocations=revocations)
-        elif consumer is not None:
-            await bus.consume(settings.service, consumer, worker.producer, service.handle, stop)
         else:
             await stop.wait()
     finally:

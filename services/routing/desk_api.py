@@ -53,6 +53,22 @@ class Effects:
     offers: list[str] = field(default_factory=list)
     pushes: list[tuple[str, desk.DeskEvent]] = field(default_factory=list)
     assists: list[tuple[str, str, pb.ConversationContext, str]] = field(default_factory=list)
+    waiting: list["QueueNotice"] = field(default_factory=list)  # customers queued now, to be told their place
+    # What this transaction read and none of its steps changes (who is signed in, recent handling times): read once.
+    reads: dict = field(default_factory=dict)
+
+    def clear(self) -> None:
+        for part in (self.records, self.offers, self.pushes, self.assists, self.waiting):
+            part.clear()
+        self.reads.clear()
+
+
+@dataclass
+class QueueNotice:
+    """A customer to tell their place in the queue: the task, the reply's id, the conversation."""
+    task_id: str
+    reply_id: str
+    context: pb.ConversationContext
 
 
 class AgentDeskApi(desk_grpc.AgentDeskServicer):
@@ -235,6 +251,7 @@ class AgentDeskApi(desk_grpc.AgentDeskServicer):
         note = redact(request.note)  # stored and shown to the next advisor: redacted like customer text
 
         async def apply(conn, fx):
+            self.places = None  # it waits again
             done = await conn.execute(
                 "UPDATE tasks SET status = 'queued', agent_id = NULL, required = $3::jsonb, preferred = '{}', stage = 0,"
                 " queued_at = now(), note = $4, declined_by = ARRAY[$2] WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2",

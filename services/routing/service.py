@@ -33,9 +33,10 @@ from relais.common import bus, cloudevents, outbox, telemetry, topics, transcrip
 from relais.common.lease import Fenced, Lease
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
-from relais.common.unit_of_work import UnitOfWork, headers_json, mark_published
+from relais.common.unit_of_work import Item, UnitOfWork, headers_json, mark_published
 from relais.routing import records, rules, transcript_view
-from relais.routing.desk_api import AgentDeskApi, Effects, requeued_notice
+from relais.routing.places import Places
+from relais.routing.desk_api import AgentDeskApi, Effects, QueueNotice, requeued_notice
 
 log = logging.getLogger(__name__)
 # What waiting customers read: in their language, or English then French for a language without texts here.
@@ -71,13 +72,6 @@ AGENT_COLUMNS = ("agent_id, token_sha256, languages, skill_levels::text AS level
                  " extract(epoch FROM idle_since) AS idle, state")
 TASK_COLUMNS = ("task_id, language, channel, required::text AS required, priority, extract(epoch FROM queued_at) AS queued,"
                 " preferred, stage, declined_by, extract(epoch FROM due_at) AS due")
-# A queued task's 1-based place in its language's queue, as rules.queue_position orders it.
-POSITION = """
-WITH q AS (SELECT task_id, queued_at,
-                  priority + floor(greatest(0, extract(epoch FROM now() - queued_at)) / $3)::int AS eff
-           FROM tasks WHERE status = 'queued' AND language = $2 AND (due_at IS NULL OR due_at <= now()))
-SELECT 1 + count(*) FROM q, (SELECT eff, queued_at, task_id FROM q WHERE task_id = $1) me
-WHERE q.eff > me.eff OR (q.eff = me.eff AND (q.queued_at, q.task_id) < (me.queued_at, me.task_id))"""
 # Who is signed in (each agent with its sign-in's token), as one value: it changes with every sign-in and sign-out.
 SIGNED_IN = ("SELECT coalesce(md5(string_agg(agent_id || ' ' || token_sha256, ',' ORDER BY agent_id)), '') FROM agents"
              " WHERE state <> 'offline'")
@@ -101,10 +95,10 @@ QUEUE_DUE = ("status = 'queued' AND kind = 'handoff' AND coalesce(last_update_at
 QUEUE_DUE_KINDS = f"SELECT DISTINCT language, channel, required::text AS required, stage FROM tasks WHERE {QUEUE_DUE}"
 # Of those, the ones with news: nobody serves their needs now and they were not told so (or the reverse), or advisors
 # serve them and their place improved since they were told it. $2: aging_seconds_per_point; $3-$6: the kinds of needs
-# nobody serves. Places as in POSITION (rules.queue_order), for every waiting task at once.
+# nobody serves. Places in rules.queue_order's order, for every waiting task at once.
 QUEUE_NEWS = f"""
 WITH q AS (SELECT task_id, language, queued_at,
-                  priority + floor(greatest(0, extract(epoch FROM now() - queued_at)) / $2)::int AS eff
+                  priority + floor(greatest(0, date_part('epoch', now() - queued_at)) / $2)::int AS eff
            FROM tasks WHERE status = 'queued' AND (due_at IS NULL OR due_at <= now())),
 places AS (SELECT task_id, row_number() OVER (PARTITION BY language ORDER BY eff DESC, queued_at, task_id) AS place FROM q),
 unserved AS (SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::int[]) AS u (language, channel, required, stage)),
@@ -175,6 +169,9 @@ class Routing(AgentDeskApi):
         # rules.ranking of the index's agents per kind of need (rules.needs_signature): profiles only, so valid until the
         # index is read again.
         self.rankings: dict[tuple, tuple[tuple[str, ...], ...]] = {}
+        # The waiting customers' places (places.py): read from the database when None, kept up to date as hand-offs are
+        # queued and offered, and dropped by any other change to who waits (a withdrawn offer, a transfer, a callback...).
+        self.places: Places | None = None
         # The connection the decisions use, one at a time under the lock: kept, not taken from the pool and reset each time.
         self.conn = None
 
@@ -182,7 +179,7 @@ class Routing(AgentDeskApi):
         if self.lease is not None:
             conn = await self.lease.connection()  # Fenced when another process holds the lease
             if conn is not self.conn:  # taken again after a lost connection: what memory holds may be stale
-                self.index, self.signed_in_seen = None, None
+                self.index, self.places, self.signed_in_seen = None, None, None
             self.conn = conn
             return conn
         if self.conn is not None and _lost(self.conn):
@@ -221,7 +218,7 @@ class Routing(AgentDeskApi):
         """This process just took the lease: what it remembers from an earlier active period is stale. Agents count as
         disconnected from now (they have reconnect_seconds to subscribe here); the agents' index is read again."""
         async with self.lock:
-            self.conn, self.index, self.signed_in_seen = None, None, None
+            self.conn, self.index, self.places, self.signed_in_seen = None, None, None, None
             self.disconnected.clear()
 
     # --- one state change: a transaction with its outbox records, then the pushes ---
@@ -231,8 +228,9 @@ class Routing(AgentDeskApi):
         fx = Effects()
 
         async def run(conn) -> list[bus.Record]:
-            fx.records.clear(), fx.offers.clear(), fx.pushes.clear(), fx.assists.clear()  # a retried transaction starts afresh
+            fx.clear()  # a retried transaction starts afresh
             await apply(conn, fx)
+            fx.records += await self._position_messages(conn, fx, fx.waiting)
             return list(fx.records)
 
         async with self.lock:
@@ -245,7 +243,7 @@ class Routing(AgentDeskApi):
                         unit.emit(key, await run(conn))
                     await unit.store()
             except BaseException:
-                self.index = None  # it may hold what was rolled back
+                self.index, self.places = None, None  # they may hold what was rolled back
                 await self._drop_conn()
                 raise
         # Committed: the agents hear first (the decision's latency), then the records go out and are marked sent
@@ -273,39 +271,78 @@ class Routing(AgentDeskApi):
 
     # --- hand-offs and customer messages (Kafka) ---
 
-    async def handle(self, record: ConsumerRecord) -> None:
+    @staticmethod
+    def decode(record: ConsumerRecord) -> pb.HandoffEvent:
         try:
             event = pb.HandoffEvent.FromString(record.value or b"")
         except pb_message.DecodeError as error:
             raise bus.BadInput(f"bad protobuf: not a relais.v1.HandoffEvent ({error})") from None
         kind = event.WhichOneof("event")
-        if kind == "handoff":
-            context = event.handoff
-            if not context.conversation_id or not context.turns:
-                raise bus.BadInput("hand-off without conversation_id or turns")
-            key = f"{context.turns[-1].turn_id}/handoff"
-            if await self._handoff_offered(record, context, key):
-                return
-
-            async def apply(conn, fx):
-                with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
-                    await self._queue(conn, fx, context, key)
-        elif kind == "customer_message":
-            turn = event.customer_message
-            if not turn.conversation_id:
-                raise bus.BadInput("customer message without conversation_id")
-            key = f"{turn.turn_id}/message"
-
-            async def apply(conn, fx):
-                with telemetry.consume_span("routing customer message", record, **{"relais.conversation_id": turn.conversation_id}):
-                    await self._customer_message(conn, fx, record, turn)
-        else:
+        if kind == "handoff" and (not event.handoff.conversation_id or not event.handoff.turns):
+            raise bus.BadInput("hand-off without conversation_id or turns")
+        if kind == "customer_message" and not event.customer_message.conversation_id:
+            raise bus.BadInput("customer message without conversation_id")
+        if kind is None:
             raise bus.BadInput("empty HandoffEvent")
-        await self.change(key, "routing", apply)
+        return event
+
+    async def handle_batch(self, items: list[Item], unit: UnitOfWork) -> None:
+        """A poll's hand-offs and customer messages in one transaction on the decision connection, each conversation's
+        in order; the customers queued by the batch are told their place together (one sort of each queue). A hand-off
+        alone for which an agent is free takes the one-statement path (HANDOFF_OFFERED)."""
+        if len(items) == 1 and items[0].value.HasField("handoff"):
+            item = items[0]
+            if await self._handoff_offered(item.record, item.value.handoff, _event_key(item.value)):
+                return
+        fx = Effects()
+        async with self.lock:
+            conn = await self._decision_conn()
+            unit.conn = conn
+            try:
+                async with conn.transaction():
+                    fx.clear()
+                    await self._apply_batch(conn, fx, items, unit)
+                    await unit.store()
+            except BaseException:
+                self.index, self.places = None, None  # they may hold what was rolled back
+                await self._drop_conn()
+                raise
+        await self._push_all(fx)  # committed: the agents hear first, then the loop sends the records
+
+    async def _apply_batch(self, conn, fx: Effects, items: list[Item], unit: UnitOfWork) -> None:
+        keys = [_event_key(item.value) for item in items]
+        new = await unit.first_time(keys, [item.record for item in items])
+        told: list[tuple[str, QueueNotice]] = []  # (event key, customer to tell) not told yet
+
+        async def tell() -> None:
+            for (key, _), reply in zip(told, await self._position_messages(conn, fx, [notice for _, notice in told])):
+                unit.emit(key, [reply])
+            told.clear()
+
+        for item, key in zip(items, keys):
+            if key not in new:
+                continue
+            new.discard(key)  # the same event twice in one poll: applied once
+            event = item.value
+            conversation_id = event.handoff.conversation_id or event.customer_message.conversation_id
+            if any(notice.context.conversation_id == conversation_id for _, notice in told):
+                await tell()  # their place first, then what follows in the conversation
+            records_before, waiting_before = len(fx.records), len(fx.waiting)
+            if event.HasField("handoff"):
+                with telemetry.consume_span("routing queue", item.record, **{"relais.conversation_id": conversation_id}):
+                    await self._queue(conn, fx, event.handoff, key)
+            else:
+                with telemetry.consume_span("routing customer message", item.record,
+                                            **{"relais.conversation_id": conversation_id}):
+                    await self._customer_message(conn, fx, item.record, event.customer_message)
+            unit.emit(key, fx.records[records_before:])
+            told += [(key, notice) for notice in fx.waiting[waiting_before:]]
+        await tell()
 
     async def _handoff_offered(self, record: ConsumerRecord, context: pb.ConversationContext, key: str) -> bool:
         """The common case, an agent free for the new task: decided from memory, written in one statement (HANDOFF_OFFERED),
-        then offered. False when nobody can take it now: the general path (`change` and `_queue`) queues it."""
+        then offered. False when nobody can take it now, or when the hand-off was seen before: the general path
+        (handle_batch) queues it, or sends again what it stored."""
         need = rules.requirement(context, self.rules, self.skill_by_intent)
         task_id = _task_id(key)
         async with self.lock:
@@ -328,25 +365,24 @@ class Routing(AgentDeskApi):
                         agent_id, float(self.rules.offer_timeout_seconds), busy.topic, busy.key, busy.value,
                         headers_json(busy.headers))
             except BaseException:
-                self.index = None
+                self.index, self.places = None, None
                 await self._drop_conn()
                 raise
-            if row["first"]:
-                agent = self.index.get(agent_id)
-                self.index[agent_id] = replace(agent, load=agent.load | {need.channel: agent.load.get(need.channel, 0) + 1},
-                                               idle_since=time.time(), state="busy")
+            if not row["first"]:
+                return False  # seen before: the general path sends again what was stored for it, if anything
+            agent = self.index.get(agent_id)
+            self.index[agent_id] = replace(agent, load=agent.load | {need.channel: agent.load.get(need.channel, 0) + 1},
+                                           idle_since=time.time(), state="busy")
         # Committed: the agent hears first, without waiting for assist; then the state change (if any) goes out; only
         # then is the assist drafted (a query, then a thread holding the GIL), and it follows on the agent's stream.
-        if row["first"]:
-            with self._conversation_span("routing offer", traceparent, agent_id):
-                offer = desk.Offer(task_id=task_id, context=context, priority=need.priority, callback=False,
-                                   transcript=transcript_view.transcript(context))
-                offer.expires_at.FromDatetime(row["expires"])
-                self._push(agent_id, desk.DeskEvent(offer=offer))
-        if not row["first"] or row["previous"] == "available":
+        with self._conversation_span("routing offer", traceparent, agent_id):
+            offer = desk.Offer(task_id=task_id, context=context, priority=need.priority, callback=False,
+                               transcript=transcript_view.transcript(context))
+            offer.expires_at.FromDatetime(row["expires"])
+            self._push(agent_id, desk.DeskEvent(offer=offer))
+        if row["previous"] == "available":
             await outbox.publish_pending(self.pool, self.producer, "routing", key)
-        if row["first"]:
-            self._assist_follows(agent_id, task_id, context, "handoff", offer.assist)
+        self._assist_follows(agent_id, task_id, context, "handoff", offer.assist)
         return True
 
     async def _queue(self, conn, fx: Effects, context: pb.ConversationContext, key: str, kind: str = "handoff") -> str:
@@ -354,23 +390,26 @@ class Routing(AgentDeskApi):
         task_id = _task_id(key)
         new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
         # Nobody signed in could take it at its requirement: widened at once to the overflow stage where someone can.
-        stage = rules.widened_stage(new, await self._signed_in(conn, need.language), self.rules) or 0
-        await conn.execute(
+        stage = rules.widened_stage(new, await self._signed_in(conn, need.language, fx), self.rules) or 0
+        queued_at = await conn.fetchval(
             "WITH t AS (INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, traceparent, kind,"
             " customer_id, intent, channel, required, preferred, stage)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $15) RETURNING task_id)"
-            " INSERT INTO task_events (task_id, kind, detail) SELECT task_id, 'queued', $14 FROM t",
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13, $15) RETURNING task_id, queued_at)"
+            " INSERT INTO task_events (task_id, kind, detail) SELECT task_id, 'queued', $14 FROM t"
+            " RETURNING (SELECT date_part('epoch', queued_at) FROM t)",
             task_id, context.conversation_id, need.language, ",".join(need.required), need.priority,
             context.SerializeToString(), telemetry.current_traceparent(), kind, context.customer.id, context.intent,
             need.channel, json.dumps(need.required), list(need.preferred),
             f"needs {_needs(need.required)} in {need.language}, priority {need.priority}", stage,
         )
+        if self.places is not None:
+            self.places.add(task_id, need.language, need.priority, queued_at)
         if stage:
             await records.task_event(conn, task_id, "overflow", detail=self._widened_detail(new, stage))
             new = replace(new, stage=stage)
         await self._dispatch(conn, fx, new_task=new)
-        if task_id not in fx.offers:
-            fx.records += await self._position_message(conn, task_id, f"{task_id}/queued", context)
+        if task_id not in fx.offers:  # told their place once the transaction's (or the batch's) tasks are all queued
+            fx.waiting.append(QueueNotice(task_id, f"{task_id}/queued", context))
         return task_id
 
     async def _customer_message(self, conn, fx: Effects, record, turn: pb.Turn) -> None:
@@ -426,6 +465,8 @@ class Routing(AgentDeskApi):
                                                 turn.conversation_id, _say(language, GOODBYE_TEXT), language, status="ended"))
 
     async def _abandon(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
+        if self.places is not None:
+            self.places.discard(task["task_id"])
         await conn.execute("UPDATE tasks SET status = 'abandoned', closed_at = now(), disposition = 'abandoned',"
                            " resolved = false, callback_phone = '' WHERE task_id = $1", task["task_id"])
         await records.task_event(conn, task["task_id"], "abandoned", detail=f"waited {await _waited(conn, task['task_id'])} s")
@@ -446,13 +487,14 @@ class Routing(AgentDeskApi):
         now = datetime.now(timezone.utc)
         serving = await self._serving(conn, task)
         if serving:
-            position = await conn.fetchval(POSITION, task["task_id"], task["language"], self.rules.aging_seconds_per_point)
+            position = (await self._places(conn)).place(task["task_id"], now.timestamp())
             wait = rules.expected_wait_seconds(position, await self._recent_handle(conn, task["language"]), serving, self.rules)
             due = now + timedelta(seconds=wait)
         else:
             due = rules.callback_due(now, None, self.rules.center)
         if task["status"] == "offered":
             await self._withdraw(conn, fx, task["task_id"], task["agent_id"], "callback")
+        self.places = None  # it waits from its due time now
         await conn.execute("UPDATE tasks SET kind = 'callback', channel = 'voice', due_at = $2, queued_at = $2,"
                            " callback_phone = $3, phone_asked_at = NULL WHERE task_id = $1", task["task_id"], due, phone)
         await records.task_event(conn, task["task_id"], "callback_requested", detail=f"due {due.isoformat()}")
@@ -484,18 +526,37 @@ class Routing(AgentDeskApi):
 
     # --- waiting customers ---
 
-    async def _position_message(self, conn, task_id: str, reply_id: str, context: pb.ConversationContext) -> list[bus.Record]:
-        row = await conn.fetchrow(f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = $1", task_id)
-        language = row["language"]
-        # Counted in the database (rules.queue_order's order: effective priority, then longest waiting), so a
-        # long queue costs a scan in PostgreSQL, not every waiting task decoded in Python for each hand-off.
-        position = await conn.fetchval(POSITION, task_id, language, self.rules.aging_seconds_per_point)
-        serving = rules.serving(_task(row), await self._signed_in(conn, language), self.rules)
+    async def _places(self, conn) -> Places:
+        if self.places is None:
+            self.places = await load_places(conn, self.rules.aging_seconds_per_point)
+        return self.places
+
+    async def _position_messages(self, conn, fx: Effects, waiting: list[QueueNotice]) -> list[bus.Record]:
+        """Each waiting customer's place, expected wait and choices (one reply each, in `waiting`'s order). The places
+        are counted in memory (places.py): a long queue costs a few bisections per customer, not a pass over it."""
+        if not waiting:
+            return []
+        rows = {r["task_id"]: r for r in await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ANY($1::text[])",
+                                                           [w.task_id for w in waiting])}
+        places = await self._places(conn)
         now = datetime.now(timezone.utc)
-        waiting = rules.waiting(position, await self._recent_handle(conn, language), serving, now, self.rules)
-        await conn.execute("UPDATE tasks SET last_position = $2, last_update_at = now(), updates_sent = updates_sent + 1,"
-                           " callback_offered = $3, told_nobody = $4 WHERE task_id = $1",
-                           task_id, position, waiting.callback_offered, waiting.wait_seconds is None)
+        replies, told = [], []
+        for w in waiting:
+            row = rows[w.task_id]
+            language, position = row["language"], places.place(w.task_id, now.timestamp())
+            serving = rules.serving(_task(row), await self._signed_in(conn, language, fx), self.rules)
+            waits = rules.waiting(position, await self._recent_handle(conn, language, fx), serving, now, self.rules)
+            told.append((w.task_id, position, waits.callback_offered, waits.wait_seconds is None))
+            replies.append(self._position_reply(w, language, position, waits, now))
+        await conn.execute(
+            "UPDATE tasks SET last_position = t.position, last_update_at = now(), updates_sent = updates_sent + 1,"
+            " callback_offered = t.callback_offered, told_nobody = t.told_nobody"
+            " FROM unnest($1::text[], $2::int[], $3::bool[], $4::bool[]) AS t(task_id, position, callback_offered, told_nobody)"
+            " WHERE tasks.task_id = t.task_id", *map(list, zip(*told)))
+        return replies
+
+    def _position_reply(self, w: QueueNotice, language: str, position: int, waiting: rules.Waiting, now: datetime) -> bus.Record:
+        context = w.context
         zone = rules.customer_zone(context.customer.time_zone or (context.turns[-1].customer.time_zone if context.turns
                                                                   else ""), self.rules.center)
         data = {"position": position, "status": "waiting", "callback_offered": waiting.callback_offered,
@@ -510,22 +571,36 @@ class Routing(AgentDeskApi):
             first = {"text": NOBODY_TEXT}
         offer = {"callback": lambda lang: CALLBACK_OFFER[lang] if waiting.callback_offered else ""}
         text = _say(language, (first.pop("text"), first), (CHOICES_TEXT, offer))
-        return [cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, reply_id, context.conversation_id, text, language,
-                                  **data)]
+        return cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, w.reply_id, context.conversation_id, text, language,
+                                 **data)
 
-    async def _recent_handle(self, conn, language: str) -> float | None:
-        """The average handling time of the language's last 50 closed tasks (None until there are some)."""
+    async def _recent_handle(self, conn, language: str, fx: Effects | None = None) -> float | None:
+        """The average handling time of the language's last 50 closed tasks (None until there are some); read once per
+        transaction given its `fx`."""
+        key = ("recent_handle", language)
+        if fx is not None and key in fx.reads:
+            return fx.reads[key]
         handle = await conn.fetchval(
             "SELECT avg(extract(epoch FROM closed_at - assigned_at)) FROM (SELECT closed_at, assigned_at FROM tasks"
             " WHERE status = 'closed' AND language = $1 AND assigned_at IS NOT NULL ORDER BY closed_at DESC LIMIT 50) recent",
             language)
-        return float(handle) if handle else None
+        handle = float(handle) if handle else None
+        if fx is not None:
+            fx.reads[key] = handle
+        return handle
 
-    async def _signed_in(self, conn, language: str | None = None) -> list[rules.Agent]:
-        """The agents signed in (in any state but offline), of one language or all."""
+    async def _signed_in(self, conn, language: str | None = None, fx: Effects | None = None) -> list[rules.Agent]:
+        """The agents signed in (in any state but offline), of one language or all; read once per transaction given its
+        `fx` (only the agents' calls and the ticker sign agents in or out, each in its own transaction)."""
+        key = ("signed_in", language)
+        if fx is not None and key in fx.reads:
+            return fx.reads[key]
         rows = await conn.fetch(f"SELECT {AGENT_COLUMNS} FROM agents WHERE state <> 'offline'"
                                 " AND ($1::text IS NULL OR $1 = ANY(languages))", language)
-        return [self._agent(r, {}) for r in rows]
+        agents = [self._agent(r, {}) for r in rows]
+        if fx is not None:
+            fx.reads[key] = agents
+        return agents
 
     async def _serving(self, conn, task) -> int:
         """How many signed-in advisors serve this task's queue (rules.serving)."""
@@ -599,6 +674,8 @@ class Routing(AgentDeskApi):
             agent_id)
         if previous == "available":
             fx.records.append(records.state_event(agent_id, previous, "busy", "offer"))
+        if self.places is not None:
+            self.places.discard(task_id)
         fx.offers.append(task_id)
         agent = (self.index or {}).get(agent_id)
         if agent is None:
@@ -609,7 +686,7 @@ class Routing(AgentDeskApi):
 
     async def _withdraw(self, conn, fx: Effects, task_id: str, agent_id: str, reason: str, declined: bool = False) -> None:
         """The offer leaves the agent: back to the queue (unless the task ended), the agent freed."""
-        self.index = None
+        self.index, self.places = None, None
         await conn.execute(
             "UPDATE tasks SET status = CASE WHEN status = 'offered' THEN 'queued' ELSE status END, offer_expires_at = NULL,"
             " agent_id = CASE WHEN status = 'offered' THEN NULL ELSE agent_id END,"
@@ -626,6 +703,7 @@ class Routing(AgentDeskApi):
         for row in await conn.fetch("SELECT task_id FROM tasks WHERE agent_id = $1 AND status = 'offered'", agent_id):
             await self._withdraw(conn, fx, row["task_id"], agent_id, "signed_out")
         why = "signed out" if cause == "sign_out" else "was disconnected"
+        self.places = None  # their open conversations wait again
         for row in await conn.fetch("UPDATE tasks SET status = 'queued', agent_id = NULL, stage = 0, declined_by = ARRAY[$1],"
                                     " note = $2 WHERE agent_id = $1 AND status = 'assigned'"
                                     " RETURNING task_id, conversation_id, language",
@@ -797,7 +875,7 @@ class Routing(AgentDeskApi):
 
             async def update(conn, fx, task_id=row["task_id"], reply_id=reply_id):
                 context = pb.ConversationContext.FromString(await conn.fetchval("SELECT context FROM tasks WHERE task_id = $1", task_id))
-                fx.records += await self._position_message(conn, task_id, reply_id, context)
+                fx.waiting.append(QueueNotice(task_id, reply_id, context))
 
             await self.change(reply_id, "routing", update)
 
@@ -829,6 +907,15 @@ class Routing(AgentDeskApi):
         links = [Link(caller)] if caller.is_valid else []
         parent = telemetry.context_from_traceparent(traceparent)
         return telemetry.tracer().start_as_current_span(name, context=parent, links=links, attributes={"relais.agent_id": agent_id})
+
+
+async def load_places(conn, aging_seconds_per_point: float) -> Places:
+    """The waiting customers' places as the database has them (rules.queue_order's order)."""
+    places = Places(aging_seconds_per_point)
+    for row in await conn.fetch("SELECT task_id, language, priority, date_part('epoch', queued_at) AS queued FROM tasks"
+                                " WHERE status = 'queued'"):
+        places.add(row["task_id"], row["language"], row["priority"], row["queued"])
+    return places
 
 
 def _lost(conn) -> bool:
@@ -884,6 +971,12 @@ def _new_request(context: pb.ConversationContext, turn: pb.Turn) -> None:
     context.handed_off_at.GetCurrentTime()
 
 
+def _event_key(event: pb.HandoffEvent) -> str:
+    if event.HasField("handoff"):
+        return f"{event.handoff.turns[-1].turn_id}/handoff"
+    return f"{event.customer_message.turn_id}/message"
+
+
 def _task_id(key: str) -> str:
     return f"task-{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
 
@@ -914,7 +1007,7 @@ async def build(w: worker.Worker) -> worker.Service:
     gc.collect()
     gc.freeze()
     return worker.Service(
-        handle=routing.handle, topics=(topics.HANDOFFS,),
+        decode=routing.decode, handle_batch=routing.handle_batch, own_transaction=True, topics=(topics.HANDOFFS,),
         grpc_services=(desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,),
         register=lambda server: desk_grpc.add_AgentDeskServicer_to_server(routing, server),
         background=(routing.run_ticker,),

@@ -558,3 +558,41 @@ async def test_the_queue_news_read_in_postgresql_are_those_the_rules_give(db, la
             assert sorted(mine) == sorted(expected)
         finally:
             await transaction.rollback()
+
+
+async def test_the_places_read_from_postgresql_are_the_rules_places(db, language):
+    """The waiting customers' places as routing reads them from the database (service.load_places, then counted in
+    memory) are rules.queue_position's: priority with aging, then longest waiting; a task not waiting (offered, or a
+    callback not due yet) is told 1. In a transaction rolled back."""
+    import random
+
+    from relais.routing import rules, service
+
+    routing_rules = rules.load_rules()
+    rng = random.Random(7)
+    async with db.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            for i in range(150):
+                callback = i % 17 == 0  # waits from its due time, its queued_at (service._callback)
+                await conn.execute(
+                    "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, kind, status, queued_at,"
+                    " due_at) VALUES ($1, $1, $2, '', $3, '', 'handoff', $4, now() - make_interval(secs => $5),"
+                    " CASE WHEN $6 THEN now() - make_interval(secs => $5) END)",
+                    f"place-{language}-{i}", language, rng.randint(0, 3), "offered" if i % 13 == 0 else "queued",
+                    -rng.uniform(60, 600) if callback else rng.choice((rng.uniform(0, 600), 30.0 * rng.randint(1, 9))),
+                    callback)
+            now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
+            rows = await conn.fetch("SELECT task_id, priority, extract(epoch FROM queued_at) AS queued,"
+                                    " extract(epoch FROM due_at) AS due FROM tasks WHERE language = $1 AND status = 'queued'",
+                                    language)
+            waiting = [rules.Task(r["task_id"], language, "chat", {}, r["priority"], float(r["queued"]),
+                                  due_at=float(r["due"]) if r["due"] is not None else None) for r in rows]
+            expected = rules.queue_positions(waiting, now, routing_rules)
+            places = await service.load_places(conn, routing_rules.aging_seconds_per_point)
+            mine = [f"place-{language}-{i}" for i in range(150)]
+            assert {t: places.place(t, now) for t in mine} == {t: expected.get(t, 1) for t in mine}
+            assert len({places.place(t, now) for t in mine}) > 100  # most are waiting, in distinct places
+        finally:
+            await transaction.rollback()
