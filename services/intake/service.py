@@ -24,7 +24,7 @@ from aiokafka import ConsumerRecord
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from relais.common import bus, cloudevents, customer_contact, retention, telemetry, topics, worker
-from relais.common.language import LanguageGuess, guess_language, warm_up
+from relais.common.language import guess_languages, turn_languages, warm_up
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.redact import redact
 from relais.common.runtime import serve
@@ -75,10 +75,10 @@ async def build(w: worker.Worker) -> worker.Service:
             list(messages), [len(batch) for batch in messages.values()])
         starting = [c for c in messages.keys() - {r["conversation_id"] for r in rows}]
         # A new conversation's language is its first message's (told or detected, once: later ones are read
-        # knowing it).
-        guesses = {c: first_guess(messages[c][0].value.event.message) for c in starting}
+        # knowing it), detected on the text as written (in memory only).
+        firsts = [messages[c][0].value.event.message for c in starting]
+        guesses = dict(zip(starting, guess_languages([(m.text, m.customer.language, None) for m in firsts])))
         if starting:
-            firsts = [messages[c][0].value.event.message for c in starting]
             rows += await unit.conn.fetch(
                 "INSERT INTO conversations (conversation_id, customer_id, channel, language, tier, turn_count)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])"
@@ -88,21 +88,30 @@ async def build(w: worker.Worker) -> worker.Service:
                 starting, [m.customer.id for m in firsts], [cloudevents.CHANNEL_NAMES[m.channel] for m in firsts],
                 [guesses[c].language for c in starting], [m.customer.tier for m in firsts],
                 [len(messages[c]) for c in starting])
+        # Every turn in order with its number, and its conversation's guess when it is the first.
+        numbered = []
+        for row in rows:
+            batch = messages[row["conversation_id"]]
+            for seq, item in enumerate(batch, row["turn_count"] - len(batch) + 1):
+                numbered.append((row, item, seq, guesses.get(row["conversation_id"]) if seq == 1 else None))
+        # Later turns are read knowing the conversation's language (set by its first turn), all in one call.
+        later = iter(turn_languages([(item.value.event.message.text, item.value.event.message.customer.language,
+                                      row["language"]) for row, item, _, first in numbered if first is None]))
         received = Timestamp()
         received.GetCurrentTime()
         turns: list[pb.Turn] = []
         roots: dict[str, str] = {}  # conversations starting here -> their trace
-        for row in rows:
+        traces = {row["conversation_id"]: row["traceparent"] for row in rows}
+        for row, item, seq, first in numbered:
             conversation_id = row["conversation_id"]
-            batch = messages[conversation_id]
-            seq = row["turn_count"] - len(batch)
-            trace = row["traceparent"]
-            for item in batch:
-                seq += 1
-                guess = guesses.get(conversation_id) if seq == 1 else None
-                turn = await read_turn(item, unit, seq, guess, row["language"], trace, received)
-                trace = trace or roots.setdefault(conversation_id, turn.traceparent)
-                turns.append(turn.turn)
+            if first is None:
+                language, unsure = next(later), False
+            else:
+                language, unsure = first.language, not first.sure and bool(first.ambiguous_with)
+            trace = traces[conversation_id]
+            turn = await read_turn(item, unit, seq, language, unsure, trace, received)
+            traces[conversation_id] = trace or roots.setdefault(conversation_id, turn.traceparent)
+            turns.append(turn.turn)
         await unit.conn.execute(
             "WITH turn AS (INSERT INTO turns (turn_id, conversation_id, seq, language, text, sent_at)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[]))"
@@ -113,14 +122,10 @@ async def build(w: worker.Worker) -> worker.Service:
             [t.language for t in turns], [t.text for t in turns],
             [t.sent_at.ToDatetime(tzinfo=timezone.utc) for t in turns], list(roots), list(roots.values()))
 
-    async def read_turn(item: Item, unit: UnitOfWork, seq: int, first: LanguageGuess | None, conversation_language: str,
-                        trace: str, received: Timestamp) -> "ReadTurn":
+    async def read_turn(item: Item, unit: UnitOfWork, seq: int, language: str, unsure: bool, trace: str,
+                        received: Timestamp) -> "ReadTurn":
         inbound, event = item.value, item.value.event
         message = event.message
-        # Later turns are read knowing the conversation's language (set by its first turn).
-        guess = first or guess_language(message.text, message.customer.language, conversation_language)
-        language = guess.language
-        unsure = first is not None and not first.sure and bool(first.ambiguous_with)
         parent = telemetry.context_from_traceparent(trace) or telemetry.context_from_traceparent(event.traceparent)
         # The first turn's span becomes the conversation's trace, stored with the turn.
         with telemetry.consume_span("intake turn", item.record, parent=parent, **{"relais.conversation_id": event.subject}):
@@ -155,12 +160,6 @@ async def build(w: worker.Worker) -> worker.Service:
 
     return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.CONTACT_EVENTS,),
                           background=(lambda: retention.run_periodically(w.pool),))
-
-
-def first_guess(message: pb.ContactMessage) -> LanguageGuess:
-    """The language of a conversation's first message: declared, else detected on the text as written (in memory
-    only)."""
-    return guess_language(message.text, hint=message.customer.language)
 
 
 @dataclass
