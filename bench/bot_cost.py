@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
+SENT_AT = 1_790_000_000  # the turns' times: fixed, so that two runs' outputs compare
 TOKEN = "bench-bot-cost"
 SAMPLED_SHARE = 0.1  # relais.common.telemetry.DEFAULT_SAMPLE_RATIO
 
@@ -98,6 +99,18 @@ def prepare(conversations: int, seed: int) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------- one run
 
+def timeless(message):
+    """`message` without the bot's own clock readings (an outcome's time, a hand-off's)."""
+    if message.DESCRIPTOR.name == "Outcome":
+        message.ClearField("at")
+    elif message.DESCRIPTOR.name == "HandoffEvent":
+        if message.HasField("handoff"):
+            message.handoff.ClearField("handed_off_at")
+    else:  # ConversationContext
+        message.ClearField("handed_off_at")
+    return message
+
+
 def serve_lookup(root: Path) -> None:
     use_tree(root)
     from relais.lookup.service import main
@@ -113,7 +126,7 @@ async def run_child(args) -> dict:
     from relais.common.db import connect
     from relais.common.pb import conversation_pb2 as pb
     from relais.common.unit_of_work import Item, UnitOfWork
-    from relais.benchmarks.pipeline import reply_fields
+    from google.protobuf.json_format import MessageToDict
 
     telemetry.setup("bot")
     conversations = pickle.loads(Path(args.turns_file).read_bytes())
@@ -127,16 +140,17 @@ async def run_child(args) -> dict:
         service = await build(worker.Worker(None, None, pool, asyncio.Event()))
         await wait_for_lookup()
 
-        offset = 0
+        offset = n_turns = 0
 
         def record_of(conversation_id: str, c: dict, i: int, trace_id: int) -> ConsumerRecord:
-            nonlocal offset
+            nonlocal offset, n_turns
+            n_turns += 1
             spec = c["turns"][i]
-            turn = pb.Turn(turn_id=f"urn:relais:bench#{uuid.uuid4()}", conversation_id=conversation_id, seq=i + 1,
+            turn = pb.Turn(turn_id=f"urn:relais:bench#{conversation_id}-{i}", conversation_id=conversation_id, seq=i + 1,
                            channel=pb.CHANNEL_CHAT, language=spec["language"], text=spec["text"])
             turn.customer.id, turn.customer.tier, turn.customer.language = c["customer"], c["tier"], spec["language"]
-            turn.sent_at.GetCurrentTime()
-            turn.received_at.GetCurrentTime()
+            turn.sent_at.FromSeconds(SENT_AT + n_turns)
+            turn.received_at.FromSeconds(SENT_AT + n_turns)
             turn.classification.ParseFromString(spec["classification"])
             flags = "01" if c["sampled"] else "00"
             traceparent = f"00-{trace_id:032x}-{rng.getrandbits(64) or 1:016x}-{flags}".encode()
@@ -159,6 +173,8 @@ async def run_child(args) -> dict:
                 unit = UnitOfWork("bot", conn)
                 await service.handle_batch(items, unit)
                 await unit.store()
+            if dump is not None:
+                dump.extend(normal(key, seq, r) for key, seq, r in sorted(unit.stored, key=lambda s: s[:2]))
             handed = {r.key for r in unit.outputs if r.topic == topics.HANDOFFS}
             again = []
             for e in entries:
@@ -176,6 +192,21 @@ async def run_child(args) -> dict:
                 turns += len(head)
             return turns
 
+        dump = [] if args.dump else None
+
+        def normal(event_key: str, seq: int, record) -> str:
+            """An output without what differs from run to run (times, the run's tag, a sampled turn's new span)."""
+            headers = [(k, v.decode()) for k, v in record.headers]
+            headers = [(k, v[:36] + "-" + v[-2:] if k == "traceparent" and v.endswith("-01") else v) for k, v in headers]
+            if record.topic == topics.REPLIES:
+                value = json.loads(record.value)
+                value.pop("time")
+            else:
+                message = (pb.Outcome if record.topic == topics.OUTCOMES else pb.HandoffEvent).FromString(record.value)
+                value = MessageToDict(timeless(message))
+            return json.dumps([event_key, seq, record.topic, record.key.decode(), headers, value],
+                              sort_keys=True, ensure_ascii=False).replace(tag, "TAG")
+
         warm = max(20, len(queue) // 10)
         await run(queue[:warm], args.batch)
         counted = queue[warm:]
@@ -184,6 +215,12 @@ async def run_child(args) -> dict:
         cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall
         lookup_cpu = cpu_seconds(lookup.pid) - lookup_before
         await service.close()
+        if dump is not None:
+            rows = await pool.fetch("SELECT context FROM bot_conversations WHERE conversation_id LIKE $1"
+                                    " ORDER BY conversation_id", f"bench-{tag}-%")
+            dump += [json.dumps(MessageToDict(timeless(pb.ConversationContext.FromString(r["context"]))), sort_keys=True,
+                                ensure_ascii=False).replace(tag, "TAG") for r in rows]
+            Path(args.dump).write_text("\n".join(dump) + "\n")
         return {"turns": turns, "bot_us_per_turn": round(cpu / turns * 1e6, 1),
                 "lookup_us_per_turn": round(lookup_cpu / turns * 1e6, 1), "wall_s": round(wall, 2)}
     finally:
@@ -224,9 +261,9 @@ def child_env(dsn: str, run_dir: Path) -> dict:
     return env
 
 
-def one_run(root: Path, dsn: str, turns_file: Path, args, run_dir: Path) -> dict:
+def one_run(root: Path, dsn: str, turns_file: Path, args, run_dir: Path, dump: Path | None = None) -> dict:
     command = [sys.executable, __file__, "--child", "--root", str(root), "--turns-file", str(turns_file),
-               "--batch", str(args.batch), "--seed", str(args.seed)]
+               "--batch", str(args.batch), "--seed", str(args.seed)] + (["--dump", str(dump)] if dump else [])
     done = subprocess.run(command, env=child_env(dsn, run_dir), capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise SystemExit(f"run in {root} failed:\n{done.stderr[-4000:]}")
@@ -246,6 +283,7 @@ def main() -> int:
     parser.add_argument("--root", default=str(HERE), help=argparse.SUPPRESS)
     parser.add_argument("--turns-file", help=argparse.SUPPRESS)
     parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--dump", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.prepare:
@@ -291,10 +329,19 @@ def main() -> int:
         (state / "run").mkdir()
         trees = {"before": args.before.resolve(), "after": HERE} if args.before else {"after": HERE}
         runs: dict[str, list[dict]] = {name: [] for name in trees}
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
             for name, root in trees.items():
-                runs[name].append(one_run(root, dsn, turns_file, args, state / "run"))
+                # The first round also keeps every output, to compare the trees' behaviour.
+                dump = state / f"{name}.outputs" if round_ == 0 else None
+                runs[name].append(one_run(root, dsn, turns_file, args, state / "run", dump))
         report = {"conversations": args.conversations, "batch": args.batch, "rounds": args.rounds}
+        if args.before:
+            before, after = ((state / f"{name}.outputs").read_text().splitlines() for name in ("before", "after"))
+            differ = [(b, a) for b, a in zip(before, after) if b != a]
+            report["outputs_compared"] = max(len(before), len(after))
+            report["outputs_identical"] = len(before) == len(after) and not differ
+            if differ:
+                report["first_difference"] = {"before": differ[0][0], "after": differ[0][1]}
         for name, results in runs.items():
             report[name] = {
                 "turns": results[0]["turns"],

@@ -6,6 +6,7 @@ to routing (to the waiting task or the advisor), never to the bot.
 """
 
 import asyncio
+import time
 
 from aiokafka import ConsumerRecord
 from google.protobuf import message as pb_message
@@ -74,19 +75,20 @@ async def build(w: worker.Worker) -> worker.Service:
             with telemetry.consume_span("bot turn", item.record, **{"relais.conversation_id": turn.conversation_id}) as span:
                 handed_off = context.HasField("handed_off_at")
                 transcript.append_turn(context, turn)  # within its byte budget: first and latest turns
+                headers = telemetry.inject_headers()  # the turn's trace context, the same on each of its records
                 if handed_off:  # the bot stays silent: the customer's messages go to routing
                     span.set_attribute("relais.forwarded", True)
-                    outputs = [_to_routing(pb.HandoffEvent(customer_message=turn), turn)]
+                    outputs = [_to_routing(pb.HandoffEvent(customer_message=turn), turn, headers)]
                 else:
-                    outputs = await respond(turn, context)
+                    outputs = await respond(turn, context, headers)
                     span.set_attribute("relais.handed_off", context.HasField("handed_off_at"))
                 unit.emit(turn.turn_id, outputs)
 
-    async def respond(turn: pb.Turn, context: pb.ConversationContext) -> list[bus.Record]:
+    async def respond(turn: pb.Turn, context: pb.ConversationContext, headers: telemetry.Headers) -> list[bus.Record]:
         state = policy.ConversationState.from_context(context)
         decision = policy.decide(turn, state, catalogue)
         if decision.action == policy.HANDOFF:
-            return _handoff(turn, context, decision, catalogue)
+            return _handoff(turn, context, decision, catalogue, headers)
         intent = catalogue.intents[decision.intent]
         langs = answers.reply_languages(turn)
         lang = langs[0]
@@ -102,7 +104,7 @@ async def build(w: worker.Worker) -> worker.Service:
         if decision.action == policy.ANSWER and not answer.resolved:
             after = policy.after_failed_attempt(state.failed_attempts + 1, intent.id)
             if after.handoff:
-                return _handoff(turn, context, after, catalogue)
+                return _handoff(turn, context, after, catalogue, headers)
         kind = pb.OUTCOME_KIND_BOT_ANSWERED if answer.resolved else pb.OUTCOME_KIND_BOT_CLARIFIED
         # The bot's first resolved answer closes the contact for it: it asks for the survey there, once.
         survey = {"survey": cloudevents.survey_invitation(lang)} \
@@ -111,7 +113,7 @@ async def build(w: worker.Worker) -> worker.Service:
             cloudevents.reply(cloudevents.REPLY_BOT, SOURCE, f"{turn.turn_id}/bot", turn.conversation_id,
                               answer.text, lang, in_reply_to=turn.turn_id, intent=intent.id,
                               clarification=decision.action == policy.CLARIFY, **survey),
-            _outcome(turn, kind, intent.id),
+            _outcome(turn, kind, intent.id, headers),
         ]
 
     return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.CLASSIFIED_TURNS,),
@@ -123,7 +125,8 @@ def _new_context(turn: pb.Turn) -> pb.ConversationContext:
                                   channel=turn.channel, language=turn.language)
 
 
-def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.Decision, catalogue) -> list[bus.Record]:
+def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.Decision, catalogue,
+             headers: telemetry.Headers) -> list[bus.Record]:
     context.reason = decision.reason
     context.reasons[:] = decision.reasons
     context.reason_detail = decision.detail
@@ -131,7 +134,7 @@ def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.De
     intent = catalogue.intents.get(decision.intent)
     context.priority = intent.priority if intent is not None else 0
     context.language = turn.language or context.language
-    context.handed_off_at.GetCurrentTime()
+    _set_now(context.handed_off_at)
     if pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED in decision.reasons:
         # The short answer in the customer's language; routing looks for an advisor who speaks it.
         notice, notice_language = answers.language_not_served(
@@ -142,25 +145,36 @@ def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.De
     return [
         cloudevents.reply(cloudevents.REPLY_HANDOFF, SOURCE, f"{turn.turn_id}/handoff", turn.conversation_id,
                           notice, notice_language, in_reply_to=turn.turn_id,
-                          reason=pb.HandoffReason.Name(decision.reason),
-                          reasons=[pb.HandoffReason.Name(r) for r in decision.reasons]),
-        _to_routing(pb.HandoffEvent(handoff=context), turn),
-        _outcome(turn, pb.OUTCOME_KIND_HANDED_OFF, decision.intent, decision.reason),
+                          reason=_REASON_NAMES[decision.reason],
+                          reasons=[_REASON_NAMES[r] for r in decision.reasons]),
+        _to_routing(pb.HandoffEvent(handoff=context), turn, headers),
+        _outcome(turn, pb.OUTCOME_KIND_HANDED_OFF, decision.intent, headers, decision.reason),
     ]
 
 
-def _to_routing(event: pb.HandoffEvent, turn: pb.Turn) -> bus.Record:
-    return bus.Record(topics.HANDOFFS, turn.conversation_id.encode(), event.SerializeToString(), telemetry.inject_headers())
+def _to_routing(event: pb.HandoffEvent, turn: pb.Turn, headers: telemetry.Headers) -> bus.Record:
+    return bus.Record(topics.HANDOFFS, turn.conversation_id.encode(), event.SerializeToString(), headers)
 
 
-def _outcome(turn: pb.Turn, kind: int, intent: str, reason: int = 0) -> bus.Record:
+# Enum names read once (EnumTypeWrapper.Name looks each up through the descriptor).
+_KIND_NAMES = {number: name for name, number in pb.OutcomeKind.items()}
+_REASON_NAMES = {number: name for name, number in pb.HandoffReason.items()}
+
+
+def _outcome(turn: pb.Turn, kind: int, intent: str, headers: telemetry.Headers, reason: int = 0) -> bus.Record:
     outcome = pb.Outcome(
-        outcome_id=f"{turn.turn_id}/{pb.OutcomeKind.Name(kind)}", conversation_id=turn.conversation_id, kind=kind,
+        outcome_id=f"{turn.turn_id}/{_KIND_NAMES[kind]}", conversation_id=turn.conversation_id, kind=kind,
         intent=intent, language=turn.language, channel=turn.channel, reason=reason,
         resolved=kind == pb.OUTCOME_KIND_BOT_ANSWERED, customer_id=turn.customer.id,
     )
-    outcome.at.GetCurrentTime()
-    return bus.Record(topics.OUTCOMES, turn.conversation_id.encode(), outcome.SerializeToString(), telemetry.inject_headers())
+    _set_now(outcome.at)
+    return bus.Record(topics.OUTCOMES, turn.conversation_id.encode(), outcome.SerializeToString(), headers)
+
+
+def _set_now(at) -> None:
+    """Timestamp.GetCurrentTime's value (microseconds, UTC) without its trip through datetime."""
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    at.seconds, at.nanos = seconds, micros * 1000
 
 
 def main() -> None:
