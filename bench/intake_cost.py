@@ -11,7 +11,8 @@ conversation, half of the conversations declaring their language), read as intak
   the conversation's language (the language alone, as intake keeps it), a poll's worth of messages at a time (the
   batch calls when the tree has them, else one call per message).
 
-CPU is time.process_time (every thread of the process), µs per message, best of --rounds.
+CPU is time.process_time (every thread of the process), µs per message, best of --rounds (and of --repeats runs
+of each tree, alternated, with --before).
 """
 
 import argparse
@@ -114,7 +115,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200, help="messages per poll for the language guess")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", type=Path, help="measure the relais tree at this checkout (used by --before)")
-    parser.add_argument("--before", type=Path, help="a checkout of the commit to compare with, measured in a child")
+    parser.add_argument("--before", type=Path, help="a checkout of the commit to compare with")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="with --before: runs of each tree, alternated (a busy machine slows both alike)")
     args = parser.parse_args()
     common = ["--conversations", str(args.conversations), "--rounds", str(args.rounds), "--batch", str(args.batch),
               "--seed", str(args.seed)]
@@ -122,17 +125,23 @@ def main() -> None:
         _use_tree(args.root)
         print(json.dumps(measure(args.conversations, args.rounds, args.batch, args.seed)))
         return
+    if not args.before:
+        print(json.dumps(measure(args.conversations, args.rounds, args.batch, args.seed), indent=2))
+        return
+    runs: dict[str, list[dict]] = {"before": [], "after": []}
+    for _ in range(args.repeats):
+        for name, root in (("before", args.before), ("after", Path(__file__).resolve().parent.parent)):
+            child = subprocess.run([sys.executable, __file__, "--root", str(root), *common],
+                                   check=True, capture_output=True, text=True)
+            runs[name].append(json.loads(child.stdout))
     result = {}
-    if args.before:
-        child = subprocess.run([sys.executable, __file__, "--root", str(args.before), *common],
-                               check=True, capture_output=True, text=True)
-        result["before"] = json.loads(child.stdout)
-    result["after"] = measure(args.conversations, args.rounds, args.batch, args.seed)
-    if args.before:
-        result["same_results"] = all(result["before"][k] == result["after"][k]
-                                     for k in ("language_checksum", "text_checksum", "guesses"))
+    for name, measured in runs.items():
+        result[name] = dict(measured[0])
+        for key in ("decode_us", "language_us", "total_us"):
+            result[name][key] = min(run[key] for run in measured)
+    result["same_results"] = all(result["before"][k] == result["after"][k]
+                                 for k in ("language_checksum", "text_checksum", "guesses"))
     print(json.dumps(result, indent=2))
-
 
 if __name__ == "__main__":
     main()
