@@ -11,7 +11,7 @@ import base64
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from google.protobuf import message as pb_message
@@ -63,6 +63,8 @@ class ContactEvent:
     message: pb.ContactMessage | None  # relais.contact.message.v1
     traceparent: str | None = None
     survey: pb.ContactSurvey | None = None  # relais.contact.survey.v1
+    # The message's strings and sent_at were checked as read from JSON: _validate need not check them again.
+    _data_checked: bool = field(default=False, repr=False, compare=False)
 
     @property
     def event_key(self) -> str:
@@ -184,7 +186,7 @@ def _from_json(attrs: dict, data, traceparent: str | None) -> ContactEvent:
     if not isinstance(data, dict):
         raise BadInput("`data` must be a JSON object with channel, customer, text, sent_at")
     return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
-                        message=_message_from_json(data, event_time), traceparent=traceparent)
+                        message=_message_from_json(data, event_time), traceparent=traceparent, _data_checked=True)
 
 
 def _from_protobuf(attrs: dict, data: bytes, traceparent: str | None) -> ContactEvent:
@@ -352,24 +354,27 @@ def _validate(event: ContactEvent, max_text_chars: int) -> None:
             raise BadInput(f"data.comment is {len(event.survey.comment)} characters; the limit is {max_text_chars}")
         return
     message = event.message
+    customer, text = message.customer, message.text
     if message.channel not in CHANNEL_NAMES:
         raise BadInput("data.channel is missing or unknown")
-    if not message.customer.id.strip():
+    if not customer.id.strip():
         raise BadInput("data.customer.id is required")
-    for name in ("id", "language", "tier", "phone", "time_zone"):
-        _check_string(f"data.customer.{name}", getattr(message.customer, name))
-    if message.customer.phone and customer_contact.phone_number(message.customer.phone) is None:
+    if not event._data_checked:
+        for name in ("id", "language", "tier", "phone", "time_zone"):
+            _check_string(f"data.customer.{name}", getattr(customer, name))
+    if customer.phone and customer_contact.phone_number(customer.phone) is None:
         raise BadInput("data.customer.phone is not a phone number (6 to 15 digits, e.g. +33612345678)")
-    if message.customer.time_zone and customer_contact.time_zone(message.customer.time_zone) is None:
-        raise BadInput(f"data.customer.time_zone is not an IANA time zone or a UTC offset: {message.customer.time_zone!r}")
-    _check_string("data.text", message.text, None)
-    _check_time("data.sent_at", message.sent_at)
-    if message.customer.language and not LANGUAGE_TAG.match(message.customer.language):
-        raise BadInput(f"data.customer.language is not a language tag: {message.customer.language!r}")
-    if not message.text.strip():
+    if customer.time_zone and customer_contact.time_zone(customer.time_zone) is None:
+        raise BadInput(f"data.customer.time_zone is not an IANA time zone or a UTC offset: {customer.time_zone!r}")
+    if not event._data_checked:
+        _check_string("data.text", text, None)
+        _check_time("data.sent_at", message.sent_at)
+    if customer.language and not LANGUAGE_TAG.match(customer.language):
+        raise BadInput(f"data.customer.language is not a language tag: {customer.language!r}")
+    if not text.strip():
         raise BadInput("data.text is empty")
-    if len(message.text) > max_text_chars:
-        raise BadInput(f"data.text is {len(message.text)} characters; the limit is {max_text_chars}")
+    if len(text) > max_text_chars:
+        raise BadInput(f"data.text is {len(text)} characters; the limit is {max_text_chars}")
 
 
 def structured(event_type: str, source: str, event_id: str, subject: str, data: dict, time: datetime | None = None) -> bytes:

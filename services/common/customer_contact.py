@@ -19,6 +19,7 @@ from relais.common.redact import PLACEHOLDERS, find_personal_data, is_phone_numb
 
 PHONE_CHARS = re.compile(r"^\+?[0-9 .()/\u00a0\u202f-]+$")
 OFFSET = re.compile(r"^([+-])([01][0-9]|2[0-3]):?([0-5][0-9])$")
+TRAILING_OFFSET = re.compile(r"([+-])([0-9]{2}):?([0-9]{2})$")
 # Routing asked this conversation's customer for a number: a callback task waiting for it.
 ASKED = ("SELECT EXISTS (SELECT FROM tasks WHERE conversation_id = $1 AND status IN ('queued', 'offered')"
          " AND kind = 'handoff' AND phone_asked_at IS NOT NULL)")
@@ -61,7 +62,7 @@ def time_zone(value: str) -> tzinfo | None:
 def offset_of(sent_at: str) -> str:
     """The UTC offset written in an RFC 3339 time ("2026-12-07T10:00:00+01:00" -> "+01:00"); '' for none or Z or +00:00,
     which senders write for UTC whatever the customer's zone."""
-    match = re.search(r"([+-])([0-9]{2}):?([0-9]{2})$", sent_at or "")
+    match = TRAILING_OFFSET.search(sent_at) if sent_at and sent_at[-1] not in "Zz" else None
     if not match or (match[2], match[3]) == ("00", "00"):
         return ""
     return f"{match[1]}{match[2]}:{match[3]}"

@@ -4,6 +4,7 @@ Each reference below is the former implementation, kept here as the specificatio
 """
 
 import csv
+import json
 import random
 import re
 from datetime import datetime, timedelta, timezone
@@ -16,6 +17,7 @@ from hypothesis import given, settings, strategies as st
 from relais.common import cloudevents, language
 from relais.common.bus import BadInput
 from relais.common.language import DETECTED_LANGUAGES, SUPPORTED_LANGUAGES, LanguageGuess
+from relais.common.pb import conversation_pb2 as pb
 from tests.unit.test_language import HELD_OUT, MESSAGES
 
 
@@ -216,3 +218,25 @@ def test_what_the_rules_settle_holds_whatever_the_detector_says():
                     expected = reference_decision(dict(confidences), text, words, reading.candidates, previous)
                     assert guess == (expected.language if isinstance(guess, str) else expected), (text, previous)
     assert settled > 100
+
+
+# ----------------------------------------------------------------------------------------- events
+
+@pytest.mark.parametrize("field", ["id", "language", "tier", "phone", "time_zone", "text"])
+@pytest.mark.parametrize("mode", ["json", "protobuf"])
+def test_a_nul_in_the_message_is_refused_in_either_mode_although_json_data_is_checked_once(field, mode):
+    customer = {"id": "c-1", "language": "fr", "tier": "gold", "phone": "+33612345678", "time_zone": "Europe/Paris"}
+    data = {"channel": "chat", "customer": customer, "text": "Bonjour", "sent_at": "2026-11-26T10:00:00Z"}
+    (data if field == "text" else customer)[field] = "x\x00y"
+    attrs = {"specversion": "1.0", "id": "e-1", "source": "urn:test", "type": cloudevents.CONTACT_MESSAGE,
+             "subject": "conv-1"}
+    if mode == "json":
+        value = json.dumps({**attrs, "data": data}).encode()
+        headers = [("content-type", b"application/cloudevents+json")]
+    else:
+        message = pb.ContactMessage(channel=pb.CHANNEL_CHAT, customer=pb.Customer(**customer), text=data["text"])
+        value = message.SerializeToString()
+        headers = [(f"ce_{k}", v.encode()) for k, v in attrs.items()] + [("content-type", b"application/protobuf")]
+    name = "data.text" if field == "text" else f"data.customer.{field}"
+    with pytest.raises(BadInput, match=f"{re.escape(name)} contains a NUL character"):
+        cloudevents.parse_contact_event(value, headers)
