@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from relais.classifier.catalogue import HUMAN_INTENT, Catalogue
 from relais.classifier.model import IntentModel
-from relais.classifier.sentiment import Sentiment, analyse_sentiment, asks_for_human, extract_amount
+from relais.classifier.sentiment import Sentiment, analyse_message, extract_amount
 from relais.common.pb import conversation_pb2 as pb
-from relais.common.language import detect_language
+from relais.common.language import detect_language, fold
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,16 @@ def classify_batch(messages: Sequence[tuple[str, str | None]], model: IntentMode
     if model.catalogue_version != catalogue.version or set(model.classes) != set(catalogue.intents):
         raise ValueError(f"model trained on catalogue {model.catalogue_version!r} does not match "
                          f"catalogue {catalogue.version!r}; retrain it")
-    predictions = model.predict_batch([text for text, _ in messages])
-    return [_classification(text, hint, prediction, catalogue) for (text, hint), prediction in zip(messages, predictions)]
+    folded = [fold(text) for text, _ in messages]  # once, for the model and the sentiment
+    predictions = model.predict_batch([text for text, _ in messages], folded=folded)
+    return [_classification(text, hint, prediction, catalogue, folded_text)
+            for (text, hint), prediction, folded_text in zip(messages, predictions, folded)]
 
 
-def _classification(text: str, language_hint: str | None, prediction, catalogue: Catalogue) -> Classification:
+def _classification(text: str, language_hint: str | None, prediction, catalogue: Catalogue,
+                    folded: str) -> Classification:
     language = detect_language(text, language_hint)
-    sentiment = analyse_sentiment(text, language)
-    human = asks_for_human(text)
+    sentiment, human = analyse_message(text, language, folded)
     amount = extract_amount(text)
     if human and HUMAN_INTENT in catalogue:
         return Classification(language=language, intent=HUMAN_INTENT, confidence=1.0, out_of_scope=False,

@@ -223,12 +223,34 @@ class _Cue:
 _TOKEN = re.compile(r"[a-z0-9]+|[.!?;,:]")
 
 
+_NOT = re.compile(r"n't\b")
+_CANNOT = re.compile(r"\bcannot\b")
+_CLAUSE_WORD = re.compile(r"[a-z0-9.!?,;:]+")
+
+
+def _forms(text: str, folded: str | None = None) -> tuple[list[str], str]:
+    """One folding of a message read two ways: its tokens (see _tokens), and its words and clause punctuation
+    as one string, single-spaced, for the idioms and the requests for a person ("j ai attendu 2 heures !").
+    `folded` is fold(text) when the caller has it."""
+    folded = fold(text) if folded is None else folded
+    if "n't" in folded:
+        folded = _NOT.sub(" not", folded)
+    folded = folded.replace("'", " ").replace("-", " ")
+    tokens = _TOKEN.findall(_CANNOT.sub("can not", folded) if "cannot" in folded else folded)
+    return tokens, " ".join(_CLAUSE_WORD.findall(folded))
+
+
 def _tokens(text: str) -> list[str]:
     """Folded words and clause punctuation: "Je n'en peux PLUS !" -> [je, n, en, peux, plus, !]."""
-    folded = fold(text)
-    folded = re.sub(r"n't\b", " not", folded)
-    folded = re.sub(r"\bcannot\b", "can not", folded)
-    return _TOKEN.findall(folded.replace("'", " ").replace("-", " "))
+    return _forms(text)[0]
+
+
+def _any_of(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str]:
+    """One pattern that matches where any of `patterns` would: one scan of a message instead of one per pattern."""
+    flags = {pattern.flags for pattern in patterns}
+    if len(flags) != 1:
+        raise ValueError("patterns compiled with different flags cannot be joined")
+    return re.compile("|".join(f"(?:{pattern.pattern})" for pattern in patterns), flags.pop())
 
 
 _ANY_LANGUAGE = "*"  # lexicon key of the cues matched in every language
@@ -255,6 +277,23 @@ def _compile_lexicon() -> dict[str, dict[str, list[_Cue]]]:
 
 
 _LEXICON = _compile_lexicon()
+
+
+def _merged_lexicon(keys: tuple[str, ...]) -> dict[str, list[_Cue]]:
+    """The lexicons of `keys` as one, for _find_cues: per first token, every lexicon's cues longest first, ties in
+    the order of `keys` (which is what _find_cues picks when given the lexicons one by one)."""
+    merged: dict[str, list[_Cue]] = {}
+    for key in keys:
+        for first, cues in _LEXICON[key].items():
+            merged.setdefault(first, []).extend(cues)
+    for cues in merged.values():
+        cues.sort(key=lambda c: -len(c.tokens))  # stable
+    return merged
+
+
+_MERGED_LEXICONS = {(*langs, _ANY_LANGUAGE): _merged_lexicon((*langs, _ANY_LANGUAGE))
+                    for langs in ((lang,) for lang in SUPPORTED_LANGUAGES)}
+_MERGED_LEXICONS[(*SUPPORTED_LANGUAGES, _ANY_LANGUAGE)] = _merged_lexicon((*SUPPORTED_LANGUAGES, _ANY_LANGUAGE))
 
 
 def _find_cues(tokens: list[str], lexicons: list[dict[str, list[_Cue]]]) -> list[tuple[int, _Cue]]:
@@ -295,8 +334,15 @@ def _is_intensified(tokens: list[str], start: int) -> bool:
 _PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
 
 
+# Three letters in a row none of which is a lower-case letter of French or English: a shouted word has them,
+# most messages do not, and those need no closer look.
+_MAYBE_SHOUTED = re.compile(r"[^\W\d_a-z\u00df-\u00f6\u00f8-\u00ff]{3}")
+
+
 def _shouting(text: str) -> bool:
     """Two or more words in capitals (acronyms and redaction placeholders aside), or a message mostly in capitals."""
+    if not _MAYBE_SHOUTED.search(text):
+        return False
     text = _PLACEHOLDER.sub(" ", text)
     words = re.findall(r"[^\W\d_]{3,}", text)
     shouted = [w for w in words if w.isupper() and w not in NOT_SHOUTING]
@@ -307,24 +353,40 @@ def _shouting(text: str) -> bool:
 
 def _exclamation_burst(text: str) -> bool:
     """Three "!" in a row, or "!!" twice."""
+    if "!" not in text:
+        return False
     return bool(re.search(r"!\s*!\s*!", text)) or len(re.findall(r"!\s*!", text)) >= 2
 
 
 def _question_burst(text: str) -> bool:
     """Three "?" in a row, or "?!" / "!?" mixed: impatience."""
+    if "?" not in text:
+        return False
     return bool(re.search(r"\?\s*\?\s*\?|\?\s*!|!\s*\?", text))
 
 
 def _idiom_folded(text: str) -> str:
-    folded = re.sub(r"n't\b", " not", fold(text)).replace("'", " ").replace("-", " ")
-    return " ".join(re.sub(r"[^a-z0-9.!?,;:]+", " ", folded).split())
+    return _forms(text)[1]
+
+
+_IDIOMS_ANY = {kind: _any_of(patterns) for kind, patterns in IDIOMS.items()}
 
 
 def analyse_sentiment(text: str, language: str) -> Sentiment:
     """Score and anger/distress/urgency flags from lexicons, negation, capitals and "!!!"."""
-    tokens = _tokens(text)
-    langs = [language] if language in SUPPORTED_LANGUAGES else list(SUPPORTED_LANGUAGES)
-    cues = _find_cues(tokens, [_LEXICON[lang] for lang in (*langs, _ANY_LANGUAGE)])
+    return _sentiment(text, language, *_forms(text))
+
+
+def analyse_message(text: str, language: str, folded: str | None = None) -> tuple[Sentiment, bool]:
+    """analyse_sentiment() and asks_for_human() of one message, folding it once for both (`folded`: fold(text)
+    when the caller already has it)."""
+    tokens, clauses = _forms(text, folded)
+    return _sentiment(text, language, tokens, clauses), _asks_for_human(_request_form(clauses))
+
+
+def _sentiment(text: str, language: str, tokens: list[str], clauses: str) -> Sentiment:
+    langs = (language,) if language in SUPPORTED_LANGUAGES else SUPPORTED_LANGUAGES
+    cues = _find_cues(tokens, [_MERGED_LEXICONS[(*langs, _ANY_LANGUAGE)]])
 
     total = 0.0
     flags = {"anger": False, "distress": False, "urgency": False}
@@ -339,9 +401,8 @@ def analyse_sentiment(text: str, language: str) -> Sentiment:
         if kind in flags:
             flags[kind] = True
 
-    folded = _idiom_folded(text)
-    for kind, patterns in IDIOMS.items():
-        if any(pattern.search(folded) for pattern in patterns):
+    for kind, pattern in _IDIOMS_ANY.items():
+        if pattern.search(clauses):
             total += WEIGHTS[kind]
             flags[kind] = True
 
@@ -490,13 +551,21 @@ _MORE_REQUESTS = [re.compile(p) for p in (
 )]
 
 
+_ANY_TYPO = _any_of([pattern for pattern, _ in _TYPOS])
+_ANY_BOT_REJECTION = _any_of(_BOT_REJECTION)
+_ANY_REQUEST = _any_of((*_HUMAN_REQUEST, *_MORE_REQUESTS))
+
+
 def _request_folded(text: str) -> str:
-    folded = re.sub(r"n't\b", " not", fold(text)).replace("'", " ").replace("-", " ")
-    folded = re.sub(r"[^a-z0-9.!?,;:]+", " ", folded)  # keep clause punctuation only
-    folded = " ".join(folded.split())
-    for pattern, replacement in _TYPOS:
-        folded = pattern.sub(replacement, folded)
-    return folded
+    return _request_form(_forms(text)[1])
+
+
+def _request_form(clauses: str) -> str:
+    """The typos rewritten. When none is found no rewrite can apply (none creates another's input), so none runs."""
+    if _ANY_TYPO.search(clauses):
+        for pattern, replacement in _TYPOS:
+            clauses = pattern.sub(replacement, clauses)
+    return clauses
 
 
 def asks_for_human(text: str) -> bool:
@@ -506,12 +575,17 @@ def asks_for_human(text: str) -> bool:
     noun ("agent", "humain !!", "conseiller svp") counts; mentions ("my advisor said...") and declined
     requests ("pas besoin de parler à un conseiller") do not.
     """
-    folded = _request_folded(text)
+    return _asks_for_human(_request_folded(text))
+
+
+def _asks_for_human(folded: str) -> bool:
     words = [w for w in re.findall(r"[a-z0-9]+", folded) if w not in _FILLER]
     if words and (" ".join(words) in _PERSON_ALONE or all(w in _PERSON_WORDS for w in words)):
         return True
-    if any(pattern.search(folded) for pattern in _BOT_REJECTION):
+    if _ANY_BOT_REJECTION.search(folded):
         return True
+    if not _ANY_REQUEST.search(folded):  # the common case: no request pattern matches anywhere
+        return False
     for pattern in (*_HUMAN_REQUEST, *_MORE_REQUESTS):
         for match in pattern.finditer(folded):
             clause = re.split(r"[.!?;,]", folded[:match.start()])[-1] + match.group(0)
@@ -566,6 +640,9 @@ _AMOUNT = re.compile(
 )
 
 
+_DIGIT = re.compile(r"\d")
+
+
 def _parse_number(raw: str) -> float | None:
     """ "1 200,50" -> 1200.5, "1,200.50" -> 1200.5, "12,99" -> 12.99, "1.200" -> 1200.0."""
     raw = re.sub(f"{_SPACE}", "", raw).replace("’", "'").replace("'", "")
@@ -582,6 +659,8 @@ def _parse_number(raw: str) -> float | None:
 
 def extract_amount(text: str) -> float | None:
     """The largest amount of money the message mentions, in currency units; None when there is none."""
+    if not _DIGIT.search(text):  # every amount has a digit (the same \d as _NUMBER's)
+        return None
     amounts = []
     for match in _AMOUNT.finditer(text):
         raw = match.group("before") or match.group("after")
