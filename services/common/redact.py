@@ -375,9 +375,21 @@ def find_personal_data(text: str, regions: tuple[str, ...] | None = None) -> lis
     """
     if not ANY_DIGIT_OR_AT.search(text):
         return []  # most messages: nothing any detector could find
+    kept = [Finding("order", m.start(), m.end()) for m in ORDER_NUMBER.finditer(text)]
+    if kept and _only_order_numbers(_mask(text, kept)):
+        return []
+    return _find_all(text, regions, kept)
+
+
+def _only_order_numbers(masked: str) -> bool:
+    """Whether a text whose order numbers are masked holds nothing to redact, known cheaply: with no digit and no @
+    left, only an identifier written in letters (an Italian codice fiscale may be) could be found."""
+    return not ANY_DIGIT_OR_AT.search(masked) and not _national_id_spans(masked)
+
+
+def _find_all(text: str, regions: tuple[str, ...] | None, kept: list[Finding]) -> list[Finding]:
     detectors = DETECTORS | {"phone": lambda masked: _phone_spans(masked, regions)}
     findings: list[Finding] = []
-    kept = [Finding("order", m.start(), m.end()) for m in ORDER_NUMBER.finditer(text)]
     found_in_round = True
     while found_in_round:
         found_in_round = []
