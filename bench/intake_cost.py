@@ -9,7 +9,10 @@ conversation, half of the conversations declaring their language), read as intak
 - decode: parse_contact_event + redact + take_phone, per record (intake's `decode`);
 - language: each conversation's first message guessed alone (language, sure, ambiguous_with), its later ones knowing
   the conversation's language (the language alone, as intake keeps it), a poll's worth of messages at a time (the
-  batch calls when the tree has them, else one call per message).
+  batch calls when the tree has them, else one call per message);
+- handler: intake's handle_batch on the decoded records, a poll at a time, the database replaced by a stand-in
+  that answers its statements from memory (no SQL is run or encoded: what is left is intake's own work, the
+  language guess included, with tracing set up as the service does, default sampler, no exporter).
 
 CPU is time.process_time (every thread of the process), µs per message, best of --rounds (and of --repeats runs
 of each tree, alternated, with --before).
@@ -81,6 +84,7 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
             guesses += [(g.language, g.sure, g.ambiguous_with) for g in first_guesses] + later_languages
         return guesses
 
+    handler_us = _handler_cost(records, rounds, batch)
     decoded = decode_all()
     guess_all(decoded)  # warm-up
     decode_us, language_us = [], []
@@ -97,11 +101,72 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
         key = g if isinstance(g, str) else f"{g[0]}{'' if g[1] else '?'}"
         summary[key] = summary.get(key, 0) + 1
     return {"messages": len(records), "decode_us": round(min(decode_us), 1), "language_us": round(min(language_us), 1),
-            "total_us": round(min(decode_us) + min(language_us), 1), "batch_api": batch_api is not None,
+            "total_us": round(min(decode_us) + min(language_us), 1), "handler_us": handler_us, "batch_api": batch_api,
             "guesses": dict(sorted(summary.items())),
             # the same inputs must give the same outputs before and after
             "language_checksum": _digest(guesses),
             "text_checksum": _digest([(d[3], d[4]) for d in decoded])}
+
+
+class _Database:
+    """Answers intake's statements from memory, as PostgreSQL would for a first delivery."""
+
+    def __init__(self):
+        self.conversations: dict[str, dict] = {}
+
+    async def fetch(self, sql: str, *args):
+        if sql.startswith("INSERT INTO processed_events"):
+            return [(key,) for key in args[1]]
+        if sql.startswith("UPDATE conversations SET turn_count"):
+            rows = []
+            for conversation_id, turns in zip(*args):
+                if conversation_id in self.conversations:
+                    self.conversations[conversation_id]["turn_count"] += turns
+                    rows.append(dict(self.conversations[conversation_id]))
+            return rows
+        if sql.startswith("INSERT INTO conversations"):
+            for conversation_id, language, turns in zip(args[0], args[3], args[5]):
+                self.conversations[conversation_id] = {"conversation_id": conversation_id, "turn_count": turns,
+                                                       "traceparent": None, "language": language}
+            return [dict(self.conversations[c]) for c in args[0]]
+        raise AssertionError(f"unexpected statement: {sql[:60]}")
+
+    async def execute(self, sql: str, *args):
+        if sql.startswith("WITH turn AS"):
+            for conversation_id, traceparent in zip(args[-2], args[-1]):
+                self.conversations[conversation_id]["traceparent"] = traceparent
+
+    async def fetchval(self, sql: str, *args):
+        return False
+
+
+def _handler_cost(records, rounds: int, batch: int) -> float:
+    """µs of CPU per message of intake's handle_batch, best of `rounds`, a new set of conversations each round."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiokafka import ConsumerRecord
+
+    from relais.common import telemetry, topics
+    from relais.common.unit_of_work import Item, UnitOfWork
+    from relais.intake import service
+
+    telemetry.setup("intake")
+    w = SimpleNamespace(settings=SimpleNamespace(max_text_chars=4000), pool=None, producer=None, stop=None)
+    handler = asyncio.run(service.build(w))
+    consumed = [ConsumerRecord(topics.CONTACT_EVENTS, 0, offset, 0, 0, None, value, None, 0, len(value), headers)
+                for offset, (_, _, value, headers) in enumerate(records)]
+
+    async def one_round() -> float:
+        items = [Item(record, handler.decode(record)) for record in consumed]
+        database = _Database()
+        start = time.process_time()
+        for first in range(0, len(items), batch):
+            await handler.handle_batch(items[first:first + batch], UnitOfWork("intake", database))
+        return (time.process_time() - start) / len(items) * 1e6
+
+    asyncio.run(one_round())  # warm-up
+    return round(min(asyncio.run(one_round()) for _ in range(rounds)), 1)
 
 
 def _digest(values: list) -> str:
@@ -137,7 +202,7 @@ def main() -> None:
     result = {}
     for name, measured in runs.items():
         result[name] = dict(measured[0])
-        for key in ("decode_us", "language_us", "total_us"):
+        for key in ("decode_us", "language_us", "total_us", "handler_us"):
             result[name][key] = min(run[key] for run in measured)
     result["same_results"] = all(result["before"][k] == result["after"][k]
                                  for k in ("language_checksum", "text_checksum", "guesses"))
