@@ -225,3 +225,14 @@ def test_analyse_message_is_sentiment_and_request_together():
         for language in ("fr", "en", "de"):
             assert S.analyse_message(text, language) == (S.analyse_sentiment(text, language), S.asks_for_human(text))
             assert S.analyse_message(text, language, fold(text)) == S.analyse_message(text, language)
+
+
+def test_the_public_sparse_product_gives_the_same_scores(model, monkeypatch):
+    """Where scipy's kernel cannot be imported by name, csr_matrix @ dense is used: the same numbers."""
+    import sys
+
+    scorer = model._classifier.members["ngram"]._scorer
+    normalised = [normalise_text(t) for t in CORPUS[:200]]
+    direct = scorer.proba(normalised)
+    monkeypatch.setitem(sys.modules, "scipy.sparse._sparsetools", None)  # makes the import fail
+    assert (scorer.proba(normalised) == direct).all()
