@@ -190,7 +190,8 @@ class _Loop:
     retry_seconds: float
     conn: asyncpg.Connection | None = None  # held across batches: giving it back to the pool costs 4 statements
     flushing: asyncio.Task | None = None  # the previous unit's outputs being sent, then its offsets committed
-    committing: asyncio.Task | None = None  # the last offset commit
+    committing: asyncio.Task | None = None  # committing the offsets of the units sent, until none is left
+    offsets: dict = field(default_factory=dict)  # partition -> next offset: sent, not committed yet
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while a poll's records are in hand
 
     async def process(self, records: list[ConsumerRecord]) -> None:
@@ -261,16 +262,18 @@ class _Loop:
     async def _flush_and_commit(self, unit: UnitOfWork, records: list[ConsumerRecord]) -> bool:
         if not await self._flush(unit):
             return False
-        offsets = {bus.TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
-        previous = self.committing
-
-        async def commit() -> None:
-            if previous is not None:
-                await previous
-            await bus.commit_offsets(self.consumer, offsets, self.stop)
-
-        self.committing = asyncio.create_task(commit())
+        for r in records:  # in order: the last offset of each partition wins
+            self.offsets[bus.TopicPartition(r.topic, r.partition)] = r.offset + 1
+        if self.committing is None or self.committing.done():
+            self.committing = asyncio.create_task(self._commit())
         return True
+
+    async def _commit(self) -> None:
+        """Commits what was sent, in order; the units sent during a commit are committed together by the next one
+        (fewer requests to the broker when commits are slower than units)."""
+        while self.offsets:
+            offsets, self.offsets = self.offsets, {}
+            await bus.commit_offsets(self.consumer, offsets, self.stop)
 
     async def _one_by_one(self, records: list[ConsumerRecord]) -> None:
         for record in records:
