@@ -15,7 +15,6 @@ When the intent is below its threshold but a plausible guess exists, the bot ask
 is what the customer wants ("Voulez-vous connaître le statut d'une commande ?"), then hands off.
 """
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from relais.classifier.catalogue import PLAUSIBLE_GUESS, Catalogue
@@ -45,14 +44,21 @@ class ConversationState:
     @classmethod
     def from_context(cls, context: pb.ConversationContext) -> "ConversationState":
         """Derived from the conversation so far (every turn but the current, last one)."""
-        attempts = list(context.bot_attempts)
-        last = attempts[-1] if attempts else None
+        by_intent: dict[str, int] = {}
+        clarifications = failed = 0
+        last = None
+        for last in context.bot_attempts:  # one pass: each protobuf field read costs
+            by_intent[last.intent] = by_intent.get(last.intent, 0) + 1
+            if last.clarification:
+                clarifications += 1
+            elif not last.resolved:
+                failed += 1
         return cls(
             sentiment_scores=tuple(t.classification.sentiment.score for t in context.turns[:-1]),
-            bot_turns_by_intent=dict(Counter(a.intent for a in attempts)),
-            clarifications=sum(a.clarification for a in attempts),
+            bot_turns_by_intent=by_intent,
+            clarifications=clarifications,
             pending_clarification=last.intent if last is not None and last.clarification else "",
-            failed_attempts=failed_attempts(attempts),
+            failed_attempts=failed,
         )
 
 
