@@ -11,8 +11,10 @@ lookups to a real lookup service, a subprocess), the outbox insert, the commit. 
 are left out (shared plumbing, not the bot's).
 
 Bot: time.process_time of the process that runs the handler (its gRPC threads included) per turn. Lookup: the
-lookup process's CPU time (every thread's, from /proc) per turn. Each tree runs in a fresh process, alternately, `--rounds` times;
-the medians are printed.
+lookup process's CPU time (every thread's, from /proc) per turn. Each tree runs in a fresh process, alternately,
+`--rounds` times; the medians are printed. With `--before`, the first round of each tree also keeps every output
+(reply, outcome, hand-off: topic, key, headers, value) and every stored context, without the clock readings and
+the run's tag, and `outputs_identical` says whether the two trees behaved the same.
 """
 
 from __future__ import annotations
