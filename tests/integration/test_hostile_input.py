@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
-from relais.common import bus, cloudevents, topics, transcript
+from relais.common import bus, cloudevents, topics, transcript, unit_of_work
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, analytics_pb2, analytics_pb2_grpc
 from relais.common.pb import conversation_pb2 as pb
 from relais.demo import send_message
@@ -122,13 +122,26 @@ async def test_a_record_over_the_brokers_limit_is_dead_lettered_and_never_retrie
     inputs = [ConsumerRecord(topics.TURNS, 0, offset, 0, 0, key, b"input", None, len(key), 5, [("k", b"v")])
               for offset in (10, 11)]
 
-    async def handle(record):
-        if record.offset == 10:  # an output of 2 MiB: MessageSizeTooLargeError, forever
-            await bus.publish(producer, [bus.Record(topics.REPLIES, key, b"x" * (2 * bus.MAX_MESSAGE_BYTES))])
+    async def handle(items, unit):
+        for item in items:
+            if item.record.offset == 10:  # an output of 2 MiB: MessageSizeTooLargeError, forever
+                await bus.publish(producer, [bus.Record(topics.REPLIES, key, b"x" * (2 * bus.MAX_MESSAGE_BYTES))])
 
-    started = time.monotonic()
-    last = await asyncio.wait_for(bus._process_partition("test", producer, handle, asyncio.Event(), inputs, 0.1), 30)
-    assert last.offset == 11 and time.monotonic() - started < 10  # the next record was processed: no stall
+    # The shared loop (relais.common.unit_of_work) with a real consumer of a group of its own, for the commits.
+    consumer = bus.make_consumer(stack.bootstrap, f"too-large-{uuid.uuid4().hex[:8]}")
+    await consumer.start()
+    try:
+        partition = TopicPartition(topics.TURNS, 0)
+        consumer.assign([partition])
+        loop = unit_of_work._Loop("test", consumer, producer, lambda record: record.value, handle, asyncio.Event(),
+                                  pool=None, retry_seconds=0.1)
+        started = time.monotonic()
+        await asyncio.wait_for(loop.process(inputs), 30)
+        await loop.finish()
+        assert time.monotonic() - started < 10  # the next record was processed: no stall
+        assert await consumer.committed(partition) == 12  # both inputs done: one dead-lettered, the other handled
+    finally:
+        await consumer.stop()
     # An input close to the limit cannot be copied whole with the reason: the reason goes without it.
     huge = ConsumerRecord(topics.CONTACT_EVENTS, 0, 12, 0, 0, key, b"y" * (bus.MAX_MESSAGE_BYTES - 200), None,
                           len(key), bus.MAX_MESSAGE_BYTES - 200, [("content-type", b"application/cloudevents+json")])
