@@ -79,13 +79,27 @@ SIGNED_IN = ("SELECT coalesce(md5(string_agg(agent_id || ' ' || token_sha256, ',
 SPOKEN = "SELECT DISTINCT unnest(languages) FROM agents WHERE state <> 'offline'"
 # The agents signed in without a stream here ($1: those with one).
 UNCONNECTED = "SELECT agent_id FROM agents WHERE state <> 'offline' AND agent_id <> ALL($1::text[])"
+
+
+def _overflow_due(steps: str, count: str) -> str:
+    """The waiting tasks due their next overflow step (`steps`: the steps' after_seconds, `count`: how many): stage by
+    stage, each a range of the tasks_waiting_by_stage index, not a pass over the queue."""
+    return f"""
+SELECT t.task_id, t.stage, date_part('epoch', now() - t.queued_at) AS waited
+FROM generate_subscripts({steps}::float8[], 1) AS step,
+     LATERAL (SELECT task_id, stage, queued_at FROM tasks WHERE status = 'queued' AND stage = step - 1
+                     AND queued_at <= now() - make_interval(secs => ({steps}::float8[])[step])
+                     AND (due_at IS NULL OR due_at <= now())) t
+WHERE step <= {count}"""
+
+
+OVERFLOW_DUE = _overflow_due("$1", "$2")
 # What the ticker's step would act on, in one read: the same conditions as its own queries (tick), each as a yes or no.
 TICK_DUE = f"""
 SELECT ARRAY({UNCONNECTED}) AS unconnected, ({SIGNED_IN}) AS signed_in,
        EXISTS (SELECT FROM tasks WHERE status = 'offered' AND offer_expires_at < now()) AS expired,
        EXISTS (SELECT FROM agents WHERE state = 'wrap_up' AND state_until < now()) AS wrap_up_over,
-       EXISTS (SELECT FROM tasks WHERE status = 'queued' AND stage < $3 AND extract(epoch FROM now() - queued_at) >= ($2::float8[])[stage + 1]
-               AND (due_at IS NULL OR due_at <= now())) AS overflow,
+       EXISTS ({_overflow_due("$2", "$3")}) AS overflow,
        EXISTS (SELECT FROM tasks WHERE status = 'queued' AND stage < $3 AND queued_at >= now() - interval '5 seconds'
                AND language = ANY (ARRAY({SPOKEN}))) AS widen,
        EXISTS (SELECT FROM tasks WHERE status = 'queued' AND due_at BETWEEN now() - make_interval(secs => $4) AND now()) AS callback
@@ -95,20 +109,23 @@ QUEUE_DUE = ("status = 'queued' AND kind = 'handoff' AND coalesce(last_update_at
 QUEUE_DUE_KINDS = f"SELECT DISTINCT language, channel, required::text AS required, stage FROM tasks WHERE {QUEUE_DUE}"
 # Of those, the ones with news: nobody serves their needs now and they were not told so (or the reverse), or advisors
 # serve them and their place improved since they were told it. $2: aging_seconds_per_point; $3-$6: the kinds of needs
-# nobody serves. Places in rules.queue_order's order, for every waiting task at once.
+# nobody serves. Places in rules.queue_order's order, each queue sorted once, and only when a customer due in it is
+# served (told nobody serves them, they have no place to hear).
 QUEUE_NEWS = f"""
-WITH q AS (SELECT task_id, language, queued_at,
-                  priority + floor(greatest(0, date_part('epoch', now() - queued_at)) / $2)::int AS eff
-           FROM tasks WHERE status = 'queued' AND (due_at IS NULL OR due_at <= now())),
-places AS (SELECT task_id, row_number() OVER (PARTITION BY language ORDER BY eff DESC, queued_at, task_id) AS place FROM q),
-unserved AS (SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::int[]) AS u (language, channel, required, stage)),
-due AS (SELECT t.task_id, t.updates_sent, t.last_position, t.told_nobody, coalesce(places.place, 0) AS place,
+WITH unserved AS (SELECT * FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::int[]) AS u (language, channel, required, stage)),
+due AS (SELECT t.task_id, t.language, t.updates_sent, t.last_position, t.told_nobody,
                EXISTS (SELECT FROM unserved u WHERE (u.language, u.channel, u.required, u.stage)
                                                   = (t.language, t.channel, t.required, t.stage)) AS nobody
-        FROM tasks t LEFT JOIN places USING (task_id) WHERE {QUEUE_DUE})
-SELECT task_id, updates_sent FROM due
-WHERE nobody <> told_nobody OR (NOT nobody AND (last_position IS NULL OR place < last_position))
-ORDER BY task_id"""
+        FROM tasks t WHERE {QUEUE_DUE}),
+q AS (SELECT task_id, language, queued_at,
+             priority + floor(greatest(0, date_part('epoch', now() - queued_at)) / $2)::int AS eff
+      FROM tasks WHERE status = 'queued' AND (due_at IS NULL OR due_at <= now())
+                       AND language IN (SELECT language FROM due WHERE NOT nobody)),
+places AS (SELECT task_id, row_number() OVER (PARTITION BY language COLLATE "C"
+                                              ORDER BY eff DESC, queued_at, task_id COLLATE "C") AS place FROM q)
+SELECT due.task_id, due.updates_sent FROM due LEFT JOIN places USING (task_id)
+WHERE due.nobody <> due.told_nobody OR (NOT due.nobody AND (due.last_position IS NULL OR coalesce(places.place, 0) < due.last_position))
+ORDER BY due.task_id"""
 # A hand-off that an agent can take at once, in one statement (one round trip, its own transaction, committed —
 # fsync included — before PostgreSQL answers): the deduplication row, the task already offered, its 'queued' and
 # 'offered' steps, the agent's reservation and, when the agent was available, its state change in the outbox.
@@ -784,10 +801,7 @@ class Routing(AgentDeskApi):
                 await self._set_state(conn, fx, agent_id["agent_id"], "available", "wrap_up_over")
                 changed = True
             steps = [step.after_seconds for step in self.rules.overflow]
-            for row in await conn.fetch(  # only the tasks whose next overflow step is due
-                    "SELECT task_id, stage, extract(epoch FROM now() - queued_at) AS waited FROM tasks WHERE status = 'queued'"
-                    " AND stage < $2 AND extract(epoch FROM now() - queued_at) >= ($1::float8[])[stage + 1]"
-                    " AND (due_at IS NULL OR due_at <= now())", steps, len(steps)):
+            for row in await conn.fetch(OVERFLOW_DUE, steps, len(steps)):  # only the tasks whose next step is due
                 stage = rules.overflow_stage(float(row["waited"]), self.rules)
                 if stage > row["stage"]:
                     await conn.execute("UPDATE tasks SET stage = $2, declined_by = '{}' WHERE task_id = $1", row["task_id"], stage)
@@ -832,9 +846,9 @@ class Routing(AgentDeskApi):
         self.signed_in_seen = seen
         # Only a task in a language someone signed in speaks can be widened (else no stage would do): the others, a long
         # queue nobody here speaks, are not read.
-        rows = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' AND stage < $1"
-                                f" AND ($2 OR queued_at >= now() - interval '5 seconds') AND language = ANY (ARRAY({SPOKEN}))",
-                                len(self.rules.overflow), every)
+        recent = "" if every else " AND queued_at >= now() - interval '5 seconds'"  # a range of tasks_waiting_since
+        rows = await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' AND stage < $1{recent}"
+                                f" AND language = ANY (ARRAY({SPOKEN}))", len(self.rules.overflow))
         if not rows:
             return False
         agents = await self._signed_in(conn)

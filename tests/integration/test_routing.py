@@ -596,3 +596,43 @@ async def test_the_places_read_from_postgresql_are_the_rules_places(db, language
             assert len({places.place(t, now) for t in mine}) > 100  # most are waiting, in distinct places
         finally:
             await transaction.rollback()
+
+
+async def test_the_overflow_steps_due_are_read_stage_by_stage(db, language):
+    """The ticker's overflow read (service.OVERFLOW_DUE, index ranges stage by stage) returns exactly the waiting tasks
+    whose next step is due as the rules count it (waited >= the step's after_seconds), callbacks not due left out; and
+    TICK_DUE says so in one yes or no. In a transaction rolled back."""
+    import random
+
+    from relais.routing import rules, service
+
+    routing_rules = rules.load_rules()
+    steps = [step.after_seconds for step in routing_rules.overflow]
+    rng = random.Random(11)
+    async with db.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            await conn.execute("UPDATE tasks SET status = 'closed' WHERE status = 'queued'")  # this test's tasks alone
+            mine = {}
+            for i in range(200):
+                stage, waited = rng.randint(0, len(steps)), rng.choice((rng.uniform(0, 3 * max(steps)), *steps))
+                later = i % 23 == 0  # a callback not due yet
+                task_id = f"overflow-{language}-{i}"
+                await conn.execute(
+                    "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, kind, status, stage,"
+                    " queued_at, due_at) VALUES ($1, $1, $2, '', 0, '', 'handoff', $3, $4, now() - make_interval(secs => $5),"
+                    " CASE WHEN $6 THEN now() + interval '1 hour' END)",
+                    task_id, language, "offered" if i % 17 == 0 else "queued", stage, waited, later)
+                mine[task_id] = (stage, waited, later, i % 17 == 0)
+            due = {task_id for task_id, (stage, waited, later, offered) in mine.items()
+                   if not offered and not later and stage < len(steps) and waited >= steps[stage]}
+            rows = await conn.fetch(service.OVERFLOW_DUE, steps, len(steps))
+            assert {r["task_id"] for r in rows} == due and len(due) > 20
+            assert all(rules.overflow_stage(float(r["waited"]), routing_rules) > r["stage"] for r in rows)
+            tick = await conn.fetchrow(service.TICK_DUE, [], steps, len(steps), 2.0)
+            assert tick["overflow"]
+            await conn.execute("UPDATE tasks SET status = 'closed' WHERE task_id = ANY($1::text[])", sorted(due))
+            assert not (await conn.fetchrow(service.TICK_DUE, [], steps, len(steps), 2.0))["overflow"]
+        finally:
+            await transaction.rollback()
