@@ -30,6 +30,7 @@ import pickle
 import platform
 import re
 import struct
+from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -159,8 +160,9 @@ def _words(normalised: str) -> list[str]:
 class _Block:
     """One vectoriser of the feature union: the columns of the known n-grams of a text, one per occurrence."""
 
-    # Words whose character n-grams are remembered; past that many the memory starts afresh (it only saves time).
-    WORD_CACHE_SIZE = 50_000
+    # Words whose character n-grams are remembered, as compact arrays (a tuple of Python ints cost ~1.5 kB a word, and
+    # a surge of unique words grew the process by 240 MB); past that many the memory starts afresh (it only saves time).
+    WORD_CACHE_SIZE = 20_000
 
     def __init__(self, vectorizer: Any, weight: float, offset: int):
         self.idf = np.asarray(vectorizer.idf_, dtype=float)
@@ -180,7 +182,7 @@ class _Block:
                         and vectorizer.stop_words is None and re.compile(vectorizer.token_pattern).groups <= 1
                         else None)
         self._ngram_range = vectorizer.ngram_range
-        self._words: dict[str, tuple[int, ...]] = {}
+        self._words: dict[str, array] = {}
 
     def add_columns(self, text: str, columns: list[int]) -> None:
         if self._per_word:
@@ -190,7 +192,7 @@ class _Block:
                 if known is None:
                     if len(words) >= self.WORD_CACHE_SIZE:
                         words.clear()
-                    known = words[word] = tuple(self._known(self._analyse(word)))
+                    known = words[word] = array("l", self._known(self._analyse(word)))
                 columns.extend(known)
         elif self._tokens is not None:
             columns.extend(self._known(_word_ngrams(self._tokens(text), *self._ngram_range)))

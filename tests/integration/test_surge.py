@@ -157,7 +157,7 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
     waits = [w["expected_wait_seconds"] for w in waiting]
     assert all(wait <= 3 * position + 2 for position, wait in zip(positions, waits))
     rho = spearmanr(positions, waits).statistic
-    assert rho > 0.7, rho
+    assert rho > 0.7, (rho, sorted(zip(positions, waits))[::max(1, len(waiting) // 60)])  # what was told, when not
 
     # Whatever backlog there was waited in Kafka, before the stage that could not keep up, and drained;
     # memory stayed bounded meanwhile.
