@@ -1,9 +1,10 @@
-"""Kafka producer/consumer setup and the one consume loop every service runs.
+"""Kafka producer/consumer setup, sending with acknowledgements, dead letters and offset commits: what the one
+consume loop every service runs (relais.common.unit_of_work) is made of.
 
-The loop commits a partition's offset only after its records were processed (and their outputs
-acknowledged by the broker), so a stopped or crashed service loses nothing: uncommitted records
-are delivered again and the handlers' deduplication makes that harmless. Bad input goes to the
-dead-letter topic with its reason; broker or database outages are retried, never dead-lettered.
+Offsets are committed only after the records were processed and their outputs acknowledged by the broker, so a
+stopped or crashed service loses nothing: uncommitted records are delivered again and the handlers' deduplication
+makes that harmless. Bad input goes to the dead-letter topic with its reason; broker or database outages are
+retried, never dead-lettered.
 """
 
 import asyncio

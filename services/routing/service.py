@@ -317,7 +317,6 @@ class Routing(AgentDeskApi):
             unit.conn = conn
             try:
                 async with conn.transaction():
-                    fx.clear()
                     await self._apply_batch(conn, fx, items, unit)
                     await unit.store()
             except BaseException:
