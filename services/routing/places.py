@@ -31,6 +31,10 @@ class Places:
             language, priority, queued_at = entry
             self.queues[language][priority].discard((queued_at, task_id))
 
+    def counts(self) -> dict[str, int]:
+        """How many tasks wait per language (callbacks not due yet included)."""
+        return {language: n for language, queue in self.queues.items() if (n := sum(map(len, queue.values())))}
+
     def level(self, priority: int, queued_at: float, now: float) -> int:
         """rules.effective_priority."""
         return priority + int(max(0.0, now - queued_at) // self.aging)

@@ -39,6 +39,7 @@ from relais.routing.places import Places
 from relais.routing.desk_api import AgentDeskApi, Effects, QueueNotice, requeued_notice
 
 log = logging.getLogger(__name__)
+PLACES_CHECK_SECONDS = 1.0  # how long the remembered places may go unchecked against the database
 # What waiting customers read: in their language, or English then French for a language without texts here.
 QUEUE_TEXT = {
     "fr": "Un conseiller va vous répondre. Vous êtes en position {position} ; attente estimée : {minutes} min.",
@@ -189,6 +190,7 @@ class Routing(AgentDeskApi):
         # The waiting customers' places (places.py): read from the database when None, kept up to date as hand-offs are
         # queued and offered, and dropped by any other change to who waits (a withdrawn offer, a transfer, a callback...).
         self.places: Places | None = None
+        self.places_checked = 0.0  # when (monotonic) they were last found to match the database
         # The connection the decisions use, one at a time under the lock: kept, not taken from the pool and reset each time.
         self.conn = None
 
@@ -543,8 +545,18 @@ class Routing(AgentDeskApi):
     # --- waiting customers ---
 
     async def _places(self, conn) -> Places:
+        """The places, read again when the database says other tasks wait than those remembered (something changed
+        the queue behind routing: an operator, a script); checked at most once a second, one count per language."""
+        now = time.monotonic()
+        if self.places is not None and now - self.places_checked >= PLACES_CHECK_SECONDS:
+            self.places_checked = now
+            counts = dict(await conn.fetch("SELECT language, count(*) FROM tasks WHERE status = 'queued' GROUP BY 1"))
+            if counts != self.places.counts():
+                log.warning("waiting tasks changed behind routing (%s in the database, %s remembered): read again",
+                            counts, self.places.counts())
+                self.places = None
         if self.places is None:
-            self.places = await load_places(conn, self.rules.aging_seconds_per_point)
+            self.places, self.places_checked = await load_places(conn, self.rules.aging_seconds_per_point), now
         return self.places
 
     async def _position_messages(self, conn, fx: Effects, waiting: list[QueueNotice]) -> list[bus.Record]:

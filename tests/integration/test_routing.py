@@ -636,3 +636,32 @@ async def test_the_overflow_steps_due_are_read_stage_by_stage(db, language):
             assert not (await conn.fetchrow(service.TICK_DUE, [], steps, len(steps), 2.0))["overflow"]
         finally:
             await transaction.rollback()
+
+
+async def test_a_place_counts_the_queue_the_database_holds_even_when_changed_behind_routing(producer, db, language):
+    """Routing remembers the waiting customers' places; a waiting task closed by someone else (an operator's SQL)
+    is not counted ahead of a newcomer once routing has checked its memory against the database (every second)."""
+    from relais.routing import rules, service
+
+    first = context(f"behind-first-{language}", language)
+    await hand_off(producer, first)
+    task = await task_of(db, first.conversation_id)
+    async with asyncio.timeout(15):  # told its place: routing remembers it waiting
+        while (await db.fetchval("SELECT last_position FROM tasks WHERE task_id = $1", task["task_id"])) is None:
+            await asyncio.sleep(0.1)
+    await db.execute("UPDATE tasks SET status = 'closed', closed_at = now() WHERE task_id = $1", task["task_id"])
+    await asyncio.sleep(service.PLACES_CHECK_SECONDS + 0.2)  # the check's period, not a proof of absence
+
+    newcomer = context(f"behind-new-{language}", language)
+    await hand_off(producer, newcomer)
+    mine = await task_of(db, newcomer.conversation_id)
+    async with asyncio.timeout(15):
+        while (told := await db.fetchval("SELECT last_position FROM tasks WHERE task_id = $1", mine["task_id"])) is None:
+            await asyncio.sleep(0.1)
+    now = float(await db.fetchval("SELECT extract(epoch FROM now())"))
+    waiting = [rules.Task(r["task_id"], language, "chat", {}, r["priority"], float(r["queued"]),
+                          due_at=float(r["due"]) if r["due"] is not None else None)
+               for r in await db.fetch("SELECT task_id, priority, extract(epoch FROM queued_at) AS queued,"
+                                       " extract(epoch FROM due_at) AS due FROM tasks WHERE status = 'queued'"
+                                       " AND language = $1", language)]
+    assert told == rules.queue_positions(waiting, now, rules.load_rules())[mine["task_id"]]
