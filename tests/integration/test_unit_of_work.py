@@ -75,3 +75,17 @@ async def test_an_event_of_our_own_resends_only_what_was_not_marked_published(co
     async with conn.transaction():
         assert await marked.first_time(["alert-1"]) == set()
     assert marked.outputs == []
+
+
+async def test_the_services_connections_plan_each_statement_for_its_own_batch(postgres_dsn):
+    """relais.common.db's pools plan every statement for its arguments (no generic plan costed on a young table),
+    and keep doing so after asyncpg's reset when a connection goes back to the pool."""
+    from relais.common import db
+
+    pool = await db.connect(postgres_dsn, max_size=1)
+    try:
+        for _ in range(2):  # the second time on the connection the pool reset
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SHOW plan_cache_mode") == "force_custom_plan"
+    finally:
+        await pool.close()
