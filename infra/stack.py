@@ -39,7 +39,7 @@ DEFAULT_PORTS = {
     "intake": 50051, "classifier": 50052, "bot": 50053, "routing": 50054, "analytics": 50055, "lookup": 50056,
     "routing-standby": 50064,
 }
-# Routing's second process, standby until the active one dies (README, "Scale-out and faults").
+# Routing's second process, standby until the active one dies (docs/operations.md, "Routing: active and standby").
 STANDBY = "routing-standby"
 
 
@@ -51,7 +51,7 @@ class Stack:
         self.broker = KafkaBroker(state_dir / "kafka", port=self.ports["kafka"], controller_port=self.ports["kafka_controller"])
         self.postgres = PostgresServer(state_dir / "postgres", port=self.ports["postgres"], fast=fast_db)
         self.extra_env = extra_env or {}
-        # The service token of the Lookup and Analytics APIs (README, "Access"): given, kept from the last
+        # The service token of the Lookup and Analytics APIs (docs/security.md, "Service token"): given, kept from the last
         # `make up`, or a new one; passed to the services and written into endpoints.env for the clients.
         self.service_token = (self.extra_env.get(TOKEN) or os.environ.get(TOKEN, "").strip()
                               or self._saved_endpoints().get(TOKEN) or secrets.token_urlsafe(32))

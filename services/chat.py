@@ -3,7 +3,7 @@
     relais chat --conversation me-1 --language fr
 
 Each typed line is sent as a relais.contact.message.v1 event of that conversation (as an enterprise's channel
-would send it, README "Public contract"); every reply on relais.replies.v1 (bot, hand-off, queue, advisor,
+would send it, docs/contract.md); every reply on relais.replies.v1 (bot, hand-off, queue, advisor,
 survey) is printed as it comes. At the end of input it waits `--wait` seconds for the last replies.
 """
 

@@ -420,7 +420,7 @@ async def run(addr: str, agent_id: str, name: str, languages: list[str], skills:
               capacity: dict[str, int], lines=None, say=print, service_token: str | None = None) -> None:
     """Signs in, prints desk events as they come, runs typed commands until `quit` or end of input.
 
-    This console is a front end: it signs the agent in with the service token (README, "Access")."""
+    This console is a front end: it signs the agent in with the service token (docs/security.md, "Agents")."""
     session = Session(addr, desk.SignInRequest(agent_id=agent_id, display_name=name, languages=languages,
                                                skill_levels=skills, capacity=capacity), service_token)
     await session.connect()

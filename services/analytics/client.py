@@ -52,7 +52,7 @@ async def collect(address: str, start: datetime, end: datetime, window: str = "d
                   target_level: float = 0.8, target_seconds: float = 20.0, *, token: str | None = None,
                   env: dict[str, str] | None = None) -> dict:
     """The report's data (relais.analytics.report's shape) for [start, end); `token`: RELAIS_SERVICE_TOKEN,
-    `env`: where RELAIS_TLS_CA is read (README, "Access")."""
+    `env`: where RELAIS_TLS_CA is read (docs/security.md, "TLS")."""
     async with grpcserver.channel(address, token, env=env, trace=False) as channel:
         stub = analytics_pb2_grpc.AnalyticsStub(channel)
         span = {"to": _ts(end), **{"from": _ts(start)}}

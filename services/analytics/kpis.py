@@ -1,7 +1,7 @@
 """The KPI formulas, bot and human side by side: plain functions over what analytics stored.
 
 A contact is a conversation. It is on the bot's side when it was never handed off, on the human
-side when it was. Definitions (also in the README, "Analytics"):
+side when it was. Definitions (also in docs/analytics.md, "KPIs"):
 - contained: the bot answered (resolved) and no person was involved; false containment: a contained
   contact whose customer came back on the same intent, on any channel, within `recontact_days` after it
   ended (then it counts as not resolved);

@@ -24,7 +24,7 @@ SOURCE = "urn:relais:bot"
 
 async def build(w: worker.Worker) -> worker.Service:
     catalogue = load_catalogue()
-    # TLS and token: README, "Access". Lookups are reads: a lookup service restarting is retried, not answered
+    # TLS and token: docs/security.md, "Access". Lookups are reads: a lookup service restarting is retried, not answered
     # "unavailable" to the customer at once.
     lookup, close_lookups = lookups.connect(grpc_addr("lookup"), service_token())
 

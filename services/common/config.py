@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# Fixed default ports of the local stack (README, "Ports").
+# Fixed default ports of the local stack (docs/operations.md, "Ports").
 DEFAULT_KAFKA = "127.0.0.1:19092"
 DEFAULT_DATABASE_URL = "postgresql://relais:relais@127.0.0.1:15432/relais"
 DEFAULT_GRPC_PORTS = {
@@ -293,7 +293,7 @@ class Settings:
         )
 
 
-# --- access (README, "Access") ---
+# --- access (docs/security.md, "Access") ---
 
 SERVICE_TOKEN_ENV = "RELAIS_SERVICE_TOKEN"
 

@@ -1,6 +1,6 @@
 """gRPC servers and channels with standard health checking, reflection, tracing and access control.
 
-Access (README, "Access"):
+Access (docs/security.md, "Access"):
 - TLS: with RELAIS_TLS_CERT and RELAIS_TLS_KEY (PEM files) every server listens with TLS, and with
   RELAIS_TLS_CLIENT_CA it also requires a client certificate signed by that CA (mTLS). Clients use TLS
   when RELAIS_TLS_CA is set (plus RELAIS_TLS_CLIENT_CERT / RELAIS_TLS_CLIENT_KEY for mTLS).

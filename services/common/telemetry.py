@@ -24,7 +24,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, T
 
 from relais.common.config import setting
 
-# Share of conversations traced when OTEL_TRACES_SAMPLER is unset (README, "Telemetry": measured cost).
+# Share of conversations traced when OTEL_TRACES_SAMPLER is unset (docs/architecture.md, "Telemetry": measured cost).
 DEFAULT_SAMPLE_RATIO = 0.1
 
 _provider: TracerProvider | None = None

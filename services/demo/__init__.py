@@ -24,7 +24,7 @@ from relais.common.pb import agent_events_pb2 as desk_events, conversation_pb2 a
 
 CONVERSATIONS = Path(__file__).with_name("conversations.yaml")
 DEMO_ADVISOR = "demo-advisor"
-# Every skill at level 1, the lowest: any real agent holding the skill matches better (README, "Try it as an agent").
+# Every skill at level 1, the lowest: any real agent holding the skill matches better (docs/routing.md, "Try it as an agent").
 DEMO_ADVISOR_LEVELS = {skill: 1 for skill in ("general", "orders", "billing", "cards", "accounts", "retention",
                                               "complaints", "conflict_handling")}
 AGENT_GREETING = {

@@ -1023,7 +1023,7 @@ async def build(w: worker.Worker) -> worker.Service:
     sys.setswitchinterval(0.0005)
     catalogue = load_catalogue()
     routing_rules = rules.load_rules(known_intents=catalogue.intents)
-    # One active routing process, any number of standbys: the lease (README, "Scale-out and faults").
+    # One active routing process, any number of standbys: the lease (docs/operations.md, "Routing: active and standby").
     lease = Lease(w.pool, "routing", os.environ.get("RELAIS_ADVERTISED_ADDR", "").strip() or w.settings.grpc_addr)
     routing = Routing(w.pool, w.producer, routing_rules, {i.id: i.skill for i in catalogue.intents.values()},
                       _assistant(), float(os.environ.get("RELAIS_ROUTING_TICK_SECONDS") or 1.0), lease)

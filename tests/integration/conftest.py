@@ -18,7 +18,7 @@ from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk
 from tests.integration.otlp import Receiver
 
 
-# The stack's RELAIS_SERVICE_TOKEN (README, "Access"). Kept in the environment because pytest imports this
+# The stack's RELAIS_SERVICE_TOKEN (docs/security.md, "Service token"). Kept in the environment because pytest imports this
 # file under two module names (as the conftest, and as tests.integration.conftest from the test modules).
 SERVICE_TOKEN = os.environ.setdefault("RELAIS_TEST_SERVICE_TOKEN", secrets.token_urlsafe(24))
 

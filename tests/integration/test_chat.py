@@ -1,4 +1,4 @@
-"""`relais chat`, the console customer of the README's walk-through, on the real stack: typed lines become
+"""`relais chat`, the console customer of the walk-through in docs/routing.md, on the real stack: typed lines become
 contact events, the replies come back in the customer's language."""
 
 import asyncio

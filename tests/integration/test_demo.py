@@ -45,11 +45,11 @@ async def test_demo_without_advisor_sends_the_customers_messages_and_signs_no_ad
     assert all(r["agent_id"] != DEMO_ADVISOR for r in tasks), tasks
 
 
-README_AGENT_LEVELS = {"billing": 3, "orders": 2, "conflict_handling": 1}  # README, "Try it as an agent"
+README_AGENT_LEVELS = {"billing": 3, "orders": 2, "conflict_handling": 1}  # docs/routing.md, "Try it as an agent"
 
 
 async def test_the_readme_example_agent_is_offered_every_demo_hand_off_within_seconds(stack, db, agent_session):
-    """The README's walk-through: `relais desk --agent alice --languages fr,en --skills billing:3,orders:2,conflict_handling`
+    """The walk-through of docs/routing.md: `relais desk --agent alice --languages fr,en --skills billing:3,orders:2,conflict_handling`
     and `relais demo --no-advisor`. Every hand-off of the demo (an angry customer, a request for a person after a bot
     answer, an out-of-scope question needing skill `general`, which this agent lacks) reaches the agent in seconds."""
     from relais.demo import run_demo

@@ -6,7 +6,7 @@ dead-lettered and no service died.
 These tests run on their own stack (broker, database and services on free ports, in a temporary directory):
 crashing the broker or the database must not disturb the session's shared ones.
 
-Redelivery is at least once with deterministic ids (README, "Delivery guarantees"): a process killed after its
+Redelivery is at least once with deterministic ids (docs/architecture.md, "Delivery guarantees"): a process killed after its
 outputs reached the broker but before it recorded that re-sends them with the same id. So replies are
 deduplicated by id here, as any consumer does; the copies must be identical to the original, and what is
 asserted is that no inbound event gets two different replies, or none.

@@ -110,7 +110,7 @@ async def test_a_hand_started_process_is_seen_and_stopped_up_reports_what_is_lef
     assert "found the state of an earlier run" not in first.stdout
     env = endpoints(state)
 
-    # A second bot started by hand as the README's scale-out section says: status sees it, down stops it.
+    # A second bot started by hand as docs/operations.md ("A second process") says: status sees it, down stops it.
     port = free_port()
     bot_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")} | env | {"BOT_GRPC_ADDR": f"127.0.0.1:{port}"}
     log = open(tmp_path / "bot-by-hand.log", "wb")

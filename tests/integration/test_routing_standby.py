@@ -1,4 +1,4 @@
-"""Routing as an active process and a standby (README, "Scale-out and faults"), on a private broker and database:
+"""Routing as an active process and a standby (docs/operations.md), on a private broker and database:
 the standby reports NOT_SERVING and refuses AgentDesk calls until the active one is killed with SIGKILL mid-stream;
 then it serves within 15 s, hand-offs published after the kill get their queue message, the agents reconnect to it
 and keep their assignment and their pending offer, no task or reservation is lost or doubled, and the killed process

@@ -4,7 +4,7 @@ from relais.demo import DEMO_ADVISOR, DEMO_ADVISOR_LEVELS
 from relais.routing import rules
 
 RULES = rules.RoutingRules()
-README_AGENT = {"billing": 3, "orders": 2, "conflict_handling": 1}  # README, "Try it as an agent"
+README_AGENT = {"billing": 3, "orders": 2, "conflict_handling": 1}  # docs/routing.md, "Try it as an agent"
 
 
 def agent(agent_id: str, levels: dict[str, int], idle_since: float) -> rules.Agent:
