@@ -27,7 +27,7 @@ from infra.ports import free_port  # noqa: E402
 from infra.postgres.migrate import migrate  # noqa: E402
 from infra.postgres.server import PostgresServer  # noqa: E402
 from relais.analytics import kpis, store, traffic  # noqa: E402
-from relais.analytics.service import KIND_NAMES, SCALE_NAMES  # noqa: E402
+from relais.analytics.ingest import KIND_NAMES, SCALE_NAMES  # noqa: E402
 from relais.common import cloudevents, topics  # noqa: E402
 from relais.common.pb import conversation_pb2 as pb  # noqa: E402
 
