@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from relais.common import bus, cloudevents, topics
+from relais.common.runtime import event_loop  # uvloop, as the services: the load generator costs little
 
 SOURCE = "urn:relais:bench"
 HOPS_PER_TURN = 4  # contact-events -> intake -> turns -> classifier -> classified-turns -> bot -> replies -> reader
@@ -865,7 +866,7 @@ def bench_pipeline(args) -> dict:
 
         values = endpoints(args.endpoints)
         state = Path(args.endpoints).resolve().parent if args.endpoints else Path(".relais").resolve()
-        return asyncio.run(run_pipeline(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_URL"], running_stack_pids(state),
+        return event_loop(run_pipeline(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_URL"], running_stack_pids(state),
                                         model_path=None, **kwargs)) | {"stack": "running (make up)"}
     sys.path.insert(0, str(_repo_root()))
     from infra.stack import Stack
@@ -879,7 +880,7 @@ def bench_pipeline(args) -> dict:
         pids = {name: p.pid for name, p in stack.processes.items()}
         if stack.broker.pid:
             pids["kafka"] = stack.broker.pid
-        return asyncio.run(run_pipeline(stack.bootstrap, stack.dsn, pids, model_path=stack.model_path, **kwargs)) \
+        return event_loop(run_pipeline(stack.bootstrap, stack.dsn, pids, model_path=stack.model_path, **kwargs)) \
             | {"stack": "private, PostgreSQL " + ("fsync off, synchronous_commit off" if args.fast_db else "fsync on")}
     finally:
         stack.stop()

@@ -15,6 +15,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError,
                              RecordListTooLargeError, RecordTooLargeError)
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from relais.common import topics
 from relais.common.db import CONNECTION_LOST
@@ -46,6 +47,26 @@ class Record:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
+class KeyPartitioner(DefaultPartitioner):
+    """The client's default placement (murmur2 of the key, as Java's), remembered per key: a conversation's key is
+    hashed once, not by pure-Python murmur2 on every record of every hop."""
+
+    KEYS = 100_000  # forgotten all at once beyond this (one conversation costs one more hash)
+
+    def __init__(self):
+        self.hashes: dict[bytes, int] = {}
+
+    def __call__(self, key, all_partitions, available):
+        if key is None:
+            return super().__call__(key, all_partitions, available)
+        hashed = self.hashes.get(key)
+        if hashed is None:
+            if len(self.hashes) >= self.KEYS:
+                self.hashes.clear()
+            hashed = self.hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return all_partitions[hashed % len(all_partitions)]
+
+
 def make_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
     # Idempotent + acks=all: a retried send is written once, and an ack means durable.
     options = dict(
@@ -54,6 +75,7 @@ def make_producer(bootstrap: str, **overrides) -> AIOKafkaProducer:
         acks="all",
         linger_ms=0,  # a unit sends its outputs in one burst: they batch without waiting
         max_request_size=MAX_MESSAGE_BYTES,
+        partitioner=KeyPartitioner(),
     )
     return AIOKafkaProducer(**(options | kafka_security() | overrides))
 

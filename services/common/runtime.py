@@ -45,15 +45,15 @@ def serve(service: str, main: Main) -> None:
         remove_pid_file(pid_file)
 
 
-def event_loop(coroutine) -> None:
-    """Runs the service on uvloop (libuv's event loop: a record's trip through sockets and callbacks costs less CPU
-    than on asyncio's own), or on asyncio's with RELAIS_EVENT_LOOP=asyncio."""
+def event_loop(coroutine):
+    """Runs the coroutine (a service, the load generator) on uvloop (libuv's event loop: a record's trip through
+    sockets and callbacks costs less CPU than on asyncio's own), or on asyncio's with RELAIS_EVENT_LOOP=asyncio;
+    returns its result."""
     if setting("RELAIS_EVENT_LOOP", "uvloop") == "uvloop":
         import uvloop
 
-        uvloop.run(coroutine)
-    else:
-        asyncio.run(coroutine)
+        return uvloop.run(coroutine)
+    return asyncio.run(coroutine)
 
 
 def _one_line(error: Exception) -> int:

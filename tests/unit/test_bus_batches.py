@@ -123,3 +123,18 @@ async def test_a_record_found_bad_while_handling_is_dead_lettered_alone():
     assert [entry for entry in log if entry[0] == "handled"] == [("handled", [1, 2, 3]), ("handled", [1]),
                                                                  ("handled", [2]), ("handled", [3])]
     assert consumer.commits == [{TP: 2}, {TP: 3}, {TP: 4}]
+
+
+def test_key_partitioner_places_every_key_where_the_default_does():
+    """Remembering a key's hash changes no placement: a conversation stays on the partition any Kafka client picks."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    partitioner = bus.KeyPartitioner()
+    partitioner.KEYS = 50  # forgetting is exercised too
+    keys = [f"conversation-{n}".encode() for n in range(300)] + [b"", "é-客服".encode()]
+    for count in (1, 3, 6, 12):
+        every = list(range(count))
+        for _ in range(2):  # hashed, then remembered
+            assert [partitioner(k, every, every) for k in keys] == [DefaultPartitioner()(k, every, every) for k in keys]
+    assert len(partitioner.hashes) <= 50
+    assert partitioner(None, [0, 1, 2], [2]) == 2  # no key: one of the available partitions, as the default
