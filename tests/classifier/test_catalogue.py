@@ -28,11 +28,6 @@ FOR_PEOPLE = {"complaint", "disputed_payment", "lost_or_stolen_card", "cancellat
 MIN_EXAMPLES = 20
 
 
-@pytest.fixture(scope="module")
-def catalogue():
-    return load_catalogue()
-
-
 # ------------------------------------------------------------------------------- the shipped file
 
 def test_catalogue_loads_with_every_intent_in_both_languages(catalogue):

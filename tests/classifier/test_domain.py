@@ -100,16 +100,6 @@ OUT_OF_SCOPE = [
 MIN_ACCURACY = 0.85
 
 
-@pytest.fixture(scope="module")
-def catalogue():
-    return load_catalogue()
-
-
-@pytest.fixture(scope="module")
-def model(catalogue):
-    return IntentModel.train(catalogue, seed=0)
-
-
 # ------------------------------------------------------------------------------------ catalogue
 # (loading and validation: tests/classifier/test_catalogue.py)
 

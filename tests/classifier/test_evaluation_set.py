@@ -41,9 +41,8 @@ from pathlib import Path
 import pytest
 
 from relais.bot.policy import HANDOFF, ConversationState, decide
-from relais.classifier.catalogue import HUMAN_INTENT, load_catalogue
+from relais.classifier.catalogue import HUMAN_INTENT
 from relais.classifier.domain import classify, to_classification_proto
-from relais.classifier.model import IntentModel
 from relais.classifier.sentiment import extract_amount
 from relais.common.language import fold
 from relais.common.pb import conversation_pb2 as pb
@@ -89,18 +88,12 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def catalogue():
-    return load_catalogue()
-
-
-@pytest.fixture(scope="module")
 def rows():
     return _load_rows()
 
 
 @pytest.fixture(scope="module")
-def outcomes(rows, catalogue):
-    model = IntentModel.train(catalogue, seed=0)
+def outcomes(rows, catalogue, model):
     results = []
     for row in rows:
         result = classify(row["text"], row["language"], model, catalogue)

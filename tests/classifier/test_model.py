@@ -1,6 +1,7 @@
 """The intent model itself: families, calibration, reproducibility, the artifact file."""
 
 import hashlib
+import io
 import os
 import pickle
 from pathlib import Path
@@ -10,9 +11,9 @@ import pytest
 import sklearn
 
 from relais.classifier import model as model_module
-from relais.classifier.catalogue import load_catalogue
 from relais.classifier.model import (ARTIFACT_FORMAT, FAMILIES, OUT_OF_SCOPE_LABEL, IntentModel, catalogue_sha256,
                                      pretrained_encoder)
+from relais.classifier.model import ensemble, ngram, persistence
 
 # A small bilingual set: three intents, both languages, a few "none of the above" rows.
 TOY = [
@@ -45,12 +46,6 @@ def fitted():
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(model_module.FINE_TUNE, "epochs", 1)
         return {family: (fit(family), fit(family)) for family in FAMILIES}
-
-
-@pytest.fixture(scope="module")
-def catalogue_model():
-    catalogue = load_catalogue()
-    return catalogue, IntentModel.train(catalogue, seed=0)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -104,8 +99,7 @@ def test_calibration_fits_a_temperature_that_lowers_the_log_loss():
     assert temperature != 1.0 and log_loss() < before
 
 
-def test_save_and_load_give_identical_predictions_and_metadata(tmp_path, catalogue_model):
-    catalogue, model = catalogue_model
+def test_save_and_load_give_identical_predictions_and_metadata(tmp_path, catalogue, model):
     path = tmp_path / "intents.pkl"
     model.save(path)
     loaded = IntentModel.load(path)
@@ -147,6 +141,31 @@ def test_load_refuses_another_format_or_scikit_learn(tmp_path):
     major, minor = sklearn.__version__.split(".")[:2]
     _rewrite_metadata(path, sklearn=f"{major}.{minor}.99")  # another patch release is fine
     assert IntentModel.load(path).predict("where is my parcel").best_guess == "order_status"
+
+
+# Where an artifact written while the model was one module (relais.classifier.model) and mpnet.py held its member
+# names each pickled class.
+CLASSES_PICKLED_BEFORE_THE_PACKAGE = [("relais.classifier.model", name) for name in (
+    "IntentModel", "Classifier", "_Ngram", "_EmbeddingLR", "_EmbeddingKNN", "_FineTuned")] + [
+    ("relais.classifier.mpnet", "MpnetTuned")]
+
+
+@pytest.mark.parametrize(("module", "name"), CLASSES_PICKLED_BEFORE_THE_PACKAGE)
+def test_the_classes_older_artifacts_name_are_found(module, name):
+    found = persistence._ModelUnpickler(io.BytesIO(b"")).find_class(module, name)
+    assert found.__name__ == name and found.__module__.startswith("relais.classifier.model.")
+
+
+def test_an_artifact_naming_the_old_module_loads_with_the_same_predictions(tmp_path):
+    model = fit("ngram")
+    with pytest.MonkeyPatch.context() as patch:  # pickled as the one-module model.py named them
+        for cls in (IntentModel, ensemble.Classifier, ngram._Ngram):
+            patch.setattr(cls, "__module__", "relais.classifier.model")
+        model.save(tmp_path / "old.pkl")
+    assert b"relais.classifier.model.ngram" not in pickle.loads((tmp_path / "old.pkl").read_bytes())["model"]
+    loaded = IntentModel.load(tmp_path / "old.pkl")
+    assert type(loaded._classifier.members["ngram"]) is ngram._Ngram
+    assert (loaded.probabilities(QUERIES) == model.probabilities(QUERIES)).all()
 
 
 def test_load_refuses_a_foreign_pickle_without_running_it(tmp_path):

@@ -3,9 +3,7 @@ the intent, nor read as shouting (they are capitals relais wrote, not the custom
 
 import pytest
 
-from relais.classifier.catalogue import load_catalogue
 from relais.classifier.domain import classify
-from relais.classifier.model import IntentModel
 from relais.classifier.sentiment import analyse_sentiment
 from relais.common.redact import redact
 
@@ -18,16 +16,6 @@ MESSAGES = [
     ("Où en est ma commande CMD-123456 ? mon mail est paul.martin@orange.fr", "order_status"),
     ("my email is jane.doe@example.com, I want to change my address", "update_personal_details"),
 ]
-
-
-@pytest.fixture(scope="module")
-def catalogue():
-    return load_catalogue()
-
-
-@pytest.fixture(scope="module")
-def model(catalogue):
-    return IntentModel.train(catalogue, seed=0)
 
 
 @pytest.mark.parametrize("raw,intent", MESSAGES)

@@ -14,19 +14,13 @@ from relais.benchmarks.pipeline import ADVISOR, ANGRY
 from relais.classifier import sentiment as S
 from relais.classifier.catalogue import load_catalogue
 from relais.classifier.domain import classify, classify_batch
-from relais.classifier.model import (
-    BACKGROUND_EXAMPLES,
-    IntentModel,
-    _Block,
-    _FastScorer,
-    _word_ngrams,
-    normalise_text,
-)
+from relais.classifier.model import BACKGROUND_EXAMPLES, normalise_text
+from relais.classifier.model.ngram import _Block, _FastScorer, _word_ngrams
 from relais.common.language import SUPPORTED_LANGUAGES, fold
 from relais.common.redact import redact
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-EVALUATION_SET = Path(__file__).parents[1] / "classifier" / "evaluation_set.csv"
+EVALUATION_SET = Path(__file__).parent / "evaluation_set.csv"
 
 EDGE_CASES = [
     "", " ", "!!!", "???", "?!", "a", "é", "x y", "CMD-000001", "zzzz qqqq", "agent", "HUMAIN !!", "qqn", "un conseiler svp",
@@ -54,16 +48,6 @@ def _corpus() -> list[str]:
 
 
 CORPUS = _corpus()
-
-
-@pytest.fixture(scope="module")
-def catalogue():
-    return load_catalogue()
-
-
-@pytest.fixture(scope="module")
-def model(catalogue):
-    return IntentModel.train(catalogue, seed=0)
 
 
 # ----------------------------------------------------------------------------------------- intent model

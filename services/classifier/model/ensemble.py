@@ -1,0 +1,82 @@
+"""The families: which members each averages, with what weights, and the Classifier that trains them and
+averages their probabilities under one temperature."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from relais.classifier.model.calibration import _temper
+from relais.classifier.model.encoder import _Embeddings
+from relais.classifier.model.finetune import _FineTuned
+from relais.classifier.model.mpnet_tuned import MpnetTuned
+from relais.classifier.model.neighbours import _EmbeddingKNN
+from relais.classifier.model.ngram import _Ngram
+
+FAMILIES = ("ngram", "minilm", "minilm-ft", "mpnet-ft")
+DEFAULT_FAMILY = "ngram"
+BEST_FAMILY = "mpnet-ft"
+# Weights of the averaged probabilities, per family (member -> weight). Picked on a BANKING77 holdout and
+# CLINC150 cross-validation (bench/intents_public.py); the exact values matter little (+-0.1 point).
+ENSEMBLES: dict[str, dict[str, float]] = {
+    "ngram": {"ngram": 1.0},
+    "minilm": {"ngram": 0.2, "embedding_lr": 0.6, "embedding_knn": 0.2},
+    "minilm-ft": {"ngram": 0.1, "embedding_lr": 0.2, "embedding_knn": 0.1, "fine_tuned": 0.6},
+    # Weights from two folds of a BANKING77 5-fold cross-validation, on a plateau (+-0.1 point around it).
+    "mpnet-ft": {"ngram": 0.2, "embedding_lr": 0.1, "embedding_knn": 0.1, "fine_tuned": 0.2, "mpnet_tuned": 0.4},
+}
+
+
+class _EmbeddingLR:
+    """Logistic regression on the frozen encoder's six layers (layer_features; C chosen on BANKING77 and
+    CLINC150 development splits)."""
+
+    def __init__(self, features: np.ndarray, y: np.ndarray, seed: int, c: float = 10.0):
+        from sklearn.linear_model import LogisticRegression
+
+        self.classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
+        self.classifier.fit(features, y)
+
+    def proba(self, texts: list[str], embed: _Embeddings) -> np.ndarray:
+        return self.classifier.predict_proba(embed.layers())
+
+
+class Classifier:
+    """A family's members and their weights: averaged probabilities, then a temperature (calibration).
+
+    Texts must be normalise_text()-ed; `y` are indices into `classes`.
+    """
+
+    def __init__(self, family: str, texts: list[str], labels: Sequence[str], seed: int = 0):
+        if family not in ENSEMBLES:
+            raise ValueError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
+        self.family = family
+        self.classes = tuple(sorted(set(labels)))
+        index = {c: i for i, c in enumerate(self.classes)}
+        y = np.array([index[label] for label in labels])
+        self.weights = dict(ENSEMBLES[family])
+        self.temperature = 1.0
+        self.members: dict[str, Any] = {}
+        if "ngram" in self.weights:
+            self.members["ngram"] = _Ngram(texts, y, seed)
+        if "embedding_lr" in self.weights or "embedding_knn" in self.weights:
+            embedded = _Embeddings(texts)
+            self.members["embedding_lr"] = _EmbeddingLR(embedded.layers(), y, seed)
+            self.members["embedding_knn"] = _EmbeddingKNN(embedded(), y, len(self.classes))
+        if "fine_tuned" in self.weights:
+            self.members["fine_tuned"] = _FineTuned(texts, y, len(self.classes), seed)
+        if "mpnet_tuned" in self.weights:
+            self.members["mpnet_tuned"] = MpnetTuned(texts, y, len(self.classes), seed)
+
+    def raw_proba(self, texts: list[str]) -> np.ndarray:
+        """The weighted average of the members' probabilities, before the temperature."""
+        embed = _Embeddings(texts)
+        total = np.zeros((len(texts), len(self.classes)))
+        for name, weight in self.weights.items():
+            total += weight * self.members[name].proba(texts, embed)
+        return total
+
+    def proba(self, texts: list[str]) -> np.ndarray:
+        return _temper(self.raw_proba(texts), self.temperature)

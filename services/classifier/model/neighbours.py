@@ -1,0 +1,43 @@
+"""Nearest neighbours by cosine among the training texts: a member of its own over the frozen encoder, and half
+of each fine-tuned member (mixed with its cosine head)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from relais.classifier.model.encoder import _Embeddings
+
+class _EmbeddingKNN:
+    """Nearest neighbours by cosine: per class, the mean similarity of its 2 closest examples, softmax at 0.05.
+
+    Catches near-paraphrases of training examples that a linear boundary misses (+0.4 point on BANKING77).
+    """
+
+    K, TEMPERATURE = 2, 0.05
+
+    def __init__(self, vectors: np.ndarray, y: np.ndarray, n_classes: int):
+        order = np.argsort(y, kind="stable")  # grouped by class: a class's examples are one slice
+        self.vectors = np.ascontiguousarray(vectors[order], dtype=np.float32)
+        self.bounds = np.searchsorted(y[order], np.arange(n_classes + 1))
+
+    def proba(self, texts: list[str], embed: _Embeddings) -> np.ndarray:
+        return self.vote(embed())
+
+    def vote(self, vectors: np.ndarray) -> np.ndarray:
+        similarity = vectors @ self.vectors.T
+        scores = np.full((similarity.shape[0], len(self.bounds) - 1), -1.0)
+        for c, (start, end) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
+            k = min(self.K, end - start)
+            if k:
+                scores[:, c] = np.partition(similarity[:, start:end], end - start - k, axis=1)[:, -k:].mean(1)
+        scores = np.exp((scores - scores.max(1, keepdims=True)) / self.TEMPERATURE)
+        return scores / scores.sum(1, keepdims=True)
+
+
+def head_and_neighbours(vectors: np.ndarray, head: np.ndarray, scale: float, neighbours: _EmbeddingKNN,
+                        head_share: float) -> np.ndarray:
+    """A fine-tuned member's probabilities: its cosine head's softmax and its neighbours' vote, mixed."""
+    logits = scale * vectors @ head.T
+    logits -= logits.max(1, keepdims=True)
+    exp = np.exp(logits)
+    return head_share * exp / exp.sum(1, keepdims=True) + (1 - head_share) * neighbours.vote(vectors)
