@@ -17,13 +17,14 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -c constraints.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# The code: services/ is the `relais` package (package-dir in pyproject.toml); infra/ stays
-# in /app for `python -m infra.postgres.migrate` and infra/compose/healthcheck.py.
+# The code: services/ is the `relais` package (through the symlink relais -> services, as in the repository;
+# removed once installed); infra/ stays in /app for `python -m infra.postgres.migrate` and infra/compose/healthcheck.py.
 COPY proto/ proto/
 COPY services/ services/
 COPY infra/ infra/
-RUN pip install -c constraints.txt . \
-    && rm -rf build *.egg-info
+RUN ln -s services relais \
+    && pip install -c constraints.txt . \
+    && rm -rf build *.egg-info relais
 # The intent model, trained on the catalogue this image ships: the classifier refuses any other.
 ENV RELAIS_INTENT_MODEL=/app/models/intents.pkl
 RUN relais intents train --out /app/models/intents.pkl
