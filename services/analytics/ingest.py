@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from aiokafka import ConsumerRecord
-from google.protobuf import message as pb_message
 
 from relais.common import bus, cloudevents, telemetry, topics
 from relais.common.pb import agent_events_pb2 as ev, conversation_pb2 as pb
@@ -59,10 +58,10 @@ INSERTS = {
 
 def decode(record: ConsumerRecord) -> Fact:
     if record.topic == topics.AGENT_EVENTS:
-        return agent_fact(_parse(ev.AgentEvent, record))
+        return agent_fact(bus.parse(ev.AgentEvent, record.value))
     if record.topic == topics.CLASSIFIED_TURNS:
-        return verbatim_fact(_parse(pb.Turn, record))
-    return outcome_fact(_parse(pb.Outcome, record))
+        return verbatim_fact(bus.parse(pb.Turn, record.value))
+    return outcome_fact(bus.parse(pb.Outcome, record.value))
 
 
 async def store_facts(items: list[Item], unit: UnitOfWork) -> list[datetime]:
@@ -125,13 +124,6 @@ def verbatim_fact(turn: pb.Turn) -> Fact:
     return Fact("kpi_verbatims", (turn.turn_id, turn.conversation_id, turn.language, turn.classification.intent,
                                   sentiment.score, negative, redact(turn.text), _event_time(turn.sent_at),
                                   turn.classification.asks_for_human))
-
-
-def _parse(message_type, record: ConsumerRecord):
-    try:
-        return message_type.FromString(record.value or b"")
-    except pb_message.DecodeError as error:
-        raise bus.BadInput(f"bad protobuf: not a {message_type.DESCRIPTOR.full_name} ({error})") from None
 
 
 def _event_time(ts) -> datetime:

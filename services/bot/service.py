@@ -9,7 +9,6 @@ import asyncio
 import time
 
 from aiokafka import ConsumerRecord
-from google.protobuf import message as pb_message
 
 from relais.bot import answers, lookups, policy
 from relais.classifier.catalogue import load_catalogue
@@ -29,10 +28,7 @@ async def build(w: worker.Worker) -> worker.Service:
     lookup, close_lookups = lookups.connect(grpc_addr("lookup"), service_token())
 
     def decode(record: ConsumerRecord) -> pb.Turn:
-        try:
-            turn = pb.Turn.FromString(record.value or b"")
-        except pb_message.DecodeError as error:
-            raise bus.BadInput(f"bad protobuf: not a relais.v1.Turn ({error})") from None
+        turn = bus.parse(pb.Turn, record.value)
         if not turn.turn_id or not turn.conversation_id:
             raise bus.BadInput("turn without turn_id or conversation_id")
         return turn

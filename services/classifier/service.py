@@ -6,7 +6,6 @@ bot, which keeps state, ignores the second copy.
 """
 
 from aiokafka import ConsumerRecord
-from google.protobuf import message as pb_message
 
 from relais.classifier.catalogue import load_catalogue
 from relais.classifier.domain import classify_batch, to_classification_proto
@@ -25,10 +24,7 @@ async def build(w: worker.Worker) -> worker.Service:
         raise SystemExit(f"classifier: {error}") from None
 
     def decode(record: ConsumerRecord) -> pb.Turn:
-        try:
-            return pb.Turn.FromString(record.value or b"")
-        except pb_message.DecodeError as error:
-            raise bus.BadInput(f"bad protobuf: not a relais.v1.Turn ({error})") from None
+        return bus.parse(pb.Turn, record.value)
 
     async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
         """The batch's texts go through the model at once; each turn goes on, classified, in its order."""

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError,
                              RecordListTooLargeError, RecordTooLargeError)
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+from google.protobuf.message import DecodeError
 
 from relais.common import topics
 from relais.common.db import CONNECTION_LOST
@@ -28,6 +29,14 @@ MAX_MESSAGE_BYTES = 1_048_576
 
 class BadInput(Exception):
     """The record can never be processed: it goes to the dead-letter topic with this reason."""
+
+
+def parse(message_type, data: bytes | None, what: str = ""):
+    """`data` as a protobuf `message_type`, or BadInput saying what it is not."""
+    try:
+        return message_type.FromString(data or b"")
+    except DecodeError as error:
+        raise BadInput(f"bad protobuf: {what}not a {message_type.DESCRIPTOR.full_name} ({error})") from None
 
 
 # A record the broker will never take (over MAX_MESSAGE_BYTES): these are KafkaErrors, but retrying them would

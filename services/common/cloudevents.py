@@ -14,11 +14,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from google.protobuf import message as pb_message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from relais.common import customer_contact, topics
-from relais.common.bus import BadInput, Record
+from relais.common.bus import BadInput, Record, parse
 from relais.common.pb import conversation_pb2 as pb
 
 SPEC_VERSION = "1.0"
@@ -192,18 +191,12 @@ def _from_json(attrs: dict, data, traceparent: str | None) -> ContactEvent:
 def _from_protobuf(attrs: dict, data: bytes, traceparent: str | None) -> ContactEvent:
     event_time = _event_time(attrs)
     if attrs["type"] == CONTACT_SURVEY:
-        try:
-            survey = pb.ContactSurvey.FromString(data)
-        except pb_message.DecodeError as error:
-            raise BadInput(f"bad protobuf: data is not a relais.v1.ContactSurvey ({error})") from None
+        survey = parse(pb.ContactSurvey, data, "data is ")
         if not survey.HasField("answered_at"):
             _set_time(survey.answered_at, "`time`", event_time)
         return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
                             message=None, survey=survey, traceparent=traceparent)
-    try:
-        message = pb.ContactMessage.FromString(data)
-    except pb_message.DecodeError as error:
-        raise BadInput(f"bad protobuf: data is not a relais.v1.ContactMessage ({error})") from None
+    message = parse(pb.ContactMessage, data, "data is ")
     if not message.HasField("sent_at"):
         _set_time(message.sent_at, "`time`", event_time)
     return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",

@@ -6,6 +6,7 @@ outputs sent before the offsets are committed."""
 import asyncio
 
 import asyncpg
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -138,3 +139,13 @@ def test_key_partitioner_places_every_key_where_the_default_does():
             assert [partitioner(k, every, every) for k in keys] == [DefaultPartitioner()(k, every, every) for k in keys]
     assert len(partitioner.hashes) <= 50
     assert partitioner(None, [0, 1, 2], [2]) == 2  # no key: one of the available partitions, as the default
+
+
+def test_a_record_that_is_not_the_protobuf_says_what_it_is_not():
+    from relais.common.pb import conversation_pb2 as pb
+
+    turn = pb.Turn(turn_id="t1", conversation_id="c1")
+    assert bus.parse(pb.Turn, turn.SerializeToString()) == turn
+    assert bus.parse(pb.Turn, None) == pb.Turn()  # an empty value is an empty message: the handler's checks decide
+    with pytest.raises(bus.BadInput, match=r"^bad protobuf: data is not a relais\.v1\.Turn \("):
+        bus.parse(pb.Turn, b"\xff\xff\xff", "data is ")
