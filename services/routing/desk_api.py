@@ -28,18 +28,6 @@ USE_NAME = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", 
 MAX_REPLY_CHARS = 4000  # as a customer's message (RELAIS_MAX_TEXT_CHARS)
 
 
-REQUEUED = {  # to a customer whose advisor left: (signed out, disconnected)
-    "fr": ("Votre conseiller a dû s'absenter ; vous êtes de nouveau en file, en priorité.",
-           "Votre conseiller a été déconnecté ; vous êtes de nouveau en file, en priorité."),
-    "en": ("Your advisor had to leave; you are back in the queue, ahead of new requests.",
-           "Your advisor was disconnected; you are back in the queue, ahead of new requests."),
-}
-
-
-def requeued_notice(language: str, signed_out: bool) -> str:
-    return REQUEUED.get(language[:2].lower(), REQUEUED["en"])[0 if signed_out else 1]
-
-
 def offer_key(offer: desk.Offer) -> tuple[str, int, int]:
     """One offer of a task: a re-offer of the same task (after a reject, a transfer, a timeout) has another expiry."""
     return offer.task_id, offer.expires_at.seconds, offer.expires_at.nanos

@@ -34,41 +34,12 @@ from relais.common.lease import Fenced, Lease
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.common.runtime import serve
 from relais.common.unit_of_work import Item, UnitOfWork, headers_json, mark_published
-from relais.routing import records, rules, transcript_view
+from relais.routing import records, rules, texts, transcript_view
 from relais.routing.places import Places
-from relais.routing.desk_api import AgentDeskApi, Effects, QueueNotice, requeued_notice
+from relais.routing.desk_api import AgentDeskApi, Effects, QueueNotice
 
 log = logging.getLogger(__name__)
 PLACES_CHECK_SECONDS = 1.0  # how long the remembered places may go unchecked against the database
-# What waiting customers read: in their language, or English then French for a language without texts here.
-QUEUE_TEXT = {
-    "fr": "Un conseiller va vous répondre. Vous êtes en position {position} ; attente estimée : {minutes} min.",
-    "en": "An advisor will be with you shortly. You are number {position} in the queue; estimated wait: {minutes} min.",
-}
-NOBODY_TEXT = {  # nobody who could take the request is signed in: no wait can be promised
-    "fr": "Aucun conseiller n'est disponible pour votre demande en ce moment : nous ne pouvons pas vous annoncer de délai."
-          " Vous gardez votre place dans la file.",
-    "en": "No advisor is available for your request right now, so we cannot tell you how long it will take."
-          " You keep your place in the queue.",
-}
-CLOSED_TEXT = {
-    "fr": "Notre centre est fermé en ce moment ; il rouvre {opens}. Vous gardez votre place dans la file.",
-    "en": "Our contact center is closed right now; it opens again {opens}. You keep your place in the queue.",
-}
-CHOICES_TEXT = {
-    "fr": " Répondez STOP pour quitter la file{callback}.",
-    "en": " Reply STOP to leave the queue{callback}.",
-}
-CALLBACK_OFFER = {"fr": ", ou RAPPEL pour être rappelé", "en": ", or CALLBACK to be called back instead"}
-LEFT_TEXT = {"fr": "Vous avez quitté la file d'attente. À bientôt.", "en": "You have left the queue. Goodbye."}
-CALLBACK_TEXT = {"fr": "C'est noté : un conseiller vous rappellera {at}.",
-                 "en": "Done: an advisor will call you back {at}."}
-CALLBACK_SOON_TEXT = {"fr": "C'est noté : un conseiller vous rappellera dès que l'un d'eux sera disponible.",
-                      "en": "Done: an advisor will call you back as soon as one is available."}
-PHONE_TEXT = {"fr": "À quel numéro pouvons-nous vous rappeler ? Vous gardez votre place dans la file en attendant.",
-              "en": "Which number should we call you back on? You keep your place in the queue meanwhile."}
-GOODBYE_TEXT = {"fr": "Merci à vous, bonne journée !", "en": "Thank you, have a nice day!"}
-
 AGENT_COLUMNS = ("agent_id, token_sha256, languages, skill_levels::text AS levels, capacity::text AS capacity,"
                  " extract(epoch FROM idle_since) AS idle, state")
 TASK_COLUMNS = ("task_id, language, channel, required::text AS required, priority, extract(epoch FROM queued_at) AS queued,"
@@ -480,7 +451,7 @@ class Routing(AgentDeskApi):
         if not answered:
             language = task["language"]
             fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/goodbye",
-                                                turn.conversation_id, _say(language, GOODBYE_TEXT), language, status="ended"))
+                                                turn.conversation_id, texts.say(language, texts.GOODBYE_TEXT), language, status="ended"))
 
     async def _abandon(self, conn, fx: Effects, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
         if self.places is not None:
@@ -493,7 +464,7 @@ class Routing(AgentDeskApi):
         language = task["language"]
         fx.records += [
             cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/left", context.conversation_id,
-                              _say(language, LEFT_TEXT), language, status="left"),
+                              texts.say(language, texts.LEFT_TEXT), language, status="left"),
             records.outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
         ]
         self.assists.pop(task["task_id"], None)
@@ -520,10 +491,10 @@ class Routing(AgentDeskApi):
         zone = rules.customer_zone(turn.customer.time_zone or context.customer.time_zone, self.rules.center)
         promised = {}
         if serving or due > now:
-            text = _say(language, (CALLBACK_TEXT, {"at": lambda lang: rules.spoken_time(due, zone, lang, now)}))
+            text = texts.say(language, (texts.CALLBACK_TEXT, {"at": lambda lang: rules.spoken_time(due, zone, lang, now)}))
             promised = {"callback_due_at": due.astimezone(zone).isoformat()}
         else:
-            text = _say(language, CALLBACK_SOON_TEXT)
+            text = texts.say(language, texts.CALLBACK_SOON_TEXT)
         fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/callback",
                                             context.conversation_id, text, language, status="callback", **promised))
 
@@ -534,7 +505,7 @@ class Routing(AgentDeskApi):
         await records.task_event(conn, task["task_id"], "callback_phone_asked", detail=turn.turn_id)
         language = task["language"]
         fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/phone",
-                                            turn.conversation_id, _say(language, PHONE_TEXT), language,
+                                            turn.conversation_id, texts.say(language, texts.PHONE_TEXT), language,
                                             status="callback_phone_requested"))
 
     async def _phone(self, conn, task) -> str:
@@ -591,14 +562,14 @@ class Routing(AgentDeskApi):
                 "advisors_available": waiting.wait_seconds is not None}
         if waiting.wait_seconds is not None:
             data["expected_wait_seconds"] = waiting.wait_seconds
-            first = {"text": QUEUE_TEXT, "position": position, "minutes": max(1, round(waiting.wait_seconds / 60))}
+            first = {"text": texts.QUEUE_TEXT, "position": position, "minutes": max(1, round(waiting.wait_seconds / 60))}
         elif waiting.opens_at is not None:
             data["opens_at"] = waiting.opens_at.astimezone(zone).isoformat()
-            first = {"text": CLOSED_TEXT, "opens": lambda lang: rules.spoken_time(waiting.opens_at, zone, lang, now)}
+            first = {"text": texts.CLOSED_TEXT, "opens": lambda lang: rules.spoken_time(waiting.opens_at, zone, lang, now)}
         else:
-            first = {"text": NOBODY_TEXT}
-        offer = {"callback": lambda lang: CALLBACK_OFFER[lang] if waiting.callback_offered else ""}
-        text = _say(language, (first.pop("text"), first), (CHOICES_TEXT, offer))
+            first = {"text": texts.NOBODY_TEXT}
+        offer = {"callback": lambda lang: texts.CALLBACK_OFFER[lang] if waiting.callback_offered else ""}
+        text = texts.say(language, (first.pop("text"), first), (texts.CHOICES_TEXT, offer))
         return cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, w.reply_id, context.conversation_id, text, language,
                                  **data)
 
@@ -739,7 +710,7 @@ class Routing(AgentDeskApi):
             await records.task_event(conn, row["task_id"], "requeued", agent_id, detail=f"agent {why}")
             fx.records.append(cloudevents.reply(
                 cloudevents.REPLY_QUEUE, records.SOURCE, f"{row['task_id']}/requeued/{uuid.uuid4()}", row["conversation_id"],
-                requeued_notice(row["language"], cause == "sign_out"), row["language"], status="requeued"))
+                texts.requeued_notice(row["language"], cause == "sign_out"), row["language"], status="requeued"))
         await conn.execute("UPDATE agents SET token_sha256 = '' WHERE agent_id = $1", agent_id)
         await self._set_state(conn, fx, agent_id, "offline", cause)
         self.disconnected.pop(agent_id, None)
@@ -970,19 +941,6 @@ def _overflow_detail(stage: int, routing_rules: rules.RoutingRules) -> str:
     step = routing_rules.overflow[stage - 1]
     return f"stage {stage}: " + (f"levels relaxed by {step.relax_levels}" if step.relax_levels else "") + \
         (f"queue {step.queue}" if step.queue else "")
-
-
-def _say(language: str, *parts) -> str:
-    """A message in the customer's language, or in English then French when we have no texts in theirs. Each part is
-    a {language: text} table, or (table, fields) where a field may be a function of the language."""
-    said = []
-    for lang in rules.text_languages(language, ("fr", "en")):
-        text = ""
-        for part in parts:
-            table, fields = part if isinstance(part, tuple) else (part, {})
-            text += table[lang].format(**{k: v(lang) if callable(v) else v for k, v in fields.items()})
-        said.append(text)
-    return "\n".join(said)
 
 
 def _new_request(context: pb.ConversationContext, turn: pb.Turn) -> None:

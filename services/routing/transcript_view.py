@@ -9,10 +9,9 @@ latest TAIL lines and says how many are left out in between (with those the cont
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
 from relais.common.transcript import FIRST_TURNS
 from relais.routing.assist import _lookup_summary, conversation_language
+from relais.routing.texts import GAP
 
 HEAD, TAIL = 2, 8
-GAP = {"fr": ("… {n} message plus ancien …", "… {n} messages plus anciens …"),
-       "en": ("… {n} earlier message …", "… {n} earlier messages …")}
 
 
 def transcript(context: pb.ConversationContext, language: str | None = None,
