@@ -6,27 +6,17 @@ not tell a served language from an unserved one (turn.language_unsure), the bot 
 served language, the likelier first, rather than guess wrong.
 """
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
 import grpc
 
+from relais.common.lookup_words import DAYS, ORDER_NUMBER, ORDER_STATUS
 from relais.common.pb import conversation_pb2 as pb, lookup_pb2
 from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
 
 LOOKUP_TIMEOUT_S = 2.0
-ORDER_ID = re.compile(r"\b(?:CMD|ORD)[-\s]?(\d{4,10})\b", re.IGNORECASE)
-
-DAYS = {
-    "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
-    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
-}
-STATUS = {
-    "fr": {"preparing": "en préparation", "shipped": "expédiée", "delivered": "livrée", "cancelled": "annulée"},
-    "en": {"preparing": "being prepared", "shipped": "shipped", "delivered": "delivered", "cancelled": "cancelled"},
-}
 TEXT = {
     "fr": {
         "hours": "Notre service client est ouvert : {days}.",
@@ -116,7 +106,7 @@ async def opening_hours(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
 
 async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
     langs = reply_languages(turn)
-    match = ORDER_ID.search(turn.text)
+    match = ORDER_NUMBER.search(turn.text)
     if not match:
         return Answer(each(langs, lambda lang: text(lang, "order_missing")), False)
     order_id = f"CMD-{match.group(1)}"
@@ -132,7 +122,7 @@ async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
     record.result.update({"status": reply.status, "carrier": reply.carrier, "expected_delivery": reply.expected_delivery})
 
     def say(lang: str) -> str:
-        status = STATUS[lang].get(reply.status, reply.status)
+        status = ORDER_STATUS[lang].get(reply.status, reply.status)
         carrier = text(lang, "order_carrier", carrier=reply.carrier) if reply.carrier else ""
         eta = ""
         if reply.expected_delivery and reply.status != "delivered":

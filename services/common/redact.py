@@ -29,6 +29,7 @@ from stdnum.it import codicefiscale as it_codice_fiscale
 from stdnum.us import ssn as us_ssn
 
 from relais.common.config import setting
+from relais.common.lookup_words import ORDER_NUMBER
 
 PLACEHOLDERS = {"card": "[CARD]", "iban": "[IBAN]", "email": "[EMAIL]", "phone": "[PHONE]",
                 "national_id": "[NATIONAL_ID]"}
@@ -264,9 +265,8 @@ def _national_id_spans(text: str):
     return spans
 
 
-# Order numbers as the bot's lookups read them (relais.bot.answers.ORDER_ID): never personal data, even
-# when their digits look like a phone or a card number ("CMD-0612345678").
-ORDER_NUMBER = re.compile(r"\b(?:CMD|ORD)[-\s]?[0-9]{4,10}\b", re.IGNORECASE)
+# Order numbers (as the bot's lookups read them) are never personal data, even when their digits look like a
+# phone or a card number ("CMD-0612345678").
 
 MASK = "\x00"  # stands in for a placeholder while detecting: matched by no pattern, like "[" and "]"
 

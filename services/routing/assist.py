@@ -45,6 +45,7 @@ import yaml
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer, strip_accents_unicode
 
 from relais.classifier.catalogue import HUMAN_INTENT, PLAUSIBLE_GUESS
+from relais.common.lookup_words import DAYS, ORDER_STATUS
 from relais.common.pb import conversation_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -285,10 +286,6 @@ REASONS = {  # hand-off reason -> (fr, en)
     pb.HANDOFF_REASON_BOT_TURN_LIMIT: ("limite d'échanges du bot atteinte", "the bot reached its turn limit"),
     pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED: ("langue non servie par le bot", "a language the bot does not serve"),
 }
-STATUS = {
-    "fr": {"preparing": "en préparation", "shipped": "expédiée", "delivered": "livrée", "cancelled": "annulée"},
-    "en": {"preparing": "being prepared", "shipped": "shipped", "delivered": "delivered", "cancelled": "cancelled"},
-}
 OUTCOMES = {  # PastContact.outcome -> (fr, en)
     "resolved": ("résolu", "resolved"), "unresolved": ("non résolu", "unresolved"),
     "bot_answered": ("réglé par le bot", "answered by the bot"), "bot_resolved": ("réglé par le bot", "answered by the bot"),
@@ -343,10 +340,6 @@ TEXT = {
         # parts of suggestions (the sentences are TEMPLATES)
         "s_carrier": " (carrier: {carrier})", "s_eta": ", expected to be delivered on {date}", "closed": "closed",
     },
-}
-DAYS = {
-    "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
-    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
 }
 LONG_NUMBER = re.compile(r"\d(?:[ .-]?\d){7,}")  # card / account numbers quoted from the customer are masked
 
@@ -498,7 +491,7 @@ def _order_parts(result: Mapping[str, str], lang: str, carrier_key: str, eta_key
             eta = t[eta_key].format(date=_date(lang, date.fromisoformat(result["expected_delivery"][:10])))
         except ValueError:
             eta = t[eta_key].format(date=result["expected_delivery"])
-    return {"status": STATUS[lang].get(status, status), "carrier": carrier, "eta": eta}
+    return {"status": ORDER_STATUS[lang].get(status, status), "carrier": carrier, "eta": eta}
 
 
 def _balance(result: Mapping[str, str], lang: str) -> str:
@@ -803,7 +796,7 @@ def _status_backed(context: pb.ConversationContext, sentence: str) -> bool:
     if lookup is None or not lookup.ok:
         return False
     status = lookup.result.get("status", "")
-    words = {status, *(STATUS[lang].get(status, "") for lang in LANGUAGES)} - {""}
+    words = {status, *(ORDER_STATUS[lang].get(status, "") for lang in LANGUAGES)} - {""}
     return any(w.lower() in sentence.lower() for w in words)
 
 

@@ -4,6 +4,7 @@ import asyncio
 from datetime import date
 
 from relais.bot import answers
+from relais.common.lookup_words import ORDER_NUMBER
 from relais.common.pb import conversation_pb2 as pb, lookup_pb2
 
 
@@ -20,9 +21,9 @@ def test_dates_per_language():
 
 
 def test_order_numbers_are_found_in_free_text():
-    assert answers.ORDER_ID.search("ma commande cmd 123456 svp").group(1) == "123456"
-    assert answers.ORDER_ID.search("order CMD-654321?").group(1) == "654321"
-    assert answers.ORDER_ID.search("I ordered 3 items") is None
+    assert ORDER_NUMBER.search("ma commande cmd 123456 svp").group(1) == "123456"
+    assert ORDER_NUMBER.search("order CMD-654321?").group(1) == "654321"
+    assert ORDER_NUMBER.search("I ordered 3 items") is None
 
 
 def test_a_turn_is_answered_in_its_language_or_in_both_when_intake_was_unsure():

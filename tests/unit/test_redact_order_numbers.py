@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from relais.bot.answers import ORDER_ID
+from relais.common.lookup_words import ORDER_NUMBER as ORDER_ID
 from relais.common.redact import redact
 
 
@@ -27,8 +27,8 @@ def test_personal_data_next_to_an_order_number_still_goes():
     assert ORDER_ID.search(redacted).group(1) == "123456"
 
 
-def test_the_kept_pattern_is_the_bots():
-    # relais.common.redact.ORDER_NUMBER mirrors relais.bot.answers.ORDER_ID: same prefixes and digit count.
+def test_every_order_number_the_bot_reads_is_kept():
+    # One pattern (relais.common.lookup_words) for the bot's lookups and for what redaction keeps.
     for sample in ("CMD-1234", "CMD 1234567890", "ord-98765"):
         assert ORDER_ID.fullmatch(sample) and redact(sample) == sample
     assert not re.fullmatch(ORDER_ID, "CMD-12345678901")

@@ -1,0 +1,17 @@
+"""What the enterprise lookups deal in, in the words of each language: weekday names and order statuses (the bot
+answers with them, agent assist drafts with them), and order numbers as customers write them (the bot looks them
+up; redaction keeps them, as they are no personal data)."""
+
+import re
+
+# "CMD-123456", "cmd 123456", "ORD1234": the digits are the order's number at the lookup.
+ORDER_NUMBER = re.compile(r"\b(?:CMD|ORD)[-\s]?([0-9]{4,10})\b", re.IGNORECASE)
+
+DAYS = {  # ISO weekday 1 (Monday) is DAYS[lang][0]
+    "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+}
+ORDER_STATUS = {
+    "fr": {"preparing": "en préparation", "shipped": "expédiée", "delivered": "livrée", "cancelled": "annulée"},
+    "en": {"preparing": "being prepared", "shipped": "shipped", "delivered": "delivered", "cancelled": "cancelled"},
+}
