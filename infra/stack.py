@@ -28,17 +28,13 @@ from infra.kafka.broker import LIBS_DIR, KafkaBroker
 from infra.ports import free_port, port_in_use
 from infra.postgres.migrate import migrate
 from infra.postgres.server import PostgresServer
+from relais.common.config import DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "RELAIS_SERVICE_TOKEN"
 STATE = ROOT / ".relais"
 # Start order: lookup before the bot that calls it; routing before the bot hands off.
 SERVICES = ("lookup", "intake", "classifier", "bot", "routing", "analytics")
-DEFAULT_PORTS = {
-    "kafka": 19092, "kafka_controller": 19093, "postgres": 15432,
-    "intake": 50051, "classifier": 50052, "bot": 50053, "routing": 50054, "analytics": 50055, "lookup": 50056,
-    "routing-standby": 50064,
-}
 # Routing's second process, standby until the active one dies (docs/operations.md, "Routing: active and standby").
 STANDBY = "routing-standby"
 

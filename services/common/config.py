@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-# Fixed default ports of the local stack (docs/operations.md, "Ports").
-DEFAULT_KAFKA = "127.0.0.1:19092"
-DEFAULT_DATABASE_URL = "postgresql://relais:relais@127.0.0.1:15432/relais"
+# Fixed default ports of the local stack (docs/operations.md, "Ports"): the services' defaults and what `make up` uses.
 DEFAULT_GRPC_PORTS = {
     "intake": 50051,
     "classifier": 50052,
@@ -23,6 +21,10 @@ DEFAULT_GRPC_PORTS = {
     "analytics": 50055,
     "lookup": 50056,
 }
+DEFAULT_PORTS = {"kafka": 19092, "kafka_controller": 19093, "postgres": 15432, **DEFAULT_GRPC_PORTS,
+                 "routing-standby": 50064}
+DEFAULT_KAFKA = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
+DEFAULT_DATABASE_URL = f"postgresql://relais:relais@127.0.0.1:{DEFAULT_PORTS['postgres']}/relais"
 
 
 class ConfigError(ValueError):
