@@ -18,7 +18,6 @@ A topic whose words give no label is labelled with its most representative verba
 """
 
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -31,6 +30,8 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
+
+from relais.common.language import FRENCH_STOP_WORDS, SUPPORTED_LANGUAGES, fold, guess_languages
 
 
 @dataclass(frozen=True)
@@ -46,16 +47,6 @@ class Irritant:
 
 # Redaction placeholders ("[CARD]", "<EMAIL>", "{{IBAN}}") carry no topic: removed before anything else.
 PLACEHOLDER = re.compile(r"[\[<{]+\s*[A-Za-z][A-Za-z0-9_ -]*\s*[\]>}]+")
-FRENCH_STOP_WORDS = frozenset("""
-a ai aie aies ait al alors as au aucun aussi autre aux avais avait avant avec avez avoir avons ayant
-bah beaucoup bien bon bonjour bonne bonsoir c ca car ce cela celle celui ces cet cette chez ci comme comment
-d dans de des deja depuis dois doit donc du elle elles en encore est et etaient etais etait ete etes etre eu
-fait faire fais faut fois ici il ils j je jour jours juste l la le les leur leurs lui m ma mais me meme merci
-mes moi mon n ne ni non nos notre nous on ont ou oui par parce pas peu peut peux plus pour pourquoi pouvez
-qu quand que quel quelle quelles quels qui rien s sa salut sans se sera ses si sil son sont suis sur svp
-t ta te tes toi ton toujours tous tout tres tu un une va vais veux voila vos votre vous vu y
-cordialement madame monsieur slt stp urgent aide aidez
-""".split())
 FILLER_WORDS = frozenset("""
 hello hi hey thanks thank thx pls plz please dear regards sir madam ok okay yes yeah still just really
 don doesn didn isn wasn aren can cannot won ve ll im ive dont doesnt didnt cant wont got get getting help urgent
@@ -90,16 +81,12 @@ MERGE_SIMILARITY = 0.1  # cosine of two centres: 0.12-0.45 within an irritant, <
 CHAR_WEIGHT = 0.3  # words decide the topic; characters only pull typos and inflections together
 
 
-def _fold(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-
-
 def _tokens(text: str) -> list[tuple[str, str]]:
     """(term, surface word) pairs: term for the features, surface (with accents) for readable labels."""
     text = PLACEHOLDER.sub(" ", text).lower().replace("mot de passe", "motdepasse")
     pairs = []
     for surface in re.findall(r"[^\W\d_]{2,}", text):
-        word = _fold(surface)
+        word = fold(surface)
         if word in STOP_WORDS:
             continue
         singular = word[:-1] if len(word) > 3 and word[-1] in "sx" and not word.endswith("ss") else word
@@ -112,7 +99,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 def is_queue_command(text: str) -> bool:
     """True for a message that is only a queue command ("STOP", "annuler svp", "RAPPEL", "quit the queue")."""
     text = re.sub(r"\bcall\s+(?:me\s+)?back\b", "callback", PLACEHOLDER.sub(" ", text).lower())
-    words = [_fold(w) for w in re.findall(r"[^\W\d_]+", text)]
+    words = [fold(w) for w in re.findall(r"[^\W\d_]+", text)]
     meaningful = [w for w in words if w not in STOP_WORDS]
     return bool(meaningful) and any(w in QUEUE_COMMANDS for w in meaningful) and all(w in QUEUE_WORDS for w in meaningful)
 
@@ -126,13 +113,6 @@ def short_label(text: str, limit: int = LABEL_CHARACTERS) -> str:
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
-def _language(text: str) -> str | None:
-    words = re.findall(r"[^\W\d_]+", PLACEHOLDER.sub(" ", text).lower())
-    french = sum(w in FRENCH_STOP_WORDS for w in words) + 2 * bool(re.search(r"[éèêàçù]", text.lower()))
-    english = sum(w in ENGLISH_STOP_WORDS or w in FILLER_WORDS for w in words)
-    return "fr" if french > english else "en" if english > french else None
-
-
 # One BLAS thread: on a busy 2-core host, threaded SVD and KMeans ran 20x slower (4.5 s vs 0.2 s).
 @threadpool_limits.wrap(limits=1)
 def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, contacts: Sequence[str] | None = None,
@@ -144,9 +124,11 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, cont
     if len(groups) < max(min_size, 1):
         return []
     docs = [" ".join(term for turn in turns for term, _ in turn[1]) for turns in groups]
-    surfaces = [" ".join(_fold(s) for turn in turns for _, s in turn[1]) for turns in groups]
+    surfaces = [" ".join(fold(s) for turn in turns for _, s in turn[1]) for turns in groups]
     pools_of = [[pair for turn in turns for pair in turn[1]] for turns in groups]
-    languages = [_language(" ".join(current[i] for i, _ in turns)) for turns in groups]
+    languages = [guess.language if guess.sure and guess.language in SUPPORTED_LANGUAGES else None
+                 for guess in guess_languages([(PLACEHOLDER.sub(" ", " ".join(current[i] for i, _ in turns)), None, None)
+                                               for turns in groups])]
     min_df = 2 if len(docs) >= 50 else 1  # singletons on a large corpus are mostly typos, left to char n-grams
     words = TfidfVectorizer(token_pattern=r"\S+", lowercase=False, sublinear_tf=True, min_df=min_df)
     chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=min_df,
@@ -179,7 +161,7 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, cont
     previous_groups = _by_contact(previous, previous_contacts)
     if previous_groups:
         previous_points = project([" ".join(t for turn in turns for t, _ in turn[1]) for turns in previous_groups],
-                                  [" ".join(_fold(s) for turn in turns for _, s in turn[1]) for turns in previous_groups])
+                                  [" ".join(fold(s) for turn in turns for _, s in turn[1]) for turns in previous_groups])
         previous_similarity = previous_points @ centres.T
         close = previous_similarity.max(axis=1) >= MIN_SIMILARITY
         previous_counts.update(previous_similarity.argmax(axis=1)[close].tolist())
@@ -190,7 +172,7 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, cont
         if len(turns) == 1:
             return current[turns[0][0]]
         turn_points = project([" ".join(t for t, _ in pairs) for _, pairs in turns],
-                              [" ".join(_fold(s) for _, s in pairs) for _, pairs in turns])
+                              [" ".join(fold(s) for _, s in pairs) for _, pairs in turns])
         return current[turns[int(np.argmax(turn_points @ centres[topic]))][0]]
 
     vocabulary = words.get_feature_names_out()

@@ -25,6 +25,19 @@ DEFAULT_LANGUAGE = "en"
 _NO_LANGUAGE = frozenset({"und", "mul", "mis", "zxx"})
 _PRIMARY_TAG = re.compile(r"^[a-z]{2,3}$")
 
+# French words that carry no topic (articles, pronouns, auxiliaries, greetings, politeness), folded (see fold):
+# left out of what agent assist matches and of what irritants cluster.
+FRENCH_STOP_WORDS = frozenset("""
+a ai aide aidez aie aies ait al alors as au aucun aussi autre aux avais avait avant avec avez avoir avons
+ayant bah beaucoup bien bon bonjour bonne bonsoir c ca car ce cela celle celui ces cet cette chez ci comme
+comment cordialement d dans de deja depuis des dois doit donc du elle elles en encore est et etaient etais
+etait ete etes etre eu faire fais fait faut fois ici il ils j je jour jours juste l la le les leur leurs lui m
+ma madame mais me meme merci mes moi mon monsieur n ne ni non nos notre nous on ont ou oui par parce pas peu
+peut peux plus pour pourquoi pouvez qu quand que quel quelle quelles quels qui rien s sa salut sans se sera
+ses si sil slt son sont stp suis sur svp t ta te tes toi ton toujours tous tout tres tu un une urgent va vais
+veux voila vos votre vous vu y
+""".split())
+
 _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "’": "'", "‘": "'", "`": "'", "´": "'"})
 
 

@@ -45,6 +45,7 @@ import yaml
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer, strip_accents_unicode
 
 from relais.classifier.catalogue import HUMAN_INTENT, PLAUSIBLE_GUESS
+from relais.common.language import FRENCH_STOP_WORDS
 from relais.common.lookup_words import DAYS, ORDER_STATUS
 from relais.common.pb import conversation_pb2 as pb
 
@@ -61,11 +62,6 @@ MAX_SUGGESTIONS = 3
 RECENT = timedelta(days=7)
 EMOTIONAL = {pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_DISTRESS, pb.HANDOFF_REASON_ESCALATING_SENTIMENT}
 
-FRENCH_STOP_WORDS = frozenset(
-    "a à au aux avec ce ces cette dans de des du elle en est et été il ils je la le les leur lui ma mais me mes "
-    "mon ne nous on ou où par pas pour qu que qui sa se ses son sur ta te tes ton tu un une vos votre vous y "
-    "c d j l m n s t est-ce ai as avez avons suis sont été être avoir bonjour merci svp".split()
-)
 STOP_WORDS = {"fr": FRENCH_STOP_WORDS, "en": frozenset(ENGLISH_STOP_WORDS | {"hi", "hello", "thanks", "please"})}
 
 
