@@ -19,17 +19,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import asyncpg
 
-import asyncpg  # noqa: E402
-
-from infra.ports import free_port  # noqa: E402
-from infra.postgres.migrate import migrate  # noqa: E402
-from infra.postgres.server import PostgresServer  # noqa: E402
-from relais.analytics import kpis, store, traffic  # noqa: E402
-from relais.analytics.ingest import KIND_NAMES, SCALE_NAMES  # noqa: E402
-from relais.common import cloudevents, topics  # noqa: E402
-from relais.common.pb import conversation_pb2 as pb  # noqa: E402
+from infra.ports import free_port
+from infra.postgres.migrate import migrate
+from infra.postgres.server import PostgresServer
+from relais.analytics import kpis, store, traffic
+from relais.analytics.ingest import KIND_NAMES, SCALE_NAMES
+from relais.common import cloudevents, topics
+from relais.common.pb import conversation_pb2 as pb
 
 
 COLUMNS = ("outcome_id", "conversation_id", "customer_id", "kind", "intent", "language", "channel", "reason", "agent_id",

@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import yaml
+
+from relais.common.pb import conversation_pb2 as pb
+from relais.routing import assist
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import yaml  # noqa: E402
-
-from relais.common.pb import conversation_pb2 as pb  # noqa: E402
-from relais.routing import assist  # noqa: E402
-
 CASES = ROOT / "tests" / "unit" / "assist_evaluation.yaml"
 HANDED_OFF = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
 TURN_KEYS = {"text", "intent", "best_guess", "score", "anger", "distress", "urgency", "human"}

@@ -3,7 +3,7 @@
     python bench/bot_cost.py                                  # this tree
     python bench/bot_cost.py --before /tmp/relais-before      # and another tree (a `git worktree`), side by side
 
-Turns like `relais bench pipeline`'s: its synthetic conversations (relais.benchmarks.pipeline.Traffic, drawn from
+Turns like `relais bench pipeline`'s: its synthetic conversations (bench.pipeline.Traffic, drawn from
 the catalogue's examples), classified by the real intent model, a conversation's next turn sent only once its
 previous one was answered and not handed off, one trace per conversation sampled at the default 10 %. Each batch
 goes through what the bot does with a poll on a real PostgreSQL: decode, `first_time`, `handle_batch` (its gRPC
@@ -74,7 +74,7 @@ def cpu_seconds(pid: int) -> float:
 
 def prepare(conversations: int, seed: int) -> list[dict]:
     """Conversations of the pipeline bench's mix, each turn classified (in this tree, once for every run)."""
-    from relais.benchmarks.pipeline import Traffic
+    from bench.pipeline import Traffic
     from relais.classifier import artifact
     from relais.classifier.catalogue import load_catalogue
     from relais.classifier.domain import classify_batch, to_classification_proto
@@ -308,7 +308,6 @@ def main() -> int:
         print(json.dumps(result))
         return 0
 
-    sys.path.insert(0, str(HERE))
     use_tree(HERE)
     from infra.postgres.migrate import migrate
     from infra.postgres.server import PostgresServer

@@ -3,7 +3,7 @@
     python bench/classifier_batch_cost.py                        # this tree
     python bench/classifier_batch_cost.py --before /tmp/base     # and a checkout of an older commit, side by side
 
-Turns as the classifier receives them in `relais bench pipeline` (services/benchmarks/pipeline.py: Traffic, its
+Turns as the classifier receives them in `relais bench pipeline` (bench/pipeline.py: Traffic, its
 catalogue examples, angry messages and requests for an advisor; the text redacted and the language set, as intake
 leaves them), classified the way the service does it: `classify_batch` on a poll's worth of turns, for polls of
 --sizes turns. `predict_us` is the intent model's share (`predict_batch`).
@@ -32,7 +32,7 @@ def _use_tree(root: Path) -> None:
 
 
 def measure(messages: int, rounds: int, sizes: list[int], seed: int) -> dict:
-    from relais.benchmarks.pipeline import Traffic
+    from bench.pipeline import Traffic
     from relais.classifier import artifact, domain
     from relais.classifier.catalogue import load_catalogue
     from relais.common.redact import redact

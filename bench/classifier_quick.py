@@ -12,7 +12,7 @@ import platform
 import statistics
 import time
 
-from relais.classifier import domain
+from relais.classifier import domain, sentiment
 from relais.classifier.catalogue import Catalogue, load_catalogue
 from relais.classifier.model import IntentModel
 
@@ -54,14 +54,14 @@ def _cross_validation(catalogue: Catalogue) -> dict:
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     texts, labels = IntentModel.training_set(catalogue, background=False)
-    labels = np.array(labels)
+    targets = np.array(labels)
     results = {}
     for c in (1.0, 3.0, 10.0, 30.0, 100.0):
         scores = []
         for seed in range(3):
             folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-            predicted = cross_val_predict(IntentModel.build_pipeline(seed, c), texts, labels, cv=folds)
-            scores.append(float((predicted == labels).mean()))
+            predicted = cross_val_predict(IntentModel.build_pipeline(seed, c), texts, targets, cv=folds)
+            scores.append(float((predicted == targets).mean()))
         results[f"C={c:g}"] = round(statistics.mean(scores), 3)
     return results
 
@@ -102,8 +102,8 @@ def main() -> None:
             "predict_single": round(single_us, 1),
             "predict_batch_1000": round(batch_us, 1),
             "detect_language": round(_per_message_us(domain.detect_language, texts), 1),
-            "analyse_sentiment": round(_per_message_us(lambda t: domain.analyse_sentiment(t, "fr"), texts), 1),
-            "asks_for_human": round(_per_message_us(domain.asks_for_human, texts), 1),
+            "analyse_sentiment": round(_per_message_us(lambda t: sentiment.analyse_sentiment(t, "fr"), texts), 1),
+            "asks_for_human": round(_per_message_us(sentiment.asks_for_human, texts), 1),
             "classify": round(_per_message_us(lambda t: domain.classify(t, None, model, catalogue), texts), 1),
         },
         "predictions": {text: (p.intent, round(p.confidence, 3))

@@ -3,7 +3,7 @@
     python bench/intake_cost.py                        # this tree
     python bench/intake_cost.py --before /tmp/base     # and a checkout of an older commit, side by side
 
-Messages as `relais bench pipeline` sends them (services/benchmarks/pipeline.py: Traffic, one to three turns per
+Messages as `relais bench pipeline` sends them (bench/pipeline.py: Traffic, one to three turns per
 conversation, half of the conversations declaring their language), read as intake reads them:
 
 - decode: parse_contact_event + redact + take_phone, per record (intake's `decode`);
@@ -37,7 +37,7 @@ def _use_tree(root: Path) -> None:
 
 
 def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
-    from relais.benchmarks.pipeline import SOURCE, Traffic
+    from bench.pipeline import SOURCE, Traffic
     from relais.classifier.catalogue import load_catalogue
     from relais.common import cloudevents, customer_contact, language
     from relais.common.redact import redact

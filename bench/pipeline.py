@@ -854,10 +854,6 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
     return result
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def bench_pipeline(args) -> dict:
     kwargs = dict(rate=args.rate, seconds=args.seconds, warmup=args.warmup, start_rate=args.start_rate,
                   search_seconds=args.search_seconds, ceiling_records=args.ceiling_records, seed=args.seed)
@@ -868,7 +864,6 @@ def bench_pipeline(args) -> dict:
         state = Path(args.endpoints).resolve().parent if args.endpoints else Path(".relais").resolve()
         return event_loop(run_pipeline(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_URL"], running_stack_pids(state),
                                         model_path=None, **kwargs)) | {"stack": "running (make up)"}
-    sys.path.insert(0, str(_repo_root()))
     from infra.stack import Stack
 
     state = Path(tempfile.mkdtemp(prefix="relais-bench-pipeline-"))
@@ -915,7 +910,7 @@ def pipeline_cli(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m relais.benchmarks.pipeline ...`, the same as `relais bench pipeline ...`."""
+    """`python -m bench.pipeline ...`, the same as `relais bench pipeline ...`."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="relais bench")

@@ -130,9 +130,6 @@ def _p99(values: list[float]) -> float:
 
 def bench_routing(tasks: int = 1000, agents: int = 500, samples: int = 300) -> dict:
     """Runs the whole measurement on a private stack and stops it (needs the repository's infra/)."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from infra.stack import Stack
 
     state = Path(tempfile.mkdtemp(prefix="relais-bench-routing-"))

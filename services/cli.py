@@ -87,15 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
                           help="skill[:level],... e.g. billing:3,orders:2 (level 1 when omitted)")
     desk_cmd.add_argument("--capacity", default="", help="channel:n,... e.g. chat:3,voice:1 (default from the rules)")
     desk_cmd.add_argument("--endpoints")
-    bench = commands.add_parser("bench", help="measurements").add_subparsers(dest="bench_command", required=True)
+    bench = commands.add_parser("bench", help="measurements (from a source checkout: bench/)").add_subparsers(
+        dest="bench_command", required=True)
     bench_routing = bench.add_parser("routing", help="hand-off to offer latency on a private stack (p50/p99)")
     bench_routing.add_argument("--tasks", type=int, default=1000, help="waiting tasks")
     bench_routing.add_argument("--agents", type=int, default=500, help="signed-in agents")
     bench_routing.add_argument("--samples", type=int, default=300)
     bench_routing.add_argument("--json", action="store_true", help="print one JSON object")
-    from relais.benchmarks import pipeline as bench_pipeline
-
-    bench_pipeline.add_parser(bench)
+    try:
+        from bench import pipeline as bench_pipeline  # the checkout's bench/, not part of the installed package
+    except ModuleNotFoundError as error:
+        if error.name != "bench":
+            raise
+    else:
+        bench_pipeline.add_parser(bench)
 
     from relais.analytics import client as analytics_client, staffing
     from relais.common import redact, retention
@@ -237,18 +242,15 @@ def check_arguments(args) -> None:
 
 
 def _repository() -> Path:
-    """The source checkout holding infra/ (the stack's code), put on the import path."""
+    """The source checkout holding infra/ (the stack's code) and bench/, importable from an editable install."""
     root = Path(__file__).resolve().parent.parent
     if not (root / "infra" / "stack.py").is_file():
         raise UsageError("this command needs the repository's infra/ (run it from a source checkout)")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     return root
 
 
 def dispatch(args) -> int:
     from relais.analytics import client as analytics_client, staffing
-    from relais.benchmarks import pipeline as bench_pipeline
     from relais.common import redact, retention
 
     if args.command == "reset":
@@ -281,12 +283,13 @@ def dispatch(args) -> int:
         return desk_cli(args, endpoints(args.endpoints))
     elif args.command == "bench" and args.bench_command == "routing":
         _repository()
-        from relais.routing.bench import bench_cli
+        from bench.routing import bench_cli
 
         return bench_cli(args)
     elif args.command == "bench" and args.bench_command == "pipeline":
-        if args.private:
-            _repository()
+        _repository()
+        from bench import pipeline as bench_pipeline
+
         return bench_pipeline.pipeline_cli(args)
     elif args.command == "staffing":
         return staffing.staffing_cli(args)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from relais.benchmarks.pipeline import ADVISOR, ANGRY
+from bench.pipeline import ADVISOR, ANGRY
 from relais.classifier import sentiment as S
 from relais.classifier.catalogue import load_catalogue
 from relais.classifier.domain import classify, classify_batch

@@ -3,8 +3,8 @@
 import asyncio
 import math
 
-from relais.benchmarks import pipeline
-from relais.benchmarks.pipeline import Step, Traffic, find_saturation, holds, percentile, summarise
+from bench import pipeline
+from bench.pipeline import Step, Traffic, find_saturation, holds, percentile, summarise
 from relais.classifier.catalogue import load_catalogue
 
 
