@@ -4,13 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install prereqs run up down status reset demo report test test-unit bench model proto proto-check clean certs
+.PHONY: install prereqs run up down status reset demo report test test-unit lint bench model proto proto-check clean certs
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,embeddings]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,embeddings,dev]'
 	$(PY) -m relais.classifier.mpnet   # the mpnet-ft family's weights, hash-checked, into .relais/models (once)
 	@touch $(STAMP)
 
@@ -62,6 +62,10 @@ model: install
 
 test-unit: install
 	$(PY) -m pytest tests/unit tests/classifier
+
+# Static checks, configured in pyproject.toml: mypy on relais (services/), infra, bench and tests.
+lint: install
+	$(VENV)/bin/mypy
 
 proto: install
 	$(PY) proto/generate.py
