@@ -571,11 +571,93 @@ def state_after_release(state: str, active_left: int, closed: bool) -> str:
     return "wrap_up" if closed else "available"
 
 
-def settable_state(current: str, wanted: str) -> str | None:
-    """What an agent may ask for: available or break (routing sets busy and wrap-up). None: refused."""
-    if wanted not in ("available", "break"):
+SETTABLE_STATES = ("available", "break")  # what an agent may ask for; routing sets busy and wrap-up, SignOut offline
+
+
+def settable_state(current: str, wanted: str, holding: int = 0) -> str | None:
+    """The state an agent in `current` gets when it asks for `wanted`: available or break, but busy when it asks for
+    available while holding tasks (`holding`: offered or assigned). None: refused (busy, wrap-up, offline)."""
+    if wanted not in SETTABLE_STATES:
         return None
-    return wanted
+    return "busy" if wanted == "available" and holding else wanted
+
+
+def offered(agent: Agent, channel: str, now: float) -> Agent:
+    """The agent once it got an offer on `channel`: one more task held there, busy, idle from now."""
+    return replace(agent, load=agent.load | {channel: agent.load.get(channel, 0) + 1}, idle_since=now, state="busy")
+
+
+# --- a held task waiting again ---
+
+@dataclass(frozen=True)
+class Requeue:
+    """How a task an agent held waits again: its overflow stage, who may not be offered it, what the next advisor reads
+    (`note`), what its task step says (`detail`); with `required`, new needs (and `preferred` agents) replace its own."""
+    stage: int
+    declined_by: tuple[str, ...]
+    note: str = ""
+    detail: str = ""
+    required: Mapping[str, int] | None = None
+    preferred: tuple[str, ...] = ()
+
+
+def requeue_after_leaving(agent_id: str, signed_out: bool) -> Requeue:
+    """An open conversation of an agent who signed out or was disconnected: back to its first stage, not to that agent,
+    ahead of newcomers (its first queued_at kept, which the store does not touch)."""
+    why = "signed out" if signed_out else "was disconnected"
+    return Requeue(stage=0, declined_by=(agent_id,), note=f"the previous advisor {why}", detail=f"agent {why}")
+
+
+def transferred(queue: str, agent_id: str) -> Requeue:
+    """A conversation transferred to a queue (a skill): it needs that skill at level 1 from its first stage, with no
+    preferred agent, not the one who transferred it; it waits from now."""
+    return Requeue(stage=0, declined_by=(agent_id,), required={queue: 1}, preferred=())
+
+
+# --- the ticker: what it acts on, and when waiting tasks are offered again ---
+
+def full_pass(ticks: int, tick_seconds: float) -> bool:
+    """Every ~30 s the ticker's step runs whatever it found due, and offers waiting tasks again: a safety net."""
+    return ticks % max(1, round(30 / tick_seconds)) == 0
+
+
+def overflow_steps(rules: RoutingRules) -> list[float]:
+    """The overflow steps' after_seconds, as the ticker's reads take them."""
+    return [step.after_seconds for step in rules.overflow]
+
+
+@dataclass(frozen=True)
+class TickFindings:
+    """What the ticker's step did or found."""
+    full_pass: bool = False
+    signed_out: bool = False      # an agent disconnected too long was signed out
+    offers_expired: bool = False  # offers timed out, back to the queue
+    wrap_ups_over: bool = False   # agents available again
+    overflowed: bool = False      # tasks reached their next overflow stage
+    widened: bool = False         # tasks nobody signed in could take were widened
+    callback_due: bool = False    # callbacks came due
+
+
+def redispatch(found: TickFindings) -> bool:
+    """Waiting tasks are offered again after a tick only when something may let one be offered now: aging alone changes
+    no one's eligibility, and new tasks, closes, rejects and sign-ins dispatch in their own transactions."""
+    return any((found.full_pass, found.signed_out, found.offers_expired, found.wrap_ups_over, found.overflowed,
+                found.widened, found.callback_due))
+
+
+def widen_every(full: bool, signed_in: str, signed_in_seen: str | None) -> bool:
+    """Widening looks at every waiting task at the full pass and when who is signed in changed; else at those
+    (re)queued in the last seconds."""
+    return full or signed_in != signed_in_seen
+
+
+def tick_idle(due: Mapping[str, object], signed_in_seen: str | None, reconnect_over: bool) -> bool:
+    """The tick's step would find nothing to do, as store.TICK_DUE says: nobody disconnected for too long, who is
+    signed in unchanged, no offer expired, no wrap-up over, no overflow step due, nothing to widen, no callback due."""
+    if reconnect_over:
+        return False
+    return due["signed_in"] == signed_in_seen and not (
+        due["expired"] or due["wrap_up_over"] or due["overflow"] or due["widen"] or due["callback"])
 
 
 def text_languages(language: str, available: Iterable[str]) -> tuple[str, ...]:

@@ -413,3 +413,62 @@ def test_the_ranked_choice_is_best_agents_choice():
         ranked = rules.best_ranked(new, groups, {a.agent_id: a for a in agents}, connected)
         assert (ranked.agent_id if ranked else None) == (expected.agent_id if expected else None), round_
     assert rules.needs_signature(task("t", billing=2, general=1)) == rules.needs_signature(task("u", general=1, billing=2))
+
+
+# --- what routing's handlers ask the rules (handlers.py) ---
+
+def test_an_agent_asking_for_available_while_holding_tasks_is_busy():
+    assert rules.settable_state("break", "available", holding=0) == "available"
+    assert rules.settable_state("break", "available", holding=2) == "busy"
+    assert rules.settable_state("busy", "break", holding=1) == "break"  # a break waits for nothing: offers stop now
+    assert rules.settable_state("available", "busy") is None and rules.settable_state("busy", "offline") is None
+    assert rules.SETTABLE_STATES == ("available", "break")
+
+
+def test_an_offer_adds_to_the_agents_load_on_its_channel_and_makes_it_busy():
+    before = agent("x", idle=5.0, load={"chat": 1, "voice": 1})
+    after = rules.offered(before, "chat", 42.0)
+    assert after.load == {"chat": 2, "voice": 1} and after.idle_since == 42.0 and after.state == "busy"
+    assert rules.offered(agent("y"), "voice", 1.0).load == {"voice": 1}
+    assert before.load == {"chat": 1, "voice": 1}  # the agent as it was is left alone
+
+
+def test_a_conversation_whose_advisor_left_waits_again_for_anyone_but_them():
+    left = rules.requeue_after_leaving("x", signed_out=True)
+    assert (left.stage, left.declined_by, left.required) == (0, ("x",), None)  # its own needs, from the first stage
+    assert left.note == "the previous advisor signed out" and left.detail == "agent signed out"
+    gone = rules.requeue_after_leaving("x", signed_out=False)
+    assert gone.note == "the previous advisor was disconnected" and gone.detail == "agent was disconnected"
+
+
+def test_a_transferred_conversation_needs_the_queues_skill_and_not_the_agent_who_transferred_it():
+    moved = rules.transferred("billing", "x")
+    assert (moved.required, moved.preferred, moved.stage, moved.declined_by) == ({"billing": 1}, (), 0, ("x",))
+
+
+def test_the_ticker_makes_a_full_pass_about_every_thirty_seconds():
+    assert [t for t in range(1, 100) if rules.full_pass(t, 1.0)] == [30, 60, 90]
+    assert [t for t in range(1, 400) if rules.full_pass(t, 0.2)] == [150, 300]
+    assert all(rules.full_pass(t, 60.0) for t in range(1, 5))  # a tick longer than 30 s: every one
+
+
+def test_waiting_tasks_are_offered_again_after_a_tick_only_when_something_may_let_one_be():
+    assert not rules.redispatch(rules.TickFindings())  # aging alone changes no one's eligibility
+    for finding in ("full_pass", "signed_out", "offers_expired", "wrap_ups_over", "overflowed", "widened", "callback_due"):
+        assert rules.redispatch(rules.TickFindings(**{finding: True})), finding
+
+
+def test_widening_looks_at_every_waiting_task_when_who_is_signed_in_changed():
+    assert rules.widen_every(full=True, signed_in="a", signed_in_seen="a")
+    assert rules.widen_every(full=False, signed_in="b", signed_in_seen="a")
+    assert rules.widen_every(full=False, signed_in="a", signed_in_seen=None)  # after a restart or a take-over
+    assert not rules.widen_every(full=False, signed_in="a", signed_in_seen="a")
+
+
+def test_a_tick_is_idle_only_when_nothing_it_acts_on_is_due():
+    quiet = {"signed_in": "a", "expired": False, "wrap_up_over": False, "overflow": False, "widen": False, "callback": False}
+    assert rules.tick_idle(quiet, "a", reconnect_over=False)
+    assert not rules.tick_idle(quiet, "a", reconnect_over=True)
+    assert not rules.tick_idle(quiet, "b", reconnect_over=False)  # someone signed in or out
+    for due in ("expired", "wrap_up_over", "overflow", "widen", "callback"):
+        assert not rules.tick_idle(quiet | {due: True}, "a", reconnect_over=False), due
