@@ -1,22 +1,48 @@
-"""What routing records besides its tables' rows: a task's steps, and the outcome and agent-event records
-it publishes. Shared by the decisions (service.py) and the agents' API (desk_api.py)."""
+"""What routing records besides its tables' rows: the details of a task's steps (task_events), the outcome and
+agent-event records it publishes, and the spans those records are traced in."""
 
 import uuid
 
+from opentelemetry.trace import Link, get_current_span
+
 from relais.common import bus, telemetry, topics
 from relais.common.pb import agent_events_pb2 as ev, conversation_pb2 as pb
+from relais.routing import rules
 
 SOURCE = "urn:relais:routing"
-DESK = "routing-desk"  # outbox consumer name of changes made by agents and by the ticker
+KAFKA = "routing"  # outbox consumer name of the hand-offs and customer messages read from Kafka (applied once per key)
+DESK = "routing-desk"  # outbox consumer name of changes made by agents and by the ticker (always applied)
 STATE_ENUM = {"offline": ev.AGENT_STATE_OFFLINE, "available": ev.AGENT_STATE_AVAILABLE, "busy": ev.AGENT_STATE_BUSY,
               "wrap_up": ev.AGENT_STATE_WRAP_UP, "break": ev.AGENT_STATE_BREAK}
 STATE_NAME = {v: k for k, v in STATE_ENUM.items()}
 
 
-async def task_event(conn, task_id: str, kind: str, agent_id: str = "", detail: str = "") -> None:
-    """One step of a task in task_events: queued, offered, rejected, overflow, closed, ..."""
-    await conn.execute("INSERT INTO task_events (task_id, kind, agent_id, detail) VALUES ($1, $2, $3, $4)",
-                       task_id, kind, agent_id or "", detail)
+def needs(required) -> str:
+    return ", ".join(f"{skill} ≥ {level}" for skill, level in sorted(required.items())) or "no skill"
+
+
+def queued_detail(need: rules.Requirement) -> str:
+    return f"needs {needs(need.required)} in {need.language}, priority {need.priority}"
+
+
+def overflow_detail(stage: int, routing_rules: rules.RoutingRules) -> str:
+    step = routing_rules.overflow[stage - 1]
+    return f"stage {stage}: " + (f"levels relaxed by {step.relax_levels}" if step.relax_levels else "") + \
+        (f"queue {step.queue}" if step.queue else "")
+
+
+def widened_detail(task: rules.Task, stage: int, routing_rules: rules.RoutingRules) -> str:
+    required, queue = rules.needs_at_stage(task.required, task.stage, routing_rules)
+    before = f"queue {queue}" if queue else needs(required)
+    return f"{overflow_detail(stage, routing_rules)} at once: no advisor signed in for {before} in {task.language}"
+
+
+def conversation_span(name: str, traceparent: str, agent_id: str):
+    """A span in the conversation's trace, linked to the agent's own call when there is one."""
+    caller = get_current_span().get_span_context()
+    links = [Link(caller)] if caller.is_valid else []
+    parent = telemetry.context_from_traceparent(traceparent)
+    return telemetry.tracer().start_as_current_span(name, context=parent, links=links, attributes={"relais.agent_id": agent_id})
 
 
 def state_event(agent_id: str, previous: str, state: str, cause: str) -> bus.Record:

@@ -84,7 +84,7 @@ async def test_skills_and_language_decide_who_gets_the_task(producer, db, agent_
 
 
 async def test_a_hand_off_delivered_twice_is_one_task_one_offer_and_one_state_change(producer, db, agent_session, language):
-    """The hand-off an agent can take at once is written in one statement (service.py, HANDOFF_OFFERED): the
+    """The hand-off an agent can take at once is written in one statement (store.py, HANDOFF_OFFERED): the
     deduplication row, the offered task, its steps, the reservation, the agent's state change in the outbox."""
     async with agent_session(f"once-{language}", languages=[language], capacity={"chat": 3}) as agent:
         ctx = context(f"twice-{language}", language)
@@ -503,12 +503,12 @@ async def test_an_agent_whose_front_end_is_gone_gets_no_offer(producer, db, agen
 
 
 async def test_the_queue_news_read_in_postgresql_are_those_the_rules_give(db, language):
-    """The ticker asks PostgreSQL which waiting customers have news (service.QUEUE_NEWS) rather than reading and
+    """The ticker asks PostgreSQL which waiting customers have news (store.QUEUE_NEWS) rather than reading and
     sorting the whole queue every tick: the same customers as the rules' places (rules.queue_positions) and test —
     told nobody serves them when that changed, else told their place when it improved. In a transaction rolled back."""
     import random
 
-    from relais.routing import rules, service
+    from relais.routing import rules, store
 
     routing_rules = rules.load_rules()
     rng = random.Random(5)
@@ -551,7 +551,7 @@ async def test_the_queue_news_read_in_postgresql_are_those_the_rules_give(db, la
                 improved = last is None or places.get(r["task_id"], 0) < last
                 if not (nobody == r["told_nobody"] and (nobody or not improved)):
                     expected.append(r["task_id"])
-            news = await conn.fetch(service.QUEUE_NEWS, 60, routing_rules.aging_seconds_per_point, [language], ["chat"],
+            news = await conn.fetch(store.QUEUE_NEWS, 60, routing_rules.aging_seconds_per_point, [language], ["chat"],
                                     [json.dumps(required) for required, _ in unserved], [stage for _, stage in unserved])
             mine = [r["task_id"] for r in news if r["task_id"].startswith(f"news-{language}-")]
             assert 20 < len(expected) < 80  # both ways occur: some customers have news, others not
@@ -561,12 +561,12 @@ async def test_the_queue_news_read_in_postgresql_are_those_the_rules_give(db, la
 
 
 async def test_the_places_read_from_postgresql_are_the_rules_places(db, language):
-    """The waiting customers' places as routing reads them from the database (service.load_places, then counted in
+    """The waiting customers' places as routing reads them from the database (store.load_places, then counted in
     memory) are rules.queue_position's: priority with aging, then longest waiting; a task not waiting (offered, or a
     callback not due yet) is told 1. In a transaction rolled back."""
     import random
 
-    from relais.routing import rules, service
+    from relais.routing import rules, store
 
     routing_rules = rules.load_rules()
     rng = random.Random(7)
@@ -575,7 +575,7 @@ async def test_the_places_read_from_postgresql_are_the_rules_places(db, language
         await transaction.start()
         try:
             for i in range(150):
-                callback = i % 17 == 0  # waits from its due time, its queued_at (service._callback)
+                callback = i % 17 == 0  # waits from its due time, its queued_at (handlers._callback)
                 await conn.execute(
                     "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, kind, status, queued_at,"
                     " due_at) VALUES ($1, $1, $2, '', $3, '', 'handoff', $4, now() - make_interval(secs => $5),"
@@ -590,7 +590,7 @@ async def test_the_places_read_from_postgresql_are_the_rules_places(db, language
             waiting = [rules.Task(r["task_id"], language, "chat", {}, r["priority"], float(r["queued"]),
                                   due_at=float(r["due"]) if r["due"] is not None else None) for r in rows]
             expected = rules.queue_positions(waiting, now, routing_rules)
-            places = await service.load_places(conn, routing_rules.aging_seconds_per_point)
+            places = await store.load_places(conn, routing_rules.aging_seconds_per_point)
             mine = [f"place-{language}-{i}" for i in range(150)]
             assert {t: places.place(t, now) for t in mine} == {t: expected.get(t, 1) for t in mine}
             assert len({places.place(t, now) for t in mine}) > 100  # most are waiting, in distinct places
@@ -599,12 +599,12 @@ async def test_the_places_read_from_postgresql_are_the_rules_places(db, language
 
 
 async def test_the_overflow_steps_due_are_read_stage_by_stage(db, language):
-    """The ticker's overflow read (service.OVERFLOW_DUE, index ranges stage by stage) returns exactly the waiting tasks
+    """The ticker's overflow read (store.OVERFLOW_DUE, index ranges stage by stage) returns exactly the waiting tasks
     whose next step is due as the rules count it (waited >= the step's after_seconds), callbacks not due left out; and
     TICK_DUE says so in one yes or no. In a transaction rolled back."""
     import random
 
-    from relais.routing import rules, service
+    from relais.routing import rules, store
 
     routing_rules = rules.load_rules()
     steps = [step.after_seconds for step in routing_rules.overflow]
@@ -627,13 +627,13 @@ async def test_the_overflow_steps_due_are_read_stage_by_stage(db, language):
                 mine[task_id] = (stage, waited, later, i % 17 == 0)
             due = {task_id for task_id, (stage, waited, later, offered) in mine.items()
                    if not offered and not later and stage < len(steps) and waited >= steps[stage]}
-            rows = await conn.fetch(service.OVERFLOW_DUE, steps, len(steps))
+            rows = await conn.fetch(store.OVERFLOW_DUE, steps, len(steps))
             assert {r["task_id"] for r in rows} == due and len(due) > 20
             assert all(rules.overflow_stage(float(r["waited"]), routing_rules) > r["stage"] for r in rows)
-            tick = await conn.fetchrow(service.TICK_DUE, [], steps, len(steps), 2.0)
+            tick = await conn.fetchrow(store.TICK_DUE, [], steps, len(steps), 2.0)
             assert tick["overflow"]
             await conn.execute("UPDATE tasks SET status = 'closed' WHERE task_id = ANY($1::text[])", sorted(due))
-            assert not (await conn.fetchrow(service.TICK_DUE, [], steps, len(steps), 2.0))["overflow"]
+            assert not (await conn.fetchrow(store.TICK_DUE, [], steps, len(steps), 2.0))["overflow"]
         finally:
             await transaction.rollback()
 
@@ -641,7 +641,8 @@ async def test_the_overflow_steps_due_are_read_stage_by_stage(db, language):
 async def test_a_place_counts_the_queue_the_database_holds_even_when_changed_behind_routing(producer, db, language):
     """Routing remembers the waiting customers' places; a waiting task closed by someone else (an operator's SQL)
     is not counted ahead of a newcomer once routing has checked its memory against the database (every second)."""
-    from relais.routing import rules, service
+    from relais.routing import rules
+    from relais.routing.memory import PLACES_CHECK_SECONDS
 
     first = context(f"behind-first-{language}", language)
     await hand_off(producer, first)
@@ -650,7 +651,7 @@ async def test_a_place_counts_the_queue_the_database_holds_even_when_changed_beh
         while (await db.fetchval("SELECT last_position FROM tasks WHERE task_id = $1", task["task_id"])) is None:
             await asyncio.sleep(0.1)
     await db.execute("UPDATE tasks SET status = 'closed', closed_at = now() WHERE task_id = $1", task["task_id"])
-    await asyncio.sleep(service.PLACES_CHECK_SECONDS + 0.2)  # the check's period, not a proof of absence
+    await asyncio.sleep(PLACES_CHECK_SECONDS + 0.2)  # the check's period, not a proof of absence
 
     newcomer = context(f"behind-new-{language}", language)
     await hand_off(producer, newcomer)
