@@ -65,6 +65,8 @@ test-unit: install
 
 # Static checks, configured in pyproject.toml: mypy on relais (services/), infra, bench and tests.
 lint: install
+	$(VENV)/bin/ruff check services infra bench tests
+	$(VENV)/bin/ruff format --check services infra bench tests
 	$(VENV)/bin/mypy
 
 proto: install

@@ -29,7 +29,6 @@ from relais.analytics.ingest import KIND_NAMES, SCALE_NAMES
 from relais.common import cloudevents, topics
 from relais.common.pb import conversation_pb2 as pb
 
-
 COLUMNS = ("outcome_id", "conversation_id", "customer_id", "kind", "intent", "language", "channel", "reason", "agent_id",
            "disposition", "resolved", "survey_scale", "survey_score", "survey_comment", "at")
 

@@ -122,13 +122,13 @@ def serve_lookup(root: Path) -> None:
 
 async def run_child(args) -> dict:
     from aiokafka import ConsumerRecord
+    from google.protobuf.json_format import MessageToDict
 
     from relais.bot.service import build
     from relais.common import telemetry, topics, worker
     from relais.common.db import connect
     from relais.common.pb import conversation_pb2 as pb
     from relais.common.unit_of_work import Item, UnitOfWork
-    from google.protobuf.json_format import MessageToDict
 
     telemetry.setup("bot")
     conversations = pickle.loads(Path(args.turns_file).read_bytes())
@@ -236,6 +236,7 @@ async def run_child(args) -> dict:
 
 async def wait_for_lookup(timeout: float = 30) -> None:
     import grpc
+
     from relais.common.config import grpc_addr
     from relais.common.pb import lookup_pb2
     from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub

@@ -37,7 +37,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from relais.common import bus, cloudevents, topics
@@ -575,9 +575,9 @@ class PipelineBench:
     # -- plumbing
 
     async def start(self) -> None:
+        import asyncpg
         from aiokafka import AIOKafkaConsumer, TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient
-        import asyncpg
 
         self.producer = bus.make_producer(self.bootstrap, linger_ms=1)
         await self.producer.start()

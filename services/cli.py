@@ -14,8 +14,15 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from relais.common.config import (DEFAULT_DATABASE_URL, DEFAULT_GRPC_PORTS, DEFAULT_KAFKA, SETTINGS, ConfigError,
-                                  parse_setting, setting)
+from relais.common.config import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_GRPC_PORTS,
+    DEFAULT_KAFKA,
+    SETTINGS,
+    ConfigError,
+    parse_setting,
+    setting,
+)
 
 CLIENT_ADDRESSES = ("routing", "analytics", "lookup")
 

@@ -21,8 +21,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from relais.common import grpcserver
-from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, agent_events_pb2 as ev
-from relais.common.pb import conversation_pb2 as pb
+from relais.common.pb import (
+    agent_desk_pb2 as desk,
+    agent_desk_pb2_grpc as desk_grpc,
+    agent_events_pb2 as ev,
+    conversation_pb2 as pb,
+)
 
 HELP = """commands (N: task number, K: suggestion number):
   accept [N]                  take the offer (default: the latest)

@@ -14,6 +14,7 @@ from relais.analytics.report import write_report
 from relais.common import grpcserver
 from relais.common.pb import analytics_pb2 as api, analytics_pb2_grpc
 
+
 def _plan(plan: api.StaffingPlan) -> dict:
     return {"agents": plan.agents, "service_level": plan.service_level, "occupancy": plan.occupancy,
             "asa_seconds": plan.asa_seconds}

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from relais.classifier.catalogue import HUMAN_INTENT, Catalogue
 from relais.classifier.model import IntentModel
 from relais.classifier.sentiment import Sentiment, analyse_message, extract_amount
-from relais.common.pb import conversation_pb2 as pb
 from relais.common.language import detect_language, fold
+from relais.common.pb import conversation_pb2 as pb
 
 
 @dataclass(frozen=True)

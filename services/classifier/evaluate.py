@@ -37,8 +37,15 @@ from typing import Any
 
 import numpy as np
 
-from relais.classifier.model import (BEST_FAMILY, DEFAULT_FAMILY, FAMILIES, OUT_OF_SCOPE_LABEL, IntentModel,
-                                     ModelUnavailable, stratified_holdout)
+from relais.classifier.model import (
+    BEST_FAMILY,
+    DEFAULT_FAMILY,
+    FAMILIES,
+    OUT_OF_SCOPE_LABEL,
+    IntentModel,
+    ModelUnavailable,
+    stratified_holdout,
+)
 
 ALIASES = {"default": DEFAULT_FAMILY, "best": BEST_FAMILY}
 ECE_BINS = 15

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from relais.common.language import SUPPORTED_LANGUAGES, fold
 from relais.common.redact import PLACEHOLDERS
 
-
 # Phrases are written naturally; they go through the same folding as messages (accents, case,
 # apostrophes, "n't" -> " not"). The longest phrase wins where phrases overlap. A cue preceded in
 # the same clause (up to 3 words back) by a negation is flipped, unless the cue itself contains one

@@ -7,9 +7,9 @@ bot, which keeps state, ignores the second copy.
 
 from aiokafka import ConsumerRecord
 
+from relais.classifier import artifact
 from relais.classifier.catalogue import load_catalogue
 from relais.classifier.domain import classify_batch, to_classification_proto
-from relais.classifier import artifact
 from relais.common import bus, telemetry, topics, worker
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.runtime import serve

@@ -13,14 +13,20 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import (CommitFailedError, IllegalStateError, KafkaError, MessageSizeTooLargeError,
-                             RecordListTooLargeError, RecordTooLargeError)
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from google.protobuf.message import DecodeError
 
 from relais.common import topics
-from relais.common.db import CONNECTION_LOST
 from relais.common.config import kafka_security  # KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*
+from relais.common.db import CONNECTION_LOST
 
 log = logging.getLogger(__name__)
 

@@ -122,7 +122,7 @@ def database_url() -> Form:
         url = urlsplit(raw)
         if url.scheme not in ("postgresql", "postgres") or not url.hostname or not url.path.strip("/"):
             raise ValueError()
-        url.port  # raises ValueError when the port is not a number
+        _ = url.port  # raises ValueError when the port is not a number
         return raw
     return Form("postgresql://user:password@host:port/database", parse)
 
@@ -132,7 +132,7 @@ def http_url() -> Form:
         url = urlsplit(raw)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError()
-        url.port
+        _ = url.port  # raises ValueError when the port is not a number
         return raw
     return Form("an http:// or https:// URL", parse)
 

@@ -14,8 +14,8 @@ Used by intake (language of a turn when the sender gave none) and by the classif
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("fr", "en")
@@ -88,9 +88,7 @@ def _language_detector() -> Any:
     if _detector is None:
         with _detector_lock:
             if _detector is None:
-                from lingua import IsoCode639_1, LanguageDetectorBuilder
-
-                from lingua import Language
+                from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
                 codes = [getattr(IsoCode639_1, code.upper()) for code in DETECTED_LANGUAGES]
                 _CODES.update({Language.from_iso_code_639_1(iso): code for iso, code in zip(codes, DETECTED_LANGUAGES)})

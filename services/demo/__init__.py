@@ -19,8 +19,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from relais.common import bus, cloudevents, grpcserver, topics
 from relais.common.config import kafka_security
-from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, analytics_pb2, analytics_pb2_grpc
-from relais.common.pb import agent_events_pb2 as desk_events, conversation_pb2 as pb
+from relais.common.pb import (
+    agent_desk_pb2 as desk,
+    agent_desk_pb2_grpc as desk_grpc,
+    agent_events_pb2 as desk_events,
+    analytics_pb2,
+    analytics_pb2_grpc,
+    conversation_pb2 as pb,
+)
 
 CONVERSATIONS = Path(__file__).with_name("conversations.yaml")
 DEMO_ADVISOR = "demo-advisor"

@@ -11,9 +11,17 @@ import pytest
 import sklearn
 
 from relais.classifier import model as model_module
-from relais.classifier.model import (ARTIFACT_FORMAT, FAMILIES, OUT_OF_SCOPE_LABEL, IntentModel, catalogue_sha256,
-                                     pretrained_encoder)
-from relais.classifier.model import ensemble, ngram, persistence
+from relais.classifier.model import (
+    ARTIFACT_FORMAT,
+    FAMILIES,
+    OUT_OF_SCOPE_LABEL,
+    IntentModel,
+    catalogue_sha256,
+    ensemble,
+    ngram,
+    persistence,
+    pretrained_encoder,
+)
 
 # A small bilingual set: three intents, both languages, a few "none of the above" rows.
 TOY = [

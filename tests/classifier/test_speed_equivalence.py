@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+
 from bench.pipeline import ADVISOR, ANGRY
 from relais.classifier import sentiment as S
 from relais.classifier.catalogue import load_catalogue
@@ -18,7 +20,6 @@ from relais.classifier.model import BACKGROUND_EXAMPLES, normalise_text
 from relais.classifier.model.ngram import _Block, _FastScorer, _word_ngrams
 from relais.common.language import SUPPORTED_LANGUAGES, fold
 from relais.common.redact import redact
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 EVALUATION_SET = Path(__file__).parent / "evaluation_set.csv"
 

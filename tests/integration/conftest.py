@@ -9,14 +9,13 @@ import asyncpg
 import grpc
 import pytest
 
-from infra.stack import SERVICES, Stack, prepare
 from infra.ports import free_port
+from infra.stack import SERVICES, Stack, prepare
 from relais.common import bus
 from relais.common.grpcserver import token_interceptors
-from relais.demo import ReplyWatcher
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
+from relais.demo import ReplyWatcher
 from tests.integration.otlp import Receiver
-
 
 # The stack's RELAIS_SERVICE_TOKEN (docs/security.md, "Service token"). Kept in the environment because pytest imports this
 # file under two module names (as the conftest, and as tests.integration.conftest from the test modules).

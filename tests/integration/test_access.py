@@ -12,8 +12,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra.certs.make_certs import make_certs
 from relais.common import grpcserver
-from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
-from relais.common.pb import analytics_pb2, analytics_pb2_grpc, lookup_pb2, lookup_pb2_grpc
+from relais.common.pb import (
+    agent_desk_pb2 as desk,
+    agent_desk_pb2_grpc as desk_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
+    lookup_pb2,
+    lookup_pb2_grpc,
+)
 from tests.integration.conftest import SERVICE_TOKEN, service_channel, service_metadata
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED

@@ -17,8 +17,7 @@ import pytest
 from relais.common import cloudevents
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 from relais.routing.texts import requeued_notice
-from tests.integration.conftest import (RECONNECT_SECONDS, SERVICE_TOKEN, ConsoleScript, reply_of_type,
-                                       service_metadata)
+from tests.integration.conftest import RECONNECT_SECONDS, SERVICE_TOKEN, ConsoleScript, reply_of_type, service_metadata
 from tests.integration.test_routing import context, customer_writes, events_of, hand_off, task_of
 
 

@@ -2,9 +2,9 @@
 intake, irritants, staffing, the report, and a replay of the log into an empty store."""
 
 import asyncio
+import itertools
 import json
 import os
-import itertools
 import secrets
 import subprocess
 import sys

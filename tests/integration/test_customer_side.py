@@ -19,7 +19,7 @@ import pytest
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, agent_events_pb2 as ev, conversation_pb2 as pb
 from tests.integration.conftest import reply_of_type
-from tests.integration.test_routing import context, customer_writes, events_of, hand_off, task_of
+from tests.integration.test_routing import context, customer_writes, hand_off, task_of
 
 README_AGENT = {"billing": 3, "orders": 2, "conflict_handling": 1}  # relais desk --skills billing:3,orders:2,conflict_handling
 

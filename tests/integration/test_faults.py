@@ -160,7 +160,7 @@ def check_replies(stream: Stream, received: dict[str, list[dict]]) -> int:
     """Each conversation's replies (deduplicated by id, copies identical) are the expected ones, one outcome per inbound
     turn in the turns' order; returns how many redelivered copies were seen."""
     copies = 0
-    for cid, (texts, expected) in stream.conversations.items():
+    for cid, (_, expected) in stream.conversations.items():
         by_id: dict[str, dict] = {}
         for reply in received[cid]:
             if reply["id"] in by_id:

@@ -14,8 +14,13 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 
 from relais.common import bus, cloudevents, topics, transcript, unit_of_work
-from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, analytics_pb2, analytics_pb2_grpc
-from relais.common.pb import conversation_pb2 as pb
+from relais.common.pb import (
+    agent_desk_pb2 as desk,
+    agent_desk_pb2_grpc as desk_grpc,
+    analytics_pb2,
+    analytics_pb2_grpc,
+    conversation_pb2 as pb,
+)
 from relais.demo import send_message
 from tests.integration.conftest import service_channel, service_metadata
 from tests.integration.test_walking_skeleton import dead_letters

@@ -311,7 +311,7 @@ async def test_retention_purges_closed_conversations_only_and_keeps_the_kpis(sta
     await reply_of_type(replies, recent, cloudevents.REPLY_BOT)
     for conversation in (abandoned, waiting):
         await reply_of_type(replies, conversation, cloudevents.REPLY_HANDOFF)
-        await wait_until(lambda: db.fetchval("SELECT count(*) FROM tasks WHERE conversation_id = $1", conversation))
+        await wait_until(lambda c=conversation: db.fetchval("SELECT count(*) FROM tasks WHERE conversation_id = $1", c))
     await send_message(producer, abandoned, {"id": f"cust-{abandoned}", "language": "fr"}, "STOP")
     await wait_until(lambda: db.fetchval("SELECT count(*) FROM tasks WHERE conversation_id = $1 AND status = 'abandoned'",
                                          abandoned))

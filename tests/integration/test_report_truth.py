@@ -12,8 +12,6 @@ import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from relais.analytics import traffic
 from relais.classifier.catalogue import HUMAN_INTENT
 from relais.classifier.sentiment import asks_for_human

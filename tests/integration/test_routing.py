@@ -16,7 +16,13 @@ import pytest
 
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, agent_events_pb2 as ev, conversation_pb2 as pb
-from tests.integration.conftest import RECONNECT_SECONDS, SERVICE_TOKEN, reply_of_type, service_channel, service_metadata
+from tests.integration.conftest import (
+    RECONNECT_SECONDS,
+    SERVICE_TOKEN,
+    reply_of_type,
+    service_channel,
+    service_metadata,
+)
 from tests.integration.test_walking_skeleton import dead_letters
 
 
@@ -410,6 +416,7 @@ async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(sta
 
     # Every state change of the agent was an event on relais.agent-events.v1.
     from aiokafka import AIOKafkaConsumer, TopicPartition
+
     from relais.common.pb import agent_events_pb2 as ev
 
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)

@@ -22,8 +22,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra.stack import STANDBY, Stack
-from relais.common import bus, cloudevents
 from relais import desk
+from relais.common import bus, cloudevents
 from relais.common.pb import agent_desk_pb2 as desk_pb, agent_desk_pb2_grpc as desk_grpc
 from relais.demo import ReplyWatcher
 from tests.integration.conftest import ConsoleScript

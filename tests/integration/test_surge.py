@@ -10,10 +10,10 @@ import uuid
 from datetime import datetime, timezone
 
 import grpc
-from scipy.stats import spearmanr
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from google.protobuf.timestamp_pb2 import Timestamp
+from scipy.stats import spearmanr
 
 from relais.common import bus, cloudevents, topics
 from relais.common.config import kafka_security
@@ -124,13 +124,11 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
         surge = await offer(NORMAL_PER_S * 10, SURGE_SECONDS, "surge")
         t2 = datetime.now(timezone.utc)
         after = await offer(NORMAL_PER_S, 10, "after")
-        drained_at = None
         async with asyncio.timeout(600):  # every inbound event gets its answer, however long the backlog
             for cid, index in sent.items():
                 kind = cloudevents.REPLY_HANDOFF if index in HANDOFF_ASKS else cloudevents.REPLY_BOT
                 while not any(r["type"] == kind for r in replies.replies[cid]):
                     await asyncio.sleep(0.2)
-            drained_at = time.monotonic()
         await asyncio.sleep(3)  # a duplicate would show by now
         for task in workers:
             task.cancel()

@@ -16,7 +16,13 @@ from relais.classifier.catalogue import load_catalogue
 from relais.common.pb import conversation_pb2 as pb
 from relais.routing import assist
 from relais.routing.assist import (
-    Article, Assistant, KnowledgeBase, KnowledgeError, LLMDrafter, PastContact, TemplateDrafter,
+    Article,
+    Assistant,
+    KnowledgeBase,
+    KnowledgeError,
+    LLMDrafter,
+    PastContact,
+    TemplateDrafter,
 )
 
 KB = KnowledgeBase.load()
@@ -547,7 +553,7 @@ def test_templates_say_only_what_the_context_holds():
     assert assist.say("callback", "en", bare) == ""
     assert assist.say("callback", "en", bare, "callback").startswith("Hello, this is customer service calling you back")
     assert assist.say("earlier", "en", bare, subject="about a transfer", intent="transfer_status") == ""
-    for name, template in assist.TEMPLATES.items():  # every requirement is one `holds` knows (else ValueError)
+    for template in assist.TEMPLATES.values():  # every requirement is one `holds` knows (else ValueError)
         for requirement in template.requires:
             assist.holds(requirement.format(intent="complaint"), bare)
     with pytest.raises(ValueError, match="unknown requirement"):

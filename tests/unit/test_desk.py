@@ -7,8 +7,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from relais import desk as console
-from relais.common.pb import agent_desk_pb2 as desk, agent_events_pb2 as ev, conversation_pb2 as pb
 from relais.common import transcript
+from relais.common.pb import agent_desk_pb2 as desk, agent_events_pb2 as ev, conversation_pb2 as pb
 from relais.routing import transcript_view
 from relais.routing.desk_view import _bot_intent, offer_key
 from relais.routing.texts import requeued_notice

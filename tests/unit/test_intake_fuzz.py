@@ -11,8 +11,8 @@ import os
 from datetime import timezone
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
 from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from relais.common import cloudevents
 from relais.common.bus import BadInput

@@ -10,13 +10,21 @@ half of them 2-5 words. What must hold:
 - a French or English message keeps its language (it is never routed as Spanish or German).
 """
 
-from pathlib import Path
 import csv
+from pathlib import Path
 
 import pytest
 
-from relais.common.language import (DEFAULT_LANGUAGE, DETECTED_LANGUAGES, SUPPORTED_LANGUAGES, LanguageGuess,
-                                    declared_language, detect_language, guess_language, supported_language)
+from relais.common.language import (
+    DEFAULT_LANGUAGE,
+    DETECTED_LANGUAGES,
+    SUPPORTED_LANGUAGES,
+    LanguageGuess,
+    declared_language,
+    detect_language,
+    guess_language,
+    supported_language,
+)
 
 MESSAGES = {
     "fr": [

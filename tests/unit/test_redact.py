@@ -11,13 +11,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from relais.common.config import ConfigError
 from relais.common.redact import (
-    DEFAULT_PHONE_REGIONS, PLACEHOLDERS, Finding, add_parser, find_personal_data, iban_valid, is_phone_number,
-    luhn_valid, phone_regions, redact, redact_counts, redact_cli,
+    DEFAULT_PHONE_REGIONS,
+    PLACEHOLDERS,
+    Finding,
+    add_parser,
+    find_personal_data,
+    iban_valid,
+    is_phone_number,
+    luhn_valid,
+    phone_regions,
+    redact,
+    redact_cli,
+    redact_counts,
 )
 
 CORPUS = list(csv.DictReader((Path(__file__).parent / "redaction_corpus.csv").open(encoding="utf-8", newline="")))

@@ -7,7 +7,15 @@ import time
 import pytest
 
 from relais.analytics.staffing import (
-    Staffing, add_parser, asa_seconds, erlang_c, required_agents, service_level, staffing_cli, staffing_curve)
+    Staffing,
+    add_parser,
+    asa_seconds,
+    erlang_c,
+    required_agents,
+    service_level,
+    staffing_cli,
+    staffing_curve,
+)
 
 
 def test_small_cases_derived_by_hand():

@@ -29,8 +29,14 @@ nothing of the model. torch is imported inside finetune and mpnet_tuned only, ne
 # _EmbeddingKNN, _EmbeddingLR, _FineTuned, _Ngram: artifacts written while the model was one module pickled them
 # as relais.classifier.model.<name>, and load as long as these names stay here.
 from relais.classifier.model.calibration import stratified_holdout
-from relais.classifier.model.encoder import (MAX_TOKENS, MINILM_SHA256, Encoder, layer_features, minilm_dir,
-                                             pretrained_encoder)
+from relais.classifier.model.encoder import (
+                                             MAX_TOKENS,
+                                             MINILM_SHA256,
+                                             Encoder,
+                                             layer_features,
+                                             minilm_dir,
+                                             pretrained_encoder,
+)
 from relais.classifier.model.ensemble import BEST_FAMILY, DEFAULT_FAMILY, ENSEMBLES, FAMILIES, Classifier, _EmbeddingLR
 from relais.classifier.model.errors import ModelUnavailable
 from relais.classifier.model.finetune import FINE_TUNE, _FineTuned, warmup_then_decay

@@ -7,6 +7,7 @@ import numpy as np
 
 from relais.classifier.model.encoder import _Embeddings
 
+
 class _EmbeddingKNN:
     """Nearest neighbours by cosine: per class, the mean similarity of its 2 closest examples, softmax at 0.05.
 
