@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from aiokafka import ConsumerRecord
 
 from relais.common import bus, cloudevents, telemetry, topics
+from relais.common.agent_events import SUGGESTION_USES
 from relais.common.pb import agent_events_pb2 as ev, conversation_pb2 as pb
 from relais.common.redact import redact
 from relais.common.unit_of_work import Item, UnitOfWork
@@ -24,7 +25,6 @@ KIND_NAMES = {pb.OUTCOME_KIND_BOT_ANSWERED: "bot_answered", pb.OUTCOME_KIND_BOT_
               pb.OUTCOME_KIND_AGENT_REPLIED: "agent_replied", pb.OUTCOME_KIND_CLOSED: "closed",
               pb.OUTCOME_KIND_SURVEY: "survey"}
 SCALE_NAMES = {pb.SURVEY_SCALE_UNSPECIFIED: "csat", pb.SURVEY_SCALE_CSAT: "csat", pb.SURVEY_SCALE_NPS: "nps"}
-SUGGESTION_USES = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
 NEGATIVE_SENTIMENT = -0.25
 
 

@@ -9,12 +9,12 @@ from contextlib import aclosing
 
 import grpc
 
-from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, agent_events_pb2 as ev
+from relais.common.agent_events import SUGGESTION_USES
+from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
 from relais.common.redact import redact
 from relais.routing import records, rules
 from relais.routing.app import Routing
 
-USE_NAME = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
 MAX_REPLY_CHARS = 4000  # as a customer's message (RELAIS_MAX_TEXT_CHARS)
 
 
@@ -122,7 +122,7 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
 
     async def RecordSuggestionUse(self, request, context):
         agent_id = await self._authenticate(context)
-        if request.use not in USE_NAME:
+        if request.use not in SUGGESTION_USES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "use must be USED, EDITED or IGNORED")
         task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
         if not await self.app.suggestion_used(agent_id, task, request.suggestion_id, request.use):
