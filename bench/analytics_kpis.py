@@ -29,8 +29,23 @@ from relais.analytics.ingest import KIND_NAMES, SCALE_NAMES
 from relais.common import cloudevents, topics
 from relais.common.pb import conversation_pb2 as pb
 
-COLUMNS = ("outcome_id", "conversation_id", "customer_id", "kind", "intent", "language", "channel", "reason", "agent_id",
-           "disposition", "resolved", "survey_scale", "survey_score", "survey_comment", "at")
+COLUMNS = (
+    "outcome_id",
+    "conversation_id",
+    "customer_id",
+    "kind",
+    "intent",
+    "language",
+    "channel",
+    "reason",
+    "agent_id",
+    "disposition",
+    "resolved",
+    "survey_scale",
+    "survey_score",
+    "survey_comment",
+    "at",
+)
 
 
 def rows_of(generated: traffic.Traffic) -> list[tuple]:
@@ -40,11 +55,25 @@ def rows_of(generated: traffic.Traffic) -> list[tuple]:
             continue
         o = pb.Outcome.FromString(record.value)
         survey = o.kind == pb.OUTCOME_KIND_SURVEY
-        rows.append((o.outcome_id, o.conversation_id, o.customer_id, KIND_NAMES[o.kind], o.intent, o.language,
-                     cloudevents.CHANNEL_NAMES.get(o.channel, ""),
-                     pb.HandoffReason.Name(o.reason) if o.kind == pb.OUTCOME_KIND_HANDED_OFF else "", o.agent_id,
-                     o.disposition, o.resolved, SCALE_NAMES[o.survey_scale] if survey else "",
-                     o.survey_score if survey else None, "", o.at.ToDatetime(tzinfo=timezone.utc)))
+        rows.append(
+            (
+                o.outcome_id,
+                o.conversation_id,
+                o.customer_id,
+                KIND_NAMES[o.kind],
+                o.intent,
+                o.language,
+                cloudevents.CHANNEL_NAMES.get(o.channel, ""),
+                pb.HandoffReason.Name(o.reason) if o.kind == pb.OUTCOME_KIND_HANDED_OFF else "",
+                o.agent_id,
+                o.disposition,
+                o.resolved,
+                SCALE_NAMES[o.survey_scale] if survey else "",
+                o.survey_score if survey else None,
+                "",
+                o.at.ToDatetime(tzinfo=timezone.utc),
+            )
+        )
     return rows
 
 
@@ -61,9 +90,23 @@ async def run(dsn: str, days: int, scale: int) -> dict:
     await migrate(dsn)
     conn = await asyncpg.connect(dsn)
     day = traffic.Day()
-    day = replace(day, **{k: getattr(day, k) * scale for k in (
-        "contained", "false_contained", "late_return", "other_intent_return", "bot_unresolved", "answered_resolved",
-        "answered_unresolved", "abandoned", "agents")})
+    day = replace(
+        day,
+        **{
+            k: getattr(day, k) * scale
+            for k in (
+                "contained",
+                "false_contained",
+                "late_return",
+                "other_intent_return",
+                "bot_unresolved",
+                "answered_resolved",
+                "answered_unresolved",
+                "abandoned",
+                "agents",
+            )
+        },
+    )
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     generated = traffic.generate([day] * days, start=start)
     outcomes = rows_of(generated)
@@ -72,10 +115,21 @@ async def run(dsn: str, days: int, scale: int) -> dict:
     end = generated.end
     cost, policy = kpis.CostModel(), kpis.Policy()
     figures = [
-        await timed("day windows, whole range", lambda: store.kpi_rows(conn, start, end, window="day", cost=cost, policy=policy)),
-        await timed("whole range by intent", lambda: store.kpi_rows(conn, start, end, dimension="intent", cost=cost, policy=policy)),
-        await timed("last day by hour", lambda: store.kpi_rows(conn, end - timedelta(days=1), end, window="hour", cost=cost, policy=policy)),
-        await timed("alert check (two days)", lambda: store.kpi_rows(conn, end - timedelta(days=2), end, window="day", cost=cost, policy=policy)),
+        await timed(
+            "day windows, whole range", lambda: store.kpi_rows(conn, start, end, window="day", cost=cost, policy=policy)
+        ),
+        await timed(
+            "whole range by intent",
+            lambda: store.kpi_rows(conn, start, end, dimension="intent", cost=cost, policy=policy),
+        ),
+        await timed(
+            "last day by hour",
+            lambda: store.kpi_rows(conn, end - timedelta(days=1), end, window="hour", cost=cost, policy=policy),
+        ),
+        await timed(
+            "alert check (two days)",
+            lambda: store.kpi_rows(conn, end - timedelta(days=2), end, window="day", cost=cost, policy=policy),
+        ),
     ]
     contacts = await conn.fetchval("SELECT count(*) FROM kpi_contacts")
     await conn.close()

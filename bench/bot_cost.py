@@ -46,8 +46,9 @@ def use_tree(root: Path) -> None:
     """`relais` imported from root/services (the installed package points at one tree only)."""
     if "relais" in sys.modules:
         raise RuntimeError("relais already imported")
-    spec = importlib.util.spec_from_file_location("relais", root / "services" / "__init__.py",
-                                                  submodule_search_locations=[str(root / "services")])
+    spec = importlib.util.spec_from_file_location(
+        "relais", root / "services" / "__init__.py", submodule_search_locations=[str(root / "services")]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules["relais"] = module
     spec.loader.exec_module(module)
@@ -72,6 +73,7 @@ def cpu_seconds(pid: int) -> float:
 
 # ------------------------------------------------------------------------------------------- the turns
 
+
 def prepare(conversations: int, seed: int) -> list[dict]:
     """Conversations of the pipeline bench's mix, each turn classified (in this tree, once for every run)."""
     from bench.pipeline import Traffic
@@ -92,14 +94,27 @@ def prepare(conversations: int, seed: int) -> list[dict]:
         for text in c.texts:
             result = results[at]
             at += 1
-            turns.append({"text": text, "language": result.language,
-                          "classification": to_classification_proto(result, catalogue).SerializeToString()})
-        out.append({"customer": c.customer_id, "tier": c.tier, "kind": c.kind, "turns": turns,
-                    "sampled": rng.random() < SAMPLED_SHARE})
+            turns.append(
+                {
+                    "text": text,
+                    "language": result.language,
+                    "classification": to_classification_proto(result, catalogue).SerializeToString(),
+                }
+            )
+        out.append(
+            {
+                "customer": c.customer_id,
+                "tier": c.tier,
+                "kind": c.kind,
+                "turns": turns,
+                "sampled": rng.random() < SAMPLED_SHARE,
+            }
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------------- one run
+
 
 def timeless(message):
     """`message` without the bot's own clock readings (an outcome's time, a hand-off's)."""
@@ -135,8 +150,12 @@ async def run_child(args) -> dict:
     tag = uuid.uuid4().hex[:8]
     rng = random.Random(args.seed)
 
-    lookup = subprocess.Popen([sys.executable, __file__, "--serve-lookup", "--root", args.root], env=os.environ.copy(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lookup = subprocess.Popen(
+        [sys.executable, __file__, "--serve-lookup", "--root", args.root],
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     pool = await connect(os.environ["DATABASE_URL"], max_size=2)
     try:
         service = await build(worker.Worker(None, None, pool, asyncio.Event()))
@@ -148,8 +167,14 @@ async def run_child(args) -> dict:
             nonlocal offset, n_turns
             n_turns += 1
             spec = c["turns"][i]
-            turn = pb.Turn(turn_id=f"urn:relais:bench#{conversation_id}-{i}", conversation_id=conversation_id, seq=i + 1,
-                           channel=pb.CHANNEL_CHAT, language=spec["language"], text=spec["text"])
+            turn = pb.Turn(
+                turn_id=f"urn:relais:bench#{conversation_id}-{i}",
+                conversation_id=conversation_id,
+                seq=i + 1,
+                channel=pb.CHANNEL_CHAT,
+                language=spec["language"],
+                text=spec["text"],
+            )
             turn.customer.id, turn.customer.tier, turn.customer.language = c["customer"], c["tier"], spec["language"]
             turn.sent_at.FromSeconds(SENT_AT + n_turns)
             turn.received_at.FromSeconds(SENT_AT + n_turns)
@@ -158,16 +183,32 @@ async def run_child(args) -> dict:
             traceparent = f"00-{trace_id:032x}-{rng.getrandbits(64) or 1:016x}-{flags}".encode()
             offset += 1
             value = turn.SerializeToString()
-            return ConsumerRecord(topics.CLASSIFIED_TURNS, 0, offset, 0, 0, conversation_id.encode(), value, None, 0,
-                                  len(value), [("traceparent", traceparent)])
+            return ConsumerRecord(
+                topics.CLASSIFIED_TURNS,
+                0,
+                offset,
+                0,
+                0,
+                conversation_id.encode(),
+                value,
+                None,
+                0,
+                len(value),
+                [("traceparent", traceparent)],
+            )
 
         # Every record built before the clock starts: a conversation's next turn is sent once the previous one was
         # answered, unless it was handed off.
         queue = []
         for n, c in enumerate(conversations):
             conversation_id, trace_id = f"bench-{tag}-{n}", rng.getrandbits(128) or 1
-            queue.append({"id": conversation_id, "next": 0,
-                          "records": [record_of(conversation_id, c, i, trace_id) for i in range(len(c["turns"]))]})
+            queue.append(
+                {
+                    "id": conversation_id,
+                    "next": 0,
+                    "records": [record_of(conversation_id, c, i, trace_id) for i in range(len(c["turns"]))],
+                }
+            )
 
         async def one_batch(entries) -> list:
             items = [Item(r, service.decode(r)) for r in (e["records"][e["next"]] for e in entries)]
@@ -199,15 +240,18 @@ async def run_child(args) -> dict:
         def normal(event_key: str, seq: int, record) -> str:
             """An output without what differs from run to run (times, the run's tag, a sampled turn's new span)."""
             headers = [(k, v.decode()) for k, v in record.headers]
-            headers = [(k, v[:36] + "-" + v[-2:] if k == "traceparent" and v.endswith("-01") else v) for k, v in headers]
+            headers = [
+                (k, v[:36] + "-" + v[-2:] if k == "traceparent" and v.endswith("-01") else v) for k, v in headers
+            ]
             if record.topic == topics.REPLIES:
                 value = json.loads(record.value)
                 value.pop("time")
             else:
                 message = (pb.Outcome if record.topic == topics.OUTCOMES else pb.HandoffEvent).FromString(record.value)
                 value = MessageToDict(timeless(message))
-            return json.dumps([event_key, seq, record.topic, record.key.decode(), headers, value],
-                              sort_keys=True, ensure_ascii=False).replace(tag, "TAG")
+            return json.dumps(
+                [event_key, seq, record.topic, record.key.decode(), headers, value], sort_keys=True, ensure_ascii=False
+            ).replace(tag, "TAG")
 
         warm = max(20, len(queue) // 10)
         await run(queue[:warm], args.batch)
@@ -218,13 +262,25 @@ async def run_child(args) -> dict:
         lookup_cpu = cpu_seconds(lookup.pid) - lookup_before
         await service.close()
         if dump is not None:
-            rows = await pool.fetch("SELECT context FROM bot_conversations WHERE conversation_id LIKE $1"
-                                    " ORDER BY conversation_id", f"bench-{tag}-%")
-            dump += [json.dumps(MessageToDict(timeless(pb.ConversationContext.FromString(r["context"]))), sort_keys=True,
-                                ensure_ascii=False).replace(tag, "TAG") for r in rows]
+            rows = await pool.fetch(
+                "SELECT context FROM bot_conversations WHERE conversation_id LIKE $1 ORDER BY conversation_id",
+                f"bench-{tag}-%",
+            )
+            dump += [
+                json.dumps(
+                    MessageToDict(timeless(pb.ConversationContext.FromString(r["context"]))),
+                    sort_keys=True,
+                    ensure_ascii=False,
+                ).replace(tag, "TAG")
+                for r in rows
+            ]
             Path(args.dump).write_text("\n".join(dump) + "\n")
-        return {"turns": turns, "bot_us_per_turn": round(cpu / turns * 1e6, 1),
-                "lookup_us_per_turn": round(lookup_cpu / turns * 1e6, 1), "wall_s": round(wall, 2)}
+        return {
+            "turns": turns,
+            "bot_us_per_turn": round(cpu / turns * 1e6, 1),
+            "lookup_us_per_turn": round(lookup_cpu / turns * 1e6, 1),
+            "wall_s": round(wall, 2),
+        }
     finally:
         lookup.terminate()
         try:
@@ -246,8 +302,9 @@ async def wait_for_lookup(timeout: float = 30) -> None:
         stub = EnterpriseLookupStub(channel)
         while True:
             try:
-                await stub.GetOpeningHours(lookup_pb2.OpeningHoursRequest(), timeout=1,
-                                           metadata=[("authorization", f"Bearer {TOKEN}")])
+                await stub.GetOpeningHours(
+                    lookup_pb2.OpeningHoursRequest(), timeout=1, metadata=[("authorization", f"Bearer {TOKEN}")]
+                )
                 return
             except grpc.aio.AioRpcError:
                 if time.monotonic() > deadline:
@@ -257,16 +314,34 @@ async def wait_for_lookup(timeout: float = 30) -> None:
 
 # ------------------------------------------------------------------------------------------- the driver
 
+
 def child_env(dsn: str, run_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env.update(DATABASE_URL=dsn, LOOKUP_GRPC_ADDR=f"127.0.0.1:{free_port()}", RELAIS_SERVICE_TOKEN=TOKEN,
-               RELAIS_LOG_LEVEL="WARNING", RELAIS_RUN_DIR=str(run_dir), PYTHONHASHSEED="0")
+    env.update(
+        DATABASE_URL=dsn,
+        LOOKUP_GRPC_ADDR=f"127.0.0.1:{free_port()}",
+        RELAIS_SERVICE_TOKEN=TOKEN,
+        RELAIS_LOG_LEVEL="WARNING",
+        RELAIS_RUN_DIR=str(run_dir),
+        PYTHONHASHSEED="0",
+    )
     return env
 
 
 def one_run(root: Path, dsn: str, turns_file: Path, args, run_dir: Path, dump: Path | None = None) -> dict:
-    command = [sys.executable, __file__, "--child", "--root", str(root), "--turns-file", str(turns_file),
-               "--batch", str(args.batch), "--seed", str(args.seed)] + (["--dump", str(dump)] if dump else [])
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--root",
+        str(root),
+        "--turns-file",
+        str(turns_file),
+        "--batch",
+        str(args.batch),
+        "--seed",
+        str(args.seed),
+    ] + (["--dump", str(dump)] if dump else [])
     done = subprocess.run(command, env=child_env(dsn, run_dir), capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise SystemExit(f"run in {root} failed:\n{done.stderr[-4000:]}")
@@ -305,6 +380,7 @@ def main() -> int:
 
         async def child():
             result.update(await run_child(args))
+
         event_loop(child())
         print(json.dumps(result))
         return 0
@@ -325,9 +401,23 @@ def main() -> int:
         asyncio.run(migrate(dsn))
         turns_file = state / "turns.pickle"
         # Classified once, by the tree compared against when there is one (the same turns for both).
-        subprocess.run([sys.executable, __file__, "--prepare", "--root", str(args.before or HERE), "--turns-file",
-                        str(turns_file), "--conversations", str(args.conversations), "--seed", str(args.seed)],
-                       check=True, cwd=HERE)
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--prepare",
+                "--root",
+                str(args.before or HERE),
+                "--turns-file",
+                str(turns_file),
+                "--conversations",
+                str(args.conversations),
+                "--seed",
+                str(args.seed),
+            ],
+            check=True,
+            cwd=HERE,
+        )
         (state / "run").mkdir()
         trees = {"before": args.before.resolve(), "after": HERE} if args.before else {"after": HERE}
         runs: dict[str, list[dict]] = {name: [] for name in trees}

@@ -49,7 +49,7 @@ def measure(messages: int, rounds: int, sizes: list[int], seed: int) -> dict:
 
     out: dict = {"messages": len(turns), "sizes": {}}
     for size in sizes:
-        polls = [turns[start:start + size] for start in range(0, len(turns), size)]
+        polls = [turns[start : start + size] for start in range(0, len(turns), size)]
         classify_us, predict_us = [], []
         for _ in range(rounds):
             t0 = time.process_time()
@@ -60,9 +60,11 @@ def measure(messages: int, rounds: int, sizes: list[int], seed: int) -> dict:
             t2 = time.process_time()
             classify_us.append((t1 - t0) / len(turns) * 1e6)
             predict_us.append((t2 - t1) / len(turns) * 1e6)
-        out["sizes"][str(size)] = {"classify_us": round(min(classify_us), 1), "predict_us": round(min(predict_us), 1),
-                                   "checksum": _digest([dataclasses.replace(r, confidence=round(r.confidence, 9))
-                                                        for r in results])}
+        out["sizes"][str(size)] = {
+            "classify_us": round(min(classify_us), 1),
+            "predict_us": round(min(predict_us), 1),
+            "checksum": _digest([dataclasses.replace(r, confidence=round(r.confidence, 9)) for r in results]),
+        }
     return out
 
 
@@ -80,23 +82,37 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="a checkout of the commit to compare with, measured in a child")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    common = ["--messages", str(args.messages), "--rounds", str(args.rounds), "--sizes", args.sizes,
-              "--seed", str(args.seed)]
+    common = [
+        "--messages",
+        str(args.messages),
+        "--rounds",
+        str(args.rounds),
+        "--sizes",
+        args.sizes,
+        "--seed",
+        str(args.seed),
+    ]
     if args.root:
         _use_tree(args.root)
         print(json.dumps(measure(args.messages, args.rounds, sizes, args.seed)))
         return
     result = {}
     if args.before:
-        child = subprocess.run([sys.executable, __file__, "--root", str(args.before), *common],
-                               check=True, capture_output=True, text=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--root", str(args.before), *common], check=True, capture_output=True, text=True
+        )
         result["before"] = json.loads(child.stdout)
     result["after"] = measure(args.messages, args.rounds, sizes, args.seed)
     if args.before:
         before, after = result["before"]["sizes"], result["after"]["sizes"]
-        result["per_size"] = {size: {"before_us": before[size]["classify_us"], "after_us": after[size]["classify_us"],
-                                     "ratio": round(after[size]["classify_us"] / before[size]["classify_us"], 3)}
-                              for size in after}
+        result["per_size"] = {
+            size: {
+                "before_us": before[size]["classify_us"],
+                "after_us": after[size]["classify_us"],
+                "ratio": round(after[size]["classify_us"] / before[size]["classify_us"], 3),
+            }
+            for size in after
+        }
         result["same_results"] = all(before[size]["checksum"] == after[size]["checksum"] for size in after)
     result["same_results_at_every_size"] = len({s["checksum"] for s in result["after"]["sizes"].values()}) == 1
     print(json.dumps(result, indent=2))

@@ -94,8 +94,12 @@ def main() -> None:
 
     report = {
         "python": platform.python_version(),
-        "catalogue": {"version": catalogue.version, "intents": len(catalogue),
-                      "examples": len(catalogue.training_examples()), "load_s": round(load_s, 4)},
+        "catalogue": {
+            "version": catalogue.version,
+            "intents": len(catalogue),
+            "examples": len(catalogue.training_examples()),
+            "load_s": round(load_s, 4),
+        },
         "train_s": {"min": round(min(train_s), 3), "median": round(statistics.median(train_s), 3)},
         "language_detector_first_call_s": round(detector_s, 3),
         "per_message_us": {
@@ -106,8 +110,10 @@ def main() -> None:
             "asks_for_human": round(_per_message_us(sentiment.asks_for_human, texts), 1),
             "classify": round(_per_message_us(lambda t: domain.classify(t, None, model, catalogue), texts), 1),
         },
-        "predictions": {text: (p.intent, round(p.confidence, 3))
-                        for text, p in zip(MESSAGES, model.predict_batch(MESSAGES), strict=True)},
+        "predictions": {
+            text: (p.intent, round(p.confidence, 3))
+            for text, p in zip(MESSAGES, model.predict_batch(MESSAGES), strict=True)
+        },
     }
     if args.cv:
         report["cross_validation_accuracy"] = _cross_validation(catalogue)

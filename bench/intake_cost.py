@@ -51,8 +51,14 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
         for n, conversation in enumerate(drawn):
             if turn < len(conversation.texts):
                 value, headers = cloudevents.contact_message(
-                    conversation.conversation_id, conversation.customer_id, conversation.texts[turn],
-                    language=conversation.hint, tier=conversation.tier, event_id=str(uuid.uuid4()), source=SOURCE)
+                    conversation.conversation_id,
+                    conversation.customer_id,
+                    conversation.texts[turn],
+                    language=conversation.hint,
+                    tier=conversation.tier,
+                    event_id=str(uuid.uuid4()),
+                    source=SOURCE,
+                )
                 records.append((n, turn, value, headers))
     language.warm_up()
     batch_api = hasattr(language, "turn_languages")
@@ -70,7 +76,7 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
         conversation_language: dict[int, str] = {}
         guesses = []
         for start in range(0, len(decoded), batch):
-            poll = decoded[start:start + batch]
+            poll = decoded[start : start + batch]
             firsts = [(n, (m.text, m.customer.language, None)) for n, turn, m, _, _ in poll if turn == 0]
             later = [(m.text, m.customer.language, conversation_language[n]) for n, turn, m, _, _ in poll if turn]
             if batch_api:
@@ -100,12 +106,18 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
     for g in guesses:
         key = g if isinstance(g, str) else f"{g[0]}{'' if g[1] else '?'}"
         summary[key] = summary.get(key, 0) + 1
-    return {"messages": len(records), "decode_us": round(min(decode_us), 1), "language_us": round(min(language_us), 1),
-            "total_us": round(min(decode_us) + min(language_us), 1), "handler_us": handler_us, "batch_api": batch_api,
-            "guesses": dict(sorted(summary.items())),
-            # the same inputs must give the same outputs before and after
-            "language_checksum": _digest(guesses),
-            "text_checksum": _digest([(d[3], d[4]) for d in decoded])}
+    return {
+        "messages": len(records),
+        "decode_us": round(min(decode_us), 1),
+        "language_us": round(min(language_us), 1),
+        "total_us": round(min(decode_us) + min(language_us), 1),
+        "handler_us": handler_us,
+        "batch_api": batch_api,
+        "guesses": dict(sorted(summary.items())),
+        # the same inputs must give the same outputs before and after
+        "language_checksum": _digest(guesses),
+        "text_checksum": _digest([(d[3], d[4]) for d in decoded]),
+    }
 
 
 class _Database:
@@ -126,8 +138,12 @@ class _Database:
             return rows
         if sql.startswith("INSERT INTO conversations"):
             for conversation_id, language, turns in zip(args[0], args[3], args[5]):
-                self.conversations[conversation_id] = {"conversation_id": conversation_id, "turn_count": turns,
-                                                       "traceparent": None, "language": language}
+                self.conversations[conversation_id] = {
+                    "conversation_id": conversation_id,
+                    "turn_count": turns,
+                    "traceparent": None,
+                    "language": language,
+                }
             return [dict(self.conversations[c]) for c in args[0]]
         raise AssertionError(f"unexpected statement: {sql[:60]}")
 
@@ -154,15 +170,17 @@ def _handler_cost(records, rounds: int, batch: int) -> float:
     telemetry.setup("intake")
     w = SimpleNamespace(settings=SimpleNamespace(max_text_chars=4000), pool=None, producer=None, stop=None)
     handler = asyncio.run(service.build(w))
-    consumed = [ConsumerRecord(topics.CONTACT_EVENTS, 0, offset, 0, 0, None, value, None, 0, len(value), headers)
-                for offset, (_, _, value, headers) in enumerate(records)]
+    consumed = [
+        ConsumerRecord(topics.CONTACT_EVENTS, 0, offset, 0, 0, None, value, None, 0, len(value), headers)
+        for offset, (_, _, value, headers) in enumerate(records)
+    ]
 
     async def one_round() -> float:
         items = [Item(record, handler.decode(record)) for record in consumed]
         database = _Database()
         start = time.process_time()
         for first in range(0, len(items), batch):
-            await handler.handle_batch(items[first:first + batch], UnitOfWork("intake", database))
+            await handler.handle_batch(items[first : first + batch], UnitOfWork("intake", database))
         return (time.process_time() - start) / len(items) * 1e6
 
     asyncio.run(one_round())  # warm-up
@@ -181,11 +199,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", type=Path, help="measure the relais tree at this checkout (used by --before)")
     parser.add_argument("--before", type=Path, help="a checkout of the commit to compare with")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="with --before: runs of each tree, alternated (a busy machine slows both alike)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="with --before: runs of each tree, alternated (a busy machine slows both alike)",
+    )
     args = parser.parse_args()
-    common = ["--conversations", str(args.conversations), "--rounds", str(args.rounds), "--batch", str(args.batch),
-              "--seed", str(args.seed)]
+    common = [
+        "--conversations",
+        str(args.conversations),
+        "--rounds",
+        str(args.rounds),
+        "--batch",
+        str(args.batch),
+        "--seed",
+        str(args.seed),
+    ]
     if args.root:
         _use_tree(args.root)
         print(json.dumps(measure(args.conversations, args.rounds, args.batch, args.seed)))
@@ -196,17 +226,20 @@ def main() -> None:
     runs: dict[str, list[dict]] = {"before": [], "after": []}
     for _ in range(args.repeats):
         for name, root in (("before", args.before), ("after", Path(__file__).resolve().parent.parent)):
-            child = subprocess.run([sys.executable, __file__, "--root", str(root), *common],
-                                   check=True, capture_output=True, text=True)
+            child = subprocess.run(
+                [sys.executable, __file__, "--root", str(root), *common], check=True, capture_output=True, text=True
+            )
             runs[name].append(json.loads(child.stdout))
     result = {}
     for name, measured in runs.items():
         result[name] = dict(measured[0])
         for key in ("decode_us", "language_us", "total_us", "handler_us"):
             result[name][key] = min(run[key] for run in measured)
-    result["same_results"] = all(result["before"][k] == result["after"][k]
-                                 for k in ("language_checksum", "text_checksum", "guesses"))
+    result["same_results"] = all(
+        result["before"][k] == result["after"][k] for k in ("language_checksum", "text_checksum", "guesses")
+    )
     print(json.dumps(result, indent=2))
+
 
 if __name__ == "__main__":
     main()

@@ -79,22 +79,41 @@ def run(rows: list[dict[str, str]], seed: int = 0) -> tuple[list[Outcome], dict]
     start = time.perf_counter()
     for row in rows:
         result = classify(row["text"], row["language"], model, catalogue)
-        turn = pb.Turn(text=row["text"], language=row["language"],
-                       customer=pb.Customer(id="eval", tier=row["tier"]),
-                       classification=to_classification_proto(result, catalogue))
+        turn = pb.Turn(
+            text=row["text"],
+            language=row["language"],
+            customer=pb.Customer(id="eval", tier=row["tier"]),
+            classification=to_classification_proto(result, catalogue),
+        )
         decision = decide(turn, ConversationState(), catalogue)
         s = result.sentiment
-        outcomes.append(Outcome(
-            text=row["text"], language=row["language"], tier=row["tier"], intent=row["intent"],
-            sentiment=row["sentiment"], decision=row["decision"], predicted_intent=result.intent or OOS,
-            predicted_sentiment=sentiment_label(s.anger, s.distress, s.score),
-            predicted_decision="human" if decision.action == HANDOFF else "bot", action=decision.action,
-            asks_for_human=result.asks_for_human, anger=s.anger, distress=s.distress,
-        ))
+        outcomes.append(
+            Outcome(
+                text=row["text"],
+                language=row["language"],
+                tier=row["tier"],
+                intent=row["intent"],
+                sentiment=row["sentiment"],
+                decision=row["decision"],
+                predicted_intent=result.intent or OOS,
+                predicted_sentiment=sentiment_label(s.anger, s.distress, s.score),
+                predicted_decision="human" if decision.action == HANDOFF else "bot",
+                action=decision.action,
+                asks_for_human=result.asks_for_human,
+                anger=s.anger,
+                distress=s.distress,
+            )
+        )
     per_message_ms = (time.perf_counter() - start) / max(len(rows), 1) * 1000
-    return outcomes, {"catalogue": catalogue.version, "catalogue_sha256": catalogue.sha256[:12],
-                      "intents": len(catalogue), "examples": len(catalogue.training_examples()),
-                      "train_s": round(train_s, 2), "per_message_ms": round(per_message_ms, 2), "seed": seed}
+    return outcomes, {
+        "catalogue": catalogue.version,
+        "catalogue_sha256": catalogue.sha256[:12],
+        "intents": len(catalogue),
+        "examples": len(catalogue.training_examples()),
+        "train_s": round(train_s, 2),
+        "per_message_ms": round(per_message_ms, 2),
+        "seed": seed,
+    }
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -115,20 +134,25 @@ def headline(outcomes: list[Outcome]) -> dict:
         "intent_accuracy": _ratio(sum(o.predicted_intent == o.intent for o in outcomes), n),
         "decision_accuracy": _ratio(sum(o.predicted_decision == o.decision for o in outcomes), n),
         "human_recall": _ratio(sum(o.predicted_decision == "human" for o in human), len(human)),
-        "human_precision": _ratio(sum(o.decision == "human" for o in outcomes if o.predicted_decision == "human"),
-                                  sum(o.predicted_decision == "human" for o in outcomes)),
+        "human_precision": _ratio(
+            sum(o.decision == "human" for o in outcomes if o.predicted_decision == "human"),
+            sum(o.predicted_decision == "human" for o in outcomes),
+        ),
         "bot_recall": _ratio(sum(o.predicted_decision == "bot" for o in bot), len(bot)),
         "bot_answered_right_intent": _ratio(
-            sum(o.action == "answer" and o.predicted_intent == o.intent for o in bot), len(bot)),
+            sum(o.action == "answer" and o.predicted_intent == o.intent for o in bot), len(bot)
+        ),
         "explicit_request_recall": _ratio(sum(o.asks_for_human for o in explicit), len(explicit)),
         "anger_recall": _ratio(sum(o.anger for o in angry), len(angry)),
         "distress_recall": _ratio(sum(o.distress for o in distressed), len(distressed)),
         "upset_recall": _ratio(sum(o.anger or o.distress for o in upset), len(upset)),
-        "calm_false_flags": _ratio(sum(o.anger or o.distress for o in outcomes
-                                       if o.sentiment in ("neutral", "negative")),
-                                   sum(o.sentiment in ("neutral", "negative") for o in outcomes)),
-        "oos_recall": _ratio(sum(o.predicted_intent == OOS for o in outcomes if o.intent == OOS),
-                             sum(o.intent == OOS for o in outcomes)),
+        "calm_false_flags": _ratio(
+            sum(o.anger or o.distress for o in outcomes if o.sentiment in ("neutral", "negative")),
+            sum(o.sentiment in ("neutral", "negative") for o in outcomes),
+        ),
+        "oos_recall": _ratio(
+            sum(o.predicted_intent == OOS for o in outcomes if o.intent == OOS), sum(o.intent == OOS for o in outcomes)
+        ),
         "clarified": sum(o.action == "clarify" for o in outcomes),
     }
 
@@ -162,17 +186,20 @@ def intent_report(outcomes: list[Outcome], top: int = 15) -> str:
 
 def report(name: str, outcomes: list[Outcome]) -> str:
     figures = headline(outcomes)
-    parts = [f"===== {name}: {len(outcomes)} messages =====",
-             "  ".join(f"{k}={v}" for k, v in figures.items() if k != "rows"),
-             intent_report(outcomes),
-             _table("sentiment gold\\pred", list(SENTIMENTS),
-                    Counter((o.sentiment, o.predicted_sentiment) for o in outcomes)),
-             _table("decision gold\\pred", list(DECISIONS),
-                    Counter((o.decision, o.predicted_decision) for o in outcomes))]
+    parts = [
+        f"===== {name}: {len(outcomes)} messages =====",
+        "  ".join(f"{k}={v}" for k, v in figures.items() if k != "rows"),
+        intent_report(outcomes),
+        _table(
+            "sentiment gold\\pred", list(SENTIMENTS), Counter((o.sentiment, o.predicted_sentiment) for o in outcomes)
+        ),
+        _table("decision gold\\pred", list(DECISIONS), Counter((o.decision, o.predicted_decision) for o in outcomes)),
+    ]
     missed = [o for o in outcomes if o.decision == "human" and o.predicted_decision == "bot"]
     parts.append("human decisions the bot kept (gold intent -> predicted, action):")
-    parts += [f"  [{o.language}] {o.text!r}: {o.intent} -> {o.predicted_intent}, {o.action}"
-              for o in missed] or ["  none"]
+    parts += [f"  [{o.language}] {o.text!r}: {o.intent} -> {o.predicted_intent}, {o.action}" for o in missed] or [
+        "  none"
+    ]
     return "\n".join(parts)
 
 
@@ -187,8 +214,9 @@ def main() -> None:
         print(report(f"language {language}", [o for o in outcomes if o.language == language]), end="\n\n")
     print(report("overall", outcomes), end="\n\n")
     summary = {**meta, "overall": headline(outcomes)}
-    summary |= {lang: headline([o for o in outcomes if o.language == lang])
-                for lang in sorted({o.language for o in outcomes})}
+    summary |= {
+        lang: headline([o for o in outcomes if o.language == lang]) for lang in sorted({o.language for o in outcomes})
+    }
     print(json.dumps(summary, ensure_ascii=False))
 
 

@@ -32,8 +32,17 @@ from relais.classifier.model import DEFAULT_FAMILY, FAMILIES
 
 DATA = Path(os.environ.get("RELAIS_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 FILES = ("banking77/train.csv", "clinc150/train.csv", "clinc150/val.csv")
-COLUMNS = ("accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision", "ece", "train_seconds",
-           "us_per_message_single", "us_per_message_batch")
+COLUMNS = (
+    "accuracy",
+    "macro_f1",
+    "in_scope_accuracy",
+    "oos_recall",
+    "oos_precision",
+    "ece",
+    "train_seconds",
+    "us_per_message_single",
+    "us_per_message_batch",
+)
 
 
 def banking77_holdout(rows: tuple[list[str], list[str]], per_label: int = 40, seed: int = 0):
@@ -59,11 +68,15 @@ def banking77_cv(rows, family: str, folds: int = 5, calibrated: bool = True) -> 
 
     truth, predicted, confidence, right, seconds = [], [], [], [], 0.0
     for fold, (train_rows, test_rows) in enumerate(
-            StratifiedKFold(folds, shuffle=True, random_state=0).split(rows[0], rows[1])):
+        StratifiedKFold(folds, shuffle=True, random_state=0).split(rows[0], rows[1])
+    ):
         started = time.perf_counter()
         fold_train = ([rows[0][i] for i in train_rows], [rows[1][i] for i in train_rows])
-        model = train_model(fold_train, family=family) if calibrated else \
-            IntentModel.fit(*fold_train, family=family, temperature=1.0)
+        model = (
+            train_model(fold_train, family=family)
+            if calibrated
+            else IntentModel.fit(*fold_train, family=family, temperature=1.0)
+        )
         seconds += time.perf_counter() - started
         test = [rows[0][i] for i in test_rows]
         predictions = model.predict_batch(test)
@@ -71,10 +84,13 @@ def banking77_cv(rows, family: str, folds: int = 5, calibrated: bool = True) -> 
         predicted += [p.intent or "<none>" for p in predictions]
         confidence += [p.confidence for p in predictions]
         right += [p.best_guess == rows[1][i] for p, i in zip(predictions, test_rows)]
-        print(f"fold {fold + 1}/{folds}: accuracy {np.mean(right[-len(test_rows):]):.4f}", file=sys.stderr, flush=True)
+        print(f"fold {fold + 1}/{folds}: accuracy {np.mean(right[-len(test_rows) :]):.4f}", file=sys.stderr, flush=True)
     return metrics(truth, predicted, None) | {
         "ece": expected_calibration_error(np.array(confidence), np.array(right)) if calibrated else None,
-        "train_seconds": round(seconds / folds, 3), "family": family, "calibrated": calibrated}
+        "train_seconds": round(seconds / folds, 3),
+        "family": family,
+        "calibrated": calibrated,
+    }
 
 
 def uncalibrated(train, test, family: str) -> dict:
@@ -112,8 +128,11 @@ def clinc_crossfit(train, val, family: str) -> dict:
         confidence += [p.confidence for p in predictions]
         right += [p.best_guess == y for p, y in zip(predictions, measured[1])]
     return metrics(truth, predicted, "oos") | {
-        "ece": expected_calibration_error(np.array(confidence), np.array(right)), "train_seconds": round(seconds, 3),
-        "family": family, "oos_cutoffs": [round(c, 4) for c in cutoffs]}
+        "ece": expected_calibration_error(np.array(confidence), np.array(right)),
+        "train_seconds": round(seconds, 3),
+        "family": family,
+        "oos_cutoffs": [round(c, 4) for c in cutoffs],
+    }
 
 
 def main() -> int:
@@ -123,15 +142,26 @@ def main() -> int:
     parser.add_argument("--datasets", nargs="+", default=["banking77", "clinc150"], choices=["banking77", "clinc150"])
     parser.add_argument("--cv", action="store_true", help="also 5-fold CV on BANKING77 (5 more trainings)")
     parser.add_argument("--cv-only", action="store_true", help="BANKING77 5-fold CV without the holdout run")
-    parser.add_argument("--uncalibrated", dest="calibrated", action="store_false",
-                        help="one training per BANKING77 run, not two (accuracy and macro F1 only, half the time)")
-    parser.add_argument("--no-crossfit", dest="crossfit", action="store_false",
-                        help="skip CLINC150 val with the --val protocol (cut-off on one half, measured on the other)")
+    parser.add_argument(
+        "--uncalibrated",
+        dest="calibrated",
+        action="store_false",
+        help="one training per BANKING77 run, not two (accuracy and macro F1 only, half the time)",
+    )
+    parser.add_argument(
+        "--no-crossfit",
+        dest="crossfit",
+        action="store_false",
+        help="skip CLINC150 val with the --val protocol (cut-off on one half, measured on the other)",
+    )
     args = parser.parse_args()
     missing = [f for f in FILES if not (DATA / f).is_file()]
     if missing:
-        print(f"bench/intents_public.py: missing {', '.join(missing)} under {DATA} "
-              "(set RELAIS_SHARED_DATA to the folder holding banking77/ and clinc150/)", file=sys.stderr)
+        print(
+            f"bench/intents_public.py: missing {', '.join(missing)} under {DATA} "
+            "(set RELAIS_SHARED_DATA to the folder holding banking77/ and clinc150/)",
+            file=sys.stderr,
+        )
         return 2
 
     runs = []
@@ -140,8 +170,16 @@ def main() -> int:
         if "banking77" in args.datasets:
             rows = read_csv(DATA / "banking77/train.csv")
             if not args.cv_only:
-                jobs.append(("banking77-holdout", lambda: evaluate(*banking77_holdout(rows), family=family)
-                             if args.calibrated else uncalibrated(*banking77_holdout(rows), family=family)))
+                jobs.append(
+                    (
+                        "banking77-holdout",
+                        lambda: (
+                            evaluate(*banking77_holdout(rows), family=family)
+                            if args.calibrated
+                            else uncalibrated(*banking77_holdout(rows), family=family)
+                        ),
+                    )
+                )
             if args.cv or args.cv_only:
                 jobs.append(("banking77-5fold", lambda: banking77_cv(rows, family, calibrated=args.calibrated)))
         if "clinc150" in args.datasets:
@@ -154,11 +192,18 @@ def main() -> int:
             print(json.dumps(result), flush=True)
             runs.append(result)
 
-    print(f"\n{'dataset':22} {'family':10} " + " ".join(f"{c.replace('us_per_message_', 'µs ')[:9]:>9}" for c in COLUMNS))
+    print(
+        f"\n{'dataset':22} {'family':10} " + " ".join(f"{c.replace('us_per_message_', 'µs ')[:9]:>9}" for c in COLUMNS)
+    )
     for r in runs:
         cells = [r.get(c) for c in COLUMNS]
-        print(f"{r['dataset']:22} {r['family']:10} " + " ".join(
-            f"{'-':>9}" if v is None else f"{v:9.4f}" if isinstance(v, float) and v <= 1 else f"{v:9.1f}" for v in cells))
+        print(
+            f"{r['dataset']:22} {r['family']:10} "
+            + " ".join(
+                f"{'-':>9}" if v is None else f"{v:9.4f}" if isinstance(v, float) and v <= 1 else f"{v:9.1f}"
+                for v in cells
+            )
+        )
     return 0
 
 

@@ -52,18 +52,37 @@ STATS_TAG = "/* relais-bench */"  # on the bench's own SQL, so that pg_statement
 PREPARED_CONVERSATIONS_MAX = 50000  # conversations built and serialised before a step (item 8: a cheap generator)
 
 ANGRY = {
-    "fr": ["C'est inadmissible, toujours pas de remboursement !!!", "VOUS ÊTES DES INCAPABLES, ça fait 3 semaines !!!",
-           "J'en ai marre, c'est la troisième fois que j'appelle, c'est une honte", "Service nul, je vais porter plainte !!"],
-    "en": ["This is ridiculous, worst service ever!!!", "I AM FURIOUS, third time I write and nobody answers!!!",
-           "You people are useless, I want my money back now", "Absolutely disgusting service, I'm done with you!!"],
+    "fr": [
+        "C'est inadmissible, toujours pas de remboursement !!!",
+        "VOUS ÊTES DES INCAPABLES, ça fait 3 semaines !!!",
+        "J'en ai marre, c'est la troisième fois que j'appelle, c'est une honte",
+        "Service nul, je vais porter plainte !!",
+    ],
+    "en": [
+        "This is ridiculous, worst service ever!!!",
+        "I AM FURIOUS, third time I write and nobody answers!!!",
+        "You people are useless, I want my money back now",
+        "Absolutely disgusting service, I'm done with you!!",
+    ],
 }
 ADVISOR = {
-    "fr": ["Je veux parler à un conseiller", "un conseiler svp", "Passez-moi un humain", "je voudrais parler à quelqu'un"],
-    "en": ["Can I talk to a real person?", "agent please", "I want to speak to a human", "put me through to an advisor"],
+    "fr": [
+        "Je veux parler à un conseiller",
+        "un conseiler svp",
+        "Passez-moi un humain",
+        "je voudrais parler à quelqu'un",
+    ],
+    "en": [
+        "Can I talk to a real person?",
+        "agent please",
+        "I want to speak to a human",
+        "put me through to an advisor",
+    ],
 }
 
 
 # --------------------------------------------------------------------------------------------- pure parts
+
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of already sorted values; nan when empty."""
@@ -75,8 +94,10 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
 
 def summarise(latencies_ms: Sequence[float], prefix: str = "") -> dict:
     values = sorted(latencies_ms)
-    out = {f"{prefix}{name}_ms": (round(percentile(values, q), 2) if values else None)
-           for name, q in (("p50", 50), ("p95", 95), ("p99", 99))}
+    out = {
+        f"{prefix}{name}_ms": (round(percentile(values, q), 2) if values else None)
+        for name, q in (("p50", 50), ("p95", 95), ("p99", 99))
+    }
     out[f"{prefix}mean_ms"] = round(statistics.fmean(values), 2) if values else None
     out[f"{prefix}max_ms"] = round(values[-1], 2) if values else None
     return out
@@ -85,6 +106,7 @@ def summarise(latencies_ms: Sequence[float], prefix: str = "") -> dict:
 @dataclass
 class Step:
     """One fixed offered rate held for a while, and what came of it."""
+
     offered_per_s: float
     achieved_per_s: float = 0.0  # replies read per second during the counted window
     sent: int = 0
@@ -107,8 +129,14 @@ def holds(offered: float, achieved: float, backlog_start: int, backlog_end: int,
     return achieved >= TRACK_SHARE * offered and grown <= max(20, BACKLOG_GROWTH_S * offered) and unanswered == 0
 
 
-async def find_saturation(run: Callable[[float], Awaitable[Step]], start: float = 100, factor: float = 1.5,
-                          max_rate: float = 20000, refinements: int = 2, min_rate: float = 5) -> tuple[Step | None, list[Step]]:
+async def find_saturation(
+    run: Callable[[float], Awaitable[Step]],
+    start: float = 100,
+    factor: float = 1.5,
+    max_rate: float = 20000,
+    refinements: int = 2,
+    min_rate: float = 5,
+) -> tuple[Step | None, list[Step]]:
     """The highest offered rate that holds: ramp by `factor` until one does not, then bisect (geometrically)."""
     steps: list[Step] = []
     best: Step | None = None
@@ -147,6 +175,7 @@ async def find_saturation(run: Callable[[float], Awaitable[Step]], start: float 
 @dataclass
 class Counters:
     """Cumulative counters read at the start and at the end of the counted window."""
+
     pg_statements: int | None = None  # sum of pg_stat_statements.calls (None: the extension is not loaded)
     pg_commits: int | None = None  # pg_stat_database.xact_commit of the database
     kafka_end_offsets: dict[str, int] = field(default_factory=dict)  # topic -> sum of its partitions' end offsets
@@ -154,6 +183,7 @@ class Counters:
 
 def per_turn(before: Counters, after: Counters, turns: int) -> dict:
     """What the window cost per turn answered in it: statements, commits, records appended to relais topics."""
+
     def ratio(count: float | None) -> float | None:
         return round(count / turns, 2) if count is not None and turns > 0 else None
 
@@ -170,15 +200,19 @@ def per_turn(before: Counters, after: Counters, turns: int) -> dict:
     }
 
 
-def cpu_ms_per_turn(cpu: dict[str, float], idle: dict[str, float], turns_per_s: float,
-                    apart: Sequence[str] = ("bench",)) -> dict:
+def cpu_ms_per_turn(
+    cpu: dict[str, float], idle: dict[str, float], turns_per_s: float, apart: Sequence[str] = ("bench",)
+) -> dict:
     """CPU ms per turn above idle, per process; the stack (without the load generator) and the total (with it)."""
     if not turns_per_s:
         return {"cpu_ms_per_turn": None, "cpu_ms_per_turn_stack": None, "cpu_ms_per_turn_total": None}
     each = {name: round(max(0.0, pct - idle.get(name, 0)) * 10 / turns_per_s, 2) for name, pct in cpu.items()}
     stack = sum(ms for name, ms in each.items() if name not in apart)
-    return {"cpu_ms_per_turn": each, "cpu_ms_per_turn_stack": round(stack, 2),
-            "cpu_ms_per_turn_total": round(sum(each.values()), 2)}
+    return {
+        "cpu_ms_per_turn": each,
+        "cpu_ms_per_turn_stack": round(stack, 2),
+        "cpu_ms_per_turn_total": round(sum(each.values()), 2),
+    }
 
 
 _REPLY_TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]*)"')
@@ -189,7 +223,11 @@ def reply_fields(value: bytes) -> tuple[str, str | None]:
     """(event type, data.in_reply_to) of a structured reply without decoding all of it. The event's own `type`
     comes before `data` (whose survey invitation has a `type` too); anything unusual is decoded in full."""
     kind, turn = _REPLY_TYPE.search(value), _IN_REPLY_TO.search(value)
-    if kind is None or (turn is not None and turn.start() < kind.start()) or (turn is None and b'"in_reply_to"' in value):
+    if (
+        kind is None
+        or (turn is not None and turn.start() < kind.start())
+        or (turn is None and b'"in_reply_to"' in value)
+    ):
         event = json.loads(value)
         return event.get("type", ""), (event.get("data") or {}).get("in_reply_to")
     return kind.group(1).decode(), (turn.group(1).decode() if turn else None)
@@ -232,17 +270,23 @@ class Traffic:
         elif roll < 0.75:
             kind, texts = "person_intent", [rng.choice(self.person[language])]
         elif roll < 0.88:
-            kind, texts = "advisor", bot_texts[:rng.randint(0, 1)] + [rng.choice(ADVISOR[language])]
+            kind, texts = "advisor", bot_texts[: rng.randint(0, 1)] + [rng.choice(ADVISOR[language])]
         else:
-            kind, texts = "angry", bot_texts[:rng.randint(0, 1)] + [rng.choice(ANGRY[language])]
+            kind, texts = "angry", bot_texts[: rng.randint(0, 1)] + [rng.choice(ANGRY[language])]
         n = self.count
         return Conversation(
-            conversation_id=f"bench-{self.run_id}-{n}", customer_id=f"bench-{language}-{n % 997}", language=language,
-            hint=language if rng.random() < 0.5 else None, tier=rng.choice(("standard", "standard", "standard", "gold", "vip")),
-            kind=kind, texts=texts)
+            conversation_id=f"bench-{self.run_id}-{n}",
+            customer_id=f"bench-{language}-{n % 997}",
+            language=language,
+            hint=language if rng.random() < 0.5 else None,
+            tier=rng.choice(("standard", "standard", "standard", "gold", "vip")),
+            kind=kind,
+            texts=texts,
+        )
 
 
 # --------------------------------------------------------------------------------------------- probes
+
 
 def _proc_table() -> dict[int, tuple[int, int]]:
     """pid -> (ppid, utime+stime ticks) for every process we can read."""
@@ -305,22 +349,26 @@ async def pg_counters(conn) -> dict:
     out = {}
     try:
         out["xact_commit"] = await conn.fetchval(
-            f"{STATS_TAG} SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            f"{STATS_TAG} SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
         out["wal_sync"] = await conn.fetchval(f"{STATS_TAG} SELECT wal_sync FROM pg_stat_wal")
     except Exception:  # older PostgreSQL without pg_stat_wal.wal_sync: commits only
         pass
     try:
         settings = await conn.fetch(
-            f"{STATS_TAG} SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')")
+            f"{STATS_TAG} SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')"
+        )
         out["settings"] = {r["name"]: r["setting"] for r in settings}
     except Exception:
         pass
     return out
 
 
-_STATEMENTS = (f"{STATS_TAG} SELECT {{}} FROM pg_stat_statements"
-               " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
-               " AND query NOT LIKE '%relais-bench%'")
+_STATEMENTS = (
+    f"{STATS_TAG} SELECT {{}} FROM pg_stat_statements"
+    " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND query NOT LIKE '%relais-bench%'"
+)
 
 
 async def pg_statement_calls(conn) -> int | None:
@@ -340,12 +388,20 @@ async def pg_top_statements(conn, turns: int, n: int = 30) -> list:
     if conn is None or turns <= 0:
         return []
     try:
-        rows = await conn.fetch(_STATEMENTS.format("calls, total_exec_time, rows, query")
-                                + f" ORDER BY total_exec_time DESC LIMIT {int(n)}")
+        rows = await conn.fetch(
+            _STATEMENTS.format("calls, total_exec_time, rows, query") + f" ORDER BY total_exec_time DESC LIMIT {int(n)}"
+        )
     except Exception:
         return []
-    return [[round(r["calls"] / turns, 3), round(r["total_exec_time"] * 1000 / turns, 1), round(r["rows"] / turns, 2),
-             " ".join(r["query"].split())[:120]] for r in rows]
+    return [
+        [
+            round(r["calls"] / turns, 3),
+            round(r["total_exec_time"] * 1000 / turns, 1),
+            round(r["rows"] / turns, 2),
+            " ".join(r["query"].split())[:120],
+        ]
+        for r in rows
+    ]
 
 
 async def kafka_end_offsets(reader) -> dict[str, int]:
@@ -414,10 +470,14 @@ def classifier_cost(model_path: Path | None, n: int = 600) -> dict:
     start = time.perf_counter()
     model.predict_batch(texts)
     batch_us = (time.perf_counter() - start) / n * 1e6
-    return {"classify_single_us": round(classify_us, 1), "classify_detecting_language_us": round(detect_us, 1),
-            "predict_single_us": round(single_us, 1), "predict_batch_us": round(batch_us, 1),
-            "note": "classify = language + intent + sentiment, one message at a time with the language known, as the"
-                    " service calls it; predict = the intent model alone, one at a time or in one batch"}
+    return {
+        "classify_single_us": round(classify_us, 1),
+        "classify_detecting_language_us": round(detect_us, 1),
+        "predict_single_us": round(single_us, 1),
+        "predict_batch_us": round(batch_us, 1),
+        "note": "classify = language + intent + sentiment, one message at a time with the language known, as the"
+        " service calls it; predict = the intent model alone, one at a time or in one batch",
+    }
 
 
 async def serial_probes(dsn: str | None, n: int = 100) -> dict:
@@ -435,7 +495,9 @@ async def serial_probes(dsn: str | None, n: int = 100) -> dict:
             times = []
             for i in range(n):
                 start = time.perf_counter()
-                await conn.execute("INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2)", consumer, str(i))
+                await conn.execute(
+                    "INSERT INTO processed_events (consumer, event_key) VALUES ($1, $2)", consumer, str(i)
+                )
                 times.append((time.perf_counter() - start) * 1000)
             out |= summarise(times, "pg_commit_")
         except Exception as error:  # another schema: the probe is a diagnostic
@@ -450,13 +512,20 @@ async def serial_probes(dsn: str | None, n: int = 100) -> dict:
 
 # --------------------------------------------------------------------------------------------- ceiling
 
+
 def _ceiling_consumer(bootstrap: str, topic: str, n: int, pipe) -> None:
     """Child process: reads n records from every partition of `topic`, reports wall-clock first/last."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     async def main():
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", isolation_level="read_committed", max_poll_records=500)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=500,
+        )
         await consumer.start()
         try:
             partitions = None
@@ -531,15 +600,19 @@ async def measure_ceiling(bootstrap: str, sizes: Sequence[int], n: int, partitio
         "ceiling_msgs_per_s": round(seen / (last - start)) if seen else 0,
         "ceiling_produce_only_per_s": round(n / (produced - start)),
         **{k: v for k, v in summarise(acks, "kafka_ack_").items() if not k.endswith(("mean_ms", "max_ms"))},
-        "ceiling_records": n, "ceiling_received": seen,
+        "ceiling_records": n,
+        "ceiling_received": seen,
         "ceiling_record_bytes_mean": round(statistics.fmean(sizes)),
-        "ceiling_definition": ("one hop: aiokafka producer (acks=all, idempotent, linger 2 ms, this process) -> "
-                               f"{partitions}-partition topic -> aiokafka consumer (read_committed, another process); "
-                               "records of the pipeline's sizes, no processing; msgs/s from first send to last read"),
+        "ceiling_definition": (
+            "one hop: aiokafka producer (acks=all, idempotent, linger 2 ms, this process) -> "
+            f"{partitions}-partition topic -> aiokafka consumer (read_committed, another process); "
+            "records of the pipeline's sizes, no processing; msgs/s from first send to last read"
+        ),
     }
 
 
 # --------------------------------------------------------------------------------------------- the run
+
 
 @dataclass
 class Pending:
@@ -556,7 +629,9 @@ class PipelineBench:
         from relais.classifier.catalogue import load_catalogue
 
         catalogue = load_catalogue()
-        self.traffic = Traffic(catalogue.training_examples(), {i.id for i in catalogue if i.bot_allowed}, self.run_id, seed)
+        self.traffic = Traffic(
+            catalogue.training_examples(), {i.id for i in catalogue if i.bot_allowed}, self.run_id, seed
+        )
         self.pending: dict[str, Pending] = {}
         self.handed_off: dict[str, tuple[float, int]] = {}  # conversation -> (turn sent_at, step)
         self.ready: deque[Conversation] = deque()  # conversations whose next turn may go
@@ -659,8 +734,14 @@ class PipelineBench:
         for text in conversation.texts:
             event_id = str(uuid.uuid4())
             value, _ = cloudevents.contact_message(
-                conversation.conversation_id, conversation.customer_id, text, language=conversation.hint,
-                tier=conversation.tier, event_id=event_id, source=SOURCE)
+                conversation.conversation_id,
+                conversation.customer_id,
+                text,
+                language=conversation.hint,
+                tier=conversation.tier,
+                event_id=event_id,
+                source=SOURCE,
+            )
             conversation.events.append((f"{SOURCE}#{event_id}", value))
         return conversation
 
@@ -681,8 +762,9 @@ class PipelineBench:
         if len(self.sizes) < 5000:
             self.sizes.append(len(value))
         self.pending[turn_id] = Pending(time.perf_counter(), self.step_index, conversation)
-        future = await self.producer.send(topics.CONTACT_EVENTS, value, key=conversation.conversation_id.encode(),
-                                          headers=self.headers)
+        future = await self.producer.send(
+            topics.CONTACT_EVENTS, value, key=conversation.conversation_id.encode(), headers=self.headers
+        )
         future.add_done_callback(self._send_failed)
 
     async def counters(self, reset: bool = False) -> Counters:
@@ -763,31 +845,60 @@ class PipelineBench:
             **costs,
         }
         if pg_before and pg_window:
-            extra["pg_commits_per_s"] = round((pg_window.get("xact_commit", 0) - pg_before.get("xact_commit", 0)) / seconds)
+            extra["pg_commits_per_s"] = round(
+                (pg_window.get("xact_commit", 0) - pg_before.get("xact_commit", 0)) / seconds
+            )
             if "wal_sync" in pg_window:
                 extra["pg_wal_syncs_per_s"] = round((pg_window["wal_sync"] - pg_before["wal_sync"]) / seconds)
         extra.update(summarise(self.queued.get(index, []), "handoff_queued_"))
-        return Step(offered_per_s=round(rate, 1), achieved_per_s=round(achieved, 1), sent=sent,
-                    answered=len(answered_times), unanswered=unanswered, backlog_start=backlog_start or 0,
-                    backlog_end=backlog_end, seconds=seconds, latency=summarise(counted) | {"samples": len(counted)},
-                    extra=extra)
+        return Step(
+            offered_per_s=round(rate, 1),
+            achieved_per_s=round(achieved, 1),
+            sent=sent,
+            answered=len(answered_times),
+            unanswered=unanswered,
+            backlog_start=backlog_start or 0,
+            backlog_end=backlog_end,
+            seconds=seconds,
+            latency=summarise(counted) | {"samples": len(counted)},
+            extra=extra,
+        )
 
     def _backlog(self, index: int) -> int:
         return sum(1 for p in self.pending.values() if p.step == index)
 
 
 def step_summary(step: Step) -> dict:
-    return {"offered_per_s": step.offered_per_s, "achieved_per_s": step.achieved_per_s, "holds": step.holds,
-            "sent": step.sent, "unanswered": step.unanswered, "backlog_start": step.backlog_start,
-            "backlog_end": step.backlog_end, **{k: step.latency.get(k) for k in ("p50_ms", "p95_ms", "p99_ms")},
-            "cpu_percent": step.extra.get("cpu_percent"), "pg_commits_per_s": step.extra.get("pg_commits_per_s"),
-            **{k: step.extra.get(k) for k in ("pg_statements_per_turn", "pg_commits_per_turn", "kafka_records_per_turn")},
-            "lag_at_end_of_window": step.extra.get("lag_at_end_of_window")}
+    return {
+        "offered_per_s": step.offered_per_s,
+        "achieved_per_s": step.achieved_per_s,
+        "holds": step.holds,
+        "sent": step.sent,
+        "unanswered": step.unanswered,
+        "backlog_start": step.backlog_start,
+        "backlog_end": step.backlog_end,
+        **{k: step.latency.get(k) for k in ("p50_ms", "p95_ms", "p99_ms")},
+        "cpu_percent": step.extra.get("cpu_percent"),
+        "pg_commits_per_s": step.extra.get("pg_commits_per_s"),
+        **{k: step.extra.get(k) for k in ("pg_statements_per_turn", "pg_commits_per_turn", "kafka_records_per_turn")},
+        "lag_at_end_of_window": step.extra.get("lag_at_end_of_window"),
+    }
 
 
-async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *, rate: float | None, seconds: float,
-                       warmup: float, start_rate: float, search_seconds: float, ceiling_records: int,
-                       model_path: Path | None, seed: int = 0) -> dict:
+async def run_pipeline(
+    bootstrap: str,
+    dsn: str | None,
+    pids: dict[str, int],
+    *,
+    rate: float | None,
+    seconds: float,
+    warmup: float,
+    start_rate: float,
+    search_seconds: float,
+    ceiling_records: int,
+    model_path: Path | None,
+    seed: int = 0,
+) -> dict:
     if warmup >= seconds:
         warmup = seconds / 3
     load_before = os.getloadavg()
@@ -806,8 +917,9 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
             final = await bench.step(rate, seconds, warmup)
             mode = "fixed"
         else:
-            best, steps = await find_saturation(lambda r: bench.step(r, search_seconds, min(warmup, search_seconds / 3)),
-                                                start=start_rate)
+            best, steps = await find_saturation(
+                lambda r: bench.step(r, search_seconds, min(warmup, search_seconds / 3)), start=start_rate
+            )
             final = await bench.step(best.offered_per_s if best else start_rate, seconds, warmup)
             mode = "saturation"
         sizes = bench.sizes[:5000] or [400]
@@ -824,16 +936,25 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
         "p99_ms": final.latency.get("p99_ms"),
         "offered_per_s": final.offered_per_s,
         "ceiling_msgs_per_s": ceiling["ceiling_msgs_per_s"],
-        "ratio_to_ceiling": round(final.achieved_per_s / ceiling["ceiling_msgs_per_s"], 4) if ceiling["ceiling_msgs_per_s"] else None,
-        "ratio_to_ceiling_per_hop": (round(final.achieved_per_s * HOPS_PER_TURN / ceiling["ceiling_msgs_per_s"], 4)
-                                     if ceiling["ceiling_msgs_per_s"] else None),
+        "ratio_to_ceiling": round(final.achieved_per_s / ceiling["ceiling_msgs_per_s"], 4)
+        if ceiling["ceiling_msgs_per_s"]
+        else None,
+        "ratio_to_ceiling_per_hop": (
+            round(final.achieved_per_s * HOPS_PER_TURN / ceiling["ceiling_msgs_per_s"], 4)
+            if ceiling["ceiling_msgs_per_s"]
+            else None
+        ),
         "hops_per_turn": HOPS_PER_TURN,
         "holds": final.holds,
-        "mean_ms": final.latency.get("mean_ms"), "max_ms": final.latency.get("max_ms"),
+        "mean_ms": final.latency.get("mean_ms"),
+        "max_ms": final.latency.get("max_ms"),
         "samples": final.latency.get("samples"),
-        "sent": final.sent, "unanswered": final.unanswered,
-        "backlog_start": final.backlog_start, "backlog_end": final.backlog_end,
-        "seconds": seconds, "warmup_s": warmup,
+        "sent": final.sent,
+        "unanswered": final.unanswered,
+        "backlog_start": final.backlog_start,
+        "backlog_end": final.backlog_end,
+        "seconds": seconds,
+        "warmup_s": warmup,
         **{k: v for k, v in final.extra.items()},
         "cpu_idle_percent": idle,
         **cpu_ms_per_turn(final.extra["cpu_percent"], idle, final.achieved_per_s),
@@ -846,8 +967,11 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
         **{k: v for k, v in ceiling.items() if k != "ceiling_msgs_per_s"},
         "serial_probes": probes,
         "postgres": pg_settings,
-        "machine": {"cores": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
-                    "load_after": [round(x, 2) for x in load_after]},
+        "machine": {
+            "cores": os.cpu_count(),
+            "load_before": [round(x, 2) for x in load_before],
+            "load_after": [round(x, 2) for x in load_after],
+        },
         "wall_s": round(time.perf_counter() - started, 1),
         "measured": "contact event produced (acks=all) -> bot reply or hand-off notice read on relais.replies.v1",
     }
@@ -855,15 +979,29 @@ async def run_pipeline(bootstrap: str, dsn: str | None, pids: dict[str, int], *,
 
 
 def bench_pipeline(args) -> dict:
-    kwargs = dict(rate=args.rate, seconds=args.seconds, warmup=args.warmup, start_rate=args.start_rate,
-                  search_seconds=args.search_seconds, ceiling_records=args.ceiling_records, seed=args.seed)
+    kwargs = dict(
+        rate=args.rate,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        start_rate=args.start_rate,
+        search_seconds=args.search_seconds,
+        ceiling_records=args.ceiling_records,
+        seed=args.seed,
+    )
     if not args.private:
         from relais.cli import endpoints
 
         values = endpoints(args.endpoints)
         state = Path(args.endpoints).resolve().parent if args.endpoints else Path(".relais").resolve()
-        return event_loop(run_pipeline(values["KAFKA_BOOTSTRAP_SERVERS"], values["DATABASE_URL"], running_stack_pids(state),
-                                        model_path=None, **kwargs)) | {"stack": "running (make up)"}
+        return event_loop(
+            run_pipeline(
+                values["KAFKA_BOOTSTRAP_SERVERS"],
+                values["DATABASE_URL"],
+                running_stack_pids(state),
+                model_path=None,
+                **kwargs,
+            )
+        ) | {"stack": "running (make up)"}
     from infra.stack import Stack
 
     state = Path(tempfile.mkdtemp(prefix="relais-bench-pipeline-"))
@@ -875,15 +1013,18 @@ def bench_pipeline(args) -> dict:
         pids = {name: p.pid for name, p in stack.processes.items()}
         if stack.broker.pid:
             pids["kafka"] = stack.broker.pid
-        return event_loop(run_pipeline(stack.bootstrap, stack.dsn, pids, model_path=stack.model_path, **kwargs)) \
-            | {"stack": "private, PostgreSQL " + ("fsync off, synchronous_commit off" if args.fast_db else "fsync on")}
+        return event_loop(run_pipeline(stack.bootstrap, stack.dsn, pids, model_path=stack.model_path, **kwargs)) | {
+            "stack": "private, PostgreSQL " + ("fsync off, synchronous_commit off" if args.fast_db else "fsync on")
+        }
     finally:
         stack.stop()
         shutil.rmtree(state, ignore_errors=True)
 
 
 def add_parser(bench_subparsers) -> None:
-    p = bench_subparsers.add_parser("pipeline", help="end-to-end turns/s and latency (p50/p95/p99) against the Kafka ceiling")
+    p = bench_subparsers.add_parser(
+        "pipeline", help="end-to-end turns/s and latency (p50/p95/p99) against the Kafka ceiling"
+    )
     p.add_argument("--rate", type=float, help="offered turns per second (default: find the saturation rate)")
     p.add_argument("--seconds", type=float, default=20, help="how long the measured rate is held (default 20)")
     p.add_argument("--warmup", type=float, default=3, help="first seconds of a step not counted (default 3)")
@@ -891,8 +1032,11 @@ def add_parser(bench_subparsers) -> None:
     p.add_argument("--search-seconds", type=float, default=6, help="saturation search: seconds per step (default 6)")
     p.add_argument("--ceiling-records", type=int, default=40000, help="records moved for the ceiling (default 40000)")
     p.add_argument("--private", action="store_true", help="start a private broker, database and services on free ports")
-    p.add_argument("--fast-db", action="store_true",
-                   help="with --private: PostgreSQL without fsync (what cheaper commits would give; not durable)")
+    p.add_argument(
+        "--fast-db",
+        action="store_true",
+        help="with --private: PostgreSQL without fsync (what cheaper commits would give; not durable)",
+    )
     p.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -903,9 +1047,11 @@ def pipeline_cli(args) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
-        print(f"{result['mode']}: {result['turns_per_s']} turns/s offered {result['offered_per_s']}/s, "
-              f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; ceiling "
-              f"{result['ceiling_msgs_per_s']} msgs/s (ratio {result['ratio_to_ceiling']}); load {result['machine']}")
+        print(
+            f"{result['mode']}: {result['turns_per_s']} turns/s offered {result['offered_per_s']}/s, "
+            f"p50 {result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; ceiling "
+            f"{result['ceiling_msgs_per_s']} msgs/s (ratio {result['ratio_to_ceiling']}); load {result['machine']}"
+        )
     return 0
 
 

@@ -75,8 +75,11 @@ def per_message_us(messages: list[str], rounds: int, before=lambda: None) -> dic
             redact(text)
             slowest = max(slowest, time.perf_counter() - began)
         means.append((time.perf_counter() - start) / len(messages))
-    return {"messages": len(messages), "us_per_message": round(statistics.median(means) * 1e6, 1),
-            "slowest_us": round(slowest * 1e6, 1)}
+    return {
+        "messages": len(messages),
+        "us_per_message": round(statistics.median(means) * 1e6, 1),
+        "slowest_us": round(slowest * 1e6, 1),
+    }
 
 
 def main() -> None:
@@ -86,14 +89,20 @@ def main() -> None:
     corpus = [row["text"] for row in csv.DictReader(CORPUS.open(encoding="utf-8", newline=""))]
     for text in corpus + REALISTIC + [LONG]:  # warm-up: compiled patterns, the numbering plans' metadata
         redact(text)
-    print(json.dumps({
-        "bench": "redact_speed", "python": platform.python_version(), "budget_us": 200,
-        "corpus": per_message_us(corpus, args.rounds),
-        "realistic": per_message_us(REALISTIC * 20, args.rounds),
-        # Each message's numbers unseen (cache emptied before it; the emptying is counted too).
-        "realistic_cold": per_message_us(REALISTIC * 20, args.rounds, cold),
-        "long_1500_chars": per_message_us([LONG] * 20, args.rounds) | {"chars": len(LONG)},
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "redact_speed",
+                "python": platform.python_version(),
+                "budget_us": 200,
+                "corpus": per_message_us(corpus, args.rounds),
+                "realistic": per_message_us(REALISTIC * 20, args.rounds),
+                # Each message's numbers unseen (cache emptied before it; the emptying is counted too).
+                "realistic_cold": per_message_us(REALISTIC * 20, args.rounds, cold),
+                "long_1500_chars": per_message_us([LONG] * 20, args.rounds) | {"chars": len(LONG)},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

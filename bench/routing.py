@@ -29,15 +29,34 @@ SKILLS = ("general", "orders", "billing", "cards", "accounts", "complaints", "co
 
 
 def handoff(conversation_id: str, language: str, intent: str) -> bus.Record:
-    ctx = pb.ConversationContext(conversation_id=conversation_id, language=language, intent=intent, channel=pb.CHANNEL_CHAT,
-                                 customer=pb.Customer(id=f"bench-{conversation_id}"), reason=pb.HANDOFF_REASON_CUSTOMER_REQUEST)
-    ctx.turns.add(turn_id=f"urn:bench#{uuid.uuid4()}", conversation_id=conversation_id, seq=1, language=language,
-                  text="I would like to speak to someone about my order please")
+    ctx = pb.ConversationContext(
+        conversation_id=conversation_id,
+        language=language,
+        intent=intent,
+        channel=pb.CHANNEL_CHAT,
+        customer=pb.Customer(id=f"bench-{conversation_id}"),
+        reason=pb.HANDOFF_REASON_CUSTOMER_REQUEST,
+    )
+    ctx.turns.add(
+        turn_id=f"urn:bench#{uuid.uuid4()}",
+        conversation_id=conversation_id,
+        seq=1,
+        language=language,
+        text="I would like to speak to someone about my order please",
+    )
     return bus.Record(topics.HANDOFFS, conversation_id.encode(), pb.HandoffEvent(handoff=ctx).SerializeToString())
 
 
-async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agents: int, samples: int, seed: int = 0,
-                  service_token: str | None = None) -> dict:
+async def measure(
+    bootstrap: str,
+    dsn: str,
+    routing_addr: str,
+    tasks: int,
+    agents: int,
+    samples: int,
+    seed: int = 0,
+    service_token: str | None = None,
+) -> dict:
     rng = random.Random(seed)
     producer = bus.make_producer(bootstrap, linger_ms=0)  # t0 is when the hand-off is sent, not batched
     await producer.start()
@@ -48,13 +67,21 @@ async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agent
     arrived = asyncio.Event()
     readers = []
     try:
+
         async def sign_in(i: int):
             stub = desk_grpc.AgentDeskStub(channels[i % len(channels)])
             levels = {s: rng.randint(1, 3) for s in rng.sample(SKILLS, 3)} | {"orders": rng.randint(1, 3)}
-            token = (await stub.SignIn(desk.SignInRequest(
-                agent_id=f"bench-agent-{i}", languages=["fr", "en"], capacity={"chat": 3},
-                skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in levels.items()]),
-                metadata=grpcserver.token_metadata(service_token))).token
+            token = (
+                await stub.SignIn(
+                    desk.SignInRequest(
+                        agent_id=f"bench-agent-{i}",
+                        languages=["fr", "en"],
+                        capacity={"chat": 3},
+                        skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in levels.items()],
+                    ),
+                    metadata=grpcserver.token_metadata(service_token),
+                )
+            ).token
             stream = stub.Subscribe(desk.SubscribeRequest(), metadata=[("authorization", f"Bearer {token}")])
 
             async def read():
@@ -72,7 +99,9 @@ async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agent
             await asyncio.gather(*(sign_in(i) for i in range(start, min(agents, start + 50))))
 
         run = uuid.uuid4().hex[:6]
-        await bus.publish(producer, [handoff(f"bench-wait-{run}-{i}", WAITING_LANGUAGE, "close_account") for i in range(tasks)])
+        await bus.publish(
+            producer, [handoff(f"bench-wait-{run}-{i}", WAITING_LANGUAGE, "close_account") for i in range(tasks)]
+        )
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         async with asyncio.timeout(600):
             while (queued := await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'")) < tasks:
@@ -119,7 +148,7 @@ async def measure(bootstrap: str, dsn: str, routing_addr: str, tasks: int, agent
         "waiting_tasks": waiting,
         "signed_in_agents": signed_in,
         "measured": "hand-off published on relais.handoffs.v1 (acks=all) -> offer received on the agent's AgentDesk stream,"
-                    " one hand-off every ~50 ms; assist_*: -> its AssistUpdate on the same stream",
+        " one hand-off every ~50 ms; assist_*: -> its AssistUpdate on the same stream",
         "persistence": "PostgreSQL, fsync on; outbox and task_events written in the same transaction",
     }
 
@@ -133,16 +162,28 @@ def bench_routing(tasks: int = 1000, agents: int = 500, samples: int = 300) -> d
     from infra.stack import Stack
 
     state = Path(tempfile.mkdtemp(prefix="relais-bench-routing-"))
-    stack = Stack.with_free_ports(state, extra_env={
-        "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "3600",  # offers stay reserved while we measure the next ones
-        "RELAIS_ROUTING_OVERFLOW_SECONDS": "3600,7200",  # the 1,000 tasks keep waiting: they do not overflow to the agents
-        "RELAIS_LOG_LEVEL": "WARNING",
-    })
+    stack = Stack.with_free_ports(
+        state,
+        extra_env={
+            "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "3600",  # offers stay reserved while we measure the next ones
+            "RELAIS_ROUTING_OVERFLOW_SECONDS": "3600,7200",  # the 1,000 tasks keep waiting: they do not overflow to the agents
+            "RELAIS_LOG_LEVEL": "WARNING",
+        },
+    )
     try:
         stack.start_infra()
         stack.start_services(["routing"])
-        return asyncio.run(measure(stack.bootstrap, stack.dsn, f"127.0.0.1:{stack.ports['routing']}", tasks, agents, samples,
-                                   service_token=stack.service_token))
+        return asyncio.run(
+            measure(
+                stack.bootstrap,
+                stack.dsn,
+                f"127.0.0.1:{stack.ports['routing']}",
+                tasks,
+                agents,
+                samples,
+                service_token=stack.service_token,
+            )
+        )
     finally:
         stack.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -153,7 +194,9 @@ def bench_cli(args) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"hand-off to offer, {result['waiting_tasks']} waiting tasks, {result['signed_in_agents']} agents: "
-              f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms ({result['samples']} samples);"
-              f" its assist follows: p50 {result['assist_p50_ms']} ms, p99 {result['assist_p99_ms']} ms")
+        print(
+            f"hand-off to offer, {result['waiting_tasks']} waiting tasks, {result['signed_in_agents']} agents: "
+            f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms ({result['samples']} samples);"
+            f" its assist follows: p50 {result['assist_p50_ms']} ms, p99 {result['assist_p99_ms']} ms"
+        )
     return 0

@@ -40,17 +40,29 @@ STANDBY = "routing-standby"
 
 
 class Stack:
-    def __init__(self, state_dir: Path = STATE, ports: dict[str, int] | None = None, *, fast_db: bool = False,
-                 extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        state_dir: Path = STATE,
+        ports: dict[str, int] | None = None,
+        *,
+        fast_db: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.state_dir = state_dir
         self.ports = dict(DEFAULT_PORTS if ports is None else ports)
-        self.broker = KafkaBroker(state_dir / "kafka", port=self.ports["kafka"], controller_port=self.ports["kafka_controller"])
+        self.broker = KafkaBroker(
+            state_dir / "kafka", port=self.ports["kafka"], controller_port=self.ports["kafka_controller"]
+        )
         self.postgres = PostgresServer(state_dir / "postgres", port=self.ports["postgres"], fast=fast_db)
         self.extra_env = extra_env or {}
         # The service token of the Lookup and Analytics APIs (docs/security.md, "Service token"): given, kept from the last
         # `make up`, or a new one; passed to the services and written into endpoints.env for the clients.
-        self.service_token = (self.extra_env.get(TOKEN) or os.environ.get(TOKEN, "").strip()
-                              or self._saved_endpoints().get(TOKEN) or secrets.token_urlsafe(32))
+        self.service_token = (
+            self.extra_env.get(TOKEN)
+            or os.environ.get(TOKEN, "").strip()
+            or self._saved_endpoints().get(TOKEN)
+            or secrets.token_urlsafe(32)
+        )
         self.bootstrap = self.broker.bootstrap
         self.dsn = self.postgres.dsn
         self.processes: dict[str, subprocess.Popen] = {}
@@ -68,7 +80,9 @@ class Stack:
         if Path(state_dir).resolve() == STATE.resolve():
             return cls(STATE)
         saved = Path(state_dir) / "ports.json"
-        ports = {name: free_port() for name in DEFAULT_PORTS} | (json.loads(saved.read_text()) if saved.exists() else {})
+        ports = {name: free_port() for name in DEFAULT_PORTS} | (
+            json.loads(saved.read_text()) if saved.exists() else {}
+        )
         Path(state_dir).mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps(ports))
         return cls(Path(state_dir), ports)
@@ -138,12 +152,18 @@ class Stack:
     def start_service(self, name: str, service: str | None = None) -> subprocess.Popen:
         """Starts process `name` of `service` (by default the service of that name), on port ports[name]."""
         service = service or name
-        env = self.service_env(service) | {f"{service.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}",
-                                           "RELAIS_PID_FILE": str((self.state_dir / "run" / f"{name}.pid").resolve())}
+        env = self.service_env(service) | {
+            f"{service.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}",
+            "RELAIS_PID_FILE": str((self.state_dir / "run" / f"{name}.pid").resolve()),
+        }
         log = open(self.state_dir / "logs" / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", f"relais.{service}"], env=env, cwd=ROOT,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", f"relais.{service}"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         self.processes[name] = process
@@ -199,7 +219,8 @@ class Stack:
                     try:
                         status = stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
                         if status == health_pb2.HealthCheckResponse.SERVING or (
-                                answering and status == health_pb2.HealthCheckResponse.NOT_SERVING):
+                            answering and status == health_pb2.HealthCheckResponse.NOT_SERVING
+                        ):
                             break
                     except grpc.RpcError:
                         pass
@@ -308,8 +329,9 @@ class Stack:
     # --- what an earlier run left ---
 
     def has_data(self) -> bool:
-        return (self.postgres is not None and (self.postgres.data_dir / "PG_VERSION").exists()) or \
-            (self.broker is not None and (self.broker.state_dir / "data").exists())
+        return (self.postgres is not None and (self.postgres.data_dir / "PG_VERSION").exists()) or (
+            self.broker is not None and (self.broker.state_dir / "data").exists()
+        )
 
     def reset(self) -> list[Path]:
         """Empties a stopped stack's queues and state: Kafka's data directory (every topic, offsets included)
@@ -345,11 +367,14 @@ async def earlier_state(dsn: str) -> str:
             "SELECT (SELECT count(*) FROM tasks WHERE status IN ('queued', 'offered')) AS waiting,"
             " (SELECT count(*) FROM tasks WHERE status = 'assigned') AS assigned,"
             " (SELECT count(*) FROM agents WHERE state <> 'offline') AS agents,"
-            " (SELECT count(*) FROM conversations) AS conversations")
+            " (SELECT count(*) FROM conversations) AS conversations"
+        )
     finally:
         await conn.close()
-    return (f"{_count(row['waiting'], 'task')} waiting (queued or offered), {row['assigned']} assigned to an agent, "
-            f"{_count(row['agents'], 'agent')} signed in, {_count(row['conversations'], 'conversation')}")
+    return (
+        f"{_count(row['waiting'], 'task')} waiting (queued or offered), {row['assigned']} assigned to an agent, "
+        f"{_count(row['agents'], 'agent')} signed in, {_count(row['conversations'], 'conversation')}"
+    )
 
 
 def _count(n: int, noun: str) -> str:
@@ -438,8 +463,11 @@ def up(state_dir: Path = STATE) -> Stack:
         print("starting Kafka and PostgreSQL ...", flush=True)
         stack.start_infra()
         if earlier:
-            print(f"found the state of an earlier run in {_shown(state_dir)}: {asyncio.run(earlier_state(stack.dsn))}\n"
-                  "  (kept; `make down` then `make reset` empties the queues and the database)", flush=True)
+            print(
+                f"found the state of an earlier run in {_shown(state_dir)}: {asyncio.run(earlier_state(stack.dsn))}\n"
+                "  (kept; `make down` then `make reset` empties the queues and the database)",
+                flush=True,
+            )
         print("starting services ...", flush=True)
         stack.start_services()
         stack.start_standby()
@@ -481,8 +509,12 @@ def _docker_engine() -> bool:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.stack", description="the local relais stack")
-    parser.add_argument("--state-dir", type=Path, default=STATE,
-                        help="state directory (default .relais/; another one runs on free ports)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=STATE,
+        help="state directory (default .relais/; another one runs on free ports)",
+    )
     parser.add_argument("command", nargs="?", default="status", choices=("up", "down", "status", "run", "reset"))
     args = parser.parse_args(argv)
     state_dir = args.state_dir.resolve()
@@ -505,7 +537,10 @@ def main(argv: list[str]) -> int:
 
             asyncio.run(run_demo(stack.endpoints()))
             if not os.environ.get("RELAIS_DEMO_EXIT"):
-                print("\nThe stack is still up (Kafka, PostgreSQL, services). Press Ctrl-C to stop everything.", flush=True)
+                print(
+                    "\nThe stack is still up (Kafka, PostgreSQL, services). Press Ctrl-C to stop everything.",
+                    flush=True,
+                )
                 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
                 signal.sigwait({signal.SIGINT, signal.SIGTERM})
         except KeyboardInterrupt:
@@ -533,8 +568,10 @@ def reset(state_dir: Path = STATE, prog: str = "make reset") -> int:
         return 1
     kept = ", ".join(_shown(p) for p in (LIBS_DIR.parent.parent, state_dir / "models") if p.exists())
     if removed:
-        print(f"emptied {_shown(state_dir)}: Kafka topics and the database (tasks, agents, conversations, turns, "
-              f"KPIs, outbox); kept {kept or 'nothing else'}, endpoints.env and logs")
+        print(
+            f"emptied {_shown(state_dir)}: Kafka topics and the database (tasks, agents, conversations, turns, "
+            f"KPIs, outbox); kept {kept or 'nothing else'}, endpoints.env and logs"
+        )
     else:
         print(f"nothing to empty in {_shown(state_dir)} (no Kafka or database data)")
     return 0

@@ -22,8 +22,9 @@ def render_reply(event: dict) -> str:
     return f"[{kind}{status}] {data.get('text', '')}"
 
 
-async def run(bootstrap: str, conversation_id: str, customer: dict, channel: str, lines, say=print,
-              wait_seconds: float = 10) -> int:
+async def run(
+    bootstrap: str, conversation_id: str, customer: dict, channel: str, lines, say=print, wait_seconds: float = 10
+) -> int:
     """Sends each line, prints the replies as they come; returns how many replies were printed."""
     watcher = await ReplyWatcher(bootstrap).start()
     producer = bus.make_producer(bootstrap)
@@ -57,11 +58,22 @@ def chat_cli(args, endpoints: dict[str, str]) -> int:
         customer["language"] = args.language
     if args.tier:
         customer["tier"] = args.tier
-    print(f"conversation {args.conversation} as customer {customer['id']}: type a message a line; end with Ctrl-D",
-          flush=True)
+    print(
+        f"conversation {args.conversation} as customer {customer['id']}: type a message a line; end with Ctrl-D",
+        flush=True,
+    )
     try:
-        asyncio.run(run(endpoints["KAFKA_BOOTSTRAP_SERVERS"], args.conversation, customer, args.channel,
-                        stdin_lines(), lambda text: print(text, flush=True), args.wait))
+        asyncio.run(
+            run(
+                endpoints["KAFKA_BOOTSTRAP_SERVERS"],
+                args.conversation,
+                customer,
+                args.channel,
+                stdin_lines(),
+                lambda text: print(text, flush=True),
+                args.wait,
+            )
+        )
     except KeyboardInterrupt:
         return 130
     return 0

@@ -31,8 +31,16 @@ def endpoints(path: str | None) -> dict[str, str]:
     """Endpoints from `make up`'s endpoints.env, overridden by the environment; each checked (ConfigError)."""
     values = {"KAFKA_BOOTSTRAP_SERVERS": DEFAULT_KAFKA, "DATABASE_URL": DEFAULT_DATABASE_URL}
     values |= {f"{s.upper()}_GRPC_ADDR": f"127.0.0.1:{DEFAULT_GRPC_PORTS[s]}" for s in CLIENT_ADDRESSES}
-    values |= dict.fromkeys(("ROUTING_STANDBY_GRPC_ADDR", "RELAIS_SERVICE_TOKEN", "RELAIS_TLS_CA", "RELAIS_TLS_CLIENT_CERT",
-                             "RELAIS_TLS_CLIENT_KEY"), "")
+    values |= dict.fromkeys(
+        (
+            "ROUTING_STANDBY_GRPC_ADDR",
+            "RELAIS_SERVICE_TOKEN",
+            "RELAIS_TLS_CA",
+            "RELAIS_TLS_CLIENT_CERT",
+            "RELAIS_TLS_CLIENT_KEY",
+        ),
+        "",
+    )
     file = Path(path or ".relais/endpoints.env")
     if path and not file.is_file():
         raise UsageError(f"--endpoints {path}: no such file")
@@ -66,23 +74,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="relais", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"relais {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    reset_cmd = commands.add_parser("reset", help="empty the queues and the database of the stopped stack "
-                                                  "(keeps the Kafka jars and the models)")
+    reset_cmd = commands.add_parser(
+        "reset", help="empty the queues and the database of the stopped stack (keeps the Kafka jars and the models)"
+    )
     reset_cmd.add_argument("--state-dir", help="state directory (default: the repository's .relais/)")
     demo = commands.add_parser("demo", help="replay the demo conversations against a running stack")
     demo.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
-    demo.add_argument("--no-advisor", action="store_true",
-                      help="play the customers only: hand-offs wait for people on `relais desk`")
-    demo.add_argument("--wait", type=float, default=600, metavar="SECONDS",
-                      help="with --no-advisor, how long each hand-off waits for an advisor's reply (default 600)")
+    demo.add_argument(
+        "--no-advisor", action="store_true", help="play the customers only: hand-offs wait for people on `relais desk`"
+    )
+    demo.add_argument(
+        "--wait",
+        type=float,
+        default=600,
+        metavar="SECONDS",
+        help="with --no-advisor, how long each hand-off waits for an advisor's reply (default 600)",
+    )
     chat = commands.add_parser("chat", help="a console customer: type messages, read relais' replies")
     chat.add_argument("--conversation", required=True, help="the conversation id (the CloudEvent subject)")
     chat.add_argument("--customer", help="customer id (default cust-<conversation>)")
     chat.add_argument("--language", help="the customer's language, when the channel knows it (fr, en, ...)")
     chat.add_argument("--tier", help="customer tier (standard, gold, vip, ...)")
     chat.add_argument("--channel", default="chat", choices=("chat", "email", "sms", "voice_transcript"))
-    chat.add_argument("--wait", type=float, default=10, metavar="SECONDS",
-                      help="at the end of input, how long to wait for the last replies (default 10)")
+    chat.add_argument(
+        "--wait",
+        type=float,
+        default=10,
+        metavar="SECONDS",
+        help="at the end of input, how long to wait for the last replies (default 10)",
+    )
     chat.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
     topics_cmd = commands.add_parser("topics", help="create the Kafka topics relais uses")
     topics_cmd.add_argument("--endpoints")
@@ -90,12 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     desk_cmd.add_argument("--agent", required=True, help="your agent id")
     desk_cmd.add_argument("--name", help="display name")
     desk_cmd.add_argument("--languages", default="fr,en")
-    desk_cmd.add_argument("--skills", default="general,orders,billing,cards,accounts,retention,complaints,conflict_handling",
-                          help="skill[:level],... e.g. billing:3,orders:2 (level 1 when omitted)")
+    desk_cmd.add_argument(
+        "--skills",
+        default="general,orders,billing,cards,accounts,retention,complaints,conflict_handling",
+        help="skill[:level],... e.g. billing:3,orders:2 (level 1 when omitted)",
+    )
     desk_cmd.add_argument("--capacity", default="", help="channel:n,... e.g. chat:3,voice:1 (default from the rules)")
     desk_cmd.add_argument("--endpoints")
     bench = commands.add_parser("bench", help="measurements (from a source checkout: bench/)").add_subparsers(
-        dest="bench_command", required=True)
+        dest="bench_command", required=True
+    )
     bench_routing = bench.add_parser("routing", help="hand-off to offer latency on a private stack (p50/p99)")
     bench_routing.add_argument("--tasks", type=int, default=1000, help="waiting tasks")
     bench_routing.add_argument("--agents", type=int, default=500, help="signed-in agents")
@@ -118,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     analytics_client.add_parser(commands)
 
     intents = commands.add_parser("intents", help="train and evaluate the intent classifier").add_subparsers(
-        dest="intents_command", required=True)
+        dest="intents_command", required=True
+    )
     train = intents.add_parser("train", help="train the intent model from the use-case catalogue")
     train.add_argument("--catalogue", help="catalogue YAML (default: the shipped catalogue)")
     train.add_argument("--out", help="artifact path (default: $RELAIS_INTENT_MODEL or .relais/models/intents.pkl)")
@@ -233,13 +258,17 @@ def check_arguments(args) -> None:
         value = getattr(args, dest, None)
         if command == args.command and subcommand in (None, sub) and value is not None:
             if value < minimum or (value == minimum and not inclusive):
-                raise UsageError(f"--{dest.replace('_', '-')} must be {'≥' if inclusive else '>'} {minimum}, got {value}")
+                raise UsageError(
+                    f"--{dest.replace('_', '-')} must be {'≥' if inclusive else '>'} {minimum}, got {value}"
+                )
     if args.command == "report":
         if args.to:
             try:
                 datetime.fromisoformat(args.to.replace("Z", "+00:00"))
             except ValueError:
-                raise UsageError(f"--to: expected an RFC 3339 time, e.g. 2026-12-06T18:00:00Z, got {args.to!r}") from None
+                raise UsageError(
+                    f"--to: expected an RFC 3339 time, e.g. 2026-12-06T18:00:00Z, got {args.to!r}"
+                ) from None
         if not Path(args.out).resolve().parent.is_dir():
             raise UsageError(f"--out {args.out}: no such directory {str(Path(args.out).parent)!r}")
     if args.command == "purge" and args.days is None:

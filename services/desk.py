@@ -42,8 +42,18 @@ HELP = """commands (N: task number, K: suggestion number):
   state available|break
   quit"""
 ARITY = {  # command -> (minimum, maximum) arguments; None: the rest of the line is free text
-    "help": (0, 0), "quit": (0, 0), "accept": (0, 1), "reject": (0, None), "reply": (2, None), "use": (2, 2),
-    "edit": (3, None), "ignore": (2, 2), "transfer": (2, None), "close": (1, 3), "history": (1, 1), "show": (1, 1),
+    "help": (0, 0),
+    "quit": (0, 0),
+    "accept": (0, 1),
+    "reject": (0, None),
+    "reply": (2, None),
+    "use": (2, 2),
+    "edit": (3, None),
+    "ignore": (2, 2),
+    "transfer": (2, None),
+    "close": (1, 3),
+    "history": (1, 1),
+    "show": (1, 1),
     "state": (1, 1),
 }
 
@@ -77,7 +87,7 @@ def parse_command(line: str) -> Command | None:
 
 
 def parse_skills(text: str) -> list[desk.SkillLevel]:
-    """"billing:3,orders" -> billing at level 3, orders at level 1."""
+    """ "billing:3,orders" -> billing at level 3, orders at level 1."""
     skills = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, level = item.partition(":")
@@ -88,7 +98,7 @@ def parse_skills(text: str) -> list[desk.SkillLevel]:
 
 
 def parse_capacity(text: str) -> dict[str, int]:
-    """"chat:3,voice:1" -> {"chat": 3, "voice": 1}."""
+    """ "chat:3,voice:1" -> {"chat": 3, "voice": 1}."""
     capacity = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         channel, _, n = item.partition(":")
@@ -102,8 +112,10 @@ REMIND_SECONDS = 5  # an offer still open this close to its expiry is announced 
 
 
 def render_context(context: pb.ConversationContext) -> str:
-    return (f"  customer {context.customer.id or '?'} ({context.customer.tier or 'standard'}), {context.language},"
-            f" intent {context.intent or 'unknown'}, reason {pb.HandoffReason.Name(context.reason).removeprefix('HANDOFF_REASON_')}")
+    return (
+        f"  customer {context.customer.id or '?'} ({context.customer.tier or 'standard'}), {context.language},"
+        f" intent {context.intent or 'unknown'}, reason {pb.HandoffReason.Name(context.reason).removeprefix('HANDOFF_REASON_')}"
+    )
 
 
 def render_transcript(lines, now: datetime, tz: tzinfo | None = None) -> list[str]:
@@ -116,7 +128,8 @@ def render_transcript(lines, now: datetime, tz: tzinfo | None = None) -> list[st
             at = line.at.ToDatetime(tzinfo=timezone.utc).astimezone(tz)
             when = at.strftime("%H:%M " if at.date() == today else "%d/%m %H:%M ")
         who = {"advisor": f"advisor {line.agent_id}>".replace(" >", ">"), "lookup": "lookup:", "system": ""}.get(
-            line.speaker, f"{line.speaker}>")
+            line.speaker, f"{line.speaker}>"
+        )
         rendered.append(f"  {when}{who} {line.text}" if who else f"  {line.text}")
     return rendered
 
@@ -154,10 +167,16 @@ def render_event(n: int, event: desk.DeskEvent, now: datetime | None = None, ful
         o = event.offer
         left = countdown(_expiry(o), now)
         callback = f" (callback: call {o.callback_phone})" if o.callback_phone else " (callback)" if o.callback else ""
-        head = f"#{n} OFFER{callback} priority {o.priority} — accept {n} or reject {n}" + \
-            (f" ({left})" if left else "")
-        return "\n".join([head, render_context(o.context), *render_transcript(o.transcript, now),
-                          *([f"  note: {o.note}"] if o.note else []), *render_assist(o.assist)])
+        head = f"#{n} OFFER{callback} priority {o.priority} — accept {n} or reject {n}" + (f" ({left})" if left else "")
+        return "\n".join(
+            [
+                head,
+                render_context(o.context),
+                *render_transcript(o.transcript, now),
+                *([f"  note: {o.note}"] if o.note else []),
+                *render_assist(o.assist),
+            ]
+        )
     if kind == "assignment":
         a = event.assignment
         body = [render_context(a.context), *render_transcript(a.transcript, now)] if full else []
@@ -176,6 +195,7 @@ def render_event(n: int, event: desk.DeskEvent, now: datetime | None = None, ful
 class Tasks:
     """Task ids by the short numbers the agent types, and for each: the last assist, offer or assignment, state
     (offered, assigned, closed, withdrawn (reason), rejected) and the messages since."""
+
     ids: list[str] = field(default_factory=list)
     assists: dict[str, desk.AgentAssist] = field(default_factory=dict)
     events: dict[str, desk.DeskEvent] = field(default_factory=dict)
@@ -237,17 +257,26 @@ class Tasks:
         if state == "offered":
             return render_event(n, event, now)
         body = getattr(event, event.WhichOneof("event"))
-        return "\n".join([f"#{n} {state}", render_context(body.context),
-                          *render_transcript([*body.transcript, *self.since.get(task_id, [])], now),
-                          *render_assist(self.assists.get(task_id, body.assist))])
+        return "\n".join(
+            [
+                f"#{n} {state}",
+                render_context(body.context),
+                *render_transcript([*body.transcript, *self.since.get(task_id, [])], now),
+                *render_assist(self.assists.get(task_id, body.assist)),
+            ]
+        )
 
     def reminders(self, now: datetime) -> list[str]:
         """Open offers about to expire, each announced once."""
         due = []
         for task_id, event in self.events.items():
             expiry = _expiry(event.offer) if event.HasField("offer") else None
-            if self.states.get(task_id) == "offered" and expiry and (task_id, expiry) not in self.reminded \
-                    and 0 < (expiry - now).total_seconds() <= REMIND_SECONDS:
+            if (
+                self.states.get(task_id) == "offered"
+                and expiry
+                and (task_id, expiry) not in self.reminded
+                and 0 < (expiry - now).total_seconds() <= REMIND_SECONDS
+            ):
                 self.reminded.add((task_id, expiry))
                 due.append(f"#{self.number(task_id)} offer: {countdown(expiry, now)} (accept {self.number(task_id)})")
         return due
@@ -287,14 +316,20 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
         tasks.sent(task_id, text, datetime.now(timezone.utc))
         if suggestion is not None:
             use = ev.SUGGESTION_USE_USED if name == "use" else ev.SUGGESTION_USE_EDITED
-            await stub.RecordSuggestionUse(desk.SuggestionUseRequest(task_id=task_id, suggestion_id=suggestion.suggestion_id,
-                                                                     use=use), metadata=auth)
+            await stub.RecordSuggestionUse(
+                desk.SuggestionUseRequest(task_id=task_id, suggestion_id=suggestion.suggestion_id, use=use),
+                metadata=auth,
+            )
         say(f"sent to #{tasks.number(task_id)}")
     elif name == "ignore":
         task_id = tasks.task_id(args[0])
         suggestion = tasks.suggestion(task_id, args[1])
-        await stub.RecordSuggestionUse(desk.SuggestionUseRequest(task_id=task_id, suggestion_id=suggestion.suggestion_id,
-                                                                 use=ev.SUGGESTION_USE_IGNORED), metadata=auth)
+        await stub.RecordSuggestionUse(
+            desk.SuggestionUseRequest(
+                task_id=task_id, suggestion_id=suggestion.suggestion_id, use=ev.SUGGESTION_USE_IGNORED
+            ),
+            metadata=auth,
+        )
         say("noted")
     elif name == "transfer":
         task_id = tasks.task_id(args[0])
@@ -311,8 +346,14 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
         say(f"#{tasks.number(task_id)} closed ({disposition})")
     elif name == "history":
         reply = await stub.GetCustomerHistory(desk.HistoryRequest(task_id=tasks.task_id(args[0])), metadata=auth)
-        say("\n".join(f"  {c.started_at.ToDatetime():%Y-%m-%d %H:%M} {c.conversation_id}: {c.intent or '?'}, {c.outcome}"
-                      f" — {c.summary}" for c in reply.conversations) or "  no previous conversation")
+        say(
+            "\n".join(
+                f"  {c.started_at.ToDatetime():%Y-%m-%d %H:%M} {c.conversation_id}: {c.intent or '?'}, {c.outcome}"
+                f" — {c.summary}"
+                for c in reply.conversations
+            )
+            or "  no previous conversation"
+        )
     elif name == "show":
         say(tasks.show(tasks.task_id(args[0])))
     return True
@@ -338,7 +379,8 @@ async def serving_address(addrs: list[str], timeout: float = 1) -> str | None:
         async with grpcserver.channel(addr, trace=False) as channel:
             try:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(service=AGENT_DESK), timeout=timeout)
+                    health_pb2.HealthCheckRequest(service=AGENT_DESK), timeout=timeout
+                )
             except grpc.aio.AioRpcError:
                 continue
             if reply.status == health_pb2.HealthCheckResponse.SERVING:
@@ -353,6 +395,7 @@ AGENT_DESK = desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name
 class Session:
     """The agent's session: signed in by this front end with the service token; `auth` carries its token.
     `addr`: routing's address, or several (comma-separated: the active process and the standby)."""
+
     addr: str
     request: desk.SignInRequest
     service_token: str | None
@@ -420,18 +463,34 @@ async def remind(tasks: Tasks, say) -> None:
             say(line)
 
 
-async def run(addr: str, agent_id: str, name: str, languages: list[str], skills: list[desk.SkillLevel],
-              capacity: dict[str, int], lines=None, say=print, service_token: str | None = None) -> None:
+async def run(
+    addr: str,
+    agent_id: str,
+    name: str,
+    languages: list[str],
+    skills: list[desk.SkillLevel],
+    capacity: dict[str, int],
+    lines=None,
+    say=print,
+    service_token: str | None = None,
+) -> None:
     """Signs in, prints desk events as they come, runs typed commands until `quit` or end of input.
 
     This console is a front end: it signs the agent in with the service token (docs/security.md, "Agents")."""
-    session = Session(addr, desk.SignInRequest(agent_id=agent_id, display_name=name, languages=languages,
-                                               skill_levels=skills, capacity=capacity), service_token)
+    session = Session(
+        addr,
+        desk.SignInRequest(
+            agent_id=agent_id, display_name=name, languages=languages, skill_levels=skills, capacity=capacity
+        ),
+        service_token,
+    )
     await session.connect()
     try:
         await session.sign_in()
-        say(f"signed in as {agent_id} ({', '.join(languages)}; "
-            f"{', '.join(f'{s.skill}:{s.level}' for s in skills) or 'no skill'}). Type `help`.")
+        say(
+            f"signed in as {agent_id} ({', '.join(languages)}; "
+            f"{', '.join(f'{s.skill}:{s.level}' for s in skills) or 'no skill'}). Type `help`."
+        )
         tasks = Tasks()
         background = [asyncio.create_task(follow(session, tasks, say)), asyncio.create_task(remind(tasks, say))]
         lines = lines or stdin_lines()
@@ -476,8 +535,17 @@ def desk_cli(args, endpoints: dict[str, str]) -> int:
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
     try:
         routing = ",".join(addresses(endpoints["ROUTING_GRPC_ADDR"], endpoints.get("ROUTING_STANDBY_GRPC_ADDR")))
-        asyncio.run(run(routing, args.agent, args.name or args.agent, languages, skills, capacity,
-                        service_token=endpoints.get("RELAIS_SERVICE_TOKEN") or None))
+        asyncio.run(
+            run(
+                routing,
+                args.agent,
+                args.name or args.agent,
+                languages,
+                skills,
+                capacity,
+                service_token=endpoints.get("RELAIS_SERVICE_TOKEN") or None,
+            )
+        )
     except grpc.aio.AioRpcError as error:
         print(f"{error.code().name}: {error.details()} (is relais up? `make up`)", file=sys.stderr)
         return 1

@@ -60,9 +60,26 @@ def _sign(out: Path, name: str, subject: str, extensions: str, days: int) -> Non
         csr, ext = Path(tmp) / "req.csr", Path(tmp) / "ext.cnf"
         ext.write_text(extensions)
         _openssl("req", "-new", "-key", str(out / f"{name}.key"), "-subj", subject, "-out", str(csr))
-        _openssl("x509", "-req", "-in", str(csr), "-CA", str(out / "ca.pem"), "-CAkey", str(out / "ca.key"),
-                 "-CAcreateserial", "-CAserial", str(Path(tmp) / "ca.srl"), "-days", str(days), "-sha256",
-                 "-extfile", str(ext), "-out", str(out / f"{name}.pem"))
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(out / "ca.pem"),
+            "-CAkey",
+            str(out / "ca.key"),
+            "-CAcreateserial",
+            "-CAserial",
+            str(Path(tmp) / "ca.srl"),
+            "-days",
+            str(days),
+            "-sha256",
+            "-extfile",
+            str(ext),
+            "-out",
+            str(out / f"{name}.pem"),
+        )
 
 
 def make_certs(out: Path = DEFAULT_OUT, hosts: tuple[str, ...] = DEFAULT_HOSTS, days: int = 825) -> dict[str, Path]:
@@ -71,33 +88,64 @@ def make_certs(out: Path = DEFAULT_OUT, hosts: tuple[str, ...] = DEFAULT_HOSTS, 
     out.mkdir(parents=True, exist_ok=True)
     os.chmod(out, 0o700)
     _key(out / "ca.key")
-    _openssl("req", "-x509", "-new", "-key", str(out / "ca.key"), "-sha256", "-days", str(days),
-             "-subj", "/O=relais/CN=relais local CA",
-             "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-             "-out", str(out / "ca.pem"))
-    _sign(out, "server", f"/O=relais/CN={hosts[0]}",
-          "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-          f"extendedKeyUsage=serverAuth\nsubjectAltName={_san(hosts)}\n", days)
-    _sign(out, "client", "/O=relais/CN=relais client",
-          "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n", days)
+    _openssl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        str(out / "ca.key"),
+        "-sha256",
+        "-days",
+        str(days),
+        "-subj",
+        "/O=relais/CN=relais local CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE,pathlen:0",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-out",
+        str(out / "ca.pem"),
+    )
+    _sign(
+        out,
+        "server",
+        f"/O=relais/CN={hosts[0]}",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+        f"extendedKeyUsage=serverAuth\nsubjectAltName={_san(hosts)}\n",
+        days,
+    )
+    _sign(
+        out,
+        "client",
+        "/O=relais/CN=relais client",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        days,
+    )
     return {name: out / name for name in ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key")}
 
 
 def env_lines(paths: dict[str, Path], mutual: bool = False) -> list[str]:
     """The environment that turns TLS on with these files (servers and clients)."""
-    lines = [f"RELAIS_TLS_CERT={paths['server.pem']}", f"RELAIS_TLS_KEY={paths['server.key']}",
-             f"RELAIS_TLS_CA={paths['ca.pem']}"]
+    lines = [
+        f"RELAIS_TLS_CERT={paths['server.pem']}",
+        f"RELAIS_TLS_KEY={paths['server.key']}",
+        f"RELAIS_TLS_CA={paths['ca.pem']}",
+    ]
     if mutual:
-        lines += [f"RELAIS_TLS_CLIENT_CA={paths['ca.pem']}", f"RELAIS_TLS_CLIENT_CERT={paths['client.pem']}",
-                  f"RELAIS_TLS_CLIENT_KEY={paths['client.key']}"]
+        lines += [
+            f"RELAIS_TLS_CLIENT_CA={paths['ca.pem']}",
+            f"RELAIS_TLS_CLIENT_CERT={paths['client.pem']}",
+            f"RELAIS_TLS_CLIENT_KEY={paths['client.key']}",
+        ]
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make certs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--host", action="append", help="a name or IP the servers answer on (repeatable; default 127.0.0.1, localhost)")
+    parser.add_argument(
+        "--host", action="append", help="a name or IP the servers answer on (repeatable; default 127.0.0.1, localhost)"
+    )
     parser.add_argument("--days", type=int, default=825)
     args = parser.parse_args(argv)
     try:

@@ -52,9 +52,7 @@ def ensure_libs() -> Path:
         return LIBS_DIR
     _require_java()  # Maven needs it too
     if shutil.which("mvn") is None:
-        raise RuntimeError(
-            "Maven (mvn) is needed once to fetch the Kafka jars: apt-get install -y maven"
-        )
+        raise RuntimeError("Maven (mvn) is needed once to fetch the Kafka jars: apt-get install -y maven")
     LIBS_DIR.parent.mkdir(parents=True, exist_ok=True)
     # Lock, so parallel test runs do not resolve into the same directory at once.
     with open(LIBS_DIR.parent / "libs.lock", "w") as lock:
@@ -65,7 +63,9 @@ def ensure_libs() -> Path:
             shutil.rmtree(LIBS_DIR)  # leftovers of an interrupted run
         LIBS_DIR.mkdir()
         cmd = [
-            "mvn", "-B", "-q",
+            "mvn",
+            "-B",
+            "-q",
             "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
             f"-DoutputDirectory={LIBS_DIR}",
             "-DincludeScope=runtime",
@@ -95,9 +95,7 @@ def new_cluster_id() -> str:
 def _require_java() -> str:
     java = shutil.which("java")
     if java is None:
-        raise RuntimeError(
-            "Java 17+ is needed to run Kafka: apt-get install -y openjdk-17-jre-headless"
-        )
+        raise RuntimeError("Java 17+ is needed to run Kafka: apt-get install -y openjdk-17-jre-headless")
     return java
 
 
@@ -110,9 +108,7 @@ def _broker_answers(bootstrap: str, timeout: float) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def check() -> bool:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000)
-        )
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
         try:
             await asyncio.wait_for(admin.start(), timeout)
             cluster = await asyncio.wait_for(admin.describe_cluster(), timeout)
@@ -180,8 +176,7 @@ class KafkaBroker:
         for port in (self.port, self.controller_port):
             if port_in_use(port):
                 raise RuntimeError(
-                    f"port {port} on 127.0.0.1 is taken; is a broker for {self.state_dir} "
-                    "already running?"
+                    f"port {port} on 127.0.0.1 is taken; is a broker for {self.state_dir} already running?"
                 )
 
         props = self._write_config_files()
@@ -191,25 +186,37 @@ class KafkaBroker:
         if not (self.state_dir / "data" / "meta.properties").exists():
             # --ignore-formatted: harmless if an earlier format got that far.
             self._run_tool(
-                java, classpath,
+                java,
+                classpath,
                 ["format", "-t", self.cluster_id, "-c", str(props), "--ignore-formatted"],
             )
 
         cmd = [
-            java, f"-Xmx{self.heap}", f"-Xms{self.heap}",
-            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-            "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
             f"-Dkafka.logs.dir={self.state_dir}",
-            "-cp", classpath, "kafka.Kafka", str(props),
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(props),
         ]
         log = open(self.log_file, "ab")
         try:
             # Own process group, so stop() also reaches anything the JVM spawns.
             self._process = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.state_dir, start_new_session=True,
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.state_dir,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -266,10 +273,7 @@ class KafkaBroker:
             "node.id": "1",
             # Static voter: format without --standalone.
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
-            "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},"
-                f"CONTROLLER://127.0.0.1:{self.controller_port}"
-            ),
+            "listeners": (f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"),
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
@@ -292,14 +296,19 @@ class KafkaBroker:
     def _run_tool(self, java: str, classpath: str, args: list[str]) -> str:
         cmd = [
             # Short-lived tool: C1 only starts faster.
-            java, "-Xmx256m", "-XX:TieredStopAtLevel=1", f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
-            "-cp", classpath, "kafka.tools.StorageTool", *args,
+            java,
+            "-Xmx256m",
+            "-XX:TieredStopAtLevel=1",
+            f"-Dlog4j2.configurationFile={self.state_dir / 'log4j2.properties'}",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            *args,
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, cwd=self.state_dir)
         if result.returncode != 0:
             raise RuntimeError(
-                f"kafka StorageTool {args[0]} failed (rc={result.returncode}):\n"
-                f"{result.stdout}{result.stderr}"
+                f"kafka StorageTool {args[0]} failed (rc={result.returncode}):\n{result.stdout}{result.stderr}"
             )
         return result.stdout
 

@@ -104,8 +104,19 @@ class PostgresServer:
         if self.statement_stats:
             options += " " + STATEMENT_STATS_OPTIONS
         self._run(
-            [self._bin("pg_ctl"), "start", "-D", str(self.data_dir), "-l", str(self.log_file),
-             "-w", "-t", str(int(timeout)), "-o", options],
+            [
+                self._bin("pg_ctl"),
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-o",
+                options,
+            ],
             what="pg_ctl start",
         )
         deadline = time.monotonic() + timeout
@@ -121,8 +132,7 @@ class PostgresServer:
     def stop(self, mode: str = "fast") -> None:
         """mode "immediate" stops like a crash (no checkpoint; start() recovers from the WAL): fault tests."""
         if self._running():
-            self._run([self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w"],
-                      what="pg_ctl stop")
+            self._run([self._bin("pg_ctl"), "stop", "-D", str(self.data_dir), "-m", mode, "-w"], what="pg_ctl stop")
 
     def __enter__(self) -> "PostgresServer":
         self.start()
@@ -145,13 +155,13 @@ class PostgresServer:
         while not existing.exists():
             existing = existing.parent
         # `test -x` as postgres fails unless every directory on the path is traversable.
-        probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(existing)],
-                               cwd="/")
+        probe = subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(existing)], cwd="/")
         if probe.returncode == 0:
             return wanted
         fallback = self._fallback_dir(wanted)
-        log.warning("postgres user cannot reach %s (a parent directory is not traversable); "
-                    "using %s instead", wanted, fallback)
+        log.warning(
+            "postgres user cannot reach %s (a parent directory is not traversable); using %s instead", wanted, fallback
+        )
         return fallback
 
     def _prepare_state_dir(self) -> None:
@@ -176,8 +186,7 @@ class PostgresServer:
         return sock
 
     def _initdb(self) -> None:
-        base = [self._bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                "--auth=trust", "-E", "UTF8"]
+        base = [self._bin("initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
         if self.fast:
             base.append("--no-sync")  # tests only: skip fsync of the fresh cluster
         try:
@@ -199,18 +208,36 @@ class PostgresServer:
             self._psql(f"CREATE DATABASE {DATABASE} OWNER {USER}")
 
     def _enable_statement_stats(self) -> None:
-        self._psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
-                   f"GRANT pg_read_all_stats TO {USER}; "
-                   f"GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO {USER}",
-                   database=DATABASE)
+        self._psql(
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
+            f"GRANT pg_read_all_stats TO {USER}; "
+            f"GRANT EXECUTE ON FUNCTION pg_stat_statements_reset(oid, oid, bigint) TO {USER}",
+            database=DATABASE,
+        )
 
     def _psql(self, sql: str, database: str = "postgres") -> str:
         # Over TCP as superuser 'postgres' (trust auth); root may run psql directly.
         return self._run(
-            [self._bin("psql"), "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database,
-             "-c", sql],
-            what="psql", as_postgres=False,
+            [
+                self._bin("psql"),
+                "-X",
+                "-q",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            what="psql",
+            as_postgres=False,
         )
 
     def _isready(self) -> bool:

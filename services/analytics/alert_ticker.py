@@ -51,15 +51,25 @@ class AlertTicker:
             if not self.windows.ready(start, now()):  # asked as each comes: ingestion may touch it meanwhile
                 continue
             async with self.pool.acquire() as conn:
-                rows = await store.kpi_rows(conn, *alerts.judged_range(start, self.windows.step),
-                                            window=self.windows.window, cost=self.cost, policy=self.policy)
+                rows = await store.kpi_rows(
+                    conn,
+                    *alerts.judged_range(start, self.windows.step),
+                    window=self.windows.window,
+                    cost=self.cost,
+                    policy=self.policy,
+                )
             for alert in alerts.raised_in(rows, self.rules, start):
                 await self.publish(alert)
 
     async def publish(self, alert: kpis.Alert) -> None:
         async def apply(conn) -> list[bus.Record]:
-            await conn.execute("INSERT INTO kpi_alerts (alert_id, kind, window_start, detail) VALUES ($1, $2, $3, $4)",
-                               alert.alert_id, alert.kind, datetime.fromisoformat(alert.window_start), alert.detail)
+            await conn.execute(
+                "INSERT INTO kpi_alerts (alert_id, kind, window_start, detail) VALUES ($1, $2, $3, $4)",
+                alert.alert_id,
+                alert.kind,
+                datetime.fromisoformat(alert.window_start),
+                alert.detail,
+            )
             log.warning("alert %s: %s", alert.alert_id, alert.detail)
             return [alerts.alert_record(alert, self.windows.window)]
 

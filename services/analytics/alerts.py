@@ -24,6 +24,7 @@ ALERT_TYPE = "relais.alert.v1"
 class TouchedWindows:
     """The alert windows touched since they were last judged, each with when it was last touched (a monotonic
     clock, passed in; 0.0, far behind it, makes a window due at the next pass)."""
+
     window: str  # a kpis.WINDOWS name
     settle: float  # seconds without a new outcome before a window is judged
     touched: dict[datetime, float] = field(default_factory=dict)
@@ -80,7 +81,17 @@ def raised_in(rows: Sequence[kpis.KpiRow], rules: kpis.AlertRules, start: dateti
 
 def alert_record(alert: kpis.Alert, window: str) -> bus.Record:
     """The alert on relais.alerts.v1: a structured CloudEvent keyed by kind, its id the alert's."""
-    value = cloudevents.structured(ALERT_TYPE, SOURCE, alert.alert_id, alert.kind, {
-        "kind": alert.kind, "window": window, "window_start": alert.window_start,
-        "detail": alert.detail, "figures": alert.figures})
+    value = cloudevents.structured(
+        ALERT_TYPE,
+        SOURCE,
+        alert.alert_id,
+        alert.kind,
+        {
+            "kind": alert.kind,
+            "window": window,
+            "window_start": alert.window_start,
+            "detail": alert.detail,
+            "figures": alert.figures,
+        },
+    )
     return bus.Record(topics.ALERTS, alert.kind.encode(), value, [("content-type", cloudevents.STRUCTURED.encode())])

@@ -24,8 +24,9 @@ def _bound(ts, default: datetime | None = None) -> datetime | None:
 
 
 class Analytics(analytics_pb2_grpc.AnalyticsServicer):
-    def __init__(self, pool, cost: kpis.CostModel, policy: kpis.Policy, staffing_minutes: float = 15.0,
-                 alert_window: str = "day"):
+    def __init__(
+        self, pool, cost: kpis.CostModel, policy: kpis.Policy, staffing_minutes: float = 15.0, alert_window: str = "day"
+    ):
         self.pool, self.cost, self.policy, self.staffing_minutes = pool, cost, policy, staffing_minutes
         self.alert_window = alert_window
 
@@ -36,8 +37,12 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
             raised = await store.alerts(conn, _bound(getattr(request, "from")), _bound(request.to, now()))
         reply = analytics_pb2.AlertsReply(window=self.alert_window)
         for alert in raised:
-            item = reply.alerts.add(alert_id=alert["alert_id"], kind=alert["kind"], detail=alert["detail"],
-                                    window_start=alert["window_start"].isoformat())
+            item = reply.alerts.add(
+                alert_id=alert["alert_id"],
+                kind=alert["kind"],
+                detail=alert["detail"],
+                window_start=alert["window_start"].isoformat(),
+            )
             item.raised_at.FromDatetime(alert["raised_at"])
         return reply
 
@@ -47,21 +52,34 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         async with self.pool.acquire() as conn:
             inputs = await store.kpi_inputs(conn, start, end, self.policy)
         try:
-            rows = store.rows_of(inputs, start, end, window=request.window, dimension=request.dimension,
-                                 cost=self.cost, policy=self.policy)
+            rows = store.rows_of(
+                inputs,
+                start,
+                end,
+                window=request.window,
+                dimension=request.dimension,
+                cost=self.cost,
+                policy=self.policy,
+            )
         except ValueError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         started, uses = inputs.started, inputs.uses
-        reply = analytics_pb2.KpiReply(currency=self.cost.currency, service_level_seconds=self.policy.service_level_seconds,
-                                       recontact_days=self.policy.recontact_days)
+        reply = analytics_pb2.KpiReply(
+            currency=self.cost.currency,
+            service_level_seconds=self.policy.service_level_seconds,
+            recontact_days=self.policy.recontact_days,
+        )
         reply.total.CopyFrom(_counts(started))
         for dimension, target in (("intent", reply.by_intent), ("language", reply.by_language)):
             for value in {getattr(c, dimension) or "unknown" for c in started}:
                 target[value].CopyFrom(_counts([c for c in started if (getattr(c, dimension) or "unknown") == value]))
         counted = {name: sum(u.use == name for u in uses) for name in ("used", "edited", "ignored")}
         answered = sum(counted.values())
-        reply.suggestions.CopyFrom(analytics_pb2.SuggestionCounts(
-            **counted, acceptance_rate=(counted["used"] + counted["edited"]) / answered if answered else 0.0))
+        reply.suggestions.CopyFrom(
+            analytics_pb2.SuggestionCounts(
+                **counted, acceptance_rate=(counted["used"] + counted["edited"]) / answered if answered else 0.0
+            )
+        )
         for row in rows:
             json_format.ParseDict(row.to_dict(), reply.rows.add())
         return reply
@@ -73,16 +91,29 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
             current = await store.verbatims(conn, start, end)
             previous = await store.verbatims(conn, start - (end - start), start)
         found = await asyncio.to_thread(
-            irritants.find_irritants, [v.text for v in current], [v.text for v in previous],
-            contacts=[v.conversation_id for v in current], previous_contacts=[v.conversation_id for v in previous],
-            max_topics=request.max_topics or 8)
+            irritants.find_irritants,
+            [v.text for v in current],
+            [v.text for v in previous],
+            contacts=[v.conversation_id for v in current],
+            previous_contacts=[v.conversation_id for v in previous],
+            max_topics=request.max_topics or 8,
+        )
         reply = analytics_pb2.IrritantsReply(
-            verbatims=len(current), previous_verbatims=len(previous),
-            contacts=len({v.conversation_id for v in current}), previous_contacts=len({v.conversation_id for v in previous}))
+            verbatims=len(current),
+            previous_verbatims=len(previous),
+            contacts=len({v.conversation_id for v in current}),
+            previous_contacts=len({v.conversation_id for v in previous}),
+        )
         for topic in found:
-            reply.irritants.add(label=topic.label, size=topic.size, previous_size=topic.previous_size,
-                                examples=topic.examples, terms=topic.terms, languages=topic.languages,
-                                **({"trend": topic.trend} if topic.trend is not None else {}))
+            reply.irritants.add(
+                label=topic.label,
+                size=topic.size,
+                previous_size=topic.previous_size,
+                examples=topic.examples,
+                terms=topic.terms,
+                languages=topic.languages,
+                **({"trend": topic.trend} if topic.trend is not None else {}),
+            )
         return reply
 
     async def GetStaffing(self, request, context):
@@ -92,8 +123,11 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         minutes = min(self.staffing_minutes, max((end - start).total_seconds() / 60, 1 / 60))
         async with self.pool.acquire() as conn:
             busiest = await store.busiest_interval(conn, start, end, minutes)
-            handled = [s for c in await store.contacts(conn, start - timedelta(days=1), end)
-                       if (s := kpis.handling_seconds(c)) is not None]
+            handled = [
+                s
+                for c in await store.contacts(conn, start - timedelta(days=1), end)
+                if (s := kpis.handling_seconds(c)) is not None
+            ]
         reply = analytics_pb2.StaffingReply()
         if busiest is None:
             reply.basis = f"no hand-off between {start.isoformat()} and {end.isoformat()}"
@@ -102,9 +136,11 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         count = arrivals * 60 / minutes  # per hour
         aht = kpis.mean(handled) or self.cost.baseline_aht_seconds
         reply.calls_per_hour, reply.aht_seconds = count, aht
-        reply.basis = (f"busiest {minutes:.3g}-minute interval from {slot.isoformat()}: {arrivals} hand-offs, so {count:g}"
-                       " an hour; handling time "
-                       + (f"mean of {len(handled)} closed contacts" if handled else "from the cost model (none closed)"))
+        reply.basis = (
+            f"busiest {minutes:.3g}-minute interval from {slot.isoformat()}: {arrivals} hand-offs, so {count:g}"
+            " an hour; handling time "
+            + (f"mean of {len(handled)} closed contacts" if handled else "from the cost model (none closed)")
+        )
         target_level = request.target_level or 0.8
         target_seconds = request.target_seconds or 20.0
         concurrency = request.concurrency or 1.0
@@ -112,22 +148,33 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
             plan = staffing.required_agents(count, aht, target_level, target_seconds, concurrency=concurrency)
             reply.recommended.CopyFrom(_plan(plan))
             if request.peak_multiplier:
-                reply.peak.CopyFrom(_plan(staffing.required_agents(count * request.peak_multiplier, aht, target_level,
-                                                                   target_seconds, concurrency=concurrency)))
+                reply.peak.CopyFrom(
+                    _plan(
+                        staffing.required_agents(
+                            count * request.peak_multiplier, aht, target_level, target_seconds, concurrency=concurrency
+                        )
+                    )
+                )
         except ValueError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         low = max(1, plan.agents - 5)
-        for point in staffing.staffing_curve(count, aht, target_seconds, range(low, plan.agents + 6), concurrency=concurrency):
+        for point in staffing.staffing_curve(
+            count, aht, target_seconds, range(low, plan.agents + 6), concurrency=concurrency
+        ):
             reply.curve.append(_plan(point))
         return reply
 
 
 def _plan(plan: staffing.Staffing) -> analytics_pb2.StaffingPlan:
     asa = plan.asa_seconds if math.isfinite(plan.asa_seconds) else 0.0
-    return analytics_pb2.StaffingPlan(agents=plan.agents, service_level=plan.service_level, occupancy=plan.occupancy,
-                                      asa_seconds=asa)
+    return analytics_pb2.StaffingPlan(
+        agents=plan.agents, service_level=plan.service_level, occupancy=plan.occupancy, asa_seconds=asa
+    )
 
 
 def _counts(contacts: list[kpis.Contact]) -> analytics_pb2.KpiCounts:
-    return analytics_pb2.KpiCounts(contacts=len(contacts), bot_resolved=sum(c.contained for c in contacts),
-                                   handed_off=sum(c.handed_off for c in contacts))
+    return analytics_pb2.KpiCounts(
+        contacts=len(contacts),
+        bot_resolved=sum(c.contained for c in contacts),
+        handed_off=sum(c.handed_off for c in contacts),
+    )

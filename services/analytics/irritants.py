@@ -47,32 +47,73 @@ class Irritant:
 
 # Redaction placeholders ("[CARD]", "<EMAIL>", "{{IBAN}}") carry no topic: removed before anything else.
 PLACEHOLDER = re.compile(r"[\[<{]+\s*[A-Za-z][A-Za-z0-9_ -]*\s*[\]>}]+")
-FILLER_WORDS = frozenset("""
+FILLER_WORDS = frozenset(
+    """
 hello hi hey thanks thank thx pls plz please dear regards sir madam ok okay yes yeah still just really
 don doesn didn isn wasn aren can cannot won ve ll im ive dont doesnt didnt cant wont got get getting help urgent
-""".split())
+""".split()
+)
 STOP_WORDS = FRENCH_STOP_WORDS | FILLER_WORDS | frozenset(ENGLISH_STOP_WORDS)
 # Common contact-centre words, French (folded, singular) -> English, so both languages share a term.
 GLOSSARY = {
-    "livraison": "delivery", "livre": "delivered", "livree": "delivered", "colis": "parcel", "package": "parcel",
-    "commande": "order", "retard": "late", "tard": "late", "delay": "late", "delayed": "late",
-    "carte": "card", "bancaire": "bank", "banque": "bank", "bloquee": "blocked", "bloque": "blocked",
-    "refusee": "declined", "refuse": "declined", "paiement": "payment", "remboursement": "refund",
-    "rembourse": "refunded", "recu": "received", "argent": "money", "virement": "transfer",
-    "prelevement": "debit", "facture": "invoice", "abonnement": "subscription", "frais": "fee",
-    "compte": "account", "connexion": "login", "connecter": "login", "identifiant": "username",
-    "motdepasse": "password", "application": "app", "appli": "app", "site": "website", "erreur": "error",
-    "conseiller": "agent", "advisor": "agent", "attente": "wait", "attendre": "wait", "waiting": "wait",
-    "telephone": "phone", "appel": "call", "reponse": "answer", "repondu": "answered", "impoli": "rude",
-    "injoignable": "unreachable", "client": "customer",
+    "livraison": "delivery",
+    "livre": "delivered",
+    "livree": "delivered",
+    "colis": "parcel",
+    "package": "parcel",
+    "commande": "order",
+    "retard": "late",
+    "tard": "late",
+    "delay": "late",
+    "delayed": "late",
+    "carte": "card",
+    "bancaire": "bank",
+    "banque": "bank",
+    "bloquee": "blocked",
+    "bloque": "blocked",
+    "refusee": "declined",
+    "refuse": "declined",
+    "paiement": "payment",
+    "remboursement": "refund",
+    "rembourse": "refunded",
+    "recu": "received",
+    "argent": "money",
+    "virement": "transfer",
+    "prelevement": "debit",
+    "facture": "invoice",
+    "abonnement": "subscription",
+    "frais": "fee",
+    "compte": "account",
+    "connexion": "login",
+    "connecter": "login",
+    "identifiant": "username",
+    "motdepasse": "password",
+    "application": "app",
+    "appli": "app",
+    "site": "website",
+    "erreur": "error",
+    "conseiller": "agent",
+    "advisor": "agent",
+    "attente": "wait",
+    "attendre": "wait",
+    "waiting": "wait",
+    "telephone": "phone",
+    "appel": "call",
+    "reponse": "answer",
+    "repondu": "answered",
+    "impoli": "rude",
+    "injoignable": "unreachable",
+    "client": "customer",
 }
 # Answers to the queue message (relais.routing: "Reply STOP to leave the queue, or CALLBACK...") and their
 # usual variants; a message made only of these and stop words is a command, not something the customer
 # complains about.
-QUEUE_COMMANDS = frozenset("""
+QUEUE_COMMANDS = frozenset(
+    """
 stop leave quit cancel exit unsubscribe callback quitter annuler arreter arret abandon abandonner partir pars
 rappel rappeler rappelez rappelle bye goodbye revoir
-""".split())
+""".split()
+)
 QUEUE_WORDS = QUEUE_COMMANDS | frozenset("queue file line attente wait waiting svp stp merci thanks".split())
 LABEL_CHARACTERS = 48  # a label taken from a verbatim is cut at a word boundary around this length
 MIN_SIMILARITY = 0.2  # cosine to a topic centre below which a verbatim is noise (0.3 dropped 10 % of themes)
@@ -101,7 +142,9 @@ def is_queue_command(text: str) -> bool:
     text = re.sub(r"\bcall\s+(?:me\s+)?back\b", "callback", PLACEHOLDER.sub(" ", text).lower())
     words = [fold(w) for w in re.findall(r"[^\W\d_]+", text)]
     meaningful = [w for w in words if w not in STOP_WORDS]
-    return bool(meaningful) and any(w in QUEUE_COMMANDS for w in meaningful) and all(w in QUEUE_WORDS for w in meaningful)
+    return (
+        bool(meaningful) and any(w in QUEUE_COMMANDS for w in meaningful) and all(w in QUEUE_WORDS for w in meaningful)
+    )
 
 
 def short_label(text: str, limit: int = LABEL_CHARACTERS) -> str:
@@ -109,15 +152,23 @@ def short_label(text: str, limit: int = LABEL_CHARACTERS) -> str:
     clean = " ".join(PLACEHOLDER.sub(" ", text).split()) or " ".join(text.split())
     if len(clean) <= limit:
         return clean
-    cut = clean[:limit + 1].rsplit(" ", 1)[0] if " " in clean[:limit + 1] else clean[:limit]
+    cut = clean[: limit + 1].rsplit(" ", 1)[0] if " " in clean[: limit + 1] else clean[:limit]
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
 # One BLAS thread: on a busy 2-core host, threaded SVD and KMeans ran 20x slower (4.5 s vs 0.2 s).
 @threadpool_limits.wrap(limits=1)
-def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, contacts: Sequence[str] | None = None,
-                   previous_contacts: Sequence[str] | None = None, max_topics: int = 8, min_size: int = 3,
-                   examples: int = 3, seed: int = 0) -> list[Irritant]:
+def find_irritants(
+    current: Sequence[str],
+    previous: Sequence[str] = (),
+    *,
+    contacts: Sequence[str] | None = None,
+    previous_contacts: Sequence[str] | None = None,
+    max_topics: int = 8,
+    min_size: int = 3,
+    examples: int = 3,
+    seed: int = 0,
+) -> list[Irritant]:
     """Topics of the `current` verbatims; `contacts[i]` is the conversation of `current[i]` (default: each
     verbatim its own contact), and sizes count contacts. `previous` (with `previous_contacts`) gives the trend."""
     groups = _by_contact(current, contacts)
@@ -126,13 +177,17 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, cont
     docs = [" ".join(term for turn in turns for term, _ in turn[1]) for turns in groups]
     surfaces = [" ".join(fold(s) for turn in turns for _, s in turn[1]) for turns in groups]
     pools_of = [[pair for turn in turns for pair in turn[1]] for turns in groups]
-    languages = [guess.language if guess.sure and guess.language in SUPPORTED_LANGUAGES else None
-                 for guess in guess_languages([(PLACEHOLDER.sub(" ", " ".join(current[i] for i, _ in turns)), None, None)
-                                               for turns in groups])]
+    languages = [
+        guess.language if guess.sure and guess.language in SUPPORTED_LANGUAGES else None
+        for guess in guess_languages(
+            [(PLACEHOLDER.sub(" ", " ".join(current[i] for i, _ in turns)), None, None) for turns in groups]
+        )
+    ]
     min_df = 2 if len(docs) >= 50 else 1  # singletons on a large corpus are mostly typos, left to char n-grams
     words = TfidfVectorizer(token_pattern=r"\S+", lowercase=False, sublinear_tf=True, min_df=min_df)
-    chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=min_df,
-                            max_features=20000)
+    chars = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, min_df=min_df, max_features=20000
+    )
     word_matrix = words.fit_transform(docs)
     features = sparse.hstack([word_matrix, CHAR_WEIGHT * chars.fit_transform(surfaces)]).tocsr()
     reducer = None
@@ -145,13 +200,23 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, cont
 
     points = normalize(reducer.transform(features) if reducer else features.toarray())
     distinct = len(np.unique(points.round(6), axis=0))
-    model = _best_kmeans(points, min(max_topics, distinct - 1), seed) if distinct > 2 else \
-        KMeans(n_clusters=1, n_init=1, random_state=seed).fit(points)
+    model = (
+        _best_kmeans(points, min(max_topics, distinct - 1), seed)
+        if distinct > 2
+        else KMeans(n_clusters=1, n_init=1, random_state=seed).fit(points)
+    )
     # Silhouette rises with k on sparse text (measured: 0.06 at k=2 to 0.15 at k=12 on the test corpus), so
     # KMeans over-splits an irritant ("card blocked" / "card declined"): merge topics whose centres are alike.
-    topics = np.arange(1) if len(model.cluster_centers_) == 1 else AgglomerativeClustering(
-        n_clusters=None, metric="cosine", linkage="average", distance_threshold=1 - MERGE_SIMILARITY,
-    ).fit_predict(model.cluster_centers_)
+    topics = (
+        np.arange(1)
+        if len(model.cluster_centers_) == 1
+        else AgglomerativeClustering(
+            n_clusters=None,
+            metric="cosine",
+            linkage="average",
+            distance_threshold=1 - MERGE_SIMILARITY,
+        ).fit_predict(model.cluster_centers_)
+    )
     merged = topics[model.labels_]
     centres = normalize(np.vstack([points[merged == t].mean(axis=0) for t in range(merged.max() + 1)]))
     similarity = points @ centres.T
@@ -160,8 +225,10 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, cont
     previous_counts = Counter()
     previous_groups = _by_contact(previous, previous_contacts)
     if previous_groups:
-        previous_points = project([" ".join(t for turn in turns for t, _ in turn[1]) for turns in previous_groups],
-                                  [" ".join(fold(s) for turn in turns for _, s in turn[1]) for turns in previous_groups])
+        previous_points = project(
+            [" ".join(t for turn in turns for t, _ in turn[1]) for turns in previous_groups],
+            [" ".join(fold(s) for turn in turns for _, s in turn[1]) for turns in previous_groups],
+        )
         previous_similarity = previous_points @ centres.T
         close = previous_similarity.max(axis=1) >= MIN_SIMILARITY
         previous_counts.update(previous_similarity.argmax(axis=1)[close].tolist())
@@ -171,8 +238,10 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, cont
         turns = groups[contact]
         if len(turns) == 1:
             return current[turns[0][0]]
-        turn_points = project([" ".join(t for t, _ in pairs) for _, pairs in turns],
-                              [" ".join(fold(s) for _, s in pairs) for _, pairs in turns])
+        turn_points = project(
+            [" ".join(t for t, _ in pairs) for _, pairs in turns],
+            [" ".join(fold(s) for _, s in pairs) for _, pairs in turns],
+        )
         return current[turns[int(np.argmax(turn_points @ centres[topic]))][0]]
 
     vocabulary = words.get_feature_names_out()
@@ -203,10 +272,17 @@ def find_irritants(current: Sequence[str], previous: Sequence[str] = (), *, cont
         if not label.strip(" ·"):  # no distinctive word (e.g. all below min_df): the most representative verbatim
             label = short_label(example_texts[0])
         before = previous_counts[topic]
-        irritants.append(Irritant(label=label, size=len(members), previous_size=before,
-                                  trend=(len(members) - before) / before if before else None,
-                                  examples=tuple(example_texts[:examples]), terms=terms,
-                                  languages=tuple(sorted(lang for lang in member_languages if lang))))
+        irritants.append(
+            Irritant(
+                label=label,
+                size=len(members),
+                previous_size=before,
+                trend=(len(members) - before) / before if before else None,
+                examples=tuple(example_texts[:examples]),
+                terms=terms,
+                languages=tuple(sorted(lang for lang in member_languages if lang)),
+            )
+        )
     return sorted(irritants, key=lambda irritant: (-irritant.size, irritant.label))
 
 

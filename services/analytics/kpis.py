@@ -70,6 +70,7 @@ class Survey:
 @dataclass(frozen=True)
 class AgentSpan:
     """An agent in one state from `start` to `end`."""
+
     agent_id: str
     state: str
     start: datetime
@@ -171,8 +172,11 @@ def mean(values: Sequence[float]) -> float | None:
 
 def window_start(at: datetime, window: str) -> datetime:
     at = at.astimezone(timezone.utc)
-    return at.replace(minute=0, second=0, microsecond=0) if window == "hour" else \
-        at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        at.replace(minute=0, second=0, microsecond=0)
+        if window == "hour"
+        else at.replace(hour=0, minute=0, second=0, microsecond=0)
+    )
 
 
 def recontacted(contacts: Iterable[Contact], days: float) -> set[str]:
@@ -197,10 +201,13 @@ def nps(scores: Sequence[int]) -> float | None:
     return 100.0 * (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)) / len(scores)
 
 
-def side_kpis(contacts: Sequence[Contact], surveys: dict[str, list[Survey]], back: set[str], cost: CostModel,
-              human: bool) -> Side:
+def side_kpis(
+    contacts: Sequence[Contact], surveys: dict[str, list[Survey]], back: set[str], cost: CostModel, human: bool
+) -> Side:
     side = Side(contacts=len(contacts), interactions=sum(c.bot_interactions for c in contacts))
-    side.resolved = sum((c.agent_resolved if human else c.contained) and c.conversation_id not in back for c in contacts)
+    side.resolved = sum(
+        (c.agent_resolved if human else c.contained) and c.conversation_id not in back for c in contacts
+    )
     side.fcr = ratio(side.resolved, side.contacts)
     answers = [s for c in contacts for s in surveys.get(c.conversation_id, ())]
     csat = [s.score for s in answers if s.scale == "csat"]
@@ -209,9 +216,11 @@ def side_kpis(contacts: Sequence[Contact], surveys: dict[str, list[Survey]], bac
     side.csat = ratio(sum(s >= 4 for s in csat), len(csat))
     side.csat_mean = mean(csat)
     side.nps = nps(promoters)
-    side.handling_seconds = mean([s for c in contacts if (s := handling_seconds(c)) is not None]
-                                 if human else [(c.bot_last_at - c.bot_first_at).total_seconds()
-                                                for c in contacts if c.bot_first_at and c.bot_last_at])
+    side.handling_seconds = mean(
+        [s for c in contacts if (s := handling_seconds(c)) is not None]
+        if human
+        else [(c.bot_last_at - c.bot_first_at).total_seconds() for c in contacts if c.bot_first_at and c.bot_last_at]
+    )
     side.cost_per_contact = ratio(sum(contact_cost(c, cost) for c in contacts), side.contacts)
     return side
 
@@ -227,12 +236,16 @@ def contact_cost(c: Contact, cost: CostModel) -> float:
     return c.bot_interactions * cost.bot_interaction + (handling_seconds(c) or 0.0) / 3600 * cost.agent_hour
 
 
-def row_kpis(contacts: Sequence[Contact], surveys: dict[str, list[Survey]], back: set[str], cost: CostModel,
-             policy: Policy) -> KpiRow:
+def row_kpis(
+    contacts: Sequence[Contact], surveys: dict[str, list[Survey]], back: set[str], cost: CostModel, policy: Policy
+) -> KpiRow:
     bot_side = [c for c in contacts if not c.handed_off]
     human_side = [c for c in contacts if c.handed_off]
-    row = KpiRow(contacts=len(contacts), bot=side_kpis(bot_side, surveys, back, cost, False),
-                 human=side_kpis(human_side, surveys, back, cost, True))
+    row = KpiRow(
+        contacts=len(contacts),
+        bot=side_kpis(bot_side, surveys, back, cost, False),
+        human=side_kpis(human_side, surveys, back, cost, True),
+    )
     row.contained = sum(c.contained for c in contacts)
     row.false_contained = sum(c.contained and c.conversation_id in back for c in contacts)
     row.containment_rate = ratio(row.contained, row.contacts)
@@ -254,7 +267,9 @@ def row_kpis(contacts: Sequence[Contact], surveys: dict[str, list[Survey]], back
     if contacts:
         row.total_cost = sum(contact_cost(c, cost) for c in contacts)
         human_seconds = mean([h for c in human_side if (h := handling_seconds(c)) is not None])
-        per_contact = (human_seconds if human_seconds is not None else cost.baseline_aht_seconds) / 3600 * cost.agent_hour
+        per_contact = (
+            (human_seconds if human_seconds is not None else cost.baseline_aht_seconds) / 3600 * cost.agent_hour
+        )
         row.all_human_cost = len(contacts) * per_contact
         row.saving = row.all_human_cost - row.total_cost
     return row
@@ -271,10 +286,20 @@ def agent_time(spans: Iterable[AgentSpan], start: datetime | None, end: datetime
     return seconds
 
 
-def compute(contacts: Sequence[Contact], surveys: Iterable[Survey] = (), spans: Iterable[AgentSpan] = (),
-            suggestions: Iterable[SuggestionUse] = (), *, later: Iterable[Contact] = (),
-            window: str = "", dimension: str = "", cost: CostModel = CostModel(), policy: Policy = Policy(),
-            range_start: datetime | None = None, range_end: datetime | None = None) -> list[KpiRow]:
+def compute(
+    contacts: Sequence[Contact],
+    surveys: Iterable[Survey] = (),
+    spans: Iterable[AgentSpan] = (),
+    suggestions: Iterable[SuggestionUse] = (),
+    *,
+    later: Iterable[Contact] = (),
+    window: str = "",
+    dimension: str = "",
+    cost: CostModel = CostModel(),
+    policy: Policy = Policy(),
+    range_start: datetime | None = None,
+    range_end: datetime | None = None,
+) -> list[KpiRow]:
     """KPI rows per window (by start) and dimension value, sorted.
 
     `contacts` are those that started in the range; `later` those that started after it, which only serve
@@ -291,8 +316,12 @@ def compute(contacts: Sequence[Contact], surveys: Iterable[Survey] = (), spans: 
     spans, suggestions = list(spans), list(suggestions)
     groups: dict[tuple[datetime | None, str], list[Contact]] = defaultdict(list)
     for c in contacts:
-        groups[(window_start(c.started_at, window) if window else None,
-                getattr(c, dimension) or "unknown" if dimension else "")].append(c)
+        groups[
+            (
+                window_start(c.started_at, window) if window else None,
+                getattr(c, dimension) or "unknown" if dimension else "",
+            )
+        ].append(c)
     if window and not dimension:  # agents work in windows without contacts too
         for s in spans:
             if s.state in SIGNED_IN:
@@ -303,7 +332,9 @@ def compute(contacts: Sequence[Contact], surveys: Iterable[Survey] = (), spans: 
     if not groups and not dimension:
         groups[(None, "")] = []
     rows = []
-    for (start, value), members in sorted(groups.items(), key=lambda kv: (kv[0][0] or datetime.min.replace(tzinfo=timezone.utc), kv[0][1])):
+    for (start, value), members in sorted(
+        groups.items(), key=lambda kv: (kv[0][0] or datetime.min.replace(tzinfo=timezone.utc), kv[0][1])
+    ):
         row = row_kpis(members, by_conversation, back, cost, policy)
         row.window_start = start.isoformat() if start else ""
         row.dimension_value = value
@@ -322,15 +353,16 @@ def compute(contacts: Sequence[Contact], surveys: Iterable[Survey] = (), spans: 
 
 # --------------------------------------------------------------------------------- alerts
 
+
 @dataclass(frozen=True)
 class AlertRules:
-    min_contacts: int = 20           # per window, on each side of a comparison
-    containment_rise: float = 0.05   # absolute
+    min_contacts: int = 20  # per window, on each side of a comparison
+    containment_rise: float = 0.05  # absolute
     csat_drop: float = 0.05
     fcr_drop: float = 0.05
     min_csat_responses: int = 10
     service_level_target: float = 0.8
-    min_offered: int = 10            # answered + abandoned in the window
+    min_offered: int = 10  # answered + abandoned in the window
 
 
 @dataclass(frozen=True)
@@ -355,11 +387,20 @@ def alerts(rows: Sequence[KpiRow], rules: AlertRules = AlertRules()) -> list[Ale
     found = []
     for previous, row in zip([None, *rows], rows):
         offered = row.answered + row.abandoned
-        if row.service_level is not None and offered >= rules.min_offered and row.service_level < rules.service_level_target:
-            found.append(Alert("service_level", row.window_start,
-                               f"service level {row.service_level:.2f} under target {rules.service_level_target:.2f}"
-                               f" ({row.answered} answered, {row.abandoned} abandoned)",
-                               {"service_level": row.service_level, "target": rules.service_level_target}))
+        if (
+            row.service_level is not None
+            and offered >= rules.min_offered
+            and row.service_level < rules.service_level_target
+        ):
+            found.append(
+                Alert(
+                    "service_level",
+                    row.window_start,
+                    f"service level {row.service_level:.2f} under target {rules.service_level_target:.2f}"
+                    f" ({row.answered} answered, {row.abandoned} abandoned)",
+                    {"service_level": row.service_level, "target": rules.service_level_target},
+                )
+            )
         if previous is None or min(previous.contacts, row.contacts) < rules.min_contacts:
             continue
         if previous.containment_rate is None or row.containment_rate is None:
@@ -367,17 +408,31 @@ def alerts(rows: Sequence[KpiRow], rules: AlertRules = AlertRules()) -> list[Ale
         rise = row.containment_rate - previous.containment_rate
         if rise < rules.containment_rise:
             continue
-        csat_fell = (min(previous.bot.csat_responses, row.bot.csat_responses) >= rules.min_csat_responses
-                     and previous.bot.csat is not None and row.bot.csat is not None
-                     and previous.bot.csat - row.bot.csat >= rules.csat_drop)
-        fcr_fell = (previous.bot.fcr is not None and row.bot.fcr is not None
-                    and previous.bot.fcr - row.bot.fcr >= rules.fcr_drop)
+        csat_fell = (
+            min(previous.bot.csat_responses, row.bot.csat_responses) >= rules.min_csat_responses
+            and previous.bot.csat is not None
+            and row.bot.csat is not None
+            and previous.bot.csat - row.bot.csat >= rules.csat_drop
+        )
+        fcr_fell = (
+            previous.bot.fcr is not None
+            and row.bot.fcr is not None
+            and previous.bot.fcr - row.bot.fcr >= rules.fcr_drop
+        )
         if csat_fell or fcr_fell:
-            found.append(Alert("over_automation", row.window_start,
-                               f"containment {_fmt(previous.containment_rate)} -> {_fmt(row.containment_rate)} while bot"
-                               f" CSAT {_fmt(previous.bot.csat)} -> {_fmt(row.bot.csat)},"
-                               f" bot FCR {_fmt(previous.bot.fcr)} -> {_fmt(row.bot.fcr)}",
-                               {"containment": [previous.containment_rate, row.containment_rate],
-                                "bot_csat": [previous.bot.csat, row.bot.csat], "bot_fcr": [previous.bot.fcr, row.bot.fcr],
-                                "previous_window_start": previous.window_start}))
+            found.append(
+                Alert(
+                    "over_automation",
+                    row.window_start,
+                    f"containment {_fmt(previous.containment_rate)} -> {_fmt(row.containment_rate)} while bot"
+                    f" CSAT {_fmt(previous.bot.csat)} -> {_fmt(row.bot.csat)},"
+                    f" bot FCR {_fmt(previous.bot.fcr)} -> {_fmt(row.bot.fcr)}",
+                    {
+                        "containment": [previous.containment_rate, row.containment_rate],
+                        "bot_csat": [previous.bot.csat, row.bot.csat],
+                        "bot_fcr": [previous.bot.fcr, row.bot.fcr],
+                        "previous_window_start": previous.window_start,
+                    },
+                )
+            )
     return found

@@ -24,12 +24,19 @@ NO_DATA = '<p class="empty">no data yet</p>'
 
 # (key, label, format) in display order; a row shows when either side has the key.
 KPIS = (
-    ("contacts", "Contacts", "int"), ("containment", "Containment", "pct"),
-    ("false_containment", "False containment", "pct"), ("fcr", "First-contact resolution", "pct"),
-    ("csat", "CSAT", "pct"), ("nps", "NPS", "signed"), ("aht_seconds", "Average handling time", "sec"),
-    ("asa_seconds", "Average speed of answer", "sec"), ("service_level", "Service level", "pct"),
-    ("abandonment", "Abandonment", "pct"), ("occupancy", "Occupancy", "pct"),
-    ("contacts_per_agent_hour", "Contacts per agent hour", "dec"), ("cost_per_contact", "Cost per contact", "money"),
+    ("contacts", "Contacts", "int"),
+    ("containment", "Containment", "pct"),
+    ("false_containment", "False containment", "pct"),
+    ("fcr", "First-contact resolution", "pct"),
+    ("csat", "CSAT", "pct"),
+    ("nps", "NPS", "signed"),
+    ("aht_seconds", "Average handling time", "sec"),
+    ("asa_seconds", "Average speed of answer", "sec"),
+    ("service_level", "Service level", "pct"),
+    ("abandonment", "Abandonment", "pct"),
+    ("occupancy", "Occupancy", "pct"),
+    ("contacts_per_agent_hour", "Contacts per agent hour", "dec"),
+    ("cost_per_contact", "Cost per contact", "money"),
 )
 
 CSS = """
@@ -230,13 +237,35 @@ def render_report(data: dict) -> str:
     sections = [
         ("Key figures: bot vs human", _kpis(d)),
         ("Contacts over time", _figure("chart-contacts", _any(series, ("bot", "contacts"), ("human", "contacts")))),
-        ("Containment vs bot CSAT", _figure("chart-containment", _any(series, ("bot", "containment"), ("bot", "csat")),
-                                            "Containment rising while CSAT falls is the sign of over-automation.")),
-        ("Top irritants", _figure("chart-irritants", bool(_list(d.get("irritants"))),
-                                  "Bar: contacts (conversations) in the window; in brackets: change against the previous"
-                                  " window. Queue commands (STOP, CALLBACK…) and requests for a person are left out.")),
-        ("Staffing (Erlang C)", _figure("chart-staffing", any(_num(p.get("agents")) is not None and _num(p.get("service_level")) is not None
-                                                             for p in _list(staffing.get("curve"))), _staffing_caption(staffing), keep=True)),
+        (
+            "Containment vs bot CSAT",
+            _figure(
+                "chart-containment",
+                _any(series, ("bot", "containment"), ("bot", "csat")),
+                "Containment rising while CSAT falls is the sign of over-automation.",
+            ),
+        ),
+        (
+            "Top irritants",
+            _figure(
+                "chart-irritants",
+                bool(_list(d.get("irritants"))),
+                "Bar: contacts (conversations) in the window; in brackets: change against the previous"
+                " window. Queue commands (STOP, CALLBACK…) and requests for a person are left out.",
+            ),
+        ),
+        (
+            "Staffing (Erlang C)",
+            _figure(
+                "chart-staffing",
+                any(
+                    _num(p.get("agents")) is not None and _num(p.get("service_level")) is not None
+                    for p in _list(staffing.get("curve"))
+                ),
+                _staffing_caption(staffing),
+                keep=True,
+            ),
+        ),
         ("Alerts", _alerts(d.get("alerts"), d.get("alert_window"))),
     ]
     body = "\n".join(f"<section><h2>{e(h)}</h2>\n{content}</section>" for h, content in sections)
@@ -311,14 +340,23 @@ def _fmt(v, kind: str) -> str:
 def _kpis(d: dict) -> str:
     totals = _dict(d.get("totals"))
     bot, human, saving = (_dict(totals.get(k)) for k in ("bot", "human", "saving"))
-    rows = [f"<tr><td>{html.escape(label)}</td><td>{_fmt(bot.get(key), kind)}</td><td>{_fmt(human.get(key), kind)}</td></tr>"
-            for key, label, kind in KPIS if key in bot or key in human]
+    rows = [
+        f"<tr><td>{html.escape(label)}</td><td>{_fmt(bot.get(key), kind)}</td><td>{_fmt(human.get(key), kind)}</td></tr>"
+        for key, label, kind in KPIS
+        if key in bot or key in human
+    ]
     if not rows:
         return NO_DATA
-    out = '<table class="kpis"><thead><tr><th></th><th>Bot</th><th>Human</th></tr></thead><tbody>\n' + "\n".join(rows) + "\n</tbody></table>\n"
+    out = (
+        '<table class="kpis"><thead><tr><th></th><th>Bot</th><th>Human</th></tr></thead><tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody></table>\n"
+    )
     if saving:
-        out += (f'<p class="saving">Cost if every contact had gone to a human: {_fmt(saving.get("all_human_cost"), "money")}'
-                f' · actual cost: {_fmt(saving.get("actual_cost"), "money")} · saving: <strong>{_fmt(saving.get("saving"), "money")}</strong></p>\n')
+        out += (
+            f'<p class="saving">Cost if every contact had gone to a human: {_fmt(saving.get("all_human_cost"), "money")}'
+            f" · actual cost: {_fmt(saving.get('actual_cost'), 'money')} · saving: <strong>{_fmt(saving.get('saving'), 'money')}</strong></p>\n"
+        )
     return out
 
 
@@ -335,10 +373,15 @@ def _staffing_caption(st: dict) -> str:
         return ""
 
     def outcome(r: dict) -> str:
-        return (f"{_fmt(r.get('agents'), 'int')} agents (service level {_fmt(r.get('service_level'), 'pct')},"
-                f" occupancy {_fmt(r.get('occupancy'), 'pct')}, ASA {_fmt(r.get('asa_seconds'), 'sec')})")
-    text = (f"{_fmt(st.get('calls_per_hour'), 'dec')} calls/hour, AHT {_fmt(st.get('aht_seconds'), 'sec')},"
-            f" target {_fmt(st.get('target_level'), 'pct')} answered within {_fmt(st.get('target_seconds'), 'sec')}")
+        return (
+            f"{_fmt(r.get('agents'), 'int')} agents (service level {_fmt(r.get('service_level'), 'pct')},"
+            f" occupancy {_fmt(r.get('occupancy'), 'pct')}, ASA {_fmt(r.get('asa_seconds'), 'sec')})"
+        )
+
+    text = (
+        f"{_fmt(st.get('calls_per_hour'), 'dec')} calls/hour, AHT {_fmt(st.get('aht_seconds'), 'sec')},"
+        f" target {_fmt(st.get('target_level'), 'pct')} answered within {_fmt(st.get('target_seconds'), 'sec')}"
+    )
     if rec:
         text += f": {outcome(rec)} recommended."
     if peak:
@@ -351,12 +394,16 @@ def _alerts(alerts, window=None) -> str:
     items = _list(alerts)
     e = html.escape
     per = f" per {e(str(window))}" if window else ""
-    note = (f'<p class="meta">Raised by analytics on relais.alerts.v1{per}, once a window is complete and its data has'
-            ' settled: a window still going has none yet.</p>\n')
+    note = (
+        f'<p class="meta">Raised by analytics on relais.alerts.v1{per}, once a window is complete and its data has'
+        " settled: a window still going has none yet.</p>\n"
+    )
     if not items:
         return NO_DATA if alerts is None else note + '<p class="empty">no alert raised in this range</p>\n'
-    lis = "\n".join(f'<li><span class="kind">{e(str(a.get("kind") or "alert").replace("_", " "))}</span>'
-                    f'{" · " + e(str(a["window_start"])) if a.get("window_start") else ""}: {e(str(a.get("detail") or ""))}'
-                    f'{" (raised " + e(str(a["raised_at"])) + ")" if a.get("raised_at") else ""}</li>'
-                    for a in items)
+    lis = "\n".join(
+        f'<li><span class="kind">{e(str(a.get("kind") or "alert").replace("_", " "))}</span>'
+        f"{' · ' + e(str(a['window_start'])) if a.get('window_start') else ''}: {e(str(a.get('detail') or ''))}"
+        f"{' (raised ' + e(str(a['raised_at'])) + ')' if a.get('raised_at') else ''}</li>"
+        for a in items
+    )
     return note + f'<ul class="alerts">\n{lis}\n</ul>\n'

@@ -26,8 +26,10 @@ from relais.common.unit_of_work import Item, UnitOfWork
 
 async def build(w: worker.Worker) -> worker.Service:
     cost = kpis.CostModel.load(env("RELAIS_COST_MODEL", "") or None)
-    policy = kpis.Policy(recontact_days=float(env("RELAIS_RECONTACT_DAYS", "7")),
-                         service_level_seconds=float(env("RELAIS_SERVICE_LEVEL_SECONDS", "20")))
+    policy = kpis.Policy(
+        recontact_days=float(env("RELAIS_RECONTACT_DAYS", "7")),
+        service_level_seconds=float(env("RELAIS_SERVICE_LEVEL_SECONDS", "20")),
+    )
     rules = kpis.AlertRules(service_level_target=float(env("RELAIS_SERVICE_LEVEL_TARGET", "0.8")))
     windows = alerts.TouchedWindows(env("RELAIS_ALERT_WINDOW", "day"), float(env("RELAIS_ALERT_SETTLE_SECONDS", "30")))
     ticker = AlertTicker(w.pool, w.producer, windows, rules, cost, policy)
@@ -40,7 +42,8 @@ async def build(w: worker.Worker) -> worker.Service:
 
     servicer = api.Analytics(w.pool, cost, policy, float(env("RELAIS_STAFFING_INTERVAL_MINUTES", "15")), windows.window)
     return worker.Service(
-        decode=ingest.decode, handle_batch=handle_batch,
+        decode=ingest.decode,
+        handle_batch=handle_batch,
         topics=(topics.OUTCOMES, topics.AGENT_EVENTS, topics.CLASSIFIED_TURNS),
         grpc_services=(analytics_pb2.DESCRIPTOR.services_by_name["Analytics"].full_name,),
         register=lambda server: analytics_pb2_grpc.add_AnalyticsServicer_to_server(servicer, server),

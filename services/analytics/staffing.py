@@ -106,8 +106,10 @@ def _traffic(calls_per_hour: float, aht_seconds: float, concurrency: float) -> f
     _check("concurrency", concurrency, concurrency >= 1, ">= 1")
     traffic = calls_per_hour * aht_seconds / 3600
     if traffic > MAX_TRAFFIC_ERLANGS:
-        raise ValueError(f"traffic of {traffic:.0f} Erlangs (calls per hour x AHT / 3600) is beyond "
-                         f"the {MAX_TRAFFIC_ERLANGS} Erlangs this sizes")
+        raise ValueError(
+            f"traffic of {traffic:.0f} Erlangs (calls per hour x AHT / 3600) is beyond "
+            f"the {MAX_TRAFFIC_ERLANGS} Erlangs this sizes"
+        )
     return traffic
 
 
@@ -118,11 +120,21 @@ def _staffing(agents, slots, blocking, traffic, calls_per_hour, aht_seconds, tar
         service_level=_service_level(wait, slots, traffic, aht_seconds, target_seconds),
         occupancy=min(1.0, traffic / slots) if slots else 1.0,
         asa_seconds=_asa(wait, slots, traffic, aht_seconds),
-        traffic_erlangs=traffic, calls_per_hour=calls_per_hour, aht_seconds=aht_seconds)
+        traffic_erlangs=traffic,
+        calls_per_hour=calls_per_hour,
+        aht_seconds=aht_seconds,
+    )
 
 
-def required_agents(calls_per_hour: float, aht_seconds: float, target_level: float, target_seconds: float,
-                    *, concurrency: float = 1.0, max_occupancy: float | None = None) -> Staffing:
+def required_agents(
+    calls_per_hour: float,
+    aht_seconds: float,
+    target_level: float,
+    target_seconds: float,
+    *,
+    concurrency: float = 1.0,
+    max_occupancy: float | None = None,
+) -> Staffing:
     """The fewest agents answering target_level of contacts within target_seconds (and, if given,
     busy at most max_occupancy of the time)."""
     traffic = _traffic(calls_per_hour, aht_seconds, concurrency)
@@ -144,8 +156,14 @@ def required_agents(calls_per_hour: float, aht_seconds: float, target_level: flo
             return staffing
 
 
-def staffing_curve(calls_per_hour: float, aht_seconds: float, target_seconds: float, agents_range: Iterable[int],
-                   *, concurrency: float = 1.0) -> list[Staffing]:
+def staffing_curve(
+    calls_per_hour: float,
+    aht_seconds: float,
+    target_seconds: float,
+    agents_range: Iterable[int],
+    *,
+    concurrency: float = 1.0,
+) -> list[Staffing]:
     """Service level, occupancy and ASA for each head count in agents_range (for a chart)."""
     traffic = _traffic(calls_per_hour, aht_seconds, concurrency)
     _check("target_seconds", target_seconds, target_seconds >= 0, ">= 0")
@@ -161,7 +179,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("staffing", help="agents needed to meet a service level (Erlang C)")
     parser.add_argument("--calls-per-hour", type=float, required=True, help="contacts offered per hour")
     parser.add_argument("--aht-seconds", type=float, required=True, help="average handling time, wrap-up included")
-    parser.add_argument("--target-level", type=float, default=0.8, help="share answered within the target (default 0.8)")
+    parser.add_argument(
+        "--target-level", type=float, default=0.8, help="share answered within the target (default 0.8)"
+    )
     parser.add_argument("--target-seconds", type=float, default=20, help="target answer time (default 20)")
     parser.add_argument("--peak-multiplier", type=float, help="also size a peak hour of calls-per-hour x this")
     parser.add_argument("--concurrency", type=float, default=1.0, help="chats an agent handles at once (default 1)")
@@ -170,14 +190,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _report(staffing: Staffing) -> dict:
-    return {"agents": staffing.agents, "service_level": round(staffing.service_level, 4),
-            "occupancy": round(staffing.occupancy, 4), "asa_seconds": round(staffing.asa_seconds, 2)}
+    return {
+        "agents": staffing.agents,
+        "service_level": round(staffing.service_level, 4),
+        "occupancy": round(staffing.occupancy, 4),
+        "asa_seconds": round(staffing.asa_seconds, 2),
+    }
 
 
 def _summary(label: str, staffing: Staffing, args) -> str:
-    return (f"{label}: {staffing.agents} agents for {staffing.calls_per_hour:g} contacts/h "
-            f"({staffing.traffic_erlangs:.1f} Erlangs) -> {staffing.service_level:.1%} answered within "
-            f"{args.target_seconds:g} s, occupancy {staffing.occupancy:.1%}, ASA {staffing.asa_seconds:.1f} s")
+    return (
+        f"{label}: {staffing.agents} agents for {staffing.calls_per_hour:g} contacts/h "
+        f"({staffing.traffic_erlangs:.1f} Erlangs) -> {staffing.service_level:.1%} answered within "
+        f"{args.target_seconds:g} s, occupancy {staffing.occupancy:.1%}, ASA {staffing.asa_seconds:.1f} s"
+    )
 
 
 def staffing_cli(args: argparse.Namespace) -> int:
@@ -185,13 +211,21 @@ def staffing_cli(args: argparse.Namespace) -> int:
         multiplier = args.peak_multiplier
         if multiplier is not None:
             _check("peak_multiplier", multiplier, multiplier > 0, "> 0")
-        size = partial(required_agents, aht_seconds=args.aht_seconds, target_level=args.target_level,
-                       target_seconds=args.target_seconds, concurrency=args.concurrency)
+        size = partial(
+            required_agents,
+            aht_seconds=args.aht_seconds,
+            target_level=args.target_level,
+            target_seconds=args.target_seconds,
+            concurrency=args.concurrency,
+        )
         base = size(args.calls_per_hour)
         peak = size(args.calls_per_hour * multiplier) if multiplier is not None else None
     except ValueError as err:
-        message = (f"--{err.parameter.replace('_', '-')} must be {err.requirement}, got {err.value}"
-                   if isinstance(err, InvalidInput) else str(err))
+        message = (
+            f"--{err.parameter.replace('_', '-')} must be {err.requirement}, got {err.value}"
+            if isinstance(err, InvalidInput)
+            else str(err)
+        )
         print(f"relais staffing: error: {message}", file=sys.stderr)
         return 2
     if args.json:

@@ -13,18 +13,27 @@ FAR_PAST = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 async def contacts(conn, start: datetime | None, end: datetime) -> list[kpis.Contact]:
     # The ids first (index on `at`): a condition on the grouping column is pushed into the view, a subquery not.
-    ids = await conn.fetchval("SELECT array_agg(DISTINCT conversation_id) FROM kpi_outcomes WHERE at >= $1 AND at < $2",
-                              start or FAR_PAST, end)
+    ids = await conn.fetchval(
+        "SELECT array_agg(DISTINCT conversation_id) FROM kpi_outcomes WHERE at >= $1 AND at < $2",
+        start or FAR_PAST,
+        end,
+    )
     rows = await conn.fetch(
         "SELECT * FROM kpi_contacts WHERE conversation_id = ANY($3) AND started_at >= $1 AND started_at < $2"
-        " ORDER BY started_at, conversation_id", start or FAR_PAST, end, ids or [])
+        " ORDER BY started_at, conversation_id",
+        start or FAR_PAST,
+        end,
+        ids or [],
+    )
     return [kpis.Contact(**dict(r)) for r in rows]
 
 
 async def surveys(conn, conversation_ids: list[str]) -> list[kpis.Survey]:
     rows = await conn.fetch(
         "SELECT conversation_id, survey_scale, survey_score FROM kpi_outcomes"
-        " WHERE kind = 'survey' AND conversation_id = ANY($1)", conversation_ids)
+        " WHERE kind = 'survey' AND conversation_id = ANY($1)",
+        conversation_ids,
+    )
     return [kpis.Survey(r["conversation_id"], r["survey_scale"], r["survey_score"]) for r in rows]
 
 
@@ -34,7 +43,10 @@ async def agent_spans(conn, start: datetime | None, end: datetime) -> list[kpis.
         "SELECT agent_id, state, at AS start, coalesce(next_at, $2) AS finish FROM ("
         "  SELECT agent_id, state, at, lead(at) OVER (PARTITION BY agent_id ORDER BY at, event_id) AS next_at"
         "  FROM kpi_agent_states WHERE at < $2) s"
-        " WHERE coalesce(next_at, $2) > $1", start or FAR_PAST, end)
+        " WHERE coalesce(next_at, $2) > $1",
+        start or FAR_PAST,
+        end,
+    )
     return [kpis.AgentSpan(r["agent_id"], r["state"], r["start"], min(r["finish"], end)) for r in rows]
 
 
@@ -46,6 +58,7 @@ async def suggestion_uses(conn, start: datetime | None, end: datetime) -> list[k
 @dataclass(frozen=True)
 class KpiInputs:
     """Everything the KPIs of [start, end) are computed from (kpis.compute's arguments)."""
+
     started: list[kpis.Contact]
     later: list[kpis.Contact]  # started after the range, within the recontact window: returns only
     surveys: list[kpis.Survey]
@@ -55,21 +68,59 @@ class KpiInputs:
 
 async def kpi_inputs(conn, start: datetime | None, end: datetime, policy: kpis.Policy) -> KpiInputs:
     started = await contacts(conn, start, end)
-    return KpiInputs(started, await contacts(conn, end, end + timedelta(days=policy.recontact_days)),
-                     await surveys(conn, [c.conversation_id for c in started]), await agent_spans(conn, start, end),
-                     await suggestion_uses(conn, start, end))
+    return KpiInputs(
+        started,
+        await contacts(conn, end, end + timedelta(days=policy.recontact_days)),
+        await surveys(conn, [c.conversation_id for c in started]),
+        await agent_spans(conn, start, end),
+        await suggestion_uses(conn, start, end),
+    )
 
 
-def rows_of(inputs: KpiInputs, start: datetime | None, end: datetime, *, window: str = "", dimension: str = "",
-            cost: kpis.CostModel, policy: kpis.Policy) -> list[kpis.KpiRow]:
-    return kpis.compute(inputs.started, inputs.surveys, inputs.spans, inputs.uses, later=inputs.later, window=window,
-                        dimension=dimension, cost=cost, policy=policy, range_start=start, range_end=end)
+def rows_of(
+    inputs: KpiInputs,
+    start: datetime | None,
+    end: datetime,
+    *,
+    window: str = "",
+    dimension: str = "",
+    cost: kpis.CostModel,
+    policy: kpis.Policy,
+) -> list[kpis.KpiRow]:
+    return kpis.compute(
+        inputs.started,
+        inputs.surveys,
+        inputs.spans,
+        inputs.uses,
+        later=inputs.later,
+        window=window,
+        dimension=dimension,
+        cost=cost,
+        policy=policy,
+        range_start=start,
+        range_end=end,
+    )
 
 
-async def kpi_rows(conn, start: datetime | None, end: datetime, *, window: str = "", dimension: str = "",
-                   cost: kpis.CostModel, policy: kpis.Policy) -> list[kpis.KpiRow]:
-    return rows_of(await kpi_inputs(conn, start, end, policy), start, end, window=window, dimension=dimension,
-                   cost=cost, policy=policy)
+async def kpi_rows(
+    conn,
+    start: datetime | None,
+    end: datetime,
+    *,
+    window: str = "",
+    dimension: str = "",
+    cost: kpis.CostModel,
+    policy: kpis.Policy,
+) -> list[kpis.KpiRow]:
+    return rows_of(
+        await kpi_inputs(conn, start, end, policy),
+        start,
+        end,
+        window=window,
+        dimension=dimension,
+        cost=cost,
+        policy=policy,
+    )
 
 
 @dataclass(frozen=True)
@@ -90,15 +141,21 @@ async def verbatims(conn, start: datetime, end: datetime) -> list[Verbatim]:
         "  AND survey_comment <> '' AND at >= $1 AND at < $2"
         "  AND ((survey_scale = 'csat' AND survey_score <= 2) OR (survey_scale = 'nps' AND survey_score <= 6))"
         " ORDER BY at, conversation_id",
-        start, end, HUMAN_INTENT)
+        start,
+        end,
+        HUMAN_INTENT,
+    )
     return [Verbatim(r["conversation_id"], r["text"]) for r in rows]
 
 
 async def alerts(conn, start: datetime | None, end: datetime) -> list:
     """The alerts raised (kpi_alerts, written when each was published) whose window starts in [start, end)."""
-    return await conn.fetch("SELECT alert_id, kind, window_start, detail, raised_at FROM kpi_alerts"
-                            " WHERE window_start >= $1 AND window_start < $2 ORDER BY window_start, kind",
-                            start or FAR_PAST, end)
+    return await conn.fetch(
+        "SELECT alert_id, kind, window_start, detail, raised_at FROM kpi_alerts"
+        " WHERE window_start >= $1 AND window_start < $2 ORDER BY window_start, kind",
+        start or FAR_PAST,
+        end,
+    )
 
 
 async def busiest_interval(conn, start: datetime, end: datetime, minutes: float) -> tuple[datetime, int] | None:
@@ -106,5 +163,8 @@ async def busiest_interval(conn, start: datetime, end: datetime, minutes: float)
     row = await conn.fetchrow(
         "SELECT date_bin(make_interval(secs => $3), at, $1) AS slot, count(*) FROM kpi_outcomes"
         " WHERE kind = 'handed_off' AND at >= $1 AND at < $2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
-        start, end, minutes * 60)
+        start,
+        end,
+        minutes * 60,
+    )
     return (row["slot"], row["count"]) if row else None

@@ -28,16 +28,17 @@ REASONS = ("HANDOFF_REASON_CUSTOMER_REQUEST", "HANDOFF_REASON_ANGER", "HANDOFF_R
 @dataclass(frozen=True)
 class Day:
     """What one day of traffic holds."""
-    contained: int = 30          # the bot resolved it, the customer did not come back
-    false_contained: int = 5     # the bot "resolved" it; the customer came back on the same intent within 7 days
-    late_return: int = 2         # contained; the customer came back on the same intent, but after 8 days
+
+    contained: int = 30  # the bot resolved it, the customer did not come back
+    false_contained: int = 5  # the bot "resolved" it; the customer came back on the same intent within 7 days
+    late_return: int = 2  # contained; the customer came back on the same intent, but after 8 days
     other_intent_return: int = 2  # contained; the customer came back within a day on another intent
-    bot_unresolved: int = 6      # the bot only asked questions; the customer left
+    bot_unresolved: int = 6  # the bot only asked questions; the customer left
     answered_resolved: int = 12  # handed off, answered, closed resolved
     answered_unresolved: int = 3
-    abandoned: int = 2           # handed off, left while waiting
+    abandoned: int = 2  # handed off, left while waiting
     waits: tuple[int, ...] = (5, 8, 12, 15, 18, 25, 40)  # seconds to answer, drawn in turn
-    bot_csat: tuple[int, ...] = (5, 4, 5, 4, 3)           # bot contacts' CSAT answers, drawn in turn
+    bot_csat: tuple[int, ...] = (5, 4, 5, 4, 3)  # bot contacts' CSAT answers, drawn in turn
     human_csat: tuple[int, ...] = (5, 4, 4, 2)
     nps: tuple[int, ...] = (10, 9, 8, 6, 3)
     agents: int = 3
@@ -55,7 +56,7 @@ class Story:
     side: str  # bot | human
     bot_turns: int = 1
     contained: bool = False
-    recontacted: bool = False   # counts as false containment / not first-contact resolved
+    recontacted: bool = False  # counts as false containment / not first-contact resolved
     reason: str = ""
     answered: bool = False
     resolved: bool = False
@@ -68,6 +69,7 @@ class Story:
 @dataclass
 class Truth:
     """Expected KPI figures per day (window start, ISO), counted from the stories."""
+
     days: dict[str, dict] = field(default_factory=dict)
     by_intent: dict[str, dict] = field(default_factory=dict)  # over every day: contacts, contained, false, human
     alerts: set[str] = field(default_factory=set)  # alert ids: "kind/window_start"
@@ -84,9 +86,16 @@ class Traffic:
 
 
 def _outcome(story: Story, kind: int, at: datetime, suffix: str, **extra) -> bus.Record:
-    record = pb.Outcome(outcome_id=f"{story.conversation_id}/{suffix}", conversation_id=story.conversation_id,
-                        kind=kind, intent=story.intent, language=story.language, channel=story.channel,
-                        customer_id=story.customer_id, **extra)
+    record = pb.Outcome(
+        outcome_id=f"{story.conversation_id}/{suffix}",
+        conversation_id=story.conversation_id,
+        kind=kind,
+        intent=story.intent,
+        language=story.language,
+        channel=story.channel,
+        customer_id=story.customer_id,
+        **extra,
+    )
     record.at.FromDatetime(at)
     return bus.Record(topics.OUTCOMES, story.conversation_id.encode(), record.SerializeToString(), [])
 
@@ -101,23 +110,50 @@ def story_records(story: Story) -> list[bus.Record]:
             at += BOT_STEP
     end = at
     if story.side == "human":
-        out.append(_outcome(story, pb.OUTCOME_KIND_HANDED_OFF, at, "handoff", reason=pb.HandoffReason.Value(story.reason)))
+        out.append(
+            _outcome(story, pb.OUTCOME_KIND_HANDED_OFF, at, "handoff", reason=pb.HandoffReason.Value(story.reason))
+        )
         if story.answered:
             assigned = at + timedelta(seconds=story.wait)
             out.append(_outcome(story, pb.OUTCOME_KIND_ASSIGNED, assigned, "assigned", agent_id="gen-agent"))
             out.append(_outcome(story, pb.OUTCOME_KIND_AGENT_REPLIED, assigned + timedelta(seconds=5), "reply"))
             end = assigned + timedelta(seconds=story.handle)
-            out.append(_outcome(story, pb.OUTCOME_KIND_CLOSED, end, "closed", agent_id="gen-agent",
-                                disposition="resolved" if story.resolved else "follow_up", resolved=story.resolved))
+            out.append(
+                _outcome(
+                    story,
+                    pb.OUTCOME_KIND_CLOSED,
+                    end,
+                    "closed",
+                    agent_id="gen-agent",
+                    disposition="resolved" if story.resolved else "follow_up",
+                    resolved=story.resolved,
+                )
+            )
         else:
             end = at + timedelta(seconds=story.wait)
             out.append(_outcome(story, pb.OUTCOME_KIND_CLOSED, end, "closed", disposition="abandoned"))
     if story.csat is not None:
-        out.append(_outcome(story, pb.OUTCOME_KIND_SURVEY, end + timedelta(minutes=1), "csat",
-                            survey_scale=pb.SURVEY_SCALE_CSAT, survey_score=story.csat))
+        out.append(
+            _outcome(
+                story,
+                pb.OUTCOME_KIND_SURVEY,
+                end + timedelta(minutes=1),
+                "csat",
+                survey_scale=pb.SURVEY_SCALE_CSAT,
+                survey_score=story.csat,
+            )
+        )
     if story.nps is not None:
-        out.append(_outcome(story, pb.OUTCOME_KIND_SURVEY, end + timedelta(minutes=2), "nps",
-                            survey_scale=pb.SURVEY_SCALE_NPS, survey_score=story.nps))
+        out.append(
+            _outcome(
+                story,
+                pb.OUTCOME_KIND_SURVEY,
+                end + timedelta(minutes=2),
+                "nps",
+                survey_scale=pb.SURVEY_SCALE_NPS,
+                survey_score=story.nps,
+            )
+        )
     return out
 
 
@@ -129,29 +165,51 @@ def story_end(story: Story) -> datetime:
 
 
 def _agent_event(agent_id: str, state: int, at: datetime) -> bus.Record:
-    event = ev.AgentEvent(event_id=str(uuid.uuid4()), agent_id=agent_id,
-                          state_changed=ev.AgentStateChanged(state=state, cause="generated"))
+    event = ev.AgentEvent(
+        event_id=str(uuid.uuid4()),
+        agent_id=agent_id,
+        state_changed=ev.AgentStateChanged(state=state, cause="generated"),
+    )
     event.at.FromDatetime(at)
     return bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), [])
 
 
 def _suggestion(agent_id: str, use: int, at: datetime) -> bus.Record:
-    event = ev.AgentEvent(event_id=str(uuid.uuid4()), agent_id=agent_id, suggestion_feedback=ev.SuggestionFeedback(
-        suggestion_id=str(uuid.uuid4()), use=use, source="template"))
+    event = ev.AgentEvent(
+        event_id=str(uuid.uuid4()),
+        agent_id=agent_id,
+        suggestion_feedback=ev.SuggestionFeedback(suggestion_id=str(uuid.uuid4()), use=use, source="template"),
+    )
     event.at.FromDatetime(at)
     return bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), [])
 
 
 # Each agent's day: (state, hour it starts); ends offline. Break time is not signed-in time.
-SHIFT = ((ev.AGENT_STATE_AVAILABLE, 8.0), (ev.AGENT_STATE_BUSY, 8.5), (ev.AGENT_STATE_WRAP_UP, 10.0),
-         (ev.AGENT_STATE_AVAILABLE, 10.25), (ev.AGENT_STATE_BREAK, 12.0), (ev.AGENT_STATE_AVAILABLE, 12.5),
-         (ev.AGENT_STATE_BUSY, 13.0), (ev.AGENT_STATE_AVAILABLE, 15.0), (ev.AGENT_STATE_OFFLINE, 16.0))
+SHIFT = (
+    (ev.AGENT_STATE_AVAILABLE, 8.0),
+    (ev.AGENT_STATE_BUSY, 8.5),
+    (ev.AGENT_STATE_WRAP_UP, 10.0),
+    (ev.AGENT_STATE_AVAILABLE, 10.25),
+    (ev.AGENT_STATE_BREAK, 12.0),
+    (ev.AGENT_STATE_AVAILABLE, 12.5),
+    (ev.AGENT_STATE_BUSY, 13.0),
+    (ev.AGENT_STATE_AVAILABLE, 15.0),
+    (ev.AGENT_STATE_OFFLINE, 16.0),
+)
 SHIFT_SIGNED_IN_HOURS = 7.5
 SHIFT_WORKING_HOURS = 3.75  # busy 1.5 + 2, wrap-up 0.25
 
 
-def generate(days: list[Day], *, start: datetime, seed: int = 0, cost_bot: float = 0.10, cost_hour: float = 30.0,
-             recontact_days: float = 7.0, sl_seconds: float = 20.0) -> Traffic:
+def generate(
+    days: list[Day],
+    *,
+    start: datetime,
+    seed: int = 0,
+    cost_bot: float = 0.10,
+    cost_hour: float = 30.0,
+    recontact_days: float = 7.0,
+    sl_seconds: float = 20.0,
+) -> Traffic:
     """Traffic for consecutive days from `start` (midnight UTC), and the truth of each day."""
     rng = random.Random(seed)
     run = uuid.uuid4().hex[:8]
@@ -160,14 +218,20 @@ def generate(days: list[Day], *, start: datetime, seed: int = 0, cost_bot: float
     records: list[bus.Record] = []
     agent_ids: list[str] = []
     truth = Truth()
-    counter = iter(range(10 ** 9))
+    counter = iter(range(10**9))
 
     def new_story(day_start: datetime, side: str, **kwargs) -> Story:
         n = next(counter)
-        story = Story(conversation_id=f"gen-{run}-{n}", customer_id=kwargs.pop("customer_id", f"gen-cust-{run}-{n}"),
-                      intent=kwargs.pop("intent", INTENTS[n % len(INTENTS)]), language=("fr", "en")[n % 2],
-                      channel=CHANNELS[n % len(CHANNELS)],
-                      start=kwargs.pop("start", day_start + timedelta(hours=1, seconds=97 * (n % 300))), side=side, **kwargs)
+        story = Story(
+            conversation_id=f"gen-{run}-{n}",
+            customer_id=kwargs.pop("customer_id", f"gen-cust-{run}-{n}"),
+            intent=kwargs.pop("intent", INTENTS[n % len(INTENTS)]),
+            language=("fr", "en")[n % 2],
+            channel=CHANNELS[n % len(CHANNELS)],
+            start=kwargs.pop("start", day_start + timedelta(hours=1, seconds=97 * (n % 300))),
+            side=side,
+            **kwargs,
+        )
         return story
 
     for index, day in enumerate(days):
@@ -185,9 +249,17 @@ def generate(days: list[Day], *, start: datetime, seed: int = 0, cost_bot: float
             return s
 
         def human_contact(answered: bool, resolved: bool, **kwargs) -> Story:
-            s = new_story(day_start, "human", bot_turns=rng.choice((0, 1, 2)), reason=REASONS[len(todays) % 3],
-                          answered=answered, resolved=resolved, wait=float(next(waits)),
-                          handle=float(rng.randrange(120, 900)) if answered else 0.0, **kwargs)
+            s = new_story(
+                day_start,
+                "human",
+                bot_turns=rng.choice((0, 1, 2)),
+                reason=REASONS[len(todays) % 3],
+                answered=answered,
+                resolved=resolved,
+                wait=float(next(waits)),
+                handle=float(rng.randrange(120, 900)) if answered else 0.0,
+                **kwargs,
+            )
             if answered and len(todays) % 2 == 0:
                 s.csat = next(human_csat)
             todays.append(s)
@@ -196,14 +268,29 @@ def generate(days: list[Day], *, start: datetime, seed: int = 0, cost_bot: float
         for _ in range(day.contained):
             bot_contact()
         for kind in ("false", "late", "other"):
-            for _ in range({"false": day.false_contained, "late": day.late_return, "other": day.other_intent_return}[kind]):
+            for _ in range(
+                {"false": day.false_contained, "late": day.late_return, "other": day.other_intent_return}[kind]
+            ):
                 first = bot_contact()
-                gap = {"false": timedelta(hours=2), "late": timedelta(days=recontact_days + 1),
-                       "other": timedelta(hours=2)}[kind]
+                gap = {
+                    "false": timedelta(hours=2),
+                    "late": timedelta(days=recontact_days + 1),
+                    "other": timedelta(hours=2),
+                }[kind]
                 first.recontacted = kind == "false"
-                back = new_story(day_start, "human", customer_id=first.customer_id, start=story_end(first) + gap,
-                                 intent=first.intent if kind != "other" else _other(first.intent), bot_turns=0,
-                                 reason=REASONS[0], answered=True, resolved=True, wait=10.0, handle=300.0)
+                back = new_story(
+                    day_start,
+                    "human",
+                    customer_id=first.customer_id,
+                    start=story_end(first) + gap,
+                    intent=first.intent if kind != "other" else _other(first.intent),
+                    bot_turns=0,
+                    reason=REASONS[0],
+                    answered=True,
+                    resolved=True,
+                    wait=10.0,
+                    handle=300.0,
+                )
                 (later if kind == "late" else todays).append(back)
         for _ in range(day.bot_unresolved):
             s = bot_contact()
@@ -220,9 +307,14 @@ def generate(days: list[Day], *, start: datetime, seed: int = 0, cost_bot: float
             agent_id = f"gen-agent-{run}-{index}-{a}"
             agent_ids.append(agent_id)
             records += [_agent_event(agent_id, state, day_start + timedelta(hours=hour)) for state, hour in SHIFT]
-        uses = [ev.SUGGESTION_USE_USED] * day.suggestions[0] + [ev.SUGGESTION_USE_EDITED] * day.suggestions[1] \
+        uses = (
+            [ev.SUGGESTION_USE_USED] * day.suggestions[0]
+            + [ev.SUGGESTION_USE_EDITED] * day.suggestions[1]
             + [ev.SUGGESTION_USE_IGNORED] * day.suggestions[2]
-        records += [_suggestion(agent_ids[-1], use, day_start + timedelta(hours=9, seconds=i)) for i, use in enumerate(uses)]
+        )
+        records += [
+            _suggestion(agent_ids[-1], use, day_start + timedelta(hours=9, seconds=i)) for i, use in enumerate(uses)
+        ]
 
     end = start + timedelta(days=len(days))
     for story in stories + later:
@@ -235,7 +327,9 @@ def generate(days: list[Day], *, start: datetime, seed: int = 0, cost_bot: float
         truth.days[key] = _expected(by_day[key], day, cost_bot, cost_hour, sl_seconds)
     _expected_alerts(truth, sorted(truth.days))
     for story in (s for day in by_day.values() for s in day if _day(s.start) in truth.days):
-        counts = truth.by_intent.setdefault(story.intent, {"contacts": 0, "contained": 0, "false_contained": 0, "human": 0})
+        counts = truth.by_intent.setdefault(
+            story.intent, {"contacts": 0, "contained": 0, "false_contained": 0, "human": 0}
+        )
         counts["contacts"] += 1
         counts["contained"] += story.contained
         counts["false_contained"] += story.contained and story.recontacted
@@ -245,9 +339,11 @@ def generate(days: list[Day], *, start: datetime, seed: int = 0, cost_bot: float
 
 def _per_key_order(records: list[bus.Record]) -> list[bus.Record]:
     """Keeps each key's records in event order (as one service publishes them), keys interleaved."""
+
     def at(r: bus.Record) -> datetime:
         message = pb.Outcome.FromString(r.value) if r.topic == topics.OUTCOMES else ev.AgentEvent.FromString(r.value)
         return message.at.ToDatetime(tzinfo=timezone.utc)
+
     by_key: dict[bytes, list[bus.Record]] = defaultdict(list)
     for r in records:
         by_key[r.key].append(r)
@@ -295,18 +391,24 @@ def _expected(stories: list[Story], day: Day, cost_bot: float, cost_hour: float,
         reasons[s.reason] += 1
     used, edited, ignored = day.suggestions
     return {
-        "contacts": len(stories), "contained": len(contained), "false_contained": sum(s.recontacted for s in contained),
+        "contacts": len(stories),
+        "contained": len(contained),
+        "false_contained": sum(s.recontacted for s in contained),
         "containment_rate": _share(len(contained), len(stories)),
         "false_containment_rate": _share(sum(s.recontacted for s in contained), len(contained)),
         "fcr": _share(bot_fcr + human_fcr, len(stories)),
-        "bot_contacts": len(bot), "bot_fcr": _share(bot_fcr, len(bot)),
-        "human_contacts": len(human), "human_fcr": _share(human_fcr, len(human)),
+        "bot_contacts": len(bot),
+        "bot_fcr": _share(bot_fcr, len(bot)),
+        "human_contacts": len(human),
+        "human_fcr": _share(human_fcr, len(human)),
         "bot_csat": _share(sum(c >= 4 for c in csat(bot)), len(csat(bot))),
         "human_csat": _share(sum(c >= 4 for c in csat(human)), len(csat(human))),
         "bot_csat_responses": len(csat(bot)),
         "bot_nps": 100.0 * (sum(n >= 9 for n in nps) - sum(n <= 6 for n in nps)) / len(nps) if nps else None,
-        "handoff_rate": _share(len(human), len(stories)), "handoff_reasons": dict(reasons),
-        "answered": len(answered), "abandoned": len(abandoned),
+        "handoff_rate": _share(len(human), len(stories)),
+        "handoff_reasons": dict(reasons),
+        "answered": len(answered),
+        "abandoned": len(abandoned),
         "abandonment_rate": _share(len(abandoned), len(human)),
         "asa_seconds": sum(s.wait for s in answered) / len(answered) if answered else None,
         "service_level": _share(sum(s.wait <= sl_seconds for s in answered), len(answered) + len(abandoned)),
@@ -316,20 +418,32 @@ def _expected(stories: list[Story], day: Day, cost_bot: float, cost_hour: float,
         "suggestion_acceptance": _share(used + edited, used + edited + ignored),
         "bot_interactions": sum(s.bot_turns for s in bot),
         "bot_cost_per_contact": _share(sum(s.bot_turns for s in bot) * cost_bot, len(bot)),
-        "human_cost_per_contact": _share(sum(s.bot_turns for s in human) * cost_bot + handled / 3600 * cost_hour,
-                                         len(human)),
+        "human_cost_per_contact": _share(
+            sum(s.bot_turns for s in human) * cost_bot + handled / 3600 * cost_hour, len(human)
+        ),
         "total_cost": total_cost,
         "saving": len(stories) * (mean_handle or 0) / 3600 * cost_hour - total_cost if mean_handle else None,
     }
 
 
-def _expected_alerts(truth: Truth, keys: list[str], min_contacts: int = 20, rise: float = 0.05, drop: float = 0.05,
-                     min_responses: int = 10, sl_target: float = 0.8, min_offered: int = 10) -> None:
+def _expected_alerts(
+    truth: Truth,
+    keys: list[str],
+    min_contacts: int = 20,
+    rise: float = 0.05,
+    drop: float = 0.05,
+    min_responses: int = 10,
+    sl_target: float = 0.8,
+    min_offered: int = 10,
+) -> None:
     """The alerts kpis.AlertRules' defaults must raise, from the expected figures."""
     for previous, key in zip([None, *keys], keys):
         day = truth.days[key]
-        if day["service_level"] is not None and day["answered"] + day["abandoned"] >= min_offered \
-                and day["service_level"] < sl_target:
+        if (
+            day["service_level"] is not None
+            and day["answered"] + day["abandoned"] >= min_offered
+            and day["service_level"] < sl_target
+        ):
             truth.alerts.add(f"service_level/{key}")
         if previous is None:
             continue
@@ -338,7 +452,9 @@ def _expected_alerts(truth: Truth, keys: list[str], min_contacts: int = 20, rise
             continue
         if day["containment_rate"] - before["containment_rate"] < rise:
             continue
-        csat_fell = min(before["bot_csat_responses"], day["bot_csat_responses"]) >= min_responses \
+        csat_fell = (
+            min(before["bot_csat_responses"], day["bot_csat_responses"]) >= min_responses
             and before["bot_csat"] - day["bot_csat"] >= drop
+        )
         if csat_fell or before["bot_fcr"] - day["bot_fcr"] >= drop:
             truth.alerts.add(f"over_automation/{key}")

@@ -100,7 +100,9 @@ async def opening_hours(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
         return text(lang, "hours", days=", ".join(days))
 
     record.ok = True
-    record.result.update({DAYS["en"][d.weekday - 1].lower(): f"{d.opens}-{d.closes}" if d.opens else "closed" for d in reply.days})
+    record.result.update(
+        {DAYS["en"][d.weekday - 1].lower(): f"{d.opens}-{d.closes}" if d.opens else "closed" for d in reply.days}
+    )
     return Answer(each(langs, say), True, [record])
 
 
@@ -110,7 +112,9 @@ async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
     if not match:
         return Answer(each(langs, lambda lang: text(lang, "order_missing")), False)
     order_id = f"CMD-{match.group(1)}"
-    record = pb.Lookup(name="order_status", turn_id=turn.turn_id, request={"order_id": order_id, "customer_id": turn.customer.id})
+    record = pb.Lookup(
+        name="order_status", turn_id=turn.turn_id, request={"order_id": order_id, "customer_id": turn.customer.id}
+    )
     try:
         reply = await lookup.GetOrderStatus(
             lookup_pb2.OrderStatusRequest(order_id=order_id, customer_id=turn.customer.id), timeout=LOOKUP_TIMEOUT_S
@@ -119,7 +123,9 @@ async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
         key = "order_unknown" if error.code() == grpc.StatusCode.NOT_FOUND else "unavailable"
         return _failed(langs, record, error, key, order=order_id)
     record.ok = True
-    record.result.update({"status": reply.status, "carrier": reply.carrier, "expected_delivery": reply.expected_delivery})
+    record.result.update(
+        {"status": reply.status, "carrier": reply.carrier, "expected_delivery": reply.expected_delivery}
+    )
 
     def say(lang: str) -> str:
         status = ORDER_STATUS[lang].get(reply.status, reply.status)
@@ -143,12 +149,19 @@ async def account_balance(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer
         key = "balance_unknown" if error.code() == grpc.StatusCode.NOT_FOUND else "unavailable"
         return _failed(langs, record, error, key)
     record.ok = True
-    record.result.update({"account": reply.account_masked, "balance_cents": str(reply.balance_cents), "currency": reply.currency})
+    record.result.update(
+        {"account": reply.account_masked, "balance_cents": str(reply.balance_cents), "currency": reply.currency}
+    )
 
     def say(lang: str) -> str:
         as_of = _date(lang, date.fromisoformat(reply.as_of[:10]))
-        return text(lang, "balance", account=reply.account_masked, amount=_money(lang, reply.balance_cents, reply.currency),
-                    as_of=as_of)
+        return text(
+            lang,
+            "balance",
+            account=reply.account_masked,
+            amount=_money(lang, reply.balance_cents, reply.currency),
+            as_of=as_of,
+        )
 
     return Answer(each(langs, say), True, [record])
 

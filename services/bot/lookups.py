@@ -30,8 +30,14 @@ class Lookups:
     """`traced`: a stub on a channel with the tracing and token interceptors; `plain`: one on a channel without
     them, called with `token`'s metadata and the trace context by hand."""
 
-    def __init__(self, traced: EnterpriseLookupStub, plain: EnterpriseLookupStub, token: str | None,
-                 clock: Callable[[], float] = time.monotonic, opening_hours_ttl_s: float = OPENING_HOURS_TTL_S):
+    def __init__(
+        self,
+        traced: EnterpriseLookupStub,
+        plain: EnterpriseLookupStub,
+        token: str | None,
+        clock: Callable[[], float] = time.monotonic,
+        opening_hours_ttl_s: float = OPENING_HOURS_TTL_S,
+    ):
         self.traced, self.plain = traced, plain
         self.token: Metadata = tuple(grpcserver.token_metadata(token))
         self.clock, self.opening_hours_ttl_s = clock, opening_hours_ttl_s
@@ -74,4 +80,5 @@ def connect(addr: str, token: str | None) -> tuple[Lookups, Callable]:
     async def close() -> None:
         await traced.close()
         await plain.close()
+
     return Lookups(EnterpriseLookupStub(traced), EnterpriseLookupStub(plain), token), close

@@ -26,8 +26,25 @@ MAX_FAILED_ATTEMPTS = 2
 CLARIFY_FLOOR = PLAUSIBLE_GUESS  # below it, no clarifying question: hand off at once
 ANSWER, CLARIFY, HANDOFF = "answer", "clarify", "handoff"
 AFFIRMATIVE = {
-    "oui", "ouais", "exactement", "c'est ca", "c est ca", "tout a fait", "oui merci", "oui svp", "oui c'est ca",
-    "yes", "yeah", "yep", "exactly", "that's it", "thats it", "correct", "right", "yes please", "sure",
+    "oui",
+    "ouais",
+    "exactement",
+    "c'est ca",
+    "c est ca",
+    "tout a fait",
+    "oui merci",
+    "oui svp",
+    "oui c'est ca",
+    "yes",
+    "yeah",
+    "yep",
+    "exactly",
+    "that's it",
+    "thats it",
+    "correct",
+    "right",
+    "yes please",
+    "sure",
 }
 
 
@@ -115,15 +132,16 @@ def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Dec
         if plausible and not reasons and state.clarifications == 0 and guess.on_low_confidence == "clarify":
             return Decision(CLARIFY, guess.id, detail=f"unsure: {guess.id} at {c.confidence:.2f}")
         if plausible:
-            reasons.append((pb.HANDOFF_REASON_LOW_CONFIDENCE, f"still unsure: best guess {guess.id} at {c.confidence:.2f}"))
+            reasons.append(
+                (pb.HANDOFF_REASON_LOW_CONFIDENCE, f"still unsure: best guess {guess.id} at {c.confidence:.2f}")
+            )
         else:
             reasons.append((pb.HANDOFF_REASON_OUT_OF_SCOPE, "no catalogue intent fits"))
     else:
         reasons.extend(_limits(intent, turn, state))
 
     if reasons:
-        return Decision(HANDOFF, handed_off_intent, tuple(r for r, _ in reasons),
-                        "; ".join(d for _, d in reasons))
+        return Decision(HANDOFF, handed_off_intent, tuple(r for r, _ in reasons), "; ".join(d for _, d in reasons))
     return Decision(ANSWER, intent.id)
 
 
@@ -133,13 +151,20 @@ def _limits(intent, turn: pb.Turn, state: ConversationState) -> list[tuple[int, 
     if not intent.bot_allowed:
         broken.append((pb.HANDOFF_REASON_NOT_BOT_ALLOWED, f"{intent.id} is for people"))
     if not intent.serves_tier(turn.customer.tier):
-        broken.append((pb.HANDOFF_REASON_TIER_NOT_SERVED,
-                       f"{turn.customer.tier or 'untiered'} customers are served by people for {intent.id}"))
+        broken.append(
+            (
+                pb.HANDOFF_REASON_TIER_NOT_SERVED,
+                f"{turn.customer.tier or 'untiered'} customers are served by people for {intent.id}",
+            )
+        )
     if not intent.amount_within_limit(turn.classification.amount or None):
-        broken.append((pb.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT,
-                       f"amount {turn.classification.amount:g} above {intent.max_amount:g}"))
+        broken.append(
+            (pb.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT, f"amount {turn.classification.amount:g} above {intent.max_amount:g}")
+        )
     if intent.bot_allowed and state.bot_turns_by_intent.get(intent.id, 0) >= intent.max_bot_turns:
-        broken.append((pb.HANDOFF_REASON_BOT_TURN_LIMIT, f"the bot already had {intent.max_bot_turns} turns on {intent.id}"))
+        broken.append(
+            (pb.HANDOFF_REASON_BOT_TURN_LIMIT, f"the bot already had {intent.max_bot_turns} turns on {intent.id}")
+        )
     return broken
 
 

@@ -44,11 +44,18 @@ async def build(w: worker.Worker) -> worker.Service:
                 turns.setdefault(item.value.conversation_id, []).append(item)
         if not turns:
             return
-        stored = {r["conversation_id"]: r for r in await unit.conn.fetch(
-            "SELECT conversation_id, context, handed_off FROM bot_conversations"
-            " WHERE conversation_id = ANY($1::text[]) FOR UPDATE", list(turns))}
-        contexts = {c: pb.ConversationContext.FromString(stored[c]["context"]) if c in stored else _new_context(its[0].value)
-                    for c, its in turns.items()}
+        stored = {
+            r["conversation_id"]: r
+            for r in await unit.conn.fetch(
+                "SELECT conversation_id, context, handed_off FROM bot_conversations"
+                " WHERE conversation_id = ANY($1::text[]) FOR UPDATE",
+                list(turns),
+            )
+        }
+        contexts = {
+            c: pb.ConversationContext.FromString(stored[c]["context"]) if c in stored else _new_context(its[0].value)
+            for c, its in turns.items()
+        }
         tasks = [asyncio.ensure_future(conversation(its, contexts[c], unit)) for c, its in turns.items()]
         try:
             await asyncio.gather(*tasks)
@@ -61,14 +68,18 @@ async def build(w: worker.Worker) -> worker.Service:
             " SELECT * FROM unnest($1::text[], $2::bytea[], $3::int[], $4::bool[]) ON CONFLICT (conversation_id) DO UPDATE"
             " SET context = EXCLUDED.context, failed_attempts = EXCLUDED.failed_attempts,"
             " handed_off = EXCLUDED.handed_off, updated_at = now()",
-            list(contexts), [c.SerializeToString() for c in contexts.values()],
+            list(contexts),
+            [c.SerializeToString() for c in contexts.values()],
             [policy.failed_attempts(c.bot_attempts) for c in contexts.values()],
-            [c.HasField("handed_off_at") for c in contexts.values()])
+            [c.HasField("handed_off_at") for c in contexts.values()],
+        )
 
     async def conversation(items: list[Item], context: pb.ConversationContext, unit: UnitOfWork) -> None:
         for item in items:
             turn = item.value
-            with telemetry.consume_span("bot turn", item.record, **{"relais.conversation_id": turn.conversation_id}) as span:
+            with telemetry.consume_span(
+                "bot turn", item.record, **{"relais.conversation_id": turn.conversation_id}
+            ) as span:
                 handed_off = context.HasField("handed_off_at")
                 transcript.append_turn(context, turn)  # within its byte budget: first and latest turns
                 headers = telemetry.inject_headers()  # the turn's trace context, the same on each of its records
@@ -95,34 +106,56 @@ async def build(w: worker.Worker) -> worker.Service:
         else:
             answer = await answers.ANSWERS[intent.lookups[0]](turn, lookup)  # keyed by lookup name
         context.lookups.extend(answer.lookups)
-        context.bot_attempts.append(pb.BotAttempt(turn_id=turn.turn_id, intent=intent.id, reply_text=answer.text,
-                                                  resolved=answer.resolved, clarification=decision.action == policy.CLARIFY))
+        context.bot_attempts.append(
+            pb.BotAttempt(
+                turn_id=turn.turn_id,
+                intent=intent.id,
+                reply_text=answer.text,
+                resolved=answer.resolved,
+                clarification=decision.action == policy.CLARIFY,
+            )
+        )
         if decision.action == policy.ANSWER and not answer.resolved:
             after = policy.after_failed_attempt(state.failed_attempts + 1, intent.id)
             if after.handoff:
                 return _handoff(turn, context, after, catalogue, headers)
         kind = pb.OUTCOME_KIND_BOT_ANSWERED if answer.resolved else pb.OUTCOME_KIND_BOT_CLARIFIED
         # The bot's first resolved answer closes the contact for it: it asks for the survey there, once.
-        survey = {"survey": cloudevents.survey_invitation(lang)} \
-            if answer.resolved and sum(a.resolved for a in context.bot_attempts) == 1 else {}
+        survey = (
+            {"survey": cloudevents.survey_invitation(lang)}
+            if answer.resolved and sum(a.resolved for a in context.bot_attempts) == 1
+            else {}
+        )
         return [
-            cloudevents.reply(cloudevents.REPLY_BOT, SOURCE, f"{turn.turn_id}/bot", turn.conversation_id,
-                              answer.text, lang, in_reply_to=turn.turn_id, intent=intent.id,
-                              clarification=decision.action == policy.CLARIFY, **survey),
+            cloudevents.reply(
+                cloudevents.REPLY_BOT,
+                SOURCE,
+                f"{turn.turn_id}/bot",
+                turn.conversation_id,
+                answer.text,
+                lang,
+                in_reply_to=turn.turn_id,
+                intent=intent.id,
+                clarification=decision.action == policy.CLARIFY,
+                **survey,
+            ),
             _outcome(turn, kind, intent.id, headers),
         ]
 
-    return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.CLASSIFIED_TURNS,),
-                          close=close_lookups)
+    return worker.Service(
+        decode=decode, handle_batch=handle_batch, topics=(topics.CLASSIFIED_TURNS,), close=close_lookups
+    )
 
 
 def _new_context(turn: pb.Turn) -> pb.ConversationContext:
-    return pb.ConversationContext(conversation_id=turn.conversation_id, customer=turn.customer,
-                                  channel=turn.channel, language=turn.language)
+    return pb.ConversationContext(
+        conversation_id=turn.conversation_id, customer=turn.customer, channel=turn.channel, language=turn.language
+    )
 
 
-def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.Decision, catalogue,
-             headers: telemetry.Headers) -> list[bus.Record]:
+def _handoff(
+    turn: pb.Turn, context: pb.ConversationContext, decision: policy.Decision, catalogue, headers: telemetry.Headers
+) -> list[bus.Record]:
     context.reason = decision.reason
     context.reasons[:] = decision.reasons
     context.reason_detail = decision.detail
@@ -134,15 +167,23 @@ def _handoff(turn: pb.Turn, context: pb.ConversationContext, decision: policy.De
     if pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED in decision.reasons:
         # The short answer in the customer's language; routing looks for an advisor who speaks it.
         notice, notice_language = answers.language_not_served(
-            context.language, catalogue.unsupported_language_reply(context.language))
+            context.language, catalogue.unsupported_language_reply(context.language)
+        )
     else:
         langs = answers.reply_languages(turn) if turn.language else (context.language or "en",)
         notice, notice_language = answers.each(langs, lambda lang: answers.text(lang, "handoff")), langs[0]
     return [
-        cloudevents.reply(cloudevents.REPLY_HANDOFF, SOURCE, f"{turn.turn_id}/handoff", turn.conversation_id,
-                          notice, notice_language, in_reply_to=turn.turn_id,
-                          reason=_REASON_NAMES[decision.reason],
-                          reasons=[_REASON_NAMES[r] for r in decision.reasons]),
+        cloudevents.reply(
+            cloudevents.REPLY_HANDOFF,
+            SOURCE,
+            f"{turn.turn_id}/handoff",
+            turn.conversation_id,
+            notice,
+            notice_language,
+            in_reply_to=turn.turn_id,
+            reason=_REASON_NAMES[decision.reason],
+            reasons=[_REASON_NAMES[r] for r in decision.reasons],
+        ),
         _to_routing(pb.HandoffEvent(handoff=context), turn, headers),
         _outcome(turn, pb.OUTCOME_KIND_HANDED_OFF, decision.intent, headers, decision.reason),
     ]
@@ -159,9 +200,15 @@ _REASON_NAMES = {number: name for name, number in pb.HandoffReason.items()}
 
 def _outcome(turn: pb.Turn, kind: int, intent: str, headers: telemetry.Headers, reason: int = 0) -> bus.Record:
     outcome = pb.Outcome(
-        outcome_id=f"{turn.turn_id}/{_KIND_NAMES[kind]}", conversation_id=turn.conversation_id, kind=kind,
-        intent=intent, language=turn.language, channel=turn.channel, reason=reason,
-        resolved=kind == pb.OUTCOME_KIND_BOT_ANSWERED, customer_id=turn.customer.id,
+        outcome_id=f"{turn.turn_id}/{_KIND_NAMES[kind]}",
+        conversation_id=turn.conversation_id,
+        kind=kind,
+        intent=intent,
+        language=turn.language,
+        channel=turn.channel,
+        reason=reason,
+        resolved=kind == pb.OUTCOME_KIND_BOT_ANSWERED,
+        customer_id=turn.customer.id,
     )
     _set_now(outcome.at)
     return bus.Record(topics.OUTCOMES, turn.conversation_id.encode(), outcome.SerializeToString(), headers)

@@ -34,17 +34,26 @@ def train(catalogue: Catalogue, out: Path, seed: int = 0) -> tuple[IntentModel, 
     started = time.perf_counter()
     model = IntentModel.train(catalogue, seed=seed)
     seconds = time.perf_counter() - started
-    save(model, out, {
-        "catalogue_version": catalogue.version, "catalogue_sha256": catalogue.sha256, "seed": seed,
-        "family": getattr(model, "family", "tfidf-logreg"), "train_seconds": round(seconds, 3),
-    })
+    save(
+        model,
+        out,
+        {
+            "catalogue_version": catalogue.version,
+            "catalogue_sha256": catalogue.sha256,
+            "seed": seed,
+            "family": getattr(model, "family", "tfidf-logreg"),
+            "train_seconds": round(seconds, 3),
+        },
+    )
     return model, seconds
 
 
 def save(model: IntentModel, path: Path, metadata: dict) -> None:
     metadata = metadata | {
-        "format": FORMAT, "trained_at": datetime.now(timezone.utc).isoformat(),
-        "sklearn": sklearn.__version__, "python": platform.python_version(),
+        "format": FORMAT,
+        "trained_at": datetime.now(timezone.utc).isoformat(),
+        "sklearn": sklearn.__version__,
+        "python": platform.python_version(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -99,7 +108,17 @@ def train_cli(args) -> int:
         return 2
     out = Path(args.out) if args.out else model_path()
     model, seconds = train(catalogue, out, args.seed)
-    print(json.dumps({"artifact": str(out), "catalogue_version": catalogue.version, "catalogue_sha256": catalogue.sha256,
-                      "intents": len(catalogue.intents), "family": getattr(model, "family", "tfidf-logreg"), "seed": args.seed,
-                      "train_seconds": round(seconds, 3)}))
+    print(
+        json.dumps(
+            {
+                "artifact": str(out),
+                "catalogue_version": catalogue.version,
+                "catalogue_sha256": catalogue.sha256,
+                "intents": len(catalogue.intents),
+                "family": getattr(model, "family", "tfidf-logreg"),
+                "seed": args.seed,
+                "train_seconds": round(seconds, 3),
+            }
+        )
+    )
     return 0

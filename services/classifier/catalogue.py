@@ -50,11 +50,11 @@ class Intent:
     skill: str
     threshold: float | None
     max_bot_turns: int
-    tiers: frozenset[str] | None          # the customer tiers the bot may serve; None = every tier
-    max_amount: float | None              # an amount above this in a message goes to a person
-    priority: int                         # extra routing priority when handed off, 0..MAX_PRIORITY
-    on_low_confidence: str                # "clarify" or "handoff"
-    clarify: Mapping[str, str] = field(hash=False)        # language -> the one clarifying question
+    tiers: frozenset[str] | None  # the customer tiers the bot may serve; None = every tier
+    max_amount: float | None  # an amount above this in a message goes to a person
+    priority: int  # extra routing priority when handed off, 0..MAX_PRIORITY
+    on_low_confidence: str  # "clarify" or "handoff"
+    clarify: Mapping[str, str] = field(hash=False)  # language -> the one clarifying question
     answer: Mapping[str, str] | None = field(hash=False)  # language -> static answer, or None
     examples: Mapping[str, tuple[str, ...]] = field(hash=False)
     line: int | None = field(default=None, compare=False)
@@ -137,10 +137,12 @@ class Catalogue:
 
     def training_examples(self) -> list[tuple[str, str, str]]:
         """(text, intent id, language) for every example, in file order."""
-        return [(text, intent.id, lang)
-                for intent in self.intents.values()
-                for lang, texts in intent.examples.items()
-                for text in texts]
+        return [
+            (text, intent.id, lang)
+            for intent in self.intents.values()
+            for lang, texts in intent.examples.items()
+            for text in texts
+        ]
 
 
 class _LineStr(str):
@@ -175,8 +177,9 @@ def _construct_map(loader: _CatalogueLoader, node: yaml.MappingNode) -> Iterator
         key = loader.construct_object(key_node)
         line = key_node.start_mark.line + 1
         if key in first_seen:
-            raise CatalogueError([f"line {line}: key {key!r} appears twice in the same block "
-                                  f"(first at line {first_seen[key]})"])
+            raise CatalogueError(
+                [f"line {line}: key {key!r} appears twice in the same block (first at line {first_seen[key]})"]
+            )
         first_seen[key] = line
         data[key] = loader.construct_object(value_node)
 
@@ -184,10 +187,32 @@ def _construct_map(loader: _CatalogueLoader, node: yaml.MappingNode) -> Iterator
 _CatalogueLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
 _CatalogueLoader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 
-_INTENT_KEYS = frozenset({"id", "description", "bot_allowed", "lookups", "skill", "threshold", "limits",
-                          "escalation", "clarify", "answer", "examples"})
-_REQUIRED_INTENT_KEYS = ("id", "description", "bot_allowed", "lookups", "skill", "limits", "escalation",
-                         "clarify", "examples")
+_INTENT_KEYS = frozenset(
+    {
+        "id",
+        "description",
+        "bot_allowed",
+        "lookups",
+        "skill",
+        "threshold",
+        "limits",
+        "escalation",
+        "clarify",
+        "answer",
+        "examples",
+    }
+)
+_REQUIRED_INTENT_KEYS = (
+    "id",
+    "description",
+    "bot_allowed",
+    "lookups",
+    "skill",
+    "limits",
+    "escalation",
+    "clarify",
+    "examples",
+)
 _INTENT_ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -242,23 +267,24 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
         problems.append(f"{name}:{line}: {message}" if line else f"{name}: {message}")
 
     if not isinstance(raw, dict):
-        raise CatalogueError([f"{name}: the catalogue must be a mapping with version, languages, "
-                              "default_threshold and intents"])
+        raise CatalogueError(
+            [f"{name}: the catalogue must be a mapping with version, languages, default_threshold and intents"]
+        )
     top_line = _line(raw)
-    for key in sorted(set(raw) - {"version", "languages", "default_threshold", "intents",
-                                  "unsupported_language_replies"}):
+    for key in sorted(
+        set(raw) - {"version", "languages", "default_threshold", "intents", "unsupported_language_replies"}
+    ):
         problem(_line(key), f"unknown top-level key {key!r}")
 
     version = raw.get("version")
     if not isinstance(version, str) or not version.strip():
-        problem(_line(version, top_line), "version must be a non-empty quoted string, e.g. \"2026.11.1\"")
+        problem(_line(version, top_line), 'version must be a non-empty quoted string, e.g. "2026.11.1"')
         version = ""
 
     languages_raw = raw.get("languages")
     languages: tuple[str, ...] = ()
     if not isinstance(languages_raw, list) or not languages_raw:
-        problem(_key_line(raw, "languages"),
-                f"languages must be a non-empty list among {list(SUPPORTED_LANGUAGES)}")
+        problem(_key_line(raw, "languages"), f"languages must be a non-empty list among {list(SUPPORTED_LANGUAGES)}")
     else:
         for lang in languages_raw:
             if lang not in SUPPORTED_LANGUAGES:
@@ -267,8 +293,10 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
 
     default_threshold = raw.get("default_threshold")
     if not _is_number(default_threshold) or not 0.0 <= float(default_threshold) <= 1.0:
-        problem(_key_line(raw, "default_threshold"),
-                f"default_threshold must be a number between 0 and 1, got {default_threshold!r}")
+        problem(
+            _key_line(raw, "default_threshold"),
+            f"default_threshold must be a number between 0 and 1, got {default_threshold!r}",
+        )
         default_threshold = 0.5
 
     intents_raw = raw.get("intents")
@@ -283,8 +311,10 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
         intent_id = entry.get("id") if isinstance(entry, dict) else None
         duplicate = isinstance(intent_id, str) and intent_id in seen_ids
         if duplicate:
-            problem(_line(intent_id, _line(entry)),
-                    f"intent {intent_id!r}: duplicate intent id (first defined at line {seen_ids[intent_id]})")
+            problem(
+                _line(intent_id, _line(entry)),
+                f"intent {intent_id!r}: duplicate intent id (first defined at line {seen_ids[intent_id]})",
+            )
         elif isinstance(intent_id, str):
             seen_ids[intent_id] = _line(entry)
         intent = _build_intent(entry, index, languages, seen_examples, problem)  # still reports its problems
@@ -295,24 +325,31 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
 
     if problems:
         raise CatalogueError(problems)
-    return Catalogue(version=str(version), languages=languages, default_threshold=float(default_threshold),
-                     intents=MappingProxyType(intents), source=source, sha256=sha256,
-                     unsupported_language_replies=MappingProxyType(unsupported_replies))
+    return Catalogue(
+        version=str(version),
+        languages=languages,
+        default_threshold=float(default_threshold),
+        intents=MappingProxyType(intents),
+        source=source,
+        sha256=sha256,
+        unsupported_language_replies=MappingProxyType(unsupported_replies),
+    )
 
 
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 MAX_UNSUPPORTED_REPLY_CHARS = 400  # a short answer, not a page
 
 
-def _build_unsupported_language_replies(raw: dict, languages: tuple[str, ...],
-                                        problem: Callable[[int | None, str], None]) -> dict[str, str]:
+def _build_unsupported_language_replies(
+    raw: dict, languages: tuple[str, ...], problem: Callable[[int | None, str], None]
+) -> dict[str, str]:
     """Optional: language code (not one of `languages`) -> a short text in that language."""
     if "unsupported_language_replies" not in raw:
         return {}
     section = raw["unsupported_language_replies"]
     line = _key_line(raw, "unsupported_language_replies")
     if not isinstance(section, dict):
-        problem(line, "unsupported_language_replies must be a mapping of language -> text, e.g. {es: \"...\"}")
+        problem(line, 'unsupported_language_replies must be a mapping of language -> text, e.g. {es: "..."}')
         return {}
     replies: dict[str, str] = {}
     for lang, text in section.items():
@@ -324,8 +361,11 @@ def _build_unsupported_language_replies(raw: dict, languages: tuple[str, ...],
         elif not isinstance(text, str) or not text.strip():
             problem(at, f"unsupported_language_replies: the text for {lang!r} must be non-empty text, got {text!r}")
         elif len(" ".join(text.split())) > MAX_UNSUPPORTED_REPLY_CHARS:
-            problem(at, f"unsupported_language_replies: the text for {lang!r} is longer than "
-                        f"{MAX_UNSUPPORTED_REPLY_CHARS} characters; keep it short")
+            problem(
+                at,
+                f"unsupported_language_replies: the text for {lang!r} is longer than "
+                f"{MAX_UNSUPPORTED_REPLY_CHARS} characters; keep it short",
+            )
         else:
             replies[lang] = " ".join(text.split())
     return replies
@@ -334,8 +374,13 @@ def _build_unsupported_language_replies(raw: dict, languages: tuple[str, ...],
 _Report = Callable[[int | None, str], None]
 
 
-def _build_intent(entry: Any, index: int, languages: tuple[str, ...],
-                  seen_examples: dict[str, tuple[str, str, int | None]], problem: _Report) -> Intent | None:
+def _build_intent(
+    entry: Any,
+    index: int,
+    languages: tuple[str, ...],
+    seen_examples: dict[str, tuple[str, str, int | None]],
+    problem: _Report,
+) -> Intent | None:
     """One intent, or None after reporting why it is unusable."""
     if not isinstance(entry, dict):
         problem(_line(entry), f"intent #{index}: must be a mapping with id, description, bot_allowed, ...")
@@ -393,35 +438,46 @@ def _build_intent(entry: Any, index: int, languages: tuple[str, ...],
     max_bot_turns = limits.get("max_bot_turns")
     if "limits" in entry and "max_bot_turns" not in limits:
         bad(_key_line(entry, "limits"), "limits: missing 'max_bot_turns' (0 for an intent only people handle)")
-    elif "max_bot_turns" in limits and (not _is_number(max_bot_turns) or int(max_bot_turns) != max_bot_turns
-                                        or max_bot_turns < 0):
-        bad(_key_line(limits, "max_bot_turns"), f"limit 'max_bot_turns' must be a whole number >= 0, "
-                                                f"got {max_bot_turns!r}")
+    elif "max_bot_turns" in limits and (
+        not _is_number(max_bot_turns) or int(max_bot_turns) != max_bot_turns or max_bot_turns < 0
+    ):
+        bad(
+            _key_line(limits, "max_bot_turns"),
+            f"limit 'max_bot_turns' must be a whole number >= 0, got {max_bot_turns!r}",
+        )
         max_bot_turns = None
     turns = int(max_bot_turns) if _is_number(max_bot_turns) else 0
 
     tiers_raw = limits.get("tiers")
     tiers: frozenset[str] | None = None
     if "tiers" in limits:
-        if (not isinstance(tiers_raw, list) or not tiers_raw
-                or not all(isinstance(t, str) and t.strip() for t in tiers_raw)):
-            bad(_key_line(limits, "tiers"), f"tiers must be a non-empty list of tier names, e.g. [standard, gold] "
-                                            f"(leave it out to serve every tier), got {tiers_raw!r}")
+        if (
+            not isinstance(tiers_raw, list)
+            or not tiers_raw
+            or not all(isinstance(t, str) and t.strip() for t in tiers_raw)
+        ):
+            bad(
+                _key_line(limits, "tiers"),
+                f"tiers must be a non-empty list of tier names, e.g. [standard, gold] "
+                f"(leave it out to serve every tier), got {tiers_raw!r}",
+            )
         else:
             tiers = frozenset(str(t).strip().casefold() for t in tiers_raw)
 
     max_amount = limits.get("max_amount")
-    if "max_amount" in limits and (not _is_number(max_amount) or not math.isfinite(max_amount)
-                                   or max_amount <= 0):
-        bad(_key_line(limits, "max_amount"), f"max_amount must be a positive number (currency units), "
-                                             f"got {max_amount!r}")
+    if "max_amount" in limits and (not _is_number(max_amount) or not math.isfinite(max_amount) or max_amount <= 0):
+        bad(
+            _key_line(limits, "max_amount"),
+            f"max_amount must be a positive number (currency units), got {max_amount!r}",
+        )
         max_amount = None
 
     if bot_allowed is False and turns > 0:
         bad(_key_line(limits, "max_bot_turns"), "max_bot_turns is above 0 but bot_allowed is false")
     if bot_allowed is True and max_bot_turns == 0:
-        bad(_key_line(limits, "max_bot_turns"), "bot_allowed is true but max_bot_turns is 0: "
-                                                "the bot could never answer")
+        bad(
+            _key_line(limits, "max_bot_turns"), "bot_allowed is true but max_bot_turns is 0: the bot could never answer"
+        )
     if bot_allowed is False:
         for key in ("tiers", "max_amount"):
             if key in limits:
@@ -440,52 +496,73 @@ def _build_intent(entry: Any, index: int, languages: tuple[str, ...],
         for key in sorted(KNOWN_ESCALATION - set(escalation)):
             bad(esc_line, f"escalation: missing {key!r}")
         priority = escalation.get("priority", 0)
-        if "priority" in escalation and (not _is_number(priority) or int(priority) != priority
-                                         or not 0 <= priority <= MAX_PRIORITY):
-            bad(_key_line(escalation, "priority"), f"priority must be a whole number from 0 to {MAX_PRIORITY}, "
-                                                   f"got {priority!r}")
+        if "priority" in escalation and (
+            not _is_number(priority) or int(priority) != priority or not 0 <= priority <= MAX_PRIORITY
+        ):
+            bad(
+                _key_line(escalation, "priority"),
+                f"priority must be a whole number from 0 to {MAX_PRIORITY}, got {priority!r}",
+            )
             priority = 0
         on_low_confidence = escalation.get("on_low_confidence", "handoff")
         if "on_low_confidence" in escalation and on_low_confidence not in LOW_CONFIDENCE_ACTIONS:
-            bad(_key_line(escalation, "on_low_confidence"),
+            bad(
+                _key_line(escalation, "on_low_confidence"),
                 f"on_low_confidence must be one of {', '.join(sorted(LOW_CONFIDENCE_ACTIONS))}, "
-                f"got {on_low_confidence!r}")
+                f"got {on_low_confidence!r}",
+            )
 
-    clarify = _build_texts(entry.get("clarify"), "clarify", _key_line(entry, "clarify"), languages, bad) \
-        if "clarify" in entry else {}
-    answer = _build_texts(entry.get("answer"), "answer", _key_line(entry, "answer"), languages, bad) \
-        if "answer" in entry else None
+    clarify = (
+        _build_texts(entry.get("clarify"), "clarify", _key_line(entry, "clarify"), languages, bad)
+        if "clarify" in entry
+        else {}
+    )
+    answer = (
+        _build_texts(entry.get("answer"), "answer", _key_line(entry, "answer"), languages, bad)
+        if "answer" in entry
+        else None
+    )
 
     if bot_allowed is True and isinstance(lookups, list):
         answered = [x for x in lookups if x in BOT_ANSWERED_LOOKUPS]
         if not answered and answer is None:
-            bad(_key_line(entry, "bot_allowed"),
+            bad(
+                _key_line(entry, "bot_allowed"),
                 "bot_allowed is true but the bot has nothing to say: add an 'answer' (fr/en text) or a lookup "
-                f"the bot answers ({', '.join(sorted(BOT_ANSWERED_LOOKUPS))})")
+                f"the bot answers ({', '.join(sorted(BOT_ANSWERED_LOOKUPS))})",
+            )
     if bot_allowed is False and "answer" in entry:
         bad(_key_line(entry, "answer"), "answer is set but bot_allowed is false: the bot would never say it")
 
-    examples = _build_examples(entry.get("examples"), _key_line(entry, "examples"), languages, intent_id,
-                               seen_examples, bad)
+    examples = _build_examples(
+        entry.get("examples"), _key_line(entry, "examples"), languages, intent_id, seen_examples, bad
+    )
 
     if not ok:
         return None
     return Intent(
-        id=intent_id, description=str(description), bot_allowed=bool(bot_allowed),
-        lookups=tuple(str(x) for x in lookups), skill=str(skill),
+        id=intent_id,
+        description=str(description),
+        bot_allowed=bool(bot_allowed),
+        lookups=tuple(str(x) for x in lookups),
+        skill=str(skill),
         threshold=None if threshold is None else float(threshold),
-        max_bot_turns=turns, tiers=tiers, max_amount=None if max_amount is None else float(max_amount),
-        priority=int(priority), on_low_confidence=str(on_low_confidence),
-        clarify=MappingProxyType(clarify), answer=None if answer is None else MappingProxyType(answer),
-        examples=MappingProxyType(examples), line=line,
+        max_bot_turns=turns,
+        tiers=tiers,
+        max_amount=None if max_amount is None else float(max_amount),
+        priority=int(priority),
+        on_low_confidence=str(on_low_confidence),
+        clarify=MappingProxyType(clarify),
+        answer=None if answer is None else MappingProxyType(answer),
+        examples=MappingProxyType(examples),
+        line=line,
     )
 
 
-def _build_texts(raw: Any, key: str, line: int | None, languages: tuple[str, ...],
-                 bad: _Report) -> dict[str, str]:
+def _build_texts(raw: Any, key: str, line: int | None, languages: tuple[str, ...], bad: _Report) -> dict[str, str]:
     """A text per language (clarify, answer): every catalogue language, nothing else."""
     if not isinstance(raw, dict):
-        bad(_line(raw, line), f"{key} must be a mapping of language -> text, e.g. {{fr: \"...\", en: \"...\"}}")
+        bad(_line(raw, line), f'{key} must be a mapping of language -> text, e.g. {{fr: "...", en: "..."}}')
         return {}
     texts: dict[str, str] = {}
     for lang in raw:
@@ -502,8 +579,14 @@ def _build_texts(raw: Any, key: str, line: int | None, languages: tuple[str, ...
     return texts
 
 
-def _build_examples(raw: Any, line: int | None, languages: tuple[str, ...], intent_id: str,
-                    seen: dict[str, tuple[str, str, int | None]], bad: _Report) -> dict[str, tuple[str, ...]]:
+def _build_examples(
+    raw: Any,
+    line: int | None,
+    languages: tuple[str, ...],
+    intent_id: str,
+    seen: dict[str, tuple[str, str, int | None]],
+    bad: _Report,
+) -> dict[str, tuple[str, ...]]:
     """Examples per language; reports missing languages and duplicates across the whole file."""
     if raw is None:
         return {}
@@ -528,8 +611,11 @@ def _build_examples(raw: Any, line: int | None, languages: tuple[str, ...], inte
             if key in seen:
                 other_intent, other_lang, other_line = seen[key]
                 where = f"line {other_line}" if other_line else "earlier"
-                bad(_line(text), f"duplicate example {str(text)!r} ({lang}); already at {where} "
-                                 f"in intent {other_intent!r} ({other_lang})")
+                bad(
+                    _line(text),
+                    f"duplicate example {str(text)!r} ({lang}); already at {where} "
+                    f"in intent {other_intent!r} ({other_lang})",
+                )
                 continue
             seen[key] = (intent_id, lang, _line(text))
             kept.append(str(text))

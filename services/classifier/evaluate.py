@@ -92,8 +92,10 @@ def _for_training(labels: Sequence[str], oos_label: str | None) -> list[str]:
 
 def _predicted_labels(model: IntentModel, texts: Sequence[str], oos_label: str | None) -> tuple[list[str], list]:
     predictions = model.predict_batch(texts)
-    labels = [p.intent if p.intent is not None else (oos_label if oos_label is not None else NO_PREDICTION)
-              for p in predictions]
+    labels = [
+        p.intent if p.intent is not None else (oos_label if oos_label is not None else NO_PREDICTION)
+        for p in predictions
+    ]
     return labels, predictions
 
 
@@ -139,7 +141,8 @@ def metrics(truth: Sequence[str], predicted: Sequence[str], oos_label: str | Non
         "accuracy": float(np.mean(y == p)),
         "macro_f1": float(f1_score(y.astype(str), p.astype(str), average="macro", zero_division=0)),
         "in_scope_accuracy": float(np.mean(y[in_scope] == p[in_scope])) if in_scope.any() else None,
-        "oos_recall": None, "oos_precision": None,
+        "oos_recall": None,
+        "oos_precision": None,
     }
     if oos_label is not None:
         predicted_oos = p == oos_label
@@ -152,8 +155,13 @@ def _rows(rows: tuple[list[str], list[str]], mask: np.ndarray) -> tuple[list[str
     return [t for t, m in zip(rows[0], mask) if m], [y for y, m in zip(rows[1], mask) if m]
 
 
-def train_model(train: tuple[list[str], list[str]], val: tuple[list[str], list[str]] | None = None,
-                oos_label: str | None = None, family: str = DEFAULT_FAMILY, seed: int = 0) -> IntentModel:
+def train_model(
+    train: tuple[list[str], list[str]],
+    val: tuple[list[str], list[str]] | None = None,
+    oos_label: str | None = None,
+    family: str = DEFAULT_FAMILY,
+    seed: int = 0,
+) -> IntentModel:
     """Train on `train`; temperature and out-of-scope cut-off chosen on `val`, else on 20 % of train."""
     family = ALIASES.get(family, family)
     if family not in FAMILIES:
@@ -162,14 +170,19 @@ def train_model(train: tuple[list[str], list[str]], val: tuple[list[str], list[s
     if len(set(labels)) < 2:
         raise InputError("the training file needs at least two labels")
     if val is not None:
-        model = IntentModel.fit(texts, labels, family=family, seed=seed,
-                                calibration=(val[0], _for_training(val[1], oos_label)))
+        model = IntentModel.fit(
+            texts, labels, family=family, seed=seed, calibration=(val[0], _for_training(val[1], oos_label))
+        )
         select, cut_on = val, model
     else:  # temperature and cut-off from a held-out slice, then the same on all training rows
         held = stratified_holdout(labels, HOLDOUT, seed)
         select = _rows(train, held)
-        part = IntentModel.fit(*_rows((texts, labels), ~held), family=family, seed=seed,
-                               calibration=(select[0], _for_training(select[1], oos_label)))
+        part = IntentModel.fit(
+            *_rows((texts, labels), ~held),
+            family=family,
+            seed=seed,
+            calibration=(select[0], _for_training(select[1], oos_label)),
+        )
         model = IntentModel.fit(texts, labels, family=family, seed=seed, temperature=part.metadata["temperature"])
         cut_on = part  # the model that never saw the slice
     model.set_thresholds(choose_cutoff(cut_on, *select, oos_label) if oos_label is not None else 0.0)
@@ -183,7 +196,7 @@ def measure(model: IntentModel, test: tuple[list[str], list[str]], oos_label: st
     started = time.perf_counter()
     predicted, predictions = [], []
     for start in range(0, len(test[0]), BATCH):
-        chunk_labels, chunk = _predicted_labels(model, test[0][start:start + BATCH], oos_label)
+        chunk_labels, chunk = _predicted_labels(model, test[0][start : start + BATCH], oos_label)
         predicted += chunk_labels
         predictions += chunk
     batch_us = (time.perf_counter() - started) / len(test[0]) * 1e6
@@ -197,27 +210,42 @@ def measure(model: IntentModel, test: tuple[list[str], list[str]], oos_label: st
     cutoff = max(model.thresholds.values(), default=0.0)
     return metrics(test[1], predicted, oos_label) | {
         "ece": expected_calibration_error(confidence, right),
-        "us_per_message_single": round(single_us, 1), "us_per_message_batch": round(batch_us, 1),
-        "family": model.family, "seed": model.seed, "temperature": round(model.metadata["temperature"], 4),
-        "oos_cutoff": round(cutoff, 4) if oos_label is not None else None, "test_rows": len(test[0]),
+        "us_per_message_single": round(single_us, 1),
+        "us_per_message_batch": round(batch_us, 1),
+        "family": model.family,
+        "seed": model.seed,
+        "temperature": round(model.metadata["temperature"], 4),
+        "oos_cutoff": round(cutoff, 4) if oos_label is not None else None,
+        "test_rows": len(test[0]),
     }
 
 
-def evaluate(train: tuple[list[str], list[str]], test: tuple[list[str], list[str]],
-             val: tuple[list[str], list[str]] | None = None, oos_label: str | None = None,
-             family: str = DEFAULT_FAMILY, seed: int = 0) -> dict[str, Any]:
+def evaluate(
+    train: tuple[list[str], list[str]],
+    test: tuple[list[str], list[str]],
+    val: tuple[list[str], list[str]] | None = None,
+    oos_label: str | None = None,
+    family: str = DEFAULT_FAMILY,
+    seed: int = 0,
+) -> dict[str, Any]:
     """train_model() then measure(): the JSON object of `relais intents eval`."""
     started = time.perf_counter()
     model = train_model(train, val, oos_label, family, seed)
     train_seconds = time.perf_counter() - started
     result = measure(model, test, oos_label)
     keys = ["accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision", "ece"]
-    return {k: result.pop(k) for k in keys} | {"train_seconds": round(train_seconds, 3)} | result | {
-        "cutoff_chosen_on": ("val" if val is not None else f"{HOLDOUT:.0%} of train") if oos_label else None,
-        "cutoff_oos_rows": model.metadata["cutoff_oos_rows"],
-        "train_rows": len(train[0]), "val_rows": len(val[0]) if val is not None else 0,
-        "labels": len(set(train[1]) - {oos_label}),
-    }
+    return (
+        {k: result.pop(k) for k in keys}
+        | {"train_seconds": round(train_seconds, 3)}
+        | result
+        | {
+            "cutoff_chosen_on": ("val" if val is not None else f"{HOLDOUT:.0%} of train") if oos_label else None,
+            "cutoff_oos_rows": model.metadata["cutoff_oos_rows"],
+            "train_rows": len(train[0]),
+            "val_rows": len(val[0]) if val is not None else 0,
+            "labels": len(set(train[1]) - {oos_label}),
+        }
+    )
 
 
 def eval_cli(args: Any) -> int:

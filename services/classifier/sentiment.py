@@ -21,185 +21,689 @@ from relais.common.redact import PLACEHOLDERS
 
 ANGER = {
     "fr": [
-        "scandale", "scandaleux", "scandaleuse", "inadmissible", "inacceptable", "c'est honteux", "honteux",
-        "une honte", "quelle honte", "ras-le-bol", "ras le bol", "j'en ai marre", "j'en ai ras le bol",
-        "marre", "en colère", "furieux", "furieuse", "énervé", "énervée", "exaspéré", "exaspérée",
-        "exaspérant", "insupportable", "n'importe quoi", "foutage de gueule", "vous vous moquez",
-        "se moquer du monde", "vous foutez", "lamentable", "pitoyable", "minable",
-        "incompétents", "incompétent", "incapables", "nuls", "bande d'incapables", "c'est une arnaque",
-        "arnaqueurs", "escrocs", "voleurs", "dégoûté", "dégoûtée", "écœuré", "écœurée", "révoltant",
-        "c'est une blague", "outré", "outrée", "intolérable", "c'est du vol", "honte à vous", "c'est abusé",
-        "ça suffit", "j'en ai assez", "hors de moi", "furax", "ridicule", "grotesque", "je perds patience",
-        "ma patience a des limites", "bande de clowns", "foutage", "se foutre de", "c'est pas sérieux",
-        "pas sérieux", "écoeurant", "écœurant", "honteuse", "vous m'avez volé",
-        "vous m'avez arnaqué", "arnaque totale", "vous vous gavez", "humiliant", "humiliée", "humilié",
+        "scandale",
+        "scandaleux",
+        "scandaleuse",
+        "inadmissible",
+        "inacceptable",
+        "c'est honteux",
+        "honteux",
+        "une honte",
+        "quelle honte",
+        "ras-le-bol",
+        "ras le bol",
+        "j'en ai marre",
+        "j'en ai ras le bol",
+        "marre",
+        "en colère",
+        "furieux",
+        "furieuse",
+        "énervé",
+        "énervée",
+        "exaspéré",
+        "exaspérée",
+        "exaspérant",
+        "insupportable",
+        "n'importe quoi",
+        "foutage de gueule",
+        "vous vous moquez",
+        "se moquer du monde",
+        "vous foutez",
+        "lamentable",
+        "pitoyable",
+        "minable",
+        "incompétents",
+        "incompétent",
+        "incapables",
+        "nuls",
+        "bande d'incapables",
+        "c'est une arnaque",
+        "arnaqueurs",
+        "escrocs",
+        "voleurs",
+        "dégoûté",
+        "dégoûtée",
+        "écœuré",
+        "écœurée",
+        "révoltant",
+        "c'est une blague",
+        "outré",
+        "outrée",
+        "intolérable",
+        "c'est du vol",
+        "honte à vous",
+        "c'est abusé",
+        "ça suffit",
+        "j'en ai assez",
+        "hors de moi",
+        "furax",
+        "ridicule",
+        "grotesque",
+        "je perds patience",
+        "ma patience a des limites",
+        "bande de clowns",
+        "foutage",
+        "se foutre de",
+        "c'est pas sérieux",
+        "pas sérieux",
+        "écoeurant",
+        "écœurant",
+        "honteuse",
+        "vous m'avez volé",
+        "vous m'avez arnaqué",
+        "arnaque totale",
+        "vous vous gavez",
+        "humiliant",
+        "humiliée",
+        "humilié",
     ],
     "en": [
-        "furious", "ridiculous", "unacceptable", "worst service", "the worst", "disgusting", "disgrace",
-        "disgraceful", "outrageous", "outraged", "pathetic", "useless", "incompetent", "is a scam", "scammers",
-        "rip off", "ripoff", "rip-off", "thieves", "fed up", "sick of", "sick and tired", "angry", "livid",
-        "fuming", "pissed off", "shameful", "shame on you", "how dare", "absurd", "appalling",
-        "terrible service", "is a joke", "a total joke", "such a joke", "never again", "infuriating",
-        "not acceptable", "beyond a joke", "taking the piss", "disgusted", "sick to death", "had enough",
-        "i've had it", "enough is enough", "shocking", "atrocious", "clowns", "cowboys", "daylight robbery",
-        "scandalous", "an utter joke", "a complete joke", "losing my patience", "lost my patience",
-        "beyond frustrated", "infuriated", "seething", "unbelievable", "utterly useless", "a disgrace",
-        "absolute scam", "total scam", "complete scam", "you've stolen", "you stole", "you have stolen",
-        "you're stealing", "ripping off", "ripping me off", "humiliating",
+        "furious",
+        "ridiculous",
+        "unacceptable",
+        "worst service",
+        "the worst",
+        "disgusting",
+        "disgrace",
+        "disgraceful",
+        "outrageous",
+        "outraged",
+        "pathetic",
+        "useless",
+        "incompetent",
+        "is a scam",
+        "scammers",
+        "rip off",
+        "ripoff",
+        "rip-off",
+        "thieves",
+        "fed up",
+        "sick of",
+        "sick and tired",
+        "angry",
+        "livid",
+        "fuming",
+        "pissed off",
+        "shameful",
+        "shame on you",
+        "how dare",
+        "absurd",
+        "appalling",
+        "terrible service",
+        "is a joke",
+        "a total joke",
+        "such a joke",
+        "never again",
+        "infuriating",
+        "not acceptable",
+        "beyond a joke",
+        "taking the piss",
+        "disgusted",
+        "sick to death",
+        "had enough",
+        "i've had it",
+        "enough is enough",
+        "shocking",
+        "atrocious",
+        "clowns",
+        "cowboys",
+        "daylight robbery",
+        "scandalous",
+        "an utter joke",
+        "a complete joke",
+        "losing my patience",
+        "lost my patience",
+        "beyond frustrated",
+        "infuriated",
+        "seething",
+        "unbelievable",
+        "utterly useless",
+        "a disgrace",
+        "absolute scam",
+        "total scam",
+        "complete scam",
+        "you've stolen",
+        "you stole",
+        "you have stolen",
+        "you're stealing",
+        "ripping off",
+        "ripping me off",
+        "humiliating",
     ],
 }
 
 # Swearing is matched whatever the message's language ("c'est quoi ce bordel, wtf").
 SWEARING = {
-    "fr": ["putain", "merde", "bordel", "connard", "connards", "connasse", "enculé", "enculés", "salaud",
-           "salauds", "salopard", "foutre", "bande de cons", "vous êtes nuls", "fait chier", "chier"],
-    "en": ["fuck", "fucking", "fucked", "shit", "shitty", "bullshit", "crap", "damn", "bloody hell",
-           "idiots", "morons", "bastards", "wtf", "asshole", "assholes"],
+    "fr": [
+        "putain",
+        "merde",
+        "bordel",
+        "connard",
+        "connards",
+        "connasse",
+        "enculé",
+        "enculés",
+        "salaud",
+        "salauds",
+        "salopard",
+        "foutre",
+        "bande de cons",
+        "vous êtes nuls",
+        "fait chier",
+        "chier",
+    ],
+    "en": [
+        "fuck",
+        "fucking",
+        "fucked",
+        "shit",
+        "shitty",
+        "bullshit",
+        "crap",
+        "damn",
+        "bloody hell",
+        "idiots",
+        "morons",
+        "bastards",
+        "wtf",
+        "asshole",
+        "assholes",
+    ],
 }
 
 DISTRESS = {
     "fr": [
-        "désespéré", "désespérée", "désespoir", "je ne sais plus quoi faire", "je sais plus quoi faire",
-        "je ne sais pas quoi faire", "je sais pas quoi faire", "panique", "paniqué", "paniquée", "je panique",
-        "très peur", "tellement peur", "vraiment peur", "terrifié", "terrifiée", "angoissé", "angoissée",
-        "angoisse", "au secours", "sans argent", "n'ai plus d'argent", "j'ai plus d'argent", "plus un sou",
-        "plus un centime", "pas un centime", "pas un sou", "ai plus rien", "à la rue", "bloqué à l'étranger",
-        "bloquée à l'étranger", "coincé à l'étranger", "coincée à l'étranger", "détresse", "en pleurs",
-        "je pleure", "je vous en supplie", "je vous supplie", "aidez-moi je vous en prie", "de quoi manger",
-        "nourrir mes enfants", "au bout du rouleau", "je n'en peux plus", "j'en peux plus",
-        "pas payer mon loyer", "pas à payer mon loyer", "plus payer mon loyer", "impossible de payer mon loyer",
-        "hôpital", "décédé", "décédée", "décès", "enterrement", "obsèques", "j'ai très peur",
-        "bloqué à l'aéroport", "bloquée à l'aéroport", "coincé à l'aéroport", "coincée à l'aéroport",
-        "plus rien pour", "ne dors plus", "situation critique", "catastrophée",
+        "désespéré",
+        "désespérée",
+        "désespoir",
+        "je ne sais plus quoi faire",
+        "je sais plus quoi faire",
+        "je ne sais pas quoi faire",
+        "je sais pas quoi faire",
+        "panique",
+        "paniqué",
+        "paniquée",
+        "je panique",
+        "très peur",
+        "tellement peur",
+        "vraiment peur",
+        "terrifié",
+        "terrifiée",
+        "angoissé",
+        "angoissée",
+        "angoisse",
+        "au secours",
+        "sans argent",
+        "n'ai plus d'argent",
+        "j'ai plus d'argent",
+        "plus un sou",
+        "plus un centime",
+        "pas un centime",
+        "pas un sou",
+        "ai plus rien",
+        "à la rue",
+        "bloqué à l'étranger",
+        "bloquée à l'étranger",
+        "coincé à l'étranger",
+        "coincée à l'étranger",
+        "détresse",
+        "en pleurs",
+        "je pleure",
+        "je vous en supplie",
+        "je vous supplie",
+        "aidez-moi je vous en prie",
+        "de quoi manger",
+        "nourrir mes enfants",
+        "au bout du rouleau",
+        "je n'en peux plus",
+        "j'en peux plus",
+        "pas payer mon loyer",
+        "pas à payer mon loyer",
+        "plus payer mon loyer",
+        "impossible de payer mon loyer",
+        "hôpital",
+        "décédé",
+        "décédée",
+        "décès",
+        "enterrement",
+        "obsèques",
+        "j'ai très peur",
+        "bloqué à l'aéroport",
+        "bloquée à l'aéroport",
+        "coincé à l'aéroport",
+        "coincée à l'aéroport",
+        "plus rien pour",
+        "ne dors plus",
+        "situation critique",
+        "catastrophée",
     ],
     "en": [
-        "scared", "terrified", "frightened", "so afraid", "really afraid", "desperate", "desperately",
-        "panic", "panicking", "panicked", "don't know what to do", "dont know what to do",
-        "no money", "no cash", "not a penny", "without money", "can't buy food", "can't feed",
-        "stranded", "stuck abroad", "i beg you", "begging you", "worried sick", "anxious", "distressed",
-        "crying", "in tears", "helpless", "lost everything", "nothing left", "no food", "can't pay my rent",
-        "can't pay the rent", "cannot pay my rent", "rent is due", "hospital", "passed away", "funeral",
-        "bereavement", "wits end", "wit's end", "falling apart", "breaking down", "can't sleep",
-        "stuck at the airport", "stranded at the airport", "at the end of my rope", "freaking out",
-        "really worried", "so worried", "very worried", "beside myself",
+        "scared",
+        "terrified",
+        "frightened",
+        "so afraid",
+        "really afraid",
+        "desperate",
+        "desperately",
+        "panic",
+        "panicking",
+        "panicked",
+        "don't know what to do",
+        "dont know what to do",
+        "no money",
+        "no cash",
+        "not a penny",
+        "without money",
+        "can't buy food",
+        "can't feed",
+        "stranded",
+        "stuck abroad",
+        "i beg you",
+        "begging you",
+        "worried sick",
+        "anxious",
+        "distressed",
+        "crying",
+        "in tears",
+        "helpless",
+        "lost everything",
+        "nothing left",
+        "no food",
+        "can't pay my rent",
+        "can't pay the rent",
+        "cannot pay my rent",
+        "rent is due",
+        "hospital",
+        "passed away",
+        "funeral",
+        "bereavement",
+        "wits end",
+        "wit's end",
+        "falling apart",
+        "breaking down",
+        "can't sleep",
+        "stuck at the airport",
+        "stranded at the airport",
+        "at the end of my rope",
+        "freaking out",
+        "really worried",
+        "so worried",
+        "very worried",
+        "beside myself",
     ],
 }
 
 URGENCY = {
     "fr": [
-        "urgent", "urgente", "urgence", "en urgence", "immédiatement", "tout de suite", "de suite",
-        "au plus vite", "au plus tôt", "dès que possible", "le plus vite possible",
-        "le plus rapidement possible", "sans attendre", "aujourd'hui même", "c'est pressé", "pressé",
+        "urgent",
+        "urgente",
+        "urgence",
+        "en urgence",
+        "immédiatement",
+        "tout de suite",
+        "de suite",
+        "au plus vite",
+        "au plus tôt",
+        "dès que possible",
+        "le plus vite possible",
+        "le plus rapidement possible",
+        "sans attendre",
+        "aujourd'hui même",
+        "c'est pressé",
+        "pressé",
         "asap",
     ],
     "en": [
-        "urgent", "urgently", "emergency", "immediately", "right now", "right away", "asap",
-        "as soon as possible", "straight away", "at once", "time sensitive", "time-sensitive",
-        "without delay", "hurry",
+        "urgent",
+        "urgently",
+        "emergency",
+        "immediately",
+        "right now",
+        "right away",
+        "asap",
+        "as soon as possible",
+        "straight away",
+        "at once",
+        "time sensitive",
+        "time-sensitive",
+        "without delay",
+        "hurry",
     ],
 }
 
 NEGATIVE = {
-    "fr": ["problème", "souci", "retard", "en retard", "déçu", "déçue", "déception", "mécontent", "mécontente",
-           "insatisfait", "insatisfaite", "erreur", "bloqué", "bloquée", "toujours pas", "jamais reçu",
-           "cassé", "cassée", "abîmé", "abîmée", "endommagé", "nul", "nulle", "mauvais", "mauvaise",
-           "agacé", "agacée", "pénible", "galère", "inquiet", "inquiète", "perdu", "volé", "pas normal",
-           "arnaque", "catastrophique", "catastrophe", "honte", "peur", "aucune réponse", "sans réponse",
-           "personne ne répond", "personne ne m'a répondu", "personne ne m'a rappelé", "pas de réponse",
-           "toujours rien", "pas normal", "inquiétant", "dommage", "regrettable", "défectueux",
-           "injuste", "pas correct"],
-    "en": ["problem", "issue", "late", "delayed", "disappointed", "disappointing", "unhappy", "dissatisfied",
-           "broken", "damaged", "wrong", "error", "still not", "still no", "never arrived", "annoyed",
-           "annoying", "frustrated", "frustrating", "bad", "poor", "terrible", "awful", "horrible",
-           "worried", "lost", "stolen", "scam", "not happy", "afraid", "no reply", "no response", "no answer",
-           "nobody answers", "nobody has answered", "nobody got back", "no one got back", "still nothing",
-           "not good enough", "unfair", "faulty", "not fair"],
+    "fr": [
+        "problème",
+        "souci",
+        "retard",
+        "en retard",
+        "déçu",
+        "déçue",
+        "déception",
+        "mécontent",
+        "mécontente",
+        "insatisfait",
+        "insatisfaite",
+        "erreur",
+        "bloqué",
+        "bloquée",
+        "toujours pas",
+        "jamais reçu",
+        "cassé",
+        "cassée",
+        "abîmé",
+        "abîmée",
+        "endommagé",
+        "nul",
+        "nulle",
+        "mauvais",
+        "mauvaise",
+        "agacé",
+        "agacée",
+        "pénible",
+        "galère",
+        "inquiet",
+        "inquiète",
+        "perdu",
+        "volé",
+        "pas normal",
+        "arnaque",
+        "catastrophique",
+        "catastrophe",
+        "honte",
+        "peur",
+        "aucune réponse",
+        "sans réponse",
+        "personne ne répond",
+        "personne ne m'a répondu",
+        "personne ne m'a rappelé",
+        "pas de réponse",
+        "toujours rien",
+        "pas normal",
+        "inquiétant",
+        "dommage",
+        "regrettable",
+        "défectueux",
+        "injuste",
+        "pas correct",
+    ],
+    "en": [
+        "problem",
+        "issue",
+        "late",
+        "delayed",
+        "disappointed",
+        "disappointing",
+        "unhappy",
+        "dissatisfied",
+        "broken",
+        "damaged",
+        "wrong",
+        "error",
+        "still not",
+        "still no",
+        "never arrived",
+        "annoyed",
+        "annoying",
+        "frustrated",
+        "frustrating",
+        "bad",
+        "poor",
+        "terrible",
+        "awful",
+        "horrible",
+        "worried",
+        "lost",
+        "stolen",
+        "scam",
+        "not happy",
+        "afraid",
+        "no reply",
+        "no response",
+        "no answer",
+        "nobody answers",
+        "nobody has answered",
+        "nobody got back",
+        "no one got back",
+        "still nothing",
+        "not good enough",
+        "unfair",
+        "faulty",
+        "not fair",
+    ],
 }
 
 # Phrases that look like cues but are not: matched first and worth nothing.
 NEUTRAL = {
     "fr": ["nulle part", "à l'aide de", "j'ai bien peur", "match nul", "pas mal de", "ouvert tard", "ouverts tard"],
-    "en": ["i'm afraid", "i am afraid", "no matter", "no problem with", "damn good", "open late", "late opening",
-           "late night opening", "stay open late"],
+    "en": [
+        "i'm afraid",
+        "i am afraid",
+        "no matter",
+        "no problem with",
+        "damn good",
+        "open late",
+        "late opening",
+        "late night opening",
+        "stay open late",
+    ],
 }
 
 POSITIVE = {
-    "fr": ["merci", "parfait", "parfaitement", "génial", "excellent", "top", "content", "contente",
-           "satisfait", "satisfaite", "ravi", "ravie", "bravo", "formidable", "efficace", "rapide",
-           "sympa", "agréable", "bien", "impeccable"],
-    "en": ["thanks", "thank you", "thank", "great", "perfect", "excellent", "happy", "satisfied", "awesome",
-           "love", "good", "wonderful", "appreciate", "appreciated", "helpful", "brilliant", "amazing",
-           "fantastic", "lovely", "cheers"],
+    "fr": [
+        "merci",
+        "parfait",
+        "parfaitement",
+        "génial",
+        "excellent",
+        "top",
+        "content",
+        "contente",
+        "satisfait",
+        "satisfaite",
+        "ravi",
+        "ravie",
+        "bravo",
+        "formidable",
+        "efficace",
+        "rapide",
+        "sympa",
+        "agréable",
+        "bien",
+        "impeccable",
+    ],
+    "en": [
+        "thanks",
+        "thank you",
+        "thank",
+        "great",
+        "perfect",
+        "excellent",
+        "happy",
+        "satisfied",
+        "awesome",
+        "love",
+        "good",
+        "wonderful",
+        "appreciate",
+        "appreciated",
+        "helpful",
+        "brilliant",
+        "amazing",
+        "fantastic",
+        "lovely",
+        "cheers",
+    ],
 }
 
-NEGATORS = frozenset({
-    # English ("n't" is rewritten to " not" before matching)
-    "not", "no", "never", "without", "nothing", "nobody", "neither", "nor", "hardly",
-    "dont", "doesnt", "didnt", "isnt", "wasnt", "arent", "cant", "wont", "havent",
-    # French ("n'" becomes the word "n")
-    "ne", "n", "pas", "jamais", "aucun", "aucune", "sans", "rien", "ni", "guere",
-})
-INTENSIFIERS = frozenset({"tres", "vraiment", "tellement", "trop", "super", "completement", "totalement", "absolument",
-                          "very", "really", "so", "extremely", "totally", "absolutely", "completely", "utterly"})
+NEGATORS = frozenset(
+    {
+        # English ("n't" is rewritten to " not" before matching)
+        "not",
+        "no",
+        "never",
+        "without",
+        "nothing",
+        "nobody",
+        "neither",
+        "nor",
+        "hardly",
+        "dont",
+        "doesnt",
+        "didnt",
+        "isnt",
+        "wasnt",
+        "arent",
+        "cant",
+        "wont",
+        "havent",
+        # French ("n'" becomes the word "n")
+        "ne",
+        "n",
+        "pas",
+        "jamais",
+        "aucun",
+        "aucune",
+        "sans",
+        "rien",
+        "ni",
+        "guere",
+    }
+)
+INTENSIFIERS = frozenset(
+    {
+        "tres",
+        "vraiment",
+        "tellement",
+        "trop",
+        "super",
+        "completement",
+        "totalement",
+        "absolument",
+        "very",
+        "really",
+        "so",
+        "extremely",
+        "totally",
+        "absolutely",
+        "completely",
+        "utterly",
+    }
+)
 CLAUSE_BREAKS = frozenset({".", "!", "?", ";", ",", ":", "but", "mais", "however", "cependant"})
-NOT_SHOUTING = frozenset({"CMD", "SVP", "STP", "PIN", "RIB", "IBAN", "SMS", "TVA", "SAV", "EUR", "USD", "GBP",
-                          "ATM", "PDF", "URL", "FAQ", "CB", "OK", "UK", "USA", "DPD", "UPS", "DHL", "ASAP",
-                          "SEPA", "BIC", "CVV", "RGPD", "GDPR", "CEO", "TV", "PC", "SNCF", "RATP", "PS"})
+NOT_SHOUTING = frozenset(
+    {
+        "CMD",
+        "SVP",
+        "STP",
+        "PIN",
+        "RIB",
+        "IBAN",
+        "SMS",
+        "TVA",
+        "SAV",
+        "EUR",
+        "USD",
+        "GBP",
+        "ATM",
+        "PDF",
+        "URL",
+        "FAQ",
+        "CB",
+        "OK",
+        "UK",
+        "USA",
+        "DPD",
+        "UPS",
+        "DHL",
+        "ASAP",
+        "SEPA",
+        "BIC",
+        "CVV",
+        "RGPD",
+        "GDPR",
+        "CEO",
+        "TV",
+        "PC",
+        "SNCF",
+        "RATP",
+        "PS",
+    }
+)
 
 # Customer-service idioms that no single word gives away, matched on the folded message (no accents,
 # lower case, apostrophes and hyphens as spaces, "n't" -> " not"). Repeated contacts, long waits on
 # hold and "you're making fun of me" are exasperation: they count as anger.
-_ORDINAL_FR = (r"(?:deuxieme|troisieme|quatrieme|cinquieme|sixieme|septieme|dixieme|enieme|nieme|xieme"
-               r"|\d+\s?(?:e|eme|ieme))")
+_ORDINAL_FR = (
+    r"(?:deuxieme|troisieme|quatrieme|cinquieme|sixieme|septieme|dixieme|enieme|nieme|xieme"
+    r"|\d+\s?(?:e|eme|ieme))"
+)
 _ORDINAL_EN = r"(?:second|third|fourth|fifth|sixth|seventh|tenth|umpteenth|nth|\d+\s?(?:nd|rd|th))"
-_COUNT = (r"(?:deux|trois|quatre|cinq|six|sept|huit|dix|plusieurs|mille|\d+|two|three|four|five|six|ten|several"
-          r"|multiple|many|so many|countless)")
-_DURATION = (r"(?:une|un|une bonne|plus d une|\d+|deux|trois|vingt|trente|quarante|quarante cinq|cinquante|an|one|two"
-             r"|half an|twenty|thirty|forty|forty five|fifty|over an|nearly an|almost an)\s*"
-             r"(?:heures?|h|minutes?|min|mn|hours?|hrs?|mins?)\b")
+_COUNT = (
+    r"(?:deux|trois|quatre|cinq|six|sept|huit|dix|plusieurs|mille|\d+|two|three|four|five|six|ten|several"
+    r"|multiple|many|so many|countless)"
+)
+_DURATION = (
+    r"(?:une|un|une bonne|plus d une|\d+|deux|trois|vingt|trente|quarante|quarante cinq|cinquante|an|one|two"
+    r"|half an|twenty|thirty|forty|forty five|fifty|over an|nearly an|almost an)\s*"
+    r"(?:heures?|h|minutes?|min|mn|hours?|hrs?|mins?)\b"
+)
 IDIOMS: dict[str, list[re.Pattern[str]]] = {
-    "anger": [re.compile(p) for p in (
-        # repeated contact
-        rf"\b(?:ca|cela) fait {_COUNT} fois\b",
-        rf"\b{_ORDINAL_FR} (?:fois|appel|relance|message|mail|e mail|courrier|reclamation|demande)\b",
-        r"\b(?:j appelle|je vous appelle|je vous ecris|j ecris|je relance) (?:tous les jours|chaque jour|sans arret)\b",
-        r"\b(?:n est|c est|c etait) pas la premiere fois\b",
-        rf"\b{_ORDINAL_EN} (?:time|call|email|e mail|message|request|attempt|chaser)\b",
-        rf"\b(?:called|rang|phoned|written|wrote|emailed|messaged|asked|chased|contacted you|been in touch)"
-        rf"\s+(?:you\s+|this\s+|about (?:this|it)\s+)?{_COUNT} times\b",
-        r"\bnot the first time\b",
-        # being made fun of
-        r"\b(?:on|vous|ils) (?:se|vous|me|nous) (?:moque|moquez|moquent|fout|foutez|foutent|fiche|fichez) "
-        r"(?:de moi|de nous|du monde|de ma gueule|des clients)\b",
-        r"\b(?:on|vous) (?:me|nous) pren(?:d|ds|dre|ez|nent) pour (?:un|une|des) ",
-        r"\b(?:vous|on) (?:me|nous) balad(?:e|ez|er)\b",
-        r"\b(?:are you|you re|you are|youre) (?:kidding|joking|having a laugh|taking the mick|messing with me"
-        r"|taking me for)\b",
-        r"\btaking me for an? (?:fool|ride|mug|idiot)\b",
-        r"\b(?:treat|treating|treated) (?:me|us|customers) like (?:an? )?(?:idiots?|fools?|dirt|rubbish)\b",
-        r"\b(?:runaround|run around|fobbed off|fobbing me off|mugged off|messed about|messing me about)\b",
-        # long waits on the phone or in the chat
-        rf"\b(?:en attente|attends|patiente|poireaute|au telephone|en ligne|musique d attente)\b[^.!?]{{0,25}}"
-        rf"\b(?:depuis|pendant|plus d|plus de|ca fait)\s+{_DURATION}",
-        rf"\b{_DURATION}\s+(?:d attente|au telephone|en ligne|a attendre|de musique)",
-        rf"\bon hold\b[^.!?]{{0,25}}\b(?:for|over|nearly|almost|since)\s+{_DURATION}",
-        rf"\b{_DURATION}\s+(?:on hold|in the queue|waiting on the (?:phone|line))",
-        rf"\b(?:been|was|am|m) waiting\b[^.!?]{{0,12}}\b(?:for\s+)?{_DURATION}",
-    )],
+    "anger": [
+        re.compile(p)
+        for p in (
+            # repeated contact
+            rf"\b(?:ca|cela) fait {_COUNT} fois\b",
+            rf"\b{_ORDINAL_FR} (?:fois|appel|relance|message|mail|e mail|courrier|reclamation|demande)\b",
+            r"\b(?:j appelle|je vous appelle|je vous ecris|j ecris|je relance) (?:tous les jours|chaque jour|sans arret)\b",
+            r"\b(?:n est|c est|c etait) pas la premiere fois\b",
+            rf"\b{_ORDINAL_EN} (?:time|call|email|e mail|message|request|attempt|chaser)\b",
+            rf"\b(?:called|rang|phoned|written|wrote|emailed|messaged|asked|chased|contacted you|been in touch)"
+            rf"\s+(?:you\s+|this\s+|about (?:this|it)\s+)?{_COUNT} times\b",
+            r"\bnot the first time\b",
+            # being made fun of
+            r"\b(?:on|vous|ils) (?:se|vous|me|nous) (?:moque|moquez|moquent|fout|foutez|foutent|fiche|fichez) "
+            r"(?:de moi|de nous|du monde|de ma gueule|des clients)\b",
+            r"\b(?:on|vous) (?:me|nous) pren(?:d|ds|dre|ez|nent) pour (?:un|une|des) ",
+            r"\b(?:vous|on) (?:me|nous) balad(?:e|ez|er)\b",
+            r"\b(?:are you|you re|you are|youre) (?:kidding|joking|having a laugh|taking the mick|messing with me"
+            r"|taking me for)\b",
+            r"\btaking me for an? (?:fool|ride|mug|idiot)\b",
+            r"\b(?:treat|treating|treated) (?:me|us|customers) like (?:an? )?(?:idiots?|fools?|dirt|rubbish)\b",
+            r"\b(?:runaround|run around|fobbed off|fobbing me off|mugged off|messed about|messing me about)\b",
+            # long waits on the phone or in the chat
+            rf"\b(?:en attente|attends|patiente|poireaute|au telephone|en ligne|musique d attente)\b[^.!?]{{0,25}}"
+            rf"\b(?:depuis|pendant|plus d|plus de|ca fait)\s+{_DURATION}",
+            rf"\b{_DURATION}\s+(?:d attente|au telephone|en ligne|a attendre|de musique)",
+            rf"\bon hold\b[^.!?]{{0,25}}\b(?:for|over|nearly|almost|since)\s+{_DURATION}",
+            rf"\b{_DURATION}\s+(?:on hold|in the queue|waiting on the (?:phone|line))",
+            rf"\b(?:been|was|am|m) waiting\b[^.!?]{{0,12}}\b(?:for\s+)?{_DURATION}",
+        )
+    ],
     # a plea at the end of the message, or nothing left to live on
-    "distress": [re.compile(p) for p in (
-        r"\baidez moi\s*(?:svp|s il vous plait|je vous en prie|vite|par pitie)?\s*[.!?]*$",
-        r"\bn ai plus\b[^.!?]{0,25}\b(?:d argent|un sou|un centime|de quoi)\b",
-        r"\bno (?:card|cards|wallet|phone)\W+no (?:money|cash)\b",
-    )],
+    "distress": [
+        re.compile(p)
+        for p in (
+            r"\baidez moi\s*(?:svp|s il vous plait|je vous en prie|vite|par pitie)?\s*[.!?]*$",
+            r"\bn ai plus\b[^.!?]{0,25}\b(?:d argent|un sou|un centime|de quoi)\b",
+            r"\bno (?:card|cards|wallet|phone)\W+no (?:money|cash)\b",
+        )
+    ],
 }
 
-WEIGHTS = {"anger": -2.0, "swearing": -2.0, "distress": -1.5, "negative": -1.0, "positive": 1.0, "urgency": -0.3,
-           "neutral": 0.0}
-NEGATED_BAD_WEIGHT = 0.5      # "pas de problème", "not angry": mildly positive
+WEIGHTS = {
+    "anger": -2.0,
+    "swearing": -2.0,
+    "distress": -1.5,
+    "negative": -1.0,
+    "positive": 1.0,
+    "urgency": -0.3,
+    "neutral": 0.0,
+}
+NEGATED_BAD_WEIGHT = 0.5  # "pas de problème", "not angry": mildly positive
 SHOUTING_WEIGHT = -1.0
 EXCLAMATION_WEIGHT = -0.5
-SCORE_SCALE = 3.0             # score = tanh(total / SCORE_SCALE)
+SCORE_SCALE = 3.0  # score = tanh(total / SCORE_SCALE)
 
 
 @dataclass(frozen=True)
@@ -258,9 +762,15 @@ _ANY_LANGUAGE = "*"  # lexicon key of the cues matched in every language
 def _compile_lexicon() -> dict[str, dict[str, list[_Cue]]]:
     """Per language: first token -> cues starting with it, longest first."""
     lexicon: dict[str, dict[str, list[_Cue]]] = {}
-    for kind, table in (("anger", ANGER), ("swearing", SWEARING), ("distress", DISTRESS),
-                        ("urgency", URGENCY), ("negative", NEGATIVE), ("positive", POSITIVE),
-                        ("neutral", NEUTRAL)):
+    for kind, table in (
+        ("anger", ANGER),
+        ("swearing", SWEARING),
+        ("distress", DISTRESS),
+        ("urgency", URGENCY),
+        ("negative", NEGATIVE),
+        ("positive", POSITIVE),
+        ("neutral", NEUTRAL),
+    ):
         for lang, phrases in table.items():
             index = lexicon.setdefault(_ANY_LANGUAGE if kind == "swearing" else lang, {})
             for phrase in phrases:
@@ -290,8 +800,10 @@ def _merged_lexicon(keys: tuple[str, ...]) -> dict[str, list[_Cue]]:
     return merged
 
 
-_MERGED_LEXICONS = {(*langs, _ANY_LANGUAGE): _merged_lexicon((*langs, _ANY_LANGUAGE))
-                    for langs in ((lang,) for lang in SUPPORTED_LANGUAGES)}
+_MERGED_LEXICONS = {
+    (*langs, _ANY_LANGUAGE): _merged_lexicon((*langs, _ANY_LANGUAGE))
+    for langs in ((lang,) for lang in SUPPORTED_LANGUAGES)
+}
 _MERGED_LEXICONS[(*SUPPORTED_LANGUAGES, _ANY_LANGUAGE)] = _merged_lexicon((*SUPPORTED_LANGUAGES, _ANY_LANGUAGE))
 
 
@@ -303,8 +815,9 @@ def _find_cues(tokens: list[str], lexicons: list[dict[str, list[_Cue]]]) -> list
         match = None
         for lexicon in lexicons:
             for cue in lexicon.get(tokens[i], ()):
-                if tuple(tokens[i:i + len(cue.tokens)]) == cue.tokens and (
-                        match is None or len(cue.tokens) > len(match.tokens)):
+                if tuple(tokens[i : i + len(cue.tokens)]) == cue.tokens and (
+                    match is None or len(cue.tokens) > len(match.tokens)
+                ):
                     match = cue
                     break
         if match:
@@ -317,7 +830,7 @@ def _find_cues(tokens: list[str], lexicons: list[dict[str, list[_Cue]]]) -> list
 
 def _is_negated(tokens: list[str], start: int, window: int = 3) -> bool:
     """A negation within `window` words before `start`, in the same clause."""
-    for token in reversed(tokens[max(0, start - window):start]):
+    for token in reversed(tokens[max(0, start - window) : start]):
         if token in CLAUSE_BREAKS:
             return False
         if token in NEGATORS:
@@ -423,131 +936,286 @@ def _sentiment(text: str, language: str, tokens: list[str], clauses: str) -> Sen
 # ("mon conseiller m'a dit...", "my advisor said...") must not match: every pattern needs a request
 # verb, a "not a robot" rejection, or a message that is nothing but the noun ("conseiller svp").
 
-_FR_DET = (r"(?:(?:un|une|le|la|l|des|les|votre|vos|ton|un de vos|une de vos)\s+)*"
-           r"(?:(?:vrai|vraie|vrais|vraies|autre)\s+)?")
-_FR_PERSON = (r"(?:conseill(?:er|ere|e)s?|humains?|etres? humains?|(?:une|la|vraie|des)\s+personnes?"
-              r"|personnes? (?:reelle|physique|humaine)s?|agents?|operat(?:eur|rice)s?|interlocut(?:eur|rice)s?"
-              r"|quelqu un|responsable|superieur|employes?|collaborat(?:eur|rice)s?)\b")
+_FR_DET = (
+    r"(?:(?:un|une|le|la|l|des|les|votre|vos|ton|un de vos|une de vos)\s+)*"
+    r"(?:(?:vrai|vraie|vrais|vraies|autre)\s+)?"
+)
+_FR_PERSON = (
+    r"(?:conseill(?:er|ere|e)s?|humains?|etres? humains?|(?:une|la|vraie|des)\s+personnes?"
+    r"|personnes? (?:reelle|physique|humaine)s?|agents?|operat(?:eur|rice)s?|interlocut(?:eur|rice)s?"
+    r"|quelqu un|responsable|superieur|employes?|collaborat(?:eur|rice)s?)\b"
+)
 _EN_DET = r"(?:(?:a|an|the|some|any|one of your|one of the|your)\s+)*(?:(?:real|live|actual|human|proper)\s+)?"
 # After "speak to", "connect me with", "mettez-moi en relation avec": "my advisor", "mon conseiller" is a request too.
-_EN_DET_MY = (r"(?:(?:a|an|the|some|any|one of your|one of the|your|my)\s+)*"
-              r"(?:(?:real|live|actual|human|proper|relationship|account|personal|dedicated|usual)\s+)*")
-_FR_DET_MON = (r"(?:(?:un|une|le|la|l|des|les|votre|vos|ton|mon|ma|un de vos|une de vos)\s+)*"
-               r"(?:(?:vrai|vraie|vrais|vraies|autre)\s+)?")
-_EN_PERSON_STRICT = (r"(?:advis[oe]rs?|agents?|humans?|human beings?|persons?|representatives?|reps?|operators?"
-                     r"|manager|supervisor|customer service(?: agent| advis[oe]r)?|member of (?:staff|your team)"
-                     r"|consultant)\b")
+_EN_DET_MY = (
+    r"(?:(?:a|an|the|some|any|one of your|one of the|your|my)\s+)*"
+    r"(?:(?:real|live|actual|human|proper|relationship|account|personal|dedicated|usual)\s+)*"
+)
+_FR_DET_MON = (
+    r"(?:(?:un|une|le|la|l|des|les|votre|vos|ton|mon|ma|un de vos|une de vos)\s+)*"
+    r"(?:(?:vrai|vraie|vrais|vraies|autre)\s+)?"
+)
+_EN_PERSON_STRICT = (
+    r"(?:advis[oe]rs?|agents?|humans?|human beings?|persons?|representatives?|reps?|operators?"
+    r"|manager|supervisor|customer service(?: agent| advis[oe]r)?|member of (?:staff|your team)"
+    r"|consultant)\b"
+)
 _EN_PERSON = r"(?:someone|somebody|some one|anyone|anybody|people|staff|" + _EN_PERSON_STRICT[3:]
 _BOT = r"(?:robot|bot|chatbot|ia|repondeur|serveur vocal|automate)s?\b"
 
 # A request verb followed by a person: negated requests ("I don't need an agent") are skipped.
-_HUMAN_REQUEST = [re.compile(p) for p in (
-    # French
-    rf"\b(?:parler|discuter|echanger|causer|communiquer)\s+(?:a|avec|au|aux)\s+{_FR_DET_MON}{_FR_PERSON}",
-    rf"\b(?:passez|passe|passer|transferez|transfere|transferer|redirigez|rediriger|orientez|basculez)"
-    rf"(?:\s+moi)?\s+(?:(?:a|au|vers|sur)\s+)?{_FR_DET}{_FR_PERSON}",
-    rf"\ben (?:relation|contact)\s+avec\s+{_FR_DET_MON}{_FR_PERSON}",
-    rf"\b(?:veux|voudrais|voudrai|souhaite|souhaiterais|aimerais|desire|exige|prefere|faut|besoin d)"
-    rf"\s+(?:(?:parler|avoir|joindre|contacter|voir|echanger|discuter)\s+(?:a\s+|avec\s+|au\s+)?)?"
-    rf"{_FR_DET}{_FR_PERSON}",
-    rf"\betre rappelee?s? par\s+{_FR_DET}{_FR_PERSON}",
-    rf"\betre (?:transferee?|redirigee?|mise? en relation|orientee?)s?\s+(?:a|au|avec|vers)\s+{_FR_DET}{_FR_PERSON}",
-    rf"\b(?:peux|puis|pourrais|pourrait|pourriez|pouvez|possible d|moyen d)\s+(?:je\s+|on\s+)?"
-    rf"(?:avoir|joindre|contacter|voir)\s+{_FR_DET}{_FR_PERSON}",
-    rf"\b(?:y a t il|est ce qu il y a)\s+{_FR_DET}{_FR_PERSON}",
-    r"\b(?:un|une|des)\s+(?:vrai\s+|vraie\s+)?"
-    r"(?:humain|etre humain|vraie personne|personne reelle|personne physique)\b",
-    # English
-    rf"\b(?:speak|talk|chat)\s+(?:to|with)\s+{_EN_DET_MY}{_EN_PERSON}",
-    rf"\b(?:connect|put|transfer|pass|patch|redirect|forward|route|escalate)\s+me\s+(?:through\s+|over\s+)?"
-    rf"(?:to|with)\s+{_EN_DET_MY}{_EN_PERSON}",
-    r"\bput me through\b",
-    rf"\b(?:be|get|being)\s+(?:transferred|connected|put through|passed|redirected|escalated)\s+(?:to|with)\s+"
-    rf"{_EN_DET}{_EN_PERSON}",
-    rf"\b(?:want|need|like|get|give|prefer|request|demand)\s+(?:me\s+)?(?:to\s+(?:speak|talk)\s+(?:to|with)\s+)?"
-    rf"{_EN_DET}{_EN_PERSON_STRICT}",
-    r"\b(?:a|an)\s+(?:real|live|actual|human)\s+(?:person|human|being|agent|advis[oe]r)\b",
-    rf"\b(?:is there|are there)\s+{_EN_DET}{_EN_PERSON}",
-)]
+_HUMAN_REQUEST = [
+    re.compile(p)
+    for p in (
+        # French
+        rf"\b(?:parler|discuter|echanger|causer|communiquer)\s+(?:a|avec|au|aux)\s+{_FR_DET_MON}{_FR_PERSON}",
+        rf"\b(?:passez|passe|passer|transferez|transfere|transferer|redirigez|rediriger|orientez|basculez)"
+        rf"(?:\s+moi)?\s+(?:(?:a|au|vers|sur)\s+)?{_FR_DET}{_FR_PERSON}",
+        rf"\ben (?:relation|contact)\s+avec\s+{_FR_DET_MON}{_FR_PERSON}",
+        rf"\b(?:veux|voudrais|voudrai|souhaite|souhaiterais|aimerais|desire|exige|prefere|faut|besoin d)"
+        rf"\s+(?:(?:parler|avoir|joindre|contacter|voir|echanger|discuter)\s+(?:a\s+|avec\s+|au\s+)?)?"
+        rf"{_FR_DET}{_FR_PERSON}",
+        rf"\betre rappelee?s? par\s+{_FR_DET}{_FR_PERSON}",
+        rf"\betre (?:transferee?|redirigee?|mise? en relation|orientee?)s?\s+(?:a|au|avec|vers)\s+{_FR_DET}{_FR_PERSON}",
+        rf"\b(?:peux|puis|pourrais|pourrait|pourriez|pouvez|possible d|moyen d)\s+(?:je\s+|on\s+)?"
+        rf"(?:avoir|joindre|contacter|voir)\s+{_FR_DET}{_FR_PERSON}",
+        rf"\b(?:y a t il|est ce qu il y a)\s+{_FR_DET}{_FR_PERSON}",
+        r"\b(?:un|une|des)\s+(?:vrai\s+|vraie\s+)?"
+        r"(?:humain|etre humain|vraie personne|personne reelle|personne physique)\b",
+        # English
+        rf"\b(?:speak|talk|chat)\s+(?:to|with)\s+{_EN_DET_MY}{_EN_PERSON}",
+        rf"\b(?:connect|put|transfer|pass|patch|redirect|forward|route|escalate)\s+me\s+(?:through\s+|over\s+)?"
+        rf"(?:to|with)\s+{_EN_DET_MY}{_EN_PERSON}",
+        r"\bput me through\b",
+        rf"\b(?:be|get|being)\s+(?:transferred|connected|put through|passed|redirected|escalated)\s+(?:to|with)\s+"
+        rf"{_EN_DET}{_EN_PERSON}",
+        rf"\b(?:want|need|like|get|give|prefer|request|demand)\s+(?:me\s+)?(?:to\s+(?:speak|talk)\s+(?:to|with)\s+)?"
+        rf"{_EN_DET}{_EN_PERSON_STRICT}",
+        r"\b(?:a|an)\s+(?:real|live|actual|human)\s+(?:person|human|being|agent|advis[oe]r)\b",
+        rf"\b(?:is there|are there)\s+{_EN_DET}{_EN_PERSON}",
+    )
+]
 
 # Rejecting the bot is a request for a person: "je ne veux pas parler à un robot", "not a bot".
-_BOT_REJECTION = [re.compile(p) for p in (
-    rf"\b(?:pas|plus|jamais)\s+(?:(?:parler|discuter|echanger|affaire)\s+(?:a|avec|au)\s+)?"
-    rf"(?:(?:un|une|le|la|ce|cette|votre|a)\s+)?{_BOT}",
-    rf"\b(?:marre|assez)\s+(?:du|de ce|de cette|de votre|de la|de parler a un|de parler a une)\s+{_BOT}",
-    rf"\b(?:arretez|stop|stoppez)\s+(?:(?:le|ce|votre)\s+)?{_BOT}",
-    rf"\b(?:not|no|never|dont)\s+(?:(?:want|wish|like|going)\s+to\s+)?(?:(?:talk|speak|chat)(?:ing)?\s+(?:to|with)\s+)?"
-    rf"(?:(?:a|an|the|this|your|some)\s+)?{_BOT}",
-    rf"\b(?:stop|enough|done with|hate|sick of|fed up with)\s+"
-    rf"(?:(?:the|this|your|talking to a|talking to the)\s+)?{_BOT}",
-)]
+_BOT_REJECTION = [
+    re.compile(p)
+    for p in (
+        rf"\b(?:pas|plus|jamais)\s+(?:(?:parler|discuter|echanger|affaire)\s+(?:a|avec|au)\s+)?"
+        rf"(?:(?:un|une|le|la|ce|cette|votre|a)\s+)?{_BOT}",
+        rf"\b(?:marre|assez)\s+(?:du|de ce|de cette|de votre|de la|de parler a un|de parler a une)\s+{_BOT}",
+        rf"\b(?:arretez|stop|stoppez)\s+(?:(?:le|ce|votre)\s+)?{_BOT}",
+        rf"\b(?:not|no|never|dont)\s+(?:(?:want|wish|like|going)\s+to\s+)?(?:(?:talk|speak|chat)(?:ing)?\s+(?:to|with)\s+)?"
+        rf"(?:(?:a|an|the|this|your|some)\s+)?{_BOT}",
+        rf"\b(?:stop|enough|done with|hate|sick of|fed up with)\s+"
+        rf"(?:(?:the|this|your|talking to a|talking to the)\s+)?{_BOT}",
+    )
+]
 
 # "I don't need to speak to an agent", "pas besoin de parler à un conseiller".
 _DECLINED = re.compile(
     r"\b(?:pas besoin|pas la peine|inutile|pas envie|veux pas|voulais pas|not need|no need|not want|dont want"
-    r"|dont need|not necessary|never wanted|without)\b[^.!?,;]*$")
+    r"|dont need|not necessary|never wanted|without)\b[^.!?,;]*$"
+)
 
-_FILLER = frozenset({
-    "svp", "stp", "s", "il", "vous", "te", "plait", "plais", "merci", "bonjour", "bonsoir", "allo", "oui",
-    "maintenant", "vite", "un", "une", "le", "la", "vrai", "vraie", "please", "pls", "plz", "now", "hi", "hello",
-    "a", "an", "the", "real", "live", "actual", "yes", "thanks", "thank", "you", "asap", "just", "only",
-    "seulement", "juste", "directement", "immediatement", "to", "want", "je", "veux", "i", "need", "besoin",
-    "d", "de", "urgent", "tout", "suite", "de suite", "ok", "hey", "bjr", "slt", "salut", "voudrais", "aimerais",
-    "souhaite", "would", "like", "can", "could", "get", "give", "me", "moi", "un autre", "quick", "quickly",
-})
-_PERSON_ALONE = frozenset({
-    "conseiller", "conseillere", "humain", "etre humain", "operateur", "operatrice", "agent", "interlocuteur",
-    "advisor", "adviser", "human", "human being", "person", "representative", "rep", "operator", "someone",
-    "somebody", "customer service", "quelqu un", "personne humaine", "agent humain", "live agent",
-    "customer service agent", "customer service advisor", "customer service adviser", "customer service rep",
-    "human agent", "service client", "conseiller client", "conseiller clientele", "vraie personne",
-    "personne reelle", "vrai humain", "manager", "supervisor", "responsable", "superviseur", "advisers",
-    "advisors", "agents", "humains", "conseillers", "a person", "real person", "actual person", "live person",
-    "live chat agent", "support agent", "agent conseil", "un humain", "human person",
-})
-_PERSON_WORDS = frozenset({"conseiller", "conseillere", "humain", "agent", "advisor", "adviser", "human",
-                           "operator", "operateur", "representative", "person", "personne"})
+_FILLER = frozenset(
+    {
+        "svp",
+        "stp",
+        "s",
+        "il",
+        "vous",
+        "te",
+        "plait",
+        "plais",
+        "merci",
+        "bonjour",
+        "bonsoir",
+        "allo",
+        "oui",
+        "maintenant",
+        "vite",
+        "un",
+        "une",
+        "le",
+        "la",
+        "vrai",
+        "vraie",
+        "please",
+        "pls",
+        "plz",
+        "now",
+        "hi",
+        "hello",
+        "a",
+        "an",
+        "the",
+        "real",
+        "live",
+        "actual",
+        "yes",
+        "thanks",
+        "thank",
+        "you",
+        "asap",
+        "just",
+        "only",
+        "seulement",
+        "juste",
+        "directement",
+        "immediatement",
+        "to",
+        "want",
+        "je",
+        "veux",
+        "i",
+        "need",
+        "besoin",
+        "d",
+        "de",
+        "urgent",
+        "tout",
+        "suite",
+        "de suite",
+        "ok",
+        "hey",
+        "bjr",
+        "slt",
+        "salut",
+        "voudrais",
+        "aimerais",
+        "souhaite",
+        "would",
+        "like",
+        "can",
+        "could",
+        "get",
+        "give",
+        "me",
+        "moi",
+        "un autre",
+        "quick",
+        "quickly",
+    }
+)
+_PERSON_ALONE = frozenset(
+    {
+        "conseiller",
+        "conseillere",
+        "humain",
+        "etre humain",
+        "operateur",
+        "operatrice",
+        "agent",
+        "interlocuteur",
+        "advisor",
+        "adviser",
+        "human",
+        "human being",
+        "person",
+        "representative",
+        "rep",
+        "operator",
+        "someone",
+        "somebody",
+        "customer service",
+        "quelqu un",
+        "personne humaine",
+        "agent humain",
+        "live agent",
+        "customer service agent",
+        "customer service advisor",
+        "customer service adviser",
+        "customer service rep",
+        "human agent",
+        "service client",
+        "conseiller client",
+        "conseiller clientele",
+        "vraie personne",
+        "personne reelle",
+        "vrai humain",
+        "manager",
+        "supervisor",
+        "responsable",
+        "superviseur",
+        "advisers",
+        "advisors",
+        "agents",
+        "humains",
+        "conseillers",
+        "a person",
+        "real person",
+        "actual person",
+        "live person",
+        "live chat agent",
+        "support agent",
+        "agent conseil",
+        "un humain",
+        "human person",
+    }
+)
+_PERSON_WORDS = frozenset(
+    {
+        "conseiller",
+        "conseillere",
+        "humain",
+        "agent",
+        "advisor",
+        "adviser",
+        "human",
+        "operator",
+        "operateur",
+        "representative",
+        "person",
+        "personne",
+    }
+)
 
 # Common misspellings and chat shorthand, rewritten before matching: "conseiler", "conseilleur",
 # "concseiller" -> "conseiller"; "qqn", "qq1", "quelquun" -> "quelqu un"; "representive" -> "representative".
-_TYPOS = [(re.compile(p), r) for p, r in (
-    (r"\bc[o0]n[sc]{1,2}e?[iy]?l{1,2}(?:er|ere|e|eur|euse|eure|ier|iere|ee|ers|eres|es|eurs)\b", "conseiller"),
-    (r"\b(?:qqn|qq1|qqun|quelquun|quelqun|kelkun|kelk1|quelq un)\b", "quelqu un"),
-    (r"\b(?:humian|hummain|humin|humaim)\b", "humain"),
-    (r"\brep(?:r|er)?e?s[ae]?n?t[ae]?t?i?ve?s?\b", "representative"),
-    (r"\b(?:operater|operatr|opperator)\b", "operator"),
-    (r"\b(?:advicer|advizor|advsor|adivsor)\b", "advisor"),
-    (r"\b(?:agant|agnet|ajent)\b", "agent"),
-    (r"\b(?:hooman|humam|humna|humen)\b", "human"),
-    (r"\b(?:wanna|wana)\b", "want to"),
-    (r"\bspk\b", "speak"),
-)]
+_TYPOS = [
+    (re.compile(p), r)
+    for p, r in (
+        (r"\bc[o0]n[sc]{1,2}e?[iy]?l{1,2}(?:er|ere|e|eur|euse|eure|ier|iere|ee|ers|eres|es|eurs)\b", "conseiller"),
+        (r"\b(?:qqn|qq1|qqun|quelquun|quelqun|kelkun|kelk1|quelq un)\b", "quelqu un"),
+        (r"\b(?:humian|hummain|humin|humaim)\b", "humain"),
+        (r"\brep(?:r|er)?e?s[ae]?n?t[ae]?t?i?ve?s?\b", "representative"),
+        (r"\b(?:operater|operatr|opperator)\b", "operator"),
+        (r"\b(?:advicer|advizor|advsor|adivsor)\b", "advisor"),
+        (r"\b(?:agant|agnet|ajent)\b", "agent"),
+        (r"\b(?:hooman|humam|humna|humen)\b", "human"),
+        (r"\b(?:wanna|wana)\b", "want to"),
+        (r"\bspk\b", "speak"),
+    )
+]
 
 # More ways to ask, checked after the patterns above.
-_MORE_REQUESTS = [re.compile(p) for p in (
-    rf"\b(?:mettez|mets|mettre|donnez|donne|trouvez|trouve|envoyez|envoie)\s+(?:moi\s+)?(?:en ligne avec\s+)?"
-    rf"{_FR_DET}{_FR_PERSON}",
-    r"\bquelqu un de (?:reel|vrai|humain|physique|competent|chez vous|votre equipe)\b",
-    r"\brappelez moi\s*(?:svp|stp|s il vous plait|vite|rapidement|au plus vite|des que possible|asap|merci"
-    r"|sur mon portable|au numero|au \d[\d ]*)?\s*[.!?]*$",
-    r"\bqu (?:un|une|le|la|l)\s+(?:conseiller|conseillere|agent|humain|operateur|operatrice|personne|responsable)"
-    r"\s+(?:(?:me|m)\s+(?:rappelle|appelle|contacte|recontacte|reponde|telephone|aide|explique)"
-    r"|s occupe|prenne (?:en charge|mon dossier|le relais)|gere|traite|regarde)\b",
-    rf"\b(?:put|get)\s+me\s+in\s+touch\s+with\s+{_EN_DET_MY}{_EN_PERSON}",
-    r"\b(?:can|could|would|will|please|pls)\s+(?:someone|somebody|an? (?:advis[oe]r|agent|person|human)|you)\s+"
-    r"(?:please\s+)?(?:call|ring|phone)\s+me(?:\s+back)?\s*(?:please|pls|asap|today|now)?\s*[.!?]*$",
-    r"\b(?:want|like|need)\s+(?:someone|somebody|an? (?:advis[oe]r|agent|person|human|representative))\s+to\s+"
-    r"(?:call|ring|phone|contact)\s+me\b",
-    r"\b(?:transfer|connect|escalate)\s+me\s*(?:please|pls|now|asap|right now)?\s*[.!?]*$",
-    r"\b(?:let me|lemme|allow me to)\s+(?:speak|talk|chat)\s+(?:to|with)\s+",
-    r"\bhuman (?:needed|required|please|pls|now)\b",
-    rf"\b(?:demander|dire)\s+a\s+{_FR_DET_MON}{_FR_PERSON}\s+de\s+me\s+(?:rappeler|contacter|recontacter|appeler)\b",
-    rf"\b{_FR_DET_MON}{_FR_PERSON}\s+(?:peut|pourrait|pourra|pourrais|peux)\s+(?:t\s+)?(?:il\s+|elle\s+)?"
-    rf"me\s+(?:rappeler|contacter|recontacter|appeler)\b",
-    rf"\b(?:can|could|would|will)\s+{_EN_DET_MY}{_EN_PERSON_STRICT}\s+(?:please\s+)?(?:call|ring|phone|contact)\s+me\b",
-    r"\b(?:get|give|find)\s+me\s+(?:a|an|some|one)\s+(?:real\s+|live\s+|actual\s+)?"
-    r"(?:person|human|agent|advis[oe]r|representative|rep|operator|someone)\b",
-)]
+_MORE_REQUESTS = [
+    re.compile(p)
+    for p in (
+        rf"\b(?:mettez|mets|mettre|donnez|donne|trouvez|trouve|envoyez|envoie)\s+(?:moi\s+)?(?:en ligne avec\s+)?"
+        rf"{_FR_DET}{_FR_PERSON}",
+        r"\bquelqu un de (?:reel|vrai|humain|physique|competent|chez vous|votre equipe)\b",
+        r"\brappelez moi\s*(?:svp|stp|s il vous plait|vite|rapidement|au plus vite|des que possible|asap|merci"
+        r"|sur mon portable|au numero|au \d[\d ]*)?\s*[.!?]*$",
+        r"\bqu (?:un|une|le|la|l)\s+(?:conseiller|conseillere|agent|humain|operateur|operatrice|personne|responsable)"
+        r"\s+(?:(?:me|m)\s+(?:rappelle|appelle|contacte|recontacte|reponde|telephone|aide|explique)"
+        r"|s occupe|prenne (?:en charge|mon dossier|le relais)|gere|traite|regarde)\b",
+        rf"\b(?:put|get)\s+me\s+in\s+touch\s+with\s+{_EN_DET_MY}{_EN_PERSON}",
+        r"\b(?:can|could|would|will|please|pls)\s+(?:someone|somebody|an? (?:advis[oe]r|agent|person|human)|you)\s+"
+        r"(?:please\s+)?(?:call|ring|phone)\s+me(?:\s+back)?\s*(?:please|pls|asap|today|now)?\s*[.!?]*$",
+        r"\b(?:want|like|need)\s+(?:someone|somebody|an? (?:advis[oe]r|agent|person|human|representative))\s+to\s+"
+        r"(?:call|ring|phone|contact)\s+me\b",
+        r"\b(?:transfer|connect|escalate)\s+me\s*(?:please|pls|now|asap|right now)?\s*[.!?]*$",
+        r"\b(?:let me|lemme|allow me to)\s+(?:speak|talk|chat)\s+(?:to|with)\s+",
+        r"\bhuman (?:needed|required|please|pls|now)\b",
+        rf"\b(?:demander|dire)\s+a\s+{_FR_DET_MON}{_FR_PERSON}\s+de\s+me\s+(?:rappeler|contacter|recontacter|appeler)\b",
+        rf"\b{_FR_DET_MON}{_FR_PERSON}\s+(?:peut|pourrait|pourra|pourrais|peux)\s+(?:t\s+)?(?:il\s+|elle\s+)?"
+        rf"me\s+(?:rappeler|contacter|recontacter|appeler)\b",
+        rf"\b(?:can|could|would|will)\s+{_EN_DET_MY}{_EN_PERSON_STRICT}\s+(?:please\s+)?(?:call|ring|phone|contact)\s+me\b",
+        r"\b(?:get|give|find)\s+me\s+(?:a|an|some|one)\s+(?:real\s+|live\s+|actual\s+)?"
+        r"(?:person|human|agent|advis[oe]r|representative|rep|operator|someone)\b",
+    )
+]
 
 
 _ANY_TYPO = _any_of([pattern for pattern, _ in _TYPOS])
@@ -587,7 +1255,7 @@ def _asks_for_human(folded: str) -> bool:
         return False
     for pattern in (*_HUMAN_REQUEST, *_MORE_REQUESTS):
         for match in pattern.finditer(folded):
-            clause = re.split(r"[.!?;,]", folded[:match.start()])[-1] + match.group(0)
+            clause = re.split(r"[.!?;,]", folded[: match.start()])[-1] + match.group(0)
             if not _DECLINED.search(clause):
                 return True
     return False
@@ -627,11 +1295,15 @@ def escalating(scores: Sequence[float], threshold: float = ESCALATING_SLOPE) -> 
 # "£1,200.50", "$99", "450 EUR", "2k€", "30 quid"). A bare number is never an amount: order numbers,
 # dates, phone numbers and percentages carry no currency.
 _CURRENCY_BEFORE = r"(?:€|£|\$|eur\b|gbp\b|usd\b)"
-_CURRENCY_AFTER = (r"(?:€|£|\$|eur(?:os?)?\b|gbp\b|usd\b|livres?(?: sterling)?\b|pounds?\b|quid\b|dollars?\b"
-                   r"|balles\b|bucks\b)")
+_CURRENCY_AFTER = (
+    r"(?:€|£|\$|eur(?:os?)?\b|gbp\b|usd\b|livres?(?: sterling)?\b|pounds?\b|quid\b|dollars?\b"
+    r"|balles\b|bucks\b)"
+)
 _SPACE = "[ \u00a0\u202f]"
-_NUMBER = (rf"(?<![\w.,/-])(?:\d{{1,3}}(?:(?:{_SPACE}|[.,'’])\d{{3}})+|\d+)(?:[.,]\d{{1,2}})?(?![\d])"
-           rf"(?:{_SPACE}?(?P<k>k)\b)?")
+_NUMBER = (
+    rf"(?<![\w.,/-])(?:\d{{1,3}}(?:(?:{_SPACE}|[.,'’])\d{{3}})+|\d+)(?:[.,]\d{{1,2}})?(?![\d])"
+    rf"(?:{_SPACE}?(?P<k>k)\b)?"
+)
 _AMOUNT = re.compile(
     rf"(?:{_CURRENCY_BEFORE}{_SPACE}?(?P<before>{_NUMBER})"
     rf"|(?P<after>{_NUMBER.replace('(?P<k>', '(?P<k2>')}){_SPACE}?{_CURRENCY_AFTER})",
@@ -649,7 +1321,7 @@ def _parse_number(raw: str) -> float | None:
     match = re.search(r"[.,](\d{1,2})$", raw)
     if match:
         decimals = match.group(1)
-        raw = raw[:match.start()]
+        raw = raw[: match.start()]
     digits = re.sub(r"[.,]", "", raw)
     if not digits.isdigit():
         return None

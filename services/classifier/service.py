@@ -31,14 +31,23 @@ async def build(w: worker.Worker) -> worker.Service:
         results = classify_batch([(i.value.text, i.value.language or None) for i in items], model, catalogue)
         for item, result in zip(items, results):
             turn = item.value
-            with telemetry.consume_span("classifier classify", item.record,
-                                        **{"relais.conversation_id": turn.conversation_id}) as span:
+            with telemetry.consume_span(
+                "classifier classify", item.record, **{"relais.conversation_id": turn.conversation_id}
+            ) as span:
                 turn.language = result.language
                 turn.classification.CopyFrom(to_classification_proto(result, catalogue))
                 span.set_attribute("relais.intent", turn.classification.intent)
                 span.set_attribute("relais.confidence", turn.classification.confidence)
-                unit.send([bus.Record(topics.CLASSIFIED_TURNS, item.key or turn.conversation_id.encode(),
-                                      turn.SerializeToString(), telemetry.inject_headers())])
+                unit.send(
+                    [
+                        bus.Record(
+                            topics.CLASSIFIED_TURNS,
+                            item.key or turn.conversation_id.encode(),
+                            turn.SerializeToString(),
+                            telemetry.inject_headers(),
+                        )
+                    ]
+                )
 
     return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.TURNS,))
 

@@ -4,4 +4,8 @@ stores it under these names."""
 from relais.common.pb import agent_events_pb2 as ev
 
 # What the agent did with a suggested reply; UNSPECIFIED is refused.
-SUGGESTION_USES = {ev.SUGGESTION_USE_USED: "used", ev.SUGGESTION_USE_EDITED: "edited", ev.SUGGESTION_USE_IGNORED: "ignored"}
+SUGGESTION_USES = {
+    ev.SUGGESTION_USE_USED: "used",
+    ev.SUGGESTION_USE_EDITED: "edited",
+    ev.SUGGESTION_USE_IGNORED: "ignored",
+}

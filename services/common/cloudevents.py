@@ -31,8 +31,10 @@ PROTOBUF_TYPES = ("application/protobuf", "application/x-protobuf")
 # Data content types read as JSON: application/json, text/json, application/<anything>+json (parameters aside).
 JSON_MEDIA = re.compile(r"(?:application|text)/(?:[a-z0-9!#$&^_.+-]+\+)?json")
 # RFC 3339 section 5.6 date-time: T (or t), seconds, an optional fraction, Z (or z) or a numeric offset.
-RFC3339 = re.compile(r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
-                     r":(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?(?:[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2}))")
+RFC3339 = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    r":(?P<second>[0-9]{2})(?:\.(?P<fraction>[0-9]+))?(?:[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2}))"
+)
 
 CHANNELS = {
     "chat": pb.CHANNEL_CHAT,
@@ -70,7 +72,9 @@ class ContactEvent:
         return f"{self.source}#{self.id}"
 
 
-def parse_contact_event(value: bytes | None, headers: list[tuple[str, bytes]] | None, max_text_chars: int = 4000) -> ContactEvent:
+def parse_contact_event(
+    value: bytes | None, headers: list[tuple[str, bytes]] | None, max_text_chars: int = 4000
+) -> ContactEvent:
     """The content mode as the Kafka protocol binding tells it (section 3): a content-type starting with
     application/cloudevents is structured; else a ce_specversion header is binary; else, with no content-type
     or a JSON one, the value is a structured event (the Python SDK's cloudevents.v1.kafka.to_structured puts
@@ -87,8 +91,10 @@ def parse_contact_event(value: bytes | None, headers: list[tuple[str, bytes]] | 
     elif not media or _is_json(media):
         doc = _json(value, "a structured CloudEvent")
         if media and not (isinstance(doc, dict) and "specversion" in doc):
-            raise BadInput(f"not a CloudEvent: content-type {media!r} with no ce_specversion header (binary mode) "
-                           "and no specversion in the value (structured mode)")
+            raise BadInput(
+                f"not a CloudEvent: content-type {media!r} with no ce_specversion header (binary mode) "
+                "and no specversion in the value (structured mode)"
+            )
         event = _parse_structured(doc, content_type or None)
     else:
         raise BadInput(f"not a CloudEvent: content-type {media!r} and no ce_specversion header")
@@ -144,8 +150,10 @@ def _parse_structured(doc, header_content_type: str | None) -> ContactEvent:
             raise BadInput("`data_base64` is not valid base64") from None
         return _from_bytes(doc, raw, _media_type(content_type), "data_base64")
     if content_type and not _is_json(_media_type(content_type)):
-        raise BadInput(f"datacontenttype {_media_type(content_type)!r}: a structured event's `data` must be JSON "
-                       "(application/json); other data goes base64 in data_base64, or in binary mode")
+        raise BadInput(
+            f"datacontenttype {_media_type(content_type)!r}: a structured event's `data` must be JSON "
+            "(application/json); other data goes base64 in data_base64, or in binary mode"
+        )
     return _from_json(doc, doc.get("data"), doc.get("traceparent"))
 
 
@@ -157,7 +165,9 @@ def _parse_binary(value: bytes | None, hdrs: dict[str, str]) -> ContactEvent:
     return _from_bytes(attrs, value, media, "the record value", hdrs.get("traceparent"))
 
 
-def _from_bytes(attrs: dict, data: bytes | None, media: str, where: str, traceparent: str | None = None) -> ContactEvent:
+def _from_bytes(
+    attrs: dict, data: bytes | None, media: str, where: str, traceparent: str | None = None
+) -> ContactEvent:
     """The event's data as bytes: protobuf, or JSON (the default when no content type is given)."""
     traceparent = attrs.get("traceparent") or traceparent
     if media in PROTOBUF_TYPES:
@@ -168,11 +178,14 @@ def _from_bytes(attrs: dict, data: bytes | None, media: str, where: str, tracepa
         except BadInput as bad:
             if media:
                 raise
-            raise BadInput(f"{bad} (data without a content type is read as JSON; protobuf data needs content-type "
-                           "application/protobuf)") from None
+            raise BadInput(
+                f"{bad} (data without a content type is read as JSON; protobuf data needs content-type "
+                "application/protobuf)"
+            ) from None
         return _from_json(attrs, document, traceparent)
-    raise BadInput(f"unsupported data content type {media!r}: send JSON (application/json) "
-                   f"or protobuf (application/protobuf)")
+    raise BadInput(
+        f"unsupported data content type {media!r}: send JSON (application/json) or protobuf (application/protobuf)"
+    )
 
 
 def _from_json(attrs: dict, data, traceparent: str | None) -> ContactEvent:
@@ -180,12 +193,26 @@ def _from_json(attrs: dict, data, traceparent: str | None) -> ContactEvent:
     if attrs["type"] == CONTACT_SURVEY:
         if not isinstance(data, dict):
             raise BadInput("`data` must be a JSON object with score and an optional comment")
-        return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
-                            message=None, survey=_survey_from_json(data, event_time), traceparent=traceparent)
+        return ContactEvent(
+            source=attrs["source"],
+            id=attrs["id"],
+            type=attrs["type"],
+            subject=attrs.get("subject") or "",
+            message=None,
+            survey=_survey_from_json(data, event_time),
+            traceparent=traceparent,
+        )
     if not isinstance(data, dict):
         raise BadInput("`data` must be a JSON object with channel, customer, text, sent_at")
-    return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
-                        message=_message_from_json(data, event_time), traceparent=traceparent, _data_checked=True)
+    return ContactEvent(
+        source=attrs["source"],
+        id=attrs["id"],
+        type=attrs["type"],
+        subject=attrs.get("subject") or "",
+        message=_message_from_json(data, event_time),
+        traceparent=traceparent,
+        _data_checked=True,
+    )
 
 
 def _from_protobuf(attrs: dict, data: bytes, traceparent: str | None) -> ContactEvent:
@@ -194,13 +221,26 @@ def _from_protobuf(attrs: dict, data: bytes, traceparent: str | None) -> Contact
         survey = parse(pb.ContactSurvey, data, "data is ")
         if not survey.HasField("answered_at"):
             _set_time(survey.answered_at, "`time`", event_time)
-        return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
-                            message=None, survey=survey, traceparent=traceparent)
+        return ContactEvent(
+            source=attrs["source"],
+            id=attrs["id"],
+            type=attrs["type"],
+            subject=attrs.get("subject") or "",
+            message=None,
+            survey=survey,
+            traceparent=traceparent,
+        )
     message = parse(pb.ContactMessage, data, "data is ")
     if not message.HasField("sent_at"):
         _set_time(message.sent_at, "`time`", event_time)
-    return ContactEvent(source=attrs["source"], id=attrs["id"], type=attrs["type"], subject=attrs.get("subject") or "",
-                        message=message, traceparent=traceparent)
+    return ContactEvent(
+        source=attrs["source"],
+        id=attrs["id"],
+        type=attrs["type"],
+        subject=attrs.get("subject") or "",
+        message=message,
+        traceparent=traceparent,
+    )
 
 
 def _event_time(attrs: dict) -> str | None:
@@ -239,11 +279,15 @@ def _message_from_json(data: dict, event_time) -> pb.ContactMessage:
     sent_at = data.get("sent_at") or event_time
     message = pb.ContactMessage(
         channel=CHANNELS[channel],
-        customer=pb.Customer(id=customer.get("id") or "", language=customer.get("language") or "",
-                             tier=customer.get("tier") or "", phone=customer.get("phone") or "",
-                             # else the offset the sender wrote sent_at in: the customer's, when not UTC
-                             time_zone=customer.get("time_zone") or customer_contact.offset_of(
-                                 sent_at if isinstance(sent_at, str) else "")),
+        customer=pb.Customer(
+            id=customer.get("id") or "",
+            language=customer.get("language") or "",
+            tier=customer.get("tier") or "",
+            phone=customer.get("phone") or "",
+            # else the offset the sender wrote sent_at in: the customer's, when not UTC
+            time_zone=customer.get("time_zone")
+            or customer_contact.offset_of(sent_at if isinstance(sent_at, str) else ""),
+        ),
         text=text,
     )
     _set_time(message.sent_at, "data.sent_at" if data.get("sent_at") else "`time`", sent_at)
@@ -268,10 +312,14 @@ def _survey_from_json(data: dict, event_time) -> pb.ContactSurvey:
     if not isinstance(customer, dict) or not isinstance(customer.get("id", ""), str):
         raise BadInput("data.customer must be an object with a string `id`")
     _check_string("data.customer.id", customer.get("id", ""))
-    survey = pb.ContactSurvey(score=score, comment=comment, scale=SURVEY_SCALES[scale][0],
-                              customer=pb.Customer(id=customer.get("id", "")))
-    _set_time(survey.answered_at, "data.answered_at" if data.get("answered_at") else "`time`",
-              data.get("answered_at") or event_time)
+    survey = pb.ContactSurvey(
+        score=score, comment=comment, scale=SURVEY_SCALES[scale][0], customer=pb.Customer(id=customer.get("id", ""))
+    )
+    _set_time(
+        survey.answered_at,
+        "data.answered_at" if data.get("answered_at") else "`time`",
+        data.get("answered_at") or event_time,
+    )
     return survey
 
 
@@ -289,8 +337,10 @@ def _set_time(target: Timestamp, name: str, value) -> None:
         raise BadInput(f"{name} must be an RFC 3339 timestamp string, e.g. 2026-11-26T10:00:00Z")
     match = RFC3339.fullmatch(value)
     if not match:
-        raise BadInput(f"{name} is not an RFC 3339 timestamp: {value[:64]!r} "
-                       "(e.g. 2026-11-26T10:00:00Z or 2026-11-26T11:00:00.250+01:00)")
+        raise BadInput(
+            f"{name} is not an RFC 3339 timestamp: {value[:64]!r} "
+            "(e.g. 2026-11-26T10:00:00Z or 2026-11-26T11:00:00.250+01:00)"
+        )
     year, month, day, hour, minute, second, fraction, sign, offset_hours, offset_minutes = match.groups()
     offset = int(offset_hours or 0) * 60 + int(offset_minutes or 0)  # minutes east of UTC
     second = int(second)
@@ -370,7 +420,9 @@ def _validate(event: ContactEvent, max_text_chars: int) -> None:
         raise BadInput(f"data.text is {len(text)} characters; the limit is {max_text_chars}")
 
 
-def structured(event_type: str, source: str, event_id: str, subject: str, data: dict, time: datetime | None = None) -> bytes:
+def structured(
+    event_type: str, source: str, event_id: str, subject: str, data: dict, time: datetime | None = None
+) -> bytes:
     doc = {
         "specversion": SPEC_VERSION,
         "id": event_id,
@@ -384,15 +436,26 @@ def structured(event_type: str, source: str, event_id: str, subject: str, data: 
     return json.dumps(doc, ensure_ascii=False).encode()
 
 
-def reply(event_type: str, source: str, reply_id: str, conversation_id: str, text: str, language: str, **data) -> Record:
+def reply(
+    event_type: str, source: str, reply_id: str, conversation_id: str, text: str, language: str, **data
+) -> Record:
     """A message to the customer on relais.replies.v1, keyed by conversation."""
     value = structured(event_type, source, reply_id, conversation_id, {"text": text, "language": language, **data})
     return Record(topics.REPLIES, conversation_id.encode(), value, [("content-type", STRUCTURED.encode())])
 
 
-def contact_message(conversation_id: str, customer_id: str, text: str, *, channel: str = "chat",
-                    language: str | None = None, tier: str | None = None, event_id: str | None = None,
-                    source: str = "urn:relais:demo", sent_at: datetime | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+def contact_message(
+    conversation_id: str,
+    customer_id: str,
+    text: str,
+    *,
+    channel: str = "chat",
+    language: str | None = None,
+    tier: str | None = None,
+    event_id: str | None = None,
+    source: str = "urn:relais:demo",
+    sent_at: datetime | None = None,
+) -> tuple[bytes, list[tuple[str, bytes]]]:
     """A structured relais.contact.message.v1 event, as an enterprise system would send it."""
     customer = {"id": customer_id}
     if language:
@@ -400,14 +463,27 @@ def contact_message(conversation_id: str, customer_id: str, text: str, *, channe
     if tier:
         customer["tier"] = tier
     sent = (sent_at or datetime.now(timezone.utc)).isoformat().replace("+00:00", "Z")
-    value = structured(CONTACT_MESSAGE, source, event_id or str(uuid.uuid4()), conversation_id,
-                       {"channel": channel, "customer": customer, "text": text, "sent_at": sent})
+    value = structured(
+        CONTACT_MESSAGE,
+        source,
+        event_id or str(uuid.uuid4()),
+        conversation_id,
+        {"channel": channel, "customer": customer, "text": text, "sent_at": sent},
+    )
     return value, [("content-type", STRUCTURED.encode())]
 
 
-def contact_survey(conversation_id: str, score: int, *, scale: str = "csat", comment: str = "",
-                   customer_id: str = "", event_id: str | None = None, source: str = "urn:relais:demo",
-                   answered_at: datetime | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+def contact_survey(
+    conversation_id: str,
+    score: int,
+    *,
+    scale: str = "csat",
+    comment: str = "",
+    customer_id: str = "",
+    event_id: str | None = None,
+    source: str = "urn:relais:demo",
+    answered_at: datetime | None = None,
+) -> tuple[bytes, list[tuple[str, bytes]]]:
     """A structured relais.contact.survey.v1 event: the customer's answer to the survey of a conversation."""
     data = {"score": score, "scale": scale}
     if comment:
@@ -428,8 +504,13 @@ SURVEY_QUESTION = {
 
 def survey_invitation(language: str) -> dict:
     """What a reply carries to ask for a relais.contact.survey.v1 answer (CSAT, 1 to 5)."""
-    return {"type": CONTACT_SURVEY, "scale": "csat", "min": 1, "max": 5,
-            "question": SURVEY_QUESTION.get(language, SURVEY_QUESTION["en"])}
+    return {
+        "type": CONTACT_SURVEY,
+        "scale": "csat",
+        "min": 1,
+        "max": 5,
+        "question": SURVEY_QUESTION.get(language, SURVEY_QUESTION["en"]),
+    }
 
 
 def survey_request(source: str, reply_id: str, conversation_id: str, language: str) -> Record:

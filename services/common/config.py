@@ -21,8 +21,13 @@ DEFAULT_GRPC_PORTS = {
     "analytics": 50055,
     "lookup": 50056,
 }
-DEFAULT_PORTS = {"kafka": 19092, "kafka_controller": 19093, "postgres": 15432, **DEFAULT_GRPC_PORTS,
-                 "routing-standby": 50064}
+DEFAULT_PORTS = {
+    "kafka": 19092,
+    "kafka_controller": 19093,
+    "postgres": 15432,
+    **DEFAULT_GRPC_PORTS,
+    "routing-standby": 50064,
+}
 DEFAULT_KAFKA = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
 DEFAULT_DATABASE_URL = f"postgresql://relais:relais@127.0.0.1:{DEFAULT_PORTS['postgres']}/relais"
 
@@ -33,10 +38,12 @@ class ConfigError(ValueError):
 
 # --- the form of each setting ---
 
+
 @dataclass(frozen=True)
 class Form:
     """What a setting must look like: `expected` completes "NAME: expected ..."; `parse` raises ValueError, or
     Narrower for a value of the right form out of range."""
+
     expected: str
     parse: Callable[[str], object]
 
@@ -61,6 +68,7 @@ def number(unit: str, minimum: float = 0, *, above: bool = False) -> Form:
         if value < minimum or (above and value == minimum):
             raise Narrower(f"{expected} {'>' if above else '≥'} {minimum:g}")
         return value
+
     return Form(expected, parse)
 
 
@@ -72,6 +80,7 @@ def whole(unit: str, minimum: int = 0) -> Form:
         if value < minimum:
             raise Narrower(f"{expected} ≥ {minimum}")
         return value
+
     return Form(expected, parse)
 
 
@@ -81,6 +90,7 @@ def fraction() -> Form:
         if not 0 <= value <= 1:
             raise ValueError()
         return value
+
     return Form("a fraction from 0 to 1, e.g. 0.8", parse)
 
 
@@ -90,6 +100,7 @@ def one_of(*choices: str) -> Form:
             if raw.lower() == choice.lower():
                 return choice
         raise ValueError()
+
     return Form(f"one of {', '.join(choices)}", parse)
 
 
@@ -114,6 +125,7 @@ def bootstrap_servers() -> Form:
             if not re.fullmatch(r"[A-Za-z0-9_.-]+", server):  # a bare host: Kafka's port 9092
                 _host_port(server)
         return raw
+
     return Form("host:port[,host:port...], e.g. 127.0.0.1:19092", parse)
 
 
@@ -124,6 +136,7 @@ def database_url() -> Form:
             raise ValueError()
         _ = url.port  # raises ValueError when the port is not a number
         return raw
+
     return Form("postgresql://user:password@host:port/database", parse)
 
 
@@ -134,6 +147,7 @@ def http_url() -> Form:
             raise ValueError()
         _ = url.port  # raises ValueError when the port is not a number
         return raw
+
     return Form("an http:// or https:// URL", parse)
 
 
@@ -143,21 +157,25 @@ def numbers(unit: str) -> Form:
         if any(value < 0 for value in values):
             raise ValueError()
         return values
+
     return Form(f"comma-separated numbers of {unit} ≥ 0, e.g. 60,180", parse)
 
 
 def existing(kind: str) -> Form:
     """A path to an existing file ("file") or directory ("directory")."""
+
     def parse(raw: str) -> str:
         path = Path(raw)
         if not (path.is_dir() if kind == "directory" else path.is_file()):
             raise ValueError()
         return raw
+
     return Form(f"the path of an existing {kind}", parse)
 
 
 def region_codes() -> Form:
     """Regions libphonenumber knows (relais.common.redact: whose national phone formats are redacted)."""
+
     def parse(raw: str) -> tuple[str, ...]:
         import phonenumbers
 
@@ -165,6 +183,7 @@ def region_codes() -> Form:
         if not all(code in phonenumbers.SUPPORTED_REGIONS for code in codes):
             raise ValueError()
         return codes
+
     return Form("comma-separated ISO 3166 region codes, e.g. FR,BE,GB,US", parse)
 
 
@@ -217,8 +236,14 @@ SETTINGS: dict[str, Form] = {
     "RELAIS_ASSIST_LLM_TIMEOUT_S": number("seconds", above=True),
     "RELAIS_TRACE_SQL": one_of("on", "off"),
     # The OpenTelemetry SDK's own samplers (it only warns on others and samples everything).
-    "OTEL_TRACES_SAMPLER": one_of("always_on", "always_off", "parentbased_always_on", "parentbased_always_off",
-                                  "traceidratio", "parentbased_traceidratio"),
+    "OTEL_TRACES_SAMPLER": one_of(
+        "always_on",
+        "always_off",
+        "parentbased_always_on",
+        "parentbased_always_off",
+        "traceidratio",
+        "parentbased_traceidratio",
+    ),
     "OTEL_TRACES_SAMPLER_ARG": fraction(),
 }
 
@@ -341,7 +366,9 @@ def kafka_security(environ: dict[str, str] | None = None) -> dict:
         if certfile is None and keyfile is not None:
             raise ConfigError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE")
         options["ssl_context"] = create_ssl_context(
-            cafile=get("KAFKA_SSL_CAFILE") or None, certfile=certfile, keyfile=keyfile,
+            cafile=get("KAFKA_SSL_CAFILE") or None,
+            certfile=certfile,
+            keyfile=keyfile,
             password=e.get("KAFKA_SSL_KEY_PASSWORD") or None,
         )
     return options

@@ -21,8 +21,10 @@ PHONE_CHARS = re.compile(r"^\+?[0-9 .()/\u00a0\u202f-]+$")
 OFFSET = re.compile(r"^([+-])([01][0-9]|2[0-3]):?([0-5][0-9])$")
 TRAILING_OFFSET = re.compile(r"([+-])([0-9]{2}):?([0-9]{2})$")
 # Routing asked this conversation's customer for a number: a callback task waiting for it.
-ASKED = ("SELECT EXISTS (SELECT FROM tasks WHERE conversation_id = $1 AND status IN ('queued', 'offered')"
-         " AND kind = 'handoff' AND phone_asked_at IS NOT NULL)")
+ASKED = (
+    "SELECT EXISTS (SELECT FROM tasks WHERE conversation_id = $1 AND status IN ('queued', 'offered')"
+    " AND kind = 'handoff' AND phone_asked_at IS NOT NULL)"
+)
 
 
 def phone_number(value: str) -> str | None:
@@ -41,7 +43,7 @@ def phone_number(value: str) -> str | None:
 
 def numbers_in(text: str) -> list[str]:
     """The phone numbers redaction finds in a text, in order."""
-    found = [text[f.start:f.end] for f in find_personal_data(text) if f.kind == "phone"]
+    found = [text[f.start : f.end] for f in find_personal_data(text) if f.kind == "phone"]
     return [n for n in map(phone_number, found) if n]
 
 
@@ -84,4 +86,6 @@ async def keep(conn, conversation_id: str, given_phone: str, text: str, redacted
         written = numbers_in(text)
         phone = written[0] if written else ""
     if phone:
-        await conn.execute("UPDATE conversations SET callback_phone = $2 WHERE conversation_id = $1", conversation_id, phone)
+        await conn.execute(
+            "UPDATE conversations SET callback_phone = $2 WHERE conversation_id = $1", conversation_id, phone
+        )

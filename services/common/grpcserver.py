@@ -61,8 +61,9 @@ def server_credentials(env: Mapping[str, str] | None = None) -> grpc.ServerCrede
         raise AccessError("TLS needs both RELAIS_TLS_CERT and RELAIS_TLS_KEY (PEM files); only one is set")
     pair = [(_read(key, "RELAIS_TLS_KEY"), _read(cert, "RELAIS_TLS_CERT"))]
     if client_ca:
-        return grpc.ssl_server_credentials(pair, root_certificates=_read(client_ca, "RELAIS_TLS_CLIENT_CA"),
-                                           require_client_auth=True)
+        return grpc.ssl_server_credentials(
+            pair, root_certificates=_read(client_ca, "RELAIS_TLS_CLIENT_CA"), require_client_auth=True
+        )
     return grpc.ssl_server_credentials(pair)
 
 
@@ -200,7 +201,11 @@ def _gated(handler: grpc.RpcMethodHandler, gate: Gate) -> grpc.RpcMethodHandler:
                     await asyncio.gather(step, return_exceptions=True)
                 await events.aclose()
 
-        make = grpc.unary_stream_rpc_method_handler if not handler.request_streaming else grpc.stream_stream_rpc_method_handler
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if not handler.request_streaming
+            else grpc.stream_stream_rpc_method_handler
+        )
         return make(stream, **serdes)
     inner = handler.unary_unary if not handler.request_streaming else handler.stream_unary
 
@@ -212,7 +217,9 @@ def _gated(handler: grpc.RpcMethodHandler, gate: Gate) -> grpc.RpcMethodHandler:
         except Fenced as error:
             await refuse(context, f"{gate.reason or 'standby'} ({error})")
 
-    make = grpc.unary_unary_rpc_method_handler if not handler.request_streaming else grpc.stream_unary_rpc_method_handler
+    make = (
+        grpc.unary_unary_rpc_method_handler if not handler.request_streaming else grpc.stream_unary_rpc_method_handler
+    )
     return make(unary, **serdes)
 
 
@@ -224,18 +231,32 @@ class GrpcServer:
     (default from RELAIS_TLS_*; None for plaintext).
     """
 
-    def __init__(self, addr: str, services: list[str], register: Register | None = None, *,
-                 require_token: Iterable[str] | None = None, token=_FROM_ENV, credentials=_FROM_ENV, gated: bool = False):
+    def __init__(
+        self,
+        addr: str,
+        services: list[str],
+        register: Register | None = None,
+        *,
+        require_token: Iterable[str] | None = None,
+        token=_FROM_ENV,
+        credentials=_FROM_ENV,
+        gated: bool = False,
+    ):
         self.addr = addr
         self.services = services
         # `gated`: a service with an active and a standby process; the gate refuses its calls while standby.
         self.gate = Gate(services) if gated else None
-        protected = {p for p in PROTECTED if p.split("/")[0] in services} if require_token is None else set(require_token)
+        protected = (
+            {p for p in PROTECTED if p.split("/")[0] in services} if require_token is None else set(require_token)
+        )
         if token is _FROM_ENV:
             token = service_token()
         if protected and not token:
-            log.warning("%s is not set: every call to %s is refused (UNAUTHENTICATED)",
-                        SERVICE_TOKEN_ENV, ", ".join(sorted(protected)))
+            log.warning(
+                "%s is not set: every call to %s is refused (UNAUTHENTICATED)",
+                SERVICE_TOKEN_ENV,
+                ", ".join(sorted(protected)),
+            )
         interceptors = [aio_server_interceptor()]
         if protected:
             interceptors.append(TokenInterceptor(protected, token))
@@ -280,8 +301,9 @@ class _Token:
         for key, value in self.metadata:
             if key not in metadata:
                 metadata.add(key, value)
-        return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
-                                          details.wait_for_ready)
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
 
 
 class _UnaryUnaryToken(_Token, grpc.aio.UnaryUnaryClientInterceptor):
@@ -313,13 +335,32 @@ def token_interceptors(token: str | None) -> list:
 
 # gRPC's own retries, for idempotent reads: UNAVAILABLE (a server restarting, its database reconnecting) is tried
 # again with backoff, within the call's deadline.
-RETRY_UNAVAILABLE = json.dumps({"methodConfig": [{"name": [{}], "retryPolicy": {
-    "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
-    "retryableStatusCodes": ["UNAVAILABLE"]}}]})
+RETRY_UNAVAILABLE = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
 
 
-def channel(addr: str, token: str | None = None, *, env: Mapping[str, str] | None = None,
-            trace: bool = True, retry_unavailable: bool = False) -> grpc.aio.Channel:
+def channel(
+    addr: str,
+    token: str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    trace: bool = True,
+    retry_unavailable: bool = False,
+) -> grpc.aio.Channel:
     """A client channel to one of our servers: TLS when RELAIS_TLS_CA is set (in `env`, default the
     process environment), the service `token` on every call when given, the trace context when `trace`,
     UNAVAILABLE retried when `retry_unavailable` (only for services whose calls are all idempotent)."""

@@ -27,7 +27,8 @@ _PRIMARY_TAG = re.compile(r"^[a-z]{2,3}$")
 
 # French words that carry no topic (articles, pronouns, auxiliaries, greetings, politeness), folded (see fold):
 # left out of what agent assist matches and of what irritants cluster.
-FRENCH_STOP_WORDS = frozenset("""
+FRENCH_STOP_WORDS = frozenset(
+    """
 a ai aide aidez aie aies ait al alors as au aucun aussi autre aux avais avait avant avec avez avoir avons
 ayant bah beaucoup bien bon bonjour bonne bonsoir c ca car ce cela celle celui ces cet cette chez ci comme
 comment cordialement d dans de deja depuis des dois doit donc du elle elles en encore est et etaient etais
@@ -36,7 +37,8 @@ ma madame mais me meme merci mes moi mon monsieur n ne ni non nos notre nous on 
 peut peux plus pour pourquoi pouvez qu quand que quel quelle quelles quels qui rien s sa salut sans se sera
 ses si sil slt son sont stp suis sur svp t ta te tes toi ton toujours tous tout tres tu un une urgent va vais
 veux voila vos votre vous vu y
-""".split())
+""".split()
+)
 
 _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "’": "'", "‘": "'", "`": "'", "´": "'"})
 
@@ -92,7 +94,9 @@ def _language_detector() -> Any:
 
                 codes = [getattr(IsoCode639_1, code.upper()) for code in DETECTED_LANGUAGES]
                 _CODES.update({Language.from_iso_code_639_1(iso): code for iso, code in zip(codes, DETECTED_LANGUAGES)})
-                _detector = LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_preloaded_language_models().build()
+                _detector = (
+                    LanguageDetectorBuilder.from_iso_codes_639_1(*codes).with_preloaded_language_models().build()
+                )
     return _detector
 
 
@@ -101,69 +105,165 @@ def _language_detector() -> Any:
 # languages ("ja", "hallo", "no"): only a strict majority decides.
 SHORT_MESSAGE_WORDS = 3
 LANGUAGE_MARKERS = {
-    "fr": frozenset({"svp", "stp", "merci", "bonjour", "bonsoir", "salut", "oui", "non", "ouais", "allo", "coucou",
-                     "accord", "voila", "bah", "ben"}),
-    "en": frozenset({"thanks", "thank", "thx", "hi", "hello", "hey", "yes", "yeah", "yep", "no", "nope",
-                     "please", "pls", "plz", "cheers"}),
+    "fr": frozenset(
+        {
+            "svp",
+            "stp",
+            "merci",
+            "bonjour",
+            "bonsoir",
+            "salut",
+            "oui",
+            "non",
+            "ouais",
+            "allo",
+            "coucou",
+            "accord",
+            "voila",
+            "bah",
+            "ben",
+        }
+    ),
+    "en": frozenset(
+        {
+            "thanks",
+            "thank",
+            "thx",
+            "hi",
+            "hello",
+            "hey",
+            "yes",
+            "yeah",
+            "yep",
+            "no",
+            "nope",
+            "please",
+            "pls",
+            "plz",
+            "cheers",
+        }
+    ),
     "es": frozenset({"hola", "gracias", "vale", "buenos", "buenas", "adios", "porfa", "no", "si"}),
-    "de": frozenset({"danke", "bitte", "hallo", "tschuss", "guten", "ja", "nein", "genau", "servus", "moin",
-                     "gerne", "vielen", "dank"}),
+    "de": frozenset(
+        {
+            "danke",
+            "bitte",
+            "hallo",
+            "tschuss",
+            "guten",
+            "ja",
+            "nein",
+            "genau",
+            "servus",
+            "moin",
+            "gerne",
+            "vielen",
+            "dank",
+        }
+    ),
     "it": frozenset({"ciao", "grazie", "buongiorno", "buonasera", "prego", "salve", "arrivederci", "si", "no", "non"}),
     "pt": frozenset({"obrigado", "obrigada", "ola", "bom", "boa", "sim", "nao", "tchau", "valeu"}),
-    "nl": frozenset({"bedankt", "dank", "alstublieft", "alsjeblieft", "hoi", "doei", "goedemorgen",
-                     "goedemiddag", "graag", "ja", "nee", "hallo"}),
+    "nl": frozenset(
+        {
+            "bedankt",
+            "dank",
+            "alstublieft",
+            "alsjeblieft",
+            "hoi",
+            "doei",
+            "goedemorgen",
+            "goedemiddag",
+            "graag",
+            "ja",
+            "nee",
+            "hallo",
+        }
+    ),
 }
 # The commonest words of each language (articles, pronouns, prepositions, auxiliaries; folded). On a
 # short message lingua's n-grams often hesitate ("Where is my parcel" -> en 0.35, pt 0.15); these
 # words settle it. A word counts for every language that has it ("de", "la", "no").
 FUNCTION_WORDS = {
-    "fr": frozenset("""le la les un une des du au aux et est je j tu il elle on nous vous ils elles mon ma mes ton
+    "fr": frozenset(
+        """le la les un une des du au aux et est je j tu il elle on nous vous ils elles mon ma mes ton
         ta son sa ses notre nos votre vos ce cet cette ces c qui que qu quoi ou pas ne n sur dans avec pour par
         mais jamais toujours rien deja tres ai avez suis sont etait ete fait y en moi lui leur d l quand comment
-        pourquoi combien aussi encore plus bien""".split()),
-    "en": frozenset("""the a an and is are was were be been i you he she it we they my your our their me him us
+        pourquoi combien aussi encore plus bien""".split()
+    ),
+    "en": frozenset(
+        """the a an and is are was were be been i you he she it we they my your our their me him us
         them this that these those what where when why how who which do does did don t can cant won not no
         never still yet of to in on at for with from by about have has had get got will would could should
-        just any""".split()),
-    "es": frozenset("""el la los las un una unos unas y es son esta estan estoy he ha han mi mis tu su sus nuestro
+        just any""".split()
+    ),
+    "es": frozenset(
+        """el la los las un una unos unas y es son esta estan estoy he ha han mi mis tu su sus nuestro
         yo usted ustedes me te se le lo que donde cuando como por para con sin pero nunca todavia ya nada muy
-        del al no si quiero puedo tengo hay""".split()),
-    "de": frozenset("""der die das den dem des ein eine einen einem einer und ist sind war bin habe hat haben ich
+        del al no si quiero puedo tengo hay""".split()
+    ),
+    "de": frozenset(
+        """der die das den dem des ein eine einen einem einer und ist sind war bin habe hat haben ich
         du er sie es wir ihr mein meine meinen mir mich dein ihre ihnen nicht kein keine noch schon nie immer
-        was wo wann wie warum wer mit von zu auf fur aus bei nach um aber oder auch kann konnen will mochte""".split()),
-    "it": frozenset("""il lo la i gli le un una uno e ed di del della dei da in con su per tra non ma mai ancora
+        was wo wann wie warum wer mit von zu auf fur aus bei nach um aber oder auch kann konnen will mochte""".split()
+    ),
+    "it": frozenset(
+        """il lo la i gli le un una uno e ed di del della dei da in con su per tra non ma mai ancora
         gia niente nulla mio mia miei mie tuo suo vostro vostri ho ha hanno sono stato che chi dove quando come
-        perche cosa mi ti ci vi si voglio vorrei posso l d""".split()),
-    "pt": frozenset("""o a os as um uma uns umas e de do da dos das em no na nos nas por para com sem mas nunca
+        perche cosa mi ti ci vi si voglio vorrei posso l d""".split()
+    ),
+    "pt": frozenset(
+        """o a os as um uma uns umas e de do da dos das em no na nos nas por para com sem mas nunca
         ainda ja nada muito meu minha meus minhas seu sua vosso nosso eu voce voces me te se lhe que onde quando
-        como porque nao sim esta estou tenho tem foi quero posso""".split()),
-    "nl": frozenset("""de het een en is zijn was ben heb heeft hebben ik jij je u hij zij we wij jullie mijn mij me
+        como porque nao sim esta estou tenho tem foi quero posso""".split()
+    ),
+    "nl": frozenset(
+        """de het een en is zijn was ben heb heeft hebben ik jij je u hij zij we wij jullie mijn mij me
         ons onze uw niet geen nog al nooit altijd wat waar wanneer hoe waarom wie met van naar op aan bij voor
-        uit om maar of ook kan kunnen wil er dit dat""".split()),
+        uit om maar of ook kan kunnen wil er dit dat""".split()
+    ),
 }
 # What customers write to us about, per language (folded). A word only one language has is as good as a
 # chat word on a short message ("order CMD-123456"); every one of them weighs like a function word.
 DOMAIN_WORDS = {
-    "fr": frozenset("""commande colis carte compte solde remboursement livraison horaires conseiller facture
-        adresse paiement abonnement livreur""".split()),
-    "en": frozenset("""order parcel package card account balance refund delivery hours advisor agent invoice
-        address payment subscription courier""".split()),
-    "es": frozenset("""pedido paquete tarjeta cuenta saldo reembolso entrega horario asesor factura direccion pago
-        suscripcion repartidor""".split()),
-    "de": frozenset("""bestellung paket karte konto kontostand erstattung lieferung offnungszeiten berater rechnung
-        adresse zahlung abo""".split()),
-    "it": frozenset("""ordine pacco carta conto saldo rimborso consegna orari operatore fattura indirizzo pagamento
-        abbonamento corriere""".split()),
-    "pt": frozenset("""encomenda pedido pacote cartao conta saldo reembolso entrega horario assistente fatura
-        endereco pagamento assinatura estafeta""".split()),
-    "nl": frozenset("""bestelling pakket pakje kaart pas rekening saldo terugbetaling levering bezorging
-        openingstijden medewerker factuur adres betaling abonnement bezorger""".split()),
+    "fr": frozenset(
+        """commande colis carte compte solde remboursement livraison horaires conseiller facture
+        adresse paiement abonnement livreur""".split()
+    ),
+    "en": frozenset(
+        """order parcel package card account balance refund delivery hours advisor agent invoice
+        address payment subscription courier""".split()
+    ),
+    "es": frozenset(
+        """pedido paquete tarjeta cuenta saldo reembolso entrega horario asesor factura direccion pago
+        suscripcion repartidor""".split()
+    ),
+    "de": frozenset(
+        """bestellung paket karte konto kontostand erstattung lieferung offnungszeiten berater rechnung
+        adresse zahlung abo""".split()
+    ),
+    "it": frozenset(
+        """ordine pacco carta conto saldo rimborso consegna orari operatore fattura indirizzo pagamento
+        abbonamento corriere""".split()
+    ),
+    "pt": frozenset(
+        """encomenda pedido pacote cartao conta saldo reembolso entrega horario assistente fatura
+        endereco pagamento assinatura estafeta""".split()
+    ),
+    "nl": frozenset(
+        """bestelling pakket pakje kaart pas rekening saldo terugbetaling levering bezorging
+        openingstijden medewerker factuur adres betaling abonnement bezorger""".split()
+    ),
 }
 FUNCTION_WORDS = {lang: FUNCTION_WORDS[lang] | DOMAIN_WORDS[lang] for lang in FUNCTION_WORDS}
-LANGUAGE_MARKERS = {lang: LANGUAGE_MARKERS[lang] | {w for w in DOMAIN_WORDS[lang]
-                                                   if not any(w in DOMAIN_WORDS[other] or w in FUNCTION_WORDS[other]
-                                                              for other in DOMAIN_WORDS if other != lang)}
-                    for lang in LANGUAGE_MARKERS}
+LANGUAGE_MARKERS = {
+    lang: LANGUAGE_MARKERS[lang]
+    | {
+        w
+        for w in DOMAIN_WORDS[lang]
+        if not any(w in DOMAIN_WORDS[other] or w in FUNCTION_WORDS[other] for other in DOMAIN_WORDS if other != lang)
+    }
+    for lang in LANGUAGE_MARKERS
+}
 FUNCTION_WORD_WEIGHT = 0.2  # added to lingua's confidence (0..1) per function word of the language
 # How much likelier the best language must be than the best one on the other side of the
 # served/unserved line to be taken as sure; measured on tests/unit/test_language.py.
@@ -172,12 +272,34 @@ SURE_MARGIN = 0.25
 CONTINUITY_BONUS = 0.3
 SURE_MARGIN_ONE_WORD = 0.6  # one word is little to go on ("pedido" is Spanish and Portuguese)
 # Words of every language in a chat: they say nothing of the customer's ("ok merci" is French).
-NEUTRAL_WORDS = frozenset({"ok", "okay", "okey", "oki", "oke", "lol", "hmm", "mmh", "cmd", "ord", "sms", "email",
-                           "mail", "internet", "wifi", "app", "web", "pdf"})
+NEUTRAL_WORDS = frozenset(
+    {
+        "ok",
+        "okay",
+        "okey",
+        "oki",
+        "oke",
+        "lol",
+        "hmm",
+        "mmh",
+        "cmd",
+        "ord",
+        "sms",
+        "email",
+        "mail",
+        "internet",
+        "wifi",
+        "app",
+        "web",
+        "pdf",
+    }
+)
 _NOT_WORDS = re.compile(r"\S*\d\S*")
 # word -> the languages whose FUNCTION_WORDS have it (counting a message's words in one pass)
-_FUNCTION_WORD_LANGUAGES = {word: tuple(lang for lang in FUNCTION_WORDS if word in FUNCTION_WORDS[lang])
-                            for word in frozenset().union(*FUNCTION_WORDS.values())}
+_FUNCTION_WORD_LANGUAGES = {
+    word: tuple(lang for lang in FUNCTION_WORDS if word in FUNCTION_WORDS[lang])
+    for word in frozenset().union(*FUNCTION_WORDS.values())
+}
 _WORD = re.compile("[a-z]+")
 
 
@@ -218,6 +340,7 @@ def detect_language(text: str, hint: str | None = None) -> str:
 @dataclass
 class _Reading:
     """What the rules know of a message before the detector's confidences (0..1 per language) are added."""
+
     letters: str  # the text without its numbers: what the detector reads
     previous: str | None
     candidates: tuple[str, ...]
@@ -280,14 +403,23 @@ def _read(text: str, previous: str | None) -> "LanguageGuess | _Reading":
         base["es"] += FUNCTION_WORD_WEIGHT
     if previous in base:
         base[previous] += CONTINUITY_BONUS
-    return _Reading(letters, previous, candidates, function_words, spanish_marks, base,
-                    SURE_MARGIN if len(words) > 1 else SURE_MARGIN_ONE_WORD)
+    return _Reading(
+        letters,
+        previous,
+        candidates,
+        function_words,
+        spanish_marks,
+        base,
+        SURE_MARGIN if len(words) > 1 else SURE_MARGIN_ONE_WORD,
+    )
 
 
 def _confidences(texts: list[str]) -> list[dict[str, float]]:
     detector = _language_detector()
-    return [{_CODES[value.language]: value.value for value in detector.compute_language_confidence_values(text)}
-            for text in texts]
+    return [
+        {_CODES[value.language]: value.value for value in detector.compute_language_confidence_values(text)}
+        for text in texts
+    ]
 
 
 def _decide(reading: _Reading, confidences: dict[str, float]) -> LanguageGuess:
@@ -335,8 +467,11 @@ def _settled(reading: _Reading, language_only: bool):
         top = max(base, key=base.__getitem__)
         if all(base[top] - base[lang] >= 1 + margin + _SLACK for lang in base if lang != top):
             return LanguageGuess(top)
-        if language_only and reading.previous and not any(_may_win(lang, reading) for lang in base
-                                                          if lang != reading.previous):
+        if (
+            language_only
+            and reading.previous
+            and not any(_may_win(lang, reading) for lang in base if lang != reading.previous)
+        ):
             return reading.previous
         return None
     # Chat words of several languages: the guess is unsure, between the likeliest served and unserved candidates.

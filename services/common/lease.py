@@ -91,7 +91,7 @@ class Lease:
         """Where the active process is (its advertised address), '' when nobody holds the lease."""
         label = await self.pool.fetchval(HOLDER, NAMESPACE, self.key, timeout=5)
         prefix = f"relais {self.name} active "
-        return label[len(prefix):] if label and label.startswith(prefix) else ""
+        return label[len(prefix) :] if label and label.startswith(prefix) else ""
 
     async def drop(self) -> None:
         """Gives the connection back to the pool: asyncpg's reset (pg_advisory_unlock_all) releases the lock with it."""

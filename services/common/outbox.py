@@ -38,10 +38,14 @@ async def publish_pending(pool: asyncpg.Pool, producer: AIOKafkaProducer, consum
     """Sends what `event_key` stored in the outbox and was not acknowledged yet, then marks it published (a
     decision committed before a crash, or one whose rows were written by a statement of its own)."""
     async with pool.acquire() as conn:
-        pending = await conn.fetch("SELECT topic, key, value, headers FROM outbox WHERE consumer = $1 AND event_key = $2"
-                                   " AND NOT published ORDER BY seq", consumer, event_key)
+        pending = await conn.fetch(
+            "SELECT topic, key, value, headers FROM outbox WHERE consumer = $1 AND event_key = $2"
+            " AND NOT published ORDER BY seq",
+            consumer,
+            event_key,
+        )
         if pending:
-            await publish(producer, [Record(r["topic"], r["key"], r["value"], stored_headers(r["headers"]))
-                                      for r in pending])
+            await publish(
+                producer, [Record(r["topic"], r["key"], r["value"], stored_headers(r["headers"])) for r in pending]
+            )
             await mark_published(conn, consumer, [event_key])
-

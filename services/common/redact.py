@@ -31,8 +31,13 @@ from stdnum.us import ssn as us_ssn
 from relais.common.config import setting
 from relais.common.lookup_words import ORDER_NUMBER
 
-PLACEHOLDERS = {"card": "[CARD]", "iban": "[IBAN]", "email": "[EMAIL]", "phone": "[PHONE]",
-                "national_id": "[NATIONAL_ID]"}
+PLACEHOLDERS = {
+    "card": "[CARD]",
+    "iban": "[IBAN]",
+    "email": "[EMAIL]",
+    "phone": "[PHONE]",
+    "national_id": "[NATIONAL_ID]",
+}
 # On overlap the earlier kind wins: an identifier's mod-97 key is stronger evidence than a Luhn digit.
 PRECEDENCE = ("iban", "national_id", "card", "email", "phone")
 
@@ -46,8 +51,19 @@ DIGIT_RUN = re.compile(rf"(?<![0-9])[0-9]+(?:{CARD_SEP}[0-9]+)*")
 DIGIT_GROUP = re.compile("[0-9]+")
 CARD_IIN_FIRST_DIGITS = "23456"  # Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard, Discover
 
-IBAN_LENGTHS = {"FR": 27, "DE": 22, "GB": 22, "ES": 24, "IT": 27, "BE": 16, "NL": 18, "CH": 21,
-                "LU": 20, "PT": 25, "MC": 27}
+IBAN_LENGTHS = {
+    "FR": 27,
+    "DE": 22,
+    "GB": 22,
+    "ES": 24,
+    "IT": 27,
+    "BE": 16,
+    "NL": 18,
+    "CH": 21,
+    "LU": 20,
+    "PT": 25,
+    "MC": 27,
+}
 IBAN_START = re.compile("[A-Za-z]{2}[0-9]{2}")  # two such matches never overlap, so finditer sees all
 IBAN_BODY = re.compile(rf"[A-Za-z0-9](?:{CARD_SEP}?[A-Za-z0-9]){{0,33}}")
 IBAN_SHAPE = re.compile("[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}")
@@ -83,7 +99,9 @@ def configured_regions() -> tuple[str, ...]:
 # Every group is introduced by something, so the pattern is linear however long the run.
 PHONE_RUN = re.compile(rf"\+?\(?[0-9]+\)?(?:(?:{PHONE_SEP}\(?|\(|(?<=\)))[0-9]+\)?)*")
 PHONE_RUN_DIGITS = re.compile(r"[0-9](?:\D{0,3}[0-9]){5}")  # cheap pre-filter: 6 digits close together
-DATE_SHAPE = re.compile(r"\(?(?:[0-9]{1,2}[./-][0-9]{1,2}[./-](?:[0-9]{4}|[0-9]{2})|[0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2})\)?")
+DATE_SHAPE = re.compile(
+    r"\(?(?:[0-9]{1,2}[./-][0-9]{1,2}[./-](?:[0-9]{4}|[0-9]{2})|[0-9]{4}[./-][0-9]{1,2}[./-][0-9]{1,2})\)?"
+)
 NATIONAL_DIGITS = range(8, 16)  # fewer is a postal code or an amount; an E.164 number has at most 15
 INTERNATIONAL_DIGITS = range(8, 16)  # country code included
 NANPA_GROUPS = ((3, 3, 4), (1, 3, 3, 4))  # (415) 555-0132, 415-555-0132, 1 415 555 0132
@@ -112,7 +130,9 @@ def _national_phone(digits: str, groups: tuple[int, ...] | None, regions: tuple[
         elif prefix:
             if not digits.startswith(prefix) or digits.startswith(prefix * 2):
                 continue
-        elif groups is not None and len(groups) > 1 and not (len(groups) >= 3 and all(2 <= size <= 4 for size in groups)):
+        elif (
+            groups is not None and len(groups) > 1 and not (len(groups) >= 3 and all(2 <= size <= 4 for size in groups))
+        ):
             continue
         try:
             number = phonenumbers.parse(digits, region)
@@ -172,7 +192,7 @@ def _phone_ends(text: str, run: re.Match, groups: list[re.Match], first: int, re
         if international:
             score = _international_phone(digits[2:] if digits.startswith("00") else digits)
         else:
-            score = 2 * _national_phone(digits, tuple(len(g.group()) for g in groups[first:last + 1]), regions)
+            score = 2 * _national_phone(digits, tuple(len(g.group()) for g in groups[first : last + 1]), regions)
         if score:
             ends.append((last, score))
     return ends
@@ -188,7 +208,7 @@ def _phones_in_run(text: str, run: re.Match, groups: list[re.Match], regions) ->
         options = [((0, 0), None, 0)]
         for last, score in _phone_ends(text, run, groups, first, regions):
             covered, scores = best[last + 1][0]
-            digits = sum(len(g.group()) for g in groups[first:last + 1])
+            digits = sum(len(g.group()) for g in groups[first : last + 1])
             options.append(((covered + digits, scores + score), last, last))
         value, last, _ = max(options, key=lambda option: (option[0], option[2]))
         best[first] = (value, last)
@@ -204,8 +224,13 @@ def _phone_spans(text: str, regions=None):
     for run in PHONE_RUN.finditer(text):
         start = run.start()
         # Not inside a word or continuing a number ("1,0612345678", "12/0612345678", "ab0612345678").
-        if start and (text[start - 1].isalnum() or text[start - 1] in "_+"
-                      or start > 1 and text[start - 1] in ".,/-" and text[start - 2].isdigit()):
+        if start and (
+            text[start - 1].isalnum()
+            or text[start - 1] in "_+"
+            or start > 1
+            and text[start - 1] in ".,/-"
+            and text[start - 2].isdigit()
+        ):
             continue
         if run.end() - start < NATIONAL_DIGITS.start or not PHONE_RUN_DIGITS.search(run.group()):
             continue
@@ -213,11 +238,12 @@ def _phone_spans(text: str, regions=None):
         for first, last in _phones_in_run(text, run, groups, regions):
             span_start = run.start() if first == 0 and run.group().startswith("+") else groups[first].start()
             # An area code in brackets ("(415) 555-0132") is part of the number; brackets around it stay.
-            if text[span_start - 1:span_start] == "(" and text[groups[first].end():groups[first].end() + 1] == ")":
+            if text[span_start - 1 : span_start] == "(" and text[groups[first].end() : groups[first].end() + 1] == ")":
                 span_start -= 1
             span_end = groups[last].end()
-            if text[span_end:span_end + 1] == ")" and \
-                    text[span_start:span_end].count("(") > text[span_start:span_end].count(")"):
+            if text[span_end : span_end + 1] == ")" and text[span_start:span_end].count("(") > text[
+                span_start:span_end
+            ].count(")"):
                 span_end += 1
             yield span_start, span_end
 
@@ -229,8 +255,13 @@ def _phone_spans(text: str, regions=None):
 ID_SEP = f"[{SPACES}.-]"
 NATIONAL_IDS = [
     # FR NIR (sécurité sociale) with its key: 1 85 07 75 116 001 91, 185077511600191; Corsica 2A/2B.
-    (re.compile(rf"[1-478]{ID_SEP}?[0-9]{{2}}{ID_SEP}?[0-9]{{2}}{ID_SEP}?(?:[0-9]{{2}}|2[ABab]){ID_SEP}?"
-                rf"[0-9]{{3}}{ID_SEP}?[0-9]{{3}}{ID_SEP}?[0-9]{{2}}"), fr_nir.is_valid),
+    (
+        re.compile(
+            rf"[1-478]{ID_SEP}?[0-9]{{2}}{ID_SEP}?[0-9]{{2}}{ID_SEP}?(?:[0-9]{{2}}|2[ABab]){ID_SEP}?"
+            rf"[0-9]{{3}}{ID_SEP}?[0-9]{{3}}{ID_SEP}?[0-9]{{2}}"
+        ),
+        fr_nir.is_valid,
+    ),
     # BE national register number: 85.07.30-033.28, 85073003328.
     (re.compile(rf"[0-9]{{2}}\.?[0-9]{{2}}\.?[0-9]{{2}}{ID_SEP}?[0-9]{{3}}\.?[0-9]{{2}}"), be_national_number.is_valid),
     # CH AVS/AHV number: 756.1234.5678.97.
@@ -238,8 +269,10 @@ NATIONAL_IDS = [
     # ES DNI and NIE with their check letter: 12345678Z, X1234567L.
     (re.compile("[0-9]{8}-?[A-Z]|[XYZ]-?[0-9]{7}-?[A-Z]"), lambda v: es_dni.is_valid(v) or es_nie.is_valid(v)),
     # IT codice fiscale: RSSMRA85T10A562S (digits may be letters for homonyms).
-    (re.compile("[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]", re.IGNORECASE),
-     lambda v: it_codice_fiscale.is_valid(v.upper())),
+    (
+        re.compile("[A-Z]{6}[0-9LMNP-V]{2}[A-EHLMPR-T][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]", re.IGNORECASE),
+        lambda v: it_codice_fiscale.is_valid(v.upper()),
+    ),
     # IE PPS number with its check letter: 1234567T, 1234567FA.
     (re.compile("[0-9]{7}[A-W][ABWH]?"), ie_pps.is_valid),
     # US SSN, written with its dashes only (no check digit: the shape and the SSA's rules stand in): 536-90-4399.
@@ -253,7 +286,7 @@ def _national_id_spans(text: str):
     for pattern, valid in NATIONAL_IDS:
         for match in pattern.finditer(text):
             start, end = match.span()
-            if start and WORD_CHAR.match(text[start - 1]) or WORD_CHAR.match(text[end:end + 1]):
+            if start and WORD_CHAR.match(text[start - 1]) or WORD_CHAR.match(text[end : end + 1]):
                 continue  # a whole identifier, not a piece of a longer word or number
             if any(s < end and start < e for s, e in spans):
                 continue
@@ -309,8 +342,11 @@ def _iban_spans(text: str):
         lengths = [IBAN_LENGTHS[chars[:2]]] if chars[:2] in IBAN_LENGTHS else range(34, 14, -1)
         for length in lengths:
             # Never cut through a run of letters and digits: "…189 merci" ends at the space.
-            if length <= len(ends) and not ALNUM.match(text[ends[length - 1]:ends[length - 1] + 1]) \
-                    and iban_valid(chars[:length]):
+            if (
+                length <= len(ends)
+                and not ALNUM.match(text[ends[length - 1] : ends[length - 1] + 1])
+                and iban_valid(chars[:length])
+            ):
                 yield start.start(), ends[length - 1]
                 resume = ends[length - 1]
                 break
@@ -363,8 +399,13 @@ def _email_spans(text: str):
 
 
 ANY_DIGIT_OR_AT = re.compile("[0-9@]")
-DETECTORS = {"iban": _iban_spans, "national_id": _national_id_spans, "card": _card_spans, "email": _email_spans,
-             "phone": _phone_spans}
+DETECTORS = {
+    "iban": _iban_spans,
+    "national_id": _national_id_spans,
+    "card": _card_spans,
+    "email": _email_spans,
+    "phone": _phone_spans,
+}
 
 
 def find_personal_data(text: str, regions: tuple[str, ...] | None = None) -> list[Finding]:
@@ -410,10 +451,12 @@ OPENING = frozenset("([{«\"'")
 def _stands_alone(text: str, start: int, end: int) -> bool:
     """Between spaces (or the ends of the text), a closing mark and a space after it, an opening mark and a space
     before it: no detector looks further, so masking it reveals nothing."""
+
     def edge(index: int, marks: frozenset, step: int) -> bool:
         if not 0 <= index < len(text) or SPACE.match(text[index]):
             return True
         return text[index] in marks and (not 0 <= index + step < len(text) or bool(SPACE.match(text[index + step])))
+
     return edge(start - 1, OPENING, -1) and edge(end, CLOSING, 1)
 
 
@@ -422,14 +465,14 @@ def _mask(text: str, findings: list[Finding]) -> str:
         return text
     chars = list(text)
     for finding in findings:
-        chars[finding.start:finding.end] = MASK * (finding.end - finding.start)
+        chars[finding.start : finding.end] = MASK * (finding.end - finding.start)
     return "".join(chars)
 
 
 def redact_counts(text: str, regions: tuple[str, ...] | None = None) -> tuple[str, dict[str, int]]:
     parts, counts, copied_to = [], dict.fromkeys(PLACEHOLDERS, 0), 0
     for finding in find_personal_data(text, regions):
-        parts += [text[copied_to:finding.start], PLACEHOLDERS[finding.kind]]
+        parts += [text[copied_to : finding.start], PLACEHOLDERS[finding.kind]]
         counts[finding.kind] += 1
         copied_to = finding.end
     parts.append(text[copied_to:])
@@ -442,12 +485,20 @@ def redact(text: str, regions: tuple[str, ...] | None = None) -> str:
 
 def add_parser(subparsers) -> None:
     command = subparsers.add_parser(
-        "redact", help="redact personal data from standard input to standard output; --rescan: what is stored")
+        "redact", help="redact personal data from standard input to standard output; --rescan: what is stored"
+    )
     command.add_argument("--stats", action="store_true", help="print the count per kind on standard error (JSON)")
-    command.add_argument("--rescan", action="store_true",
-                         help="apply the current rules to the texts already stored (relais.common.rescan); prints JSON")
-    command.add_argument("--dry-run", action="store_true", help="with --rescan: count what would change, change nothing")
-    command.add_argument("--batch-rows", type=int, default=500, help="with --rescan: rows per transaction (default 500)")
+    command.add_argument(
+        "--rescan",
+        action="store_true",
+        help="apply the current rules to the texts already stored (relais.common.rescan); prints JSON",
+    )
+    command.add_argument(
+        "--dry-run", action="store_true", help="with --rescan: count what would change, change nothing"
+    )
+    command.add_argument(
+        "--batch-rows", type=int, default=500, help="with --rescan: rows per transaction (default 500)"
+    )
     command.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")
     command.set_defaults(func=redact_cli)
 

@@ -36,6 +36,7 @@ BATCH_ROWS = 500
 @dataclass(frozen=True)
 class Column:
     """A stored text: plain text, a serialized protobuf (ConversationContext), or an outbox value read by topic."""
+
     name: str
     kind: str = "text"  # text | context | outbox
 
@@ -55,8 +56,12 @@ PLACES = (
     Place("task_events", ("id",), (Column("detail"),), "kind = 'transferred'"),  # "to <queue>: <note>"
     Place("kpi_verbatims", ("turn_id",), (Column("text"),)),
     Place("kpi_outcomes", ("outcome_id",), (Column("survey_comment"),), "survey_comment <> ''"),
-    Place("outbox", ("consumer", "event_key", "seq"), (Column("value", "outbox"),),
-          f"topic IN ('{topics.TURNS}', '{topics.CLASSIFIED_TURNS}', '{topics.HANDOFFS}', '{topics.OUTCOMES}')"),
+    Place(
+        "outbox",
+        ("consumer", "event_key", "seq"),
+        (Column("value", "outbox"),),
+        f"topic IN ('{topics.TURNS}', '{topics.CLASSIFIED_TURNS}', '{topics.HANDOFFS}', '{topics.OUTCOMES}')",
+    ),
 )
 # In retention's list, not rescanned: the number to call back, kept on purpose until the transcript is purged.
 NOT_RESCANNED = {"conversations": "callback_phone is the number the customer asked to be called back on"}
@@ -78,8 +83,12 @@ def customer_texts(message) -> Iterator[tuple[object, str]]:
         yield message, "survey_comment"
 
 
-OUTBOX_TYPES = {topics.TURNS: pb.Turn, topics.CLASSIFIED_TURNS: pb.Turn, topics.HANDOFFS: pb.HandoffEvent,
-                topics.OUTCOMES: pb.Outcome}
+OUTBOX_TYPES = {
+    topics.TURNS: pb.Turn,
+    topics.CLASSIFIED_TURNS: pb.Turn,
+    topics.HANDOFFS: pb.HandoffEvent,
+    topics.OUTCOMES: pb.Outcome,
+}
 
 
 class Redactor:
@@ -124,8 +133,13 @@ class Redactor:
 
 
 # --------------------------------------------------------------------------------------------- the scan
-async def rescan(conn: asyncpg.Connection, *, dry_run: bool = False, batch_rows: int = BATCH_ROWS,
-                 regions: tuple[str, ...] | None = None) -> dict:
+async def rescan(
+    conn: asyncpg.Connection,
+    *,
+    dry_run: bool = False,
+    batch_rows: int = BATCH_ROWS,
+    regions: tuple[str, ...] | None = None,
+) -> dict:
     """Applies the current rules to every stored text; rows changed per table (with `dry_run`, rows that would
     change), and placeholders added per kind."""
     redactor = Redactor(regions)
@@ -136,16 +150,19 @@ async def rescan(conn: asyncpg.Connection, *, dry_run: bool = False, batch_rows:
     return report
 
 
-async def _rescan_place(conn: asyncpg.Connection, place: Place, redactor: Redactor, dry_run: bool,
-                        batch_rows: int) -> int:
+async def _rescan_place(
+    conn: asyncpg.Connection, place: Place, redactor: Redactor, dry_run: bool, batch_rows: int
+) -> int:
     key = ", ".join(place.key)
     columns = [c.name for c in place.columns] + (["topic"] if place.table == "outbox" else [])
     where = f"({place.where}) AND " if place.where else ""
     columns = ", ".join([key] + columns)
     # Keyset pagination: each batch starts after the last key of the previous one.
     first = f"SELECT {columns} FROM {place.table} WHERE {where}true ORDER BY {key} LIMIT {int(batch_rows)}"
-    following = (f"SELECT {columns} FROM {place.table} WHERE {where}({key}) >"
-                 f" ({', '.join(f'${i + 1}' for i in range(len(place.key)))}) ORDER BY {key} LIMIT {int(batch_rows)}")
+    following = (
+        f"SELECT {columns} FROM {place.table} WHERE {where}({key}) >"
+        f" ({', '.join(f'${i + 1}' for i in range(len(place.key)))}) ORDER BY {key} LIMIT {int(batch_rows)}"
+    )
     changed, last = 0, None
     while True:
         rows = await (conn.fetch(first) if last is None else conn.fetch(following, *last))

@@ -68,8 +68,9 @@ def is_closed(last_activity: datetime | None, open_task: bool, older_than: datet
     return last_activity is not None and last_activity < older_than and not open_task
 
 
-def needs_purge(last_activity: datetime | None, open_task: bool, purged_at: datetime | None,
-                older_than: datetime) -> bool:
+def needs_purge(
+    last_activity: datetime | None, open_task: bool, purged_at: datetime | None, older_than: datetime
+) -> bool:
     """Closed, and not already purged since its last activity."""
     return is_closed(last_activity, open_task, older_than) and (purged_at is None or purged_at < last_activity)
 
@@ -117,46 +118,74 @@ async def _purge(conn: asyncpg.Connection, older_than: datetime) -> dict[str, in
     counts = dict.fromkeys(TABLES, 0) | {"closed_conversations": 0}
     await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
     rows = await conn.fetch(CANDIDATES, older_than, list(OPEN_TASK_STATUSES))
-    ids = [r["conversation_id"] for r in rows
-           if needs_purge(r["last_activity"], r["open_task"], r["purged_at"], older_than)]
+    ids = [
+        r["conversation_id"]
+        for r in rows
+        if needs_purge(r["last_activity"], r["open_task"], r["purged_at"], older_than)
+    ]
     if not ids:
         return counts
     counts["closed_conversations"] = len(ids)
 
-    counts["turns"] = _count(await conn.execute(
-        "UPDATE turns SET text = '' WHERE conversation_id = ANY($1::text[]) AND text <> ''", ids))
+    counts["turns"] = _count(
+        await conn.execute("UPDATE turns SET text = '' WHERE conversation_id = ANY($1::text[]) AND text <> ''", ids)
+    )
 
-    bot = await conn.fetch("SELECT conversation_id, context FROM bot_conversations"
-                           " WHERE conversation_id = ANY($1::text[]) FOR UPDATE", ids)
+    bot = await conn.fetch(
+        "SELECT conversation_id, context FROM bot_conversations WHERE conversation_id = ANY($1::text[]) FOR UPDATE", ids
+    )
     scrubbed = [(r["conversation_id"], new) for r in bot if (new := scrub_context(r["context"])) != r["context"]]
     await conn.executemany("UPDATE bot_conversations SET context = $2 WHERE conversation_id = $1", scrubbed)
     counts["bot_conversations"] = len(scrubbed)
 
-    tasks = await conn.fetch("SELECT task_id, context, note FROM tasks WHERE conversation_id = ANY($1::text[])"
-                             " AND NOT status = ANY($2::text[]) FOR UPDATE", ids, list(OPEN_TASK_STATUSES))
-    scrubbed = [(r["task_id"], new) for r in tasks
-                if (new := scrub_context(r["context"])) != r["context"] or r["note"]]
+    tasks = await conn.fetch(
+        "SELECT task_id, context, note FROM tasks WHERE conversation_id = ANY($1::text[])"
+        " AND NOT status = ANY($2::text[]) FOR UPDATE",
+        ids,
+        list(OPEN_TASK_STATUSES),
+    )
+    scrubbed = [(r["task_id"], new) for r in tasks if (new := scrub_context(r["context"])) != r["context"] or r["note"]]
     await conn.executemany("UPDATE tasks SET context = $2, note = '' WHERE task_id = $1", scrubbed)
-    phones = {r["task_id"] for r in await conn.fetch(
-        "UPDATE tasks SET callback_phone = '' WHERE conversation_id = ANY($1::text[]) AND NOT status = ANY($2::text[])"
-        " AND callback_phone <> '' RETURNING task_id", ids, list(OPEN_TASK_STATUSES))}
+    phones = {
+        r["task_id"]
+        for r in await conn.fetch(
+            "UPDATE tasks SET callback_phone = '' WHERE conversation_id = ANY($1::text[]) AND NOT status = ANY($2::text[])"
+            " AND callback_phone <> '' RETURNING task_id",
+            ids,
+            list(OPEN_TASK_STATUSES),
+        )
+    }
     counts["tasks"] = len({task_id for task_id, _ in scrubbed} | phones)
     # The number to call back (relais.common.customer_contact) goes with the transcript.
-    counts["conversations"] = _count(await conn.execute(
-        "UPDATE conversations SET callback_phone = '' WHERE conversation_id = ANY($1::text[]) AND callback_phone <> ''", ids))
+    counts["conversations"] = _count(
+        await conn.execute(
+            "UPDATE conversations SET callback_phone = '' WHERE conversation_id = ANY($1::text[]) AND callback_phone <> ''",
+            ids,
+        )
+    )
 
-    counts["kpi_verbatims"] = _count(await conn.execute(
-        "DELETE FROM kpi_verbatims WHERE conversation_id = ANY($1::text[])", ids))
-    counts["kpi_outcomes"] = _count(await conn.execute(
-        "UPDATE kpi_outcomes SET survey_comment = '' WHERE conversation_id = ANY($1::text[]) AND survey_comment <> ''",
-        ids))
-    counts["outbox"] = _count(await conn.execute(
-        "DELETE FROM outbox WHERE published AND created_at < $2 AND key = ANY($1::bytea[])",
-        [i.encode() for i in ids], older_than))
+    counts["kpi_verbatims"] = _count(
+        await conn.execute("DELETE FROM kpi_verbatims WHERE conversation_id = ANY($1::text[])", ids)
+    )
+    counts["kpi_outcomes"] = _count(
+        await conn.execute(
+            "UPDATE kpi_outcomes SET survey_comment = '' WHERE conversation_id = ANY($1::text[]) AND survey_comment <> ''",
+            ids,
+        )
+    )
+    counts["outbox"] = _count(
+        await conn.execute(
+            "DELETE FROM outbox WHERE published AND created_at < $2 AND key = ANY($1::bytea[])",
+            [i.encode() for i in ids],
+            older_than,
+        )
+    )
 
     await conn.executemany(
         "INSERT INTO retention_purged (conversation_id) VALUES ($1)"
-        " ON CONFLICT (conversation_id) DO UPDATE SET purged_at = now()", [(i,) for i in ids])
+        " ON CONFLICT (conversation_id) DO UPDATE SET purged_at = now()",
+        [(i,) for i in ids],
+    )
     return counts
 
 
@@ -187,8 +216,11 @@ async def run_periodically(pool: asyncpg.Pool) -> None:
         try:
             counts = await purge(pool, cutoff(days))
             if counts["closed_conversations"]:
-                log.info("retention: purged the transcripts of conversations closed for %g days: %s", days,
-                         json.dumps(counts))
+                log.info(
+                    "retention: purged the transcripts of conversations closed for %g days: %s",
+                    days,
+                    json.dumps(counts),
+                )
         except asyncio.CancelledError:
             raise
         except Exception:  # the database may be away; the next check tries again
@@ -198,7 +230,8 @@ async def run_periodically(pool: asyncpg.Pool) -> None:
 
 def add_parser(subparsers) -> None:
     command = subparsers.add_parser(
-        "purge", help="purge the transcripts of conversations closed for RELAIS_RETENTION_DAYS (default 90)")
+        "purge", help="purge the transcripts of conversations closed for RELAIS_RETENTION_DAYS (default 90)"
+    )
     command.add_argument("--days", type=float, help="retention period in days (default $RELAIS_RETENTION_DAYS or 90)")
     command.add_argument("--dry-run", action="store_true", help="count what would be purged, change nothing")
     command.add_argument("--endpoints", help="endpoints.env written by `make up` (default .relais/endpoints.env)")

@@ -109,7 +109,9 @@ async def _run(settings: Settings, main: Main, on_abort: Callable[[], None] = la
         if not running.done():
             logging.getLogger(settings.service).error(
                 "did not stop within %g s (RELAIS_STOP_SECONDS; is its broker or database unreachable?): exiting without"
-                " finishing", grace)
+                " finishing",
+                grace,
+            )
             on_abort()
             logging.shutdown()
             os._exit(1)  # the stuck work holds the loop's shutdown too
@@ -126,8 +128,18 @@ def _transient(error: BaseException | None) -> str | None:
 
     if isinstance(error, KafkaError):
         return "kafka"
-    if isinstance(error, (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                          asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)):
+    if isinstance(
+        error,
+        (
+            OSError,
+            asyncio.TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.AdminShutdownError,
+            asyncpg.CrashShutdownError,
+        ),
+    ):
         return "database"
     return None
 
@@ -152,8 +164,14 @@ class OutageFilter(logging.Filter):
             return None
         if record.name.startswith("aiokafka"):
             return "kafka"
-        error = record.exc_info[1] if record.exc_info else next(
-            (a for a in (record.args if isinstance(record.args, tuple) else ()) if isinstance(a, BaseException)), None)
+        error = (
+            record.exc_info[1]
+            if record.exc_info
+            else next(
+                (a for a in (record.args if isinstance(record.args, tuple) else ()) if isinstance(a, BaseException)),
+                None,
+            )
+        )
         return _transient(error)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -175,7 +193,9 @@ class OutageFilter(logging.Filter):
         if now - outage[0] < outage[2]:
             outage[3] += 1
             return False
-        record.msg = f"still failing after {now - outage[0]:.0f} s ({outage[3]:.0f} similar lines not logged): {record.msg}"
+        record.msg = (
+            f"still failing after {now - outage[0]:.0f} s ({outage[3]:.0f} similar lines not logged): {record.msg}"
+        )
         record.exc_info = record.exc_text = None  # the first line had the traceback
         outage[2] *= 2
         outage[3] = 0

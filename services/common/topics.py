@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 CONTACT_EVENTS = "relais.contact-events.v1"
 REPLIES = "relais.replies.v1"
 DEAD_LETTER = "relais.dead-letter.v1"
-ALERTS = "relais.alerts.v1"                  # analytics -> operations (structured CloudEvents, relais.alert.v1)
+ALERTS = "relais.alerts.v1"  # analytics -> operations (structured CloudEvents, relais.alert.v1)
 # Internal hops, protobuf values, keyed by conversation.
-TURNS = "relais.turns.v1"                    # intake -> classifier (relais.v1.Turn)
+TURNS = "relais.turns.v1"  # intake -> classifier (relais.v1.Turn)
 CLASSIFIED_TURNS = "relais.classified-turns.v1"  # classifier -> bot (relais.v1.Turn)
-HANDOFFS = "relais.handoffs.v1"              # bot -> routing (relais.v1.HandoffEvent)
-OUTCOMES = "relais.outcomes.v1"              # bot, routing -> analytics (relais.v1.Outcome)
-AGENT_EVENTS = "relais.agent-events.v1"      # routing -> analytics (relais.v1.AgentEvent), keyed by agent
+HANDOFFS = "relais.handoffs.v1"  # bot -> routing (relais.v1.HandoffEvent)
+OUTCOMES = "relais.outcomes.v1"  # bot, routing -> analytics (relais.v1.Outcome)
+AGENT_EVENTS = "relais.agent-events.v1"  # routing -> analytics (relais.v1.AgentEvent), keyed by agent
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,7 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec] = ALL) -> list[st
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            await admin.create_topics(
-                [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in missing]
-            )
+            await admin.create_topics([NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in missing])
         return [s.name for s in missing]
     finally:
         await admin.close()

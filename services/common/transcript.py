@@ -19,8 +19,9 @@ def append_turn(context: pb.ConversationContext, turn: pb.Turn, budget: int = CO
     bound(context, budget)
 
 
-def append_advisor_message(context: pb.ConversationContext, message: pb.AdvisorMessage,
-                           budget: int = CONTEXT_BUDGET_BYTES) -> None:
+def append_advisor_message(
+    context: pb.ConversationContext, message: pb.AdvisorMessage, budget: int = CONTEXT_BUDGET_BYTES
+) -> None:
     """An advisor's reply, placed after the latest turn (the one it answers)."""
     if not message.after_turn_id and context.turns:
         message.after_turn_id = context.turns[-1].turn_id
@@ -46,7 +47,7 @@ def bound(context: pb.ConversationContext, budget: int = CONTEXT_BUDGET_BYTES) -
         if turn.turn_id:
             dropped_ids.add(turn.turn_id)
         drop += 1
-    del turns[first:first + drop]
+    del turns[first : first + drop]
     context.omitted_turns += drop
     kept = [m for m in context.advisor_messages if m.after_turn_id not in dropped_ids]
     if len(kept) < len(context.advisor_messages):

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Item:
     """A consumed record and what the service's `decode` made of it."""
+
     record: ConsumerRecord
     value: Any
 
@@ -68,9 +69,16 @@ class UnitOfWork:
         if not keys:
             return set()
         positions = [f"{r.topic}:{r.partition}:{r.offset}" for r in records] or [""] * len(keys)
-        new = {r[0] for r in await self.conn.fetch(
-            "INSERT INTO processed_events (consumer, event_key, position) SELECT $1, * FROM unnest($2::text[], $3::text[])"
-            " ON CONFLICT DO NOTHING RETURNING event_key", self.consumer, list(keys), positions)}
+        new = {
+            r[0]
+            for r in await self.conn.fetch(
+                "INSERT INTO processed_events (consumer, event_key, position) SELECT $1, * FROM unnest($2::text[], $3::text[])"
+                " ON CONFLICT DO NOTHING RETURNING event_key",
+                self.consumer,
+                list(keys),
+                positions,
+            )
+        }
         seen = {k: p for k, p in zip(keys, positions) if k not in new}
         if seen:
             rows = await self.conn.fetch(
@@ -79,10 +87,16 @@ class UnitOfWork:
                 " JOIN processed_events p ON p.consumer = $1 AND p.event_key = r.event_key"
                 " JOIN outbox o ON o.consumer = $1 AND o.event_key = r.event_key"
                 " WHERE (p.position = r.position AND p.position <> '') OR (p.position = '' AND NOT o.published)"
-                " ORDER BY o.event_key, o.seq", self.consumer, list(seen), list(seen.values()))
+                " ORDER BY o.event_key, o.seq",
+                self.consumer,
+                list(seen),
+                list(seen.values()),
+            )
             again: dict[str, list[Record]] = {}
             for r in rows:
-                again.setdefault(r["event_key"], []).append(Record(r["topic"], r["key"], r["value"], stored_headers(r["headers"])))
+                again.setdefault(r["event_key"], []).append(
+                    Record(r["topic"], r["key"], r["value"], stored_headers(r["headers"]))
+                )
             for key in seen:
                 self.outputs.extend(again.get(key, ()))
                 if self.marks is not None and key in again:
@@ -112,10 +126,15 @@ class UnitOfWork:
         await self.conn.execute(
             "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers, published)"
             " SELECT $1, *, $8 FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[], $6::bytea[], $7::text[])",
-            self.consumer, [k for k, _, _ in self.stored], [s for _, s, _ in self.stored],
-            [r.topic for _, _, r in self.stored], [r.key for _, _, r in self.stored],
-            [r.value for _, _, r in self.stored], [headers_json(r.headers) for _, _, r in self.stored],
-            self.marks is None)
+            self.consumer,
+            [k for k, _, _ in self.stored],
+            [s for _, s, _ in self.stored],
+            [r.topic for _, _, r in self.stored],
+            [r.key for _, _, r in self.stored],
+            [r.value for _, _, r in self.stored],
+            [headers_json(r.headers) for _, _, r in self.stored],
+            self.marks is None,
+        )
 
 
 def _check_sizes(records: Sequence[Record]) -> None:
@@ -138,10 +157,18 @@ Decode = Callable[[ConsumerRecord], Any]  # raises bus.BadInput
 BatchHandler = Callable[[list[Item], UnitOfWork], Awaitable[None]]
 
 
-async def consume_batches(service: str, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, decode: Decode,
-                          handle: BatchHandler, stop: asyncio.Event, pool: asyncpg.Pool | None = None,
-                          retry_seconds: float = 0.5, one_at_a_time: bool = False,
-                          revocations: "Revocations | None" = None) -> None:
+async def consume_batches(
+    service: str,
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    decode: Decode,
+    handle: BatchHandler,
+    stop: asyncio.Event,
+    pool: asyncpg.Pool | None = None,
+    retry_seconds: float = 0.5,
+    one_at_a_time: bool = False,
+    revocations: "Revocations | None" = None,
+) -> None:
     """Each poll's records (every partition's, each partition's in order) are one unit of work, until `stop`.
     `one_at_a_time` (RELAIS_BATCH=off): a unit per record, the cost of a record-by-record design, for comparison.
     `revocations`, the consumer's rebalance listener: partitions leave only once their units are sent and committed."""
@@ -180,6 +207,7 @@ class _Loop:
     """Units overlap where order allows: a unit's transaction runs while the previous unit's outputs await the
     broker's acknowledgement; its outputs are sent only once those were acknowledged (order per partition); the
     offsets are committed, in order, once a unit's outputs were acknowledged, without holding up the next unit."""
+
     service: str
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
@@ -284,8 +312,11 @@ class _Loop:
                 try:
                     await self._run(unit, self._decode([record], unit))
                 except bus.TOO_LARGE as error:
-                    unit = self._dead(record, f"an output record is over the broker's limit of {MAX_MESSAGE_BYTES}"
-                                              f" bytes: {type(error).__name__}: {error}")
+                    unit = self._dead(
+                        record,
+                        f"an output record is over the broker's limit of {MAX_MESSAGE_BYTES}"
+                        f" bytes: {type(error).__name__}: {error}",
+                    )
                 except bus.TRANSIENT as error:
                     log.warning("transient failure on %s@%d, retrying: %r", record.topic, record.offset, error)
                     await self._lost_connection(error)
@@ -340,5 +371,8 @@ class _Loop:
 async def mark_published(conn: asyncpg.Connection, consumer: str, keys: list[str]) -> None:
     """Rows of events of our own (outbox.process_once, routing's decisions), once the broker acknowledged them: a
     lost mark only re-sends them."""
-    await conn.execute("UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = ANY($2::text[])"
-                       " AND NOT published", consumer, keys)
+    await conn.execute(
+        "UPDATE outbox SET published = true WHERE consumer = $1 AND event_key = ANY($2::text[]) AND NOT published",
+        consumer,
+        keys,
+    )

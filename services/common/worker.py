@@ -81,18 +81,23 @@ class Health:
             await self.server.set_serving(serving)
 
 
-async def run(settings: Settings, stop: asyncio.Event, build: Build, *, database: bool = True, kafka: bool = True) -> None:
+async def run(
+    settings: Settings, stop: asyncio.Event, build: Build, *, database: bool = True, kafka: bool = True
+) -> None:
     pool = await db.connect(settings.database_url) if database else None
     producer = bus.make_producer(settings.kafka_bootstrap) if kafka else None
     if producer is not None:
         await producer.start()
     worker = Worker(settings, producer, pool, stop)
     service = await build(worker)
-    server = GrpcServer(settings.grpc_addr, list(service.grpc_services), service.register, gated=service.lease is not None)
+    server = GrpcServer(
+        settings.grpc_addr, list(service.grpc_services), service.register, gated=service.lease is not None
+    )
     await server.start()
     health = Health(server, leased=service.lease is not None)
-    watchdog = asyncio.create_task(watch(health, settings.service, pool, producer, stop,
-                                         setting("RELAIS_HEALTH_SECONDS", 2.0)))
+    watchdog = asyncio.create_task(
+        watch(health, settings.service, pool, producer, stop, setting("RELAIS_HEALTH_SECONDS", 2.0))
+    )
     try:
         if service.lease is None:
             await _serve(settings, service, worker, health, server, stop)
@@ -111,8 +116,15 @@ async def run(settings: Settings, stop: asyncio.Event, build: Build, *, database
             await pool.close()
 
 
-async def _serve(settings: Settings, service: Service, worker: Worker, health: Health, server: GrpcServer,
-                 stop: asyncio.Event, leased: bool = False) -> None:
+async def _serve(
+    settings: Settings,
+    service: Service,
+    worker: Worker,
+    health: Health,
+    server: GrpcServer,
+    stop: asyncio.Event,
+    leased: bool = False,
+) -> None:
     """Consumes and runs the background jobs until `stop` is set."""
     consumer = None
     revocations = unit_of_work.Revocations()
@@ -127,9 +139,17 @@ async def _serve(settings: Settings, service: Service, worker: Worker, health: H
         await health.update()
         log.info("%s serving on %s (port %d)", settings.service, settings.grpc_addr, server.port)
         if consumer is not None:
-            await unit_of_work.consume_batches(settings.service, consumer, worker.producer, service.decode,
-                                               service.handle_batch, stop, pool=None if service.own_transaction else worker.pool,
-                                               one_at_a_time=env("RELAIS_BATCH", "on") == "off", revocations=revocations)
+            await unit_of_work.consume_batches(
+                settings.service,
+                consumer,
+                worker.producer,
+                service.decode,
+                service.handle_batch,
+                stop,
+                pool=None if service.own_transaction else worker.pool,
+                one_at_a_time=env("RELAIS_BATCH", "on") == "off",
+                revocations=revocations,
+            )
         else:
             await stop.wait()
     finally:
@@ -140,8 +160,9 @@ async def _serve(settings: Settings, service: Service, worker: Worker, health: H
             await consumer.stop()
 
 
-async def _lead(settings: Settings, service: Service, worker: Worker, health: Health, server: GrpcServer,
-                stop: asyncio.Event) -> None:
+async def _lead(
+    settings: Settings, service: Service, worker: Worker, health: Health, server: GrpcServer, stop: asyncio.Event
+) -> None:
     """Standby until this process takes the lease, then active until it stops or loses the lease (standby again)."""
     lease, gate = service.lease, server.gate
 
@@ -204,8 +225,12 @@ async def watch(health: Health, service: str, pool, producer, stop: asyncio.Even
                 down_since[name] = time.monotonic()
                 log.warning("%s unreachable (%s): %s reports NOT_SERVING until it is back", name, problem, service)
             elif not problem and name in down_since:
-                log.warning("%s reachable again after %.0f s: %s serving", name, time.monotonic() - down_since.pop(name),
-                            service)
+                log.warning(
+                    "%s reachable again after %.0f s: %s serving",
+                    name,
+                    time.monotonic() - down_since.pop(name),
+                    service,
+                )
                 OUTAGES.reset(name)
             elif not problem:  # a blip the watchdog did not see (a start-up error): over once its lines stopped
                 OUTAGES.reset(name, quiet_for=seconds)

@@ -31,8 +31,10 @@ from relais.common.pb import (
 CONVERSATIONS = Path(__file__).with_name("conversations.yaml")
 DEMO_ADVISOR = "demo-advisor"
 # Every skill at level 1, the lowest: any real agent holding the skill matches better (docs/routing.md, "Try it as an agent").
-DEMO_ADVISOR_LEVELS = {skill: 1 for skill in ("general", "orders", "billing", "cards", "accounts", "retention",
-                                              "complaints", "conflict_handling")}
+DEMO_ADVISOR_LEVELS = {
+    skill: 1
+    for skill in ("general", "orders", "billing", "cards", "accounts", "retention", "complaints", "conflict_handling")
+}
 AGENT_GREETING = {
     "fr": "Bonjour, je suis Camille, conseillère. J'ai tout notre échange sous les yeux ({turns} messages) : je m'en occupe.",
     "en": "Hello, I'm Sam, an advisor. I can see our whole conversation ({turns} messages): I'll take it from here.",
@@ -43,8 +45,9 @@ class ReplyWatcher:
     """Collects relais.replies.v1 events per conversation, from the moment it starts."""
 
     def __init__(self, bootstrap: str):
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                         **kafka_security())
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **kafka_security()
+        )
         self.replies: dict[str, list[dict]] = defaultdict(list)
         self._changed = asyncio.Condition()
         self._task: asyncio.Task | None = None
@@ -86,12 +89,18 @@ class ReplyWatcher:
         await self.consumer.stop()
 
 
-async def send_message(producer, conversation_id: str, customer: dict, text: str, channel: str = "chat",
-                       event_id: str | None = None) -> str:
+async def send_message(
+    producer, conversation_id: str, customer: dict, text: str, channel: str = "chat", event_id: str | None = None
+) -> str:
     event_id = event_id or str(uuid.uuid4())
     value, headers = cloudevents.contact_message(
-        conversation_id, customer["id"], text, channel=channel, language=customer.get("language"),
-        tier=customer.get("tier"), event_id=event_id,
+        conversation_id,
+        customer["id"],
+        text,
+        channel=channel,
+        language=customer.get("language"),
+        tier=customer.get("tier"),
+        event_id=event_id,
     )
     await bus.publish(producer, [bus.Record(topics.CONTACT_EVENTS, conversation_id.encode(), value, headers)])
     return event_id
@@ -107,10 +116,17 @@ async def play_advisor(routing_addr: str, stop: asyncio.Event, log, env: dict[st
     routing_addr = (await serving_address(addrs) if len(addrs) > 1 else None) or addrs[0]
     async with grpcserver.channel(routing_addr, env=env, trace=False) as channel:
         agent = desk_grpc.AgentDeskStub(channel)
-        token = (await agent.SignIn(desk.SignInRequest(
-            agent_id=DEMO_ADVISOR, display_name="Camille / Sam", languages=["fr", "en"],
-            skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in DEMO_ADVISOR_LEVELS.items()]),
-            metadata=grpcserver.token_metadata((env or {}).get("RELAIS_SERVICE_TOKEN") or None))).token
+        token = (
+            await agent.SignIn(
+                desk.SignInRequest(
+                    agent_id=DEMO_ADVISOR,
+                    display_name="Camille / Sam",
+                    languages=["fr", "en"],
+                    skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in DEMO_ADVISOR_LEVELS.items()],
+                ),
+                metadata=grpcserver.token_metadata((env or {}).get("RELAIS_SERVICE_TOKEN") or None),
+            )
+        ).token
         auth = [("authorization", f"Bearer {token}")]
         stream = agent.Subscribe(desk.SubscribeRequest(), metadata=auth)
         stop_waiter = asyncio.ensure_future(stop.wait())
@@ -126,11 +142,16 @@ async def play_advisor(routing_addr: str, stop: asyncio.Event, log, env: dict[st
                     continue
                 task_id, context = event.offer.task_id, event.offer.context
                 await agent.Accept(desk.AcceptRequest(task_id=task_id), metadata=auth)
-                log(context.conversation_id, f"advisor received {len(context.turns)} turn(s), {len(context.lookups)} lookup(s),"
-                    f" reason {pb.HandoffReason.Name(context.reason)}")
+                log(
+                    context.conversation_id,
+                    f"advisor received {len(context.turns)} turn(s), {len(context.lookups)} lookup(s),"
+                    f" reason {pb.HandoffReason.Name(context.reason)}",
+                )
                 greeting = AGENT_GREETING.get(context.language, AGENT_GREETING["en"]).format(turns=len(context.turns))
                 await agent.Reply(desk.ReplyRequest(task_id=task_id, text=greeting), metadata=auth)
-                await agent.Close(desk.CloseRequest(task_id=task_id, disposition="resolved", resolved=True), metadata=auth)
+                await agent.Close(
+                    desk.CloseRequest(task_id=task_id, disposition="resolved", resolved=True), metadata=auth
+                )
                 # Ready for the next one now, rather than after the wrap-up time.
                 await agent.SetState(desk.SetStateRequest(state=desk_events.AGENT_STATE_AVAILABLE), metadata=auth)
         finally:
@@ -139,8 +160,9 @@ async def play_advisor(routing_addr: str, stop: asyncio.Event, log, env: dict[st
             await agent.SignOut(desk.SignOutRequest(), metadata=auth)
 
 
-async def run_demo(endpoints: dict[str, str], timeout: float = 30, advisor: bool = True,
-                   wait_for_agents: float = 600) -> dict[str, str]:
+async def run_demo(
+    endpoints: dict[str, str], timeout: float = 30, advisor: bool = True, wait_for_agents: float = 600
+) -> dict[str, str]:
     """Replays the demo; returns each conversation's final reply type. Without `advisor`, the customers only:
     a hand-off waits up to `wait_for_agents` seconds for a person at the desk (its last reply type otherwise)."""
     conversations = yaml.safe_load(CONVERSATIONS.read_text())["conversations"]
@@ -156,8 +178,7 @@ async def run_demo(endpoints: dict[str, str], timeout: float = 30, advisor: bool
         print(f"  {conversation_id}: {line}", flush=True)
 
     routing = ",".join(filter(None, (endpoints["ROUTING_GRPC_ADDR"], endpoints.get("ROUTING_STANDBY_GRPC_ADDR"))))
-    demo_advisor = asyncio.create_task(play_advisor(routing, stop, log, endpoints)) \
-        if advisor else None
+    demo_advisor = asyncio.create_task(play_advisor(routing, stop, log, endpoints)) if advisor else None
 
     async def play(conversation: dict) -> None:
         nonlocal done_count
@@ -183,16 +204,23 @@ async def run_demo(endpoints: dict[str, str], timeout: float = 30, advisor: bool
                 final = await _follow(watcher, cid, seen, wait_for_agents, log) or final
         results[cid] = final
         done_count += 1
-        outcome = "answered by the bot" if final == cloudevents.REPLY_BOT else \
-            "handed off, answered by an advisor" if final == cloudevents.REPLY_AGENT else \
-            "handed off, no advisor answered yet (it stays in the queue)"
+        outcome = (
+            "answered by the bot"
+            if final == cloudevents.REPLY_BOT
+            else "handed off, answered by an advisor"
+            if final == cloudevents.REPLY_AGENT
+            else "handed off, no advisor answered yet (it stays in the queue)"
+        )
         print(f"[{done_count}/{len(conversations)}] {cid}: {outcome}", flush=True)
 
     try:
         print(f"Replaying {len(conversations)} demo conversations (French and English) ...", flush=True)
         if not advisor:
-            print(f"Customers only: hand-offs wait for an advisor signed in with `relais desk` (up to"
-                  f" {wait_for_agents:g} s; Ctrl-C stops).", flush=True)
+            print(
+                f"Customers only: hand-offs wait for an advisor signed in with `relais desk` (up to"
+                f" {wait_for_agents:g} s; Ctrl-C stops).",
+                flush=True,
+            )
         await asyncio.gather(*(play(c) for c in conversations))
         await asyncio.sleep(1)  # let analytics catch up with the last outcomes
         await print_kpis(endpoints["ANALYTICS_GRPC_ADDR"], endpoints.get("RELAIS_SERVICE_TOKEN"), endpoints)
@@ -237,6 +265,8 @@ async def print_kpis(analytics_addr: str, token: str | None = None, env: dict[st
     async with grpcserver.channel(analytics_addr, token, env=env, trace=False) as channel:
         kpis = await analytics_pb2_grpc.AnalyticsStub(channel).GetKpis(analytics_pb2.KpiRequest())
     t = kpis.total
-    print(f"\nAnalytics (all time): {t.contacts} contacts, {t.bot_resolved} resolved by the bot, {t.handed_off} handed off")
+    print(
+        f"\nAnalytics (all time): {t.contacts} contacts, {t.bot_resolved} resolved by the bot, {t.handed_off} handed off"
+    )
     for language, c in sorted(kpis.by_language.items()):
         print(f"  {language}: {c.contacts} contacts, {c.bot_resolved} bot-resolved, {c.handed_off} handed off")

@@ -34,6 +34,7 @@ from relais.common.unit_of_work import Item, UnitOfWork
 @dataclass
 class Inbound:
     """A contact event as read, before anything is stored: for a message, what is known without the database."""
+
     event: cloudevents.ContactEvent
     text: str = ""  # redacted: everything kept or sent
     phone: str = ""  # the number to call back never travels in a turn
@@ -72,7 +73,9 @@ async def build(w: worker.Worker) -> worker.Service:
             " FROM unnest($1::text[], $2::int[]) AS t(conversation_id, turns)"
             " WHERE conversations.conversation_id = t.conversation_id"
             " RETURNING conversations.conversation_id, turn_count, traceparent, language",
-            list(messages), [len(batch) for batch in messages.values()])
+            list(messages),
+            [len(batch) for batch in messages.values()],
+        )
         starting = [c for c in messages.keys() - {r["conversation_id"] for r in rows}]
         # A new conversation's language is its first message's (told or detected, once: later ones are read
         # knowing it), detected on the text as written (in memory only).
@@ -85,9 +88,13 @@ async def build(w: worker.Worker) -> worker.Service:
                 " ON CONFLICT (conversation_id) DO UPDATE"  # another process's, during a rebalance
                 " SET turn_count = conversations.turn_count + EXCLUDED.turn_count, updated_at = now()"
                 " RETURNING conversation_id, turn_count, traceparent, language",
-                starting, [m.customer.id for m in firsts], [cloudevents.CHANNEL_NAMES[m.channel] for m in firsts],
-                [guesses[c].language for c in starting], [m.customer.tier for m in firsts],
-                [len(messages[c]) for c in starting])
+                starting,
+                [m.customer.id for m in firsts],
+                [cloudevents.CHANNEL_NAMES[m.channel] for m in firsts],
+                [guesses[c].language for c in starting],
+                [m.customer.tier for m in firsts],
+                [len(messages[c]) for c in starting],
+            )
         # Every turn in order with its number, and its conversation's guess when it is the first.
         numbered = []
         for row in rows:
@@ -95,8 +102,15 @@ async def build(w: worker.Worker) -> worker.Service:
             for seq, item in enumerate(batch, row["turn_count"] - len(batch) + 1):
                 numbered.append((row, item, seq, guesses.get(row["conversation_id"]) if seq == 1 else None))
         # Later turns are read knowing the conversation's language (set by its first turn), all in one call.
-        later = iter(turn_languages([(item.value.event.message.text, item.value.event.message.customer.language,
-                                      row["language"]) for row, item, _, first in numbered if first is None]))
+        later = iter(
+            turn_languages(
+                [
+                    (item.value.event.message.text, item.value.event.message.customer.language, row["language"])
+                    for row, item, _, first in numbered
+                    if first is None
+                ]
+            )
+        )
         received = Timestamp()
         received.GetCurrentTime()
         turns: list[pb.Turn] = []
@@ -118,48 +132,89 @@ async def build(w: worker.Worker) -> worker.Service:
             " UPDATE conversations SET traceparent = t.traceparent"
             " FROM unnest($7::text[], $8::text[]) AS t(conversation_id, traceparent)"
             " WHERE conversations.conversation_id = t.conversation_id",
-            [t.turn_id for t in turns], [t.conversation_id for t in turns], [t.seq for t in turns],
-            [t.language for t in turns], [t.text for t in turns],
-            [t.sent_at.ToDatetime(tzinfo=timezone.utc) for t in turns], list(roots), list(roots.values()))
+            [t.turn_id for t in turns],
+            [t.conversation_id for t in turns],
+            [t.seq for t in turns],
+            [t.language for t in turns],
+            [t.text for t in turns],
+            [t.sent_at.ToDatetime(tzinfo=timezone.utc) for t in turns],
+            list(roots),
+            list(roots.values()),
+        )
 
-    async def read_turn(item: Item, unit: UnitOfWork, seq: int, language: str, unsure: bool, trace: str,
-                        received: Timestamp) -> "ReadTurn":
+    async def read_turn(
+        item: Item, unit: UnitOfWork, seq: int, language: str, unsure: bool, trace: str, received: Timestamp
+    ) -> "ReadTurn":
         inbound, event = item.value, item.value.event
         message = event.message
         parent = telemetry.context_from_traceparent(trace) or telemetry.context_from_traceparent(event.traceparent)
         # The first turn's span becomes the conversation's trace, stored with the turn.
-        with telemetry.consume_span("intake turn", item.record, parent=parent, **{"relais.conversation_id": event.subject}):
+        with telemetry.consume_span(
+            "intake turn", item.record, parent=parent, **{"relais.conversation_id": event.subject}
+        ):
             await customer_contact.keep(unit.conn, event.subject, inbound.phone, message.text, inbound.text)
             turn = pb.Turn(
-                turn_id=event.event_key, conversation_id=event.subject, seq=seq,
-                channel=message.channel, customer=message.customer, language=language, text=inbound.text,
-                sent_at=message.sent_at, received_at=received, language_unsure=unsure,
+                turn_id=event.event_key,
+                conversation_id=event.subject,
+                seq=seq,
+                channel=message.channel,
+                customer=message.customer,
+                language=language,
+                text=inbound.text,
+                sent_at=message.sent_at,
+                received_at=received,
+                language_unsure=unsure,
             )
             turn.customer.language = turn.customer.language or language
-            unit.emit(event.event_key, [bus.Record(topics.TURNS, event.subject.encode(), turn.SerializeToString(),
-                                                   telemetry.inject_headers())])
+            unit.emit(
+                event.event_key,
+                [
+                    bus.Record(
+                        topics.TURNS, event.subject.encode(), turn.SerializeToString(), telemetry.inject_headers()
+                    )
+                ],
+            )
             return ReadTurn(turn, telemetry.current_traceparent())
 
     async def survey_answer(item: Item, unit: UnitOfWork) -> None:
         event = item.value.event
         conversation = await unit.conn.fetchrow(
             "SELECT customer_id, channel, language, traceparent FROM conversations WHERE conversation_id = $1",
-            event.subject)
+            event.subject,
+        )
         if conversation is None:
             raise bus.BadInput(f"survey for unknown conversation {event.subject!r}")
         parent = telemetry.context_from_traceparent(conversation["traceparent"])
-        with telemetry.consume_span("intake survey", item.record, parent=parent, **{"relais.conversation_id": event.subject}):
+        with telemetry.consume_span(
+            "intake survey", item.record, parent=parent, **{"relais.conversation_id": event.subject}
+        ):
             outcome = pb.Outcome(
-                outcome_id=f"{event.event_key}/survey", conversation_id=event.subject, kind=pb.OUTCOME_KIND_SURVEY,
-                customer_id=conversation["customer_id"], language=conversation["language"],
+                outcome_id=f"{event.event_key}/survey",
+                conversation_id=event.subject,
+                kind=pb.OUTCOME_KIND_SURVEY,
+                customer_id=conversation["customer_id"],
+                language=conversation["language"],
                 channel=cloudevents.CHANNELS.get(conversation["channel"], 0),
-                survey_scale=event.survey.scale or pb.SURVEY_SCALE_CSAT, survey_score=event.survey.score,
-                survey_comment=redact(event.survey.comment), at=event.survey.answered_at)
-            unit.emit(event.event_key, [bus.Record(topics.OUTCOMES, event.subject.encode(), outcome.SerializeToString(),
-                                                   telemetry.inject_headers())])
+                survey_scale=event.survey.scale or pb.SURVEY_SCALE_CSAT,
+                survey_score=event.survey.score,
+                survey_comment=redact(event.survey.comment),
+                at=event.survey.answered_at,
+            )
+            unit.emit(
+                event.event_key,
+                [
+                    bus.Record(
+                        topics.OUTCOMES, event.subject.encode(), outcome.SerializeToString(), telemetry.inject_headers()
+                    )
+                ],
+            )
 
-    return worker.Service(decode=decode, handle_batch=handle_batch, topics=(topics.CONTACT_EVENTS,),
-                          background=(lambda: retention.run_periodically(w.pool),))
+    return worker.Service(
+        decode=decode,
+        handle_batch=handle_batch,
+        topics=(topics.CONTACT_EVENTS,),
+        background=(lambda: retention.run_periodically(w.pool),),
+    )
 
 
 @dataclass

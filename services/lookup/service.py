@@ -17,12 +17,14 @@ MAIN_SITE = "customer-service"
 
 def unavailable_when_database_lost(method):
     """UNAVAILABLE, the status clients retry (the bot does), instead of UNKNOWN for a lost database connection."""
+
     @functools.wraps(method)
     async def guarded(self, request, context):
         try:
             return await method(self, request, context)
         except CONNECTION_LOST as error:  # a restart: the first query on each pooled connection fails once
             await context.abort(grpc.StatusCode.UNAVAILABLE, f"database unavailable: {type(error).__name__}")
+
     return guarded
 
 
@@ -52,7 +54,9 @@ class EnterpriseLookup(pb_grpc.EnterpriseLookupServicer):
         if row is None or (request.customer_id and row["customer_id"] != request.customer_id):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no order {request.order_id!r} for this customer")
         return pb.OrderStatusReply(
-            order_id=row["order_id"], status=row["status"], carrier=row["carrier"],
+            order_id=row["order_id"],
+            status=row["status"],
+            carrier=row["carrier"],
             expected_delivery=row["expected_delivery"].isoformat() if row["expected_delivery"] else "",
         )
 
@@ -65,8 +69,10 @@ class EnterpriseLookup(pb_grpc.EnterpriseLookupServicer):
         if row is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no account for customer {request.customer_id!r}")
         return pb.AccountBalanceReply(
-            account_masked=row["account_masked"], balance_cents=row["balance_cents"],
-            currency=row["currency"], as_of=row["as_of"].isoformat(),
+            account_masked=row["account_masked"],
+            balance_cents=row["balance_cents"],
+            currency=row["currency"],
+            as_of=row["as_of"].isoformat(),
         )
 
 

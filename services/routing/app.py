@@ -26,8 +26,16 @@ log = logging.getLogger(__name__)
 
 
 class Routing:
-    def __init__(self, pool, producer, routing_rules: rules.RoutingRules, skill_by_intent: dict[str, str],
-                 assistant=None, tick_seconds: float = 1.0, lease: Lease | None = None):
+    def __init__(
+        self,
+        pool,
+        producer,
+        routing_rules: rules.RoutingRules,
+        skill_by_intent: dict[str, str],
+        assistant=None,
+        tick_seconds: float = 1.0,
+        lease: Lease | None = None,
+    ):
         self.pool, self.producer, self.rules, self.skill_by_intent = pool, producer, routing_rules, skill_by_intent
         self.tick_seconds, self.lease = tick_seconds, lease
         self.memory = Memory()
@@ -37,6 +45,7 @@ class Routing:
 
     async def change(self, key: str, consumer: str, handler: Callable[[Tx], Awaitable[None]]) -> Effects:
         """`handler` in one unit of work; the customers it queued are told their place in the same transaction."""
+
         async def apply(tx: Tx) -> None:
             await handler(tx)
             tx.fx.records += await handlers.position_messages(tx, tx.fx.waiting)
@@ -79,7 +88,9 @@ class Routing:
         told: list[tuple[str, QueueNotice]] = []  # (event key, customer to tell) not told yet
 
         async def tell() -> None:
-            for (key, _), reply in zip(told, await handlers.position_messages(tx, [notice for _, notice in told]), strict=True):
+            for (key, _), reply in zip(
+                told, await handlers.position_messages(tx, [notice for _, notice in told]), strict=True
+            ):
                 unit.emit(key, [reply])
             told.clear()
 
@@ -94,11 +105,14 @@ class Routing:
                 await tell()  # their place first, then what follows in the conversation
             records_before, waiting_before = len(fx.records), len(fx.waiting)
             if event.HasField("handoff"):
-                with telemetry.consume_span("routing queue", item.record, **{"relais.conversation_id": conversation_id}):
+                with telemetry.consume_span(
+                    "routing queue", item.record, **{"relais.conversation_id": conversation_id}
+                ):
                     await handlers.queue(tx, event.handoff, key, self.skill_by_intent)
             else:
-                with telemetry.consume_span("routing customer message", item.record,
-                                            **{"relais.conversation_id": conversation_id}):
+                with telemetry.consume_span(
+                    "routing customer message", item.record, **{"relais.conversation_id": conversation_id}
+                ):
                     await handlers.customer_message(tx, event.customer_message, self.skill_by_intent)
             unit.emit(key, fx.records[records_before:])
             told += [(key, notice) for notice in fx.waiting[waiting_before:]]
@@ -111,22 +125,30 @@ class Routing:
         need = rules.requirement(context, self.rules, self.skill_by_intent)
         task_id = handlers.task_id_of(key)
         async with self.unit.decision() as conn:
-            new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
+            new = rules.Task(
+                task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred
+            )
             best = await handlers.free_agent(conn, self.memory, self.rules, new)
             if best is None:
                 return False
             agent_id = best.agent_id
             with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
                 traceparent = telemetry.current_traceparent()
-                row = await handlers.handoff_offered(conn, self.memory, self.rules, key, new, context, need, agent_id,
-                                                     traceparent)
+                row = await handlers.handoff_offered(
+                    conn, self.memory, self.rules, key, new, context, need, agent_id, traceparent
+                )
             if row is None:
                 return False  # seen before: the general path sends again what was stored for it, if anything
         # Committed: the agent hears first, without waiting for assist; then the state change (if any) goes out; only
         # then is the assist drafted (a query, then a thread holding the GIL), and it follows on the agent's stream.
         with records.conversation_span("routing offer", traceparent, agent_id):
-            offer = desk.Offer(task_id=task_id, context=context, priority=need.priority, callback=False,
-                               transcript=transcript_view.transcript(context))
+            offer = desk.Offer(
+                task_id=task_id,
+                context=context,
+                priority=need.priority,
+                callback=False,
+                transcript=transcript_view.transcript(context),
+            )
             offer.expires_at.FromDatetime(row["expires"])
             self.memory.push(agent_id, desk.DeskEvent(offer=offer))
         if row["previous"] == "available":
@@ -142,12 +164,16 @@ class Routing:
     async def task(self, task_id: str):
         return await store.task(self.pool, task_id)
 
-    async def sign_in(self, agent_id: str, display_name: str, languages: list[str], levels: dict[str, int],
-                      capacity: dict[str, int]) -> str:
+    async def sign_in(
+        self, agent_id: str, display_name: str, languages: list[str], levels: dict[str, int], capacity: dict[str, int]
+    ) -> str:
         """The agent's new token (only its SHA-256 is stored)."""
         token = secrets.token_urlsafe(32)
-        await self.change(f"sign-in/{uuid.uuid4()}", records.DESK, lambda tx: handlers.sign_in(
-            tx, agent_id, display_name, languages, levels, capacity, _sha256(token)))
+        await self.change(
+            f"sign-in/{uuid.uuid4()}",
+            records.DESK,
+            lambda tx: handlers.sign_in(tx, agent_id, display_name, languages, levels, capacity, _sha256(token)),
+        )
         return token
 
     async def sign_out(self, agent_id: str) -> None:
@@ -168,7 +194,9 @@ class Routing:
         await connected()
         try:
             delivered = set()  # offers sent here that may also be in the queue: each exact offer is sent once
-            for task in await store.held(self.pool, agent_id):  # each with its assist when drafted already, else it follows
+            for task in await store.held(
+                self.pool, agent_id
+            ):  # each with its assist when drafted already, else it follows
                 if task["status"] == "offered":
                     message = self.view.offer_message(task)
                     delivered.add(offer_key(message))
@@ -222,12 +250,16 @@ class Routing:
         return reply_id if sent else None
 
     async def transfer(self, agent_id: str, task_id: str, queue: str, note: str) -> None:
-        await self.change(f"transfer/{uuid.uuid4()}", records.DESK,
-                          lambda tx: handlers.transfer(tx, agent_id, task_id, queue, note))
+        await self.change(
+            f"transfer/{uuid.uuid4()}", records.DESK, lambda tx: handlers.transfer(tx, agent_id, task_id, queue, note)
+        )
 
     async def close_task(self, agent_id: str, task_id: str, disposition: str, resolved: bool) -> None:
-        await self.change(f"close/{uuid.uuid4()}", records.DESK,
-                          lambda tx: handlers.close(tx, agent_id, task_id, disposition, resolved))
+        await self.change(
+            f"close/{uuid.uuid4()}",
+            records.DESK,
+            lambda tx: handlers.close(tx, agent_id, task_id, disposition, resolved),
+        )
         self.memory.assists.pop(task_id, None)
 
     async def history(self, customer_id: str, conversation_id: str) -> list:
@@ -240,14 +272,25 @@ class Routing:
         suggestion = next((s for s in assist.suggestions if s.suggestion_id == suggestion_id), None)
         if suggestion is None:
             return False
-        event = ev.AgentEvent(event_id=f"{task['task_id']}/{suggestion_id}/{agent_id}", agent_id=agent_id,
-                              suggestion_feedback=ev.SuggestionFeedback(
-                                  task_id=task["task_id"], conversation_id=ctx.conversation_id,
-                                  suggestion_id=suggestion_id, use=use, intent=ctx.intent,
-                                  language=ctx.language, source=suggestion.source, article_ids=suggestion.article_ids))
+        event = ev.AgentEvent(
+            event_id=f"{task['task_id']}/{suggestion_id}/{agent_id}",
+            agent_id=agent_id,
+            suggestion_feedback=ev.SuggestionFeedback(
+                task_id=task["task_id"],
+                conversation_id=ctx.conversation_id,
+                suggestion_id=suggestion_id,
+                use=use,
+                intent=ctx.intent,
+                language=ctx.language,
+                source=suggestion.source,
+                article_ids=suggestion.article_ids,
+            ),
+        )
         event.at.GetCurrentTime()
-        await bus.publish(self.producer, [bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(),
-                                                     telemetry.inject_headers())])
+        await bus.publish(
+            self.producer,
+            [bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), telemetry.inject_headers())],
+        )
         return True
 
     # --- the ticker: timeouts, wrap-ups, overflow, queue messages, re-dispatch ---
@@ -268,8 +311,9 @@ class Routing:
         # Most ticks have nothing to do, and a hand-off arriving during the step waits for the lock: whether anything is
         # due is asked first, in one read outside the lock; the step reads again under it.
         if full or not await self._nothing_due():
-            await self.change(f"tick/{uuid.uuid4()}", records.DESK,
-                              lambda tx: handlers.tick(tx, full, self.tick_seconds * 2))
+            await self.change(
+                f"tick/{uuid.uuid4()}", records.DESK, lambda tx: handlers.tick(tx, full, self.tick_seconds * 2)
+            )
         await self._queue_updates()
         await self._republish()
 
@@ -279,10 +323,12 @@ class Routing:
         step's own connection says so (Fenced) or takes the lease again."""
         if self.lease is not None and not self.lease.held():
             return False
-        due = await store.tick_due(self.pool, list(self.memory.streams), rules.overflow_steps(self.rules),
-                                   self.tick_seconds * 2)
-        reconnect_over = bool(self.memory.past_reconnect(set(due["unconnected"]), time.monotonic(),
-                                                         self.rules.reconnect_seconds))
+        due = await store.tick_due(
+            self.pool, list(self.memory.streams), rules.overflow_steps(self.rules), self.tick_seconds * 2
+        )
+        reconnect_over = bool(
+            self.memory.past_reconnect(set(due["unconnected"]), time.monotonic(), self.rules.reconnect_seconds)
+        )
         return rules.tick_idle(due, self.memory.signed_in_seen, reconnect_over)
 
     async def _queue_updates(self) -> None:
@@ -296,14 +342,23 @@ class Routing:
             kinds = await store.queue_due_kinds(conn, self.rules.queue_update_seconds)
             if not kinds:
                 return
-            signed_in = {language: await handlers.signed_in_agents(conn, self.memory, language)
-                         for language in {k["language"] for k in kinds}}
-            unserved = [k for k in kinds if rules.serving(handlers.kind_of_need(k), signed_in[k["language"]], self.rules) == 0]
-            news = await store.queue_news(conn, self.rules.queue_update_seconds, self.rules.aging_seconds_per_point, unserved)
+            signed_in = {
+                language: await handlers.signed_in_agents(conn, self.memory, language)
+                for language in {k["language"] for k in kinds}
+            }
+            unserved = [
+                k for k in kinds if rules.serving(handlers.kind_of_need(k), signed_in[k["language"]], self.rules) == 0
+            ]
+            news = await store.queue_news(
+                conn, self.rules.queue_update_seconds, self.rules.aging_seconds_per_point, unserved
+            )
         for row in news:
             reply_id = f"{row['task_id']}/queued/{row['updates_sent'] + 1}"
-            await self.change(reply_id, records.KAFKA,
-                              lambda tx, task_id=row["task_id"], reply_id=reply_id: handlers.queue_update(tx, task_id, reply_id))
+            await self.change(
+                reply_id,
+                records.KAFKA,
+                lambda tx, task_id=row["task_id"], reply_id=reply_id: handlers.queue_update(tx, task_id, reply_id),
+            )
 
     async def _republish(self) -> None:
         """Outputs of agents' calls committed but not acknowledged before a crash are sent now."""

@@ -53,11 +53,15 @@ log = logging.getLogger(__name__)
 
 KNOWLEDGE_DIR = Path(__file__).with_name("knowledge")
 ENV_KNOWLEDGE_DIR = "RELAIS_KNOWLEDGE_DIR"
-ENV_LLM_URL, ENV_LLM_MODEL, ENV_LLM_KEY = "RELAIS_ASSIST_LLM_URL", "RELAIS_ASSIST_LLM_MODEL", "RELAIS_ASSIST_LLM_API_KEY"
+ENV_LLM_URL, ENV_LLM_MODEL, ENV_LLM_KEY = (
+    "RELAIS_ASSIST_LLM_URL",
+    "RELAIS_ASSIST_LLM_MODEL",
+    "RELAIS_ASSIST_LLM_API_KEY",
+)
 ENV_LLM_TIMEOUT = "RELAIS_ASSIST_LLM_TIMEOUT_S"
 LANGUAGES = ("fr", "en")
 LOOKUPS = ("order_status", "account_balance", "opening_hours")  # what the bot can look up (services/bot/answers.py)
-INTENT_BOOST = 0.3        # an article declared for the conversation's intent outranks a mere word overlap
+INTENT_BOOST = 0.3  # an article declared for the conversation's intent outranks a mere word overlap
 MAX_SUGGESTIONS = 3
 RECENT = timedelta(days=7)
 EMOTIONAL = {pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_DISTRESS, pb.HANDOFF_REASON_ESCALATING_SENTIMENT}
@@ -119,8 +123,12 @@ class KnowledgeBase:
             docs = [a for a in self.articles if a.language == language]
             texts = [f"{a.title}\n{a.title}\n{a.body}\n{a.reply}" for a in docs]  # the title counts twice
             vectorizers = [
-                TfidfVectorizer(strip_accents="unicode", sublinear_tf=True, ngram_range=(1, 2),
-                                stop_words=sorted({strip_accents_unicode(w) for w in STOP_WORDS.get(language, ())})),
+                TfidfVectorizer(
+                    strip_accents="unicode",
+                    sublinear_tf=True,
+                    ngram_range=(1, 2),
+                    stop_words=sorted({strip_accents_unicode(w) for w in STOP_WORDS.get(language, ())}),
+                ),
                 TfidfVectorizer(strip_accents="unicode", sublinear_tf=True, analyzer="char_wb", ngram_range=(3, 5)),
             ]
             self._index[language] = (docs, [(v, v.fit_transform(texts)) for v in vectorizers])
@@ -165,8 +173,10 @@ class KnowledgeBase:
             return []
         scores = self.scores(text, language)
         ranked = sorted(
-            ((self._by_id[i], s + (INTENT_BOOST if intent and intent in self._by_id[i].intents else 0.0))
-             for i, s in scores.items()),
+            (
+                (self._by_id[i], s + (INTENT_BOOST if intent and intent in self._by_id[i].intents else 0.0))
+                for i, s in scores.items()
+            ),
             key=lambda hit: (-hit[1], hit[0].article_id),
         )
         return [(a, round(s, 6)) for a, s in ranked[:k] if s > 0]
@@ -205,8 +215,15 @@ def parse_article(path: Path) -> Article:
         problems.append("empty body")
     if problems:
         raise KnowledgeError(f"{path}: " + "; ".join(problems))
-    return Article(meta["id"], meta["language"], meta["title"].strip(), body, tuple(intents),
-                   (meta.get("reply") or "").strip(), meta.get("lookup") or "")
+    return Article(
+        meta["id"],
+        meta["language"],
+        meta["title"].strip(),
+        body,
+        tuple(intents),
+        (meta.get("reply") or "").strip(),
+        meta.get("lookup") or "",
+    )
 
 
 # ------------------------------------------------------------------------------------------ summaries
@@ -283,58 +300,92 @@ REASONS = {  # hand-off reason -> (fr, en)
     pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED: ("langue non servie par le bot", "a language the bot does not serve"),
 }
 OUTCOMES = {  # PastContact.outcome -> (fr, en)
-    "resolved": ("résolu", "resolved"), "unresolved": ("non résolu", "unresolved"),
-    "bot_answered": ("réglé par le bot", "answered by the bot"), "bot_resolved": ("réglé par le bot", "answered by the bot"),
-    "abandoned": ("abandonné", "abandoned"), "transferred": ("transféré", "transferred"),
-    "handed_off": ("transmis à un conseiller", "handed to an advisor"), "open": ("en cours", "still open"),
-    "callback": ("rappel programmé", "callback scheduled"), "": ("issue inconnue", "outcome unknown"),
+    "resolved": ("résolu", "resolved"),
+    "unresolved": ("non résolu", "unresolved"),
+    "bot_answered": ("réglé par le bot", "answered by the bot"),
+    "bot_resolved": ("réglé par le bot", "answered by the bot"),
+    "abandoned": ("abandonné", "abandoned"),
+    "transferred": ("transféré", "transferred"),
+    "handed_off": ("transmis à un conseiller", "handed to an advisor"),
+    "open": ("en cours", "still open"),
+    "callback": ("rappel programmé", "callback scheduled"),
+    "": ("issue inconnue", "outcome unknown"),
 }
 TEXT = {
     "fr": {
-        "wants": "Demande : {what}.", "words": "« {words} »",
-        "bot": "Bot : {done}.", "bot_none": "Bot : aucune réponse donnée.",
-        "order_ok": "commande {order} consultée — {status}{carrier}{eta}", "carrier": ", transporteur {carrier}",
-        "eta": ", livraison prévue le {date}", "order_failed": "consultation de la commande {order} en échec ({error})",
-        "balance_ok": "solde du compte {account} donné ({amount})", "hours_ok": "horaires d'ouverture donnés",
-        "lookup_failed": "consultation {name} en échec ({error})", "lookup_ok": "consultation {name} faite",
-        "not_found": "introuvable", "unavailable": "systèmes indisponibles",
+        "wants": "Demande : {what}.",
+        "words": "« {words} »",
+        "bot": "Bot : {done}.",
+        "bot_none": "Bot : aucune réponse donnée.",
+        "order_ok": "commande {order} consultée — {status}{carrier}{eta}",
+        "carrier": ", transporteur {carrier}",
+        "eta": ", livraison prévue le {date}",
+        "order_failed": "consultation de la commande {order} en échec ({error})",
+        "balance_ok": "solde du compte {account} donné ({amount})",
+        "hours_ok": "horaires d'ouverture donnés",
+        "lookup_failed": "consultation {name} en échec ({error})",
+        "lookup_ok": "consultation {name} faite",
+        "not_found": "introuvable",
+        "unavailable": "systèmes indisponibles",
         "clarified": "a posé une question de clarification",
         "answered": ("{n} réponse donnée", "{n} réponses données"),
         "unresolved": ("{n} réponse sans résolution", "{n} réponses sans résolution"),
-        "handoff": "Transfert : {reasons}", "tone": "ton {tone}",
-        "tones": ("très négatif", "négatif", "neutre", "positif"), "urgent": "urgent",
-        "first": "Premier contact connu.", "recent": "{nth} contact en 7 jours ({total} au total)",
-        "older": ("{n} contact précédent, pas ces 7 derniers jours", "{n} contacts précédents, aucun ces 7 derniers jours"),
+        "handoff": "Transfert : {reasons}",
+        "tone": "ton {tone}",
+        "tones": ("très négatif", "négatif", "neutre", "positif"),
+        "urgent": "urgent",
+        "first": "Premier contact connu.",
+        "recent": "{nth} contact en 7 jours ({total} au total)",
+        "older": (
+            "{n} contact précédent, pas ces 7 derniers jours",
+            "{n} contacts précédents, aucun ces 7 derniers jours",
+        ),
         "previous": ("{n} contact précédent", "{n} contacts précédents"),
-        "last": "dernier{when} : {what}{outcome}", "on": " le {date}",
+        "last": "dernier{when} : {what}{outcome}",
+        "on": " le {date}",
         "same": ("{n} contact précédent pour la même demande.", "{n} contacts précédents pour la même demande."),
         "sep": " ; ",
         "before": " (avant : {what})",
         # parts of suggestions (the sentences are TEMPLATES)
-        "s_carrier": " (transporteur : {carrier})", "s_eta": ", livraison prévue le {date}", "closed": "fermé",
+        "s_carrier": " (transporteur : {carrier})",
+        "s_eta": ", livraison prévue le {date}",
+        "closed": "fermé",
     },
     "en": {
-        "wants": "Customer wants: {what}.", "words": "“{words}”",
-        "bot": "Bot: {done}.", "bot_none": "Bot: gave no answer.",
-        "order_ok": "looked up order {order} — {status}{carrier}{eta}", "carrier": ", carrier {carrier}",
-        "eta": ", expected delivery {date}", "order_failed": "lookup of order {order} failed ({error})",
-        "balance_ok": "gave the balance of account {account} ({amount})", "hours_ok": "gave the opening hours",
-        "lookup_failed": "lookup {name} failed ({error})", "lookup_ok": "ran lookup {name}",
-        "not_found": "not found", "unavailable": "systems unavailable",
+        "wants": "Customer wants: {what}.",
+        "words": "“{words}”",
+        "bot": "Bot: {done}.",
+        "bot_none": "Bot: gave no answer.",
+        "order_ok": "looked up order {order} — {status}{carrier}{eta}",
+        "carrier": ", carrier {carrier}",
+        "eta": ", expected delivery {date}",
+        "order_failed": "lookup of order {order} failed ({error})",
+        "balance_ok": "gave the balance of account {account} ({amount})",
+        "hours_ok": "gave the opening hours",
+        "lookup_failed": "lookup {name} failed ({error})",
+        "lookup_ok": "ran lookup {name}",
+        "not_found": "not found",
+        "unavailable": "systems unavailable",
         "clarified": "asked a clarifying question",
         "answered": ("gave {n} answer", "gave {n} answers"),
         "unresolved": ("{n} reply did not resolve it", "{n} replies did not resolve it"),
-        "handoff": "Handed off: {reasons}", "tone": "tone {tone}",
-        "tones": ("very negative", "negative", "neutral", "positive"), "urgent": "urgent",
-        "first": "First contact on record.", "recent": "{nth} contact in 7 days ({total} in all)",
+        "handoff": "Handed off: {reasons}",
+        "tone": "tone {tone}",
+        "tones": ("very negative", "negative", "neutral", "positive"),
+        "urgent": "urgent",
+        "first": "First contact on record.",
+        "recent": "{nth} contact in 7 days ({total} in all)",
         "older": ("{n} previous contact, not in the last 7 days", "{n} previous contacts, none in the last 7 days"),
         "previous": ("{n} previous contact", "{n} previous contacts"),
-        "last": "last{when}: {what}{outcome}", "on": " on {date}",
+        "last": "last{when}: {what}{outcome}",
+        "on": " on {date}",
         "same": ("{n} earlier contact about the same request.", "{n} earlier contacts about the same request."),
         "sep": "; ",
         "before": " (before: {what})",
         # parts of suggestions (the sentences are TEMPLATES)
-        "s_carrier": " (carrier: {carrier})", "s_eta": ", expected to be delivered on {date}", "closed": "closed",
+        "s_carrier": " (carrier: {carrier})",
+        "s_eta": ", expected to be delivered on {date}",
+        "closed": "closed",
     },
 }
 LONG_NUMBER = re.compile(r"\d(?:[ .-]?\d){7,}")  # card / account numbers quoted from the customer are masked
@@ -357,8 +408,9 @@ def conversation_intent(context: pb.ConversationContext, guess: bool = True) -> 
     return HUMAN_INTENT if HUMAN_INTENT in found or any(_asks_for_person(tu) for tu in context.turns) else ""
 
 
-def summarize(context: pb.ConversationContext, language: str | None = None,
-              descriptions: Mapping[str, str] | None = None) -> str:
+def summarize(
+    context: pb.ConversationContext, language: str | None = None, descriptions: Mapping[str, str] | None = None
+) -> str:
     """1–3 sentences: what the customer wants, what the bot did, why a person took over (and the tone)."""
     lang = language or conversation_language(context)
     t = TEXT[lang]
@@ -368,8 +420,11 @@ def summarize(context: pb.ConversationContext, language: str | None = None,
     if last_words and (not what or intent == HUMAN_INTENT):
         quoted = t["words"].format(words=_shorten(LONG_NUMBER.sub("…", last_words), 100))
         what = f"{what} {quoted}" if what else quoted
-    before = [_label(i, lang, descriptions) for i in dict.fromkeys(_topic(tu, False) for tu in reversed(context.turns))
-              if i and i != intent]
+    before = [
+        _label(i, lang, descriptions)
+        for i in dict.fromkeys(_topic(tu, False) for tu in reversed(context.turns))
+        if i and i != intent
+    ]
     if what and any(before):
         what += t["before"].format(what=", ".join(b for b in before if b))
     sentences = [t["wants"].format(what=what)] if what else []
@@ -397,8 +452,12 @@ def summarize(context: pb.ConversationContext, language: str | None = None,
     return " ".join(sentences)
 
 
-def summarize_history(context: pb.ConversationContext, history: Sequence[PastContact],
-                      language: str | None = None, descriptions: Mapping[str, str] | None = None) -> str:
+def summarize_history(
+    context: pb.ConversationContext,
+    history: Sequence[PastContact],
+    language: str | None = None,
+    descriptions: Mapping[str, str] | None = None,
+) -> str:
     """Previous contacts and how they ended, e.g. "3rd contact in 7 days (5 in all); last on …: refund, unresolved"."""
     lang = language or conversation_language(context)
     t = TEXT[lang]
@@ -537,10 +596,11 @@ def _shorten(text: str, limit: int) -> str:
 @dataclass(frozen=True)
 class Request:
     """What the advisor's reply should answer: the customer's latest request, not the first."""
-    intent: str                # "" when the customer only asked for a person, or nothing was understood
-    earlier: tuple[str, ...]   # earlier requests the classifier was sure of, latest first
-    person: bool               # the latest message asks for a person and nothing else
-    text: str                  # the customer's words since that request was made (to rank its articles)
+
+    intent: str  # "" when the customer only asked for a person, or nothing was understood
+    earlier: tuple[str, ...]  # earlier requests the classifier was sure of, latest first
+    person: bool  # the latest message asks for a person and nothing else
+    text: str  # the customer's words since that request was made (to rank its articles)
 
 
 def _topic(turn: pb.Turn, guess: bool = True) -> str:
@@ -563,13 +623,17 @@ def latest_request(context: pb.ConversationContext) -> Request:
         intent = "" if context.intent == HUMAN_INTENT else context.intent
         return Request(intent, (), False, "\n".join(t.text for t in turns[-2:] if t.text))
     intent = "" if _asks_for_person(turns[at]) else _topic(turns[at])
-    earlier = tuple(dict.fromkeys(i for i in (_topic(t, guess=False) for t in reversed(turns[:at])) if i and i != intent))
+    earlier = tuple(
+        dict.fromkeys(i for i in (_topic(t, guess=False) for t in reversed(turns[:at])) if i and i != intent)
+    )
     return Request(intent, earlier, not intent, "\n".join(t.text for t in turns[at:] if t.text))
 
 
 def asked_intents(context: pb.ConversationContext) -> set[str]:
     """Every request the customer made in this conversation (sure or best guess), the hand-off's included."""
-    found = {context.intent} | {i for t in context.turns for i in (t.classification.intent, t.classification.best_guess)}
+    found = {context.intent} | {
+        i for t in context.turns for i in (t.classification.intent, t.classification.best_guess)
+    }
     return found - {"", HUMAN_INTENT}
 
 
@@ -602,7 +666,9 @@ def holds(requirement: str, context: pb.ConversationContext, kind: str = "handof
     if name == "callback":
         return kind == "callback"
     if name == "reported_late":  # a late-delivery request, or the customer's words say it has not come
-        return "delivery_problem" in asked_intents(context) or bool(LATE_WORDS.search(" ".join(t.text for t in context.turns)))
+        return "delivery_problem" in asked_intents(context) or bool(
+            LATE_WORDS.search(" ".join(t.text for t in context.turns))
+        )
     if name == "order_delivered":  # the order lookup says so, or the customer does
         order = {lookup.name: lookup for lookup in context.lookups}.get("order_status")
         looked_up = order is not None and order.ok and order.result.get("status") == "delivered"
@@ -611,44 +677,80 @@ def holds(requirement: str, context: pb.ConversationContext, kind: str = "handof
 
 
 APOSTROPHE = "['’]"
-LATE_WORDS = re.compile(r"\b(?:late|delayed|never (?:came|arrived|turned up)|(?:hasn't|has not|not|never|still not) "
-                        r"(?:arrived|come|turned up|here)|retard|(?:pas|jamais|toujours pas) (?:encore )?(?:arrivée?|reçue?))\b"
-                        .replace("'", APOSTROPHE), re.IGNORECASE)
+LATE_WORDS = re.compile(
+    r"\b(?:late|delayed|never (?:came|arrived|turned up)|(?:hasn't|has not|not|never|still not) "
+    r"(?:arrived|come|turned up|here)|retard|(?:pas|jamais|toujours pas) (?:encore )?(?:arrivée?|reçue?))\b".replace(
+        "'", APOSTROPHE
+    ),
+    re.IGNORECASE,
+)
 CLAIMS = [  # (what a sentence says, the requirement that makes it true); English and French
-    (r"\b(?:I|we)(?:'ve| have)\s+(?:just |already |now )?(?:checked|looked (?:up|at|into)|verified|tracked|traced)\b"
-     r"[^.?!]*\b(?:track|order|parcel|package|carrier|deliver)", "lookup_ok:order_status"),
-    (r"\b(?:j'ai|nous avons)\s+(?:déjà |bien )?(?:vérifié|consulté|regardé|contrôlé|suivi)\b"
-     r"[^.?!]*\b(?:suivi|commande|colis|transporteur|livraison)", "lookup_ok:order_status"),
-    (r"\b(?:I|we)(?:'ve| have)\s+(?:just |already |now )?(?:checked|looked (?:up|at|into)|verified)\b[^.?!]*\b(?:balance|account)",
-     "lookup_ok:account_balance"),
-    (r"\b(?:j'ai|nous avons)\s+(?:déjà |bien )?(?:vérifié|consulté|regardé|contrôlé)\b[^.?!]*\b(?:solde|compte)",
-     "lookup_ok:account_balance"),
-    (r"\b(?:balance of your account|your (?:account )?balance is|solde de votre compte\b[^.?!]*\best|votre solde est)",
-     "lookup_ok:account_balance"),
+    (
+        r"\b(?:I|we)(?:'ve| have)\s+(?:just |already |now )?(?:checked|looked (?:up|at|into)|verified|tracked|traced)\b"
+        r"[^.?!]*\b(?:track|order|parcel|package|carrier|deliver)",
+        "lookup_ok:order_status",
+    ),
+    (
+        r"\b(?:j'ai|nous avons)\s+(?:déjà |bien )?(?:vérifié|consulté|regardé|contrôlé|suivi)\b"
+        r"[^.?!]*\b(?:suivi|commande|colis|transporteur|livraison)",
+        "lookup_ok:order_status",
+    ),
+    (
+        r"\b(?:I|we)(?:'ve| have)\s+(?:just |already |now )?(?:checked|looked (?:up|at|into)|verified)\b[^.?!]*\b(?:balance|account)",
+        "lookup_ok:account_balance",
+    ),
+    (
+        r"\b(?:j'ai|nous avons)\s+(?:déjà |bien )?(?:vérifié|consulté|regardé|contrôlé)\b[^.?!]*\b(?:solde|compte)",
+        "lookup_ok:account_balance",
+    ),
+    (
+        r"\b(?:balance of your account|your (?:account )?balance is|solde de votre compte\b[^.?!]*\best|votre solde est)",
+        "lookup_ok:account_balance",
+    ),
     (r"\b(?:our|the) opening hours\s*:|\bnos horaires\s*:", "lookup_ok:opening_hours"),
-    (r"\bI can(?:no|')t find\b[^.?!]*\border|\bje ne (?:trouve|retrouve) pas\b[^.?!]*\bcommande", "lookup_not_found:order_status"),
-    (r"\border tracking\b[^.?!]*\b(?:isn't|is not) (?:responding|answering)|\bsuivi des commandes\b[^.?!]*\bne répond pas",
-     "lookup_failed:order_status"),
-    (r"\baccount system\b[^.?!]*\b(?:isn't|is not) (?:responding|answering)|\bconsultation des comptes\b[^.?!]*\bne répond pas",
-     "lookup_failed:account_balance"),
-    (r"\b(?:our|the) (?:virtual )?(?:assistant|bot|chatbot)\b[^.?!]*\b(?:answered|replied|told|gave|said)\b"
-     r"|\b(?:notre|l')\s?(?:assistant|robot|chatbot)\b[^.?!]*\b(?:répondu|indiqué|donné|dit)\b", "bot_answered"),
+    (
+        r"\bI can(?:no|')t find\b[^.?!]*\border|\bje ne (?:trouve|retrouve) pas\b[^.?!]*\bcommande",
+        "lookup_not_found:order_status",
+    ),
+    (
+        r"\border tracking\b[^.?!]*\b(?:isn't|is not) (?:responding|answering)|\bsuivi des commandes\b[^.?!]*\bne répond pas",
+        "lookup_failed:order_status",
+    ),
+    (
+        r"\baccount system\b[^.?!]*\b(?:isn't|is not) (?:responding|answering)|\bconsultation des comptes\b[^.?!]*\bne répond pas",
+        "lookup_failed:account_balance",
+    ),
+    (
+        r"\b(?:our|the) (?:virtual )?(?:assistant|bot|chatbot)\b[^.?!]*\b(?:answered|replied|told|gave|said)\b"
+        r"|\b(?:notre|l')\s?(?:assistant|robot|chatbot)\b[^.?!]*\b(?:répondu|indiqué|donné|dit)\b",
+        "bot_answered",
+    ),
     (r"\bcall(?:ing)? you back\b|\bje vous rappelle\b|\bnous vous rappelons\b", "callback"),
-    (r"(?<!\bif )(?<!\bsi )\b(?:your (?:parcel|order|package)|it|votre (?:colis|commande))\s+(?:shows|is shown|is marked|"
-     r"appears|apparaît|est indiquée?|est marquée?)\s+(?:as |comme )?(?:delivered|livrée?)\b", "order_delivered"),
-    (r"\byour (?:parcel|order|package|delivery) (?:is|was) (?:late|delayed)\b|\bvotre (?:colis|commande|livraison) "
-     r"(?:soit|est) en retard\b", "reported_late"),
+    (
+        r"(?<!\bif )(?<!\bsi )\b(?:your (?:parcel|order|package)|it|votre (?:colis|commande))\s+(?:shows|is shown|is marked|"
+        r"appears|apparaît|est indiquée?|est marquée?)\s+(?:as |comme )?(?:delivered|livrée?)\b",
+        "order_delivered",
+    ),
+    (
+        r"\byour (?:parcel|order|package|delivery) (?:is|was) (?:late|delayed)\b|\bvotre (?:colis|commande|livraison) "
+        r"(?:soit|est) en retard\b",
+        "reported_late",
+    ),
 ]
 CLAIMS = [(re.compile(pattern.replace("'", APOSTROPHE), re.IGNORECASE), requirement) for pattern, requirement in CLAIMS]
 # A first-person perfect ("I've blocked", "j'ai enregistré") claims something was done: unsupported unless a
 # claim above backs it. Reading and understanding the conversation are things the advisor has done.
-PERFECT = re.compile(r"\b(?:I|we)(?:'ve| have)\s+(?:just |already |now |also )?([a-z]+)\b"
-                     r"|\b(?:j'ai|nous avons|on a)\s+(?:déjà |bien |aussi )?([a-zàâçéèêëîïôûùüÿœ]+)\b"
-                     .replace("'", APOSTROPHE), re.IGNORECASE)
+PERFECT = re.compile(
+    r"\b(?:I|we)(?:'ve| have)\s+(?:just |already |now |also )?([a-z]+)\b"
+    r"|\b(?:j'ai|nous avons|on a)\s+(?:déjà |bien |aussi )?([a-zàâçéèêëîïôûùüÿœ]+)\b".replace("'", APOSTROPHE),
+    re.IGNORECASE,
+)
 LATER = re.compile(r"\b(?:once|after|when|as soon as|dès que|une fois que|quand|lorsque)\s*$", re.IGNORECASE)
 PASSIVE = re.compile(r"\b(?:has|have) been ([a-z]+)\b|\b(?:a|ont) été ([a-zàâçéèêëîïôûùüÿœ]+)\b", re.IGNORECASE)
-EN_PARTICIPLES = frozenset("sent done made taken given set put found told spoken written begun run paid kept "
-                           "brought bought left lost sold shut".split())
+EN_PARTICIPLES = frozenset(
+    "sent done made taken given set put found told spoken written begun run paid kept "
+    "brought bought left lost sold shut".split()
+)
 FR_PARTICIPLES = frozenset("fait pris mis dit ouvert écrit offert transmis remis permis".split())
 UNDERSTOOD = frozenset("read seen understood noted received got gotten compris noté notés lu vu reçu".split())
 
@@ -657,8 +759,12 @@ def _participle(word: str) -> bool:
     word = word.lower()
     if word in UNDERSTOOD:
         return False
-    return (word.endswith("ed") or word in EN_PARTICIPLES or word in FR_PARTICIPLES
-            or word.endswith(("é", "ée", "és", "ées")))
+    return (
+        word.endswith("ed")
+        or word in EN_PARTICIPLES
+        or word in FR_PARTICIPLES
+        or word.endswith(("é", "ée", "és", "ées"))
+    )
 
 
 PROPOSAL = re.compile(
@@ -666,39 +772,73 @@ PROPOSAL = re.compile(
     r"would you like (?:me|us) to|I'm \w+ing|you can choose|je peux|je pourrais|je vais|nous pouvons|nous allons|"
     r"voulez-vous que|souhaitez-vous que|vous pourrez choisir|"
     r"(?:je (?:vous |l'|les |la |le )?|j')(?:lance|fais|résilie|clôture|rembourse|annule|bloque|propose|envoie|commande|"
-    r"ouvre|applique))\b".replace("'", APOSTROPHE), re.IGNORECASE)
+    r"ouvre|applique))\b".replace("'", APOSTROPHE),
+    re.IGNORECASE,
+)
 IRREVERSIBLE = {  # action -> (words that propose it, the requests that ask for it)
-    "close the account": (r"\bclos(?:e|ing|ure)\b(?! to)|\bclôtur\w*|\bfermer votre compte|\bfermeture de (?:votre|du) compte",
-                          {"close_account"}),
+    "close the account": (
+        r"\bclos(?:e|ing|ure)\b(?! to)|\bclôtur\w*|\bfermer votre compte|\bfermeture de (?:votre|du) compte",
+        {"close_account"},
+    ),
     "cancel": (r"\bcancel\w*|\brésili\w*|\bannul\w*", {"cancellation"}),
-    "refund": (r"\brefund\w*|\bmoney back\b|\brembours\w*", {"return_refund", "damaged_item", "disputed_payment", "overdraft_fees"}),
-    "block a card": (r"\bblock\w* (?:your|the|it)\b|\bopposition\b|\bbloqu\w* (?:votre|la) carte",
-                     {"lost_or_stolen_card", "disputed_payment", "card_not_arrived"}),
+    "refund": (
+        r"\brefund\w*|\bmoney back\b|\brembours\w*",
+        {"return_refund", "damaged_item", "disputed_payment", "overdraft_fees"},
+    ),
+    "block a card": (
+        r"\bblock\w* (?:your|the|it)\b|\bopposition\b|\bbloqu\w* (?:votre|la) carte",
+        {"lost_or_stolen_card", "disputed_payment", "card_not_arrived"},
+    ),
 }
-IRREVERSIBLE = {action: (re.compile(words, re.IGNORECASE), intents) for action, (words, intents) in IRREVERSIBLE.items()}
+IRREVERSIBLE = {
+    action: (re.compile(words, re.IGNORECASE), intents) for action, (words, intents) in IRREVERSIBLE.items()
+}
 RELEVANT_LOOKUPS = {  # lookup -> the requests its result helps answer
-    "order_status": {"order_status", "delivery_problem", "change_delivery_address", "damaged_item", "exchange_item",
-                     "return_refund", "invoice_request"},
-    "account_balance": {"account_balance", "overdraft_fees", "card_payment_declined", "transfer_status",
-                        "direct_debit_question", "close_account"},
+    "order_status": {
+        "order_status",
+        "delivery_problem",
+        "change_delivery_address",
+        "damaged_item",
+        "exchange_item",
+        "return_refund",
+        "invoice_request",
+    },
+    "account_balance": {
+        "account_balance",
+        "overdraft_fees",
+        "card_payment_declined",
+        "transfer_status",
+        "direct_debit_question",
+        "close_account",
+    },
     "opening_hours": {"opening_hours", "store_locator"},
 }
 ORDER_ID = re.compile(r"\bCMD-\d+\b", re.IGNORECASE)
-MONTHS = {m: n for names in (
-    "january february march april may june july august september october november december",
-    "janvier février mars avril mai juin juillet août septembre octobre novembre décembre")
-    for n, m in enumerate(names.split(), 1)}
-DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b|\b(\d{1,2})/(\d{1,2})/(\d{4})\b"
-                  r"|\b(\d{1,2})(?:er)? (" + "|".join(MONTHS) + r") (\d{4})\b", re.IGNORECASE)
-AMOUNT = re.compile(r"[£$€]\s?-?\d[\d,.\u202f\u00a0 ]*\d|[£$€]\s?\d|-?\d[\d,.\u202f\u00a0 ]*\d\s?(?:€|EUR|GBP|USD|euros?)\b"
-                    r"|-?\d\s?(?:€|EUR|GBP|USD|euros?)\b", re.IGNORECASE)
+MONTHS = {
+    m: n
+    for names in (
+        "january february march april may june july august september october november december",
+        "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
+    )
+    for n, m in enumerate(names.split(), 1)
+}
+DATE = re.compile(
+    r"\b(\d{4})-(\d{2})-(\d{2})\b|\b(\d{1,2})/(\d{1,2})/(\d{4})\b"
+    r"|\b(\d{1,2})(?:er)? (" + "|".join(MONTHS) + r") (\d{4})\b",
+    re.IGNORECASE,
+)
+AMOUNT = re.compile(
+    r"[£$€]\s?-?\d[\d,.\u202f\u00a0 ]*\d|[£$€]\s?\d|-?\d[\d,.\u202f\u00a0 ]*\d\s?(?:€|EUR|GBP|USD|euros?)\b"
+    r"|-?\d\s?(?:€|EUR|GBP|USD|euros?)\b",
+    re.IGNORECASE,
+)
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str    # "unsupported" (a fact or an action the context does not hold), "irreversible" (an action the
-                 # customer did not ask for), "off_topic" (a lookup result unrelated to the request)
+    kind: str  # "unsupported" (a fact or an action the context does not hold), "irreversible" (an action the
+    # customer did not ask for), "off_topic" (a lookup result unrelated to the request)
     detail: str
 
 
@@ -724,7 +864,9 @@ def _amounts(text: str) -> set[int]:
         digits = re.sub(r"[^\d,.-]", "", m.group())
         whole, cents = re.fullmatch(r"(-?[\d,.]*?)(?:[.,](\d{2}))?", digits).groups()
         try:
-            found.add(int(re.sub(r"[,.]", "", whole) or "0") * 100 + int(cents or 0) * (-1 if whole.startswith("-") else 1))
+            found.add(
+                int(re.sub(r"[,.]", "", whole) or "0") * 100 + int(cents or 0) * (-1 if whole.startswith("-") else 1)
+            )
         except ValueError:
             continue
     return found
@@ -742,8 +884,9 @@ def _evidence_text(context: pb.ConversationContext, articles: Sequence[Article])
     return "\n".join(parts)
 
 
-def check(context: pb.ConversationContext, text: str, articles: Sequence[Article] = (),
-          kind: str = "handoff") -> list[Problem]:
+def check(
+    context: pb.ConversationContext, text: str, articles: Sequence[Article] = (), kind: str = "handoff"
+) -> list[Problem]:
     """What in a suggestion's `text` the conversation context (and the `articles` it cites) does not support."""
     problems: list[Problem] = []
     evidence = _evidence_text(context, articles)
@@ -757,7 +900,7 @@ def check(context: pb.ConversationContext, text: str, articles: Sequence[Article
                     problems.append(Problem("unsupported", f"needs {requirement}: {sentence!r}"))
         for m in PERFECT.finditer(sentence):
             inside = any(start <= m.start() < end for start, end in backed)
-            later = LATER.search(sentence[:m.start()])  # "once I've checked": a promise, not a claim
+            later = LATER.search(sentence[: m.start()])  # "once I've checked": a promise, not a claim
             if not inside and not later and _participle(m.group(1) or m.group(2)):
                 problems.append(Problem("unsupported", f"claims an action nobody took: {m.group()!r}"))
         for m in PASSIVE.finditer(sentence):
@@ -775,19 +918,25 @@ def check(context: pb.ConversationContext, text: str, articles: Sequence[Article
         if order not in evidence.upper():
             problems.append(Problem("unsupported", f"order {order} is not in the conversation"))
     unknown_dates = _dates(text) - _dates(evidence)
-    problems += [Problem("unsupported", f"date {d.isoformat()} is not in the conversation") for d in sorted(unknown_dates)]
-    problems += [Problem("unsupported", f"amount {c / 100:.2f} is not in the conversation")
-                 for c in sorted(_amounts(text) - _amounts(evidence))]
+    problems += [
+        Problem("unsupported", f"date {d.isoformat()} is not in the conversation") for d in sorted(unknown_dates)
+    ]
+    problems += [
+        Problem("unsupported", f"amount {c / 100:.2f} is not in the conversation")
+        for c in sorted(_amounts(text) - _amounts(evidence))
+    ]
     rest = ORDER_ID.sub(" ", AMOUNT.sub(" ", DATE.sub(" ", text)))
     known = set(re.findall(r"\d+", evidence))
-    problems += [Problem("unsupported", f"number {n} is not in the conversation")
-                 for n in sorted(set(re.findall(r"\d+", rest)) - known)]
+    problems += [
+        Problem("unsupported", f"number {n} is not in the conversation")
+        for n in sorted(set(re.findall(r"\d+", rest)) - known)
+    ]
     problems += _off_topic(context, text, articles)
     return problems
 
 
 def _status_backed(context: pb.ConversationContext, sentence: str) -> bool:
-    """"has been delivered" / "a été livrée": true when the order lookup says so."""
+    """ "has been delivered" / "a été livrée": true when the order lookup says so."""
     lookup = {lookup.name: lookup for lookup in context.lookups}.get("order_status")
     if lookup is None or not lookup.ok:
         return False
@@ -808,19 +957,29 @@ def _off_topic(context: pb.ConversationContext, text: str, articles: Sequence[Ar
             order = lookup.request.get("order_id", "").upper()
             quoted = bool(order) and order in text.upper()
             if quoted and mentioned and order not in mentioned:
-                problems.append(Problem("off_topic", f"order {order} while the customer writes about {', '.join(sorted(mentioned))}"))
+                problems.append(
+                    Problem(
+                        "off_topic", f"order {order} while the customer writes about {', '.join(sorted(mentioned))}"
+                    )
+                )
                 continue
         elif lookup.name == "account_balance":
             r = lookup.result
-            quoted = lookup.ok and (any(_balance(r, lang) in text for lang in LANGUAGES)
-                                    or bool(r.get("account")) and r["account"] in text)
+            quoted = lookup.ok and (
+                any(_balance(r, lang) in text for lang in LANGUAGES) or bool(r.get("account")) and r["account"] in text
+            )
         elif lookup.name == "opening_hours":
             times = {t for v in lookup.result.values() for t in re.findall(r"\d{1,2}:\d{2}", v)}
             quoted = any(t in text for t in times)
         else:
             continue
         if quoted and not topics & RELEVANT_LOOKUPS.get(lookup.name, set()):
-            problems.append(Problem("off_topic", f"{lookup.name} result in a reply about {', '.join(sorted(topics - {''})) or 'nothing known'}"))
+            problems.append(
+                Problem(
+                    "off_topic",
+                    f"{lookup.name} result in a reply about {', '.join(sorted(topics - {''})) or 'nothing known'}",
+                )
+            )
     return problems
 
 
@@ -830,52 +989,91 @@ def _off_topic(context: pb.ConversationContext, text: str, articles: Sequence[Ar
 @dataclass(frozen=True)
 class Template:
     """A sentence a suggestion may contain, and what the context must hold for it to be true (see `holds`)."""
+
     fr: str
     en: str
     requires: tuple[str, ...] = ()
 
 
 TEMPLATES = {
-    "anger": Template("Je comprends votre agacement et vous prie de nous excuser pour la gêne occasionnée.",
-                      "I understand your frustration, and I'm sorry for the trouble this has caused."),
-    "distress": Template("Je comprends combien la situation est difficile ; je suis là pour vous aider à la régler tout de suite.",
-                         "I'm sorry you're going through this; I'm here to help you sort it out right away."),
-    "order": Template("Votre commande {order} est {status}{carrier}{eta}.", "Your order {order} is {status}{carrier}{eta}.",
-                      ("lookup_ok:order_status",)),
-    "order_unknown": Template("Je ne retrouve pas la commande {order} : pouvez-vous me confirmer son numéro ?",
-                              "I can't find order {order}: could you confirm its number?", ("lookup_not_found:order_status",)),
-    "order_down": Template("Notre suivi des commandes ne répond pas pour le moment : je vérifie à nouveau la commande {order} "
-                           "dans un instant.", "Our order tracking isn't responding right now: I'll check order {order} again "
-                           "in a moment.", ("lookup_failed:order_status",)),
+    "anger": Template(
+        "Je comprends votre agacement et vous prie de nous excuser pour la gêne occasionnée.",
+        "I understand your frustration, and I'm sorry for the trouble this has caused.",
+    ),
+    "distress": Template(
+        "Je comprends combien la situation est difficile ; je suis là pour vous aider à la régler tout de suite.",
+        "I'm sorry you're going through this; I'm here to help you sort it out right away.",
+    ),
+    "order": Template(
+        "Votre commande {order} est {status}{carrier}{eta}.",
+        "Your order {order} is {status}{carrier}{eta}.",
+        ("lookup_ok:order_status",),
+    ),
+    "order_unknown": Template(
+        "Je ne retrouve pas la commande {order} : pouvez-vous me confirmer son numéro ?",
+        "I can't find order {order}: could you confirm its number?",
+        ("lookup_not_found:order_status",),
+    ),
+    "order_down": Template(
+        "Notre suivi des commandes ne répond pas pour le moment : je vérifie à nouveau la commande {order} "
+        "dans un instant.",
+        "Our order tracking isn't responding right now: I'll check order {order} again in a moment.",
+        ("lookup_failed:order_status",),
+    ),
     "order_check": Template("Je vérifie la commande {order} tout de suite.", "I'm checking order {order} right away."),
-    "order_ask": Template("Pouvez-vous me donner le numéro de votre commande (il commence par CMD-) pour que je vérifie où "
-                          "elle en est ?", "Could you give me your order number (it starts with CMD-) so that I can check "
-                          "where it is?"),
-    "balance": Template("Le solde de votre compte {account} est de {amount}.", "The balance of your account {account} is {amount}.",
-                        ("lookup_ok:account_balance",)),
-    "balance_down": Template("Notre consultation des comptes ne répond pas pour le moment : je réessaie dans un instant.",
-                             "Our account system isn't responding right now: I'll try again in a moment.",
-                             ("lookup_failed:account_balance",)),
+    "order_ask": Template(
+        "Pouvez-vous me donner le numéro de votre commande (il commence par CMD-) pour que je vérifie où elle en est ?",
+        "Could you give me your order number (it starts with CMD-) so that I can check where it is?",
+    ),
+    "balance": Template(
+        "Le solde de votre compte {account} est de {amount}.",
+        "The balance of your account {account} is {amount}.",
+        ("lookup_ok:account_balance",),
+    ),
+    "balance_down": Template(
+        "Notre consultation des comptes ne répond pas pour le moment : je réessaie dans un instant.",
+        "Our account system isn't responding right now: I'll try again in a moment.",
+        ("lookup_failed:account_balance",),
+    ),
     "hours": Template("Nos horaires : {days}.", "Our opening hours: {days}.", ("lookup_ok:opening_hours",)),
-    "takeover": Template("Bonjour, ici le service client : je prends le relais.", "Hello, this is customer service: I'm taking over "
-                         "from here."),
-    "earlier": Template("Je vois que vous nous avez écrit {subject}.", "I can see you wrote to us {subject}.", ("asked:{intent}",)),
-    "earlier_answered": Template("Je vois que vous nous avez écrit {subject} et que notre assistant vous a répondu.",
-                                 "I can see you wrote to us {subject} and that our assistant answered.",
-                                 ("asked:{intent}", "bot_answered:{intent}")),
+    "takeover": Template(
+        "Bonjour, ici le service client : je prends le relais.",
+        "Hello, this is customer service: I'm taking over from here.",
+    ),
+    "earlier": Template(
+        "Je vois que vous nous avez écrit {subject}.", "I can see you wrote to us {subject}.", ("asked:{intent}",)
+    ),
+    "earlier_answered": Template(
+        "Je vois que vous nous avez écrit {subject} et que notre assistant vous a répondu.",
+        "I can see you wrote to us {subject} and that our assistant answered.",
+        ("asked:{intent}", "bot_answered:{intent}"),
+    ),
     "how": Template("Que puis-je faire pour vous ?", "How can I help you?"),
-    "what_else": Template("Qu'est-ce qui reste à régler, ou que puis-je faire d'autre pour vous ?",
-                          "What is still unresolved, or what else can I do for you?"),
-    "tell_more": Template("Pouvez-vous m'en dire un peu plus, pour que je puisse vous aider ?",
-                          "Could you tell me a little more, so that I can help?"),
-    "callback": Template("Bonjour, ici le service client : je vous rappelle comme vous l'avez demandé.",
-                         "Hello, this is customer service calling you back, as you asked.", ("callback",)),
-    "callback_about": Template("Bonjour, ici le service client : je vous rappelle comme vous l'avez demandé, {subject}.",
-                               "Hello, this is customer service calling you back, as you asked, {subject}.",
-                               ("callback", "asked:{intent}")),
-    "good_time": Template("Est-ce un bon moment pour en parler ?", "Is this a good time to talk about it?", ("callback",)),
-    "generic": Template("Je reprends votre demande avec tout l'historique de votre échange : je m'en occupe.",
-                        "I have your whole conversation in front of me, and I'm taking care of your request."),
+    "what_else": Template(
+        "Qu'est-ce qui reste à régler, ou que puis-je faire d'autre pour vous ?",
+        "What is still unresolved, or what else can I do for you?",
+    ),
+    "tell_more": Template(
+        "Pouvez-vous m'en dire un peu plus, pour que je puisse vous aider ?",
+        "Could you tell me a little more, so that I can help?",
+    ),
+    "callback": Template(
+        "Bonjour, ici le service client : je vous rappelle comme vous l'avez demandé.",
+        "Hello, this is customer service calling you back, as you asked.",
+        ("callback",),
+    ),
+    "callback_about": Template(
+        "Bonjour, ici le service client : je vous rappelle comme vous l'avez demandé, {subject}.",
+        "Hello, this is customer service calling you back, as you asked, {subject}.",
+        ("callback", "asked:{intent}"),
+    ),
+    "good_time": Template(
+        "Est-ce un bon moment pour en parler ?", "Is this a good time to talk about it?", ("callback",)
+    ),
+    "generic": Template(
+        "Je reprends votre demande avec tout l'historique de votre échange : je m'en occupe.",
+        "I have your whole conversation in front of me, and I'm taking care of your request.",
+    ),
 }
 
 
@@ -892,8 +1090,9 @@ class Drafter(Protocol):
         """Suggested replies in `language` from the conversation and the articles chosen for its latest request."""
 
 
-def suggestion(context: pb.ConversationContext, text: str, article_ids: Sequence[str], source: str,
-               topic: str = "") -> Suggestion:
+def suggestion(
+    context: pb.ConversationContext, text: str, article_ids: Sequence[str], source: str, topic: str = ""
+) -> Suggestion:
     """A suggestion whose id is a hash of conversation, articles and text: feedback can refer to it across calls."""
     ids = tuple(article_ids)
     digest = hashlib.sha256("\x1f".join([context.conversation_id, ",".join(ids), text]).encode()).hexdigest()
@@ -911,8 +1110,9 @@ def empathy(context: pb.ConversationContext, language: str) -> str:
     return ""
 
 
-def lookup_sentences(context: pb.ConversationContext, name: str, language: str,
-                     request: Request) -> tuple[list[str], list[str]]:
+def lookup_sentences(
+    context: pb.ConversationContext, name: str, language: str, request: Request
+) -> tuple[list[str], list[str]]:
     """What an article built on lookup `name` adds: the result before its reply, or after it what is still
     needed (the order number, another try). An order the customer no longer writes about is left out."""
     latest = {lookup.name: lookup for lookup in context.lookups}.get(name)
@@ -921,10 +1121,20 @@ def lookup_sentences(context: pb.ConversationContext, name: str, language: str,
         if latest is not None and said and latest.request.get("order_id", "").upper() not in said:
             latest = None
         if latest is None:
-            return [], [say("order_check", language, context, order=said[-1]) if said else say("order_ask", language, context)]
+            return [], [
+                say("order_check", language, context, order=said[-1]) if said else say("order_ask", language, context)
+            ]
         order = latest.request.get("order_id", "")
         if latest.ok:
-            return [say("order", language, context, order=order, **_order_parts(latest.result, language, "s_carrier", "s_eta"))], []
+            return [
+                say(
+                    "order",
+                    language,
+                    context,
+                    order=order,
+                    **_order_parts(latest.result, language, "s_carrier", "s_eta"),
+                )
+            ], []
         unknown = latest.error.startswith("NOT_FOUND")
         return [], [say("order_unknown" if unknown else "order_down", language, context, order=order)]
     if latest is None:
@@ -944,14 +1154,20 @@ def lookup_facts(context: pb.ConversationContext, language: str) -> list[str]:
     request: the LLM's prompt gets no opening hours for a delivery question."""
     request = latest_request(context)
     intent = request.intent or (request.earlier[0] if request.earlier else "")
-    return [fact for name in dict.fromkeys(lookup.name for lookup in context.lookups)
-            if intent in RELEVANT_LOOKUPS.get(name, ())
-            for fact in lookup_sentences(context, name, language, request)[0]]
+    return [
+        fact
+        for name in dict.fromkeys(lookup.name for lookup in context.lookups)
+        if intent in RELEVANT_LOOKUPS.get(name, ())
+        for fact in lookup_sentences(context, name, language, request)[0]
+    ]
 
 
 def _days(result: Mapping[str, str], language: str) -> str:
-    days = [f"{DAYS[language][i]} {result[d].replace('-', '–') if result[d] != 'closed' else TEXT[language]['closed']}"
-            for i, d in enumerate(x.lower() for x in DAYS["en"]) if d in result]
+    days = [
+        f"{DAYS[language][i]} {result[d].replace('-', '–') if result[d] != 'closed' else TEXT[language]['closed']}"
+        for i, d in enumerate(x.lower() for x in DAYS["en"])
+        if d in result
+    ]
     return ", ".join(days)
 
 
@@ -975,8 +1191,9 @@ class TemplateDrafter:
         return drafts
 
 
-def opening_suggestion(context: pb.ConversationContext, request: Request, language: str,
-                       kind: str) -> Suggestion | None:
+def opening_suggestion(
+    context: pb.ConversationContext, request: Request, language: str, kind: str
+) -> Suggestion | None:
     """For a callback, introduce yourself and refer to the request; for a request for a person alone (or a message
     nobody understood), take over and ask how to help, recalling what the customer asked before. None when the
     customer's latest request has a topic: its articles answer it."""
@@ -984,16 +1201,21 @@ def opening_suggestion(context: pb.ConversationContext, request: Request, langua
     subject = SUBJECTS.get(subject_of, ("", ""))[_i(language)]
     if kind == "callback":
         about = say("callback_about", language, context, kind, subject=subject, intent=subject_of) if subject else ""
-        parts = [about or say("callback", language, context, kind), empathy(context, language),
-                 say("good_time", language, context, kind) if about else say("how", language, context)]
+        parts = [
+            about or say("callback", language, context, kind),
+            empathy(context, language),
+            say("good_time", language, context, kind) if about else say("how", language, context),
+        ]
         return suggestion(context, " ".join(p for p in parts if p), (), "template", "callback")
     if request.intent:
         return None
     parts = [say("takeover", language, context), empathy(context, language)]
     if request.person and subject:
         answered = say("earlier_answered", language, context, subject=subject, intent=subject_of)
-        parts += [answered or say("earlier", language, context, subject=subject, intent=subject_of),
-                  say("what_else" if answered else "how", language, context)]
+        parts += [
+            answered or say("earlier", language, context, subject=subject, intent=subject_of),
+            say("what_else" if answered else "how", language, context),
+        ]
     else:
         parts.append(say("how" if request.person else "tell_more", language, context))
     return suggestion(context, " ".join(p for p in parts if p), (), "template", "greeting")
@@ -1007,8 +1229,9 @@ def _first_paragraph(body: str) -> str:
 class LLMDrafter:
     """Drafts with an OpenAI-compatible chat completions endpoint; on any error, the templates (and a warning)."""
 
-    def __init__(self, url: str, model: str, api_key: str | None = None, timeout: float = 8.0,
-                 fallback: Drafter | None = None):
+    def __init__(
+        self, url: str, model: str, api_key: str | None = None, timeout: float = 8.0, fallback: Drafter | None = None
+    ):
         url = url.rstrip("/")
         if not url.endswith("/chat/completions"):
             url += "/chat/completions" if url.endswith("/v1") else "/v1/chat/completions"
@@ -1027,9 +1250,14 @@ class LLMDrafter:
 
     def _draft(self, context: pb.ConversationContext, articles: Sequence[Article], language: str) -> list[Suggestion]:
         request = urllib.request.Request(
-            self.url, data=json.dumps(self.payload(context, articles, language)).encode(), method="POST",
-            headers={"Content-Type": "application/json",
-                     **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
+            self.url,
+            data=json.dumps(self.payload(context, articles, language)).encode(),
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}),
+            },
+        )
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             content = json.load(response)["choices"][0]["message"]["content"]
         return self.parse(context, content, articles)
@@ -1045,13 +1273,21 @@ class LLMDrafter:
         )
         last = next((tu.text for tu in reversed(context.turns) if tu.text), "")
         facts = lookup_facts(context, language)
-        kb = "\n\n".join(f"[{a.article_id}] {a.title}\n{_shorten(a.body, 1500)}"
-                         + (f"\nSuggested reply: {a.reply}" if a.reply else "") for a in articles)
-        user = (f"Summary: {summarize(context, language)}\n"
-                f"Customer's last message: {_shorten(LONG_NUMBER.sub('…', last), 600)}\n"
-                f"Lookup results: {' '.join(facts) or 'none'}\n\nArticles:\n{kb or 'none'}")
-        return {"model": self.model, "temperature": 0.2,
-                "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        kb = "\n\n".join(
+            f"[{a.article_id}] {a.title}\n{_shorten(a.body, 1500)}"
+            + (f"\nSuggested reply: {a.reply}" if a.reply else "")
+            for a in articles
+        )
+        user = (
+            f"Summary: {summarize(context, language)}\n"
+            f"Customer's last message: {_shorten(LONG_NUMBER.sub('…', last), 600)}\n"
+            f"Lookup results: {' '.join(facts) or 'none'}\n\nArticles:\n{kb or 'none'}"
+        )
+        return {
+            "model": self.model,
+            "temperature": 0.2,
+            "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+        }
 
     @staticmethod
     def parse(context: pb.ConversationContext, content: str, articles: Sequence[Article]) -> list[Suggestion]:
@@ -1073,8 +1309,6 @@ class LLMDrafter:
         return drafts[:MAX_SUGGESTIONS]
 
 
-
-
 # ------------------------------------------------------------------------------------------ assistant
 
 # Words that only ask for a person: what is left of such a message may still say what it is about
@@ -1088,14 +1322,17 @@ PERSON_WORDS = re.compile(
     r"les|des|de|du|vos|votre|vrai|vraie|réel|réelle|humains?|humaines?|personne|quelqu'un|qqn|conseill(?:er|ère)s?|"
     r"conseiler|opérat(?:eur|rice)s?|je|voudrais|veux|voudrai|souhaite|souhaiterais|aimerais|serait|il|possible|"
     r"avance|svp|stp|s'il|vous|plaît|plait|merci|bonjour|moi|me|physique|est|ce|que|qu|d'accord|pas|tout|suite|"
-    r"maintenant|vite|bien|mais|but|and|et|ou|or|pour|for|about|au|sujet)\b".replace("'", APOSTROPHE), re.IGNORECASE)
-TOPIC_IN_WORDS = 0.16       # an article this close to what is left of a request for a person names its topic
-UNKNOWN_REQUEST = 0.25      # an article this close to a message the classifier did not place is offered
+    r"maintenant|vite|bien|mais|but|and|et|ou|or|pour|for|about|au|sujet)\b".replace("'", APOSTROPHE),
+    re.IGNORECASE,
+)
+TOPIC_IN_WORDS = 0.16  # an article this close to what is left of a request for a person names its topic
+UNKNOWN_REQUEST = 0.25  # an article this close to a message the classifier did not place is offered
 
 
 class Assistant:
-    def __init__(self, knowledge: KnowledgeBase, drafter: Drafter | None = None,
-                 descriptions: Mapping[str, str] | None = None):
+    def __init__(
+        self, knowledge: KnowledgeBase, drafter: Drafter | None = None, descriptions: Mapping[str, str] | None = None
+    ):
         self.knowledge = knowledge
         self.drafter = drafter or TemplateDrafter()
         self.descriptions = descriptions  # catalogue intent descriptions, for intents without a label here
@@ -1123,9 +1360,11 @@ class Assistant:
         opener = opening_suggestion(context, request, language, kind)
         room = MAX_SUGGESTIONS - (opener is not None)
         drafts = self._draft(context, articles[:room], language, kind)[:room] if articles or opener is None else []
-        return Assist(summarize(context, language, self.descriptions),
-                      summarize_history(context, history, language, self.descriptions),
-                      tuple(([opener] if opener else []) + drafts))
+        return Assist(
+            summarize(context, language, self.descriptions),
+            summarize_history(context, history, language, self.descriptions),
+            tuple(([opener] if opener else []) + drafts),
+        )
 
     def request(self, context: pb.ConversationContext, language: str) -> Request:
         """The latest request; a request for a person that also says what it is about takes that topic."""
@@ -1158,10 +1397,13 @@ class Assistant:
         refunding, blocking a card) is offered only when the customer's own words ask for that step."""
         words = " ".join(t.text for t in context.turns)
         proposals = [s for s in SENTENCE.split(article.reply) if PROPOSAL.search(s)]
-        return not any(pattern.search(s) and not pattern.search(words)
-                       for s in proposals for pattern, _ in IRREVERSIBLE.values())
+        return not any(
+            pattern.search(s) and not pattern.search(words) for s in proposals for pattern, _ in IRREVERSIBLE.values()
+        )
 
-    def _draft(self, context: pb.ConversationContext, articles: list[Article], language: str, kind: str) -> list[Suggestion]:
+    def _draft(
+        self, context: pb.ConversationContext, articles: list[Article], language: str, kind: str
+    ) -> list[Suggestion]:
         try:
             drafts = list(self.drafter.draft(context, articles, language))
         except Exception as error:  # noqa: BLE001 - a custom drafter's failure must not cost the advisor the summary
@@ -1169,8 +1411,13 @@ class Assistant:
             drafts = []
         kept = []
         for draft in drafts:  # templates are true by construction (tests/unit/test_assist.py); others are checked
-            problems = [] if draft.source == "template" else check(
-                context, draft.text, [self.knowledge.get(a) for a in draft.article_ids if a in self.knowledge], kind)
+            problems = (
+                []
+                if draft.source == "template"
+                else check(
+                    context, draft.text, [self.knowledge.get(a) for a in draft.article_ids if a in self.knowledge], kind
+                )
+            )
             if problems:
                 log.warning("assist: a %s suggestion was dropped: %s", draft.source, problems[0].detail)
             else:

@@ -33,17 +33,22 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
         levels = {s.strip().lower(): 1 for s in request.skills if s.strip()}
         for skill in request.skill_levels:
             if not skill.skill.strip() or not 1 <= skill.level <= rules.MAX_LEVEL:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"skill {skill.skill!r}: level must be 1..{rules.MAX_LEVEL}, got {skill.level}")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"skill {skill.skill!r}: level must be 1..{rules.MAX_LEVEL}, got {skill.level}",
+                )
             levels[skill.skill.strip().lower()] = skill.level
         capacity = dict(self.app.rules.default_capacity)
         for channel, n in request.capacity.items():
             if channel not in rules.CHANNELS or n < 0:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"capacity: channel must be one of {', '.join(rules.CHANNELS)} with n ≥ 0, got {channel}={n}")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"capacity: channel must be one of {', '.join(rules.CHANNELS)} with n ≥ 0, got {channel}={n}",
+                )
             capacity[channel] = n
-        token = await self.app.sign_in(agent_id, request.display_name, [lang.strip().lower() for lang in request.languages],
-                                       levels, capacity)
+        token = await self.app.sign_in(
+            agent_id, request.display_name, [lang.strip().lower() for lang in request.languages], levels, capacity
+        )
         return desk.SignInReply(token=token)
 
     async def SignOut(self, request, context):
@@ -54,8 +59,10 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
         agent_id = await self._authenticate(context)
         wanted = records.STATE_NAME.get(request.state, "")
         if wanted not in rules.SETTABLE_STATES:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an agent sets only AVAILABLE or BREAK"
-                                " (busy and wrap-up are set by routing; SignOut goes offline)")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "an agent sets only AVAILABLE or BREAK (busy and wrap-up are set by routing; SignOut goes offline)",
+            )
         return desk.SetStateReply(state=records.STATE_ENUM[await self.app.set_state(agent_id, wanted)])
 
     async def Subscribe(self, request, context):
@@ -70,7 +77,10 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
         await self._own_task(context, agent_id, request.task_id, ("offered",))
         assignment = await self.app.accept(agent_id, request.task_id)
         if assignment is None:  # the offer expired or was withdrawn meanwhile
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"the offer of task {request.task_id!r} is no longer yours to accept")
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the offer of task {request.task_id!r} is no longer yours to accept",
+            )
         return desk.AcceptReply(assignment=assignment)
 
     async def Reject(self, request, context):
@@ -90,7 +100,9 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
         await self._own_task(context, agent_id, request.task_id, ("assigned",))
         reply_id = await self.app.reply(agent_id, request.task_id, request.text)
         if reply_id is None:  # closed or transferred meanwhile
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"task {request.task_id!r} is no longer assigned to you")
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, f"task {request.task_id!r} is no longer assigned to you"
+            )
         return desk.ReplyReply(reply_id=reply_id)
 
     async def Transfer(self, request, context):
@@ -114,8 +126,9 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
         task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
         reply = desk.HistoryReply()
         for past in await self.app.history(task["customer_id"], task["conversation_id"]):
-            item = reply.conversations.add(conversation_id=past.conversation_id, intent=past.intent, outcome=past.outcome,
-                                           summary=past.summary)
+            item = reply.conversations.add(
+                conversation_id=past.conversation_id, intent=past.intent, outcome=past.outcome, summary=past.summary
+            )
             if past.started_at:
                 item.started_at.FromDatetime(past.started_at)
         return reply
@@ -126,7 +139,9 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "use must be USED, EDITED or IGNORED")
         task = await self._own_task(context, agent_id, request.task_id, ("offered", "assigned"))
         if not await self.app.suggestion_used(agent_id, task, request.suggestion_id, request.use):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"no suggestion {request.suggestion_id!r} on task {request.task_id!r}")
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no suggestion {request.suggestion_id!r} on task {request.task_id!r}"
+            )
         return desk.SuggestionUseReply()
 
     async def _authenticate(self, context) -> str:
@@ -149,6 +164,8 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
         if task["agent_id"] != agent_id:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"task {task_id!r} is not yours")
         if task["status"] not in statuses:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"task {task_id!r} is {task['status']}, not {' or '.join(statuses)}")
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"task {task_id!r} is {task['status']}, not {' or '.join(statuses)}",
+            )
         return task

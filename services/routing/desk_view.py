@@ -44,21 +44,35 @@ class DeskView:
         """The offer as it stands, never waiting for assist: inline when already drafted, else the caller sends it
         with `assist_follows`."""
         ctx = pb.ConversationContext.FromString(task["context"])
-        offer = desk.Offer(task_id=task["task_id"], context=ctx, assist=self._drafted(task["task_id"], ctx, task["kind"]),
-                           priority=task["priority"], note=task["note"], callback=task["kind"] == "callback",
-                           transcript=transcript_view.transcript(ctx), callback_phone=task["callback_phone"])
+        offer = desk.Offer(
+            task_id=task["task_id"],
+            context=ctx,
+            assist=self._drafted(task["task_id"], ctx, task["kind"]),
+            priority=task["priority"],
+            note=task["note"],
+            callback=task["kind"] == "callback",
+            transcript=transcript_view.transcript(ctx),
+            callback_phone=task["callback_phone"],
+        )
         if task["offer_expires_at"] is not None:
             offer.expires_at.FromDatetime(task["offer_expires_at"])
         return offer
 
     def assignment_message(self, task) -> desk.Assignment:
         ctx = pb.ConversationContext.FromString(task["context"])
-        return desk.Assignment(task_id=task["task_id"], context=ctx, assist=self._drafted(task["task_id"], ctx, task["kind"]),
-                               note=task["note"], callback=task["kind"] == "callback",
-                               transcript=transcript_view.transcript(ctx), callback_phone=task["callback_phone"])
+        return desk.Assignment(
+            task_id=task["task_id"],
+            context=ctx,
+            assist=self._drafted(task["task_id"], ctx, task["kind"]),
+            note=task["note"],
+            callback=task["kind"] == "callback",
+            transcript=transcript_view.transcript(ctx),
+            callback_phone=task["callback_phone"],
+        )
 
-    def assist_follows(self, agent_id: str, task_id: str, ctx: pb.ConversationContext, kind: str,
-                       sent: desk.AgentAssist) -> None:
+    def assist_follows(
+        self, agent_id: str, task_id: str, ctx: pb.ConversationContext, kind: str, sent: desk.AgentAssist
+    ) -> None:
         """After an offer, assignment or customer message went out without its assist (`sent` empty: not drafted yet),
         drafts it and pushes it as an AssistUpdate on the same stream. Called after the push: drafting (a query, then
         a thread) never delays the message itself."""
@@ -116,9 +130,16 @@ class DeskView:
         except Exception:  # assist helps the agent; its failure must not cost them the offer
             log.exception("assist failed for %s", task_id)
             return desk.AgentAssist()
-        return desk.AgentAssist(summary=result.summary, history_summary=result.history_summary, suggestions=[
-            desk.Suggestion(suggestion_id=s.suggestion_id, text=s.text, article_ids=list(s.article_ids), source=s.source)
-            for s in result.suggestions])
+        return desk.AgentAssist(
+            summary=result.summary,
+            history_summary=result.history_summary,
+            suggestions=[
+                desk.Suggestion(
+                    suggestion_id=s.suggestion_id, text=s.text, article_ids=list(s.article_ids), source=s.source
+                )
+                for s in result.suggestions
+            ],
+        )
 
     async def history(self, customer_id: str, conversation_id: str) -> list:
         """The customer's other conversations, newest first: what the bot or an advisor did with each."""
@@ -140,8 +161,13 @@ def _past_contact(row):
         outcome = "resolved" if row["resolved"] else (row["disposition"] or "unresolved")
     else:
         outcome = row["status"] if row["status"] == "abandoned" else "open"
-    return PastContact(row["conversation_id"], row["created_at"], row["intent"] or _bot_intent(row["bot_context"]), outcome,
-                       (row["first_text"] or "")[:200])
+    return PastContact(
+        row["conversation_id"],
+        row["created_at"],
+        row["intent"] or _bot_intent(row["bot_context"]),
+        outcome,
+        (row["first_text"] or "")[:200],
+    )
 
 
 def _bot_intent(context: bytes | None) -> str:

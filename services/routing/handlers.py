@@ -23,19 +23,39 @@ log = logging.getLogger(__name__)
 
 # --- hand-offs and customer messages (Kafka) ---
 
+
 async def free_agent(conn, memory: Memory, routing_rules: rules.RoutingRules, task: rules.Task) -> rules.Agent | None:
     """The agent who can take a new task at once, decided from memory (what assign([task], ...) would choose)."""
     await load_index(conn, memory)
     return memory.best_connected(task, routing_rules)
 
 
-async def handoff_offered(conn, memory: Memory, routing_rules: rules.RoutingRules, key: str, task: rules.Task,
-                          context: pb.ConversationContext, need: rules.Requirement, agent_id: str, traceparent: str):
+async def handoff_offered(
+    conn,
+    memory: Memory,
+    routing_rules: rules.RoutingRules,
+    key: str,
+    task: rules.Task,
+    context: pb.ConversationContext,
+    need: rules.Requirement,
+    agent_id: str,
+    traceparent: str,
+):
     """The hand-off written already offered to `agent_id`, in one statement (store.HANDOFF_OFFERED); None when it was
     seen before (nothing written). Else the row: when the offer expires, the agent's state before."""
     busy = records.state_event(agent_id, "available", "busy", "offer")  # stored only if it was available
-    row = await store.handoff_offered(conn, key, task.task_id, context, need, records.queued_detail(need), traceparent,
-                                      agent_id, float(routing_rules.offer_timeout_seconds), busy)
+    row = await store.handoff_offered(
+        conn,
+        key,
+        task.task_id,
+        context,
+        need,
+        records.queued_detail(need),
+        traceparent,
+        agent_id,
+        float(routing_rules.offer_timeout_seconds),
+        busy,
+    )
     if not row["first"]:
         return None
     memory.offered(agent_id, need.channel, time.time())
@@ -49,8 +69,9 @@ async def queue(tx: Tx, context: pb.ConversationContext, key: str, skill_by_inte
     new = rules.Task(task_id, need.language, need.channel, need.required, need.priority, time.time(), need.preferred)
     # Nobody signed in could take it at its requirement: widened at once to the overflow stage where someone can.
     stage = rules.widened_stage(new, await signed_in(tx, need.language), tx.rules) or 0
-    queued_at = await store.queue_task(tx.conn, task_id, context, need, telemetry.current_traceparent(), kind,
-                                       records.queued_detail(need), stage)
+    queued_at = await store.queue_task(
+        tx.conn, task_id, context, need, telemetry.current_traceparent(), kind, records.queued_detail(need), stage
+    )
     if tx.memory.places is not None:
         tx.memory.places.add(task_id, need.language, need.priority, queued_at)
     if stage:
@@ -98,8 +119,12 @@ async def customer_message(tx: Tx, turn: pb.Turn, skill_by_intent) -> None:
     else:
         await store.task_event(tx.conn, task["task_id"], "customer_message", detail=turn.turn_id)
         if task["status"] in ("offered", "assigned"):  # the refreshed assist follows, drafted after commit
-            tx.fx.pushes.append((task["agent_id"], desk.DeskEvent(customer_message=desk.CustomerMessage(
-                task_id=task["task_id"], turn=turn))))
+            tx.fx.pushes.append(
+                (
+                    task["agent_id"],
+                    desk.DeskEvent(customer_message=desk.CustomerMessage(task_id=task["task_id"], turn=turn)),
+                )
+            )
             tx.fx.assists.append((task["agent_id"], task["task_id"], context, task["kind"]))
 
 
@@ -109,23 +134,39 @@ async def _after_end(tx: Tx, task, turn: pb.Turn) -> None:
     await store.task_event(tx.conn, task["task_id"], "after_end", detail=turn.turn_id)
     if not answered:
         language = task["language"]
-        tx.fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/goodbye",
-                                               turn.conversation_id, texts.say(language, texts.GOODBYE_TEXT), language,
-                                               status="ended"))
+        tx.fx.records.append(
+            cloudevents.reply(
+                cloudevents.REPLY_QUEUE,
+                records.SOURCE,
+                f"{turn.turn_id}/goodbye",
+                turn.conversation_id,
+                texts.say(language, texts.GOODBYE_TEXT),
+                language,
+                status="ended",
+            )
+        )
 
 
 async def _abandon(tx: Tx, task, context: pb.ConversationContext, turn: pb.Turn) -> None:
     if tx.memory.places is not None:
         tx.memory.places.discard(task["task_id"])
     await store.abandon(tx.conn, task["task_id"])
-    await store.task_event(tx.conn, task["task_id"], "abandoned",
-                           detail=f"waited {await store.waited_seconds(tx.conn, task['task_id'])} s")
+    await store.task_event(
+        tx.conn, task["task_id"], "abandoned", detail=f"waited {await store.waited_seconds(tx.conn, task['task_id'])} s"
+    )
     if task["status"] == "offered":
         await withdraw(tx, task["task_id"], task["agent_id"], "customer_left")
     language = task["language"]
     tx.fx.records += [
-        cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/left", context.conversation_id,
-                          texts.say(language, texts.LEFT_TEXT), language, status="left"),
+        cloudevents.reply(
+            cloudevents.REPLY_QUEUE,
+            records.SOURCE,
+            f"{turn.turn_id}/left",
+            context.conversation_id,
+            texts.say(language, texts.LEFT_TEXT),
+            language,
+            status="left",
+        ),
         records.outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
     ]
     tx.memory.assists.pop(task["task_id"], None)
@@ -156,8 +197,18 @@ async def _callback(tx: Tx, task, context: pb.ConversationContext, turn: pb.Turn
         promised = {"callback_due_at": due.astimezone(zone).isoformat()}
     else:
         text = texts.say(language, texts.CALLBACK_SOON_TEXT)
-    tx.fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/callback",
-                                           context.conversation_id, text, language, status="callback", **promised))
+    tx.fx.records.append(
+        cloudevents.reply(
+            cloudevents.REPLY_QUEUE,
+            records.SOURCE,
+            f"{turn.turn_id}/callback",
+            context.conversation_id,
+            text,
+            language,
+            status="callback",
+            **promised,
+        )
+    )
 
 
 async def _ask_phone(tx: Tx, task, turn: pb.Turn) -> None:
@@ -166,12 +217,21 @@ async def _ask_phone(tx: Tx, task, turn: pb.Turn) -> None:
     await store.ask_phone(tx.conn, task["task_id"])
     await store.task_event(tx.conn, task["task_id"], "callback_phone_asked", detail=turn.turn_id)
     language = task["language"]
-    tx.fx.records.append(cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, f"{turn.turn_id}/phone",
-                                           turn.conversation_id, texts.say(language, texts.PHONE_TEXT), language,
-                                           status="callback_phone_requested"))
+    tx.fx.records.append(
+        cloudevents.reply(
+            cloudevents.REPLY_QUEUE,
+            records.SOURCE,
+            f"{turn.turn_id}/phone",
+            turn.conversation_id,
+            texts.say(language, texts.PHONE_TEXT),
+            language,
+            status="callback_phone_requested",
+        )
+    )
 
 
 # --- waiting customers ---
+
 
 async def places(tx: Tx) -> Places:
     """The places, read again when the database says other tasks wait than those remembered (something changed
@@ -181,8 +241,11 @@ async def places(tx: Tx) -> Places:
         memory.places_checked = now
         counts = await store.waiting_counts(tx.conn)
         if counts != memory.places.counts():
-            log.warning("waiting tasks changed behind routing (%s in the database, %s remembered): read again",
-                        counts, memory.places.counts())
+            log.warning(
+                "waiting tasks changed behind routing (%s in the database, %s remembered): read again",
+                counts,
+                memory.places.counts(),
+            )
             memory.places = None
     if memory.places is None:
         memory.places, memory.places_checked = await store.load_places(tx.conn, tx.rules.aging_seconds_per_point), now
@@ -209,13 +272,25 @@ async def position_messages(tx: Tx, waiting: list[QueueNotice]) -> list[bus.Reco
     return replies
 
 
-def _position_reply(w: QueueNotice, language: str, position: int, waiting: rules.Waiting, now: datetime,
-                    routing_rules: rules.RoutingRules) -> bus.Record:
+def _position_reply(
+    w: QueueNotice,
+    language: str,
+    position: int,
+    waiting: rules.Waiting,
+    now: datetime,
+    routing_rules: rules.RoutingRules,
+) -> bus.Record:
     context = w.context
-    zone = rules.customer_zone(context.customer.time_zone or (context.turns[-1].customer.time_zone if context.turns
-                                                              else ""), routing_rules.center)
-    data = {"position": position, "status": "waiting", "callback_offered": waiting.callback_offered,
-            "advisors_available": waiting.wait_seconds is not None}
+    zone = rules.customer_zone(
+        context.customer.time_zone or (context.turns[-1].customer.time_zone if context.turns else ""),
+        routing_rules.center,
+    )
+    data = {
+        "position": position,
+        "status": "waiting",
+        "callback_offered": waiting.callback_offered,
+        "advisors_available": waiting.wait_seconds is not None,
+    }
     if waiting.wait_seconds is not None:
         data["expected_wait_seconds"] = waiting.wait_seconds
         first = {"text": texts.QUEUE_TEXT, "position": position, "minutes": max(1, round(waiting.wait_seconds / 60))}
@@ -226,8 +301,9 @@ def _position_reply(w: QueueNotice, language: str, position: int, waiting: rules
         first = {"text": texts.NOBODY_TEXT}
     offer = {"callback": lambda lang: texts.CALLBACK_OFFER[lang] if waiting.callback_offered else ""}
     text = texts.say(language, (first.pop("text"), first), (texts.CHOICES_TEXT, offer))
-    return cloudevents.reply(cloudevents.REPLY_QUEUE, records.SOURCE, w.reply_id, context.conversation_id, text, language,
-                             **data)
+    return cloudevents.reply(
+        cloudevents.REPLY_QUEUE, records.SOURCE, w.reply_id, context.conversation_id, text, language, **data
+    )
 
 
 async def recent_handle(conn, language: str, fx=None) -> float | None:
@@ -266,6 +342,7 @@ async def serving(tx: Tx, task) -> int:
 
 # --- dispatch: the best eligible agent for each waiting task, as a timed reservation ---
 
+
 async def dispatch(tx: Tx, new_task: rules.Task | None = None) -> None:
     """Offers waiting tasks; a new task is matched alone (the others already found nobody)."""
     memory = tx.memory
@@ -277,8 +354,9 @@ async def dispatch(tx: Tx, new_task: rules.Task | None = None) -> None:
         agents = memory.connected()
         # Only a task in the language of an agent with room can be offered: the others (a long queue nobody here
         # speaks, or everyone full) are not read at all.
-        languages = {lang for a in agents if any(rules.has_room(a, channel) for channel in a.capacity)
-                     for lang in a.languages}
+        languages = {
+            lang for a in agents if any(rules.has_room(a, channel) for channel in a.capacity) for lang in a.languages
+        }
         if not languages:
             return
         tasks = [task_of_row(r) for r in await store.waiting_tasks(tx.conn, list(languages))]
@@ -321,12 +399,18 @@ async def release(tx: Tx, agent_id: str, closed: bool) -> None:
     new = rules.state_after_release(state, await store.holding(tx.conn, agent_id), closed)
     if closed:
         await store.touch_idle(tx.conn, agent_id)
-    await set_state(tx, agent_id, new, "close" if closed else "offer_withdrawn",
-                    until=tx.rules.wrap_up_seconds if new == "wrap_up" else None)
+    await set_state(
+        tx,
+        agent_id,
+        new,
+        "close" if closed else "offer_withdrawn",
+        until=tx.rules.wrap_up_seconds if new == "wrap_up" else None,
+    )
 
 
-async def set_state(tx: Tx, agent_id: str, state: str, cause: str, only_from: tuple[str, ...] | None = None,
-                    until: float | None = None) -> None:
+async def set_state(
+    tx: Tx, agent_id: str, state: str, cause: str, only_from: tuple[str, ...] | None = None, until: float | None = None
+) -> None:
     previous = await store.agent_state(tx.conn, agent_id)
     if previous == state or (only_from is not None and previous not in only_from):
         return
@@ -345,9 +429,17 @@ async def leave(tx: Tx, agent_id: str, cause: str) -> None:
     tx.memory.places = None  # their open conversations wait again
     for row in await store.requeue_assigned(tx.conn, agent_id, requeue.stage, list(requeue.declined_by), requeue.note):
         await store.task_event(tx.conn, row["task_id"], "requeued", agent_id, detail=requeue.detail)
-        tx.fx.records.append(cloudevents.reply(
-            cloudevents.REPLY_QUEUE, records.SOURCE, f"{row['task_id']}/requeued/{uuid.uuid4()}", row["conversation_id"],
-            texts.requeued_notice(row["language"], signed_out), row["language"], status="requeued"))
+        tx.fx.records.append(
+            cloudevents.reply(
+                cloudevents.REPLY_QUEUE,
+                records.SOURCE,
+                f"{row['task_id']}/requeued/{uuid.uuid4()}",
+                row["conversation_id"],
+                texts.requeued_notice(row["language"], signed_out),
+                row["language"],
+                status="requeued",
+            )
+        )
     await store.revoke_token(tx.conn, agent_id)
     await set_state(tx, agent_id, "offline", cause)
     tx.memory.disconnected.pop(agent_id, None)
@@ -355,8 +447,16 @@ async def leave(tx: Tx, agent_id: str, cause: str) -> None:
 
 # --- the agents' calls (AgentDesk) ---
 
-async def sign_in(tx: Tx, agent_id: str, display_name: str, languages: list[str], levels: dict[str, int],
-                  capacity: dict[str, int], token_sha256: str) -> None:
+
+async def sign_in(
+    tx: Tx,
+    agent_id: str,
+    display_name: str,
+    languages: list[str],
+    levels: dict[str, int],
+    capacity: dict[str, int],
+    token_sha256: str,
+) -> None:
     await store.sign_in(tx.conn, agent_id, display_name, languages, levels, capacity, token_sha256)
     tx.memory.index = None
     held = await store.holding(tx.conn, agent_id)
@@ -415,17 +515,27 @@ async def reply(tx: Tx, agent_id: str, task_id: str, reply_id: str, text: str) -
     transcript.append_advisor_message(ctx, message)
     await store.set_context(tx.conn, task_id, ctx.SerializeToString())
     with records.conversation_span("routing agent reply", task["traceparent"], agent_id):
-        tx.fx.records += [cloudevents.reply(cloudevents.REPLY_AGENT, records.SOURCE, reply_id, ctx.conversation_id,
-                                            text, ctx.language, agent_id=agent_id),
-                          records.outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id)]
+        tx.fx.records += [
+            cloudevents.reply(
+                cloudevents.REPLY_AGENT,
+                records.SOURCE,
+                reply_id,
+                ctx.conversation_id,
+                text,
+                ctx.language,
+                agent_id=agent_id,
+            ),
+            records.outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id),
+        ]
     return True
 
 
 async def transfer(tx: Tx, agent_id: str, task_id: str, queue_name: str, note: str) -> None:
     tx.memory.places = None  # it waits again
     moved = rules.transferred(queue_name, agent_id)
-    if await store.transfer(tx.conn, task_id, agent_id, moved.required, list(moved.preferred), moved.stage,
-                            list(moved.declined_by), note):
+    if await store.transfer(
+        tx.conn, task_id, agent_id, moved.required, list(moved.preferred), moved.stage, list(moved.declined_by), note
+    ):
         await store.task_event(tx.conn, task_id, "transferred", agent_id, detail=f"to {queue_name}: {note}")
         await release(tx, agent_id, closed=False)
         await dispatch(tx)
@@ -439,14 +549,19 @@ async def close(tx: Tx, agent_id: str, task_id: str, disposition: str, resolved:
     task = await store.task_context_and_trace(tx.conn, task_id)
     ctx = pb.ConversationContext.FromString(task["context"])
     with records.conversation_span("routing close", task["traceparent"], agent_id):
-        tx.fx.records.append(records.outcome(f"{task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id,
-                                             disposition=disposition, resolved=resolved))
-        tx.fx.records.append(cloudevents.survey_request(records.SOURCE, f"{task_id}/survey", ctx.conversation_id,
-                                                        ctx.language))
+        tx.fx.records.append(
+            records.outcome(
+                f"{task_id}/closed", ctx, pb.OUTCOME_KIND_CLOSED, agent_id, disposition=disposition, resolved=resolved
+            )
+        )
+        tx.fx.records.append(
+            cloudevents.survey_request(records.SOURCE, f"{task_id}/survey", ctx.conversation_id, ctx.language)
+        )
     await dispatch(tx)
 
 
 # --- the ticker: timeouts, wrap-ups, overflow, widening, re-dispatch ---
+
 
 async def tick(tx: Tx, full: bool, callback_window_seconds: float) -> None:
     """One step of the ticker; waiting tasks are offered again when rules.redispatch says a finding may let one be."""
@@ -458,14 +573,22 @@ async def tick(tx: Tx, full: bool, callback_window_seconds: float) -> None:
     for agent_id in wrap_ups_over:
         await set_state(tx, agent_id, "available", "wrap_up_over")
     overflowed = False
-    for row in await store.overflow_due(tx.conn, rules.overflow_steps(tx.rules)):  # only the tasks whose next step is due
+    for row in await store.overflow_due(
+        tx.conn, rules.overflow_steps(tx.rules)
+    ):  # only the tasks whose next step is due
         stage = rules.overflow_stage(float(row["waited"]), tx.rules)
         if stage > row["stage"]:
             await store.set_stage(tx.conn, row["task_id"], stage)
             await store.task_event(tx.conn, row["task_id"], "overflow", detail=records.overflow_detail(stage, tx.rules))
             overflowed = True
-    found = rules.TickFindings(full_pass=full, signed_out=signed_out, offers_expired=bool(expired),
-                               wrap_ups_over=bool(wrap_ups_over), overflowed=overflowed, widened=await _widen(tx, full))
+    found = rules.TickFindings(
+        full_pass=full,
+        signed_out=signed_out,
+        offers_expired=bool(expired),
+        wrap_ups_over=bool(wrap_ups_over),
+        overflowed=overflowed,
+        widened=await _widen(tx, full),
+    )
     if not rules.redispatch(found):  # read only when nothing else calls for a dispatch
         found = replace(found, callback_due=await store.callback_due(tx.conn, callback_window_seconds))
     if rules.redispatch(found):
@@ -504,7 +627,9 @@ async def _widen(tx: Tx, full: bool) -> bool:
         stage = stages[signature]
         if stage is not None and stage > task.stage:
             await store.set_stage(tx.conn, task.task_id, stage)
-            await store.task_event(tx.conn, task.task_id, "overflow", detail=records.widened_detail(task, stage, tx.rules))
+            await store.task_event(
+                tx.conn, task.task_id, "overflow", detail=records.widened_detail(task, stage, tx.rules)
+            )
             widened = True
     return widened
 
@@ -517,11 +642,21 @@ async def queue_update(tx: Tx, task_id: str, reply_id: str) -> None:
 
 # --- shared ---
 
+
 def task_of_row(row) -> rules.Task:
     """A task as the rules see it, from a row of store.TASK_COLUMNS."""
-    return rules.Task(row["task_id"], row["language"], row["channel"], json.loads(row["required"]), row["priority"],
-                      float(row["queued"]), tuple(row["preferred"]), row["stage"], frozenset(row["declined_by"]),
-                      float(row["due"]) if row["due"] is not None else None)
+    return rules.Task(
+        row["task_id"],
+        row["language"],
+        row["channel"],
+        json.loads(row["required"]),
+        row["priority"],
+        float(row["queued"]),
+        tuple(row["preferred"]),
+        row["stage"],
+        frozenset(row["declined_by"]),
+        float(row["due"]) if row["due"] is not None else None,
+    )
 
 
 def kind_of_need(row) -> rules.Task:

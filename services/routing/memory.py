@@ -83,8 +83,11 @@ class Memory:
         unconnected = unconnected - set(self.streams)  # subscribed while the agents were read
         for agent_id in set(self.disconnected) - unconnected:
             del self.disconnected[agent_id]
-        return [agent_id for agent_id in unconnected
-                if now - self.disconnected.setdefault(agent_id, now) >= reconnect_seconds]
+        return [
+            agent_id
+            for agent_id in unconnected
+            if now - self.disconnected.setdefault(agent_id, now) >= reconnect_seconds
+        ]
 
     def push(self, agent_id: str, event: desk.DeskEvent) -> None:
         stream = self.streams.get(agent_id)

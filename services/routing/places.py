@@ -50,11 +50,19 @@ class Places:
         for base, waiting in self.queues[language].items():
             waiting_now = waiting.bisect_right((now, _LAST))  # callbacks not due yet come last and are left out
             # Older than the point where the effective priority drops to `level`: ahead whatever their id.
-            above = _prefix(waiting, waiting_now, now - (level - base + 1) * self.aging,
-                            lambda e, base=base: self.level(base, e[0], now) > level)
+            above = _prefix(
+                waiting,
+                waiting_now,
+                now - (level - base + 1) * self.aging,
+                lambda e, base=base: self.level(base, e[0], now) > level,
+            )
             # Or at the same effective priority, and queued before this one.
-            at_least = _prefix(waiting, waiting_now, now - (level - base) * self.aging,
-                               lambda e, base=base: self.level(base, e[0], now) >= level)
+            at_least = _prefix(
+                waiting,
+                waiting_now,
+                now - (level - base) * self.aging,
+                lambda e, base=base: self.level(base, e[0], now) >= level,
+            )
             ahead += max(above, min(at_least, waiting.bisect_left(mine)))
         return ahead + 1
 
@@ -68,4 +76,3 @@ def _prefix(waiting: SortedList, end: int, queued_by: float, holds: Callable[[tu
     while i < end and holds(waiting[i]):
         i += 1
     return i
-

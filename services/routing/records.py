@@ -12,8 +12,13 @@ from relais.routing import rules
 SOURCE = "urn:relais:routing"
 KAFKA = "routing"  # outbox consumer name of the hand-offs and customer messages read from Kafka (applied once per key)
 DESK = "routing-desk"  # outbox consumer name of changes made by agents and by the ticker (always applied)
-STATE_ENUM = {"offline": ev.AGENT_STATE_OFFLINE, "available": ev.AGENT_STATE_AVAILABLE, "busy": ev.AGENT_STATE_BUSY,
-              "wrap_up": ev.AGENT_STATE_WRAP_UP, "break": ev.AGENT_STATE_BREAK}
+STATE_ENUM = {
+    "offline": ev.AGENT_STATE_OFFLINE,
+    "available": ev.AGENT_STATE_AVAILABLE,
+    "busy": ev.AGENT_STATE_BUSY,
+    "wrap_up": ev.AGENT_STATE_WRAP_UP,
+    "break": ev.AGENT_STATE_BREAK,
+}
 STATE_NAME = {v: k for k, v in STATE_ENUM.items()}
 
 
@@ -27,8 +32,11 @@ def queued_detail(need: rules.Requirement) -> str:
 
 def overflow_detail(stage: int, routing_rules: rules.RoutingRules) -> str:
     step = routing_rules.overflow[stage - 1]
-    return f"stage {stage}: " + (f"levels relaxed by {step.relax_levels}" if step.relax_levels else "") + \
-        (f"queue {step.queue}" if step.queue else "")
+    return (
+        f"stage {stage}: "
+        + (f"levels relaxed by {step.relax_levels}" if step.relax_levels else "")
+        + (f"queue {step.queue}" if step.queue else "")
+    )
 
 
 def widened_detail(task: rules.Task, stage: int, routing_rules: rules.RoutingRules) -> str:
@@ -42,19 +50,34 @@ def conversation_span(name: str, traceparent: str, agent_id: str):
     caller = get_current_span().get_span_context()
     links = [Link(caller)] if caller.is_valid else []
     parent = telemetry.context_from_traceparent(traceparent)
-    return telemetry.tracer().start_as_current_span(name, context=parent, links=links, attributes={"relais.agent_id": agent_id})
+    return telemetry.tracer().start_as_current_span(
+        name, context=parent, links=links, attributes={"relais.agent_id": agent_id}
+    )
 
 
 def state_event(agent_id: str, previous: str, state: str, cause: str) -> bus.Record:
-    event = ev.AgentEvent(event_id=str(uuid.uuid4()), agent_id=agent_id, state_changed=ev.AgentStateChanged(
-        previous=STATE_ENUM.get(previous, 0), state=STATE_ENUM[state], cause=cause))
+    event = ev.AgentEvent(
+        event_id=str(uuid.uuid4()),
+        agent_id=agent_id,
+        state_changed=ev.AgentStateChanged(previous=STATE_ENUM.get(previous, 0), state=STATE_ENUM[state], cause=cause),
+    )
     event.at.GetCurrentTime()
     return bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), telemetry.inject_headers())
 
 
 def outcome(outcome_id: str, ctx: pb.ConversationContext, kind: int, agent_id: str, **extra) -> bus.Record:
-    record = pb.Outcome(outcome_id=outcome_id, conversation_id=ctx.conversation_id, kind=kind, intent=ctx.intent,
-                        language=ctx.language, channel=ctx.channel, agent_id=agent_id,
-                        customer_id=ctx.customer.id, **extra)
+    record = pb.Outcome(
+        outcome_id=outcome_id,
+        conversation_id=ctx.conversation_id,
+        kind=kind,
+        intent=ctx.intent,
+        language=ctx.language,
+        channel=ctx.channel,
+        agent_id=agent_id,
+        customer_id=ctx.customer.id,
+        **extra,
+    )
     record.at.GetCurrentTime()
-    return bus.Record(topics.OUTCOMES, ctx.conversation_id.encode(), record.SerializeToString(), telemetry.inject_headers())
+    return bus.Record(
+        topics.OUTCOMES, ctx.conversation_id.encode(), record.SerializeToString(), telemetry.inject_headers()
+    )

@@ -28,7 +28,7 @@ OFFERABLE = ("available", "busy")  # states in which an agent receives offers, u
 STATES = ("offline", "available", "busy", "wrap_up", "break")
 SENTIMENTS = ("anger", "distress", "escalating", "urgency")
 CONDITIONS = ("intent", "tier", "sentiment", "reason", "channel", "language")
-REASONS = {pb.HandoffReason.Name(v)[len("HANDOFF_REASON_"):]: v for v in pb.HandoffReason.values() if v}
+REASONS = {pb.HandoffReason.Name(v)[len("HANDOFF_REASON_") :]: v for v in pb.HandoffReason.values() if v}
 SCALARS = {  # key -> (env override, minimum)
     "aging_seconds_per_point": ("RELAIS_ROUTING_AGING_SECONDS_PER_POINT", 0.001),
     "offer_timeout_seconds": ("RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS", 0.1),
@@ -67,6 +67,7 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 class Center:
     """The contact center's time zone and weekly opening hours (weekday 0 = Monday -> (opens, closes) ranges).
     No opening hours declared: always open."""
+
     time_zone: str = "UTC"
     opening_hours: Mapping[int, tuple[tuple[time, time], ...]] = field(default_factory=dict)
 
@@ -94,8 +95,10 @@ class RoutingRules:
 
 # --- loading and validation ---
 
-def load_rules(path: Path | None = None, known_intents: Iterable[str] | None = None,
-               env: Mapping[str, str] | None = None) -> RoutingRules:
+
+def load_rules(
+    path: Path | None = None, known_intents: Iterable[str] | None = None, env: Mapping[str, str] | None = None
+) -> RoutingRules:
     """Reads and validates the rules file ($RELAIS_ROUTING_RULES or the shipped one); env overrides timings."""
     env = os.environ if env is None else env
     path = Path(path or env.get("RELAIS_ROUTING_RULES") or RULES_PATH)
@@ -106,8 +109,12 @@ def load_rules(path: Path | None = None, known_intents: Iterable[str] | None = N
     return parse_rules(doc, path.name, known_intents, env)
 
 
-def parse_rules(doc, where: str = "routing_rules.yaml", known_intents: Iterable[str] | None = None,
-                env: Mapping[str, str] | None = None) -> RoutingRules:
+def parse_rules(
+    doc,
+    where: str = "routing_rules.yaml",
+    known_intents: Iterable[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RoutingRules:
     problems: list[str] = []
     bad = lambda at, msg: problems.append(f"{where}: {at}: {msg}")
     if not isinstance(doc, dict):
@@ -150,7 +157,9 @@ def parse_rules(doc, where: str = "routing_rules.yaml", known_intents: Iterable[
             bad(at, "steps must come in increasing after_seconds")
         overflow.append(OverflowStep(float(after), relax, queue.lower()))
     capacity = doc.get("default_capacity", RoutingRules().default_capacity)
-    if not isinstance(capacity, dict) or not all(k in CHANNELS and isinstance(v, int) and v >= 0 for k, v in capacity.items()):
+    if not isinstance(capacity, dict) or not all(
+        k in CHANNELS and isinstance(v, int) and v >= 0 for k, v in capacity.items()
+    ):
         bad("default_capacity", f"must map channels ({', '.join(CHANNELS)}) to whole numbers ≥ 0, got {capacity!r}")
         capacity = RoutingRules().default_capacity
     scalars = {}
@@ -170,8 +179,14 @@ def parse_rules(doc, where: str = "routing_rules.yaml", known_intents: Iterable[
             bad("person_request_intents", f"unknown intent {intent!r}")
     if problems:
         raise RulesError("invalid routing rules:\n  " + "\n  ".join(problems))
-    result = RoutingRules(rules=tuple(rules), overflow=tuple(overflow), default_capacity=dict(capacity), center=center,
-                          person_request_intents=frozenset(person), **scalars)
+    result = RoutingRules(
+        rules=tuple(rules),
+        overflow=tuple(overflow),
+        default_capacity=dict(capacity),
+        center=center,
+        person_request_intents=frozenset(person),
+        **scalars,
+    )
     return with_env(result, env or {})
 
 
@@ -181,7 +196,7 @@ HOURS = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])\s*-\s*([01]?[0-9]|2[0-4])
 def _parse_center(raw, bad) -> Center:
     """center: {time_zone: Europe/Paris, opening_hours: {mon: "09:00-18:00", sat: "09:00-12:00, 14:00-17:00", sun: closed}}"""
     if not isinstance(raw, dict) or not set(raw) <= {"time_zone", "opening_hours"}:
-        bad("center", "must be {time_zone: <IANA zone>, opening_hours: {mon: \"09:00-18:00\", ..., sun: closed}}")
+        bad("center", 'must be {time_zone: <IANA zone>, opening_hours: {mon: "09:00-18:00", ..., sun: closed}}')
         return Center()
     zone = raw.get("time_zone", "UTC")
     if not isinstance(zone, str) or not isinstance(zone_of(zone), ZoneInfo):
@@ -189,7 +204,7 @@ def _parse_center(raw, bad) -> Center:
         zone = "UTC"
     hours_raw = raw.get("opening_hours") or {}
     if not isinstance(hours_raw, dict):
-        bad("center.opening_hours", "must map days (mon..sun) to \"HH:MM-HH:MM\" ranges or `closed`")
+        bad("center.opening_hours", 'must map days (mon..sun) to "HH:MM-HH:MM" ranges or `closed`')
         return Center(zone)
     hours: dict[int, tuple[tuple[time, time], ...]] = {day: () for day in range(7)}
     for day, value in hours_raw.items():
@@ -200,12 +215,17 @@ def _parse_center(raw, bad) -> Center:
         if value in ("closed", None, ""):
             continue
         ranges = []
-        for part in (value.split(",") if isinstance(value, str) else [None]):
+        for part in value.split(",") if isinstance(value, str) else [None]:
             match = HOURS.match(part.strip()) if part is not None else None
             opens = time(int(match[1]), int(match[2])) if match else None
             closes = (time.max if match[3] == "24" else time(int(match[3]), int(match[4]))) if match else None
-            if match is None or closes <= opens or (match[3] == "24" and match[4] != "00") or (ranges and opens < ranges[-1][1]):
-                bad(at, f"expected \"HH:MM-HH:MM\" ranges in order (or `closed`), got {value!r}")
+            if (
+                match is None
+                or closes <= opens
+                or (match[3] == "24" and match[4] != "00")
+                or (ranges and opens < ranges[-1][1])
+            ):
+                bad(at, f'expected "HH:MM-HH:MM" ranges in order (or `closed`), got {value!r}')
                 break
             ranges.append((opens, closes))
         hours[DAYS.index(day)] = tuple(ranges)
@@ -225,7 +245,9 @@ def with_env(rules: RoutingRules, env: Mapping[str, str]) -> RoutingRules:
     if env.get("RELAIS_ROUTING_OVERFLOW_SECONDS"):
         afters = [float(x) for x in env["RELAIS_ROUTING_OVERFLOW_SECONDS"].split(",")]
         if len(afters) != len(rules.overflow):
-            raise RulesError(f"RELAIS_ROUTING_OVERFLOW_SECONDS needs {len(rules.overflow)} values, one per overflow step")
+            raise RulesError(
+                f"RELAIS_ROUTING_OVERFLOW_SECONDS needs {len(rules.overflow)} values, one per overflow step"
+            )
         changes["overflow"] = tuple(replace(s, after_seconds=a) for s, a in zip(rules.overflow, afters))
     if env.get("RELAIS_ROUTING_CENTER"):
         problems = []
@@ -260,15 +282,23 @@ def _parse_rule(raw, at: str, intents: set[str] | None, bad) -> Rule | None:
             bad(f"{at}.when.{key}", "must be a name or a list of names")
             continue
         values = [v.lower() if key != "reason" else v.upper() for v in values]
-        allowed = {"sentiment": set(SENTIMENTS), "reason": set(REASONS), "channel": set(CHANNELS) | {"voice_transcript"},
-                   "intent": intents}.get(key)
+        allowed = {
+            "sentiment": set(SENTIMENTS),
+            "reason": set(REASONS),
+            "channel": set(CHANNELS) | {"voice_transcript"},
+            "intent": intents,
+        }.get(key)
         for v in values:
             if allowed is not None and v not in allowed:
-                bad(f"{at}.when.{key}", f"unknown {key} {v!r}" + (f" (known: {', '.join(sorted(allowed))})" if len(allowed) < 20 else ""))
+                bad(
+                    f"{at}.when.{key}",
+                    f"unknown {key} {v!r}" + (f" (known: {', '.join(sorted(allowed))})" if len(allowed) < 20 else ""),
+                )
         when[key] = frozenset(values)
     require = raw.get("require", {})
-    if not isinstance(require, dict) or not all(isinstance(k, str) and isinstance(v, int) and 1 <= v <= MAX_LEVEL
-                                                for k, v in require.items()):
+    if not isinstance(require, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and 1 <= v <= MAX_LEVEL for k, v in require.items()
+    ):
         bad(f"{at}.require", f"must map skills to levels 1..{MAX_LEVEL}, got {require!r}")
         require = {}
     prefer = raw.get("prefer", [])
@@ -281,8 +311,13 @@ def _parse_rule(raw, at: str, intents: set[str] | None, bad) -> Rule | None:
         priority = 0
     if not (require or prefer or priority):
         bad(at, "does nothing: give require, prefer or priority")
-    return Rule(str(raw.get("name", at)), when, {k.lower(): v for k, v in require.items()},
-                tuple(s.lower() for s in prefer), priority)
+    return Rule(
+        str(raw.get("name", at)),
+        when,
+        {k.lower(): v for k, v in require.items()},
+        tuple(s.lower() for s in prefer),
+        priority,
+    )
 
 
 def _number(value) -> bool:
@@ -290,6 +325,7 @@ def _number(value) -> bool:
 
 
 # --- what a hand-off requires ---
+
 
 @dataclass(frozen=True)
 class Requirement:
@@ -316,17 +352,28 @@ def sentiments(context: pb.ConversationContext) -> set[str]:
         found.add("escalating")
     if context.turns:
         last = context.turns[-1].classification.sentiment
-        found |= {name for name, flag in (("anger", last.anger), ("distress", last.distress), ("urgency", last.urgency)) if flag}
+        found |= {
+            name
+            for name, flag in (("anger", last.anger), ("distress", last.distress), ("urgency", last.urgency))
+            if flag
+        }
     return found
 
 
-def requirement(context: pb.ConversationContext, rules: RoutingRules, skill_by_intent: Mapping[str, str]) -> Requirement:
+def requirement(
+    context: pb.ConversationContext, rules: RoutingRules, skill_by_intent: Mapping[str, str]
+) -> Requirement:
     language = (context.language or context.customer.language or "en").lower()
     channel = channel_of(context.channel)
     facts = {
-        "intent": {context.intent}, "tier": {context.customer.tier.lower()}, "sentiment": sentiments(context),
-        "reason": {pb.HandoffReason.Name(r)[len("HANDOFF_REASON_"):] for r in (context.reasons or [context.reason]) if r},
-        "channel": {channel, pb.Channel.Name(context.channel)[len("CHANNEL_"):].lower()}, "language": {language},
+        "intent": {context.intent},
+        "tier": {context.customer.tier.lower()},
+        "sentiment": sentiments(context),
+        "reason": {
+            pb.HandoffReason.Name(r)[len("HANDOFF_REASON_") :] for r in (context.reasons or [context.reason]) if r
+        },
+        "channel": {channel, pb.Channel.Name(context.channel)[len("CHANNEL_") :].lower()},
+        "language": {language},
     }
     preferred: list[str] = []
     if person_request_only(context, rules.person_request_intents) or language_only(context):
@@ -376,6 +423,7 @@ def earlier_intent(context: pb.ConversationContext, person_intents: Iterable[str
 
 # --- who may take it, who is best, in which order ---
 
+
 @dataclass(frozen=True)
 class Agent:
     agent_id: str
@@ -383,7 +431,7 @@ class Agent:
     levels: Mapping[str, int]
     capacity: Mapping[str, int]
     load: Mapping[str, int]  # offers and assignments held, per channel
-    idle_since: float        # epoch seconds: last offer or close
+    idle_since: float  # epoch seconds: last offer or close
     state: str = "available"
 
 
@@ -460,8 +508,10 @@ def has_room(agent: Agent, channel: str, load: Mapping[str, int] | None = None) 
 
 def match(agent: Agent, task: Task) -> tuple[int, int]:
     """Skill match, higher is better: preferred skills held, then levels on the required skills."""
-    return (sum(1 for s in task.preferred if agent.levels.get(s, 0) >= 1),
-            sum(agent.levels.get(s, 0) for s in task.required))
+    return (
+        sum(1 for s in task.preferred if agent.levels.get(s, 0) >= 1),
+        sum(agent.levels.get(s, 0) for s in task.required),
+    )
 
 
 def best_agent(task: Task, agents: Iterable[Agent], rules: RoutingRules) -> Agent | None:
@@ -483,8 +533,12 @@ def best_agent(task: Task, agents: Iterable[Agent], rules: RoutingRules) -> Agen
         if not (queue == ANY or (queue and levels.get(queue, 0) >= 1)):
             if any(levels.get(skill, 0) < level for skill, level in needs_items):
                 continue
-        key = (-sum(1 for s in preferred if levels.get(s, 0) >= 1), -sum(levels.get(s, 0) for s in required),
-               a.idle_since, a.agent_id)
+        key = (
+            -sum(1 for s in preferred if levels.get(s, 0) >= 1),
+            -sum(levels.get(s, 0) for s in required),
+            a.idle_since,
+            a.agent_id,
+        )
         if best_key is None or key < best_key:
             best, best_key = a, key
     return best
@@ -506,8 +560,9 @@ def ranking(task: Task, agents: Iterable[Agent], rules: RoutingRules) -> tuple[t
     return tuple(tuple(groups[key]) for key in sorted(groups, reverse=True))
 
 
-def best_ranked(task: Task, groups: Sequence[Sequence[str]], agents: Mapping[str, Agent],
-                connected: Container[str]) -> Agent | None:
+def best_ranked(
+    task: Task, groups: Sequence[Sequence[str]], agents: Mapping[str, Agent], connected: Container[str]
+) -> Agent | None:
     """best_agent's choice among `agents` (by id) that are `connected`, from the task's `ranking`: in the first group
     with someone who can take it now (an offerable state, room on its channel, not declined by them), the longest idle.
     A hand-off reads only the best groups' agents, not all of them."""
@@ -516,8 +571,13 @@ def best_ranked(task: Task, groups: Sequence[Sequence[str]], agents: Mapping[str
         best = None
         for agent_id in group:
             a = agents.get(agent_id)
-            if (a is None or agent_id not in connected or a.state not in OFFERABLE or agent_id in declined
-                    or a.load.get(channel, 0) >= a.capacity.get(channel, 0)):
+            if (
+                a is None
+                or agent_id not in connected
+                or a.state not in OFFERABLE
+                or agent_id in declined
+                or a.load.get(channel, 0) >= a.capacity.get(channel, 0)
+            ):
                 continue
             if best is None or (a.idle_since, agent_id) < (best.idle_since, best.agent_id):
                 best = a
@@ -550,10 +610,14 @@ def assign(tasks: Sequence[Task], agents: Sequence[Agent], now: float, rules: Ro
         # Those who declined are asked again only when nobody else who could take it is signed in.
         if any(a.agent_id not in task.declined_by for a in eligible_agents):
             eligible_agents = [a for a in eligible_agents if a.agent_id not in task.declined_by]
-        candidates = [a for a in eligible_agents if load[a.agent_id].get(task.channel, 0) < a.capacity.get(task.channel, 0)]
+        candidates = [
+            a for a in eligible_agents if load[a.agent_id].get(task.channel, 0) < a.capacity.get(task.channel, 0)
+        ]
         if not candidates:
             continue
-        best = min(candidates, key=lambda a: (tuple(-x for x in match(a, task)), given[a.agent_id], a.idle_since, a.agent_id))
+        best = min(
+            candidates, key=lambda a: (tuple(-x for x in match(a, task)), given[a.agent_id], a.idle_since, a.agent_id)
+        )
         load[best.agent_id][task.channel] = load[best.agent_id].get(task.channel, 0) + 1
         given[best.agent_id] += 1
         offers.append((task.task_id, best.agent_id))
@@ -561,6 +625,7 @@ def assign(tasks: Sequence[Task], agents: Sequence[Agent], now: float, rules: Ro
 
 
 # --- agent states ---
+
 
 def state_after_release(state: str, active_left: int, closed: bool) -> str:
     """An agent's state once a task leaves it: busy while it holds others; wrap-up after closing its last."""
@@ -589,10 +654,12 @@ def offered(agent: Agent, channel: str, now: float) -> Agent:
 
 # --- a held task waiting again ---
 
+
 @dataclass(frozen=True)
 class Requeue:
     """How a task an agent held waits again: its overflow stage, who may not be offered it, what the next advisor reads
     (`note`), what its task step says (`detail`); with `required`, new needs (and `preferred` agents) replace its own."""
+
     stage: int
     declined_by: tuple[str, ...]
     note: str = ""
@@ -616,6 +683,7 @@ def transferred(queue: str, agent_id: str) -> Requeue:
 
 # --- the ticker: what it acts on, and when waiting tasks are offered again ---
 
+
 def full_pass(ticks: int, tick_seconds: float) -> bool:
     """Every ~30 s the ticker's step runs whatever it found due, and offers waiting tasks again: a safety net."""
     return ticks % max(1, round(30 / tick_seconds)) == 0
@@ -629,20 +697,30 @@ def overflow_steps(rules: RoutingRules) -> list[float]:
 @dataclass(frozen=True)
 class TickFindings:
     """What the ticker's step did or found."""
+
     full_pass: bool = False
-    signed_out: bool = False      # an agent disconnected too long was signed out
+    signed_out: bool = False  # an agent disconnected too long was signed out
     offers_expired: bool = False  # offers timed out, back to the queue
-    wrap_ups_over: bool = False   # agents available again
-    overflowed: bool = False      # tasks reached their next overflow stage
-    widened: bool = False         # tasks nobody signed in could take were widened
-    callback_due: bool = False    # callbacks came due
+    wrap_ups_over: bool = False  # agents available again
+    overflowed: bool = False  # tasks reached their next overflow stage
+    widened: bool = False  # tasks nobody signed in could take were widened
+    callback_due: bool = False  # callbacks came due
 
 
 def redispatch(found: TickFindings) -> bool:
     """Waiting tasks are offered again after a tick only when something may let one be offered now: aging alone changes
     no one's eligibility, and new tasks, closes, rejects and sign-ins dispatch in their own transactions."""
-    return any((found.full_pass, found.signed_out, found.offers_expired, found.wrap_ups_over, found.overflowed,
-                found.widened, found.callback_due))
+    return any(
+        (
+            found.full_pass,
+            found.signed_out,
+            found.offers_expired,
+            found.wrap_ups_over,
+            found.overflowed,
+            found.widened,
+            found.callback_due,
+        )
+    )
 
 
 def widen_every(full: bool, signed_in: str, signed_in_seen: str | None) -> bool:
@@ -657,7 +735,8 @@ def tick_idle(due: Mapping[str, object], signed_in_seen: str | None, reconnect_o
     if reconnect_over:
         return False
     return due["signed_in"] == signed_in_seen and not (
-        due["expired"] or due["wrap_up_over"] or due["overflow"] or due["widen"] or due["callback"])
+        due["expired"] or due["wrap_up_over"] or due["overflow"] or due["widen"] or due["callback"]
+    )
 
 
 def text_languages(language: str, available: Iterable[str]) -> tuple[str, ...]:
@@ -667,13 +746,16 @@ def text_languages(language: str, available: Iterable[str]) -> tuple[str, ...]:
 
 # --- the center's opening hours, and times told to the customer ---
 
+
 def is_open(at: datetime, center: Center) -> bool:
     if not center.opening_hours:
         return True
     local = at.astimezone(center.zone)
     now = local.time().replace(tzinfo=None)
-    return any(opens <= now and (now < closes or closes == time.max)
-               for opens, closes in center.opening_hours.get(local.weekday(), ()))
+    return any(
+        opens <= now and (now < closes or closes == time.max)
+        for opens, closes in center.opening_hours.get(local.weekday(), ())
+    )
 
 
 def next_opening(at: datetime, center: Center) -> datetime | None:
@@ -708,16 +790,44 @@ def customer_zone(time_zone: str, center: Center) -> tzinfo:
     return zone_of(time_zone) or center.zone
 
 
-WEEKDAYS = {"fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
-            "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")}
-MONTHS = {"fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-                 "novembre", "décembre"),
-          "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-                 "November", "December")}
+WEEKDAYS = {
+    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+MONTHS = {
+    "fr": (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ),
+    "en": (
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ),
+}
 
 
 def spoken_time(at: datetime, zone: tzinfo, language: str, now: datetime) -> str:
-    """"à 15:42 (Europe/Paris)", "demain à 09:00 (...)", "lundi 8 décembre à 09:00 (...)" in the customer's zone."""
+    """ "à 15:42 (Europe/Paris)", "demain à 09:00 (...)", "lundi 8 décembre à 09:00 (...)" in the customer's zone."""
     language = language if language in WEEKDAYS else "en"
     local, today = at.astimezone(zone), now.astimezone(zone).date()
     clock = local.strftime("%H:%M")
@@ -733,6 +843,7 @@ def spoken_time(at: datetime, zone: tzinfo, language: str, now: datetime) -> str
 
 
 # --- waiting customers ---
+
 
 def queue_position(task_id: str, tasks: Sequence[Task], now: float, rules: RoutingRules) -> int:
     """1-based position among the waiting tasks of the same language."""
@@ -759,6 +870,7 @@ def expected_wait_seconds(position: int, recent_handle_seconds: float | None, ag
 @dataclass(frozen=True)
 class Waiting:
     """What a waiting customer is told."""
+
     position: int
     wait_seconds: int | None  # None: nobody serves the queue, so no wait is promised
     callback_offered: bool
@@ -766,8 +878,9 @@ class Waiting:
     opens_at: datetime | None = None  # nobody there and the center closed: when it opens
 
 
-def waiting(position: int, recent_handle_seconds: float | None, serving_agents: int, now: datetime,
-            rules: RoutingRules) -> Waiting:
+def waiting(
+    position: int, recent_handle_seconds: float | None, serving_agents: int, now: datetime, rules: RoutingRules
+) -> Waiting:
     """An expected wait only when advisors serve the queue; with nobody there, that is said (with the center's next
     opening when it is closed) and a callback is offered."""
     closed = not is_open(now, rules.center)
@@ -782,67 +895,300 @@ def waiting(position: int, recent_handle_seconds: float | None, serving_agents: 
 # j'abandonne" leaves; "stop charging my card twice" does not); phrases count anywhere, unless negated before.
 
 CLAUSES = re.compile(r"[.!?,;:\n()\[\]\"«»…]+|\s+-\s+|\s+(?:et|and|mais|but)\s+")
-FILLER = {"bon", "ben", "bah", "ah", "oh", "eh", "euh", "hum", "alors", "donc", "bref", "ok", "okay", "well", "so",
-          "then", "please", "pls", "plz", "svp", "stp", "s'il vous plait", "s'il te plait", "now", "maintenant",
-          "merci", "thanks", "thank you", "oui", "yes", "non", "no", "enfin", "voila", "right", "just", "juste", "hey",
-          "re", "allez", "come on", "again", "encore", "vraiment", "really", "bien", "tout de suite", "right now"}
-LEAVE_COMMANDS = {"stop", "quit", "leave", "cancel", "exit", "end", "annuler", "annule", "annulez", "quitter", "quitte",
-                  "quittez", "arret", "arrete", "arretez", "arreter", "abandon", "abandonner", "fin", "terminer", "termine",
-                  "stop waiting", "stop the wait", "je quitte", "j'abandonne", "i quit", "i give up", "cancel my request",
-                  "annuler ma demande", "leave the queue", "quitter la file", "sortir de la file"}
-CALLBACK_COMMANDS = {"callback", "call back", "call-back", "call me back", "call me", "rappel", "rappelez moi",
-                     "rappelez-moi", "rappel telephonique", "un rappel", "rappelle moi", "rappelle-moi"}
+FILLER = {
+    "bon",
+    "ben",
+    "bah",
+    "ah",
+    "oh",
+    "eh",
+    "euh",
+    "hum",
+    "alors",
+    "donc",
+    "bref",
+    "ok",
+    "okay",
+    "well",
+    "so",
+    "then",
+    "please",
+    "pls",
+    "plz",
+    "svp",
+    "stp",
+    "s'il vous plait",
+    "s'il te plait",
+    "now",
+    "maintenant",
+    "merci",
+    "thanks",
+    "thank you",
+    "oui",
+    "yes",
+    "non",
+    "no",
+    "enfin",
+    "voila",
+    "right",
+    "just",
+    "juste",
+    "hey",
+    "re",
+    "allez",
+    "come on",
+    "again",
+    "encore",
+    "vraiment",
+    "really",
+    "bien",
+    "tout de suite",
+    "right now",
+}
+LEAVE_COMMANDS = {
+    "stop",
+    "quit",
+    "leave",
+    "cancel",
+    "exit",
+    "end",
+    "annuler",
+    "annule",
+    "annulez",
+    "quitter",
+    "quitte",
+    "quittez",
+    "arret",
+    "arrete",
+    "arretez",
+    "arreter",
+    "abandon",
+    "abandonner",
+    "fin",
+    "terminer",
+    "termine",
+    "stop waiting",
+    "stop the wait",
+    "je quitte",
+    "j'abandonne",
+    "i quit",
+    "i give up",
+    "cancel my request",
+    "annuler ma demande",
+    "leave the queue",
+    "quitter la file",
+    "sortir de la file",
+}
+CALLBACK_COMMANDS = {
+    "callback",
+    "call back",
+    "call-back",
+    "call me back",
+    "call me",
+    "rappel",
+    "rappelez moi",
+    "rappelez-moi",
+    "rappel telephonique",
+    "un rappel",
+    "rappelle moi",
+    "rappelle-moi",
+}
 FAREWELLS = {"bye", "bye bye", "goodbye", "good bye", "ciao", "au revoir", "a bientot", "a plus", "see you", "see ya"}
-NEGATION = re.compile(r"(?:\bne\b|\bn'|\bpas\b|\bjamais\b|\bdon'?t\b|\bdo not\b|\bdoesn'?t\b|\bnever\b|\bnot\b|\bno need\b"
-                      r"|\bwon'?t\b)")
-LEAVE_PHRASES = [re.compile(p) for p in (
-    r"\bj'? ?abandonne\b", r"\bje laisse tomber\b", r"\blaissez tomber\b", r"\blaisse tomber\b", r"\btant pis\b",
-    r"\bje m'en vais\b", r"\bje pars\s*$", r"\bje quitte(?: la file| la conversation)?\s*$",
-    r"\bje (?:n'?attends|attends) plus\b", r"\bje (?:ne )?veux plus attendre\b", r"\bmarre d'attendre\b",
-    r"\bje (?:reviendrai|repasserai|reessaierai|reessayerai|rappellerai|vous rappellerai)\b",
-    r"\b(?:quitter|sortir de) la file\b", r"\bannul(?:er|ez) ma demande\b",
-    r"\bi give up\b", r"\bgiving up\b", r"\bforget it\b", r"\bnever ?mind\b", r"\bi'?m (?:out|off)\s*$",
-    r"\bi'?m leaving\s*$", r"\bi(?: will|'ll| ll) leave\b", r"\b(?:leave|quit) the queue\b",
-    r"\bi(?: will|'ll| ll) (?:come back|try again|try later|call back|call you back|call again)\b",
-    r"\b(?:don't|do not|dont) want to wait\b", r"\bcan'?t wait any ?(?:longer|more)\b", r"\b(?:i'?m )?done waiting\b",
-    r"\bno longer (?:want to )?wait\b", r"\bcancel my request\b",
-)]
-CALLBACK_PHRASES = [re.compile(p) for p in (
-    r"\brappel+ez?[- ]?moi\b", r"\b(?:etre|soit|sois) rappele(?:e|s|es)?\b",
-    r"\b(?:vous|pouvez|pourriez|voulez|voudriez|on|quelqu'un|conseiller|possible|merci de|prie de|faut)\b.*\bme rappeler"
-    r"(?:\s*$|\s+(?:plutot|svp|stp|s'il|au|sur|demain|plus tard|ce soir|cet|ce matin|dans|vers|quand|des que|lorsque"
-    r"|rapidement|vite|merci|a \d|a \w+h|aujourd'hui|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)",
-    r"\b(?:qu'on|que vous|qu'un conseiller|que quelqu'un) me (?:rappelle|rappeliez)\b",
-    r"\b(?:voudrais|veux|souhaite|souhaiterais|prefere|prefererais|demande|aimerais|possible d'avoir|plutot)\b.*"
-    r"\b(?:un|le) rappel\b(?! de\b| d')",
-    r"\bcall me back\b", r"\b(?:ring|phone) me back\b", r"\bcall-?back\b",
-    r"\b(?:a|get a|want a|prefer a|like a|request a) call ?back\b",
-    r"\b(?:can|could|would|will) (?:you|someone|somebody|an advisor|an agent|a person|one of you) (?:please )?"
-    r"(?:call|ring|phone)(?: me)?(?: back)?\s*$",
-    r"\b(?:can|could|would|will) (?:you|someone|somebody|an advisor|an agent|a person|one of you) (?:please )?"
-    r"(?:call|ring|phone) me\b",
-    r"\bplease (?:call|ring|phone) me\b", r"\b(?:rather|prefer to|like to|want to) be called\b",
-    r"\bgive me a (?:call|ring)\b", r"\bcall me (?:instead|later|tomorrow|asap|please|when|on|at)\b",
-)]
+NEGATION = re.compile(
+    r"(?:\bne\b|\bn'|\bpas\b|\bjamais\b|\bdon'?t\b|\bdo not\b|\bdoesn'?t\b|\bnever\b|\bnot\b|\bno need\b"
+    r"|\bwon'?t\b)"
+)
+LEAVE_PHRASES = [
+    re.compile(p)
+    for p in (
+        r"\bj'? ?abandonne\b",
+        r"\bje laisse tomber\b",
+        r"\blaissez tomber\b",
+        r"\blaisse tomber\b",
+        r"\btant pis\b",
+        r"\bje m'en vais\b",
+        r"\bje pars\s*$",
+        r"\bje quitte(?: la file| la conversation)?\s*$",
+        r"\bje (?:n'?attends|attends) plus\b",
+        r"\bje (?:ne )?veux plus attendre\b",
+        r"\bmarre d'attendre\b",
+        r"\bje (?:reviendrai|repasserai|reessaierai|reessayerai|rappellerai|vous rappellerai)\b",
+        r"\b(?:quitter|sortir de) la file\b",
+        r"\bannul(?:er|ez) ma demande\b",
+        r"\bi give up\b",
+        r"\bgiving up\b",
+        r"\bforget it\b",
+        r"\bnever ?mind\b",
+        r"\bi'?m (?:out|off)\s*$",
+        r"\bi'?m leaving\s*$",
+        r"\bi(?: will|'ll| ll) leave\b",
+        r"\b(?:leave|quit) the queue\b",
+        r"\bi(?: will|'ll| ll) (?:come back|try again|try later|call back|call you back|call again)\b",
+        r"\b(?:don't|do not|dont) want to wait\b",
+        r"\bcan'?t wait any ?(?:longer|more)\b",
+        r"\b(?:i'?m )?done waiting\b",
+        r"\bno longer (?:want to )?wait\b",
+        r"\bcancel my request\b",
+    )
+]
+CALLBACK_PHRASES = [
+    re.compile(p)
+    for p in (
+        r"\brappel+ez?[- ]?moi\b",
+        r"\b(?:etre|soit|sois) rappele(?:e|s|es)?\b",
+        r"\b(?:vous|pouvez|pourriez|voulez|voudriez|on|quelqu'un|conseiller|possible|merci de|prie de|faut)\b.*\bme rappeler"
+        r"(?:\s*$|\s+(?:plutot|svp|stp|s'il|au|sur|demain|plus tard|ce soir|cet|ce matin|dans|vers|quand|des que|lorsque"
+        r"|rapidement|vite|merci|a \d|a \w+h|aujourd'hui|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)",
+        r"\b(?:qu'on|que vous|qu'un conseiller|que quelqu'un) me (?:rappelle|rappeliez)\b",
+        r"\b(?:voudrais|veux|souhaite|souhaiterais|prefere|prefererais|demande|aimerais|possible d'avoir|plutot)\b.*"
+        r"\b(?:un|le) rappel\b(?! de\b| d')",
+        r"\bcall me back\b",
+        r"\b(?:ring|phone) me back\b",
+        r"\bcall-?back\b",
+        r"\b(?:a|get a|want a|prefer a|like a|request a) call ?back\b",
+        r"\b(?:can|could|would|will) (?:you|someone|somebody|an advisor|an agent|a person|one of you) (?:please )?"
+        r"(?:call|ring|phone)(?: me)?(?: back)?\s*$",
+        r"\b(?:can|could|would|will) (?:you|someone|somebody|an advisor|an agent|a person|one of you) (?:please )?"
+        r"(?:call|ring|phone) me\b",
+        r"\bplease (?:call|ring|phone) me\b",
+        r"\b(?:rather|prefer to|like to|want to) be called\b",
+        r"\bgive me a (?:call|ring)\b",
+        r"\bcall me (?:instead|later|tomorrow|asap|please|when|on|at)\b",
+    )
+]
 PLEASANTRIES = {
-    "merci", "merci beaucoup", "merci bien", "mille mercis", "mille merci", "merci infiniment", "merci pour tout",
-    "merci pour votre aide", "merci pour ton aide", "merci de votre aide", "merci a vous", "merci a toi",
-    "merci pour l'info", "merci pour l'information", "merci pour votre reponse", "je vous remercie", "remerciements",
-    "thanks", "thank you", "thanks a lot", "thank you very much", "thank you so much", "thanks so much", "many thanks",
-    "thanks again", "thank you again", "thx", "ty", "cheers", "thanks for your help", "thank you for your help",
-    "thanks for the help", "much appreciated", "appreciated", "thanks a million",
-    *FAREWELLS, "bonne journee", "bonne soiree", "bonne fin de journee", "bon week-end", "bon weekend", "bonne nuit",
-    "a vous aussi", "vous aussi", "toi aussi", "de meme", "pareillement", "have a nice day", "have a good day",
-    "have a great day", "have a nice evening", "have a good one", "you too", "same to you", "take care",
-    "parfait", "super", "top", "genial", "nickel", "impeccable", "excellent", "tres bien", "c'est parfait",
-    "c'est bon", "c'est note", "c'est tout", "c'est gentil", "tres gentil", "tres aimable", "ca marche", "ca roule",
-    "d'accord", "daccord", "dac", "entendu", "compris", "ok", "okay", "ok merci", "cool", "great", "perfect",
-    "awesome", "brilliant", "lovely", "wonderful", "fine", "good", "all good", "that's all", "thats all",
-    "that's it", "thats it", "nothing else", "rien d'autre", "c'est tout pour moi", "got it", "noted", "understood",
-    "sounds good", "will do", "no problem", "pas de souci", "pas de soucis", "de rien", "avec plaisir",
-    "beaucoup", "a lot", "very much", "so much", "encore", "again", "bien", "vraiment",
-    "really", "tres", "very", "oui", "yes", "yep", "yeah", "et", "and", "a tous", "pour tout", "tout", "bon", "alors",
-    "voila", "ah", "oh",
+    "merci",
+    "merci beaucoup",
+    "merci bien",
+    "mille mercis",
+    "mille merci",
+    "merci infiniment",
+    "merci pour tout",
+    "merci pour votre aide",
+    "merci pour ton aide",
+    "merci de votre aide",
+    "merci a vous",
+    "merci a toi",
+    "merci pour l'info",
+    "merci pour l'information",
+    "merci pour votre reponse",
+    "je vous remercie",
+    "remerciements",
+    "thanks",
+    "thank you",
+    "thanks a lot",
+    "thank you very much",
+    "thank you so much",
+    "thanks so much",
+    "many thanks",
+    "thanks again",
+    "thank you again",
+    "thx",
+    "ty",
+    "cheers",
+    "thanks for your help",
+    "thank you for your help",
+    "thanks for the help",
+    "much appreciated",
+    "appreciated",
+    "thanks a million",
+    *FAREWELLS,
+    "bonne journee",
+    "bonne soiree",
+    "bonne fin de journee",
+    "bon week-end",
+    "bon weekend",
+    "bonne nuit",
+    "a vous aussi",
+    "vous aussi",
+    "toi aussi",
+    "de meme",
+    "pareillement",
+    "have a nice day",
+    "have a good day",
+    "have a great day",
+    "have a nice evening",
+    "have a good one",
+    "you too",
+    "same to you",
+    "take care",
+    "parfait",
+    "super",
+    "top",
+    "genial",
+    "nickel",
+    "impeccable",
+    "excellent",
+    "tres bien",
+    "c'est parfait",
+    "c'est bon",
+    "c'est note",
+    "c'est tout",
+    "c'est gentil",
+    "tres gentil",
+    "tres aimable",
+    "ca marche",
+    "ca roule",
+    "d'accord",
+    "daccord",
+    "dac",
+    "entendu",
+    "compris",
+    "ok",
+    "okay",
+    "ok merci",
+    "cool",
+    "great",
+    "perfect",
+    "awesome",
+    "brilliant",
+    "lovely",
+    "wonderful",
+    "fine",
+    "good",
+    "all good",
+    "that's all",
+    "thats all",
+    "that's it",
+    "thats it",
+    "nothing else",
+    "rien d'autre",
+    "c'est tout pour moi",
+    "got it",
+    "noted",
+    "understood",
+    "sounds good",
+    "will do",
+    "no problem",
+    "pas de souci",
+    "pas de soucis",
+    "de rien",
+    "avec plaisir",
+    "beaucoup",
+    "a lot",
+    "very much",
+    "so much",
+    "encore",
+    "again",
+    "bien",
+    "vraiment",
+    "really",
+    "tres",
+    "very",
+    "oui",
+    "yes",
+    "yep",
+    "yeah",
+    "et",
+    "and",
+    "a tous",
+    "pour tout",
+    "tout",
+    "bon",
+    "alors",
+    "voila",
+    "ah",
+    "oh",
 }
 
 
@@ -860,7 +1206,7 @@ def _made_of(clause: str, phrases: set[str]) -> bool:
     longest = max(len(p.split()) for p in phrases)
     while at < len(words):
         for n in range(min(longest, len(words) - at), 0, -1):
-            if " ".join(words[at:at + n]) in phrases:
+            if " ".join(words[at : at + n]) in phrases:
                 at += n
                 break
         else:
@@ -878,7 +1224,7 @@ def _phrase(clause: str, patterns) -> bool:
     """One of the patterns, not negated by the few words before it ("ne me rappelez pas", "don't call me back")."""
     for pattern in patterns:
         for match in pattern.finditer(clause):
-            if not NEGATION.search(" ".join(clause[:match.start()].split()[-4:])):
+            if not NEGATION.search(" ".join(clause[: match.start()].split()[-4:])):
                 return True
     return False
 
@@ -893,8 +1239,11 @@ def customer_choice(text: str, callback_offered: bool = True) -> str | None:
     if any(_says(c, LEAVE_COMMANDS) or _phrase(c, LEAVE_PHRASES) for c in clauses):
         return "leave"
     # "Merci, au revoir" while waiting: the customer goes.
-    if clauses and all(_made_of(c, PLEASANTRIES) for c in clauses) and \
-            any(_made_of(c, FAREWELLS) or any(f in c for f in FAREWELLS) for c in clauses):
+    if (
+        clauses
+        and all(_made_of(c, PLEASANTRIES) for c in clauses)
+        and any(_made_of(c, FAREWELLS) or any(f in c for f in FAREWELLS) for c in clauses)
+    ):
         return "leave"
     return None
 

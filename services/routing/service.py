@@ -52,19 +52,30 @@ async def build(w: worker.Worker) -> worker.Service:
     routing_rules = rules.load_rules(known_intents=catalogue.intents)
     # One active routing process, any number of standbys: the lease (docs/operations.md, "Routing: active and standby").
     lease = Lease(w.pool, "routing", os.environ.get("RELAIS_ADVERTISED_ADDR", "").strip() or w.settings.grpc_addr)
-    routing = Routing(w.pool, w.producer, routing_rules, {i.id: i.skill for i in catalogue.intents.values()},
-                      _assistant(), float(os.environ.get("RELAIS_ROUTING_TICK_SECONDS") or 1.0), lease)
+    routing = Routing(
+        w.pool,
+        w.producer,
+        routing_rules,
+        {i.id: i.skill for i in catalogue.intents.values()},
+        _assistant(),
+        float(os.environ.get("RELAIS_ROUTING_TICK_SECONDS") or 1.0),
+        lease,
+    )
     # What was loaded to start (libraries, the catalogue, the assistant's knowledge base: ~120,000 objects) lives as long
     # as the process: kept out of the collector's full passes, each of which stalled every decision for 70-100 ms.
     gc.collect()
     gc.freeze()
     return worker.Service(
-        decode=routing.decode, handle_batch=routing.handle_batch, own_transaction=True, topics=(topics.HANDOFFS,),
+        decode=routing.decode,
+        handle_batch=routing.handle_batch,
+        own_transaction=True,
+        topics=(topics.HANDOFFS,),
         grpc_services=(desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,),
         register=lambda server: desk_grpc.add_AgentDeskServicer_to_server(AgentDesk(routing), server),
         background=(routing.run_ticker,),
         close=routing.close,
-        lease=lease, on_active=routing.take_over,
+        lease=lease,
+        on_active=routing.take_over,
     )
 
 

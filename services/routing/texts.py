@@ -11,9 +11,9 @@ QUEUE_TEXT = {
 }
 NOBODY_TEXT = {  # nobody who could take the request is signed in: no wait can be promised
     "fr": "Aucun conseiller n'est disponible pour votre demande en ce moment : nous ne pouvons pas vous annoncer de délai."
-          " Vous gardez votre place dans la file.",
+    " Vous gardez votre place dans la file.",
     "en": "No advisor is available for your request right now, so we cannot tell you how long it will take."
-          " You keep your place in the queue.",
+    " You keep your place in the queue.",
 }
 CLOSED_TEXT = {
     "fr": "Notre centre est fermé en ce moment ; il rouvre {opens}. Vous gardez votre place dans la file.",
@@ -25,23 +25,35 @@ CHOICES_TEXT = {
 }
 CALLBACK_OFFER = {"fr": ", ou RAPPEL pour être rappelé", "en": ", or CALLBACK to be called back instead"}
 LEFT_TEXT = {"fr": "Vous avez quitté la file d'attente. À bientôt.", "en": "You have left the queue. Goodbye."}
-CALLBACK_TEXT = {"fr": "C'est noté : un conseiller vous rappellera {at}.",
-                 "en": "Done: an advisor will call you back {at}."}
-CALLBACK_SOON_TEXT = {"fr": "C'est noté : un conseiller vous rappellera dès que l'un d'eux sera disponible.",
-                      "en": "Done: an advisor will call you back as soon as one is available."}
-PHONE_TEXT = {"fr": "À quel numéro pouvons-nous vous rappeler ? Vous gardez votre place dans la file en attendant.",
-              "en": "Which number should we call you back on? You keep your place in the queue meanwhile."}
+CALLBACK_TEXT = {
+    "fr": "C'est noté : un conseiller vous rappellera {at}.",
+    "en": "Done: an advisor will call you back {at}.",
+}
+CALLBACK_SOON_TEXT = {
+    "fr": "C'est noté : un conseiller vous rappellera dès que l'un d'eux sera disponible.",
+    "en": "Done: an advisor will call you back as soon as one is available.",
+}
+PHONE_TEXT = {
+    "fr": "À quel numéro pouvons-nous vous rappeler ? Vous gardez votre place dans la file en attendant.",
+    "en": "Which number should we call you back on? You keep your place in the queue meanwhile.",
+}
 GOODBYE_TEXT = {"fr": "Merci à vous, bonne journée !", "en": "Thank you, have a nice day!"}
 REQUEUED = {  # to a customer whose advisor left: (signed out, disconnected)
-    "fr": ("Votre conseiller a dû s'absenter ; vous êtes de nouveau en file, en priorité.",
-           "Votre conseiller a été déconnecté ; vous êtes de nouveau en file, en priorité."),
-    "en": ("Your advisor had to leave; you are back in the queue, ahead of new requests.",
-           "Your advisor was disconnected; you are back in the queue, ahead of new requests."),
+    "fr": (
+        "Votre conseiller a dû s'absenter ; vous êtes de nouveau en file, en priorité.",
+        "Votre conseiller a été déconnecté ; vous êtes de nouveau en file, en priorité.",
+    ),
+    "en": (
+        "Your advisor had to leave; you are back in the queue, ahead of new requests.",
+        "Your advisor was disconnected; you are back in the queue, ahead of new requests.",
+    ),
 }
 
 # What agents read in a transcript where lines were left out (transcript_view).
-GAP = {"fr": ("… {n} message plus ancien …", "… {n} messages plus anciens …"),
-       "en": ("… {n} earlier message …", "… {n} earlier messages …")}
+GAP = {
+    "fr": ("… {n} message plus ancien …", "… {n} messages plus anciens …"),
+    "en": ("… {n} earlier message …", "… {n} earlier messages …"),
+}
 
 
 def say(language: str, *parts) -> str:

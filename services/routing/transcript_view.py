@@ -14,8 +14,9 @@ from relais.routing.texts import GAP
 HEAD, TAIL = 2, 8
 
 
-def transcript(context: pb.ConversationContext, language: str | None = None,
-               head: int = HEAD, tail: int = TAIL) -> list[desk.TranscriptLine]:
+def transcript(
+    context: pb.ConversationContext, language: str | None = None, head: int = HEAD, tail: int = TAIL
+) -> list[desk.TranscriptLine]:
     lang = language or conversation_language(context)
     return summarised(chronological(context, lang), head, tail, lang)
 
@@ -73,5 +74,9 @@ def summarised(lines: list[desk.TranscriptLine | int], head: int, tail: int, lan
         else:
             merged.append(line)
     forms = GAP.get(lang, GAP["en"])
-    return [desk.TranscriptLine(speaker="system", text=forms[0 if line == 1 else 1].format(n=line))
-            if isinstance(line, int) else line for line in merged]
+    return [
+        desk.TranscriptLine(speaker="system", text=forms[0 if line == 1 else 1].format(n=line))
+        if isinstance(line, int)
+        else line
+        for line in merged
+    ]

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class QueueNotice:
     """A customer to tell their place in the queue: the task, the reply's id, the conversation."""
+
     task_id: str
     reply_id: str
     context: pb.ConversationContext
@@ -33,6 +34,7 @@ class QueueNotice:
 class Effects:
     """What a transaction produced: records for the outbox, offers and desk events to push after commit, and the
     assists to draft after those pushes (agent, task, context, kind)."""
+
     records: list[bus.Record] = field(default_factory=list)
     offers: list[str] = field(default_factory=list)
     pushes: list[tuple[str, desk.DeskEvent]] = field(default_factory=list)
@@ -50,6 +52,7 @@ class Effects:
 @dataclass
 class Tx:
     """What a handler works with: the transaction's connection, what it produced, routing's memory and rules."""
+
     conn: asyncpg.Connection
     fx: Effects
     memory: Memory
@@ -59,8 +62,15 @@ class Tx:
 class Decisions:
     """The unit of work of routing's decisions. `deliver(fx)` pushes a committed transaction's effects to the agents."""
 
-    def __init__(self, pool, producer, memory: Memory, routing_rules: rules.RoutingRules,
-                 deliver: Callable[[Effects], Awaitable[None]], lease: Lease | None = None):
+    def __init__(
+        self,
+        pool,
+        producer,
+        memory: Memory,
+        routing_rules: rules.RoutingRules,
+        deliver: Callable[[Effects], Awaitable[None]],
+        lease: Lease | None = None,
+    ):
         self.pool, self.producer, self.memory, self.rules = pool, producer, memory, routing_rules
         self.deliver = deliver
         # With a lease (an active and a standby process), the decision connection is the one holding it: a process that

@@ -20,15 +20,33 @@ from relais.classifier.domain import classify
 from relais.classifier.model import IntentModel
 from relais.common.language import LanguageGuess, guess_language
 
-ORIGINAL_INTENTS = {"opening_hours", "order_status", "account_balance", "store_locator", "delivery_problem",
-                    "return_refund", "lost_or_stolen_card", "card_not_arrived", "disputed_payment", "complaint",
-                    "cancellation", "speak_to_advisor"}
-FOR_PEOPLE = {"complaint", "disputed_payment", "lost_or_stolen_card", "cancellation", "speak_to_advisor",
-              "close_account"}
+ORIGINAL_INTENTS = {
+    "opening_hours",
+    "order_status",
+    "account_balance",
+    "store_locator",
+    "delivery_problem",
+    "return_refund",
+    "lost_or_stolen_card",
+    "card_not_arrived",
+    "disputed_payment",
+    "complaint",
+    "cancellation",
+    "speak_to_advisor",
+}
+FOR_PEOPLE = {
+    "complaint",
+    "disputed_payment",
+    "lost_or_stolen_card",
+    "cancellation",
+    "speak_to_advisor",
+    "close_account",
+}
 MIN_EXAMPLES = 20
 
 
 # ------------------------------------------------------------------------------- the shipped file
+
 
 def test_catalogue_loads_with_every_intent_in_both_languages(catalogue):
     assert catalogue.version == "2026.11.3"
@@ -157,17 +175,39 @@ def _write(tmp_path: Path, intents: str, header: str = "") -> Path:
 
 
 def _intent(**overrides: str) -> str:
-    fields = dict(id="hours", bot="true", lookups="[opening_hours]", fr1="Vous ouvrez quand ?",
-                  fr2="Horaires svp", en1="When do you open?", en2="Opening hours please", extra_limits="",
-                  priority="0", low="clarify", clarify_fr="Vous voulez dire ceci ?", answer="")
+    fields = dict(
+        id="hours",
+        bot="true",
+        lookups="[opening_hours]",
+        fr1="Vous ouvrez quand ?",
+        fr2="Horaires svp",
+        en1="When do you open?",
+        en2="Opening hours please",
+        extra_limits="",
+        priority="0",
+        low="clarify",
+        clarify_fr="Vous voulez dire ceci ?",
+        answer="",
+    )
     fields.update(overrides)
     fields.setdefault("turns", "1" if fields["bot"] == "true" else "0")
     return GOOD_INTENT.format(**fields)
 
 
 def _people(**overrides: str) -> str:
-    return _intent(**{"id": "other", "bot": "false", "lookups": "[]", "fr1": "Autre chose", "fr2": "Encore autre chose",
-                      "en1": "Something else", "en2": "Yet another thing", "low": "handoff", **overrides})
+    return _intent(
+        **{
+            "id": "other",
+            "bot": "false",
+            "lookups": "[]",
+            "fr1": "Autre chose",
+            "fr2": "Encore autre chose",
+            "en1": "Something else",
+            "en2": "Yet another thing",
+            "low": "handoff",
+            **overrides,
+        }
+    )
 
 
 FAQ_ANSWER = '    answer:\n      fr: "Réponse."\n      en: "Answer."\n'
@@ -180,9 +220,16 @@ def _problems(path: Path) -> str:
 
 
 def test_minimal_catalogue_file_loads(tmp_path):
-    faq = _intent(id="faq", lookups="[]", answer=FAQ_ANSWER, fr1="Question fréquente", fr2="Une autre",
-                  en1="Frequent question", en2="Another one",
-                  extra_limits="      tiers: [Standard, gold]\n      max_amount: 150.5\n")
+    faq = _intent(
+        id="faq",
+        lookups="[]",
+        answer=FAQ_ANSWER,
+        fr1="Question fréquente",
+        fr2="Une autre",
+        en1="Frequent question",
+        en2="Another one",
+        extra_limits="      tiers: [Standard, gold]\n      max_amount: 150.5\n",
+    )
     path = _write(tmp_path, _intent() + _people(priority="20") + faq)
     catalogue = load_catalogue(path)
     assert set(catalogue.intents) == {"hours", "other", "faq"}
@@ -202,10 +249,13 @@ HEADER = 'version: "t.1"\nlanguages: [fr, en]\ndefault_threshold: 0.3\n'
 def test_unsupported_language_replies_are_optional_and_validated(tmp_path):
     assert dict(load_catalogue(_write(tmp_path, _intent())).unsupported_language_replies) == {}
     good = HEADER + 'unsupported_language_replies:\n  es: "  Lo sentimos,\n    le pasamos con un asesor. "\nintents:\n'
-    assert dict(load_catalogue(_write(tmp_path, _intent(), good)).unsupported_language_replies) == \
-        {"es": "Lo sentimos, le pasamos con un asesor."}
-    bad = (HEADER + "unsupported_language_replies:\n  fr: \"Désolé\"\n  Spanish: \"Hola\"\n  de: \"\"\n"
-           f"  it: \"{'parola ' * 80}\"\nintents:\n")
+    assert dict(load_catalogue(_write(tmp_path, _intent(), good)).unsupported_language_replies) == {
+        "es": "Lo sentimos, le pasamos con un asesor."
+    }
+    bad = (
+        HEADER + 'unsupported_language_replies:\n  fr: "Désolé"\n  Spanish: "Hola"\n  de: ""\n'
+        f'  it: "{"parola " * 80}"\nintents:\n'
+    )
     message = _problems(_write(tmp_path, _intent(), bad))
     assert "catalogue.yaml:5: unsupported_language_replies: 'fr' is served" in message
     assert "catalogue.yaml:6: unsupported_language_replies: 'Spanish' is not a lowercase language code" in message
@@ -248,8 +298,9 @@ def test_duplicate_example_across_intents_names_both(tmp_path):
 
 def test_duplicate_intent_id_and_bad_threshold_are_reported(tmp_path):
     header = 'version: "t.1"\nlanguages: [fr, en]\ndefault_threshold: 1.5\nintents:\n'
-    second = _intent(fr1="a", fr2="b", en1="c", en2="d").replace("    skill: general\n",
-                                                                  "    skill: general\n    threshold: -0.1\n")
+    second = _intent(fr1="a", fr2="b", en1="c", en2="d").replace(
+        "    skill: general\n", "    skill: general\n    threshold: -0.1\n"
+    )
     with pytest.raises(CatalogueError) as error:
         load_catalogue(_write(tmp_path, _intent() + second, header))
     problems = error.value.problems
@@ -277,8 +328,14 @@ def test_unknown_skill_and_misspelt_key_are_reported(tmp_path):
 
 
 def test_unknown_keys_inside_limits_and_escalation(tmp_path):
-    message = _problems(_write(tmp_path, _intent(extra_limits="      max_turns: 3\n").replace(
-        "      on_low_confidence: clarify\n", "      on_low_confidence: clarify\n      urgent: yes\n")))
+    message = _problems(
+        _write(
+            tmp_path,
+            _intent(extra_limits="      max_turns: 3\n").replace(
+                "      on_low_confidence: clarify\n", "      on_low_confidence: clarify\n      urgent: yes\n"
+            ),
+        )
+    )
     assert "unknown limit 'max_turns'" in message
     assert "unknown escalation key 'urgent'" in message
 
@@ -328,8 +385,14 @@ def test_escalation_and_clarify_are_required(tmp_path):
 def test_missing_or_foreign_clarify_text_is_reported(tmp_path):
     message = _problems(_write(tmp_path, _intent().replace('      en: "Do you mean this?"\n', "")))
     assert "intent 'hours': missing clarify text for language 'en'" in message
-    message = _problems(_write(tmp_path, _intent(clarify_fr="").replace(
-        '      en: "Do you mean this?"\n', '      en: "Do you mean this?"\n      de: "Meinen Sie das?"\n')))
+    message = _problems(
+        _write(
+            tmp_path,
+            _intent(clarify_fr="").replace(
+                '      en: "Do you mean this?"\n', '      en: "Do you mean this?"\n      de: "Meinen Sie das?"\n'
+            ),
+        )
+    )
     assert "clarify text for 'fr' must be non-empty text" in message
     assert "clarify text for language 'de', which is not in languages" in message
 
@@ -372,6 +435,7 @@ def test_missing_file_and_broken_yaml_are_catalogue_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------- versions
+
 
 def test_classify_refuses_a_model_from_another_catalogue(tmp_path):
     small = load_catalogue(_write(tmp_path, _intent() + _people()))

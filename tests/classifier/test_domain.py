@@ -103,6 +103,7 @@ MIN_ACCURACY = 0.85
 # ------------------------------------------------------------------------------------ catalogue
 # (loading and validation: tests/classifier/test_catalogue.py)
 
+
 def test_held_out_phrases_are_not_catalogue_examples(catalogue):
     examples = {" ".join(t.casefold().split()) for t, _, _ in catalogue.training_examples()}
     leaked = [text for _, text, _ in HELD_OUT if " ".join(text.casefold().split()) in examples]
@@ -114,24 +115,28 @@ def test_held_out_phrases_are_not_catalogue_examples(catalogue):
 
 # ------------------------------------------------------------------------------------- language
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("Bonjour, où est ma commande ?", "fr"),
-    ("Je veux parler à un conseiller", "fr"),
-    ("merci beaucoup", "fr"),
-    ("Ma carte a été volée", "fr"),
-    ("vous fermez a quelle heure", "fr"),
-    ("solde svp", "fr"),
-    ("Hello, where is my order?", "en"),
-    ("I want to talk to someone", "en"),
-    ("thanks a lot", "en"),
-    ("My card was stolen", "en"),
-    ("when do u close", "en"),
-    ("balance please", "en"),
-    ("d'accord", "fr"),
-    ("ok merci", "fr"),
-    ("svp", "fr"),
-    ("ok thanks", "en"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Bonjour, où est ma commande ?", "fr"),
+        ("Je veux parler à un conseiller", "fr"),
+        ("merci beaucoup", "fr"),
+        ("Ma carte a été volée", "fr"),
+        ("vous fermez a quelle heure", "fr"),
+        ("solde svp", "fr"),
+        ("Hello, where is my order?", "en"),
+        ("I want to talk to someone", "en"),
+        ("thanks a lot", "en"),
+        ("My card was stolen", "en"),
+        ("when do u close", "en"),
+        ("balance please", "en"),
+        ("d'accord", "fr"),
+        ("ok merci", "fr"),
+        ("svp", "fr"),
+        ("ok thanks", "en"),
+    ],
+)
 def test_detects_french_and_english(text, expected):
     assert detect_language(text) == expected
 
@@ -165,10 +170,14 @@ def test_messages_in_languages_we_do_not_serve_get_their_language_and_no_confide
 
 # ------------------------------------------------------------------------------------------ intent
 
+
 def test_held_out_paraphrases_are_recognised(model):
     predictions = model.predict_batch([text for _, text, _ in HELD_OUT])
-    misses = [(text, expected, p.intent, round(p.confidence, 2))
-              for (_, text, expected), p in zip(HELD_OUT, predictions, strict=True) if p.intent != expected]
+    misses = [
+        (text, expected, p.intent, round(p.confidence, 2))
+        for (_, text, expected), p in zip(HELD_OUT, predictions, strict=True)
+        if p.intent != expected
+    ]
     accuracy = 1 - len(misses) / len(HELD_OUT)
     print(f"\nheld-out accuracy {accuracy:.1%}; misses: {misses}")
     assert len(HELD_OUT) >= 30
@@ -231,8 +240,11 @@ def test_unknown_words_lower_the_confidence(model):
 def test_per_intent_threshold_is_applied(tmp_path, catalogue, model):
     text = "Where is my order CMD-654321?"
     assert model.predict(text).intent == "order_status"
-    strict_text = Path(catalogue.source).read_text().replace(
-        "    lookups: [order_status]\n", "    lookups: [order_status]\n    threshold: 1.0\n")
+    strict_text = (
+        Path(catalogue.source)
+        .read_text()
+        .replace("    lookups: [order_status]\n", "    lookups: [order_status]\n    threshold: 1.0\n")
+    )
     path = tmp_path / "strict.yaml"
     path.write_text(strict_text)
     strict = load_catalogue(path)
@@ -243,77 +255,90 @@ def test_per_intent_threshold_is_applied(tmp_path, catalogue, model):
 
 # --------------------------------------------------------------------------------------- sentiment
 
-@pytest.mark.parametrize(("text", "language"), [
-    ("C'est un scandale, ça fait trois semaines que j'attends !", "fr"),
-    ("C'est inadmissible, je veux être remboursé", "fr"),
-    ("Franchement c'est honteux", "fr"),
-    ("Ras-le-bol de vos retards", "fr"),
-    ("J'en ai marre d'appeler tous les jours", "fr"),
-    ("Putain mais c'est pas possible", "fr"),
-    ("VOUS ÊTES DES INCAPABLES", "fr"),
-    ("Où est ma commande !!!", "fr"),
-    ("I'm furious, this is the third time", "en"),
-    ("This is ridiculous", "en"),
-    ("Totally unacceptable", "en"),
-    ("Worst service I have ever had", "en"),
-    ("WHERE IS MY REFUND", "en"),
-    ("Still nothing!!! Answer me", "en"),
-    ("what the fuck is going on with my order", "en"),
-    ("Vous êtes vraiment nuls", "fr"),
-    ("This is absolutely ridiculous!!", "en"),
-    ("c'est quoi ce délire wtf", "fr"),
-])
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("C'est un scandale, ça fait trois semaines que j'attends !", "fr"),
+        ("C'est inadmissible, je veux être remboursé", "fr"),
+        ("Franchement c'est honteux", "fr"),
+        ("Ras-le-bol de vos retards", "fr"),
+        ("J'en ai marre d'appeler tous les jours", "fr"),
+        ("Putain mais c'est pas possible", "fr"),
+        ("VOUS ÊTES DES INCAPABLES", "fr"),
+        ("Où est ma commande !!!", "fr"),
+        ("I'm furious, this is the third time", "en"),
+        ("This is ridiculous", "en"),
+        ("Totally unacceptable", "en"),
+        ("Worst service I have ever had", "en"),
+        ("WHERE IS MY REFUND", "en"),
+        ("Still nothing!!! Answer me", "en"),
+        ("what the fuck is going on with my order", "en"),
+        ("Vous êtes vraiment nuls", "fr"),
+        ("This is absolutely ridiculous!!", "en"),
+        ("c'est quoi ce délire wtf", "fr"),
+    ],
+)
 def test_anger(text, language):
     sentiment = analyse_sentiment(text, language)
     assert sentiment.anger, (text, sentiment)
     assert sentiment.score < 0
 
 
-@pytest.mark.parametrize(("text", "language"), [
-    ("Je suis désespérée, je ne sais plus quoi faire", "fr"),
-    ("Je panique, on m'a volé ma carte à l'étranger", "fr"),
-    ("On m'a volé ma carte et je n'ai plus d'argent pour rentrer", "fr"),
-    ("I'm scared, someone is using my card", "en"),
-    ("I'm desperate, please help", "en"),
-    ("My card was stolen and I have no money", "en"),
-    ("I'm stranded abroad and I don't know what to do", "en"),
-])
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Je suis désespérée, je ne sais plus quoi faire", "fr"),
+        ("Je panique, on m'a volé ma carte à l'étranger", "fr"),
+        ("On m'a volé ma carte et je n'ai plus d'argent pour rentrer", "fr"),
+        ("I'm scared, someone is using my card", "en"),
+        ("I'm desperate, please help", "en"),
+        ("My card was stolen and I have no money", "en"),
+        ("I'm stranded abroad and I don't know what to do", "en"),
+    ],
+)
 def test_distress(text, language):
     sentiment = analyse_sentiment(text, language)
     assert sentiment.distress, (text, sentiment)
     assert sentiment.score < 0
 
 
-@pytest.mark.parametrize(("text", "language"), [
-    ("C'est urgent, bloquez ma carte", "fr"),
-    ("Rappelez-moi immédiatement", "fr"),
-    ("J'en ai besoin le plus vite possible", "fr"),
-    ("I need this sorted right now", "en"),
-    ("Please block it asap", "en"),
-    ("Urgent: card stolen", "en"),
-])
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("C'est urgent, bloquez ma carte", "fr"),
+        ("Rappelez-moi immédiatement", "fr"),
+        ("J'en ai besoin le plus vite possible", "fr"),
+        ("I need this sorted right now", "en"),
+        ("Please block it asap", "en"),
+        ("Urgent: card stolen", "en"),
+    ],
+)
 def test_urgency(text, language):
     assert analyse_sentiment(text, language).urgency, text
 
 
-@pytest.mark.parametrize(("text", "language"), [
-    ("Bonjour, quels sont vos horaires ?", "fr"),
-    ("Où en est ma commande CMD-123456 ?", "fr"),
-    ("Je ne suis pas en colère, je veux juste comprendre", "fr"),
-    ("Pas de problème, merci", "fr"),
-    ("Ce n'est pas urgent", "fr"),
-    ("Merci beaucoup !!!", "fr"),
-    ("Hi, what time do you open?", "en"),
-    ("I'm not angry, just curious", "en"),
-    ("No problem at all, thanks", "en"),
-    ("It's not urgent, no rush", "en"),
-    ("Can you tell me a joke", "en"),
-    ("Thanks so much!!!", "en"),
-    ("My PIN and IBAN are fine, I only need the CMD number", "en"),
-    ("I'm afraid I don't have my order number", "en"),
-    ("J'ai payé à l'aide de ma carte", "fr"),
-    ("Je ne le trouve nulle part sur le site", "fr"),
-])
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("Bonjour, quels sont vos horaires ?", "fr"),
+        ("Où en est ma commande CMD-123456 ?", "fr"),
+        ("Je ne suis pas en colère, je veux juste comprendre", "fr"),
+        ("Pas de problème, merci", "fr"),
+        ("Ce n'est pas urgent", "fr"),
+        ("Merci beaucoup !!!", "fr"),
+        ("Hi, what time do you open?", "en"),
+        ("I'm not angry, just curious", "en"),
+        ("No problem at all, thanks", "en"),
+        ("It's not urgent, no rush", "en"),
+        ("Can you tell me a joke", "en"),
+        ("Thanks so much!!!", "en"),
+        ("My PIN and IBAN are fine, I only need the CMD number", "en"),
+        ("I'm afraid I don't have my order number", "en"),
+        ("J'ai payé à l'aide de ma carte", "fr"),
+        ("Je ne le trouve nulle part sur le site", "fr"),
+    ],
+)
 def test_calm_and_negated_messages_raise_no_flag(text, language):
     sentiment = analyse_sentiment(text, language)
     assert not (sentiment.anger or sentiment.distress or sentiment.urgency), (text, sentiment)
@@ -332,73 +357,89 @@ def test_sentiment_scores_are_ordered_and_bounded():
 
 # ------------------------------------------------------------------------------ request for a person
 
-@pytest.mark.parametrize("text", [
-    "je veux parler à un conseiller",
-    "Un humain svp",
-    "passez-moi quelqu'un",
-    "Je voudrais un vrai conseiller",
-    "Parler à une personne",
-    "Mettez-moi en relation avec un agent",
-    "JE VEUX PARLER A UN CONSEILLER",
-    "Est-ce que je pourrais parler à un opérateur ?",
-    "je ne veux pas parler à un robot",
-    "conseiller svp",
-    "speak to an agent",
-    "Talk to a human",
-    "Real person please",
-    "representative",
-    "operator!",
-    "Can I talk to someone?",
-    "Could you put me through to an advisor",
-    "I want a human",
-    "I don't want to talk to a bot",
-    "Is there a real person I can speak with?",
-    "passez moi un conseillé",
-    "Est-ce que je peux avoir quelqu'un au téléphone ?",
-    "Could I be transferred to an advisor?",
-    "j'en ai marre du robot",
-])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "je veux parler à un conseiller",
+        "Un humain svp",
+        "passez-moi quelqu'un",
+        "Je voudrais un vrai conseiller",
+        "Parler à une personne",
+        "Mettez-moi en relation avec un agent",
+        "JE VEUX PARLER A UN CONSEILLER",
+        "Est-ce que je pourrais parler à un opérateur ?",
+        "je ne veux pas parler à un robot",
+        "conseiller svp",
+        "speak to an agent",
+        "Talk to a human",
+        "Real person please",
+        "representative",
+        "operator!",
+        "Can I talk to someone?",
+        "Could you put me through to an advisor",
+        "I want a human",
+        "I don't want to talk to a bot",
+        "Is there a real person I can speak with?",
+        "passez moi un conseillé",
+        "Est-ce que je peux avoir quelqu'un au téléphone ?",
+        "Could I be transferred to an advisor?",
+        "j'en ai marre du robot",
+    ],
+)
 def test_asks_for_human(text):
     assert asks_for_human(text), text
 
 
-@pytest.mark.parametrize("text", [
-    "my advisor said my card would arrive",
-    "mon conseiller m'a dit que la carte arriverait",
-    "J'ai déjà parlé à un conseiller hier et rien n'a changé",
-    "Le conseiller que j'ai eu au téléphone était désagréable",
-    "The representative I spoke to promised a refund",
-    "The delivery agent left my parcel outside",
-    "Personne ne m'a rappelé",
-    "I want to talk about my order",
-    "I don't need to speak to an agent, just tell me the opening hours",
-    "Pas besoin de parler à un conseiller, je veux juste mon solde",
-    "Je n'ai pas reçu mon robot pâtissier",
-    "Y a-t-il un magasin à Lyon ?",
-    "J'ai fait ma demande au conseiller la semaine dernière",
-    "Où en est ma commande ?",
-    "Le robot aspirateur est arrivé cassé",
-    "I talked to someone yesterday about it",
-    "Votre agent de livraison est passé ce matin",
-    "Someone stole my card",
-    "Quelqu'un a utilisé ma carte",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my advisor said my card would arrive",
+        "mon conseiller m'a dit que la carte arriverait",
+        "J'ai déjà parlé à un conseiller hier et rien n'a changé",
+        "Le conseiller que j'ai eu au téléphone était désagréable",
+        "The representative I spoke to promised a refund",
+        "The delivery agent left my parcel outside",
+        "Personne ne m'a rappelé",
+        "I want to talk about my order",
+        "I don't need to speak to an agent, just tell me the opening hours",
+        "Pas besoin de parler à un conseiller, je veux juste mon solde",
+        "Je n'ai pas reçu mon robot pâtissier",
+        "Y a-t-il un magasin à Lyon ?",
+        "J'ai fait ma demande au conseiller la semaine dernière",
+        "Où en est ma commande ?",
+        "Le robot aspirateur est arrivé cassé",
+        "I talked to someone yesterday about it",
+        "Votre agent de livraison est passé ce matin",
+        "Someone stole my card",
+        "Quelqu'un a utilisé ma carte",
+    ],
+)
 def test_does_not_mistake_mentions_for_requests(text):
     assert not asks_for_human(text), text
 
 
 # ---------------------------------------------------------------------------------------- classify
 
+
 def test_classify_puts_it_together(model, catalogue):
     result = classify("Bonjour, où en est ma commande CMD-123456 ?", None, model, catalogue)
     assert isinstance(result, Classification)
-    assert (result.language, result.intent, result.out_of_scope, result.asks_for_human) == \
-           ("fr", "order_status", False, False)
+    assert (result.language, result.intent, result.out_of_scope, result.asks_for_human) == (
+        "fr",
+        "order_status",
+        False,
+        False,
+    )
     assert result.best_guess == "order_status"
 
     human = classify("My advisor said to ask: can I talk to a real person?", "en", model, catalogue)
-    assert (human.intent, human.confidence, human.out_of_scope, human.asks_for_human) == \
-           (HUMAN_INTENT, 1.0, False, True)
+    assert (human.intent, human.confidence, human.out_of_scope, human.asks_for_human) == (
+        HUMAN_INTENT,
+        1.0,
+        False,
+        True,
+    )
 
     angry = classify("C'est inadmissible, ma carte a été volée et je n'ai plus d'argent !!!", None, model, catalogue)
     assert angry.sentiment.anger and angry.sentiment.distress
@@ -406,4 +447,3 @@ def test_classify_puts_it_together(model, catalogue):
 
     unrelated = classify("tell me a joke", None, model, catalogue)
     assert unrelated.out_of_scope and unrelated.intent is None and unrelated.best_guess
-

@@ -10,16 +10,33 @@ from relais.classifier.evaluate import choose_cutoff, expected_calibration_error
 from relais.classifier.model import OUT_OF_SCOPE_LABEL, IntentModel
 from relais.cli import main as relais
 
-KEYS = {"accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision", "train_seconds",
-        "us_per_message_single", "us_per_message_batch", "ece"}
+KEYS = {
+    "accuracy",
+    "macro_f1",
+    "in_scope_accuracy",
+    "oos_recall",
+    "oos_precision",
+    "train_seconds",
+    "us_per_message_single",
+    "us_per_message_batch",
+    "ece",
+}
 # Perfectly separable: every label has its own words, in both languages.
 TOPICS = {
     "order_status": ["parcel", "delivery", "colis", "livraison", "shipment", "tracking"],
     "lost_card": ["stolen card", "lost card", "carte volée", "carte perdue", "card missing", "carte disparue"],
     "opening_hours": ["opening hours", "open sunday", "horaires", "ouvert dimanche", "closing time", "fermeture"],
 }
-OOS = ["weather forecast", "tell a joke", "météo demain", "une blague", "football score", "recette de cuisine",
-       "capital of peru", "poème sur la mer"]
+OOS = [
+    "weather forecast",
+    "tell a joke",
+    "météo demain",
+    "une blague",
+    "football score",
+    "recette de cuisine",
+    "capital of peru",
+    "poème sur la mer",
+]
 
 
 def rows(n: int, offset: int = 0, oos: bool = False) -> list[tuple[str, str]]:
@@ -47,8 +64,14 @@ def run(capsys, *argv) -> tuple[int, dict | None, str]:
 
 
 def test_a_separable_set_is_learnt_perfectly(tmp_path, capsys):
-    code, result, _ = run(capsys, "--train", write(tmp_path / "train.csv", rows(12)),
-                          "--test", write(tmp_path / "test.csv", rows(4, offset=2)), "--json")
+    code, result, _ = run(
+        capsys,
+        "--train",
+        write(tmp_path / "train.csv", rows(12)),
+        "--test",
+        write(tmp_path / "test.csv", rows(4, offset=2)),
+        "--json",
+    )
     assert code == 0 and KEYS <= set(result)
     assert result["accuracy"] == result["macro_f1"] == result["in_scope_accuracy"] == 1.0
     assert result["oos_recall"] is None and result["oos_precision"] is None
@@ -59,8 +82,15 @@ def test_a_separable_set_is_learnt_perfectly(tmp_path, capsys):
 
 @pytest.mark.parametrize("with_val", [False, True])
 def test_out_of_scope_rows_train_and_are_measured(tmp_path, capsys, with_val):
-    argv = ["--train", write(tmp_path / "train.csv", rows(12, oos=True)),
-            "--test", write(tmp_path / "test.csv", rows(4, offset=5, oos=True)), "--oos-label", "oos", "--json"]
+    argv = [
+        "--train",
+        write(tmp_path / "train.csv", rows(12, oos=True)),
+        "--test",
+        write(tmp_path / "test.csv", rows(4, offset=5, oos=True)),
+        "--oos-label",
+        "oos",
+        "--json",
+    ]
     if with_val:
         argv += ["--val", write(tmp_path / "val.csv", rows(4, offset=3, oos=True))]
     code, result, _ = run(capsys, *argv)

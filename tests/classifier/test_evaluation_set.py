@@ -80,8 +80,8 @@ def _load_rows() -> list[dict[str, str]]:
 @dataclass(frozen=True)
 class Outcome:
     row: dict[str, str]
-    intent: str          # predicted catalogue intent, or "oos"
-    decision: str        # "bot" or "human"
+    intent: str  # predicted catalogue intent, or "oos"
+    decision: str  # "bot" or "human"
     asks_for_human: bool
     anger: bool
     distress: bool
@@ -97,15 +97,28 @@ def outcomes(rows, catalogue, model):
     results = []
     for row in rows:
         result = classify(row["text"], row["language"], model, catalogue)
-        turn = pb.Turn(text=row["text"], language=row["language"], customer=pb.Customer(id="eval", tier=row["tier"]),
-                       classification=to_classification_proto(result, catalogue))
+        turn = pb.Turn(
+            text=row["text"],
+            language=row["language"],
+            customer=pb.Customer(id="eval", tier=row["tier"]),
+            classification=to_classification_proto(result, catalogue),
+        )
         decision = decide(turn, ConversationState(), catalogue)
-        results.append(Outcome(row, result.intent or OOS, "human" if decision.action == HANDOFF else "bot",
-                               result.asks_for_human, result.sentiment.anger, result.sentiment.distress))
+        results.append(
+            Outcome(
+                row,
+                result.intent or OOS,
+                "human" if decision.action == HANDOFF else "bot",
+                result.asks_for_human,
+                result.sentiment.anger,
+                result.sentiment.distress,
+            )
+        )
     return results
 
 
 # ----------------------------------------------------------------------------------------- the set
+
 
 def test_the_set_is_well_formed(rows, catalogue):
     assert len(rows) >= MIN_ROWS
@@ -180,6 +193,7 @@ def test_no_message_is_a_copy_of_a_catalogue_example(rows, catalogue):
 
 
 # ----------------------------------------------------------------------------------- the pipeline
+
 
 def _slices(outcomes):
     yield "overall", 0, outcomes

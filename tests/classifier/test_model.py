@@ -25,20 +25,34 @@ from relais.classifier.model import (
 
 # A small bilingual set: three intents, both languages, a few "none of the above" rows.
 TOY = [
-    ("where is my parcel", "order_status"), ("has my order shipped", "order_status"),
-    ("track my delivery please", "order_status"), ("when will my order arrive", "order_status"),
-    ("où est mon colis", "order_status"), ("ma commande est-elle partie", "order_status"),
-    ("suivre ma livraison", "order_status"), ("quand arrive ma commande", "order_status"),
-    ("my card was stolen", "lost_card"), ("i lost my credit card", "lost_card"),
-    ("someone took my card", "lost_card"), ("block my lost card", "lost_card"),
-    ("on m'a volé ma carte", "lost_card"), ("j'ai perdu ma carte bancaire", "lost_card"),
-    ("bloquez ma carte perdue", "lost_card"), ("ma carte a disparu", "lost_card"),
-    ("what time do you open", "opening_hours"), ("are you open on sunday", "opening_hours"),
-    ("opening hours of the shop", "opening_hours"), ("when do you close tonight", "opening_hours"),
-    ("à quelle heure ouvrez-vous", "opening_hours"), ("êtes-vous ouverts le dimanche", "opening_hours"),
-    ("horaires du magasin", "opening_hours"), ("vous fermez à quelle heure", "opening_hours"),
-    ("tell me a joke", OUT_OF_SCOPE_LABEL), ("what is the weather", OUT_OF_SCOPE_LABEL),
-    ("raconte une blague", OUT_OF_SCOPE_LABEL), ("quel temps fait-il", OUT_OF_SCOPE_LABEL),
+    ("where is my parcel", "order_status"),
+    ("has my order shipped", "order_status"),
+    ("track my delivery please", "order_status"),
+    ("when will my order arrive", "order_status"),
+    ("où est mon colis", "order_status"),
+    ("ma commande est-elle partie", "order_status"),
+    ("suivre ma livraison", "order_status"),
+    ("quand arrive ma commande", "order_status"),
+    ("my card was stolen", "lost_card"),
+    ("i lost my credit card", "lost_card"),
+    ("someone took my card", "lost_card"),
+    ("block my lost card", "lost_card"),
+    ("on m'a volé ma carte", "lost_card"),
+    ("j'ai perdu ma carte bancaire", "lost_card"),
+    ("bloquez ma carte perdue", "lost_card"),
+    ("ma carte a disparu", "lost_card"),
+    ("what time do you open", "opening_hours"),
+    ("are you open on sunday", "opening_hours"),
+    ("opening hours of the shop", "opening_hours"),
+    ("when do you close tonight", "opening_hours"),
+    ("à quelle heure ouvrez-vous", "opening_hours"),
+    ("êtes-vous ouverts le dimanche", "opening_hours"),
+    ("horaires du magasin", "opening_hours"),
+    ("vous fermez à quelle heure", "opening_hours"),
+    ("tell me a joke", OUT_OF_SCOPE_LABEL),
+    ("what is the weather", OUT_OF_SCOPE_LABEL),
+    ("raconte une blague", OUT_OF_SCOPE_LABEL),
+    ("quel temps fait-il", OUT_OF_SCOPE_LABEL),
 ]
 QUERIES = ["my parcel has not arrived", "j'ai perdu ma carte", "open on saturday?", "chante une chanson", ""]
 
@@ -64,8 +78,9 @@ def test_every_family_trains_predicts_and_is_reproducible(family, fitted):
     predictions = model.predict_batch(QUERIES)
     one_by_one = [model.predict(q) for q in QUERIES]
     # The MiniLM encoder pads a batch to its longest text, so float32 BLAS rounding differs in the last bits.
-    assert [(p.intent, p.out_of_scope, [c for c, _ in p.ranked]) for p in predictions] == \
-        [(p.intent, p.out_of_scope, [c for c, _ in p.ranked]) for p in one_by_one]
+    assert [(p.intent, p.out_of_scope, [c for c, _ in p.ranked]) for p in predictions] == [
+        (p.intent, p.out_of_scope, [c for c, _ in p.ranked]) for p in one_by_one
+    ]
     assert np.allclose([p.confidence for p in predictions], [p.confidence for p in one_by_one], rtol=1e-4, atol=1e-9)
     assert [p.best_guess for p in predictions[:3]] == ["order_status", "lost_card", "opening_hours"]
     assert predictions[-1].out_of_scope and predictions[-1].confidence == 0.0
@@ -114,8 +129,11 @@ def test_save_and_load_give_identical_predictions_and_metadata(tmp_path, catalog
     texts = ["Où en est ma commande CMD-123456 ?", "what time do you close", "tell me a joke", ""]
     assert loaded.predict_batch(texts) == model.predict_batch(texts)
     assert (loaded.probabilities(texts) == model.probabilities(texts)).all()
-    assert (loaded.classes, loaded.catalogue_version, dict(loaded.thresholds)) == \
-        (model.classes, model.catalogue_version, dict(model.thresholds))
+    assert (loaded.classes, loaded.catalogue_version, dict(loaded.thresholds)) == (
+        model.classes,
+        model.catalogue_version,
+        dict(model.thresholds),
+    )
     meta = loaded.metadata
     assert meta["catalogue_version"] == catalogue.version
     file_sha256 = hashlib.sha256(Path(catalogue.source).read_bytes()).hexdigest()
@@ -153,9 +171,10 @@ def test_load_refuses_another_format_or_scikit_learn(tmp_path):
 
 # Where an artifact written while the model was one module (relais.classifier.model) and mpnet.py held its member
 # names each pickled class.
-CLASSES_PICKLED_BEFORE_THE_PACKAGE = [("relais.classifier.model", name) for name in (
-    "IntentModel", "Classifier", "_Ngram", "_EmbeddingLR", "_EmbeddingKNN", "_FineTuned")] + [
-    ("relais.classifier.mpnet", "MpnetTuned")]
+CLASSES_PICKLED_BEFORE_THE_PACKAGE = [
+    ("relais.classifier.model", name)
+    for name in ("IntentModel", "Classifier", "_Ngram", "_EmbeddingLR", "_EmbeddingKNN", "_FineTuned")
+] + [("relais.classifier.mpnet", "MpnetTuned")]
 
 
 @pytest.mark.parametrize(("module", "name"), CLASSES_PICKLED_BEFORE_THE_PACKAGE)

@@ -32,11 +32,14 @@ def test_placeholder_alone_is_lost_card(model, catalogue):
     assert classify("j'ai perdu ma carte [CARD]", None, model, catalogue).intent == "lost_or_stolen_card"
 
 
-@pytest.mark.parametrize("text,language", [
-    ("Ma carte [CARD] est bloquée, rappelez-moi au [PHONE]", "fr"),
-    ("my email [EMAIL] and phone [PHONE], I lost my card [CARD]", "en"),
-    ("[IBAN] [CARD] [EMAIL] [PHONE]", "fr"),
-])
+@pytest.mark.parametrize(
+    "text,language",
+    [
+        ("Ma carte [CARD] est bloquée, rappelez-moi au [PHONE]", "fr"),
+        ("my email [EMAIL] and phone [PHONE], I lost my card [CARD]", "en"),
+        ("[IBAN] [CARD] [EMAIL] [PHONE]", "fr"),
+    ],
+)
 def test_placeholders_are_not_shouting(text, language):
     assert not analyse_sentiment(text, language).anger
 

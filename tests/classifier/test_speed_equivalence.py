@@ -24,11 +24,38 @@ from relais.common.redact import redact
 EVALUATION_SET = Path(__file__).parent / "evaluation_set.csv"
 
 EDGE_CASES = [
-    "", " ", "!!!", "???", "?!", "a", "é", "x y", "CMD-000001", "zzzz qqqq", "agent", "HUMAIN !!", "qqn", "un conseiler svp",
-    "_cannot do it", "I cannot pay, I can't", "you CANNOT be serious!!! NO WAY", "ΟΔΟΣ ÇA SUFFIT ß ǅ ÆØ", "ÉNERVÉ ÉNERVÉ",
-    "1 200,50 € ou 30 quid, 2k€", "€5", "٣٤ euros", "mon IBAN [IBAN] et ma carte [CARD] SVP", "Passez-moi quelqu’un",
-    "je ne veux pas parler à un robot", "pas besoin de parler à un conseiller", "ça fait 3 fois que j'appelle",
-    "on hold for 45 minutes", "aidez moi svp", "no card no money", "The the the the", "x\u00a0y\u202fz\tw\nv",
+    "",
+    " ",
+    "!!!",
+    "???",
+    "?!",
+    "a",
+    "é",
+    "x y",
+    "CMD-000001",
+    "zzzz qqqq",
+    "agent",
+    "HUMAIN !!",
+    "qqn",
+    "un conseiler svp",
+    "_cannot do it",
+    "I cannot pay, I can't",
+    "you CANNOT be serious!!! NO WAY",
+    "ΟΔΟΣ ÇA SUFFIT ß ǅ ÆØ",
+    "ÉNERVÉ ÉNERVÉ",
+    "1 200,50 € ou 30 quid, 2k€",
+    "€5",
+    "٣٤ euros",
+    "mon IBAN [IBAN] et ma carte [CARD] SVP",
+    "Passez-moi quelqu’un",
+    "je ne veux pas parler à un robot",
+    "pas besoin de parler à un conseiller",
+    "ça fait 3 fois que j'appelle",
+    "on hold for 45 minutes",
+    "aidez moi svp",
+    "no card no money",
+    "The the the the",
+    "x\u00a0y\u202fz\tw\nv",
 ]
 
 
@@ -41,10 +68,21 @@ def _corpus() -> list[str]:
     rng = random.Random(13)
     variants = []
     for text in texts:  # capitals, bursts, contractions, accents, shuffled words, amounts, halves
-        variants.append(rng.choice([
-            text.upper(), text + " !!!", text.replace("not", "n't").replace("can ", "cannot "), "_cannot " + text + " ??!",
-            text.replace("e", "é").replace("a", "Å"), " ".join(rng.sample(text.split(), len(text.split()))),
-            text + " 1 200,50 € ou 30 quid", text[:len(text) // 2], redact(text)]))
+        variants.append(
+            rng.choice(
+                [
+                    text.upper(),
+                    text + " !!!",
+                    text.replace("not", "n't").replace("can ", "cannot "),
+                    "_cannot " + text + " ??!",
+                    text.replace("e", "é").replace("a", "Å"),
+                    " ".join(rng.sample(text.split(), len(text.split()))),
+                    text + " 1 200,50 € ou 30 quid",
+                    text[: len(text) // 2],
+                    redact(text),
+                ]
+            )
+        )
     return texts + variants + EDGE_CASES
 
 
@@ -52,6 +90,7 @@ CORPUS = _corpus()
 
 
 # ----------------------------------------------------------------------------------------- intent model
+
 
 def test_the_batch_scorer_gives_scikit_learns_probabilities(model):
     fast = model._all_probabilities(CORPUS)
@@ -81,7 +120,9 @@ def test_remembering_words_changes_no_score(model, monkeypatch):
 
 @pytest.mark.parametrize("ngram_range", [(1, 1), (1, 2), (1, 3), (2, 3), (3, 3)])
 def test_word_ngrams_are_scikit_learns(ngram_range):
-    vectorizer = TfidfVectorizer(analyzer="word", ngram_range=ngram_range, lowercase=False, token_pattern=r"(?u)\b\w+\b")
+    vectorizer = TfidfVectorizer(
+        analyzer="word", ngram_range=ngram_range, lowercase=False, token_pattern=r"(?u)\b\w+\b"
+    )
     analyse = vectorizer.build_analyzer()
     tokens = re.compile(vectorizer.token_pattern).findall
     for text in map(normalise_text, CORPUS[:500] + EDGE_CASES):
@@ -95,13 +136,24 @@ def test_a_differently_built_pipeline_is_still_scored_right():
 
     texts = [normalise_text(t) for t in CORPUS[:400]]
     labels = [i % 4 for i in range(len(texts))]
-    pipeline = Pipeline([
-        ("features", FeatureUnion([
-            ("words", TfidfVectorizer(ngram_range=(1, 2), stop_words=["le", "the"], sublinear_tf=False)),
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=True, sublinear_tf=True)),
-        ], transformer_weights={"words": 0.5, "chars": 3.0})),
-        ("classifier", LogisticRegression(max_iter=2000)),
-    ]).fit(texts, labels)
+    pipeline = Pipeline(
+        [
+            (
+                "features",
+                FeatureUnion(
+                    [
+                        ("words", TfidfVectorizer(ngram_range=(1, 2), stop_words=["le", "the"], sublinear_tf=False)),
+                        (
+                            "chars",
+                            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), lowercase=True, sublinear_tf=True),
+                        ),
+                    ],
+                    transformer_weights={"words": 0.5, "chars": 3.0},
+                ),
+            ),
+            ("classifier", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(texts, labels)
     scorer = _FastScorer(pipeline)
     assert not any(block._per_word or block._tokens for block in scorer._blocks)
     queries = [t.upper() for t in texts[:100]] + texts[100:200] + ["", "ÉTÉ Été été"]
@@ -119,13 +171,19 @@ def test_predict_batch_is_predict_one_by_one_and_takes_folded_texts(model):
 
 # ------------------------------------------------------------------------------------------- whole turn
 
+
 def test_classify_batch_is_the_same_in_batches_of_1_7_and_200(model, catalogue):
     rng = random.Random(7)
     # Languages as intake sets them, and some unset (detected here) or not served.
     messages = [(text, rng.choice(["fr", "en", "fr", "en", "es", None])) for text in CORPUS[:300] + CORPUS[-200:]]
-    by_size = {size: [result for start in range(0, len(messages), size)
-                      for result in classify_batch(messages[start:start + size], model, catalogue)]
-               for size in (1, 7, 200)}
+    by_size = {
+        size: [
+            result
+            for start in range(0, len(messages), size)
+            for result in classify_batch(messages[start : start + size], model, catalogue)
+        ]
+        for size in (1, 7, 200)
+    }
     assert by_size[1] == by_size[7] == by_size[200]
     assert by_size[1][:20] == [classify(text, hint, model, catalogue) for text, hint in messages[:20]]
     results = by_size[200]
@@ -134,6 +192,7 @@ def test_classify_batch_is_the_same_in_batches_of_1_7_and_200(model, catalogue):
 
 
 # --------------------------------------------------------------------------- sentiment and requests, plainly
+
 
 def _plain_tokens(text: str) -> list[str]:
     folded = re.sub(r"\bcannot\b", "can not", re.sub(r"n't\b", " not", fold(text)))
@@ -161,7 +220,7 @@ def _plain_asks_for_human(text: str) -> bool:
         return True
     for pattern in (*S._HUMAN_REQUEST, *S._MORE_REQUESTS):
         for match in pattern.finditer(folded):
-            clause = re.split(r"[.!?;,]", folded[:match.start()])[-1] + match.group(0)
+            clause = re.split(r"[.!?;,]", folded[: match.start()])[-1] + match.group(0)
             if not S._DECLINED.search(clause):
                 return True
     return False
@@ -193,16 +252,18 @@ def test_joined_patterns_match_where_one_of_them_does():
 def test_shortcuts_of_shouting_bursts_amounts_and_cues_change_nothing():
     for text in CORPUS + [t.upper() for t in CORPUS[:300]]:
         assert S._shouting(text) == _plain_shouting(text), text
-        assert S._exclamation_burst(text) == (bool(re.search(r"!\s*!\s*!", text))
-                                              or len(re.findall(r"!\s*!", text)) >= 2)
+        assert S._exclamation_burst(text) == (
+            bool(re.search(r"!\s*!\s*!", text)) or len(re.findall(r"!\s*!", text)) >= 2
+        )
         assert S._question_burst(text) == bool(re.search(r"\?\s*\?\s*\?|\?\s*!|!\s*\?", text))
         if not re.search(r"\d", text):
             assert S._AMOUNT.search(text) is None and S.extract_amount(text) is None
         tokens = S._tokens(text)
         for langs in [(lang,) for lang in SUPPORTED_LANGUAGES] + [SUPPORTED_LANGUAGES]:
             keys = (*langs, S._ANY_LANGUAGE)
-            assert (S._find_cues(tokens, [S._MERGED_LEXICONS[keys]])
-                    == S._find_cues(tokens, [S._LEXICON[key] for key in keys])), text
+            assert S._find_cues(tokens, [S._MERGED_LEXICONS[keys]]) == S._find_cues(
+                tokens, [S._LEXICON[key] for key in keys]
+            ), text
 
 
 def test_analyse_message_is_sentiment_and_request_together():

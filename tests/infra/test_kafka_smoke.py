@@ -60,21 +60,20 @@ async def test_keyed_messages_keep_order_per_key(kafka_bootstrap):
     await create_topic(kafka_bootstrap, topic)
     keys, per_key = [f"call-{i}" for i in range(6)], 25
 
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all"
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True, acks="all")
     await producer.start()
     try:
         sends = [
-            await producer.send(topic, key=k.encode(), value=str(seq).encode())
-            for seq in range(per_key) for k in keys
+            await producer.send(topic, key=k.encode(), value=str(seq).encode()) for seq in range(per_key) for k in keys
         ]
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
 
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -99,8 +98,11 @@ async def test_consumer_group_splits_partitions_and_honours_commits(kafka_bootst
 
     def member() -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            topic, bootstrap_servers=kafka_bootstrap, group_id=group,
-            auto_offset_reset="earliest", enable_auto_commit=False,
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
             # Members learn of a rebalance by heartbeat; the 3 s default slows the test.
             heartbeat_interval_ms=300,
         )
@@ -162,9 +164,7 @@ async def test_consumer_group_splits_partitions_and_honours_commits(kafka_bootst
 async def test_transactions_hide_aborted_records(kafka_bootstrap):
     topic, group = unique("smoke-txn"), unique("txn-group")
     await create_topic(kafka_bootstrap, topic)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, transactional_id=unique("txn")
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=unique("txn"))
     await producer.start()
     try:
         async with producer.transaction():
@@ -183,8 +183,11 @@ async def test_transactions_hide_aborted_records(kafka_bootstrap):
 
     async def read(isolation: str) -> list[str]:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False, isolation_level=isolation,
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            isolation_level=isolation,
         )
         await consumer.start()
         try:
@@ -229,7 +232,9 @@ async def test_compacted_topic(kafka_bootstrap):
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -249,8 +254,12 @@ async def test_faust_agent_counts_into_table(kafka_bootstrap):
     # topics must exist already because the broker does not auto-create topics.
     await create_topic(kafka_bootstrap, f"{app_id}-events")
     app = faust.App(
-        app_id, broker=f"kafka://{kafka_bootstrap}", store="memory://", web_enabled=False,
-        topic_partitions=3, topic_replication_factor=1,
+        app_id,
+        broker=f"kafka://{kafka_bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=3,
+        topic_replication_factor=1,
     )
     topic = app.topic(f"{app_id}-events", key_type=str, value_type=str)
     counts = app.Table("counts", default=int)
@@ -291,7 +300,9 @@ async def test_faust_agent_counts_into_table(kafka_bootstrap):
         await admin.close()
     assert policy == "compact"
     consumer = AIOKafkaConsumer(
-        changelog, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+        changelog,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()

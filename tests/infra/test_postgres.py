@@ -55,8 +55,7 @@ async def test_migrate_once_each_in_order_and_concurrently_safe(postgres_dsn, tm
         conn = await asyncpg.connect(dsn)
         try:
             assert await conn.fetchval("SELECT count(*) FROM t") == 2
-            assert await conn.fetchval(
-                "SELECT count(*) FROM schema_migrations WHERE version = '0003_bad'") == 0
+            assert await conn.fetchval("SELECT count(*) FROM schema_migrations WHERE version = '0003_bad'") == 0
         finally:
             await conn.close()
     finally:

@@ -46,24 +46,28 @@ def otlp():
 def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
     asyncio.run(prepare(kafka_bootstrap, postgres_dsn))
     ports = {name: free_port() for name in ("kafka", "kafka_controller", "postgres", *SERVICES)}
-    s = Stack(tmp_path_factory.mktemp("stack"), ports, extra_env={
-        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
-        "OTEL_EXPORTER_OTLP_INSECURE": "true",
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-        "OTEL_TRACES_SAMPLER": "parentbased_always_on",  # every conversation traced whole (shipped default: a share)
-        "RELAIS_LOG_LEVEL": "INFO",
-        "RELAIS_SERVICE_TOKEN": SERVICE_TOKEN,
-        # Short routing timings so offers time out, overflow and wrap-up happen within a test.
-        "RELAIS_ROUTING_TICK_SECONDS": "0.2",
-        "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "3",
-        "RELAIS_ROUTING_OVERFLOW_SECONDS": "2,4",
-        "RELAIS_ROUTING_WRAP_UP_SECONDS": "0.5",
-        "RELAIS_ROUTING_DEFAULT_HANDLE_SECONDS": "2",  # expected waits, hence callbacks' due times, of seconds
-        "RELAIS_ROUTING_RECONNECT_SECONDS": str(RECONNECT_SECONDS),
-        "RELAIS_ROUTING_CENTER": "{time_zone: Europe/Paris}",  # no opening hours: never closed, whatever the test's time
-        "RELAIS_ALERT_SECONDS": "1",  # analytics checks the windows touched for alerts every second,
-        "RELAIS_ALERT_SETTLE_SECONDS": "4",  # once nothing new came for them for 4 s
-    })
+    s = Stack(
+        tmp_path_factory.mktemp("stack"),
+        ports,
+        extra_env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_TRACES_SAMPLER": "parentbased_always_on",  # every conversation traced whole (shipped default: a share)
+            "RELAIS_LOG_LEVEL": "INFO",
+            "RELAIS_SERVICE_TOKEN": SERVICE_TOKEN,
+            # Short routing timings so offers time out, overflow and wrap-up happen within a test.
+            "RELAIS_ROUTING_TICK_SECONDS": "0.2",
+            "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "3",
+            "RELAIS_ROUTING_OVERFLOW_SECONDS": "2,4",
+            "RELAIS_ROUTING_WRAP_UP_SECONDS": "0.5",
+            "RELAIS_ROUTING_DEFAULT_HANDLE_SECONDS": "2",  # expected waits, hence callbacks' due times, of seconds
+            "RELAIS_ROUTING_RECONNECT_SECONDS": str(RECONNECT_SECONDS),
+            "RELAIS_ROUTING_CENTER": "{time_zone: Europe/Paris}",  # no opening hours: never closed, whatever the test's time
+            "RELAIS_ALERT_SECONDS": "1",  # analytics checks the windows touched for alerts every second,
+            "RELAIS_ALERT_SETTLE_SECONDS": "4",  # once nothing new came for them for 4 s
+        },
+    )
     s.use_infra(kafka_bootstrap, postgres_dsn)
     s.start_services()
     yield s
@@ -107,8 +111,10 @@ async def reply_of_type(replies, conversation_id: str, event_type: str, timeout:
             await asyncio.sleep(0.05)
 
 
-ALL_SKILLS = {skill: 5 for skill in ("general", "orders", "billing", "cards", "accounts", "retention", "complaints",
-                                     "conflict_handling")}
+ALL_SKILLS = {
+    skill: 5
+    for skill in ("general", "orders", "billing", "cards", "accounts", "retention", "complaints", "conflict_handling")
+}
 
 
 class AgentSession:
@@ -124,10 +130,16 @@ class AgentSession:
     async def __aenter__(self):
         self.channel = grpc.aio.insecure_channel(self.addr)
         self.stub = desk_grpc.AgentDeskStub(self.channel)
-        reply = await self.stub.SignIn(desk.SignInRequest(
-            agent_id=self.agent_id, languages=self.languages, skills=self.skills, capacity=self.capacity,
-            skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in self.levels.items()]),
-            metadata=service_metadata())  # what the agents' front end does
+        reply = await self.stub.SignIn(
+            desk.SignInRequest(
+                agent_id=self.agent_id,
+                languages=self.languages,
+                skills=self.skills,
+                capacity=self.capacity,
+                skill_levels=[desk.SkillLevel(skill=s, level=n) for s, n in self.levels.items()],
+            ),
+            metadata=service_metadata(),
+        )  # what the agents' front end does
         self.token = reply.token
         self.auth = [("authorization", f"Bearer {reply.token}")]
         self.stream = self.stub.Subscribe(desk.SubscribeRequest(), metadata=self.auth)
@@ -161,7 +173,9 @@ class AgentSession:
                     return event.offer
                 try:  # a leftover's offer may have timed out meanwhile
                     await self.stub.Accept(desk.AcceptRequest(task_id=event.offer.task_id), metadata=self.auth)
-                    await self.stub.Close(desk.CloseRequest(task_id=event.offer.task_id, disposition="test-cleanup"), metadata=self.auth)
+                    await self.stub.Close(
+                        desk.CloseRequest(task_id=event.offer.task_id, disposition="test-cleanup"), metadata=self.auth
+                    )
                 except grpc.aio.AioRpcError:
                     pass
 

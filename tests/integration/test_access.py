@@ -30,11 +30,19 @@ def protected_calls(stack):
     """(service, a call on a stub over `channel`) for each protected API of the running stack."""
     return [
         ("analytics", lambda ch, **kw: analytics_pb2_grpc.AnalyticsStub(ch).GetKpis(analytics_pb2.KpiRequest(), **kw)),
-        ("lookup", lambda ch, **kw: lookup_pb2_grpc.EnterpriseLookupStub(ch).GetOpeningHours(
-            lookup_pb2.OpeningHoursRequest(), **kw)),
+        (
+            "lookup",
+            lambda ch, **kw: lookup_pb2_grpc.EnterpriseLookupStub(ch).GetOpeningHours(
+                lookup_pb2.OpeningHoursRequest(), **kw
+            ),
+        ),
         # An agent in a language no conversation has, so that it is never offered other tests' work.
-        ("routing", lambda ch, **kw: desk_grpc.AgentDeskStub(ch).SignIn(
-            desk.SignInRequest(agent_id="access-test-agent", languages=["zz"]), **kw)),
+        (
+            "routing",
+            lambda ch, **kw: desk_grpc.AgentDeskStub(ch).SignIn(
+                desk.SignInRequest(agent_id="access-test-agent", languages=["zz"]), **kw
+            ),
+        ),
     ]
 
 
@@ -43,9 +51,11 @@ async def test_lookup_analytics_and_sign_in_refuse_calls_without_the_right_servi
     call = dict(protected_calls(stack))[service]
     addr = f"127.0.0.1:{stack.ports[service]}"
     async with grpc.aio.insecure_channel(addr) as channel:
-        for metadata, says in (([], "needs a service token"),
-                               ([("authorization", "Bearer not-the-token")], "invalid service token"),
-                               ([("authorization", f"Basic {SERVICE_TOKEN}")], "must be 'Bearer")):
+        for metadata, says in (
+            ([], "needs a service token"),
+            ([("authorization", "Bearer not-the-token")], "invalid service token"),
+            ([("authorization", f"Basic {SERVICE_TOKEN}")], "must be 'Bearer"),
+        ):
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await call(channel, metadata=metadata, timeout=10)
             assert error.value.code() == UNAUTHENTICATED, metadata
@@ -65,7 +75,9 @@ async def test_lookup_analytics_and_sign_in_refuse_calls_without_the_right_servi
 @pytest.mark.parametrize("service", ["analytics", "lookup"])
 async def test_health_checks_need_no_token(stack, service):
     async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports[service]}") as channel:
-        assert (await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)).status == SERVING
+        assert (
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        ).status == SERVING
 
 
 class Analytics(analytics_pb2_grpc.AnalyticsServicer):
@@ -78,8 +90,9 @@ def register(server):
 
 
 async def start_server(env, token="tls-test-token") -> grpcserver.GrpcServer:
-    server = grpcserver.GrpcServer("127.0.0.1:0", ["relais.v1.Analytics"], register, token=token,
-                                   credentials=grpcserver.server_credentials(env))
+    server = grpcserver.GrpcServer(
+        "127.0.0.1:0", ["relais.v1.Analytics"], register, token=token, credentials=grpcserver.server_credentials(env)
+    )
     await server.start()
     await server.set_serving(True)
     return server
@@ -92,7 +105,9 @@ async def health(channel, timeout=5):
 async def test_a_tls_server_refuses_plaintext_and_serves_clients_trusting_its_ca(tmp_path):
     certs = make_certs(tmp_path / "certs")
     other_ca = make_certs(tmp_path / "other")["ca.pem"]
-    server = await start_server({"RELAIS_TLS_CERT": str(certs["server.pem"]), "RELAIS_TLS_KEY": str(certs["server.key"])})
+    server = await start_server(
+        {"RELAIS_TLS_CERT": str(certs["server.pem"]), "RELAIS_TLS_KEY": str(certs["server.key"])}
+    )
     addr = f"127.0.0.1:{server.port}"
     try:
         assert server.tls
@@ -111,13 +126,19 @@ async def test_a_tls_server_refuses_plaintext_and_serves_clients_trusting_its_ca
                 await analytics_pb2_grpc.AnalyticsStub(anonymous).GetKpis(analytics_pb2.KpiRequest(), timeout=5)
             assert error.value.code() == UNAUTHENTICATED
         async with grpcserver.channel(addr, "tls-test-token", env=tls_env) as client:
-            assert await analytics_pb2_grpc.AnalyticsStub(client).GetKpis(analytics_pb2.KpiRequest(), timeout=5) == analytics_pb2.KpiReply()
+            assert (
+                await analytics_pb2_grpc.AnalyticsStub(client).GetKpis(analytics_pb2.KpiRequest(), timeout=5)
+                == analytics_pb2.KpiReply()
+            )
 
         # The stack's readiness probe (make up) speaks TLS when RELAIS_TLS_CA is set.
         from infra.stack import Stack
 
-        stack = Stack(tmp_path / "stack", {"kafka": 1, "kafka_controller": 2, "postgres": 3, "analytics": server.port},
-                      extra_env=tls_env | {"RELAIS_SERVICE_TOKEN": "x"})
+        stack = Stack(
+            tmp_path / "stack",
+            {"kafka": 1, "kafka_controller": 2, "postgres": 3, "analytics": server.port},
+            extra_env=tls_env | {"RELAIS_SERVICE_TOKEN": "x"},
+        )
         await asyncio.to_thread(stack.wait_healthy, ["analytics"], 10)
     finally:
         await server.stop(0)
@@ -125,16 +146,24 @@ async def test_a_tls_server_refuses_plaintext_and_serves_clients_trusting_its_ca
 
 async def test_mutual_tls_requires_a_client_certificate_from_the_ca(tmp_path):
     certs = make_certs(tmp_path / "certs")
-    server = await start_server({"RELAIS_TLS_CERT": str(certs["server.pem"]), "RELAIS_TLS_KEY": str(certs["server.key"]),
-                                 "RELAIS_TLS_CLIENT_CA": str(certs["ca.pem"])})
+    server = await start_server(
+        {
+            "RELAIS_TLS_CERT": str(certs["server.pem"]),
+            "RELAIS_TLS_KEY": str(certs["server.key"]),
+            "RELAIS_TLS_CLIENT_CA": str(certs["ca.pem"]),
+        }
+    )
     addr = f"127.0.0.1:{server.port}"
     try:
         async with grpcserver.channel(addr, env={"RELAIS_TLS_CA": str(certs["ca.pem"])}) as no_certificate:
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await health(no_certificate)
             assert error.value.code() == grpc.StatusCode.UNAVAILABLE
-        env = {"RELAIS_TLS_CA": str(certs["ca.pem"]), "RELAIS_TLS_CLIENT_CERT": str(certs["client.pem"]),
-               "RELAIS_TLS_CLIENT_KEY": str(certs["client.key"])}
+        env = {
+            "RELAIS_TLS_CA": str(certs["ca.pem"]),
+            "RELAIS_TLS_CLIENT_CERT": str(certs["client.pem"]),
+            "RELAIS_TLS_CLIENT_KEY": str(certs["client.key"]),
+        }
         async with grpcserver.channel(addr, env=env) as client:
             assert await health(client) == SERVING
     finally:
@@ -169,10 +198,15 @@ class SaslBroker:
             def _write_config_files(self):
                 props = super()._write_config_files()
                 users = " ".join(f'user_{u}="{p}"' for u, p in SaslBroker.USERS.items())
-                jaas = ('org.apache.kafka.common.security.plain.PlainLoginModule required '
-                        f'username="admin" password="admin-secret" {users};')
-                lines = [line for line in props.read_text().splitlines()
-                         if not line.startswith(("listeners=", "advertised.listeners=", "listener.security.protocol.map="))]
+                jaas = (
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f'username="admin" password="admin-secret" {users};'
+                )
+                lines = [
+                    line
+                    for line in props.read_text().splitlines()
+                    if not line.startswith(("listeners=", "advertised.listeners=", "listener.security.protocol.map="))
+                ]
                 lines += [
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
                     f"CONTROLLER://127.0.0.1:{self.controller_port}",
@@ -236,8 +270,12 @@ async def test_a_service_process_started_with_tls_serves_only_tls_clients_with_t
     from infra.stack import Stack
 
     certs = make_certs(tmp_path / "certs")
-    env = {"RELAIS_TLS_CERT": str(certs["server.pem"]), "RELAIS_TLS_KEY": str(certs["server.key"]),
-           "RELAIS_TLS_CA": str(certs["ca.pem"]), "RELAIS_SERVICE_TOKEN": "tls-stack-token"}
+    env = {
+        "RELAIS_TLS_CERT": str(certs["server.pem"]),
+        "RELAIS_TLS_KEY": str(certs["server.key"]),
+        "RELAIS_TLS_CA": str(certs["ca.pem"]),
+        "RELAIS_SERVICE_TOKEN": "tls-stack-token",
+    }
     tls_stack = Stack(tmp_path / "stack", dict(stack.ports) | {"lookup": free_port()}, extra_env=env)
     tls_stack.use_infra(stack.bootstrap, stack.dsn)
     await asyncio.to_thread(tls_stack.start_services, ["lookup"], 60)  # its health check speaks TLS

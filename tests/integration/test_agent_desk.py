@@ -38,7 +38,9 @@ async def start_routing(stack) -> None:
 async def turns_stored(db, conversation_id: str, n: int) -> pb.ConversationContext:
     """The task's context once it holds n turns (routing took the customer's message)."""
     async with asyncio.timeout(30):
-        while len((ctx := pb.ConversationContext.FromString((await task_of(db, conversation_id))["context"])).turns) < n:
+        while (
+            len((ctx := pb.ConversationContext.FromString((await task_of(db, conversation_id))["context"])).turns) < n
+        ):
             await asyncio.sleep(0.1)
     return ctx
 
@@ -73,7 +75,8 @@ def spoken(lines) -> list[tuple[str, str]]:
 
 
 async def test_an_agent_keeps_its_conversation_across_a_routing_restart_and_no_offer_goes_to_a_dead_desk(
-        stack, producer, replies, db, agent_session, language):
+    stack, producer, replies, db, agent_session, language
+):
     ctx = context(f"kept-{language}", language, text="My parcel is late")
     async with agent_session(f"kept-{language}", languages=[language], capacity={"chat": 2}) as agent:
         await hand_off(producer, ctx)
@@ -82,7 +85,9 @@ async def test_an_agent_keeps_its_conversation_across_a_routing_restart_and_no_o
         await agent.next_event("assignment")  # as it was accepted, on the stream about to drop
 
         await stop_routing(stack)
-        await customer_writes(producer, ctx.conversation_id, "Hello? Are you still there?", language)  # while it is down
+        await customer_writes(
+            producer, ctx.conversation_id, "Hello? Are you still there?", language
+        )  # while it is down
         await start_routing(stack)
         restarted = time.monotonic()
         await turns_stored(db, ctx.conversation_id, 2)
@@ -96,10 +101,14 @@ async def test_an_agent_keeps_its_conversation_across_a_routing_restart_and_no_o
         await agent.resubscribe()
         assignment = await agent.next_event("assignment")
         assert assignment.task_id == offer.task_id
-        assert spoken(assignment.transcript) == [("customer", "My parcel is late"),
-                                                 ("customer", "Hello? Are you still there?")]
+        assert spoken(assignment.transcript) == [
+            ("customer", "My parcel is late"),
+            ("customer", "Hello? Are you still there?"),
+        ]
         second = await agent.next_event("offer", timeout=10)
-        assert second.context.conversation_id == newcomer.conversation_id and time.monotonic() - subscribed < 5  # not the 30 s pass
+        assert (
+            second.context.conversation_id == newcomer.conversation_id and time.monotonic() - subscribed < 5
+        )  # not the 30 s pass
 
         # The reconnect window counted from the restart passes: the customer stays with this advisor.
         await asyncio.sleep(max(0.0, RECONNECT_SECONDS + 1 - (time.monotonic() - restarted)))
@@ -111,15 +120,19 @@ async def test_an_agent_keeps_its_conversation_across_a_routing_restart_and_no_o
         for task_id in (offer.task_id, second.task_id):
             if task_id == second.task_id:
                 await agent.stub.Accept(desk.AcceptRequest(task_id=task_id), metadata=agent.auth)
-            await agent.stub.Close(desk.CloseRequest(task_id=task_id, disposition="resolved", resolved=True),
-                                   metadata=agent.auth)
+            await agent.stub.Close(
+                desk.CloseRequest(task_id=task_id, disposition="resolved", resolved=True), metadata=agent.auth
+            )
 
 
 async def test_an_agent_without_a_stream_gets_no_offer_until_it_subscribes(producer, replies, db, stack, language):
     async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports['routing']}") as channel:
         stub = desk_grpc.AgentDeskStub(channel)
-        token = (await stub.SignIn(desk.SignInRequest(agent_id=f"streamless-{language}", languages=[language]),
-                                   metadata=service_metadata())).token  # signed in, no Subscribe yet
+        token = (
+            await stub.SignIn(
+                desk.SignInRequest(agent_id=f"streamless-{language}", languages=[language]), metadata=service_metadata()
+            )
+        ).token  # signed in, no Subscribe yet
         auth = [("authorization", f"Bearer {token}")]
         ctx = context(f"streamless-{language}", language)
         task = await handed_off_and_left_queued(producer, replies, db, ctx)
@@ -150,19 +163,28 @@ async def test_a_re_offer_of_the_same_task_is_pushed_with_its_expiry(producer, d
         assert again.expires_at.ToSeconds() > time.time()
 
         await agent.stub.Accept(desk.AcceptRequest(task_id=first.task_id), metadata=agent.auth)
-        await agent.stub.Transfer(desk.TransferRequest(task_id=first.task_id, queue="billing", note="refund agreed"),
-                                  metadata=agent.auth)
+        await agent.stub.Transfer(
+            desk.TransferRequest(task_id=first.task_id, queue="billing", note="refund agreed"), metadata=agent.auth
+        )
         transferred = await agent.next_event("offer", timeout=5)
         assert (transferred.task_id, transferred.note) == (first.task_id, "refund agreed")
         assert transferred.expires_at.ToNanoseconds() > again.expires_at.ToNanoseconds()
         await agent.stub.Reject(desk.RejectRequest(task_id=first.task_id), metadata=agent.auth)
     steps = [kind for kind, _ in await events_of(db, first.task_id)]
-    assert [s for s in steps if s != "overflow"][:7] == ["queued", "offered", "rejected", "offered", "accepted",
-                                                         "transferred", "offered"]
+    assert [s for s in steps if s != "overflow"][:7] == [
+        "queued",
+        "offered",
+        "rejected",
+        "offered",
+        "accepted",
+        "transferred",
+        "offered",
+    ]
 
 
 async def test_the_customer_of_an_agent_who_does_not_come_back_is_requeued_first_and_told(
-        producer, replies, db, agent_session, language):
+    producer, replies, db, agent_session, language
+):
     ctx = context(f"lost-{language}", language)
     async with agent_session(f"lost-{language}", languages=[language]) as lost:
         await hand_off(producer, ctx)
@@ -179,12 +201,25 @@ async def test_the_customer_of_an_agent_who_does_not_come_back_is_requeued_first
         async with agent_session(f"next-{language}", languages=[language], capacity={"chat": 1}) as following:
             first = await following.next_event("offer")  # ahead of the newcomer
             assert first.task_id == offer.task_id and first.note == "the previous advisor was disconnected"
-        lost.auth = [("authorization", "Bearer " + (await lost.stub.SignIn(desk.SignInRequest(  # for its SignOut on exit
-            agent_id=lost.agent_id, languages=[language]), metadata=service_metadata())).token)]
+        lost.auth = [
+            (
+                "authorization",
+                "Bearer "
+                + (
+                    await lost.stub.SignIn(
+                        desk.SignInRequest(  # for its SignOut on exit
+                            agent_id=lost.agent_id, languages=[language]
+                        ),
+                        metadata=service_metadata(),
+                    )
+                ).token,
+            )
+        ]
 
 
 async def test_the_next_advisor_reads_the_conversation_as_it_happened_with_the_first_advisors_replies(
-        producer, replies, db, agent_session, language):
+    producer, replies, db, agent_session, language
+):
     ctx = context(f"story-{language}", language, text="Where is my order?")
     async with agent_session(f"first-{language}", languages=[language]) as first:
         await hand_off(producer, ctx)
@@ -195,15 +230,18 @@ async def test_the_next_advisor_reads_the_conversation_as_it_happened_with_the_f
         await customer_writes(producer, ctx.conversation_id, "Thanks, it is CMD-123456", language)
         stored = await turns_stored(db, ctx.conversation_id, 2)
         assert [(m.reply_id, m.agent_id, m.after_turn_id) for m in stored.advisor_messages] == [
-            (reply.reply_id, first.agent_id, ctx.turns[0].turn_id)]
+            (reply.reply_id, first.agent_id, ctx.turns[0].turn_id)
+        ]
     sent = await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_AGENT)
     assert (sent["id"], sent["data"]["text"]) == (reply.reply_id, said)  # the customer gets it as written
     async with agent_session(f"second-{language}", languages=[language]) as second:  # the first signed out: requeued
         again = await second.next_event("offer")
         assert again.task_id == offer.task_id
-        assert spoken(again.transcript) == [("customer", "Where is my order?"),
-                                            ("advisor", "Hello, I am checking your order. My direct line: [PHONE]."),
-                                            ("customer", "Thanks, it is CMD-123456")]
+        assert spoken(again.transcript) == [
+            ("customer", "Where is my order?"),
+            ("advisor", "Hello, I am checking your order. My direct line: [PHONE]."),
+            ("customer", "Thanks, it is CMD-123456"),
+        ]
         assert again.transcript[1].agent_id == first.agent_id and again.transcript[1].HasField("at")
         notice = await reply_with_status(replies, ctx.conversation_id, "requeued", 10)
         assert notice["data"]["text"] == requeued_notice(language, signed_out=True)
@@ -215,9 +253,19 @@ async def test_the_console_desk_reconnects_through_routing_restarts(stack, produ
     script = ConsoleScript()
     lines, said, shown = script.lines, script.said, script.shown
     agent_id = f"console-{language}"
-    desk_run = asyncio.create_task(console.run(f"127.0.0.1:{stack.ports['routing']}", agent_id, "Console", [language],
-                                               console.parse_skills("orders"), {"chat": 1}, script.typed(), said.append,
-                                               service_token=SERVICE_TOKEN))
+    desk_run = asyncio.create_task(
+        console.run(
+            f"127.0.0.1:{stack.ports['routing']}",
+            agent_id,
+            "Console",
+            [language],
+            console.parse_skills("orders"),
+            {"chat": 1},
+            script.typed(),
+            said.append,
+            service_token=SERVICE_TOKEN,
+        )
+    )
     await shown("signed in as")
     ctx = context(f"console-{language}", language, text="My parcel is late")
     await hand_off(producer, ctx)
@@ -254,7 +302,9 @@ async def test_the_console_desk_reconnects_through_routing_restarts(stack, produ
     assert (task["status"], task["agent_id"]) == ("closed", agent_id)
 
 
-async def test_the_history_gives_the_intent_the_bot_understood(producer, replies, agent_session, language, conversation_id):
+async def test_the_history_gives_the_intent_the_bot_understood(
+    producer, replies, agent_session, language, conversation_id
+):
     from relais.demo import send_message
 
     customer = {"id": f"cust-{conversation_id}", "language": "en"}
@@ -267,4 +317,5 @@ async def test_the_history_gives_the_intent_the_bot_understood(producer, replies
         offer = await agent.next_event("offer")
         history = await agent.stub.GetCustomerHistory(desk.HistoryRequest(task_id=offer.task_id), metadata=agent.auth)
         assert [(c.conversation_id, c.outcome, c.intent) for c in history.conversations] == [
-            (f"{conversation_id}-before", "bot_answered", answered["data"]["intent"])]
+            (f"{conversation_id}-before", "bot_answered", answered["data"]["intent"])
+        ]

@@ -28,7 +28,9 @@ from tests.integration.test_walking_skeleton import dead_letters
 
 # A busy first day, then one where the bot "contains" more while its customers are less satisfied.
 BEFORE = traffic.Day(contained=30, bot_csat=(5, 4, 5, 4, 3), waits=(5, 8, 12, 15, 18, 10, 25))
-OVER_AUTOMATED = traffic.Day(contained=45, false_contained=9, bot_csat=(2, 3, 5, 2, 1), waits=(5, 8, 30, 45, 60, 12, 90))
+OVER_AUTOMATED = traffic.Day(
+    contained=45, false_contained=9, bot_csat=(2, 3, 5, 2, 1), waits=(5, 8, 30, 45, 60, 12, 90)
+)
 STEADY = traffic.Day(contained=30, bot_csat=(5, 4, 5, 4, 3), waits=(5, 8, 12, 15, 18, 10, 6))
 
 
@@ -55,12 +57,15 @@ async def ingest(stack, producer, db, generated: traffic.Traffic, timeout: float
     agent_events = sum(r.topic == topics.AGENT_EVENTS for r in generated.records)
     async with asyncio.timeout(timeout):
         while True:
-            stored = await db.fetchval("SELECT count(*) FROM kpi_outcomes WHERE conversation_id = ANY($1)",
-                                       generated.conversation_ids)
-            states = await db.fetchval("SELECT count(*) FROM kpi_agent_states WHERE at >= $1 AND at < $2",
-                                       generated.start, generated.end)
-            uses = await db.fetchval("SELECT count(*) FROM kpi_suggestions WHERE at >= $1 AND at < $2",
-                                     generated.start, generated.end)
+            stored = await db.fetchval(
+                "SELECT count(*) FROM kpi_outcomes WHERE conversation_id = ANY($1)", generated.conversation_ids
+            )
+            states = await db.fetchval(
+                "SELECT count(*) FROM kpi_agent_states WHERE at >= $1 AND at < $2", generated.start, generated.end
+            )
+            uses = await db.fetchval(
+                "SELECT count(*) FROM kpi_suggestions WHERE at >= $1 AND at < $2", generated.start, generated.end
+            )
             if stored == outcomes and states + uses == agent_events:
                 return
             await asyncio.sleep(0.2)
@@ -88,18 +93,31 @@ def check_row(row: api.Kpis, truth: dict) -> None:
     assert dict(row.handoff_reasons) == truth["handoff_reasons"]
     assert row.bot.interactions == truth["bot_interactions"]
     assert row.bot.csat_responses == truth["bot_csat_responses"]
-    for field, key in [("containment_rate", "containment_rate"), ("false_containment_rate", "false_containment_rate"),
-                       ("fcr", "fcr"), ("handoff_rate", "handoff_rate"), ("abandonment_rate", "abandonment_rate"),
-                       ("asa_seconds", "asa_seconds"), ("service_level", "service_level"), ("occupancy", "occupancy"),
-                       ("contacts_per_agent_hour", "contacts_per_agent_hour"),
-                       ("suggestion_acceptance", "suggestion_acceptance"), ("total_cost", "total_cost"),
-                       ("saving", "saving")]:
+    for field, key in [
+        ("containment_rate", "containment_rate"),
+        ("false_containment_rate", "false_containment_rate"),
+        ("fcr", "fcr"),
+        ("handoff_rate", "handoff_rate"),
+        ("abandonment_rate", "abandonment_rate"),
+        ("asa_seconds", "asa_seconds"),
+        ("service_level", "service_level"),
+        ("occupancy", "occupancy"),
+        ("contacts_per_agent_hour", "contacts_per_agent_hour"),
+        ("suggestion_acceptance", "suggestion_acceptance"),
+        ("total_cost", "total_cost"),
+        ("saving", "saving"),
+    ]:
         close(opt(row, field), truth[key], field)
-    for side, field, key in [("bot", "fcr", "bot_fcr"), ("human", "fcr", "human_fcr"), ("bot", "csat", "bot_csat"),
-                             ("human", "csat", "human_csat"), ("bot", "nps", "bot_nps"),
-                             ("human", "handling_seconds", "human_aht_seconds"),
-                             ("bot", "cost_per_contact", "bot_cost_per_contact"),
-                             ("human", "cost_per_contact", "human_cost_per_contact")]:
+    for side, field, key in [
+        ("bot", "fcr", "bot_fcr"),
+        ("human", "fcr", "human_fcr"),
+        ("bot", "csat", "bot_csat"),
+        ("human", "csat", "human_csat"),
+        ("bot", "nps", "bot_nps"),
+        ("human", "handling_seconds", "human_aht_seconds"),
+        ("bot", "cost_per_contact", "bot_cost_per_contact"),
+        ("human", "cost_per_contact", "human_cost_per_contact"),
+    ]:
         close(opt(getattr(row, side), field), truth[key], f"{side}.{field}")
 
 
@@ -136,7 +154,9 @@ async def test_every_kpi_equals_the_known_truth_of_generated_traffic(stack, over
     channel, stub = analytics_stub(stack.ports["analytics"])
     async with channel:
         reply = await stub.GetKpis(api.KpiRequest(window="day", **{"from": ts(generated.start)}, to=ts(generated.end)))
-        by_intent = await stub.GetKpis(api.KpiRequest(dimension="intent", **{"from": ts(generated.start)}, to=ts(generated.end)))
+        by_intent = await stub.GetKpis(
+            api.KpiRequest(dimension="intent", **{"from": ts(generated.start)}, to=ts(generated.end))
+        )
         whole = await stub.GetKpis(api.KpiRequest(**{"from": ts(generated.start)}, to=ts(generated.end)))
     assert [r.window_start for r in reply.rows] == list(generated.truth.days)
     for row in reply.rows:
@@ -145,14 +165,16 @@ async def test_every_kpi_equals_the_known_truth_of_generated_traffic(stack, over
     assert sum(d["false_contained"] for d in days) == 14  # counted, not assumed: 5 then 9 recontacts
     assert whole.rows[0].contacts == sum(d["contacts"] for d in days) == sum(r.contacts for r in by_intent.rows)
     assert whole.rows[0].false_contained == sum(r.false_contained for r in by_intent.rows) == 14
-    assert {r.dimension_value: (r.contacts, r.contained, r.false_contained, r.human.contacts) for r in by_intent.rows} \
-        == {intent: tuple(c.values()) for intent, c in generated.truth.by_intent.items()}
+    assert {
+        r.dimension_value: (r.contacts, r.contained, r.false_contained, r.human.contacts) for r in by_intent.rows
+    } == {intent: tuple(c.values()) for intent, c in generated.truth.by_intent.items()}
     assert set(generated.truth.by_intent) == set(traffic.INTENTS)
     assert reply.currency == "EUR" and reply.service_level_seconds == 20 and reply.recontact_days == 7
 
 
 async def test_over_automation_alert_fires_on_its_scenario_and_a_steady_one_stays_quiet(
-        stack, producer, db, over_automation, alerts_seen):
+    stack, producer, db, over_automation, alerts_seen
+):
     steady = traffic.generate([STEADY, STEADY], start=some_past_day(), seed=2)
     assert not steady.truth.alerts
     await ingest(stack, producer, db, steady)
@@ -163,8 +185,9 @@ async def test_over_automation_alert_fires_on_its_scenario_and_a_steady_one_stay
             await asyncio.sleep(0.2)
     await asyncio.sleep(3)  # three more checks: the steady days were ingested before, any alert of theirs is out
     for generated in (over_automation, steady):
-        raised = {a for a in alerts_seen
-                  if generated.start.isoformat() <= a.split("/", 1)[1] < generated.end.isoformat()}
+        raised = {
+            a for a in alerts_seen if generated.start.isoformat() <= a.split("/", 1)[1] < generated.end.isoformat()
+        }
         assert raised == generated.truth.alerts
         assert all(len(alerts_seen[a]) == 1 for a in raised)  # once each
     event = alerts_seen[next(a for a in expected if a.startswith("over_automation"))][0]
@@ -176,8 +199,15 @@ async def test_staffing_view_comes_from_the_measured_busiest_interval(stack, ove
     generated = over_automation
     channel, stub = analytics_stub(stack.ports["analytics"])
     async with channel:
-        plan = await stub.GetStaffing(api.StaffingRequest(target_level=0.8, target_seconds=20, peak_multiplier=3,
-                                                          **{"from": ts(generated.start)}, to=ts(generated.end)))
+        plan = await stub.GetStaffing(
+            api.StaffingRequest(
+                target_level=0.8,
+                target_seconds=20,
+                peak_multiplier=3,
+                **{"from": ts(generated.start)},
+                to=ts(generated.end),
+            )
+        )
     slots: dict[int, int] = {}  # 15-minute intervals from the start of the range -> hand-offs
     for record in generated.records:
         if record.topic != topics.OUTCOMES:
@@ -191,28 +221,40 @@ async def test_staffing_view_comes_from_the_measured_busiest_interval(stack, ove
     assert plan.calls_per_hour == per_hour
     expected = staffing.required_agents(per_hour, plan.aht_seconds, 0.8, 20)
     assert plan.recommended.agents == expected.agents >= 1
-    assert plan.peak.agents == staffing.required_agents(per_hour * 3, plan.aht_seconds, 0.8, 20).agents > expected.agents
+    assert (
+        plan.peak.agents == staffing.required_agents(per_hour * 3, plan.aht_seconds, 0.8, 20).agents > expected.agents
+    )
     assert plan.recommended.service_level >= 0.8 and len(plan.curve) >= 5
     assert "busiest 15-minute interval" in plan.basis
 
 
-async def test_surveys_enter_through_intake_redacted_and_bad_ones_are_dead_lettered(stack, producer, replies, db, conversation_id):
-    await send_message(producer, conversation_id, {"id": "cust-survey-1", "language": "en"}, "What are your opening hours?")
+async def test_surveys_enter_through_intake_redacted_and_bad_ones_are_dead_lettered(
+    stack, producer, replies, db, conversation_id
+):
+    await send_message(
+        producer, conversation_id, {"id": "cust-survey-1", "language": "en"}, "What are your opening hours?"
+    )
     answer = await reply_of_type(replies, conversation_id, cloudevents.REPLY_BOT)
     invitation = answer["data"]["survey"]
     assert invitation["type"] == cloudevents.CONTACT_SURVEY and (invitation["min"], invitation["max"]) == (1, 5)
     value, headers = cloudevents.contact_survey(conversation_id, 2, comment="Too slow, write to me at jo@example.com")
     await bus.publish(producer, [bus.Record(topics.CONTACT_EVENTS, conversation_id.encode(), value, headers)])
     async with asyncio.timeout(20):
-        while not (row := await db.fetchrow("SELECT * FROM kpi_outcomes WHERE conversation_id = $1 AND kind = 'survey'",
-                                            conversation_id)):
+        while not (
+            row := await db.fetchrow(
+                "SELECT * FROM kpi_outcomes WHERE conversation_id = $1 AND kind = 'survey'", conversation_id
+            )
+        ):
             await asyncio.sleep(0.2)
     assert (row["survey_scale"], row["survey_score"], row["customer_id"]) == ("csat", 2, "cust-survey-1")
     assert row["survey_comment"] == "Too slow, write to me at [EMAIL]"
 
     marker = uuid.uuid4().hex
-    for bad in (cloudevents.contact_survey(f"unknown-{marker}", 4), cloudevents.contact_survey(conversation_id, 9),
-                cloudevents.contact_survey(conversation_id, 11, scale="nps")):
+    for bad in (
+        cloudevents.contact_survey(f"unknown-{marker}", 4),
+        cloudevents.contact_survey(conversation_id, 9),
+        cloudevents.contact_survey(conversation_id, 11, scale="nps"),
+    ):
         await bus.publish(producer, [bus.Record(topics.CONTACT_EVENTS, marker.encode(), *bad)])
     reasons = [dict(r.headers)["dlq.reason"].decode() for r in await dead_letters(stack.bootstrap, marker.encode(), 3)]
     assert "survey for unknown conversation" in reasons[0]
@@ -220,18 +262,33 @@ async def test_surveys_enter_through_intake_redacted_and_bad_ones_are_dead_lette
 
 
 THEMES = {
-    "delivery": ["my parcel is late again, the delivery never came", "the delivery of my order is two weeks late",
-                 "ma livraison est en retard, le colis n'est jamais arrivé", "colis toujours pas livré, livraison en retard",
-                 "still waiting for the delivery of my parcel", "livraison en retard encore une fois"],
-    "card": ["my card is blocked and every payment is declined", "carte bloquée, paiement refusé au magasin",
-             "why is my card declined? it is blocked", "ma carte est bloquée depuis hier"],
+    "delivery": [
+        "my parcel is late again, the delivery never came",
+        "the delivery of my order is two weeks late",
+        "ma livraison est en retard, le colis n'est jamais arrivé",
+        "colis toujours pas livré, livraison en retard",
+        "still waiting for the delivery of my parcel",
+        "livraison en retard encore une fois",
+    ],
+    "card": [
+        "my card is blocked and every payment is declined",
+        "carte bloquée, paiement refusé au magasin",
+        "why is my card declined? it is blocked",
+        "ma carte est bloquée depuis hier",
+    ],
 }
 
 
 def verbatim_turn(text: str, at: datetime, handed_off_conversation: str | None = None) -> bus.Record:
     conversation = handed_off_conversation or f"verb-{uuid.uuid4().hex[:10]}"
-    turn = pb.Turn(turn_id=f"gen#{uuid.uuid4()}", conversation_id=conversation, seq=1, text=text, language="en",
-                   classification=pb.Classification(sentiment=pb.Sentiment(score=-0.7, anger=True)))
+    turn = pb.Turn(
+        turn_id=f"gen#{uuid.uuid4()}",
+        conversation_id=conversation,
+        seq=1,
+        text=text,
+        language="en",
+        classification=pb.Classification(sentiment=pb.Sentiment(score=-0.7, anger=True)),
+    )
     turn.sent_at.FromDatetime(at)
     return bus.Record(topics.CLASSIFIED_TURNS, conversation.encode(), turn.SerializeToString(), [])
 
@@ -241,48 +298,92 @@ async def test_irritants_group_redacted_verbatims_with_their_trend(stack, produc
     records = []
     for week, delivery_count in ((-2, 6), (-1, 12)):  # delivery complaints double; card ones stay
         for i in range(delivery_count):
-            records.append(verbatim_turn(THEMES["delivery"][i % 6] + f" (ref {i})", end + timedelta(weeks=week + 1, hours=-i - 1)
-                                         if week == -1 else end - timedelta(days=7, hours=i + 1)))
+            records.append(
+                verbatim_turn(
+                    THEMES["delivery"][i % 6] + f" (ref {i})",
+                    end + timedelta(weeks=week + 1, hours=-i - 1)
+                    if week == -1
+                    else end - timedelta(days=7, hours=i + 1),
+                )
+            )
         for i in range(6):
             text = THEMES["card"][i % 4] + (" — call me back at 06 12 34 56 78" if i == 0 else "")
-            records.append(verbatim_turn(text, end - timedelta(days=7 * -week - 7, hours=i + 1) if week == -1
-                                         else end - timedelta(days=7, hours=i + 30)))
+            records.append(
+                verbatim_turn(
+                    text,
+                    end - timedelta(days=7 * -week - 7, hours=i + 1)
+                    if week == -1
+                    else end - timedelta(days=7, hours=i + 30),
+                )
+            )
     await bus.publish(producer, records)
     async with asyncio.timeout(30):
-        while await db.fetchval("SELECT count(*) FROM kpi_verbatims WHERE at >= $1 AND at < $2",
-                                end - timedelta(days=14), end) < len(records):
+        while await db.fetchval(
+            "SELECT count(*) FROM kpi_verbatims WHERE at >= $1 AND at < $2", end - timedelta(days=14), end
+        ) < len(records):
             await asyncio.sleep(0.2)
     channel, stub = analytics_stub(stack.ports["analytics"])
     async with channel:
         found = await stub.GetIrritants(api.IrritantsRequest(to=ts(end)))
     assert found.verbatims == 18 and found.previous_verbatims == 12
-    delivery = [i for i in found.irritants if any(w in i.label for w in ("delivery", "livraison", "parcel", "colis", "late", "retard"))]
-    card = [i for i in found.irritants if any(w in i.label for w in ("card", "carte", "blocked", "bloquée", "declined"))]
+    delivery = [
+        i
+        for i in found.irritants
+        if any(w in i.label for w in ("delivery", "livraison", "parcel", "colis", "late", "retard"))
+    ]
+    card = [
+        i for i in found.irritants if any(w in i.label for w in ("card", "carte", "blocked", "bloquée", "declined"))
+    ]
     assert delivery and card, [i.label for i in found.irritants]
     assert sum(i.size for i in delivery) == 12 and sum(i.previous_size for i in delivery) == 6
     assert delivery[0].trend == pytest.approx(1.0)
     examples = " ".join(e for i in found.irritants for e in i.examples)
     assert "06 12 34 56 78" not in examples
-    assert await db.fetchval("SELECT count(*) FROM kpi_verbatims WHERE text LIKE '%[PHONE]%' AND at >= $1 AND at < $2",
-                             end - timedelta(days=14), end) == 2
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM kpi_verbatims WHERE text LIKE '%[PHONE]%' AND at >= $1 AND at < $2",
+            end - timedelta(days=14),
+            end,
+        )
+        == 2
+    )
 
 
 async def test_relais_report_writes_the_html_of_the_running_stack(stack, over_automation, db, tmp_path):
     out = tmp_path / "report.html"
     async with asyncio.timeout(30):  # the report shows the alerts analytics raised: wait until it has
-        while await db.fetchval("SELECT count(*) FROM kpi_alerts WHERE alert_id = ANY($1)",
-                                list(over_automation.truth.alerts)) < len(over_automation.truth.alerts):
+        while await db.fetchval(
+            "SELECT count(*) FROM kpi_alerts WHERE alert_id = ANY($1)", list(over_automation.truth.alerts)
+        ) < len(over_automation.truth.alerts):
             await asyncio.sleep(0.2)
     env = os.environ | stack.endpoints() | {"ANALYTICS_GRPC_ADDR": f"127.0.0.1:{stack.ports['analytics']}"}
-    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "relais.cli", "report", "--out", str(out),
-                                   "--to", over_automation.end.isoformat(), "--days", "2"],
-                                   env=env, capture_output=True, text=True, timeout=120)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "relais.cli",
+            "report",
+            "--out",
+            str(out),
+            "--to",
+            over_automation.end.isoformat(),
+            "--days",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     html = out.read_text()
     data = json.loads(html.split('id="report-data">', 1)[1].split("</script>", 1)[0])
     days = over_automation.truth.days
     assert [s["window_start"] for s in data["series"]] == list(days)
-    assert [s["bot"]["containment"] for s in data["series"]] == pytest.approx([d["containment_rate"] for d in days.values()])
+    assert [s["bot"]["containment"] for s in data["series"]] == pytest.approx(
+        [d["containment_rate"] for d in days.values()]
+    )
     assert {f"{a['kind']}/{a['window_start']}" for a in data["alerts"]} == over_automation.truth.alerts
     assert data["staffing"]["recommended"]["agents"] >= 1 and len(data["staffing"]["curve"]) >= 5
     assert data["totals"]["bot"]["contacts"] == sum(d["bot_contacts"] for d in days.values())
@@ -296,16 +397,26 @@ async def test_replaying_the_log_into_an_empty_store_gives_the_same_numbers(stac
     dsn = stack.dsn.rsplit("/", 1)[0] + f"/{name}"
     await migrate(dsn)
     port = free_port()
-    env = stack.service_env("analytics") | {"DATABASE_URL": dsn, "RELAIS_CONSUMER_GROUP": f"relais-analytics-{name}",
-                                            "ANALYTICS_GRPC_ADDR": f"127.0.0.1:{port}"}
+    env = stack.service_env("analytics") | {
+        "DATABASE_URL": dsn,
+        "RELAIS_CONSUMER_GROUP": f"relais-analytics-{name}",
+        "ANALYTICS_GRPC_ADDR": f"127.0.0.1:{port}",
+    }
     log = open(tmp_path / "replay.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "relais.analytics"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relais.analytics"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         generated = over_automation
-        requests = [api.KpiRequest(window="day", **{"from": ts(generated.start)}, to=ts(generated.end)),
-                    api.KpiRequest(dimension="channel", **{"from": ts(generated.start)}, to=ts(generated.end)),
-                    api.KpiRequest(window="hour", **{"from": ts(generated.start)}, to=ts(generated.end))]
+        requests = [
+            api.KpiRequest(window="day", **{"from": ts(generated.start)}, to=ts(generated.end)),
+            api.KpiRequest(dimension="channel", **{"from": ts(generated.start)}, to=ts(generated.end)),
+            api.KpiRequest(window="hour", **{"from": ts(generated.start)}, to=ts(generated.end)),
+        ]
         live_channel, live = analytics_stub(stack.ports["analytics"])
         replay_channel, replay = analytics_stub(port)
         async with live_channel, replay_channel:
@@ -323,9 +434,13 @@ async def test_replaying_the_log_into_an_empty_store_gives_the_same_numbers(stac
         fresh = await asyncpg.connect(dsn)
         try:  # the replayed store raises the same alerts (same ids, so consumers can drop the repeats)
             async with asyncio.timeout(30):
-                while len(raised := await fresh.fetch("SELECT alert_id FROM kpi_alerts WHERE window_start >= $1"
-                                                      " AND window_start < $2", generated.start, generated.end)) \
-                        < len(generated.truth.alerts):
+                while len(
+                    raised := await fresh.fetch(
+                        "SELECT alert_id FROM kpi_alerts WHERE window_start >= $1 AND window_start < $2",
+                        generated.start,
+                        generated.end,
+                    )
+                ) < len(generated.truth.alerts):
                     await asyncio.sleep(0.5)
             assert {r["alert_id"] for r in raised} == generated.truth.alerts
         finally:

@@ -8,19 +8,52 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = ("turns_per_s", "p50_ms", "p95_ms", "p99_ms", "offered_per_s", "ceiling_msgs_per_s", "ratio_to_ceiling",
-        "pg_statements_per_turn", "pg_commits_per_turn", "kafka_records_per_turn", "cpu_ms_per_turn",
-        "cpu_ms_per_turn_stack", "cpu_ms_per_turn_total")
+KEYS = (
+    "turns_per_s",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "offered_per_s",
+    "ceiling_msgs_per_s",
+    "ratio_to_ceiling",
+    "pg_statements_per_turn",
+    "pg_commits_per_turn",
+    "kafka_records_per_turn",
+    "cpu_ms_per_turn",
+    "cpu_ms_per_turn_stack",
+    "cpu_ms_per_turn_total",
+)
 
 
 @pytest.mark.timeout(300)  # a private Kafka + PostgreSQL + six services: ~10 s on a quiet machine, more under load
 def test_pipeline_bench_prints_the_keys():
     relais = Path(sys.executable).with_name("relais")
-    command = [str(relais)] if relais.exists() else [sys.executable, "-c", "import sys; from relais.cli import main; sys.exit(main())"]
+    command = (
+        [str(relais)]
+        if relais.exists()
+        else [sys.executable, "-c", "import sys; from relais.cli import main; sys.exit(main())"]
+    )
     run = subprocess.run(
-        [*command, "bench", "pipeline", "--private", "--rate", "20", "--seconds", "4", "--warmup", "1",
-         "--ceiling-records", "2000", "--json"],
-        cwd=ROOT, capture_output=True, text=True, timeout=280)
+        [
+            *command,
+            "bench",
+            "pipeline",
+            "--private",
+            "--rate",
+            "20",
+            "--seconds",
+            "4",
+            "--warmup",
+            "1",
+            "--ceiling-records",
+            "2000",
+            "--json",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     for key in KEYS:

@@ -21,7 +21,11 @@ from relais.common.pb import agent_desk_pb2 as desk, agent_events_pb2 as ev, con
 from tests.integration.conftest import reply_of_type
 from tests.integration.test_routing import context, customer_writes, hand_off, task_of
 
-README_AGENT = {"billing": 3, "orders": 2, "conflict_handling": 1}  # relais desk --skills billing:3,orders:2,conflict_handling
+README_AGENT = {
+    "billing": 3,
+    "orders": 2,
+    "conflict_handling": 1,
+}  # relais desk --skills billing:3,orders:2,conflict_handling
 
 
 @pytest.fixture
@@ -29,15 +33,34 @@ def language():
     return f"x{uuid.uuid4().hex[:6]}"
 
 
-async def send(producer, conversation_id: str, text: str, language: str = "", sent_at: str | None = None,
-               **customer_fields) -> None:
+async def send(
+    producer, conversation_id: str, text: str, language: str = "", sent_at: str | None = None, **customer_fields
+) -> None:
     """A relais.contact.message.v1 event as an enterprise system sends it (data.customer may carry phone, time_zone)."""
     customer = {"id": f"cust-{conversation_id}", **({"language": language} if language else {}), **customer_fields}
-    value = cloudevents.structured(cloudevents.CONTACT_MESSAGE, "urn:test:customer-side", str(uuid.uuid4()), conversation_id,
-                                   {"channel": "chat", "customer": customer, "text": text,
-                                    "sent_at": sent_at or datetime.now(timezone.utc).isoformat()})
-    await bus.publish(producer, [bus.Record(topics.CONTACT_EVENTS, conversation_id.encode(), value,
-                                            [("content-type", cloudevents.STRUCTURED.encode())])])
+    value = cloudevents.structured(
+        cloudevents.CONTACT_MESSAGE,
+        "urn:test:customer-side",
+        str(uuid.uuid4()),
+        conversation_id,
+        {
+            "channel": "chat",
+            "customer": customer,
+            "text": text,
+            "sent_at": sent_at or datetime.now(timezone.utc).isoformat(),
+        },
+    )
+    await bus.publish(
+        producer,
+        [
+            bus.Record(
+                topics.CONTACT_EVENTS,
+                conversation_id.encode(),
+                value,
+                [("content-type", cloudevents.STRUCTURED.encode())],
+            )
+        ],
+    )
 
 
 async def status_reply(replies, conversation_id: str, status: str, timeout: float = 30) -> dict:
@@ -49,8 +72,11 @@ async def status_reply(replies, conversation_id: str, status: str, timeout: floa
 
 async def task_event(db, task_id: str, kind: str, timeout: float = 15):
     async with asyncio.timeout(timeout):
-        while (row := await db.fetchrow("SELECT * FROM task_events WHERE task_id = $1 AND kind = $2 ORDER BY id DESC",
-                                        task_id, kind)) is None:
+        while (
+            row := await db.fetchrow(
+                "SELECT * FROM task_events WHERE task_id = $1 AND kind = $2 ORDER BY id DESC", task_id, kind
+            )
+        ) is None:
             await asyncio.sleep(0.05)
     return row
 
@@ -67,7 +93,9 @@ async def on_break(agent) -> None:
     await agent.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_BREAK), metadata=agent.auth)
 
 
-async def test_the_readme_example_agent_gets_a_request_for_a_person_within_seconds(producer, replies, db, agent_session):
+async def test_the_readme_example_agent_gets_a_request_for_a_person_within_seconds(
+    producer, replies, db, agent_session
+):
     run = uuid.uuid4().hex[:8]
     conversation_id = f"person-{run}"
     async with agent_session(f"alice-{run}", languages=("fr", "en"), levels=README_AGENT) as alice:
@@ -75,7 +103,9 @@ async def test_the_readme_example_agent_gets_a_request_for_a_person_within_secon
             before = len([r for r in replies.replies[conversation_id] if r["type"] == cloudevents.REPLY_BOT])
             await send(producer, conversation_id, question, "en")
             async with asyncio.timeout(30):
-                while len([r for r in replies.replies[conversation_id] if r["type"] == cloudevents.REPLY_BOT]) == before:
+                while (
+                    len([r for r in replies.replies[conversation_id] if r["type"] == cloudevents.REPLY_BOT]) == before
+                ):
                     await asyncio.sleep(0.05)
         asked = time.monotonic()
         await send(producer, conversation_id, "Thanks, but I would like to talk to a real person", "en")
@@ -99,7 +129,8 @@ async def test_a_task_nobody_signed_in_can_take_is_widened_at_once(producer, db,
         assert [(r["kind"], r["detail"]) for r in rows][:3] == [
             ("queued", f"needs billing ≥ 2 in {language}, priority 0"),
             ("overflow", f"stage 2: queue any at once: no advisor signed in for billing ≥ 2 in {language}"),
-            ("offered", "")]
+            ("offered", ""),
+        ]
 
     # Waiting for a specialist who is signed in (on a break) is no trap; once the specialist signs out, the task is
     # widened at once to someone signed in who can take it — before the overflow's first step (2 s), let alone its 4 s.
@@ -114,30 +145,37 @@ async def test_a_task_nobody_signed_in_can_take_is_widened_at_once(producer, db,
         offer = await other.offer_for(second.conversation_id, timeout=10)
     expert._reader.cancel()
     await expert.channel.close()
-    rows = await db.fetch("SELECT kind, detail FROM task_events WHERE task_id = $1 AND kind = 'overflow' ORDER BY id",
-                          offer.task_id)
+    rows = await db.fetch(
+        "SELECT kind, detail FROM task_events WHERE task_id = $1 AND kind = 'overflow' ORDER BY id", offer.task_id
+    )
     assert rows[0]["detail"] == f"stage 2: queue any at once: no advisor signed in for billing ≥ 2 in {language}"
 
 
 async def test_a_transfer_to_a_queue_nobody_signed_in_serves_is_widened_at_once(producer, db, agent_session, language):
-    async with agent_session(f"first-{language}", languages=[language], levels={"orders": 2}) as first, \
-               agent_session(f"next-{language}", languages=[language], levels={"billing": 1}) as following:
+    async with (
+        agent_session(f"first-{language}", languages=[language], levels={"orders": 2}) as first,
+        agent_session(f"next-{language}", languages=[language], levels={"billing": 1}) as following,
+    ):
         await on_break(following)
         ctx = context(f"transfer-{language}", language)  # order_status: orders ≥ 1
         await hand_off(producer, ctx)
         offer = await first.next_event("offer")
         await first.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=first.auth)
         await following.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_AVAILABLE), metadata=following.auth)
-        await first.stub.Transfer(desk.TransferRequest(task_id=offer.task_id, queue="cards", note="a card question"),
-                                  metadata=first.auth)
+        await first.stub.Transfer(
+            desk.TransferRequest(task_id=offer.task_id, queue="cards", note="a card question"), metadata=first.auth
+        )
         moved = await following.next_event("offer", timeout=10)
     assert (moved.task_id, moved.note) == (offer.task_id, "a card question")
-    rows = await db.fetch("SELECT detail FROM task_events WHERE task_id = $1 AND kind = 'overflow' ORDER BY id", offer.task_id)
+    rows = await db.fetch(
+        "SELECT detail FROM task_events WHERE task_id = $1 AND kind = 'overflow' ORDER BY id", offer.task_id
+    )
     assert rows[0]["detail"] == f"stage 2: queue any at once: no advisor signed in for cards ≥ 1 in {language}"
 
 
-async def test_with_nobody_signed_in_no_wait_is_made_up_and_a_callback_is_offered(producer, replies, db, agent_session,
-                                                                                 language):
+async def test_with_nobody_signed_in_no_wait_is_made_up_and_a_callback_is_offered(
+    producer, replies, db, agent_session, language
+):
     alone = context(f"alone-{language}", language)
     await hand_off(producer, alone)
     told = (await reply_of_type(replies, alone.conversation_id, cloudevents.REPLY_QUEUE))["data"]
@@ -149,8 +187,10 @@ async def test_with_nobody_signed_in_no_wait_is_made_up_and_a_callback_is_offere
 
     # Waits come from the advisors who serve that queue: the one on a break counts, a voice-only one does not.
     other = language + "b"
-    async with agent_session(f"chat-{other}", languages=[other]) as chat, \
-               agent_session(f"voice-{other}", languages=[other], capacity={"chat": 0, "voice": 1}):
+    async with (
+        agent_session(f"chat-{other}", languages=[other]) as chat,
+        agent_session(f"voice-{other}", languages=[other], capacity={"chat": 0, "voice": 1}),
+    ):
         await on_break(chat)
         served = context(f"served-{other}", other)
         await hand_off(producer, served)
@@ -187,16 +227,25 @@ async def test_a_callback_that_was_not_offered_is_a_message(producer, replies, d
         await task_event(db, task["task_id"], "customer_message")
         task = await task_of(db, ctx.conversation_id)
         assert (task["kind"], task["status"], task["phone_asked_at"]) == ("handoff", "queued", None)
-        assert not [r for r in replies.replies[ctx.conversation_id] if r["data"].get("status", "").startswith("callback")]
+        assert not [
+            r for r in replies.replies[ctx.conversation_id] if r["data"].get("status", "").startswith("callback")
+        ]
 
 
 async def test_a_callback_is_told_in_the_customer_time_zone_and_its_offer_carries_the_number(
-        producer, replies, db, agent_session):
+    producer, replies, db, agent_session
+):
     run = uuid.uuid4().hex[:8]
     conversation_id = f"callback-{run}"
     phone = "+33 6 12 34 56 78"
-    await send(producer, conversation_id, "Je voudrais parler à un conseiller s'il vous plaît", "fr",
-               phone=phone, time_zone="America/Montreal")
+    await send(
+        producer,
+        conversation_id,
+        "Je voudrais parler à un conseiller s'il vous plaît",
+        "fr",
+        phone=phone,
+        time_zone="America/Montreal",
+    )
     told = (await reply_of_type(replies, conversation_id, cloudevents.REPLY_QUEUE))["data"]
     assert told["callback_offered"] and "expected_wait_seconds" not in told  # nobody signed in for French
     async with agent_session(f"caller-{run}", languages=["fr"]) as caller:
@@ -218,12 +267,16 @@ async def test_a_callback_is_told_in_the_customer_time_zone_and_its_offer_carrie
     assert digits not in offer.context.SerializeToString().decode("utf-8", "replace")
     for table, column in (("turns", "text"), ("bot_conversations", "context"), ("tasks", "context")):
         rows = await db.fetch(f"SELECT {column} FROM {table} WHERE conversation_id = $1", conversation_id)
-        assert rows and not [r for r in rows if digits in (r[column] if isinstance(r[column], str)
-                                                          else r[column].decode("utf-8", "replace"))], table
+        assert rows and not [
+            r
+            for r in rows
+            if digits in (r[column] if isinstance(r[column], str) else r[column].decode("utf-8", "replace"))
+        ], table
 
 
 async def test_an_unknown_number_is_asked_for_and_the_answer_gives_it_without_storing_it_in_the_transcript(
-        producer, replies, db, agent_session):
+    producer, replies, db, agent_session
+):
     run = uuid.uuid4().hex[:8]
     conversation_id = f"asknumber-{run}"
     await send(producer, conversation_id, "I want to speak to an advisor please", "en")
@@ -241,8 +294,10 @@ async def test_an_unknown_number_is_asked_for_and_the_answer_gives_it_without_st
         assert answer["callback_due_at"].endswith("+05:30") and "(UTC+05:30)" in answer["text"]
         task = await task_of(db, conversation_id)
         assert (task["kind"], task["callback_phone"]) == ("callback", "+442079460958")
-        texts = [r["text"] for r in await db.fetch("SELECT text FROM turns WHERE conversation_id = $1 ORDER BY seq",
-                                                    conversation_id)]
+        texts = [
+            r["text"]
+            for r in await db.fetch("SELECT text FROM turns WHERE conversation_id = $1 ORDER BY seq", conversation_id)
+        ]
         assert texts[-1] == "Sure, it's [PHONE], thanks"
         await caller.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_AVAILABLE), metadata=caller.auth)
         offer = await callback_offer(caller, conversation_id)
@@ -250,25 +305,32 @@ async def test_an_unknown_number_is_asked_for_and_the_answer_gives_it_without_st
 
 
 async def test_thanks_after_the_advisor_closed_opens_no_task_and_a_new_request_opens_one_with_the_history(
-        producer, replies, db, agent_session):
+    producer, replies, db, agent_session
+):
     run = uuid.uuid4().hex[:8]
     conversation_id = f"thanks-{run}"
     async with agent_session(f"advisor-{run}", languages=["en"]) as advisor:
         await send(producer, conversation_id, "I want to talk to a person about my account", "en")
         offer = await advisor.offer_for(conversation_id)
         await advisor.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=advisor.auth)
-        await advisor.stub.Reply(desk.ReplyRequest(task_id=offer.task_id, text="Done, your account is updated."),
-                                 metadata=advisor.auth)
-        await advisor.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True),
-                                 metadata=advisor.auth)
+        await advisor.stub.Reply(
+            desk.ReplyRequest(task_id=offer.task_id, text="Done, your account is updated."), metadata=advisor.auth
+        )
+        await advisor.stub.Close(
+            desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=advisor.auth
+        )
         await send(producer, conversation_id, "Thanks a lot, bye!", "en")
         goodbye = await status_reply(replies, conversation_id, "ended")
         assert goodbye["type"] == cloudevents.REPLY_QUEUE and goodbye["data"]["text"] == "Thank you, have a nice day!"
         await send(producer, conversation_id, "merci, au revoir", "en")
         await task_event(db, offer.task_id, "after_end")
         async with asyncio.timeout(15):
-            while len(await db.fetch("SELECT 1 FROM task_events WHERE task_id = $1 AND kind = 'after_end'",
-                                     offer.task_id)) < 2:
+            while (
+                len(
+                    await db.fetch("SELECT 1 FROM task_events WHERE task_id = $1 AND kind = 'after_end'", offer.task_id)
+                )
+                < 2
+            ):
                 await asyncio.sleep(0.05)
         assert await db.fetchval("SELECT count(*) FROM tasks WHERE conversation_id = $1", conversation_id) == 1
         assert len([r for r in replies.replies[conversation_id] if r["data"].get("status") == "ended"]) == 1  # once

@@ -22,10 +22,13 @@ def test_the_classifier_refuses_a_model_trained_on_another_catalogue(stack, tmp_
     other.write_text(yaml.safe_dump(doc, allow_unicode=True))
     artifact.train(load_catalogue(other), tmp_path / "other.pkl")
 
-    env = stack.service_env("classifier") | {"RELAIS_INTENT_MODEL": str(tmp_path / "other.pkl"),
-                                             "CLASSIFIER_GRPC_ADDR": f"127.0.0.1:{free_port()}"}
-    done = subprocess.run([sys.executable, "-m", "relais.classifier"], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
+    env = stack.service_env("classifier") | {
+        "RELAIS_INTENT_MODEL": str(tmp_path / "other.pkl"),
+        "CLASSIFIER_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "relais.classifier"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0
     assert "trained on catalogue 'another-version'" in done.stderr and "relais intents train" in done.stderr
 
@@ -33,8 +36,12 @@ def test_the_classifier_refuses_a_model_trained_on_another_catalogue(stack, tmp_
 async def test_the_hand_off_reasons_reach_routing(producer, replies, agent_session, conversation_id):
     catalogue = load_catalogue()
     async with agent_session(f"agent-{conversation_id}", languages=["en"]) as agent:
-        await send_message(producer, conversation_id, {"id": "cust-en-001", "language": "en", "tier": "vip"},
-                           "I want to talk to a real person about a payment of 450 € I never made, this is unacceptable!!!")
+        await send_message(
+            producer,
+            conversation_id,
+            {"id": "cust-en-001", "language": "en", "tier": "vip"},
+            "I want to talk to a real person about a payment of 450 € I never made, this is unacceptable!!!",
+        )
         handoff = await reply_of_type(replies, conversation_id, cloudevents.REPLY_HANDOFF)
         assert handoff["data"]["reason"] == "HANDOFF_REASON_CUSTOMER_REQUEST"
         assert "HANDOFF_REASON_ANGER" in handoff["data"]["reasons"]

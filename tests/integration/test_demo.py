@@ -20,8 +20,14 @@ from relais.demo import CONVERSATIONS, DEMO_ADVISOR
 async def test_demo_without_advisor_sends_the_customers_messages_and_signs_no_advisor_in(stack, db):
     started = datetime.now(timezone.utc)
     env = os.environ | stack.endpoints()
-    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "relais.cli", "demo", "--no-advisor",
-                                                    "--wait", "0"], env=env, capture_output=True, text=True, timeout=180)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "relais.cli", "demo", "--no-advisor", "--wait", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     played = dict(re.findall(r"^\[\d+/\d+\] (\S+): (.+)$", done.stdout, re.M))
     conversations = yaml.safe_load(CONVERSATIONS.read_text())["conversations"]
@@ -30,9 +36,11 @@ async def test_demo_without_advisor_sends_the_customers_messages_and_signs_no_ad
     assert waiting and not [o for o in played.values() if "answered by an advisor" in o], done.stdout
     for conversation in conversations:
         (cid,) = [c for c in played if c.startswith(conversation["id"] + "-")]
-        stored = [r["text"] for r in await db.fetch("SELECT text FROM turns WHERE conversation_id = $1 ORDER BY seq", cid)]
+        stored = [
+            r["text"] for r in await db.fetch("SELECT text FROM turns WHERE conversation_id = $1 ORDER BY seq", cid)
+        ]
         # Every customer message up to the hand-off (the demo stops a conversation there), as the customer wrote it.
-        assert stored and stored == [redact(t) for t in conversation["turns"][:len(stored)]], (cid, stored)
+        assert stored and stored == [redact(t) for t in conversation["turns"][: len(stored)]], (cid, stored)
         if cid not in waiting:
             assert len(stored) == len(conversation["turns"]), (cid, stored)
     # The demo has finished: had it signed its advisor in, routing's agents table would say so by now.
@@ -40,7 +48,9 @@ async def test_demo_without_advisor_sends_the_customers_messages_and_signs_no_ad
     assert row is None or row["updated_at"] < started, row
     # The hand-offs are there for a person at the desk, none held by a demo advisor.
     async with asyncio.timeout(20):
-        while len(tasks := await db.fetch("SELECT agent_id FROM tasks WHERE conversation_id = ANY($1)", waiting)) < len(waiting):
+        while len(tasks := await db.fetch("SELECT agent_id FROM tasks WHERE conversation_id = ANY($1)", waiting)) < len(
+            waiting
+        ):
             await asyncio.sleep(0.2)
     assert all(r["agent_id"] != DEMO_ADVISOR for r in tasks), tasks
 
@@ -68,10 +78,13 @@ async def test_the_readme_example_agent_is_offered_every_demo_hand_off_within_se
                 offer, seen = event.offer, datetime.now(timezone.utc)
                 task = await db.fetchrow("SELECT created_at FROM tasks WHERE task_id = $1", offer.task_id)
                 await alice.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=alice.auth)
-                await alice.stub.Reply(desk.ReplyRequest(task_id=offer.task_id, text="Bonjour, je suis là. / Hello, I'm here."),
-                                       metadata=alice.auth)
-                await alice.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True),
-                                       metadata=alice.auth)
+                await alice.stub.Reply(
+                    desk.ReplyRequest(task_id=offer.task_id, text="Bonjour, je suis là. / Hello, I'm here."),
+                    metadata=alice.auth,
+                )
+                await alice.stub.Close(
+                    desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=alice.auth
+                )
                 delays[offer.context.conversation_id] = (seen - task["created_at"]).total_seconds()
         results = demo.result()
     handed_off = {cid for cid, final in results.items() if final != cloudevents.REPLY_BOT}

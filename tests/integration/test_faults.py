@@ -119,14 +119,19 @@ async def wait_outcomes(watcher: ReplyWatcher, stream: Stream, timeout: float) -
     """Waits until every conversation has its expected number of distinct replies; returns when (monotonic)."""
     deadline = time.monotonic() + timeout
     while True:
-        missing = [cid for cid, (_, expected) in stream.conversations.items()
-                   if len({r["id"] for r in watcher.replies[cid]}) < len(expected)]
+        missing = [
+            cid
+            for cid, (_, expected) in stream.conversations.items()
+            if len({r["id"] for r in watcher.replies[cid]}) < len(expected)
+        ]
         if not missing:
             return time.monotonic()
         if time.monotonic() > deadline:
-            raise AssertionError(f"{len(missing)} of {len(stream.conversations)} conversations without all their "
-                                 f"replies after {timeout:.0f}s, e.g. {missing[:3]}: "
-                                 f"{[[r['type'] for r in watcher.replies[c]] for c in missing[:3]]}")
+            raise AssertionError(
+                f"{len(missing)} of {len(stream.conversations)} conversations without all their "
+                f"replies after {timeout:.0f}s, e.g. {missing[:3]}: "
+                f"{[[r['type'] for r in watcher.replies[c]] for c in missing[:3]]}"
+            )
         await asyncio.sleep(0.2)
 
 
@@ -170,7 +175,9 @@ def check_replies(stream: Stream, received: dict[str, list[dict]]) -> int:
         replies = list(by_id.values())
         assert [r["type"] for r in replies] == expected, cid
         # Every inbound turn has exactly one outcome, in the turns' order: a bot answer or the hand-off notice.
-        answers = [r["data"]["in_reply_to"] for r in replies if r["type"] in (cloudevents.REPLY_BOT, cloudevents.REPLY_HANDOFF)]
+        answers = [
+            r["data"]["in_reply_to"] for r in replies if r["type"] in (cloudevents.REPLY_BOT, cloudevents.REPLY_HANDOFF)
+        ]
         assert answers == stream.turn_ids[cid], cid
     return copies
 
@@ -182,28 +189,45 @@ async def _check(stack: Stack, watcher: ReplyWatcher, pool, stream: Stream) -> i
     handed_off = {cid for cid, (texts, _) in stream.conversations.items() if ADVISOR in texts}
     bot = {cid for cid, (texts, _) in stream.conversations.items() if SIMPLE in texts}
     assert await pool.fetchval("SELECT count(*) FROM turns WHERE conversation_id = ANY($1)", ids) == stream.events
-    tasks = Counter({r["conversation_id"]: r["n"] for r in await pool.fetch(
-        "SELECT conversation_id, count(*) AS n FROM tasks WHERE conversation_id = ANY($1) GROUP BY 1", ids)})
+    tasks = Counter(
+        {
+            r["conversation_id"]: r["n"]
+            for r in await pool.fetch(
+                "SELECT conversation_id, count(*) AS n FROM tasks WHERE conversation_id = ANY($1) GROUP BY 1", ids
+            )
+        }
+    )
     assert set(tasks) == handed_off, "a handed-off conversation has no task, or another one has one"
-    assert set(tasks.values()) == {1}, f"conversations with more than one task: {[c for c, n in tasks.items() if n > 1]}"
-    assert await pool.fetchval("SELECT count(*) FROM tasks WHERE conversation_id = ANY($1) AND status = 'queued'",
-                               ids) == len(handed_off)
+    assert set(tasks.values()) == {1}, (
+        f"conversations with more than one task: {[c for c, n in tasks.items() if n > 1]}"
+    )
+    assert await pool.fetchval(
+        "SELECT count(*) FROM tasks WHERE conversation_id = ANY($1) AND status = 'queued'", ids
+    ) == len(handed_off)
 
     async with asyncio.timeout(60):
         while await pool.fetchval("SELECT count(*) FROM kpi_contacts WHERE conversation_id = ANY($1)", ids) < len(ids):
             await asyncio.sleep(0.2)
     await asyncio.sleep(1)
-    kinds = Counter((r["conversation_id"], r["kind"]) for r in await pool.fetch(
-        "SELECT conversation_id, kind FROM kpi_outcomes WHERE conversation_id = ANY($1)", ids))
+    kinds = Counter(
+        (r["conversation_id"], r["kind"])
+        for r in await pool.fetch("SELECT conversation_id, kind FROM kpi_outcomes WHERE conversation_id = ANY($1)", ids)
+    )
     assert {key for key, n in kinds.items() if n > 1} == set(), "an outcome counted twice"
     assert {c for c, k in kinds if k == "bot_answered"} == bot
     assert {c for c, k in kinds if k == "handed_off"} == handed_off
     counts = await pool.fetchrow(
         "SELECT count(*) AS contacts, count(*) FILTER (WHERE bot_answered) AS bot,"
         " count(*) FILTER (WHERE handed_off) AS handed_off, sum(bot_interactions) AS interactions"
-        " FROM kpi_contacts WHERE conversation_id = ANY($1)", ids)
-    assert (counts["contacts"], counts["bot"], counts["handed_off"], counts["interactions"]) == \
-        (len(ids), len(bot), len(handed_off), len(bot))
+        " FROM kpi_contacts WHERE conversation_id = ANY($1)",
+        ids,
+    )
+    assert (counts["contacts"], counts["bot"], counts["handed_off"], counts["interactions"]) == (
+        len(ids),
+        len(bot),
+        len(handed_off),
+        len(bot),
+    )
 
     assert await dead_letters(stack.bootstrap) == [], "something was dead-lettered"
     dead = {name: stack.processes[name].returncode for name in SERVICES if stack.processes[name].poll() is not None}
@@ -234,9 +258,14 @@ async def test_sigkill_mid_stream(service, fault_stack, fault_io):
     await sender
     done_at = await wait_outcomes(watcher, stream, timeout=120)
     copies = await check_exactly_one_outcome(fault_stack, watcher, stream)
-    record_figures(fault=f"sigkill {service}", events=stream.events, conversations=len(stream.conversations),
-                   down_seconds=round(restarted_at - killed_at, 1), all_answered_after_kill=round(done_at - killed_at, 1),
-                   redelivered_reply_copies=copies)
+    record_figures(
+        fault=f"sigkill {service}",
+        events=stream.events,
+        conversations=len(stream.conversations),
+        down_seconds=round(restarted_at - killed_at, 1),
+        all_answered_after_kill=round(done_at - killed_at, 1),
+        redelivered_reply_copies=copies,
+    )
 
 
 async def test_kafka_broker_crash_mid_stream(fault_stack, fault_io):
@@ -252,9 +281,14 @@ async def test_kafka_broker_crash_mid_stream(fault_stack, fault_io):
     await sender
     done_at = await wait_outcomes(watcher, stream, timeout=150)
     copies = await check_exactly_one_outcome(fault_stack, watcher, stream)
-    record_figures(fault="kafka kill -9 and restart", events=stream.events, conversations=len(stream.conversations),
-                   down_seconds=round(restarted_at - killed_at, 1), all_answered_after_restart=round(done_at - restarted_at, 1),
-                   redelivered_reply_copies=copies)
+    record_figures(
+        fault="kafka kill -9 and restart",
+        events=stream.events,
+        conversations=len(stream.conversations),
+        down_seconds=round(restarted_at - killed_at, 1),
+        all_answered_after_restart=round(done_at - restarted_at, 1),
+        redelivered_reply_copies=copies,
+    )
 
 
 @pytest.mark.parametrize("mode", ["immediate", "fast"])  # a crash; a restart by the administrator
@@ -271,6 +305,11 @@ async def test_postgres_restart_mid_stream(mode, fault_stack, fault_io):
     await sender
     done_at = await wait_outcomes(watcher, stream, timeout=150)
     copies = await check_exactly_one_outcome(fault_stack, watcher, stream)
-    record_figures(fault=f"postgres stop -m {mode} and restart", events=stream.events,
-                   conversations=len(stream.conversations), down_seconds=round(restarted_at - killed_at, 1),
-                   all_answered_after_restart=round(done_at - restarted_at, 1), redelivered_reply_copies=copies)
+    record_figures(
+        fault=f"postgres stop -m {mode} and restart",
+        events=stream.events,
+        conversations=len(stream.conversations),
+        down_seconds=round(restarted_at - killed_at, 1),
+        all_answered_after_restart=round(done_at - restarted_at, 1),
+        redelivered_reply_copies=copies,
+    )

@@ -42,8 +42,9 @@ def serialise(stream: Stream, second_turn_after: int) -> list[tuple[bytes, bytes
 
     def add(cid: str, text: str) -> None:
         event_id = f"{cid}/{len(stream.turn_ids[cid])}"
-        value, headers = cloudevents.contact_message(cid, CUSTOMER["id"], text, language=CUSTOMER["language"],
-                                                     event_id=event_id, source=SOURCE)
+        value, headers = cloudevents.contact_message(
+            cid, CUSTOMER["id"], text, language=CUSTOMER["language"], event_id=event_id, source=SOURCE
+        )
         stream.turn_ids[cid].append(f"{SOURCE}#{event_id}")
         events.append((cid.encode(), value, headers))
 
@@ -90,16 +91,24 @@ async def test_sigkill_each_service_at_1000_turns_per_s(fault_stack, fault_io):
 
     started = time.monotonic()
     spacing = WINDOW_SECONDS / len(KILLED)
-    kills = [asyncio.create_task(kill_and_restart(fault_stack, service, spacing * (i + 0.5)))
-             for i, service in enumerate(KILLED)]
+    kills = [
+        asyncio.create_task(kill_and_restart(fault_stack, service, spacing * (i + 0.5)))
+        for i, service in enumerate(KILLED)
+    ]
     send_seconds = await offer(producer, events, RATE)
     sent_at = time.monotonic()
     restarts = await asyncio.gather(*kills)
     done_at = await wait_outcomes(watcher, stream, timeout=180)
     copies = await check_exactly_one_outcome(fault_stack, watcher, stream)
-    record_figures(fault="sigkill each service in turn at speed", events=len(events),
-                   conversations=len(stream.conversations), offered_per_s=RATE,
-                   achieved_send_per_s=round(len(events) / send_seconds, 1), send_seconds=round(send_seconds, 1),
-                   drain_seconds=round(done_at - sent_at, 1),
-                   answered_per_s=round(len(events) / (done_at - started), 1), restarts=restarts,
-                   redelivered_reply_copies=copies)
+    record_figures(
+        fault="sigkill each service in turn at speed",
+        events=len(events),
+        conversations=len(stream.conversations),
+        offered_per_s=RATE,
+        achieved_send_per_s=round(len(events) / send_seconds, 1),
+        send_seconds=round(send_seconds, 1),
+        drain_seconds=round(done_at - sent_at, 1),
+        answered_per_s=round(len(events) / (done_at - started), 1),
+        restarts=restarts,
+        redelivered_reply_copies=copies,
+    )

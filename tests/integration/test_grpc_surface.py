@@ -28,7 +28,9 @@ async def test_health_and_reflection(stack, service):
     if service in SERVED:
         assert SERVED[service] in names
         async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.ports[service]}") as channel:
-            status = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVED[service]))
+            status = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=SERVED[service])
+            )
         assert status.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -37,11 +39,15 @@ async def test_analytics_counts_contacts_bot_resolved_and_handed_off(stack, prod
         analytics = analytics_pb2_grpc.AnalyticsStub(channel)
         before = await analytics.GetKpis(analytics_pb2.KpiRequest())
         await send_message(producer, f"{conversation_id}-a", {"id": "cust-fr-001"}, "Quel est le solde de mon compte ?")
-        await send_message(producer, f"{conversation_id}-b", {"id": "cust-fr-002"}, "Je veux parler à un conseiller tout de suite")
+        await send_message(
+            producer, f"{conversation_id}-b", {"id": "cust-fr-002"}, "Je veux parler à un conseiller tout de suite"
+        )
         assert (await replies.wait_for(f"{conversation_id}-a", 1))[0]["type"] == cloudevents.REPLY_BOT
         assert (await replies.wait_for(f"{conversation_id}-b", 1))[0]["type"] == cloudevents.REPLY_HANDOFF
         async with asyncio.timeout(15):
-            while (after := await analytics.GetKpis(analytics_pb2.KpiRequest())).total.contacts < before.total.contacts + 2:
+            while (
+                after := await analytics.GetKpis(analytics_pb2.KpiRequest())
+            ).total.contacts < before.total.contacts + 2:
                 await asyncio.sleep(0.2)
 
     def delta(field, part=lambda k: k.total):

@@ -31,9 +31,15 @@ STRUCTURED = [("content-type", cloudevents.STRUCTURED.encode())]
 
 
 def event(conversation_id: str, **data) -> dict:
-    return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:test:hostile", "type": cloudevents.CONTACT_MESSAGE,
-            "subject": conversation_id, "time": "2026-11-26T10:00:00Z",
-            "data": {"channel": "chat", "customer": {"id": "cust-en-001"}, "text": "hello"} | data}
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": "urn:test:hostile",
+        "type": cloudevents.CONTACT_MESSAGE,
+        "subject": conversation_id,
+        "time": "2026-11-26T10:00:00Z",
+        "data": {"channel": "chat", "customer": {"id": "cust-en-001"}, "text": "hello"} | data,
+    }
 
 
 def raw(doc) -> bytes:
@@ -41,7 +47,9 @@ def raw(doc) -> bytes:
 
 
 async def produce(producer, key: str, items: list[tuple[bytes, list]]) -> None:
-    await bus.publish(producer, [bus.Record(topics.CONTACT_EVENTS, key.encode(), value, headers) for value, headers in items])
+    await bus.publish(
+        producer, [bus.Record(topics.CONTACT_EVENTS, key.encode(), value, headers) for value, headers in items]
+    )
 
 
 async def dead_letters_so_far(bootstrap: str, key: bytes) -> list:
@@ -70,22 +78,33 @@ async def wait_until(predicate, timeout: float, interval: float = 0.5):
 
 
 async def test_hostile_events_are_dead_lettered_with_their_reason_and_the_partition_keeps_serving(
-        stack, producer, replies, db, conversation_id):
+    stack, producer, replies, db, conversation_id
+):
     c = conversation_id
     data_not_object = event(c)
     data_not_object["data"] = "Where is my order?"
     subject_number = event(c)
     subject_number["subject"] = 12345
     survey_scale_7 = pb.ContactSurvey(score=3, scale=7).SerializeToString()
-    binary = [("ce_specversion", b"1.0"), ("ce_id", b"s-1"), ("ce_source", b"urn:test:hostile"), ("ce_subject", c.encode()),
-              ("ce_type", cloudevents.CONTACT_SURVEY.encode()), ("content-type", b"application/protobuf")]
+    binary = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", b"s-1"),
+        ("ce_source", b"urn:test:hostile"),
+        ("ce_subject", c.encode()),
+        ("ce_type", cloudevents.CONTACT_SURVEY.encode()),
+        ("content-type", b"application/protobuf"),
+    ]
     hostile = [  # (value, headers, the reason expected on the dead-letter topic)
         (b'{"specversion": "1.0", "data": {"text": "caf\xe9"}}', STRUCTURED, "value is not valid UTF-8"),
         (raw(event(c)), STRUCTURED + [("ce_traceparent", b"\xff\xfe\x00")], "header is not valid UTF-8"),
         (b"", STRUCTURED, "empty record value"),
         (raw(event(c, text="")), STRUCTURED, "data.text is empty"),
         (raw(event(c, text=" \n\t ")), STRUCTURED, "data.text is empty"),
-        (raw(event(c, text="x" * (LIMIT + 1))), STRUCTURED, f"data.text is {LIMIT + 1} characters; the limit is {LIMIT}"),
+        (
+            raw(event(c, text="x" * (LIMIT + 1))),
+            STRUCTURED,
+            f"data.text is {LIMIT + 1} characters; the limit is {LIMIT}",
+        ),
         (raw(data_not_object), STRUCTURED, "`data` must be a JSON object"),
         (raw(event(c, text=42)), STRUCTURED, "data.text must be a string"),
         (raw(event(c, channel=["chat"])), STRUCTURED, "data.channel must be one of"),
@@ -124,8 +143,10 @@ async def test_hostile_events_are_dead_lettered_with_their_reason_and_the_partit
 async def test_a_record_over_the_brokers_limit_is_dead_lettered_and_never_retried_for_ever(stack, producer):
     """What a service does when an output can never be published: dead-letter the input, move on."""
     key = f"too-large-{uuid.uuid4().hex[:8]}".encode()
-    inputs = [ConsumerRecord(topics.TURNS, 0, offset, 0, 0, key, b"input", None, len(key), 5, [("k", b"v")])
-              for offset in (10, 11)]
+    inputs = [
+        ConsumerRecord(topics.TURNS, 0, offset, 0, 0, key, b"input", None, len(key), 5, [("k", b"v")])
+        for offset in (10, 11)
+    ]
 
     async def handle(items, unit):
         for item in items:
@@ -138,8 +159,16 @@ async def test_a_record_over_the_brokers_limit_is_dead_lettered_and_never_retrie
     try:
         partition = TopicPartition(topics.TURNS, 0)
         consumer.assign([partition])
-        loop = unit_of_work._Loop("test", consumer, producer, lambda record: record.value, handle, asyncio.Event(),
-                                  pool=None, retry_seconds=0.1)
+        loop = unit_of_work._Loop(
+            "test",
+            consumer,
+            producer,
+            lambda record: record.value,
+            handle,
+            asyncio.Event(),
+            pool=None,
+            retry_seconds=0.1,
+        )
         started = time.monotonic()
         await asyncio.wait_for(loop.process(inputs), 30)
         await loop.finish()
@@ -148,8 +177,19 @@ async def test_a_record_over_the_brokers_limit_is_dead_lettered_and_never_retrie
     finally:
         await consumer.stop()
     # An input close to the limit cannot be copied whole with the reason: the reason goes without it.
-    huge = ConsumerRecord(topics.CONTACT_EVENTS, 0, 12, 0, 0, key, b"y" * (bus.MAX_MESSAGE_BYTES - 200), None,
-                          len(key), bus.MAX_MESSAGE_BYTES - 200, [("content-type", b"application/cloudevents+json")])
+    huge = ConsumerRecord(
+        topics.CONTACT_EVENTS,
+        0,
+        12,
+        0,
+        0,
+        key,
+        b"y" * (bus.MAX_MESSAGE_BYTES - 200),
+        None,
+        len(key),
+        bus.MAX_MESSAGE_BYTES - 200,
+        [("content-type", b"application/cloudevents+json")],
+    )
     await bus.dead_letter(producer, "test", huge, "malformed JSON: test")
 
     first, second = await dead_letters(stack.bootstrap, key, 2, timeout=30)
@@ -162,34 +202,48 @@ async def test_a_record_over_the_brokers_limit_is_dead_lettered_and_never_retrie
 
 
 async def _settled(db, conversation_id: str, turns: int, forwarded: int):
-    bot = await db.fetchval("SELECT count(*) FROM processed_events WHERE consumer = 'bot' AND event_key LIKE $1",
-                            f"urn:relais:demo#{conversation_id}-%")
-    routed = await db.fetchval("SELECT count(*) FROM processed_events WHERE consumer = 'routing' AND event_key LIKE $1",
-                               f"urn:relais:demo#{conversation_id}-%/message")
+    bot = await db.fetchval(
+        "SELECT count(*) FROM processed_events WHERE consumer = 'bot' AND event_key LIKE $1",
+        f"urn:relais:demo#{conversation_id}-%",
+    )
+    routed = await db.fetchval(
+        "SELECT count(*) FROM processed_events WHERE consumer = 'routing' AND event_key LIKE $1",
+        f"urn:relais:demo#{conversation_id}-%/message",
+    )
     return (bot, routed) if bot >= turns and routed >= forwarded else None
 
 
 async def test_a_conversation_of_thousands_of_turns_keeps_a_bounded_context_and_every_service_serving(
-        stack, producer, replies, db, conversation_id):
+    stack, producer, replies, db, conversation_id
+):
     c, n = conversation_id, 2_000
     long_text = ("Je voudrais comprendre pourquoi ma commande CMD-123456 n'est toujours pas arrivée. " * 60)[:LIMIT]
     texts = ["je veux parler à un conseiller"] + [
-        long_text if i % 100 == 0 else f"Message {i}: toujours aucune nouvelle de ma commande, numéro {i * 7919 % 100000}"
-        for i in range(1, n)]
+        long_text
+        if i % 100 == 0
+        else f"Message {i}: toujours aucune nouvelle de ma commande, numéro {i * 7919 % 100000}"
+        for i in range(1, n)
+    ]
     started = time.monotonic()
     for batch in range(0, n, 250):
-        items = [cloudevents.contact_message(c, "cust-fr-001", text, event_id=f"{c}-{i}")
-                 for i, text in enumerate(texts[batch:batch + 250], start=batch)]
+        items = [
+            cloudevents.contact_message(c, "cust-fr-001", text, event_id=f"{c}-{i}")
+            for i, text in enumerate(texts[batch : batch + 250], start=batch)
+        ]
         await produce(producer, c, items)
     produced = time.monotonic() - started
     # Every turn is stored, the bot handles each once (one hand-off, then forwarding) and routing takes every later one.
     bot, routed = await wait_until(lambda: _settled(db, c, n, n - 1), timeout=150)
     elapsed = time.monotonic() - started
-    print(f"\n{n} turns: produced in {produced:.1f} s, all through intake, classifier, bot and routing in {elapsed:.1f} s"
-          f" ({n / elapsed:.0f} turns/s)")
+    print(
+        f"\n{n} turns: produced in {produced:.1f} s, all through intake, classifier, bot and routing in {elapsed:.1f} s"
+        f" ({n / elapsed:.0f} turns/s)"
+    )
     assert (bot, routed) == (n, n - 1)
     assert await db.fetchval("SELECT count(*) FROM turns WHERE conversation_id = $1", c) == n
-    bot_types = [r["type"] for r in replies.replies[c] if r["type"] in (cloudevents.REPLY_BOT, cloudevents.REPLY_HANDOFF)]
+    bot_types = [
+        r["type"] for r in replies.replies[c] if r["type"] in (cloudevents.REPLY_BOT, cloudevents.REPLY_HANDOFF)
+    ]
     assert bot_types == [cloudevents.REPLY_HANDOFF], "one reply from the bot (the hand-off), then silence"
 
     # The contexts stay within the budget, with the opening and the latest turns.
@@ -197,7 +251,9 @@ async def test_a_conversation_of_thousands_of_turns_keeps_a_bounded_context_and_
     task = await db.fetchval("SELECT context FROM tasks WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 1", c)
     for name, raw_context in (("bot", stored), ("routing", task)):
         context = pb.ConversationContext.FromString(raw_context)
-        print(f"{name} context: {len(raw_context):,} bytes, {len(context.turns)} turns kept, {context.omitted_turns} omitted")
+        print(
+            f"{name} context: {len(raw_context):,} bytes, {len(context.turns)} turns kept, {context.omitted_turns} omitted"
+        )
         assert len(raw_context) <= transcript.CONTEXT_BUDGET_BYTES
         assert len(context.turns) + context.omitted_turns == n and context.omitted_turns > 0
         assert context.turns[0].text == texts[0] and context.turns[-1].text == texts[-1]
@@ -221,15 +277,31 @@ async def test_a_flood_of_one_key_does_not_stall_the_other_conversations(stack, 
     flood, n = conversation_id, 1_500
     other = next(k for k in (f"test-{uuid.uuid4().hex[:12]}" for _ in range(100)) if _partition(k) != _partition(flood))
     started = time.monotonic()
-    sender = asyncio.create_task(produce(producer, flood, [
-        cloudevents.contact_message(flood, "cust-en-001", f"Where is my order CMD-{100000 + i}?", event_id=f"{flood}-{i}")
-        for i in range(n)]))
+    sender = asyncio.create_task(
+        produce(
+            producer,
+            flood,
+            [
+                cloudevents.contact_message(
+                    flood, "cust-en-001", f"Where is my order CMD-{100000 + i}?", event_id=f"{flood}-{i}"
+                )
+                for i in range(n)
+            ],
+        )
+    )
     latencies = []
     try:
         await asyncio.sleep(1.0)  # the flood is under way
         for i in range(3):
-            key = other if i == 0 else next(k for k in (f"test-{uuid.uuid4().hex[:12]}" for _ in range(100))
-                                             if _partition(k) != _partition(flood))
+            key = (
+                other
+                if i == 0
+                else next(
+                    k
+                    for k in (f"test-{uuid.uuid4().hex[:12]}" for _ in range(100))
+                    if _partition(k) != _partition(flood)
+                )
+            )
             asked = time.monotonic()
             await send_message(producer, key, EN, "What are your opening hours?")
             [answer] = await replies.wait_for(key, 1, timeout=60)
@@ -239,9 +311,11 @@ async def test_a_flood_of_one_key_does_not_stall_the_other_conversations(stack, 
     finally:
         await sender
     bot = await wait_until(lambda: _settled(db, flood, n, 0), timeout=150)
-    print(f"\nflood of {n} messages on one key (partition {_partition(flood)}) handled by the bot in"
-          f" {time.monotonic() - started:.1f} s; other conversations answered in "
-          + ", ".join(f"{s:.2f} s" for s in latencies))
+    print(
+        f"\nflood of {n} messages on one key (partition {_partition(flood)}) handled by the bot in"
+        f" {time.monotonic() - started:.1f} s; other conversations answered in "
+        + ", ".join(f"{s:.2f} s" for s in latencies)
+    )
     assert max(latencies) < 30
     assert bot[0] == n
 
@@ -251,34 +325,57 @@ async def test_grpc_bad_input_gets_a_clear_status(stack):
     async with grpc.aio.insecure_channel(addr) as channel:
         stub = desk_grpc.AgentDeskStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stub.SignIn(desk.SignInRequest(agent_id="", languages=["en"]), metadata=service_metadata(), timeout=10)
+            await stub.SignIn(
+                desk.SignInRequest(agent_id="", languages=["en"]), metadata=service_metadata(), timeout=10
+            )
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await stub.Accept(desk.AcceptRequest(task_id="task-unknown"), timeout=10)
         assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
         agent = f"agent-hostile-{uuid.uuid4().hex[:8]}"
-        token = (await stub.SignIn(desk.SignInRequest(agent_id=agent, languages=["en"], skills=["general"]),
-                                   metadata=service_metadata(), timeout=10)).token
+        token = (
+            await stub.SignIn(
+                desk.SignInRequest(agent_id=agent, languages=["en"], skills=["general"]),
+                metadata=service_metadata(),
+                timeout=10,
+            )
+        ).token
         auth = [("authorization", f"Bearer {token}")]
         try:
             for call, expected in (
-                    (stub.Accept(desk.AcceptRequest(task_id=f"task-{uuid.uuid4()}"), metadata=auth, timeout=10),
-                     grpc.StatusCode.NOT_FOUND),
-                    (stub.Accept(desk.AcceptRequest(task_id=""), metadata=auth, timeout=10), grpc.StatusCode.INVALID_ARGUMENT),
-                    (stub.Reply(desk.ReplyRequest(task_id="task-x", text=""), metadata=auth, timeout=10),
-                     grpc.StatusCode.INVALID_ARGUMENT),
-                    (stub.Close(desk.CloseRequest(task_id="task-\x00"), metadata=auth, timeout=10),
-                     grpc.StatusCode.INVALID_ARGUMENT),
-                    (stub.SignIn(desk.SignInRequest(agent_id="agent\x00", languages=["en"]), metadata=service_metadata(),
-                                 timeout=10),
-                     grpc.StatusCode.INVALID_ARGUMENT)):
+                (
+                    stub.Accept(desk.AcceptRequest(task_id=f"task-{uuid.uuid4()}"), metadata=auth, timeout=10),
+                    grpc.StatusCode.NOT_FOUND,
+                ),
+                (
+                    stub.Accept(desk.AcceptRequest(task_id=""), metadata=auth, timeout=10),
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ),
+                (
+                    stub.Reply(desk.ReplyRequest(task_id="task-x", text=""), metadata=auth, timeout=10),
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ),
+                (
+                    stub.Close(desk.CloseRequest(task_id="task-\x00"), metadata=auth, timeout=10),
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ),
+                (
+                    stub.SignIn(
+                        desk.SignInRequest(agent_id="agent\x00", languages=["en"]),
+                        metadata=service_metadata(),
+                        timeout=10,
+                    ),
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ),
+            ):
                 with pytest.raises(grpc.aio.AioRpcError) as error:
                     await call
                 print(f"AgentDesk: {error.value.code().name}: {error.value.details()}")
                 assert error.value.code() == expected, error.value.details()
             # Bytes that are not an AcceptRequest at all: refused, and the server goes on.
-            garbage = channel.unary_unary("/relais.v1.AgentDesk/Accept", request_serializer=lambda b: b,
-                                          response_deserializer=lambda b: b)
+            garbage = channel.unary_unary(
+                "/relais.v1.AgentDesk/Accept", request_serializer=lambda b: b, response_deserializer=lambda b: b
+            )
             with pytest.raises(grpc.aio.AioRpcError) as error:
                 await garbage(b"\x0a\xff\xff\xff\xff\x0f", metadata=auth, timeout=10)
             print(f"AgentDesk, malformed protobuf: {error.value.code().name}: {error.value.details()}")

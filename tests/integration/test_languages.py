@@ -14,19 +14,24 @@ CATALOGUE = load_catalogue()
 
 async def _task_language(db, conversation_id: str, timeout: float = 20) -> str:
     async with asyncio.timeout(timeout):
-        while (language := await db.fetchval("SELECT language FROM tasks WHERE conversation_id = $1",
-                                              conversation_id)) is None:
+        while (
+            language := await db.fetchval("SELECT language FROM tasks WHERE conversation_id = $1", conversation_id)
+        ) is None:
             await asyncio.sleep(0.1)
     return language
 
 
 async def _handed_off_context(db, conversation_id: str) -> pb.ConversationContext:
-    return pb.ConversationContext.FromString(await db.fetchval(
-        "SELECT context FROM bot_conversations WHERE conversation_id = $1 AND handed_off", conversation_id))
+    return pb.ConversationContext.FromString(
+        await db.fetchval(
+            "SELECT context FROM bot_conversations WHERE conversation_id = $1 AND handed_off", conversation_id
+        )
+    )
 
 
 async def test_a_spanish_message_gets_the_spanish_answer_and_a_spanish_speaking_advisor(
-        producer, replies, agent_session, conversation_id):
+    producer, replies, agent_session, conversation_id
+):
     customer = {"id": "cust-es-001"}  # no declared language: detected
     async with agent_session(f"agent-es-{conversation_id}", languages=["es"]) as agent:
         await send_message(producer, conversation_id, customer, "Hola, ¿dónde está mi pedido CMD-123456?")
@@ -39,14 +44,18 @@ async def test_a_spanish_message_gets_the_spanish_answer_and_a_spanish_speaking_
 
         offer = await agent.offer_for(conversation_id)
         assert offer.context.language == "es" and offer.context.reason == pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED
-        assert [(t.language, t.text) for t in offer.context.turns] == [("es", "Hola, ¿dónde está mi pedido CMD-123456?")]
+        assert [(t.language, t.text) for t in offer.context.turns] == [
+            ("es", "Hola, ¿dónde está mi pedido CMD-123456?")
+        ]
         await agent.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=agent.auth)
-        await agent.stub.Reply(desk.ReplyRequest(task_id=offer.task_id, text="Hola, lo miro ahora mismo."),
-                               metadata=agent.auth)
+        await agent.stub.Reply(
+            desk.ReplyRequest(task_id=offer.task_id, text="Hola, lo miro ahora mismo."), metadata=agent.auth
+        )
         agent_reply = await reply_of_type(replies, conversation_id, cloudevents.REPLY_AGENT)
         assert agent_reply["data"]["language"] == "es"
-        await agent.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True),
-                               metadata=agent.auth)
+        await agent.stub.Close(
+            desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=agent.auth
+        )
 
 
 async def test_a_german_message_gets_the_german_answer_and_a_german_hand_off(producer, replies, db, conversation_id):
@@ -60,8 +69,9 @@ async def test_a_german_message_gets_the_german_answer_and_a_german_hand_off(pro
 
 
 async def test_a_language_without_a_short_answer_gets_english_and_french(producer, replies, db, conversation_id):
-    await send_message(producer, conversation_id, {"id": "cust-pl-001", "language": "pl"},
-                       "Dzień dobry, gdzie jest moje zamówienie?")
+    await send_message(
+        producer, conversation_id, {"id": "cust-pl-001", "language": "pl"}, "Dzień dobry, gdzie jest moje zamówienie?"
+    )
     handoff = await reply_of_type(replies, conversation_id, cloudevents.REPLY_HANDOFF)
     english, french = handoff["data"]["text"].splitlines()
     assert "advisor" in english and "conseiller" in french
@@ -69,7 +79,8 @@ async def test_a_language_without_a_short_answer_gets_english_and_french(produce
 
 
 async def test_a_first_message_that_could_be_spanish_or_french_is_answered_in_french_and_english(
-        producer, replies, conversation_id):
+    producer, replies, conversation_id
+):
     await send_message(producer, conversation_id, {"id": "cust-fr-001"}, "pedido CMD-123456")
     [reply] = await replies.wait_for(conversation_id, 1)
     assert reply["type"] == cloudevents.REPLY_BOT

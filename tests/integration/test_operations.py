@@ -27,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def stack_command(state: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
-    return subprocess.run([sys.executable, "-m", "infra.stack", "--state-dir", str(state), *args], cwd=ROOT,
-                          env=os.environ | (env or {}), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "infra.stack", "--state-dir", str(state), *args],
+        cwd=ROOT,
+        env=os.environ | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def status(state: Path) -> dict[str, str]:
@@ -53,7 +59,8 @@ async def leave_state(env: dict[str, str], conversation_id: str) -> None:
     async with grpc.aio.insecure_channel(env["ROUTING_GRPC_ADDR"]) as channel:
         await desk_grpc.AgentDeskStub(channel).SignIn(
             desk.SignInRequest(agent_id=f"agent-{conversation_id}", languages=["de"], skills=["general"]),
-            metadata=[("authorization", f"Bearer {env['RELAIS_SERVICE_TOKEN']}")])
+            metadata=[("authorization", f"Bearer {env['RELAIS_SERVICE_TOKEN']}")],
+        )
     producer = bus.make_producer(env["KAFKA_BOOTSTRAP_SERVERS"])
     await producer.start()
     try:
@@ -63,8 +70,9 @@ async def leave_state(env: dict[str, str], conversation_id: str) -> None:
     conn = await asyncpg.connect(env["DATABASE_URL"])
     try:
         async with asyncio.timeout(60):
-            while not await conn.fetchval("SELECT count(*) FROM tasks WHERE conversation_id = $1 AND status = 'queued'",
-                                          conversation_id):
+            while not await conn.fetchval(
+                "SELECT count(*) FROM tasks WHERE conversation_id = $1 AND status = 'queued'", conversation_id
+            ):
                 await asyncio.sleep(0.2)
     finally:
         await conn.close()
@@ -84,8 +92,10 @@ async def emptied(state: Path) -> tuple[dict[str, int], dict[str, int]]:
     try:
         conn = await asyncpg.connect(stack.dsn)
         try:
-            rows = {table: await conn.fetchval(f"SELECT count(*) FROM {table}")
-                    for table in ("tasks", "agents", "conversations", "turns", "outbox", "kpi_outcomes")}
+            rows = {
+                table: await conn.fetchval(f"SELECT count(*) FROM {table}")
+                for table in ("tasks", "agents", "conversations", "turns", "outbox", "kpi_outcomes")
+            }
         finally:
             await conn.close()
         consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)
@@ -101,7 +111,9 @@ async def emptied(state: Path) -> tuple[dict[str, int], dict[str, int]]:
         await asyncio.to_thread(stack.stop)
 
 
-async def test_a_hand_started_process_is_seen_and_stopped_up_reports_what_is_left_and_stops_what_it_started_on_failure_reset_empties(tmp_path):
+async def test_a_hand_started_process_is_seen_and_stopped_up_reports_what_is_left_and_stops_what_it_started_on_failure_reset_empties(
+    tmp_path,
+):
     state = private_state(tmp_path)
     (state / "models" / "kept.bin").write_bytes(b"weights")
 
@@ -112,10 +124,15 @@ async def test_a_hand_started_process_is_seen_and_stopped_up_reports_what_is_lef
 
     # A second bot started by hand as docs/operations.md ("A second process") says: status sees it, down stops it.
     port = free_port()
-    bot_env = {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")} | env | {"BOT_GRPC_ADDR": f"127.0.0.1:{port}"}
+    bot_env = (
+        {k: v for k, v in os.environ.items() if not k.startswith("RELAIS_")}
+        | env
+        | {"BOT_GRPC_ADDR": f"127.0.0.1:{port}"}
+    )
     log = open(tmp_path / "bot-by-hand.log", "wb")
-    by_hand = subprocess.Popen([sys.executable, "-m", "relais.bot"], env=bot_env, cwd=ROOT, stdout=log,
-                               stderr=subprocess.STDOUT)
+    by_hand = subprocess.Popen(
+        [sys.executable, "-m", "relais.bot"], env=bot_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         pid_file = state / "run" / f"bot-{port}.pid"
         deadline = time.monotonic() + 30
@@ -127,8 +144,13 @@ async def test_a_hand_started_process_is_seen_and_stopped_up_reports_what_is_lef
         conversation_id = f"ops-{uuid.uuid4().hex[:8]}"
         await leave_state(env, conversation_id)
 
-        refused = subprocess.run([sys.executable, "-m", "relais.cli", "reset", "--state-dir", str(state)], cwd=tmp_path,
-                                 capture_output=True, text=True, timeout=60)
+        refused = subprocess.run(
+            [sys.executable, "-m", "relais.cli", "reset", "--state-dir", str(state)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert refused.returncode == 1 and "Traceback" not in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1 and "the stack is running" in refused.stderr
         assert f"bot-{port}" in refused.stderr and "make down" in refused.stderr
@@ -151,7 +173,9 @@ async def test_a_hand_started_process_is_seen_and_stopped_up_reports_what_is_lef
     second = stack_command(state, "up", env={"RELAIS_ROUTING_RULES": str(broken_rules)})
     found = [line for line in second.stdout.splitlines() if line.startswith("found the state of an earlier run")]
     assert len(found) == 1, second.stdout
-    assert re.search(r"\b1 task waiting \(queued or offered\)", found[0]) and re.search(r"\b1 agent signed in", found[0])
+    assert re.search(r"\b1 task waiting \(queued or offered\)", found[0]) and re.search(
+        r"\b1 agent signed in", found[0]
+    )
     assert "make reset" in second.stdout and "starting services" in second.stdout
     assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
     last = second.stderr.strip().splitlines()[-1]
@@ -160,8 +184,13 @@ async def test_a_hand_started_process_is_seen_and_stopped_up_reports_what_is_lef
     assert set(status(state).values()) == {"stopped"}
     assert not [name for name, port in Stack.for_state_dir(state).ports.items() if port_in_use(port)]
 
-    reset = subprocess.run([sys.executable, "-m", "relais.cli", "reset", "--state-dir", str(state)], cwd=tmp_path,
-                           capture_output=True, text=True, timeout=60)
+    reset = subprocess.run(
+        [sys.executable, "-m", "relais.cli", "reset", "--state-dir", str(state)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert reset.returncode == 0 and reset.stdout.startswith("emptied "), reset.stderr
     assert (state / "models" / "kept.bin").read_bytes() == b"weights" and (state / "models" / "intents.pkl").exists()
     assert (LIBS_DIR / ".complete").exists()  # the downloaded broker

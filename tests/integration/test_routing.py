@@ -31,38 +31,66 @@ def language():
     return f"x{uuid.uuid4().hex[:6]}"
 
 
-def context(conversation_id: str, language: str, intent: str = "order_status", tier: str = "", text: str = "I need help",
-            reasons=(pb.HANDOFF_REASON_CUSTOMER_REQUEST,), customer_id: str = "") -> pb.ConversationContext:
-    ctx = pb.ConversationContext(conversation_id=conversation_id, language=language, intent=intent, channel=pb.CHANNEL_CHAT,
-                                 customer=pb.Customer(id=customer_id or f"cust-{conversation_id}", tier=tier),
-                                 reason=reasons[0], reasons=list(reasons))
-    ctx.turns.add(turn_id=f"urn:test#{uuid.uuid4()}", conversation_id=conversation_id, seq=1, text=text, language=language)
+def context(
+    conversation_id: str,
+    language: str,
+    intent: str = "order_status",
+    tier: str = "",
+    text: str = "I need help",
+    reasons=(pb.HANDOFF_REASON_CUSTOMER_REQUEST,),
+    customer_id: str = "",
+) -> pb.ConversationContext:
+    ctx = pb.ConversationContext(
+        conversation_id=conversation_id,
+        language=language,
+        intent=intent,
+        channel=pb.CHANNEL_CHAT,
+        customer=pb.Customer(id=customer_id or f"cust-{conversation_id}", tier=tier),
+        reason=reasons[0],
+        reasons=list(reasons),
+    )
+    ctx.turns.add(
+        turn_id=f"urn:test#{uuid.uuid4()}", conversation_id=conversation_id, seq=1, text=text, language=language
+    )
     ctx.handed_off_at.GetCurrentTime()
     return ctx
 
 
 async def hand_off(producer, ctx: pb.ConversationContext) -> None:
-    await bus.publish(producer, [bus.Record(topics.HANDOFFS, ctx.conversation_id.encode(),
-                                            pb.HandoffEvent(handoff=ctx).SerializeToString())])
+    await bus.publish(
+        producer,
+        [bus.Record(topics.HANDOFFS, ctx.conversation_id.encode(), pb.HandoffEvent(handoff=ctx).SerializeToString())],
+    )
 
 
 async def customer_writes(producer, conversation_id: str, text: str, language: str) -> None:
     turn = pb.Turn(turn_id=f"urn:test#{uuid.uuid4()}", conversation_id=conversation_id, text=text, language=language)
-    await bus.publish(producer, [bus.Record(topics.HANDOFFS, conversation_id.encode(),
-                                            pb.HandoffEvent(customer_message=turn).SerializeToString())])
+    await bus.publish(
+        producer,
+        [
+            bus.Record(
+                topics.HANDOFFS, conversation_id.encode(), pb.HandoffEvent(customer_message=turn).SerializeToString()
+            )
+        ],
+    )
 
 
 async def task_of(db, conversation_id: str, timeout: float = 15):
     async with asyncio.timeout(timeout):
-        while (task := await db.fetchrow("SELECT * FROM tasks WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 1",
-                                         conversation_id)) is None:
+        while (
+            task := await db.fetchrow(
+                "SELECT * FROM tasks WHERE conversation_id = $1 ORDER BY created_at DESC LIMIT 1", conversation_id
+            )
+        ) is None:
             await asyncio.sleep(0.1)
     return task
 
 
 async def events_of(db, task_id: str) -> list[tuple[str, str]]:
-    return [(r["kind"], r["agent_id"]) for r in await db.fetch("SELECT kind, agent_id FROM task_events WHERE task_id = $1"
-                                                              " ORDER BY id", task_id)]
+    return [
+        (r["kind"], r["agent_id"])
+        for r in await db.fetch("SELECT kind, agent_id FROM task_events WHERE task_id = $1 ORDER BY id", task_id)
+    ]
 
 
 async def no_offer(agent, seconds: float) -> None:
@@ -71,9 +99,11 @@ async def no_offer(agent, seconds: float) -> None:
 
 
 async def test_skills_and_language_decide_who_gets_the_task(producer, db, agent_session, language):
-    async with agent_session(f"orders-{language}", languages=[language], levels={"orders": 5}) as orders, \
-               agent_session(f"billing-{language}", languages=[language], levels={"billing": 3}) as billing, \
-               agent_session(f"billing-other-{language}", languages=["other-" + language], levels={"billing": 5}) as other:
+    async with (
+        agent_session(f"orders-{language}", languages=[language], levels={"orders": 5}) as orders,
+        agent_session(f"billing-{language}", languages=[language], levels={"billing": 3}) as billing,
+        agent_session(f"billing-other-{language}", languages=["other-" + language], levels={"billing": 5}) as other,
+    ):
         dispute = context(f"dispute-{language}", language, intent="disputed_payment")  # billing ≥ 2 by the rules
         await hand_off(producer, dispute)
         offer = await billing.next_event("offer")
@@ -89,7 +119,9 @@ async def test_skills_and_language_decide_who_gets_the_task(producer, db, agent_
         assert (await task_of(db, nobody.conversation_id))["status"] == "queued"
 
 
-async def test_a_hand_off_delivered_twice_is_one_task_one_offer_and_one_state_change(producer, db, agent_session, language):
+async def test_a_hand_off_delivered_twice_is_one_task_one_offer_and_one_state_change(
+    producer, db, agent_session, language
+):
     """The hand-off an agent can take at once is written in one statement (store.py, HANDOFF_OFFERED): the
     deduplication row, the offered task, its steps, the reservation, the agent's state change in the outbox."""
     async with agent_session(f"once-{language}", languages=[language], capacity={"chat": 3}) as agent:
@@ -106,9 +138,14 @@ async def test_a_hand_off_delivered_twice_is_one_task_one_offer_and_one_state_ch
         assert await db.fetchval("SELECT state FROM agents WHERE agent_id = $1", agent.agent_id) == "busy"
         key = f"{ctx.turns[-1].turn_id}/handoff"
         async with asyncio.timeout(10):
-            while (outbox := [tuple(r) for r in await db.fetch(
-                    "SELECT topic, published FROM outbox WHERE consumer = 'routing' AND event_key = $1", key)]) \
-                    != [(topics.AGENT_EVENTS, True)]:
+            while (
+                outbox := [
+                    tuple(r)
+                    for r in await db.fetch(
+                        "SELECT topic, published FROM outbox WHERE consumer = 'routing' AND event_key = $1", key
+                    )
+                ]
+            ) != [(topics.AGENT_EVENTS, True)]:
                 assert len(outbox) <= 1, outbox
                 await asyncio.sleep(0.1)
 
@@ -116,10 +153,15 @@ async def test_a_hand_off_delivered_twice_is_one_task_one_offer_and_one_state_ch
 async def test_conflict_handlers_get_the_angry_customer_first(producer, agent_session, language):
     async with agent_session(f"plain-{language}", languages=[language], levels={"orders": 3}) as plain:
         await asyncio.sleep(0.2)  # the plain agent has been idle longest
-        async with agent_session(f"calm-{language}", languages=[language],
-                                 levels={"orders": 3, "conflict_handling": 2}) as handler:
-            angry = context(f"angry-{language}", language, text="This is RIDICULOUS!!!",
-                            reasons=(pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_CUSTOMER_REQUEST))
+        async with agent_session(
+            f"calm-{language}", languages=[language], levels={"orders": 3, "conflict_handling": 2}
+        ) as handler:
+            angry = context(
+                f"angry-{language}",
+                language,
+                text="This is RIDICULOUS!!!",
+                reasons=(pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_CUSTOMER_REQUEST),
+            )
             await hand_off(producer, angry)
             offer = await handler.next_event("offer")
             assert offer.context.conversation_id == angry.conversation_id
@@ -138,16 +180,20 @@ async def test_priority_and_aging_order_the_queue(producer, db, agent_session, l
         await hand_off(producer, ctx)
         tasks[name] = (await task_of(db, ctx.conversation_id))["task_id"]
     # The oldest standard customer has waited 15 minutes: 30 aging points at the default 30 s per point.
-    await db.execute("UPDATE tasks SET queued_at = now() - interval '15 minutes' WHERE task_id = $1", tasks["old-standard"])
+    await db.execute(
+        "UPDATE tasks SET queued_at = now() - interval '15 minutes' WHERE task_id = $1", tasks["old-standard"]
+    )
     async with agent_session(f"agent-{language}", languages=[language], capacity={"chat": 4}) as agent:
         offers = [(await agent.next_event("offer")).context.conversation_id for _ in range(4)]
     assert offers == [f"{n}-{language}" for n in ("old-standard", "vip", "gold", "standard")]
 
 
 async def test_a_rejected_or_unanswered_offer_goes_to_the_next_agent(producer, db, agent_session, language):
-    async with agent_session(f"a1-{language}", languages=[language]) as a1, \
-               agent_session(f"a2-{language}", languages=[language]) as a2, \
-               agent_session(f"a3-{language}", languages=[language]) as a3:
+    async with (
+        agent_session(f"a1-{language}", languages=[language]) as a1,
+        agent_session(f"a2-{language}", languages=[language]) as a2,
+        agent_session(f"a3-{language}", languages=[language]) as a3,
+    ):
         ctx = context(f"reject-{language}", language)
         await hand_off(producer, ctx)
         first = await a1.next_event("offer")
@@ -166,15 +212,23 @@ async def test_a_rejected_or_unanswered_offer_goes_to_the_next_agent(producer, d
         await a3.stub.Accept(desk.AcceptRequest(task_id=first.task_id), metadata=a3.auth)
     steps = await events_of(db, first.task_id)
     assert [s for s in steps if s[0] != "overflow"][:7] == [
-        ("queued", ""), ("offered", a1.agent_id), ("rejected", a1.agent_id), ("offered", a2.agent_id),
-        ("offer_timeout", a2.agent_id), ("offered", a3.agent_id), ("accepted", a3.agent_id)]
+        ("queued", ""),
+        ("offered", a1.agent_id),
+        ("rejected", a1.agent_id),
+        ("offered", a2.agent_id),
+        ("offer_timeout", a2.agent_id),
+        ("offered", a3.agent_id),
+        ("accepted", a3.agent_id),
+    ]
 
 
 async def test_overflow_relaxes_the_level_then_opens_the_broader_queue(producer, db, agent_session, language):
     # A billing expert is signed in, on a break: the task waits for the overflow's steps (with nobody signed in able to
     # take it, it would be widened at once: test_customer_side).
-    async with agent_session(f"expert-{language}", languages=[language], levels={"billing": 3}) as expert, \
-               agent_session(f"stranger-{language}", languages=[language], levels={"orders": 1}) as stranger:
+    async with (
+        agent_session(f"expert-{language}", languages=[language], levels={"billing": 3}) as expert,
+        agent_session(f"stranger-{language}", languages=[language], levels={"orders": 1}) as stranger,
+    ):
         await expert.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_BREAK), metadata=expert.auth)
         ctx = context(f"overflow-{language}", language, intent="disputed_payment")  # billing ≥ 2
         started = time.monotonic()
@@ -185,11 +239,16 @@ async def test_overflow_relaxes_the_level_then_opens_the_broader_queue(producer,
     assert waited >= 3.5  # the broader queue opens after 4 s in the test stack
     rows = await db.fetch("SELECT kind, detail FROM task_events WHERE task_id = $1 ORDER BY id", offer.task_id)
     assert [(r["kind"], r["detail"]) for r in rows][:4] == [
-        ("queued", f"needs billing ≥ 2 in {language}, priority 0"), ("overflow", "stage 1: levels relaxed by 1"),
-        ("overflow", "stage 2: queue any"), ("offered", "")]
+        ("queued", f"needs billing ≥ 2 in {language}, priority 0"),
+        ("overflow", "stage 1: levels relaxed by 1"),
+        ("overflow", "stage 2: queue any"),
+        ("offered", ""),
+    ]
 
 
-async def test_waiting_customers_get_position_and_eta_can_write_and_leave(producer, replies, db, agent_session, language):
+async def test_waiting_customers_get_position_and_eta_can_write_and_leave(
+    producer, replies, db, agent_session, language
+):
     # Callbacks, and what customers hear with nobody signed in: test_customer_side.
     first, second, third = (context(f"wait{i}-{language}", language) for i in (1, 2, 3))
     queued = []
@@ -242,8 +301,9 @@ async def test_routing_killed_mid_queue_loses_and_duplicates_no_task(stack, prod
                     await agent.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=agent.auth)
                 except grpc.aio.AioRpcError:
                     continue  # its reservation expired meanwhile: it will come again
-                await agent.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True),
-                                       metadata=agent.auth)
+                await agent.stub.Close(
+                    desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=agent.auth
+                )
                 handled.append(offer.context.conversation_id)
     assert sorted(handled) == sorted(conversations)  # each exactly once
     assert held.context.conversation_id in handled
@@ -253,8 +313,10 @@ async def test_routing_killed_mid_queue_loses_and_duplicates_no_task(stack, prod
 
 
 async def test_an_agent_acts_only_on_its_own_assignments(stack, producer, db, agent_session, language):
-    async with agent_session(f"owner-{language}", languages=[language]) as owner, \
-               agent_session(f"other-{language}", languages=[language], levels={"general": 1}) as other:
+    async with (
+        agent_session(f"owner-{language}", languages=[language]) as owner,
+        agent_session(f"other-{language}", languages=[language], levels={"general": 1}) as other,
+    ):
         ctx = context(f"own-{language}", language)
         await hand_off(producer, ctx)
         offer = await owner.next_event("offer")
@@ -268,32 +330,57 @@ async def test_an_agent_acts_only_on_its_own_assignments(stack, producer, db, ag
         denied = grpc.StatusCode.PERMISSION_DENIED
         assert await code_of(other.stub.Accept, desk.AcceptRequest(task_id=task_id), other.auth) == denied
         await owner.stub.Accept(desk.AcceptRequest(task_id=task_id), metadata=owner.auth)
-        for call, request in ((other.stub.Reply, desk.ReplyRequest(task_id=task_id, text="hi")),
-                              (other.stub.Close, desk.CloseRequest(task_id=task_id)),
-                              (other.stub.Reject, desk.RejectRequest(task_id=task_id)),
-                              (other.stub.Transfer, desk.TransferRequest(task_id=task_id, queue="billing")),
-                              (other.stub.GetCustomerHistory, desk.HistoryRequest(task_id=task_id)),
-                              (other.stub.RecordSuggestionUse, desk.SuggestionUseRequest(
-                                  task_id=task_id, suggestion_id="x", use=1))):
+        for call, request in (
+            (other.stub.Reply, desk.ReplyRequest(task_id=task_id, text="hi")),
+            (other.stub.Close, desk.CloseRequest(task_id=task_id)),
+            (other.stub.Reject, desk.RejectRequest(task_id=task_id)),
+            (other.stub.Transfer, desk.TransferRequest(task_id=task_id, queue="billing")),
+            (other.stub.GetCustomerHistory, desk.HistoryRequest(task_id=task_id)),
+            (other.stub.RecordSuggestionUse, desk.SuggestionUseRequest(task_id=task_id, suggestion_id="x", use=1)),
+        ):
             assert await code_of(call, request, other.auth) == denied, call
-        assert await code_of(owner.stub.Accept, desk.AcceptRequest(task_id="task-nope"), owner.auth) == grpc.StatusCode.NOT_FOUND
-        assert await code_of(owner.stub.Reply, desk.ReplyRequest(task_id=task_id, text="  "), owner.auth) == grpc.StatusCode.INVALID_ARGUMENT
-        assert await code_of(owner.stub.Accept, desk.AcceptRequest(task_id=task_id), owner.auth) == grpc.StatusCode.FAILED_PRECONDITION
-        assert await code_of(owner.stub.SetState, desk.SetStateRequest(state=3), owner.auth) == grpc.StatusCode.INVALID_ARGUMENT
+        assert (
+            await code_of(owner.stub.Accept, desk.AcceptRequest(task_id="task-nope"), owner.auth)
+            == grpc.StatusCode.NOT_FOUND
+        )
+        assert (
+            await code_of(owner.stub.Reply, desk.ReplyRequest(task_id=task_id, text="  "), owner.auth)
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
+        assert (
+            await code_of(owner.stub.Accept, desk.AcceptRequest(task_id=task_id), owner.auth)
+            == grpc.StatusCode.FAILED_PRECONDITION
+        )
+        assert (
+            await code_of(owner.stub.SetState, desk.SetStateRequest(state=3), owner.auth)
+            == grpc.StatusCode.INVALID_ARGUMENT
+        )
         unauthenticated = grpc.StatusCode.UNAUTHENTICATED
         assert await code_of(owner.stub.Close, desk.CloseRequest(task_id=task_id), []) == unauthenticated
-        assert await code_of(owner.stub.Close, desk.CloseRequest(task_id=task_id),
-                             [("authorization", "Bearer not-a-token")]) == unauthenticated
-        bad_sign_in = desk.SignInRequest(agent_id="x", languages=["en"], skill_levels=[desk.SkillLevel(skill="billing", level=9)])
+        assert (
+            await code_of(
+                owner.stub.Close, desk.CloseRequest(task_id=task_id), [("authorization", "Bearer not-a-token")]
+            )
+            == unauthenticated
+        )
+        bad_sign_in = desk.SignInRequest(
+            agent_id="x", languages=["en"], skill_levels=[desk.SkillLevel(skill="billing", level=9)]
+        )
         assert await code_of(owner.stub.SignIn, bad_sign_in, service_metadata()) == grpc.StatusCode.INVALID_ARGUMENT
         # Signing in is the front end's: an agent's own token does not open a session, for itself or another.
-        assert await code_of(owner.stub.SignIn, desk.SignInRequest(agent_id=other.agent_id, languages=[language]),
-                             owner.auth) == unauthenticated
+        assert (
+            await code_of(
+                owner.stub.SignIn, desk.SignInRequest(agent_id=other.agent_id, languages=[language]), owner.auth
+            )
+            == unauthenticated
+        )
 
         # Transfer to another queue with a note: the next agent gets it with the note.
         async with agent_session(f"biller-{language}", languages=[language], levels={"billing": 1}) as biller:
-            await owner.stub.Transfer(desk.TransferRequest(task_id=task_id, queue="billing", note="refund of 40 EUR agreed"),
-                                      metadata=owner.auth)
+            await owner.stub.Transfer(
+                desk.TransferRequest(task_id=task_id, queue="billing", note="refund of 40 EUR agreed"),
+                metadata=owner.auth,
+            )
             moved = await biller.next_event("offer")
             assert (moved.task_id, moved.note) == (task_id, "refund of 40 EUR agreed")
     assert stack.processes["routing"].poll() is None
@@ -301,15 +388,21 @@ async def test_an_agent_acts_only_on_its_own_assignments(stack, producer, db, ag
 
 async def test_malformed_hand_offs_go_to_the_dead_letter_topic(stack, producer):
     marker = uuid.uuid4().hex.encode()
-    await bus.publish(producer, [bus.Record(topics.HANDOFFS, marker, b"\x08\x99garbage"),
-                                 bus.Record(topics.HANDOFFS, marker, pb.HandoffEvent().SerializeToString())])
+    await bus.publish(
+        producer,
+        [
+            bus.Record(topics.HANDOFFS, marker, b"\x08\x99garbage"),
+            bus.Record(topics.HANDOFFS, marker, pb.HandoffEvent().SerializeToString()),
+        ],
+    )
     reasons = [dict(r.headers)["dlq.reason"].decode() for r in await dead_letters(stack.bootstrap, marker, 2)]
     assert reasons[0].startswith("bad protobuf") and reasons[1] == "empty HandoffEvent"
     assert stack.processes["routing"].poll() is None
 
 
 async def test_assist_suggestions_carry_their_articles_history_is_known_and_their_use_reaches_analytics(
-        stack, producer, replies, agent_session, conversation_id):
+    stack, producer, replies, agent_session, conversation_id
+):
     from relais.common.pb import analytics_pb2, analytics_pb2_grpc
     from relais.demo import send_message
     from relais.routing.assist import KnowledgeBase
@@ -321,8 +414,12 @@ async def test_assist_suggestions_carry_their_articles_history_is_known_and_thei
         analytics = analytics_pb2_grpc.AnalyticsStub(channel)
         before = (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions
         async with agent_session(f"agent-{conversation_id}", languages=["en"]) as agent:
-            await send_message(producer, conversation_id, customer,
-                               "I want to talk to a person: my card payment was declined at the shop twice today")
+            await send_message(
+                producer,
+                conversation_id,
+                customer,
+                "I want to talk to a person: my card payment was declined at the shop twice today",
+            )
             offer = await agent.offer_for(conversation_id)
             assert not offer.assist.ByteSize()  # the offer did not wait for its assist: it follows on the stream
             assist = await agent.assist_for(offer.task_id)
@@ -333,24 +430,35 @@ async def test_assist_suggestions_carry_their_articles_history_is_known_and_thei
                 assert all(knowledge.get(a).language == "en" for a in suggestion.article_ids)
             assert "card" in " ".join(assist.suggestions[0].article_ids)
 
-            history = await agent.stub.GetCustomerHistory(desk.HistoryRequest(task_id=offer.task_id), metadata=agent.auth)
-            assert [(c.conversation_id, c.outcome) for c in history.conversations] == [(f"{conversation_id}-before", "bot_answered")]
+            history = await agent.stub.GetCustomerHistory(
+                desk.HistoryRequest(task_id=offer.task_id), metadata=agent.auth
+            )
+            assert [(c.conversation_id, c.outcome) for c in history.conversations] == [
+                (f"{conversation_id}-before", "bot_answered")
+            ]
             assert history.conversations[0].summary == "What are your opening hours?"
 
             accepted = await agent.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=agent.auth)
             assert accepted.assignment.assist.suggestions[0].suggestion_id == assist.suggestions[0].suggestion_id
             first = assist.suggestions[0].suggestion_id
             for _ in range(2):  # answered twice: counted once
-                await agent.stub.RecordSuggestionUse(desk.SuggestionUseRequest(
-                    task_id=offer.task_id, suggestion_id=first, use=1), metadata=agent.auth)
+                await agent.stub.RecordSuggestionUse(
+                    desk.SuggestionUseRequest(task_id=offer.task_id, suggestion_id=first, use=1), metadata=agent.auth
+                )
             for other in assist.suggestions[1:]:
-                await agent.stub.RecordSuggestionUse(desk.SuggestionUseRequest(
-                    task_id=offer.task_id, suggestion_id=other.suggestion_id, use=3), metadata=agent.auth)
+                await agent.stub.RecordSuggestionUse(
+                    desk.SuggestionUseRequest(task_id=offer.task_id, suggestion_id=other.suggestion_id, use=3),
+                    metadata=agent.auth,
+                )
             with pytest.raises(grpc.aio.AioRpcError) as unknown:
-                await agent.stub.RecordSuggestionUse(desk.SuggestionUseRequest(
-                    task_id=offer.task_id, suggestion_id="sug-unknown", use=2), metadata=agent.auth)
+                await agent.stub.RecordSuggestionUse(
+                    desk.SuggestionUseRequest(task_id=offer.task_id, suggestion_id="sug-unknown", use=2),
+                    metadata=agent.auth,
+                )
             assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
-            await agent.stub.Reply(desk.ReplyRequest(task_id=offer.task_id, text=assist.suggestions[0].text), metadata=agent.auth)
+            await agent.stub.Reply(
+                desk.ReplyRequest(task_id=offer.task_id, text=assist.suggestions[0].text), metadata=agent.auth
+            )
 
             # A new customer message refreshes the assist.
             await send_message(producer, conversation_id, customer, "It says 'limit reached' on the terminal")
@@ -358,13 +466,15 @@ async def test_assist_suggestions_carry_their_articles_history_is_known_and_thei
             assert message.turn.text == "It says 'limit reached' on the terminal"
             refreshed = await agent.assist_for(offer.task_id, updates=2)
             assert refreshed.summary and refreshed.suggestions
-            await agent.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True),
-                                   metadata=agent.auth)
+            await agent.stub.Close(
+                desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=agent.auth
+            )
 
         ignored = len(assist.suggestions) - 1
         async with asyncio.timeout(20):
-            while (after := (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions).ignored < before.ignored + ignored \
-                    or after.used < before.used + 1:
+            while (
+                after := (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions
+            ).ignored < before.ignored + ignored or after.used < before.used + 1:
                 await asyncio.sleep(0.2)
         await asyncio.sleep(1)  # a duplicate would be counted by now
         after = (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions
@@ -390,12 +500,26 @@ async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(sta
         return next(s for s in said if text in s)
 
     agent_id = f"desk-{language}"
-    desk_run = asyncio.create_task(console.run(f"127.0.0.1:{stack.ports['routing']}", agent_id, "Console", [language],
-                                               console.parse_skills("cards:3,general"), {"chat": 1}, typed(), said.append,
-                                               service_token=SERVICE_TOKEN))
+    desk_run = asyncio.create_task(
+        console.run(
+            f"127.0.0.1:{stack.ports['routing']}",
+            agent_id,
+            "Console",
+            [language],
+            console.parse_skills("cards:3,general"),
+            {"chat": 1},
+            typed(),
+            said.append,
+            service_token=SERVICE_TOKEN,
+        )
+    )
     await shown("signed in as")
-    ctx = context(f"desk-{language}", language, intent="card_payment_declined",
-                  text="My card payment was declined at the shop twice today")
+    ctx = context(
+        f"desk-{language}",
+        language,
+        intent="card_payment_declined",
+        text="My card payment was declined at the shop twice today",
+    )
     await hand_off(producer, ctx)
     offer = await shown("#1 OFFER")
     assert "My card payment was declined" in offer
@@ -411,7 +535,9 @@ async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(sta
     assert agent_reply["data"]["agent_id"] == agent_id
     task = await task_of(db, ctx.conversation_id)
     assert (task["status"], task["disposition"], task["resolved"]) == ("closed", "resolved", True)
-    survey = await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_SURVEY)  # asked when the contact closes
+    survey = await reply_of_type(
+        replies, ctx.conversation_id, cloudevents.REPLY_SURVEY
+    )  # asked when the contact closes
     assert survey["data"]["survey"]["type"] == cloudevents.CONTACT_SURVEY and survey["data"]["language"] == language
 
     # Every state change of the agent was an event on relais.agent-events.v1.
@@ -422,8 +548,11 @@ async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(sta
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, group_id=None)
     await consumer.start()
     try:
-        tps = [TopicPartition(topics.AGENT_EVENTS, p) for p in consumer.partitions_for_topic(topics.AGENT_EVENTS) or
-               (await consumer._client.force_metadata_update() and consumer.partitions_for_topic(topics.AGENT_EVENTS))]
+        tps = [
+            TopicPartition(topics.AGENT_EVENTS, p)
+            for p in consumer.partitions_for_topic(topics.AGENT_EVENTS)
+            or (await consumer._client.force_metadata_update() and consumer.partitions_for_topic(topics.AGENT_EVENTS))
+        ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         states = []
@@ -433,7 +562,9 @@ async def test_the_console_desk_takes_an_offer_sends_a_suggestion_and_closes(sta
                     for r in records:
                         event = ev.AgentEvent.FromString(r.value)
                         if event.agent_id == agent_id and event.HasField("state_changed"):
-                            states.append(ev.AgentState.Name(event.state_changed.state).removeprefix("AGENT_STATE_").lower())
+                            states.append(
+                                ev.AgentState.Name(event.state_changed.state).removeprefix("AGENT_STATE_").lower()
+                            )
     finally:
         await consumer.stop()
     assert states[:3] == ["available", "busy", "wrap_up"] and states[-1] == "offline"
@@ -454,8 +585,13 @@ async def test_an_agent_signing_out_hands_its_open_conversations_back(producer, 
 async def test_a_callback_is_a_task_offered_at_its_due_time(producer, replies, db, agent_session, language):
     ctx = context(f"callback-{language}", language)
     # The number to call, as intake keeps it from data.customer.phone (the whole way: test_customer_side).
-    await db.execute("INSERT INTO conversations (conversation_id, customer_id, channel, language, callback_phone)"
-                     " VALUES ($1, $2, 'chat', $3, '+33612345678')", ctx.conversation_id, ctx.customer.id, language)
+    await db.execute(
+        "INSERT INTO conversations (conversation_id, customer_id, channel, language, callback_phone)"
+        " VALUES ($1, $2, 'chat', $3, '+33612345678')",
+        ctx.conversation_id,
+        ctx.customer.id,
+        language,
+    )
     await hand_off(producer, ctx)
     await reply_of_type(replies, ctx.conversation_id, cloudevents.REPLY_QUEUE)
     await customer_writes(producer, ctx.conversation_id, "CALLBACK", language)
@@ -469,8 +605,9 @@ async def test_a_callback_is_a_task_offered_at_its_due_time(producer, replies, d
     assert offered_at >= task["due_at"]  # not before its due time
 
 
-async def test_an_agent_disconnected_too_long_is_signed_out_and_its_conversations_go_back(producer, db, agent_session,
-                                                                                          language):
+async def test_an_agent_disconnected_too_long_is_signed_out_and_its_conversations_go_back(
+    producer, db, agent_session, language
+):
     ctx = context(f"vanished-{language}", language)
     async with agent_session(f"vanishing-{language}", languages=[language]) as vanishing:
         await hand_off(producer, ctx)
@@ -488,13 +625,25 @@ async def test_an_agent_disconnected_too_long_is_signed_out_and_its_conversation
         with pytest.raises(grpc.aio.AioRpcError) as error:  # its session is over: the front end signs in again
             await vanishing.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_AVAILABLE), metadata=vanishing.auth)
         assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        vanishing.auth = [("authorization", "Bearer " + (await vanishing.stub.SignIn(desk.SignInRequest(
-            agent_id=vanishing.agent_id, languages=[language]), metadata=service_metadata())).token)]
+        vanishing.auth = [
+            (
+                "authorization",
+                "Bearer "
+                + (
+                    await vanishing.stub.SignIn(
+                        desk.SignInRequest(agent_id=vanishing.agent_id, languages=[language]),
+                        metadata=service_metadata(),
+                    )
+                ).token,
+            )
+        ]
 
 
 async def test_an_agent_whose_front_end_is_gone_gets_no_offer(producer, db, agent_session, language):
-    async with agent_session(f"gone-{language}", languages=[language]) as gone, \
-               agent_session(f"present-{language}", languages=[language]) as present:
+    async with (
+        agent_session(f"gone-{language}", languages=[language]) as gone,
+        agent_session(f"present-{language}", languages=[language]) as present,
+    ):
         gone.crash()  # the front end crashed: no SignOut
         await asyncio.sleep(0.5)
         ctx = context(f"gone-{language}", language)
@@ -503,8 +652,11 @@ async def test_an_agent_whose_front_end_is_gone_gets_no_offer(producer, db, agen
         assert offer.context.conversation_id == ctx.conversation_id
         assert await events_of(db, offer.task_id) == [("queued", ""), ("offered", present.agent_id)]
         # Signing in again means ready to work.
-        token = (await gone.stub.SignIn(desk.SignInRequest(agent_id=gone.agent_id, languages=[language]),
-                                        metadata=service_metadata())).token
+        token = (
+            await gone.stub.SignIn(
+                desk.SignInRequest(agent_id=gone.agent_id, languages=[language]), metadata=service_metadata()
+            )
+        ).token
         gone.auth = [("authorization", f"Bearer {token}")]
         assert await db.fetchval("SELECT state FROM agents WHERE agent_id = $1", gone.agent_id) == "available"
 
@@ -534,16 +686,38 @@ async def test_the_queue_news_read_in_postgresql_are_those_the_rules_give(db, la
                     " status, queued_at, last_update_at, told_nobody, due_at) VALUES ($1, $1, $2, '', $3, '',"
                     " $4, $5::jsonb, $6, $7, now() - make_interval(secs => $8), now() - make_interval(secs => $9), $10,"
                     " CASE WHEN $4 = 'callback' THEN now() + interval '1 hour' END)",
-                    f"news-{language}-{i}", language, rng.randint(0, 2), "callback" if callback else "handoff",
-                    json.dumps(required), stage, "offered" if i % 11 == 0 else "queued", rng.uniform(0, 400),
-                    rng.choice((None, None, rng.uniform(0, 120))), nobody == (rng.random() < 0.8))
+                    f"news-{language}-{i}",
+                    language,
+                    rng.randint(0, 2),
+                    "callback" if callback else "handoff",
+                    json.dumps(required),
+                    stage,
+                    "offered" if i % 11 == 0 else "queued",
+                    rng.uniform(0, 400),
+                    rng.choice((None, None, rng.uniform(0, 120))),
+                    nobody == (rng.random() < 0.8),
+                )
             now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
-            rows = await conn.fetch("SELECT task_id, priority, required::text AS required, stage, status, kind, last_position,"
-                                    " told_nobody, extract(epoch FROM queued_at) AS queued, extract(epoch FROM last_update_at)"
-                                    " AS told_at, extract(epoch FROM due_at) AS due FROM tasks WHERE language = $1", language)
-            waiting = [rules.Task(r["task_id"], language, "chat", json.loads(r["required"]), r["priority"], float(r["queued"]),
-                                  stage=r["stage"], due_at=float(r["due"]) if r["due"] is not None else None)
-                       for r in rows if r["status"] == "queued"]
+            rows = await conn.fetch(
+                "SELECT task_id, priority, required::text AS required, stage, status, kind, last_position,"
+                " told_nobody, extract(epoch FROM queued_at) AS queued, extract(epoch FROM last_update_at)"
+                " AS told_at, extract(epoch FROM due_at) AS due FROM tasks WHERE language = $1",
+                language,
+            )
+            waiting = [
+                rules.Task(
+                    r["task_id"],
+                    language,
+                    "chat",
+                    json.loads(r["required"]),
+                    r["priority"],
+                    float(r["queued"]),
+                    stage=r["stage"],
+                    due_at=float(r["due"]) if r["due"] is not None else None,
+                )
+                for r in rows
+                if r["status"] == "queued"
+            ]
             places = rules.queue_positions(waiting, now, routing_rules)
             told = {}  # the place each was last told: none, or around the place they have now
             for task_id, place in places.items():
@@ -558,8 +732,15 @@ async def test_the_queue_news_read_in_postgresql_are_those_the_rules_give(db, la
                 improved = last is None or places.get(r["task_id"], 0) < last
                 if not (nobody == r["told_nobody"] and (nobody or not improved)):
                     expected.append(r["task_id"])
-            news = await conn.fetch(store.QUEUE_NEWS, 60, routing_rules.aging_seconds_per_point, [language], ["chat"],
-                                    [json.dumps(required) for required, _ in unserved], [stage for _, stage in unserved])
+            news = await conn.fetch(
+                store.QUEUE_NEWS,
+                60,
+                routing_rules.aging_seconds_per_point,
+                [language],
+                ["chat"],
+                [json.dumps(required) for required, _ in unserved],
+                [stage for _, stage in unserved],
+            )
             mine = [r["task_id"] for r in news if r["task_id"].startswith(f"news-{language}-")]
             assert 20 < len(expected) < 80  # both ways occur: some customers have news, others not
             assert sorted(mine) == sorted(expected)
@@ -587,15 +768,31 @@ async def test_the_places_read_from_postgresql_are_the_rules_places(db, language
                     "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, kind, status, queued_at,"
                     " due_at) VALUES ($1, $1, $2, '', $3, '', 'handoff', $4, now() - make_interval(secs => $5),"
                     " CASE WHEN $6 THEN now() - make_interval(secs => $5) END)",
-                    f"place-{language}-{i}", language, rng.randint(0, 3), "offered" if i % 13 == 0 else "queued",
+                    f"place-{language}-{i}",
+                    language,
+                    rng.randint(0, 3),
+                    "offered" if i % 13 == 0 else "queued",
                     -rng.uniform(60, 600) if callback else rng.choice((rng.uniform(0, 600), 30.0 * rng.randint(1, 9))),
-                    callback)
+                    callback,
+                )
             now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
-            rows = await conn.fetch("SELECT task_id, priority, extract(epoch FROM queued_at) AS queued,"
-                                    " extract(epoch FROM due_at) AS due FROM tasks WHERE language = $1 AND status = 'queued'",
-                                    language)
-            waiting = [rules.Task(r["task_id"], language, "chat", {}, r["priority"], float(r["queued"]),
-                                  due_at=float(r["due"]) if r["due"] is not None else None) for r in rows]
+            rows = await conn.fetch(
+                "SELECT task_id, priority, extract(epoch FROM queued_at) AS queued,"
+                " extract(epoch FROM due_at) AS due FROM tasks WHERE language = $1 AND status = 'queued'",
+                language,
+            )
+            waiting = [
+                rules.Task(
+                    r["task_id"],
+                    language,
+                    "chat",
+                    {},
+                    r["priority"],
+                    float(r["queued"]),
+                    due_at=float(r["due"]) if r["due"] is not None else None,
+                )
+                for r in rows
+            ]
             expected = rules.queue_positions(waiting, now, routing_rules)
             places = await store.load_places(conn, routing_rules.aging_seconds_per_point)
             mine = [f"place-{language}-{i}" for i in range(150)]
@@ -630,10 +827,19 @@ async def test_the_overflow_steps_due_are_read_stage_by_stage(db, language):
                     "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, kind, status, stage,"
                     " queued_at, due_at) VALUES ($1, $1, $2, '', 0, '', 'handoff', $3, $4, now() - make_interval(secs => $5),"
                     " CASE WHEN $6 THEN now() + interval '1 hour' END)",
-                    task_id, language, "offered" if i % 17 == 0 else "queued", stage, waited, later)
+                    task_id,
+                    language,
+                    "offered" if i % 17 == 0 else "queued",
+                    stage,
+                    waited,
+                    later,
+                )
                 mine[task_id] = (stage, waited, later, i % 17 == 0)
-            due = {task_id for task_id, (stage, waited, later, offered) in mine.items()
-                   if not offered and not later and stage < len(steps) and waited >= steps[stage]}
+            due = {
+                task_id
+                for task_id, (stage, waited, later, offered) in mine.items()
+                if not offered and not later and stage < len(steps) and waited >= steps[stage]
+            }
             rows = await conn.fetch(store.OVERFLOW_DUE, steps, len(steps))
             assert {r["task_id"] for r in rows} == due and len(due) > 20
             assert all(rules.overflow_stage(float(r["waited"]), routing_rules) > r["stage"] for r in rows)
@@ -664,12 +870,26 @@ async def test_a_place_counts_the_queue_the_database_holds_even_when_changed_beh
     await hand_off(producer, newcomer)
     mine = await task_of(db, newcomer.conversation_id)
     async with asyncio.timeout(15):
-        while (told := await db.fetchval("SELECT last_position FROM tasks WHERE task_id = $1", mine["task_id"])) is None:
+        while (
+            told := await db.fetchval("SELECT last_position FROM tasks WHERE task_id = $1", mine["task_id"])
+        ) is None:
             await asyncio.sleep(0.1)
     now = float(await db.fetchval("SELECT extract(epoch FROM now())"))
-    waiting = [rules.Task(r["task_id"], language, "chat", {}, r["priority"], float(r["queued"]),
-                          due_at=float(r["due"]) if r["due"] is not None else None)
-               for r in await db.fetch("SELECT task_id, priority, extract(epoch FROM queued_at) AS queued,"
-                                       " extract(epoch FROM due_at) AS due FROM tasks WHERE status = 'queued'"
-                                       " AND language = $1", language)]
+    waiting = [
+        rules.Task(
+            r["task_id"],
+            language,
+            "chat",
+            {},
+            r["priority"],
+            float(r["queued"]),
+            due_at=float(r["due"]) if r["due"] is not None else None,
+        )
+        for r in await db.fetch(
+            "SELECT task_id, priority, extract(epoch FROM queued_at) AS queued,"
+            " extract(epoch FROM due_at) AS due FROM tasks WHERE status = 'queued'"
+            " AND language = $1",
+            language,
+        )
+    ]
     assert told == rules.queue_positions(waiting, now, rules.load_rules())[mine["task_id"]]

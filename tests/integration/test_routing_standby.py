@@ -38,14 +38,18 @@ TAKEOVER_SECONDS = 15
 def pair():
     state_dir = Path(tempfile.mkdtemp(prefix="relais-standby-"))
     state_dir.chmod(0o755)  # PostgreSQL's OS user must reach it when the tests run as root
-    s = Stack.with_free_ports(state_dir, fast_db=True, extra_env={
-        "RELAIS_LOG_LEVEL": "INFO",
-        "RELAIS_HEALTH_SECONDS": "0.5",
-        "RELAIS_ROUTING_TICK_SECONDS": "0.2",
-        "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "120",  # the pending offer is still pending after the takeover
-        "RELAIS_ROUTING_RECONNECT_SECONDS": "60",
-        "RELAIS_ROUTING_CENTER": "{time_zone: Europe/Paris}",
-    })
+    s = Stack.with_free_ports(
+        state_dir,
+        fast_db=True,
+        extra_env={
+            "RELAIS_LOG_LEVEL": "INFO",
+            "RELAIS_HEALTH_SECONDS": "0.5",
+            "RELAIS_ROUTING_TICK_SECONDS": "0.2",
+            "RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "120",  # the pending offer is still pending after the takeover
+            "RELAIS_ROUTING_RECONNECT_SECONDS": "60",
+            "RELAIS_ROUTING_CENTER": "{time_zone: Europe/Paris}",
+        },
+    )
     try:
         s.start_infra()
         s.start_services(["routing"])
@@ -65,8 +69,11 @@ def addr(stack: Stack, name: str) -> str:
 async def health(address: str, service: str = AGENT_DESK) -> int | None:
     async with grpc.aio.insecure_channel(address) as channel:
         try:
-            return (await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=1)).status
+            return (
+                await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=1
+                )
+            ).status
         except grpc.aio.AioRpcError:
             return None
 
@@ -90,10 +97,15 @@ class Agent:
 
     async def sign_in(self, address: str) -> "Agent":
         self.use(address)
-        reply = await self.stub.SignIn(desk_pb.SignInRequest(
-            agent_id=self.agent_id, languages=self.languages, capacity={"chat": 1},
-            skill_levels=[desk_pb.SkillLevel(skill=s, level=5) for s in ("general", "orders")]),
-            metadata=[("authorization", f"Bearer {self.stack.service_token}")])
+        reply = await self.stub.SignIn(
+            desk_pb.SignInRequest(
+                agent_id=self.agent_id,
+                languages=self.languages,
+                capacity={"chat": 1},
+                skill_levels=[desk_pb.SkillLevel(skill=s, level=5) for s in ("general", "orders")],
+            ),
+            metadata=[("authorization", f"Bearer {self.stack.service_token}")],
+        )
         self.auth = [("authorization", f"Bearer {reply.token}")]
         await self.subscribe()
         return self
@@ -145,8 +157,10 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
     assert await health(standby) == NOT_SERVING and await health(standby, "") == NOT_SERVING
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         async with grpc.aio.insecure_channel(standby) as channel:
-            await desk_grpc.AgentDeskStub(channel).SignIn(desk_pb.SignInRequest(agent_id="x", languages=["fr"]),
-                                                          metadata=[("authorization", f"Bearer {pair.service_token}")])
+            await desk_grpc.AgentDeskStub(channel).SignIn(
+                desk_pb.SignInRequest(agent_id="x", languages=["fr"]),
+                metadata=[("authorization", f"Bearer {pair.service_token}")],
+            )
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and f"standby: call {active}" in refused.value.details()
 
     run = uuid.uuid4().hex[:6]
@@ -158,9 +172,19 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
     # `relais desk`, given both addresses, as an agent's front end: it must follow the takeover by itself.
     script = ConsoleScript()
     lines, said, shown = script.lines, script.said, script.shown
-    console = asyncio.create_task(desk.run(f"{active},{standby}", f"console-{run}", "Console", ["de"],
-                                           desk.parse_skills("orders"), {"chat": 1}, script.typed(), said.append,
-                                           service_token=pair.service_token))
+    console = asyncio.create_task(
+        desk.run(
+            f"{active},{standby}",
+            f"console-{run}",
+            "Console",
+            ["de"],
+            desk.parse_skills("orders"),
+            {"chat": 1},
+            script.typed(),
+            said.append,
+            service_token=pair.service_token,
+        )
+    )
     try:
         await shown("signed in as")
         await hand_off(producer, context(f"standby-console-{run}", "de", text="Mein Paket ist verspätet"))
@@ -200,7 +224,7 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
         takeover = time.monotonic() - killed_at
         print(f"\nfigures: standby SERVING {takeover:.1f} s after the SIGKILL of the active routing process")
         assert takeover < TAKEOVER_SECONDS
-        after_kill = stream[len(stream) // 3 + 1:]
+        after_kill = stream[len(stream) // 3 + 1 :]
         async with asyncio.timeout(TAKEOVER_SECONDS + 5):  # the new active consumes: the first hand-off after the kill
             while not watcher.replies[after_kill[0]]:
                 await asyncio.sleep(0.1)
@@ -221,30 +245,51 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
         lines.put_nowait("reply 1 Ich bin noch da.")
         await shown("sent to #1", back)
         # ... and the new active process decides: the agent replies and closes on it.
-        await keeper.stub.Reply(desk_pb.ReplyRequest(task_id=assigned_task, text="Bonjour, je reprends."), metadata=keeper.auth)
-        await keeper.stub.Close(desk_pb.CloseRequest(task_id=assigned_task, disposition="resolved", resolved=True),
-                                metadata=keeper.auth)
+        await keeper.stub.Reply(
+            desk_pb.ReplyRequest(task_id=assigned_task, text="Bonjour, je reprends."), metadata=keeper.auth
+        )
+        await keeper.stub.Close(
+            desk_pb.CloseRequest(task_id=assigned_task, disposition="resolved", resolved=True), metadata=keeper.auth
+        )
 
         # Every hand-off of the stream, before and after the kill, has one task and one queue message.
         async with asyncio.timeout(30):
             while any(not [r for r in watcher.replies[cid] if r["type"] == cloudevents.REPLY_QUEUE] for cid in stream):
                 await asyncio.sleep(0.2)
-        tasks = Counter({r["conversation_id"]: r["n"] for r in await pool.fetch(
-            "SELECT conversation_id, count(*) AS n FROM tasks WHERE conversation_id = ANY($1) GROUP BY 1", stream)})
+        tasks = Counter(
+            {
+                r["conversation_id"]: r["n"]
+                for r in await pool.fetch(
+                    "SELECT conversation_id, count(*) AS n FROM tasks WHERE conversation_id = ANY($1) GROUP BY 1",
+                    stream,
+                )
+            }
+        )
         assert tasks == Counter({cid: 1 for cid in stream}), "a hand-off lost or doubled"
         for cid in stream:
-            first = {r["id"] for r in watcher.replies[cid] if r["type"] == cloudevents.REPLY_QUEUE and
-                     r["id"].endswith("/queued")}
+            first = {
+                r["id"]
+                for r in watcher.replies[cid]
+                if r["type"] == cloudevents.REPLY_QUEUE and r["id"].endswith("/queued")
+            }
             assert len(first) == 1, (cid, watcher.replies[cid])
         assert all(watcher.replies[cid] for cid in after_kill)
 
         # No reservation lost or doubled: the pending offer was made once, the assignment accepted once and closed.
-        events = Counter((r["task_id"], r["kind"]) for r in await pool.fetch(
-            "SELECT task_id, kind FROM task_events WHERE task_id = ANY($1)", [assigned_task, pending_task]))
+        events = Counter(
+            (r["task_id"], r["kind"])
+            for r in await pool.fetch(
+                "SELECT task_id, kind FROM task_events WHERE task_id = ANY($1)", [assigned_task, pending_task]
+            )
+        )
         assert events[(pending_task, "offered")] == 1 and events[(assigned_task, "accepted")] == 1
         assert events[(assigned_task, "closed")] == 1
-        held = {r["task_id"]: (r["status"], r["agent_id"]) for r in await pool.fetch(
-            "SELECT task_id, status, agent_id FROM tasks WHERE task_id = ANY($1)", [assigned_task, pending_task])}
+        held = {
+            r["task_id"]: (r["status"], r["agent_id"])
+            for r in await pool.fetch(
+                "SELECT task_id, status, agent_id FROM tasks WHERE task_id = ANY($1)", [assigned_task, pending_task]
+            )
+        }
         assert held == {assigned_task: ("closed", keeper.agent_id), pending_task: ("offered", pending.agent_id)}
 
         # The killed process, started again, is the standby: it tells callers where the active one is.

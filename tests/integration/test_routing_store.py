@@ -32,8 +32,12 @@ def need(language="fr", required=None, priority=2, channel="chat", preferred=())
 
 
 def conversation(conversation_id: str) -> pb.ConversationContext:
-    return pb.ConversationContext(conversation_id=conversation_id, language="fr", intent="disputed_payment",
-                                  customer=pb.Customer(id=f"customer-{conversation_id}"))
+    return pb.ConversationContext(
+        conversation_id=conversation_id,
+        language="fr",
+        intent="disputed_payment",
+        customer=pb.Customer(id=f"customer-{conversation_id}"),
+    )
 
 
 async def sign_in(conn, agent_id: str, state="available", languages=("fr",)) -> None:
@@ -41,28 +45,57 @@ async def sign_in(conn, agent_id: str, state="available", languages=("fr",)) -> 
     await store.set_agent_state(conn, agent_id, state, 0)
 
 
-async def insert_task(conn, task_id: str, status="queued", agent_id=None, language="fr", priority=0, queued_ago=0.0,
-                      due_in=None, stage=0) -> None:
+async def insert_task(
+    conn, task_id: str, status="queued", agent_id=None, language="fr", priority=0, queued_ago=0.0, due_in=None, stage=0
+) -> None:
     await conn.execute(
         "INSERT INTO tasks (task_id, conversation_id, language, skill, priority, context, status, agent_id, queued_at,"
         " due_at, stage, required) VALUES ($1, $1, $2, '', $3, '', $4, $5, now() - make_interval(secs => $6),"
         " now() + make_interval(secs => $7), $8, '{\"billing\": 1}')",
-        task_id, language, priority, status, agent_id, queued_ago, due_in, stage)
+        task_id,
+        language,
+        priority,
+        status,
+        agent_id,
+        queued_ago,
+        due_in,
+        stage,
+    )
 
 
 async def events(conn, task_id: str) -> list[tuple[str, str, str]]:
-    return [tuple(r) for r in await conn.fetch("SELECT kind, agent_id, detail FROM task_events WHERE task_id = $1 ORDER BY id",
-                                               task_id)]
+    return [
+        tuple(r)
+        for r in await conn.fetch(
+            "SELECT kind, agent_id, detail FROM task_events WHERE task_id = $1 ORDER BY id", task_id
+        )
+    ]
 
 
 async def test_queueing_a_task_returns_when_it_was_queued_and_writes_its_queued_step(conn):
     task_id = unique("queued")
-    queued_at = await store.queue_task(conn, task_id, conversation(task_id), need(preferred=("x",)), "00-trace", "handoff",
-                                       "needs billing ≥ 2", stage=1)
-    row = await conn.fetchrow("SELECT *, date_part('epoch', queued_at) AS queued FROM tasks WHERE task_id = $1", task_id)
+    queued_at = await store.queue_task(
+        conn,
+        task_id,
+        conversation(task_id),
+        need(preferred=("x",)),
+        "00-trace",
+        "handoff",
+        "needs billing ≥ 2",
+        stage=1,
+    )
+    row = await conn.fetchrow(
+        "SELECT *, date_part('epoch', queued_at) AS queued FROM tasks WHERE task_id = $1", task_id
+    )
     assert queued_at == row["queued"] == float(await conn.fetchval("SELECT date_part('epoch', now())"))
-    assert (row["status"], row["language"], row["skill"], row["priority"], row["stage"], row["kind"]) == \
-        ("queued", "fr", "billing", 2, 1, "handoff")
+    assert (row["status"], row["language"], row["skill"], row["priority"], row["stage"], row["kind"]) == (
+        "queued",
+        "fr",
+        "billing",
+        2,
+        1,
+        "handoff",
+    )
     assert json.loads(row["required"]) == {"billing": 2} and row["preferred"] == ["x"]
     assert row["customer_id"] == f"customer-{task_id}" and row["traceparent"] == "00-trace"
     assert await events(conn, task_id) == [("queued", "", "needs billing ≥ 2")]
@@ -73,11 +106,13 @@ async def test_a_handoff_offered_in_one_statement_is_written_once_with_its_steps
     await sign_in(conn, agent_id)
     task_id = unique("fast")
     busy = records.state_event(agent_id, "available", "busy", "offer")
-    row = await store.handoff_offered(conn, key, task_id, conversation(task_id), need(), "needs billing ≥ 2", "00-trace",
-                                      agent_id, 20.0, busy)
+    row = await store.handoff_offered(
+        conn, key, task_id, conversation(task_id), need(), "needs billing ≥ 2", "00-trace", agent_id, 20.0, busy
+    )
     assert row["first"] and row["previous"] == "available"
-    assert await conn.fetchval("SELECT $1::timestamptz - now()", row["expires"]) == \
-        await conn.fetchval("SELECT make_interval(secs => 20)")
+    assert await conn.fetchval("SELECT $1::timestamptz - now()", row["expires"]) == await conn.fetchval(
+        "SELECT make_interval(secs => 20)"
+    )
     task = await store.task(conn, task_id)
     assert (task["status"], task["agent_id"], task["offered_at"] is not None) == ("offered", agent_id, True)
     assert await events(conn, task_id) == [("queued", "", "needs billing ≥ 2"), ("offered", agent_id, "")]
@@ -96,8 +131,18 @@ async def test_a_handoff_offered_to_a_busy_agent_stores_no_state_change(conn):
     agent_id, key = unique("agent"), unique("turn") + "/handoff"
     await sign_in(conn, agent_id, state="busy")
     task_id = unique("fast")
-    row = await store.handoff_offered(conn, key, task_id, conversation(task_id), need(), "", "", agent_id, 20.0,
-                                      records.state_event(agent_id, "available", "busy", "offer"))
+    row = await store.handoff_offered(
+        conn,
+        key,
+        task_id,
+        conversation(task_id),
+        need(),
+        "",
+        "",
+        agent_id,
+        20.0,
+        records.state_event(agent_id, "available", "busy", "offer"),
+    )
     assert row["first"] and row["previous"] == "busy"
     assert await store.agent_state(conn, agent_id) == "busy"
     assert await conn.fetchval("SELECT count(*) FROM outbox WHERE event_key = $1", key) == 0
@@ -110,7 +155,9 @@ async def test_an_offer_takes_only_a_waiting_task_and_reserves_the_agent(conn):
     await insert_task(conn, closed, status="closed")
     await store.offer(conn, waiting, agent_id, 20.0)
     await store.offer(conn, closed, agent_id, 20.0)
-    assert (await store.task(conn, waiting))["status"] == "offered" and await events(conn, waiting) == [("offered", agent_id, "")]
+    assert (await store.task(conn, waiting))["status"] == "offered" and await events(conn, waiting) == [
+        ("offered", agent_id, "")
+    ]
     assert (await store.task(conn, closed))["status"] == "closed" and await events(conn, closed) == []
     assert await store.reserve(conn, agent_id) == "available" and await store.agent_state(conn, agent_id) == "busy"
     assert await store.reserve(conn, agent_id) == "busy"  # busy stays busy
@@ -127,7 +174,12 @@ async def test_a_withdrawn_offer_waits_again_declined_by_its_agent_unless_it_end
     await store.withdraw(conn, offered, agent_id, declined=True)
     await store.withdraw(conn, ended, agent_id, declined=False)
     row = await store.task(conn, offered)
-    assert (row["status"], row["agent_id"], row["declined_by"], row["offer_expires_at"]) == ("queued", None, [agent_id], None)
+    assert (row["status"], row["agent_id"], row["declined_by"], row["offer_expires_at"]) == (
+        "queued",
+        None,
+        [agent_id],
+        None,
+    )
     row = await store.task(conn, ended)
     assert (row["status"], row["agent_id"], row["declined_by"]) == ("abandoned", agent_id, [])
 
@@ -142,8 +194,13 @@ async def test_the_conversations_of_an_agent_who_left_wait_again_in_their_place(
     rows = await store.requeue_assigned(conn, agent_id, requeue.stage, list(requeue.declined_by), requeue.note)
     assert [(r["task_id"], r["conversation_id"], r["language"]) for r in rows] == [(assigned, assigned, "fr")]
     row = await store.task(conn, assigned)
-    assert (row["status"], row["agent_id"], row["stage"], row["declined_by"], row["note"]) == \
-        ("queued", None, 0, [agent_id], "the previous advisor signed out")
+    assert (row["status"], row["agent_id"], row["stage"], row["declined_by"], row["note"]) == (
+        "queued",
+        None,
+        0,
+        [agent_id],
+        "the previous advisor signed out",
+    )
     assert row["queued_at"] == queued_before  # ahead of newcomers
     assert (await store.task(conn, offered))["status"] == "offered"  # offers are withdrawn one by one
     assert await store.offered_to(conn, agent_id) == [offered]
@@ -160,9 +217,18 @@ async def test_a_transfer_moves_only_the_agents_assigned_task_to_the_queue_asked
     args = (moved.required, list(moved.preferred), moved.stage, list(moved.declined_by), "a note")
     assert not await store.transfer(conn, theirs, agent_id, *args)
     assert await store.transfer(conn, mine, agent_id, *args)
-    row = await conn.fetchrow("SELECT *, required::text AS needs, queued_at = now() AS now FROM tasks WHERE task_id = $1", mine)
-    assert (row["status"], row["agent_id"], json.loads(row["needs"]), row["stage"], row["declined_by"], row["note"],
-            row["now"]) == ("queued", None, {"cards": 1}, 0, [agent_id], "a note", True)
+    row = await conn.fetchrow(
+        "SELECT *, required::text AS needs, queued_at = now() AS now FROM tasks WHERE task_id = $1", mine
+    )
+    assert (
+        row["status"],
+        row["agent_id"],
+        json.loads(row["needs"]),
+        row["stage"],
+        row["declined_by"],
+        row["note"],
+        row["now"],
+    ) == ("queued", None, {"cards": 1}, 0, [agent_id], "a note", True)
     assert (await store.task(conn, theirs))["status"] == "assigned"
 
 
@@ -189,7 +255,8 @@ async def test_the_tickers_reads_find_what_is_due_and_only_that(conn):
     await sign_in(conn, resting, state="wrap_up")
     quiet = await store.tick_due(conn, [agent_id, resting], steps, 2.0)
     assert set(quiet["unconnected"]) == set() and not any(
-        quiet[k] for k in ("expired", "wrap_up_over", "overflow", "widen", "callback"))
+        quiet[k] for k in ("expired", "wrap_up_over", "overflow", "widen", "callback")
+    )
     assert quiet["signed_in"] == await store.signed_in_signature(conn) != ""
     assert set((await store.tick_due(conn, [agent_id], steps, 2.0))["unconnected"]) == {resting}
     assert await store.unconnected(conn, [agent_id]) == {resting}
@@ -244,8 +311,10 @@ async def test_the_waiting_places_and_the_tasks_a_dispatch_reads(conn):
     assert [places.place(t, now) for t in (urgent, first, second, english, callback)] == [1, 2, 3, 1, 1]
     assert {r["task_id"] for r in await store.waiting_tasks(conn, ["fr"])} == {first, second, urgent}
     rows = await store.tasks_for_dispatch(conn, [first, english])
-    assert {r["task_id"]: (r["language"], json.loads(r["required"]), r["due"]) for r in rows} == \
-        {first: ("fr", {"billing": 1}, None), english: ("en", {"billing": 1}, None)}
+    assert {r["task_id"]: (r["language"], json.loads(r["required"]), r["due"]) for r in rows} == {
+        first: ("fr", {"billing": 1}, None),
+        english: ("en", {"billing": 1}, None),
+    }
 
 
 async def test_what_a_waiting_customer_was_told_is_kept_and_decides_when_they_hear_again(conn):
@@ -255,10 +324,16 @@ async def test_what_a_waiting_customer_was_told_is_kept_and_decides_when_they_he
     await insert_task(conn, untold, queued_ago=120)
     await store.record_told(conn, [told], [3], [True], [False])
     row = await store.task(conn, told)
-    assert (row["last_position"], row["updates_sent"], row["callback_offered"], row["told_nobody"]) == (3, 1, True, False)
+    assert (row["last_position"], row["updates_sent"], row["callback_offered"], row["told_nobody"]) == (
+        3,
+        1,
+        True,
+        False,
+    )
     # Told just now: only the other one is due to hear again after 60 s.
     kinds = await store.queue_due_kinds(conn, 60.0)
-    assert [(k["language"], k["channel"], json.loads(k["required"]), k["stage"]) for k in kinds] == \
-        [("fr", "chat", {"billing": 1}, 0)]
+    assert [(k["language"], k["channel"], json.loads(k["required"]), k["stage"]) for k in kinds] == [
+        ("fr", "chat", {"billing": 1}, 0)
+    ]
     news = await store.queue_news(conn, 60.0, 60.0, [])
     assert [r["task_id"] for r in news] == [untold]

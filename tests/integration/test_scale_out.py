@@ -52,8 +52,13 @@ async def wait_members(bootstrap: str, members: int, timeout: float = 90) -> dic
     deadline = time.monotonic() + timeout
     while True:
         found = {group: await assignments(bootstrap, group, topic) for group, topic in GROUPS.items()}
-        if all(len(held) == members and all(held) and set().union(*held) == PARTITIONS
-               and sum(map(len, held)) == len(PARTITIONS) for held in found.values()):
+        if all(
+            len(held) == members
+            and all(held)
+            and set().union(*held) == PARTITIONS
+            and sum(map(len, held)) == len(PARTITIONS)
+            for held in found.values()
+        ):
             return found
         if time.monotonic() > deadline:
             raise AssertionError(f"consumer groups not shared by {members} members after {timeout:.0f}s: {found}")
@@ -87,8 +92,12 @@ async def check(stream: Stream, replies, db, timeout: float = 120) -> int:
     deadline = time.monotonic() + timeout
     while any(len({r["id"] for r in replies.replies[cid]}) < len(EXPECTED) for cid in stream.ids):
         assert time.monotonic() < deadline, "replies missing: " + str(
-            {cid: [r["type"] for r in replies.replies[cid]] for cid in stream.ids
-             if len({r["id"] for r in replies.replies[cid]}) < len(EXPECTED)})
+            {
+                cid: [r["type"] for r in replies.replies[cid]]
+                for cid in stream.ids
+                if len({r["id"] for r in replies.replies[cid]}) < len(EXPECTED)
+            }
+        )
         await asyncio.sleep(0.2)
     await asyncio.sleep(2)  # a second, different reply would arrive by now
     copies = 0
@@ -104,10 +113,13 @@ async def check(stream: Stream, replies, db, timeout: float = 120) -> int:
         answered = [r["data"]["in_reply_to"] for r in distinct if r["type"] != cloudevents.REPLY_QUEUE]
         assert answered == stream.turn_ids[cid], f"{cid}: replies not in the order of the turns"
     assert await db.fetchval("SELECT count(*) FROM turns WHERE conversation_id = ANY($1)", stream.ids) == stream.events
-    tasks = await db.fetch("SELECT conversation_id, count(*) AS n FROM tasks WHERE conversation_id = ANY($1) GROUP BY 1",
-                           stream.ids)
+    tasks = await db.fetch(
+        "SELECT conversation_id, count(*) AS n FROM tasks WHERE conversation_id = ANY($1) GROUP BY 1", stream.ids
+    )
     assert sorted((r["conversation_id"], r["n"]) for r in tasks) == sorted((cid, 1) for cid in stream.ids)
-    await db.execute("UPDATE tasks SET status = 'closed', closed_at = now() WHERE conversation_id = ANY($1)", stream.ids)
+    await db.execute(
+        "UPDATE tasks SET status = 'closed', closed_at = now() WHERE conversation_id = ANY($1)", stream.ids
+    )
     return copies
 
 
@@ -146,5 +158,7 @@ async def test_the_survivor_takes_over_when_one_process_is_killed(stack, second_
     alone = await wait_members(stack.bootstrap, 1)  # after the session timeout, the survivor holds all six
     took_over = time.monotonic() - killed_at
     copies = await check(stream, replies, db)
-    print(f"\ntakeover: all six partitions back on one process {took_over:.1f}s after the SIGKILL ({alone});"
-          f" {stream.events} turns answered once each, in order; {copies} redelivered copies")
+    print(
+        f"\ntakeover: all six partitions back on one process {took_over:.1f}s after the SIGKILL ({alone});"
+        f" {stream.events} turns answered once each, in order; {copies} redelivered copies"
+    )

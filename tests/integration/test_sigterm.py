@@ -50,7 +50,9 @@ async def test_sigterm_mid_stream_loses_and_duplicates_nothing(service, stack, p
             await asyncio.sleep(0.2)
     counts = await db.fetchrow(
         "SELECT count(*) FILTER (WHERE bot_answered) AS bot, count(*) FILTER (WHERE handed_off) AS handed_off"
-        " FROM kpi_contacts WHERE conversation_id = ANY($1)", ids)
+        " FROM kpi_contacts WHERE conversation_id = ANY($1)",
+        ids,
+    )
     assert (counts["bot"], counts["handed_off"]) == (30, 30)
     # Leave no queue behind: later tests sign agents in and would be offered these first.
     await db.execute("UPDATE tasks SET status = 'closed', closed_at = now() WHERE conversation_id = ANY($1)", ids)

@@ -22,10 +22,15 @@ from tests.integration.test_analytics import analytics_stub
 
 NORMAL_PER_S = 4
 SURGE_SECONDS = float(os.environ.get("RELAIS_TEST_SURGE_SECONDS", "45"))
-ASKS = [("fr", "Quels sont vos horaires d'ouverture ?"), ("en", "What are your opening hours?"),
-        ("fr", "Où en est ma commande CMD-100234 ?"), ("en", "When are you open on Saturday?"),
-        ("fr", "Je veux parler à un conseiller"), ("en", "I want to talk to a real person please"),
-        ("fr", "C'est inadmissible, je suis furieux, passez-moi quelqu'un !")]
+ASKS = [
+    ("fr", "Quels sont vos horaires d'ouverture ?"),
+    ("en", "What are your opening hours?"),
+    ("fr", "Où en est ma commande CMD-100234 ?"),
+    ("en", "When are you open on Saturday?"),
+    ("fr", "Je veux parler à un conseiller"),
+    ("en", "I want to talk to a real person please"),
+    ("fr", "C'est inadmissible, je suis furieux, passez-moi quelqu'un !"),
+]
 HANDOFF_ASKS = {4, 5, 6}
 
 
@@ -34,8 +39,12 @@ def rss_mb(pid: int) -> float:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
 
 
-STAGES = {"relais-intake": topics.CONTACT_EVENTS, "relais-classifier": topics.TURNS,
-          "relais-bot": topics.CLASSIFIED_TURNS, "relais-routing": topics.HANDOFFS}
+STAGES = {
+    "relais-intake": topics.CONTACT_EVENTS,
+    "relais-classifier": topics.TURNS,
+    "relais-bot": topics.CLASSIFIED_TURNS,
+    "relais-routing": topics.HANDOFFS,
+}
 
 
 class PipelineLag:
@@ -48,8 +57,10 @@ class PipelineLag:
     async def start(self) -> "PipelineLag":
         await self.admin.start()
         await self.consumer.start()
-        self.partitions = {group: [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or ()]
-                           for group, topic in STAGES.items()}
+        self.partitions = {
+            group: [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or ()]
+            for group, topic in STAGES.items()
+        }
         return self
 
     async def __call__(self) -> dict[str, int]:
@@ -57,8 +68,9 @@ class PipelineLag:
         for group, partitions in self.partitions.items():
             committed = await self.admin.list_consumer_group_offsets(group)
             ends = await self.consumer.end_offsets(partitions)
-            lags[group] = sum(ends[tp] - max(committed[tp].offset, 0) if tp in committed else ends[tp]
-                              for tp in partitions)
+            lags[group] = sum(
+                ends[tp] - max(committed[tp].offset, 0) if tp in committed else ends[tp] for tp in partitions
+            )
         return lags
 
     async def stop(self) -> None:
@@ -68,7 +80,8 @@ class PipelineLag:
 
 
 async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffing_sees_it(
-        stack, producer, replies, db, agent_session):
+    stack, producer, replies, db, agent_session
+):
     run = uuid.uuid4().hex[:8]
     sent: dict[str, str] = {}  # conversation -> the ask's index
     memory = {name: [] for name in ("intake", "classifier", "bot", "routing", "analytics")}
@@ -108,8 +121,9 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
                 offer = await agent.next_event("offer", timeout=3600)
                 await agent.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=agent.auth)
                 await asyncio.sleep(1.0)
-                await agent.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True),
-                                       metadata=agent.auth)
+                await agent.stub.Close(
+                    desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=agent.auth
+                )
             except grpc.aio.AioRpcError:
                 continue
 
@@ -138,8 +152,12 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
     await lag.stop()
 
     total = normal + surge + after
-    answers = [r for cid in sent for r in replies.replies[cid]
-               if r["type"] in (cloudevents.REPLY_BOT, cloudevents.REPLY_HANDOFF)]
+    answers = [
+        r
+        for cid in sent
+        for r in replies.replies[cid]
+        if r["type"] in (cloudevents.REPLY_BOT, cloudevents.REPLY_HANDOFF)
+    ]
     assert len(answers) == total == len(sent)  # nothing dropped, nothing answered twice
     assert len({r["id"] for r in answers}) == total
 
@@ -147,15 +165,21 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
     # 1-2 s per contact here, so a wait is at most a few seconds per place in the queue), while they were signed in:
     # once they sign out, a customer still waiting is told that nobody serves the queue, and one whose conversation
     # was open that it is back in the queue ("requeued").
-    waiting = [r["data"] for cid, index in sent.items() if index in HANDOFF_ASKS
-               for r in replies.replies[cid][:3] if r["type"] == cloudevents.REPLY_QUEUE and r["data"]["status"] == "waiting"
-               and datetime.fromisoformat(r["time"]) < signing_out]
+    waiting = [
+        r["data"]
+        for cid, index in sent.items()
+        if index in HANDOFF_ASKS
+        for r in replies.replies[cid][:3]
+        if r["type"] == cloudevents.REPLY_QUEUE
+        and r["data"]["status"] == "waiting"
+        and datetime.fromisoformat(r["time"]) < signing_out
+    ]
     assert waiting and all(w["position"] >= 1 and w["expected_wait_seconds"] >= 0 for w in waiting)
     positions = [w["position"] for w in waiting]
     waits = [w["expected_wait_seconds"] for w in waiting]
     assert all(wait <= 3 * position + 2 for position, wait in zip(positions, waits))
     rho = spearmanr(positions, waits).statistic
-    assert rho > 0.7, (rho, sorted(zip(positions, waits))[::max(1, len(waiting) // 60)])  # what was told, when not
+    assert rho > 0.7, (rho, sorted(zip(positions, waits))[:: max(1, len(waiting) // 60)])  # what was told, when not
 
     # Whatever backlog there was waited in Kafka, before the stage that could not keep up, and drained;
     # memory stayed bounded meanwhile.
@@ -163,9 +187,11 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
     most_behind = {group: max(sample[group] for sample in lags) for group in STAGES}
     peaks = {name: max(values) for name, values in memory.items()}
     growth = {name: peaks[name] - baseline[name] for name in memory}
-    print(f"\nsurge: {total} conversations ({surge} in {SURGE_SECONDS:.0f} s at {NORMAL_PER_S * 10}/s), "
-          f"max backlog per stage {most_behind}, RSS peak MB {({k: round(v) for k, v in peaks.items()})}, "
-          f"growth MB {({k: round(v) for k, v in growth.items()})}, max queue position {max(positions)}, position/wait rank correlation {rho:.2f}")
+    print(
+        f"\nsurge: {total} conversations ({surge} in {SURGE_SECONDS:.0f} s at {NORMAL_PER_S * 10}/s), "
+        f"max backlog per stage {most_behind}, RSS peak MB { ({k: round(v) for k, v in peaks.items()}) }, "
+        f"growth MB { ({k: round(v) for k, v in growth.items()}) }, max queue position {max(positions)}, position/wait rank correlation {rho:.2f}"
+    )
     assert all(peak < 800 for peak in peaks.values()), peaks
     assert all(g < 250 for g in growth.values()), growth
 
@@ -182,11 +208,16 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
             while not (during := await stub.GetStaffing(api.StaffingRequest(**span(t1, t2)))).calls_per_hour:
                 await asyncio.sleep(0.5)
         before = await stub.GetStaffing(api.StaffingRequest(**span(t0, t1)))
-    print(f"staffing: before {before.calls_per_hour:.0f}/h -> {before.recommended.agents} agents; "
-          f"surge {during.calls_per_hour:.0f}/h -> {during.recommended.agents} agents ({during.basis})")
+    print(
+        f"staffing: before {before.calls_per_hour:.0f}/h -> {before.recommended.agents} agents; "
+        f"surge {during.calls_per_hour:.0f}/h -> {during.recommended.agents} agents ({during.basis})"
+    )
     assert during.calls_per_hour > 3 * before.calls_per_hour
     assert during.recommended.agents > before.recommended.agents
 
     # Leave no queue behind for later tests.
-    await db.execute("UPDATE tasks SET status = 'closed', closed_at = now() WHERE conversation_id = ANY($1)"
-                     " AND status IN ('queued', 'offered')", list(sent))
+    await db.execute(
+        "UPDATE tasks SET status = 'closed', closed_at = now() WHERE conversation_id = ANY($1)"
+        " AND status IN ('queued', 'offered')",
+        list(sent),
+    )

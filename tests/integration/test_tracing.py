@@ -20,7 +20,9 @@ async def spans_of(otlp, conversation_id: str, services: set[str], timeout: floa
             await asyncio.sleep(0.2)
 
 
-async def test_one_trace_across_all_services_for_one_conversation(producer, replies, agent_session, otlp, conversation_id):
+async def test_one_trace_across_all_services_for_one_conversation(
+    producer, replies, agent_session, otlp, conversation_id
+):
     customer = {"id": "cust-fr-001"}
     async with agent_session(f"agent-{conversation_id}", languages=["fr"]) as agent:
         await send_message(producer, conversation_id, customer, "Bonjour, où en est ma commande CMD-123456 ?")
@@ -64,4 +66,6 @@ async def test_one_trace_across_all_services_for_one_conversation(producer, repl
         assert by_id[offer_span.parent_span_id].name == "routing queue"
         assign = next(s for s in spans if s.name == "routing assign")
         assert assign.parent_span_id == offer_span.parent_span_id or parent_service(assign) == "relais-routing"
-        await agent.stub.Close(desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=agent.auth)
+        await agent.stub.Close(
+            desk.CloseRequest(task_id=offer.task_id, disposition="resolved", resolved=True), metadata=agent.auth
+        )

@@ -36,13 +36,24 @@ async def unit_of(conn, consumer: str, keys: list[str], records: list[ConsumerRe
 async def test_an_event_read_again_from_the_same_offset_is_sent_again_and_applied_once(conn):
     consumer, a, b = f"uow-{uuid.uuid4().hex[:8]}", "event-a", "event-b"
     first, new = await unit_of(conn, consumer, [a, b], [record(10), record(11)])
-    assert new == {a, b} and [r.value for r in first.outputs] == [b"event-a #0", b"event-a #1", b"event-b #0", b"event-b #1"]
+    assert new == {a, b} and [r.value for r in first.outputs] == [
+        b"event-a #0",
+        b"event-a #1",
+        b"event-b #0",
+        b"event-b #1",
+    ]
 
     # The process died before its offsets were committed: the same records come again, and a new one after them.
     again, new = await unit_of(conn, consumer, [a, b, "event-c"], [record(10), record(11), record(12)])
     assert new == {"event-c"}
-    assert [r.value for r in again.outputs] == [b"event-a #0", b"event-a #1", b"event-b #0", b"event-b #1",
-                                                b"event-c #0", b"event-c #1"]  # what came first, first
+    assert [r.value for r in again.outputs] == [
+        b"event-a #0",
+        b"event-a #1",
+        b"event-b #0",
+        b"event-b #1",
+        b"event-c #0",
+        b"event-c #1",
+    ]  # what came first, first
     assert await conn.fetchval("SELECT count(*) FROM outbox WHERE consumer = $1", consumer) == 6  # stored once
 
 

@@ -148,8 +148,9 @@ def test_a_window_raises_its_own_alerts_not_the_previous_ones():
 def test_a_window_judged_again_raises_the_same_alert_id_so_the_outbox_publishes_it_once():
     rows = [service_level_row(at(10), 0.9), service_level_row(at(11), 0.6)]
     first = alerts.raised_in(rows, kpis.AlertRules(), at(11))
-    again = alerts.raised_in([service_level_row(at(10), 0.9), service_level_row(at(11), 0.55)],
-                             kpis.AlertRules(), at(11))
+    again = alerts.raised_in(
+        [service_level_row(at(10), 0.9), service_level_row(at(11), 0.55)], kpis.AlertRules(), at(11)
+    )
     assert [a.alert_id for a in first] == [a.alert_id for a in again] == [f"service_level/{at(11).isoformat()}"]
 
 
@@ -159,14 +160,26 @@ def test_a_window_within_target_raises_nothing():
 
 
 def test_the_alert_event_is_a_structured_cloudevent_keyed_by_kind():
-    alert = kpis.Alert("service_level", at(11).isoformat(), "service level 0.60 under target 0.80",
-                       {"service_level": 0.6, "target": 0.8})
+    alert = kpis.Alert(
+        "service_level",
+        at(11).isoformat(),
+        "service level 0.60 under target 0.80",
+        {"service_level": 0.6, "target": 0.8},
+    )
     record = alerts.alert_record(alert, "hour")
     event = json.loads(record.value)
     assert (record.topic, record.key) == ("relais.alerts.v1", b"service_level")
     assert record.headers == [("content-type", b"application/cloudevents+json")]
     assert (event["type"], event["source"], event["id"], event["subject"]) == (
-        "relais.alert.v1", "urn:relais:analytics", f"service_level/{at(11).isoformat()}", "service_level")
-    assert event["data"] == {"kind": "service_level", "window": "hour", "window_start": at(11).isoformat(),
-                             "detail": "service level 0.60 under target 0.80",
-                             "figures": {"service_level": 0.6, "target": 0.8}}
+        "relais.alert.v1",
+        "urn:relais:analytics",
+        f"service_level/{at(11).isoformat()}",
+        "service_level",
+    )
+    assert event["data"] == {
+        "kind": "service_level",
+        "window": "hour",
+        "window_start": at(11).isoformat(),
+        "detail": "service level 0.60 under target 0.80",
+        "figures": {"service_level": 0.6, "target": 0.8},
+    }

@@ -37,8 +37,10 @@ def test_a_turn_is_answered_in_its_language_or_in_both_when_intake_was_unsure():
 def test_the_short_answer_to_a_language_not_served():
     assert answers.language_not_served("es", "Lo sentimos.") == ("Lo sentimos.", "es")
     text, language = answers.language_not_served("pl", None)
-    assert language == "en" and text.splitlines() == [answers.TEXT["en"]["language_not_served"],
-                                                      answers.TEXT["fr"]["language_not_served"]]
+    assert language == "en" and text.splitlines() == [
+        answers.TEXT["en"]["language_not_served"],
+        answers.TEXT["fr"]["language_not_served"],
+    ]
 
 
 class OneOrderLookup:
@@ -49,8 +51,9 @@ class OneOrderLookup:
 
     async def GetOrderStatus(self, request, timeout):
         self.calls += 1
-        return lookup_pb2.OrderStatusReply(order_id=request.order_id, status="shipped", carrier="DHL",
-                                           expected_delivery="2026-12-02")
+        return lookup_pb2.OrderStatusReply(
+            order_id=request.order_id, status="shipped", carrier="DHL", expected_delivery="2026-12-02"
+        )
 
 
 def test_an_unsure_turn_gets_one_lookup_told_in_both_languages():
@@ -60,4 +63,5 @@ def test_an_unsure_turn_gets_one_lookup_told_in_both_languages():
     assert lookup.calls == 1 and len(answer.lookups) == 1 and answer.resolved
     assert answer.text.splitlines() == [
         "Votre commande CMD-123456 est expédiée (transporteur : DHL), livraison prévue le 02/12/2026.",
-        "Your order CMD-123456 is shipped (carrier: DHL), expected delivery on 02 December 2026."]
+        "Your order CMD-123456 is shipped (carrier: DHL), expected delivery on 02 December 2026.",
+    ]

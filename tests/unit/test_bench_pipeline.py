@@ -94,16 +94,23 @@ def test_cli_parser_takes_the_documented_options():
 
 
 def test_per_turn_counts_the_window_deltas():
-    before = pipeline.Counters(pg_statements=1000, pg_commits=50,
-                               kafka_end_offsets={"relais.turns.v1": 10, "relais.replies.v1": 20})
-    after = pipeline.Counters(pg_statements=1900, pg_commits=80,
-                              kafka_end_offsets={"relais.turns.v1": 110, "relais.replies.v1": 220, "relais.outcomes.v1": 50})
+    before = pipeline.Counters(
+        pg_statements=1000, pg_commits=50, kafka_end_offsets={"relais.turns.v1": 10, "relais.replies.v1": 20}
+    )
+    after = pipeline.Counters(
+        pg_statements=1900,
+        pg_commits=80,
+        kafka_end_offsets={"relais.turns.v1": 110, "relais.replies.v1": 220, "relais.outcomes.v1": 50},
+    )
     out = pipeline.per_turn(before, after, turns=100)
     assert out["pg_statements_per_turn"] == 9.0
     assert out["pg_commits_per_turn"] == 0.3
     assert out["kafka_records_per_turn"] == 3.5  # 100 + 200 + 50 (a topic absent at the start counts from 0)
-    assert out["kafka_records_per_turn_by_topic"] == {"relais.outcomes.v1": 0.5, "relais.replies.v1": 2.0,
-                                                      "relais.turns.v1": 1.0}
+    assert out["kafka_records_per_turn_by_topic"] == {
+        "relais.outcomes.v1": 0.5,
+        "relais.replies.v1": 2.0,
+        "relais.turns.v1": 1.0,
+    }
 
 
 def test_per_turn_is_none_when_unknown_or_nothing_answered():
@@ -129,13 +136,23 @@ def test_reply_fields_reads_type_and_in_reply_to_without_decoding():
     from relais.common import cloudevents
 
     survey = cloudevents.survey_invitation("fr")  # its own "type" inside data must not be taken for the event's
-    record = cloudevents.reply(cloudevents.REPLY_BOT, "urn:relais:bot", "r1", "bench-x-1", 'Il a dit "type": "x"',
-                               "fr", in_reply_to="urn:relais:bench#abc", survey=survey)
+    record = cloudevents.reply(
+        cloudevents.REPLY_BOT,
+        "urn:relais:bot",
+        "r1",
+        "bench-x-1",
+        'Il a dit "type": "x"',
+        "fr",
+        in_reply_to="urn:relais:bench#abc",
+        survey=survey,
+    )
     assert pipeline.reply_fields(record.value) == (cloudevents.REPLY_BOT, "urn:relais:bench#abc")
-    queue = cloudevents.reply(cloudevents.REPLY_QUEUE, "urn:relais:routing", "r2", "bench-x-1", "En attente", "fr",
-                              status="waiting")
+    queue = cloudevents.reply(
+        cloudevents.REPLY_QUEUE, "urn:relais:routing", "r2", "bench-x-1", "En attente", "fr", status="waiting"
+    )
     assert pipeline.reply_fields(queue.value) == (cloudevents.REPLY_QUEUE, None)
     # Unusual layouts (data first, escaped id) are decoded in full and read the same
     import json
+
     odd = json.dumps({"data": {"in_reply_to": 'a\\"b', "type": "inner"}, "type": "relais.reply.bot.v1"}).encode()
     assert pipeline.reply_fields(odd) == ("relais.reply.bot.v1", 'a\\"b')

@@ -30,16 +30,20 @@ class Stub:
             if isinstance(reply, BaseException):
                 raise reply
             return reply
+
         return call
 
 
-HOURS = lookup_pb2.OpeningHoursReply(site="customer-service", days=[
-    lookup_pb2.DayHours(weekday=1, opens="08:00", closes="20:00"), lookup_pb2.DayHours(weekday=7)])
+HOURS = lookup_pb2.OpeningHoursReply(
+    site="customer-service",
+    days=[lookup_pb2.DayHours(weekday=1, opens="08:00", closes="20:00"), lookup_pb2.DayHours(weekday=7)],
+)
 REPLIES = {
     "GetOpeningHours": HOURS,
     "GetOrderStatus": lookup_pb2.OrderStatusReply(order_id="CMD-123456", status="shipped"),
-    "GetAccountBalance": lookup_pb2.AccountBalanceReply(account_masked="FR76 ****", balance_cents=1, currency="EUR",
-                                                        as_of="2026-11-26T08:00:00+00:00"),
+    "GetAccountBalance": lookup_pb2.AccountBalanceReply(
+        account_masked="FR76 ****", balance_cents=1, currency="EUR", as_of="2026-11-26T08:00:00+00:00"
+    ),
 }
 
 
@@ -109,8 +113,10 @@ def test_an_unsampled_conversation_calls_without_the_interceptors_with_its_trace
     traced, plain = Stub(REPLIES), Stub(REPLIES)
     asyncio.run(Lookups(traced, plain, "secret").GetAccountBalance(lookup_pb2.AccountBalanceRequest(), timeout=2))
     assert not traced.calls
-    assert plain.calls[0][2] == (("authorization", "Bearer secret"),
-                                 ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"))
+    assert plain.calls[0][2] == (
+        ("authorization", "Bearer secret"),
+        ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"),
+    )
 
 
 @pytest.mark.parametrize("sampled", [True, None])

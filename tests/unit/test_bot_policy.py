@@ -20,11 +20,34 @@ PEOPLE_INTENT = first(lambda i: not i.bot_allowed)
 CLARIFIABLE = first(lambda i: i.bot_allowed and i.on_low_confidence == "clarify")
 
 
-def turn(intent=BOT_INTENT.id, confidence=0.9, oos=False, best_guess=None, anger=False, distress=False,
-         human=False, score=0.0, tier="", amount=0.0, text="message", language=""):
-    return pb.Turn(text=text, language=language, customer=pb.Customer(tier=tier), classification=pb.Classification(
-        intent="" if oos else intent, best_guess=best_guess or intent, confidence=confidence, out_of_scope=oos,
-        asks_for_human=human, amount=amount, sentiment=pb.Sentiment(score=score, anger=anger, distress=distress)))
+def turn(
+    intent=BOT_INTENT.id,
+    confidence=0.9,
+    oos=False,
+    best_guess=None,
+    anger=False,
+    distress=False,
+    human=False,
+    score=0.0,
+    tier="",
+    amount=0.0,
+    text="message",
+    language="",
+):
+    return pb.Turn(
+        text=text,
+        language=language,
+        customer=pb.Customer(tier=tier),
+        classification=pb.Classification(
+            intent="" if oos else intent,
+            best_guess=best_guess or intent,
+            confidence=confidence,
+            out_of_scope=oos,
+            asks_for_human=human,
+            amount=amount,
+            sentiment=pb.Sentiment(score=score, anger=anger, distress=distress),
+        ),
+    )
 
 
 def handoff_reasons(t, state=FIRST):
@@ -98,7 +121,9 @@ def test_tier_the_catalogue_keeps_for_people():
 def test_amount_above_the_intents_limit():
     intent = first(lambda i: i.bot_allowed and i.max_amount is not None and i.tiers is None)
     assert policy.decide(turn(intent=intent.id, amount=intent.max_amount), FIRST, CATALOGUE).action == ANSWER
-    assert handoff_reasons(turn(intent=intent.id, amount=intent.max_amount + 1)) == (pb.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT,)
+    assert handoff_reasons(turn(intent=intent.id, amount=intent.max_amount + 1)) == (
+        pb.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT,
+    )
 
 
 def test_bot_turn_limit_of_the_intent():
@@ -119,17 +144,22 @@ def test_every_reason_that_applies_is_kept_the_request_first():
 @pytest.mark.parametrize("language", ["es", "de", "it", "pt", "nl", "pl"])
 def test_a_request_the_bot_could_answer_in_a_language_it_does_not_serve_goes_to_a_person(language):
     decision = policy.decide(turn(language=language), FIRST, CATALOGUE)
-    assert decision == policy.Decision(HANDOFF, BOT_INTENT.id, (pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,),
-                                       f"language {language} not served")
+    assert decision == policy.Decision(
+        HANDOFF, BOT_INTENT.id, (pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,), f"language {language} not served"
+    )
 
 
 def test_in_a_language_not_served_the_bot_neither_clarifies_nor_guesses_the_intent():
     unsure = turn(intent=CLARIFIABLE.id, oos=True, confidence=0.2, language="es")
     assert policy.decide(unsure, FIRST, CATALOGUE) == policy.Decision(
-        HANDOFF, "", (pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,), "language es not served")
+        HANDOFF, "", (pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,), "language es not served"
+    )
     # A request for a person or anger stays the main reason.
     assert handoff_reasons(turn(human=True, anger=True, score=-0.9, language="de")) == (
-        pb.HANDOFF_REASON_CUSTOMER_REQUEST, pb.HANDOFF_REASON_ANGER, pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED)
+        pb.HANDOFF_REASON_CUSTOMER_REQUEST,
+        pb.HANDOFF_REASON_ANGER,
+        pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,
+    )
 
 
 @pytest.mark.parametrize("language", ["fr", "en", ""])
@@ -137,8 +167,19 @@ def test_served_languages_are_answered(language):
     assert policy.decide(turn(language=language), FIRST, CATALOGUE).action == ANSWER
 
 
-@pytest.mark.parametrize("text, expected", [("oui", True), ("Ouais", True), ("exactement !", True), ("yes", True),
-                                            ("that's it", True), ("non", False), ("no", False), ("pas du tout", False)])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("oui", True),
+        ("Ouais", True),
+        ("exactement !", True),
+        ("yes", True),
+        ("that's it", True),
+        ("non", False),
+        ("no", False),
+        ("pas du tout", False),
+    ],
+)
 def test_affirmative(text, expected):
     assert policy.is_affirmative(text) is expected
 
@@ -146,8 +187,12 @@ def test_affirmative(text, expected):
 def test_state_is_derived_from_the_conversation_context():
     context = pb.ConversationContext(
         turns=[pb.Turn(classification=pb.Classification(sentiment=pb.Sentiment(score=s))) for s in (0.2, -0.1, -0.5)],
-        bot_attempts=[pb.BotAttempt(intent="a", resolved=True), pb.BotAttempt(intent="b", resolved=False),
-                      pb.BotAttempt(intent="b", clarification=True)])
+        bot_attempts=[
+            pb.BotAttempt(intent="a", resolved=True),
+            pb.BotAttempt(intent="b", resolved=False),
+            pb.BotAttempt(intent="b", clarification=True),
+        ],
+    )
     state = ConversationState.from_context(context)
     assert state.sentiment_scores == pytest.approx((0.2, -0.1))  # the current turn is not history
     assert state.bot_turns_by_intent == {"a": 1, "b": 2}

@@ -28,8 +28,9 @@ def test_one_pass_reads_the_conversation_as_counting_each_thing_does():
         for _ in range(rng.randint(0, 4)):
             context.turns.add().classification.sentiment.score = rng.uniform(-1, 1)
         for _ in range(rng.randint(0, 5)):
-            context.bot_attempts.add(intent=rng.choice("abc"), resolved=rng.random() < 0.5,
-                                     clarification=rng.random() < 0.3)
+            context.bot_attempts.add(
+                intent=rng.choice("abc"), resolved=rng.random() < 0.5, clarification=rng.random() < 0.3
+            )
         state = policy.ConversationState.from_context(context)
         assert state == counted_one_by_one(context)
         assert state.failed_attempts == policy.failed_attempts(context.bot_attempts)

@@ -21,8 +21,11 @@ def record(offset: int, value: bytes = b"v") -> ConsumerRecord:
 
 
 class Transaction:
-    def __init__(self, conn): self.conn = conn
-    async def __aenter__(self): return self
+    def __init__(self, conn):
+        self.conn = conn
+
+    async def __aenter__(self):
+        return self
 
     async def __aexit__(self, kind, error, tb):
         if error is not None:
@@ -31,8 +34,11 @@ class Transaction:
 
 
 class Connection:
-    def __init__(self): self.commits = 0
-    def transaction(self): return Transaction(self)
+    def __init__(self):
+        self.commits = 0
+
+    def transaction(self):
+        return Transaction(self)
 
 
 class Pool:
@@ -42,7 +48,8 @@ class Pool:
         self.releases = 0
         self.conn = Connection()
 
-    async def acquire(self): return self.conn
+    async def acquire(self):
+        return self.conn
 
     async def release(self, conn):
         self.releases += 1
@@ -51,12 +58,16 @@ class Pool:
 
 
 class Consumer:
-    def __init__(self): self.commits = []
-    async def commit(self, offsets): self.commits.append(offsets)
+    def __init__(self):
+        self.commits = []
+
+    async def commit(self, offsets):
+        self.commits.append(offsets)
 
 
 class Producer:
-    def __init__(self, log): self.log = log
+    def __init__(self, log):
+        self.log = log
 
     async def send(self, topic, value, key=None, headers=None):
         self.log.append(("sent", topic, value))
@@ -101,8 +112,12 @@ async def test_an_undecodable_record_is_dead_lettered_alone_and_the_batch_goes_o
     running = loop(handle, consumer, log=log)
     await running.process([record(1), record(2, b"garbage"), record(3)])
     await running.finish()
-    assert log == [("handled", [1, 3]), ("sent", topics.DEAD_LETTER, b"garbage"),
-                   ("sent", "relais.out.v1", b"v"), ("sent", "relais.out.v1", b"v")]
+    assert log == [
+        ("handled", [1, 3]),
+        ("sent", topics.DEAD_LETTER, b"garbage"),
+        ("sent", "relais.out.v1", b"v"),
+        ("sent", "relais.out.v1", b"v"),
+    ]
     assert consumer.commits == [{TP: 4}]  # after every output was acknowledged
 
 
@@ -120,9 +135,16 @@ async def test_a_record_found_bad_while_handling_is_dead_lettered_alone():
     await running.finish()
     # Rolled back, then one record at a time; each one's outputs sent after the previous one's were acknowledged.
     assert [entry for entry in log if entry[0] == "sent"] == [
-        ("sent", "relais.out.v1", b"1"), ("sent", topics.DEAD_LETTER, b"bad"), ("sent", "relais.out.v1", b"3")]
-    assert [entry for entry in log if entry[0] == "handled"] == [("handled", [1, 2, 3]), ("handled", [1]),
-                                                                 ("handled", [2]), ("handled", [3])]
+        ("sent", "relais.out.v1", b"1"),
+        ("sent", topics.DEAD_LETTER, b"bad"),
+        ("sent", "relais.out.v1", b"3"),
+    ]
+    assert [entry for entry in log if entry[0] == "handled"] == [
+        ("handled", [1, 2, 3]),
+        ("handled", [1]),
+        ("handled", [2]),
+        ("handled", [3]),
+    ]
     assert consumer.commits == [{TP: 2}, {TP: 3}, {TP: 4}]
 
 

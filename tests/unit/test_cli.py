@@ -15,13 +15,27 @@ ROOT = Path(__file__).resolve().parents[2]
 CLOSED = f"127.0.0.1:{free_port()}"  # nothing listens there: no stack
 
 
-def run(*args: str, cwd: Path, env: dict[str, str] | None = None, module: str = "relais.cli") -> subprocess.CompletedProcess:
+def run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, module: str = "relais.cli"
+) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("RELAIS_", "KAFKA_")) and k != "DATABASE_URL"}
-    base |= {"KAFKA_BOOTSTRAP_SERVERS": CLOSED, "DATABASE_URL": f"postgresql://relais:relais@{CLOSED}/relais",
-             "ROUTING_GRPC_ADDR": CLOSED, "ANALYTICS_GRPC_ADDR": CLOSED, "LOOKUP_GRPC_ADDR": CLOSED,
-             "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=base | (env or {}),
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    base |= {
+        "KAFKA_BOOTSTRAP_SERVERS": CLOSED,
+        "DATABASE_URL": f"postgresql://relais:relais@{CLOSED}/relais",
+        "ROUTING_GRPC_ADDR": CLOSED,
+        "ANALYTICS_GRPC_ADDR": CLOSED,
+        "LOOKUP_GRPC_ADDR": CLOSED,
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def assert_one_line(done: subprocess.CompletedProcess, code: int, *fragments: str) -> str:
@@ -43,7 +57,11 @@ USAGE = [  # (arguments, extra environment, fragments of the one line)
     (["chat", "--conversation", "c1", "--wait", "-1"], {}, ["relais chat: error:", "--wait must be ≥ 0"]),
     (["chat", "--conversation", "c1", "--channel", "fax"], {}, ["invalid choice: 'fax'"]),
     (["topics", "--bogus"], {}, ["unrecognized arguments: --bogus"]),
-    (["topics"], {"KAFKA_BOOTSTRAP_SERVERS": "kafka:port"}, ["KAFKA_BOOTSTRAP_SERVERS: expected host:port", "'kafka:port'"]),
+    (
+        ["topics"],
+        {"KAFKA_BOOTSTRAP_SERVERS": "kafka:port"},
+        ["KAFKA_BOOTSTRAP_SERVERS: expected host:port", "'kafka:port'"],
+    ),
     (["desk"], {}, ["relais desk: error:", "--agent"]),
     (["desk", "--agent", "a1", "--capacity", "chat:x"], {}, ["chat:x"]),
     (["bench"], {}, ["relais bench: error:"]),
@@ -55,7 +73,11 @@ USAGE = [  # (arguments, extra environment, fragments of the one line)
     (["redact", "--bogus"], {}, ["unrecognized arguments: --bogus"]),
     (["purge", "--days", "-1"], {}, ["--days must be 0 or more"]),
     (["purge", "--days", "abc"], {}, ["invalid float value: 'abc'"]),
-    (["purge"], {"RELAIS_RETENTION_DAYS": "ninety"}, ["RELAIS_RETENTION_DAYS: expected a number of days, got 'ninety'"]),
+    (
+        ["purge"],
+        {"RELAIS_RETENTION_DAYS": "ninety"},
+        ["RELAIS_RETENTION_DAYS: expected a number of days, got 'ninety'"],
+    ),
     (["purge"], {"DATABASE_URL": "mysql://db/relais"}, ["DATABASE_URL: expected postgresql://"]),
     (["report", "--to", "yesterday"], {}, ["relais report: error: --to: expected an RFC 3339 time", "'yesterday'"]),
     (["report", "--days", "0"], {}, ["--days must be > 0"]),
@@ -63,9 +85,17 @@ USAGE = [  # (arguments, extra environment, fragments of the one line)
     (["report", "--out", "/no/such/dir/report.html"], {}, ["--out /no/such/dir/report.html: no such directory"]),
     (["report"], {"ANALYTICS_GRPC_ADDR": "analytics"}, ["ANALYTICS_GRPC_ADDR: expected host:port"]),
     (["intents"], {}, ["relais intents: error:"]),
-    (["intents", "train", "--catalogue", "/no/such/catalogue.yaml"], {}, ["--catalogue /no/such/catalogue.yaml: no such file"]),
+    (
+        ["intents", "train", "--catalogue", "/no/such/catalogue.yaml"],
+        {},
+        ["--catalogue /no/such/catalogue.yaml: no such file"],
+    ),
     (["intents", "eval", "--train", "/no/such/train.csv", "--test", "/no/such/test.csv"], {}, ["/no/such/train.csv"]),
-    (["reset", "--state-dir", "/no/such/state"], {}, ["relais reset: error: --state-dir /no/such/state: no such directory"]),
+    (
+        ["reset", "--state-dir", "/no/such/state"],
+        {},
+        ["relais reset: error: --state-dir /no/such/state: no such directory"],
+    ),
 ]
 
 
@@ -101,8 +131,14 @@ def test_version_is_the_package_version(tmp_path):
 def test_the_commands_that_need_no_stack_still_work(tmp_path):
     done = run("staffing", "--calls-per-hour", "120", "--aht-seconds", "300", "--json", cwd=tmp_path)
     assert done.returncode == 0 and '"agents"' in done.stdout, done.stderr
-    done = subprocess.run([sys.executable, "-m", "relais.cli", "redact"], input="write to jo@example.com\n",
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "relais.cli", "redact"],
+        input="write to jo@example.com\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode == 0 and done.stdout.strip() == "write to [EMAIL]", done.stderr
 
 
@@ -113,9 +149,16 @@ def test_reset_of_an_empty_state_directory_says_there_was_nothing(tmp_path):
 
 # --- the stack's commands (the Makefile's up, down, status, reset) ---
 
+
 def test_stack_up_with_a_bad_setting_starts_nothing_and_names_it(tmp_path):
-    done = run("--state-dir", str(tmp_path / "state"), "up", cwd=ROOT, module="infra.stack",
-               env={"RELAIS_RETENTION_DAYS": "abc"})
+    done = run(
+        "--state-dir",
+        str(tmp_path / "state"),
+        "up",
+        cwd=ROOT,
+        module="infra.stack",
+        env={"RELAIS_RETENTION_DAYS": "abc"},
+    )
     assert_one_line(done, 2, "RELAIS_RETENTION_DAYS: expected a number of days, got 'abc'")
     assert not (tmp_path / "state" / "kafka").exists() and not (tmp_path / "state" / "postgres").exists()
 
@@ -125,7 +168,8 @@ def test_stack_status_down_and_reset_without_a_stack(tmp_path):
     status = run("--state-dir", state, "status", cwd=ROOT, module="infra.stack")
     assert status.returncode == 0 and "Traceback" not in status.stderr
     assert {line.split()[0]: line.split()[1] for line in status.stdout.splitlines()} == dict.fromkeys(
-        ("kafka", "postgres", "lookup", "intake", "classifier", "bot", "routing", "analytics"), "stopped")
+        ("kafka", "postgres", "lookup", "intake", "classifier", "bot", "routing", "analytics"), "stopped"
+    )
     down = run("--state-dir", state, "down", cwd=ROOT, module="infra.stack")
     assert down.returncode == 0 and down.stdout.strip() == "relais stopped" and "Traceback" not in down.stderr
     reset = run("--state-dir", state, "reset", cwd=ROOT, module="infra.stack")

@@ -13,22 +13,38 @@ STRUCTURED = [("content-type", b"application/cloudevents+json")]
 
 
 def parse(customer: dict, sent_at: str = "2026-12-07T10:00:00Z", text: str = "Bonjour"):
-    doc = {"specversion": "1.0", "id": "evt-1", "source": "urn:shop:chat", "type": "relais.contact.message.v1",
-           "subject": "conv-42", "data": {"channel": "chat", "customer": {"id": "c-1", **customer}, "text": text,
-                                          "sent_at": sent_at}}
+    doc = {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": "urn:shop:chat",
+        "type": "relais.contact.message.v1",
+        "subject": "conv-42",
+        "data": {"channel": "chat", "customer": {"id": "c-1", **customer}, "text": text, "sent_at": sent_at},
+    }
     return cloudevents.parse_contact_event(json.dumps(doc).encode(), STRUCTURED).message
 
 
-@pytest.mark.parametrize("given,plain", [
-    ("+33 6 12 34 56 78", "+33612345678"), ("06.12.34.56.78", "0612345678"), ("+44 (20) 7946-0958", "+442079460958"),
-    ("12345", None), ("call me", None), ("+33 6 12 34 56 78 90 12 34 5", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "given,plain",
+    [
+        ("+33 6 12 34 56 78", "+33612345678"),
+        ("06.12.34.56.78", "0612345678"),
+        ("+44 (20) 7946-0958", "+442079460958"),
+        ("12345", None),
+        ("call me", None),
+        ("+33 6 12 34 56 78 90 12 34 5", None),
+        ("", None),
+    ],
+)
 def test_a_phone_number_is_taken_in_a_plain_form_or_refused(given, plain):
     assert customer_contact.phone_number(given) == plain
 
 
 def test_the_numbers_a_customer_writes_are_the_ones_redaction_finds():
-    assert customer_contact.numbers_in("Sure, it's +44 20 7946 0958, or 06 12 34 56 78") == ["+442079460958", "0612345678"]
+    assert customer_contact.numbers_in("Sure, it's +44 20 7946 0958, or 06 12 34 56 78") == [
+        "+442079460958",
+        "0612345678",
+    ]
     assert customer_contact.numbers_in("my order CMD-123456 of 45,90 EUR") == []
 
 
@@ -37,8 +53,14 @@ def test_the_time_zone_is_an_iana_name_or_an_offset_and_else_the_offset_of_sent_
     assert customer_contact.time_zone("-04:30").utcoffset(None) == -timedelta(hours=4, minutes=30)
     assert customer_contact.time_zone("Mars/Olympus") is None and customer_contact.time_zone("../etc/passwd") is None
     assert customer_contact.offset_of("2026-12-07T15:30:00+05:30") == "+05:30"
-    assert customer_contact.offset_of("2026-12-07T10:00:00Z") == "" == customer_contact.offset_of("2026-12-07T10:00:00+00:00")
-    assert parse({"time_zone": "America/Montreal"}, "2026-12-07T10:00:00+01:00").customer.time_zone == "America/Montreal"
+    assert (
+        customer_contact.offset_of("2026-12-07T10:00:00Z")
+        == ""
+        == customer_contact.offset_of("2026-12-07T10:00:00+00:00")
+    )
+    assert (
+        parse({"time_zone": "America/Montreal"}, "2026-12-07T10:00:00+01:00").customer.time_zone == "America/Montreal"
+    )
     assert parse({}, "2026-12-07T10:00:00+01:00").customer.time_zone == "+01:00"
     assert parse({}).customer.time_zone == ""
 
@@ -74,12 +96,15 @@ class Conn:
         self.updates.append(args)
 
 
-@pytest.mark.parametrize("given,text,asked,kept", [
-    ("+33612345678", "Bonjour", False, "+33612345678"),        # given with the event: kept
-    ("", "it's 06 12 34 56 78", True, "0612345678"),            # written while routing asks for it: kept
-    ("", "it's 06 12 34 56 78", False, None),                   # written at any other time: only redacted
-    ("", "no number here", True, None),
-])
+@pytest.mark.parametrize(
+    "given,text,asked,kept",
+    [
+        ("+33612345678", "Bonjour", False, "+33612345678"),  # given with the event: kept
+        ("", "it's 06 12 34 56 78", True, "0612345678"),  # written while routing asks for it: kept
+        ("", "it's 06 12 34 56 78", False, None),  # written at any other time: only redacted
+        ("", "no number here", True, None),
+    ],
+)
 async def test_the_number_is_kept_when_given_or_asked_for(given, text, asked, kept):
     from relais.common.redact import redact
 

@@ -22,7 +22,11 @@ def test_a_real_agent_with_the_skill_is_preferred_to_the_demo_advisor_even_idle_
     assert set(DEMO_ADVISOR_LEVELS.values()) == {1}
     for required, preferred in (({"orders": 1}, ("conflict_handling",)), ({"billing": 1}, ()), ({"billing": 2}, ())):
         assert rules.best_agent(task(required, preferred), [demo, alice], RULES).agent_id == "alice"
-    assert rules.best_agent(task({"general": 1}), [alice, bob, agent(DEMO_ADVISOR, DEMO_ADVISOR_LEVELS, 60.0)],
-                            RULES).agent_id == "bob"
+    assert (
+        rules.best_agent(
+            task({"general": 1}), [alice, bob, agent(DEMO_ADVISOR, DEMO_ADVISOR_LEVELS, 60.0)], RULES
+        ).agent_id
+        == "bob"
+    )
     # What no real agent can take still goes to the demo advisor, so `make demo` alone answers everything.
     assert rules.best_agent(task({"general": 1}), [demo, alice], RULES).agent_id == DEMO_ADVISOR

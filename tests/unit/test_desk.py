@@ -19,8 +19,12 @@ def test_commands_are_parsed_with_their_free_text():
     assert console.parse_command("accept") == console.Command("accept")
     assert console.parse_command("reply 2 Hello, I'm on it") == console.Command("reply", ("2", "Hello, I'm on it"))
     assert console.parse_command("edit 1 2 Bonjour Madame") == console.Command("edit", ("1", "2", "Bonjour Madame"))
-    assert console.parse_command("transfer 1 billing refund agreed") == console.Command("transfer", ("1", "billing refund agreed"))
-    assert console.parse_command("close 3 follow_up unresolved") == console.Command("close", ("3", "follow_up", "unresolved"))
+    assert console.parse_command("transfer 1 billing refund agreed") == console.Command(
+        "transfer", ("1", "billing refund agreed")
+    )
+    assert console.parse_command("close 3 follow_up unresolved") == console.Command(
+        "close", ("3", "follow_up", "unresolved")
+    )
     for bad in ("dance", "reply 1", "use 1", "close", "history 1 2"):
         with pytest.raises(console.UsageError):
             console.parse_command(bad)
@@ -37,17 +41,40 @@ def test_skills_and_capacity_options():
 
 
 def offer_event(task_id="task-1", expires_at: datetime | None = None) -> desk.DeskEvent:
-    context = pb.ConversationContext(conversation_id="c1", language="en", intent="card_payment_declined",
-                                     customer=pb.Customer(id="cust-1", tier="vip"), reason=pb.HANDOFF_REASON_ANGER)
-    context.turns.add(turn_id="t1", text="My card was declined AGAIN!!!", sent_at=stamp(NOW - timedelta(minutes=3)),
-                      classification=pb.Classification(sentiment=pb.Sentiment(anger=True)))
-    context.lookups.add(turn_id="t1", name="account_balance", ok=True,
-                        result={"account": "ACC-1", "balance_cents": "1200", "currency": "EUR"})
-    assist = desk.AgentAssist(summary="Card declined twice.", history_summary="First contact on record.", suggestions=[
-        desk.Suggestion(suggestion_id="sug-1", text="I'm sorry, let me check your limit.", article_ids=["kb-card-declined-en"],
-                        source="template")])
-    offer = desk.Offer(task_id=task_id, context=context, assist=assist, priority=25,
-                       transcript=transcript_view.transcript(context))
+    context = pb.ConversationContext(
+        conversation_id="c1",
+        language="en",
+        intent="card_payment_declined",
+        customer=pb.Customer(id="cust-1", tier="vip"),
+        reason=pb.HANDOFF_REASON_ANGER,
+    )
+    context.turns.add(
+        turn_id="t1",
+        text="My card was declined AGAIN!!!",
+        sent_at=stamp(NOW - timedelta(minutes=3)),
+        classification=pb.Classification(sentiment=pb.Sentiment(anger=True)),
+    )
+    context.lookups.add(
+        turn_id="t1",
+        name="account_balance",
+        ok=True,
+        result={"account": "ACC-1", "balance_cents": "1200", "currency": "EUR"},
+    )
+    assist = desk.AgentAssist(
+        summary="Card declined twice.",
+        history_summary="First contact on record.",
+        suggestions=[
+            desk.Suggestion(
+                suggestion_id="sug-1",
+                text="I'm sorry, let me check your limit.",
+                article_ids=["kb-card-declined-en"],
+                source="template",
+            )
+        ],
+    )
+    offer = desk.Offer(
+        task_id=task_id, context=context, assist=assist, priority=25, transcript=transcript_view.transcript(context)
+    )
     if expires_at:
         offer.expires_at.FromDatetime(expires_at)
     return desk.DeskEvent(offer=offer)
@@ -66,15 +93,21 @@ def test_an_offer_is_shown_with_context_transcript_summary_suggestions_and_time_
     tasks = console.Tasks()
     n, text = tasks.seen(offer_event(expires_at=NOW + timedelta(seconds=17)), NOW)
     assert n == 1
-    for expected in ("#1 OFFER priority 25 — accept 1 or reject 1 (accept within 17 s)",
-                     "customer cust-1 (vip), en, intent card_payment_declined, reason ANGER",
-                     "14:27 customer> My card was declined AGAIN!!!", "lookup: gave the balance of account ACC-1 (€12.00)",
-                     "summary: Card declined twice.", "history: First contact on record.",
-                     "suggestion 1 [kb-card-declined-en; template]: I'm sorry, let me check your limit."):
+    for expected in (
+        "#1 OFFER priority 25 — accept 1 or reject 1 (accept within 17 s)",
+        "customer cust-1 (vip), en, intent card_payment_declined, reason ANGER",
+        "14:27 customer> My card was declined AGAIN!!!",
+        "lookup: gave the balance of account ACC-1 (€12.00)",
+        "summary: Card declined twice.",
+        "history: First contact on record.",
+        "suggestion 1 [kb-card-declined-en; template]: I'm sorry, let me check your limit.",
+    ):
         assert expected in text, expected
     assert "{" not in text  # no raw dictionaries
-    assert tasks.seen(desk.DeskEvent(offer_withdrawn=desk.OfferWithdrawn(task_id="task-1", reason="timeout")))[1] == \
-        "#1 offer withdrawn (timeout)"
+    assert (
+        tasks.seen(desk.DeskEvent(offer_withdrawn=desk.OfferWithdrawn(task_id="task-1", reason="timeout")))[1]
+        == "#1 offer withdrawn (timeout)"
+    )
     assert tasks.seen(offer_event("task-2"))[0] == 2
     assert tasks.task_id(None) == "task-2" and tasks.task_id("#1") == "task-1"
     with pytest.raises(console.UsageError):
@@ -109,15 +142,22 @@ def test_show_gives_the_state_of_a_task_never_a_closed_one_as_an_offer():
     offer = offer_event(expires_at=NOW + timedelta(seconds=10))
     tasks.seen(offer, NOW)
     assert tasks.show("task-1", NOW).startswith("#1 OFFER priority 25 — accept 1 or reject 1 (accept within 10 s)")
-    assignment = desk.DeskEvent(assignment=desk.Assignment(task_id="task-1", context=offer.offer.context,
-                                                           transcript=offer.offer.transcript))
+    assignment = desk.DeskEvent(
+        assignment=desk.Assignment(task_id="task-1", context=offer.offer.context, transcript=offer.offer.transcript)
+    )
     assert tasks.seen(assignment, NOW)[1] == "#1 ASSIGNED to you"  # right after the offer: its transcript is on screen
-    tasks.seen(desk.DeskEvent(customer_message=desk.CustomerMessage(
-        task_id="task-1", turn=pb.Turn(text="Any news?", sent_at=stamp(NOW)))), NOW)
+    tasks.seen(
+        desk.DeskEvent(
+            customer_message=desk.CustomerMessage(task_id="task-1", turn=pb.Turn(text="Any news?", sent_at=stamp(NOW)))
+        ),
+        NOW,
+    )
     tasks.sent("task-1", "Checking now.", NOW)
     shown = tasks.show("task-1", NOW)
     assert shown.startswith("#1 assigned\n") and "OFFER" not in shown
-    assert shown.index("My card was declined") < shown.index("customer> Any news?") < shown.index("advisor> Checking now.")
+    assert (
+        shown.index("My card was declined") < shown.index("customer> Any news?") < shown.index("advisor> Checking now.")
+    )
     tasks.states["task-1"] = "closed (resolved)"
     assert tasks.show("task-1", NOW).startswith("#1 closed (resolved)\n")
     # Delivered again (the stream was re-opened): shown in full, with what arrived meanwhile.
@@ -126,13 +166,18 @@ def test_show_gives_the_state_of_a_task_never_a_closed_one_as_an_offer():
 
 
 def test_transcript_times_are_local_with_the_date_when_not_today():
-    lines = [desk.TranscriptLine(speaker="customer", text="hello", at=stamp(NOW - timedelta(days=1))),
-             desk.TranscriptLine(speaker="lookup", text="gave the opening hours"),
-             desk.TranscriptLine(speaker="system", text="… 3 earlier messages …"),
-             desk.TranscriptLine(speaker="advisor", agent_id="alice", text="Bonjour", at=stamp(NOW))]
+    lines = [
+        desk.TranscriptLine(speaker="customer", text="hello", at=stamp(NOW - timedelta(days=1))),
+        desk.TranscriptLine(speaker="lookup", text="gave the opening hours"),
+        desk.TranscriptLine(speaker="system", text="… 3 earlier messages …"),
+        desk.TranscriptLine(speaker="advisor", agent_id="alice", text="Bonjour", at=stamp(NOW)),
+    ]
     assert console.render_transcript(lines, NOW, timezone(timedelta(hours=2))) == [
-        "  02/06 16:30 customer> hello", "  lookup: gave the opening hours", "  … 3 earlier messages …",
-        "  16:30 advisor alice> Bonjour"]
+        "  02/06 16:30 customer> hello",
+        "  lookup: gave the opening hours",
+        "  … 3 earlier messages …",
+        "  16:30 advisor alice> Bonjour",
+    ]
 
 
 class FakeStub:
@@ -145,6 +190,7 @@ class FakeStub:
         async def call(request, metadata=None):
             self.calls.append((name, request))
             return {"Accept": desk.AcceptReply(), "SetState": desk.SetStateReply(state=ev.AGENT_STATE_BREAK)}.get(name)
+
         return call
 
 
@@ -155,19 +201,38 @@ async def test_using_a_suggestion_sends_it_and_records_its_use():
         assert await console.execute(stub, [], tasks, console.parse_command(line), said.append)
     assert not await console.execute(stub, [], tasks, console.parse_command("quit"), said.append)
     names = [name for name, _ in stub.calls]
-    assert names == ["Reply", "RecordSuggestionUse", "Reply", "RecordSuggestionUse", "RecordSuggestionUse", "Close", "SetState"]
+    assert names == [
+        "Reply",
+        "RecordSuggestionUse",
+        "Reply",
+        "RecordSuggestionUse",
+        "RecordSuggestionUse",
+        "Close",
+        "SetState",
+    ]
     assert stub.calls[0][1].text == "I'm sorry, let me check your limit."
-    assert [r.use for n, r in stub.calls if n == "RecordSuggestionUse"] == [ev.SUGGESTION_USE_USED, ev.SUGGESTION_USE_EDITED,
-                                                                             ev.SUGGESTION_USE_IGNORED]
+    assert [r.use for n, r in stub.calls if n == "RecordSuggestionUse"] == [
+        ev.SUGGESTION_USE_USED,
+        ev.SUGGESTION_USE_EDITED,
+        ev.SUGGESTION_USE_IGNORED,
+    ]
     assert stub.calls[2][1].text == "Sorry! Checking now." and stub.calls[5][1].resolved
     assert said[-1] == "state: break"
 
 
 def assist_update(task_id: str, *texts: str) -> desk.DeskEvent:
-    return desk.DeskEvent(assist=desk.AssistUpdate(task_id=task_id, assist=desk.AgentAssist(
-        summary="Card declined twice.", suggestions=[
-            desk.Suggestion(suggestion_id=f"sug-{k}", text=text, article_ids=[f"kb-{k}"], source="template")
-            for k, text in enumerate(texts, 1)])))
+    return desk.DeskEvent(
+        assist=desk.AssistUpdate(
+            task_id=task_id,
+            assist=desk.AgentAssist(
+                summary="Card declined twice.",
+                suggestions=[
+                    desk.Suggestion(suggestion_id=f"sug-{k}", text=text, article_ids=[f"kb-{k}"], source="template")
+                    for k, text in enumerate(texts, 1)
+                ],
+            ),
+        )
+    )
 
 
 async def test_the_assist_that_follows_an_offer_is_shown_under_its_task_and_its_latest_suggestions_are_used():
@@ -180,14 +245,19 @@ async def test_the_assist_that_follows_an_offer_is_shown_under_its_task_and_its_
         tasks.suggestion("task-1", "1")
     n, text = tasks.seen(assist_update("task-1", "Let me check your card limit."), NOW)
     assert n == 1
-    assert text.splitlines() == ["#1 suggestions:", "  summary: Card declined twice.",
-                                 "  suggestion 1 [kb-1; template]: Let me check your card limit."]
+    assert text.splitlines() == [
+        "#1 suggestions:",
+        "  summary: Card declined twice.",
+        "  suggestion 1 [kb-1; template]: Let me check your card limit.",
+    ]
     assert tasks.states["task-1"] == "offered"  # an assist changes no state
     # The accept's assignment may come without its assist (not drafted when it was read): the one shown stays usable.
     assert await console.execute(stub, [], tasks, console.parse_command("accept 1"), said.append)
     assert tasks.suggestion("task-1", "1").text == "Let me check your card limit."
     # A newer assist (after a customer message) replaces the earlier one: `use` sends the latest.
-    tasks.seen(desk.DeskEvent(customer_message=desk.CustomerMessage(task_id="task-1", turn=pb.Turn(text="Still declined"))))
+    tasks.seen(
+        desk.DeskEvent(customer_message=desk.CustomerMessage(task_id="task-1", turn=pb.Turn(text="Still declined")))
+    )
     tasks.seen(assist_update("task-1", "Your limit was raised.", "Try again now."))
     assert await console.execute(stub, [], tasks, console.parse_command("use 1 2"), said.append)
     reply, use = stub.calls[-2][1], stub.calls[-1][1]
@@ -196,6 +266,7 @@ async def test_the_assist_that_follows_an_offer_is_shown_under_its_task_and_its_
 
 
 # --- the transcript routing puts on offers and assignments (relais.routing.transcript_view) ---
+
 
 def conversation(language: str, turns: int = 2) -> pb.ConversationContext:
     context = pb.ConversationContext(conversation_id="c1", language=language)
@@ -211,33 +282,60 @@ def spoken(lines) -> list[tuple[str, str]]:
 def test_the_transcript_is_chronological_with_lookups_bot_and_advisor_replies_after_their_turn():
     context = conversation("en", 3)
     # Stored by kind, as the bot and routing append them; the transcript puts each after its turn.
-    context.lookups.add(turn_id="t2", name="order_status", ok=True, request={"order_id": "CMD-1"},
-                        result={"status": "shipped", "carrier": "Colissimo", "expected_delivery": "2025-06-05"})
+    context.lookups.add(
+        turn_id="t2",
+        name="order_status",
+        ok=True,
+        request={"order_id": "CMD-1"},
+        result={"status": "shipped", "carrier": "Colissimo", "expected_delivery": "2025-06-05"},
+    )
     context.lookups.add(turn_id="t1", name="opening_hours", ok=True)
     context.bot_attempts.add(turn_id="t1", reply_text="We are open 9-18.")
     context.bot_attempts.add(turn_id="t2", reply_text="Your order is on its way.")
     context.advisor_messages.add(after_turn_id="t3", agent_id="alice", text="Hello, Alice here.", sent_at=stamp(NOW))
     context.advisor_messages.add(after_turn_id="t3", agent_id="bob", text="Bob here, I take over.")
     assert spoken(transcript_view.transcript(context)) == [
-        ("customer", "message 1"), ("lookup", "gave the opening hours"), ("bot", "We are open 9-18."),
-        ("customer", "message 2"), ("lookup", "looked up order CMD-1 — shipped, carrier Colissimo, expected delivery 5 June 2025"),
+        ("customer", "message 1"),
+        ("lookup", "gave the opening hours"),
+        ("bot", "We are open 9-18."),
+        ("customer", "message 2"),
+        ("lookup", "looked up order CMD-1 — shipped, carrier Colissimo, expected delivery 5 June 2025"),
         ("bot", "Your order is on its way."),
-        ("customer", "message 3"), ("advisor", "Hello, Alice here."), ("advisor", "Bob here, I take over.")]
+        ("customer", "message 3"),
+        ("advisor", "Hello, Alice here."),
+        ("advisor", "Bob here, I take over."),
+    ]
     lines = transcript_view.transcript(context)
     assert lines[-2].agent_id == "alice" and lines[-2].at == stamp(NOW) and lines[0].at == context.turns[0].sent_at
 
 
 def test_lookups_are_rendered_in_the_conversation_language():
     for language, order, balance in (
-            ("fr", "commande CMD-1 consultée — expédiée, transporteur Colissimo, livraison prévue le 05/06/2025",
-             "solde du compte ACC-1 donné (1\u202f234,56 €)"),
-            ("en", "looked up order CMD-1 — shipped, carrier Colissimo, expected delivery 5 June 2025",
-             "gave the balance of account ACC-1 (€1,234.56)")):
+        (
+            "fr",
+            "commande CMD-1 consultée — expédiée, transporteur Colissimo, livraison prévue le 05/06/2025",
+            "solde du compte ACC-1 donné (1\u202f234,56 €)",
+        ),
+        (
+            "en",
+            "looked up order CMD-1 — shipped, carrier Colissimo, expected delivery 5 June 2025",
+            "gave the balance of account ACC-1 (€1,234.56)",
+        ),
+    ):
         context = conversation(language, 1)
-        context.lookups.add(turn_id="t1", name="order_status", ok=True, request={"order_id": "CMD-1"},
-                            result={"status": "shipped", "carrier": "Colissimo", "expected_delivery": "2025-06-05"})
-        context.lookups.add(turn_id="t1", name="account_balance", ok=True,
-                            result={"account": "ACC-1", "balance_cents": "123456", "currency": "EUR"})
+        context.lookups.add(
+            turn_id="t1",
+            name="order_status",
+            ok=True,
+            request={"order_id": "CMD-1"},
+            result={"status": "shipped", "carrier": "Colissimo", "expected_delivery": "2025-06-05"},
+        )
+        context.lookups.add(
+            turn_id="t1",
+            name="account_balance",
+            ok=True,
+            result={"account": "ACC-1", "balance_cents": "123456", "currency": "EUR"},
+        )
         assert [line.text for line in transcript_view.transcript(context)][1:] == [order, balance], language
 
 
@@ -246,9 +344,12 @@ def test_a_long_conversation_keeps_its_first_and_latest_lines():
     for turn in context.turns:
         context.bot_attempts.add(turn_id=turn.turn_id, reply_text=f"bot {turn.turn_id}")
     lines = transcript_view.transcript(context)
-    assert spoken(lines) == [("customer", "message 1"), ("bot", "bot t1"), ("system", "… 590 earlier messages …"),
-                             *[(who, text) for n in range(297, 301)
-                               for who, text in (("customer", f"message {n}"), ("bot", f"bot t{n}"))]]
+    assert spoken(lines) == [
+        ("customer", "message 1"),
+        ("bot", "bot t1"),
+        ("system", "… 590 earlier messages …"),
+        *[(who, text) for n in range(297, 301) for who, text in (("customer", f"message {n}"), ("bot", f"bot t{n}"))],
+    ]
     french = conversation("fr", 12)
     assert spoken(transcript_view.transcript(french))[2] == ("system", "… 2 messages plus anciens …")
     assert len(transcript_view.transcript(conversation("en", 10))) == 10  # short enough: whole
@@ -270,8 +371,12 @@ def test_turns_the_context_left_out_are_counted_where_they_were():
         assert len(gaps) == 1
         left_out = int(gaps[0].text.split()[1])
         assert left_out + len(lines) - 1 == 1 + 1 + 198 * 2  # every message is shown or counted, once
-    assert spoken(lines[:4]) == [("customer", "message 1"), ("bot", "bot reply"), ("customer", "x" * 2000),
-                                 ("advisor", "y" * 1000)]
+    assert spoken(lines[:4]) == [
+        ("customer", "message 1"),
+        ("bot", "bot reply"),
+        ("customer", "x" * 2000),
+        ("advisor", "y" * 1000),
+    ]
     assert lines[4].speaker == "system"  # where the context left turns out: after its first two
 
 
@@ -292,9 +397,13 @@ def test_only_the_exact_offer_already_delivered_is_deduplicated():
 
 
 def test_the_customer_of_an_advisor_who_left_is_told_in_their_language():
-    assert requeued_notice("fr", signed_out=False) == \
-        "Votre conseiller a été déconnecté ; vous êtes de nouveau en file, en priorité."
-    assert requeued_notice("en", signed_out=False).startswith("Your advisor was disconnected; you are back in the queue")
+    assert (
+        requeued_notice("fr", signed_out=False)
+        == "Votre conseiller a été déconnecté ; vous êtes de nouveau en file, en priorité."
+    )
+    assert requeued_notice("en", signed_out=False).startswith(
+        "Your advisor was disconnected; you are back in the queue"
+    )
     assert requeued_notice("fr-CA", signed_out=True).startswith("Votre conseiller a dû s'absenter")
     assert requeued_notice("xq", signed_out=True).startswith("Your advisor had to leave")
 

@@ -69,7 +69,10 @@ def test_replies_out_of_the_turns_order_fail(stream):
     cid = two_turns(stream)
     first, second = received[cid][0], received[cid][1]
     # Same types in the same places, but each answering the other turn.
-    first["data"]["in_reply_to"], second["data"]["in_reply_to"] = second["data"]["in_reply_to"], first["data"]["in_reply_to"]
+    first["data"]["in_reply_to"], second["data"]["in_reply_to"] = (
+        second["data"]["in_reply_to"],
+        first["data"]["in_reply_to"],
+    )
     with pytest.raises(AssertionError):
         check_replies(stream, received)
 

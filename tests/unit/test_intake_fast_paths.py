@@ -27,7 +27,8 @@ def reference_set_time(target: Timestamp, name: str, value) -> None:
     if not match:
         raise BadInput("not RFC 3339")
     year, month, day, hour, minute, second, offset_hours, offset_minutes = (
-        int(match[group] or 0) for group in ("year", "month", "day", "hour", "minute", "second", "oh", "om"))
+        int(match[group] or 0) for group in ("year", "month", "day", "hour", "minute", "second", "oh", "om")
+    )
     try:
         if offset_minutes > 59:
             raise ValueError("offset minutes")
@@ -48,20 +49,48 @@ def outcome(set_time, value: str):
     try:
         set_time(target, "`time`", value)
     except BadInput as bad:
-        return next(kind for kind in ("not RFC 3339", "not a valid date and time", "out of range")
-                    if kind in str(bad).replace("is not an RFC 3339", "not RFC 3339"))
+        return next(
+            kind
+            for kind in ("not RFC 3339", "not a valid date and time", "out of range")
+            if kind in str(bad).replace("is not an RFC 3339", "not RFC 3339")
+        )
     return target.seconds, target.nanos
 
 
 EDGES = [
-    "2026-11-26T10:00:00Z", "2026-11-26t10:00:00z", "2026-11-26T11:00:00.250+01:00", "2026-11-26T10:00:00.123456789123Z",
-    "2026-12-31T23:59:60Z", "2026-02-29T10:00:00Z", "2024-02-29T10:00:00Z", "2026-04-31T10:00:00Z",
-    "2026-13-01T10:00:00Z", "2026-00-10T10:00:00Z", "2026-01-00T10:00:00Z", "2026-01-01T24:00:00Z",
-    "2026-01-01T23:60:00Z", "2026-01-01T23:59:61Z", "0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z",
-    "0001-01-01T00:00:00+01:00", "0001-01-01T00:00:00-01:00", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-00:01",
-    "9999-12-31T23:00:00+23:59", "2026-01-01T00:00:00+24:00", "2026-01-01T00:00:00-23:59", "2026-01-01T00:00:00+05:60",
-    "2026-01-01T00:00:00+99:00", "2026-01-01T00:00:00-00:00", "1969-12-31T23:59:59.999Z", "1970-01-01T00:00:00Z",
-    "2026-11-26 10:00:00Z", "2026-11-26T10:00Z", "2026-11-26T10:00:00", "not a time", "",
+    "2026-11-26T10:00:00Z",
+    "2026-11-26t10:00:00z",
+    "2026-11-26T11:00:00.250+01:00",
+    "2026-11-26T10:00:00.123456789123Z",
+    "2026-12-31T23:59:60Z",
+    "2026-02-29T10:00:00Z",
+    "2024-02-29T10:00:00Z",
+    "2026-04-31T10:00:00Z",
+    "2026-13-01T10:00:00Z",
+    "2026-00-10T10:00:00Z",
+    "2026-01-00T10:00:00Z",
+    "2026-01-01T24:00:00Z",
+    "2026-01-01T23:60:00Z",
+    "2026-01-01T23:59:61Z",
+    "0000-01-01T00:00:00Z",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "0001-01-01T00:00:00-01:00",
+    "9999-12-31T23:59:59Z",
+    "9999-12-31T23:59:59-00:01",
+    "9999-12-31T23:00:00+23:59",
+    "2026-01-01T00:00:00+24:00",
+    "2026-01-01T00:00:00-23:59",
+    "2026-01-01T00:00:00+05:60",
+    "2026-01-01T00:00:00+99:00",
+    "2026-01-01T00:00:00-00:00",
+    "1969-12-31T23:59:59.999Z",
+    "1970-01-01T00:00:00Z",
+    "2026-11-26 10:00:00Z",
+    "2026-11-26T10:00Z",
+    "2026-11-26T10:00:00",
+    "not a time",
+    "",
 ]
 
 
@@ -71,15 +100,24 @@ def test_event_times_are_read_as_before(value):
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.from_regex(re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,12})?"
-                                r"([Zz]|[+-][0-9]{2}:[0-9]{2})"), fullmatch=True))
+@given(
+    st.from_regex(
+        re.compile(
+            r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,12})?"
+            r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+        ),
+        fullmatch=True,
+    )
+)
 def test_generated_event_times_are_read_as_before(value):
     assert outcome(cloudevents._set_time, value) == outcome(reference_set_time, value)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
-       st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59))
+@given(
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59),
+)
 def test_valid_times_across_the_range_are_read_as_before(moment, offset_minutes):
     sign = "-" if offset_minutes < 0 else "+"
     hours, minutes = divmod(abs(offset_minutes), 60)
@@ -88,6 +126,7 @@ def test_valid_times_across_the_range_are_read_as_before(moment, offset_minutes)
 
 
 # ----------------------------------------------------------------------------------------- language
+
 
 def reference_guess_language(text: str, hint: str | None = None, previous: str | None = None) -> LanguageGuess:
     """language.guess_language as it was: the detector asked for every message the marker words do not settle."""
@@ -111,8 +150,10 @@ def reference_guess_language(text: str, hint: str | None = None, previous: str |
             return LanguageGuess(winners[0])
         if best and not previous:
             candidates = winners
-    score = {value.language.iso_code_639_1.name.lower(): value.value
-             for value in language._language_detector().compute_language_confidence_values(letters)}
+    score = {
+        value.language.iso_code_639_1.name.lower(): value.value
+        for value in language._language_detector().compute_language_confidence_values(letters)
+    }
     return reference_decision(score, text, words, candidates, previous)
 
 
@@ -144,16 +185,40 @@ def corpus_texts() -> list[str]:
     with (Path(__file__).parents[1] / "classifier" / "evaluation_set.csv").open(encoding="utf-8") as f:
         evaluation = [row["text"] for row in csv.DictReader(f)]
     table = [text for texts in (*MESSAGES.values(), *HELD_OUT.values()) for text in texts]
-    chat = ["hola", "danke", "ok merci", "no", "ja", "si", "non", "hallo", "pizza", "ciao", "pedido", "ok", "CMD-123456 ok",
-            "", "12345", "no no no", "ja nee", "si si", "oui non", "¿no?", "merci danke grazie", "hallo ja nee"]
+    chat = [
+        "hola",
+        "danke",
+        "ok merci",
+        "no",
+        "ja",
+        "si",
+        "non",
+        "hallo",
+        "pizza",
+        "ciao",
+        "pedido",
+        "ok",
+        "CMD-123456 ok",
+        "",
+        "12345",
+        "no no no",
+        "ja nee",
+        "si si",
+        "oui non",
+        "¿no?",
+        "merci danke grazie",
+        "hallo ja nee",
+    ]
     # Long messages full of one language's function words: the ones the rules settle without the detector.
-    long = ["je ne sais pas ce que vous avez fait de ma commande mais je suis toujours sans nouvelles et ce n'est pas normal",
-            "I do not know what you did with my order but I have still not got it and it is not fine at all",
-            "no sé qué han hecho con mi pedido pero todavía no lo tengo y no es normal que nadie me conteste",
-            "ich weiß nicht was mit meiner Bestellung ist aber ich habe sie noch nicht und das ist nicht in Ordnung",
-            "il mio ordine non è ancora arrivato e non so che cosa fare perché nessuno mi risponde da una settimana",
-            "a minha encomenda ainda não chegou e eu não sei o que fazer porque ninguém me responde há uma semana",
-            "ik weet niet wat er met mijn bestelling is maar ik heb hem nog niet en dat is niet in orde voor mij"]
+    long = [
+        "je ne sais pas ce que vous avez fait de ma commande mais je suis toujours sans nouvelles et ce n'est pas normal",
+        "I do not know what you did with my order but I have still not got it and it is not fine at all",
+        "no sé qué han hecho con mi pedido pero todavía no lo tengo y no es normal que nadie me conteste",
+        "ich weiß nicht was mit meiner Bestellung ist aber ich habe sie noch nicht und das ist nicht in Ordnung",
+        "il mio ordine non è ancora arrivato e non so che cosa fare perché nessuno mi risponde da una settimana",
+        "a minha encomenda ainda não chegou e eu não sei o que fazer porque ninguém me responde há uma semana",
+        "ik weet niet wat er met mijn bestelling is maar ik heb hem nog niet en dat is niet in orde voor mij",
+    ]
     return table + evaluation + chat + long
 
 
@@ -183,14 +248,17 @@ def test_the_detector_is_asked_once_per_distinct_text_and_not_when_the_rules_set
     language.guess_languages([(text, None, None) for text in long * 3])
     assert len(read) == len(set(read)) and set(read) < set(long)  # some settled by their function words alone
     read.clear()
-    language.turn_languages([(text, None, lang) for text, lang in zip(long, ("fr", "en", "es", "de", "it", "pt", "nl"))])
+    language.turn_languages(
+        [(text, None, lang) for text, lang in zip(long, ("fr", "en", "es", "de", "it", "pt", "nl"))]
+    )
     assert read == []  # each in its conversation's language, whatever the detector says
 
 
 def confidence_vectors(rng: random.Random, n: int) -> list[dict[str, float]]:
     """The corners of the detector's range (all on one language, or none) and random points in it."""
     corners = [dict.fromkeys(DETECTED_LANGUAGES, 0.0)] + [
-        {lang: float(lang == top) for lang in DETECTED_LANGUAGES} for top in DETECTED_LANGUAGES]
+        {lang: float(lang == top) for lang in DETECTED_LANGUAGES} for top in DETECTED_LANGUAGES
+    ]
     randoms = []
     for _ in range(n):
         weights = [rng.random() ** 3 for _ in DETECTED_LANGUAGES]
@@ -222,14 +290,20 @@ def test_what_the_rules_settle_holds_whatever_the_detector_says():
 
 # ----------------------------------------------------------------------------------------- events
 
+
 @pytest.mark.parametrize("field", ["id", "language", "tier", "phone", "time_zone", "text"])
 @pytest.mark.parametrize("mode", ["json", "protobuf"])
 def test_a_nul_in_the_message_is_refused_in_either_mode_although_json_data_is_checked_once(field, mode):
     customer = {"id": "c-1", "language": "fr", "tier": "gold", "phone": "+33612345678", "time_zone": "Europe/Paris"}
     data = {"channel": "chat", "customer": customer, "text": "Bonjour", "sent_at": "2026-11-26T10:00:00Z"}
     (data if field == "text" else customer)[field] = "x\x00y"
-    attrs = {"specversion": "1.0", "id": "e-1", "source": "urn:test", "type": cloudevents.CONTACT_MESSAGE,
-             "subject": "conv-1"}
+    attrs = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "urn:test",
+        "type": cloudevents.CONTACT_MESSAGE,
+        "subject": "conv-1",
+    }
     if mode == "json":
         value = json.dumps({**attrs, "data": data}).encode()
         headers = [("content-type", b"application/cloudevents+json")]
@@ -244,15 +318,23 @@ def test_a_nul_in_the_message_is_refused_in_either_mode_although_json_data_is_ch
 
 # ----------------------------------------------------------------------------------------- redaction
 
+
 def redaction_texts() -> list[str]:
     with (Path(__file__).parent / "redaction_corpus.csv").open(encoding="utf-8") as f:
         corpus = [row["text"] for row in csv.DictReader(f)]
     letters_only_codice_fiscale = "RSSMRAURTMLARSNL"  # RSSMRA85T10A562S with every digit written as a letter
-    with_orders = [f"{prefix}{order}{suffix}"
-                   for order in ("CMD-123456", "ord 0612345678", "CMD4111111111111111", "cmd-12345")
-                   for prefix, suffix in (("Où est ma commande ", " ?"), ("", ""), ("my order ", " and my mail a@b.fr"),
-                                          ("commande ", f", mon code {letters_only_codice_fiscale}"),
-                                          ("", " FR7630006000011234567890189"), ("(", ") 06 12 34 56 78"))]
+    with_orders = [
+        f"{prefix}{order}{suffix}"
+        for order in ("CMD-123456", "ord 0612345678", "CMD4111111111111111", "cmd-12345")
+        for prefix, suffix in (
+            ("Où est ma commande ", " ?"),
+            ("", ""),
+            ("my order ", " and my mail a@b.fr"),
+            ("commande ", f", mon code {letters_only_codice_fiscale}"),
+            ("", " FR7630006000011234567890189"),
+            ("(", ") 06 12 34 56 78"),
+        )
+    ]
     return corpus + with_orders + [f"{text} CMD-778812" for text in corpus[:200]]
 
 
@@ -266,4 +348,6 @@ def test_a_text_whose_only_digits_are_order_numbers_is_searched_no_further_and_l
         assert redact.find_personal_data(text) == redact._find_all(text, None, kept), text
         skipped += redact._only_order_numbers(redact._mask(text, kept))
     assert skipped >= 8
-    assert redact.redact("commande CMD-123456, mon code RSSMRAURTMLARSNL") == "commande CMD-123456, mon code [NATIONAL_ID]"
+    assert (
+        redact.redact("commande CMD-123456, mon code RSSMRAURTMLARSNL") == "commande CMD-123456, mon code [NATIONAL_ID]"
+    )

@@ -11,93 +11,236 @@ from relais.analytics.irritants import find_irritants, is_queue_command, short_l
 # Per theme and language: openings x complaints x endings, so each theme has dozens of distinct phrasings.
 THEMES = {
     "delivery": {
-        "en": (["", "Hello, ", "Hi, ", "Still waiting: ", "Seriously, "],
-               ["my parcel is late", "my order has not been delivered yet", "the delivery is two weeks late",
-                "my package never arrived", "delivery was supposed to be on Monday and nothing",
-                "the courier did not deliver my parcel", "my order is delayed again",
-                "tracking says delivered but I have no package", "late delivery for order [ORDER]",
-                "where is my parcel, it is very late"],
-               ["", ".", ", where is it?", " and nobody tells me why.", " This is unacceptable."]),
-        "fr": (["", "Bonjour, ", "Bonjour ", "Encore une fois : ", "Franchement, "],
-               ["mon colis est en retard", "ma commande n'est toujours pas livrée", "la livraison a deux semaines de retard",
-                "mon colis n'est jamais arrivé", "livraison prévue lundi et toujours rien",
-                "le livreur n'a pas livré mon colis", "ma commande est encore en retard",
-                "le suivi indique livré mais je n'ai pas de colis", "retard de livraison pour la commande [ORDER]",
-                "où est mon colis, il a beaucoup de retard"],
-               ["", ".", ", où est-il ?", " et personne ne me dit pourquoi.", " C'est inadmissible."]),
+        "en": (
+            ["", "Hello, ", "Hi, ", "Still waiting: ", "Seriously, "],
+            [
+                "my parcel is late",
+                "my order has not been delivered yet",
+                "the delivery is two weeks late",
+                "my package never arrived",
+                "delivery was supposed to be on Monday and nothing",
+                "the courier did not deliver my parcel",
+                "my order is delayed again",
+                "tracking says delivered but I have no package",
+                "late delivery for order [ORDER]",
+                "where is my parcel, it is very late",
+            ],
+            ["", ".", ", where is it?", " and nobody tells me why.", " This is unacceptable."],
+        ),
+        "fr": (
+            ["", "Bonjour, ", "Bonjour ", "Encore une fois : ", "Franchement, "],
+            [
+                "mon colis est en retard",
+                "ma commande n'est toujours pas livrée",
+                "la livraison a deux semaines de retard",
+                "mon colis n'est jamais arrivé",
+                "livraison prévue lundi et toujours rien",
+                "le livreur n'a pas livré mon colis",
+                "ma commande est encore en retard",
+                "le suivi indique livré mais je n'ai pas de colis",
+                "retard de livraison pour la commande [ORDER]",
+                "où est mon colis, il a beaucoup de retard",
+            ],
+            ["", ".", ", où est-il ?", " et personne ne me dit pourquoi.", " C'est inadmissible."],
+        ),
     },
     "card": {
-        "en": (["", "Hello, ", "Hi, ", "Help: ", "Urgent: "],
-               ["my card is blocked", "my card [CARD] was declined at the shop", "payment declined with my bank card",
-                "my credit card got blocked for no reason", "card declined again when I pay online",
-                "I can't pay, my card is blocked", "the card payment was refused",
-                "my debit card keeps being declined", "why is my card [CARD] blocked",
-                "my card was blocked after a payment"],
-               ["", ".", ", please unblock it.", " and I am abroad.", " I need it today."]),
-        "fr": (["", "Bonjour, ", "Bonjour ", "Au secours : ", "Urgent : "],
-               ["ma carte est bloquée", "ma carte [CARD] a été refusée au magasin", "paiement refusé avec ma carte bancaire",
-                "ma carte bancaire est bloquée sans raison", "carte refusée encore une fois pour payer en ligne",
-                "je ne peux pas payer, ma carte est bloquée", "le paiement par carte a été refusé",
-                "ma carte est toujours refusée", "pourquoi ma carte [CARD] est bloquée",
-                "ma carte a été bloquée après un paiement"],
-               ["", ".", ", merci de la débloquer.", " et je suis à l'étranger.", " J'en ai besoin aujourd'hui."]),
+        "en": (
+            ["", "Hello, ", "Hi, ", "Help: ", "Urgent: "],
+            [
+                "my card is blocked",
+                "my card [CARD] was declined at the shop",
+                "payment declined with my bank card",
+                "my credit card got blocked for no reason",
+                "card declined again when I pay online",
+                "I can't pay, my card is blocked",
+                "the card payment was refused",
+                "my debit card keeps being declined",
+                "why is my card [CARD] blocked",
+                "my card was blocked after a payment",
+            ],
+            ["", ".", ", please unblock it.", " and I am abroad.", " I need it today."],
+        ),
+        "fr": (
+            ["", "Bonjour, ", "Bonjour ", "Au secours : ", "Urgent : "],
+            [
+                "ma carte est bloquée",
+                "ma carte [CARD] a été refusée au magasin",
+                "paiement refusé avec ma carte bancaire",
+                "ma carte bancaire est bloquée sans raison",
+                "carte refusée encore une fois pour payer en ligne",
+                "je ne peux pas payer, ma carte est bloquée",
+                "le paiement par carte a été refusé",
+                "ma carte est toujours refusée",
+                "pourquoi ma carte [CARD] est bloquée",
+                "ma carte a été bloquée après un paiement",
+            ],
+            ["", ".", ", merci de la débloquer.", " et je suis à l'étranger.", " J'en ai besoin aujourd'hui."],
+        ),
     },
     "refund": {
-        "en": (["", "Hello, ", "Hi, ", "Once again: ", "Dear support, "],
-               ["I still have not received my refund", "my refund never arrived", "where is my refund for the return",
-                "you promised a refund three weeks ago", "the refund is not on my account",
-                "refund not received after returning the item", "I returned the product and got no refund",
-                "still no refund for order [ORDER]", "my money was not refunded",
-                "the refund was approved but never received"],
-               ["", ".", ", I want my money back.", " This takes too long.", " Please check."]),
-        "fr": (["", "Bonjour, ", "Bonjour ", "Encore une fois : ", "Madame, Monsieur, "],
-               ["je n'ai toujours pas reçu mon remboursement", "mon remboursement n'est jamais arrivé",
-                "où est mon remboursement pour le retour", "vous avez promis un remboursement il y a trois semaines",
-                "le remboursement n'est pas sur mon compte", "remboursement non reçu après le retour de l'article",
-                "j'ai renvoyé le produit et pas de remboursement", "toujours pas de remboursement pour la commande [ORDER]",
-                "je n'ai pas été remboursé", "le remboursement a été validé mais jamais reçu"],
-               ["", ".", ", je veux récupérer mon argent.", " C'est beaucoup trop long.", " Merci de vérifier."]),
+        "en": (
+            ["", "Hello, ", "Hi, ", "Once again: ", "Dear support, "],
+            [
+                "I still have not received my refund",
+                "my refund never arrived",
+                "where is my refund for the return",
+                "you promised a refund three weeks ago",
+                "the refund is not on my account",
+                "refund not received after returning the item",
+                "I returned the product and got no refund",
+                "still no refund for order [ORDER]",
+                "my money was not refunded",
+                "the refund was approved but never received",
+            ],
+            ["", ".", ", I want my money back.", " This takes too long.", " Please check."],
+        ),
+        "fr": (
+            ["", "Bonjour, ", "Bonjour ", "Encore une fois : ", "Madame, Monsieur, "],
+            [
+                "je n'ai toujours pas reçu mon remboursement",
+                "mon remboursement n'est jamais arrivé",
+                "où est mon remboursement pour le retour",
+                "vous avez promis un remboursement il y a trois semaines",
+                "le remboursement n'est pas sur mon compte",
+                "remboursement non reçu après le retour de l'article",
+                "j'ai renvoyé le produit et pas de remboursement",
+                "toujours pas de remboursement pour la commande [ORDER]",
+                "je n'ai pas été remboursé",
+                "le remboursement a été validé mais jamais reçu",
+            ],
+            ["", ".", ", je veux récupérer mon argent.", " C'est beaucoup trop long.", " Merci de vérifier."],
+        ),
     },
     "login": {
-        "en": (["", "Hello, ", "Hi, ", "Since yesterday ", "Again, "],
-               ["I can't log in to the app", "the website says my password is wrong",
-                "login fails on the mobile app", "I cannot connect to my account",
-                "the app crashes when I try to log in", "password reset link does not work",
-                "my account is locked after login attempts", "the site shows an error at login",
-                "I can't sign in with [EMAIL]", "login impossible on the website"],
-               ["", ".", ", please fix it.", " and I tried everything.", " Very annoying."]),
-        "fr": (["", "Bonjour, ", "Bonjour ", "Depuis hier ", "Encore, "],
-               ["je n'arrive pas à me connecter à l'application", "le site dit que mon mot de passe est faux",
-                "la connexion échoue sur l'application mobile", "impossible de me connecter à mon compte",
-                "l'appli plante quand je veux me connecter", "le lien de réinitialisation du mot de passe ne marche pas",
-                "mon compte est verrouillé après des essais de connexion", "le site affiche une erreur à la connexion",
-                "je ne peux pas me connecter avec [EMAIL]", "connexion impossible sur le site"],
-               ["", ".", ", merci de corriger.", " et j'ai tout essayé.", " Très pénible."]),
+        "en": (
+            ["", "Hello, ", "Hi, ", "Since yesterday ", "Again, "],
+            [
+                "I can't log in to the app",
+                "the website says my password is wrong",
+                "login fails on the mobile app",
+                "I cannot connect to my account",
+                "the app crashes when I try to log in",
+                "password reset link does not work",
+                "my account is locked after login attempts",
+                "the site shows an error at login",
+                "I can't sign in with [EMAIL]",
+                "login impossible on the website",
+            ],
+            ["", ".", ", please fix it.", " and I tried everything.", " Very annoying."],
+        ),
+        "fr": (
+            ["", "Bonjour, ", "Bonjour ", "Depuis hier ", "Encore, "],
+            [
+                "je n'arrive pas à me connecter à l'application",
+                "le site dit que mon mot de passe est faux",
+                "la connexion échoue sur l'application mobile",
+                "impossible de me connecter à mon compte",
+                "l'appli plante quand je veux me connecter",
+                "le lien de réinitialisation du mot de passe ne marche pas",
+                "mon compte est verrouillé après des essais de connexion",
+                "le site affiche une erreur à la connexion",
+                "je ne peux pas me connecter avec [EMAIL]",
+                "connexion impossible sur le site",
+            ],
+            ["", ".", ", merci de corriger.", " et j'ai tout essayé.", " Très pénible."],
+        ),
     },
     "service": {
-        "en": (["", "Hello, ", "Honestly, ", "Again ", "Frankly, "],
-               ["your customer service is rude", "nobody answers the phone", "the agent hung up on me",
-                "I waited an hour on the phone for nothing", "customer service never answers my emails",
-                "the advisor was rude and unhelpful", "impossible to reach anyone at customer service",
-                "I called five times and no answer", "your agents are rude", "no one ever calls back"],
-               ["", ".", ", terrible service.", " I am disgusted.", " Shameful."]),
-        "fr": (["", "Bonjour, ", "Honnêtement, ", "Encore ", "Franchement, "],
-               ["votre service client est impoli", "personne ne répond au téléphone", "le conseiller m'a raccroché au nez",
-                "j'ai attendu une heure au téléphone pour rien", "le service client ne répond jamais à mes mails",
-                "le conseiller était désagréable et impoli", "impossible de joindre le service client",
-                "j'ai appelé cinq fois sans réponse", "vos conseillers sont impolis", "personne ne rappelle jamais"],
-               ["", ".", ", service lamentable.", " Je suis dégoûté.", " Honteux."]),
+        "en": (
+            ["", "Hello, ", "Honestly, ", "Again ", "Frankly, "],
+            [
+                "your customer service is rude",
+                "nobody answers the phone",
+                "the agent hung up on me",
+                "I waited an hour on the phone for nothing",
+                "customer service never answers my emails",
+                "the advisor was rude and unhelpful",
+                "impossible to reach anyone at customer service",
+                "I called five times and no answer",
+                "your agents are rude",
+                "no one ever calls back",
+            ],
+            ["", ".", ", terrible service.", " I am disgusted.", " Shameful."],
+        ),
+        "fr": (
+            ["", "Bonjour, ", "Honnêtement, ", "Encore ", "Franchement, "],
+            [
+                "votre service client est impoli",
+                "personne ne répond au téléphone",
+                "le conseiller m'a raccroché au nez",
+                "j'ai attendu une heure au téléphone pour rien",
+                "le service client ne répond jamais à mes mails",
+                "le conseiller était désagréable et impoli",
+                "impossible de joindre le service client",
+                "j'ai appelé cinq fois sans réponse",
+                "vos conseillers sont impolis",
+                "personne ne rappelle jamais",
+            ],
+            ["", ".", ", service lamentable.", " Je suis dégoûté.", " Honteux."],
+        ),
     },
 }
 RELATED_WORDS = {
-    "delivery": {"delivery", "livraison", "parcel", "colis", "late", "retard", "delivered", "livrée", "package", "order", "commande"},
+    "delivery": {
+        "delivery",
+        "livraison",
+        "parcel",
+        "colis",
+        "late",
+        "retard",
+        "delivered",
+        "livrée",
+        "package",
+        "order",
+        "commande",
+    },
     "card": {"card", "carte", "blocked", "bloquée", "declined", "refusée", "payment", "paiement", "bancaire", "bank"},
     "refund": {"refund", "remboursement", "refunded", "remboursé", "received", "reçu", "money", "argent"},
-    "login": {"login", "connexion", "connecter", "password", "mot de passe", "app", "application", "site", "website", "account", "compte", "log"},
-    "service": {"customer", "client", "service", "rude", "impoli", "phone", "téléphone", "agent", "conseiller", "answer", "répond", "réponse", "advisor"},
+    "login": {
+        "login",
+        "connexion",
+        "connecter",
+        "password",
+        "mot de passe",
+        "app",
+        "application",
+        "site",
+        "website",
+        "account",
+        "compte",
+        "log",
+    },
+    "service": {
+        "customer",
+        "client",
+        "service",
+        "rude",
+        "impoli",
+        "phone",
+        "téléphone",
+        "agent",
+        "conseiller",
+        "answer",
+        "répond",
+        "réponse",
+        "advisor",
+    },
 }
-NOISE = ["[EMAIL]", "[CARD] [PHONE]", "bonjour", "hello?", "ok merci", "???", "test", "je veux parler à quelqu'un",
-         "I want to talk to a human", "annuler", "cancel my subscription", "question about my invoice"]
+NOISE = [
+    "[EMAIL]",
+    "[CARD] [PHONE]",
+    "bonjour",
+    "hello?",
+    "ok merci",
+    "???",
+    "test",
+    "je veux parler à quelqu'un",
+    "I want to talk to a human",
+    "annuler",
+    "cancel my subscription",
+    "question about my invoice",
+]
 
 
 def phrasings(theme: str, language: str) -> list[str]:
@@ -108,8 +251,12 @@ def phrasings(theme: str, language: str) -> list[str]:
 def corpus(counts: dict[str, int], seed: int = 1, noise: int = 0) -> tuple[list[str], list[str]]:
     """(texts, themes): `counts[theme]` verbatims per theme, half French half English, plus noise."""
     rng = random.Random(seed)
-    labelled = [(rng.choice(phrasings(theme, language)), theme)
-                for theme, n in counts.items() for k in range(n) for language in ["en" if k % 2 else "fr"]]
+    labelled = [
+        (rng.choice(phrasings(theme, language)), theme)
+        for theme, n in counts.items()
+        for k in range(n)
+        for language in ["en" if k % 2 else "fr"]
+    ]
     labelled += [(rng.choice(NOISE), "noise") for _ in range(noise)]
     rng.shuffle(labelled)
     return [text for text, _ in labelled], [theme for _, theme in labelled]
@@ -131,7 +278,9 @@ def test_themes_are_recovered_with_readable_labels():
     # Identical texts share a topic, so mapping each text to its topic is exact.
     clusters = Counter((topic_of[text], theme) for text, theme in zip(texts, themes) if text in topic_of)
     in_topics = sum(clusters.values())
-    purity = sum(max(n for (c, _), n in clusters.items() if c == topic) for topic in {c for c, _ in clusters}) / in_topics
+    purity = (
+        sum(max(n for (c, _), n in clusters.items() if c == topic) for topic in {c for c, _ in clusters}) / in_topics
+    )
     print(f"\npurity {purity:.3f}; labels: {[i.label for i in irritants]}")
     assert purity >= 0.8
     for theme in THEMES:
@@ -155,7 +304,7 @@ def test_sizes_examples_terms_and_order():
         assert short.label == full.label and short.size == full.size
         assert 1 <= len(short.examples) <= 3
         assert set(short.examples) <= set(full.examples)  # examples belong to their topic
-        assert short.examples == full.examples[:len(short.examples)]  # and are the closest to its centre
+        assert short.examples == full.examples[: len(short.examples)]  # and are the closest to its centre
         assert short.terms and 2 <= len(short.label.split(" · ")) <= 4
     assert sum(len(set(i.examples)) for i in members) <= len(set(texts))
 
@@ -165,8 +314,11 @@ def test_trend_against_previous_window():
     previous, _ = corpus({"delivery": 40, "card": 40, "refund": 80}, seed=3)
     by_theme = {}
     for irritant in find_irritants(current, previous):
-        for theme, words in (("delivery", {"delivery", "livraison", "colis", "parcel"}),
-                             ("card", {"card", "carte"}), ("refund", {"refund", "remboursement"})):
+        for theme, words in (
+            ("delivery", {"delivery", "livraison", "colis", "parcel"}),
+            ("card", {"card", "carte"}),
+            ("refund", {"refund", "remboursement"}),
+        ):
             if words & set(irritant.label.split(" · ")):
                 by_theme[theme] = irritant
     assert set(by_theme) == {"delivery", "card", "refund"}
@@ -217,8 +369,10 @@ def test_speed_on_five_thousand_verbatims():
     previous, _ = corpus({theme: 500 for theme in THEMES}, seed=8)
     started = time.perf_counter()
     irritants = find_irritants(texts, previous)
-    print(f"\n{len(texts)} verbatims (+{len(previous)} previous): {time.perf_counter() - started:.2f} s, "
-          f"{len(irritants)} topics: {[(i.label, i.size) for i in irritants]}")
+    print(
+        f"\n{len(texts)} verbatims (+{len(previous)} previous): {time.perf_counter() - started:.2f} s, "
+        f"{len(irritants)} topics: {[(i.label, i.size) for i in irritants]}"
+    )
     assert irritants
 
 
@@ -246,12 +400,33 @@ def test_trend_counts_previous_contacts_too():
 
 
 def test_queue_commands_make_no_topic():
-    commands = ["STOP", "stop", "Stop.", "annuler", "ANNULER svp", "CALLBACK", "callback please", "RAPPEL", "rappel merci",
-                "quit", "leave the queue", "je veux quitter la file", "call me back", "bye", "au revoir"]
+    commands = [
+        "STOP",
+        "stop",
+        "Stop.",
+        "annuler",
+        "ANNULER svp",
+        "CALLBACK",
+        "callback please",
+        "RAPPEL",
+        "rappel merci",
+        "quit",
+        "leave the queue",
+        "je veux quitter la file",
+        "call me back",
+        "bye",
+        "au revoir",
+    ]
     for text in commands:
         assert is_queue_command(text), text
-    for text in ("cancel my subscription", "stop charging my card", "Bon, stop, j'abandonne, c'est trop long.",
-                 "my parcel is late", "", "[CARD]"):
+    for text in (
+        "cancel my subscription",
+        "stop charging my card",
+        "Bon, stop, j'abandonne, c'est trop long.",
+        "my parcel is late",
+        "",
+        "[CARD]",
+    ):
         assert not is_queue_command(text), text
     texts, _ = corpus({"delivery": 30, "card": 30}, seed=13)
     irritants = find_irritants(texts + commands * 4, contacts=[f"c{i}" for i in range(len(texts) + len(commands) * 4)])
@@ -264,8 +439,15 @@ def test_queue_commands_make_no_topic():
 def test_a_topic_whose_words_give_no_label_is_labelled_by_its_verbatim():
     texts, _ = corpus({"delivery": 30, "card": 30}, seed=4)
     # Each misspelt once: under the word vocabulary's min_df, alike only by characters.
-    typos = ["remboursment svp", "rembourssement !!", "remboursemnt??", "rembousement", "remboursemen",
-             "rembourseement", "rembourcement"]
+    typos = [
+        "remboursment svp",
+        "rembourssement !!",
+        "remboursemnt??",
+        "rembousement",
+        "remboursemen",
+        "rembourseement",
+        "rembourcement",
+    ]
     irritants = find_irritants(texts + typos)
     assert all(i.label.strip(" ·") and i.label != "?" for i in irritants)
     typo_topic = next(i for i in irritants if set(i.examples) <= set(typos))

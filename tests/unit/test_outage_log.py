@@ -25,8 +25,16 @@ def test_an_outage_is_logged_once_then_at_doubling_intervals(monkeypatch):
     assert [second for second, _ in written] == [0, 60, 120, 240, 480]
     assert written[1][1].startswith("still failing after 60 s (4499 similar lines not logged): Unable connect")
     # Our own loop's line about a Kafka error is the same outage; a defect's line is never held back.
-    assert not outages.filter(record("relais.common.bus", "transient failure on %s@%d, retrying: %r", "t", 1,
-                                     KafkaConnectionError(), level=logging.WARNING))
+    assert not outages.filter(
+        record(
+            "relais.common.bus",
+            "transient failure on %s@%d, retrying: %r",
+            "t",
+            1,
+            KafkaConnectionError(),
+            level=logging.WARNING,
+        )
+    )
     assert outages.filter(record("relais.common.bus", "unprocessable record %s@%d", "t", 1))
     assert outages.filter(record("aiokafka", "debug detail", level=logging.INFO))
 

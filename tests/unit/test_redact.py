@@ -43,33 +43,56 @@ def test_corpus(row):
     assert redact(row["text"]) == row["expected"]
 
 
-@pytest.mark.parametrize("number", ["4111111111111111", "5555555555554444", "378282246310005", "79927398713",
-                                    "6011111111111117", "30569309025904", "4222222222222"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4111111111111111",
+        "5555555555554444",
+        "378282246310005",
+        "79927398713",
+        "6011111111111117",
+        "30569309025904",
+        "4222222222222",
+    ],
+)
 def test_luhn_known_valid(number):
     assert luhn_valid(number)
 
 
-@pytest.mark.parametrize("number", ["4111111111111112", "5555555555554443", "378282246310006", "79927398710",
-                                    "1234567890123456"])
+@pytest.mark.parametrize(
+    "number", ["4111111111111112", "5555555555554443", "378282246310006", "79927398710", "1234567890123456"]
+)
 def test_luhn_known_invalid(number):
     assert not luhn_valid(number)
 
 
-@pytest.mark.parametrize("iban", ["FR76 3000 6000 0112 3456 7890 189", "DE89 3704 0044 0532 0130 00",
-                                  "GB82 WEST 1234 5698 7654 32", "gb82west12345698765432", "BE68 5390 0754 7034",
-                                  "NO93 8601 1117 947", "FR14 2004 1010 0505 0001 3M02 606"])
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "FR76 3000 6000 0112 3456 7890 189",
+        "DE89 3704 0044 0532 0130 00",
+        "GB82 WEST 1234 5698 7654 32",
+        "gb82west12345698765432",
+        "BE68 5390 0754 7034",
+        "NO93 8601 1117 947",
+        "FR14 2004 1010 0505 0001 3M02 606",
+    ],
+)
 def test_iban_known_valid(iban):
     assert iban_valid(iban)
 
 
-@pytest.mark.parametrize("iban", [
-    "FR76 3000 6000 0112 3456 7890 188",  # check digits do not match
-    "DE89 3704 0044 0532 0130 01",
-    "GB82 WEST 1234 5698 7654 33",
-    "FR76 3000 6000 0112 3456 7890 18",  # one character short for FR
-    "DE89370400440532013000 0",  # 23 characters: too long for DE
-    "XX",
-])
+@pytest.mark.parametrize(
+    "iban",
+    [
+        "FR76 3000 6000 0112 3456 7890 188",  # check digits do not match
+        "DE89 3704 0044 0532 0130 01",
+        "GB82 WEST 1234 5698 7654 33",
+        "FR76 3000 6000 0112 3456 7890 18",  # one character short for FR
+        "DE89370400440532013000 0",  # 23 characters: too long for DE
+        "XX",
+    ],
+)
 def test_iban_known_invalid(iban):
     assert not iban_valid(iban)
 
@@ -78,8 +101,8 @@ def test_findings_are_spans_in_the_original_text():
     text = "carte 4111 1111 1111 1111, mail a@b.fr, tel 06 12 34 56 78, IBAN DE89 3704 0044 0532 0130 00"
     findings = find_personal_data(text)
     assert [finding.kind for finding in findings] == ["card", "email", "phone", "iban"]
-    assert text[findings[0].start:findings[0].end] == "4111 1111 1111 1111"
-    assert text[findings[3].start:findings[3].end] == "DE89 3704 0044 0532 0130 00"
+    assert text[findings[0].start : findings[0].end] == "4111 1111 1111 1111"
+    assert text[findings[3].start : findings[3].end] == "DE89 3704 0044 0532 0130 00"
     assert findings[0] == Finding("card", 6, 25)
 
 
@@ -102,13 +125,50 @@ def test_card_glued_to_an_iban_both_go():
 
 
 # Property tests: arbitrary text mixed with fragments that look like, or are, personal data.
-FRAGMENTS = st.sampled_from([
-    "4111 1111 1111 1111", "5555555555554444", "3782 822463 10005", "FR76 3000 6000 0112 3456 7890 189",
-    "GB82WEST12345698765432", "jean.dupont@example.fr", "a@b.co", "@", ".", "+33 6 12 34 56 78", "06 12 34 56 78",
-    "0033", "+", "+1 (415) 555-2671", "(0)", " ", "\u00a0", "\u202f", "-", "/", "\n", "[CARD]", "0", "4", "12",
-    "FR76", "****1234", "1 250,00 €", "é", "020 7946 0958", "(415) 555-0132", "415-555-0132", "1 85 07 75 116 001 91",
-    "185077511600191", "12/03/2026", "CMD-0612345678", "RSSMRA85T10A562S", "12345678Z", "(", ")",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "4111 1111 1111 1111",
+        "5555555555554444",
+        "3782 822463 10005",
+        "FR76 3000 6000 0112 3456 7890 189",
+        "GB82WEST12345698765432",
+        "jean.dupont@example.fr",
+        "a@b.co",
+        "@",
+        ".",
+        "+33 6 12 34 56 78",
+        "06 12 34 56 78",
+        "0033",
+        "+",
+        "+1 (415) 555-2671",
+        "(0)",
+        " ",
+        "\u00a0",
+        "\u202f",
+        "-",
+        "/",
+        "\n",
+        "[CARD]",
+        "0",
+        "4",
+        "12",
+        "FR76",
+        "****1234",
+        "1 250,00 €",
+        "é",
+        "020 7946 0958",
+        "(415) 555-0132",
+        "415-555-0132",
+        "1 85 07 75 116 001 91",
+        "185077511600191",
+        "12/03/2026",
+        "CMD-0612345678",
+        "RSSMRA85T10A562S",
+        "12345678Z",
+        "(",
+        ")",
+    ]
+)
 
 
 @st.composite
@@ -122,8 +182,7 @@ DIGIT_RUN = re.compile("[0-9]+")
 
 
 def plausible_card_runs(text: str) -> list[str]:
-    return [run for run in DIGIT_RUN.findall(text)
-            if 13 <= len(run) <= 19 and run[0] in "23456" and luhn_valid(run)]
+    return [run for run in DIGIT_RUN.findall(text) if 13 <= len(run) <= 19 and run[0] in "23456" and luhn_valid(run)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -178,8 +237,18 @@ def test_lists_of_the_same_kind():
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("text", ["06 " * 20000, "06 12 34 56 78 " * 4000, "a@b.fr." * 8000, "a" * 50000 + "@b",
-                                  "+1 " * 20000, "FR76 " * 10000, "4111 " * 10000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "06 " * 20000,
+        "06 12 34 56 78 " * 4000,
+        "a@b.fr." * 8000,
+        "a" * 50000 + "@b",
+        "+1 " * 20000,
+        "FR76 " * 10000,
+        "4111 " * 10000,
+    ],
+)
 def test_long_adversarial_input_stays_linear(text):
     redact(text)
 
@@ -203,12 +272,19 @@ def test_a_bad_region_setting_is_one_line_at_start_up_and_in_the_cli():
     with pytest.raises(ConfigError, match="RELAIS_PHONE_REGIONS: expected .*got 'France'"):
         check_environment({"RELAIS_PHONE_REGIONS": "France"})
     env = os.environ | {"RELAIS_PHONE_REGIONS": "France"}
-    done = subprocess.run([sys.executable, "-m", "relais.cli", "redact"], input="06 12 34 56 78\n", env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "relais.cli", "redact"],
+        input="06 12 34 56 78\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
         "relais redact: error: RELAIS_PHONE_REGIONS: expected comma-separated ISO 3166 region codes, e.g. FR,BE,GB,US,"
-        " got 'France'"]
+        " got 'France'"
+    ]
 
 
 def test_the_process_setting_is_read_again_when_it_changes(monkeypatch):
@@ -225,14 +301,37 @@ def test_national_formats_are_the_served_regions_only():
     assert redact(text) == "[PHONE] / [PHONE] / [PHONE] / [PHONE] / [PHONE]"
 
 
-@pytest.mark.parametrize("written", ["+44 20 7946 0958", "0044 20 7946 0958", "+44 7700 900123", "(415) 555-0132",
-                                     "415-555-0132", "06 12 34 56 78", "+33 (0)1 42 68 53 00", "0151 23456789"])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "+44 20 7946 0958",
+        "0044 20 7946 0958",
+        "+44 7700 900123",
+        "(415) 555-0132",
+        "415-555-0132",
+        "06 12 34 56 78",
+        "+33 (0)1 42 68 53 00",
+        "0151 23456789",
+    ],
+)
 def test_is_phone_number(written):
     assert is_phone_number(written)
 
 
-@pytest.mark.parametrize("written", ["4155550132", "2024000123", "75008", "12/03/2026", "+1 250", "0000000000",
-                                     "402-1234567", "12345678901", "+999 1234 5678"])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "4155550132",
+        "2024000123",
+        "75008",
+        "12/03/2026",
+        "+1 250",
+        "0000000000",
+        "402-1234567",
+        "12345678901",
+        "+999 1234 5678",
+    ],
+)
 def test_is_not_a_phone_number_in_free_text(written):
     assert not is_phone_number(written)
 
@@ -250,12 +349,20 @@ def test_phones_in_a_list_split_where_both_are_numbers():
 
 
 # ---------------------------------------------------------------------------- national identifiers
-@pytest.mark.parametrize("valid,wrong_key", [
-    ("1 85 07 75 116 001 91", "1 85 07 75 116 001 92"), ("185077511600191", "185077511600192"),
-    ("85.07.30-033.28", "85.07.30-033.29"), ("12345678Z", "12345678Y"), ("X1234567L", "X1234567K"),
-    ("RSSMRA85T10A562S", "RSSMRA85T10A562T"), ("756.1234.5678.97", "756.1234.5678.98"), ("1234567T", "1234567U"),
-    ("536-90-4399", "000-90-4399"),
-])
+@pytest.mark.parametrize(
+    "valid,wrong_key",
+    [
+        ("1 85 07 75 116 001 91", "1 85 07 75 116 001 92"),
+        ("185077511600191", "185077511600192"),
+        ("85.07.30-033.28", "85.07.30-033.29"),
+        ("12345678Z", "12345678Y"),
+        ("X1234567L", "X1234567K"),
+        ("RSSMRA85T10A562S", "RSSMRA85T10A562T"),
+        ("756.1234.5678.97", "756.1234.5678.98"),
+        ("1234567T", "1234567U"),
+        ("536-90-4399", "000-90-4399"),
+    ],
+)
 def test_a_national_identifier_is_redacted_only_with_its_check(valid, wrong_key):
     assert redact(f"id {valid} ok") == "id [NATIONAL_ID] ok"
     assert [f.kind for f in find_personal_data(f"id {wrong_key} ok")] in ([], ["phone"])
@@ -278,18 +385,26 @@ def test_the_rescan_redacts_customer_texts_in_stored_messages_and_leaves_the_res
     from relais.common.pb import conversation_pb2 as pb
     from relais.common.rescan import Column, Redactor
 
-    context = pb.ConversationContext(turns=[pb.Turn(text="call 020 7946 0958"), pb.Turn(text="merci")],
-                                     bot_attempts=[pb.BotAttempt(reply_text="our number: 01 42 68 53 00")])
+    context = pb.ConversationContext(
+        turns=[pb.Turn(text="call 020 7946 0958"), pb.Turn(text="merci")],
+        bot_attempts=[pb.BotAttempt(reply_text="our number: 01 42 68 53 00")],
+    )
     redactor = Redactor(("GB", "FR"))
-    new = pb.ConversationContext.FromString(redactor.value(Column("context", "context"),
-                                                           {"context": context.SerializeToString()}))
+    new = pb.ConversationContext.FromString(
+        redactor.value(Column("context", "context"), {"context": context.SerializeToString()})
+    )
     assert [t.text for t in new.turns] == ["call [PHONE]", "merci"]
     assert new.bot_attempts[0].reply_text == "our number: 01 42 68 53 00"  # the company's words stay
     assert redactor.value(Column("context", "context"), {"context": new.SerializeToString()}) is None  # once
     outcome = pb.Outcome(survey_comment="NIR 1 85 07 75 116 001 91").SerializeToString()
     redacted = redactor.value(Column("value", "outbox"), {"value": outcome, "topic": topics.OUTCOMES})
     assert pb.Outcome.FromString(redacted).survey_comment == "NIR [NATIONAL_ID]"
-    assert redactor.value(Column("value", "outbox"), {"value": b'{"text": "020 7946 0958"}', "topic": topics.REPLIES}) is None
-    assert redactor.value(Column("value", "outbox"), {"value": b"\xff\xff", "topic": topics.TURNS}) is None  # unreadable
+    assert (
+        redactor.value(Column("value", "outbox"), {"value": b'{"text": "020 7946 0958"}', "topic": topics.REPLIES})
+        is None
+    )
+    assert (
+        redactor.value(Column("value", "outbox"), {"value": b"\xff\xff", "topic": topics.TURNS}) is None
+    )  # unreadable
     assert redactor.value(Column("text"), {"text": "(415) 555-0132"}) is None  # US is not served here
     assert redactor.placeholders == {"card": 0, "iban": 0, "email": 0, "phone": 1, "national_id": 1}

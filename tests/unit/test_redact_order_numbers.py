@@ -9,12 +9,15 @@ from relais.common.lookup_words import ORDER_NUMBER as ORDER_ID
 from relais.common.redact import redact
 
 
-@pytest.mark.parametrize("text", [
-    "Où en est ma commande CMD-0612345678 ?",
-    "order ORD 0712345678 please",
-    "cmd-123456",
-    "Where is CMD-424242?",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Où en est ma commande CMD-0612345678 ?",
+        "order ORD 0712345678 please",
+        "cmd-123456",
+        "Where is CMD-424242?",
+    ],
+)
 def test_order_numbers_are_kept(text):
     assert redact(text) == text
     assert ORDER_ID.search(redact(text))

@@ -15,38 +15,89 @@ from relais.analytics import report
 CHROMIUM = Path("/usr/bin/chromium")
 PWN = '<img src=x onerror="document.body.dataset.pwned=1">'
 EXAMPLE = {
-    "title": "relais — contact-center report", "generated_at": "2026-11-30T10:00:00+00:00", "window": "day",
+    "title": "relais — contact-center report",
+    "generated_at": "2026-11-30T10:00:00+00:00",
+    "window": "day",
     "totals": {
-        "bot": {"contacts": 120, "containment": 0.62, "false_containment": 0.08, "fcr": 0.7, "csat": 0.81, "nps": 12.0,
-                "aht_seconds": 35.0, "cost_per_contact": 0.4},
-        "human": {"contacts": 80, "fcr": 0.75, "csat": None, "nps": 30.0, "aht_seconds": 410.0, "asa_seconds": 18.0,
-                  "service_level": 0.82, "abandonment": 0.05, "occupancy": 0.77, "contacts_per_agent_hour": 6.1,
-                  "cost_per_contact": 4.8},
+        "bot": {
+            "contacts": 120,
+            "containment": 0.62,
+            "false_containment": 0.08,
+            "fcr": 0.7,
+            "csat": 0.81,
+            "nps": 12.0,
+            "aht_seconds": 35.0,
+            "cost_per_contact": 0.4,
+        },
+        "human": {
+            "contacts": 80,
+            "fcr": 0.75,
+            "csat": None,
+            "nps": 30.0,
+            "aht_seconds": 410.0,
+            "asa_seconds": 18.0,
+            "service_level": 0.82,
+            "abandonment": 0.05,
+            "occupancy": 0.77,
+            "contacts_per_agent_hour": 6.1,
+            "cost_per_contact": 4.8,
+        },
         "saving": {"all_human_cost": 960.0, "actual_cost": 432.0, "saving": 528.0},
     },
     "series": [
-        {"window_start": "2026-11-28T00:00:00+00:00", "bot": {"contacts": 60, "containment": 0.6, "csat": 0.8, "fcr": 0.7},
-         "human": {"contacts": 40, "csat": 0.85, "fcr": 0.74, "service_level": 0.8}},
-        {"window_start": "2026-11-29T00:00:00+00:00", "bot": {"contacts": 30, "containment": 0.65, "csat": None, "fcr": 0.7},
-         "human": {"contacts": 20, "csat": 0.86, "fcr": 0.75, "service_level": 0.84}},
-        {"window_start": "2026-11-30T00:00:00+00:00", "bot": {"contacts": 30, "containment": 0.62, "csat": 0.82, "fcr": 0.7},
-         "human": {"contacts": 20, "csat": 0.87, "fcr": 0.76, "service_level": 0.82}},
+        {
+            "window_start": "2026-11-28T00:00:00+00:00",
+            "bot": {"contacts": 60, "containment": 0.6, "csat": 0.8, "fcr": 0.7},
+            "human": {"contacts": 40, "csat": 0.85, "fcr": 0.74, "service_level": 0.8},
+        },
+        {
+            "window_start": "2026-11-29T00:00:00+00:00",
+            "bot": {"contacts": 30, "containment": 0.65, "csat": None, "fcr": 0.7},
+            "human": {"contacts": 20, "csat": 0.86, "fcr": 0.75, "service_level": 0.84},
+        },
+        {
+            "window_start": "2026-11-30T00:00:00+00:00",
+            "bot": {"contacts": 30, "containment": 0.62, "csat": 0.82, "fcr": 0.7},
+            "human": {"contacts": 20, "csat": 0.87, "fcr": 0.76, "service_level": 0.82},
+        },
     ],
     "irritants": [
-        {"label": "delivery · late", "size": 42, "previous_size": 21, "trend": 1.0,
-         "examples": ["my parcel is late again", "</script><script>document.body.dataset.pwned=1</script>", PWN]},
-        {"label": "billing · double charge", "size": 17, "previous_size": 20, "trend": -0.15, "examples": ["charged twice"]},
+        {
+            "label": "delivery · late",
+            "size": 42,
+            "previous_size": 21,
+            "trend": 1.0,
+            "examples": ["my parcel is late again", "</script><script>document.body.dataset.pwned=1</script>", PWN],
+        },
+        {
+            "label": "billing · double charge",
+            "size": 17,
+            "previous_size": 20,
+            "trend": -0.15,
+            "examples": ["charged twice"],
+        },
         {"label": "<b>login</b> & password", "size": 5, "previous_size": 0, "trend": None, "examples": []},
     ],
     "staffing": {
-        "calls_per_hour": 120.0, "aht_seconds": 300.0, "target_level": 0.8, "target_seconds": 20,
+        "calls_per_hour": 120.0,
+        "aht_seconds": 300.0,
+        "target_level": 0.8,
+        "target_seconds": 20,
         "recommended": {"agents": 14, "service_level": 0.86, "occupancy": 0.71, "asa_seconds": 9.1},
-        "peak_multiplier": 3.0, "peak": {"agents": 35, "service_level": 0.82, "occupancy": 0.86, "asa_seconds": 8.0},
-        "curve": [{"agents": a, "service_level": sl, "occupancy": 10 / a, "asa_seconds": 60.0 / (a - 10)}
-                  for a, sl in ((11, 0.45), (12, 0.68), (13, 0.79), (14, 0.86), (15, 0.92), (16, 0.95))],
+        "peak_multiplier": 3.0,
+        "peak": {"agents": 35, "service_level": 0.82, "occupancy": 0.86, "asa_seconds": 8.0},
+        "curve": [
+            {"agents": a, "service_level": sl, "occupancy": 10 / a, "asa_seconds": 60.0 / (a - 10)}
+            for a, sl in ((11, 0.45), (12, 0.68), (13, 0.79), (14, 0.86), (15, 0.92), (16, 0.95))
+        ],
     },
-    "alerts": [{"kind": "over_automation", "window_start": "2026-11-30T00:00:00+00:00",
-                "detail": "containment 0.50 -> 0.70 while bot CSAT 0.80 -> 0.55 <script>alert(1)</script>"}],
+    "alerts": [
+        {
+            "kind": "over_automation",
+            "window_start": "2026-11-30T00:00:00+00:00",
+            "detail": "containment 0.50 -> 0.70 while bot CSAT 0.80 -> 0.55 <script>alert(1)</script>",
+        }
+    ],
 }
 CHARTS = ("chart-contacts", "chart-containment", "chart-irritants", "chart-staffing")
 
@@ -54,10 +105,13 @@ CHARTS = ("chart-contacts", "chart-containment", "chart-irritants", "chart-staff
 def expected_marks(data: dict) -> dict[str, int]:
     def points(side, key):
         return sum(p[side].get(key) is not None for p in data["series"])
-    return {"chart-contacts": points("bot", "contacts") + points("human", "contacts"),  # 2 x len(series)
-            "chart-containment": points("bot", "containment") + points("bot", "csat"),  # one CSAT is None
-            "chart-irritants": len(data["irritants"]),
-            "chart-staffing": len(data["staffing"]["curve"])}
+
+    return {
+        "chart-contacts": points("bot", "contacts") + points("human", "contacts"),  # 2 x len(series)
+        "chart-containment": points("bot", "containment") + points("bot", "csat"),  # one CSAT is None
+        "chart-irritants": len(data["irritants"]),
+        "chart-staffing": len(data["staffing"]["curve"]),
+    }
 
 
 def test_full_report_has_kpis_sections_and_formatted_values():
@@ -75,9 +129,16 @@ def test_full_report_has_kpis_sections_and_formatted_values():
 def test_empty_and_partial_data_say_no_data_yet():
     page = report.render_report({})
     assert page.count("no data yet") == 6 and 'class="chart"' not in page
-    partial = report.render_report({"series": [{"window_start": "x", "bot": {"contacts": None}}], "totals": {"bot": {}},
-                                    "irritants": [], "staffing": {"curve": [], "recommended": {"agents": 3}},
-                                    "alerts": None, "nps": float("nan")})
+    partial = report.render_report(
+        {
+            "series": [{"window_start": "x", "bot": {"contacts": None}}],
+            "totals": {"bot": {}},
+            "irritants": [],
+            "staffing": {"curve": [], "recommended": {"agents": 3}},
+            "alerts": None,
+            "nps": float("nan"),
+        }
+    )
     assert partial.count("no data yet") == 6 and "3 agents" in partial and "NaN" not in partial
 
 
@@ -144,10 +205,25 @@ def _dump_dom(path: Path) -> str:
         pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
     with tempfile.TemporaryDirectory() as profile:  # fresh profile: no first-run work, no network
         run = subprocess.run(
-            [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", path.as_uri()],
-            capture_output=True, text=True, timeout=60)
+            [
+                str(CHROMIUM),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+                path.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert run.returncode == 0, run.stderr[-2000:]
     return run.stdout
 
@@ -167,18 +243,33 @@ def test_charts_render_in_headless_chromium(tmp_path):
         assert dom.figures[chart]["attrs"].get("data-overflow") == "0", chart
 
 
-LONG_VERBATIM = ("Bonjour, cela fait maintenant trois semaines que j'attends le remboursement de ma commande retournée, "
-                 "j'ai appelé quatre fois, personne ne me rappelle jamais et à chaque fois on me dit que c'est en cours "
-                 "de traitement alors que le transporteur confirme la livraison du retour depuis le 3 novembre")
+LONG_VERBATIM = (
+    "Bonjour, cela fait maintenant trois semaines que j'attends le remboursement de ma commande retournée, "
+    "j'ai appelé quatre fois, personne ne me rappelle jamais et à chaque fois on me dit que c'est en cours "
+    "de traitement alors que le transporteur confirme la livraison du retour depuis le 3 novembre"
+)
 
 
 def test_long_verbatims_wrap_and_no_topic_is_labelled_with_a_question_mark(tmp_path):
-    data = {"irritants": [
-        {"label": "", "size": 9, "previous_size": 3, "trend": 2.0, "examples": [LONG_VERBATIM, "x" * 300, "short one"]},
-        {"label": "remboursement · retour · transporteur · inadmissible", "size": 4, "previous_size": 4, "trend": 0.0,
-         "examples": [LONG_VERBATIM[:150]]},
-        {"size": 3, "examples": []},
-    ]}
+    data = {
+        "irritants": [
+            {
+                "label": "",
+                "size": 9,
+                "previous_size": 3,
+                "trend": 2.0,
+                "examples": [LONG_VERBATIM, "x" * 300, "short one"],
+            },
+            {
+                "label": "remboursement · retour · transporteur · inadmissible",
+                "size": 4,
+                "previous_size": 4,
+                "trend": 0.0,
+                "examples": [LONG_VERBATIM[:150]],
+            },
+            {"size": 3, "examples": []},
+        ]
+    }
     dom = _Dom()
     dom.feed(_dump_dom(report.write_report(data, tmp_path / "report.html")))
     chart = dom.figures["chart-irritants"]
@@ -189,8 +280,11 @@ def test_long_verbatims_wrap_and_no_topic_is_labelled_with_a_question_mark(tmp_p
     assert len(long_one) >= 3  # wrapped on several lines, the whole verbatim kept
     assert " ".join(long_one).replace("“", "").replace("”", "").split() == LONG_VERBATIM.split()
     assert len(next(text for joined, text in lines.items() if joined.startswith("“xxx"))) >= 3
-    labels = [" ".join(text) for text in chart["texts"][::1] if text and not text[0].startswith("“")
-              and not text[0][:1].isdigit()]
+    labels = [
+        " ".join(text)
+        for text in chart["texts"][::1]
+        if text and not text[0].startswith("“") and not text[0][:1].isdigit()
+    ]
     assert "?" not in labels and "" not in labels
     assert any(label.startswith("Bonjour, cela fait") for label in labels), labels  # label from its first verbatim
     assert "unlabelled topic" in labels  # neither label nor verbatim: said so, not "?"
@@ -199,9 +293,18 @@ def test_long_verbatims_wrap_and_no_topic_is_labelled_with_a_question_mark(tmp_p
 def test_alerts_are_the_raised_ones_and_none_is_said_so():
     page = report.render_report({"alerts": [], "alert_window": "day"})
     assert "no alert raised in this range" in page and "Raised by analytics on relais.alerts.v1 per day" in page
-    raised = report.render_report({"alerts": [{"kind": "service_level", "window_start": "2026-11-29T00:00:00+00:00",
-                                               "detail": "service level 0.50 under target 0.80",
-                                               "raised_at": "2026-11-30T00:00:31+00:00"}]})
+    raised = report.render_report(
+        {
+            "alerts": [
+                {
+                    "kind": "service_level",
+                    "window_start": "2026-11-29T00:00:00+00:00",
+                    "detail": "service level 0.50 under target 0.80",
+                    "raised_at": "2026-11-30T00:00:31+00:00",
+                }
+            ]
+        }
+    )
     assert "service level</span> · 2026-11-29T00:00:00+00:00: service level 0.50 under target 0.80" in raised
     assert "(raised 2026-11-30T00:00:31+00:00)" in raised
 
@@ -212,4 +315,6 @@ def test_empty_report_renders_in_headless_chromium(tmp_path):
     dom = _Dom()
     dom.feed(_dump_dom(report.write_report(data, tmp_path / "report.html")))
     # the missing charts are "no data yet", the others still draw
-    assert set(dom.figures) == {"chart-staffing"} and dom.figures["chart-staffing"]["attrs"].get("data-rendered") == "true"
+    assert (
+        set(dom.figures) == {"chart-staffing"} and dom.figures["chart-staffing"]["attrs"].get("data-rendered") == "true"
+    )

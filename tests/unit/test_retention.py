@@ -37,16 +37,36 @@ def test_purged_once_until_active_again():
 
 def context() -> pb.ConversationContext:
     return pb.ConversationContext(
-        conversation_id="c-1", language="fr", intent="order_status", reason=pb.HANDOFF_REASON_ANGER,
-        reason_detail="anger", customer=pb.Customer(id="cust-fr-001", tier="vip"),
-        turns=[pb.Turn(turn_id="t#1", seq=1, text="Ma commande CMD-123456 ? rappelez-moi au [PHONE]",
-                       classification=pb.Classification(intent="order_status", confidence=0.9,
-                                                        sentiment=pb.Sentiment(score=-0.5, anger=True)))],
-        lookups=[pb.Lookup(name="order_status", request={"order_id": "CMD-123456"}, result={"status": "shipped"},
-                           ok=True, turn_id="t#1")],
-        bot_attempts=[pb.BotAttempt(turn_id="t#1", intent="order_status", reply_text="Votre commande est expédiée",
-                                    resolved=True)],
-        reasons=[pb.HANDOFF_REASON_ANGER])
+        conversation_id="c-1",
+        language="fr",
+        intent="order_status",
+        reason=pb.HANDOFF_REASON_ANGER,
+        reason_detail="anger",
+        customer=pb.Customer(id="cust-fr-001", tier="vip"),
+        turns=[
+            pb.Turn(
+                turn_id="t#1",
+                seq=1,
+                text="Ma commande CMD-123456 ? rappelez-moi au [PHONE]",
+                classification=pb.Classification(
+                    intent="order_status", confidence=0.9, sentiment=pb.Sentiment(score=-0.5, anger=True)
+                ),
+            )
+        ],
+        lookups=[
+            pb.Lookup(
+                name="order_status",
+                request={"order_id": "CMD-123456"},
+                result={"status": "shipped"},
+                ok=True,
+                turn_id="t#1",
+            )
+        ],
+        bot_attempts=[
+            pb.BotAttempt(turn_id="t#1", intent="order_status", reply_text="Votre commande est expédiée", resolved=True)
+        ],
+        reasons=[pb.HANDOFF_REASON_ANGER],
+    )
 
 
 def test_scrub_removes_the_transcript_and_keeps_the_facts():

@@ -22,10 +22,23 @@ def test_places_are_the_rules_places_as_the_queue_changes_and_ages():
         else:
             task_id = f"t{step}"
             # Some queued long ago (a requeue keeps its first queued_at), some on an aging boundary, some callbacks due later.
-            queued = rng.choice((now, now - rng.uniform(0, 900), now - RULES.aging_seconds_per_point * rng.randint(1, 20),
-                                 now + rng.uniform(1, 300)))
-            task = rules.Task(task_id, rng.choice(("fr", "en")), "chat", {}, rng.randint(0, 5), queued,
-                              due_at=queued if queued > now else None)
+            queued = rng.choice(
+                (
+                    now,
+                    now - rng.uniform(0, 900),
+                    now - RULES.aging_seconds_per_point * rng.randint(1, 20),
+                    now + rng.uniform(1, 300),
+                )
+            )
+            task = rules.Task(
+                task_id,
+                rng.choice(("fr", "en")),
+                "chat",
+                {},
+                rng.randint(0, 5),
+                queued,
+                due_at=queued if queued > now else None,
+            )
             tasks[task_id] = task
             places.add(task_id, task.language, task.priority, task.queued_at)
         if step % 25 == 0:

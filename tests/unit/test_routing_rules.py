@@ -15,20 +15,54 @@ SKILLS = {"disputed_payment": "billing", "order_status": "orders", "complaint": 
 RULES = rules.parse_rules(yaml.safe_load(rules.RULES_PATH.read_text()), known_intents=load_catalogue().intents)
 
 
-def context(intent="disputed_payment", tier="", reason=pb.HANDOFF_REASON_CUSTOMER_REQUEST, language="fr",
-            channel=pb.CHANNEL_CHAT, priority=0):
-    return pb.ConversationContext(intent=intent, language=language, reason=reason, customer=pb.Customer(tier=tier),
-                                  channel=channel, priority=priority)
+def context(
+    intent="disputed_payment",
+    tier="",
+    reason=pb.HANDOFF_REASON_CUSTOMER_REQUEST,
+    language="fr",
+    channel=pb.CHANNEL_CHAT,
+    priority=0,
+):
+    return pb.ConversationContext(
+        intent=intent,
+        language=language,
+        reason=reason,
+        customer=pb.Customer(tier=tier),
+        channel=channel,
+        priority=priority,
+    )
 
 
 def agent(agent_id, languages=("fr",), idle=0.0, state="available", load=None, **levels):
-    return rules.Agent(agent_id, frozenset(languages), levels or {"general": 1}, {"chat": 2, "voice": 1},
-                       load or {}, idle, state)
+    return rules.Agent(
+        agent_id, frozenset(languages), levels or {"general": 1}, {"chat": 2, "voice": 1}, load or {}, idle, state
+    )
 
 
-def task(task_id, language="fr", priority=0, queued=0.0, channel="chat", stage=0, preferred=(), declined=(), due=None, **required):
-    return rules.Task(task_id, language, channel, required or {"general": 1}, priority, queued, tuple(preferred), stage,
-                      frozenset(declined), due)
+def task(
+    task_id,
+    language="fr",
+    priority=0,
+    queued=0.0,
+    channel="chat",
+    stage=0,
+    preferred=(),
+    declined=(),
+    due=None,
+    **required,
+):
+    return rules.Task(
+        task_id,
+        language,
+        channel,
+        required or {"general": 1},
+        priority,
+        queued,
+        tuple(preferred),
+        stage,
+        frozenset(declined),
+        due,
+    )
 
 
 def test_the_shipped_rules_load_and_every_intent_gets_a_skill():
@@ -50,21 +84,35 @@ def test_requirement_takes_skill_from_intent_levels_and_priority_from_rules():
 
 
 def test_a_wrong_rules_file_names_every_problem():
-    doc = {"rules": [{"when": {"mood": ["x"]}, "priority": 1}, {"when": {"intent": ["no_such_intent"]}, "require": {"billing": 9}},
-                     {"when": {"tier": "vip"}}],
-           "overflow": [{"after_seconds": 60}, {"after_seconds": 30, "queue": "any"}], "aging_seconds_per_point": -1,
-           "colour": "blue"}
+    doc = {
+        "rules": [
+            {"when": {"mood": ["x"]}, "priority": 1},
+            {"when": {"intent": ["no_such_intent"]}, "require": {"billing": 9}},
+            {"when": {"tier": "vip"}},
+        ],
+        "overflow": [{"after_seconds": 60}, {"after_seconds": 30, "queue": "any"}],
+        "aging_seconds_per_point": -1,
+        "colour": "blue",
+    }
     with pytest.raises(rules.RulesError) as error:
         rules.parse_rules(doc, known_intents={"order_status"})
     message = str(error.value)
-    for expected in ("colour: unknown key", "rules[0].when: unknown condition 'mood'", "unknown intent 'no_such_intent'",
-                     "rules[1].require: must map skills to levels 1..5", "rules[2]: does nothing",
-                     "overflow[1]: steps must come in increasing after_seconds", "aging_seconds_per_point: must be a number"):
+    for expected in (
+        "colour: unknown key",
+        "rules[0].when: unknown condition 'mood'",
+        "unknown intent 'no_such_intent'",
+        "rules[1].require: must map skills to levels 1..5",
+        "rules[2]: does nothing",
+        "overflow[1]: steps must come in increasing after_seconds",
+        "aging_seconds_per_point: must be a number",
+    ):
         assert expected in message, expected
 
 
 def test_env_overrides_timings_for_tests():
-    short = rules.with_env(RULES, {"RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "2", "RELAIS_ROUTING_OVERFLOW_SECONDS": "3,6"})
+    short = rules.with_env(
+        RULES, {"RELAIS_ROUTING_OFFER_TIMEOUT_SECONDS": "2", "RELAIS_ROUTING_OVERFLOW_SECONDS": "3,6"}
+    )
     assert short.offer_timeout_seconds == 2 and [s.after_seconds for s in short.overflow] == [3, 6]
     with pytest.raises(rules.RulesError):
         rules.with_env(RULES, {"RELAIS_ROUTING_OVERFLOW_SECONDS": "3"})
@@ -120,13 +168,21 @@ def test_priority_then_age_orders_the_queue_and_aging_prevents_starvation():
 
 def test_assign_respects_queue_order_capacity_and_spreads_work():
     agents = [agent("x", idle=1, billing=1), agent("y", idle=2, billing=1)]
-    tasks = [task("t1", priority=1, billing=1), task("t2", priority=5, billing=1), task("t3", billing=1),
-             task("t4", billing=1), task("t5", billing=1), task("en", language="en")]
+    tasks = [
+        task("t1", priority=1, billing=1),
+        task("t2", priority=5, billing=1),
+        task("t3", billing=1),
+        task("t4", billing=1),
+        task("t5", billing=1),
+        task("en", language="en"),
+    ]
     offers = rules.assign(tasks, agents, 0, RULES)
     assert offers == [("t2", "x"), ("t1", "y"), ("t3", "x"), ("t4", "y")]  # 2 chats each, t5 waits
     busy_x = [agent("x", idle=1, load={"chat": 2}, billing=1), agent("y", idle=2, billing=1)]
     assert rules.assign([task("t", declined=("y",), billing=1)], busy_x, 0, RULES) == []  # waits for x
-    assert rules.assign([task("t", declined=("y",), billing=1)], agents[1:], 0, RULES) == [("t", "y")]  # y is the only one
+    assert rules.assign([task("t", declined=("y",), billing=1)], agents[1:], 0, RULES) == [
+        ("t", "y")
+    ]  # y is the only one
     callback = task("cb", channel="voice", due=100.0, billing=1)
     assert rules.assign([callback], agents, 50, RULES) == []
     assert rules.assign([callback], agents, 100, RULES) == [("cb", "x")]
@@ -142,8 +198,13 @@ def test_agent_states_after_a_task_leaves():
 
 
 def test_position_and_expected_wait():
-    tasks = [task("a", queued=1), task("b", priority=5, queued=2), task("c", queued=3), task("en", language="en", queued=0),
-             task("cb", queued=0, due=1e9)]
+    tasks = [
+        task("a", queued=1),
+        task("b", priority=5, queued=2),
+        task("c", queued=3),
+        task("en", language="en", queued=0),
+        task("cb", queued=0, due=1e9),
+    ]
     assert [rules.queue_position(t, tasks, 10, RULES) for t in ("b", "a", "c", "en")] == [1, 2, 3, 1]
     assert rules.queue_positions(tasks, 10, RULES) == {"b": 1, "a": 2, "c": 3, "en": 1}
     assert rules.expected_wait_seconds(1, None, 0, RULES) == 240
@@ -252,16 +313,23 @@ def person_request(intent="speak_to_advisor", earlier=(), reasons=(pb.HANDOFF_RE
     ctx = pb.ConversationContext(intent=intent, language="en", reason=reasons[0], reasons=list(reasons))
     for i, earlier_intent in enumerate(earlier):
         ctx.turns.add(turn_id=f"t{i}", classification=pb.Classification(intent=earlier_intent, confidence=0.9))
-    ctx.turns.add(turn_id="last", text="Thanks, but I would like to talk to a real person",
-                  classification=pb.Classification(intent="" if guess else intent, best_guess=guess, asks_for_human=True))
+    ctx.turns.add(
+        turn_id="last",
+        text="Thanks, but I would like to talk to a real person",
+        classification=pb.Classification(intent="" if guess else intent, best_guess=guess, asks_for_human=True),
+    )
     return ctx
 
 
 def test_a_request_for_a_person_with_no_other_intent_requires_no_skill():
     skills = {i.id: i.skill for i in load_catalogue().intents.values()}
     example_agent = agent("alice", languages=("fr", "en"), billing=3, orders=2, conflict_handling=1)
-    for ctx in (person_request(), person_request(intent=""), person_request(intent="opening_hours", guess="opening_hours"),
-                person_request(reasons=(pb.HANDOFF_REASON_CUSTOMER_REQUEST, pb.HANDOFF_REASON_NOT_BOT_ALLOWED))):
+    for ctx in (
+        person_request(),
+        person_request(intent=""),
+        person_request(intent="opening_hours", guess="opening_hours"),
+        person_request(reasons=(pb.HANDOFF_REASON_CUSTOMER_REQUEST, pb.HANDOFF_REASON_NOT_BOT_ALLOWED)),
+    ):
         need = rules.requirement(ctx, PERSON, skills)
         assert dict(need.required) == {}, ctx
         new = rules.Task("t", need.language, need.channel, need.required, need.priority, 0.0, need.preferred)
@@ -271,11 +339,13 @@ def test_a_request_for_a_person_with_no_other_intent_requires_no_skill():
     assert dict(after_answers.required) == {} and after_answers.preferred == ("general",)
     # A real intent stated with the request keeps its skill; so does a hand-off that is not a request for a person.
     assert dict(rules.requirement(person_request(intent="disputed_payment"), PERSON, skills).required) == {"billing": 2}
-    assert dict(rules.requirement(person_request(intent="", reasons=(pb.HANDOFF_REASON_OUT_OF_SCOPE,)), PERSON,
-                                  skills).required) == {"general": 1}
+    assert dict(
+        rules.requirement(person_request(intent="", reasons=(pb.HANDOFF_REASON_OUT_OF_SCOPE,)), PERSON, skills).required
+    ) == {"general": 1}
     # A language the bot does not serve, and no intent understood: anyone who speaks it.
-    spanish = pb.ConversationContext(language="es", reason=pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED,
-                                     reasons=[pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED])
+    spanish = pb.ConversationContext(
+        language="es", reason=pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED, reasons=[pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED]
+    )
     assert dict(rules.requirement(spanish, PERSON, skills).required) == {}
     spanish.intent = "disputed_payment"  # understood with confidence: its skill still applies
     assert dict(rules.requirement(spanish, PERSON, skills).required) == {"billing": 2}
@@ -287,29 +357,53 @@ def test_a_task_nobody_signed_in_can_take_is_widened_at_once():
     dispute = task("t", billing=2)
     novice, stranger = agent("novice", billing=1), agent("stranger", orders=1)
     assert rules.widened_stage(dispute, [agent("expert", billing=2)], RULES) == 0
-    assert rules.widened_stage(dispute, [agent("expert", state="break", billing=3), stranger], RULES) == 0  # on a break: comes back
+    assert (
+        rules.widened_stage(dispute, [agent("expert", state="break", billing=3), stranger], RULES) == 0
+    )  # on a break: comes back
     assert rules.widened_stage(dispute, [novice, stranger], RULES) == 1  # levels relaxed by one: the novice
     assert rules.widened_stage(dispute, [stranger], RULES) == 2  # anyone speaking French
     assert rules.widened_stage(dispute, [agent("gone", state="offline", billing=5)], RULES) is None
     assert rules.widened_stage(dispute, [agent("english", languages=("en",), billing=5)], RULES) is None
     assert rules.widened_stage(task("t", stage=2, billing=2), [stranger], RULES) == 2  # never narrowed back
-    assert rules.widened_stage(task("t", channel="voice", billing=1), [rules.Agent("chat-only", frozenset({"fr"}),
-                                                                                    {"billing": 1}, {"chat": 3}, {}, 0)],
-                               RULES) is None
+    assert (
+        rules.widened_stage(
+            task("t", channel="voice", billing=1),
+            [rules.Agent("chat-only", frozenset({"fr"}), {"billing": 1}, {"chat": 3}, {}, 0)],
+            RULES,
+        )
+        is None
+    )
 
 
 def test_the_expected_wait_is_shared_by_the_advisors_who_serve_that_queue_only():
     dispute = task("t", billing=2)
-    signed_in = [agent("e1", billing=2), agent("e2", state="busy", billing=3), agent("novice", billing=1),
-                 agent("english", languages=("en",), billing=5), agent("gone", state="offline", billing=5)]
+    signed_in = [
+        agent("e1", billing=2),
+        agent("e2", state="busy", billing=3),
+        agent("novice", billing=1),
+        agent("english", languages=("en",), billing=5),
+        agent("gone", state="offline", billing=5),
+    ]
     assert rules.serving(dispute, signed_in, RULES) == 2
     assert rules.serving(dispute, [agent("stranger", orders=1)], RULES) == 1  # widened to the broader queue: that one
     assert rules.serving(dispute, [], RULES) == 0
 
 
-PARIS = rules.parse_rules({"center": {"time_zone": "Europe/Paris", "opening_hours": {
-    "mon": "09:00-18:00", "tue": "09:00-18:00", "wed": "09:00-18:00", "thu": "09:00-18:00", "fri": "09:00-12:00, 14:00-18:00",
-    "sat": "closed"}}})
+PARIS = rules.parse_rules(
+    {
+        "center": {
+            "time_zone": "Europe/Paris",
+            "opening_hours": {
+                "mon": "09:00-18:00",
+                "tue": "09:00-18:00",
+                "wed": "09:00-18:00",
+                "thu": "09:00-18:00",
+                "fri": "09:00-12:00, 14:00-18:00",
+                "sat": "closed",
+            },
+        }
+    }
+)
 
 
 def utc(*args):
@@ -322,7 +416,9 @@ def test_the_center_opening_hours_and_the_next_opening():
     assert not rules.is_open(utc(2026, 12, 7, 7, 59), PARIS.center)
     assert not rules.is_open(utc(2026, 12, 11, 12, 30), PARIS.center)  # Friday lunch
     assert rules.next_opening(utc(2026, 12, 11, 12, 30), PARIS.center) == utc(2026, 12, 11, 13, 0)
-    assert rules.next_opening(utc(2026, 12, 11, 17, 0), PARIS.center) == utc(2026, 12, 14, 8, 0)  # Friday 18:00 -> Monday
+    assert rules.next_opening(utc(2026, 12, 11, 17, 0), PARIS.center) == utc(
+        2026, 12, 14, 8, 0
+    )  # Friday 18:00 -> Monday
     assert rules.next_opening(utc(2026, 12, 7, 10, 0), PARIS.center) == utc(2026, 12, 7, 10, 0)  # open: now
     assert not rules.is_open(utc(2026, 12, 13, 10, 0), RULES.center)  # the shipped center is closed on Sundays
     assert rules.is_open(utc(2026, 12, 12, 10, 0), RULES.center)
@@ -340,10 +436,20 @@ def test_the_center_opening_hours_and_the_next_opening():
 
 def test_a_wrong_center_is_named():
     with pytest.raises(rules.RulesError) as error:
-        rules.parse_rules({"center": {"time_zone": "Mars/Olympus", "opening_hours": {"mon": "18:00-09:00", "sun": "all day",
-                                                                                     "moon": "closed"}}})
-    for expected in ("center.time_zone: unknown time zone 'Mars/Olympus'", "center.opening_hours.mon: expected",
-                     "center.opening_hours.sun: expected", "center.opening_hours.moon: unknown day"):
+        rules.parse_rules(
+            {
+                "center": {
+                    "time_zone": "Mars/Olympus",
+                    "opening_hours": {"mon": "18:00-09:00", "sun": "all day", "moon": "closed"},
+                }
+            }
+        )
+    for expected in (
+        "center.time_zone: unknown time zone 'Mars/Olympus'",
+        "center.opening_hours.mon: expected",
+        "center.opening_hours.sun: expected",
+        "center.opening_hours.moon: unknown day",
+    ):
         assert expected in str(error.value), expected
 
 
@@ -352,11 +458,15 @@ def test_times_are_told_in_the_customer_zone_from_the_event_else_the_center():
     due = utc(2026, 12, 7, 14, 42)
     paris = rules.customer_zone("", PARIS.center)
     assert rules.spoken_time(due, paris, "fr", now) == "à 15:42 (Europe/Paris)"
-    assert rules.spoken_time(due, rules.customer_zone("America/Montreal", PARIS.center), "en", now) == \
-        "at 09:42 (America/Montreal)"
+    assert (
+        rules.spoken_time(due, rules.customer_zone("America/Montreal", PARIS.center), "en", now)
+        == "at 09:42 (America/Montreal)"
+    )
     assert rules.spoken_time(due, rules.customer_zone("+05:30", PARIS.center), "en", now) == "at 20:12 (UTC+05:30)"
     assert rules.spoken_time(utc(2026, 12, 8, 8, 0), paris, "fr", now) == "demain à 09:00 (Europe/Paris)"
-    assert rules.spoken_time(utc(2026, 12, 14, 8, 0), paris, "en", now) == "on Monday 14 December at 09:00 (Europe/Paris)"
+    assert (
+        rules.spoken_time(utc(2026, 12, 14, 8, 0), paris, "en", now) == "on Monday 14 December at 09:00 (Europe/Paris)"
+    )
     assert rules.customer_zone("Not/AZone", PARIS.center) == paris
 
 
@@ -369,7 +479,9 @@ def test_with_nobody_serving_the_queue_no_wait_is_promised_and_a_callback_is_off
     served = rules.waiting(2, 100.0, 2, open_now, PARIS)
     assert (served.wait_seconds, served.callback_offered) == (100, False)
     assert rules.waiting(10, 100.0, 1, open_now, PARIS).callback_offered  # 1000 s > callback_above_seconds
-    assert rules.text_languages("es", ("fr", "en")) == ("en", "fr") and rules.text_languages("fr", ("fr", "en")) == ("fr",)
+    assert rules.text_languages("es", ("fr", "en")) == ("en", "fr") and rules.text_languages("fr", ("fr", "en")) == (
+        "fr",
+    )
 
 
 AGENT_SKILLS = ("general", "billing", "orders", "conflict_handling", "retention")
@@ -377,12 +489,18 @@ AGENT_SKILLS = ("general", "billing", "orders", "conflict_handling", "retention"
 
 def random_agents(rng, most: int, idle_seconds: int) -> list:
     """Up to `most` agents with random languages, skill levels, capacity, load, idle time and state."""
-    return [rules.Agent(f"a{i}", frozenset(rng.sample(("fr", "en", "de"), rng.randint(1, 2))),
-                        {s: rng.randint(1, 3) for s in rng.sample(AGENT_SKILLS, rng.randint(1, 3))},
-                        {"chat": rng.randint(0, 3), "voice": rng.randint(0, 1)},
-                        {"chat": rng.randint(0, 3)}, float(rng.randint(0, idle_seconds)),
-                        rng.choice(("available", "busy", "break", "wrap_up")))
-            for i in range(rng.randint(0, most))]
+    return [
+        rules.Agent(
+            f"a{i}",
+            frozenset(rng.sample(("fr", "en", "de"), rng.randint(1, 2))),
+            {s: rng.randint(1, 3) for s in rng.sample(AGENT_SKILLS, rng.randint(1, 3))},
+            {"chat": rng.randint(0, 3), "voice": rng.randint(0, 1)},
+            {"chat": rng.randint(0, 3)},
+            float(rng.randint(0, idle_seconds)),
+            rng.choice(("available", "busy", "break", "wrap_up")),
+        )
+        for i in range(rng.randint(0, most))
+    ]
 
 
 def test_best_agent_chooses_what_assign_chooses_for_a_task_alone():
@@ -390,8 +508,14 @@ def test_best_agent_chooses_what_assign_chooses_for_a_task_alone():
     rng = random.Random(7)
     for round_ in range(300):
         agents = random_agents(rng, most=30, idle_seconds=20)
-        new = task("t", language=rng.choice(("fr", "en")), channel=rng.choice(("chat", "voice")), stage=rng.randint(0, 2),
-                   preferred=rng.sample(AGENT_SKILLS, rng.randint(0, 1)), **{rng.choice(AGENT_SKILLS): rng.randint(1, 3)})
+        new = task(
+            "t",
+            language=rng.choice(("fr", "en")),
+            channel=rng.choice(("chat", "voice")),
+            stage=rng.randint(0, 2),
+            preferred=rng.sample(AGENT_SKILLS, rng.randint(0, 1)),
+            **{rng.choice(AGENT_SKILLS): rng.randint(1, 3)},
+        )
         chosen = rules.assign([new], agents, 100.0, RULES)
         best = rules.best_agent(new, agents, RULES)
         assert (best.agent_id if best else None) == (chosen[0][1] if chosen else None), round_
@@ -404,18 +528,27 @@ def test_the_ranked_choice_is_best_agents_choice():
     for round_ in range(400):
         agents = random_agents(rng, most=40, idle_seconds=5)
         connected = {a.agent_id for a in agents if rng.random() < 0.8}
-        new = task("t", language=rng.choice(("fr", "en")), channel=rng.choice(("chat", "voice")), stage=rng.randint(0, 2),
-                   preferred=rng.sample(AGENT_SKILLS, rng.randint(0, 2)), declined=[a.agent_id for a in agents if rng.random() < 0.1],
-                   **{s: rng.randint(1, 3) for s in rng.sample(AGENT_SKILLS, rng.randint(1, 2))})
+        new = task(
+            "t",
+            language=rng.choice(("fr", "en")),
+            channel=rng.choice(("chat", "voice")),
+            stage=rng.randint(0, 2),
+            preferred=rng.sample(AGENT_SKILLS, rng.randint(0, 2)),
+            declined=[a.agent_id for a in agents if rng.random() < 0.1],
+            **{s: rng.randint(1, 3) for s in rng.sample(AGENT_SKILLS, rng.randint(1, 2))},
+        )
         # ranked from profiles alone (everyone at rest), then asked with the agents as they are now
         groups = rules.ranking(new, [replace(a, state="available", load={}) for a in agents], RULES)
         expected = rules.best_agent(new, [a for a in agents if a.agent_id in connected], RULES)
         ranked = rules.best_ranked(new, groups, {a.agent_id: a for a in agents}, connected)
         assert (ranked.agent_id if ranked else None) == (expected.agent_id if expected else None), round_
-    assert rules.needs_signature(task("t", billing=2, general=1)) == rules.needs_signature(task("u", general=1, billing=2))
+    assert rules.needs_signature(task("t", billing=2, general=1)) == rules.needs_signature(
+        task("u", general=1, billing=2)
+    )
 
 
 # --- what routing's handlers ask the rules (handlers.py) ---
+
 
 def test_an_agent_asking_for_available_while_holding_tasks_is_busy():
     assert rules.settable_state("break", "available", holding=0) == "available"
@@ -454,7 +587,15 @@ def test_the_ticker_makes_a_full_pass_about_every_thirty_seconds():
 
 def test_waiting_tasks_are_offered_again_after_a_tick_only_when_something_may_let_one_be():
     assert not rules.redispatch(rules.TickFindings())  # aging alone changes no one's eligibility
-    for finding in ("full_pass", "signed_out", "offers_expired", "wrap_ups_over", "overflowed", "widened", "callback_due"):
+    for finding in (
+        "full_pass",
+        "signed_out",
+        "offers_expired",
+        "wrap_ups_over",
+        "overflowed",
+        "widened",
+        "callback_due",
+    ):
         assert rules.redispatch(rules.TickFindings(**{finding: True})), finding
 
 
@@ -466,7 +607,14 @@ def test_widening_looks_at_every_waiting_task_when_who_is_signed_in_changed():
 
 
 def test_a_tick_is_idle_only_when_nothing_it_acts_on_is_due():
-    quiet = {"signed_in": "a", "expired": False, "wrap_up_over": False, "overflow": False, "widen": False, "callback": False}
+    quiet = {
+        "signed_in": "a",
+        "expired": False,
+        "wrap_up_over": False,
+        "overflow": False,
+        "widen": False,
+        "callback": False,
+    }
     assert rules.tick_idle(quiet, "a", reconnect_over=False)
     assert not rules.tick_idle(quiet, "a", reconnect_over=True)
     assert not rules.tick_idle(quiet, "b", reconnect_over=False)  # someone signed in or out

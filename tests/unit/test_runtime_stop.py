@@ -20,15 +20,22 @@ async def main(settings, stop):
 
 runtime.serve("bot", main)
 """
-POLITE = STUCK.replace("    await asyncio.Event().wait()  # a flush or commit to a broker that is gone: never returns\n", "")
+POLITE = STUCK.replace(
+    "    await asyncio.Event().wait()  # a flush or commit to a broker that is gone: never returns\n", ""
+)
 
 
 def run_and_stop(script: str, tmp_path: Path) -> tuple[int, str, float]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAIS_", "KAFKA_", "OTEL_"))}
-    env |= {"RELAIS_STOP_SECONDS": "1", "OTEL_SDK_DISABLED": "true", "PYTHONPATH": str(ROOT),
-            "RELAIS_PID_FILE": str(tmp_path / "bot.pid")}
-    process = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    env |= {
+        "RELAIS_STOP_SECONDS": "1",
+        "OTEL_SDK_DISABLED": "true",
+        "PYTHONPATH": str(ROOT),
+        "RELAIS_PID_FILE": str(tmp_path / "bot.pid"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     assert process.stdout.readline().strip() == "serving"
     assert (tmp_path / "bot.pid").read_text() == str(process.pid)
     started = time.monotonic()

@@ -49,9 +49,15 @@ def test_published_example_at_14_agents():
 
 def test_published_example_required_agents():
     staffing = required_agents(200, 180, 0.8, 20, max_occupancy=0.85)
-    assert staffing == Staffing(agents=14, service_level=pytest.approx(0.8883500191794669),
-                                occupancy=pytest.approx(0.7142857142857143), asa_seconds=pytest.approx(7.835937),
-                                traffic_erlangs=10.0, calls_per_hour=200, aht_seconds=180)
+    assert staffing == Staffing(
+        agents=14,
+        service_level=pytest.approx(0.8883500191794669),
+        occupancy=pytest.approx(0.7142857142857143),
+        asa_seconds=pytest.approx(7.835937),
+        traffic_erlangs=10.0,
+        calls_per_hour=200,
+        aht_seconds=180,
+    )
     assert required_agents(200, 180, 0.8, 20).agents == 14  # 13 agents only reach 79.6 %
 
 
@@ -94,18 +100,21 @@ def test_large_values_are_fast_and_sane():
     assert 0 <= erlang_c(5000, 4500.0) < 1e-10  # no overflow from A^N / N!
 
 
-@pytest.mark.parametrize("kwargs, named", [
-    ({"calls_per_hour": -5}, "calls per hour must be > 0, got -5"),
-    ({"calls_per_hour": 0}, "calls per hour"),
-    ({"aht_seconds": 0}, "aht seconds must be > 0"),
-    ({"aht_seconds": -1}, "aht seconds"),
-    ({"target_level": 0}, "target level must be in (0, 1]"),
-    ({"target_level": 1.5}, "target level"),
-    ({"target_seconds": -1}, "target seconds must be >= 0"),
-    ({"concurrency": 0.5}, "concurrency must be >= 1"),
-    ({"max_occupancy": 0}, "max occupancy"),
-    ({"calls_per_hour": float("nan")}, "calls per hour"),
-])
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"calls_per_hour": -5}, "calls per hour must be > 0, got -5"),
+        ({"calls_per_hour": 0}, "calls per hour"),
+        ({"aht_seconds": 0}, "aht seconds must be > 0"),
+        ({"aht_seconds": -1}, "aht seconds"),
+        ({"target_level": 0}, "target level must be in (0, 1]"),
+        ({"target_level": 1.5}, "target level"),
+        ({"target_seconds": -1}, "target seconds must be >= 0"),
+        ({"concurrency": 0.5}, "concurrency must be >= 1"),
+        ({"max_occupancy": 0}, "max occupancy"),
+        ({"calls_per_hour": float("nan")}, "calls per hour"),
+    ],
+)
 def test_impossible_inputs_are_named(kwargs, named):
     arguments = {"calls_per_hour": 720, "aht_seconds": 240, "target_level": 0.8, "target_seconds": 20} | kwargs
     with pytest.raises(ValueError, match=named.replace("(", r"\(").replace("]", r"\]")):
@@ -143,10 +152,19 @@ def test_cli_human_summary(capsys):
     assert "54 agents" in out and "peak x2" in out
 
 
-@pytest.mark.parametrize("flag, value", [
-    ("--calls-per-hour", "-5"), ("--calls-per-hour", "0"), ("--aht-seconds", "0"), ("--target-level", "0"),
-    ("--target-level", "1.2"), ("--target-seconds", "-3"), ("--peak-multiplier", "0"), ("--concurrency", "0"),
-])
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--calls-per-hour", "-5"),
+        ("--calls-per-hour", "0"),
+        ("--aht-seconds", "0"),
+        ("--target-level", "0"),
+        ("--target-level", "1.2"),
+        ("--target-seconds", "-3"),
+        ("--peak-multiplier", "0"),
+        ("--concurrency", "0"),
+    ],
+)
 def test_cli_refuses_impossible_inputs(capsys, flag, value):
     argv = BASE + ["--json"]
     if flag in argv:

@@ -15,8 +15,14 @@ from relais.common.config import ConfigError, check_environment
 
 @pytest.fixture
 def environ(monkeypatch):
-    for name in ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "RELAIS_TRACE_SQL", "OTEL_SDK_DISABLED",
-                 "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+    for name in (
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_TRACES_SAMPLER_ARG",
+        "RELAIS_TRACE_SQL",
+        "OTEL_SDK_DISABLED",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -33,12 +39,15 @@ def test_the_ratio_alone_sets_the_default_samplers_share(environ):
     assert isinstance(sampler, ParentBased) and "TraceIdRatioBased{0.25}" in sampler.get_description()
 
 
-@pytest.mark.parametrize("name, arg, expected", [
-    ("always_on", "", "AlwaysOnSampler"),
-    ("parentbased_always_on", "", "ParentBased{root:AlwaysOnSampler"),
-    ("parentbased_traceidratio", "0.5", "ParentBased{root:TraceIdRatioBased{0.5}"),
-    ("traceidratio", "0.02", "TraceIdRatioBased{0.02}"),
-])
+@pytest.mark.parametrize(
+    "name, arg, expected",
+    [
+        ("always_on", "", "AlwaysOnSampler"),
+        ("parentbased_always_on", "", "ParentBased{root:AlwaysOnSampler"),
+        ("parentbased_traceidratio", "0.5", "ParentBased{root:TraceIdRatioBased{0.5}"),
+        ("traceidratio", "0.02", "TraceIdRatioBased{0.02}"),
+    ],
+)
 def test_the_standard_variables_are_not_overridden(environ, name, arg, expected):
     environ.setenv("OTEL_TRACES_SAMPLER", name)
     if arg:
@@ -46,11 +55,14 @@ def test_the_standard_variables_are_not_overridden(environ, name, arg, expected)
     assert telemetry.make_provider("bot").sampler.get_description().startswith(expected)
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("OTEL_TRACES_SAMPLER", "sometimes", "OTEL_TRACES_SAMPLER: expected one of always_on"),
-    ("OTEL_TRACES_SAMPLER_ARG", "10%", "OTEL_TRACES_SAMPLER_ARG: expected a fraction from 0 to 1"),
-    ("RELAIS_TRACE_SQL", "yes", "RELAIS_TRACE_SQL: expected one of on, off"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("OTEL_TRACES_SAMPLER", "sometimes", "OTEL_TRACES_SAMPLER: expected one of always_on"),
+        ("OTEL_TRACES_SAMPLER_ARG", "10%", "OTEL_TRACES_SAMPLER_ARG: expected a fraction from 0 to 1"),
+        ("RELAIS_TRACE_SQL", "yes", "RELAIS_TRACE_SQL: expected one of on, off"),
+    ],
+)
 def test_a_bad_tracing_setting_is_refused_in_one_line(name, value, message):
     with pytest.raises(ConfigError, match=message):
         check_environment({name: value})
@@ -91,7 +103,9 @@ def traced_conversation(environ, intake_sampler):
     with telemetry.consume_span("intake turn", record("contact-events"), **{"relais.conversation_id": "c1"}):
         stored = telemetry.current_traceparent()
     parent = telemetry.context_from_traceparent(stored)
-    with telemetry.consume_span("intake turn", record("contact-events"), parent=parent, **{"relais.conversation_id": "c1"}):
+    with telemetry.consume_span(
+        "intake turn", record("contact-events"), parent=parent, **{"relais.conversation_id": "c1"}
+    ):
         headers = telemetry.inject_headers()
     use(ParentBased(ALWAYS_ON))
     with telemetry.consume_span("classifier classify", record("turns", headers), **{"relais.conversation_id": "c1"}):
@@ -126,5 +140,8 @@ def test_an_unsampled_conversation_exports_nothing_downstream(environ):
 def test_a_consume_span_carries_few_attributes(environ):
     _, _, spans = traced_conversation(environ, ParentBased(ALWAYS_ON))
     assert dict(spans[-1].attributes) == {
-        "messaging.destination.name": "turns", "messaging.kafka.destination.partition": 3,
-        "messaging.kafka.message.offset": 42, "relais.conversation_id": "c1"}
+        "messaging.destination.name": "turns",
+        "messaging.kafka.destination.partition": 3,
+        "messaging.kafka.message.offset": 42,
+        "relais.conversation_id": "c1",
+    }

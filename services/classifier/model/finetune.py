@@ -14,8 +14,18 @@ from relais.classifier.model.encoder import _HEADS, _LAYERS, _WIDTH, Encoder, _E
 from relais.classifier.model.errors import ModelUnavailable
 from relais.classifier.model.neighbours import _EmbeddingKNN, head_and_neighbours
 
-FINE_TUNE = {"epochs": 3, "batch": 32, "lr": 1e-4, "head_lr": 2e-3, "label_smoothing": 0.1, "scale": 20.0,
-             "max_tokens": 64, "warmup": 0.1, "weight_decay": 0.01, "dropout": 0.1}
+FINE_TUNE = {
+    "epochs": 3,
+    "batch": 32,
+    "lr": 1e-4,
+    "head_lr": 2e-3,
+    "label_smoothing": 0.1,
+    "scale": 20.0,
+    "max_tokens": 64,
+    "warmup": 0.1,
+    "weight_decay": 0.01,
+    "dropout": 0.1,
+}
 
 
 @contextlib.contextmanager
@@ -33,11 +43,17 @@ def warmup_then_decay(torch: Any, optimiser: Any, steps: int, warmup_share: floa
     """The learning rate rises linearly over the first `warmup_share` of the steps, then falls linearly to 0."""
     warmup = max(1, int(warmup_share * steps))
     return torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
+        optimiser, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup))
+    )
 
 
-def _fine_tune(texts: list[str], y: np.ndarray, n_classes: int, seed: int,
-               settings: Mapping[str, float] = MappingProxyType(FINE_TUNE)) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _fine_tune(
+    texts: list[str],
+    y: np.ndarray,
+    n_classes: int,
+    seed: int,
+    settings: Mapping[str, float] = MappingProxyType(FINE_TUNE),
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """MiniLM and a cosine classifier head trained together (cross-entropy); returns numpy weights and head.
 
     Same forward as Encoder (tanh GELU) plus dropout; AdamW, linear warm-up then linear decay, label
@@ -52,7 +68,7 @@ def _fine_tune(texts: list[str], y: np.ndarray, n_classes: int, seed: int,
     params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in weights.items()}
     head = torch.nn.Parameter(torch.randn(n_classes, _WIDTH, generator=torch.Generator().manual_seed(seed)) * 0.02)
     tokenizer = _tokenizer(tokenizer_json)
-    ids_all = [e.ids[:int(settings["max_tokens"])] for e in tokenizer.encode_batch(texts)]
+    ids_all = [e.ids[: int(settings["max_tokens"])] for e in tokenizer.encode_batch(texts)]
     drop = float(settings["dropout"])
     f = torch.nn.functional
 
@@ -61,37 +77,59 @@ def _fine_tune(texts: list[str], y: np.ndarray, n_classes: int, seed: int,
         ids = torch.zeros((len(rows), length), dtype=torch.long)
         mask = torch.zeros((len(rows), length), dtype=torch.bool)
         for j, r in enumerate(rows):
-            ids[j, :len(ids_all[r])] = torch.tensor(ids_all[r])
-            mask[j, :len(ids_all[r])] = True
+            ids[j, : len(ids_all[r])] = torch.tensor(ids_all[r])
+            mask[j, : len(ids_all[r])] = True
         p = params
-        x = p["embeddings.word_embeddings.weight"][ids] + p["embeddings.position_embeddings.weight"][:length] \
+        x = (
+            p["embeddings.word_embeddings.weight"][ids]
+            + p["embeddings.position_embeddings.weight"][:length]
             + p["embeddings.token_type_embeddings.weight"][0]
-        x = f.dropout(f.layer_norm(x, (_WIDTH,), p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"],
-                                   1e-12), drop, train)
+        )
+        x = f.dropout(
+            f.layer_norm(x, (_WIDTH,), p["embeddings.LayerNorm.weight"], p["embeddings.LayerNorm.bias"], 1e-12),
+            drop,
+            train,
+        )
         bias = torch.where(mask[:, None, None, :], 0.0, -1e4)
         for i in range(_LAYERS):
             n = f"encoder.layer.{i}."
-            heads = [f.linear(x, p[n + f"attention.self.{m}.weight"], p[n + f"attention.self.{m}.bias"])
-                     .view(len(rows), length, _HEADS, -1).transpose(1, 2) for m in ("query", "key", "value")]
+            heads = [
+                f.linear(x, p[n + f"attention.self.{m}.weight"], p[n + f"attention.self.{m}.bias"])
+                .view(len(rows), length, _HEADS, -1)
+                .transpose(1, 2)
+                for m in ("query", "key", "value")
+            ]
             scores = heads[0] @ heads[1].transpose(-1, -2) / (_WIDTH // _HEADS) ** 0.5 + bias
             attended = (f.dropout(scores.softmax(-1), drop, train) @ heads[2]).transpose(1, 2).reshape(x.shape)
             out = f.linear(attended, p[n + "attention.output.dense.weight"], p[n + "attention.output.dense.bias"])
-            x = f.layer_norm(x + f.dropout(out, drop, train), (_WIDTH,), p[n + "attention.output.LayerNorm.weight"],
-                             p[n + "attention.output.LayerNorm.bias"], 1e-12)
-            hidden = f.gelu(f.linear(x, p[n + "intermediate.dense.weight"], p[n + "intermediate.dense.bias"]),
-                            approximate="tanh")
+            x = f.layer_norm(
+                x + f.dropout(out, drop, train),
+                (_WIDTH,),
+                p[n + "attention.output.LayerNorm.weight"],
+                p[n + "attention.output.LayerNorm.bias"],
+                1e-12,
+            )
+            hidden = f.gelu(
+                f.linear(x, p[n + "intermediate.dense.weight"], p[n + "intermediate.dense.bias"]), approximate="tanh"
+            )
             out = f.linear(hidden, p[n + "output.dense.weight"], p[n + "output.dense.bias"])
-            x = f.layer_norm(x + f.dropout(out, drop, train), (_WIDTH,), p[n + "output.LayerNorm.weight"],
-                             p[n + "output.LayerNorm.bias"], 1e-12)
+            x = f.layer_norm(
+                x + f.dropout(out, drop, train),
+                (_WIDTH,),
+                p[n + "output.LayerNorm.weight"],
+                p[n + "output.LayerNorm.bias"],
+                1e-12,
+            )
         m = mask[..., None].float()
         return f.normalize((x * m).sum(1) / m.sum(1), dim=-1)
 
     batch = int(settings["batch"])
     steps_per_epoch = (len(texts) + batch - 1) // batch
     total = max(1, int(settings["epochs"]) * steps_per_epoch)
-    optimiser = torch.optim.AdamW([{"params": list(params.values()), "lr": settings["lr"]},
-                                   {"params": [head], "lr": settings["head_lr"]}],
-                                  weight_decay=settings["weight_decay"])
+    optimiser = torch.optim.AdamW(
+        [{"params": list(params.values()), "lr": settings["lr"]}, {"params": [head], "lr": settings["head_lr"]}],
+        weight_decay=settings["weight_decay"],
+    )
     schedule = warmup_then_decay(torch, optimiser, total, settings["warmup"])
     loss_of = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
@@ -99,7 +137,7 @@ def _fine_tune(texts: list[str], y: np.ndarray, n_classes: int, seed: int,
         for epoch in range(int(settings["epochs"])):
             order = np.random.RandomState(seed * 1000 + epoch).permutation(len(texts))
             for start in range(0, len(order), batch):
-                rows = order[start:start + batch]
+                rows = order[start : start + batch]
                 logits = settings["scale"] * embed(rows, True) @ f.normalize(head, dim=-1).T
                 loss = loss_of(logits, targets[torch.from_numpy(rows)])
                 optimiser.zero_grad()
@@ -128,8 +166,12 @@ class _FineTuned:
         return {"weights": self.weights, "head": self.head, "neighbours": self.neighbours}
 
     def __setstate__(self, state: dict) -> None:
-        self.weights, self.head, self.neighbours, self._encoder = (state["weights"], state["head"],
-                                                                   state["neighbours"], None)
+        self.weights, self.head, self.neighbours, self._encoder = (
+            state["weights"],
+            state["head"],
+            state["neighbours"],
+            None,
+        )
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self._encoder is None:

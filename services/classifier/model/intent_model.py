@@ -52,8 +52,15 @@ class IntentModel:
     own, else the catalogue's default_threshold).
     """
 
-    def __init__(self, classifier: Classifier, thresholds: Mapping[str, float], catalogue_version: str, seed: int,
-                 vocabulary: frozenset[str], metadata: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        classifier: Classifier,
+        thresholds: Mapping[str, float],
+        catalogue_version: str,
+        seed: int,
+        vocabulary: frozenset[str],
+        metadata: Mapping[str, Any] | None = None,
+    ):
         self._classifier = classifier
         columns = list(classifier.classes)
         self._intent_columns = np.array([i for i, c in enumerate(columns) if c != OUT_OF_SCOPE_LABEL])
@@ -90,25 +97,40 @@ class IntentModel:
         """Normalised texts and labels: the catalogue examples plus the "none of the above" ones."""
         pairs = [(text, intent) for text, intent, _ in catalogue.training_examples()]
         if background:
-            pairs += [(text, OUT_OF_SCOPE_LABEL) for lang in catalogue.languages
-                      for text in BACKGROUND_EXAMPLES.get(lang, ())]
+            pairs += [
+                (text, OUT_OF_SCOPE_LABEL) for lang in catalogue.languages for text in BACKGROUND_EXAMPLES.get(lang, ())
+            ]
         return [normalise_text(text) for text, _ in pairs], [label for _, label in pairs]
 
     @classmethod
     def train(cls, catalogue: Catalogue, seed: int = 0, family: str = DEFAULT_FAMILY) -> IntentModel:
         """Fit on every example of every language of the catalogue (calibrated on a held-out fifth first)."""
         texts, labels = cls.training_set(catalogue)
-        model = cls.fit(texts, labels, family=family, seed=seed,
-                        thresholds={intent.id: catalogue.threshold_for(intent.id) for intent in catalogue},
-                        catalogue_version=catalogue.version)
+        model = cls.fit(
+            texts,
+            labels,
+            family=family,
+            seed=seed,
+            thresholds={intent.id: catalogue.threshold_for(intent.id) for intent in catalogue},
+            catalogue_version=catalogue.version,
+        )
         model.metadata |= {"catalogue_version": catalogue.version, "catalogue_sha256": catalogue_sha256(catalogue)}
         return model
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[str], *, family: str = DEFAULT_FAMILY, seed: int = 0,
-            thresholds: Mapping[str, float] | float = 0.0, catalogue_version: str = "",
-            calibration: tuple[Sequence[str], Sequence[str]] | None = None, holdout: float = 0.2,
-            temperature: float | None = None) -> IntentModel:
+    def fit(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        family: str = DEFAULT_FAMILY,
+        seed: int = 0,
+        thresholds: Mapping[str, float] | float = 0.0,
+        catalogue_version: str = "",
+        calibration: tuple[Sequence[str], Sequence[str]] | None = None,
+        holdout: float = 0.2,
+        temperature: float | None = None,
+    ) -> IntentModel:
         """Train on labelled texts (OUT_OF_SCOPE_LABEL marks "none of the above" examples), then calibrate.
 
         The temperature is `temperature` when given, else fitted on `calibration` (texts, labels) when
@@ -122,10 +144,17 @@ class IntentModel:
             return model
         held = stratified_holdout(labels, holdout, seed) if calibration is None and holdout > 0 else None
         if held is not None and held.any():
-            part = cls._build(family, [t for t, h in zip(texts, held) if not h],
-                              [label for label, h in zip(labels, held) if not h], seed, thresholds, catalogue_version)
-            temperature = part.calibrate([t for t, h in zip(texts, held) if h],
-                                         [label for label, h in zip(labels, held) if h])
+            part = cls._build(
+                family,
+                [t for t, h in zip(texts, held) if not h],
+                [label for label, h in zip(labels, held) if not h],
+                seed,
+                thresholds,
+                catalogue_version,
+            )
+            temperature = part.calibrate(
+                [t for t, h in zip(texts, held) if h], [label for label, h in zip(labels, held) if h]
+            )
             model = cls._build(family, texts, labels, seed, thresholds, catalogue_version)
             model._classifier.temperature = temperature
         else:
@@ -136,8 +165,15 @@ class IntentModel:
         return model
 
     @classmethod
-    def _build(cls, family: str, texts: list[str], labels: list[str], seed: int,
-               thresholds: Mapping[str, float] | float, catalogue_version: str) -> IntentModel:
+    def _build(
+        cls,
+        family: str,
+        texts: list[str],
+        labels: list[str],
+        seed: int,
+        thresholds: Mapping[str, float] | float,
+        catalogue_version: str,
+    ) -> IntentModel:
         import sklearn
 
         classifier = Classifier(family, texts, labels, seed)
@@ -145,10 +181,18 @@ class IntentModel:
         if isinstance(thresholds, Mapping):
             thresholds = {c: float(thresholds.get(c, 0.0)) for c in intents}
         vocabulary = frozenset(word for text in texts for word in _words(text))
-        metadata = {"format": ARTIFACT_FORMAT, "family": family, "seed": seed, "catalogue_version": catalogue_version,
-                    "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "sklearn": sklearn.__version__, "python": platform.python_version(), "numpy": np.__version__,
-                    "classes": len(intents), "training_examples": len(texts)}
+        metadata = {
+            "format": ARTIFACT_FORMAT,
+            "family": family,
+            "seed": seed,
+            "catalogue_version": catalogue_version,
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sklearn": sklearn.__version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "classes": len(intents),
+            "training_examples": len(texts),
+        }
         return cls(classifier, thresholds, catalogue_version, seed, vocabulary, metadata)
 
     def calibrate(self, texts: Sequence[str], labels: Sequence[str]) -> float:
@@ -199,8 +243,7 @@ class IntentModel:
     def pipeline_probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """The ngram family's probabilities straight from scikit-learn (reference for the fast path)."""
         ngram = self._classifier.members["ngram"]
-        return _temper(ngram.pipeline.predict_proba([normalise_text(t) for t in texts]),
-                       self._classifier.temperature)
+        return _temper(ngram.pipeline.predict_proba([normalise_text(t) for t in texts]), self._classifier.temperature)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities of the intents, one row per text, columns in `classes` order.
@@ -213,8 +256,9 @@ class IntentModel:
         """Best intent for one message, or out of scope."""
         return self.predict_batch([text], top_k)[0]
 
-    def predict_batch(self, texts: Sequence[str], top_k: int = 3, *,
-                      folded: Sequence[str] | None = None) -> list[Prediction]:
+    def predict_batch(
+        self, texts: Sequence[str], top_k: int = 3, *, folded: Sequence[str] | None = None
+    ) -> list[Prediction]:
         """predict() for many messages (same results as one by one). `folded`: the texts already through
         relais.common.language.fold, when the caller has them (saves folding them again)."""
         texts = list(texts)
@@ -223,8 +267,10 @@ class IntentModel:
             raise ValueError(f"{len(texts)} texts but {len(folded)} folded texts")
         readable = [any(c.isalnum() for c in t) for t in texts]
         found = iter(self._predict_readable([_normalise_folded(f) for f, r in zip(folded, readable) if r], top_k))
-        return [next(found) if r else Prediction(intent=None, confidence=0.0, out_of_scope=True, ranked=[])
-                for r in readable]
+        return [
+            next(found) if r else Prediction(intent=None, confidence=0.0, out_of_scope=True, ranked=[])
+            for r in readable
+        ]
 
     def _predict_readable(self, normalised: list[str], top_k: int) -> list[Prediction]:
         """Predictions of normalise_text()-ed texts (the model and the coverage read the same)."""
@@ -234,7 +280,7 @@ class IntentModel:
         raw = everything[:, self._intent_columns]
         coverage = np.array([self._coverage(text) for text in normalised])
         probs = raw * coverage[:, None]
-        order = np.argsort(-raw, axis=1, kind="stable")[:, :max(top_k, 1)]
+        order = np.argsort(-raw, axis=1, kind="stable")[:, : max(top_k, 1)]
         rows = np.arange(len(normalised))
         best = order[:, 0]
         confidence = probs[rows, best]
@@ -243,7 +289,14 @@ class IntentModel:
             out_of_scope |= everything[:, self._background_column] > raw[rows, best]
         classes = self.classes
         top = probs[rows[:, None], order]
-        return [Prediction(intent=None if outside else classes[columns[0]], confidence=confident, out_of_scope=outside,
-                           ranked=[(classes[j], round(p, 6)) for j, p in zip(columns, chances)])
-                for columns, chances, confident, outside in zip(order.tolist(), top.tolist(), confidence.tolist(),
-                                                                out_of_scope.tolist())]
+        return [
+            Prediction(
+                intent=None if outside else classes[columns[0]],
+                confidence=confident,
+                out_of_scope=outside,
+                ranked=[(classes[j], round(p, 6)) for j, p in zip(columns, chances)],
+            )
+            for columns, chances, confident, outside in zip(
+                order.tolist(), top.tolist(), confidence.tolist(), out_of_scope.tolist()
+            )
+        ]

@@ -24,8 +24,20 @@ from relais.classifier.model.neighbours import _EmbeddingKNN, head_and_neighbour
 from relais.classifier.mpnet import CHECKED, mpnet_dir
 
 WIDTH, LAYERS = 768, 12
-TUNE = MappingProxyType({"frozen_layers": 8, "epochs": 3, "batch": 32, "lr": 5e-5, "head_lr": 2e-3,
-                         "label_smoothing": 0.1, "scale": 20.0, "max_tokens": 64, "warmup": 0.1, "weight_decay": 0.01})
+TUNE = MappingProxyType(
+    {
+        "frozen_layers": 8,
+        "epochs": 3,
+        "batch": 32,
+        "lr": 5e-5,
+        "head_lr": 2e-3,
+        "label_smoothing": 0.1,
+        "scale": 20.0,
+        "max_tokens": 64,
+        "warmup": 0.1,
+        "weight_decay": 0.01,
+    }
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,13 +45,16 @@ def _base() -> tuple[Any, Any]:
     """The pretrained tokenizer and model (frozen, eval mode), loaded once per process."""
     folder = mpnet_dir()
     if not (folder / CHECKED).is_file():
-        raise ModelUnavailable(f"all-mpnet-base-v2 is not in {folder}: run `make install` "
-                               "(or python -m relais.classifier.mpnet), or set RELAIS_MPNET_DIR")
+        raise ModelUnavailable(
+            f"all-mpnet-base-v2 is not in {folder}: run `make install` "
+            "(or python -m relais.classifier.mpnet), or set RELAIS_MPNET_DIR"
+        )
     try:
         from transformers import AutoModel, AutoTokenizer
     except ImportError:
         raise ModelUnavailable(
-            "the mpnet-ft family needs torch and transformers (pip install '.[embeddings]')") from None
+            "the mpnet-ft family needs torch and transformers (pip install '.[embeddings]')"
+        ) from None
     model = AutoModel.from_pretrained(folder).eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -52,8 +67,9 @@ class MpnetTuned:
 
     HEAD_SHARE = 0.5
 
-    def __init__(self, texts: list[str], y: np.ndarray, n_classes: int, seed: int,
-                 settings: Mapping[str, float] = TUNE):
+    def __init__(
+        self, texts: list[str], y: np.ndarray, n_classes: int, seed: int, settings: Mapping[str, float] = TUNE
+    ):
         import torch
 
         self.settings = dict(settings)
@@ -65,13 +81,14 @@ class MpnetTuned:
         head = torch.nn.Parameter(torch.randn(n_classes, WIDTH, generator=torch.Generator().manual_seed(seed)) * 0.02)
         batch = int(self.settings["batch"])
         by_length = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
-        batches = [np.array(by_length[s:s + batch]) for s in range(0, len(by_length), batch)]
+        batches = [np.array(by_length[s : s + batch]) for s in range(0, len(by_length), batch)]
         cached = [self._bottom([texts[i] for i in rows]) for rows in batches]  # the frozen part, run once
         epochs = int(self.settings["epochs"])
         total = max(1, epochs * len(batches))
-        optimiser = torch.optim.AdamW([{"params": params, "lr": self.settings["lr"]},
-                                       {"params": [head], "lr": self.settings["head_lr"]}],
-                                      weight_decay=self.settings["weight_decay"])
+        optimiser = torch.optim.AdamW(
+            [{"params": params, "lr": self.settings["lr"]}, {"params": [head], "lr": self.settings["head_lr"]}],
+            weight_decay=self.settings["weight_decay"],
+        )
         schedule = warmup_then_decay(torch, optimiser, total, self.settings["warmup"])
         loss_of = torch.nn.CrossEntropyLoss(label_smoothing=self.settings["label_smoothing"])
         targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
@@ -81,8 +98,10 @@ class MpnetTuned:
             for epoch in range(epochs):  # batches of alike lengths, in a new order each epoch
                 for j in np.random.RandomState(seed * 1000 + epoch).permutation(len(batches)):
                     vectors = self._top(top, *cached[j])
-                    loss = loss_of(self.settings["scale"] * vectors @ normalize(head, dim=-1).T,
-                                   targets[torch.from_numpy(batches[j])])
+                    loss = loss_of(
+                        self.settings["scale"] * vectors @ normalize(head, dim=-1).T,
+                        targets[torch.from_numpy(batches[j])],
+                    )
                     optimiser.zero_grad()
                     loss.backward()
                     optimiser.step()
@@ -109,14 +128,16 @@ class MpnetTuned:
         from transformers.masking_utils import create_bidirectional_mask
 
         tokenizer, base = _base()
-        encoded = tokenizer(texts, padding=True, truncation=True, max_length=int(self.settings["max_tokens"]),
-                            return_tensors="pt")
+        encoded = tokenizer(
+            texts, padding=True, truncation=True, max_length=int(self.settings["max_tokens"]), return_tensors="pt"
+        )
         with torch.no_grad():
             hidden = base.embeddings(input_ids=encoded["input_ids"])
-            mask = create_bidirectional_mask(config=base.config, inputs_embeds=hidden,
-                                             attention_mask=encoded["attention_mask"])
+            mask = create_bidirectional_mask(
+                config=base.config, inputs_embeds=hidden, attention_mask=encoded["attention_mask"]
+            )
             bias = base.encoder.compute_position_bias(hidden)
-            for layer in base.encoder.layer[:int(self.settings["frozen_layers"])]:
+            for layer in base.encoder.layer[: int(self.settings["frozen_layers"])]:
                 hidden = layer(hidden, mask, bias)[0]
         return hidden, encoded["attention_mask"], mask
 
@@ -133,7 +154,7 @@ class MpnetTuned:
 
     def _copy_of_top(self):
         """The pretrained layers above the frozen ones, copied (the shared base model stays pretrained)."""
-        return copy.deepcopy(_base()[1].encoder.layer[int(self.settings["frozen_layers"]):])
+        return copy.deepcopy(_base()[1].encoder.layer[int(self.settings["frozen_layers"]) :])
 
     def _tuned_layers(self):
         if self._tuned is None:
@@ -151,10 +172,11 @@ class MpnetTuned:
         by_length = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         with torch.no_grad():
             for start in range(0, len(texts), batch):
-                rows = by_length[start:start + batch]
+                rows = by_length[start : start + batch]
                 out[rows] = self._top(self._tuned_layers(), *self._bottom([texts[i] for i in rows])).numpy()
         return out
 
     def proba(self, texts: list[str], embed: Any = None) -> np.ndarray:
-        return head_and_neighbours(self.vectors(texts), self.head, self.settings["scale"], self.neighbours,
-                                   self.HEAD_SHARE)
+        return head_and_neighbours(
+            self.vectors(texts), self.head, self.settings["scale"], self.neighbours, self.HEAD_SHARE
+        )

@@ -35,8 +35,9 @@ class _EmbeddingKNN:
         return scores / scores.sum(1, keepdims=True)
 
 
-def head_and_neighbours(vectors: np.ndarray, head: np.ndarray, scale: float, neighbours: _EmbeddingKNN,
-                        head_share: float) -> np.ndarray:
+def head_and_neighbours(
+    vectors: np.ndarray, head: np.ndarray, scale: float, neighbours: _EmbeddingKNN, head_share: float
+) -> np.ndarray:
     """A fine-tuned member's probabilities: its cosine head's softmax and its neighbours' vote, mixed."""
     logits = scale * vectors @ head.T
     logits -= logits.max(1, keepdims=True)

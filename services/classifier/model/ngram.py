@@ -34,13 +34,22 @@ class _Block:
         # With nothing that rewrites the text first (as build_pipeline makes them), two shortcuts give the
         # analyser's very n-grams: char_wb ones never cross a space, so a text's are its words' one after the
         # other and each word's are looked up once and remembered; word ones are the tokens and their runs.
-        plain = (vectorizer.input == "content" and not vectorizer.lowercase and vectorizer.strip_accents is None
-                 and vectorizer.preprocessor is None)
+        plain = (
+            vectorizer.input == "content"
+            and not vectorizer.lowercase
+            and vectorizer.strip_accents is None
+            and vectorizer.preprocessor is None
+        )
         self._per_word = plain and vectorizer.analyzer == "char_wb"
-        self._tokens = (re.compile(vectorizer.token_pattern).findall
-                        if plain and vectorizer.analyzer == "word" and vectorizer.tokenizer is None
-                        and vectorizer.stop_words is None and re.compile(vectorizer.token_pattern).groups <= 1
-                        else None)
+        self._tokens = (
+            re.compile(vectorizer.token_pattern).findall
+            if plain
+            and vectorizer.analyzer == "word"
+            and vectorizer.tokenizer is None
+            and vectorizer.stop_words is None
+            and re.compile(vectorizer.token_pattern).groups <= 1
+            else None
+        )
         self._ngram_range = vectorizer.ngram_range
         self._words: dict[str, array] = {}
 
@@ -72,7 +81,7 @@ def _word_ngrams(tokens: list[str], min_n: int, max_n: int) -> list[str]:
         if n == 2:
             terms += [first + " " + second for first, second in itertools.pairwise(tokens)]
         else:
-            terms += [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+            terms += [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return terms
 
 
@@ -151,8 +160,9 @@ class _FastScorer:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
-def _add_sparse_product(out: np.ndarray, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
-                        dense: np.ndarray) -> None:
+def _add_sparse_product(
+    out: np.ndarray, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, dense: np.ndarray
+) -> None:
     """out += the CSR matrix (indptr, indices, values) @ dense, by the kernel scipy's csr_matrix @ dense runs (same
     sums in the same order): building a csr_matrix first checks it for ~25 µs, more than a small batch's product."""
     try:
@@ -173,12 +183,22 @@ def build_pipeline(seed: int = 0, c: float = DEFAULT_C) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import FeatureUnion, Pipeline
 
-    features = FeatureUnion([
-        ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), lowercase=False,
-                                  token_pattern=r"(?u)\b\w+\b", sublinear_tf=True)),
-        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False,
-                                  sublinear_tf=True)),
-    ], transformer_weights={"words": 1.0, "chars": CHAR_WEIGHT})
+    features = FeatureUnion(
+        [
+            (
+                "words",
+                TfidfVectorizer(
+                    analyzer="word",
+                    ngram_range=(1, 2),
+                    lowercase=False,
+                    token_pattern=r"(?u)\b\w+\b",
+                    sublinear_tf=True,
+                ),
+            ),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), lowercase=False, sublinear_tf=True)),
+        ],
+        transformer_weights={"words": 1.0, "chars": CHAR_WEIGHT},
+    )
     classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
     return Pipeline([("features", features), ("classifier", classifier)])
 

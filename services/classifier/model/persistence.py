@@ -24,10 +24,14 @@ def catalogue_sha256(catalogue: Catalogue) -> str:
     source = Path(catalogue.source)
     if catalogue.source != "<memory>" and source.is_file():
         return hashlib.sha256(source.read_bytes()).hexdigest()
-    dump = {"version": catalogue.version, "languages": list(catalogue.languages),
-            "default_threshold": catalogue.default_threshold,
-            "intents": {i.id: {"threshold": i.threshold, "examples": {k: list(v) for k, v in i.examples.items()}}
-                        for i in catalogue}}
+    dump = {
+        "version": catalogue.version,
+        "languages": list(catalogue.languages),
+        "default_threshold": catalogue.default_threshold,
+        "intents": {
+            i.id: {"threshold": i.threshold, "examples": {k: list(v) for k, v in i.examples.items()}} for i in catalogue
+        },
+    }
     return hashlib.sha256(json.dumps(dump, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -53,8 +57,10 @@ def save_model(model: Any, path: Path | str) -> None:
     """Write the model and its metadata (format, family, seed, catalogue, versions) to one file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    envelope = {"metadata": dict(model.metadata, format=ARTIFACT_FORMAT),
-                "model": pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)}
+    envelope = {
+        "metadata": dict(model.metadata, format=ARTIFACT_FORMAT),
+        "model": pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
+    }
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(pickle.dumps(envelope, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(path)  # a reader never sees half a file
