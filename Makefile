@@ -61,7 +61,7 @@ model: install
 	$(VENV)/bin/relais intents train
 
 test-unit: install
-	$(PY) -m pytest tests/unit tests/classifier
+	$(PY) -m pytest tests/unit
 
 # Static checks, configured in pyproject.toml: mypy on relais (services/), infra, bench and tests.
 lint: install

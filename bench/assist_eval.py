@@ -1,7 +1,7 @@
-"""Agent assist on a labelled set of hand-offs (tests/unit/assist_evaluation.yaml, FR and EN, written apart from
+"""Agent assist on a labelled set of hand-offs (tests/unit/routing/assist_evaluation.yaml, FR and EN, written apart from
 the knowledge base): the share of first suggestions judged relevant, what no suggestion may say (unsupported
 claims, irreversible actions nobody asked for, unrelated lookup results), and the drafting time. Figures; the
-unit test tests/unit/test_assist.py asserts the targets on the same evaluation.
+unit test tests/unit/routing/test_assist.py asserts the targets on the same evaluation.
 
     python bench/assist_eval.py [--cases PATH] [--rounds 20] [--json] [--verbose]
 
@@ -27,7 +27,7 @@ from relais.common.pb import conversation_pb2 as pb
 from relais.routing import assist
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ROOT / "tests" / "unit" / "assist_evaluation.yaml"
+CASES = ROOT / "tests" / "unit" / "routing" / "assist_evaluation.yaml"
 HANDED_OFF = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
 TURN_KEYS = {"text", "intent", "best_guess", "score", "anger", "distress", "urgency", "human"}
 CASE_KEYS = {

@@ -1,6 +1,6 @@
 """The catalogue, the classifier and the bot's first-turn decision against the labelled evaluation set.
 
-    python bench/intents_catalogue.py                       # tests/classifier/evaluation_set.csv
+    python bench/intents_catalogue.py                       # tests/unit/classifier/evaluation_set.csv
     python bench/intents_catalogue.py --set other.csv --seed 1
 
 Trains the intent model on the shipped catalogue, classifies every message of the set as the first turn
@@ -8,7 +8,7 @@ of a conversation, applies the bot's policy (relais.bot.policy.decide), and prin
 overall: the intent confusions (top list and a per-intent precision/recall/F1 table, out of scope
 counted as the label "oos"), the sentiment confusion table and the bot/human decision table. The last
 line is one JSON object with the headline figures. Nothing is asserted (see
-tests/classifier/test_evaluation_set.py for the thresholds).
+tests/unit/classifier/test_evaluation_set.py for the thresholds).
 
 Needs the `relais` package importable (pip install -e . from the repository root).
 """
@@ -29,7 +29,7 @@ from relais.classifier.domain import classify, to_classification_proto
 from relais.classifier.model import IntentModel
 from relais.common.pb import conversation_pb2 as pb
 
-DEFAULT_SET = Path(__file__).resolve().parent.parent / "tests" / "classifier" / "evaluation_set.csv"
+DEFAULT_SET = Path(__file__).resolve().parent.parent / "tests" / "unit" / "classifier" / "evaluation_set.csv"
 OOS = "oos"
 SENTIMENTS = ("neutral", "negative", "angry", "distressed")
 DECISIONS = ("bot", "human")

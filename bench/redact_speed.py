@@ -3,7 +3,7 @@
     python bench/redact_speed.py            # the corpus, realistic messages, and long messages
     python bench/redact_speed.py --rounds 5
 
-Three sets: the redaction corpus (tests/unit/redaction_corpus.csv: personal data and near-misses, every row
+Three sets: the redaction corpus (tests/unit/common/redaction_corpus.csv: personal data and near-misses, every row
 holds digits or an @), realistic customer messages (most carry no personal data, some an order number,
 an amount or a date, a few a phone number or an identifier), and long messages (a complaint of ~1,500
 characters with numbers in it). Realistic messages are timed twice: with the numbering-plan answers
@@ -22,7 +22,7 @@ from pathlib import Path
 from relais.common import redact as rules
 from relais.common.redact import redact
 
-CORPUS = Path(__file__).resolve().parent.parent / "tests" / "unit" / "redaction_corpus.csv"
+CORPUS = Path(__file__).resolve().parent.parent / "tests" / "unit" / "common" / "redaction_corpus.csv"
 
 REALISTIC = [
     "Où en est ma commande CMD-123456 ?",

@@ -9,7 +9,7 @@ Tasks are numbered #1, #2, ... in the order they reach you. When the stream drop
 active process died and the standby took over), the desk subscribes again with its token, with back-off, to
 whichever of routing's addresses (ROUTING_GRPC_ADDR, ROUTING_STANDBY_GRPC_ADDR) serves, and signs in again if
 routing no longer knows the token.
-Parsing and rendering are plain functions (tests/unit/test_desk.py).
+Parsing and rendering are plain functions (tests/unit/console/test_desk.py).
 """
 
 import asyncio

@@ -266,7 +266,7 @@ LANGUAGE_MARKERS = {
 }
 FUNCTION_WORD_WEIGHT = 0.2  # added to lingua's confidence (0..1) per function word of the language
 # How much likelier the best language must be than the best one on the other side of the
-# served/unserved line to be taken as sure; measured on tests/unit/test_language.py.
+# served/unserved line to be taken as sure; measured on tests/unit/common/test_language.py.
 SURE_MARGIN = 0.25
 # A later message must say clearly that the customer changed language: the conversation's gets this much.
 CONTINUITY_BONUS = 0.3

@@ -1410,7 +1410,9 @@ class Assistant:
             log.warning("assist drafter %s failed (%s); using templates", type(self.drafter).__name__, error)
             drafts = []
         kept = []
-        for draft in drafts:  # templates are true by construction (tests/unit/test_assist.py); others are checked
+        for (
+            draft
+        ) in drafts:  # templates are true by construction (tests/unit/routing/test_assist.py); others are checked
             problems = (
                 []
                 if draft.source == "template"

@@ -1,7 +1,7 @@
 """Routing rules, pure: what a hand-off requires, who may take it, who is best, in which order, how long.
 
 Everything here is a plain function of plain values (no database, no broker), tested in
-tests/unit/test_routing_rules.py. The declared part lives in routing_rules.yaml, loaded by `load_rules`.
+tests/unit/routing/test_routing_rules.py. The declared part lives in routing_rules.yaml, loaded by `load_rules`.
 """
 
 import math

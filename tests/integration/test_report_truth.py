@@ -19,7 +19,7 @@ from relais.common import bus, topics
 from relais.common.pb import analytics_pb2 as api, conversation_pb2 as pb
 from relais.demo import send_message
 from tests.integration.test_analytics import analytics_stub, ingest, ts
-from tests.unit.test_irritants import corpus, phrasings
+from tests.unit.analytics.test_irritants import corpus, phrasings
 
 # Days of their own, away from test_analytics' (2001-2010) and from the traffic of now.
 _BASE = datetime(1990, 1, 1, tzinfo=timezone.utc) + timedelta(days=40 * secrets.randbelow(80))

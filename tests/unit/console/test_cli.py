@@ -11,7 +11,7 @@ import pytest
 
 from infra.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CLOSED = f"127.0.0.1:{free_port()}"  # nothing listens there: no stack
 
 

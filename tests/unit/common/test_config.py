@@ -10,7 +10,7 @@ import pytest
 from relais.common.config import SETTINGS, ConfigError, Settings, check_environment, grpc_addr, setting
 from relais.common.runtime import pid_file_path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 BAD = [  # (variable, value, the one line)
     ("RELAIS_RETENTION_DAYS", "abc", "RELAIS_RETENTION_DAYS: expected a number of days, got 'abc'"),

@@ -101,7 +101,7 @@ MIN_ACCURACY = 0.85
 
 
 # ------------------------------------------------------------------------------------ catalogue
-# (loading and validation: tests/classifier/test_catalogue.py)
+# (loading and validation: tests/unit/classifier/test_catalogue.py)
 
 
 def test_held_out_phrases_are_not_catalogue_examples(catalogue):
@@ -155,7 +155,7 @@ def test_messages_in_languages_we_do_not_serve_get_their_language_and_no_confide
     """The model knows French and English only: on Spanish, German, Italian, Portuguese or Dutch it must
     not crash nor be sure of an intent it cannot read (measured: the best is 0.49, "devo cambiare la
     password" -> account_access; 8 of 187 messages pass a threshold, each with a sensible intent)."""
-    from tests.unit.test_language import HELD_OUT, MESSAGES, UNSERVED
+    from tests.unit.common.test_language import HELD_OUT, MESSAGES, UNSERVED
 
     texts = [(lang, text) for lang in UNSERVED for text in MESSAGES[lang] + HELD_OUT[lang]]
     results = [(lang, text, classify(text, None, model, catalogue)) for lang, text in texts]

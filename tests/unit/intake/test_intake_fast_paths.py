@@ -18,7 +18,7 @@ from relais.common import cloudevents, language, redact
 from relais.common.bus import BadInput
 from relais.common.language import DETECTED_LANGUAGES, SUPPORTED_LANGUAGES, LanguageGuess
 from relais.common.pb import conversation_pb2 as pb
-from tests.unit.test_language import HELD_OUT, MESSAGES
+from tests.unit.common.test_language import HELD_OUT, MESSAGES
 
 
 def reference_set_time(target: Timestamp, name: str, value) -> None:
@@ -320,7 +320,7 @@ def test_a_nul_in_the_message_is_refused_in_either_mode_although_json_data_is_ch
 
 
 def redaction_texts() -> list[str]:
-    with (Path(__file__).parent / "redaction_corpus.csv").open(encoding="utf-8") as f:
+    with (Path(__file__).parents[1] / "common" / "redaction_corpus.csv").open(encoding="utf-8") as f:
         corpus = [row["text"] for row in csv.DictReader(f)]
     letters_only_codice_fiscale = "RSSMRAURTMLARSNL"  # RSSMRA85T10A562S with every digit written as a letter
     with_orders = [

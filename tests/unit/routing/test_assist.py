@@ -30,7 +30,7 @@ KB = KnowledgeBase.load()
 
 def _load_bench():
     """bench/assist_eval.py: the evaluation set's loader and scorer, shared with `make bench`."""
-    path = Path(__file__).resolve().parents[2] / "bench" / "assist_eval.py"
+    path = Path(__file__).resolve().parents[3] / "bench" / "assist_eval.py"
     spec = importlib.util.spec_from_file_location("assist_eval", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["assist_eval"] = module
