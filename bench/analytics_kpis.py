@@ -1,5 +1,5 @@
 """How long analytics takes to answer, as its store grows: GetKpis' reads and formulas over N days of
-generated traffic (services/analytics/traffic.py), on a private PostgreSQL. Figures, not assertions.
+generated traffic (bench/traffic.py), on a private PostgreSQL. Figures, not assertions.
 
     python bench/analytics_kpis.py [--days 30] [--scale 10]
 
@@ -21,10 +21,11 @@ from pathlib import Path
 
 import asyncpg
 
+from bench import traffic
 from infra.ports import free_port
 from infra.postgres.migrate import migrate
 from infra.postgres.server import PostgresServer
-from relais.analytics import kpis, store, traffic
+from relais.analytics import kpis, store
 from relais.analytics.ingest import KIND_NAMES, SCALE_NAMES
 from relais.common import cloudevents, topics
 from relais.common.pb import conversation_pb2 as pb

@@ -17,9 +17,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from bench import traffic
 from infra.ports import free_port
 from infra.postgres.migrate import migrate
-from relais.analytics import staffing, traffic
+from relais.analytics import staffing
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import analytics_pb2 as api, analytics_pb2_grpc, conversation_pb2 as pb
 from relais.demo import send_message

@@ -12,7 +12,7 @@ import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from relais.analytics import traffic
+from bench import traffic
 from relais.classifier.catalogue import HUMAN_INTENT
 from relais.classifier.sentiment import asks_for_human
 from relais.common import bus, topics
