@@ -63,7 +63,7 @@ model: install
 test-unit: install
 	$(PY) -m pytest tests/unit
 
-# Static checks, configured in pyproject.toml: mypy on relais (services/), infra, bench and tests.
+# Static checks, configured in pyproject.toml: ruff (lint and format) and mypy on relais (services/), infra, bench, tests.
 lint: install
 	$(VENV)/bin/ruff check services infra bench tests
 	$(VENV)/bin/ruff format --check services infra bench tests

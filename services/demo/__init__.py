@@ -45,6 +45,7 @@ class ReplyWatcher:
     """Collects relais.replies.v1 events per conversation, from the moment it starts."""
 
     def __init__(self, bootstrap: str):
+        self.bootstrap = bootstrap
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, **kafka_security()
         )
@@ -76,6 +77,17 @@ class ReplyWatcher:
                         event = json.loads(r.value)
                         self.replies[event["subject"]].append(event)
                     self._changed.notify_all()
+
+    async def read_to_end(self, timeout: float = 30) -> None:
+        """Returns once every reply published before the call is in `replies`: the consumer's position moves when
+        getmany hands records over, and _run then stores them under the lock (taken here after it)."""
+        ends = await self.consumer.end_offsets(list(self.consumer.assignment()))
+        async with asyncio.timeout(timeout):
+            for tp, end in ends.items():
+                while await self.consumer.position(tp) < end:
+                    await asyncio.sleep(0.05)
+            async with self._changed:
+                pass
 
     async def wait_for(self, conversation_id: str, count: int, timeout: float = 30) -> list[dict]:
         """The conversation's replies, once there are at least `count` (TimeoutError otherwise)."""

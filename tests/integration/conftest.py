@@ -11,7 +11,8 @@ import pytest
 
 from infra.ports import free_port
 from infra.stack import SERVICES, Stack, prepare
-from relais.common import bus
+from relais.common import bus, topics
+from relais.common.config import kafka_security
 from relais.common.grpcserver import token_interceptors
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
 from relais.demo import ReplyWatcher
@@ -80,6 +81,50 @@ async def producer(stack):
     await p.start()
     yield p
     await p.stop()
+
+
+# What each service's consumer group reads.
+GROUP_TOPICS = {
+    "intake": (topics.CONTACT_EVENTS,),
+    "classifier": (topics.TURNS,),
+    "bot": (topics.CLASSIFIED_TURNS,),
+    "routing": (topics.HANDOFFS,),
+    "analytics": (topics.OUTCOMES, topics.CLASSIFIED_TURNS, topics.AGENT_EVENTS),
+}
+
+
+async def settled(bootstrap: str, replies: ReplyWatcher | None = None, groups=tuple(GROUP_TOPICS), timeout=90) -> None:
+    """Returns once every service group has committed the end of all it reads: everything sent so far was processed,
+    and every output of it (a redelivered copy included) acknowledged, since offsets are committed only after that.
+    With `replies`, also once the watcher holds every reply published until then. What tests wait on instead of a
+    fixed sleep before asserting that nothing more (no duplicate) came."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_security())
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, **kafka_security())
+    await admin.start()
+    await reader.start()
+    try:
+        await reader._client.force_metadata_update()
+        async with asyncio.timeout(timeout):
+            for group in groups:
+                tps = [
+                    TopicPartition(topic, p)
+                    for topic in GROUP_TOPICS[group]
+                    for p in reader.partitions_for_topic(topic) or ()
+                ]
+                ends = await reader.end_offsets(tps)
+                while True:
+                    committed = await admin.list_consumer_group_offsets(f"relais-{group}")
+                    if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps):
+                        break
+                    await asyncio.sleep(0.1)
+    finally:
+        await reader.stop()
+        await admin.close()
+    if replies is not None:
+        await replies.read_to_end()
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from aiokafka.errors import KafkaError
 from infra.stack import SERVICES, Stack
 from relais.common import bus, cloudevents, topics
 from relais.demo import ReplyWatcher, send_message
+from tests.integration.conftest import settled
 
 SIMPLE = "What are your opening hours?"
 ADVISOR = "I want to speak to an advisor please"
@@ -183,7 +184,7 @@ def check_replies(stream: Stream, received: dict[str, list[dict]]) -> int:
 
 
 async def _check(stack: Stack, watcher: ReplyWatcher, pool, stream: Stream) -> int:
-    await asyncio.sleep(3)  # a second, different reply would arrive by now
+    await settled(watcher.bootstrap, watcher)  # a second, different reply would be in by now
     copies = check_replies(stream, watcher.replies)
     ids = list(stream.conversations)
     handed_off = {cid for cid, (texts, _) in stream.conversations.items() if ADVISOR in texts}

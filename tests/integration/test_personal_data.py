@@ -20,7 +20,7 @@ from relais.common.config import kafka_security
 from relais.common.pb import analytics_pb2 as api, conversation_pb2 as pb
 from relais.common.redact import luhn_valid, redact
 from relais.demo import send_message
-from tests.integration.conftest import reply_of_type
+from tests.integration.conftest import reply_of_type, settled
 from tests.integration.test_analytics import analytics_stub, ts
 
 # ------------------------------------------------------------------------------ fresh personal data
@@ -265,7 +265,14 @@ async def test_personal_data_is_redacted_everywhere_and_order_numbers_still_work
     )
     assert len(values) >= 4 * 2
     assert [r for r in raw for v in values if r.encode() in v] == []
-    await asyncio.sleep(1)  # the services export their spans every 100 ms
+    # Every service processed them (settled), and each one's spans of them reached the receiver.
+    await settled(stack.bootstrap)
+    services = {f"relais-{s}" for s in ("intake", "classifier", "bot", "analytics")}
+    async with asyncio.timeout(20):
+        while not services <= {
+            s.service for s in otlp.snapshot() if s.attributes.get("relais.conversation_id") in messages
+        }:
+            await asyncio.sleep(0.1)
     spans = otlp.snapshot()
     assert any(s.attributes.get("relais.conversation_id") == fr_card for s in spans)
     assert raw_values_in_spans(spans, [fr_card]) and raw_values_in_spans(spans, raw) == []
@@ -416,7 +423,7 @@ async def test_retention_purges_closed_conversations_only_and_keeps_the_kpis(sta
             "SELECT count(*) FROM kpi_outcomes WHERE conversation_id = $1 AND kind = 'closed'", abandoned
         )
     )
-    await asyncio.sleep(1)
+    await settled(stack.bootstrap)
     before = {c: await transcript(db, c) for c in ids}
     assert all(before[c]["turns"] and before[c]["bot"] and before[c]["verbatims"] for c in ids), before
     assert before[abandoned]["tasks"] and before[waiting]["tasks"]

@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     reply_of_type,
     service_channel,
     service_metadata,
+    settled,
 )
 from tests.integration.test_walking_skeleton import dead_letters
 
@@ -476,7 +477,7 @@ async def test_assist_suggestions_carry_their_articles_history_is_known_and_thei
                 after := (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions
             ).ignored < before.ignored + ignored or after.used < before.used + 1:
                 await asyncio.sleep(0.2)
-        await asyncio.sleep(1)  # a duplicate would be counted by now
+        await settled(stack.bootstrap, groups=("routing", "analytics"))  # a duplicate would be counted by now
         after = (await analytics.GetKpis(analytics_pb2.KpiRequest())).suggestions
     assert (after.used - before.used, after.edited - before.edited, after.ignored - before.ignored) == (1, 0, ignored)
     total = after.used + after.edited + after.ignored

@@ -17,6 +17,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from relais.common import cloudevents, topics
 from relais.demo import send_message
+from tests.integration.conftest import settled
 
 SIMPLE = "What are your opening hours?"
 ADVISOR = "I want to speak to an advisor please"
@@ -99,7 +100,7 @@ async def check(stream: Stream, replies, db, timeout: float = 120) -> int:
             }
         )
         await asyncio.sleep(0.2)
-    await asyncio.sleep(2)  # a second, different reply would arrive by now
+    await settled(replies.bootstrap, replies)  # a second, different reply would be in by now
     copies = 0
     for cid in stream.ids:
         seen: dict[str, dict] = {}

@@ -8,6 +8,7 @@ import pytest
 
 from relais.common import cloudevents
 from relais.demo import send_message
+from tests.integration.conftest import settled
 
 SIMPLE = "What are your opening hours?"
 ADVISOR = "I want to speak to an advisor please"
@@ -37,7 +38,7 @@ async def test_sigterm_mid_stream_loses_and_duplicates_nothing(service, stack, p
 
     for cid, text in conversations.items():
         await replies.wait_for(cid, len(EXPECTED[text]), timeout=60)
-    await asyncio.sleep(2)  # a duplicate would arrive by now
+    await settled(stack.bootstrap, replies)  # a duplicate would be in by now
     for cid, text in conversations.items():
         assert [r["type"] for r in replies.replies[cid]] == EXPECTED[text], cid
         assert len({r["id"] for r in replies.replies[cid]}) == len(EXPECTED[text])

@@ -18,6 +18,7 @@ from scipy.stats import spearmanr
 from relais.common import bus, cloudevents, topics
 from relais.common.config import kafka_security
 from relais.common.pb import agent_desk_pb2 as desk, analytics_pb2 as api
+from tests.integration.conftest import settled
 from tests.integration.test_analytics import analytics_stub
 
 NORMAL_PER_S = 4
@@ -143,7 +144,7 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
                 kind = cloudevents.REPLY_HANDOFF if index in HANDOFF_ASKS else cloudevents.REPLY_BOT
                 while not any(r["type"] == kind for r in replies.replies[cid]):
                     await asyncio.sleep(0.2)
-        await asyncio.sleep(3)  # a duplicate would show by now
+        await settled(stack.bootstrap, replies)  # a duplicate would be in by now
         for task in workers:
             task.cancel()
         signing_out = datetime.now(timezone.utc)

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
 from relais.demo import send_message
-from tests.integration.conftest import reply_of_type
+from tests.integration.conftest import reply_of_type, settled
 
 FR = {"id": "cust-fr-001"}
 EN = {"id": "cust-en-001", "language": "en"}
@@ -164,7 +164,7 @@ async def test_a_duplicated_event_is_ignored(producer, replies, db, conversation
     for _ in range(3):
         await send_message(producer, conversation_id, EN, "What are your opening hours?", event_id=event_id)
     await replies.wait_for(conversation_id, 1)
-    await asyncio.sleep(2)
+    await settled(replies.bootstrap, replies)  # a second reply would be in by now
     assert len(replies.replies[conversation_id]) == 1
     assert await db.fetchval("SELECT count(*) FROM turns WHERE conversation_id = $1", conversation_id) == 1
 
