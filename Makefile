@@ -65,8 +65,8 @@ test-unit: install
 
 # Static checks, configured in pyproject.toml: ruff (lint and format) and mypy on relais (services/), infra, bench, tests.
 lint: install
-	$(VENV)/bin/ruff check services infra bench tests
-	$(VENV)/bin/ruff format --check services infra bench tests
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 proto: install

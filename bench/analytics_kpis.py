@@ -25,9 +25,8 @@ from bench import traffic
 from infra.ports import free_port
 from infra.postgres.migrate import migrate
 from infra.postgres.server import PostgresServer
-from relais.analytics import kpis, store
-from relais.analytics.ingest import KIND_NAMES, SCALE_NAMES
-from relais.common import cloudevents, topics
+from relais.analytics import ingest, kpis, store
+from relais.common import topics
 from relais.common.pb import conversation_pb2 as pb
 
 COLUMNS = (
@@ -50,32 +49,12 @@ COLUMNS = (
 
 
 def rows_of(generated: traffic.Traffic) -> list[tuple]:
-    rows = []
-    for record in generated.records:
-        if record.topic != topics.OUTCOMES:
-            continue
-        o = pb.Outcome.FromString(record.value)
-        survey = o.kind == pb.OUTCOME_KIND_SURVEY
-        rows.append(
-            (
-                o.outcome_id,
-                o.conversation_id,
-                o.customer_id,
-                KIND_NAMES[o.kind],
-                o.intent,
-                o.language,
-                cloudevents.CHANNEL_NAMES.get(o.channel, ""),
-                pb.HandoffReason.Name(o.reason) if o.kind == pb.OUTCOME_KIND_HANDED_OFF else "",
-                o.agent_id,
-                o.disposition,
-                o.resolved,
-                SCALE_NAMES[o.survey_scale] if survey else "",
-                o.survey_score if survey else None,
-                "",
-                o.at.ToDatetime(tzinfo=timezone.utc),
-            )
-        )
-    return rows
+    """The kpi_outcomes rows analytics would store for the generated outcomes (its own ingestion)."""
+    return [
+        ingest.outcome_fact(pb.Outcome.FromString(r.value)).values
+        for r in generated.records
+        if r.topic == topics.OUTCOMES
+    ]
 
 
 async def timed(label: str, call, repeat: int = 3) -> dict:

@@ -6,13 +6,12 @@ code differs from what the .proto files produce.
 """
 
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from grpc_tools import protoc
 import grpc_tools
+from grpc_tools import protoc
 
 PROTO_DIR = Path(__file__).resolve().parent
 OUT_DIR = PROTO_DIR.parent / "services" / "common" / "pb"
@@ -23,8 +22,15 @@ def generate(target: Path) -> None:
     sources = sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / "relais" / "v1").glob("*.proto"))
     with tempfile.TemporaryDirectory() as tmp:
         well_known = Path(grpc_tools.__file__).parent / "_proto"
-        args = ["protoc", f"-I{PROTO_DIR}", f"-I{well_known}", f"--python_out={tmp}", f"--pyi_out={tmp}",
-                f"--grpc_python_out={tmp}", *sources]
+        args = [
+            "protoc",
+            f"-I{PROTO_DIR}",
+            f"-I{well_known}",
+            f"--python_out={tmp}",
+            f"--pyi_out={tmp}",
+            f"--grpc_python_out={tmp}",
+            *sources,
+        ]
         if protoc.main(args) != 0:
             raise SystemExit("protoc failed")
         target.mkdir(parents=True, exist_ok=True)
