@@ -531,6 +531,7 @@ def main(argv: list[str]) -> int:
     elif args.command == "reset":
         return reset(state_dir)
     elif args.command == "run":
+        earlier = Stack.for_state_dir(state_dir).has_data()
         stack, failure = up(state_dir), None
         try:
             from relais.demo import run_demo
@@ -547,6 +548,8 @@ def main(argv: list[str]) -> int:
             pass
         except Exception as error:  # the demo failed: said in one line once everything is stopped
             failure = f"{type(error).__name__}: {' '.join(str(error).split())}"
+            if isinstance(error, TimeoutError) and earlier:  # other customers waiting keep the demo's advisors busy
+                failure += "; the stack kept an earlier run's data: `make reset` empties it"
         finally:
             print("\nstopping ...", flush=True)
             stack.stop()

@@ -90,9 +90,15 @@ class ReplyWatcher:
                 pass
 
     async def wait_for(self, conversation_id: str, count: int, timeout: float = 30) -> list[dict]:
-        """The conversation's replies, once there are at least `count` (TimeoutError otherwise)."""
+        """The conversation's replies, once there are at least `count` (TimeoutError saying what is missing otherwise)."""
         async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.replies[conversation_id]) >= count), timeout)
+            try:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: len(self.replies[conversation_id]) >= count), timeout
+                )
+            except TimeoutError:
+                have = len(self.replies[conversation_id])
+                raise TimeoutError(f"{conversation_id}: {have} of {count} replies after {timeout:g} s") from None
             return list(self.replies[conversation_id])
 
     async def stop(self) -> None:
