@@ -209,7 +209,7 @@ async def _check(stack: Stack, watcher: ReplyWatcher, pool, stream: Stream) -> i
     async with asyncio.timeout(60):
         while await pool.fetchval("SELECT count(*) FROM kpi_contacts WHERE conversation_id = ANY($1)", ids) < len(ids):
             await asyncio.sleep(0.2)
-    await asyncio.sleep(1)
+    await settled(watcher.bootstrap)  # a second outcome of any of them would be stored by now
     kinds = Counter(
         (r["conversation_id"], r["kind"])
         for r in await pool.fetch("SELECT conversation_id, kind FROM kpi_outcomes WHERE conversation_id = ANY($1)", ids)

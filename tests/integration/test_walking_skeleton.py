@@ -130,7 +130,7 @@ async def test_french_request_for_an_advisor_hands_off_and_the_bot_stays_silent(
         await send_message(producer, conversation_id, FR, "Et quels sont vos horaires d'ouverture ?")
         message = await agent.next_event("customer_message")
         assert message.task_id == offer.task_id and message.turn.text == "Et quels sont vos horaires d'ouverture ?"
-        await asyncio.sleep(1.5)
+        await settled(replies.bootstrap, replies)  # a bot answer to it would be in by now
         after_handoff = [r["type"] for r in replies.replies[conversation_id][1:]]
         assert cloudevents.REPLY_BOT not in after_handoff, "the bot answered after the hand-off"
         await agent.stub.Close(
