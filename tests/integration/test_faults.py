@@ -184,7 +184,8 @@ def check_replies(stream: Stream, received: dict[str, list[dict]]) -> int:
 
 
 async def _check(stack: Stack, watcher: ReplyWatcher, pool, stream: Stream) -> int:
-    await settled(watcher.bootstrap, watcher)  # a second, different reply would be in by now
+    # Every service settled (analytics included): a second, different reply or outcome would be in by now.
+    await settled(watcher.bootstrap, watcher)
     copies = check_replies(stream, watcher.replies)
     ids = list(stream.conversations)
     handed_off = {cid for cid, (texts, _) in stream.conversations.items() if ADVISOR in texts}
@@ -209,7 +210,6 @@ async def _check(stack: Stack, watcher: ReplyWatcher, pool, stream: Stream) -> i
     async with asyncio.timeout(60):
         while await pool.fetchval("SELECT count(*) FROM kpi_contacts WHERE conversation_id = ANY($1)", ids) < len(ids):
             await asyncio.sleep(0.2)
-    await settled(watcher.bootstrap)  # a second outcome of any of them would be stored by now
     kinds = Counter(
         (r["conversation_id"], r["kind"])
         for r in await pool.fetch("SELECT conversation_id, kind FROM kpi_outcomes WHERE conversation_id = ANY($1)", ids)
