@@ -28,6 +28,7 @@ KIND_NAMES = {
     pb.OUTCOME_KIND_AGENT_REPLIED: "agent_replied",
     pb.OUTCOME_KIND_CLOSED: "closed",
     pb.OUTCOME_KIND_SURVEY: "survey",
+    pb.OUTCOME_KIND_TRANSFERRED: "transferred",
 }
 SCALE_NAMES = {pb.SURVEY_SCALE_UNSPECIFIED: "csat", pb.SURVEY_SCALE_CSAT: "csat", pb.SURVEY_SCALE_NPS: "nps"}
 NEGATIVE_SENTIMENT = -0.25

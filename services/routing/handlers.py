@@ -491,8 +491,11 @@ async def accept(tx: Tx, agent_id: str, task_id: str) -> bool:
     await store.task_event(tx.conn, task_id, "accepted", agent_id)
     task = await store.task_context_and_trace(tx.conn, task_id)
     ctx = pb.ConversationContext.FromString(task["context"])
+    # After a transfer the same task is accepted again: its own id, so analytics keeps each agent's acceptance.
+    accepted = await store.task_event_count(tx.conn, task_id, "accepted")
+    outcome_id = f"{task_id}/assigned" if accepted <= 1 else f"{task_id}/assigned/{accepted}"
     with records.conversation_span("routing assign", task["traceparent"], agent_id):
-        tx.fx.records.append(records.outcome(f"{task_id}/assigned", ctx, pb.OUTCOME_KIND_ASSIGNED, agent_id))
+        tx.fx.records.append(records.outcome(outcome_id, ctx, pb.OUTCOME_KIND_ASSIGNED, agent_id))
     return True
 
 
@@ -537,6 +540,13 @@ async def transfer(tx: Tx, agent_id: str, task_id: str, queue_name: str, note: s
         tx.conn, task_id, agent_id, moved.required, list(moved.preferred), moved.stage, list(moved.declined_by), note
     ):
         await store.task_event(tx.conn, task_id, "transferred", agent_id, detail=f"to {queue_name}: {note}")
+        transfers = await store.task_event_count(tx.conn, task_id, "transferred")
+        task = await store.task_context_and_trace(tx.conn, task_id)
+        ctx = pb.ConversationContext.FromString(task["context"])
+        with records.conversation_span("routing transfer", task["traceparent"], agent_id):
+            tx.fx.records.append(
+                records.outcome(f"{task_id}/transferred/{transfers}", ctx, pb.OUTCOME_KIND_TRANSFERRED, agent_id)
+            )
         await release(tx, agent_id, closed=False)
         await dispatch(tx)
 

@@ -256,6 +256,10 @@ async def task_event(conn, task_id: str, kind: str, agent_id: str = "", detail: 
     )
 
 
+async def task_event_count(conn, task_id: str, kind: str) -> int:
+    return await conn.fetchval("SELECT count(*) FROM task_events WHERE task_id = $1 AND kind = $2", task_id, kind)
+
+
 async def task(conn, task_id: str):
     return await conn.fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
 

@@ -44,6 +44,7 @@ class OutcomeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     OUTCOME_KIND_AGENT_REPLIED: _ClassVar[OutcomeKind]
     OUTCOME_KIND_CLOSED: _ClassVar[OutcomeKind]
     OUTCOME_KIND_SURVEY: _ClassVar[OutcomeKind]
+    OUTCOME_KIND_TRANSFERRED: _ClassVar[OutcomeKind]
 
 class SurveyScale(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -76,6 +77,7 @@ OUTCOME_KIND_ASSIGNED: OutcomeKind
 OUTCOME_KIND_AGENT_REPLIED: OutcomeKind
 OUTCOME_KIND_CLOSED: OutcomeKind
 OUTCOME_KIND_SURVEY: OutcomeKind
+OUTCOME_KIND_TRANSFERRED: OutcomeKind
 SURVEY_SCALE_UNSPECIFIED: SurveyScale
 SURVEY_SCALE_CSAT: SurveyScale
 SURVEY_SCALE_NPS: SurveyScale
