@@ -50,7 +50,7 @@ class Analytics(analytics_pb2_grpc.AnalyticsServicer):
         end = _bound(request.to, now())
         start = _bound(getattr(request, "from"))
         async with self.pool.acquire() as conn:
-            inputs = await store.kpi_inputs(conn, start, end, self.policy)
+            inputs = await store.kpi_inputs(conn, start, end, self.policy, agents=request.dimension == kpis.AGENT)
         try:
             rows = store.rows_of(
                 inputs,

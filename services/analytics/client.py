@@ -44,8 +44,11 @@ def _set_fields(message) -> dict:
 
 def row_from_proto(message: api.Kpis) -> kpis.KpiRow:
     doc = _set_fields(message)
-    doc.pop("bot", None), doc.pop("human", None)
-    return kpis.KpiRow(bot=kpis.Side(**_set_fields(message.bot)), human=kpis.Side(**_set_fields(message.human)), **doc)
+    doc.pop("bot", None), doc.pop("human", None), doc.pop("agent", None)
+    agent = kpis.AgentFigures(**_set_fields(message.agent)) if message.HasField("agent") else None
+    return kpis.KpiRow(
+        bot=kpis.Side(**_set_fields(message.bot)), human=kpis.Side(**_set_fields(message.human)), agent=agent, **doc
+    )
 
 
 def _side(side: kpis.Side, row: kpis.KpiRow, human: bool) -> dict:

@@ -15,7 +15,9 @@ side when it was. Definitions (also in docs/analytics.md, "KPIs"):
   contacts closed by agents over signed-in hours; both need agents' time, so only without a dimension;
 - CSAT: share of answers 4-5 on 1-5; NPS: % promoters (9-10) minus % detractors (0-6);
 - cost: bot interactions x cost per interaction, plus handling hours x cost per agent hour; the
-  all-human baseline prices every contact at the human handling time measured in the same row.
+  all-human baseline prices every contact at the human handling time measured in the same row;
+- per agent (dimension "agent", for coaching): the agent's part of each contact it accepted, from its acceptance
+  to its close or transfer (agent_parts), with its transfers and its answers to suggestions (agent_rows).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pathlib import Path
 import yaml
 
 WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-DIMENSIONS = ("intent", "channel", "language")
+AGENT = "agent"  # the coaching dimension: one row per agent, from agent_rows
+DIMENSIONS = ("intent", "channel", "language", AGENT)
 SIGNED_IN = ("available", "busy", "wrap_up")
 WORKING = ("busy", "wrap_up")
 
@@ -81,6 +84,36 @@ class AgentSpan:
 class SuggestionUse:
     at: datetime
     use: str  # used | edited | ignored
+    agent_id: str = ""
+
+
+@dataclass(frozen=True)
+class AgentStep:
+    """An agent accepted a contact, passed it on to a queue, or closed it (outcomes assigned, transferred, closed)."""
+
+    conversation_id: str
+    agent_id: str
+    kind: str  # assigned | transferred | closed
+    at: datetime
+    resolved: bool = False  # closed only: as resolved, and not abandoned
+
+
+@dataclass(frozen=True)
+class AgentPart:
+    """One agent's part of a contact: from its acceptance to its close or transfer (None: not known)."""
+
+    conversation_id: str
+    agent_id: str
+    accepted_at: datetime | None
+    ended_at: datetime | None = None
+    ended_by: str = ""  # closed | transferred | "" (still open, or left when the agent signed out)
+    resolved: bool = False
+
+    @property
+    def handling_seconds(self) -> float | None:
+        if self.accepted_at and self.ended_at:
+            return (self.ended_at - self.accepted_at).total_seconds()
+        return None
 
 
 @dataclass(frozen=True)
@@ -125,6 +158,17 @@ class Side:
 
 
 @dataclass
+class AgentFigures:
+    transfers: int = 0
+    transfer_rate: float | None = None
+    suggestions_answered: int = 0
+    suggestions_used: int = 0
+    suggestions_edited: int = 0
+    suggestions_ignored: int = 0
+    suggestion_acceptance_rate: float | None = None
+
+
+@dataclass
 class KpiRow:
     window_start: str = ""
     dimension_value: str = ""
@@ -150,6 +194,7 @@ class KpiRow:
     all_human_cost: float | None = None
     saving: float | None = None
     answered: int = 0
+    agent: AgentFigures | None = None  # dimension "agent" only
 
     def to_dict(self) -> dict:
         """JSON-ready, without the figures that have no data (None)."""
@@ -209,13 +254,7 @@ def side_kpis(
         (c.agent_resolved if human else c.contained) and c.conversation_id not in back for c in contacts
     )
     side.fcr = ratio(side.resolved, side.contacts)
-    answers = [s for c in contacts for s in surveys.get(c.conversation_id, ())]
-    csat = [s.score for s in answers if s.scale == "csat"]
-    promoters = [s.score for s in answers if s.scale == "nps"]
-    side.csat_responses, side.nps_responses = len(csat), len(promoters)
-    side.csat = ratio(sum(s >= 4 for s in csat), len(csat))
-    side.csat_mean = mean(csat)
-    side.nps = nps(promoters)
+    _survey_figures(side, [s for c in contacts for s in surveys.get(c.conversation_id, ())])
     side.handling_seconds = mean(
         [s for c in contacts if (s := handling_seconds(c)) is not None]
         if human
@@ -223,6 +262,16 @@ def side_kpis(
     )
     side.cost_per_contact = ratio(sum(contact_cost(c, cost) for c in contacts), side.contacts)
     return side
+
+
+def _survey_figures(side: Side, answers: Iterable[Survey]) -> None:
+    answers = list(answers)
+    csat = [s.score for s in answers if s.scale == "csat"]
+    promoters = [s.score for s in answers if s.scale == "nps"]
+    side.csat_responses, side.nps_responses = len(csat), len(promoters)
+    side.csat = ratio(sum(s >= 4 for s in csat), len(csat))
+    side.csat_mean = mean(csat)
+    side.nps = nps(promoters)
 
 
 def handling_seconds(c: Contact) -> float | None:
@@ -293,6 +342,7 @@ def compute(
     suggestions: Iterable[SuggestionUse] = (),
     *,
     later: Iterable[Contact] = (),
+    steps: Iterable[AgentStep] = (),
     window: str = "",
     dimension: str = "",
     cost: CostModel = CostModel(),
@@ -303,7 +353,8 @@ def compute(
     """KPI rows per window (by start) and dimension value, sorted.
 
     `contacts` are those that started in the range; `later` those that started after it, which only serve
-    to find recontacts. Agents' time and suggestion answers are split by window, not by dimension.
+    to find recontacts. Agents' time and suggestion answers are split by window, not by dimension (except
+    the agent dimension, which reads `steps`: agent_rows).
     """
     if window and window not in WINDOWS:
         raise ValueError(f"unknown window {window!r}: expected one of {sorted(WINDOWS)} or none")
@@ -313,6 +364,8 @@ def compute(
     by_conversation: dict[str, list[Survey]] = defaultdict(list)
     for s in surveys:
         by_conversation[s.conversation_id].append(s)
+    if dimension == AGENT:
+        return agent_rows(contacts, steps, by_conversation, back, suggestions, window=window)
     spans, suggestions = list(spans), list(suggestions)
     groups: dict[tuple[datetime | None, str], list[Contact]] = defaultdict(list)
     for c in contacts:
@@ -348,6 +401,97 @@ def compute(
             uses = [u.use for u in suggestions if (lo is None or u.at >= lo) and (hi is None or u.at < hi)]
             row.suggestion_acceptance = ratio(sum(u in ("used", "edited") for u in uses), len(uses))
         rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------- per agent (coaching)
+
+_STEP_ORDER = {"assigned": 0, "transferred": 1, "closed": 2}
+
+
+def agent_parts(steps: Iterable[AgentStep]) -> list[AgentPart]:
+    """Each agent's parts of each contact: an acceptance is ended by the same agent's next transfer or close. A
+    transfer or close without a known acceptance (an acceptance stored before each had its own id) is a part
+    without a start; an acceptance never ended (the agent signed out, the contact was requeued) one without an end.
+    """
+    by_conversation: dict[str, list[AgentStep]] = defaultdict(list)
+    for step in steps:
+        if step.agent_id and step.kind in _STEP_ORDER:
+            by_conversation[step.conversation_id].append(step)
+    parts = []
+    for conversation_id, found in sorted(by_conversation.items()):
+        accepted: dict[str, datetime] = {}
+        for step in sorted(found, key=lambda s: (s.at, _STEP_ORDER[s.kind])):
+            if step.kind == "assigned":
+                if step.agent_id in accepted:  # accepted again before ending the first part
+                    parts.append(AgentPart(conversation_id, step.agent_id, accepted[step.agent_id]))
+                accepted[step.agent_id] = step.at
+            else:
+                parts.append(
+                    AgentPart(
+                        conversation_id,
+                        step.agent_id,
+                        accepted.pop(step.agent_id, None),
+                        step.at,
+                        step.kind,
+                        step.kind == "closed" and step.resolved,
+                    )
+                )
+        parts += [AgentPart(conversation_id, agent_id, at) for agent_id, at in accepted.items()]
+    return parts
+
+
+def agent_rows(
+    contacts: Sequence[Contact],
+    steps: Iterable[AgentStep],
+    surveys: dict[str, list[Survey]],
+    back: set[str],
+    suggestions: Iterable[SuggestionUse] = (),
+    *,
+    window: str = "",
+) -> list[KpiRow]:
+    """One row per agent (and window): its parts of the contacts that started in the window, and its answers to
+    suggestions given in the window. Surveys count for the agent who closed the contact."""
+    started = {c.conversation_id: c.started_at for c in contacts}
+    parts: dict[tuple[datetime | None, str], list[AgentPart]] = defaultdict(list)
+    for part in agent_parts(s for s in steps if s.conversation_id in started):
+        at = window_start(started[part.conversation_id], window) if window else None
+        parts[(at, part.agent_id)].append(part)
+    uses: dict[tuple[datetime | None, str], list[str]] = defaultdict(list)
+    for u in suggestions:
+        if u.agent_id:
+            uses[(window_start(u.at, window) if window else None, u.agent_id)].append(u.use)
+    rows = []
+    for key in sorted(
+        parts.keys() | uses.keys(), key=lambda k: (k[0] or datetime.min.replace(tzinfo=timezone.utc), k[1])
+    ):
+        mine, answered = parts.get(key, []), uses.get(key, [])
+        side = Side(contacts=len(mine))
+        side.resolved = sum(p.resolved and p.conversation_id not in back for p in mine)
+        side.fcr = ratio(side.resolved, side.contacts)
+        _survey_figures(side, [s for p in mine if p.ended_by == "closed" for s in surveys.get(p.conversation_id, ())])
+        side.handling_seconds = mean([h for p in mine if (h := p.handling_seconds) is not None])
+        transfers = sum(p.ended_by == "transferred" for p in mine)
+        figures = AgentFigures(
+            transfers=transfers,
+            transfer_rate=ratio(transfers, len(mine)),
+            suggestions_answered=len(answered),
+            suggestions_used=answered.count("used"),
+            suggestions_edited=answered.count("edited"),
+            suggestions_ignored=answered.count("ignored"),
+            suggestion_acceptance_rate=ratio(answered.count("used") + answered.count("edited"), len(answered)),
+        )
+        rows.append(
+            KpiRow(
+                window_start=key[0].isoformat() if key[0] else "",
+                dimension_value=key[1],
+                contacts=side.contacts,
+                human=side,
+                fcr=side.fcr,
+                suggestion_acceptance=figures.suggestion_acceptance_rate,
+                agent=figures,
+            )
+        )
     return rows
 
 

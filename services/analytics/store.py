@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from relais.analytics import kpis
@@ -51,8 +51,21 @@ async def agent_spans(conn, start: datetime | None, end: datetime) -> list[kpis.
 
 
 async def suggestion_uses(conn, start: datetime | None, end: datetime) -> list[kpis.SuggestionUse]:
-    rows = await conn.fetch("SELECT at, use FROM kpi_suggestions WHERE at >= $1 AND at < $2", start or FAR_PAST, end)
-    return [kpis.SuggestionUse(r["at"], r["use"]) for r in rows]
+    rows = await conn.fetch(
+        "SELECT at, use, agent_id FROM kpi_suggestions WHERE at >= $1 AND at < $2", start or FAR_PAST, end
+    )
+    return [kpis.SuggestionUse(r["at"], r["use"], r["agent_id"]) for r in rows]
+
+
+async def agent_steps(conn, conversation_ids: list[str]) -> list[kpis.AgentStep]:
+    """What agents did with these contacts: accepted, passed on, closed (the agent dimension)."""
+    rows = await conn.fetch(
+        "SELECT conversation_id, agent_id, kind, at, resolved AND disposition <> 'abandoned' AS resolved"
+        " FROM kpi_outcomes WHERE conversation_id = ANY($1) AND agent_id <> ''"
+        " AND kind IN ('assigned', 'transferred', 'closed')",
+        conversation_ids,
+    )
+    return [kpis.AgentStep(**dict(r)) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -64,16 +77,21 @@ class KpiInputs:
     surveys: list[kpis.Survey]
     spans: list[kpis.AgentSpan]
     uses: list[kpis.SuggestionUse]
+    steps: list[kpis.AgentStep] = field(default_factory=list)  # read for the agent dimension only
 
 
-async def kpi_inputs(conn, start: datetime | None, end: datetime, policy: kpis.Policy) -> KpiInputs:
+async def kpi_inputs(
+    conn, start: datetime | None, end: datetime, policy: kpis.Policy, *, agents: bool = False
+) -> KpiInputs:
     started = await contacts(conn, start, end)
+    ids = [c.conversation_id for c in started]
     return KpiInputs(
         started,
         await contacts(conn, end, end + timedelta(days=policy.recontact_days)),
-        await surveys(conn, [c.conversation_id for c in started]),
+        await surveys(conn, ids),
         await agent_spans(conn, start, end),
         await suggestion_uses(conn, start, end),
+        await agent_steps(conn, ids) if agents else [],
     )
 
 
@@ -93,6 +111,7 @@ def rows_of(
         inputs.spans,
         inputs.uses,
         later=inputs.later,
+        steps=inputs.steps,
         window=window,
         dimension=dimension,
         cost=cost,
@@ -113,7 +132,7 @@ async def kpi_rows(
     policy: kpis.Policy,
 ) -> list[kpis.KpiRow]:
     return rows_of(
-        await kpi_inputs(conn, start, end, policy),
+        await kpi_inputs(conn, start, end, policy, agents=dimension == kpis.AGENT),
         start,
         end,
         window=window,

@@ -57,7 +57,7 @@ class SideKpis(_message.Message):
     def __init__(self, contacts: _Optional[int] = ..., resolved: _Optional[int] = ..., fcr: _Optional[float] = ..., csat: _Optional[float] = ..., csat_mean: _Optional[float] = ..., csat_responses: _Optional[int] = ..., nps: _Optional[float] = ..., nps_responses: _Optional[int] = ..., handling_seconds: _Optional[float] = ..., cost_per_contact: _Optional[float] = ..., interactions: _Optional[int] = ...) -> None: ...
 
 class Kpis(_message.Message):
-    __slots__ = ("window_start", "dimension_value", "contacts", "bot", "human", "contained", "false_contained", "containment_rate", "false_containment_rate", "effective_containment_rate", "fcr", "handoff_rate", "handoff_reasons", "abandoned", "abandonment_rate", "asa_seconds", "service_level", "occupancy", "contacts_per_agent_hour", "suggestion_acceptance", "total_cost", "all_human_cost", "saving", "answered")
+    __slots__ = ("window_start", "dimension_value", "contacts", "bot", "human", "contained", "false_contained", "containment_rate", "false_containment_rate", "effective_containment_rate", "fcr", "handoff_rate", "handoff_reasons", "abandoned", "abandonment_rate", "asa_seconds", "service_level", "occupancy", "contacts_per_agent_hour", "suggestion_acceptance", "total_cost", "all_human_cost", "saving", "answered", "agent")
     class HandoffReasonsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +89,7 @@ class Kpis(_message.Message):
     ALL_HUMAN_COST_FIELD_NUMBER: _ClassVar[int]
     SAVING_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
     window_start: str
     dimension_value: str
     contacts: int
@@ -113,7 +114,26 @@ class Kpis(_message.Message):
     all_human_cost: float
     saving: float
     answered: int
-    def __init__(self, window_start: _Optional[str] = ..., dimension_value: _Optional[str] = ..., contacts: _Optional[int] = ..., bot: _Optional[_Union[SideKpis, _Mapping]] = ..., human: _Optional[_Union[SideKpis, _Mapping]] = ..., contained: _Optional[int] = ..., false_contained: _Optional[int] = ..., containment_rate: _Optional[float] = ..., false_containment_rate: _Optional[float] = ..., effective_containment_rate: _Optional[float] = ..., fcr: _Optional[float] = ..., handoff_rate: _Optional[float] = ..., handoff_reasons: _Optional[_Mapping[str, int]] = ..., abandoned: _Optional[int] = ..., abandonment_rate: _Optional[float] = ..., asa_seconds: _Optional[float] = ..., service_level: _Optional[float] = ..., occupancy: _Optional[float] = ..., contacts_per_agent_hour: _Optional[float] = ..., suggestion_acceptance: _Optional[float] = ..., total_cost: _Optional[float] = ..., all_human_cost: _Optional[float] = ..., saving: _Optional[float] = ..., answered: _Optional[int] = ...) -> None: ...
+    agent: AgentKpis
+    def __init__(self, window_start: _Optional[str] = ..., dimension_value: _Optional[str] = ..., contacts: _Optional[int] = ..., bot: _Optional[_Union[SideKpis, _Mapping]] = ..., human: _Optional[_Union[SideKpis, _Mapping]] = ..., contained: _Optional[int] = ..., false_contained: _Optional[int] = ..., containment_rate: _Optional[float] = ..., false_containment_rate: _Optional[float] = ..., effective_containment_rate: _Optional[float] = ..., fcr: _Optional[float] = ..., handoff_rate: _Optional[float] = ..., handoff_reasons: _Optional[_Mapping[str, int]] = ..., abandoned: _Optional[int] = ..., abandonment_rate: _Optional[float] = ..., asa_seconds: _Optional[float] = ..., service_level: _Optional[float] = ..., occupancy: _Optional[float] = ..., contacts_per_agent_hour: _Optional[float] = ..., suggestion_acceptance: _Optional[float] = ..., total_cost: _Optional[float] = ..., all_human_cost: _Optional[float] = ..., saving: _Optional[float] = ..., answered: _Optional[int] = ..., agent: _Optional[_Union[AgentKpis, _Mapping]] = ...) -> None: ...
+
+class AgentKpis(_message.Message):
+    __slots__ = ("transfers", "transfer_rate", "suggestions_answered", "suggestions_used", "suggestions_edited", "suggestions_ignored", "suggestion_acceptance_rate")
+    TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_RATE_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIONS_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIONS_USED_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIONS_EDITED_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTIONS_IGNORED_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTION_ACCEPTANCE_RATE_FIELD_NUMBER: _ClassVar[int]
+    transfers: int
+    transfer_rate: float
+    suggestions_answered: int
+    suggestions_used: int
+    suggestions_edited: int
+    suggestions_ignored: int
+    suggestion_acceptance_rate: float
+    def __init__(self, transfers: _Optional[int] = ..., transfer_rate: _Optional[float] = ..., suggestions_answered: _Optional[int] = ..., suggestions_used: _Optional[int] = ..., suggestions_edited: _Optional[int] = ..., suggestions_ignored: _Optional[int] = ..., suggestion_acceptance_rate: _Optional[float] = ...) -> None: ...
 
 class KpiReply(_message.Message):
     __slots__ = ("total", "by_intent", "by_language", "suggestions", "rows", "currency", "service_level_seconds", "recontact_days")
