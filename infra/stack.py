@@ -37,6 +37,8 @@ STATE = ROOT / ".relais"
 SERVICES = ("lookup", "intake", "classifier", "bot", "routing", "analytics")
 # Routing's second process, standby until the active one dies (docs/operations.md, "Routing: active and standby").
 STANDBY = "routing-standby"
+# The HTTP edge (relais.gateway: Connect JSON, /events, the web pages), started once the gRPC services serve.
+GATEWAY = "gateway"
 
 
 class Stack:
@@ -105,6 +107,8 @@ class Stack:
         env |= {f"{name.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}" for name in SERVICES}
         if STANDBY in self.ports:  # routing's other process: ROUTING_GRPC_ADDR is the one active at start
             env["ROUTING_STANDBY_GRPC_ADDR"] = f"127.0.0.1:{self.ports[STANDBY]}"
+        if GATEWAY in self.ports:
+            env["RELAIS_HTTP_URL"] = f"{'https' if self._tls_cert() else 'http'}://127.0.0.1:{self.ports[GATEWAY]}"
         env[TOKEN] = self.service_token
         # A service process started by hand with these settings writes its pid file there (`make status`/`down`).
         env["RELAIS_RUN_DIR"] = str((self.state_dir / "run").resolve())
@@ -149,13 +153,14 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
-    def start_service(self, name: str, service: str | None = None) -> subprocess.Popen:
+    def start_service(self, name: str, service: str | None = None, more_env: dict | None = None) -> subprocess.Popen:
         """Starts process `name` of `service` (by default the service of that name), on port ports[name]."""
         service = service or name
         env = self.service_env(service) | {
             f"{service.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}",
             "RELAIS_PID_FILE": str((self.state_dir / "run" / f"{name}.pid").resolve()),
         }
+        env |= more_env or {}
         log = open(self.state_dir / "logs" / f"{name}.log", "ab")
         process = subprocess.Popen(
             [sys.executable, "-m", f"relais.{service}"],
@@ -199,6 +204,40 @@ class Stack:
         process = self.start_service(name, "routing")
         self.wait_healthy([name], timeout, answering=True)
         return process
+
+    def start_gateway(self, timeout: float = 60) -> subprocess.Popen:
+        """The HTTP edge on ports[GATEWAY] (a free one if unset); start it once the gRPC services serve. Returns once
+        its /healthz answers (RELAIS_HTTP_URL in endpoints())."""
+        import ssl
+        import urllib.request
+
+        self.ports.setdefault(GATEWAY, free_port())
+        if port_in_use(self.ports[GATEWAY]):
+            raise RuntimeError(f"port {self.ports[GATEWAY]} (gateway) already in use — another relais stack?")
+        process = self.start_service(GATEWAY, more_env={"RELAIS_HTTP_ADDR": f"127.0.0.1:{self.ports[GATEWAY]}"})
+        settings = os.environ | self.extra_env
+        context = None
+        if self._tls_cert():  # the gateway serves HTTPS: trust the services' CA, show the client certificate if any
+            context = ssl.create_default_context(cafile=settings.get("RELAIS_TLS_CA") or None)
+            if settings.get("RELAIS_TLS_CLIENT_CERT"):
+                context.load_cert_chain(settings["RELAIS_TLS_CLIENT_CERT"], settings.get("RELAIS_TLS_CLIENT_KEY"))
+        url = f"{self.endpoints()['RELAIS_HTTP_URL']}/healthz"
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {process.returncode}:\n{self.log_tail(GATEWAY)}")
+            try:
+                with urllib.request.urlopen(url, timeout=1, context=context) as answer:
+                    if answer.status == 200:
+                        return process
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"gateway not healthy after {timeout:.0f}s:\n{self.log_tail(GATEWAY)}")
+            time.sleep(0.2)
+
+    def _tls_cert(self) -> bool:
+        return bool((self.extra_env.get("RELAIS_TLS_CERT") or os.environ.get("RELAIS_TLS_CERT", "")).strip())
 
     def wait_healthy(self, names=SERVICES, timeout: float = 90, answering: bool = False) -> None:
         """Waits until each process reports SERVING (`answering`: answers health at all, a standby)."""
@@ -299,7 +338,7 @@ class Stack:
     def pid_names(self) -> list[str]:
         """Every process with a pid file: kafka, the services, then the others (standby, started by hand)."""
         files = {path.stem for path in (self.state_dir / "run").glob("*.pid")}
-        return ["kafka", *SERVICES, *sorted(files - {"kafka", *SERVICES})]
+        return ["kafka", *SERVICES, GATEWAY, *sorted(files - {"kafka", *SERVICES, GATEWAY})]
 
     def postgres_running(self) -> bool:
         if self.postgres is None:
@@ -318,7 +357,7 @@ class Stack:
         """(name, pid or None when stopped) for kafka, postgres, each service and each other process found."""
         rows = [(name, self._read_pid(name)) for name in self.pid_names()]
         postgres = ("postgres", self._postgres_pid() if self.postgres_running() else None)
-        return rows[:1] + [postgres] + [row for row in rows[1:] if row[1] or row[0] in SERVICES]
+        return rows[:1] + [postgres] + [row for row in rows[1:] if row[1] or row[0] in (*SERVICES, GATEWAY)]
 
     def _postgres_pid(self) -> int | None:
         try:
@@ -471,6 +510,7 @@ def up(state_dir: Path = STATE) -> Stack:
         print("starting services ...", flush=True)
         stack.start_services()
         stack.start_standby()
+        stack.start_gateway()
         path = stack.write_endpoints()
     except (Exception, KeyboardInterrupt) as error:
         _fail_up(stack, error)

@@ -76,6 +76,14 @@ def stack(tmp_path_factory, kafka_bootstrap, postgres_dsn, otlp):
 
 
 @pytest.fixture(scope="session")
+def gateway(stack) -> str:
+    """The HTTP edge (relais.gateway) of the session's stack, started by the first test that needs it: its URL."""
+    if "gateway" not in stack.processes:
+        stack.start_gateway()
+    return stack.endpoints()["RELAIS_HTTP_URL"]
+
+
+@pytest.fixture(scope="session")
 async def producer(stack):
     p = bus.make_producer(stack.bootstrap)
     await p.start()

@@ -1,0 +1,3 @@
+from relais.gateway.service import main
+
+main()
