@@ -27,6 +27,7 @@ DEFAULT_PORTS = {
     "postgres": 15432,
     **DEFAULT_GRPC_PORTS,
     "routing-standby": 50064,
+    "gateway": 50080,  # relais.gateway's HTTP port (RELAIS_HTTP_ADDR)
 }
 DEFAULT_KAFKA = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
 DEFAULT_DATABASE_URL = f"postgresql://relais:relais@127.0.0.1:{DEFAULT_PORTS['postgres']}/relais"
@@ -204,6 +205,7 @@ SETTINGS: dict[str, Form] = {
     **{f"{service.upper()}_GRPC_ADDR": address() for service in SERVICES},
     "ROUTING_STANDBY_GRPC_ADDR": address(),
     "RELAIS_ADVERTISED_ADDR": address(),
+    "RELAIS_HTTP_ADDR": address(),
     "RELAIS_HEALTH_SECONDS": number("seconds", above=True),
     "RELAIS_STOP_SECONDS": number("seconds", above=True),
     "RELAIS_LOG_LEVEL": one_of(*LOG_LEVELS),
@@ -296,7 +298,7 @@ def env(name: str, default: str) -> str:
 def grpc_addr(service: str) -> str:
     """Where `service`'s gRPC server listens, e.g. ROUTING_GRPC_ADDR=127.0.0.1:50054."""
     name = f"{service.upper()}_GRPC_ADDR"
-    return setting(name, f"127.0.0.1:{DEFAULT_GRPC_PORTS[service]}", form=SETTINGS.get(name, address()))
+    return setting(name, f"127.0.0.1:{DEFAULT_PORTS[service]}", form=SETTINGS.get(name, address()))
 
 
 @dataclass(frozen=True)
