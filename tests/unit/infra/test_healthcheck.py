@@ -60,6 +60,7 @@ async def probe(*args: str, env: dict[str, str] | None = None) -> tuple[int, str
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode is not None
     return process.returncode, output.decode()
 
 
