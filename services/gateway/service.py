@@ -128,23 +128,31 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "serving"})
 
 
+# Content types by extension (RFC 9239's text/javascript for modules); others as the mimetypes module guesses.
+CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css"}
+
+
+def static_response(relative: str) -> web.FileResponse:
+    """A file of STATIC_DIR (never outside it), revalidated on each load so a new version shows at once."""
+    path = (STATIC_DIR / relative).resolve()
+    if not path.is_relative_to(STATIC_DIR) or path.name.startswith(".") or not path.is_file():
+        raise web.HTTPNotFound(text=f"{relative}: no such file in the gateway's pages")
+    headers = {"Cache-Control": "no-cache"}
+    if path.suffix in CONTENT_TYPES:
+        headers["Content-Type"] = CONTENT_TYPES[path.suffix]
+    return web.FileResponse(path, headers=headers)
+
+
 def page(name: str):
     async def serve_page(_request: web.Request) -> web.StreamResponse:
-        path = STATIC_DIR / name
-        if not path.is_file():
-            raise web.HTTPNotFound(text=f"{name} is not installed in {STATIC_DIR}")
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+        return static_response(name)
 
     return serve_page
 
 
 async def static_file(request: web.Request) -> web.StreamResponse:
-    """A page's asset at the root (a page at /desk that loads ./desk.js asks for /desk.js)."""
-    name = request.match_info["name"]
-    path = STATIC_DIR / name
-    if name.startswith(".") or not path.is_file():
-        raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    """A page's asset, at the root (a page at /desk that loads ./desk.js asks for /desk.js) or under /static/."""
+    return static_response(request.match_info["name"])
 
 
 def make_app(proxy: Proxy, intake: EventIntake | None, origins: frozenset[str] = frozenset()) -> web.Application:
@@ -155,8 +163,7 @@ def make_app(proxy: Proxy, intake: EventIntake | None, origins: frozenset[str] =
     app.router.add_get("/healthz", healthz)
     for route, name in PAGES.items():
         app.router.add_get(route, page(name))
-    if STATIC_DIR.is_dir():
-        app.router.add_static("/static/", STATIC_DIR)
+    app.router.add_get("/static/{name:.+}", static_file)
     app.router.add_get("/{name:[^/]+}", static_file)
     return app
 
