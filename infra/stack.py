@@ -28,7 +28,7 @@ from infra.kafka.broker import LIBS_DIR, KafkaBroker
 from infra.ports import free_port, port_in_use
 from infra.postgres.migrate import migrate
 from infra.postgres.server import PostgresServer
-from relais.common.config import DEFAULT_PORTS
+from relais.common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "RELAIS_SERVICE_TOKEN"
@@ -37,6 +37,7 @@ STATE = ROOT / ".relais"
 SERVICES = ("lookup", "intake", "classifier", "bot", "routing", "analytics")
 # Routing's second process, standby until the active one dies (docs/operations.md, "Routing: active and standby").
 STANDBY = "routing-standby"
+INFRA = ("kafka", "kafka_controller", "postgres")  # in a Stack's ports, not processes of ours
 # The HTTP edge (relais.gateway: Connect JSON, /events, the web pages), started once the gRPC services serve.
 GATEWAY = "gateway"
 
@@ -68,6 +69,12 @@ class Stack:
         self.bootstrap = self.broker.bootstrap
         self.dsn = self.postgres.dsn
         self.processes: dict[str, subprocess.Popen] = {}
+        # Each process's /metrics port (RELAIS_METRICS_ADDR): make up's fixed ones, or free ones (metrics_port).
+        self.fixed_ports = ports is None
+        self.metrics_ports: dict[str, int] = {}
+        for name in self.ports:
+            if name not in INFRA:
+                self.metrics_port(name)
         (state_dir / "logs").mkdir(parents=True, exist_ok=True)
         (state_dir / "run").mkdir(parents=True, exist_ok=True)
 
@@ -102,6 +109,20 @@ class Stack:
         self.bootstrap, self.dsn = bootstrap, dsn
         self.broker = self.postgres = None
 
+    def metrics_port(self, name: str) -> int:
+        """Process `name`'s /metrics port, the same for the life of this Stack (a restarted process keeps its URL):
+        config.DEFAULT_METRICS_PORTS (else its own port + 100) on make up's fixed ports, a free one otherwise."""
+        if name not in self.metrics_ports:
+            self.metrics_ports[name] = (
+                DEFAULT_METRICS_PORTS.get(name, self.ports[name] + 100) if self.fixed_ports else free_port()
+            )
+        return self.metrics_ports[name]
+
+    def metrics_on(self) -> bool:
+        """False with RELAIS_METRICS_ADDR=off (given, or in the environment): no process serves /metrics."""
+        value = self.extra_env.get("RELAIS_METRICS_ADDR") or os.environ.get("RELAIS_METRICS_ADDR", "")
+        return value.strip().lower() != "off"
+
     def endpoints(self) -> dict[str, str]:
         env = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.dsn}
         env |= {f"{name.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}" for name in SERVICES}
@@ -109,6 +130,11 @@ class Stack:
             env["ROUTING_STANDBY_GRPC_ADDR"] = f"127.0.0.1:{self.ports[STANDBY]}"
         if GATEWAY in self.ports:
             env["RELAIS_HTTP_URL"] = f"{'https' if self._tls_cert() else 'http'}://127.0.0.1:{self.ports[GATEWAY]}"
+        if self.metrics_on():  # e.g. INTAKE_METRICS_URL, ROUTING_STANDBY_METRICS_URL
+            env |= {
+                f"{name.upper().replace('-', '_')}_METRICS_URL": f"http://127.0.0.1:{port}/metrics"
+                for name, port in self.metrics_ports.items()
+            }
         env[TOKEN] = self.service_token
         # A service process started by hand with these settings writes its pid file there (`make status`/`down`).
         env["RELAIS_RUN_DIR"] = str((self.state_dir / "run").resolve())
@@ -158,6 +184,7 @@ class Stack:
         service = service or name
         env = self.service_env(service) | {
             f"{service.upper()}_GRPC_ADDR": f"127.0.0.1:{self.ports[name]}",
+            "RELAIS_METRICS_ADDR": f"127.0.0.1:{self.metrics_port(name)}" if self.metrics_on() else "off",
             "RELAIS_PID_FILE": str((self.state_dir / "run" / f"{name}.pid").resolve()),
         }
         env |= more_env or {}
@@ -186,6 +213,10 @@ class Stack:
 
     def start_services(self, names=SERVICES, timeout: float = 90) -> None:
         taken = [f"{name} ({self.ports[name]})" for name in names if port_in_use(self.ports[name])]
+        if self.metrics_on():
+            taken += [
+                f"{name} metrics ({self.metrics_port(name)})" for name in names if port_in_use(self.metrics_port(name))
+            ]
         if taken:
             raise RuntimeError(f"ports already in use: {', '.join(taken)} — another relais stack? `make down` first")
         if "classifier" in names:

@@ -12,7 +12,7 @@ from aiokafka import ConsumerRecord
 
 from relais.bot import answers, lookups, policy
 from relais.classifier.catalogue import load_catalogue
-from relais.common import bus, cloudevents, telemetry, topics, transcript, worker
+from relais.common import bus, cloudevents, metrics, telemetry, topics, transcript, worker
 from relais.common.config import grpc_addr, service_token
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.runtime import serve
@@ -89,6 +89,7 @@ async def build(w: worker.Worker) -> worker.Service:
                 else:
                     outputs = await respond(turn, context, headers)
                     span.set_attribute("relais.handed_off", context.HasField("handed_off_at"))
+                    _count(unit, context, turn.turn_id)
                 unit.emit(turn.turn_id, outputs)
 
     async def respond(turn: pb.Turn, context: pb.ConversationContext, headers: telemetry.Headers) -> list[bus.Record]:
@@ -189,6 +190,15 @@ def _handoff(
     ]
 
 
+def _count(unit: UnitOfWork, context: pb.ConversationContext, turn_id: str) -> None:
+    """For the metrics (counted once the unit's outputs were sent): a hand-off by its primary reason, or an answer that
+    resolved the request by its intent."""
+    if context.HasField("handed_off_at"):
+        unit.tally[metrics.HANDOFFS, _REASON_LABELS[context.reason]] += 1
+    elif context.bot_attempts and context.bot_attempts[-1].turn_id == turn_id and context.bot_attempts[-1].resolved:
+        unit.tally[metrics.BOT_ANSWERS, context.bot_attempts[-1].intent] += 1
+
+
 def _to_routing(event: pb.HandoffEvent, turn: pb.Turn, headers: telemetry.Headers) -> bus.Record:
     return bus.Record(topics.HANDOFFS, turn.conversation_id.encode(), event.SerializeToString(), headers)
 
@@ -196,6 +206,7 @@ def _to_routing(event: pb.HandoffEvent, turn: pb.Turn, headers: telemetry.Header
 # Enum names read once (EnumTypeWrapper.Name looks each up through the descriptor).
 _KIND_NAMES = {number: name for name, number in pb.OutcomeKind.items()}
 _REASON_NAMES = {number: name for name, number in pb.HandoffReason.items()}
+_REASON_LABELS = {number: name.removeprefix("HANDOFF_REASON_").lower() for name, number in pb.HandoffReason.items()}
 
 
 def _outcome(turn: pb.Turn, kind: int, intent: str, headers: telemetry.Headers, reason: int = 0) -> bus.Record:

@@ -29,6 +29,12 @@ DEFAULT_PORTS = {
     "routing-standby": 50064,
     "gateway": 50080,  # relais.gateway's HTTP port (RELAIS_HTTP_ADDR)
 }
+# Each process's Prometheus /metrics port (RELAIS_METRICS_ADDR): its gRPC or HTTP port + 100.
+DEFAULT_METRICS_PORTS = {
+    **{service: port + 100 for service, port in DEFAULT_GRPC_PORTS.items()},
+    "routing-standby": DEFAULT_PORTS["routing-standby"] + 100,
+    "gateway": 50180,
+}
 DEFAULT_KAFKA = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
 DEFAULT_DATABASE_URL = f"postgresql://relais:relais@127.0.0.1:{DEFAULT_PORTS['postgres']}/relais"
 
@@ -117,6 +123,20 @@ def _host_port(raw: str) -> str:
 
 def address() -> Form:
     return Form("host:port, e.g. 127.0.0.1:50051", _host_port)
+
+
+def metrics_address() -> Form:
+    """RELAIS_METRICS_ADDR: host:port (port 0: any free port), or off."""
+
+    def parse(raw: str) -> str | None:
+        if raw.lower() == "off":
+            return None
+        match = _HOST_PORT.match(raw)
+        if not match or not 0 <= int(match.group(2)) < 65536:
+            raise ValueError()
+        return raw
+
+    return Form("host:port (port 0: any free one) or off, e.g. 127.0.0.1:50151", parse)
 
 
 def bootstrap_servers() -> Form:
@@ -237,6 +257,7 @@ SETTINGS: dict[str, Form] = {
     "RELAIS_ASSIST_LLM_URL": http_url(),
     "RELAIS_ASSIST_LLM_TIMEOUT_S": number("seconds", above=True),
     "RELAIS_TRACE_SQL": one_of("on", "off"),
+    "RELAIS_METRICS_ADDR": metrics_address(),
     # The OpenTelemetry SDK's own samplers (it only warns on others and samples everything).
     "OTEL_TRACES_SAMPLER": one_of(
         "always_on",

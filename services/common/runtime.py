@@ -22,6 +22,7 @@ PID_FILE_ENV, RUN_DIR_ENV = "RELAIS_PID_FILE", "RELAIS_RUN_DIR"
 
 
 def serve(service: str, main: Main) -> None:
+    from relais.common import metrics
     from relais.common.grpcserver import AccessError
 
     try:
@@ -37,11 +38,13 @@ def serve(service: str, main: Main) -> None:
     pid_file = write_pid_file(service, settings.grpc_addr)
     telemetry.setup(service)
     try:
+        metrics.setup(service)  # /metrics and OTLP metrics (docs/operations.md, "Metrics")
         event_loop(_run(settings, main, lambda: remove_pid_file(pid_file)))
     except (ConfigError, AccessError) as error:  # a setting only a service's own code reads (TLS files, Kafka security)
         sys.exit(_one_line(error))
     finally:
         telemetry.shutdown()
+        metrics.shutdown()
         remove_pid_file(pid_file)
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +34,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import MessageSizeTooLargeError
 
-from relais.common import bus
+from relais.common import bus, metrics
 from relais.common.bus import MAX_MESSAGE_BYTES, Record, record_size
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,11 @@ class UnitOfWork:
     # Events read from a topic: what was sent is known from the offsets (see first_time), the outbox rows need no
     # mark. An event of our own (outbox.process_once) has its rows marked published once the broker took them.
     marks: list[str] | None = None  # event keys to mark published once sent; None for events read from a topic
+    # For the metrics (relais.common.metrics), counted once its outputs were sent: records found processed already
+    # (topic -> n), the topics of those dead-lettered (one each), and the handler's business counts.
+    duplicates: dict[str, int] = field(default_factory=dict)
+    dead: list[str] = field(default_factory=list)
+    tally: Counter = field(default_factory=Counter)  # (metrics.Counter, label value) -> n
 
     async def first_time(self, keys: Sequence[str], records: Sequence[ConsumerRecord] = ()) -> set[str]:
         """Records `keys` (read from `records`, one each) as processed by this consumer; returns those not processed
@@ -81,6 +88,10 @@ class UnitOfWork:
         }
         seen = {k: p for k, p in zip(keys, positions) if k not in new}
         if seen:
+            for position in seen.values():
+                if position:
+                    topic = position.rsplit(":", 2)[0]
+                    self.duplicates[topic] = self.duplicates.get(topic, 0) + 1
             rows = await self.conn.fetch(
                 "SELECT o.event_key, o.topic, o.key, o.value, o.headers"
                 " FROM unnest($2::text[], $3::text[]) AS r(event_key, position)"
@@ -168,21 +179,27 @@ async def consume_batches(
     retry_seconds: float = 0.5,
     one_at_a_time: bool = False,
     revocations: "Revocations | None" = None,
+    group: str = "",
 ) -> None:
     """Each poll's records (every partition's, each partition's in order) are one unit of work, until `stop`.
     `one_at_a_time` (RELAIS_BATCH=off): a unit per record, the cost of a record-by-record design, for comparison.
-    `revocations`, the consumer's rebalance listener: partitions leave only once their units are sent and committed."""
+    `revocations`, the consumer's rebalance listener: partitions leave only once their units are sent and committed.
+    `group`: the consumer group, as the lag metric names it."""
     loop = _Loop(service, consumer, producer, decode, handle, stop, pool, retry_seconds)
+    loop.metrics = metrics.watch_loop(service, group, consumer)
     if revocations is not None:
         revocations.loop = loop
     try:
         while not stop.is_set():
             polled = await consumer.getmany(timeout_ms=200, max_records=500)
+            if loop.metrics is not None and polled:
+                loop.metrics.polled(polled)
             records = [r for rs in polled.values() for r in rs]
             async with loop.busy:
                 for unit in ([r] for r in records) if one_at_a_time else [records] if records else []:
                     await loop.process(unit)
     finally:
+        metrics.unwatch(loop.metrics)
         await loop.finish()
 
 
@@ -197,6 +214,8 @@ class Revocations(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked) -> None:
         if self.loop is not None and revoked:
             await self.loop.settle()
+            if self.loop.metrics is not None:
+                self.loop.metrics.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned) -> None:
         pass
@@ -221,6 +240,7 @@ class _Loop:
     committing: asyncio.Task | None = None  # committing the offsets of the units sent, until none is left
     offsets: dict = field(default_factory=dict)  # partition -> next offset: sent, not committed yet
     busy: asyncio.Lock = field(default_factory=asyncio.Lock)  # held while a poll's records are in hand
+    metrics: metrics.LoopMetrics | None = None  # None: metrics off
 
     async def process(self, records: list[ConsumerRecord]) -> None:
         while not self.stop.is_set():
@@ -259,10 +279,21 @@ class _Loop:
                 items.append(Item(record, self.decode(record)))
             except bus.BadInput as bad:
                 unit.send([bus.dead_letter_record(self.service, record, str(bad))])
+                unit.dead.append(record.topic)
         return items
 
     async def _run(self, unit: UnitOfWork, items: list[Item]) -> None:
         """The handler and the outbox insert in one transaction (rolled back when either raises)."""
+        if self.metrics is not None:
+            started = time.perf_counter()
+            try:
+                await self._handle(unit, items)
+            finally:
+                self.metrics.handled(time.perf_counter() - started)
+            return
+        await self._handle(unit, items)
+
+    async def _handle(self, unit: UnitOfWork, items: list[Item]) -> None:
         if self.pool is None:
             if items:
                 await self.handle(items, unit)
@@ -292,6 +323,8 @@ class _Loop:
             return False
         for r in records:  # in order: the last offset of each partition wins
             self.offsets[bus.TopicPartition(r.topic, r.partition)] = r.offset + 1
+        if self.metrics is not None:
+            self.metrics.done(records, unit, self.offsets)
         if self.committing is None or self.committing.done():
             self.committing = asyncio.create_task(self._commit())
         return True
@@ -333,6 +366,7 @@ class _Loop:
     def _dead(self, record: ConsumerRecord, reason: str) -> UnitOfWork:
         unit = UnitOfWork(self.service)
         unit.send([bus.dead_letter_record(self.service, record, reason)])
+        unit.dead.append(record.topic)
         return unit
 
     async def _flush(self, unit: UnitOfWork) -> bool:

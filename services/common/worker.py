@@ -149,6 +149,7 @@ async def _serve(
                 pool=None if service.own_transaction else worker.pool,
                 one_at_a_time=env("RELAIS_BATCH", "on") == "off",
                 revocations=revocations,
+                group=settings.consumer_group,
             )
         else:
             await stop.wait()

@@ -389,6 +389,7 @@ async def withdraw(tx: Tx, task_id: str, agent_id: str, reason: str, declined: b
     await store.withdraw(tx.conn, task_id, agent_id, declined)
     if reason in ("timeout", "rejected"):
         await store.task_event(tx.conn, task_id, "offer_timeout" if reason == "timeout" else "rejected", agent_id)
+        tx.fx.offer_results.append(reason)
     tx.fx.pushes.append((agent_id, desk.DeskEvent(offer_withdrawn=desk.OfferWithdrawn(task_id=task_id, reason=reason))))
     await release(tx, agent_id, closed=False)
 
@@ -489,6 +490,7 @@ async def accept(tx: Tx, agent_id: str, task_id: str) -> bool:
     if not await store.accept(tx.conn, task_id, agent_id):
         return False
     await store.task_event(tx.conn, task_id, "accepted", agent_id)
+    tx.fx.offer_results.append("accepted")
     task = await store.task_context_and_trace(tx.conn, task_id)
     ctx = pb.ConversationContext.FromString(task["context"])
     # After a transfer the same task is accepted again: its own id, so analytics keeps each agent's acceptance.

@@ -16,17 +16,18 @@ keeps in memory in memory.py; what agents are shown in desk_view.py; the AgentDe
 file wires them.
 """
 
+import asyncio
 import gc
 import logging
 import os
 import sys
 
 from relais.classifier.catalogue import load_catalogue
-from relais.common import topics, worker
+from relais.common import metrics, topics, worker
 from relais.common.lease import Lease
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
 from relais.common.runtime import serve
-from relais.routing import rules
+from relais.routing import rules, store
 from relais.routing.app import Routing
 from relais.routing.desk_api import AgentDesk
 
@@ -65,6 +66,7 @@ async def build(w: worker.Worker) -> worker.Service:
     # as the process: kept out of the collector's full passes, each of which stalled every decision for 70-100 ms.
     gc.collect()
     gc.freeze()
+    snapshots = (lambda: metrics_snapshots(w.pool, routing_rules),) if metrics.enabled() else ()
     return worker.Service(
         decode=routing.decode,
         handle_batch=routing.handle_batch,
@@ -72,11 +74,35 @@ async def build(w: worker.Worker) -> worker.Service:
         topics=(topics.HANDOFFS,),
         grpc_services=(desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,),
         register=lambda server: desk_grpc.add_AgentDeskServicer_to_server(AgentDesk(routing), server),
-        background=(routing.run_ticker,),
+        background=(routing.run_ticker, *snapshots),
         close=routing.close,
         lease=lease,
         on_active=routing.take_over,
     )
+
+
+def queues_now(rows, routing_rules: rules.RoutingRules) -> list[metrics.QueueNow]:
+    """store.METRICS_QUEUES' rows (per language and overflow stage) per queue: the language's own ("") until a step
+    names a skill queue (or any)."""
+    queues: dict[tuple[str, str], list] = {}
+    for row in rows:
+        key = (row["language"], rules.needs_at_stage({}, row["stage"], routing_rules)[1])
+        waiting, oldest = queues.get(key, (0, 0.0))
+        queues[key] = (waiting + row["waiting"], max(oldest, float(row["oldest"] or 0.0)))
+    return [metrics.QueueNow(language, queue, n, oldest) for (language, queue), (n, oldest) in sorted(queues.items())]
+
+
+async def metrics_snapshots(pool, routing_rules: rules.RoutingRules, seconds: float = 1.0) -> None:
+    """relais_queue_* and relais_agents, read by the active process once a second (the scrape reads what it kept)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            async with pool.acquire() as conn:
+                rows, agents = await store.metrics_snapshot(conn)
+        except Exception as error:  # the database is away: the watchdog says so; the snapshot goes stale, then unshown
+            log.debug("metrics snapshot not read: %r", error)
+            continue
+        metrics.routing_snapshot(queues_now(rows, routing_rules), agents)
 
 
 def main() -> None:

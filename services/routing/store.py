@@ -454,6 +454,20 @@ async def waiting_counts(conn) -> dict[str, int]:
     return dict(await conn.fetch("SELECT language, count(*) FROM tasks WHERE status = 'queued' GROUP BY 1"))
 
 
+# What the metrics show (relais.common.metrics): the customers waiting now (a callback once due) per language and overflow
+# stage, with the longest wait; the agents per state.
+METRICS_QUEUES = (
+    "SELECT language, stage, count(*) AS waiting, date_part('epoch', now() - min(queued_at)) AS oldest FROM tasks"
+    " WHERE status = 'queued' AND queued_at <= now() GROUP BY 1, 2"
+)
+METRICS_AGENTS = "SELECT state, count(*) FROM agents GROUP BY 1"
+
+
+async def metrics_snapshot(conn) -> tuple[list, dict[str, int]]:
+    """METRICS_QUEUES' rows, and METRICS_AGENTS as state -> count."""
+    return await conn.fetch(METRICS_QUEUES), dict(await conn.fetch(METRICS_AGENTS))
+
+
 async def record_told(
     conn, task_ids: list[str], positions: list[int], callback_offered: list[bool], told_nobody: list[bool]
 ) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from relais.common import bus
+from relais.common import bus, metrics
 from relais.common.lease import Lease
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
 from relais.common.unit_of_work import UnitOfWork, mark_published
@@ -40,11 +40,12 @@ class Effects:
     pushes: list[tuple[str, desk.DeskEvent]] = field(default_factory=list)
     assists: list[tuple[str, str, pb.ConversationContext, str]] = field(default_factory=list)
     waiting: list[QueueNotice] = field(default_factory=list)  # customers queued now, to be told their place
+    offer_results: list[str] = field(default_factory=list)  # accepted, rejected, timeout: counted once committed
     # What this transaction read and none of its steps changes (who is signed in, recent handling times): read once.
     reads: dict = field(default_factory=dict)
 
     def clear(self) -> None:
-        for part in (self.records, self.offers, self.pushes, self.assists, self.waiting):
+        for part in (self.records, self.offers, self.pushes, self.assists, self.waiting, self.offer_results):
             part.clear()
         self.reads.clear()
 
@@ -106,6 +107,7 @@ class Decisions:
         # Committed: the agents hear first (the decision's latency), then the records go out and are marked sent
         # (a redelivered event re-sends what was not acknowledged).
         await self.deliver(fx)
+        _count(fx)
         if unit.outputs:
             await bus.publish(self.producer, unit.outputs)
             async with self.pool.acquire() as marking:
@@ -122,6 +124,7 @@ class Decisions:
                 await apply(Tx(conn, fx, self.memory, self.rules))
                 await unit.store()
         await self.deliver(fx)
+        _count(fx)
 
     async def _decision_conn(self):
         if self.lease is not None:
@@ -169,6 +172,11 @@ class Decisions:
             self.conn = None
             self.memory.forget(signed_in=True)
             self.memory.disconnected.clear()
+
+
+def _count(fx: Effects) -> None:
+    for result in fx.offer_results:
+        metrics.OFFERS.add(1, result)
 
 
 def _lost(conn) -> bool:
