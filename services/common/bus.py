@@ -127,6 +127,21 @@ def fits(key: bytes | None, value: bytes | None, headers) -> bool:
     return record_size(key, value, headers) <= MAX_MESSAGE_BYTES - 1024
 
 
+def key_text(key: bytes | None) -> str:
+    """A record's key as a log line shows it (a conversation id, an agent id), cut short."""
+    return (key or b"")[:200].decode("utf-8", "replace")
+
+
+def record_ids(record: ConsumerRecord) -> dict[str, str]:
+    """What a log line about `record` names (relais.common.logs): its key (the agent on relais.agent-events.v1, the
+    conversation on every other topic) and the CloudEvent id of a binary-mode event (its ce_id header)."""
+    ids = {"agent_id" if record.topic == topics.AGENT_EVENTS else "conversation_id": key_text(record.key)}
+    event_id = next((v for k, v in record.headers or () if k == "ce_id" and isinstance(v, bytes)), None)
+    if event_id:
+        ids["event_id"] = event_id[:200].decode("utf-8", "replace")
+    return ids
+
+
 def dead_letter_record(service: str, record: ConsumerRecord, reason: str) -> Record:
     """The dead letter of `record`: a copy with its reason in headers (without the copy when it would be over the
     broker's limit)."""
@@ -137,7 +152,15 @@ def dead_letter_record(service: str, record: ConsumerRecord, reason: str) -> Rec
         ("dlq.original.partition", str(record.partition).encode()),
         ("dlq.original.offset", str(record.offset).encode()),
     ]
-    log.warning("dead-letter %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+    log.warning(
+        "dead-letter %s[%d]@%d key %r: %s",
+        record.topic,
+        record.partition,
+        record.offset,
+        key_text(record.key),
+        reason,
+        extra=record_ids(record),
+    )
     if fits(record.key, record.value, headers):
         return Record(topics.DEAD_LETTER, record.key or b"", record.value or b"", headers)
     size = record_size(None, record.value, record.headers)

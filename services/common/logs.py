@@ -100,8 +100,14 @@ def formatter(service: str, log_format: str) -> logging.Formatter:
 
 
 def setup(service: str, level: str | int, log_format: str = "text") -> logging.Handler:
-    """The root logger writes to stderr in `log_format` (FORMATS) from `level` up; returns its handler."""
+    """The root logger writes to stderr in `log_format` (FORMATS) from `level` up; returns its handler. In JSON,
+    Python's warnings and an uncaught exception are log records too: nothing else writes several lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(service, log_format))
     logging.basicConfig(level=level, handlers=[handler])
+    if log_format == "json":
+        logging.captureWarnings(True)
+        sys.excepthook = lambda kind, error, tb: logging.getLogger(service).critical(
+            "uncaught exception", exc_info=(kind, error, tb)
+        )
     return handler

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
+from relais.common import logs
 from relais.common.config import setting
 
 # Share of conversations traced when OTEL_TRACES_SAMPLER is unset (docs/architecture.md, "Telemetry": measured cost).
@@ -140,6 +141,14 @@ def inject_headers(headers: Headers | None = None, ctx: context.Context | None =
     return kept + [(k, v.encode()) for k, v in carrier.items()]
 
 
+def traced(record, headers: Headers | None = None, ctx: context.Context | None = None):
+    """`record` (a reply to the customer, say) carrying its conversation's trace context, so that whoever reads it
+    (a channel) joins that trace: `headers` already injected for the turn, else those of `ctx` (e.g.
+    context_from_traceparent of a stored traceparent), else the current context's."""
+    record.headers = list(record.headers) + headers if headers is not None else inject_headers(record.headers, ctx)
+    return record
+
+
 def extract_headers(headers: Iterable[tuple[str, bytes]] | None) -> context.Context:
     carrier = {k: v.decode("utf-8", "replace") for k, v in (headers or []) if isinstance(v, bytes)}
     return propagate.extract(carrier)
@@ -160,7 +169,14 @@ def current_traceparent() -> str:
 @contextmanager
 def consume_span(name: str, record, parent: context.Context | None = None, **attributes) -> Iterator[trace.Span]:
     """A CONSUMER span for one Kafka record, child of `parent` or of the record's trace headers. In a conversation
-    not sampled, no span is made: its context is current, so that what is sent or called carries it on."""
+    not sampled, no span is made: its context is current, so that what is sent or called carries it on. The lines
+    logged meanwhile name the record's conversation (relais.conversation_id) and carry the span's trace id."""
+    with logs.about(attributes.get("relais.conversation_id")), _record_span(name, record, parent, attributes) as span:
+        yield span
+
+
+@contextmanager
+def _record_span(name: str, record, parent: context.Context | None, attributes: dict) -> Iterator[trace.Span]:
     remote = _remote(record.headers) if parent is None else trace.get_current_span(parent).get_span_context()
     if _unsampled(remote):
         span = NonRecordingSpan(remote)

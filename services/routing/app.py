@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiokafka import ConsumerRecord
 
-from relais.common import bus, outbox, telemetry, topics
+from relais.common import bus, logs, outbox, telemetry, topics
 from relais.common.lease import Fenced, Lease
 from relais.common.pb import agent_desk_pb2 as desk, agent_events_pb2 as ev, conversation_pb2 as pb
 from relais.common.unit_of_work import Item, UnitOfWork
@@ -151,6 +151,7 @@ class Routing:
             )
             offer.expires_at.FromDatetime(row["expires"])
             self.memory.push(agent_id, desk.DeskEvent(offer=offer))
+        logs.event(log, "offered", agent_id=agent_id, conversation_id=context.conversation_id, task_id=task_id)
         if row["previous"] == "available":
             await outbox.publish_pending(self.pool, self.producer, records.KAFKA, key)
         self.view.assist_follows(agent_id, task_id, context, "handoff", offer.assist)
@@ -229,6 +230,7 @@ class Routing:
         if not accepted:
             return None
         task = await store.task(self.pool, task_id)
+        logs.event(log, "accepted", agent_id=agent_id, conversation_id=task["conversation_id"], task_id=task_id)
         assignment = self.view.assignment_message(task)
         self.memory.push(agent_id, desk.DeskEvent(assignment=assignment))
         self.view.assist_follows(agent_id, task_id, assignment.context, task["kind"], assignment.assist)

@@ -7,6 +7,7 @@ import logging
 
 from google.protobuf.message import DecodeError
 
+from relais.common import logs
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
 from relais.routing import records, store, transcript_view
 from relais.routing.memory import Memory
@@ -36,6 +37,9 @@ class DeskView:
             with records.conversation_span("routing offer", task["traceparent"], task["agent_id"]):
                 offer = self.offer_message(task)  # never waits for assist: it follows when not drafted yet
                 self.memory.push(task["agent_id"], desk.DeskEvent(offer=offer))
+            logs.event(
+                log, "offered", agent_id=task["agent_id"], conversation_id=task["conversation_id"], task_id=task_id
+            )
             self.assist_follows(task["agent_id"], task_id, offer.context, task["kind"], offer.assist)
         for agent_id, task_id, context, kind in fx.assists:
             self.assist_follows(agent_id, task_id, context, kind, self._drafted(task_id, context, kind))

@@ -5,6 +5,8 @@ import io
 import json
 import logging
 import re
+import sys
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -131,7 +133,7 @@ def test_the_text_format_is_unchanged():
 
 def test_setup_writes_json_to_stderr_and_the_outage_filter_still_thins_repeated_lines(monkeypatch, capsys):
     root = logging.getLogger()
-    saved = root.handlers[:], root.level
+    saved = root.handlers[:], root.level, sys.excepthook
     root.handlers = []
     try:
         handler = logs.setup("bot", "INFO", "json")
@@ -141,15 +143,25 @@ def test_setup_writes_json_to_stderr_and_the_outage_filter_still_thins_repeated_
         for _ in range(5):
             aiokafka.error("Unable connect to node with id %s", 1)
         logging.getLogger("relais.bot").info("answered", extra={"conversation_id": "c9"})
+        warnings.warn("an old call", UserWarning, stacklevel=1)
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError as error:
+            sys.excepthook(RuntimeError, error, error.__traceback__)
     finally:
-        root.handlers, _ = saved
+        logging.captureWarnings(False)
+        root.handlers, _, sys.excepthook = saved
         root.setLevel(saved[1])
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert [(line["logger"], line["message"]) for line in lines] == [
-        ("aiokafka.test", "Unable connect to node with id 1"),  # the outage's first line only
-        ("relais.bot", "answered"),
+    assert [(line["logger"], line["level"]) for line in lines] == [
+        ("aiokafka.test", "ERROR"),  # the outage's first line only
+        ("relais.bot", "INFO"),
+        ("py.warnings", "WARNING"),
+        ("bot", "CRITICAL"),
     ]
     assert lines[1]["service"] == "bot" and lines[1]["conversation_id"] == "c9"
+    assert "UserWarning: an old call" in lines[2]["message"]
+    assert lines[3]["message"] == "uncaught exception" and lines[3]["exception_type"] == "RuntimeError"
 
 
 def test_relais_log_format_is_checked_at_start():
