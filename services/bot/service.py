@@ -128,17 +128,20 @@ async def build(w: worker.Worker) -> worker.Service:
             else {}
         )
         return [
-            cloudevents.reply(
-                cloudevents.REPLY_BOT,
-                SOURCE,
-                f"{turn.turn_id}/bot",
-                turn.conversation_id,
-                answer.text,
-                lang,
-                in_reply_to=turn.turn_id,
-                intent=intent.id,
-                clarification=decision.action == policy.CLARIFY,
-                **survey,
+            telemetry.traced(  # the conversation's traceparent: a channel's own spans join its trace
+                cloudevents.reply(
+                    cloudevents.REPLY_BOT,
+                    SOURCE,
+                    f"{turn.turn_id}/bot",
+                    turn.conversation_id,
+                    answer.text,
+                    lang,
+                    in_reply_to=turn.turn_id,
+                    intent=intent.id,
+                    clarification=decision.action == policy.CLARIFY,
+                    **survey,
+                ),
+                headers,
             ),
             _outcome(turn, kind, intent.id, headers),
         ]
@@ -174,16 +177,19 @@ def _handoff(
         langs = answers.reply_languages(turn) if turn.language else (context.language or "en",)
         notice, notice_language = answers.each(langs, lambda lang: answers.text(lang, "handoff")), langs[0]
     return [
-        cloudevents.reply(
-            cloudevents.REPLY_HANDOFF,
-            SOURCE,
-            f"{turn.turn_id}/handoff",
-            turn.conversation_id,
-            notice,
-            notice_language,
-            in_reply_to=turn.turn_id,
-            reason=_REASON_NAMES[decision.reason],
-            reasons=[_REASON_NAMES[r] for r in decision.reasons],
+        telemetry.traced(
+            cloudevents.reply(
+                cloudevents.REPLY_HANDOFF,
+                SOURCE,
+                f"{turn.turn_id}/handoff",
+                turn.conversation_id,
+                notice,
+                notice_language,
+                in_reply_to=turn.turn_id,
+                reason=_REASON_NAMES[decision.reason],
+                reasons=[_REASON_NAMES[r] for r in decision.reasons],
+            ),
+            headers,
         ),
         _to_routing(pb.HandoffEvent(handoff=context), turn, headers),
         _outcome(turn, pb.OUTCOME_KIND_HANDED_OFF, decision.intent, headers, decision.reason),

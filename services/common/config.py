@@ -229,6 +229,7 @@ SETTINGS: dict[str, Form] = {
     "RELAIS_HEALTH_SECONDS": number("seconds", above=True),
     "RELAIS_STOP_SECONDS": number("seconds", above=True),
     "RELAIS_LOG_LEVEL": one_of(*LOG_LEVELS),
+    "RELAIS_LOG_FORMAT": one_of("text", "json"),
     "RELAIS_MAX_TEXT_CHARS": whole("characters", 1),
     "RELAIS_PHONE_REGIONS": region_codes(),
     "RELAIS_BATCH": one_of("on", "off"),

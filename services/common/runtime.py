@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from relais.common import telemetry
+from relais.common import logs, telemetry
 from relais.common.config import ConfigError, Settings, check_environment, setting
 
 Main = Callable[[Settings, asyncio.Event], Awaitable[None]]
@@ -28,10 +28,11 @@ def serve(service: str, main: Main) -> None:
     try:
         check_environment()
         level = setting("RELAIS_LOG_LEVEL", "INFO")
+        log_format = setting("RELAIS_LOG_FORMAT", "text")
         settings = Settings.from_env(service)
     except ConfigError as error:
         sys.exit(_one_line(error))
-    logging.basicConfig(level=level, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+    logs.setup(service, level, log_format)  # text, or one JSON object per line (relais.common.logs)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
         handler.addFilter(OUTAGES)

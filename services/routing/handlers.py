@@ -10,7 +10,7 @@ import uuid
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
-from relais.common import bus, cloudevents, telemetry, transcript
+from relais.common import bus, cloudevents, logs, telemetry, transcript
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
 from relais.common.redact import redact
 from relais.routing import records, rules, store, texts
@@ -135,14 +135,16 @@ async def _after_end(tx: Tx, task, turn: pb.Turn) -> None:
     if not answered:
         language = task["language"]
         tx.fx.records.append(
-            cloudevents.reply(
-                cloudevents.REPLY_QUEUE,
-                records.SOURCE,
-                f"{turn.turn_id}/goodbye",
-                turn.conversation_id,
-                texts.say(language, texts.GOODBYE_TEXT),
-                language,
-                status="ended",
+            telemetry.traced(  # in the customer message's span: the conversation's trace
+                cloudevents.reply(
+                    cloudevents.REPLY_QUEUE,
+                    records.SOURCE,
+                    f"{turn.turn_id}/goodbye",
+                    turn.conversation_id,
+                    texts.say(language, texts.GOODBYE_TEXT),
+                    language,
+                    status="ended",
+                )
             )
         )
 
@@ -158,14 +160,16 @@ async def _abandon(tx: Tx, task, context: pb.ConversationContext, turn: pb.Turn)
         await withdraw(tx, task["task_id"], task["agent_id"], "customer_left")
     language = task["language"]
     tx.fx.records += [
-        cloudevents.reply(
-            cloudevents.REPLY_QUEUE,
-            records.SOURCE,
-            f"{turn.turn_id}/left",
-            context.conversation_id,
-            texts.say(language, texts.LEFT_TEXT),
-            language,
-            status="left",
+        telemetry.traced(
+            cloudevents.reply(
+                cloudevents.REPLY_QUEUE,
+                records.SOURCE,
+                f"{turn.turn_id}/left",
+                context.conversation_id,
+                texts.say(language, texts.LEFT_TEXT),
+                language,
+                status="left",
+            )
         ),
         records.outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
     ]
@@ -198,15 +202,17 @@ async def _callback(tx: Tx, task, context: pb.ConversationContext, turn: pb.Turn
     else:
         text = texts.say(language, texts.CALLBACK_SOON_TEXT)
     tx.fx.records.append(
-        cloudevents.reply(
-            cloudevents.REPLY_QUEUE,
-            records.SOURCE,
-            f"{turn.turn_id}/callback",
-            context.conversation_id,
-            text,
-            language,
-            status="callback",
-            **promised,
+        telemetry.traced(
+            cloudevents.reply(
+                cloudevents.REPLY_QUEUE,
+                records.SOURCE,
+                f"{turn.turn_id}/callback",
+                context.conversation_id,
+                text,
+                language,
+                status="callback",
+                **promised,
+            )
         )
     )
 
@@ -218,14 +224,16 @@ async def _ask_phone(tx: Tx, task, turn: pb.Turn) -> None:
     await store.task_event(tx.conn, task["task_id"], "callback_phone_asked", detail=turn.turn_id)
     language = task["language"]
     tx.fx.records.append(
-        cloudevents.reply(
-            cloudevents.REPLY_QUEUE,
-            records.SOURCE,
-            f"{turn.turn_id}/phone",
-            turn.conversation_id,
-            texts.say(language, texts.PHONE_TEXT),
-            language,
-            status="callback_phone_requested",
+        telemetry.traced(
+            cloudevents.reply(
+                cloudevents.REPLY_QUEUE,
+                records.SOURCE,
+                f"{turn.turn_id}/phone",
+                turn.conversation_id,
+                texts.say(language, texts.PHONE_TEXT),
+                language,
+                status="callback_phone_requested",
+            )
         )
     )
 
@@ -267,7 +275,7 @@ async def position_messages(tx: Tx, waiting: list[QueueNotice]) -> list[bus.Reco
         advisors = rules.serving(task_of_row(row), await signed_in(tx, language), tx.rules)
         waits = rules.waiting(position, await recent_handle(tx.conn, language, tx.fx), advisors, now, tx.rules)
         told.append((w.task_id, position, waits.callback_offered, waits.wait_seconds is None))
-        replies.append(_position_reply(w, language, position, waits, now, tx.rules))
+        replies.append(_position_reply(w, language, position, waits, now, tx.rules, row["traceparent"]))
     await store.record_told(tx.conn, *map(list, zip(*told, strict=True)))
     return replies
 
@@ -279,7 +287,10 @@ def _position_reply(
     waiting: rules.Waiting,
     now: datetime,
     routing_rules: rules.RoutingRules,
+    traceparent: str,
 ) -> bus.Record:
+    """The reply telling the customer their place, in the conversation's trace (the task's stored traceparent: it is
+    sent after the hand-off's span, or by the ticker)."""
     context = w.context
     zone = rules.customer_zone(
         context.customer.time_zone or (context.turns[-1].customer.time_zone if context.turns else ""),
@@ -301,8 +312,11 @@ def _position_reply(
         first = {"text": texts.NOBODY_TEXT}
     offer = {"callback": lambda lang: texts.CALLBACK_OFFER[lang] if waiting.callback_offered else ""}
     text = texts.say(language, (first.pop("text"), first), (texts.CHOICES_TEXT, offer))
-    return cloudevents.reply(
-        cloudevents.REPLY_QUEUE, records.SOURCE, w.reply_id, context.conversation_id, text, language, **data
+    return telemetry.traced(
+        cloudevents.reply(
+            cloudevents.REPLY_QUEUE, records.SOURCE, w.reply_id, context.conversation_id, text, language, **data
+        ),
+        ctx=telemetry.context_from_traceparent(traceparent),
     )
 
 
@@ -386,7 +400,9 @@ async def offer(tx: Tx, task_id: str, agent_id: str, channel: str) -> None:
 async def withdraw(tx: Tx, task_id: str, agent_id: str, reason: str, declined: bool = False) -> None:
     """The offer leaves the agent: back to the queue (unless the task ended), the agent freed."""
     tx.memory.forget()
-    await store.withdraw(tx.conn, task_id, agent_id, declined)
+    conversation_id = await store.withdraw(tx.conn, task_id, agent_id, declined)
+    name = reason if reason in ("rejected", "timeout") else "withdrawn"  # else the customer left, a sign-out...
+    logs.event(log, name, agent_id=agent_id, conversation_id=conversation_id, task_id=task_id, reason=reason)
     if reason in ("timeout", "rejected"):
         await store.task_event(tx.conn, task_id, "offer_timeout" if reason == "timeout" else "rejected", agent_id)
         tx.fx.offer_results.append(reason)
@@ -430,15 +446,19 @@ async def leave(tx: Tx, agent_id: str, cause: str) -> None:
     tx.memory.places = None  # their open conversations wait again
     for row in await store.requeue_assigned(tx.conn, agent_id, requeue.stage, list(requeue.declined_by), requeue.note):
         await store.task_event(tx.conn, row["task_id"], "requeued", agent_id, detail=requeue.detail)
+        logs.event(log, "requeued", agent_id=agent_id, conversation_id=row["conversation_id"], task_id=row["task_id"])
         tx.fx.records.append(
-            cloudevents.reply(
-                cloudevents.REPLY_QUEUE,
-                records.SOURCE,
-                f"{row['task_id']}/requeued/{uuid.uuid4()}",
-                row["conversation_id"],
-                texts.requeued_notice(row["language"], signed_out),
-                row["language"],
-                status="requeued",
+            telemetry.traced(
+                cloudevents.reply(
+                    cloudevents.REPLY_QUEUE,
+                    records.SOURCE,
+                    f"{row['task_id']}/requeued/{uuid.uuid4()}",
+                    row["conversation_id"],
+                    texts.requeued_notice(row["language"], signed_out),
+                    row["language"],
+                    status="requeued",
+                ),
+                ctx=telemetry.context_from_traceparent(row["traceparent"]),
             )
         )
     await store.revoke_token(tx.conn, agent_id)
@@ -459,6 +479,7 @@ async def sign_in(
     token_sha256: str,
 ) -> None:
     await store.sign_in(tx.conn, agent_id, display_name, languages, levels, capacity, token_sha256)
+    logs.event(log, "signed_in", agent_id=agent_id, languages=",".join(languages))
     tx.memory.index = None
     held = await store.holding(tx.conn, agent_id)
     await set_state(tx, agent_id, "busy" if held else "available", "sign_in", only_from=("offline", "break"))
@@ -466,6 +487,7 @@ async def sign_in(
 
 
 async def sign_out(tx: Tx, agent_id: str) -> None:
+    logs.event(log, "signed_out", agent_id=agent_id, cause="sign_out")
     await leave(tx, agent_id, "sign_out")
     await dispatch(tx)
 
@@ -521,14 +543,16 @@ async def reply(tx: Tx, agent_id: str, task_id: str, reply_id: str, text: str) -
     await store.set_context(tx.conn, task_id, ctx.SerializeToString())
     with records.conversation_span("routing agent reply", task["traceparent"], agent_id):
         tx.fx.records += [
-            cloudevents.reply(
-                cloudevents.REPLY_AGENT,
-                records.SOURCE,
-                reply_id,
-                ctx.conversation_id,
-                text,
-                ctx.language,
-                agent_id=agent_id,
+            telemetry.traced(  # in the conversation_span: the conversation's trace
+                cloudevents.reply(
+                    cloudevents.REPLY_AGENT,
+                    records.SOURCE,
+                    reply_id,
+                    ctx.conversation_id,
+                    text,
+                    ctx.language,
+                    agent_id=agent_id,
+                )
             ),
             records.outcome(reply_id, ctx, pb.OUTCOME_KIND_AGENT_REPLIED, agent_id),
         ]
@@ -538,10 +562,13 @@ async def reply(tx: Tx, agent_id: str, task_id: str, reply_id: str, text: str) -
 async def transfer(tx: Tx, agent_id: str, task_id: str, queue_name: str, note: str) -> None:
     tx.memory.places = None  # it waits again
     moved = rules.transferred(queue_name, agent_id)
-    if await store.transfer(
+    if conversation_id := await store.transfer(
         tx.conn, task_id, agent_id, moved.required, list(moved.preferred), moved.stage, list(moved.declined_by), note
     ):
         await store.task_event(tx.conn, task_id, "transferred", agent_id, detail=f"to {queue_name}: {note}")
+        logs.event(
+            log, "transferred", agent_id=agent_id, conversation_id=conversation_id, task_id=task_id, queue=queue_name
+        )
         transfers = await store.task_event_count(tx.conn, task_id, "transferred")
         task = await store.task_context_and_trace(tx.conn, task_id)
         ctx = pb.ConversationContext.FromString(task["context"])
@@ -560,6 +587,9 @@ async def close(tx: Tx, agent_id: str, task_id: str, disposition: str, resolved:
     await release(tx, agent_id, closed=True)
     task = await store.task_context_and_trace(tx.conn, task_id)
     ctx = pb.ConversationContext.FromString(task["context"])
+    logs.event(
+        log, "closed", agent_id=agent_id, conversation_id=ctx.conversation_id, task_id=task_id, disposition=disposition
+    )
     with records.conversation_span("routing close", task["traceparent"], agent_id):
         tx.fx.records.append(
             records.outcome(
@@ -567,7 +597,9 @@ async def close(tx: Tx, agent_id: str, task_id: str, disposition: str, resolved:
             )
         )
         tx.fx.records.append(
-            cloudevents.survey_request(records.SOURCE, f"{task_id}/survey", ctx.conversation_id, ctx.language)
+            telemetry.traced(
+                cloudevents.survey_request(records.SOURCE, f"{task_id}/survey", ctx.conversation_id, ctx.language)
+            )
         )
     await dispatch(tx)
 
@@ -612,7 +644,9 @@ async def _sign_out_disconnected(tx: Tx) -> bool:
     memory, now, signed_out = tx.memory, time.monotonic(), False
     unconnected = await store.unconnected(tx.conn, list(memory.streams))
     for agent_id in memory.past_reconnect(unconnected, now, tx.rules.reconnect_seconds):
-        log.info("agent %s signed out: no connection for %.0f s", agent_id, now - memory.disconnected[agent_id])
+        logs.event(
+            log, "signed_out", agent_id=agent_id, cause=f"no connection for {now - memory.disconnected[agent_id]:.0f} s"
+        )
         await leave(tx, agent_id, "not_connected")
         signed_out = True
     return signed_out

@@ -131,17 +131,19 @@ WITHDRAW = (
     "UPDATE tasks SET status = CASE WHEN status = 'offered' THEN 'queued' ELSE status END, offer_expires_at = NULL,"
     " agent_id = CASE WHEN status = 'offered' THEN NULL ELSE agent_id END,"
     " declined_by = CASE WHEN $3 THEN array_append(declined_by, $2) ELSE declined_by END WHERE task_id = $1"
+    " RETURNING conversation_id"
 )
 # The open conversations of an agent who left, back in the queue as rules.requeue_after_leaving says: $2 stage, $3 who
 # declined it, $4 the note; queued_at is not set, so they keep their place ahead of newcomers.
 REQUEUE_ASSIGNED = (
     "UPDATE tasks SET status = 'queued', agent_id = NULL, stage = $2, declined_by = $3::text[],"
-    " note = $4 WHERE agent_id = $1 AND status = 'assigned' RETURNING task_id, conversation_id, language"
+    " note = $4 WHERE agent_id = $1 AND status = 'assigned' RETURNING task_id, conversation_id, language, traceparent"
 )
 # A transfer as rules.transferred says: $3 required, $4 preferred, $5 stage, $6 declined_by; queued from now.
 TRANSFER = (
     "UPDATE tasks SET status = 'queued', agent_id = NULL, required = $3::jsonb, preferred = $4::text[], stage = $5,"
     " queued_at = now(), note = $7, declined_by = $6::text[] WHERE task_id = $1 AND status = 'assigned' AND agent_id = $2"
+    " RETURNING conversation_id"
 )
 CALLBACK = (
     "UPDATE tasks SET kind = 'callback', channel = 'voice', due_at = $2, queued_at = $2,"
@@ -290,7 +292,8 @@ async def task_for_dispatch(conn, task_id: str):
 
 
 async def tasks_for_dispatch(conn, task_ids: list[str]) -> list:
-    return await conn.fetch(f"SELECT {TASK_COLUMNS} FROM tasks WHERE task_id = ANY($1::text[])", task_ids)
+    """The tasks as the rules see them, with their traceparent (what is said to their customers is in their trace)."""
+    return await conn.fetch(f"SELECT {TASK_COLUMNS}, traceparent FROM tasks WHERE task_id = ANY($1::text[])", task_ids)
 
 
 async def waiting_tasks(conn, languages: list[str]) -> list:
@@ -311,8 +314,9 @@ async def reserve(conn, agent_id: str) -> str | None:
     return await conn.fetchval(RESERVE, agent_id)
 
 
-async def withdraw(conn, task_id: str, agent_id: str, declined: bool) -> None:
-    await conn.execute(WITHDRAW, task_id, agent_id, declined)
+async def withdraw(conn, task_id: str, agent_id: str, declined: bool) -> str | None:
+    """WITHDRAW; the task's conversation."""
+    return await conn.fetchval(WITHDRAW, task_id, agent_id, declined)
 
 
 async def offered_to(conn, agent_id: str) -> list[str]:
@@ -406,11 +410,9 @@ async def transfer(
     stage: int,
     declined_by: list[str],
     note: str,
-) -> bool:
-    return (
-        await conn.execute(TRANSFER, task_id, agent_id, json.dumps(required), preferred, stage, declined_by, note)
-        == "UPDATE 1"
-    )
+) -> str | None:
+    """TRANSFER; the task's conversation, None when it was not (or no longer) this agent's."""
+    return await conn.fetchval(TRANSFER, task_id, agent_id, json.dumps(required), preferred, stage, declined_by, note)
 
 
 async def close(conn, task_id: str, agent_id: str, disposition: str, resolved: bool) -> bool:
