@@ -22,9 +22,9 @@ from infra.ports import free_port
 from infra.postgres.migrate import migrate
 from relais.analytics import staffing
 from relais.common import bus, cloudevents, topics
-from relais.common.pb import analytics_pb2 as api, analytics_pb2_grpc, conversation_pb2 as pb
+from relais.common.pb import agent_desk_pb2 as desk, analytics_pb2 as api, analytics_pb2_grpc, conversation_pb2 as pb
 from relais.demo import send_message
-from tests.integration.conftest import reply_of_type, service_channel
+from tests.integration.conftest import reply_of_type, service_channel, settled
 from tests.integration.test_walking_skeleton import dead_letters
 
 # A busy first day, then one where the bot "contains" more while its customers are less satisfied.
@@ -421,6 +421,7 @@ async def test_replaying_the_log_into_an_empty_store_gives_the_same_numbers(stac
             api.KpiRequest(window="day", **{"from": ts(generated.start)}, to=ts(generated.end)),
             api.KpiRequest(dimension="channel", **{"from": ts(generated.start)}, to=ts(generated.end)),
             api.KpiRequest(window="hour", **{"from": ts(generated.start)}, to=ts(generated.end)),
+            api.KpiRequest(dimension="agent", **{"from": ts(generated.start)}, to=ts(generated.end)),
         ]
         live_channel, live = analytics_stub(stack.ports["analytics"])
         replay_channel, replay = analytics_stub(port)
@@ -434,6 +435,7 @@ async def test_replaying_the_log_into_an_empty_store_gives_the_same_numbers(stac
                     except grpc.RpcError:
                         pass
                     await asyncio.sleep(0.5)
+            assert expected[-1].rows  # the generator's agents: their contacts and suggestion answers
             for request, before in zip(requests, expected):
                 assert await replay.GetKpis(request) == before
         fresh = await asyncpg.connect(dsn)
@@ -454,3 +456,109 @@ async def test_replaying_the_log_into_an_empty_store_gives_the_same_numbers(stac
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+async def accepted_with_suggestions(agent, offer) -> list:
+    """Accepts the offer; its suggested replies, whether they came with the offer, the assignment or after."""
+    accepted = await agent.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=agent.auth)
+    for assist in (offer.assist, accepted.assignment.assist):
+        if assist.suggestions:
+            return list(assist.suggestions)
+    return list((await agent.assist_for(offer.task_id)).suggestions)
+
+
+async def test_the_agent_dimension_shows_who_transfers_and_who_ignores_the_suggestions(
+    stack, producer, replies, db, agent_session
+):
+    """One conversation, two agents on the real desk: the first uses the suggestions and passes it on to billing, the
+    second ignores them, answers and closes it resolved; the customer rates it 5."""
+    run = uuid.uuid4().hex[:8]
+    since = datetime.now(timezone.utc)
+    conversation = f"coach-{run}"
+    customer = {"id": f"cust-coach-{run}", "language": "en"}
+    user_id, ignorer_id = f"coach-user-{run}", f"coach-ignorer-{run}"
+    async with agent_session(user_id, languages=["en"]) as user:
+        await send_message(
+            producer, conversation, customer, "I want to talk to a person: my card payment was declined twice today"
+        )
+        offer = await user.offer_for(conversation)
+        task = offer.task_id
+        offered = await accepted_with_suggestions(user, offer)
+        assert offered  # the premise: the assist suggests replies
+        used = [(s.suggestion_id, use) for s, use in zip(offered, (1, 2))]  # the first used, a second one edited
+        for suggestion_id, use in used:
+            await user.stub.RecordSuggestionUse(
+                desk.SuggestionUseRequest(task_id=task, suggestion_id=suggestion_id, use=use), metadata=user.auth
+            )
+        await user.stub.Reply(desk.ReplyRequest(task_id=task, text=offered[0].text), metadata=user.auth)
+        async with agent_session(ignorer_id, languages=["en"]) as ignorer:
+            await user.stub.Transfer(
+                desk.TransferRequest(task_id=task, queue="billing", note="card dispute"), metadata=user.auth
+            )
+            again = await ignorer.offer_for(conversation)
+            assert again.task_id == task  # not back to the one who passed it on
+            ignored = await accepted_with_suggestions(ignorer, again)
+            for suggestion in ignored:
+                await ignorer.stub.RecordSuggestionUse(
+                    desk.SuggestionUseRequest(task_id=task, suggestion_id=suggestion.suggestion_id, use=3),
+                    metadata=ignorer.auth,
+                )
+            await ignorer.stub.Reply(
+                desk.ReplyRequest(task_id=task, text="I have reversed the second charge."), metadata=ignorer.auth
+            )
+            await ignorer.stub.Close(
+                desk.CloseRequest(task_id=task, disposition="resolved", resolved=True), metadata=ignorer.auth
+            )
+    await reply_of_type(replies, conversation, cloudevents.REPLY_SURVEY)
+    value, headers = cloudevents.contact_survey(conversation, 5)
+    await bus.publish(producer, [bus.Record(topics.CONTACT_EVENTS, conversation.encode(), value, headers)])
+
+    request = api.KpiRequest(dimension="agent", **{"from": ts(since)})
+    channel, analytics = analytics_stub(stack.ports["analytics"])
+    async with channel:
+
+        async def rows() -> dict[str, api.Kpis]:
+            reply = await analytics.GetKpis(request)
+            return {r.dimension_value: r for r in reply.rows if r.dimension_value in (user_id, ignorer_id)}
+
+        async with asyncio.timeout(30):
+            while (
+                len(found := await rows()) < 2
+                or found[ignorer_id].human.csat_responses < 1
+                or found[ignorer_id].agent.suggestions_answered < len(ignored)
+                or found[user_id].agent.suggestions_answered < len(used)
+            ):
+                await asyncio.sleep(0.2)
+        await settled(stack.bootstrap, groups=("intake", "routing", "analytics"))  # a duplicate would be stored by now
+        found = await rows()
+    # Each agent's part, as routing stamped it: acceptance to its transfer, acceptance after it to the close.
+    steps = await db.fetch(
+        "SELECT kind, agent_id, at FROM kpi_outcomes WHERE conversation_id = $1"
+        " AND kind IN ('assigned', 'transferred', 'closed') ORDER BY at",
+        conversation,
+    )
+    assert [(r["kind"], r["agent_id"]) for r in steps] == [
+        ("assigned", user_id),
+        ("transferred", user_id),
+        ("assigned", ignorer_id),
+        ("closed", ignorer_id),
+    ]
+    at = [r["at"] for r in steps]
+    user, ignorer = found[user_id], found[ignorer_id]
+
+    assert (user.contacts, user.agent.transfers, user.agent.transfer_rate) == (1, 1, 1.0)
+    assert user.human.handling_seconds == pytest.approx((at[1] - at[0]).total_seconds())
+    assert (user.human.resolved, user.fcr, user.human.csat_responses) == (0, 0.0, 0)  # passed on: not its to close
+    assert (user.agent.suggestions_used, user.agent.suggestions_edited, user.agent.suggestions_ignored) == (
+        1,
+        len(used) - 1,
+        0,
+    )
+    assert user.agent.suggestion_acceptance_rate == user.suggestion_acceptance == 1.0
+
+    assert (ignorer.contacts, ignorer.agent.transfers, ignorer.agent.transfer_rate) == (1, 0, 0.0)
+    assert ignorer.human.handling_seconds == pytest.approx((at[3] - at[2]).total_seconds())
+    assert (ignorer.human.resolved, ignorer.fcr) == (1, 1.0)
+    assert (ignorer.human.csat, ignorer.human.csat_mean, ignorer.human.csat_responses) == (1.0, 5.0, 1)
+    assert (ignorer.agent.suggestions_answered, ignorer.agent.suggestions_ignored) == (len(ignored), len(ignored))
+    assert ignorer.agent.suggestion_acceptance_rate == 0.0
