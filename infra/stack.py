@@ -388,7 +388,7 @@ class Stack:
         """(name, pid or None when stopped) for kafka, postgres, each service and each other process found."""
         rows = [(name, self._read_pid(name)) for name in self.pid_names()]
         postgres = ("postgres", self._postgres_pid() if self.postgres_running() else None)
-        return rows[:1] + [postgres] + [row for row in rows[1:] if row[1] or row[0] in (*SERVICES, GATEWAY)]
+        return rows[:1] + [postgres] + [row for row in rows[1:] if row[1] or row[0] in SERVICES]
 
     def _postgres_pid(self) -> int | None:
         try:
