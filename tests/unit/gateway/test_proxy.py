@@ -190,3 +190,25 @@ async def test_a_stream_error_comes_in_the_end_of_stream_envelope(gateway):
     assert response.status == 200
     flags, body = await read_envelope(response)
     assert flags == connect.FLAG_END_STREAM and body["error"]["code"] == "invalid_argument"
+
+
+async def test_cors_for_the_configured_origins_only():
+    app = make_app(Proxy(route_table(), {}), None, frozenset({"https://desk.example"}))
+    async with TestClient(TestServer(app)) as client:
+        preflight = {
+            "Origin": "https://desk.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type, connect-protocol-version",
+        }
+        async with client.options("/relais.v1.Analytics/GetKpis", headers=preflight) as answer:
+            assert answer.status == 204
+            assert answer.headers["Access-Control-Allow-Origin"] == "https://desk.example"
+            assert "authorization" in answer.headers["Access-Control-Allow-Headers"]
+        async with client.get("/healthz", headers={"Origin": "https://desk.example"}) as answer:
+            assert answer.headers["Access-Control-Allow-Origin"] == "https://desk.example"
+        async with client.options(
+            "/relais.v1.Analytics/GetKpis", headers=preflight | {"Origin": "https://evil.example"}
+        ) as answer:
+            assert answer.status == 403 and "Access-Control-Allow-Origin" not in answer.headers
+        async with client.get("/healthz", headers={"Origin": "https://evil.example"}) as answer:
+            assert answer.status == 200 and "Access-Control-Allow-Origin" not in answer.headers
