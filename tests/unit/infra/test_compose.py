@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
 TLS_OVERLAY = ROOT / "infra" / "compose" / "tls.yml"
 
-# Issue 15's metric names (/work/team/contracts.md, "Metric names"); histograms add _bucket, _sum and _count.
+# The metric names issue 15 publishes (relais.common.metrics); histograms add _bucket, _sum and _count.
 CONTRACT_METRICS = {
     "relais_records_processed_total",
     "relais_consumer_lag_records",
