@@ -30,6 +30,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
+from multidict import MultiMapping
 
 from relais.common import pb as pb_package
 
@@ -129,7 +130,7 @@ RESERVED = ("grpc-", "connect-", ":")
 RESERVED_NAMES = {"content-type", "content-length", "content-encoding", "te", "user-agent", "authorization"}
 
 
-def request_metadata(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+def request_metadata(headers: MultiMapping[str]) -> list[tuple[str, str]]:
     """What the gRPC call carries from the HTTP request: the caller's credentials, as they came."""
     return [("authorization", value) for value in headers.getall("Authorization", [])] if headers else []
 
@@ -348,31 +349,21 @@ class Proxy:
             upstream = self.upstream(route)
         except ConnectError as error:  # a stream's error, even before it starts: HTTP 200, then end-of-stream
             return web.Response(body=end_of_stream(error), content_type=f"application/connect+{codec}")
-        call = None
+        call: grpc.aio.UnaryStreamCall | None = None
         try:
-            for n, index in enumerate(upstream.in_order()):
-                call = upstream.channels[index].unary_stream(
-                    route.path,
-                    request_serializer=route.request.SerializeToString,
-                    response_deserializer=route.response.FromString,
-                )(message, metadata=metadata, timeout=timeout)
-                initial = await call.initial_metadata()  # the stream is open, or the call already ended
-                if call.done() and await call.code() == grpc.StatusCode.UNAVAILABLE and n + 1 < len(upstream.channels):
-                    continue  # refused before any answer: the next process
-                break
-            upstream.preferred = index
+            call, initial = await self._open_stream(upstream, route, message, metadata, timeout)
             response = web.StreamResponse(
                 headers={"Content-Type": f"application/connect+{codec}", **metadata_headers(initial)}
             )
             try:
                 await response.prepare(request)  # headers out now: the client knows the stream is open
-                error = None
+                failed = None
                 try:
                     async for reply in call:
                         await response.write(envelope(encode(codec, reply)))
                 except grpc.aio.AioRpcError as failure:
-                    error = ConnectError.of(failure)
-                await response.write(end_of_stream(error, await call.trailing_metadata()))
+                    failed = ConnectError.of(failure)
+                await response.write(end_of_stream(failed, await call.trailing_metadata()))
                 await response.write_eof()
             except ConnectionResetError:  # the client left: nothing more to tell it
                 log.debug("%s: the HTTP client left", route.path)
@@ -380,6 +371,21 @@ class Proxy:
         finally:  # the HTTP client went away (the handler is cancelled) or writing to it failed
             if call is not None and not call.done():
                 call.cancel()
+
+    async def _open_stream(self, upstream: Upstream, route: Route, message: Message, metadata, timeout):
+        """The call open on the first process that does not refuse it with UNAVAILABLE, and its initial metadata."""
+        for n, index in enumerate(upstream.in_order()):
+            call = upstream.channels[index].unary_stream(
+                route.path,
+                request_serializer=route.request.SerializeToString,
+                response_deserializer=route.response.FromString,
+            )(message, metadata=metadata, timeout=timeout)
+            initial = await call.initial_metadata()  # the stream is open, or the call already ended
+            if call.done() and await call.code() == grpc.StatusCode.UNAVAILABLE and n + 1 < len(upstream.channels):
+                continue  # refused before any answer: the next process
+            upstream.preferred = index
+            return call, initial
+        raise AssertionError("an upstream has at least one channel")
 
 
 async def not_found(request: web.Request) -> web.Response:
