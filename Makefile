@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install prereqs run up down status reset demo report test test-unit lint bench model proto proto-check clean certs
+.PHONY: install prereqs run up down status reset demo report test test-unit lint bench model proto proto-check clean certs screenshots
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ report: install
 
 test: install prereqs
 	$(PY) -m pytest
+
+# docs/images/desk.png and wallboard.png: the web pages in headless Chromium, on a private stack (docs/web.md).
+screenshots: install prereqs
+	$(PY) -m infra.screenshots
 
 # Figures, not assertions: public intent benchmarks, the catalogue's evaluation set, classifier speed,
 # end-to-end pipeline throughput and latency on a private stack (bench/README.md), routing latency.

@@ -246,7 +246,6 @@ function enterWorkspace() {
   const p = desk.session.profile;
   $("agent-name").textContent = p.displayName ? `${p.displayName} (${p.agentId})` : p.agentId;
   renderAll();
-  $("tasks").querySelector("h2").focus?.();
   subscribeLoop();
 }
 

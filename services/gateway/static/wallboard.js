@@ -107,7 +107,7 @@ function duration(seconds) {
   const s = Math.round(num(seconds));
   if (s < 60) return `${s} s`;
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(s % 60).padStart(2, "0")}`;
+  if (m < 60) return `${m}:${String(s % 60).padStart(2, "0")}`;
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")}`;
 }
 
@@ -152,6 +152,7 @@ function render() {
   setTile("total-waiting", String(waiting), waiting ? "warn" : "good");
   $("sub-waiting").textContent = t("wb.queues_count", { n: queues.filter((q) => num(field(q, "waiting"))).length });
   setTile("oldest-wait", oldest ? duration(oldest) : "–", waitClass(oldest, target));
+  document.querySelector('[data-testid="oldest-wait"]').dataset.seconds = String(Math.round(oldest));
   setTile("service-level", percent(level), levelClass(level));
   $("sub-sl").textContent = target ? t("wb.sl_target", { s: Math.round(target) }) : "";
   setTile("bot-answers", String(num(field(last, "bot_answers_15m"))));
