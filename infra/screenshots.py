@@ -86,7 +86,9 @@ async def shoot(endpoints: dict[str, str], out: Path) -> None:
             await asyncio.gather(*(play(http, url, watcher, c) for c in WAITING))
 
             browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-            wallboard = await (await browser.new_context(locale="en-GB", viewport={"width": 1600, "height": 900})).new_page()
+            wallboard = await (
+                await browser.new_context(locale="en-GB", viewport={"width": 1600, "height": 900})
+            ).new_page()
             await wallboard.goto(f"{url}/wallboard#token={token}")
             await wallboard.wait_for_function(
                 f"Number(document.querySelector('[data-testid=total-waiting]').textContent) >= {len(WAITING)}",
