@@ -51,6 +51,20 @@ def row_from_proto(message: api.Kpis) -> kpis.KpiRow:
     )
 
 
+def _agent(row: kpis.KpiRow) -> dict:
+    figures = row.agent or kpis.AgentFigures()
+    return {
+        "agent_id": row.dimension_value,
+        "contacts": row.contacts,
+        "aht_seconds": row.human.handling_seconds,
+        "fcr": row.fcr,
+        "csat": row.human.csat,
+        "transfers": figures.transfers,
+        "suggestions_answered": figures.suggestions_answered,
+        "suggestion_acceptance": figures.suggestion_acceptance_rate,
+    }
+
+
 def _side(side: kpis.Side, row: kpis.KpiRow, human: bool) -> dict:
     figures = {
         "contacts": side.contacts,
@@ -92,6 +106,7 @@ async def collect(
         span = {"to": _ts(end), **{"from": _ts(start)}}
         total = await stub.GetKpis(api.KpiRequest(**span))
         series = await stub.GetKpis(api.KpiRequest(window=window, **span))
+        agents = await stub.GetKpis(api.KpiRequest(dimension=kpis.AGENT, **span))
         found = await stub.GetIrritants(api.IrritantsRequest(**span))
         plan = await stub.GetStaffing(
             api.StaffingRequest(
@@ -133,6 +148,7 @@ async def collect(
             }
             for r in rows
         ],
+        "agents": [_agent(row_from_proto(r)) for r in agents.rows],
         "irritants": [_irritant(i) for i in found.irritants],
         "irritant_contacts": found.contacts,
         "staffing": {

@@ -268,6 +268,8 @@ def render_report(data: dict) -> str:
         ),
         ("Alerts", _alerts(d.get("alerts"), d.get("alert_window"))),
     ]
+    if "agents" in d:  # GetKpis' agent dimension, when the data has it
+        sections.insert(1, ("Agents: handling and use of the suggestions", _agents(d.get("agents"))))
     body = "\n".join(f"<section><h2>{e(h)}</h2>\n{content}</section>" for h, content in sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -358,6 +360,34 @@ def _kpis(d: dict) -> str:
             f" · actual cost: {_fmt(saving.get('actual_cost'), 'money')} · saving: <strong>{_fmt(saving.get('saving'), 'money')}</strong></p>\n"
         )
     return out
+
+
+AGENT_COLUMNS = [  # key, header, format
+    ("contacts", "Contacts", "int"),
+    ("aht_seconds", "AHT", "sec"),
+    ("fcr", "FCR", "pct"),
+    ("csat", "CSAT", "pct"),
+    ("transfers", "Transfers", "int"),
+    ("suggestions_answered", "Suggestions answered", "int"),
+    ("suggestion_acceptance", "Used or edited", "pct"),
+]
+
+
+def _agents(agents) -> str:
+    """One row per agent, the lowest suggestion acceptance first: who to coach on the AI tools."""
+    items = _list(agents)
+    if not items:
+        return NO_DATA if agents is None else '<p class="empty">no agent handled a contact in this range</p>\n'
+    items.sort(key=lambda a: (_num(a.get("suggestion_acceptance")) is None, _num(a.get("suggestion_acceptance")) or 0))
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for _, h, _ in AGENT_COLUMNS)
+    rows = "\n".join(
+        f"<tr><td>{e(str(a.get('agent_id') or '?'))}</td>"
+        + "".join(f"<td>{_fmt(a.get(key), kind)}</td>" for key, _, kind in AGENT_COLUMNS)
+        + "</tr>"
+        for a in items
+    )
+    return f'<table class="kpis agents"><thead><tr><th>Agent</th>{head}</tr></thead><tbody>\n{rows}\n</tbody></table>\n'
 
 
 def _figure(chart_id: str, has_data: bool, caption: str = "", keep: bool = False) -> str:

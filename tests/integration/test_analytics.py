@@ -392,6 +392,8 @@ async def test_relais_report_writes_the_html_of_the_running_stack(stack, over_au
     assert {f"{a['kind']}/{a['window_start']}" for a in data["alerts"]} == over_automation.truth.alerts
     assert data["staffing"]["recommended"]["agents"] >= 1 and len(data["staffing"]["curve"]) >= 5
     assert data["totals"]["bot"]["contacts"] == sum(d["bot_contacts"] for d in days.values())
+    handled = {a["agent_id"]: a["contacts"] for a in data["agents"]}  # the generator's one agent accepts them all
+    assert handled["gen-agent"] == sum(d["answered"] for d in days.values()) and "Agents:" in html
 
 
 async def test_replaying_the_log_into_an_empty_store_gives_the_same_numbers(stack, over_automation, tmp_path):

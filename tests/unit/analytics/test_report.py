@@ -318,3 +318,39 @@ def test_empty_report_renders_in_headless_chromium(tmp_path):
     assert (
         set(dom.figures) == {"chart-staffing"} and dom.figures["chart-staffing"]["attrs"].get("data-rendered") == "true"
     )
+
+
+def test_agents_are_listed_the_lowest_suggestion_acceptance_first():
+    agents = [
+        {
+            "agent_id": "alice",
+            "contacts": 12,
+            "aht_seconds": 300.0,
+            "fcr": 0.75,
+            "csat": 0.9,
+            "transfers": 1,
+            "suggestions_answered": 10,
+            "suggestion_acceptance": 0.8,
+        },
+        {
+            "agent_id": "<bob>",
+            "contacts": 9,
+            "aht_seconds": None,
+            "fcr": None,
+            "csat": None,
+            "transfers": 4,
+            "suggestions_answered": 20,
+            "suggestion_acceptance": 0.1,
+        },
+        {"agent_id": "carol", "contacts": 0, "transfers": 0, "suggestions_answered": 0},
+    ]
+    page = report.render_report({**EXAMPLE, "agents": agents})
+    table = page.split('<table class="kpis agents">', 1)[1].split("</table>", 1)[0]
+    assert table.index("&lt;bob&gt;") < table.index("alice") < table.index("carol")  # carol: no answer, last
+    assert (
+        "<td>alice</td><td>12</td><td>300 s (5 min 00)</td><td>75 %</td><td>90 %</td><td>1</td><td>10</td><td>80 %</td>"
+        in table
+    )
+    assert "<td>&lt;bob&gt;</td><td>9</td><td>—</td><td>—</td><td>—</td><td>4</td><td>20</td><td>10 %</td>" in table
+    assert "no agent handled a contact" in report.render_report({"agents": []})
+    assert "Agents:" not in report.render_report(EXAMPLE)  # data without the agent dimension: no section
