@@ -1,10 +1,12 @@
-"""A tiny OTLP/gRPC trace receiver: what the service processes really export, for assertions."""
+"""A tiny OTLP/gRPC trace receiver: what the service processes really export, for assertions. It also takes the
+metrics they push (relais.common.metrics), keeping their names."""
 
 import threading
 from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 
@@ -24,6 +26,8 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self._lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self.server)
+        self.metric_names: set[str] = set()
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(self), self.server)
         self.port = self.server.add_insecure_port("127.0.0.1:0")
         self.server.start()
 
@@ -53,6 +57,17 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
 
     def stop(self) -> None:
         self.server.stop(0)
+
+
+class _Metrics(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, receiver: Receiver):
+        self.receiver = receiver
+
+    def Export(self, request, context):
+        names = {m.name for r in request.resource_metrics for s in r.scope_metrics for m in s.metrics}
+        with self.receiver._lock:
+            self.receiver.metric_names |= names
+        return metrics_service_pb2.ExportMetricsServiceResponse()
 
 
 def _value(v):
