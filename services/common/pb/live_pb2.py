@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relais/v1/live.proto\x12\trelais.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"(\n\x0cWatchRequest\x12\x18\n\x10interval_seconds\x18\x01 \x01(\x01\"\xa8\x02\n\tQueueLive\x12\x10\n\x08language\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0f\n\x07waiting\x18\x03 \x01(\x03\x12\x1b\n\x13oldest_wait_seconds\x18\x04 \x01(\x01\x12\x1d\n\x15\x65xpected_wait_seconds\x18\x05 \x01(\x01\x12\x13\n\x0boffered_15m\x18\x06 \x01(\x03\x12\x14\n\x0c\x61\x63\x63\x65pted_15m\x18\x07 \x01(\x03\x12\x15\n\rabandoned_15m\x18\x08 \x01(\x03\x12\x1e\n\x11service_level_30m\x18\t \x01(\x01H\x00\x88\x01\x01\x12\"\n\x1a\x61nswered_within_target_30m\x18\n \x01(\x03\x12\x11\n\tended_30m\x18\x0b \x01(\x03\x42\x14\n\x12_service_level_30m\"\xe6\x03\n\x0cLiveSnapshot\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06queues\x18\x02 \x03(\x0b\x32\x14.relais.v1.QueueLive\x12\x43\n\x0f\x61gents_by_state\x18\x03 \x03(\x0b\x32*.relais.v1.LiveSnapshot.AgentsByStateEntry\x12I\n\x12\x61gents_by_language\x18\x04 \x03(\x0b\x32-.relais.v1.LiveSnapshot.AgentsByLanguageEntry\x12\x17\n\x0f\x62ot_answers_15m\x18\x05 \x01(\x03\x12\x14\n\x0chandoffs_15m\x18\x06 \x01(\x03\x12\x1e\n\x11service_level_30m\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12$\n\x1cservice_level_target_seconds\x18\x08 \x01(\x01\x1a\x34\n\x12\x41gentsByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x37\n\x15\x41gentsByLanguageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\x14\n\x12_service_level_30m2\x88\x01\n\x08LiveView\x12;\n\x05Watch\x12\x17.relais.v1.WatchRequest\x1a\x17.relais.v1.LiveSnapshot0\x01\x12?\n\x0bGetSnapshot\x12\x17.relais.v1.WatchRequest\x1a\x17.relais.v1.LiveSnapshotb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14relais/v1/live.proto\x12\trelais.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"(\n\x0cWatchRequest\x12\x18\n\x10interval_seconds\x18\x01 \x01(\x01\"\xe1\x02\n\tQueueLive\x12\x10\n\x08language\x18\x01 \x01(\t\x12\r\n\x05queue\x18\x02 \x01(\t\x12\x0f\n\x07waiting\x18\x03 \x01(\x03\x12\x1b\n\x13oldest_wait_seconds\x18\x04 \x01(\x01\x12\"\n\x15\x65xpected_wait_seconds\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0boffered_15m\x18\x06 \x01(\x03\x12\x14\n\x0c\x61\x63\x63\x65pted_15m\x18\x07 \x01(\x03\x12\x15\n\rabandoned_15m\x18\x08 \x01(\x03\x12\x1e\n\x11service_level_30m\x18\t \x01(\x01H\x01\x88\x01\x01\x12\"\n\x1a\x61nswered_within_target_30m\x18\n \x01(\x03\x12\x11\n\tended_30m\x18\x0b \x01(\x03\x12\x18\n\x10\x61gents_signed_in\x18\x0c \x01(\x03\x42\x18\n\x16_expected_wait_secondsB\x14\n\x12_service_level_30m\"\xe6\x03\n\x0cLiveSnapshot\x12&\n\x02\x61t\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x06queues\x18\x02 \x03(\x0b\x32\x14.relais.v1.QueueLive\x12\x43\n\x0f\x61gents_by_state\x18\x03 \x03(\x0b\x32*.relais.v1.LiveSnapshot.AgentsByStateEntry\x12I\n\x12\x61gents_by_language\x18\x04 \x03(\x0b\x32-.relais.v1.LiveSnapshot.AgentsByLanguageEntry\x12\x17\n\x0f\x62ot_answers_15m\x18\x05 \x01(\x03\x12\x14\n\x0chandoffs_15m\x18\x06 \x01(\x03\x12\x1e\n\x11service_level_30m\x18\x07 \x01(\x01H\x00\x88\x01\x01\x12$\n\x1cservice_level_target_seconds\x18\x08 \x01(\x01\x1a\x34\n\x12\x41gentsByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x37\n\x15\x41gentsByLanguageEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\x14\n\x12_service_level_30m2\x88\x01\n\x08LiveView\x12;\n\x05Watch\x12\x17.relais.v1.WatchRequest\x1a\x17.relais.v1.LiveSnapshot0\x01\x12?\n\x0bGetSnapshot\x12\x17.relais.v1.WatchRequest\x1a\x17.relais.v1.LiveSnapshotb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,13 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHREQUEST']._serialized_start=68
   _globals['_WATCHREQUEST']._serialized_end=108
   _globals['_QUEUELIVE']._serialized_start=111
-  _globals['_QUEUELIVE']._serialized_end=407
-  _globals['_LIVESNAPSHOT']._serialized_start=410
-  _globals['_LIVESNAPSHOT']._serialized_end=896
-  _globals['_LIVESNAPSHOT_AGENTSBYSTATEENTRY']._serialized_start=765
-  _globals['_LIVESNAPSHOT_AGENTSBYSTATEENTRY']._serialized_end=817
-  _globals['_LIVESNAPSHOT_AGENTSBYLANGUAGEENTRY']._serialized_start=819
-  _globals['_LIVESNAPSHOT_AGENTSBYLANGUAGEENTRY']._serialized_end=874
-  _globals['_LIVEVIEW']._serialized_start=899
-  _globals['_LIVEVIEW']._serialized_end=1035
+  _globals['_QUEUELIVE']._serialized_end=464
+  _globals['_LIVESNAPSHOT']._serialized_start=467
+  _globals['_LIVESNAPSHOT']._serialized_end=953
+  _globals['_LIVESNAPSHOT_AGENTSBYSTATEENTRY']._serialized_start=822
+  _globals['_LIVESNAPSHOT_AGENTSBYSTATEENTRY']._serialized_end=874
+  _globals['_LIVESNAPSHOT_AGENTSBYLANGUAGEENTRY']._serialized_start=876
+  _globals['_LIVESNAPSHOT_AGENTSBYLANGUAGEENTRY']._serialized_end=931
+  _globals['_LIVEVIEW']._serialized_start=956
+  _globals['_LIVEVIEW']._serialized_end=1092
 # @@protoc_insertion_point(module_scope)

@@ -16,7 +16,7 @@ class WatchRequest(_message.Message):
     def __init__(self, interval_seconds: _Optional[float] = ...) -> None: ...
 
 class QueueLive(_message.Message):
-    __slots__ = ("language", "queue", "waiting", "oldest_wait_seconds", "expected_wait_seconds", "offered_15m", "accepted_15m", "abandoned_15m", "service_level_30m", "answered_within_target_30m", "ended_30m")
+    __slots__ = ("language", "queue", "waiting", "oldest_wait_seconds", "expected_wait_seconds", "offered_15m", "accepted_15m", "abandoned_15m", "service_level_30m", "answered_within_target_30m", "ended_30m", "agents_signed_in")
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class QueueLive(_message.Message):
     SERVICE_LEVEL_30M_FIELD_NUMBER: _ClassVar[int]
     ANSWERED_WITHIN_TARGET_30M_FIELD_NUMBER: _ClassVar[int]
     ENDED_30M_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_SIGNED_IN_FIELD_NUMBER: _ClassVar[int]
     language: str
     queue: str
     waiting: int
@@ -39,7 +40,8 @@ class QueueLive(_message.Message):
     service_level_30m: float
     answered_within_target_30m: int
     ended_30m: int
-    def __init__(self, language: _Optional[str] = ..., queue: _Optional[str] = ..., waiting: _Optional[int] = ..., oldest_wait_seconds: _Optional[float] = ..., expected_wait_seconds: _Optional[float] = ..., offered_15m: _Optional[int] = ..., accepted_15m: _Optional[int] = ..., abandoned_15m: _Optional[int] = ..., service_level_30m: _Optional[float] = ..., answered_within_target_30m: _Optional[int] = ..., ended_30m: _Optional[int] = ...) -> None: ...
+    agents_signed_in: int
+    def __init__(self, language: _Optional[str] = ..., queue: _Optional[str] = ..., waiting: _Optional[int] = ..., oldest_wait_seconds: _Optional[float] = ..., expected_wait_seconds: _Optional[float] = ..., offered_15m: _Optional[int] = ..., accepted_15m: _Optional[int] = ..., abandoned_15m: _Optional[int] = ..., service_level_30m: _Optional[float] = ..., answered_within_target_30m: _Optional[int] = ..., ended_30m: _Optional[int] = ..., agents_signed_in: _Optional[int] = ...) -> None: ...
 
 class LiveSnapshot(_message.Message):
     __slots__ = ("at", "queues", "agents_by_state", "agents_by_language", "bot_answers_15m", "handoffs_15m", "service_level_30m", "service_level_target_seconds")
