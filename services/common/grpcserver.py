@@ -4,7 +4,7 @@ Access (docs/security.md, "Access"):
 - TLS: with RELAIS_TLS_CERT and RELAIS_TLS_KEY (PEM files) every server listens with TLS, and with
   RELAIS_TLS_CLIENT_CA it also requires a client certificate signed by that CA (mTLS). Clients use TLS
   when RELAIS_TLS_CA is set (plus RELAIS_TLS_CLIENT_CERT / RELAIS_TLS_CLIENT_KEY for mTLS).
-- Service token: what PROTECTED names (the Lookup and Analytics services, AgentDesk's SignIn) answers only
+- Service token: what PROTECTED names (the Lookup, Analytics and LiveView services, AgentDesk's SignIn) answers only
   calls carrying `authorization: Bearer <RELAIS_SERVICE_TOKEN>`; anything else is UNAUTHENTICATED. A server
   without a token configured refuses every such call (fail closed). Health and reflection stay open.
 """
@@ -31,7 +31,9 @@ Register = Callable[[grpc.aio.Server], None]
 # The APIs that only our own services (and operators holding the token) may call.
 # Whole services, or one method ("service/Method"). SignIn: only the agents' front end, which authenticated the
 # agent, may open a session for an agent id; the agent then acts with the token SignIn returns.
-PROTECTED = frozenset({"relais.v1.Analytics", "relais.v1.EnterpriseLookup", "relais.v1.AgentDesk/SignIn"})
+PROTECTED = frozenset(
+    {"relais.v1.Analytics", "relais.v1.EnterpriseLookup", "relais.v1.AgentDesk/SignIn", "relais.v1.LiveView"}
+)
 
 _FROM_ENV = object()
 

@@ -25,11 +25,12 @@ import sys
 from relais.classifier.catalogue import load_catalogue
 from relais.common import metrics, topics, worker
 from relais.common.lease import Lease
-from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc
+from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, live_pb2, live_pb2_grpc
 from relais.common.runtime import serve
 from relais.routing import rules, store
 from relais.routing.app import Routing
 from relais.routing.desk_api import AgentDesk
+from relais.routing.live_api import LiveFeed, LiveView
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,14 @@ async def build(w: worker.Worker) -> worker.Service:
         handle_batch=routing.handle_batch,
         own_transaction=True,
         topics=(topics.HANDOFFS,),
-        grpc_services=(desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,),
-        register=lambda server: desk_grpc.add_AgentDeskServicer_to_server(AgentDesk(routing), server),
+        grpc_services=(
+            desk.DESCRIPTOR.services_by_name["AgentDesk"].full_name,
+            live_pb2.DESCRIPTOR.services_by_name["LiveView"].full_name,
+        ),
+        register=lambda server: (
+            desk_grpc.add_AgentDeskServicer_to_server(AgentDesk(routing), server),
+            live_pb2_grpc.add_LiveViewServicer_to_server(LiveView(LiveFeed(w.pool, routing_rules)), server),
+        ),
         background=(routing.run_ticker, *snapshots),
         close=routing.close,
         lease=lease,

@@ -1,0 +1,192 @@
+"""The LiveView gRPC API of routing's active process (docs/routing.md, "Live view"): the supervisors' wallboard.
+
+A thin edge over live.py: each refresh reads, in one read-only snapshot of the database, who waits per queue, the
+agents' states, and the task steps written since the last refresh (by primary key, so a second costs what happened
+in it); the counts live in live.Counters. One refresh serves every watcher of that moment. Protected by the service
+token (grpcserver.PROTECTED); the standby answers UNAVAILABLE (grpcserver.Gate), as for AgentDesk.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import time
+
+from relais.common.pb import live_pb2 as pb, live_pb2_grpc as pb_grpc
+from relais.routing import live, rules, store
+
+log = logging.getLogger(__name__)
+
+FRESH_SECONDS = 0.5  # a snapshot this recent is served again rather than read again
+HANDLE_SECONDS_TTL = 30.0  # the languages' recent handling times are read again after this long
+BOT_RECOUNT_MINUTES = 2  # bot answers of the current and last minutes are counted again (analytics' ingestion lags)
+MAX_STEPS_PER_READ = 50_000
+
+WAITING = (
+    "SELECT language, required::text AS required, stage, count(*) AS n, extract(epoch FROM min(queued_at)) AS oldest"
+    " FROM tasks WHERE status IN ('queued', 'offered') AND (due_at IS NULL OR due_at <= now())"
+    " GROUP BY language, required::text, stage"
+)
+AGENTS = "SELECT state, languages FROM agents"
+# The steps after `$1` (task_events.id): routing writes them one transaction at a time under its decision lock, so ids
+# become visible in order and a cursor on the id misses none.
+STEPS = (
+    "SELECT e.id, extract(epoch FROM e.at) AS at, e.kind, t.language, t.required::text AS required, t.stage,"
+    " extract(epoch FROM e.at - t.queued_at) AS waited"
+    " FROM task_events e JOIN tasks t USING (task_id) WHERE e.id > $1 ORDER BY e.id LIMIT $2"
+)
+LAST_STEP = "SELECT coalesce(max(id), 0) FROM task_events"
+STEP_AT = "SELECT id, extract(epoch FROM at) FROM task_events WHERE id >= $1 ORDER BY id LIMIT 1"
+BOT_ANSWERS = (
+    "SELECT floor(extract(epoch FROM at) / 60)::bigint AS minute, count(*) AS n FROM kpi_outcomes"
+    " WHERE kind = 'bot_answered' AND at >= to_timestamp($1) GROUP BY 1"
+)
+
+
+def service_level_seconds() -> float:
+    """The service level's target, as analytics counts it (RELAIS_SERVICE_LEVEL_SECONDS)."""
+    return float(os.environ.get("RELAIS_SERVICE_LEVEL_SECONDS") or live.DEFAULT_SERVICE_LEVEL_SECONDS)
+
+
+class LiveFeed:
+    """Refreshes the live view from the database, at most every FRESH_SECONDS whoever asks."""
+
+    def __init__(self, pool, routing_rules: rules.RoutingRules, target_seconds: float | None = None):
+        self.pool, self.rules = pool, routing_rules
+        self.counters = live.Counters(service_level_seconds() if target_seconds is None else target_seconds)
+        self.cursor: int | None = None  # the last task_events.id counted
+        self.bot_counted_from: int | None = None  # minutes before this one are counted for good
+        self.handle: dict[str, tuple[float, float | None]] = {}  # language -> (read at, recent handling seconds)
+        self.last: live.LiveView | None = None
+        self.last_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def snapshot(self) -> live.LiveView:
+        async with self.lock:
+            if self.last is None or time.monotonic() - self.last_at >= FRESH_SECONDS:
+                self.last = await self._read()
+                self.last_at = time.monotonic()
+            return self.last
+
+    async def _read(self) -> live.LiveView:
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
+            if self.cursor is None:
+                self.cursor = await _first_step_after(conn, now - live.SERVICE_LEVEL_MINUTES * live.BUCKET_SECONDS)
+            while True:
+                rows = await conn.fetch(STEPS, self.cursor, MAX_STEPS_PER_READ)
+                for row in rows:
+                    if row["kind"] in live.COUNTED_KINDS:
+                        self.counters.add(
+                            live.Step(
+                                float(row["at"]),
+                                row["kind"],
+                                row["language"],
+                                live.queue_of(json.loads(row["required"]), row["stage"], self.rules),
+                                max(0.0, float(row["waited"])),
+                            )
+                        )
+                if rows:
+                    self.cursor = rows[-1]["id"]
+                if len(rows) < MAX_STEPS_PER_READ:
+                    break
+            waiting = live.waiting_by_queue(
+                (
+                    (r["language"], json.loads(r["required"]), r["stage"], r["n"], float(r["oldest"]))
+                    for r in await conn.fetch(WAITING)
+                ),
+                self.rules,
+            )
+            agents = [live.AgentNow(r["state"], tuple(r["languages"])) for r in await conn.fetch(AGENTS)]
+            await self._count_bot_answers(conn, now)
+            languages = {w.language for w in waiting} | {lang for a in agents for lang in a.languages}
+            handle = {lang: h for lang in languages if (h := await self._handle_seconds(conn, lang)) is not None}
+        return live.view(
+            now,
+            waiting,
+            self.counters.window(now),
+            agents,
+            handle,
+            self.rules.default_handle_seconds,
+            self.counters.target,
+        )
+
+    async def _count_bot_answers(self, conn, now: float) -> None:
+        current = live.minute_of(now)
+        since = current - (live.COUNT_MINUTES if self.bot_counted_from is None else BOT_RECOUNT_MINUTES)
+        since = max(since, current - live.COUNT_MINUTES + 1)
+        rows = await conn.fetch(BOT_ANSWERS, float(since * live.BUCKET_SECONDS))
+        self.counters.set_bot_answers({r["minute"]: r["n"] for r in rows}, since)
+        self.bot_counted_from = since
+
+    async def _handle_seconds(self, conn, language: str) -> float | None:
+        read_at, seconds = self.handle.get(language, (None, None))
+        if read_at is None or time.monotonic() - read_at > HANDLE_SECONDS_TTL:
+            seconds = await store.recent_handle(conn, language)
+            self.handle[language] = (time.monotonic(), seconds)
+        return seconds
+
+
+async def _first_step_after(conn, since: float) -> int:
+    """The id just before the first step at or after `since` (epoch seconds): bisected on the primary key, since
+    ids grow with time, rather than a pass over the whole history."""
+    low, high = 0, int(await conn.fetchval(LAST_STEP))  # the answer is in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        row = await conn.fetchrow(STEP_AT, middle)
+        if row is None or float(row[1]) >= since:
+            high = middle - 1
+        else:
+            low = row[0]
+    return low
+
+
+def message(view: live.LiveView) -> pb.LiveSnapshot:
+    snapshot = pb.LiveSnapshot(
+        agents_by_state=view.agents_by_state,
+        agents_by_language=view.agents_by_language,
+        bot_answers_15m=view.bot_answers_15m,
+        handoffs_15m=view.handoffs_15m,
+        service_level_target_seconds=view.service_level_target_seconds,
+    )
+    snapshot.at.FromNanoseconds(int(view.at * 1e9))
+    if view.service_level_30m is not None:
+        snapshot.service_level_30m = view.service_level_30m
+    for q in view.queues:
+        row = snapshot.queues.add(
+            language=q.language,
+            queue=q.queue,
+            waiting=q.waiting,
+            oldest_wait_seconds=round(q.oldest_wait_seconds, 3),
+            offered_15m=q.offered_15m,
+            accepted_15m=q.accepted_15m,
+            abandoned_15m=q.abandoned_15m,
+            answered_within_target_30m=q.answered_within_target_30m,
+            ended_30m=q.ended_30m,
+            agents_signed_in=q.agents_signed_in,
+        )
+        if q.expected_wait_seconds is not None:
+            row.expected_wait_seconds = round(q.expected_wait_seconds, 3)
+        if q.service_level_30m is not None:
+            row.service_level_30m = q.service_level_30m
+    return snapshot
+
+
+def watch_interval(request: pb.WatchRequest) -> float:
+    asked = request.interval_seconds
+    return 1.0 if not asked or asked <= 0 else min(1.0, max(0.2, asked))
+
+
+class LiveView(pb_grpc.LiveViewServicer):
+    def __init__(self, feed: LiveFeed):
+        self.feed = feed
+
+    async def GetSnapshot(self, request, context):
+        return message(await self.feed.snapshot())
+
+    async def Watch(self, request, context):
+        interval = watch_interval(request)
+        while True:
+            started = time.monotonic()
+            yield message(await self.feed.snapshot())
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
