@@ -14,7 +14,7 @@ const TEXTS = {
     "wb.token_rejected": "The token was refused: enter the service token (RELAIS_SERVICE_TOKEN).",
     "wb.totals": "Now", "wb.waiting": "Waiting", "wb.oldest": "Oldest wait", "wb.service_level": "Service level 30 min",
     "wb.bot_answers": "Bot answers 15 min", "wb.handoffs": "Hand-offs 15 min", "wb.queues": "Queues",
-    "wb.col.queue": "Queue", "wb.col.waiting": "Waiting", "wb.col.oldest": "Oldest", "wb.col.expected": "Expected",
+    "wb.col.queue": "Queue", "wb.col.waiting": "Waiting", "wb.col.oldest": "Oldest", "wb.col.expected": "Expected", "wb.col.agents": "Agents",
     "wb.col.offered": "Offered 15 min", "wb.col.accepted": "Accepted", "wb.col.abandoned": "Abandoned",
     "wb.col.sl": "Service level", "wb.agents": "Agents", "wb.no_queue": "Nobody waits, no queue activity.",
     "wb.queues_count": "in {n} queues", "wb.sl_target": "answered within {s} s",
@@ -30,7 +30,7 @@ const TEXTS = {
     "wb.totals": "Maintenant", "wb.waiting": "En attente", "wb.oldest": "Plus longue attente",
     "wb.service_level": "Niveau de service 30 min", "wb.bot_answers": "Réponses du bot 15 min",
     "wb.handoffs": "Transferts 15 min", "wb.queues": "Files d'attente",
-    "wb.col.queue": "File", "wb.col.waiting": "En attente", "wb.col.oldest": "Plus ancienne", "wb.col.expected": "Prévue",
+    "wb.col.queue": "File", "wb.col.waiting": "En attente", "wb.col.oldest": "Plus ancienne", "wb.col.expected": "Prévue", "wb.col.agents": "Conseillers",
     "wb.col.offered": "Proposées 15 min", "wb.col.accepted": "Acceptées", "wb.col.abandoned": "Abandons",
     "wb.col.sl": "Niveau de service", "wb.agents": "Conseillers", "wb.no_queue": "Personne n'attend, aucune activité.",
     "wb.queues_count": "dans {n} files", "wb.sl_target": "répondu en moins de {s} s",
@@ -161,13 +161,15 @@ function render() {
   const rows = queues.map((q) => {
     const qLevel = field(q, "service_level_30m");
     const qWaiting = num(field(q, "waiting"));
+    const expected = field(q, "expected_wait_seconds"); // unset: no agent of the language signed in
     return h(
       "tr",
       { "data-queue": `${field(q, "language") || ""}/${field(q, "queue") || ""}` },
       h("td", {}, queueName(q)),
       h("td", { class: `waiting ${qWaiting ? "warn" : ""}`, "data-testid": "queue-waiting" }, String(qWaiting)),
       h("td", { class: waitClass(num(field(q, "oldest_wait_seconds")), target) }, qWaiting ? duration(field(q, "oldest_wait_seconds")) : "–"),
-      h("td", {}, duration(field(q, "expected_wait_seconds"))),
+      h("td", {}, expected === undefined || expected === null ? "–" : duration(expected)),
+      h("td", { class: num(field(q, "agents_signed_in")) ? "" : "bad" }, String(num(field(q, "agents_signed_in")))),
       h("td", {}, String(num(field(q, "offered_15m")))),
       h("td", {}, String(num(field(q, "accepted_15m")))),
       h("td", { class: num(field(q, "abandoned_15m")) ? "bad" : "" }, String(num(field(q, "abandoned_15m")))),
@@ -175,7 +177,7 @@ function render() {
     );
   });
   $("queues").replaceChildren(
-    ...(rows.length ? rows : [h("tr", { class: "none" }, h("td", { colspan: 8 }, t("wb.no_queue")))]),
+    ...(rows.length ? rows : [h("tr", { class: "none" }, h("td", { colspan: 9 }, t("wb.no_queue")))]),
   );
 
   const byState = field(last, "agents_by_state") || {};
