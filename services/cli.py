@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         bench_pipeline.add_parser(bench)
 
+    from relais import top
     from relais.analytics import client as analytics_client, staffing
     from relais.common import redact, retention
 
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     redact.add_parser(commands)
     retention.add_parser(commands)
     analytics_client.add_parser(commands)
+    top.add_parser(commands)
 
     intents = commands.add_parser("intents", help="train and evaluate the intent classifier").add_subparsers(
         dest="intents_command", required=True
@@ -339,6 +341,10 @@ def dispatch(args) -> int:
         return retention.purge_cli(args, endpoints(args.endpoints))
     elif args.command == "report":
         return analytics_client.report_cli(args, endpoints(args.endpoints))
+    elif args.command == "top":
+        from relais import top
+
+        return top.top_cli(args, endpoints(args.endpoints))
     elif args.command == "intents" and args.intents_command == "train":
         from relais.classifier.artifact import train_cli
 
