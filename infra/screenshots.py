@@ -5,9 +5,10 @@ realistic state, taken in Debian's headless Chromium driven by Playwright.
     python -m infra.screenshots --running   # the stack `make up` started (.relais/endpoints.env)
 
 Customers write through the gateway's HTTP intake (POST /events) and wait for their answers on relais.replies.v1:
-two get bot answers, four ask for a person while nobody is signed in (the wallboard shows them waiting); then an
-agent signs in on the desk, accepts the angry customer's conversation, sends a suggested reply, and the customer
-writes again (the desk shows the transcript with its lookup, the refreshed assist and the customer's history).
+two get bot answers, four ask for a person while nobody is signed in; a French advisor signs in and takes a break;
+an English agent signs in on the desk, accepts the angry customer's conversation, sends a suggested reply, and the
+customer writes again (the desk shows the transcript with its lookup, the refreshed assist and the customer's
+history); the wallboard then shows the French customers waiting and the agents by state.
 """
 
 import argparse
@@ -64,6 +65,16 @@ async def post_event(http: aiohttp.ClientSession, url: str, conversation: str, c
             raise RuntimeError(f"POST /events answered {response.status}: {await response.text()}")
 
 
+async def connect_call(http: aiohttp.ClientSession, url: str, method: str, token: str, request: dict) -> dict:
+    """A unary AgentDesk call in the Connect protocol, as the desk makes it."""
+    async with http.post(
+        f"{url}/relais.v1.AgentDesk/{method}", json=request, headers={"Authorization": f"Bearer {token}"}
+    ) as response:
+        if response.status != 200:
+            raise RuntimeError(f"AgentDesk/{method} answered {response.status}: {await response.text()}")
+        return await response.json()
+
+
 async def play(http, url: str, watcher, conversation) -> None:
     """The customer's turns, each once the previous one was answered."""
     cid, customer, language, turns = conversation
@@ -85,23 +96,16 @@ async def shoot(endpoints: dict[str, str], out: Path) -> None:
             await asyncio.gather(*(play(http, url, watcher, c) for c in BOT_ANSWERED))
             await asyncio.gather(*(play(http, url, watcher, c) for c in WAITING))
 
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-            wallboard = await (
-                await browser.new_context(locale="en-GB", viewport={"width": 1600, "height": 900})
-            ).new_page()
-            await wallboard.goto(f"{url}/wallboard#token={token}")
-            await wallboard.wait_for_function(
-                f"Number(document.querySelector('[data-testid=total-waiting]').textContent) >= {len(WAITING)}",
-                timeout=WAIT_MS,
+            # A French advisor signed in but on break (no stream: no offer meanwhile), so French customers wait.
+            lea = await connect_call(
+                http, url, "SignIn", token, {"agentId": "lea", "displayName": "Léa", "languages": ["fr"]}
             )
-            # A few seconds of waiting, as a wallboard shows most of the time.
-            await wallboard.wait_for_function(
-                "Number(document.querySelector('[data-testid=oldest-wait]').dataset.seconds) >= 8", timeout=WAIT_MS
-            )
-            await wallboard.screenshot(path=str(out / "wallboard.png"))
-            print(f"wrote {out / 'wallboard.png'}")
+            await connect_call(http, url, "SetState", lea["token"], {"state": "AGENT_STATE_BREAK"})
 
-            desk = await (await browser.new_context(locale="en-GB", viewport={"width": 1440, "height": 900})).new_page()
+            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+            desk = await (
+                await browser.new_context(locale="en-GB", viewport={"width": 1440, "height": 1000})
+            ).new_page()
             await desk.goto(f"{url}/desk")
             await desk.get_by_label("Front-end token").fill(token)
             await desk.get_by_label("Agent id").fill("sam")
@@ -124,10 +128,27 @@ async def shoot(endpoints: dict[str, str], out: Path) -> None:
             await desk.locator("#toast").evaluate("el => el.hidden = true")
             await desk.screenshot(path=str(out / "desk.png"))
             print(f"wrote {out / 'desk.png'}")
+
+            wallboard = await (
+                await browser.new_context(locale="en-GB", viewport={"width": 1600, "height": 900})
+            ).new_page()
+            await wallboard.goto(f"{url}/wallboard#token={token}")
+            # The French customers waiting past the service level's target (amber), Sam busy.
+            await wallboard.wait_for_function(
+                """() => Number(document.querySelector('tr[data-queue="fr/"] [data-testid=queue-waiting]')
+                          ?.textContent) === 2
+                      && Number(document.querySelector('[data-testid=oldest-wait]').dataset.seconds) >= 30
+                      && Number(document.querySelector('[data-testid=agents-busy]').textContent) >= 1""",
+                timeout=WAIT_MS,
+            )
+            await wallboard.screenshot(path=str(out / "wallboard.png"))
+            print(f"wrote {out / 'wallboard.png'}")
+
             # Leave the stack as found: the conversation closed, the agent signed out.
             await desk.locator("details:has(#close-form) summary").click()
             await desk.get_by_role("button", name="Close the conversation").click()
             await desk.get_by_role("button", name="Sign out").click()
+            await connect_call(http, url, "SignOut", lea["token"], {})
             await browser.close()
     finally:
         await watcher.stop()
