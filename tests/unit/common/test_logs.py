@@ -140,6 +140,8 @@ def test_setup_writes_json_to_stderr_and_the_outage_filter_still_thins_repeated_
         outages = runtime.OutageFilter()
         handler.addFilter(outages)
         aiokafka = logging.getLogger("aiokafka.test")
+        monkeypatch.setattr(aiokafka, "level", logging.WARNING)  # whatever a CLI test set on "aiokafka"
+        monkeypatch.setattr(aiokafka, "disabled", False)
         for _ in range(5):
             aiokafka.error("Unable connect to node with id %s", 1)
         logging.getLogger("relais.bot").info("answered", extra={"conversation_id": "c9"})
