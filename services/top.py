@@ -16,6 +16,7 @@ import grpc
 from relais.common import grpcserver
 from relais.common.pb import live_pb2 as pb, live_pb2_grpc as pb_grpc
 
+STATES = ("available", "busy", "wrap_up", "break", "offline")  # shown in this order
 RETRY_SECONDS = 1.0  # between two attempts when no routing process serves the live view
 CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear the screen
 ALTERNATE_SCREEN, MAIN_SCREEN = "\x1b[?1049h", "\x1b[?1049l"  # the terminal comes back as it was on quitting
@@ -50,7 +51,8 @@ def as_json(snapshot: pb.LiveSnapshot) -> dict:
             }
             for q in snapshot.queues
         ],
-        "agents": dict(snapshot.agents_by_state),
+        "agents": {state: snapshot.agents_by_state.get(state, 0) for state in STATES}
+        | dict(sorted(snapshot.agents_by_state.items())),
         "agents_by_language": dict(sorted(snapshot.agents_by_language.items())),
         "bot_answers_15m": snapshot.bot_answers_15m,
         "handoffs_15m": snapshot.handoffs_15m,

@@ -77,17 +77,22 @@ class Counters:
         self.bot_answers: dict[int, int] = {}  # minute -> bot answers
 
     def add(self, step: Step) -> None:
-        if step.kind not in COUNTED_KINDS:
-            raise ValueError(f"the live view does not count {step.kind!r} steps")
-        counts = self.buckets.setdefault(minute_of(step.at), {}).setdefault((step.language, step.queue), Counts())
-        if step.kind in OFFERED_KINDS:
-            counts.offered += 1
-            counts.handoffs += step.kind == "queued"
-        elif step.kind == "accepted":
-            counts.accepted += 1
-            counts.within_target += step.waited <= self.target
+        self.add_counted(minute_of(step.at), step.kind, step.language, step.queue, 1, int(step.waited <= self.target))
+
+    def add_counted(self, minute: int, kind: str, language: str, queue: str, count: int, within_target: int) -> None:
+        """`count` steps of one kind in one minute and queue, `within_target` of them waited at most the target (the
+        database counts them so when the steps are many)."""
+        if kind not in COUNTED_KINDS:
+            raise ValueError(f"the live view does not count {kind!r} steps")
+        counts = self.buckets.setdefault(minute, {}).setdefault((language, queue), Counts())
+        if kind in OFFERED_KINDS:
+            counts.offered += count
+            counts.handoffs += count if kind == "queued" else 0
+        elif kind == "accepted":
+            counts.accepted += count
+            counts.within_target += within_target
         else:
-            counts.abandoned += 1
+            counts.abandoned += count
 
     def set_bot_answers(self, per_minute: Mapping[int, int], since_minute: int) -> None:
         """The bot answers counted again from `since_minute` on (earlier minutes are kept as they were counted)."""

@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 FRESH_SECONDS = 0.5  # a snapshot this recent is served again rather than read again
 HANDLE_SECONDS_TTL = 30.0  # the languages' recent handling times are read again after this long
 BOT_RECOUNT_MINUTES = 2  # bot answers of the current and last minutes are counted again (analytics' ingestion lags)
-MAX_STEPS_PER_READ = 50_000
 
 WAITING = (
     "SELECT language, required::text AS required, stage, count(*) AS n, extract(epoch FROM min(queued_at)) AS oldest"
@@ -28,12 +27,14 @@ WAITING = (
     " GROUP BY language, required::text, stage"
 )
 AGENTS = "SELECT state, languages FROM agents"
-# The steps after `$1` (task_events.id): routing writes them one transaction at a time under its decision lock, so ids
-# become visible in order and a cursor on the id misses none.
+# The steps in ($1, $2] (task_events.id), counted per minute, kind and queue, and how many waited at most $4 seconds.
+# Routing writes them one transaction at a time under its decision lock, so ids become visible in order and a cursor
+# on the id misses none; counting in the database keeps a refresh's cost in routing to a few rows, however many steps.
 STEPS = (
-    "SELECT e.id, extract(epoch FROM e.at) AS at, e.kind, t.language, t.required::text AS required, t.stage,"
-    " extract(epoch FROM e.at - t.queued_at) AS waited"
-    " FROM task_events e JOIN tasks t USING (task_id) WHERE e.id > $1 ORDER BY e.id LIMIT $2"
+    "SELECT floor(extract(epoch FROM e.at) / 60)::bigint AS minute, e.kind, t.language, t.required::text AS required,"
+    " t.stage, count(*) AS n, count(*) FILTER (WHERE e.at - t.queued_at <= make_interval(secs => $4)) AS within"
+    " FROM task_events e JOIN tasks t USING (task_id) WHERE e.id > $1 AND e.id <= $2 AND e.kind = ANY($3::text[])"
+    " GROUP BY 1, 2, 3, 4, 5"
 )
 LAST_STEP = "SELECT coalesce(max(id), 0) FROM task_events"
 STEP_AT = "SELECT id, extract(epoch FROM at) FROM task_events WHERE id >= $1 ORDER BY id LIMIT 1"
@@ -73,23 +74,12 @@ class LiveFeed:
             now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
             if self.cursor is None:
                 self.cursor = await _first_step_after(conn, now - live.SERVICE_LEVEL_MINUTES * live.BUCKET_SECONDS)
-            while True:
-                rows = await conn.fetch(STEPS, self.cursor, MAX_STEPS_PER_READ)
-                for row in rows:
-                    if row["kind"] in live.COUNTED_KINDS:
-                        self.counters.add(
-                            live.Step(
-                                float(row["at"]),
-                                row["kind"],
-                                row["language"],
-                                live.queue_of(json.loads(row["required"]), row["stage"], self.rules),
-                                max(0.0, float(row["waited"])),
-                            )
-                        )
-                if rows:
-                    self.cursor = rows[-1]["id"]
-                if len(rows) < MAX_STEPS_PER_READ:
-                    break
+            last = int(await conn.fetchval(LAST_STEP))
+            kinds = sorted(live.COUNTED_KINDS)
+            for r in await conn.fetch(STEPS, self.cursor, last, kinds, self.counters.target):
+                queue = live.queue_of(json.loads(r["required"]), r["stage"], self.rules)
+                self.counters.add_counted(r["minute"], r["kind"], r["language"], queue, r["n"], r["within"])
+            self.cursor = last
             waiting = live.waiting_by_queue(
                 (
                     (r["language"], json.loads(r["required"]), r["stage"], r["n"], float(r["oldest"]))
