@@ -171,6 +171,12 @@ async def test_the_desk_comes_back_by_itself_when_its_stream_drops_and_keeps_the
     sent = await reply_of_type(replies, conversation_id, cloudevents.REPLY_AGENT)
     assert sent["data"]["text"] == "Yes, I am here."
     await close_selected(desk)
-    await desk.get_by_role("button", name="Sign out").click()
+    # French at the switch, kept across a reload.
+    await desk.get_by_role("button", name="Français").click()
+    await expect(desk.get_by_role("heading", name="Mes conversations")).to_be_visible()
+    await desk.reload()
+    await expect(desk.locator("#connection")).to_have_text("Connecté", timeout=WAIT_MS)
+    await desk.get_by_role("button", name="Se déconnecter").click()
+    await expect(desk.get_by_role("heading", name="Connexion")).to_be_visible()
     assert desk.script_errors == []  # type: ignore[attr-defined]
     await desk.context.close()
