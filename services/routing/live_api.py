@@ -17,6 +17,7 @@ from relais.routing import live, rules, store
 
 log = logging.getLogger(__name__)
 
+HISTORY_SECONDS = live.SERVICE_LEVEL_MINUTES * live.BUCKET_SECONDS  # the longest window shown
 FRESH_SECONDS = 0.5  # a snapshot this recent is served again rather than read again
 HANDLE_SECONDS_TTL = 30.0  # the languages' recent handling times are read again after this long
 BOT_RECOUNT_MINUTES = 2  # bot answers of the current and last minutes are counted again (analytics' ingestion lags)
@@ -56,7 +57,8 @@ class LiveFeed:
         self.pool, self.rules = pool, routing_rules
         self.counters = live.Counters(service_level_seconds() if target_seconds is None else target_seconds)
         self.cursor: int | None = None  # the last task_events.id counted
-        self.bot_counted_from: int | None = None  # minutes before this one are counted for good
+        self.read_at: float | None = None  # the database's clock at the last refresh
+        self.bot_read_minute: int | None = None  # the minute of the last count of bot answers
         self.handle: dict[str, tuple[float, float | None]] = {}  # language -> (read at, recent handling seconds)
         self.last: live.LiveView | None = None
         self.last_at = 0.0
@@ -72,8 +74,12 @@ class LiveFeed:
     async def _read(self) -> live.LiveView:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
+            if self.read_at is not None and now - self.read_at > HISTORY_SECONDS:
+                # Nobody watched for long: the steps since are looked up, not read through.
+                self.cursor = self.bot_read_minute = None
+            self.read_at = now
             if self.cursor is None:
-                self.cursor = await _first_step_after(conn, now - live.SERVICE_LEVEL_MINUTES * live.BUCKET_SECONDS)
+                self.cursor = await _first_step_after(conn, now - HISTORY_SECONDS)
             last = int(await conn.fetchval(LAST_STEP))
             kinds = sorted(live.COUNTED_KINDS)
             for r in await conn.fetch(STEPS, self.cursor, last, kinds, self.counters.target):
@@ -102,12 +108,15 @@ class LiveFeed:
         )
 
     async def _count_bot_answers(self, conn, now: float) -> None:
+        """Bot answers per minute: the 15 minutes at first, then again from BOT_RECOUNT_MINUTES before the last
+        refresh (analytics stores an answer a moment after it was given; rarely minutes later)."""
         current = live.minute_of(now)
-        since = current - (live.COUNT_MINUTES if self.bot_counted_from is None else BOT_RECOUNT_MINUTES)
-        since = max(since, current - live.COUNT_MINUTES + 1)
+        since = current - live.COUNT_MINUTES + 1
+        if self.bot_read_minute is not None:
+            since = max(since, min(current, self.bot_read_minute) - BOT_RECOUNT_MINUTES)
         rows = await conn.fetch(BOT_ANSWERS, float(since * live.BUCKET_SECONDS))
         self.counters.set_bot_answers({r["minute"]: r["n"] for r in rows}, since)
-        self.bot_counted_from = since
+        self.bot_read_minute = current
 
     async def _handle_seconds(self, conn, language: str) -> float | None:
         read_at, seconds = self.handle.get(language, (None, None))
