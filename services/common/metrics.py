@@ -17,8 +17,9 @@ import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 from relais.common.config import DEFAULT_METRICS_PORTS, ConfigError, setting
 
@@ -92,7 +93,7 @@ HANDOFFS = Counter("relais_handoffs", "Conversations the bot handed to a person,
 BOT_ANSWERS = Counter("relais_bot_answers", "Requests the bot answered itself (resolved), by intent", "intent")
 OFFERS = Counter("relais_offers", "Offers to agents by result: accepted, rejected, timeout", "result")
 _COUNTERS = (RECORDS_PROCESSED, DEAD_LETTERS, HANDOFFS, BOT_ANSWERS, OFFERS)
-_histograms: dict[str, object] = {}  # name -> instrument, once bound
+_histograms: dict[str, Histogram] = {}  # name -> instrument, once bound
 
 _provider = None
 _server = None
@@ -145,7 +146,7 @@ class LoopMetrics:
 
     service: str
     group: str
-    consumer: object  # the AIOKafkaConsumer, read (never awaited) on the scrape thread
+    consumer: Any  # the AIOKafkaConsumer, read (never awaited) on the scrape thread
     positions: dict = field(default_factory=dict)  # TopicPartition -> next offset to process
 
     def __post_init__(self):
@@ -275,7 +276,7 @@ def make_provider(service: str, prometheus: bool, environ: Mapping[str, str] | N
     from opentelemetry.sdk.resources import Resource
 
     environ = os.environ if environ is None else environ
-    readers = []
+    readers: list[Any] = []
     if prometheus:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
