@@ -2,16 +2,24 @@
 
 import socket
 
+from relais.common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+
+# The fixed ports of `make up`'s stack: a test stack on free ports never takes one, so both can run at once.
+RESERVED = frozenset(DEFAULT_PORTS.values()) | frozenset(DEFAULT_METRICS_PORTS.values())
+
 
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now.
+    """Return a TCP port on 127.0.0.1 that is free right now (never one of `make up`'s).
 
     The port is released before returning, so another process could take it
     in between; good enough for local runs, and launchers fail clearly if so.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in RESERVED:
+            return port
 
 
 def port_in_use(port: int) -> bool:
