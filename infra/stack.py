@@ -111,11 +111,10 @@ class Stack:
 
     def metrics_port(self, name: str) -> int:
         """Process `name`'s /metrics port, the same for the life of this Stack (a restarted process keeps its URL):
-        config.DEFAULT_METRICS_PORTS (else its own port + 100) on make up's fixed ports, a free one otherwise."""
+        config.DEFAULT_METRICS_PORTS on make up's fixed ports, a free one otherwise (and for a process it does not name)."""
         if name not in self.metrics_ports:
-            self.metrics_ports[name] = (
-                DEFAULT_METRICS_PORTS.get(name, self.ports[name] + 100) if self.fixed_ports else free_port()
-            )
+            fixed = DEFAULT_METRICS_PORTS.get(name) if self.fixed_ports else None
+            self.metrics_ports[name] = fixed or free_port()
         return self.metrics_ports[name]
 
     def metrics_on(self) -> bool:

@@ -27,13 +27,16 @@ DEFAULT_PORTS = {
     "postgres": 15432,
     **DEFAULT_GRPC_PORTS,
     "routing-standby": 50064,
-    "gateway": 50080,  # relais.gateway's HTTP port (RELAIS_HTTP_ADDR)
+    "gateway": 18080,  # relais.gateway's HTTP port (RELAIS_HTTP_ADDR)
 }
-# Each process's Prometheus /metrics port (RELAIS_METRICS_ADDR): its gRPC or HTTP port + 100.
+# Each process's Prometheus /metrics port (RELAIS_METRICS_ADDR): 19100 + the last two digits of its gRPC port.
+# Like the broker's and the database's, below Linux's ephemeral range (32768-60999): a port in that range can be
+# the local end of another process's outgoing connection when this one starts (make up's routing twice found
+# 50154 taken, with nothing listening on it).
 DEFAULT_METRICS_PORTS = {
-    **{service: port + 100 for service, port in DEFAULT_GRPC_PORTS.items()},
-    "routing-standby": DEFAULT_PORTS["routing-standby"] + 100,
-    "gateway": 50180,
+    **{service: 19100 + port % 100 for service, port in DEFAULT_GRPC_PORTS.items()},
+    "routing-standby": 19164,
+    "gateway": 19180,
 }
 DEFAULT_KAFKA = f"127.0.0.1:{DEFAULT_PORTS['kafka']}"
 DEFAULT_DATABASE_URL = f"postgresql://relais:relais@127.0.0.1:{DEFAULT_PORTS['postgres']}/relais"
@@ -136,7 +139,7 @@ def metrics_address() -> Form:
             raise ValueError()
         return raw
 
-    return Form("host:port (port 0: any free one) or off, e.g. 127.0.0.1:50151", parse)
+    return Form("host:port (port 0: any free one) or off, e.g. 127.0.0.1:19151", parse)
 
 
 def bootstrap_servers() -> Form:

@@ -1,4 +1,4 @@
-"""The gateway's wiring: one aiohttp server on RELAIS_HTTP_ADDR (default 127.0.0.1:50080) serving
+"""The gateway's wiring: one aiohttp server on RELAIS_HTTP_ADDR (default 127.0.0.1:18080) serving
 
 - `POST /<package>.<Service>/<Method>`: every relais gRPC API in the Connect protocol (relais.gateway.connect);
 - `POST /events`: the HTTP intake of CloudEvents (relais.gateway.events);

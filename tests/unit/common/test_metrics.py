@@ -44,8 +44,8 @@ class Unit:
 
 
 def test_metrics_addr_defaults_to_the_services_port_and_accepts_off_and_any_port():
-    assert metrics.metrics_addr("intake", {}) == ("127.0.0.1:50151", False)
-    assert DEFAULT_METRICS_PORTS["routing-standby"] == 50164 and DEFAULT_METRICS_PORTS["gateway"] == 50180
+    assert metrics.metrics_addr("intake", {}) == ("127.0.0.1:19151", False)
+    assert DEFAULT_METRICS_PORTS["routing-standby"] == 19164 and DEFAULT_METRICS_PORTS["gateway"] == 19180
     assert metrics.metrics_addr("bot", {"RELAIS_METRICS_ADDR": "off"}) == (None, True)
     assert metrics.metrics_addr("bot", {"RELAIS_METRICS_ADDR": "OFF"}) == (None, True)
     assert metrics.metrics_addr("bot", {"RELAIS_METRICS_ADDR": "0.0.0.0:9464"}) == ("0.0.0.0:9464", True)
