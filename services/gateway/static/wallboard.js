@@ -17,7 +17,7 @@ const TEXTS = {
     "wb.col.queue": "Queue", "wb.col.waiting": "Waiting", "wb.col.oldest": "Oldest", "wb.col.expected": "Expected", "wb.col.agents": "Agents",
     "wb.col.offered": "Offered 15 min", "wb.col.accepted": "Accepted", "wb.col.abandoned": "Abandoned",
     "wb.col.sl": "Service level", "wb.agents": "Agents", "wb.no_queue": "Nobody waits, no queue activity.",
-    "wb.queues_count": "in {n} queues", "wb.sl_target": "answered within {s} s",
+    "wb.queues_count": "in {n} queues", "wb.queue_count": "in 1 queue", "wb.sl_target": "answered within {s} s",
     "wb.sl_base": "{n} ended", "wb.updated": "Updated {time}", "wb.languages": "Signed in by language: {list}",
     "wb.language_queue": "{language}", "wb.skill_queue": "{language} · {queue}",
     "state.available": "Available", "state.busy": "Busy", "state.wrap_up": "Wrap-up", "state.break": "Break",
@@ -33,7 +33,7 @@ const TEXTS = {
     "wb.col.queue": "File", "wb.col.waiting": "En attente", "wb.col.oldest": "Plus ancienne", "wb.col.expected": "Prévue", "wb.col.agents": "Conseillers",
     "wb.col.offered": "Proposées 15 min", "wb.col.accepted": "Acceptées", "wb.col.abandoned": "Abandons",
     "wb.col.sl": "Niveau de service", "wb.agents": "Conseillers", "wb.no_queue": "Personne n'attend, aucune activité.",
-    "wb.queues_count": "dans {n} files", "wb.sl_target": "répondu en moins de {s} s",
+    "wb.queues_count": "dans {n} files", "wb.queue_count": "dans 1 file", "wb.sl_target": "répondu en moins de {s} s",
     "wb.sl_base": "{n} terminées", "wb.updated": "Mis à jour à {time}", "wb.languages": "Connectés par langue : {list}",
     "wb.language_queue": "{language}", "wb.skill_queue": "{language} · {queue}",
     "state.available": "Disponibles", "state.busy": "Occupés", "state.wrap_up": "En clôture", "state.break": "En pause",
@@ -150,7 +150,8 @@ function render() {
   const oldest = Math.max(0, ...queues.map((q) => num(field(q, "oldest_wait_seconds"))));
   const level = field(last, "service_level_30m");
   setTile("total-waiting", String(waiting), waiting ? "warn" : "good");
-  $("sub-waiting").textContent = t("wb.queues_count", { n: queues.filter((q) => num(field(q, "waiting"))).length });
+  const queuesWaiting = queues.filter((q) => num(field(q, "waiting"))).length;
+  $("sub-waiting").textContent = t(queuesWaiting === 1 ? "wb.queue_count" : "wb.queues_count", { n: queuesWaiting });
   setTile("oldest-wait", oldest ? duration(oldest) : "–", waitClass(oldest, target));
   document.querySelector('[data-testid="oldest-wait"]').dataset.seconds = String(Math.round(oldest));
   setTile("service-level", percent(level), levelClass(level));
