@@ -33,6 +33,9 @@ class HandoffReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HANDOFF_REASON_AMOUNT_ABOVE_LIMIT: _ClassVar[HandoffReason]
     HANDOFF_REASON_BOT_TURN_LIMIT: _ClassVar[HandoffReason]
     HANDOFF_REASON_LANGUAGE_NOT_SERVED: _ClassVar[HandoffReason]
+    HANDOFF_REASON_CHURN_RISK: _ClassVar[HandoffReason]
+    HANDOFF_REASON_MULTIPLE_REQUESTS: _ClassVar[HandoffReason]
+    HANDOFF_REASON_NEEDS_JUDGEMENT: _ClassVar[HandoffReason]
 
 class OutcomeKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -69,6 +72,9 @@ HANDOFF_REASON_TIER_NOT_SERVED: HandoffReason
 HANDOFF_REASON_AMOUNT_ABOVE_LIMIT: HandoffReason
 HANDOFF_REASON_BOT_TURN_LIMIT: HandoffReason
 HANDOFF_REASON_LANGUAGE_NOT_SERVED: HandoffReason
+HANDOFF_REASON_CHURN_RISK: HandoffReason
+HANDOFF_REASON_MULTIPLE_REQUESTS: HandoffReason
+HANDOFF_REASON_NEEDS_JUDGEMENT: HandoffReason
 OUTCOME_KIND_UNSPECIFIED: OutcomeKind
 OUTCOME_KIND_BOT_ANSWERED: OutcomeKind
 OUTCOME_KIND_BOT_CLARIFIED: OutcomeKind
@@ -121,7 +127,7 @@ class Sentiment(_message.Message):
     def __init__(self, score: _Optional[float] = ..., anger: _Optional[bool] = ..., distress: _Optional[bool] = ..., urgency: _Optional[bool] = ...) -> None: ...
 
 class Classification(_message.Message):
-    __slots__ = ("intent", "confidence", "out_of_scope", "best_guess", "sentiment", "asks_for_human", "catalogue_version", "amount")
+    __slots__ = ("intent", "confidence", "out_of_scope", "best_guess", "sentiment", "asks_for_human", "catalogue_version", "amount", "churn_risk", "other_intents")
     INTENT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     OUT_OF_SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +136,8 @@ class Classification(_message.Message):
     ASKS_FOR_HUMAN_FIELD_NUMBER: _ClassVar[int]
     CATALOGUE_VERSION_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CHURN_RISK_FIELD_NUMBER: _ClassVar[int]
+    OTHER_INTENTS_FIELD_NUMBER: _ClassVar[int]
     intent: str
     confidence: float
     out_of_scope: bool
@@ -138,7 +146,9 @@ class Classification(_message.Message):
     asks_for_human: bool
     catalogue_version: str
     amount: float
-    def __init__(self, intent: _Optional[str] = ..., confidence: _Optional[float] = ..., out_of_scope: _Optional[bool] = ..., best_guess: _Optional[str] = ..., sentiment: _Optional[_Union[Sentiment, _Mapping]] = ..., asks_for_human: _Optional[bool] = ..., catalogue_version: _Optional[str] = ..., amount: _Optional[float] = ...) -> None: ...
+    churn_risk: bool
+    other_intents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, intent: _Optional[str] = ..., confidence: _Optional[float] = ..., out_of_scope: _Optional[bool] = ..., best_guess: _Optional[str] = ..., sentiment: _Optional[_Union[Sentiment, _Mapping]] = ..., asks_for_human: _Optional[bool] = ..., catalogue_version: _Optional[str] = ..., amount: _Optional[float] = ..., churn_risk: _Optional[bool] = ..., other_intents: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Turn(_message.Message):
     __slots__ = ("turn_id", "conversation_id", "seq", "channel", "customer", "language", "text", "sent_at", "received_at", "classification", "language_unsure")
