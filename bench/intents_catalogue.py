@@ -27,6 +27,7 @@ from relais.bot.policy import HANDOFF, ConversationState, decide
 from relais.classifier.catalogue import load_catalogue
 from relais.classifier.domain import classify, to_classification_proto
 from relais.classifier.model import IntentModel
+from relais.common import progress
 from relais.common.pb import conversation_pb2 as pb
 
 DEFAULT_SET = Path(__file__).resolve().parent.parent / "tests" / "unit" / "classifier" / "evaluation_set.csv"
@@ -73,11 +74,12 @@ def sentiment_label(anger: bool, distress: bool, score: float) -> str:
 def run(rows: list[dict[str, str]], seed: int = 0) -> tuple[list[Outcome], dict]:
     catalogue = load_catalogue()
     start = time.perf_counter()
-    model = IntentModel.train(catalogue, seed=seed)
+    with progress.stage(f"training the served model on catalogue {catalogue.version}"):
+        model = IntentModel.train(catalogue, seed=seed)
     train_s = time.perf_counter() - start
     outcomes = []
     start = time.perf_counter()
-    for row in rows:
+    for row in progress.track(rows, f"classifying and deciding {len(rows)} messages"):
         result = classify(row["text"], row["language"], model, catalogue)
         turn = pb.Turn(
             text=row["text"],
@@ -221,4 +223,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with progress.reporting("bench/intents_catalogue.py"):
+        main()

@@ -29,6 +29,7 @@ import numpy as np
 
 from relais.classifier.evaluate import evaluate, expected_calibration_error, metrics, read_csv, train_model
 from relais.classifier.model import DEFAULT_FAMILY, FAMILIES
+from relais.common import progress
 
 DATA = Path(os.environ.get("RELAIS_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 FILES = ("banking77/train.csv", "clinc150/train.csv", "clinc150/val.csv")
@@ -84,7 +85,7 @@ def banking77_cv(rows, family: str, folds: int = 5, calibrated: bool = True) -> 
         predicted += [p.intent or "<none>" for p in predictions]
         confidence += [p.confidence for p in predictions]
         right += [p.best_guess == rows[1][i] for p, i in zip(predictions, test_rows)]
-        print(f"fold {fold + 1}/{folds}: accuracy {np.mean(right[-len(test_rows) :]):.4f}", file=sys.stderr, flush=True)
+        progress.say(f"fold {fold + 1}/{folds}: accuracy {np.mean(right[-len(test_rows) :]):.4f}")
     return metrics(truth, predicted, None) | {
         "ece": expected_calibration_error(np.array(confidence), np.array(right)) if calibrated else None,
         "train_seconds": round(seconds / folds, 3),
@@ -188,7 +189,8 @@ def main() -> int:
             if args.crossfit:
                 jobs.append(("clinc150-val-crossfit", lambda: clinc_crossfit(train, val, family)))
         for name, job in jobs:
-            result = {"dataset": name} | job()
+            with progress.stage(f"{name}, {family}"):
+                result = {"dataset": name} | job()
             print(json.dumps(result), flush=True)
             runs.append(result)
 
@@ -208,4 +210,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with progress.reporting("bench/intents_public.py"):
+        sys.exit(main())

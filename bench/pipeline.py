@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from relais.common import bus, cloudevents, topics
+from relais.common import bus, cloudevents, progress, topics
 from relais.common.runtime import event_loop  # uvloop, as the services: the load generator costs little
 
 SOURCE = "urn:relais:bench"
@@ -903,30 +903,42 @@ async def run_pipeline(
         warmup = seconds / 3
     load_before = os.getloadavg()
     started = time.perf_counter()
-    classifier = classifier_cost(model_path)
     bench = PipelineBench(bootstrap, dsn, pids | {"bench": os.getpid()}, seed)
-    await bench.start()
+    await bench.start()  # first: a stack that is not there fails before anything else is said or done
+
+    async def step(what: str, offered: float, seconds: float, warmup: float) -> Step:
+        with progress.stage(f"{what}: {offered:.0f} turns/s offered for {seconds:g} s"):
+            done = await bench.step(offered, seconds, warmup)
+        progress.say(f"{what}: {done.achieved_per_s} turns/s, {'holds' if done.holds else 'does not hold'}")
+        return done
+
     try:
         pg_settings = (await pg_counters(bench.pool)).get("settings", {})
         idle_before = cpu_ticks(bench.pids)
-        await asyncio.sleep(3)  # the stack doing nothing: polling consumers, the broker, tickers
+        with progress.stage("the idle stack's CPU, 3 s"):
+            await asyncio.sleep(3)  # the stack doing nothing: polling consumers, the broker, tickers
         idle = cpu_percent(idle_before, cpu_ticks(bench.pids), 3)
-        await bench.step(min(50.0, rate or 50.0), 3.0, 1.0)  # warm-up: connections, caches, the language detector
+        await step("warm-up", min(50.0, rate or 50.0), 3.0, 1.0)  # connections, caches, the language detector
         steps: list[Step] = []
         if rate is not None:
-            final = await bench.step(rate, seconds, warmup)
+            final = await step("measured", rate, seconds, warmup)
             mode = "fixed"
         else:
             best, steps = await find_saturation(
-                lambda r: bench.step(r, search_seconds, min(warmup, search_seconds / 3)), start=start_rate
+                lambda r: step("saturation search", r, search_seconds, min(warmup, search_seconds / 3)),
+                start=start_rate,
             )
-            final = await bench.step(best.offered_per_s if best else start_rate, seconds, warmup)
+            final = await step("measured", best.offered_per_s if best else start_rate, seconds, warmup)
             mode = "saturation"
         sizes = bench.sizes[:5000] or [400]
     finally:
         await bench.stop()
-    ceiling = await measure_ceiling(bootstrap, sizes, ceiling_records)
-    probes = await serial_probes(dsn)
+    with progress.stage("the classifier's cost per message, in this process"):
+        classifier = classifier_cost(model_path)
+    with progress.stage(f"the Kafka ceiling: {ceiling_records} records through one topic"):
+        ceiling = await measure_ceiling(bootstrap, sizes, ceiling_records)
+    with progress.stage("serial probes"):
+        probes = await serial_probes(dsn)
     load_after = os.getloadavg()
     result = {
         "mode": mode,
@@ -1008,8 +1020,9 @@ def bench_pipeline(args) -> dict:
     stack = Stack.with_free_ports(state, fast_db=args.fast_db, extra_env={"RELAIS_LOG_LEVEL": "WARNING"})
     stack.postgres.statement_stats = True  # pg_statements_per_turn
     try:
-        stack.start_infra()
-        stack.start_services()
+        with progress.stage("starting a private stack (Kafka, PostgreSQL, the services)"):
+            stack.start_infra()
+            stack.start_services()
         pids = {name: p.pid for name, p in stack.processes.items()}
         if stack.broker.pid:
             pids["kafka"] = stack.broker.pid
@@ -1061,7 +1074,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="relais bench")
     add_parser(parser.add_subparsers(dest="bench_command", required=True))
-    return pipeline_cli(parser.parse_args(["pipeline", *(sys.argv[1:] if argv is None else argv)]))
+    args = parser.parse_args(["pipeline", *(sys.argv[1:] if argv is None else argv)])
+    with progress.reporting("relais bench pipeline"):
+        return pipeline_cli(args)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import statistics
 import time
 from pathlib import Path
 
-from relais.common import redact as rules
+from relais.common import progress, redact as rules
 from relais.common.redact import redact
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "unit" / "common" / "redaction_corpus.csv"
@@ -89,21 +89,26 @@ def main() -> None:
     corpus = [row["text"] for row in csv.DictReader(CORPUS.open(encoding="utf-8", newline=""))]
     for text in corpus + REALISTIC + [LONG]:  # warm-up: compiled patterns, the numbering plans' metadata
         redact(text)
+    with progress.stage(f"timing redaction ({args.rounds} rounds over 4 sets of messages)"):
+        figures = {
+            "corpus": per_message_us(corpus, args.rounds),
+            "realistic": per_message_us(REALISTIC * 20, args.rounds),
+            # Each message's numbers unseen (cache emptied before it; the emptying is counted too).
+            "realistic_cold": per_message_us(REALISTIC * 20, args.rounds, cold),
+            "long_1500_chars": per_message_us([LONG] * 20, args.rounds) | {"chars": len(LONG)},
+        }
     print(
         json.dumps(
             {
                 "bench": "redact_speed",
                 "python": platform.python_version(),
                 "budget_us": 200,
-                "corpus": per_message_us(corpus, args.rounds),
-                "realistic": per_message_us(REALISTIC * 20, args.rounds),
-                # Each message's numbers unseen (cache emptied before it; the emptying is counted too).
-                "realistic_cold": per_message_us(REALISTIC * 20, args.rounds, cold),
-                "long_1500_chars": per_message_us([LONG] * 20, args.rounds) | {"chars": len(LONG)},
+                **figures,
             }
         )
     )
 
 
 if __name__ == "__main__":
-    main()
+    with progress.reporting("bench/redact_speed.py"):
+        main()

@@ -21,7 +21,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from relais.common import bus, grpcserver, topics
+from relais.common import bus, grpcserver, progress, topics
 from relais.common.pb import agent_desk_pb2 as desk, agent_desk_pb2_grpc as desk_grpc, conversation_pb2 as pb
 
 WAITING_LANGUAGE = "de"  # the waiting tasks' language: none of the agents speaks it
@@ -95,36 +95,41 @@ async def measure(
 
             readers.append(asyncio.create_task(read()))
 
-        for start in range(0, agents, 50):
-            await asyncio.gather(*(sign_in(i) for i in range(start, min(agents, start + 50))))
+        with progress.stage(f"signing in {agents} agents", agents) as signing_in:
+            for start in range(0, agents, 50):
+                await asyncio.gather(*(sign_in(i) for i in range(start, min(agents, start + 50))))
+                signing_in.advance(min(50, agents - start))
 
         run = uuid.uuid4().hex[:6]
-        await bus.publish(
-            producer, [handoff(f"bench-wait-{run}-{i}", WAITING_LANGUAGE, "close_account") for i in range(tasks)]
-        )
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        async with asyncio.timeout(600):
-            while (queued := await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'")) < tasks:
-                taken = await pool.fetchval("SELECT count(*) FROM tasks WHERE status IN ('offered', 'assigned')")
-                if taken:  # the premise is broken: say so rather than wait out the timeout
-                    raise RuntimeError(f"{taken} of the tasks meant to wait were offered ({queued} queued)")
-                await asyncio.sleep(0.5)
+        with progress.stage(f"queueing {tasks} tasks none of them can take"):
+            await bus.publish(
+                producer, [handoff(f"bench-wait-{run}-{i}", WAITING_LANGUAGE, "close_account") for i in range(tasks)]
+            )
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+            async with asyncio.timeout(600):
+                while (queued := await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'")) < tasks:
+                    taken = await pool.fetchval("SELECT count(*) FROM tasks WHERE status IN ('offered', 'assigned')")
+                    if taken:  # the premise is broken: say so rather than wait out the timeout
+                        raise RuntimeError(f"{taken} of the tasks meant to wait were offered ({queued} queued)")
+                    await asyncio.sleep(0.5)
 
         latencies, assist_latencies = [], []
-        for i in range(samples + 20):  # the first 20 warm up
-            cid = f"bench-{run}-{i}"
-            arrived.clear()
-            started = time.perf_counter()
-            await bus.publish(producer, [handoff(cid, rng.choice(("fr", "en")), "order_status")])
-            async with asyncio.timeout(30):
-                while cid not in offered:
-                    await arrived.wait()
-                    arrived.clear()
-            await asyncio.sleep(0.05)  # hand-offs one by one, as they come, rather than back to back
-            if i >= 20:
-                latencies.append((offered[cid] - started) * 1000)
-                if task_of[cid] in assisted:  # drafted within the 50 ms (else not counted: see assist_samples)
-                    assist_latencies.append((assisted[task_of[cid]] - started) * 1000)
+        with progress.stage(f"timing {samples + 20} hand-offs one by one", samples + 20) as timing:
+            for i in range(samples + 20):  # the first 20 warm up
+                cid = f"bench-{run}-{i}"
+                arrived.clear()
+                started = time.perf_counter()
+                await bus.publish(producer, [handoff(cid, rng.choice(("fr", "en")), "order_status")])
+                async with asyncio.timeout(30):
+                    while cid not in offered:
+                        await arrived.wait()
+                        arrived.clear()
+                await asyncio.sleep(0.05)  # hand-offs one by one, as they come, rather than back to back
+                if i >= 20:
+                    latencies.append((offered[cid] - started) * 1000)
+                    if task_of[cid] in assisted:  # drafted within the 50 ms (else not counted: see assist_samples)
+                        assist_latencies.append((assisted[task_of[cid]] - started) * 1000)
+                timing.advance()
         waiting = await pool.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'")
         signed_in = await pool.fetchval("SELECT count(*) FROM agents WHERE state <> 'offline'")
         await pool.close()
@@ -171,8 +176,9 @@ def bench_routing(tasks: int = 1000, agents: int = 500, samples: int = 300) -> d
         },
     )
     try:
-        stack.start_infra()
-        stack.start_services(["routing"])
+        with progress.stage("starting a private stack (Kafka, PostgreSQL, routing)"):
+            stack.start_infra()
+            stack.start_services(["routing"])
         return asyncio.run(
             measure(
                 stack.bootstrap,

@@ -14,6 +14,7 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from relais.common import progress
 from relais.common.config import (
     DEFAULT_DATABASE_URL,
     DEFAULT_GRPC_PORTS,
@@ -168,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     prog = " ".join(["relais", args.command] + [getattr(args, f"{args.command}_command", None) or ""]).strip()
     try:
         check_arguments(args)
-        return dispatch(args)
+        with progress.reporting(prog):  # the stages of long-running commands, on standard error
+            return dispatch(args)
     except KeyboardInterrupt:
         return 130
     except (UsageError, ConfigError) as error:

@@ -16,7 +16,8 @@ from types import MappingProxyType
 import sklearn
 
 from relais.classifier.catalogue import Catalogue, load_catalogue
-from relais.classifier.model import IntentModel
+from relais.classifier.model import DEFAULT_FAMILY, IntentModel
+from relais.common import progress
 
 DEFAULT_PATH = Path(".relais/models/intents.pkl")
 FORMAT = 1  # bump when what is pickled changes shape
@@ -32,7 +33,8 @@ def model_path() -> Path:
 
 def train(catalogue: Catalogue, out: Path, seed: int = 0) -> tuple[IntentModel, float]:
     started = time.perf_counter()
-    model = IntentModel.train(catalogue, seed=seed)
+    with progress.stage(f"training {DEFAULT_FAMILY} on catalogue {catalogue.version}"):
+        model = IntentModel.train(catalogue, seed=seed)
     seconds = time.perf_counter() - started
     save(
         model,

@@ -46,6 +46,7 @@ from relais.classifier.model import (
     ModelUnavailable,
     stratified_holdout,
 )
+from relais.common import progress
 
 ALIASES = {"default": DEFAULT_FAMILY, "best": BEST_FAMILY}
 ECE_BINS = 15
@@ -170,22 +171,29 @@ def train_model(
     if len(set(labels)) < 2:
         raise InputError("the training file needs at least two labels")
     if val is not None:
-        model = IntentModel.fit(
-            texts, labels, family=family, seed=seed, calibration=(val[0], _for_training(val[1], oos_label))
-        )
+        with progress.stage(f"training {family} on {len(texts)} rows, calibrated on {len(val[0])} --val rows"):
+            model = IntentModel.fit(
+                texts, labels, family=family, seed=seed, calibration=(val[0], _for_training(val[1], oos_label))
+            )
         select, cut_on = val, model
     else:  # temperature and cut-off from a held-out slice, then the same on all training rows
         held = stratified_holdout(labels, HOLDOUT, seed)
         select = _rows(train, held)
-        part = IntentModel.fit(
-            *_rows((texts, labels), ~held),
-            family=family,
-            seed=seed,
-            calibration=(select[0], _for_training(select[1], oos_label)),
-        )
-        model = IntentModel.fit(texts, labels, family=family, seed=seed, temperature=part.metadata["temperature"])
+        with progress.stage(f"training {family} on {int((~held).sum())} rows, calibrated on {int(held.sum())}"):
+            part = IntentModel.fit(
+                *_rows((texts, labels), ~held),
+                family=family,
+                seed=seed,
+                calibration=(select[0], _for_training(select[1], oos_label)),
+            )
+        with progress.stage(f"training {family} again on all {len(texts)} rows"):
+            model = IntentModel.fit(texts, labels, family=family, seed=seed, temperature=part.metadata["temperature"])
         cut_on = part  # the model that never saw the slice
-    model.set_thresholds(choose_cutoff(cut_on, *select, oos_label) if oos_label is not None else 0.0)
+    if oos_label is not None:
+        with progress.stage(f"choosing the out-of-scope cut-off on {len(select[0])} rows"):
+            model.set_thresholds(choose_cutoff(cut_on, *select, oos_label))
+    else:
+        model.set_thresholds(0.0)
     # A cut-off chosen on a handful of oos rows is unreliable (CLINC150's train has 100): prefer --val.
     model.metadata["cutoff_oos_rows"] = sum(y == oos_label for y in select[1]) if oos_label is not None else None
     return model
@@ -195,15 +203,19 @@ def measure(model: IntentModel, test: tuple[list[str], list[str]], oos_label: st
     """Metrics, calibration error and speed of a trained model on labelled test rows."""
     started = time.perf_counter()
     predicted, predictions = [], []
-    for start in range(0, len(test[0]), BATCH):
-        chunk_labels, chunk = _predicted_labels(model, test[0][start : start + BATCH], oos_label)
-        predicted += chunk_labels
-        predictions += chunk
+    with progress.stage(f"predicting {len(test[0])} test rows in batches of {BATCH}", len(test[0])) as stage:
+        for start in range(0, len(test[0]), BATCH):
+            chunk_labels, chunk = _predicted_labels(model, test[0][start : start + BATCH], oos_label)
+            predicted += chunk_labels
+            predictions += chunk
+            stage.advance(len(chunk))
     batch_us = (time.perf_counter() - started) / len(test[0]) * 1e6
     sample = test[0][:SINGLE_SAMPLE]
     started = time.perf_counter()
-    for text in sample:
-        model.predict(text)
+    with progress.stage(f"predicting {len(sample)} test rows one at a time", len(sample)) as stage:
+        for text in sample:
+            model.predict(text)
+            stage.advance()
     single_us = (time.perf_counter() - started) / len(sample) * 1e6
     confidence = np.array([p.confidence for p in predictions])
     right = np.array([p.best_guess == label for p, label in zip(predictions, test[1])])

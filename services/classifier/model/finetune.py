@@ -62,7 +62,7 @@ def _fine_tune(
     try:
         import torch
     except ImportError:
-        raise ModelUnavailable("the minilm-ft family needs torch to train (pip install torch)") from None
+        raise ModelUnavailable("the minilm-ft family needs torch to train: `make bench-install`") from None
     torch.manual_seed(seed)
     weights, tokenizer_json = _pretrained()
     params = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in weights.items()}

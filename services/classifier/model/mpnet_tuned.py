@@ -46,14 +46,14 @@ def _base() -> tuple[Any, Any]:
     folder = mpnet_dir()
     if not (folder / CHECKED).is_file():
         raise ModelUnavailable(
-            f"all-mpnet-base-v2 is not in {folder}: run `make install` "
+            f"all-mpnet-base-v2 is not in {folder}: run `make bench-install` "
             "(or python -m relais.classifier.mpnet), or set RELAIS_MPNET_DIR"
         )
     try:
         from transformers import AutoModel, AutoTokenizer
     except ImportError:
         raise ModelUnavailable(
-            "the mpnet-ft family needs torch and transformers (pip install '.[embeddings]')"
+            "the mpnet-ft family needs torch and transformers: `make bench-install` (the embeddings extra)"
         ) from None
     model = AutoModel.from_pretrained(folder).eval()
     for p in model.parameters():
