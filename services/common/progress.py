@@ -111,10 +111,16 @@ _active: Progress = _SILENT
 
 
 @contextlib.contextmanager
-def reporting(prog: str, stream: TextIO | None = None, **settings: float) -> Iterator[Progress]:
+def reporting(
+    prog: str,
+    stream: TextIO | None = None,
+    every: float = EVERY,
+    heartbeat: float = HEARTBEAT,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[Progress]:
     """Progress lines of the stages run inside, on `stream` (standard error by default)."""
     global _active
-    previous, _active = _active, Progress(prog, stream or sys.stderr, **settings)
+    previous, _active = _active, Progress(prog, stream or sys.stderr, every, heartbeat, clock)
     try:
         yield _active
     finally:
