@@ -4,10 +4,13 @@ Pure rules, no I/O. A hand-off carries every reason that applied (the first is t
 
 - the customer asked for a person (always honoured, no threshold);
 - anger, distress, or a customer getting angrier across the conversation even if each message is mild;
+- churn risk: the customer may leave us (the catalogue's churn_risk cues; routing asks for the retention skill);
+- several distinct requests in one message (a person takes them together);
 - the customer writes in a language the catalogue does not serve (the bot never answers a request
   in a language it cannot speak; the advisor gets the intent when the classifier was sure of it);
 - out of scope: no catalogue intent fits, or the bot's one clarifying question did not settle it;
-- the catalogue's limits for the intent: the bot may not handle it, the customer's tier is kept for
+- the catalogue's limits for the intent: the bot may not handle it (or it needs a person's judgement across
+  several systems, `needs_judgement`), the customer's tier is kept for
   people, an amount above the intent's limit, or the bot already used the turns it is allowed;
 - after answering, two unresolved attempts in a conversation.
 
@@ -112,6 +115,11 @@ def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Dec
         reasons.append((pb.HANDOFF_REASON_DISTRESS, "distress detected"))
     if escalating([*state.sentiment_scores, c.sentiment.score]):
         reasons.append((pb.HANDOFF_REASON_ESCALATING_SENTIMENT, "the customer is getting more upset"))
+    if c.churn_risk:
+        reasons.append((pb.HANDOFF_REASON_CHURN_RISK, "the customer may leave us"))
+    if c.other_intents:
+        requests = ", ".join(dict.fromkeys([*([c.intent] if c.intent else []), *c.other_intents]))
+        reasons.append((pb.HANDOFF_REASON_MULTIPLE_REQUESTS, f"several requests: {requests}"))
 
     if turn.language and not catalogue.serves(turn.language):
         reasons.append((pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED, f"language {turn.language} not served"))
@@ -148,7 +156,9 @@ def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Dec
 def _limits(intent, turn: pb.Turn, state: ConversationState) -> list[tuple[int, str]]:
     """The catalogue's limits for this intent that this turn breaks."""
     broken = []
-    if not intent.bot_allowed:
+    if intent.needs_judgement:
+        broken.append((pb.HANDOFF_REASON_NEEDS_JUDGEMENT, f"{intent.id} needs a person's judgement"))
+    elif not intent.bot_allowed:
         broken.append((pb.HANDOFF_REASON_NOT_BOT_ALLOWED, f"{intent.id} is for people"))
     if not intent.serves_tier(turn.customer.tier):
         broken.append(

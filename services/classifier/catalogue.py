@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from relais.classifier.signals import ChurnCues, compile_cue
 from relais.common.language import SUPPORTED_LANGUAGES
 
 KNOWN_LOOKUPS = frozenset({"opening_hours", "order_status", "account_balance"})
@@ -58,6 +59,7 @@ class Intent:
     answer: Mapping[str, str] | None = field(hash=False)  # language -> static answer, or None
     examples: Mapping[str, tuple[str, ...]] = field(hash=False)
     line: int | None = field(default=None, compare=False)
+    needs_judgement: bool = False  # a person weighs it across several systems: handed off with that reason
 
     @property
     def limits(self) -> Mapping[str, Any]:
@@ -106,6 +108,7 @@ class Catalogue:
     sha256: str = ""  # hex SHA-256 of the file's bytes: ties a trained model to the exact catalogue
     # language -> the short answer to a customer writing in that language, which the catalogue does not serve
     unsupported_language_replies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    churn_cues: ChurnCues = field(default_factory=ChurnCues, hash=False)  # the churn_risk section, compiled
 
     def get(self, intent_id: str) -> Intent:
         """The intent with this id; KeyError naming the id when the catalogue has none."""
@@ -200,6 +203,7 @@ _INTENT_KEYS = frozenset(
         "clarify",
         "answer",
         "examples",
+        "needs_judgement",
     }
 )
 _REQUIRED_INTENT_KEYS = (
@@ -272,7 +276,8 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
         )
     top_line = _line(raw)
     for key in sorted(
-        set(raw) - {"version", "languages", "default_threshold", "intents", "unsupported_language_replies"}
+        set(raw)
+        - {"version", "languages", "default_threshold", "intents", "unsupported_language_replies", "churn_risk"}
     ):
         problem(_line(key), f"unknown top-level key {key!r}")
 
@@ -322,6 +327,7 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
             intents[intent.id] = intent
 
     unsupported_replies = _build_unsupported_language_replies(raw, languages, problem)
+    churn_cues = _build_churn_cues(raw, languages, problem)
 
     if problems:
         raise CatalogueError(problems)
@@ -333,6 +339,57 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
         source=source,
         sha256=sha256,
         unsupported_language_replies=MappingProxyType(unsupported_replies),
+        churn_cues=churn_cues,
+    )
+
+
+CHURN_KINDS = ("leaving", "loyalty", "disappointment")
+
+
+def _build_churn_cues(raw: dict, languages: tuple[str, ...], problem: Callable[[int | None, str], None]) -> ChurnCues:
+    """Optional churn_risk section: for each of CHURN_KINDS, language -> list of cues (see relais.classifier.signals)."""
+    if "churn_risk" not in raw:
+        return ChurnCues()
+    section = raw["churn_risk"]
+    line = _key_line(raw, "churn_risk")
+    if not isinstance(section, dict):
+        problem(line, "churn_risk must be a mapping of leaving, loyalty, disappointment -> {fr: [cues], en: [cues]}")
+        return ChurnCues()
+    for kind in section:
+        if kind not in CHURN_KINDS:
+            problem(_line(kind, line), f"churn_risk: unknown key {kind!r} (known: {', '.join(CHURN_KINDS)})")
+    compiled: dict[str, dict[str, tuple]] = {}
+    for kind in CHURN_KINDS:
+        table = section.get(kind)
+        compiled[kind] = {}
+        if table is None:
+            continue
+        at = _key_line(section, kind)
+        if not isinstance(table, dict):
+            problem(at, f"churn_risk.{kind} must be a mapping of language -> list of cues")
+            continue
+        for lang, cues in table.items():
+            if lang not in languages:
+                problem(_line(lang, at), f"churn_risk.{kind}: language {lang!r} is not in languages {list(languages)}")
+                continue
+            if not isinstance(cues, list) or not cues:
+                problem(_line(lang, at), f"churn_risk.{kind}.{lang} must be a non-empty list of cues")
+                continue
+            patterns = []
+            for cue in cues:
+                try:
+                    if not isinstance(cue, str):
+                        raise ValueError(f"cue {cue!r} is not text")
+                    patterns.append(compile_cue(cue))
+                except ValueError as error:
+                    problem(_line(cue, at), f"churn_risk.{kind}.{lang}: {error}")
+            compiled[kind][str(lang)] = tuple(patterns)
+    if bool(compiled["loyalty"]) != bool(compiled["disappointment"]):
+        problem(line, "churn_risk: loyalty and disappointment go together (a loyal customer who is disappointed)")
+    return ChurnCues(
+        leaving=MappingProxyType(compiled["leaving"]),
+        loyalty=MappingProxyType(compiled["loyalty"]),
+        disappointment=MappingProxyType(compiled["disappointment"]),
     )
 
 
@@ -531,6 +588,14 @@ def _build_intent(
                 "bot_allowed is true but the bot has nothing to say: add an 'answer' (fr/en text) or a lookup "
                 f"the bot answers ({', '.join(sorted(BOT_ANSWERED_LOOKUPS))})",
             )
+    needs_judgement = entry.get("needs_judgement", False)
+    if not isinstance(needs_judgement, bool):
+        bad(_key_line(entry, "needs_judgement"), f"needs_judgement must be true or false, got {needs_judgement!r}")
+    elif needs_judgement and bot_allowed is True:
+        bad(
+            _key_line(entry, "needs_judgement"),
+            "needs_judgement sends every such message to a person, but bot_allowed is true: set it to false",
+        )
     if bot_allowed is False and "answer" in entry:
         bad(_key_line(entry, "answer"), "answer is set but bot_allowed is false: the bot would never say it")
 
@@ -556,6 +621,7 @@ def _build_intent(
         answer=None if answer is None else MappingProxyType(answer),
         examples=MappingProxyType(examples),
         line=line,
+        needs_judgement=needs_judgement is True,
     )
 
 

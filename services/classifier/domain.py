@@ -8,11 +8,12 @@ result = classify("Où en est ma commande CMD-123456 ?", None, model, catalogue)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from relais.classifier.catalogue import HUMAN_INTENT, Catalogue
 from relais.classifier.model import IntentModel
 from relais.classifier.sentiment import Sentiment, analyse_message, extract_amount
+from relais.classifier.signals import churn_risk, distinct_requests, segments
 from relais.common.language import detect_language, fold
 from relais.common.pb import conversation_pb2 as pb
 
@@ -30,6 +31,8 @@ class Classification:
     best_guess: str | None
     ranked: list[tuple[str, float]] = field(hash=False)
     amount: float | None = None
+    churn_risk: bool = False  # the customer may leave us (the catalogue's churn_risk cues)
+    other_intents: tuple[str, ...] = ()  # further distinct requests in the message, besides `intent`
 
 
 def classify(text: str, language_hint: str | None, model: IntentModel, catalogue: Catalogue) -> Classification:
@@ -48,10 +51,33 @@ def classify_batch(
         )
     folded = [fold(text) for text, _ in messages]  # once, for the model and the sentiment
     predictions = model.predict_batch([text for text, _ in messages], folded=folded)
-    return [
+    results = [
         _classification(text, hint, prediction, catalogue, folded_text)
         for (text, hint), prediction, folded_text in zip(messages, predictions, folded)
     ]
+    return _with_other_requests(results, [text for text, _ in messages], model, catalogue)
+
+
+def _with_other_requests(
+    results: list[Classification], texts: Sequence[str], model: IntentModel, catalogue: Catalogue
+) -> list[Classification]:
+    """Each message cut into the parts that could be requests, all parts classified in one batch: two or more parts
+    the model is sure of, with distinct intents, are several requests."""
+    parts = [segments(text) for text in texts]
+    flat = [part for message_parts in parts for part in message_parts if len(message_parts) > 1]
+    if not flat:
+        return results
+    predictions = iter(model.predict_batch(flat))
+    out = []
+    for result, message_parts in zip(results, parts):
+        if len(message_parts) < 2:
+            out.append(result)
+            continue
+        scored = [(p.intent, p.confidence) for p in (next(predictions) for _ in message_parts)]
+        found = distinct_requests(scored, catalogue.threshold_for, frozenset({HUMAN_INTENT}))
+        others = tuple(i for i in found if i != result.intent)
+        out.append(replace(result, other_intents=others) if len(found) >= 2 else result)
+    return out
 
 
 def _classification(
@@ -60,6 +86,7 @@ def _classification(
     language = detect_language(text, language_hint)
     sentiment, human = analyse_message(text, language, folded)
     amount = extract_amount(text)
+    churn = churn_risk(text, language, catalogue.churn_cues)
     if human and HUMAN_INTENT in catalogue:
         return Classification(
             language=language,
@@ -71,6 +98,7 @@ def _classification(
             best_guess=HUMAN_INTENT,
             ranked=prediction.ranked,
             amount=amount,
+            churn_risk=churn,
         )
     return Classification(
         language=language,
@@ -82,6 +110,7 @@ def _classification(
         best_guess=prediction.best_guess,
         ranked=prediction.ranked,
         amount=amount,
+        churn_risk=churn,
     )
 
 
@@ -97,4 +126,6 @@ def to_classification_proto(result: Classification, catalogue: Catalogue) -> pb.
         sentiment=pb.Sentiment(score=s.score, anger=s.anger, distress=s.distress, urgency=s.urgency),
         catalogue_version=catalogue.version,
         amount=result.amount or 0.0,
+        churn_risk=result.churn_risk,
+        other_intents=list(result.other_intents),
     )

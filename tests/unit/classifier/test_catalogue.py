@@ -49,7 +49,7 @@ MIN_EXAMPLES = 20
 
 
 def test_catalogue_loads_with_every_intent_in_both_languages(catalogue):
-    assert catalogue.version == "2026.11.3"
+    assert catalogue.version == "2026.12.1"
     assert catalogue.languages == ("fr", "en")
     assert 0 < catalogue.default_threshold < 1
     assert len(catalogue) >= 25

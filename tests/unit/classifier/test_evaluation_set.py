@@ -4,12 +4,17 @@ Every message goes through the real pipeline: classify() with the intent model t
 catalogue (seed 0), to_classification_proto(), then the bot's policy decide() as the first turn of a
 conversation. "human" is a hand-off; "bot" is an answer or the bot's one clarifying question.
 
-The set (349 messages, 175 fr / 174 en) was written apart from the catalogue: no message shares more
+The set (423 messages, 212 fr / 211 en) was written apart from the catalogue: no message shares more
 than 80 % of its words with a catalogue example (checked below). It covers every intent, 30 questions
 out of scope, 45 angry or distressed customers, 28 explicit requests for a person, VIP customers and
-amounts above the catalogue's limits. Its `decision` column follows the policy on the gold labels
-(checked below): human when the customer asks for a person, is angry or distressed, asks something out
-of scope, or when the intent is not for the bot, the tier is not served or the amount is above the limit.
+amounts above the catalogue's limits, and (issue 16, rows 351-424) 24 customers who may leave us, 16
+messages with two requests, 10 requests needing judgement and 24 near misses the bot keeps ("client
+depuis 10 ans, quel est mon solde", "can I close this window", "I don't want to close my account, ...").
+The `reason` column marks churn_risk and multiple_requests (then `other_intents` lists the requests
+besides `intent`); every row of an intent the catalogue marks needs_judgement expects that reason. Its
+`decision` column follows the policy on the gold labels (checked below): human when the customer asks
+for a person, is angry or distressed, asks something out of scope, may leave us or makes several
+requests, or when the intent is not for the bot, the tier is not served or the amount is above the limit.
 
 Measured with catalogue 2026.11.2 and the model of November 2026 (bench/intents_catalogue.py prints
 the confusions):
@@ -23,6 +28,11 @@ the confusions):
     anger recall                1.0     1.0     1.0      >= 0.95 / >= 0.90
     distress recall             1.0     1.0     1.0      >= 0.90 / >= 0.85
     calm messages flagged       0.0     0.0     0.0      <= 0.03
+
+On the first 349 rows the churn and several-requests signals change nothing (same figures before and
+after them). On the 74 rows added for issue 16 the decision reads 0.662 without them and 0.919 with them;
+churn recall 1.0, several requests 1.0, judgement 0.7 (the misses: the model reads the intent as a
+refund or a direct debit, which the bot may answer).
 
 The misses left are out-of-scope questions that look like ours ("horaires des trains", "is the
 museum free on Sundays" -> opening_hours) and low-confidence messages the bot clarifies. The catalogue
@@ -48,7 +58,9 @@ from relais.common.language import fold
 from relais.common.pb import conversation_pb2 as pb
 
 SET_PATH = Path(__file__).with_name("evaluation_set.csv")
-COLUMNS = ["text", "language", "tier", "intent", "sentiment", "decision"]
+COLUMNS = ["text", "language", "tier", "intent", "sentiment", "decision", "reason", "other_intents"]
+CHURN, MULTIPLE = "churn_risk", "multiple_requests"
+REASONS = {"", CHURN, MULTIPLE}
 OOS = "oos"
 SENTIMENTS = {"neutral", "negative", "angry", "distressed"}
 UPSET = {"angry", "distressed"}
@@ -68,6 +80,9 @@ MIN_BOT_RECALL = (0.90, 0.88)
 MIN_ANGER_RECALL = (0.95, 0.90)
 MIN_DISTRESS_RECALL = (0.90, 0.85)
 MAX_CALM_FLAGGED = 0.03
+MIN_CHURN_RECALL = 0.95
+MIN_MULTIPLE_RECALL = 0.9
+MIN_JUDGEMENT_RECALL = 0.65  # of the rows written for it; the misses are the intent model's
 
 
 def _load_rows() -> list[dict[str, str]]:
@@ -85,6 +100,7 @@ class Outcome:
     asks_for_human: bool
     anger: bool
     distress: bool
+    reasons: tuple[str, ...] = ()  # hand-off reason names without the HANDOFF_REASON_ prefix, in lower case
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +128,7 @@ def outcomes(rows, catalogue, model):
                 result.asks_for_human,
                 result.sentiment.anger,
                 result.sentiment.distress,
+                tuple(pb.HandoffReason.Name(r)[len("HANDOFF_REASON_") :].lower() for r in decision.reasons),
             )
         )
     return results
@@ -136,6 +153,11 @@ def test_the_set_is_well_formed(rows, catalogue):
             problems.append((number, "sentiment", row["sentiment"]))
         if row["decision"] not in DECISIONS:
             problems.append((number, "decision", row["decision"]))
+        if row["reason"] not in REASONS:
+            problems.append((number, "reason", row["reason"]))
+        others = [i for i in row["other_intents"].split("|") if i]
+        if any(i not in catalogue.intents for i in others) or bool(others) != (row["reason"] == MULTIPLE):
+            problems.append((number, "other_intents", row["other_intents"]))
     assert not problems
     keys = [" ".join(fold(row["text"]).split()) for row in rows]
     assert len(keys) == len(set(keys)), [k for k, n in Counter(keys).items() if n > 1]
@@ -154,6 +176,10 @@ def test_the_set_covers_every_intent_both_languages_and_the_hard_cases(rows, cat
     assert by_intent[HUMAN_INTENT] >= 20
     assert sum(row["tier"] == "vip" for row in rows) >= 10
     assert sum(_above_limit(row, catalogue) for row in rows) >= 5
+    for reason, least in ((CHURN, 20), (MULTIPLE, 15)):
+        assert sum(row["reason"] == reason for row in rows) >= least, reason
+        assert {row["language"] for row in rows if row["reason"] == reason} == set(LANGUAGES), reason
+    assert sum(catalogue.intents[row["intent"]].needs_judgement for row in rows if row["intent"] != OOS) >= 10
 
 
 def _above_limit(row: dict[str, str], catalogue) -> bool:
@@ -163,7 +189,7 @@ def _above_limit(row: dict[str, str], catalogue) -> bool:
 
 def _expected_decision(row: dict[str, str], catalogue) -> str:
     """The policy on the gold labels: what a perfect classifier would lead to on a first turn."""
-    if row["intent"] in (OOS, HUMAN_INTENT) or row["sentiment"] in UPSET:
+    if row["intent"] in (OOS, HUMAN_INTENT) or row["sentiment"] in UPSET or row["reason"]:
         return "human"
     intent = catalogue.get(row["intent"])
     if not intent.bot_allowed or not intent.serves_tier(row["tier"]) or _above_limit(row, catalogue):
@@ -206,9 +232,14 @@ def _share(hits: list[bool]) -> float:
     return sum(hits) / len(hits)
 
 
+def _right_intent(o: Outcome) -> bool:
+    """The labelled intent, or for a message with several requests any of them."""
+    return o.intent in {o.row["intent"], *o.row["other_intents"].split("|")}
+
+
 def test_intent_accuracy(outcomes):
     for name, level, part in _slices(outcomes):
-        accuracy = _share([o.intent == o.row["intent"] for o in part])
+        accuracy = _share([_right_intent(o) for o in part])
         misses = Counter((o.row["intent"], o.intent) for o in part if o.intent != o.row["intent"])
         assert accuracy >= MIN_INTENT_ACCURACY[level], (name, round(accuracy, 3), misses.most_common(10))
 
@@ -250,3 +281,35 @@ def test_anger_and_distress_are_caught(outcomes):
     calm = [o for o in outcomes if o.row["sentiment"] not in UPSET]
     flagged = [o.row["text"] for o in calm if o.anger or o.distress]
     assert len(flagged) / len(calm) <= MAX_CALM_FLAGGED, flagged
+
+
+# ----------------------------------------------------------------- churn, several requests, judgement
+
+
+def test_customers_who_may_leave_get_the_churn_reason(outcomes):
+    churn = [o for o in outcomes if o.row["reason"] == CHURN]
+    missed = [o.row["text"] for o in churn if CHURN not in o.reasons or o.decision != "human"]
+    assert 1 - len(missed) / len(churn) >= MIN_CHURN_RECALL, missed
+
+
+def test_messages_with_several_requests_get_their_reason(outcomes):
+    several = [o for o in outcomes if o.row["reason"] == MULTIPLE]
+    missed = [o.row["text"] for o in several if MULTIPLE not in o.reasons]
+    assert 1 - len(missed) / len(several) >= MIN_MULTIPLE_RECALL, missed
+
+
+def test_requests_needing_judgement_get_their_reason(outcomes, catalogue):
+    judged = [
+        o
+        for o in outcomes
+        if o.row["intent"] != OOS and catalogue.intents[o.row["intent"]].needs_judgement and not o.row["reason"]
+    ]
+    missed = [o.row["text"] for o in judged if "needs_judgement" not in o.reasons]
+    assert 1 - len(missed) / len(judged) >= MIN_JUDGEMENT_RECALL, missed
+
+
+def test_no_message_the_bot_keeps_is_flagged_churn_or_several_requests(outcomes):
+    flagged = [
+        (o.row["text"], o.reasons) for o in outcomes if not o.row["reason"] and ({CHURN, MULTIPLE} & set(o.reasons))
+    ]
+    assert not flagged
