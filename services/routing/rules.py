@@ -91,6 +91,9 @@ class RoutingRules:
     center: Center = field(default_factory=Center)
     # Intents that only mean "a person, please": such a hand-off requires no skill (any advisor of the language).
     person_request_intents: frozenset[str] = frozenset()
+    # Hand-off reason (CHURN_RISK) -> the skill it requires instead of its intent's (a customer who may leave
+    # needs retention whatever they asked).
+    skill_by_reason: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- loading and validation ---
@@ -119,7 +122,16 @@ def parse_rules(
     bad = lambda at, msg: problems.append(f"{where}: {at}: {msg}")
     if not isinstance(doc, dict):
         raise RulesError(f"{where}: expected a mapping with `rules`")
-    known_keys = {"version", "rules", "overflow", "default_capacity", "center", "person_request_intents", *SCALARS}
+    known_keys = {
+        "version",
+        "rules",
+        "overflow",
+        "default_capacity",
+        "center",
+        "person_request_intents",
+        "skill_by_reason",
+        *SCALARS,
+    }
     for key in doc:
         if key not in known_keys:
             bad(key, f"unknown key (known: {', '.join(sorted(known_keys))})")
@@ -177,6 +189,15 @@ def parse_rules(
     for intent in person:
         if intents is not None and intent not in intents:
             bad("person_request_intents", f"unknown intent {intent!r}")
+    by_reason = doc.get("skill_by_reason", {})
+    if not isinstance(by_reason, dict) or not all(isinstance(s, str) and s for s in by_reason.values()):
+        bad(
+            "skill_by_reason", f"must map hand-off reasons to skills, e.g. {{CHURN_RISK: retention}}, got {by_reason!r}"
+        )
+        by_reason = {}
+    for reason in by_reason:
+        if str(reason).upper() not in REASONS:
+            bad("skill_by_reason", f"unknown reason {reason!r} (known: {', '.join(sorted(REASONS))})")
     if problems:
         raise RulesError("invalid routing rules:\n  " + "\n  ".join(problems))
     result = RoutingRules(
@@ -185,6 +206,7 @@ def parse_rules(
         default_capacity=dict(capacity),
         center=center,
         person_request_intents=frozenset(person),
+        skill_by_reason={str(r).upper(): str(s).lower() for r, s in by_reason.items()},
         **scalars,
     )
     return with_env(result, env or {})
@@ -376,7 +398,10 @@ def requirement(
         "language": {language},
     }
     preferred: list[str] = []
-    if person_request_only(context, rules.person_request_intents) or language_only(context):
+    reason_skill = next((rules.skill_by_reason[r] for r in sorted(facts["reason"]) if r in rules.skill_by_reason), "")
+    if reason_skill:  # the reason decides who takes it (a customer who may leave: retention), whatever the intent
+        required = {reason_skill: 1}
+    elif person_request_only(context, rules.person_request_intents) or language_only(context):
         # "A person, please" (or a language the bot does not serve), and nothing more: any advisor of the language;
         # one who knows what the customer asked the bot before is offered it first.
         required = {}
