@@ -298,6 +298,9 @@ REASONS = {  # hand-off reason -> (fr, en)
     pb.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT: ("montant au-delà de la limite du bot", "amount above the bot's limit"),
     pb.HANDOFF_REASON_BOT_TURN_LIMIT: ("limite d'échanges du bot atteinte", "the bot reached its turn limit"),
     pb.HANDOFF_REASON_LANGUAGE_NOT_SERVED: ("langue non servie par le bot", "a language the bot does not serve"),
+    pb.HANDOFF_REASON_CHURN_RISK: ("client susceptible de nous quitter", "customer who may leave us"),
+    pb.HANDOFF_REASON_MULTIPLE_REQUESTS: ("plusieurs demandes dans un message", "several requests in one message"),
+    pb.HANDOFF_REASON_NEEDS_JUDGEMENT: ("demande à apprécier par un conseiller", "needs an advisor's judgement"),
 }
 OUTCOMES = {  # PastContact.outcome -> (fr, en)
     "resolved": ("résolu", "resolved"),

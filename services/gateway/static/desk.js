@@ -68,6 +68,8 @@ const TEXTS = {
     "reason.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT": "amount above the bot's limit",
     "reason.HANDOFF_REASON_BOT_TURN_LIMIT": "bot turn limit reached",
     "reason.HANDOFF_REASON_LANGUAGE_NOT_SERVED": "language not served by the bot",
+    "reason.HANDOFF_REASON_CHURN_RISK": "may leave us", "reason.HANDOFF_REASON_MULTIPLE_REQUESTS": "several requests",
+    "reason.HANDOFF_REASON_NEEDS_JUDGEMENT": "needs an advisor's judgement",
     "outcome.bot_answered": "answered by the bot", "outcome.resolved": "resolved", "outcome.unresolved": "unresolved",
     "outcome.abandoned": "abandoned", "outcome.open": "open",
     "skill.general": "general", "skill.orders": "orders", "skill.billing": "billing", "skill.cards": "cards",
@@ -132,6 +134,8 @@ const TEXTS = {
     "reason.HANDOFF_REASON_AMOUNT_ABOVE_LIMIT": "montant au-delà de la limite du bot",
     "reason.HANDOFF_REASON_BOT_TURN_LIMIT": "limite d'échanges du bot atteinte",
     "reason.HANDOFF_REASON_LANGUAGE_NOT_SERVED": "langue non traitée par le bot",
+    "reason.HANDOFF_REASON_CHURN_RISK": "risque de départ", "reason.HANDOFF_REASON_MULTIPLE_REQUESTS": "plusieurs demandes",
+    "reason.HANDOFF_REASON_NEEDS_JUDGEMENT": "demande l'appréciation d'un conseiller",
     "outcome.bot_answered": "répondu par le bot", "outcome.resolved": "résolu", "outcome.unresolved": "non résolu",
     "outcome.abandoned": "abandonné", "outcome.open": "en cours",
     "skill.general": "général", "skill.orders": "commandes", "skill.billing": "facturation", "skill.cards": "cartes",
@@ -144,7 +148,8 @@ const REASONS = ["HANDOFF_REASON_UNSPECIFIED", "HANDOFF_REASON_CUSTOMER_REQUEST"
   "HANDOFF_REASON_DISTRESS", "HANDOFF_REASON_OUT_OF_SCOPE", "HANDOFF_REASON_LOW_CONFIDENCE",
   "HANDOFF_REASON_REPEATED_FAILURE", "HANDOFF_REASON_NOT_BOT_ALLOWED", "HANDOFF_REASON_ESCALATING_SENTIMENT",
   "HANDOFF_REASON_TIER_NOT_SERVED", "HANDOFF_REASON_AMOUNT_ABOVE_LIMIT", "HANDOFF_REASON_BOT_TURN_LIMIT",
-  "HANDOFF_REASON_LANGUAGE_NOT_SERVED"];
+  "HANDOFF_REASON_LANGUAGE_NOT_SERVED", "HANDOFF_REASON_CHURN_RISK", "HANDOFF_REASON_MULTIPLE_REQUESTS",
+  "HANDOFF_REASON_NEEDS_JUDGEMENT"];
 const CHANNELS = ["CHANNEL_UNSPECIFIED", "CHANNEL_CHAT", "CHANNEL_EMAIL", "CHANNEL_SMS", "CHANNEL_VOICE_TRANSCRIPT"];
 
 const $ = (id) => document.getElementById(id);
