@@ -159,19 +159,22 @@ _OPENERS = (
 )
 _SPLIT_FR_EN = re.compile(rf"[.?!;\n]+|,?\s+(?:{_CONNECTORS})\s+|,?\s+(?:et|and)\s+(?=(?:{_OPENERS})\b)")
 MIN_SEGMENT_WORDS = 3
+# Redacted personal data ("[email]", "[phone]") is not a word of a request: "Mon mail : [EMAIL]" only gives details.
+_PLACEHOLDER = re.compile(r"\[[a-z_]+\]")
 MULTI_MIN_CONFIDENCE = 0.8  # each request must be this clear on its own
 
 
 def segments(text: str) -> list[str]:
     """The parts of a message that could each be a request: split at sentence ends and at "and (also)", "et (aussi)",
-    "par ailleurs"...; parts under MIN_SEGMENT_WORDS words are joined to the next ("bonjour, ...")."""
+    "par ailleurs"...; parts under MIN_SEGMENT_WORDS words (placeholders of redacted data not counted) are joined to the
+    next ("bonjour, ...")."""
     folded = fold(text)
     parts = [p.strip(" ,") for p in _SPLIT_FR_EN.split(folded) if p and p.strip(" ,")]
     merged: list[str] = []
     carry = ""
     for part in parts:
         part = f"{carry} {part}".strip() if carry else part
-        if sum(len(word) > 1 for word in _TOKEN.findall(part)) < MIN_SEGMENT_WORDS:
+        if sum(len(word) > 1 for word in _TOKEN.findall(_PLACEHOLDER.sub(" ", part))) < MIN_SEGMENT_WORDS:
             carry = part
             continue
         merged.append(part)

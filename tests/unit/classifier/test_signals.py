@@ -137,6 +137,10 @@ def test_segments_split_at_sentences_and_request_connectors_only():
         "can i take the coat back and get another size"
     ]
     assert segments("Bonjour. Mon solde svp") == ["bonjour mon solde svp"]
+    # Details given with a request (redacted data) are not a request of their own
+    assert segments("Où en est ma commande CMD-123456 ? Mon mail : [EMAIL]") == [
+        "ou en est ma commande cmd-123456 mon mail : [email]"
+    ]
 
 
 def test_distinct_requests_needs_two_sure_and_different_intents():
