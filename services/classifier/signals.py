@@ -13,27 +13,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from relais.classifier.sentiment import NEGATORS as _NEGATORS  # one list of negations, the sentiment's
 from relais.common.language import fold
 
-_NEGATORS = frozenset(
-    {
-        "not",
-        "no",
-        "never",
-        "without",
-        "dont",
-        "doesnt",
-        "wont",
-        "ne",
-        "n",
-        "pas",
-        "jamais",
-        "aucun",
-        "aucune",
-        "sans",
-        "ni",
-    }
-)
 _CLAUSE_BREAKS = frozenset({".", "!", "?", ";", ",", ":", "but", "mais", "if", "si", "unless", "sinon", "otherwise"})
 _SPEAKER = frozenset({"je", "j", "i", "we", "nous", "on"})  # the cue's own clause starts here
 NEGATION_WINDOW = 4  # "pas l'intention de partir", "no intention of leaving"
