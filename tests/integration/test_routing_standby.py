@@ -24,7 +24,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from infra.stack import STANDBY, Stack
 from relais import desk
 from relais.common import bus, cloudevents
-from relais.common.pb import agent_desk_pb2 as desk_pb, agent_desk_pb2_grpc as desk_grpc
+from relais.common.pb import (
+    agent_desk_pb2 as desk_pb,
+    agent_desk_pb2_grpc as desk_grpc,
+    live_pb2 as live_pb,
+    live_pb2_grpc as live_grpc,
+)
 from relais.demo import ReplyWatcher
 from tests.integration.conftest import ConsoleScript
 from tests.integration.test_routing import context, hand_off
@@ -160,6 +165,13 @@ async def test_standby_takes_over_when_the_active_is_killed(pair):
             await desk_grpc.AgentDeskStub(channel).SignIn(
                 desk_pb.SignInRequest(agent_id="x", languages=["fr"]),
                 metadata=[("authorization", f"Bearer {pair.service_token}")],
+            )
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and f"standby: call {active}" in refused.value.details()
+    # The supervisors' live view too: only the active process holds the queues.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        async with grpc.aio.insecure_channel(standby) as channel:
+            await live_grpc.LiveViewStub(channel).GetSnapshot(
+                live_pb.WatchRequest(), metadata=[("authorization", f"Bearer {pair.service_token}")]
             )
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE and f"standby: call {active}" in refused.value.details()
 
