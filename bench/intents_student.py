@@ -170,7 +170,7 @@ class Student:
         y = np.array([index[label] for label in labels])
         self.weights = dict(STUDENTS[family])
         self.temperature = 1.0
-        self.members = fit_members(self.weights, texts, y, len(self.classes), seed)
+        self.members = fit_members(list(self.weights), texts, y, len(self.classes), seed)
 
     def raw_proba(self, texts: list[str]) -> np.ndarray:
         batch = _Batch(texts)
@@ -210,8 +210,8 @@ def install() -> None:
     def classifier(family: str, texts: list[str], labels: Sequence[str], seed: int = 0) -> Any:
         return Student(family, texts, labels, seed) if family in STUDENTS else Classifier(family, texts, labels, seed)
 
-    intent_model.Classifier = classifier  # type: ignore[assignment]
-    evaluation.FAMILIES = (*evaluation.FAMILIES, *STUDENTS)
+    intent_model.Classifier = classifier  # type: ignore[misc, assignment]
+    evaluation.FAMILIES = (*evaluation.FAMILIES, *STUDENTS)  # type: ignore[assignment]
 
 
 # ------------------------------------------------------------------------------------ building the encoders
@@ -314,7 +314,7 @@ def tune() -> None:
         ("minilm-onnx-tuned", ["ngram", "embedding_lr", "embedding_knn"]),
         ("minilm-onnx-static", names),
     ):
-        best = (0.0, None)
+        best: tuple[float, dict[str, float] | None] = (0.0, None)
         for weights in _simplex(len(members_of)):
             total = sum(w * probas[m] for w, m in zip(weights, members_of))
             score = float(np.mean(total.argmax(1) == y[held]))
@@ -419,7 +419,7 @@ def main() -> int:
                 result = {"dataset": "clinc150-val-crossfit"} | clinc_crossfit(train, val, family)
             print(json.dumps(result), flush=True)
             runs.append(result)
-    columns = ("accuracy", "in_scope_accuracy", "oos_recall", "oos_precision", "train_seconds")
+    columns: tuple[str, ...] = ("accuracy", "in_scope_accuracy", "oos_recall", "oos_precision", "train_seconds")
     columns += (
         "us_per_message_single",
         "us_per_message_batch",
