@@ -62,11 +62,11 @@ async def take_offer(page: Page, customer_id: str) -> None:
         if await mine.count():
             break
         leftover = offers.first
-        await leftover.click()
+        await leftover.evaluate("button => button.click()")  # the list is redrawn as countdowns tick
         await page.get_by_role("button", name="Accept", exact=True).click()
         if await page.locator("#composer").is_visible():  # accepted (else it expired meanwhile)
             await close_selected(page, "no_answer")
-    await mine.click()
+    await mine.evaluate("button => button.click()")  # at once: the offers' list is redrawn as countdowns tick
     await expect(page.locator("#conversation-header h2")).to_have_text(f"Customer {customer_id}")
     await page.get_by_role("button", name="Accept", exact=True).click()
     await expect(page.locator("#conversations .task-button", has_text=customer_id)).to_be_visible()
