@@ -12,7 +12,7 @@ from datetime import date
 
 import grpc
 
-from relais.common.lookup_words import DAYS, ORDER_NUMBER, ORDER_STATUS
+from relais.common.lookup_words import DAYS, ORDER_STATUS, order_numbers
 from relais.common.pb import conversation_pb2 as pb, lookup_pb2
 from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
 
@@ -108,10 +108,10 @@ async def opening_hours(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
 
 async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
     langs = reply_languages(turn)
-    match = ORDER_NUMBER.search(turn.text)
-    if not match:
+    orders = order_numbers(turn.text)
+    if not orders:
         return Answer(each(langs, lambda lang: text(lang, "order_missing")), False)
-    order_id = f"CMD-{match.group(1)}"
+    order_id = orders[0]
     record = pb.Lookup(
         name="order_status", turn_id=turn.turn_id, request={"order_id": order_id, "customer_id": turn.customer.id}
     )

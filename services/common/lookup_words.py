@@ -7,6 +7,13 @@ import re
 # "CMD-123456", "cmd 123456", "ORD1234": the digits are the order's number at the lookup.
 ORDER_NUMBER = re.compile(r"\b(?:CMD|ORD)[-\s]?([0-9]{4,10})\b", re.IGNORECASE)
 
+
+def order_numbers(text: str) -> list[str]:
+    """The orders `text` names, in the form the lookup knows and replies write ("cmd 123456" -> "CMD-123456"),
+    in the order written."""
+    return [f"CMD-{m.group(1)}" for m in ORDER_NUMBER.finditer(text)]
+
+
 DAYS = {  # ISO weekday 1 (Monday) is DAYS[lang][0]
     "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],

@@ -46,7 +46,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer,
 
 from relais.classifier.catalogue import HUMAN_INTENT, PLAUSIBLE_GUESS
 from relais.common.language import FRENCH_STOP_WORDS
-from relais.common.lookup_words import DAYS, ORDER_STATUS
+from relais.common.lookup_words import DAYS, ORDER_NUMBER, ORDER_STATUS, order_numbers
 from relais.common.pb import conversation_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -816,7 +816,6 @@ RELEVANT_LOOKUPS = {  # lookup -> the requests its result helps answer
     },
     "opening_hours": {"opening_hours", "store_locator"},
 }
-ORDER_ID = re.compile(r"\bCMD-\d+\b", re.IGNORECASE)
 MONTHS = {
     m: n
     for names in (
@@ -917,9 +916,10 @@ def check(
             for action, (words, asking) in IRREVERSIBLE.items():
                 if words.search(sentence) and not (asked & asking) and not words.search(customer_words):
                     problems.append(Problem("irreversible", f"proposes to {action}: {sentence!r}"))
-    for order in {m.group().upper() for m in ORDER_ID.finditer(text)}:
-        if order not in evidence.upper():
-            problems.append(Problem("unsupported", f"order {order} is not in the conversation"))
+    problems += [
+        Problem("unsupported", f"order {order} is not in the conversation")
+        for order in sorted(set(order_numbers(text)) - set(order_numbers(evidence)))
+    ]
     unknown_dates = _dates(text) - _dates(evidence)
     problems += [
         Problem("unsupported", f"date {d.isoformat()} is not in the conversation") for d in sorted(unknown_dates)
@@ -928,7 +928,7 @@ def check(
         Problem("unsupported", f"amount {c / 100:.2f} is not in the conversation")
         for c in sorted(_amounts(text) - _amounts(evidence))
     ]
-    rest = ORDER_ID.sub(" ", AMOUNT.sub(" ", DATE.sub(" ", text)))
+    rest = ORDER_NUMBER.sub(" ", AMOUNT.sub(" ", DATE.sub(" ", text)))
     known = set(re.findall(r"\d+", evidence))
     problems += [
         Problem("unsupported", f"number {n} is not in the conversation")
@@ -953,7 +953,7 @@ def _off_topic(context: pb.ConversationContext, text: str, articles: Sequence[Ar
     apology, a balance in an address change), or an order other than the one the customer now writes about."""
     topics = {i for a in articles for i in a.intents} or {latest_request(context).intent}
     request = latest_request(context)
-    mentioned = {m.group().upper() for m in ORDER_ID.finditer(request.text)}
+    mentioned = set(order_numbers(request.text))
     problems = []
     for lookup in {lookup.name: lookup for lookup in context.lookups}.values():
         if lookup.name == "order_status":
@@ -1120,7 +1120,7 @@ def lookup_sentences(
     needed (the order number, another try). An order the customer no longer writes about is left out."""
     latest = {lookup.name: lookup for lookup in context.lookups}.get(name)
     if name == "order_status":
-        said = [m.group().upper() for m in ORDER_ID.finditer(request.text)]
+        said = order_numbers(request.text)
         if latest is not None and said and latest.request.get("order_id", "").upper() not in said:
             latest = None
         if latest is None:

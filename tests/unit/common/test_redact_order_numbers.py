@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from relais.common.lookup_words import ORDER_NUMBER as ORDER_ID
+from relais.common.lookup_words import ORDER_NUMBER as ORDER_ID, order_numbers
 from relais.common.redact import redact
 
 
@@ -35,3 +35,9 @@ def test_every_order_number_the_bot_reads_is_kept():
     for sample in ("CMD-1234", "CMD 1234567890", "ord-98765"):
         assert ORDER_ID.fullmatch(sample) and redact(sample) == sample
     assert not re.fullmatch(ORDER_ID, "CMD-12345678901")
+
+
+def test_order_numbers_are_read_in_the_form_the_lookup_knows():
+    # The bot looks up and agent assist quotes one written form, however the customer typed it.
+    assert order_numbers("cmd 123456 puis ORD-0042 et CMD-654321") == ["CMD-123456", "CMD-0042", "CMD-654321"]
+    assert order_numbers("I ordered 3 items, CMD-12") == []
