@@ -1,6 +1,7 @@
-"""What the enterprise lookups deal in, in the words of each language: weekday names and order statuses (the bot
-answers with them, agent assist drafts with them), and order numbers as customers write them (the bot looks them
-up; redaction keeps them, as they are no personal data)."""
+"""What the enterprise lookups deal in, in the words of each language: weekday and month names and order statuses
+(the bot answers with them, agent assist drafts and checks with them, routing tells a callback's time with them),
+and order numbers as customers write them (the bot looks them up; redaction keeps them, as they are no personal
+data)."""
 
 import re
 
@@ -17,6 +18,10 @@ def order_numbers(text: str) -> list[str]:
 DAYS = {  # ISO weekday 1 (Monday) is DAYS[lang][0]
     "fr": ["lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"],
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+}
+MONTHS = {  # month 1 (January) is MONTHS[lang][0]
+    "fr": "janvier février mars avril mai juin juillet août septembre octobre novembre décembre".split(),
+    "en": "January February March April May June July August September October November December".split(),
 }
 ORDER_STATUS = {
     "fr": {"preparing": "en préparation", "shipped": "expédiée", "delivered": "livrée", "cancelled": "annulée"},

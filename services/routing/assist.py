@@ -46,7 +46,7 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer,
 
 from relais.classifier.catalogue import HUMAN_INTENT, PLAUSIBLE_GUESS
 from relais.common.language import FRENCH_STOP_WORDS
-from relais.common.lookup_words import DAYS, ORDER_NUMBER, ORDER_STATUS, order_numbers
+from relais.common.lookup_words import DAYS, MONTHS, ORDER_NUMBER, ORDER_STATUS, order_numbers
 from relais.common.pb import conversation_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -816,17 +816,10 @@ RELEVANT_LOOKUPS = {  # lookup -> the requests its result helps answer
     },
     "opening_hours": {"opening_hours", "store_locator"},
 }
-MONTHS = {
-    m: n
-    for names in (
-        "january february march april may june july august september october november december",
-        "janvier février mars avril mai juin juillet août septembre octobre novembre décembre",
-    )
-    for n, m in enumerate(names.split(), 1)
-}
+MONTH_NUMBER = {name.lower(): n for names in MONTHS.values() for n, name in enumerate(names, 1)}
 DATE = re.compile(
     r"\b(\d{4})-(\d{2})-(\d{2})\b|\b(\d{1,2})/(\d{1,2})/(\d{4})\b"
-    r"|\b(\d{1,2})(?:er)? (" + "|".join(MONTHS) + r") (\d{4})\b",
+    r"|\b(\d{1,2})(?:er)? (" + "|".join(MONTH_NUMBER) + r") (\d{4})\b",
     re.IGNORECASE,
 )
 AMOUNT = re.compile(
@@ -853,7 +846,7 @@ def _dates(text: str) -> set[date]:
             elif m.group(4):
                 found.add(date(int(m.group(6)), int(m.group(5)), int(m.group(4))))
             else:
-                found.add(date(int(m.group(9)), MONTHS[m.group(8).lower()], int(m.group(7))))
+                found.add(date(int(m.group(9)), MONTH_NUMBER[m.group(8).lower()], int(m.group(7))))
         except ValueError:
             continue
     return found

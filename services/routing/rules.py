@@ -18,6 +18,7 @@ import yaml
 from relais.common import customer_contact
 from relais.common.config import ConfigError
 from relais.common.language import fold
+from relais.common.lookup_words import DAYS as WEEKDAYS, MONTHS
 from relais.common.pb import conversation_pb2 as pb
 
 RULES_PATH = Path(__file__).with_name("routing_rules.yaml")
@@ -815,42 +816,6 @@ def customer_zone(time_zone: str, center: Center) -> tzinfo:
     return zone_of(time_zone) or center.zone
 
 
-WEEKDAYS = {
-    "fr": ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-}
-MONTHS = {
-    "fr": (
-        "janvier",
-        "février",
-        "mars",
-        "avril",
-        "mai",
-        "juin",
-        "juillet",
-        "août",
-        "septembre",
-        "octobre",
-        "novembre",
-        "décembre",
-    ),
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-}
-
-
 def spoken_time(at: datetime, zone: tzinfo, language: str, now: datetime) -> str:
     """ "à 15:42 (Europe/Paris)", "demain à 09:00 (...)", "lundi 8 décembre à 09:00 (...)" in the customer's zone."""
     language = language if language in WEEKDAYS else "en"
@@ -1063,7 +1028,7 @@ CALLBACK_PHRASES = [
         r"\b(?:etre|soit|sois) rappele(?:e|s|es)?\b",
         r"\b(?:vous|pouvez|pourriez|voulez|voudriez|on|quelqu'un|conseiller|possible|merci de|prie de|faut)\b.*\bme rappeler"
         r"(?:\s*$|\s+(?:plutot|svp|stp|s'il|au|sur|demain|plus tard|ce soir|cet|ce matin|dans|vers|quand|des que|lorsque"
-        r"|rapidement|vite|merci|a \d|a \w+h|aujourd'hui|lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche)\b)",
+        r"|rapidement|vite|merci|a \d|a \w+h|aujourd'hui|" + "|".join(WEEKDAYS["fr"]) + r")\b)",
         r"\b(?:qu'on|que vous|qu'un conseiller|que quelqu'un) me (?:rappelle|rappeliez)\b",
         r"\b(?:voudrais|veux|souhaite|souhaiterais|prefere|prefererais|demande|aimerais|possible d'avoir|plutot)\b.*"
         r"\b(?:un|le) rappel\b(?! de\b| d')",
