@@ -215,7 +215,7 @@ from cloudevents.core.v1.event import CloudEvent  # noqa: E402
 from cloudevents.v1 import kafka as ce_kafka_v1  # noqa: E402  (the 1.x API, cloudevents.kafka there)
 from cloudevents.v1.http import CloudEvent as CloudEventV1API  # noqa: E402
 
-from tests.unit.intake.test_intake_fuzz import check_invariants  # noqa: E402
+from tests.unit.common.test_cloudevents_fuzz import check_invariants  # noqa: E402
 
 TRACEPARENT = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
 MESSAGE_DATA = {"channel": "sms", "customer": {"id": "c-7", "language": "en"}, "text": "Where is my order CMD-123456?"}
