@@ -17,8 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relais.common import metrics
 from relais.common.config import DEFAULT_METRICS_PORTS, ConfigError, check_environment
-from relais.routing import rules
-from relais.routing.service import queues_now
 
 
 class TP(NamedTuple):
@@ -113,21 +111,6 @@ def test_a_stale_routing_snapshot_is_not_shown():
     metrics.routing_snapshot([metrics.QueueNow("fr", "", 3, 12.5)], {"available": 1}, now=100.0)
     assert metrics.current_routing(now=101.0) == ((metrics.QueueNow("fr", "", 3, 12.5),), {"available": 1})
     assert metrics.current_routing(now=100.0 + metrics.SNAPSHOT_MAX_AGE + 1) is None
-
-
-def test_routing_queues_are_the_languages_own_until_a_step_names_a_queue():
-    routing_rules = rules.load_rules(env={})  # the shipped steps: relax levels at 60 s, then queue "any" at 180 s
-    rows = [
-        {"language": "fr", "stage": 0, "waiting": 2, "oldest": 30.0},
-        {"language": "fr", "stage": 1, "waiting": 1, "oldest": 90.0},
-        {"language": "fr", "stage": 2, "waiting": 4, "oldest": 400.0},
-        {"language": "en", "stage": 0, "waiting": 1, "oldest": None},
-    ]
-    assert queues_now(rows, routing_rules) == [
-        metrics.QueueNow("en", "", 1, 0.0),
-        metrics.QueueNow("fr", "", 3, 90.0),
-        metrics.QueueNow("fr", "any", 4, 400.0),
-    ]
 
 
 # --- what a scrape gets ---
