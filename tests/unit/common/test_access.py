@@ -4,15 +4,9 @@ import ssl
 
 import pytest
 
-from infra.certs.make_certs import make_certs
 from relais.common import bus
 from relais.common.config import ConfigError, kafka_security, service_token
 from relais.common.grpcserver import AccessError, TokenInterceptor, channel_credentials, server_credentials
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 def test_plaintext_kafka_by_default():

@@ -8,17 +8,11 @@ import grpc
 import pytest
 from aiohttp import web
 
-from infra.certs.make_certs import make_certs
 from infra.ports import free_port
 from relais.common import grpcserver
 from relais.gateway.connect import Proxy, route_table
 from relais.gateway.service import make_app, make_upstreams, ssl_context
 from tests.unit.gateway.test_proxy import analytics_handler
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 async def serve_gateway(monkeypatch, certs, mutual: bool):

@@ -10,10 +10,8 @@ import ssl
 import sys
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
-from infra.certs.make_certs import make_certs
 from relais.common import grpcserver
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -26,11 +24,6 @@ TLS_VARIABLES = (
     "RELAIS_TLS_CLIENT_CERT",
     "RELAIS_TLS_CLIENT_KEY",
 )
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 def server_env(certs, mutual=False):
