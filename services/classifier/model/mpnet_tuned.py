@@ -5,7 +5,7 @@ The bottom `frozen_layers` of the 12 are kept as they are and run once per batch
 cosine head are fine-tuned together (cross-entropy with label smoothing, AdamW, warm-up then linear decay),
 like MiniLM in finetune._fine_tune; a third of the cost of a full fine-tune on two cores, and on a BANKING77 fold
 93.5 % alone (head and neighbours), against 93.2 % for the whole minilm-ft ensemble. The weights are the ones
-relais.classifier.mpnet fetched.
+relais.classifier.weights fetched.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 from relais.classifier.model.errors import ModelUnavailable
 from relais.classifier.model.finetune import _deterministic, warmup_then_decay
 from relais.classifier.model.neighbours import _EmbeddingKNN, head_and_neighbours
-from relais.classifier.mpnet import CHECKED, mpnet_dir
+from relais.classifier.weights import MPNET
 
 WIDTH, LAYERS = 768, 12
 TUNE = MappingProxyType(
@@ -43,11 +43,11 @@ TUNE = MappingProxyType(
 @functools.lru_cache(maxsize=1)
 def _base() -> tuple[Any, Any]:
     """The pretrained tokenizer and model (frozen, eval mode), loaded once per process."""
-    folder = mpnet_dir()
-    if not (folder / CHECKED).is_file():
+    folder = MPNET.folder()
+    if not MPNET.fetched(folder):
         raise ModelUnavailable(
             f"all-mpnet-base-v2 is not in {folder}: run `make bench-install` "
-            "(or python -m relais.classifier.mpnet), or set RELAIS_MPNET_DIR"
+            "(or python -m relais.classifier.weights mpnet), or set RELAIS_MPNET_DIR"
         )
     try:
         from transformers import AutoModel, AutoTokenizer
