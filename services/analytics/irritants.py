@@ -32,6 +32,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from relais.common.language import FRENCH_STOP_WORDS, SUPPORTED_LANGUAGES, fold, guess_languages
+from relais.common.queue_words import CALLBACK_COMMANDS, FAREWELLS, FILLER, LEAVE_COMMANDS, QUEUE_WORDS
 
 
 @dataclass(frozen=True)
@@ -105,16 +106,18 @@ GLOSSARY = {
     "injoignable": "unreachable",
     "client": "customer",
 }
-# Answers to the queue message (relais.routing: "Reply STOP to leave the queue, or CALLBACK...") and their
-# usual variants; a message made only of these and stop words is a command, not something the customer
-# complains about.
+# A message made only of the queue's vocabulary (relais.common.queue_words: the answers to "Reply STOP to leave the
+# queue, or CALLBACK...") and stop words is a command, not something the customer complains about. Words naming the
+# queue or the request ("file", "wait", "demande") and filler come with a command and are none alone.
 QUEUE_COMMANDS = frozenset(
-    """
-stop leave quit cancel exit unsubscribe callback quitter annuler arreter arret abandon abandonner partir pars
-rappel rappeler rappelez rappelle bye goodbye revoir
-""".split()
+    word
+    for phrase in LEAVE_COMMANDS | CALLBACK_COMMANDS | FAREWELLS
+    for word in re.findall(r"[^\W\d_]+", phrase)
+    if word not in STOP_WORDS and word not in QUEUE_WORDS
 )
-QUEUE_WORDS = QUEUE_COMMANDS | frozenset("queue file line attente wait waiting svp stp merci thanks".split())
+QUEUE_AND_FILLER = (
+    QUEUE_COMMANDS | QUEUE_WORDS | {word for phrase in FILLER for word in re.findall(r"[^\W\d_]+", phrase)}
+)
 LABEL_CHARACTERS = 48  # a label taken from a verbatim is cut at a word boundary around this length
 MIN_SIMILARITY = 0.2  # cosine to a topic centre below which a verbatim is noise (0.3 dropped 10 % of themes)
 SVD_COMPONENTS = 100  # LSA dimensions; SVD is skipped on small windows
@@ -139,11 +142,13 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 def is_queue_command(text: str) -> bool:
     """True for a message that is only a queue command ("STOP", "annuler svp", "RAPPEL", "quit the queue")."""
-    text = re.sub(r"\bcall\s+(?:me\s+)?back\b", "callback", PLACEHOLDER.sub(" ", text).lower())
+    text = re.sub(r"\bcall[\s-]+(?:me\s+)?back\b", "callback", PLACEHOLDER.sub(" ", text).lower())
     words = [fold(w) for w in re.findall(r"[^\W\d_]+", text)]
     meaningful = [w for w in words if w not in STOP_WORDS]
     return (
-        bool(meaningful) and any(w in QUEUE_COMMANDS for w in meaningful) and all(w in QUEUE_WORDS for w in meaningful)
+        bool(meaningful)
+        and any(w in QUEUE_COMMANDS for w in meaningful)
+        and all(w in QUEUE_AND_FILLER for w in meaningful)
     )
 
 

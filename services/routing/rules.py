@@ -20,6 +20,7 @@ from relais.common.config import ConfigError
 from relais.common.language import fold
 from relais.common.lookup_words import DAYS as WEEKDAYS, MONTHS
 from relais.common.pb import conversation_pb2 as pb
+from relais.common.queue_words import CALLBACK_COMMANDS, FAREWELLS, FILLER, LEAVE_COMMANDS
 
 RULES_PATH = Path(__file__).with_name("routing_rules.yaml")
 MAX_LEVEL = 5
@@ -881,109 +882,11 @@ def waiting(
 
 
 # --- what the customer writes: leaving, a callback, a closing pleasantry ---
-# On folded text (lower case, no accents, one apostrophe). Commands count when a whole clause says them ("Bon, stop,
-# j'abandonne" leaves; "stop charging my card twice" does not); phrases count anywhere, unless negated before.
+# On folded text (lower case, no accents, one apostrophe). Commands (relais.common.queue_words) count when a whole
+# clause says them ("Bon, stop, j'abandonne" leaves; "stop charging my card twice" does not); phrases count anywhere,
+# unless negated before.
 
 CLAUSES = re.compile(r"[.!?,;:\n()\[\]\"«»…]+|\s+-\s+|\s+(?:et|and|mais|but)\s+")
-FILLER = {
-    "bon",
-    "ben",
-    "bah",
-    "ah",
-    "oh",
-    "eh",
-    "euh",
-    "hum",
-    "alors",
-    "donc",
-    "bref",
-    "ok",
-    "okay",
-    "well",
-    "so",
-    "then",
-    "please",
-    "pls",
-    "plz",
-    "svp",
-    "stp",
-    "s'il vous plait",
-    "s'il te plait",
-    "now",
-    "maintenant",
-    "merci",
-    "thanks",
-    "thank you",
-    "oui",
-    "yes",
-    "non",
-    "no",
-    "enfin",
-    "voila",
-    "right",
-    "just",
-    "juste",
-    "hey",
-    "re",
-    "allez",
-    "come on",
-    "again",
-    "encore",
-    "vraiment",
-    "really",
-    "bien",
-    "tout de suite",
-    "right now",
-}
-LEAVE_COMMANDS = {
-    "stop",
-    "quit",
-    "leave",
-    "cancel",
-    "exit",
-    "end",
-    "annuler",
-    "annule",
-    "annulez",
-    "quitter",
-    "quitte",
-    "quittez",
-    "arret",
-    "arrete",
-    "arretez",
-    "arreter",
-    "abandon",
-    "abandonner",
-    "fin",
-    "terminer",
-    "termine",
-    "stop waiting",
-    "stop the wait",
-    "je quitte",
-    "j'abandonne",
-    "i quit",
-    "i give up",
-    "cancel my request",
-    "annuler ma demande",
-    "leave the queue",
-    "quitter la file",
-    "sortir de la file",
-}
-CALLBACK_COMMANDS = {
-    "callback",
-    "call back",
-    "call-back",
-    "call me back",
-    "call me",
-    "rappel",
-    "rappelez moi",
-    "rappelez-moi",
-    "rappel telephonique",
-    "un rappel",
-    "rappelle moi",
-    "rappelle-moi",
-}
-FAREWELLS = {"bye", "bye bye", "goodbye", "good bye", "ciao", "au revoir", "a bientot", "a plus", "see you", "see ya"}
 NEGATION = re.compile(
     r"(?:\bne\b|\bn'|\bpas\b|\bjamais\b|\bdon'?t\b|\bdo not\b|\bdoesn'?t\b|\bnever\b|\bnot\b|\bno need\b"
     r"|\bwon'?t\b)"
