@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Protocol
 
 import yaml
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer, strip_accents_unicode
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from relais.classifier.catalogue import HUMAN_INTENT, PLAUSIBLE_GUESS
-from relais.common.language import FRENCH_STOP_WORDS
+from relais.common.language import FRENCH_STOP_WORDS, SUPPORTED_LANGUAGES as LANGUAGES, supported_language
 from relais.common.lookup_words import DAYS, MONTHS, ORDER_NUMBER, ORDER_STATUS, order_numbers
 from relais.common.pb import conversation_pb2 as pb
 
@@ -59,7 +59,6 @@ ENV_LLM_URL, ENV_LLM_MODEL, ENV_LLM_KEY = (
     "RELAIS_ASSIST_LLM_API_KEY",
 )
 ENV_LLM_TIMEOUT = "RELAIS_ASSIST_LLM_TIMEOUT_S"
-LANGUAGES = ("fr", "en")
 LOOKUPS = ("order_status", "account_balance", "opening_hours")  # what the bot can look up (services/bot/answers.py)
 INTENT_BOOST = 0.3  # an article declared for the conversation's intent outranks a mere word overlap
 MAX_SUGGESTIONS = 3
@@ -127,7 +126,7 @@ class KnowledgeBase:
                     strip_accents="unicode",
                     sublinear_tf=True,
                     ngram_range=(1, 2),
-                    stop_words=sorted({strip_accents_unicode(w) for w in STOP_WORDS.get(language, ())}),
+                    stop_words=sorted(STOP_WORDS.get(language, ())),  # folded already, as the vectorizer folds
                 ),
                 TfidfVectorizer(strip_accents="unicode", sublinear_tf=True, analyzer="char_wb", ngram_range=(3, 5)),
             ]
@@ -396,8 +395,8 @@ LONG_NUMBER = re.compile(r"\d(?:[ .-]?\d){7,}")  # card / account numbers quoted
 
 def conversation_language(context: pb.ConversationContext) -> str:
     for code in [context.language, context.customer.language] + [t.language for t in reversed(context.turns)]:
-        if code and code[:2].lower() in LANGUAGES:
-            return code[:2].lower()
+        if served := supported_language(code):
+            return served
     return "en"
 
 
