@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -236,21 +237,27 @@ def test_lists_of_the_same_kind():
     assert redact(text) == "[PHONE] [PHONE] ; [EMAIL][EMAIL] ; [IBAN] [IBAN]"
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(10)  # a pattern that backtracks takes minutes on these, not the fraction of a second measured
 @pytest.mark.parametrize(
-    "text",
+    "text, placeholder",
     [
-        "06 " * 20000,
-        "06 12 34 56 78 " * 4000,
-        "a@b.fr." * 8000,
-        "a" * 50000 + "@b",
-        "+1 " * 20000,
-        "FR76 " * 10000,
-        "4111 " * 10000,
+        ("06 " * 20000, "[PHONE]"),
+        ("06 12 34 56 78 " * 4000, "[PHONE]"),
+        ("a@b.fr." * 8000, "[EMAIL]"),
+        ("a" * 50000 + "@b", None),  # near-misses: kept as written
+        ("+1 " * 20000, None),
+        ("FR76 " * 10000, None),
+        ("4111 " * 10000, None),
     ],
 )
-def test_long_adversarial_input_stays_linear(text):
-    redact(text)
+def test_long_adversarial_input_stays_linear(text, placeholder):
+    started = time.perf_counter()
+    redacted = redact(text)
+    print(f"\nfigures: redact {len(text)} characters ({text[:8]!r}...) in {time.perf_counter() - started:.3f} s")
+    if placeholder is None:
+        assert redacted == text
+    else:
+        assert placeholder in redacted and not re.search(r"[0-9@]", redacted.replace(placeholder, ""))
 
 
 # ----------------------------------------------------------------------------- phones, by region
