@@ -19,7 +19,7 @@ import pytest
 
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, agent_events_pb2 as ev, conversation_pb2 as pb
-from tests.integration.conftest import reply_of_type
+from tests.integration.conftest import reply_of_type, settled
 from tests.integration.test_routing import context, customer_writes, hand_off, task_of
 
 README_AGENT = {
@@ -334,6 +334,7 @@ async def test_thanks_after_the_advisor_closed_opens_no_task_and_a_new_request_o
                 < 2
             ):
                 await asyncio.sleep(0.05)
+        await settled(replies.bootstrap, replies, groups=("bot", "routing"))  # a second goodbye's reply would be in
         assert await db.fetchval("SELECT count(*) FROM tasks WHERE conversation_id = $1", conversation_id) == 1
         assert len([r for r in replies.replies[conversation_id] if r["data"].get("status") == "ended"]) == 1  # once
         await advisor.stub.SetState(desk.SetStateRequest(state=ev.AGENT_STATE_AVAILABLE), metadata=advisor.auth)
