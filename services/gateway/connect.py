@@ -280,6 +280,24 @@ class Upstream:
     def in_order(self) -> list[int]:
         return [(self.preferred + i) % len(self.channels) for i in range(len(self.channels))]
 
+    async def open_call(self, route: Route, message: Message, metadata, timeout):
+        """`route`'s call on the first process that does not refuse it with UNAVAILABLE, the preferred first, and
+        its initial metadata (a unary call's arrive with its answer); the last process's call, however it ended."""
+        for n, index in enumerate(self.in_order()):
+            channel = self.channels[index]
+            multicallable = channel.unary_stream if route.server_streaming else channel.unary_unary
+            call = multicallable(
+                route.path,
+                request_serializer=route.request.SerializeToString,
+                response_deserializer=route.response.FromString,
+            )(message, metadata=metadata, timeout=timeout)
+            initial = await call.initial_metadata()  # the call answered (a stream is open), or it already ended
+            if call.done() and await call.code() == grpc.StatusCode.UNAVAILABLE and n + 1 < len(self.channels):
+                continue  # refused before any answer (a standby, or a process gone): the next process
+            self.preferred = index
+            return call, initial
+        raise AssertionError("an upstream has at least one channel")
+
 
 class Proxy:
     """The aiohttp handlers of the Connect routes, calling `upstreams` (service full name -> Upstream)."""
@@ -319,25 +337,14 @@ class Proxy:
     async def unary(self, route: Route, codec: str, body: bytes, metadata, timeout) -> web.Response:
         try:
             message = decode(codec, body, route.request)
-            upstream = self.upstream(route)
-            for n, index in enumerate(upstream.in_order()):
-                call = upstream.channels[index].unary_unary(
-                    route.path,
-                    request_serializer=route.request.SerializeToString,
-                    response_deserializer=route.response.FromString,
-                )(message, metadata=metadata, timeout=timeout)
-                try:
-                    reply = await call
-                except grpc.aio.AioRpcError as error:
-                    if error.code() == grpc.StatusCode.UNAVAILABLE and n + 1 < len(upstream.channels):
-                        continue  # a standby, or a process gone: the next one
-                    raise ConnectError.of(error) from None
-                upstream.preferred = index
-                headers = metadata_headers(await call.initial_metadata())
-                headers |= metadata_headers(await call.trailing_metadata(), "Trailer-")
-                content_type = "application/json" if codec == JSON else "application/proto"
-                return web.Response(body=encode(codec, reply), content_type=content_type, headers=headers)
-            raise AssertionError("an upstream has at least one channel")
+            call, initial = await self.upstream(route).open_call(route, message, metadata, timeout)
+            try:
+                reply = await call
+            except grpc.aio.AioRpcError as error:
+                raise ConnectError.of(error) from None
+            headers = metadata_headers(initial) | metadata_headers(await call.trailing_metadata(), "Trailer-")
+            content_type = "application/json" if codec == JSON else "application/proto"
+            return web.Response(body=encode(codec, reply), content_type=content_type, headers=headers)
         except ConnectError as error:
             return error.response()
 
@@ -351,7 +358,7 @@ class Proxy:
             return web.Response(body=end_of_stream(error), content_type=f"application/connect+{codec}")
         call: grpc.aio.UnaryStreamCall | None = None
         try:
-            call, initial = await self._open_stream(upstream, route, message, metadata, timeout)
+            call, initial = await upstream.open_call(route, message, metadata, timeout)
             response = web.StreamResponse(
                 headers={"Content-Type": f"application/connect+{codec}", **metadata_headers(initial)}
             )
@@ -371,21 +378,6 @@ class Proxy:
         finally:  # the HTTP client went away (the handler is cancelled) or writing to it failed
             if call is not None and not call.done():
                 call.cancel()
-
-    async def _open_stream(self, upstream: Upstream, route: Route, message: Message, metadata, timeout):
-        """The call open on the first process that does not refuse it with UNAVAILABLE, and its initial metadata."""
-        for n, index in enumerate(upstream.in_order()):
-            call = upstream.channels[index].unary_stream(
-                route.path,
-                request_serializer=route.request.SerializeToString,
-                response_deserializer=route.response.FromString,
-            )(message, metadata=metadata, timeout=timeout)
-            initial = await call.initial_metadata()  # the stream is open, or the call already ended
-            if call.done() and await call.code() == grpc.StatusCode.UNAVAILABLE and n + 1 < len(upstream.channels):
-                continue  # refused before any answer: the next process
-            upstream.preferred = index
-            return call, initial
-        raise AssertionError("an upstream has at least one channel")
 
 
 async def not_found(request: web.Request) -> web.Response:

@@ -150,6 +150,31 @@ async def test_a_unary_call_meeting_a_standby_goes_to_the_next_process_and_stays
     assert gateway.standby.calls == 1 and gateway.active.calls == 2  # the second call went to the active at once
 
 
+async def test_a_process_gone_is_passed_over_by_unary_calls_and_streams(gateway):
+    gone_server, gone = await start_server(FakeRouting().handler())
+    await gone_server.stop(None)  # nothing listens there any more: UNAVAILABLE before any answer
+    channel = grpc.aio.insecure_channel(gone)
+    live = gateway.upstreams["relais.v1.LiveView"]
+    gateway.upstreams["relais.v1.LiveView"] = Upstream([gone, live.addrs[1]], [channel, live.channels[1]])
+    try:
+        response = await gateway.post(
+            "/relais.v1.LiveView/GetSnapshot", data=b"{}", headers={"Content-Type": "application/json"}
+        )
+        assert response.status == 200 and await response.json() == {"handoffs15m": "7"}
+        gateway.upstreams["relais.v1.LiveView"].preferred = 0
+        gateway.active.release.set()
+        stream = await gateway.post(
+            "/relais.v1.LiveView/Watch",
+            data=connect.envelope(b"{}"),
+            headers={"Content-Type": "application/connect+json"},
+        )
+        assert stream.headers["x-served-by"] == "active"
+        assert await read_envelope(stream) == (0, {"botAnswers15m": "1"})
+        assert gateway.active.calls == 2 and gateway.upstreams["relais.v1.LiveView"].preferred == 1
+    finally:
+        await channel.close()
+
+
 async def read_envelope(response) -> tuple[int, dict]:
     header = await response.content.readexactly(5)
     flags, length = connect.HEADER.unpack(header)
