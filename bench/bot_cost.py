@@ -35,6 +35,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import cast
 
 HERE = Path(__file__).resolve().parent.parent
 SENT_AT = 1_790_000_000  # the turns' times: fixed, so that two runs' outputs compare
@@ -49,6 +50,7 @@ def use_tree(root: Path) -> None:
     spec = importlib.util.spec_from_file_location(
         "relais", root / "services" / "__init__.py", submodule_search_locations=[str(root / "services")]
     )
+    assert spec is not None and spec.loader is not None  # a file location always has a source loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["relais"] = module
     spec.loader.exec_module(module)
@@ -140,7 +142,7 @@ async def run_child(args) -> dict:
     from google.protobuf.json_format import MessageToDict
 
     from relais.bot.service import build
-    from relais.common import telemetry, topics, worker
+    from relais.common import config, telemetry, topics, worker
     from relais.common.db import connect
     from relais.common.pb import conversation_pb2 as pb
     from relais.common.unit_of_work import Item, UnitOfWork
@@ -158,7 +160,10 @@ async def run_child(args) -> dict:
     )
     pool = await connect(os.environ["DATABASE_URL"], max_size=2)
     try:
-        service = await build(worker.Worker(None, None, pool, asyncio.Event()))
+        # The bot's build reads neither settings nor a producer (the loop sends its outputs).
+        service = await build(worker.Worker(cast(config.Settings, None), None, pool, asyncio.Event()))
+        decode, handle_batch, close = service.decode, service.handle_batch, service.close
+        assert decode is not None and handle_batch is not None and close is not None
         await wait_for_lookup()
 
         offset = n_turns = 0
@@ -211,10 +216,10 @@ async def run_child(args) -> dict:
             )
 
         async def one_batch(entries) -> list:
-            items = [Item(r, service.decode(r)) for r in (e["records"][e["next"]] for e in entries)]
+            items = [Item(r, decode(r)) for r in (e["records"][e["next"]] for e in entries)]
             async with pool.acquire() as conn, conn.transaction():
                 unit = UnitOfWork("bot", conn)
-                await service.handle_batch(items, unit)
+                await handle_batch(items, unit)
                 await unit.store()
             if dump is not None:
                 dump.extend(normal(key, seq, r) for key, seq, r in sorted(unit.stored, key=lambda s: s[:2]))
@@ -235,7 +240,7 @@ async def run_child(args) -> dict:
                 turns += len(head)
             return turns
 
-        dump = [] if args.dump else None
+        dump: list[str] | None = [] if args.dump else None
 
         def normal(event_key: str, seq: int, record) -> str:
             """An output without what differs from run to run (times, the run's tag, a sampled turn's new span)."""
@@ -260,7 +265,7 @@ async def run_child(args) -> dict:
         turns = await run(counted, args.batch)
         cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall
         lookup_cpu = cpu_seconds(lookup.pid) - lookup_before
-        await service.close()
+        await close()
         if dump is not None:
             rows = await pool.fetch(
                 "SELECT context FROM bot_conversations WHERE conversation_id LIKE $1 ORDER BY conversation_id",
@@ -393,7 +398,7 @@ def main() -> int:
     pg_state = None if args.dsn else Path(tempfile.mkdtemp(prefix="relais-bot-cost-pg-"))
     server = None
     try:
-        if args.dsn:
+        if pg_state is None:
             dsn = args.dsn
         else:
             server = PostgresServer(pg_state)
@@ -446,6 +451,7 @@ def main() -> int:
     finally:
         if server is not None:
             server.stop()
+        if pg_state is not None:
             shutil.rmtree(pg_state, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
     return 0

@@ -102,7 +102,7 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
         t2 = time.process_time()
         decode_us.append((t1 - t0) / len(records) * 1e6)
         language_us.append((t2 - t1) / len(records) * 1e6)
-    summary = {}
+    summary: dict[str, int] = {}
     for g in guesses:
         key = g if isinstance(g, str) else f"{g[0]}{'' if g[1] else '?'}"
         summary[key] = summary.get(key, 0) + 1
@@ -160,27 +160,31 @@ def _handler_cost(records, rounds: int, batch: int) -> float:
     """µs of CPU per message of intake's handle_batch, best of `rounds`, a new set of conversations each round."""
     import asyncio
     from types import SimpleNamespace
+    from typing import cast
 
     from aiokafka import ConsumerRecord
 
-    from relais.common import telemetry, topics
+    from relais.common import telemetry, topics, worker
     from relais.common.unit_of_work import Item, UnitOfWork
     from relais.intake import service
 
     telemetry.setup("intake")
+    # What build reads of a worker, without a broker or a database.
     w = SimpleNamespace(settings=SimpleNamespace(max_text_chars=4000), pool=None, producer=None, stop=None)
-    handler = asyncio.run(service.build(w))
+    handler = asyncio.run(service.build(cast(worker.Worker, w)))
+    decode, handle_batch = handler.decode, handler.handle_batch
+    assert decode is not None and handle_batch is not None  # intake consumes records
     consumed = [
         ConsumerRecord(topics.CONTACT_EVENTS, 0, offset, 0, 0, None, value, None, 0, len(value), headers)
         for offset, (_, _, value, headers) in enumerate(records)
     ]
 
     async def one_round() -> float:
-        items = [Item(record, handler.decode(record)) for record in consumed]
+        items = [Item(record, decode(record)) for record in consumed]
         database = _Database()
         start = time.process_time()
         for first in range(0, len(items), batch):
-            await handler.handle_batch(items[first : first + batch], UnitOfWork("intake", database))
+            await handle_batch(items[first : first + batch], UnitOfWork("intake", database))
         return (time.process_time() - start) / len(items) * 1e6
 
     asyncio.run(one_round())  # warm-up
@@ -230,15 +234,13 @@ def main() -> None:
                 [sys.executable, __file__, "--root", str(root), *common], check=True, capture_output=True, text=True
             )
             runs[name].append(json.loads(child.stdout))
-    result = {}
+    result: dict[str, dict] = {}
     for name, measured in runs.items():
         result[name] = dict(measured[0])
         for key in ("decode_us", "language_us", "total_us", "handler_us"):
             result[name][key] = min(run[key] for run in measured)
-    result["same_results"] = all(
-        result["before"][k] == result["after"][k] for k in ("language_checksum", "text_checksum", "guesses")
-    )
-    print(json.dumps(result, indent=2))
+    same = all(result["before"][k] == result["after"][k] for k in ("language_checksum", "text_checksum", "guesses"))
+    print(json.dumps({**result, "same_results": same}, indent=2))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ COLUMNS = (
 )
 
 
-def banking77_holdout(rows: tuple[list[str], list[str]], per_label: int = 40, seed: int = 0):
+def banking77_holdout(
+    rows: tuple[list[str], list[str]], per_label: int = 40, seed: int = 0
+) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
     labels = np.array(rows[1])
     rng = np.random.RandomState(seed)
     test = np.zeros(len(labels), dtype=bool)

@@ -421,7 +421,7 @@ async def consumer_lag(admin, reader, groups: Sequence[str]) -> dict[str, int]:
     """Records not yet committed by each service's consumer group, per group:topic."""
     from aiokafka import TopicPartition
 
-    lag = {}
+    lag: dict[str, int] = {}
     for group in groups:
         try:
             committed = await admin.list_consumer_group_offsets(f"relais-{group}")
@@ -485,7 +485,7 @@ async def serial_probes(dsn: str | None, n: int = 100) -> dict:
     a one-row insert into processed_events in its own transaction (WAL written, so the commit waits for its
     flush), under a consumer name of the bench's, deleted afterwards. The broker's side, one produce
     acknowledged at a time, is timed by measure_ceiling on its scratch topic (kafka_ack_*)."""
-    out = {}
+    out: dict[str, float | str] = {}
     if dsn:
         import asyncpg
 
@@ -1018,14 +1018,16 @@ def bench_pipeline(args) -> dict:
 
     state = Path(tempfile.mkdtemp(prefix="relais-bench-pipeline-"))
     stack = Stack.with_free_ports(state, fast_db=args.fast_db, extra_env={"RELAIS_LOG_LEVEL": "WARNING"})
-    stack.postgres.statement_stats = True  # pg_statements_per_turn
+    broker, postgres = stack.broker, stack.postgres
+    assert broker is not None and postgres is not None  # its own (not use_infra)
+    postgres.statement_stats = True  # pg_statements_per_turn
     try:
         with progress.stage("starting a private stack (Kafka, PostgreSQL, the services)"):
             stack.start_infra()
             stack.start_services()
         pids = {name: p.pid for name, p in stack.processes.items()}
-        if stack.broker.pid:
-            pids["kafka"] = stack.broker.pid
+        if broker.pid:
+            pids["kafka"] = broker.pid
         return event_loop(run_pipeline(stack.bootstrap, stack.dsn, pids, model_path=stack.model_path, **kwargs)) | {
             "stack": "private, PostgreSQL " + ("fsync off, synchronous_commit off" if args.fast_db else "fsync on")
         }

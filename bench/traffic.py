@@ -51,7 +51,7 @@ class Story:
     customer_id: str
     intent: str
     language: str
-    channel: int
+    channel: pb.Channel
     start: datetime
     side: str  # bot | human
     bot_turns: int = 1
@@ -85,7 +85,7 @@ class Traffic:
     agent_event_ids: list[str]
 
 
-def _outcome(story: Story, kind: int, at: datetime, suffix: str, **extra) -> bus.Record:
+def _outcome(story: Story, kind: pb.OutcomeKind, at: datetime, suffix: str, **extra) -> bus.Record:
     record = pb.Outcome(
         outcome_id=f"{story.conversation_id}/{suffix}",
         conversation_id=story.conversation_id,
@@ -164,7 +164,7 @@ def story_end(story: Story) -> datetime:
     return handoff + timedelta(seconds=story.wait + (story.handle if story.answered else 0))
 
 
-def _agent_event(agent_id: str, state: int, at: datetime) -> bus.Record:
+def _agent_event(agent_id: str, state: ev.AgentState, at: datetime) -> bus.Record:
     event = ev.AgentEvent(
         event_id=str(uuid.uuid4()),
         agent_id=agent_id,
@@ -174,7 +174,7 @@ def _agent_event(agent_id: str, state: int, at: datetime) -> bus.Record:
     return bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), [])
 
 
-def _suggestion(agent_id: str, use: int, at: datetime) -> bus.Record:
+def _suggestion(agent_id: str, use: ev.SuggestionUse, at: datetime) -> bus.Record:
     event = ev.AgentEvent(
         event_id=str(uuid.uuid4()),
         agent_id=agent_id,
@@ -368,7 +368,7 @@ def _day(at: datetime) -> str:
     return at.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
 
 
-def _share(part: int, whole: int) -> float | None:
+def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 

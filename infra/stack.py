@@ -53,10 +53,13 @@ class Stack:
     ):
         self.state_dir = state_dir
         self.ports = dict(DEFAULT_PORTS if ports is None else ports)
-        self.broker = KafkaBroker(
+        # Ours, or None when the stack runs on a broker and database started elsewhere (use_infra).
+        self.broker: KafkaBroker | None = KafkaBroker(
             state_dir / "kafka", port=self.ports["kafka"], controller_port=self.ports["kafka_controller"]
         )
-        self.postgres = PostgresServer(state_dir / "postgres", port=self.ports["postgres"], fast=fast_db)
+        self.postgres: PostgresServer | None = PostgresServer(
+            state_dir / "postgres", port=self.ports["postgres"], fast=fast_db
+        )
         self.extra_env = extra_env or {}
         # The service token of the Lookup and Analytics APIs (docs/security.md, "Service token"): given, kept from the last
         # `make up`, or a new one; passed to the services and written into endpoints.env for the clients.
@@ -99,6 +102,7 @@ class Stack:
     # --- infrastructure ---
 
     def start_infra(self) -> None:
+        assert self.broker is not None and self.postgres is not None, "the stack's own infrastructure (not use_infra)"
         self.bootstrap = self.broker.start()
         self._write_pid("kafka", self.broker.pid)
         self.dsn = self.postgres.start()
@@ -331,7 +335,7 @@ class Stack:
         for path in (self.state_dir / "run").glob("*.pid"):  # left by processes killed (SIGKILL) since
             if path.stem != "kafka" and not self._read_pid(path.stem):
                 path.unlink(missing_ok=True)
-        if self.postgres is None:
+        if self.postgres is None or self.broker is None:  # both None together: use_infra
             return
         self.postgres.stop()
         pid = self.broker.pid or self._read_pid("kafka")
@@ -390,6 +394,8 @@ class Stack:
         return rows[:1] + [postgres] + [row for row in rows[1:] if row[1] or row[0] in SERVICES]
 
     def _postgres_pid(self) -> int | None:
+        if self.postgres is None:
+            return None
         try:
             return int((self.postgres.data_dir / "postmaster.pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
@@ -410,6 +416,7 @@ class Stack:
         running = self.running()
         if running:
             raise StackRunning(running)
+        assert self.broker is not None and self.postgres is not None, "the stack's own infrastructure (not use_infra)"
         removed = []
         for path in (self.broker.state_dir / "data", self.postgres.data_dir):
             if path.exists():

@@ -311,7 +311,10 @@ async def execute(stub, auth, tasks: Tasks, command: Command, say) -> bool:
     elif name in ("reply", "use", "edit"):
         task_id = tasks.task_id(args[0])
         suggestion = tasks.suggestion(task_id, args[1]) if name != "reply" else None
-        text = {"reply": lambda: args[1], "use": lambda: suggestion.text, "edit": lambda: args[2]}[name]()
+        if suggestion is None:  # reply
+            text = args[1]
+        else:
+            text = suggestion.text if name == "use" else args[2]
         await stub.Reply(desk.ReplyRequest(task_id=task_id, text=text), metadata=auth)
         tasks.sent(task_id, text, datetime.now(timezone.utc))
         if suggestion is not None:
@@ -404,6 +407,13 @@ class Session:
     auth: list[tuple[str, str]] = field(default_factory=list)
     current: str = ""  # the address in use
 
+    @property
+    def agent_desk(self) -> desk_grpc.AgentDeskStub:
+        """The stub on the channel in use (connect first)."""
+        if self.stub is None:
+            raise RuntimeError("not connected: connect first")
+        return self.stub
+
     async def connect(self) -> None:
         """A new channel (TLS when RELAIS_TLS_CA is set) to the routing process that serves now, else to the one in
         use: one that lost its server waits out its own growing back-off (up to 2 min) before trying again, a new
@@ -419,7 +429,7 @@ class Session:
             await old.close()
 
     async def sign_in(self) -> None:
-        reply = await self.stub.SignIn(self.request, metadata=grpcserver.token_metadata(self.service_token))
+        reply = await self.agent_desk.SignIn(self.request, metadata=grpcserver.token_metadata(self.service_token))
         self.auth = [("authorization", f"Bearer {reply.token}")]
 
 
@@ -429,7 +439,7 @@ async def follow(session: Session, tasks: Tasks, say) -> None:
     routing refuses the token (the agent was signed out meanwhile)."""
     attempt = 0
     while True:
-        call = session.stub.Subscribe(desk.SubscribeRequest(), metadata=session.auth)
+        call = session.agent_desk.Subscribe(desk.SubscribeRequest(), metadata=session.auth)
         try:
             await call.initial_metadata()
             if not call.done():  # routing took the stream (it sends its headers first; a refused call ends at once)
@@ -498,7 +508,7 @@ async def run(
             async for line in lines:
                 try:
                     command = parse_command(line)
-                    if command is not None and not await execute(session.stub, session.auth, tasks, command, say):
+                    if command is not None and not await execute(session.agent_desk, session.auth, tasks, command, say):
                         break
                 except UsageError as error:
                     say(f"? {error}")
@@ -508,12 +518,13 @@ async def run(
             for task in background:
                 task.cancel()
             try:
-                await session.stub.SignOut(desk.SignOutRequest(), metadata=session.auth)
+                await session.agent_desk.SignOut(desk.SignOutRequest(), metadata=session.auth)
                 say("signed out")
             except grpc.aio.AioRpcError as error:
                 say(f"! not signed out: {error.code().name}: {error.details()}")
     finally:
-        await session.channel.close()
+        if session.channel is not None:  # connected above
+            await session.channel.close()
 
 
 async def stdin_lines():

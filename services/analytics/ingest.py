@@ -82,7 +82,7 @@ async def store_facts(items: list[Item], unit: UnitOfWork) -> list[datetime]:
             telemetry.consumed(fact.span_name, item.record, **fact.span_attributes)
     new_outcomes: list[datetime] = []
     for table, rows in by_table.items():
-        inserted = await unit.conn.fetch(INSERTS[table], *map(list, zip(*rows, strict=True)))
+        inserted = await unit.db.fetch(INSERTS[table], *map(list, zip(*rows, strict=True)))
         if table == "kpi_outcomes":
             new_outcomes.extend(row["at"] for row in inserted)
     return new_outcomes

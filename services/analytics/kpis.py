@@ -306,9 +306,12 @@ def row_kpis(
     for c in human_side:
         reasons[c.handoff_reason or "HANDOFF_REASON_UNSPECIFIED"] += 1
     row.handoff_reasons = dict(sorted(reasons.items()))
-    answered = [c for c in human_side if c.assigned_at and c.handed_off_at]
-    waits = [(c.assigned_at - c.handed_off_at).total_seconds() for c in answered]
-    row.answered = len(answered)
+    waits = [
+        (assigned - handed).total_seconds()
+        for c in human_side
+        if (assigned := c.assigned_at) and (handed := c.handed_off_at)
+    ]
+    row.answered = len(waits)
     row.abandoned = sum(c.abandoned and not c.assigned_at for c in human_side)
     row.abandonment_rate = ratio(row.abandoned, len(human_side))
     row.asa_seconds = mean(waits)
@@ -376,10 +379,10 @@ def compute(
             )
         ].append(c)
     if window and not dimension:  # agents work in windows without contacts too
-        for s in spans:
-            if s.state in SIGNED_IN:
-                at = window_start(s.start, window)
-                while at < s.end:
+        for span in spans:
+            if span.state in SIGNED_IN:
+                at = window_start(span.start, window)
+                while at < span.end:
                     groups.setdefault((at, ""), [])
                     at += WINDOWS[window]
     if not groups and not dimension:

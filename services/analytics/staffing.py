@@ -154,6 +154,7 @@ def required_agents(
         staffing = _staffing(agents, slots, blocking, traffic, calls_per_hour, aht_seconds, target_seconds)
         if staffing.service_level >= target_level and (max_occupancy is None or staffing.occupancy <= max_occupancy):
             return staffing
+    raise AssertionError("unreachable: count() never ends")
 
 
 def staffing_curve(

@@ -12,9 +12,9 @@ from datetime import date
 
 import grpc
 
+from relais.bot.lookups import Lookups
 from relais.common.lookup_words import DAYS, ORDER_STATUS, order_numbers
 from relais.common.pb import conversation_pb2 as pb, lookup_pb2
-from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
 
 LOOKUP_TIMEOUT_S = 2.0
 TEXT = {
@@ -84,7 +84,7 @@ class Answer:
     lookups: list[pb.Lookup] = field(default_factory=list)
 
 
-async def opening_hours(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
+async def opening_hours(turn: pb.Turn, lookup: Lookups) -> Answer:
     langs = reply_languages(turn)
     record = pb.Lookup(name="opening_hours", turn_id=turn.turn_id)
     try:
@@ -106,7 +106,7 @@ async def opening_hours(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
     return Answer(each(langs, say), True, [record])
 
 
-async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
+async def order_status(turn: pb.Turn, lookup: Lookups) -> Answer:
     langs = reply_languages(turn)
     orders = order_numbers(turn.text)
     if not orders:
@@ -138,7 +138,7 @@ async def order_status(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
     return Answer(each(langs, say), True, [record])
 
 
-async def account_balance(turn: pb.Turn, lookup: EnterpriseLookupStub) -> Answer:
+async def account_balance(turn: pb.Turn, lookup: Lookups) -> Answer:
     langs = reply_languages(turn)
     record = pb.Lookup(name="account_balance", turn_id=turn.turn_id, request={"customer_id": turn.customer.id})
     try:

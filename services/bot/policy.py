@@ -91,7 +91,7 @@ def failed_attempts(attempts) -> int:
 class Decision:
     action: str  # ANSWER, CLARIFY or HANDOFF
     intent: str = ""
-    reasons: tuple[int, ...] = ()
+    reasons: tuple[pb.HandoffReason, ...] = ()
     detail: str = ""
 
     @property
@@ -99,14 +99,14 @@ class Decision:
         return self.action == HANDOFF
 
     @property
-    def reason(self) -> int:
+    def reason(self) -> pb.HandoffReason:
         return self.reasons[0] if self.reasons else pb.HANDOFF_REASON_UNSPECIFIED
 
 
 def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Decision:
     """What to do with a classified turn of a conversation the bot still holds."""
     c = turn.classification
-    reasons: list[tuple[int, str]] = []
+    reasons: list[tuple[pb.HandoffReason, str]] = []
     if c.asks_for_human:
         reasons.append((pb.HANDOFF_REASON_CUSTOMER_REQUEST, "the customer asked for a person"))
     if c.sentiment.anger:
@@ -133,15 +133,20 @@ def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Dec
     handed_off_intent = intent.id if intent else ""
     if intent is None:
         guess = catalogue.intents.get(c.best_guess) if c.best_guess else None
-        plausible = guess is not None and c.confidence >= CLARIFY_FLOOR
+        plausible = guess if guess is not None and c.confidence >= CLARIFY_FLOOR else None
         # A plausible guess travels with the hand-off (marked LOW_CONFIDENCE); an implausible one would send the
         # customer to the wrong queue and the advisor wrong suggestions ("finding a store" for a restaurant tip).
-        handed_off_intent = guess.id if plausible else ""
-        if plausible and not reasons and state.clarifications == 0 and guess.on_low_confidence == "clarify":
-            return Decision(CLARIFY, guess.id, detail=f"unsure: {guess.id} at {c.confidence:.2f}")
-        if plausible:
+        handed_off_intent = plausible.id if plausible is not None else ""
+        if (
+            plausible is not None
+            and not reasons
+            and state.clarifications == 0
+            and plausible.on_low_confidence == "clarify"
+        ):
+            return Decision(CLARIFY, plausible.id, detail=f"unsure: {plausible.id} at {c.confidence:.2f}")
+        if plausible is not None:
             reasons.append(
-                (pb.HANDOFF_REASON_LOW_CONFIDENCE, f"still unsure: best guess {guess.id} at {c.confidence:.2f}")
+                (pb.HANDOFF_REASON_LOW_CONFIDENCE, f"still unsure: best guess {plausible.id} at {c.confidence:.2f}")
             )
         else:
             reasons.append((pb.HANDOFF_REASON_OUT_OF_SCOPE, "no catalogue intent fits"))
@@ -150,12 +155,13 @@ def decide(turn: pb.Turn, state: ConversationState, catalogue: Catalogue) -> Dec
 
     if reasons:
         return Decision(HANDOFF, handed_off_intent, tuple(r for r, _ in reasons), "; ".join(d for _, d in reasons))
+    assert intent is not None  # without one, a reason was given above
     return Decision(ANSWER, intent.id)
 
 
-def _limits(intent, turn: pb.Turn, state: ConversationState) -> list[tuple[int, str]]:
+def _limits(intent, turn: pb.Turn, state: ConversationState) -> list[tuple[pb.HandoffReason, str]]:
     """The catalogue's limits for this intent that this turn breaks."""
-    broken = []
+    broken: list[tuple[pb.HandoffReason, str]] = []
     if intent.needs_judgement:
         broken.append((pb.HANDOFF_REASON_NEEDS_JUDGEMENT, f"{intent.id} needs a person's judgement"))
     elif not intent.bot_allowed:

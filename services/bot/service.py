@@ -46,7 +46,7 @@ async def build(w: worker.Worker) -> worker.Service:
             return
         stored = {
             r["conversation_id"]: r
-            for r in await unit.conn.fetch(
+            for r in await unit.db.fetch(
                 "SELECT conversation_id, context, handed_off FROM bot_conversations"
                 " WHERE conversation_id = ANY($1::text[]) FOR UPDATE",
                 list(turns),
@@ -63,7 +63,7 @@ async def build(w: worker.Worker) -> worker.Service:
             for task in tasks:
                 task.cancel()
             raise
-        await unit.conn.execute(
+        await unit.db.execute(
             "INSERT INTO bot_conversations (conversation_id, context, failed_attempts, handed_off)"
             " SELECT * FROM unnest($1::text[], $2::bytea[], $3::int[], $4::bool[]) ON CONFLICT (conversation_id) DO UPDATE"
             " SET context = EXCLUDED.context, failed_attempts = EXCLUDED.failed_attempts,"
@@ -103,7 +103,8 @@ async def build(w: worker.Worker) -> worker.Service:
         if decision.action == policy.CLARIFY:
             answer = answers.Answer(answers.each(langs, intent.clarify_text), resolved=False)
         elif intent.answer:
-            answer = answers.Answer(answers.each(langs, intent.answer_text), resolved=True)
+            # answer_text is None only for an intent without an answer
+            answer = answers.Answer(answers.each(langs, lambda lang: intent.answer_text(lang) or ""), resolved=True)
         else:
             answer = await answers.ANSWERS[intent.lookups[0]](turn, lookup)  # keyed by lookup name
         context.lookups.extend(answer.lookups)
@@ -215,7 +216,13 @@ _REASON_NAMES = {number: name for name, number in pb.HandoffReason.items()}
 _REASON_LABELS = {number: name.removeprefix("HANDOFF_REASON_").lower() for name, number in pb.HandoffReason.items()}
 
 
-def _outcome(turn: pb.Turn, kind: int, intent: str, headers: telemetry.Headers, reason: int = 0) -> bus.Record:
+def _outcome(
+    turn: pb.Turn,
+    kind: pb.OutcomeKind,
+    intent: str,
+    headers: telemetry.Headers,
+    reason: pb.HandoffReason = pb.HANDOFF_REASON_UNSPECIFIED,
+) -> bus.Record:
     outcome = pb.Outcome(
         outcome_id=f"{turn.turn_id}/{_KIND_NAMES[kind]}",
         conversation_id=turn.conversation_id,

@@ -397,6 +397,7 @@ def _validate(event: ContactEvent, max_text_chars: int) -> None:
             raise BadInput(f"data.comment is {len(event.survey.comment)} characters; the limit is {max_text_chars}")
         return
     message = event.message
+    assert message is not None  # a contact event carries a survey or a message
     customer, text = message.customer, message.text
     if message.channel not in CHANNEL_NAMES:
         raise BadInput("data.channel is missing or unknown")

@@ -26,7 +26,7 @@ from relais.common.lease import Fenced
 
 log = logging.getLogger(__name__)
 
-Register = Callable[[grpc.aio.Server], None]
+Register = Callable[[grpc.aio.Server], object]  # what it returns is ignored
 
 # The APIs that only our own services (and operators holding the token) may call.
 # Whole services, or one method ("service/Method"). SignIn: only the agents' front end, which authenticated the

@@ -495,6 +495,7 @@ def _may_win(lang: str, reading: _Reading) -> bool:
     language must lead the served ones and the unserved by the margin; an unserved one every other language."""
     base, margin = reading.base, reading.margin
     best = base[lang] + 1
+    rivals: Sequence[str]
     if lang in SUPPORTED_LANGUAGES:
         if any(base[other] > best + _SLACK for other in SUPPORTED_LANGUAGES if other != lang):
             return False

@@ -142,7 +142,9 @@ def _national_phone(digits: str, groups: tuple[int, ...] | None, regions: tuple[
             continue
         if not prefix and metadata.country_code != 1 and groups is not None and len(groups) == 1:
             kind = phonenumbers.number_type(number)
-            if kind != phonenumbers.PhoneNumberType.MOBILE and len(metadata.general_desc.possible_length) > 1:
+            general = metadata.general_desc
+            assert general is not None  # every region's metadata describes its plan
+            if kind != phonenumbers.PhoneNumberType.MOBILE and len(general.possible_length) > 1:
                 continue
         return True
     return False
@@ -160,7 +162,8 @@ def _international_phone(digits: str) -> int:
         number = phonenumbers.parse("+" + digits, None)
     except phonenumbers.NumberParseException:
         return 0
-    if phonenumbers.region_code_for_country_code(number.country_code) == phonenumbers.UNKNOWN_REGION:
+    country = number.country_code  # set by parse
+    if country is None or phonenumbers.region_code_for_country_code(country) == phonenumbers.UNKNOWN_REGION:
         return 0
     return 2 if phonenumbers.is_valid_number(number) else 1 if phonenumbers.is_possible_number(number) else 0
 
@@ -205,17 +208,17 @@ def _phones_in_run(text: str, run: re.Match, groups: list[re.Match], regions) ->
     # From the last group back to the first: best[first] is the best split of groups[first:].
     best: list[tuple[tuple[int, int], int | None]] = [((0, 0), None)] * (len(groups) + 1)
     for first in range(len(groups) - 1, -1, -1):
-        options = [((0, 0), None, 0)]
+        options: list[tuple[tuple[int, int], int | None, int]] = [((0, 0), None, 0)]
         for last, score in _phone_ends(text, run, groups, first, regions):
             covered, scores = best[last + 1][0]
             digits = sum(len(g.group()) for g in groups[first : last + 1])
             options.append(((covered + digits, scores + score), last, last))
-        value, last, _ = max(options, key=lambda option: (option[0], option[2]))
-        best[first] = (value, last)
+        value, end, _ = max(options, key=lambda option: (option[0], option[2]))
+        best[first] = (value, end)
     phones, first = [], 0
-    while first < len(groups) and (last := best[first][1]) is not None:
-        phones.append((first, last))
-        first = last + 1
+    while first < len(groups) and (end := best[first][1]) is not None:
+        phones.append((first, end))
+        first = end + 1
     return phones
 
 
@@ -337,6 +340,7 @@ def _iban_spans(text: str):
         if start.start() < resume or start.start() > resume and ALNUM.match(text[start.start() - 1]):
             continue
         body = IBAN_BODY.match(text, start.start())
+        assert body is not None  # it matches wherever IBAN_START does
         ends = [body.start() + i + 1 for i, char in enumerate(body.group()) if ALNUM.match(char)]
         chars = "".join(char for char in body.group() if ALNUM.match(char)).upper()
         lengths = [IBAN_LENGTHS[chars[:2]]] if chars[:2] in IBAN_LENGTHS else range(34, 14, -1)
@@ -431,15 +435,15 @@ def _only_order_numbers(masked: str) -> bool:
 def _find_all(text: str, regions: tuple[str, ...] | None, kept: list[Finding]) -> list[Finding]:
     detectors = DETECTORS | {"phone": lambda masked: _phone_spans(masked, regions)}
     findings: list[Finding] = []
-    found_in_round = True
-    while found_in_round:
-        found_in_round = []
+    while True:
+        found_in_round: list[tuple[int, int]] = []
         for kind in PRECEDENCE:
             spans = list(detectors[kind](_mask(text, kept + findings)))
             findings += [Finding(kind, start, end) for start, end in spans]
             found_in_round += spans
         # Masking a finding can reveal another (a card glued to an IBAN) only through the characters next to it.
-        found_in_round = [span for span in found_in_round if not _stands_alone(text, *span)]
+        if all(_stands_alone(text, *span) for span in found_in_round):
+            break
     return sorted(findings, key=lambda finding: finding.start)
 
 

@@ -154,9 +154,9 @@ async def _rescan_place(
     conn: asyncpg.Connection, place: Place, redactor: Redactor, dry_run: bool, batch_rows: int
 ) -> int:
     key = ", ".join(place.key)
-    columns = [c.name for c in place.columns] + (["topic"] if place.table == "outbox" else [])
+    names = [c.name for c in place.columns] + (["topic"] if place.table == "outbox" else [])
     where = f"({place.where}) AND " if place.where else ""
-    columns = ", ".join([key] + columns)
+    columns = ", ".join([key] + names)
     # Keyset pagination: each batch starts after the last key of the previous one.
     first = f"SELECT {columns} FROM {place.table} WHERE {where}true ORDER BY {key} LIMIT {int(batch_rows)}"
     following = (

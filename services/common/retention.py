@@ -72,7 +72,9 @@ def needs_purge(
     last_activity: datetime | None, open_task: bool, purged_at: datetime | None, older_than: datetime
 ) -> bool:
     """Closed, and not already purged since its last activity."""
-    return is_closed(last_activity, open_task, older_than) and (purged_at is None or purged_at < last_activity)
+    if last_activity is None or not is_closed(last_activity, open_task, older_than):
+        return False
+    return purged_at is None or purged_at < last_activity
 
 
 def scrub_context(data: bytes) -> bytes:
@@ -95,8 +97,8 @@ async def purge(pool_or_conn, older_than: datetime, *, dry_run: bool = False) ->
     `closed_conversations` counts the conversations purged.
     """
     if hasattr(pool_or_conn, "acquire"):
-        async with pool_or_conn.acquire() as conn:
-            return await purge(conn, older_than, dry_run=dry_run)
+        async with pool_or_conn.acquire() as acquired:
+            return await purge(acquired, older_than, dry_run=dry_run)
     conn: asyncpg.Connection = pool_or_conn
     if older_than.tzinfo is None:
         older_than = older_than.replace(tzinfo=timezone.utc)

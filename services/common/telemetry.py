@@ -178,8 +178,8 @@ def consume_span(name: str, record, parent: context.Context | None = None, **att
 @contextmanager
 def _record_span(name: str, record, parent: context.Context | None, attributes: dict) -> Iterator[trace.Span]:
     remote = _remote(record.headers) if parent is None else trace.get_current_span(parent).get_span_context()
-    if _unsampled(remote):
-        span = NonRecordingSpan(remote)
+    if remote is not None and _unsampled(remote):
+        span: trace.Span = NonRecordingSpan(remote)
         token = context.attach(trace.set_span_in_context(span))
         try:
             yield span

@@ -68,6 +68,13 @@ class UnitOfWork:
     dead: list[str] = field(default_factory=list)
     tally: Counter = field(default_factory=Counter)  # (metrics.Counter, label value) -> n
 
+    @property
+    def db(self) -> asyncpg.Connection:
+        """The unit's connection, in a service with a database."""
+        if self.conn is None:
+            raise RuntimeError(f"{self.consumer}: a unit of work without a database connection")
+        return self.conn
+
     async def first_time(self, keys: Sequence[str], records: Sequence[ConsumerRecord] = ()) -> set[str]:
         """Records `keys` (read from `records`, one each) as processed by this consumer; returns those not processed
         before. For the others, the outputs are staged again (before anything this unit emits, as they came first)
@@ -78,7 +85,7 @@ class UnitOfWork:
         positions = [f"{r.topic}:{r.partition}:{r.offset}" for r in records] or [""] * len(keys)
         new = {
             r[0]
-            for r in await self.conn.fetch(
+            for r in await self.db.fetch(
                 "INSERT INTO processed_events (consumer, event_key, position) SELECT $1, * FROM unnest($2::text[], $3::text[])"
                 " ON CONFLICT DO NOTHING RETURNING event_key",
                 self.consumer,
@@ -92,7 +99,7 @@ class UnitOfWork:
                 if position:
                     topic = position.rsplit(":", 2)[0]
                     self.duplicates[topic] = self.duplicates.get(topic, 0) + 1
-            rows = await self.conn.fetch(
+            rows = await self.db.fetch(
                 "SELECT o.event_key, o.topic, o.key, o.value, o.headers"
                 " FROM unnest($2::text[], $3::text[]) AS r(event_key, position)"
                 " JOIN processed_events p ON p.consumer = $1 AND p.event_key = r.event_key"
@@ -134,7 +141,7 @@ class UnitOfWork:
         """The outbox rows of everything emitted, in one statement (called by the loop before the commit)."""
         if not self.stored:
             return
-        await self.conn.execute(
+        await self.db.execute(
             "INSERT INTO outbox (consumer, event_key, seq, topic, key, value, headers, published)"
             " SELECT $1, *, $8 FROM unnest($2::text[], $3::int[], $4::text[], $5::bytea[], $6::bytea[], $7::text[])",
             self.consumer,
@@ -384,14 +391,16 @@ class _Loop:
     async def _lost_connection(self, error: BaseException) -> None:
         """A connection the database dropped is closed; the next batch takes another from the pool."""
         if isinstance(error, bus.CONNECTION_LOST):
-            self.conn = await self._give_back(self.conn)
+            await self._give_back(self.conn)
+            self.conn = None
 
     async def finish(self) -> None:
         """On stop: what is in flight drained, the connection given back."""
         try:
             await self._drain()
         finally:
-            self.conn = await self._give_back(self.conn)
+            await self._give_back(self.conn)
+            self.conn = None
 
     async def _give_back(self, conn: asyncpg.Connection | None) -> None:
         if conn is not None and self.pool is not None:
@@ -399,7 +408,6 @@ class _Loop:
                 await self.pool.release(conn)
             except Exception as error:  # the server went away mid-query: asyncpg closed it, the pool opens another
                 log.warning("a database connection was not released cleanly (closed instead): %r", error)
-        return None
 
 
 async def mark_published(conn: asyncpg.Connection, consumer: str, keys: list[str]) -> None:

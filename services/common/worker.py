@@ -14,8 +14,9 @@ job until it takes the lease; a process that loses the lease goes back to standb
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -49,7 +50,7 @@ class Service:
     topics: tuple[str, ...] = ()
     grpc_services: tuple[str, ...] = ()
     register: Register | None = None
-    background: tuple[Callable[[], Awaitable[None]], ...] = ()
+    background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = ()
     close: Callable[[], Awaitable[None]] | None = None
     # One active process at a time (relais.common.lease): only the lease's holder consumes, runs `background`
     # and answers `grpc_services`; `on_active` runs each time this process takes the lease, before it consumes.
@@ -139,6 +140,7 @@ async def _serve(
         await health.update()
         log.info("%s serving on %s (port %d)", settings.service, settings.grpc_addr, server.port)
         if consumer is not None:
+            assert service.decode is not None and service.handle_batch is not None  # a consumer has both
             await unit_of_work.consume_batches(
                 settings.service,
                 consumer,
@@ -166,6 +168,7 @@ async def _lead(
 ) -> None:
     """Standby until this process takes the lease, then active until it stops or loses the lease (standby again)."""
     lease, gate = service.lease, server.gate
+    assert lease is not None and gate is not None  # run with a lease, on a gated server
 
     async def heard(holder: str) -> None:
         gate.close(f"standby: call {holder}" if holder else "standby: the active process is being replaced, try again")

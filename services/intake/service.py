@@ -48,6 +48,7 @@ async def build(w: worker.Worker) -> worker.Service:
         if event.survey is not None:
             return Inbound(event)
         message = event.message
+        assert message is not None  # a contact event carries a survey or a message
         return Inbound(event, redact(message.text), customer_contact.take_phone(message))
 
     async def handle_batch(items: list[Item], unit: UnitOfWork) -> None:
@@ -68,7 +69,7 @@ async def build(w: worker.Worker) -> worker.Service:
     async def store_turns(messages: dict[str, list[Item]], unit: UnitOfWork) -> None:
         """The known conversations' turn counts in one statement, the new ones in a second, then every turn (with
         the trace of the conversations that start here) in one more."""
-        rows = await unit.conn.fetch(
+        rows = await unit.db.fetch(
             "UPDATE conversations SET turn_count = conversations.turn_count + t.turns, updated_at = now()"
             " FROM unnest($1::text[], $2::int[]) AS t(conversation_id, turns)"
             " WHERE conversations.conversation_id = t.conversation_id"
@@ -82,7 +83,7 @@ async def build(w: worker.Worker) -> worker.Service:
         firsts = [messages[c][0].value.event.message for c in starting]
         guesses = dict(zip(starting, guess_languages([(m.text, m.customer.language, None) for m in firsts])))
         if starting:
-            rows += await unit.conn.fetch(
+            rows += await unit.db.fetch(
                 "INSERT INTO conversations (conversation_id, customer_id, channel, language, tier, turn_count)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[])"
                 " ON CONFLICT (conversation_id) DO UPDATE"  # another process's, during a rebalance
@@ -126,7 +127,7 @@ async def build(w: worker.Worker) -> worker.Service:
             turn = await read_turn(item, unit, seq, language, unsure, trace, received)
             traces[conversation_id] = trace or roots.setdefault(conversation_id, turn.traceparent)
             turns.append(turn.turn)
-        await unit.conn.execute(
+        await unit.db.execute(
             "WITH turn AS (INSERT INTO turns (turn_id, conversation_id, seq, language, text, sent_at)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::timestamptz[]))"
             " UPDATE conversations SET traceparent = t.traceparent"
@@ -152,7 +153,7 @@ async def build(w: worker.Worker) -> worker.Service:
         with telemetry.consume_span(
             "intake turn", item.record, parent=parent, **{"relais.conversation_id": event.subject}
         ):
-            await customer_contact.keep(unit.conn, event.subject, inbound.phone, message.text, inbound.text)
+            await customer_contact.keep(unit.db, event.subject, inbound.phone, message.text, inbound.text)
             turn = pb.Turn(
                 turn_id=event.event_key,
                 conversation_id=event.subject,
@@ -178,7 +179,7 @@ async def build(w: worker.Worker) -> worker.Service:
 
     async def survey_answer(item: Item, unit: UnitOfWork) -> None:
         event = item.value.event
-        conversation = await unit.conn.fetchrow(
+        conversation = await unit.db.fetchrow(
             "SELECT customer_id, channel, language, traceparent FROM conversations WHERE conversation_id = $1",
             event.subject,
         )
@@ -194,7 +195,7 @@ async def build(w: worker.Worker) -> worker.Service:
                 kind=pb.OUTCOME_KIND_SURVEY,
                 customer_id=conversation["customer_id"],
                 language=conversation["language"],
-                channel=cloudevents.CHANNELS.get(conversation["channel"], 0),
+                channel=cloudevents.CHANNELS.get(conversation["channel"], pb.CHANNEL_UNSPECIFIED),
                 survey_scale=event.survey.scale or pb.SURVEY_SCALE_CSAT,
                 survey_score=event.survey.score,
                 survey_comment=redact(event.survey.comment),

@@ -83,6 +83,7 @@ async def _session_untouched(connection) -> None:
 
 
 async def build(w: worker.Worker) -> worker.Service:
+    assert w.pool is not None  # lookup runs with a database
     await w.pool.execute((Path(__file__).parent / "seed.sql").read_text())
     # Its own pool for the lookups, without the reset (the worker's keeps its health checks).
     pool = await db.connect(w.settings.database_url, reset=_session_untouched)

@@ -4,6 +4,7 @@ ticker's pass — opens one unit of work (unit.py), runs its handler (handlers.p
 AgentDesk servicer (desk_api.py), which only decodes requests and encodes replies."""
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -132,7 +133,9 @@ class Routing:
             if best is None:
                 return False
             agent_id = best.agent_id
-            with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": context.conversation_id}):
+            with telemetry.consume_span(
+                "routing queue", record, parent=None, **{"relais.conversation_id": context.conversation_id}
+            ):
                 traceparent = telemetry.current_traceparent()
                 row = await handlers.handoff_offered(
                     conn, self.memory, self.rules, key, new, context, need, agent_id, traceparent
@@ -183,7 +186,9 @@ class Routing:
     async def set_state(self, agent_id: str, wanted: str) -> str:
         """The agent's state once its wish (rules.SETTABLE_STATES) is applied."""
         await self.change(f"state/{uuid.uuid4()}", records.DESK, lambda tx: handlers.state_asked(tx, agent_id, wanted))
-        return await store.agent_state(self.pool, agent_id)
+        state = await store.agent_state(self.pool, agent_id)
+        assert state is not None, "an authenticated agent has a row (agents are never deleted)"
+        return state
 
     async def events(self, agent_id: str, connected: Callable[[], Awaitable[None]]) -> AsyncIterator[desk.DeskEvent]:
         """What the agent holds (after a reconnect or a restart of routing, with all that arrived meanwhile), then
@@ -267,7 +272,7 @@ class Routing:
     async def history(self, customer_id: str, conversation_id: str) -> list:
         return await self.view.history(customer_id, conversation_id)
 
-    async def suggestion_used(self, agent_id: str, task, suggestion_id: str, use: int) -> bool:
+    async def suggestion_used(self, agent_id: str, task, suggestion_id: str, use: ev.SuggestionUse) -> bool:
         """Publishes the agent's use of a suggestion on the task's assist; False when the assist has no such suggestion."""
         ctx = pb.ConversationContext.FromString(task["context"])
         assist = await self.view.assist(task["task_id"], ctx, task["kind"])
@@ -359,7 +364,7 @@ class Routing:
             await self.change(
                 reply_id,
                 records.KAFKA,
-                lambda tx, task_id=row["task_id"], reply_id=reply_id: handlers.queue_update(tx, task_id, reply_id),
+                functools.partial(handlers.queue_update, task_id=row["task_id"], reply_id=reply_id),
             )
 
     async def _republish(self) -> None:

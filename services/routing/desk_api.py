@@ -151,6 +151,7 @@ class AgentDesk(desk_grpc.AgentDeskServicer):
         agent_id = await self.app.agent_of_token(auth[7:].strip())
         if agent_id is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or signed-out token: sign in again")
+        assert agent_id is not None  # abort raised
         return agent_id
 
     async def _own_task(self, context, agent_id: str, task_id: str, statuses: tuple[str, ...]):

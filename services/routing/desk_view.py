@@ -10,7 +10,7 @@ from google.protobuf.message import DecodeError
 from relais.common import logs
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
 from relais.routing import records, store, transcript_view
-from relais.routing.memory import Memory
+from relais.routing.memory import AssistJob, Memory
 from relais.routing.unit import Effects
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class DeskView:
             return desk.AgentAssist()
         return job[1].result()
 
-    def _assist_job(self, task_id: str, ctx: pb.ConversationContext, kind: str):
+    def _assist_job(self, task_id: str, ctx: pb.ConversationContext, kind: str) -> AssistJob:
         """(version, draft future, agents it was pushed to), started once per task, number of turns and kind."""
         version = _assist_version(ctx, kind)
         job = self.memory.assists.get(task_id)

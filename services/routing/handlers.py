@@ -413,6 +413,8 @@ async def withdraw(tx: Tx, task_id: str, agent_id: str, reason: str, declined: b
 async def release(tx: Tx, agent_id: str, closed: bool) -> None:
     tx.memory.index = None
     state = await store.agent_state(tx.conn, agent_id)
+    if state is None:
+        return  # no such agent: nothing to release
     new = rules.state_after_release(state, await store.holding(tx.conn, agent_id), closed)
     if closed:
         await store.touch_idle(tx.conn, agent_id)
@@ -562,8 +564,16 @@ async def reply(tx: Tx, agent_id: str, task_id: str, reply_id: str, text: str) -
 async def transfer(tx: Tx, agent_id: str, task_id: str, queue_name: str, note: str) -> None:
     tx.memory.places = None  # it waits again
     moved = rules.transferred(queue_name, agent_id)
+    assert moved.required is not None  # a transfer needs its queue's skill
     if conversation_id := await store.transfer(
-        tx.conn, task_id, agent_id, moved.required, list(moved.preferred), moved.stage, list(moved.declined_by), note
+        tx.conn,
+        task_id,
+        agent_id,
+        dict(moved.required),
+        list(moved.preferred),
+        moved.stage,
+        list(moved.declined_by),
+        note,
     ):
         await store.task_event(tx.conn, task_id, "transferred", agent_id, detail=f"to {queue_name}: {note}")
         logs.event(

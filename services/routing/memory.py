@@ -11,6 +11,8 @@ from relais.routing import rules
 from relais.routing.places import Places
 
 PLACES_CHECK_SECONDS = 1.0  # how long the remembered places may go unchecked against the database
+# An assist job: ((turns, kind), assist drafted, agents it was pushed to): desk_view.py
+AssistJob = tuple[tuple[int, str], asyncio.Future[desk.AgentAssist], set[str]]
 
 
 class Memory:
@@ -32,8 +34,7 @@ class Memory:
         self.places: Places | None = None
         self.places_checked = 0.0  # when (monotonic) they were last found to match the database
         self.signed_in_seen: str | None = None  # who was signed in at the last widening pass (store.SIGNED_IN)
-        # task_id -> ((turns, kind), assist drafted, agents it was pushed to): desk_view.py
-        self.assists: dict[str, tuple[tuple[int, str], asyncio.Future, set[str]]] = {}
+        self.assists: dict[str, AssistJob] = {}
 
     def forget(self, signed_in: bool = False) -> None:
         """After a rollback (memory may hold what was rolled back), or with `signed_in` after another connection or
@@ -58,11 +59,13 @@ class Memory:
     def connected(self) -> list[rules.Agent]:
         """The agents who may get offers: in the index, with a live stream here (a reconnecting agent is dispatched
         to as it subscribes)."""
+        assert self.index is not None, "handlers.load_index first"
         return [agent for agent_id, agent in self.index.items() if agent_id in self.streams]
 
     def best_connected(self, task: rules.Task, routing_rules: rules.RoutingRules) -> rules.Agent | None:
         """rules.best_agent over the connected agents, read from the ranking of the task's needs (rules.best_ranked): a
         hand-off looks at the best-matched agents only, not at every agent signed in."""
+        assert self.index is not None, "handlers.load_index first"
         signature = rules.needs_signature(task)
         groups = self.rankings.get(signature)
         if groups is None:
@@ -72,7 +75,7 @@ class Memory:
     def offered(self, agent_id: str, channel: str, now: float) -> None:
         """The agent got an offer on `channel`: one more on its load, busy, idle from now (or read again if unknown)."""
         agent = (self.index or {}).get(agent_id)
-        if agent is None:
+        if self.index is None or agent is None:
             self.index = None
         else:
             self.index[agent_id] = rules.offered(agent, channel, now)

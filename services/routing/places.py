@@ -49,20 +49,17 @@ class Places:
         ahead = 0
         for base, waiting in self.queues[language].items():
             waiting_now = waiting.bisect_right((now, _LAST))  # callbacks not due yet come last and are left out
+
+            def outranks(e: tuple[float, str], base: int = base) -> bool:
+                return self.level(base, e[0], now) > level
+
+            def ranks_level(e: tuple[float, str], base: int = base) -> bool:
+                return self.level(base, e[0], now) >= level
+
             # Older than the point where the effective priority drops to `level`: ahead whatever their id.
-            above = _prefix(
-                waiting,
-                waiting_now,
-                now - (level - base + 1) * self.aging,
-                lambda e, base=base: self.level(base, e[0], now) > level,
-            )
+            above = _prefix(waiting, waiting_now, now - (level - base + 1) * self.aging, outranks)
             # Or at the same effective priority, and queued before this one.
-            at_least = _prefix(
-                waiting,
-                waiting_now,
-                now - (level - base) * self.aging,
-                lambda e, base=base: self.level(base, e[0], now) >= level,
-            )
+            at_least = _prefix(waiting, waiting_now, now - (level - base) * self.aging, ranks_level)
             ahead += max(above, min(at_least, waiting.bisect_left(mine)))
         return ahead + 1
 

@@ -55,17 +55,19 @@ def conversation_span(name: str, traceparent: str, agent_id: str):
     )
 
 
-def state_event(agent_id: str, previous: str, state: str, cause: str) -> bus.Record:
+def state_event(agent_id: str, previous: str | None, state: str, cause: str) -> bus.Record:
     event = ev.AgentEvent(
         event_id=str(uuid.uuid4()),
         agent_id=agent_id,
-        state_changed=ev.AgentStateChanged(previous=STATE_ENUM.get(previous, 0), state=STATE_ENUM[state], cause=cause),
+        state_changed=ev.AgentStateChanged(
+            previous=STATE_ENUM.get(previous or "", ev.AGENT_STATE_UNSPECIFIED), state=STATE_ENUM[state], cause=cause
+        ),
     )
     event.at.GetCurrentTime()
     return bus.Record(topics.AGENT_EVENTS, agent_id.encode(), event.SerializeToString(), telemetry.inject_headers())
 
 
-def outcome(outcome_id: str, ctx: pb.ConversationContext, kind: int, agent_id: str, **extra) -> bus.Record:
+def outcome(outcome_id: str, ctx: pb.ConversationContext, kind: pb.OutcomeKind, agent_id: str, **extra) -> bus.Record:
     record = pb.Outcome(
         outcome_id=outcome_id,
         conversation_id=ctx.conversation_id,

@@ -4,6 +4,8 @@ tests/integration/test_routing_store.py."""
 
 import json
 
+import asyncpg
+
 from relais.common.unit_of_work import headers_json
 from relais.routing.places import Places
 
@@ -198,7 +200,7 @@ async def handoff_offered(
     agent_id: str,
     offer_seconds: float,
     busy,
-) -> object:
+) -> asyncpg.Record:
     """HANDOFF_OFFERED; `busy` is the agent's state-change record, stored only if it was available."""
     return await conn.fetchrow(
         HANDOFF_OFFERED,
@@ -405,7 +407,7 @@ async def transfer(
     conn,
     task_id: str,
     agent_id: str,
-    required: dict,
+    required: dict[str, int],
     preferred: list[str],
     stage: int,
     declined_by: list[str],

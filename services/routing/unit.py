@@ -96,8 +96,9 @@ class Decisions:
     async def change(self, key: str, consumer: str, apply: Callable[[Tx], Awaitable[None]]) -> Effects:
         """One transaction: Kafka events (consumer KAFKA) are applied once per key; agents' calls and ticks (DESK) always."""
         fx = Effects()
+        marks: list[str] = []  # the unit's keys to mark published once sent
         async with self.decision() as conn:
-            unit = UnitOfWork(consumer, conn, marks=[])  # relais.common's, as every service's
+            unit = UnitOfWork(consumer, conn, marks=marks)  # relais.common's, as every service's
             async with conn.transaction():
                 if consumer != KAFKA or await unit.first_time([key]):
                     fx.clear()
@@ -111,7 +112,7 @@ class Decisions:
         if unit.outputs:
             await bus.publish(self.producer, unit.outputs)
             async with self.pool.acquire() as marking:
-                await mark_published(marking, consumer, unit.marks)
+                await mark_published(marking, consumer, marks)
         return fx
 
     async def batch(self, unit: UnitOfWork, apply: Callable[[Tx], Awaitable[None]]) -> None:

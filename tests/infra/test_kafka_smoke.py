@@ -13,6 +13,7 @@ from collections import defaultdict
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.structs import ConsumerRecord
 
 TIMEOUT = 30
 
@@ -34,7 +35,7 @@ async def create_topic(bootstrap: str, name: str, partitions: int = 3, configs=N
 
 async def consume(consumer: AIOKafkaConsumer, count: int, timeout: float = TIMEOUT) -> list:
     """Read until count records arrived (or timeout); return them."""
-    records = []
+    records: list[ConsumerRecord] = []
     deadline = asyncio.get_running_loop().time() + timeout
     while len(records) < count and asyncio.get_running_loop().time() < deadline:
         batches = await consumer.getmany(timeout_ms=200)

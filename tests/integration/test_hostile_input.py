@@ -60,7 +60,7 @@ async def dead_letters_so_far(bootstrap: str, key: bytes) -> list:
     consumer.assign([tp])
     await consumer.seek_to_beginning(tp)
     end = (await consumer.end_offsets([tp]))[tp]
-    found = []
+    found: list[ConsumerRecord] = []
     try:
         while await consumer.position(tp) < end:
             for records in (await consumer.getmany(tp, timeout_ms=500)).values():

@@ -98,7 +98,8 @@ class Agent:
     def __init__(self, stack: Stack, agent_id: str, languages=("fr",)):
         self.stack, self.agent_id, self.languages = stack, agent_id, list(languages)
         self.events: asyncio.Queue = asyncio.Queue()
-        self.channel = self.reader = None
+        self.channel: grpc.aio.Channel | None = None
+        self.reader: asyncio.Task | None = None
 
     async def sign_in(self, address: str) -> "Agent":
         self.use(address)
@@ -141,6 +142,7 @@ class Agent:
                     return getattr(event, kind)
 
     async def reconnect(self, address: str) -> None:
+        assert self.reader is not None and self.channel is not None  # signed in first
         self.reader.cancel()
         await self.channel.close()
         self.events = asyncio.Queue()

@@ -84,7 +84,7 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
     stack, producer, replies, db, agent_session
 ):
     run = uuid.uuid4().hex[:8]
-    sent: dict[str, str] = {}  # conversation -> the ask's index
+    sent: dict[str, int] = {}  # conversation -> the ask's index
     memory = {name: [] for name in ("intake", "classifier", "bot", "routing", "analytics")}
     lags = []
     stop_sampling = asyncio.Event()

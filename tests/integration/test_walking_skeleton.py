@@ -5,6 +5,7 @@ import json
 import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from relais.common import bus, cloudevents, topics
 from relais.common.pb import agent_desk_pb2 as desk, conversation_pb2 as pb
@@ -176,7 +177,7 @@ async def dead_letters(bootstrap: str, key: bytes, count: int, timeout: float = 
     tp = TopicPartition(topics.DEAD_LETTER, 0)
     consumer.assign([tp])
     await consumer.seek_to_beginning(tp)
-    found = []
+    found: list[ConsumerRecord] = []
     try:
         async with asyncio.timeout(timeout):
             while len(found) < count:

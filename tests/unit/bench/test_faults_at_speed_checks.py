@@ -12,7 +12,7 @@ from tests.integration.test_faults_at_speed import conversations_for, serialise
 
 def replies_for(stream: Stream) -> dict[str, list[dict]]:
     """What a correct pipeline sends: per conversation, one reply per expected type, answering its turns in order."""
-    received = {}
+    received: dict[str, list[dict]] = {}
     for cid, (_, expected) in stream.conversations.items():
         turns = iter(stream.turn_ids[cid])
         received[cid] = []

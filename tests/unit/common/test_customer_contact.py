@@ -86,7 +86,8 @@ class Conn:
     """What keep asks of the database: whether routing asked for a number, and the update."""
 
     def __init__(self, asked: bool):
-        self.asked, self.updates = asked, []
+        self.asked = asked
+        self.updates: list[tuple] = []
 
     async def fetchval(self, sql, *args):
         assert "phone_asked_at IS NOT NULL" in sql

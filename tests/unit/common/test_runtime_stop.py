@@ -36,6 +36,7 @@ def run_and_stop(script: str, tmp_path: Path) -> tuple[int, str, float]:
     process = subprocess.Popen(
         [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    assert process.stdout is not None  # stdout=PIPE
     assert process.stdout.readline().strip() == "serving"
     assert (tmp_path / "bot.pid").read_text() == str(process.pid)
     started = time.monotonic()

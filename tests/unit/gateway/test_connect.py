@@ -20,7 +20,9 @@ def declared_methods() -> set[str]:
     paths = set()
     for proto in PROTO_DIR.glob("*.proto"):
         text = re.sub(r"//[^\n]*", "", proto.read_text())
-        package = re.search(r"^\s*package\s+([\w.]+)\s*;", text, re.M).group(1)
+        declared = re.search(r"^\s*package\s+([\w.]+)\s*;", text, re.M)
+        assert declared is not None, f"{proto.name} declares no package"
+        package = declared.group(1)
         for service, body in re.findall(r"service\s+(\w+)\s*\{(.*?)\n\}", text, re.S):
             for method in re.findall(r"\brpc\s+(\w+)\s*\(", body):
                 paths.add(f"/{package}.{service}/{method}")
