@@ -227,7 +227,7 @@ def find_irritants(
     similarity = points @ centres.T
     assigned = np.where(similarity.max(axis=1) >= MIN_SIMILARITY, similarity.argmax(axis=1), -1)
 
-    previous_counts = Counter()
+    previous_counts: Counter[int] = Counter()  # topic -> previous contacts
     previous_groups = _by_contact(previous, previous_contacts)
     if previous_groups:
         previous_points = project(
@@ -268,7 +268,7 @@ def find_irritants(
         pools = ([pools_of[i] for i in members if languages[i] == main_language], [pools_of[i] for i in members])
         label = " · ".join(_surface(term, pools) for term in (strong[:4] if len(strong) >= 2 else terms[:2]))
         closest = members[np.argsort(-similarity[members, topic], kind="stable")]
-        example_texts = []
+        example_texts: list[str] = []
         for i in closest:
             if len(example_texts) >= max(examples, 1):
                 break
