@@ -7,10 +7,11 @@ tests/unit/routing/test_routing_rules.py. The declared part lives in routing_rul
 import math
 import os
 import re
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -147,7 +148,7 @@ def parse_rules(
         rule = _parse_rule(raw, f"rules[{i}]", intents, bad)
         if rule is not None:
             rules.append(rule)
-    overflow = []
+    overflow: list[OverflowStep] = []
     raw_overflow = doc.get("overflow") or []
     if not isinstance(raw_overflow, list):
         bad("overflow", "must be a list of steps")
@@ -238,28 +239,31 @@ def _parse_center(raw, bad) -> Center:
             continue
         if value in ("closed", None, ""):
             continue
-        ranges = []
+        ranges: list[tuple[time, time]] = []
         for part in value.split(",") if isinstance(value, str) else [None]:
-            match = HOURS.match(part.strip()) if part is not None else None
-            opens = time(int(match[1]), int(match[2])) if match else None
-            closes = (time.max if match[3] == "24" else time(int(match[3]), int(match[4]))) if match else None
-            if (
-                match is None
-                or closes <= opens
-                or (match[3] == "24" and match[4] != "00")
-                or (ranges and opens < ranges[-1][1])
-            ):
+            opening = _opening_range(part)
+            if opening is None or (ranges and opening[0] < ranges[-1][1]):
                 bad(at, f'expected "HH:MM-HH:MM" ranges in order (or `closed`), got {value!r}')
                 break
-            ranges.append((opens, closes))
+            ranges.append(opening)
         hours[DAYS.index(day)] = tuple(ranges)
     return Center(zone, hours if hours_raw else {})
+
+
+def _opening_range(part: str | None) -> tuple[time, time] | None:
+    """(opens, closes) of "HH:MM-HH:MM" (24:00: midnight at the end of the day); None when it is not one."""
+    match = HOURS.match(part.strip()) if part is not None else None
+    if match is None or (match[3] == "24" and match[4] != "00"):
+        return None
+    opens = time(int(match[1]), int(match[2]))
+    closes = time.max if match[3] == "24" else time(int(match[3]), int(match[4]))
+    return (opens, closes) if opens < closes else None
 
 
 def with_env(rules: RoutingRules, env: Mapping[str, str]) -> RoutingRules:
     """Timings from RELAIS_ROUTING_* variables (tests use short ones); RELAIS_ROUTING_OVERFLOW_SECONDS=60,180;
     RELAIS_ROUTING_CENTER='{time_zone: Europe/Paris}' (no opening hours: never closed)."""
-    changes = {}
+    changes: dict[str, Any] = {}
     for key, (name, minimum) in SCALARS.items():
         if env.get(name):
             value = float(env[name])
@@ -344,7 +348,7 @@ def _parse_rule(raw, at: str, intents: set[str] | None, bad) -> Rule | None:
     )
 
 
-def _number(value) -> bool:
+def _number(value) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -360,7 +364,7 @@ class Requirement:
     priority: int
 
 
-def channel_of(channel: int) -> str:
+def channel_of(channel: pb.Channel) -> str:
     """The capacity bucket of a contact channel."""
     return {pb.CHANNEL_EMAIL: "email", pb.CHANNEL_SMS: "sms", pb.CHANNEL_VOICE_TRANSCRIPT: "voice"}.get(channel, "chat")
 
@@ -666,7 +670,7 @@ def state_after_release(state: str, active_left: int, closed: bool) -> str:
 SETTABLE_STATES = ("available", "break")  # what an agent may ask for; routing sets busy and wrap-up, SignOut offline
 
 
-def settable_state(current: str, wanted: str, holding: int = 0) -> str | None:
+def settable_state(current: str | None, wanted: str, holding: int = 0) -> str | None:
     """The state an agent in `current` gets when it asks for `wanted`: available or break, but busy when it asks for
     available while holding tasks (`holding`: offered or assigned). None: refused (busy, wrap-up, offline)."""
     if wanted not in SETTABLE_STATES:
@@ -676,7 +680,7 @@ def settable_state(current: str, wanted: str, holding: int = 0) -> str | None:
 
 def offered(agent: Agent, channel: str, now: float) -> Agent:
     """The agent once it got an offer on `channel`: one more task held there, busy, idle from now."""
-    return replace(agent, load=agent.load | {channel: agent.load.get(channel, 0) + 1}, idle_since=now, state="busy")
+    return replace(agent, load={**agent.load, channel: agent.load.get(channel, 0) + 1}, idle_since=now, state="busy")
 
 
 # --- a held task waiting again ---
@@ -845,7 +849,8 @@ def queue_position(task_id: str, tasks: Sequence[Task], now: float, rules: Routi
 
 def queue_positions(tasks: Sequence[Task], now: float, rules: RoutingRules) -> dict[str, int]:
     """Every waiting task's position in its language's queue, in one pass."""
-    positions, counts = {}, {}
+    positions: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for t in queue_order([t for t in tasks if t.due_at is None or t.due_at <= now], now, rules):
         counts[t.language] = counts.get(t.language, 0) + 1
         positions[t.task_id] = counts[t.language]
@@ -1093,7 +1098,7 @@ def _words(clause: str) -> list[str]:
     return re.sub(r"[^\w'\s-]", " ", clause).replace(" - ", " ").split()
 
 
-def _made_of(clause: str, phrases: set[str]) -> bool:
+def _made_of(clause: str, phrases: Collection[str]) -> bool:
     """The clause is a sequence of these phrases and nothing else (longest phrase first at each word)."""
     words, at = _words(clause), 0
     longest = max(len(p.split()) for p in phrases)
@@ -1107,7 +1112,7 @@ def _made_of(clause: str, phrases: set[str]) -> bool:
     return True
 
 
-def _says(clause: str, commands: set[str]) -> bool:
+def _says(clause: str, commands: Collection[str]) -> bool:
     """The clause is one of these commands, give or take filler words ("bon, stop svp")."""
     words = [w for i, w in enumerate(_words(clause)) if w not in FILLER and (i == 0 or w != _words(clause)[i - 1])]
     return " ".join(words).replace("-", " ") in {c.replace("-", " ") for c in commands}

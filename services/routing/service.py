@@ -91,7 +91,7 @@ async def build(w: worker.Worker) -> worker.Service:
 def queues_now(rows, routing_rules: rules.RoutingRules) -> list[metrics.QueueNow]:
     """store.METRICS_QUEUES' rows (per language and overflow stage) per queue: the language's own ("") until a step
     names a skill queue (or any)."""
-    queues: dict[tuple[str, str], list] = {}
+    queues: dict[tuple[str, str], tuple[int, float]] = {}  # (language, queue) -> waiting, oldest
     for row in rows:
         key = (row["language"], rules.needs_at_stage({}, row["stage"], routing_rules)[1])
         waiting, oldest = queues.get(key, (0, 0.0))
