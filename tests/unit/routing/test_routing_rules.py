@@ -2,7 +2,7 @@
 
 import random
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import datetime, time, timezone
 
 import pytest
 import yaml
@@ -620,3 +620,15 @@ def test_a_tick_is_idle_only_when_nothing_it_acts_on_is_due():
     assert not rules.tick_idle(quiet, "b", reconnect_over=False)  # someone signed in or out
     for due in ("expired", "wrap_up_over", "overflow", "widen", "callback"):
         assert not rules.tick_idle(quiet | {due: True}, "a", reconnect_over=False), due
+
+
+def test_opening_hours_may_end_at_midnight_and_come_in_order():
+    center = rules.parse_rules(
+        {"center": {"opening_hours": {"mon": "20:00-24:00", "tue": "08:00-12:00, 13:00-17:30", "wed": "closed"}}}
+    ).center
+    assert center.opening_hours[0] == ((time(20, 0), time.max),)
+    assert center.opening_hours[1] == ((time(8, 0), time(12, 0)), (time(13, 0), time(17, 30)))
+    assert center.opening_hours[2] == ()
+    for wrong in ("20:00-24:30", "09:00-12:00, 11:00-13:00", "12:00-12:00", "9h-12h"):
+        with pytest.raises(rules.RulesError, match="center.opening_hours.mon: expected"):
+            rules.parse_rules({"center": {"opening_hours": {"mon": wrong}}})
