@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, TypedDict
 
 import yaml
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
@@ -140,7 +140,8 @@ class KnowledgeBase:
         files = sorted(p for p in directory.glob("*.md") if not p.name.upper().startswith("README"))
         if not files:
             raise KnowledgeError(f"{directory}: no article (*.md) in the knowledge base directory")
-        articles, seen = [], {}
+        articles: list[Article] = []
+        seen: dict[str, str] = {}  # article id -> file name
         for path in files:
             article = parse_article(path)
             if article.article_id in seen:
@@ -313,7 +314,47 @@ OUTCOMES = {  # PastContact.outcome -> (fr, en)
     "callback": ("rappel programmé", "callback scheduled"),
     "": ("issue inconnue", "outcome unknown"),
 }
-TEXT = {
+
+
+class _Texts(TypedDict):
+    """TEXT's entries, the same in each language: texts to format, (one, several) forms for _plural, four tones."""
+
+    wants: str
+    words: str
+    bot: str
+    bot_none: str
+    order_ok: str
+    carrier: str
+    eta: str
+    order_failed: str
+    balance_ok: str
+    hours_ok: str
+    lookup_failed: str
+    lookup_ok: str
+    not_found: str
+    unavailable: str
+    clarified: str
+    answered: tuple[str, str]
+    unresolved: tuple[str, str]
+    handoff: str
+    tone: str
+    tones: tuple[str, str, str, str]
+    urgent: str
+    first: str
+    recent: str
+    older: tuple[str, str]
+    previous: tuple[str, str]
+    last: str
+    on: str
+    same: tuple[str, str]
+    sep: str
+    before: str
+    s_carrier: str
+    s_eta: str
+    closed: str
+
+
+TEXT: dict[str, _Texts] = {
     "fr": {
         "wants": "Demande : {what}.",
         "words": "« {words} »",
@@ -505,7 +546,7 @@ def _label(intent: str, lang: str, descriptions: Mapping[str, str] | None) -> st
     return ""
 
 
-def _reason_text(reason: int, lang: str, tier: str) -> str:
+def _reason_text(reason: pb.HandoffReason, lang: str, tier: str) -> str:
     return REASONS[reason][_i(lang)].format(tier=(tier or "").upper() or "?")
 
 
@@ -538,7 +579,9 @@ def _lookup_summary(lookup: pb.Lookup, lang: str) -> str:
     return t["lookup_ok"].format(name=lookup.name)
 
 
-def _order_parts(result: Mapping[str, str], lang: str, carrier_key: str, eta_key: str) -> dict[str, str]:
+def _order_parts(
+    result: Mapping[str, str], lang: str, carrier_key: Literal["carrier", "s_carrier"], eta_key: Literal["eta", "s_eta"]
+) -> dict[str, str]:
     t = TEXT[lang]
     status = result.get("status", "")
     carrier = t[carrier_key].format(carrier=result["carrier"]) if result.get("carrier") else ""
@@ -686,7 +729,7 @@ LATE_WORDS = re.compile(
     ),
     re.IGNORECASE,
 )
-CLAIMS = [  # (what a sentence says, the requirement that makes it true); English and French
+_CLAIM_REGEXES = [  # (what a sentence says, the requirement that makes it true); English and French
     (
         r"\b(?:I|we)(?:'ve| have)\s+(?:just |already |now )?(?:checked|looked (?:up|at|into)|verified|tracked|traced)\b"
         r"[^.?!]*\b(?:track|order|parcel|package|carrier|deliver)",
@@ -739,7 +782,10 @@ CLAIMS = [  # (what a sentence says, the requirement that makes it true); Englis
         "reported_late",
     ),
 ]
-CLAIMS = [(re.compile(pattern.replace("'", APOSTROPHE), re.IGNORECASE), requirement) for pattern, requirement in CLAIMS]
+CLAIMS = [
+    (re.compile(pattern.replace("'", APOSTROPHE), re.IGNORECASE), requirement)
+    for pattern, requirement in _CLAIM_REGEXES
+]
 # A first-person perfect ("I've blocked", "j'ai enregistré") claims something was done: unsupported unless a
 # claim above backs it. Reading and understanding the conversation are things the advisor has done.
 PERFECT = re.compile(
@@ -777,7 +823,7 @@ PROPOSAL = re.compile(
     r"ouvre|applique))\b".replace("'", APOSTROPHE),
     re.IGNORECASE,
 )
-IRREVERSIBLE = {  # action -> (words that propose it, the requests that ask for it)
+_IRREVERSIBLE_REGEXES = {  # action -> (words that propose it, the requests that ask for it)
     "close the account": (
         r"\bclos(?:e|ing|ure)\b(?! to)|\bclôtur\w*|\bfermer votre compte|\bfermeture de (?:votre|du) compte",
         {"close_account"},
@@ -793,7 +839,7 @@ IRREVERSIBLE = {  # action -> (words that propose it, the requests that ask for 
     ),
 }
 IRREVERSIBLE = {
-    action: (re.compile(words, re.IGNORECASE), intents) for action, (words, intents) in IRREVERSIBLE.items()
+    action: (re.compile(words, re.IGNORECASE), intents) for action, (words, intents) in _IRREVERSIBLE_REGEXES.items()
 }
 RELEVANT_LOOKUPS = {  # lookup -> the requests its result helps answer
     "order_status": {
@@ -856,7 +902,9 @@ def _amounts(text: str) -> set[int]:
     found = set()
     for m in AMOUNT.finditer(text):
         digits = re.sub(r"[^\d,.-]", "", m.group())
-        whole, cents = re.fullmatch(r"(-?[\d,.]*?)(?:[.,](\d{2}))?", digits).groups()
+        parts = re.fullmatch(r"(-?[\d,.]*?)(?:[.,](\d{2}))?", digits)
+        assert parts is not None  # AMOUNT's digits: an optional minus, then digits, commas and dots
+        whole, cents = parts.groups()
         try:
             found.add(
                 int(re.sub(r"[,.]", "", whole) or "0") * 100 + int(cents or 0) * (-1 if whole.startswith("-") else 1)
