@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--catalogue", help="catalogue YAML (default: the shipped catalogue)")
     train.add_argument("--out", help="artifact path (default: $RELAIS_INTENT_MODEL or .relais/models/intents.pkl)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--family", help="model family (default: the service's)")
     evaluate = intents.add_parser("eval", help="train on a text,label CSV and evaluate on another; prints JSON")
     evaluate.add_argument("--train", required=True, metavar="TRAIN.csv")
     evaluate.add_argument("--test", required=True, metavar="TEST.csv")

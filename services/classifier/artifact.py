@@ -16,7 +16,7 @@ from types import MappingProxyType
 import sklearn
 
 from relais.classifier.catalogue import Catalogue, load_catalogue
-from relais.classifier.model import DEFAULT_FAMILY, IntentModel
+from relais.classifier.model import DEFAULT_FAMILY, FAMILIES, IntentModel, ModelUnavailable
 from relais.common import progress
 
 DEFAULT_PATH = Path(".relais/models/intents.pkl")
@@ -31,10 +31,10 @@ def model_path() -> Path:
     return Path(os.environ.get("RELAIS_INTENT_MODEL") or DEFAULT_PATH)
 
 
-def train(catalogue: Catalogue, out: Path, seed: int = 0) -> tuple[IntentModel, float]:
+def train(catalogue: Catalogue, out: Path, seed: int = 0, family: str = DEFAULT_FAMILY) -> tuple[IntentModel, float]:
     started = time.perf_counter()
-    with progress.stage(f"training {DEFAULT_FAMILY} on catalogue {catalogue.version}"):
-        model = IntentModel.train(catalogue, seed=seed)
+    with progress.stage(f"training {family} on catalogue {catalogue.version}"):
+        model = IntentModel.train(catalogue, seed=seed, family=family)
     seconds = time.perf_counter() - started
     save(
         model,
@@ -99,17 +99,29 @@ def load_for(catalogue: Catalogue, path: Path | None = None) -> IntentModel:
             f"{path} was trained on catalogue {trained_on[0]!r} (sha256 {str(trained_on[1])[:12]}), but the service "
             f"runs catalogue {catalogue.version!r} (sha256 {catalogue.sha256[:12]}): retrain with `relais intents train`"
         )
+    try:  # once before the first message: loads the encoder, and a model its encoder no longer fits is refused here
+        model.predict("bonjour")
+    except ModelUnavailable as error:
+        raise ArtifactError(f"cannot use {path}: {error}") from None
     return model
 
 
 def train_cli(args) -> int:
+    family = getattr(args, "family", None) or DEFAULT_FAMILY
+    if family not in FAMILIES:
+        print(f"relais intents train: unknown family {family!r} (known: {', '.join(FAMILIES)})", file=sys.stderr)
+        return 2
     try:
         catalogue = load_catalogue(args.catalogue)
     except Exception as error:  # CatalogueError, missing file: the message names the problem
         print(f"relais intents train: {error}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else model_path()
-    model, seconds = train(catalogue, out, args.seed)
+    try:
+        model, seconds = train(catalogue, out, args.seed, family)
+    except ModelUnavailable as error:
+        print(f"relais intents train: {error}", file=sys.stderr)
+        return 2
     print(
         json.dumps(
             {

@@ -8,7 +8,7 @@ import functools
 import hashlib
 import json
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,16 +212,18 @@ def pretrained_encoder() -> Encoder:
 
 
 class _Embeddings:
-    """The frozen encoder's output for a batch of texts, computed once for all members."""
+    """The frozen encoder's output for a batch of texts, computed once for all members. `encoder` gives the
+    encoder (anything with Encoder.encode): numpy MiniLM by default, onnx_encoder.onnx_encoder for minilm-onnx."""
 
-    def __init__(self, texts: list[str]):
+    def __init__(self, texts: list[str], encoder: Callable[[], Any] | None = None):
         self._texts = texts
+        self._encoder = encoder
         self._pooled: np.ndarray | None = None
 
     def pooled(self) -> np.ndarray:
         if self._pooled is None:
             self._pooled = (
-                pretrained_encoder().encode(self._texts)
+                (self._encoder or pretrained_encoder)().encode(self._texts)
                 if self._texts
                 else np.zeros((0, _LAYERS, _WIDTH), dtype=np.float32)
             )

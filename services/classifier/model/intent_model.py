@@ -184,6 +184,7 @@ class IntentModel:
         metadata = {
             "format": ARTIFACT_FORMAT,
             "family": family,
+            "encoder": classifier.encoder_file,
             "seed": seed,
             "catalogue_version": catalogue_version,
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
