@@ -1,19 +1,18 @@
-"""Candidate served families without torch at serving time (issue 16), side by side with today's ngram.
+"""Candidate served families without torch at serving time, side by side with the served ngram and minilm-onnx.
 
-    python bench/intents_student.py --build          # offline, once: needs torch (make bench-install), model2vec,
-                                                     # onnx and onnxruntime; writes .relais/models/students/
+    python bench/intents_student.py --build          # offline, once: the static embeddings (model2vec, torch:
+                                                     # make bench-install), into .relais/models/students/
+    python bench/intents_student.py --check          # the ONNX encoders against numpy MiniLM, and their speed
     python bench/intents_student.py --tune           # member weights chosen on a slice of BANKING77's train part
-    python bench/intents_student.py [--families ngram static-mpnet minilm-onnx ...] [--datasets banking77 clinc150]
+    python bench/intents_student.py [--families ngram minilm-onnx static-mpnet ...] [--datasets banking77 clinc150]
 
-Families (bench-only: the service and relais.classifier.model are untouched; this script plugs them into
-IntentModel so that relais.classifier.evaluate trains, calibrates, cuts and measures them as it does the others):
-- ngram: the served family, measured in the same run as the reference.
+Families: ngram and minilm-onnx are the product's (relais.classifier.model; minilm-onnx runs all-MiniLM-L6-v2 in
+ONNX Runtime int8, relais.classifier.model.onnx_encoder). The research families here are plugged into IntentModel
+so that relais.classifier.evaluate trains, calibrates, cuts and measures them as it does the others:
 - static-mpnet: ngram + a logistic regression on static token embeddings that model2vec distils locally from the
   pinned all-mpnet-base-v2 (each vocabulary token through the model once, PCA to 256 dims, SIF weights). Serving:
   the tokenizer, a row lookup per token and a mean, in numpy.
-- minilm-onnx: the `minilm` family's members (ngram, a logistic regression over the six layers' pooled outputs,
-  nearest neighbours) and weights, with all-MiniLM-L6-v2 run by ONNX Runtime, its weights quantised to int8
-  (dynamic quantisation). minilm-onnx-tuned: the same members, weighted as --tune chose on BANKING77.
+- minilm-onnx-tuned: minilm-onnx's members weighted as --tune chose on BANKING77.
 - minilm-onnx-static: both readers with the n-grams.
 
 Protocol (bench/intents_public.py's): BANKING77, the stratified 40-per-label holdout of the train file, through
@@ -45,26 +44,24 @@ import numpy as np
 
 from bench.intents_public import DATA, banking77_cv, banking77_holdout, clinc_crossfit
 from relais.classifier.evaluate import measure, read_csv, train_model
-from relais.classifier.model import IntentModel, minilm_dir, normalise_text
+from relais.classifier.model import IntentModel, normalise_text
 from relais.classifier.model.calibration import _temper, stratified_holdout
-from relais.classifier.model.encoder import MAX_TOKENS, layer_features
+from relais.classifier.model.encoder import layer_features
 from relais.classifier.model.ensemble import _EmbeddingLR
 from relais.classifier.model.neighbours import _EmbeddingKNN
 from relais.classifier.model.ngram import _Ngram
+from relais.classifier.model.onnx_encoder import OnnxEncoder, build as build_onnx, ensure_built, onnx_encoder
 from relais.classifier.weights import MPNET
 from relais.common import progress
 
 STUDENT_DIR = Path(os.environ.get("RELAIS_STUDENT_DIR") or ".relais/models/students")
 STATIC_DIR = STUDENT_DIR / "static-mpnet"
-ONNX_FP32 = STUDENT_DIR / "minilm-l6-fp32.onnx"
-ONNX_INT8 = STUDENT_DIR / "minilm-l6-int8.onnx"
-THREADS = int(os.environ.get("RELAIS_STUDENT_THREADS", "2"))
+ONNX_FP32 = STUDENT_DIR / "minilm-l6-fp32.onnx"  # the product's graph unquantised, for --check only
+PRODUCT_FAMILIES = ("ngram", "minilm-onnx")
 
-# member -> weight, chosen by --tune on a stratified 20 % of BANKING77's train part (never its holdout), except
-# minilm-onnx's (the minilm family's: the same model with its encoder run by ONNX Runtime in int8).
+# member -> weight, chosen by --tune on a stratified 20 % of BANKING77's train part (never its holdout).
 STUDENTS: dict[str, dict[str, float]] = {
     "static-mpnet": {"ngram": 0.55, "static_lr": 0.45},
-    "minilm-onnx": {"ngram": 0.2, "embedding_lr": 0.6, "embedding_knn": 0.2},  # the minilm family's own weights
     "minilm-onnx-tuned": {"ngram": 0.1, "embedding_lr": 0.3, "embedding_knn": 0.6},
     "minilm-onnx-static": {"ngram": 0.05, "embedding_lr": 0.3, "embedding_knn": 0.55, "static_lr": 0.1},
 }
@@ -78,48 +75,6 @@ def static_model() -> Any:
     from model2vec import StaticModel
 
     return StaticModel.from_pretrained(str(STATIC_DIR))
-
-
-class OnnxMiniLM:
-    """all-MiniLM-L6-v2 in ONNX Runtime: each layer's mean-pooled output, (texts, 6, 384), like Encoder.encode."""
-
-    def __init__(self, path: Path, threads: int = THREADS):
-        import onnxruntime
-        from tokenizers import Tokenizer
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._single = None
-        if threads > 1:  # one short message: a second thread only waits (as Encoder does with BLAS)
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = 1
-            self._single = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = Tokenizer.from_file(str(minilm_dir() / "tokenizer.json"))
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(MAX_TOKENS)
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
-        out = np.zeros((len(ids), 6, 384), dtype=np.float32)
-        order = np.argsort([len(i) for i in ids], kind="stable")
-        for start in range(0, len(order), batch_size):
-            rows = order[start : start + batch_size]
-            length = max(len(ids[r]) for r in rows)
-            batch = np.zeros((len(rows), length), dtype=np.int64)
-            mask = np.zeros((len(rows), length), dtype=np.int64)
-            for j, r in enumerate(rows):
-                batch[j, : len(ids[r])] = ids[r]
-                mask[j, : len(ids[r])] = 1
-            session = self._single if self._single is not None and batch.size < 512 else self._session
-            out[rows] = session.run(None, {"input_ids": batch, "attention_mask": mask})[0]
-        return out
-
-
-@functools.lru_cache(maxsize=2)
-def onnx_encoder(path: str = str(ONNX_INT8)) -> OnnxMiniLM:
-    return OnnxMiniLM(Path(path))
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -218,7 +173,7 @@ def install() -> None:
 
 
 def build() -> None:
-    """Offline (torch): distil the static model from all-mpnet-base-v2, export MiniLM to ONNX, quantise it."""
+    """Offline (torch): distil the static model from all-mpnet-base-v2."""
     STUDENT_DIR.mkdir(parents=True, exist_ok=True)
     if not (STATIC_DIR / "model.safetensors").is_file():
         from model2vec.distill import distill
@@ -227,52 +182,20 @@ def build() -> None:
             started = time.perf_counter()
             distill(model_name=str(MPNET.folder().resolve()), pca_dims=256).save_pretrained(str(STATIC_DIR))
             progress.say(f"distilled in {time.perf_counter() - started:.0f} s")
-    if not ONNX_FP32.is_file():
-        import torch
-        from transformers import BertModel
-
-        bert = BertModel.from_pretrained(str(minilm_dir()), add_pooling_layer=False, attn_implementation="eager")
-        bert.eval()
-
-        class Pooled(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.bert = bert
-
-            def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-                states = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-                layers = torch.stack(states.hidden_states[1:], 1)  # (batch, 6, length, 384)
-                weights = attention_mask.float() / attention_mask.sum(1, keepdim=True).float()
-                return torch.einsum("bl,bklw->bkw", weights, layers)
-
-        ids = torch.ones((2, 9), dtype=torch.int64)
-        with progress.stage("exporting MiniLM to ONNX"), torch.no_grad():
-            torch.onnx.export(
-                Pooled(),
-                (ids, torch.ones_like(ids)),
-                str(ONNX_FP32),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["pooled"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"}},
-                opset_version=17,
-                dynamo=False,
-            )
-    if not ONNX_INT8.is_file():
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        with progress.stage("quantising to int8"):
-            quantize_dynamic(str(ONNX_FP32), str(ONNX_INT8), weight_type=QuantType.QInt8, per_channel=True)
     check_encoders()
 
 
 def check_encoders() -> None:
-    """The ONNX encoders against relais' numpy MiniLM, and the encoders' speed on BANKING77 messages."""
+    """The ONNX encoders (the product's int8 file, its graph in fp32) against relais' numpy MiniLM, and the encoders'
+    speed on BANKING77 messages."""
     from relais.classifier.model.encoder import pretrained_encoder
 
     texts = read_csv(DATA / "banking77/train.csv")[0][:1000]
     reference = pretrained_encoder().encode(texts[:200])
-    for path in (ONNX_FP32, ONNX_INT8):
-        encoder = onnx_encoder(str(path))
+    if not ONNX_FP32.is_file():
+        build_onnx(quantised=False, path=ONNX_FP32)
+    for path in (ONNX_FP32, ensure_built()):
+        encoder = OnnxEncoder(path)
         pooled = encoder.encode(texts[:200])
         cosine = np.sum(_unit(pooled) * _unit(reference), -1)  # (texts, layers)
         started = time.perf_counter()
@@ -286,9 +209,10 @@ def check_encoders() -> None:
             f"{path.name}: cosine to numpy MiniLM min {cosine.min():.4f} mean {cosine.mean():.5f}; "
             f"{batch_us:.0f} µs a message batched, {single_us:.0f} µs one at a time (encoder only)"
         )
-    started = time.perf_counter()
-    static_model().encode(texts, use_multiprocessing=False)
-    progress.say(f"static-mpnet: {(time.perf_counter() - started) / len(texts) * 1e6:.1f} µs a message batched")
+    if (STATIC_DIR / "model.safetensors").is_file():
+        started = time.perf_counter()
+        static_model().encode(texts, use_multiprocessing=False)
+        progress.say(f"static-mpnet: {(time.perf_counter() - started) / len(texts) * 1e6:.1f} µs a message batched")
 
 
 # ----------------------------------------------------------------------------------------------- measuring
@@ -370,9 +294,10 @@ def catalogue_model(family: str) -> tuple[IntentModel, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", nargs="+", default=["ngram", *STUDENTS], choices=["ngram", *STUDENTS])
+    families = [*PRODUCT_FAMILIES, *STUDENTS]
+    parser.add_argument("--families", nargs="+", default=families, choices=families)
     parser.add_argument("--datasets", nargs="+", default=["banking77", "clinc150"], choices=["banking77", "clinc150"])
-    parser.add_argument("--build", action="store_true", help="distil / export the encoders (offline, torch)")
+    parser.add_argument("--build", action="store_true", help="distil the static embeddings (offline, torch)")
     parser.add_argument("--check", action="store_true", help="the encoders against numpy MiniLM, and their speed")
     parser.add_argument("--cv", action="store_true", help="also BANKING77 5-fold cross-validation")
     parser.add_argument("--tune", action="store_true", help="choose member weights on a slice of BANKING77 train")
