@@ -101,7 +101,7 @@ GROUP_TOPICS = {
 }
 
 
-async def settled(bootstrap: str, replies: ReplyWatcher | None = None, groups=tuple(GROUP_TOPICS), timeout=90) -> None:
+async def settled(bootstrap: str, replies: ReplyWatcher | None = None, groups=tuple(GROUP_TOPICS), timeout=180) -> None:
     """Returns once every service group has committed the end of all it reads: everything sent so far was processed,
     and every output of it (a redelivered copy included) acknowledged, since offsets are committed only after that.
     With `replies`, also once the watcher holds every reply published until then. What tests wait on instead of a
@@ -115,19 +115,31 @@ async def settled(bootstrap: str, replies: ReplyWatcher | None = None, groups=tu
     await reader.start()
     try:
         await reader._client.force_metadata_update()
-        async with asyncio.timeout(timeout):
-            for group in groups:
-                tps = [
-                    TopicPartition(topic, p)
-                    for topic in GROUP_TOPICS[group]
-                    for p in reader.partitions_for_topic(topic) or ()
-                ]
-                ends = await reader.end_offsets(tps)
-                while True:
-                    committed = await admin.list_consumer_group_offsets(f"relais-{group}")
-                    if all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps):
-                        break
-                    await asyncio.sleep(0.1)
+        behind: dict = {}
+        try:
+            async with asyncio.timeout(timeout):
+                for group in groups:
+                    tps = [
+                        TopicPartition(topic, p)
+                        for topic in GROUP_TOPICS[group]
+                        for p in reader.partitions_for_topic(topic) or ()
+                    ]
+                    ends = await reader.end_offsets(tps)
+                    while True:
+                        committed = await admin.list_consumer_group_offsets(f"relais-{group}")
+                        behind = {
+                            f"{group} {tp.topic}[{tp.partition}]": (
+                                committed[tp].offset if tp in committed else None,
+                                end,
+                            )
+                            for tp, end in ends.items()
+                            if end and (tp not in committed or committed[tp].offset < end)
+                        }
+                        if not behind:
+                            break
+                        await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise AssertionError(f"not settled after {timeout} s; (committed, end) offsets: {behind}") from None
     finally:
         await reader.stop()
         await admin.close()
