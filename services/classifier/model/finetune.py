@@ -53,11 +53,14 @@ def _fine_tune(
     n_classes: int,
     seed: int,
     settings: Mapping[str, float] = MappingProxyType(FINE_TUNE),
+    soft: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """MiniLM and a cosine classifier head trained together (cross-entropy); returns numpy weights and head.
 
     Same forward as Encoder (tanh GELU) plus dropout; AdamW, linear warm-up then linear decay, label
-    smoothing (BANKING77 has noisy labels). Deterministic for a seed on a given machine.
+    smoothing (BANKING77 has noisy labels). Deterministic for a seed on a given machine. `soft`: a teacher's
+    probabilities per text (distillation): half the loss is then the KL divergence to them at temperature
+    settings["distil_temperature"] (default 2).
     """
     try:
         import torch
@@ -133,6 +136,10 @@ def _fine_tune(
     schedule = warmup_then_decay(torch, optimiser, total, settings["warmup"])
     loss_of = torch.nn.CrossEntropyLoss(label_smoothing=settings["label_smoothing"])
     targets = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    soft_targets = None
+    if soft is not None:  # the teacher's probabilities softened at the same temperature
+        softened = np.asarray(soft, dtype=np.float64) ** (1.0 / float(settings.get("distil_temperature", 2.0)))
+        soft_targets = torch.from_numpy((softened / softened.sum(1, keepdims=True)).astype(np.float32))
     with _deterministic(torch):
         for epoch in range(int(settings["epochs"])):
             order = np.random.RandomState(seed * 1000 + epoch).permutation(len(texts))
@@ -140,6 +147,12 @@ def _fine_tune(
                 rows = order[start : start + batch]
                 logits = settings["scale"] * embed(rows, True) @ f.normalize(head, dim=-1).T
                 loss = loss_of(logits, targets[torch.from_numpy(rows)])
+                if soft_targets is not None:
+                    t = float(settings.get("distil_temperature", 2.0))
+                    kl = f.kl_div(
+                        (logits / t).log_softmax(-1), soft_targets[torch.from_numpy(rows)], reduction="batchmean"
+                    )
+                    loss = 0.5 * loss + 0.5 * t * t * kl
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
