@@ -68,13 +68,14 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
         for n, turn, value, headers in records:
             event = cloudevents.parse_contact_event(value, headers, 4000)
             message = event.message
+            assert message is not None  # contact messages, no survey
             out.append((n, turn, message, redact(message.text), customer_contact.take_phone(message)))
         return out
 
     def guess_all(decoded):
         """What intake keeps: (language, sure, ambiguous_with) of a first message, the language of a later one."""
         conversation_language: dict[int, str] = {}
-        guesses = []
+        guesses: list[tuple[str, bool, str] | str] = []
         for start in range(0, len(decoded), batch):
             poll = decoded[start : start + batch]
             firsts = [(n, (m.text, m.customer.language, None)) for n, turn, m, _, _ in poll if turn == 0]
@@ -87,7 +88,8 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
                 later_languages = [language.guess_language(*ask).language for ask in later]
             for (n, _), guess in zip(firsts, first_guesses):
                 conversation_language[n] = guess.language
-            guesses += [(g.language, g.sure, g.ambiguous_with) for g in first_guesses] + later_languages
+            guesses += [(g.language, g.sure, g.ambiguous_with) for g in first_guesses]
+            guesses += later_languages
         return guesses
 
     handler_us = _handler_cost(records, rounds, batch)

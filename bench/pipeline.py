@@ -535,6 +535,8 @@ def _ceiling_consumer(bootstrap: str, topic: str, n: int, pipe) -> None:
                     break
                 await consumer._client.force_metadata_update()
                 await asyncio.sleep(0.1)
+            if not partitions:
+                raise RuntimeError(f"{topic}: no partitions known after 5 s")
             consumer.assign([TopicPartition(topic, p) for p in partitions])
             pipe.send("ready")
             seen, first = 0, None

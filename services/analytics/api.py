@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import datetime, timedelta, timezone
+from typing import overload
 
 import grpc
 from google.protobuf import json_format
@@ -18,6 +19,10 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@overload
+def _bound(ts, default: datetime) -> datetime: ...
+@overload
+def _bound(ts, default: None = None) -> datetime | None: ...
 def _bound(ts, default: datetime | None = None) -> datetime | None:
     """A request's range bound; an unset one is `default`."""
     return ts.ToDatetime(tzinfo=timezone.utc) if ts.seconds or ts.nanos else default

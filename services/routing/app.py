@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from aiokafka import ConsumerRecord
 
@@ -190,7 +190,9 @@ class Routing:
         assert state is not None, "an authenticated agent has a row (agents are never deleted)"
         return state
 
-    async def events(self, agent_id: str, connected: Callable[[], Awaitable[None]]) -> AsyncIterator[desk.DeskEvent]:
+    async def events(
+        self, agent_id: str, connected: Callable[[], Awaitable[None]]
+    ) -> AsyncGenerator[desk.DeskEvent, None]:
         """What the agent holds (after a reconnect or a restart of routing, with all that arrived meanwhile), then
         every event as it happens. Only agents with a stream get offers: one connecting is dispatched to at once.
         `connected` runs once the stream is registered, before anything is read."""
