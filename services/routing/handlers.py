@@ -134,17 +134,13 @@ async def _after_end(tx: Tx, task, turn: pb.Turn) -> None:
     await store.task_event(tx.conn, task["task_id"], "after_end", detail=turn.turn_id)
     if not answered:
         language = task["language"]
-        tx.fx.records.append(
-            telemetry.traced(  # in the customer message's span: the conversation's trace
-                cloudevents.reply(
-                    cloudevents.REPLY_QUEUE,
-                    records.SOURCE,
-                    f"{turn.turn_id}/goodbye",
-                    turn.conversation_id,
-                    texts.say(language, texts.GOODBYE_TEXT),
-                    language,
-                    status="ended",
-                )
+        tx.fx.records.append(  # in the customer message's span: the conversation's trace
+            records.queue_reply(
+                f"{turn.turn_id}/goodbye",
+                turn.conversation_id,
+                texts.say(language, texts.GOODBYE_TEXT),
+                language,
+                status="ended",
             )
         )
 
@@ -160,16 +156,12 @@ async def _abandon(tx: Tx, task, context: pb.ConversationContext, turn: pb.Turn)
         await withdraw(tx, task["task_id"], task["agent_id"], "customer_left")
     language = task["language"]
     tx.fx.records += [
-        telemetry.traced(
-            cloudevents.reply(
-                cloudevents.REPLY_QUEUE,
-                records.SOURCE,
-                f"{turn.turn_id}/left",
-                context.conversation_id,
-                texts.say(language, texts.LEFT_TEXT),
-                language,
-                status="left",
-            )
+        records.queue_reply(
+            f"{turn.turn_id}/left",
+            context.conversation_id,
+            texts.say(language, texts.LEFT_TEXT),
+            language,
+            status="left",
         ),
         records.outcome(f"{task['task_id']}/abandoned", context, pb.OUTCOME_KIND_CLOSED, "", disposition="abandoned"),
     ]
@@ -202,17 +194,8 @@ async def _callback(tx: Tx, task, context: pb.ConversationContext, turn: pb.Turn
     else:
         text = texts.say(language, texts.CALLBACK_SOON_TEXT)
     tx.fx.records.append(
-        telemetry.traced(
-            cloudevents.reply(
-                cloudevents.REPLY_QUEUE,
-                records.SOURCE,
-                f"{turn.turn_id}/callback",
-                context.conversation_id,
-                text,
-                language,
-                status="callback",
-                **promised,
-            )
+        records.queue_reply(
+            f"{turn.turn_id}/callback", context.conversation_id, text, language, status="callback", **promised
         )
     )
 
@@ -224,16 +207,12 @@ async def _ask_phone(tx: Tx, task, turn: pb.Turn) -> None:
     await store.task_event(tx.conn, task["task_id"], "callback_phone_asked", detail=turn.turn_id)
     language = task["language"]
     tx.fx.records.append(
-        telemetry.traced(
-            cloudevents.reply(
-                cloudevents.REPLY_QUEUE,
-                records.SOURCE,
-                f"{turn.turn_id}/phone",
-                turn.conversation_id,
-                texts.say(language, texts.PHONE_TEXT),
-                language,
-                status="callback_phone_requested",
-            )
+        records.queue_reply(
+            f"{turn.turn_id}/phone",
+            turn.conversation_id,
+            texts.say(language, texts.PHONE_TEXT),
+            language,
+            status="callback_phone_requested",
         )
     )
 
@@ -312,12 +291,7 @@ def _position_reply(
         first = {"text": texts.NOBODY_TEXT}
     offer = {"callback": lambda lang: texts.CALLBACK_OFFER[lang] if waiting.callback_offered else ""}
     text = texts.say(language, (first.pop("text"), first), (texts.CHOICES_TEXT, offer))
-    return telemetry.traced(
-        cloudevents.reply(
-            cloudevents.REPLY_QUEUE, records.SOURCE, w.reply_id, context.conversation_id, text, language, **data
-        ),
-        ctx=telemetry.context_from_traceparent(traceparent),
-    )
+    return records.queue_reply(w.reply_id, context.conversation_id, text, language, traceparent, **data)
 
 
 async def recent_handle(conn, language: str, fx=None) -> float | None:
@@ -450,17 +424,13 @@ async def leave(tx: Tx, agent_id: str, cause: str) -> None:
         await store.task_event(tx.conn, row["task_id"], "requeued", agent_id, detail=requeue.detail)
         logs.event(log, "requeued", agent_id=agent_id, conversation_id=row["conversation_id"], task_id=row["task_id"])
         tx.fx.records.append(
-            telemetry.traced(
-                cloudevents.reply(
-                    cloudevents.REPLY_QUEUE,
-                    records.SOURCE,
-                    f"{row['task_id']}/requeued/{uuid.uuid4()}",
-                    row["conversation_id"],
-                    texts.requeued_notice(row["language"], signed_out),
-                    row["language"],
-                    status="requeued",
-                ),
-                ctx=telemetry.context_from_traceparent(row["traceparent"]),
+            records.queue_reply(
+                f"{row['task_id']}/requeued/{uuid.uuid4()}",
+                row["conversation_id"],
+                texts.requeued_notice(row["language"], signed_out),
+                row["language"],
+                row["traceparent"],
+                status="requeued",
             )
         )
     await store.revoke_token(tx.conn, agent_id)

@@ -5,7 +5,7 @@ import uuid
 
 from opentelemetry.trace import Link, get_current_span
 
-from relais.common import bus, telemetry, topics
+from relais.common import bus, cloudevents, telemetry, topics
 from relais.common.pb import agent_events_pb2 as ev, conversation_pb2 as pb
 from relais.routing import rules
 
@@ -83,3 +83,12 @@ def outcome(outcome_id: str, ctx: pb.ConversationContext, kind: pb.OutcomeKind, 
     return bus.Record(
         topics.OUTCOMES, ctx.conversation_id.encode(), record.SerializeToString(), telemetry.inject_headers()
     )
+
+
+def queue_reply(
+    reply_id: str, conversation_id: str, text: str, language: str, traceparent: str | None = None, **data
+) -> bus.Record:
+    """A message to a waiting customer (relais.reply.queue.v1) in the conversation's trace: the stored
+    `traceparent`'s when there is one, else the current span's."""
+    reply = cloudevents.reply(cloudevents.REPLY_QUEUE, SOURCE, reply_id, conversation_id, text, language, **data)
+    return telemetry.traced(reply, ctx=telemetry.context_from_traceparent(traceparent))
