@@ -40,7 +40,7 @@ def human(
 ):
     handed = at + timedelta(seconds=20 * turns)
     assigned = None if abandoned else handed + timedelta(seconds=wait)
-    closed = handed + timedelta(seconds=wait) if abandoned else assigned + timedelta(seconds=handle)
+    closed = handed + timedelta(seconds=wait) if assigned is None else assigned + timedelta(seconds=handle)
     return kpis.Contact(
         cid,
         customer,

@@ -7,7 +7,6 @@ import time
 import pytest
 
 from relais.analytics.staffing import (
-    Staffing,
     add_parser,
     asa_seconds,
     erlang_c,
@@ -49,14 +48,14 @@ def test_published_example_at_14_agents():
 
 def test_published_example_required_agents():
     staffing = required_agents(200, 180, 0.8, 20, max_occupancy=0.85)
-    assert staffing == Staffing(
-        agents=14,
-        service_level=pytest.approx(0.8883500191794669),
-        occupancy=pytest.approx(0.7142857142857143),
-        asa_seconds=pytest.approx(7.835937),
-        traffic_erlangs=10.0,
-        calls_per_hour=200,
-        aht_seconds=180,
+    assert (staffing.agents, staffing.traffic_erlangs, staffing.calls_per_hour, staffing.aht_seconds) == (
+        14,
+        10.0,
+        200,
+        180,
+    )
+    assert (staffing.service_level, staffing.occupancy, staffing.asa_seconds) == pytest.approx(
+        (0.8883500191794669, 0.7142857142857143, 7.835937)
     )
     assert required_agents(200, 180, 0.8, 20).agents == 14  # 13 agents only reach 79.6 %
 

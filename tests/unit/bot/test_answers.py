@@ -2,8 +2,10 @@
 
 import asyncio
 from datetime import date
+from typing import cast
 
 from relais.bot import answers
+from relais.bot.lookups import Lookups
 from relais.common.lookup_words import ORDER_NUMBER
 from relais.common.pb import conversation_pb2 as pb, lookup_pb2
 
@@ -21,8 +23,8 @@ def test_dates_per_language():
 
 
 def test_order_numbers_are_found_in_free_text():
-    assert ORDER_NUMBER.search("ma commande cmd 123456 svp").group(1) == "123456"
-    assert ORDER_NUMBER.search("order CMD-654321?").group(1) == "654321"
+    found = [ORDER_NUMBER.search(text) for text in ("ma commande cmd 123456 svp", "order CMD-654321?")]
+    assert [match.group(1) if match else None for match in found] == ["123456", "654321"]
     assert ORDER_NUMBER.search("I ordered 3 items") is None
 
 
@@ -59,7 +61,7 @@ class OneOrderLookup:
 def test_an_unsure_turn_gets_one_lookup_told_in_both_languages():
     lookup = OneOrderLookup()
     turn = pb.Turn(turn_id="t1", text="CMD-123456 pedido", language="fr", language_unsure=True)
-    answer = asyncio.run(answers.order_status(turn, lookup))
+    answer = asyncio.run(answers.order_status(turn, cast(Lookups, lookup)))  # a fake: the one call it makes
     assert lookup.calls == 1 and len(answer.lookups) == 1 and answer.resolved
     assert answer.text.splitlines() == [
         "Votre commande CMD-123456 est expédiée (transporteur : DHL), livraison prévue le 02/12/2026.",

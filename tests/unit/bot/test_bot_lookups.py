@@ -2,6 +2,7 @@
 asked, and a conversation not sampled called without the tracing interceptor but with its trace context and token."""
 
 import asyncio
+from typing import cast
 
 import grpc
 import pytest
@@ -12,6 +13,7 @@ from relais.bot import answers
 from relais.bot.lookups import OPENING_HOURS_TTL_S, Lookups, connect
 from relais.common.grpcserver import TokenInterceptor
 from relais.common.pb import conversation_pb2 as pb, lookup_pb2, lookup_pb2_grpc
+from relais.common.pb.lookup_pb2_grpc import EnterpriseLookupStub
 from relais.lookup.service import EnterpriseLookup
 
 TRACE_ID, SPAN_ID = 0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331
@@ -32,6 +34,11 @@ class Stub:
             return reply
 
         return call
+
+
+def fake_lookups(traced: Stub, plain: Stub, token: str | None, **options) -> Lookups:
+    """Lookups over fake stubs, which answer as EnterpriseLookupStub's would."""
+    return Lookups(cast(EnterpriseLookupStub, traced), cast(EnterpriseLookupStub, plain), token, **options)
 
 
 HOURS = lookup_pb2.OpeningHoursReply(
@@ -76,7 +83,7 @@ def not_sampled():
 
 def test_opening_hours_are_asked_once_within_their_time_then_again(not_sampled):
     plain, clock = Stub(REPLIES), Clock()
-    lookups = Lookups(Stub(REPLIES), plain, "secret", clock=clock)
+    lookups = fake_lookups(Stub(REPLIES), plain, "secret", clock=clock)
     turn = pb.Turn(turn_id="t1", language="fr")
     first = asyncio.run(answers.opening_hours(turn, lookups))
     clock.now += OPENING_HOURS_TTL_S - 0.5
@@ -90,7 +97,7 @@ def test_opening_hours_are_asked_once_within_their_time_then_again(not_sampled):
 
 def test_a_failed_opening_hours_lookup_is_not_kept(not_sampled):
     plain = Stub({**REPLIES, "GetOpeningHours": unavailable()})
-    lookups = Lookups(Stub(REPLIES), plain, "secret", clock=Clock())
+    lookups = fake_lookups(Stub(REPLIES), plain, "secret", clock=Clock())
     turn = pb.Turn(turn_id="t1", language="en")
     failed = asyncio.run(answers.opening_hours(turn, lookups))
     assert not failed.resolved and failed.lookups[0].error == "UNAVAILABLE: down"
@@ -101,7 +108,7 @@ def test_a_failed_opening_hours_lookup_is_not_kept(not_sampled):
 
 def test_a_customers_order_and_balance_are_asked_every_time(not_sampled):
     plain = Stub(REPLIES)
-    lookups = Lookups(Stub(REPLIES), plain, "secret", clock=Clock())
+    lookups = fake_lookups(Stub(REPLIES), plain, "secret", clock=Clock())
     turn = pb.Turn(turn_id="t1", language="en", text="where is CMD-123456", customer=pb.Customer(id="c1"))
     for _ in range(2):
         assert asyncio.run(answers.order_status(turn, lookups)).resolved
@@ -111,7 +118,7 @@ def test_a_customers_order_and_balance_are_asked_every_time(not_sampled):
 
 def test_an_unsampled_conversation_calls_without_the_interceptors_with_its_trace_and_token(not_sampled):
     traced, plain = Stub(REPLIES), Stub(REPLIES)
-    asyncio.run(Lookups(traced, plain, "secret").GetAccountBalance(lookup_pb2.AccountBalanceRequest(), timeout=2))
+    asyncio.run(fake_lookups(traced, plain, "secret").GetAccountBalance(lookup_pb2.AccountBalanceRequest(), timeout=2))
     assert not traced.calls
     assert plain.calls[0][2] == (
         ("authorization", "Bearer secret"),
@@ -124,7 +131,7 @@ def test_a_sampled_conversation_or_a_turn_without_trace_calls_through_the_traced
     traced, plain = Stub(REPLIES), Stub(REPLIES)
     token = in_trace(sampled)
     try:
-        asyncio.run(Lookups(traced, plain, "secret").GetOrderStatus(lookup_pb2.OrderStatusRequest(), timeout=2))
+        asyncio.run(fake_lookups(traced, plain, "secret").GetOrderStatus(lookup_pb2.OrderStatusRequest(), timeout=2))
     finally:
         context.detach(token)
     assert not plain.calls and traced.calls[0][2] is None  # the channel's interceptors add the token and the trace
@@ -132,7 +139,7 @@ def test_a_sampled_conversation_or_a_turn_without_trace_calls_through_the_traced
 
 def test_without_a_token_no_authorization_is_sent(not_sampled):
     plain = Stub(REPLIES)
-    asyncio.run(Lookups(Stub(REPLIES), plain, None).GetOrderStatus(lookup_pb2.OrderStatusRequest(), timeout=2))
+    asyncio.run(fake_lookups(Stub(REPLIES), plain, None).GetOrderStatus(lookup_pb2.OrderStatusRequest(), timeout=2))
     assert [k for k, _ in plain.calls[0][2]] == ["traceparent"]
 
 

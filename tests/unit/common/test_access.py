@@ -85,12 +85,12 @@ def test_service_token_check_refuses_missing_malformed_and_wrong_tokens():
     check = TokenInterceptor({"relais.v1.Analytics"}, "the-token").check
     assert check("relais.v1.Analytics", [("authorization", "Bearer the-token")]) is None
     assert check("relais.v1.Analytics", [("authorization", "bearer  the-token ")]) is None
-    assert "needs a service token" in check("relais.v1.Analytics", [])
-    assert "must be 'Bearer" in check("relais.v1.Analytics", [("authorization", "Basic dXNlcg==")])
-    assert check("relais.v1.Analytics", [("authorization", "Bearer nope")]).endswith("invalid service token")
+    assert "needs a service token" in (check("relais.v1.Analytics", []) or "")
+    assert "must be 'Bearer" in (check("relais.v1.Analytics", [("authorization", "Basic dXNlcg==")]) or "")
+    assert (check("relais.v1.Analytics", [("authorization", "Bearer nope")]) or "").endswith("invalid service token")
     unset = TokenInterceptor({"relais.v1.Analytics"}, None).check
-    assert "RELAIS_SERVICE_TOKEN is not set on the server" in unset(
-        "relais.v1.Analytics", [("authorization", "Bearer x")]
+    assert "RELAIS_SERVICE_TOKEN is not set on the server" in (
+        unset("relais.v1.Analytics", [("authorization", "Bearer x")]) or ""
     )
     assert service_token({"RELAIS_SERVICE_TOKEN": "  "}) is None
 

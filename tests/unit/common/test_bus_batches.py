@@ -87,7 +87,8 @@ def loop(handle, consumer, pool=None, log=None) -> _Loop:
 
 
 async def test_a_batch_retried_after_the_database_dropped_its_connection_is_committed():
-    consumer, pool, seen = Consumer(), Pool(), []
+    consumer, pool = Consumer(), Pool()
+    seen: list[int] = []  # offsets handled
 
     async def handle(items, unit):
         seen.extend(i.record.offset for i in items)

@@ -55,6 +55,7 @@ def test_binary_event_with_protobuf_data_is_parsed():
         ("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"),
     ]
     e = cloudevents.parse_contact_event(message.SerializeToString(), headers)
+    assert e.message is not None and e.traceparent is not None
     assert e.subject == "call-1" and e.message.text == "allo"
     assert e.message.sent_at.ToJsonString() == "2026-11-26T09:00:00Z"  # from ce_time when data has none
     assert e.traceparent.startswith("00-111")
@@ -179,6 +180,7 @@ def test_a_survey_answer_in_binary_mode_with_protobuf_data():
         ("content-type", b"application/protobuf"),
     ]
     parsed = cloudevents.parse_contact_event(data, headers)
+    assert parsed.survey is not None
     assert (parsed.survey.score, parsed.survey.answered_at.ToJsonString()) == (9, "2026-11-26T10:00:00Z")
 
 
@@ -256,6 +258,7 @@ def test_the_python_sdk_message_in_either_mode_is_parsed(to_kafka, content_type)
     )
     drawn_id = message.headers["ce_id"].decode() if "ce_id" in message.headers else json.loads(message.value)["id"]
     assert e.id == drawn_id  # the UUID the SDK drew
+    assert e.message is not None
     assert (e.message.channel, e.message.customer.id, e.message.text) == (pb.CHANNEL_SMS, "c-7", MESSAGE_DATA["text"])
     assert e.message.sent_at.ToJsonString() == "2026-11-26T09:00:00.250Z"  # from `time`, the data having no sent_at
     assert e.message.customer.time_zone == "+01:00"  # the offset the customer's time was written in
@@ -270,7 +273,7 @@ def test_the_python_sdk_survey_answer_in_either_mode_is_parsed(to_kafka):
         time=datetime(2026, 11, 26, 10, 5, tzinfo=timezone.utc),
     )
     e = from_kafka_message(to_kafka(CloudEvent(attributes, data)))
-    assert e.message is None and e.subject == "conv-42"
+    assert e.message is None and e.subject == "conv-42" and e.survey is not None
     assert (e.survey.scale, e.survey.score, e.survey.comment) == (pb.SURVEY_SCALE_NPS, 9, "Très bien")
     assert e.survey.answered_at.ToJsonString() == "2026-11-26T10:05:00Z"
 
@@ -283,6 +286,7 @@ def test_the_python_sdk_1x_api_in_either_mode_is_parsed(to_kafka):
     if to_kafka is ce_kafka_v1.to_structured:
         assert message.headers == {"content-type": b"application/json"}  # not application/cloudevents+json
     e = from_kafka_message(message)
+    assert e.message is not None
     assert (e.id, e.subject, e.message.text, e.traceparent) == (
         event["id"],
         "conv-42",
@@ -303,6 +307,7 @@ def test_the_python_sdk_with_protobuf_data_in_binary_mode_and_base64_in_structur
     assert "data_base64" in json.loads(structured.value)
     for message in (binary, structured):
         e = from_kafka_message(message)
+        assert e.message is not None
         assert (e.message.channel, e.message.text, e.subject) == (pb.CHANNEL_VOICE_TRANSCRIPT, "allo", "conv-42")
 
 
@@ -386,6 +391,7 @@ SDK_RECORDS = {
 def test_events_as_the_go_java_and_javascript_sdks_produce_them_are_parsed(sdk):
     value, headers = SDK_RECORDS[sdk]
     e = cloudevents.parse_contact_event(value, headers)
+    assert e.message is not None
     assert (e.id, e.source, e.subject, e.message.text, e.message.customer.id) == (
         "evt-9",
         "urn:shop:sms",
@@ -413,6 +419,7 @@ def test_binary_mode_reads_json_data_whatever_the_json_media_type(content_type):
     e = cloudevents.parse_contact_event(
         json.dumps(MESSAGE_DATA).encode(), binary_headers("2026-11-26T10:00:00Z", content_type)
     )
+    assert e.message is not None
     assert e.message.text == MESSAGE_DATA["text"] and e.message.sent_at.ToJsonString() == "2026-11-26T10:00:00Z"
 
 
@@ -440,6 +447,7 @@ def test_the_partitionkey_is_not_the_conversation():
 def test_rfc3339_times_are_read_in_both_modes(time, sent_at):
     binary = cloudevents.parse_contact_event(json.dumps(MESSAGE_DATA).encode(), binary_headers(time))
     structured = parse(event(time=time, data=MESSAGE_DATA))
+    assert binary.message is not None and structured.message is not None
     assert binary.message.sent_at.ToJsonString() == structured.message.sent_at.ToJsonString() == sent_at
 
 

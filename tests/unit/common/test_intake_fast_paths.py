@@ -227,7 +227,9 @@ CONVERSATION_LANGUAGES = [None, "fr", "en", "es", "de", "it", "pt", "nl"]
 
 
 def test_a_batch_of_guesses_is_the_former_guess_of_each_message():
-    asks = [(text, None, previous) for previous in CONVERSATION_LANGUAGES for text in CORPUS]
+    asks: list[tuple[str, str | None, str | None]] = [
+        (text, None, previous) for previous in CONVERSATION_LANGUAGES for text in CORPUS
+    ]
     asks += [(text, hint, None) for text in CORPUS[:40] for hint in ("fr", "es-ES", "und", "")]
     expected = [reference_guess_language(*ask) for ask in asks]
     assert language.guess_languages(asks) == expected
@@ -235,7 +237,9 @@ def test_a_batch_of_guesses_is_the_former_guess_of_each_message():
 
 
 def test_the_language_of_a_later_turn_is_the_former_guess_s():
-    asks = [(text, None, previous) for previous in CONVERSATION_LANGUAGES[1:] for text in CORPUS]
+    asks: list[tuple[str, str | None, str]] = [
+        (text, None, previous) for previous in CONVERSATION_LANGUAGES if previous for text in CORPUS
+    ]
     asks += [(text, "de", "fr") for text in CORPUS[:20]]
     assert language.turn_languages(asks) == [reference_guess_language(*ask).language for ask in asks]
 
@@ -243,7 +247,12 @@ def test_the_language_of_a_later_turn_is_the_former_guess_s():
 def test_the_detector_is_asked_once_per_distinct_text_and_not_when_the_rules_settle(monkeypatch):
     read: list[str] = []
     confidences = language._confidences
-    monkeypatch.setattr(language, "_confidences", lambda texts: read.extend(texts) or confidences(texts))
+
+    def counted(texts):
+        read.extend(texts)
+        return confidences(texts)
+
+    monkeypatch.setattr(language, "_confidences", counted)
     long = CORPUS[-7:]
     language.guess_languages([(text, None, None) for text in long * 3])
     assert len(read) == len(set(read)) and set(read) < set(long)  # some settled by their function words alone
@@ -295,8 +304,10 @@ def test_what_the_rules_settle_holds_whatever_the_detector_says():
 @pytest.mark.parametrize("mode", ["json", "protobuf"])
 def test_a_nul_in_the_message_is_refused_in_either_mode_although_json_data_is_checked_once(field, mode):
     customer = {"id": "c-1", "language": "fr", "tier": "gold", "phone": "+33612345678", "time_zone": "Europe/Paris"}
-    data = {"channel": "chat", "customer": customer, "text": "Bonjour", "sent_at": "2026-11-26T10:00:00Z"}
-    (data if field == "text" else customer)[field] = "x\x00y"
+    text = "x\x00y" if field == "text" else "Bonjour"
+    data = {"channel": "chat", "customer": customer, "text": text, "sent_at": "2026-11-26T10:00:00Z"}
+    if field != "text":
+        customer[field] = "x\x00y"
     attrs = {
         "specversion": "1.0",
         "id": "e-1",
@@ -308,7 +319,7 @@ def test_a_nul_in_the_message_is_refused_in_either_mode_although_json_data_is_ch
         value = json.dumps({**attrs, "data": data}).encode()
         headers = [("content-type", b"application/cloudevents+json")]
     else:
-        message = pb.ContactMessage(channel=pb.CHANNEL_CHAT, customer=pb.Customer(**customer), text=data["text"])
+        message = pb.ContactMessage(channel=pb.CHANNEL_CHAT, customer=pb.Customer(**customer), text=text)
         value = message.SerializeToString()
         headers = [(f"ce_{k}", v.encode()) for k, v in attrs.items()] + [("content-type", b"application/protobuf")]
     name = "data.text" if field == "text" else f"data.customer.{field}"

@@ -84,7 +84,7 @@ def test_a_record_handled_in_an_unsampled_conversation_names_it_and_its_trace(wr
     """consume_span makes no span when the conversation is not sampled; its lines still lead to the trace id."""
     traceparent = f"00-{TRACE_ID:032x}-{SPAN_ID:016x}-00".encode()
     record = kafka_record(headers=[("traceparent", traceparent)])
-    with telemetry.consume_span("routing queue", record, **{"relais.conversation_id": "conv-7"}):
+    with telemetry.consume_span("routing queue", record, parent=None, **{"relais.conversation_id": "conv-7"}):
         written.logger.info("queued")
     written.logger.info("next record")
     queued, after = written.lines()
@@ -97,8 +97,9 @@ def test_a_record_handled_in_an_unsampled_conversation_names_it_and_its_trace(wr
 
 
 def test_an_exception_is_one_field_of_one_line(written):
+    empty: dict[str, int] = {}
     try:
-        {}["missing"]
+        empty["missing"]
     except KeyError:
         written.logger.exception("tick failed")
     text = written.handler.stream.getvalue()
@@ -106,7 +107,7 @@ def test_an_exception_is_one_field_of_one_line(written):
     [line] = written.lines()
     assert line["message"] == "tick failed" and line["exception_type"] == "KeyError"
     assert line["exception"].startswith("Traceback (most recent call last):")
-    assert '{}["missing"]' in line["exception"] and line["exception"].rstrip().endswith("KeyError: 'missing'")
+    assert 'empty["missing"]' in line["exception"] and line["exception"].rstrip().endswith("KeyError: 'missing'")
 
 
 def test_values_json_cannot_hold_are_written_as_text(written):

@@ -153,6 +153,7 @@ class Consumer:
 def test_a_scrape_shows_the_units_counts_histograms_and_lag(bound):
     tp = TP("relais.turns.v1", 0)
     loop = metrics.watch_loop("bot", "relais-bot", Consumer({tp: 120}))
+    assert loop is not None  # metrics on (the bound fixture)
     try:
         unit = Unit(duplicates={"relais.turns.v1": 1}, dead=["relais.turns.v1"])
         unit.tally[metrics.HANDOFFS, "customer_request"] += 2

@@ -100,7 +100,9 @@ def traced_conversation(environ, intake_sampler):
         environ.setattr(telemetry, "tracer", lambda: provider.get_tracer("relais"))
 
     use(intake_sampler)
-    with telemetry.consume_span("intake turn", record("contact-events"), **{"relais.conversation_id": "c1"}):
+    with telemetry.consume_span(
+        "intake turn", record("contact-events"), parent=None, **{"relais.conversation_id": "c1"}
+    ):
         stored = telemetry.current_traceparent()
     parent = telemetry.context_from_traceparent(stored)
     with telemetry.consume_span(
@@ -108,7 +110,9 @@ def traced_conversation(environ, intake_sampler):
     ):
         headers = telemetry.inject_headers()
     use(ParentBased(ALWAYS_ON))
-    with telemetry.consume_span("classifier classify", record("turns", headers), **{"relais.conversation_id": "c1"}):
+    with telemetry.consume_span(
+        "classifier classify", record("turns", headers), parent=None, **{"relais.conversation_id": "c1"}
+    ):
         pass
     return stored, headers, exporter.get_finished_spans()
 

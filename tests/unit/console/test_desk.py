@@ -191,12 +191,19 @@ class FakeStub:
         return call
 
 
+def command(line: str) -> console.Command:
+    parsed = console.parse_command(line)
+    assert parsed is not None, line
+    return parsed
+
+
 async def test_using_a_suggestion_sends_it_and_records_its_use():
-    stub, tasks, said = FakeStub(), console.Tasks(), []
+    stub, tasks = FakeStub(), console.Tasks()
+    said: list[str] = []
     tasks.seen(offer_event())
     for line in ("use 1 1", "edit 1 1 Sorry! Checking now.", "ignore 1 1", "close 1 resolved", "state break"):
-        assert await console.execute(stub, [], tasks, console.parse_command(line), said.append)
-    assert not await console.execute(stub, [], tasks, console.parse_command("quit"), said.append)
+        assert await console.execute(stub, [], tasks, command(line), said.append)
+    assert not await console.execute(stub, [], tasks, command("quit"), said.append)
     names = [name for name, _ in stub.calls]
     assert names == [
         "Reply",
@@ -233,7 +240,8 @@ def assist_update(task_id: str, *texts: str) -> desk.DeskEvent:
 
 
 async def test_the_assist_that_follows_an_offer_is_shown_under_its_task_and_its_latest_suggestions_are_used():
-    stub, tasks, said = FakeStub(), console.Tasks(), []
+    stub, tasks = FakeStub(), console.Tasks()
+    said: list[str] = []
     offer = offer_event(expires_at=NOW + timedelta(seconds=20))
     offer.offer.ClearField("assist")  # pushed before its assist was drafted
     shown = tasks.seen(offer, NOW)[1]
@@ -249,14 +257,14 @@ async def test_the_assist_that_follows_an_offer_is_shown_under_its_task_and_its_
     ]
     assert tasks.states["task-1"] == "offered"  # an assist changes no state
     # The accept's assignment may come without its assist (not drafted when it was read): the one shown stays usable.
-    assert await console.execute(stub, [], tasks, console.parse_command("accept 1"), said.append)
+    assert await console.execute(stub, [], tasks, command("accept 1"), said.append)
     assert tasks.suggestion("task-1", "1").text == "Let me check your card limit."
     # A newer assist (after a customer message) replaces the earlier one: `use` sends the latest.
     tasks.seen(
         desk.DeskEvent(customer_message=desk.CustomerMessage(task_id="task-1", turn=pb.Turn(text="Still declined")))
     )
     tasks.seen(assist_update("task-1", "Your limit was raised.", "Try again now."))
-    assert await console.execute(stub, [], tasks, console.parse_command("use 1 2"), said.append)
+    assert await console.execute(stub, [], tasks, command("use 1 2"), said.append)
     reply, use = stub.calls[-2][1], stub.calls[-1][1]
     assert reply.text == "Try again now." and (use.suggestion_id, use.use) == ("sug-2", ev.SUGGESTION_USE_USED)
     assert "suggestion 2 [kb-2; template]: Try again now." in tasks.show("task-1", NOW)

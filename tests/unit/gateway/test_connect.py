@@ -71,7 +71,7 @@ def test_every_grpc_code_but_ok_has_a_connect_code_and_status():
 def test_a_connect_error_body_and_status():
     error = ConnectError(grpc.StatusCode.UNAUTHENTICATED, "needs a token")
     response = error.response()
-    assert response.status == 401
+    assert response.status == 401 and isinstance(response.body, bytes)
     assert json.loads(response.body) == {"code": "unauthenticated", "message": "needs a token"}
     assert ConnectError(grpc.StatusCode.UNIMPLEMENTED, "no such procedure", status=404).status == 404
 

@@ -28,7 +28,7 @@ def structured(**overrides) -> bytes:
 def test_a_structured_event_becomes_its_record_keyed_by_conversation():
     body = structured()
     [accepted] = events.read_request(body, CIMultiDict({"Content-Type": "application/cloudevents+json"}), 4000)
-    assert accepted.event.message.text == "Où est ma commande ?"
+    assert accepted.event.message is not None and accepted.event.message.text == "Où est ma commande ?"
     assert accepted.record.topic == topics.CONTACT_EVENTS and accepted.record.key == b"conv-1"
     assert accepted.record.value == body
     assert accepted.record.headers == [("content-type", b"application/cloudevents+json")]

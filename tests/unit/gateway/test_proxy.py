@@ -86,6 +86,14 @@ async def start_server(*handlers) -> tuple[grpc.aio.Server, str]:
     return server, f"127.0.0.1:{port}"
 
 
+class GatewayClient(TestClient):
+    """A test client of the gateway, with the fakes behind it."""
+
+    standby: FakeRouting
+    active: FakeRouting
+    upstreams: dict[str, Upstream]
+
+
 @pytest.fixture
 async def gateway():
     """A gateway whose LiveView has a standby (first) and an active process (second), and an Analytics."""
@@ -98,7 +106,7 @@ async def gateway():
         "relais.v1.LiveView": Upstream([a for _, a in servers], channels),
         "relais.v1.Analytics": Upstream([analytics[1]], [analytics_channel]),
     }
-    client = TestClient(TestServer(make_app(Proxy(route_table(), upstreams), None), handler_cancellation=True))
+    client = GatewayClient(TestServer(make_app(Proxy(route_table(), upstreams), None), handler_cancellation=True))
     await client.start_server()
     client.standby, client.active, client.upstreams = standby, active, upstreams
     yield client

@@ -32,6 +32,7 @@ def _load_bench():
     """bench/assist_eval.py: the evaluation set's loader and scorer, shared with `make bench`."""
     path = Path(__file__).resolve().parents[3] / "bench" / "assist_eval.py"
     spec = importlib.util.spec_from_file_location("assist_eval", path)
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["assist_eval"] = module
     spec.loader.exec_module(module)
@@ -564,8 +565,8 @@ def test_behind_a_request_for_a_person_the_greeting_recalls_the_earlier_request_
         ],
         bot=[{"turn": 1, "intent": "promo_code_problem", "resolved": False}],
     )
-    first = Assistant(KB).assist(unanswered, []).suggestions[0].text
-    assert "au sujet d'un code promo. Que puis-je faire pour vous ?" in first and "assistant" not in first
+    greeting = Assistant(KB).assist(unanswered, []).suggestions[0].text
+    assert "au sujet d'un code promo. Que puis-je faire pour vous ?" in greeting and "assistant" not in greeting
 
 
 def test_a_request_for_a_person_that_says_what_it_is_about_gets_that_topic():

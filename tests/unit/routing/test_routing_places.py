@@ -11,7 +11,8 @@ RULES = rules.load_rules()
 
 def test_places_are_the_rules_places_as_the_queue_changes_and_ages():
     rng = random.Random(3)
-    places, tasks = Places(RULES.aging_seconds_per_point), {}
+    places = Places(RULES.aging_seconds_per_point)
+    tasks: dict[str, rules.Task] = {}
     now = 1_000_000.0
     for step in range(600):
         now += rng.uniform(0, 4)
