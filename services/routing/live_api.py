@@ -1,9 +1,9 @@
 """The LiveView gRPC API of routing's active process (docs/routing.md, "Live view"): the supervisors' wallboard.
 
-A thin edge over live.py: each refresh reads, in one read-only snapshot of the database, who waits per queue, the
-agents' states, and the task steps written since the last refresh (by primary key, so a second costs what happened
-in it); the counts live in live.Counters. One refresh serves every watcher of that moment. Protected by the service
-token (grpcserver.PROTECTED); the standby answers UNAVAILABLE (grpcserver.Gate), as for AgentDesk.
+A thin edge over live.py and store.py: each refresh reads, in one read-only snapshot of the database, who waits per
+queue, the agents' states, and the task steps written since the last refresh (by primary key, so a second costs what
+happened in it); the counts live in live.Counters. One refresh serves every watcher of that moment. Protected by the
+service token (grpcserver.PROTECTED); the standby answers UNAVAILABLE (grpcserver.Gate), as for AgentDesk.
 """
 
 import asyncio
@@ -21,28 +21,6 @@ HISTORY_SECONDS = live.SERVICE_LEVEL_MINUTES * live.BUCKET_SECONDS  # the longes
 FRESH_SECONDS = 0.5  # a snapshot this recent is served again rather than read again
 HANDLE_SECONDS_TTL = 30.0  # the languages' recent handling times are read again after this long
 BOT_RECOUNT_MINUTES = 2  # bot answers of the current and last minutes are counted again (analytics' ingestion lags)
-
-WAITING = (
-    "SELECT language, required::text AS required, stage, count(*) AS n, extract(epoch FROM min(queued_at)) AS oldest"
-    " FROM tasks WHERE status IN ('queued', 'offered') AND (due_at IS NULL OR due_at <= now())"
-    " GROUP BY language, required::text, stage"
-)
-AGENTS = "SELECT state, languages FROM agents"
-# The steps in ($1, $2] (task_events.id), counted per minute, kind and queue, and how many waited at most $4 seconds.
-# Routing writes them one transaction at a time under its decision lock, so ids become visible in order and a cursor
-# on the id misses none; counting in the database keeps a refresh's cost in routing to a few rows, however many steps.
-STEPS = (
-    "SELECT floor(extract(epoch FROM e.at) / 60)::bigint AS minute, e.kind, t.language, t.required::text AS required,"
-    " t.stage, count(*) AS n, count(*) FILTER (WHERE e.at - t.queued_at <= make_interval(secs => $4)) AS within"
-    " FROM task_events e JOIN tasks t USING (task_id) WHERE e.id > $1 AND e.id <= $2 AND e.kind = ANY($3::text[])"
-    " GROUP BY 1, 2, 3, 4, 5"
-)
-LAST_STEP = "SELECT coalesce(max(id), 0) FROM task_events"
-STEP_AT = "SELECT id, extract(epoch FROM at) FROM task_events WHERE id >= $1 ORDER BY id LIMIT 1"
-BOT_ANSWERS = (
-    "SELECT floor(extract(epoch FROM at) / 60)::bigint AS minute, count(*) AS n FROM kpi_outcomes"
-    " WHERE kind = 'bot_answered' AND at >= to_timestamp($1) GROUP BY 1"
-)
 
 
 def service_level_seconds() -> float:
@@ -73,27 +51,27 @@ class LiveFeed:
 
     async def _read(self) -> live.LiveView:
         async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            now = float(await conn.fetchval("SELECT extract(epoch FROM now())"))
+            now = await store.database_now(conn)
             if self.read_at is not None and now - self.read_at > HISTORY_SECONDS:
                 # Nobody watched for long: the steps since are looked up, not read through.
                 self.cursor = self.bot_read_minute = None
             self.read_at = now
             if self.cursor is None:
-                self.cursor = await _first_step_after(conn, now - HISTORY_SECONDS)
-            last = int(await conn.fetchval(LAST_STEP))
+                self.cursor = await store.last_step_before(conn, now - HISTORY_SECONDS)
+            last = await store.last_step(conn)
             kinds = sorted(live.COUNTED_KINDS)
-            for r in await conn.fetch(STEPS, self.cursor, last, kinds, self.counters.target):
+            for r in await store.steps_per_minute(conn, self.cursor, last, kinds, self.counters.target):
                 queue = live.queue_of(json.loads(r["required"]), r["stage"], self.rules)
                 self.counters.add_counted(r["minute"], r["kind"], r["language"], queue, r["n"], r["within"])
             self.cursor = last
             waiting = live.waiting_by_queue(
                 (
                     (r["language"], json.loads(r["required"]), r["stage"], r["n"], float(r["oldest"]))
-                    for r in await conn.fetch(WAITING)
+                    for r in await store.waiting_groups(conn)
                 ),
                 self.rules,
             )
-            agents = [live.AgentNow(r["state"], tuple(r["languages"])) for r in await conn.fetch(AGENTS)]
+            agents = [live.AgentNow(r["state"], tuple(r["languages"])) for r in await store.agents_and_languages(conn)]
             await self._count_bot_answers(conn, now)
             languages = {w.language for w in waiting} | {lang for a in agents for lang in a.languages}
             handle = {lang: h for lang in languages if (h := await self._handle_seconds(conn, lang)) is not None}
@@ -114,8 +92,8 @@ class LiveFeed:
         since = current - live.COUNT_MINUTES + 1
         if self.bot_read_minute is not None:
             since = max(since, min(current, self.bot_read_minute) - BOT_RECOUNT_MINUTES)
-        rows = await conn.fetch(BOT_ANSWERS, float(since * live.BUCKET_SECONDS))
-        self.counters.set_bot_answers({r["minute"]: r["n"] for r in rows}, since)
+        answers = await store.bot_answers_per_minute(conn, float(since * live.BUCKET_SECONDS))
+        self.counters.set_bot_answers(answers, since)
         self.bot_read_minute = current
 
     async def _handle_seconds(self, conn, language: str) -> float | None:
@@ -124,20 +102,6 @@ class LiveFeed:
             seconds = await store.recent_handle(conn, language)
             self.handle[language] = (time.monotonic(), seconds)
         return seconds
-
-
-async def _first_step_after(conn, since: float) -> int:
-    """The id just before the first step at or after `since` (epoch seconds): bisected on the primary key, since
-    ids grow with time, rather than a pass over the whole history."""
-    low, high = 0, int(await conn.fetchval(LAST_STEP))  # the answer is in [low, high]
-    while low < high:
-        middle = (low + high + 1) // 2
-        row = await conn.fetchrow(STEP_AT, middle)
-        if row is None or float(row[1]) >= since:
-            high = middle - 1
-        else:
-            low = row[0]
-    return low
 
 
 def message(view: live.LiveView) -> pb.LiveSnapshot:

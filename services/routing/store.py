@@ -649,3 +649,78 @@ async def unpublished(conn, consumer: str) -> list[str]:
 
 async def history(conn, customer_id: str, conversation_id: str) -> list:
     return await conn.fetch(HISTORY, customer_id, conversation_id)
+
+
+# --- the supervisors' live view (live_api.LiveFeed, in one read-only snapshot) ---
+
+# Who waits now (a callback once due), per language, needs and overflow stage, with the oldest queued_at.
+LIVE_WAITING = (
+    "SELECT language, required::text AS required, stage, count(*) AS n, extract(epoch FROM min(queued_at)) AS oldest"
+    " FROM tasks WHERE status IN ('queued', 'offered') AND (due_at IS NULL OR due_at <= now())"
+    " GROUP BY language, required::text, stage"
+)
+# The steps in ($1, $2] (task_events.id), counted per minute, kind and queue, and how many waited at most $4 seconds.
+# Routing writes them one transaction at a time under its decision lock, so ids become visible in order and a cursor
+# on the id misses none; counting in the database keeps a refresh's cost in routing to a few rows, however many steps.
+STEPS_PER_MINUTE = (
+    "SELECT floor(extract(epoch FROM e.at) / 60)::bigint AS minute, e.kind, t.language, t.required::text AS required,"
+    " t.stage, count(*) AS n, count(*) FILTER (WHERE e.at - t.queued_at <= make_interval(secs => $4)) AS within"
+    " FROM task_events e JOIN tasks t USING (task_id) WHERE e.id > $1 AND e.id <= $2 AND e.kind = ANY($3::text[])"
+    " GROUP BY 1, 2, 3, 4, 5"
+)
+LAST_STEP = "SELECT coalesce(max(id), 0) FROM task_events"
+STEP_FROM = "SELECT id, extract(epoch FROM at) FROM task_events WHERE id >= $1 ORDER BY id LIMIT 1"
+BOT_ANSWERS_PER_MINUTE = (
+    "SELECT floor(extract(epoch FROM at) / 60)::bigint AS minute, count(*) AS n FROM kpi_outcomes"
+    " WHERE kind = 'bot_answered' AND at >= to_timestamp($1) GROUP BY 1"
+)
+
+
+async def database_now(conn) -> float:
+    """The database's clock (epoch seconds): the steps' times are its, not this host's."""
+    return float(await conn.fetchval("SELECT extract(epoch FROM now())"))
+
+
+async def waiting_groups(conn) -> list:
+    """LIVE_WAITING's rows: language, required (JSON text), stage, n, oldest (epoch seconds)."""
+    return await conn.fetch(LIVE_WAITING)
+
+
+async def agents_and_languages(conn) -> list:
+    """Every agent's state and languages (offline ones too: the view shows each state)."""
+    return await conn.fetch("SELECT state, languages FROM agents")
+
+
+async def last_step(conn) -> int:
+    """The newest task_events.id, 0 when there is none."""
+    return int(await conn.fetchval(LAST_STEP))
+
+
+async def step_from(conn, step_id: int) -> tuple[int, float] | None:
+    """The first step whose id is at least `step_id`, as (id, epoch seconds); None past the last."""
+    row = await conn.fetchrow(STEP_FROM, step_id)
+    return None if row is None else (row[0], float(row[1]))
+
+
+async def last_step_before(conn, since: float) -> int:
+    """The id of the last step before `since` (epoch seconds), 0 when none: bisected on the primary key, since ids grow
+    with time, rather than a pass over the whole history."""
+    low, high = 0, await last_step(conn)  # the answer is in [low, high]
+    while low < high:
+        middle = (low + high + 1) // 2
+        found = await step_from(conn, middle)
+        if found is None or found[1] >= since:
+            high = middle - 1
+        else:
+            low = found[0]
+    return low
+
+
+async def steps_per_minute(conn, after: int, upto: int, kinds: list[str], within_seconds: float) -> list:
+    """STEPS_PER_MINUTE's rows: minute, kind, language, required (JSON text), stage, n, within."""
+    return await conn.fetch(STEPS_PER_MINUTE, after, upto, kinds, within_seconds)
+
+
+async def bot_answers_per_minute(conn, since: float) -> dict[int, int]:
+    """The bot's answers (analytics' kpi_outcomes) per minute (epoch seconds // 60) from `since` (epoch seconds)."""
+    return {r["minute"]: r["n"] for r in await conn.fetch(BOT_ANSWERS_PER_MINUTE, since)}

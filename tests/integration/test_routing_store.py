@@ -214,7 +214,8 @@ async def test_a_transfer_moves_only_the_agents_assigned_task_to_the_queue_asked
     await insert_task(conn, mine, status="assigned", agent_id=agent_id, queued_ago=300, stage=1)
     await insert_task(conn, theirs, status="assigned", agent_id=other)
     moved = rules.transferred("cards", agent_id)
-    args = (moved.required, list(moved.preferred), moved.stage, list(moved.declined_by), "a note")
+    assert moved.required is not None
+    args = (dict(moved.required), list(moved.preferred), moved.stage, list(moved.declined_by), "a note")
     assert not await store.transfer(conn, theirs, agent_id, *args)
     assert await store.transfer(conn, mine, agent_id, *args)
     row = await conn.fetchrow(
@@ -337,3 +338,138 @@ async def test_what_a_waiting_customer_was_told_is_kept_and_decides_when_they_he
     ]
     news = await store.queue_news(conn, 60.0, 60.0, [])
     assert [r["task_id"] for r in news] == [untold]
+
+
+# --- the supervisors' live view ---
+
+LATER = 4_102_444_800.0  # 2100-01-01 00:00 UTC: a minute boundary after anything other tests wrote
+LATER_MINUTE = int(LATER // 60)
+
+
+async def insert_step(conn, task_id: str, kind: str, at: float) -> int:
+    return await conn.fetchval(
+        "INSERT INTO task_events (task_id, kind, at) VALUES ($1, $2, to_timestamp($3)) RETURNING id", task_id, kind, at
+    )
+
+
+async def test_the_database_clock_is_the_transactions_now(conn):
+    now = await store.database_now(conn)
+    assert isinstance(now, float) and now == (await conn.fetchval("SELECT now()")).timestamp()
+
+
+async def test_who_waits_now_is_grouped_per_language_needs_and_stage_with_the_oldest(conn):
+    await conn.execute("UPDATE tasks SET status = 'closed' WHERE status IN ('queued', 'offered')")
+    assert await store.waiting_groups(conn) == []
+    agent_id = unique("agent")
+    await sign_in(conn, agent_id, state="busy")
+    await insert_task(conn, unique("old"), queued_ago=30)
+    await insert_task(conn, unique("offered"), status="offered", agent_id=agent_id, queued_ago=10)
+    await insert_task(conn, unique("due-callback"), due_in=-1.0, queued_ago=5)
+    await insert_task(conn, unique("overflowed"), stage=2, queued_ago=200)
+    await insert_task(conn, unique("english"), language="en")
+    await insert_task(conn, unique("later-callback"), due_in=600.0)  # not due: not waiting yet
+    await insert_task(conn, unique("assigned"), status="assigned", agent_id=agent_id)
+    await insert_task(conn, unique("closed"), status="closed")
+    now = await store.database_now(conn)
+    groups = {
+        (r["language"], r["stage"]): (json.loads(r["required"]), r["n"], float(r["oldest"]))
+        for r in await store.waiting_groups(conn)
+    }
+    assert groups == {
+        ("fr", 0): ({"billing": 1}, 3, pytest.approx(now - 30, abs=1e-6)),
+        ("fr", 2): ({"billing": 1}, 1, pytest.approx(now - 200, abs=1e-6)),
+        ("en", 0): ({"billing": 1}, 1, pytest.approx(now, abs=1e-6)),
+    }
+
+
+async def test_every_agents_state_and_languages_are_read_offline_ones_too(conn):
+    await conn.execute("UPDATE tasks SET agent_id = NULL WHERE agent_id IS NOT NULL")
+    await conn.execute("DELETE FROM agents")
+    assert await store.agents_and_languages(conn) == []
+    await sign_in(conn, unique("available"), languages=("fr", "en"))
+    await sign_in(conn, unique("break"), state="break", languages=("de",))
+    await sign_in(conn, unique("offline"), state="offline")
+    rows = await store.agents_and_languages(conn)
+    assert sorted((r["state"], r["languages"]) for r in rows) == [
+        ("available", ["fr", "en"]),
+        ("break", ["de"]),
+        ("offline", ["fr"]),
+    ]
+
+
+async def test_the_steps_are_found_by_id_and_the_last_one_before_a_time_by_bisection(conn):
+    task_id = unique("task")
+    await insert_task(conn, task_id)
+    before = await store.last_step(conn)
+    first = await insert_step(conn, task_id, "queued", LATER)
+    second = await insert_step(conn, task_id, "offered", LATER + 60)
+    third = await insert_step(conn, task_id, "accepted", LATER + 120)
+    assert await store.last_step(conn) == third
+    assert await store.step_from(conn, first) == (first, LATER)
+    assert await store.step_from(conn, second) == (second, LATER + 60)
+    assert await store.step_from(conn, third + 1) is None
+    assert await store.last_step_before(conn, LATER) == before  # every earlier step was written before 2100
+    assert await store.last_step_before(conn, LATER + 1) == first
+    assert await store.last_step_before(conn, LATER + 60) == first  # a step at `since` is not before it
+    assert await store.last_step_before(conn, LATER + 61) == second
+    assert await store.last_step_before(conn, LATER + 3600) == third
+
+
+async def test_without_steps_the_last_is_0_and_none_is_found(conn):
+    await conn.execute("DELETE FROM task_events")
+    assert await store.last_step(conn) == 0
+    assert await store.step_from(conn, 1) is None
+    assert await store.last_step_before(conn, LATER) == 0
+    assert await store.steps_per_minute(conn, 0, 0, ["queued"], 20.0) == []
+
+
+async def test_the_steps_in_a_range_are_counted_per_minute_kind_and_queue_with_those_answered_in_time(conn):
+    french, english = unique("french"), unique("english")
+    await insert_task(conn, french)
+    await insert_task(conn, english, language="en", stage=2)
+    await conn.execute("UPDATE tasks SET queued_at = to_timestamp($2) WHERE task_id = $1", french, LATER)
+    await conn.execute("UPDATE tasks SET queued_at = to_timestamp($2) WHERE task_id = $1", english, LATER + 30)
+    before = await store.last_step(conn)
+    await insert_step(conn, french, "queued", LATER)
+    await insert_step(conn, french, "offered", LATER + 10)
+    accepted = await insert_step(conn, french, "accepted", LATER + 20)  # waited 20 s: within a 20 s target
+    await insert_step(conn, french, "customer_message", LATER + 25)
+    await insert_step(conn, english, "queued", LATER + 30)
+    await insert_step(conn, english, "accepted", LATER + 61)  # waited 31 s, in the next minute
+    last = await store.last_step(conn)
+    kinds = ["abandoned", "accepted", "queued"]
+
+    def counted(rows) -> set:
+        return {(r["minute"], r["kind"], r["language"], r["required"], r["stage"], r["n"], r["within"]) for r in rows}
+
+    assert counted(await store.steps_per_minute(conn, before, last, kinds, 20.0)) == {
+        (LATER_MINUTE, "queued", "fr", '{"billing": 1}', 0, 1, 1),
+        (LATER_MINUTE, "accepted", "fr", '{"billing": 1}', 0, 1, 1),
+        (LATER_MINUTE, "queued", "en", '{"billing": 1}', 2, 1, 1),
+        (LATER_MINUTE + 1, "accepted", "en", '{"billing": 1}', 2, 1, 0),
+    }
+    assert counted(await store.steps_per_minute(conn, before, accepted - 1, ["accepted"], 20.0)) == set()
+    assert counted(await store.steps_per_minute(conn, accepted - 1, accepted, kinds, 20.0)) == {
+        (LATER_MINUTE, "accepted", "fr", '{"billing": 1}', 0, 1, 1)
+    }
+    assert await store.steps_per_minute(conn, last, last, kinds, 20.0) == []
+
+
+async def test_the_bots_answers_are_counted_per_minute_from_a_time(conn):
+    assert await store.bot_answers_per_minute(conn, LATER) == {}
+    for kind, at in [
+        ("bot_answered", LATER - 1),  # before `since`
+        ("bot_answered", LATER),
+        ("bot_answered", LATER + 59),
+        ("handed_off", LATER + 10),
+        ("bot_answered", LATER + 61),
+    ]:
+        await conn.execute(
+            "INSERT INTO kpi_outcomes (outcome_id, conversation_id, kind, at) VALUES ($1, $1, $2, to_timestamp($3))",
+            unique("outcome"),
+            kind,
+            at,
+        )
+    assert await store.bot_answers_per_minute(conn, LATER) == {LATER_MINUTE: 2, LATER_MINUTE + 1: 1}
+    assert await store.bot_answers_per_minute(conn, LATER + 60) == {LATER_MINUTE + 1: 1}
+    assert await store.bot_answers_per_minute(conn, LATER + 120) == {}
