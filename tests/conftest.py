@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -35,8 +36,7 @@ def kafka_broker(tmp_path_factory):
         from testcontainers.community.kafka import KafkaContainer
 
         with KafkaContainer(KAFKA_IMAGE).with_kraft() as container:
-            container.bootstrap = container.get_bootstrap_server()
-            yield container
+            yield SimpleNamespace(bootstrap=container.get_bootstrap_server())  # what kafka_bootstrap reads
         return
     from infra.kafka.broker import KafkaBroker
 
@@ -65,8 +65,7 @@ def postgres_server():
         with PostgresContainer(
             POSTGRES_IMAGE, username="relais", password="relais", dbname="relais", driver=None
         ) as container:
-            container.dsn = container.get_connection_url()
-            yield container
+            yield SimpleNamespace(dsn=container.get_connection_url())  # what postgres_dsn reads
         return
     from infra.postgres.server import PostgresServer
 

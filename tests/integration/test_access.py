@@ -5,12 +5,15 @@ token UNAUTHENTICATED) is tested in test_routing.py::test_an_agent_acts_only_on_
 """
 
 import asyncio
+from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from infra.certs.make_certs import make_certs
+from infra.kafka.broker import KafkaBroker
+from infra.ports import free_port
 from relais.common import grpcserver
 from relais.common.pb import (
     agent_desk_pb2 as desk,
@@ -183,42 +186,37 @@ async def test_a_server_without_a_token_configured_refuses_every_protected_call(
         await server.stop(0)
 
 
-class SaslBroker:
+class SaslBroker(KafkaBroker):
     """A second single-node broker with a SASL_PLAINTEXT (PLAIN) listener next to its PLAINTEXT one."""
 
     USERS = {"admin": "admin-secret", "relais": "relais-secret"}
 
-    def __new__(cls, state_dir):
-        from infra.kafka.broker import KafkaBroker
-        from infra.ports import free_port
+    def __init__(self, state_dir: Path):
+        self.sasl_port = free_port()
+        super().__init__(state_dir, heap="256m")
 
-        class Broker(KafkaBroker):
-            sasl_port = free_port()
-
-            def _write_config_files(self):
-                props = super()._write_config_files()
-                users = " ".join(f'user_{u}="{p}"' for u, p in SaslBroker.USERS.items())
-                jaas = (
-                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
-                    f'username="admin" password="admin-secret" {users};'
-                )
-                lines = [
-                    line
-                    for line in props.read_text().splitlines()
-                    if not line.startswith(("listeners=", "advertised.listeners=", "listener.security.protocol.map="))
-                ]
-                lines += [
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
-                    "sasl.enabled.mechanisms=PLAIN",
-                    f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
-                ]
-                props.write_text("\n".join(lines) + "\n")
-                return props
-
-        return Broker(state_dir, heap="256m")
+    def _write_config_files(self):
+        props = super()._write_config_files()
+        users = " ".join(f'user_{u}="{p}"' for u, p in SaslBroker.USERS.items())
+        jaas = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="admin" password="admin-secret" {users};'
+        )
+        lines = [
+            line
+            for line in props.read_text().splitlines()
+            if not line.startswith(("listeners=", "advertised.listeners=", "listener.security.protocol.map="))
+        ]
+        lines += [
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port},SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas}",
+        ]
+        props.write_text("\n".join(lines) + "\n")
+        return props
 
 
 async def test_kafka_clients_work_through_a_sasl_plaintext_listener(tmp_path, monkeypatch):

@@ -22,7 +22,13 @@ from infra.ports import free_port
 from infra.postgres.migrate import migrate
 from relais.analytics import staffing
 from relais.common import bus, cloudevents, topics
-from relais.common.pb import agent_desk_pb2 as desk, analytics_pb2 as api, analytics_pb2_grpc, conversation_pb2 as pb
+from relais.common.pb import (
+    agent_desk_pb2 as desk,
+    agent_events_pb2 as ev,
+    analytics_pb2 as api,
+    analytics_pb2_grpc,
+    conversation_pb2 as pb,
+)
 from relais.demo import send_message
 from tests.integration.conftest import reply_of_type, service_channel, settled
 from tests.integration.test_walking_skeleton import dead_letters
@@ -487,7 +493,8 @@ async def test_the_agent_dimension_shows_who_transfers_and_who_ignores_the_sugge
         task = offer.task_id
         offered = await accepted_with_suggestions(user, offer)
         assert offered  # the premise: the assist suggests replies
-        used = [(s.suggestion_id, use) for s, use in zip(offered, (1, 2))]  # the first used, a second one edited
+        # the first used, a second one edited
+        used = [(s.suggestion_id, use) for s, use in zip(offered, (ev.SUGGESTION_USE_USED, ev.SUGGESTION_USE_EDITED))]
         for suggestion_id, use in used:
             await user.stub.RecordSuggestionUse(
                 desk.SuggestionUseRequest(task_id=task, suggestion_id=suggestion_id, use=use), metadata=user.auth
@@ -502,7 +509,9 @@ async def test_the_agent_dimension_shows_who_transfers_and_who_ignores_the_sugge
             ignored = await accepted_with_suggestions(ignorer, again)
             for suggestion in ignored:
                 await ignorer.stub.RecordSuggestionUse(
-                    desk.SuggestionUseRequest(task_id=task, suggestion_id=suggestion.suggestion_id, use=3),
+                    desk.SuggestionUseRequest(
+                        task_id=task, suggestion_id=suggestion.suggestion_id, use=ev.SUGGESTION_USE_IGNORED
+                    ),
                     metadata=ignorer.auth,
                 )
             await ignorer.stub.Reply(

@@ -57,6 +57,7 @@ async def test_the_hand_off_reasons_reach_routing(producer, replies, agent_sessi
 async def test_a_faq_intent_is_answered_from_the_catalogue(producer, replies, conversation_id):
     catalogue = load_catalogue()
     faq = next(i for i in catalogue.intents.values() if i.bot_allowed and i.answer)
+    assert faq.answer is not None
     await send_message(producer, conversation_id, {"id": "cust-fr-001", "language": "fr"}, faq.examples["fr"][0])
     reply = await reply_of_type(replies, conversation_id, cloudevents.REPLY_BOT)
     assert reply["data"]["text"] == faq.answer["fr"] and reply["data"]["intent"] == faq.id

@@ -138,7 +138,12 @@ async def test_a_binary_cloudevent_posted_to_events_gets_its_bot_reply(http, rep
 
 
 async def test_a_bad_event_gets_400_with_the_reason(http):
-    event = {"specversion": "1.0", "id": "x", "source": "urn:test", "type": cloudevents.CONTACT_MESSAGE}
+    event: dict[str, object] = {
+        "specversion": "1.0",
+        "id": "x",
+        "source": "urn:test",
+        "type": cloudevents.CONTACT_MESSAGE,
+    }
     event["data"] = message_data("Bonjour")
     async with http.post("/events", json=event, headers={"Content-Type": cloudevents.STRUCTURED}) as answer:
         assert answer.status == 400

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from typing import cast
 
 import grpc
 import pytest
@@ -85,7 +86,7 @@ async def test_hostile_events_are_dead_lettered_with_their_reason_and_the_partit
     data_not_object["data"] = "Where is my order?"
     subject_number = event(c)
     subject_number["subject"] = 12345
-    survey_scale_7 = pb.ContactSurvey(score=3, scale=7).SerializeToString()
+    survey_scale_7 = pb.ContactSurvey(score=3, scale=cast(pb.SurveyScale, 7)).SerializeToString()  # no such scale
     binary = [
         ("ce_specversion", b"1.0"),
         ("ce_id", b"s-1"),
@@ -393,9 +394,9 @@ async def test_grpc_bad_input_gets_a_clear_status(stack):
             await stub.SignOut(desk.SignOutRequest(), metadata=auth, timeout=10)
 
     async with service_channel(f"127.0.0.1:{stack.ports['analytics']}") as channel:
-        stub = analytics_pb2_grpc.AnalyticsStub(channel)
+        analytics = analytics_pb2_grpc.AnalyticsStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stub.GetKpis(analytics_pb2.KpiRequest(window="fortnight"), timeout=10)
+            await analytics.GetKpis(analytics_pb2.KpiRequest(window="fortnight"), timeout=10)
         print(f"Analytics: {error.value.code().name}: {error.value.details()}")
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert await stub.GetKpis(analytics_pb2.KpiRequest(window="day"), timeout=30) is not None
+        assert await analytics.GetKpis(analytics_pb2.KpiRequest(window="day"), timeout=30) is not None

@@ -95,6 +95,7 @@ async def test_waiting_customer_agents_and_acceptance_show_on_the_live_view_and_
             )
             waiting = await watcher.until(lambda s: (q := queue(s, language)) is not None and q.oldest_wait_seconds > 0)
             mine = queue(waiting, language)
+            assert mine is not None
             assert (mine.waiting, mine.offered_15m, mine.accepted_15m) == (1, 1, 0)
             assert not mine.HasField("expected_wait_seconds")  # no agent of the language: no estimate
             assert waiting.handoffs_15m >= 1
@@ -109,8 +110,9 @@ async def test_waiting_customer_agents_and_acceptance_show_on_the_live_view_and_
                 assert signed_in.agents_by_state["available"] + signed_in.agents_by_state["busy"] >= 1
                 offer = await agent.offer_for(conversation_id)
                 await agent.stub.Accept(desk.AcceptRequest(task_id=offer.task_id), metadata=agent.auth)
-                answered = await watcher.until(lambda s: queue(s, language).accepted_15m == 1)
+                answered = await watcher.until(lambda s: (q := queue(s, language)) is not None and q.accepted_15m == 1)
                 mine = queue(answered, language)
+                assert mine is not None
                 assert (mine.waiting, mine.oldest_wait_seconds, mine.offered_15m) == (0, 0.0, 1)
                 assert mine.service_level_30m == 1.0  # answered within 20 s
                 assert answered.agents_by_state["busy"] >= 1

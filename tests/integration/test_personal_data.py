@@ -444,7 +444,7 @@ async def test_retention_purges_closed_conversations_only_and_keeps_the_kpis(sta
     assert counts["tasks"] >= 1 and counts["kpi_verbatims"] >= 3
 
     after = {c: await transcript(db, c) for c in ids}
-    empty = {"turns": [], "bot": [], "tasks": [], "verbatims": []}
+    empty: dict[str, list] = {"turns": [], "bot": [], "tasks": [], "verbatims": []}
     assert after[bot_done] == empty and after[abandoned] == empty  # closed: transcripts gone
     assert after[waiting] == before[waiting]  # an open task: kept, however old
     assert after[recent] == before[recent]  # recent: kept

@@ -294,7 +294,7 @@ async def test_routing_killed_mid_queue_loses_and_duplicates_no_task(stack, prod
 
         # The agent reconnects with the same token: the reservation is there (or re-offered after its timeout).
         await agent.resubscribe()
-        handled = []
+        handled: list[str] = []
         async with asyncio.timeout(120):
             while len(handled) < len(conversations):
                 offer = await agent.next_event("offer", timeout=60)
@@ -337,7 +337,10 @@ async def test_an_agent_acts_only_on_its_own_assignments(stack, producer, db, ag
             (other.stub.Reject, desk.RejectRequest(task_id=task_id)),
             (other.stub.Transfer, desk.TransferRequest(task_id=task_id, queue="billing")),
             (other.stub.GetCustomerHistory, desk.HistoryRequest(task_id=task_id)),
-            (other.stub.RecordSuggestionUse, desk.SuggestionUseRequest(task_id=task_id, suggestion_id="x", use=1)),
+            (
+                other.stub.RecordSuggestionUse,
+                desk.SuggestionUseRequest(task_id=task_id, suggestion_id="x", use=ev.SUGGESTION_USE_USED),
+            ),
         ):
             assert await code_of(call, request, other.auth) == denied, call
         assert (
@@ -353,7 +356,7 @@ async def test_an_agent_acts_only_on_its_own_assignments(stack, producer, db, ag
             == grpc.StatusCode.FAILED_PRECONDITION
         )
         assert (
-            await code_of(owner.stub.SetState, desk.SetStateRequest(state=3), owner.auth)
+            await code_of(owner.stub.SetState, desk.SetStateRequest(state=ev.AGENT_STATE_BUSY), owner.auth)
             == grpc.StatusCode.INVALID_ARGUMENT
         )
         unauthenticated = grpc.StatusCode.UNAUTHENTICATED
@@ -444,16 +447,21 @@ async def test_assist_suggestions_carry_their_articles_history_is_known_and_thei
             first = assist.suggestions[0].suggestion_id
             for _ in range(2):  # answered twice: counted once
                 await agent.stub.RecordSuggestionUse(
-                    desk.SuggestionUseRequest(task_id=offer.task_id, suggestion_id=first, use=1), metadata=agent.auth
+                    desk.SuggestionUseRequest(task_id=offer.task_id, suggestion_id=first, use=ev.SUGGESTION_USE_USED),
+                    metadata=agent.auth,
                 )
             for other in assist.suggestions[1:]:
                 await agent.stub.RecordSuggestionUse(
-                    desk.SuggestionUseRequest(task_id=offer.task_id, suggestion_id=other.suggestion_id, use=3),
+                    desk.SuggestionUseRequest(
+                        task_id=offer.task_id, suggestion_id=other.suggestion_id, use=ev.SUGGESTION_USE_IGNORED
+                    ),
                     metadata=agent.auth,
                 )
             with pytest.raises(grpc.aio.AioRpcError) as unknown:
                 await agent.stub.RecordSuggestionUse(
-                    desk.SuggestionUseRequest(task_id=offer.task_id, suggestion_id="sug-unknown", use=2),
+                    desk.SuggestionUseRequest(
+                        task_id=offer.task_id, suggestion_id="sug-unknown", use=ev.SUGGESTION_USE_EDITED
+                    ),
                     metadata=agent.auth,
                 )
             assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -85,7 +85,7 @@ async def test_ten_times_the_rate_loses_nothing_keeps_memory_bounded_and_staffin
 ):
     run = uuid.uuid4().hex[:8]
     sent: dict[str, int] = {}  # conversation -> the ask's index
-    memory = {name: [] for name in ("intake", "classifier", "bot", "routing", "analytics")}
+    memory: dict[str, list[float]] = {name: [] for name in ("intake", "classifier", "bot", "routing", "analytics")}
     lags = []
     stop_sampling = asyncio.Event()
 
