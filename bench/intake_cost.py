@@ -79,15 +79,17 @@ def measure(conversations: int, rounds: int, batch: int, seed: int) -> dict:
         for start in range(0, len(decoded), batch):
             poll = decoded[start : start + batch]
             firsts = [(n, (m.text, m.customer.language, None)) for n, turn, m, _, _ in poll if turn == 0]
-            later = [(m.text, m.customer.language, conversation_language[n]) for n, turn, m, _, _ in poll if turn]
             if batch_api:
                 first_guesses = language.guess_languages([ask for _, ask in firsts])
-                later_languages = language.turn_languages(later)
             else:
                 first_guesses = [language.guess_language(*ask) for _, ask in firsts]
-                later_languages = [language.guess_language(*ask).language for ask in later]
-            for (n, _), guess in zip(firsts, first_guesses):
+            for (n, _), guess in zip(firsts, first_guesses):  # before the later turns: one poll may hold both
                 conversation_language[n] = guess.language
+            later = [(m.text, m.customer.language, conversation_language[n]) for n, turn, m, _, _ in poll if turn]
+            if batch_api:
+                later_languages = language.turn_languages(later)
+            else:
+                later_languages = [language.guess_language(*ask).language for ask in later]
             guesses += [(g.language, g.sure, g.ambiguous_with) for g in first_guesses]
             guesses += later_languages
         return guesses
