@@ -13,7 +13,7 @@ from relais.classifier.model.encoder import _Embeddings
 from relais.classifier.model.errors import ModelUnavailable
 from relais.classifier.model.finetune import _FineTuned
 from relais.classifier.model.mpnet_tuned import MpnetTuned
-from relais.classifier.model.neighbours import _EmbeddingKNN
+from relais.classifier.model.neighbours import _EmbeddingKNN, rows_times
 from relais.classifier.model.ngram import _Ngram
 from relais.classifier.model.onnx_encoder import encoder_path, onnx_encoder
 
@@ -47,7 +47,14 @@ class _EmbeddingLR:
         self.classifier.fit(features, y)
 
     def proba(self, texts: list[str], embed: _Embeddings) -> np.ndarray:
-        return self.classifier.predict_proba(embed.layers())
+        model = self.classifier
+        if model.coef_.shape[0] == 1:  # two classes: scikit-learn's binary formula
+            return model.predict_proba(embed.layers())
+        # predict_proba's softmax of the decision function, its product the same for a text alone or in a batch
+        logits = rows_times(embed.layers().astype(model.coef_.dtype, copy=False), model.coef_.T) + model.intercept_
+        logits -= logits.max(1, keepdims=True)
+        np.exp(logits, out=logits)
+        return logits / logits.sum(1, keepdims=True)
 
 
 class Classifier:

@@ -3,9 +3,33 @@ of each fine-tuned member (mixed with its cosine head)."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import numpy as np
 
 from relais.classifier.model.encoder import _Embeddings
+
+BLOCK_ROWS = 8
+
+
+def rows_times(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w, in products of exactly BLOCK_ROWS rows (the last block padded with zeros), so that a row's result is
+    the same alone or in any batch: BLAS sums in another order for one row (gemv) or another block shape."""
+    if not len(x):
+        return np.zeros((0, w.shape[1]), dtype=np.result_type(x, w))
+    padded = np.zeros((-(-len(x) // BLOCK_ROWS) * BLOCK_ROWS, x.shape[1]), dtype=x.dtype)
+    padded[: len(x)] = x
+    # products this small are not worth a second BLAS thread, which would only spin (10x slower on a busy machine)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return np.vstack([padded[i : i + BLOCK_ROWS] @ w for i in range(0, len(padded), BLOCK_ROWS)])[: len(x)]
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # found once (milliseconds); limiting through it then costs microseconds
 
 
 class _EmbeddingKNN:
@@ -25,7 +49,7 @@ class _EmbeddingKNN:
         return self.vote(embed())
 
     def vote(self, vectors: np.ndarray) -> np.ndarray:
-        similarity = vectors @ self.vectors.T
+        similarity = rows_times(vectors, self.vectors.T)
         scores = np.full((similarity.shape[0], len(self.bounds) - 1), -1.0)
         for c, (start, end) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
             k = min(self.K, end - start)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from relais.classifier.evaluate import choose_cutoff, expected_calibration_error, metrics, read_csv
-from relais.classifier.model import OUT_OF_SCOPE_LABEL, IntentModel
+from relais.classifier.model import DEFAULT_FAMILY, OUT_OF_SCOPE_LABEL, IntentModel
 from relais.cli import main as relais
 
 KEYS = {
@@ -77,7 +77,7 @@ def test_a_separable_set_is_learnt_perfectly(tmp_path, capsys):
     assert result["oos_recall"] is None and result["oos_precision"] is None
     assert 0 <= result["ece"] < 0.5 and result["train_seconds"] > 0
     assert 0 < result["us_per_message_batch"] and 0 < result["us_per_message_single"] < 5000
-    assert result["family"] == "ngram" and result["test_rows"] == 12
+    assert result["family"] == DEFAULT_FAMILY and result["test_rows"] == 12
 
 
 @pytest.mark.parametrize("with_val", [False, True])

@@ -17,6 +17,7 @@ import sklearn
 
 from relais.classifier.model import (
     ARTIFACT_FORMAT,
+    DEFAULT_FAMILY,
     OUT_OF_SCOPE_LABEL,
     IntentModel,
     catalogue_sha256,
@@ -171,7 +172,7 @@ def test_save_and_load_give_identical_predictions_and_metadata(tmp_path, catalog
     assert meta["catalogue_version"] == catalogue.version
     file_sha256 = hashlib.sha256(Path(catalogue.source).read_bytes()).hexdigest()
     assert meta["catalogue_sha256"] == catalogue_sha256(catalogue) == file_sha256
-    assert (meta["family"], meta["seed"], meta["format"]) == ("ngram", 0, ARTIFACT_FORMAT)
+    assert (meta["family"], meta["seed"], meta["format"]) == (DEFAULT_FAMILY, 0, ARTIFACT_FORMAT)
     assert meta["sklearn"] == sklearn.__version__ and meta["python"] and meta["trained_at"]
 
 

@@ -82,6 +82,11 @@ def test_the_minilm_onnx_family_trains_predicts_and_is_reproducible(fitted):
     assert fitted[0].metadata["encoder"] == onnx_encoder.encoder_path().name
 
 
+def test_the_family_predicts_a_text_the_same_alone_or_in_a_batch(fitted):
+    model, texts = fitted[0], QUERIES + SENTENCES + [s.lower() for s in SENTENCES]
+    assert model.predict_batch(texts) == [model.predict(t) for t in texts]
+
+
 def test_the_saved_model_holds_no_session_and_predicts_the_same(fitted, tmp_path):
     model = fitted[0]
     assert b"onnxruntime" not in pickle.dumps(model)
