@@ -25,6 +25,10 @@ COPY infra/ infra/
 RUN ln -s services relais \
     && pip install -c constraints.txt . \
     && rm -rf build *.egg-info relais
+# The all-MiniLM-L6-v2 weights (hash-checked) and its int8 ONNX graph, for the minilm-onnx intent family.
+ENV RELAIS_MINILM_DIR=/app/models/all-MiniLM-L6-v2 \
+    RELAIS_ONNX_DIR=/app/models/onnx
+RUN python -m relais.classifier.weights minilm && python -m relais.classifier.model.onnx_encoder
 # The intent model, trained on the catalogue this image ships: the classifier refuses any other.
 ENV RELAIS_INTENT_MODEL=/app/models/intents.pkl
 RUN relais intents train --out /app/models/intents.pkl

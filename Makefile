@@ -7,11 +7,13 @@ BENCH_STAMP := $(VENV)/.bench-installed-stamp
 
 .PHONY: install bench-install prereqs run up down status reset demo report test test-unit lint bench model proto proto-check clean certs screenshots
 
-# The all-MiniLM-L6-v2 weights, hash-checked, into .relais/models (no-op once there).
+# The virtualenv, then the all-MiniLM-L6-v2 weights, hash-checked, into .relais/models, and the int8 ONNX graph
+# written from them (.relais/models/onnx, named by the weights' sha256): each step a no-op once done.
 install: $(STAMP)
 	$(PY) -m relais.classifier.weights minilm
+	$(PY) -m relais.classifier.model.onnx_encoder
 
-# What the product and its tests need (about 0.9 GB): no torch, no GPU library.
+# What the product and its tests need (about 1 GB): no torch, no GPU library.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,dev]'
