@@ -415,6 +415,8 @@ def _read(text: str, previous: str | None) -> "LanguageGuess | _Reading":
 
 
 def _confidences(texts: list[str]) -> list[dict[str, float]]:
+    if not texts:  # every language declared or settled by the rules: the detector (~200 MB) is not loaded for nothing
+        return []
     detector = _language_detector()
     return [
         {_CODES[value.language]: value.value for value in detector.compute_language_confidence_values(text)}

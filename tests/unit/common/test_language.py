@@ -449,3 +449,18 @@ def test_a_customer_who_changes_language_is_followed(previous):
     assert sum(followed) / len(followed) >= 0.95  # measured: 150-152 of 154
     assert guess_language("Hola, ¿hablan español?", previous="fr") == LanguageGuess("es")
     assert guess_language("Where is my order?", hint="es", previous="fr") == LanguageGuess("es")
+
+
+def test_declared_languages_never_load_the_detector(monkeypatch):
+    """The classifier reads turns whose language intake already set: the detector's ~200 MB stay unloaded."""
+    from relais.common import language
+
+    def no_detector():
+        raise AssertionError("the detector was asked for")
+
+    monkeypatch.setattr(language, "_language_detector", no_detector)
+    guesses = language.guess_languages([("Bonjour, où en est ma commande ?", "fr", None), ("Hi there", "en-GB", None)])
+    assert [g.language for g in guesses] == ["fr", "en"]
+    assert language.detect_language("Where is my order?", "en") == "en"
+    with pytest.raises(AssertionError, match="asked for"):
+        language.detect_language("Where is my parcel, it should have arrived", None)
