@@ -189,7 +189,7 @@ async def _callback(tx: Tx, task, context: pb.ConversationContext, turn: pb.Turn
     zone = rules.customer_zone(turn.customer.time_zone or context.customer.time_zone, tx.rules.center)
     promised = {}
     if advisors or due > now:
-        text = texts.say(language, (texts.CALLBACK_TEXT, {"at": lambda lang: rules.spoken_time(due, zone, lang, now)}))
+        text = texts.say(language, (texts.CALLBACK_TEXT, {"at": lambda lang: texts.spoken_time(due, zone, lang, now)}))
         promised = {"callback_due_at": due.astimezone(zone).isoformat()}
     else:
         text = texts.say(language, texts.CALLBACK_SOON_TEXT)
@@ -286,7 +286,7 @@ def _position_reply(
         first = {"text": texts.QUEUE_TEXT, "position": position, "minutes": max(1, round(waiting.wait_seconds / 60))}
     elif waiting.opens_at is not None:
         data["opens_at"] = waiting.opens_at.astimezone(zone).isoformat()
-        first = {"text": texts.CLOSED_TEXT, "opens": lambda lang: rules.spoken_time(waiting.opens_at, zone, lang, now)}
+        first = {"text": texts.CLOSED_TEXT, "opens": lambda lang: texts.spoken_time(waiting.opens_at, zone, lang, now)}
     else:
         first = {"text": texts.NOBODY_TEXT}
     offer = {"callback": lambda lang: texts.CALLBACK_OFFER[lang] if waiting.callback_offered else ""}

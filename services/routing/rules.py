@@ -19,7 +19,7 @@ import yaml
 from relais.common import customer_contact
 from relais.common.config import ConfigError
 from relais.common.language import fold
-from relais.common.lookup_words import DAYS as WEEKDAYS, MONTHS
+from relais.common.lookup_words import DAYS as WEEKDAYS
 from relais.common.pb import conversation_pb2 as pb
 from relais.common.queue_words import CALLBACK_COMMANDS, FAREWELLS, FILLER, LEAVE_COMMANDS
 
@@ -819,22 +819,6 @@ def zone_of(value: str) -> tzinfo | None:
 def customer_zone(time_zone: str, center: Center) -> tzinfo:
     """The customer's time zone as the event gave it, else the center's."""
     return zone_of(time_zone) or center.zone
-
-
-def spoken_time(at: datetime, zone: tzinfo, language: str, now: datetime) -> str:
-    """ "à 15:42 (Europe/Paris)", "demain à 09:00 (...)", "lundi 8 décembre à 09:00 (...)" in the customer's zone."""
-    language = language if language in WEEKDAYS else "en"
-    local, today = at.astimezone(zone), now.astimezone(zone).date()
-    clock = local.strftime("%H:%M")
-    if local.date() == today:
-        when = f"à {clock}" if language == "fr" else f"at {clock}"
-    elif local.date() == today + timedelta(days=1):
-        when = f"demain à {clock}" if language == "fr" else f"tomorrow at {clock}"
-    else:
-        day = f"{WEEKDAYS[language][local.weekday()]} {local.day} {MONTHS[language][local.month - 1]}"
-        when = f"{day} à {clock}" if language == "fr" else f"on {day} at {clock}"
-    label = getattr(zone, "key", None) or ("UTC" + local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:])
-    return f"{when} ({label})"
 
 
 # --- waiting customers ---

@@ -2,6 +2,9 @@
 {language: text} table, and `say` to write one in the customer's language (English then French when we have no
 texts in theirs)."""
 
+from datetime import datetime, timedelta, tzinfo
+
+from relais.common.lookup_words import DAYS, MONTHS
 from relais.routing import rules
 
 # What waiting customers read.
@@ -71,3 +74,25 @@ def say(language: str, *parts) -> str:
 
 def requeued_notice(language: str, signed_out: bool) -> str:
     return REQUEUED.get(language[:2].lower(), REQUEUED["en"])[0 if signed_out else 1]
+
+
+# A time as customers read it, in their time zone.
+AT_CLOCK = {"fr": "à {clock}", "en": "at {clock}"}
+TOMORROW_AT_CLOCK = {"fr": "demain à {clock}", "en": "tomorrow at {clock}"}
+ON_DAY_AT_CLOCK = {"fr": "{weekday} {day} {month} à {clock}", "en": "on {weekday} {day} {month} at {clock}"}
+
+
+def spoken_time(at: datetime, zone: tzinfo, language: str, now: datetime) -> str:
+    """ "à 15:42 (Europe/Paris)", "demain à 09:00 (...)", "lundi 8 décembre à 09:00 (...)" in the customer's zone."""
+    language = language if language in AT_CLOCK else "en"
+    local, today = at.astimezone(zone), now.astimezone(zone).date()
+    clock = local.strftime("%H:%M")
+    if local.date() == today:
+        when = AT_CLOCK[language].format(clock=clock)
+    elif local.date() == today + timedelta(days=1):
+        when = TOMORROW_AT_CLOCK[language].format(clock=clock)
+    else:
+        weekday, month = DAYS[language][local.weekday()], MONTHS[language][local.month - 1]
+        when = ON_DAY_AT_CLOCK[language].format(weekday=weekday, day=local.day, month=month, clock=clock)
+    label = getattr(zone, "key", None) or ("UTC" + local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:])
+    return f"{when} ({label})"

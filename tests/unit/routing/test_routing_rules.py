@@ -9,7 +9,7 @@ import yaml
 
 from relais.classifier.catalogue import load_catalogue
 from relais.common.pb import conversation_pb2 as pb
-from relais.routing import rules
+from relais.routing import rules, texts
 
 SKILLS = {"disputed_payment": "billing", "order_status": "orders", "complaint": "complaints"}
 RULES = rules.parse_rules(yaml.safe_load(rules.RULES_PATH.read_text()), known_intents=load_catalogue().intents)
@@ -463,15 +463,15 @@ def test_times_are_told_in_the_customer_zone_from_the_event_else_the_center():
     now = utc(2026, 12, 7, 14, 0)
     due = utc(2026, 12, 7, 14, 42)
     paris = rules.customer_zone("", PARIS.center)
-    assert rules.spoken_time(due, paris, "fr", now) == "à 15:42 (Europe/Paris)"
+    assert texts.spoken_time(due, paris, "fr", now) == "à 15:42 (Europe/Paris)"
     assert (
-        rules.spoken_time(due, rules.customer_zone("America/Montreal", PARIS.center), "en", now)
+        texts.spoken_time(due, rules.customer_zone("America/Montreal", PARIS.center), "en", now)
         == "at 09:42 (America/Montreal)"
     )
-    assert rules.spoken_time(due, rules.customer_zone("+05:30", PARIS.center), "en", now) == "at 20:12 (UTC+05:30)"
-    assert rules.spoken_time(utc(2026, 12, 8, 8, 0), paris, "fr", now) == "demain à 09:00 (Europe/Paris)"
+    assert texts.spoken_time(due, rules.customer_zone("+05:30", PARIS.center), "en", now) == "at 20:12 (UTC+05:30)"
+    assert texts.spoken_time(utc(2026, 12, 8, 8, 0), paris, "fr", now) == "demain à 09:00 (Europe/Paris)"
     assert (
-        rules.spoken_time(utc(2026, 12, 14, 8, 0), paris, "en", now) == "on Monday 14 December at 09:00 (Europe/Paris)"
+        texts.spoken_time(utc(2026, 12, 14, 8, 0), paris, "en", now) == "on Monday 14 December at 09:00 (Europe/Paris)"
     )
     assert rules.customer_zone("Not/AZone", PARIS.center) == paris
 
