@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -232,7 +232,7 @@ def _key_line(mapping: Any, key: str) -> int | None:
     return _line(mapping)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -314,14 +314,16 @@ def _build_catalogue(raw: Any, name: str, source: str, sha256: str = "") -> Cata
     seen_ids: dict[str, int | None] = {}
     for index, entry in enumerate(intents_raw, start=1):
         intent_id = entry.get("id") if isinstance(entry, dict) else None
-        duplicate = isinstance(intent_id, str) and intent_id in seen_ids
-        if duplicate:
-            problem(
-                _line(intent_id, _line(entry)),
-                f"intent {intent_id!r}: duplicate intent id (first defined at line {seen_ids[intent_id]})",
-            )
-        elif isinstance(intent_id, str):
-            seen_ids[intent_id] = _line(entry)
+        duplicate = False
+        if isinstance(intent_id, str):
+            if intent_id in seen_ids:
+                duplicate = True
+                problem(
+                    _line(intent_id, _line(entry)),
+                    f"intent {intent_id!r}: duplicate intent id (first defined at line {seen_ids[intent_id]})",
+                )
+            else:
+                seen_ids[intent_id] = _line(entry)
         intent = _build_intent(entry, index, languages, seen_examples, problem)  # still reports its problems
         if intent is not None and not duplicate:
             intents[intent.id] = intent

@@ -800,7 +800,7 @@ def _merged_lexicon(keys: tuple[str, ...]) -> dict[str, list[_Cue]]:
     return merged
 
 
-_MERGED_LEXICONS = {
+_MERGED_LEXICONS: dict[tuple[str, ...], dict[str, list[_Cue]]] = {
     (*langs, _ANY_LANGUAGE): _merged_lexicon((*langs, _ANY_LANGUAGE))
     for langs in ((lang,) for lang in SUPPORTED_LANGUAGES)
 }

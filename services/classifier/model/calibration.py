@@ -19,11 +19,11 @@ def _temper(p: np.ndarray, temperature: float) -> np.ndarray:
 
 def stratified_holdout(labels: Sequence[str], share: float, seed: int) -> np.ndarray:
     """A boolean mask of about `share` of the rows of each label (at least one kept for training)."""
-    labels = np.asarray(labels)
+    label_array = np.asarray(labels)
     rng = np.random.RandomState(seed)
-    held = np.zeros(len(labels), dtype=bool)
-    for label in sorted(set(labels.tolist())):
-        rows = np.flatnonzero(labels == label)
+    held = np.zeros(len(label_array), dtype=bool)
+    for label in sorted(set(label_array.tolist())):
+        rows = np.flatnonzero(label_array == label)
         n = min(len(rows) - 1, int(round(share * len(rows))))
         if n > 0:
             held[rng.choice(rows, n, replace=False)] = True

@@ -55,7 +55,7 @@ class IntentModel:
     def __init__(
         self,
         classifier: Classifier,
-        thresholds: Mapping[str, float],
+        thresholds: Mapping[str, float] | float,
         catalogue_version: str,
         seed: int,
         vocabulary: frozenset[str],

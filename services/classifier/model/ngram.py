@@ -138,19 +138,19 @@ class _FastScorer:
             starts = np.flatnonzero(first)
             values = np.diff(starts, append=len(keys)).astype(float)
             rows, cols = np.divmod(keys[starts], self._width)
-            block = np.searchsorted(self._starts, cols, side="right") - 1
+            block_of = np.searchsorted(self._starts, cols, side="right") - 1
             if self._sublinear.all():
                 np.log(values, out=values)
                 values += 1.0
             elif self._sublinear.any():
-                sublinear = self._sublinear[block]
+                sublinear = self._sublinear[block_of]
                 values[sublinear] = np.log(values[sublinear]) + 1.0
             values *= self._idf[cols]
             # l2 norm of each text's part in each block
-            groups = rows * len(self._blocks) + block
+            groups = rows * len(self._blocks) + block_of
             norms = np.sqrt(np.bincount(groups, weights=values * values, minlength=n * len(self._blocks)))
             values /= norms[groups]
-            values *= self._weights[block]
+            values *= self._weights[block_of]
             indptr = np.zeros(n + 1, dtype=np.int32)
             np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
             _add_sparse_product(scores, indptr, cols.astype(np.int32), values, self._coef)

@@ -61,7 +61,7 @@ class _Graph:
         self._count += 1
         return f"{hint}_{self._count}"
 
-    def const(self, hint: str, value: np.ndarray) -> str:
+    def const(self, hint: str, value: np.ndarray | np.generic) -> str:
         from onnx import numpy_helper
 
         name = self.name(hint)

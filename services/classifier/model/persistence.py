@@ -9,7 +9,7 @@ import io
 import json
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from relais.classifier.catalogue import Catalogue
 
@@ -66,7 +66,14 @@ def save_model(model: Any, path: Path | str) -> None:
     tmp.replace(path)  # a reader never sees half a file
 
 
-def load_model(path: Path | str, expected: type) -> Any:
+class _Artifact(Protocol):
+    metadata: dict[str, Any]
+
+
+_Model = TypeVar("_Model", bound=_Artifact)
+
+
+def load_model(path: Path | str, expected: type[_Model]) -> _Model:
     """Read an artifact holding an `expected`; ValueError when it has another format or was written by another
     scikit-learn.
 

@@ -220,7 +220,7 @@ def _problems(path: Path) -> str:
 
 
 def test_minimal_catalogue_file_loads(tmp_path):
-    faq = _intent(
+    faq_yaml = _intent(
         id="faq",
         lookups="[]",
         answer=FAQ_ANSWER,
@@ -230,7 +230,7 @@ def test_minimal_catalogue_file_loads(tmp_path):
         en2="Another one",
         extra_limits="      tiers: [Standard, gold]\n      max_amount: 150.5\n",
     )
-    path = _write(tmp_path, _intent() + _people(priority="20") + faq)
+    path = _write(tmp_path, _intent() + _people(priority="20") + faq_yaml)
     catalogue = load_catalogue(path)
     assert set(catalogue.intents) == {"hours", "other", "faq"}
     assert catalogue.threshold_for("hours") == 0.3
@@ -240,7 +240,7 @@ def test_minimal_catalogue_file_loads(tmp_path):
     assert dict(hours.clarify) == {"fr": "Vous voulez dire ceci ?", "en": "Do you mean this?"}
     assert (other.priority, other.on_low_confidence, other.max_bot_turns) == (20, "handoff", 0)
     assert faq.tiers == frozenset({"standard", "gold"}) and faq.max_amount == 150.5
-    assert dict(faq.answer) == {"fr": "Réponse.", "en": "Answer."}
+    assert faq.answer is not None and dict(faq.answer) == {"fr": "Réponse.", "en": "Answer."}
 
 
 HEADER = 'version: "t.1"\nlanguages: [fr, en]\ndefault_threshold: 0.3\n'

@@ -72,7 +72,7 @@ def test_a_separable_set_is_learnt_perfectly(tmp_path, capsys):
         write(tmp_path / "test.csv", rows(4, offset=2)),
         "--json",
     )
-    assert code == 0 and KEYS <= set(result)
+    assert code == 0 and result is not None and KEYS <= set(result)
     assert result["accuracy"] == result["macro_f1"] == result["in_scope_accuracy"] == 1.0
     assert result["oos_recall"] is None and result["oos_precision"] is None
     assert 0 <= result["ece"] < 0.5 and result["train_seconds"] > 0
@@ -94,7 +94,7 @@ def test_out_of_scope_rows_train_and_are_measured(tmp_path, capsys, with_val):
     if with_val:
         argv += ["--val", write(tmp_path / "val.csv", rows(4, offset=3, oos=True))]
     code, result, _ = run(capsys, *argv)
-    assert code == 0 and KEYS <= set(result)
+    assert code == 0 and result is not None and KEYS <= set(result)
     assert result["in_scope_accuracy"] == 1.0 and result["oos_recall"] == 1.0 and result["oos_precision"] == 1.0
     assert result["accuracy"] == 1.0 and result["cutoff_chosen_on"] == ("val" if with_val else "20% of train")
 

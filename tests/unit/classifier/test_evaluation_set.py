@@ -140,7 +140,7 @@ def outcomes(rows, catalogue, model):
 
 def test_the_set_is_well_formed(rows, catalogue):
     assert len(rows) >= MIN_ROWS
-    problems = []
+    problems: list[tuple[int, str] | tuple[int, str, str]] = []
     for number, row in enumerate(rows, start=2):
         if not row["text"].strip() or row["text"] != row["text"].strip():
             problems.append((number, "text"))

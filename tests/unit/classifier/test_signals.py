@@ -144,7 +144,7 @@ def test_segments_split_at_sentences_and_request_connectors_only():
 
 
 def test_distinct_requests_needs_two_sure_and_different_intents():
-    threshold = {"a": 0.3, "b": 0.3, "strict": 0.95, "person": 0.3}.get
+    threshold = {"a": 0.3, "b": 0.3, "strict": 0.95, "person": 0.3}.__getitem__
     assert distinct_requests([("a", 0.9), ("b", 0.85)], threshold) == ["a", "b"]
     assert distinct_requests([("a", 0.9), ("a", 0.99)], threshold) == ["a"]  # the same request twice
     assert distinct_requests([("a", 0.9), ("b", 0.6)], threshold) == ["a"]  # under the floor of 0.8
