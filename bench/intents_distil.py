@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -34,6 +36,7 @@ from relais.classifier.model.text import normalise_text
 from relais.common import progress
 
 CACHE = Path(".relais/distil")
+T = TypeVar("T")
 
 
 def perturbed(text: str, rng: np.random.RandomState) -> str:
@@ -49,10 +52,10 @@ def perturbed(text: str, rng: np.random.RandomState) -> str:
     return " ".join(words)
 
 
-def cached(name: str, build):  # type: ignore[no-untyped-def]
+def cached(name: str, build: Callable[[], T]) -> T:
     path = CACHE / name
     if path.is_file():
-        return pickle.loads(path.read_bytes())
+        return cast(T, pickle.loads(path.read_bytes()))
     value = build()
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(value))
@@ -101,7 +104,7 @@ def main() -> int:
     student_vote = student_knn.vote(vectors_test)
 
     def mix(weights: dict[str, float], readers: dict[str, np.ndarray]) -> np.ndarray:
-        return sum(w * readers[name] for name, w in weights.items())  # type: ignore[return-value]
+        return np.sum([w * readers[name] for name, w in weights.items()], axis=0)
 
     results = {
         "teacher mpnet-ft": accuracy(mix(teacher.weights, members), y_test),
@@ -155,7 +158,7 @@ def served_student(weights: dict, texts: list[str], test_texts: list[str]) -> di
     return {"train": encoder.encode(texts), "test": encoder.encode(test_texts)}
 
 
-def _embeddings(texts: list[str]):  # type: ignore[no-untyped-def]
+def _embeddings(texts: list[str]) -> Any:
     from relais.classifier.model.encoder import _Embeddings
 
     return _Embeddings(texts)
