@@ -22,13 +22,13 @@ import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import numpy as np
 
 from bench.intents_public import DATA, banking77_holdout
 from relais.classifier.evaluate import read_csv
-from relais.classifier.model.encoder import Encoder, _pretrained, _unit, layer_features
+from relais.classifier.model.encoder import Encoder, _Embeddings, _pretrained, _unit, layer_features
 from relais.classifier.model.ensemble import ENSEMBLES, Classifier, _EmbeddingLR
 from relais.classifier.model.finetune import FINE_TUNE, _fine_tune
 from relais.classifier.model.neighbours import _EmbeddingKNN, head_and_neighbours
@@ -85,9 +85,10 @@ def main() -> int:
             lambda: _fine_tune(texts + copies, np.concatenate([y, y]), len(teacher.classes), 0, soft=soft),
         )
     with progress.stage(f"the teacher's members on {len(test_texts)} holdout rows"):
+        frozen = _Embeddings(test_texts)  # the frozen MiniLM run once for every member that reads it
         members = cached(
             "teacher_test.pkl",
-            lambda: {name: m.proba(test_texts, _embeddings(test_texts)) for name, m in teacher.members.items()},
+            lambda: {name: m.proba(test_texts, frozen) for name, m in teacher.members.items()},
         )
     tokenizer_json = _pretrained()[1]
     student = Encoder(student_weights, tokenizer_json)
@@ -156,12 +157,6 @@ def served_student(weights: dict, texts: list[str], test_texts: list[str]) -> di
         path.write_bytes(build_graph(weights, quantised=True).SerializeToString())
     encoder = OnnxEncoder(path)
     return {"train": encoder.encode(texts), "test": encoder.encode(test_texts)}
-
-
-def _embeddings(texts: list[str]) -> Any:
-    from relais.classifier.model.encoder import _Embeddings
-
-    return _Embeddings(texts)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -196,19 +197,23 @@ def main() -> int:
             print(json.dumps(result), flush=True)
             runs.append(result)
 
-    print(
-        f"\n{'dataset':22} {'family':10} " + " ".join(f"{c.replace('us_per_message_', 'µs ')[:9]:>9}" for c in COLUMNS)
-    )
+    print_table(runs, COLUMNS)
+    return 0
+
+
+def print_table(runs: list[dict], columns: Sequence[str], family_width: int = 10) -> None:
+    """The runs side by side, a row each: shares to 4 decimals, seconds and µs to 1, '-' where a run has none."""
+    header = " ".join(f"{c.replace('us_per_message_', 'µs ')[:9]:>9}" for c in columns)
+    print(f"\n{'dataset':22} {'family':{family_width}} " + header)
     for r in runs:
-        cells = [r.get(c) for c in COLUMNS]
+        cells = [r.get(c) for c in columns]
         print(
-            f"{r['dataset']:22} {r['family']:10} "
+            f"{r['dataset']:22} {r['family']:{family_width}} "
             + " ".join(
                 f"{'-':>9}" if v is None else f"{v:9.4f}" if isinstance(v, float) and v <= 1 else f"{v:9.1f}"
                 for v in cells
             )
         )
-    return 0
 
 
 if __name__ == "__main__":

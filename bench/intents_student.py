@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.intents_public import DATA, banking77_cv, banking77_holdout, clinc_crossfit
+from bench.intents_public import DATA, banking77_cv, banking77_holdout, clinc_crossfit, print_table
 from relais.classifier.evaluate import measure, read_csv, train_model
 from relais.classifier.model import IntentModel, normalise_text
 from relais.classifier.model.calibration import _temper, stratified_holdout
@@ -352,16 +352,7 @@ def main() -> int:
         "catalogue_train_seconds",
         "catalogue_rss_mb",
     )
-    print(f"\n{'dataset':22} {'family':19} " + " ".join(f"{c[:9]:>9}" for c in columns))
-    for r in runs:
-        cells = [r.get(c) for c in columns]
-        print(
-            f"{r['dataset']:22} {r['family']:19} "
-            + " ".join(
-                f"{'-':>9}" if v is None else f"{v:9.4f}" if isinstance(v, float) and v <= 1 else f"{v:9.1f}"
-                for v in cells
-            )
-        )
+    print_table(runs, columns, family_width=19)
     return 0
 
 
