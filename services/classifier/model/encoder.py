@@ -13,13 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from relais.classifier.model.errors import ModelUnavailable
 from relais.classifier.weights import MINILM, MINILM_SHA256
 
 MAX_TOKENS = 128  # customer messages are short; 128 word pieces is about 90 words
 _HEADS, _WIDTH, _LAYERS = 12, 384, 6
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread: products too small to share, where a second thread would only
+    spin (10x slower one message at a time on a busy machine)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()  # found once (milliseconds); limiting through it then costs microseconds
 
 
 def minilm_dir() -> Path:
@@ -180,9 +192,7 @@ class Encoder:
             for j, r in enumerate(rows):
                 batch[j, : len(ids[r])] = ids[r]
                 mask[j, : len(ids[r])] = True
-            # A few tokens make matrices too small to share: BLAS threads would only wait for each other
-            # (10x slower one message at a time on a busy machine).
-            with threadpool_limits(1) if batch.size < 512 else contextlib.nullcontext():
+            with one_blas_thread() if batch.size < 512 else contextlib.nullcontext():  # a few tokens
                 out[rows] = self._forward(batch, mask)
         return out
 

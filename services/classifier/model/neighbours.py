@@ -3,12 +3,9 @@ of each fine-tuned member (mixed with its cosine head)."""
 
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 import numpy as np
 
-from relais.classifier.model.encoder import _Embeddings
+from relais.classifier.model.encoder import _Embeddings, one_blas_thread
 
 BLOCK_ROWS = 8
 
@@ -20,16 +17,8 @@ def rows_times(x: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.zeros((0, w.shape[1]), dtype=np.result_type(x, w))
     padded = np.zeros((-(-len(x) // BLOCK_ROWS) * BLOCK_ROWS, x.shape[1]), dtype=x.dtype)
     padded[: len(x)] = x
-    # products this small are not worth a second BLAS thread, which would only spin (10x slower on a busy machine)
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         return np.vstack([padded[i : i + BLOCK_ROWS] @ w for i in range(0, len(padded), BLOCK_ROWS)])[: len(x)]
-
-
-@functools.cache
-def _blas_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()  # found once (milliseconds); limiting through it then costs microseconds
 
 
 class _EmbeddingKNN:
