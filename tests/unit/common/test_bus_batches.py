@@ -172,3 +172,40 @@ def test_a_record_that_is_not_the_protobuf_says_what_it_is_not():
     assert bus.parse(pb.Turn, None) == pb.Turn()  # an empty value is an empty message: the handler's checks decide
     with pytest.raises(bus.BadInput, match=r"^bad protobuf: data is not a relais\.v1\.Turn \("):
         bus.parse(pb.Turn, b"\xff\xff\xff", "data is ")
+
+
+class HeldProducer:
+    """Acknowledges nothing until told: shows what was sent while earlier records still await the broker."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+        self.acks: dict[str, asyncio.Future] = {}
+
+    async def send(self, topic, value, key=None, headers=None):
+        self.sent.append(value.decode())
+        self.acks[value.decode()] = asyncio.get_running_loop().create_future()
+        return self.acks[value.decode()]
+
+
+async def test_a_hand_off_is_sent_only_once_its_conversations_notice_was_acknowledged():
+    producer = HeldProducer()
+    records = [
+        bus.Record(topics.REPLIES, b"c1", b"notice c1"),
+        bus.Record(topics.REPLIES, b"c2", b"notice c2"),
+        bus.Record(topics.OUTCOMES, b"c1", b"outcome c1"),
+        bus.Record(topics.HANDOFFS, b"c1", b"handoff c1"),
+        bus.Record(topics.HANDOFFS, b"c3", b"handoff c3"),
+    ]
+    publishing = asyncio.create_task(bus.publish(producer, records))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert producer.sent == ["notice c1", "notice c2", "outcome c1"], "the hand-off waits for c1's notice"
+    producer.acks["notice c2"].set_result(None)  # another conversation's notice does not release it
+    await asyncio.sleep(0)
+    assert "handoff c1" not in producer.sent
+    producer.acks["notice c1"].set_result(None)
+    await asyncio.sleep(0)
+    assert producer.sent[3:] == ["handoff c1", "handoff c3"], "c3 has no notice in the batch: sent in order"
+    for ack in producer.acks.values():
+        if not ack.done():
+            ack.set_result(None)
+    await publishing
