@@ -152,12 +152,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="artifact path (default: $RELAIS_INTENT_MODEL or .relais/models/intents.pkl)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--family", help="model family (default: the service's)")
+    distil = intents.add_parser(
+        "distil",
+        help="the minilm-student family's encoder: MiniLM distilled from mpnet-ft, offline (torch: make bench-install)",
+    )
+    distil.add_argument("--catalogue", help="catalogue YAML whose examples it learns (default: the shipped catalogue)")
+    distil.add_argument("--train", metavar="TRAIN.csv", help="learn a text,label CSV's rows instead of a catalogue")
+    distil.add_argument(
+        "--out", help="student file (default: $RELAIS_STUDENT_ENCODER or .relais/models/student-int8.onnx)"
+    )
+    distil.add_argument("--seed", type=int, default=0)
     evaluate = intents.add_parser("eval", help="train on a text,label CSV and evaluate on another; prints JSON")
     evaluate.add_argument("--train", required=True, metavar="TRAIN.csv")
     evaluate.add_argument("--test", required=True, metavar="TEST.csv")
     evaluate.add_argument("--val", metavar="VAL.csv", help="chooses the out-of-scope cut-off")
     evaluate.add_argument("--oos-label", help="label of out-of-scope rows, e.g. oos")
     evaluate.add_argument("--family", help="model family (default: the service's)")
+    evaluate.add_argument("--student", metavar="STUDENT.onnx", help="minilm-student: a student distilled on TRAIN.csv")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
@@ -278,8 +289,15 @@ def check_arguments(args) -> None:
             raise UsageError(f"--out {args.out}: no such directory {str(Path(args.out).parent)!r}")
     if args.command == "purge" and args.days is None:
         setting("RELAIS_RETENTION_DAYS", None)
-    if args.command == "intents" and sub == "train" and args.catalogue and not Path(args.catalogue).is_file():
+    if (
+        args.command == "intents"
+        and sub in ("train", "distil")
+        and args.catalogue
+        and not Path(args.catalogue).is_file()
+    ):
         raise UsageError(f"--catalogue {args.catalogue}: no such file")
+    if args.command == "intents" and sub == "distil" and args.train and args.catalogue:
+        raise UsageError("--train and --catalogue: give one (the rows it learns)")
 
 
 def _repository() -> Path:
@@ -352,6 +370,10 @@ def dispatch(args) -> int:
         from relais.classifier.artifact import train_cli
 
         return train_cli(args)
+    elif args.command == "intents" and args.intents_command == "distil":
+        from relais.classifier.artifact import distil_cli
+
+        return distil_cli(args)
     elif args.command == "intents" and args.intents_command == "eval":
         from relais.classifier.evaluate import eval_cli
 

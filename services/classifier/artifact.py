@@ -136,3 +136,37 @@ def train_cli(args) -> int:
         )
     )
     return 0
+
+
+def distil_cli(args) -> int:
+    """`relais intents distil`: the student encoder the minilm-student family reads, learnt from the catalogue's
+    examples (or --train's rows), written to --out; one JSON line on success."""
+    from relais.classifier.evaluate import InputError, read_csv
+    from relais.classifier.model.distil import distil
+    from relais.classifier.model.student import fingerprint, student_path
+
+    try:
+        if args.train:
+            texts, labels = read_csv(args.train)
+            source = {"train": args.train}
+        else:
+            try:
+                catalogue = load_catalogue(args.catalogue)
+            except Exception as error:  # CatalogueError, missing file: the message names the problem
+                raise InputError(str(error)) from None
+            texts, labels = IntentModel.training_set(catalogue)
+            source = {"catalogue_version": catalogue.version, "catalogue_sha256": catalogue.sha256}
+        out = Path(args.out) if args.out else student_path()
+        started = time.perf_counter()
+        distil(texts, labels, out, args.seed)
+    except (InputError, ModelUnavailable) as error:
+        print(f"relais intents distil: {error}", file=sys.stderr)
+        return 2
+    print(
+        json.dumps(
+            {"student": str(out), "sha256": fingerprint(out), "rows": len(texts), "seed": args.seed}
+            | source
+            | {"seconds": round(time.perf_counter() - started, 1)}
+        )
+    )
+    return 0

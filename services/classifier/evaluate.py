@@ -1,13 +1,18 @@
 """`relais intents eval`: train a model family on any text,label CSV, evaluate it on another, print JSON.
 
     relais intents eval --train TRAIN.csv --test TEST.csv [--val VAL.csv] [--oos-label oos]
-                        [--family ngram|minilm|minilm-ft|mpnet-ft|default|best] [--seed N] --json
+                        [--family ngram|minilm-onnx|minilm-student|minilm|minilm-ft|mpnet-ft|default|best]
+                        [--student STUDENT.onnx] [--seed N] --json
 
 The model is the service's IntentModel, trained and used the way the service does. With --oos-label,
 rows of that label train the "none of the above" class, and a message is predicted out of scope when
 that class wins or the best intent's confidence is under a cut-off. The temperature (calibration) and
 the cut-off are chosen on --val; without --val, on a stratified 20 % of the training rows, after which
 the model is retrained on all of them. The test rows are never used for any choice.
+
+`minilm-student` reads a MiniLM distilled from mpnet-ft (relais.classifier.model.distil), which the service gets
+from an offline step. Here it is distilled on the training rows first (torch, tens of minutes; kept under
+.relais/students and reused for the same rows), unless --student names a file distilled on them already.
 
 Metrics (`y` = the test label, `ŷ` = the prediction, which is the oos label when predicted out of scope):
 - accuracy: share of test rows with ŷ = y; an oos row is right iff predicted oos.
@@ -52,6 +57,7 @@ ALIASES = {"default": DEFAULT_FAMILY, "best": BEST_FAMILY}
 ECE_BINS = 15
 SINGLE_SAMPLE = 500
 BATCH = 1000
+STUDENTS = Path(".relais/students")  # students distilled for an evaluation, by their training rows
 HOLDOUT = 0.2  # share of the training rows that chooses the temperature and cut-off when there is no --val
 NO_PREDICTION = "<none>"  # a message without a letter or digit gets no intent
 
@@ -162,6 +168,7 @@ def train_model(
     oos_label: str | None = None,
     family: str = DEFAULT_FAMILY,
     seed: int = 0,
+    student: Path | None = None,
 ) -> IntentModel:
     """Train on `train`; temperature and out-of-scope cut-off chosen on `val`, else on 20 % of train."""
     family = ALIASES.get(family, family)
@@ -170,10 +177,19 @@ def train_model(
     texts, labels = train[0], _for_training(train[1], oos_label)
     if len(set(labels)) < 2:
         raise InputError("the training file needs at least two labels")
+    if family == "minilm-student" and student is None:
+        from relais.classifier.model.distil import cached_student
+
+        student = cached_student(texts, labels, STUDENTS, seed)
     if val is not None:
         with progress.stage(f"training {family} on {len(texts)} rows, calibrated on {len(val[0])} --val rows"):
             model = IntentModel.fit(
-                texts, labels, family=family, seed=seed, calibration=(val[0], _for_training(val[1], oos_label))
+                texts,
+                labels,
+                family=family,
+                seed=seed,
+                calibration=(val[0], _for_training(val[1], oos_label)),
+                student=student,
             )
         select, cut_on = val, model
     else:  # temperature and cut-off from a held-out slice, then the same on all training rows
@@ -185,9 +201,12 @@ def train_model(
                 family=family,
                 seed=seed,
                 calibration=(select[0], _for_training(select[1], oos_label)),
+                student=student,
             )
         with progress.stage(f"training {family} again on all {len(texts)} rows"):
-            model = IntentModel.fit(texts, labels, family=family, seed=seed, temperature=part.metadata["temperature"])
+            model = IntentModel.fit(
+                texts, labels, family=family, seed=seed, temperature=part.metadata["temperature"], student=student
+            )
         cut_on = part  # the model that never saw the slice
     if oos_label is not None:
         with progress.stage(f"choosing the out-of-scope cut-off on {len(select[0])} rows"):
@@ -239,10 +258,12 @@ def evaluate(
     oos_label: str | None = None,
     family: str = DEFAULT_FAMILY,
     seed: int = 0,
+    student: Path | None = None,
 ) -> dict[str, Any]:
-    """train_model() then measure(): the JSON object of `relais intents eval`."""
+    """train_model() then measure(): the JSON object of `relais intents eval` (train_seconds includes distilling
+    a student when minilm-student distils one)."""
     started = time.perf_counter()
-    model = train_model(train, val, oos_label, family, seed)
+    model = train_model(train, val, oos_label, family, seed, student)
     train_seconds = time.perf_counter() - started
     result = measure(model, test, oos_label)
     keys = ["accuracy", "macro_f1", "in_scope_accuracy", "oos_recall", "oos_precision", "ece"]
@@ -266,7 +287,10 @@ def eval_cli(args: Any) -> int:
         train = read_csv(args.train)
         test = read_csv(args.test)
         val = read_csv(args.val) if args.val else None
-        result = evaluate(train, test, val, args.oos_label, args.family or DEFAULT_FAMILY, args.seed)
+        student = Path(args.student) if getattr(args, "student", None) else None
+        if student is not None and not student.is_file():
+            raise InputError(f"--student {student}: no such file")
+        result = evaluate(train, test, val, args.oos_label, args.family or DEFAULT_FAMILY, args.seed, student)
     except (InputError, ModelUnavailable) as error:
         print(f"relais intents eval: {error}", file=sys.stderr)
         return 2

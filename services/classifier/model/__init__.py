@@ -8,6 +8,8 @@ Families (`IntentModel.train(catalogue, family=...)`, `relais intents train|eval
 - "minilm-onnx": the ngram model averaged with two readers of all-MiniLM-L6-v2 run by ONNX Runtime in int8
   (onnx_encoder): a logistic regression over its six layers' pooled outputs and a nearest-neighbour vote on its
   sentence vectors. About a millisecond a message, trains in seconds; no torch.
+- "minilm-student": the same members over a MiniLM distilled from "mpnet-ft" (distil, an offline step with torch)
+  and served like "minilm-onnx" (student): the same cost a message, trains in seconds on the student it is given.
 - "minilm": the same members on the numpy encoder, weighted for the public benchmarks (slower, no torch).
 - "minilm-ft": "minilm" plus a copy of MiniLM fine-tuned on the training texts, read by its head and by its
   nearest training texts (torch to train, numpy to predict): minutes to train, milliseconds a message.
@@ -20,12 +22,12 @@ downloaded at run time.
 
 Modules, one concern each: text (what the model reads), out_of_scope (the "none of the above" class), ngram,
 encoder (MiniLM in numpy), onnx_encoder (MiniLM as an ONNX graph, built from the weights and run by ONNX
-Runtime), neighbours, finetune (torch, imported only to train), mpnet_tuned, ensemble (the families and the
-Classifier averaging their members), calibration, persistence (the artifact file), intent_model (IntentModel,
-Prediction), errors.
+Runtime), student (the distilled encoder file a model reads), neighbours, finetune (torch, imported only to
+train), mpnet_tuned, ensemble (the families and the Classifier averaging their members), distil (the offline
+teacher and student), calibration, persistence (the artifact file), intent_model (IntentModel, Prediction), errors.
 
-Imports go one way, none back up: intent_model -> ensemble -> members (mpnet_tuned -> finetune -> neighbours ->
-encoder -> errors; onnx_encoder -> encoder; ngram), and encoder, mpnet_tuned -> relais.classifier.weights (the
+Imports go one way, none back up: distil -> ensemble; intent_model -> ensemble -> members (mpnet_tuned -> finetune
+-> neighbours -> encoder -> errors; student -> onnx_encoder -> encoder; ngram), and encoder, mpnet_tuned -> relais.classifier.weights (the
 weights' folders), which imports nothing of the model. torch is imported inside finetune and mpnet_tuned only,
 never to serve.
 """

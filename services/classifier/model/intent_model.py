@@ -130,16 +130,17 @@ class IntentModel:
         calibration: tuple[Sequence[str], Sequence[str]] | None = None,
         holdout: float = 0.2,
         temperature: float | None = None,
+        student: Path | None = None,
     ) -> IntentModel:
         """Train on labelled texts (OUT_OF_SCOPE_LABEL marks "none of the above" examples), then calibrate.
 
         The temperature is `temperature` when given, else fitted on `calibration` (texts, labels) when
         given, else on a stratified `holdout` share of the training rows, after which the model is
-        refitted on all of them.
+        refitted on all of them. `student`: the minilm-student family's encoder file (default: student_path()).
         """
         texts, labels = [normalise_text(t) for t in texts], list(labels)
         if temperature is not None:
-            model = cls._build(family, texts, labels, seed, thresholds, catalogue_version)
+            model = cls._build(family, texts, labels, seed, thresholds, catalogue_version, student)
             model._classifier.temperature = model.metadata["temperature"] = float(temperature)
             return model
         held = stratified_holdout(labels, holdout, seed) if calibration is None and holdout > 0 else None
@@ -151,14 +152,15 @@ class IntentModel:
                 seed,
                 thresholds,
                 catalogue_version,
+                student,
             )
             temperature = part.calibrate(
                 [t for t, h in zip(texts, held) if h], [label for label, h in zip(labels, held) if h]
             )
-            model = cls._build(family, texts, labels, seed, thresholds, catalogue_version)
+            model = cls._build(family, texts, labels, seed, thresholds, catalogue_version, student)
             model._classifier.temperature = temperature
         else:
-            model = cls._build(family, texts, labels, seed, thresholds, catalogue_version)
+            model = cls._build(family, texts, labels, seed, thresholds, catalogue_version, student)
             if calibration is not None:
                 model.calibrate(*calibration)
         model.metadata["temperature"] = model._classifier.temperature
@@ -173,10 +175,11 @@ class IntentModel:
         seed: int,
         thresholds: Mapping[str, float] | float,
         catalogue_version: str,
+        student: Path | None = None,
     ) -> IntentModel:
         import sklearn
 
-        classifier = Classifier(family, texts, labels, seed)
+        classifier = Classifier(family, texts, labels, seed, student)
         intents = [c for c in classifier.classes if c != OUT_OF_SCOPE_LABEL]
         if isinstance(thresholds, Mapping):
             thresholds = {c: float(thresholds.get(c, 0.0)) for c in intents}
@@ -185,6 +188,7 @@ class IntentModel:
             "format": ARTIFACT_FORMAT,
             "family": family,
             "encoder": classifier.encoder_file,
+            "encoder_sha256": classifier.encoder_sha256,
             "seed": seed,
             "catalogue_version": catalogue_version,
             "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

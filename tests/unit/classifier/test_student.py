@@ -1,0 +1,66 @@
+"""The minilm-student family's plumbing (relais.classifier.model.student), without torch: the student file here is
+the pretrained MiniLM's int8 graph (a student before any distillation, the same kind of file `relais intents distil`
+writes). The family trains and predicts on the file it is given, remembers the file's content, refuses another, and
+says what to run when there is none; `relais intents eval --student` reads it."""
+
+import json
+import pickle
+import shutil
+
+import pytest
+
+from relais import cli
+from relais.classifier.model import IntentModel, ModelUnavailable, onnx_encoder, student
+from tests.unit.classifier.test_model import QUERIES, TOY, assert_trains_predicts_and_is_reproducible, fit
+
+
+@pytest.fixture(scope="module")
+def student_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("student") / "student-int8.onnx"
+    shutil.copyfile(onnx_encoder.ensure_built(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(student_file):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RELAIS_STUDENT_ENCODER", str(student_file))
+        return fit("minilm-student"), fit("minilm-student")
+
+
+def test_the_family_trains_on_the_student_it_is_given_and_remembers_its_content(fitted, student_file):
+    assert_trains_predicts_and_is_reproducible("minilm-student", *fitted)
+    model = fitted[0]
+    assert model.metadata["encoder"] == str(student_file)
+    assert model.metadata["encoder_sha256"] == student.fingerprint(student_file)
+    assert model.predict_batch(QUERIES) == [model.predict(q) for q in QUERIES]
+    assert b"onnxruntime" not in pickle.dumps(model)
+
+
+def test_without_a_student_it_says_what_writes_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELAIS_STUDENT_ENCODER", str(tmp_path / "none.onnx"))
+    with pytest.raises(ModelUnavailable, match="relais intents distil"):
+        fit("minilm-student")
+
+
+def test_a_model_whose_student_file_changed_asks_to_retrain(fitted, student_file, tmp_path):
+    model = pickle.loads(pickle.dumps(fitted[0]))
+    other = tmp_path / "student-int8.onnx"
+    other.write_bytes(onnx_encoder.build(False, tmp_path / "fp32.onnx").read_bytes())  # another student
+    model._classifier.encoder_file = str(other)
+    with pytest.raises(ModelUnavailable, match="retrain with `relais intents train --family minilm-student`"):
+        model.predict("where is my parcel")
+    saved = tmp_path / "model.pkl"
+    fitted[0].save(saved)
+    assert (IntentModel.load(saved).probabilities(QUERIES) == fitted[0].probabilities(QUERIES)).all()
+
+
+def test_eval_reads_the_student_named_and_refuses_a_missing_one(student_file, tmp_path, capsys):
+    rows = tmp_path / "toy.csv"
+    rows.write_text("text,label\n" + "".join(f'"{t}",{label}\n' for t, label in TOY), encoding="utf-8")
+    args = ["intents", "eval", "--train", str(rows), "--test", str(rows), "--family", "minilm-student", "--json"]
+    assert cli.main([*args, "--student", str(student_file)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["family"] == "minilm-student" and result["accuracy"] >= 0.8
+    assert cli.main([*args, "--student", str(tmp_path / "missing.onnx")]) == 2
+    assert capsys.readouterr().err.strip().endswith("no such file")
