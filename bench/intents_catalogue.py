@@ -2,6 +2,7 @@
 
     python bench/intents_catalogue.py                       # tests/unit/classifier/evaluation_set.csv
     python bench/intents_catalogue.py --set other.csv --seed 1
+    python bench/intents_catalogue.py --family minilm-student   # another family than the service's default
 
 Trains the intent model on the shipped catalogue, classifies every message of the set as the first turn
 of a conversation, applies the bot's policy (relais.bot.policy.decide), and prints, per language and
@@ -26,7 +27,7 @@ from pathlib import Path
 from relais.bot.policy import HANDOFF, ConversationState, decide
 from relais.classifier.catalogue import load_catalogue
 from relais.classifier.domain import classify, to_classification_proto
-from relais.classifier.model import IntentModel
+from relais.classifier.model import DEFAULT_FAMILY, FAMILIES, IntentModel
 from relais.common import progress
 from relais.common.pb import conversation_pb2 as pb
 
@@ -71,11 +72,11 @@ def sentiment_label(anger: bool, distress: bool, score: float) -> str:
     return "negative" if score < NEGATIVE_SCORE else "neutral"
 
 
-def run(rows: list[dict[str, str]], seed: int = 0) -> tuple[list[Outcome], dict]:
+def run(rows: list[dict[str, str]], seed: int = 0, family: str = DEFAULT_FAMILY) -> tuple[list[Outcome], dict]:
     catalogue = load_catalogue()
     start = time.perf_counter()
-    with progress.stage(f"training the served model on catalogue {catalogue.version}"):
-        model = IntentModel.train(catalogue, seed=seed)
+    with progress.stage(f"training {family} on catalogue {catalogue.version}"):
+        model = IntentModel.train(catalogue, seed=seed, family=family)
     train_s = time.perf_counter() - start
     outcomes = []
     start = time.perf_counter()
@@ -209,9 +210,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", type=Path, default=DEFAULT_SET, help="labelled CSV (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--family", default=DEFAULT_FAMILY, choices=FAMILIES, help="default: %(default)s")
     args = parser.parse_args()
 
-    outcomes, meta = run(load_set(args.set), args.seed)
+    outcomes, meta = run(load_set(args.set), args.seed, args.family)
     for language in sorted({o.language for o in outcomes}):
         print(report(f"language {language}", [o for o in outcomes if o.language == language]), end="\n\n")
     print(report("overall", outcomes), end="\n\n")

@@ -7,7 +7,8 @@ reader's best intent on the holdout (no out-of-scope label, so no cut-off or tem
 2. Its probabilities on the train texts and on one perturbed copy of each (a word or two dropped, two
    neighbouring words swapped): what it believes near the examples, not only on them.
 3. The student: MiniLM and a cosine head fine-tuned on texts + copies, half cross-entropy to the labels, half KL
-   to the teacher at temperature 2 (finetune._fine_tune with `soft`).
+   to the teacher at temperature 2 (finetune._fine_tune with `soft`): the recipe of relais.classifier.model.distil,
+   which the minilm-student family reads, run here step by step to read each member on its own.
 Then, side by side: the teacher; minilm-ft (its own members, from the teacher); minilm-ft with the student in
 place of its fine-tuned member (two encoders); and one encoder only: n-grams + a regression over the student's
 six layers + its neighbours + its head (what ONNX int8 would serve at minilm-onnx's speed).
@@ -28,6 +29,7 @@ import numpy as np
 
 from bench.intents_public import DATA, banking77_holdout
 from relais.classifier.evaluate import read_csv
+from relais.classifier.model.distil import perturbed
 from relais.classifier.model.encoder import Encoder, _Embeddings, _pretrained, _unit, layer_features
 from relais.classifier.model.ensemble import ENSEMBLES, Classifier, _EmbeddingLR
 from relais.classifier.model.finetune import FINE_TUNE, _fine_tune
@@ -37,19 +39,6 @@ from relais.common import progress
 
 CACHE = Path(".relais/distil")
 T = TypeVar("T")
-
-
-def perturbed(text: str, rng: np.random.RandomState) -> str:
-    """A copy with about 15 % of its words dropped (at least one of five or more) and two neighbours swapped."""
-    words = text.split()
-    if len(words) >= 5:
-        n = max(1, int(round(0.15 * len(words))))
-        drop = set(rng.choice(len(words), n, replace=False).tolist())
-        words = [w for i, w in enumerate(words) if i not in drop]
-    if len(words) >= 3:
-        i = rng.randint(len(words) - 1)
-        words[i], words[i + 1] = words[i + 1], words[i]
-    return " ".join(words)
 
 
 def cached(name: str, build: Callable[[], T]) -> T:

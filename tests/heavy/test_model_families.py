@@ -6,18 +6,34 @@ import numpy as np
 import pytest
 
 from relais.classifier import model as model_module
-from relais.classifier.model import FAMILIES, IntentModel, pretrained_encoder
-from tests.unit.classifier.test_model import QUERIES, assert_trains_predicts_and_is_reproducible, fit
+from relais.classifier.model import FAMILIES, IntentModel, pretrained_encoder, student
+from relais.classifier.model.distil import distil
+from tests.unit.classifier.test_model import QUERIES, TOY, assert_trains_predicts_and_is_reproducible, fit
 
 HEAVY_FAMILIES = tuple(f for f in FAMILIES if f != "ngram")
 
 
 @pytest.fixture(scope="module")
-def fitted():
+def distilled(tmp_path_factory):
+    """Two students distilled on the toy rows with the same seed (fine-tuning shortened to one epoch)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(model_module.FINE_TUNE, "epochs", 1)
+        texts, labels = zip(*TOY)
+        return [distil(texts, labels, tmp_path_factory.mktemp("student") / "student-int8.onnx") for _ in range(2)]
+
+
+@pytest.fixture(scope="module")
+def fitted(distilled):
     """Each heavy family trained twice with the same seed (fine-tuning shortened to one epoch: 1 step here)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(model_module.FINE_TUNE, "epochs", 1)
+        patch.setenv("RELAIS_STUDENT_ENCODER", str(distilled[0]))
         return {family: (fit(family), fit(family)) for family in HEAVY_FAMILIES}
+
+
+def test_a_student_is_the_same_file_for_the_same_rows_and_seed_and_not_the_pretrained_minilm(distilled):
+    assert student.fingerprint(distilled[0]) == student.fingerprint(distilled[1])
+    assert distilled[0].read_bytes() != model_module.onnx_encoder.ensure_built().read_bytes()
 
 
 @pytest.mark.parametrize("family", HEAVY_FAMILIES)
