@@ -117,6 +117,9 @@ def train_cli(args) -> int:
         print(f"relais intents train: {error}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else model_path()
+    note = student_note(catalogue, family)
+    if note:
+        print(note, file=sys.stderr)
     try:
         model, seconds = train(catalogue, out, args.seed, family)
     except ModelUnavailable as error:
@@ -162,11 +165,32 @@ def distil_cli(args) -> int:
     except (InputError, ModelUnavailable) as error:
         print(f"relais intents distil: {error}", file=sys.stderr)
         return 2
-    print(
-        json.dumps(
-            {"student": str(out), "sha256": fingerprint(out), "rows": len(texts), "seed": args.seed}
-            | source
-            | {"seconds": round(time.perf_counter() - started, 1)}
-        )
+    summary = (
+        {"student": str(out), "sha256": fingerprint(out), "rows": len(texts), "seed": args.seed}
+        | source
+        | {"seconds": round(time.perf_counter() - started, 1)}
     )
+    # What it learnt, beside it: `relais intents train` says when the catalogue changed since.
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    print(json.dumps(summary))
     return 0
+
+
+def student_note(catalogue: Catalogue, family: str) -> str | None:
+    """For minilm-student: a line when its student was distilled on another catalogue than the one being trained
+    (still usable: the members are retrained on the catalogue; distilling again helps when many examples changed)."""
+    from relais.classifier.model.student import student_path
+
+    if family != "minilm-student":
+        return None
+    try:
+        learnt = json.loads(student_path().with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if learnt.get("catalogue_sha256") in (None, catalogue.sha256):
+        return None
+    return (
+        f"note: the student encoder {student_path()} was distilled on catalogue {learnt.get('catalogue_version')!r}, "
+        f"not on this one ({catalogue.version!r}); the model is trained on this one all the same. Distil it again "
+        "when many examples changed: `relais intents distil` (torch: make bench-install; tens of minutes)"
+    )

@@ -1,7 +1,8 @@
 """The minilm-student family's plumbing (relais.classifier.model.student), without torch: the student file here is
 the pretrained MiniLM's int8 graph (a student before any distillation, the same kind of file `relais intents distil`
 writes). The family trains and predicts on the file it is given, remembers the file's content, refuses another, and
-says what to run when there is none; `relais intents eval --student` reads it."""
+says what to run when there is none; `relais intents eval --student` reads it; training says when the student learnt
+another catalogue."""
 
 import json
 import pickle
@@ -10,6 +11,8 @@ import shutil
 import pytest
 
 from relais import cli
+from relais.classifier.artifact import student_note
+from relais.classifier.catalogue import load_catalogue
 from relais.classifier.model import IntentModel, ModelUnavailable, onnx_encoder, student
 from tests.unit.classifier.test_model import QUERIES, TOY, assert_trains_predicts_and_is_reproducible, fit
 
@@ -64,3 +67,18 @@ def test_eval_reads_the_student_named_and_refuses_a_missing_one(student_file, tm
     assert result["family"] == "minilm-student" and result["accuracy"] >= 0.8
     assert cli.main([*args, "--student", str(tmp_path / "missing.onnx")]) == 2
     assert capsys.readouterr().err.strip().endswith("no such file")
+
+
+def test_training_says_when_the_student_learnt_another_catalogue(student_file, tmp_path, monkeypatch):
+    catalogue = load_catalogue()
+    path = tmp_path / "student-int8.onnx"
+    shutil.copyfile(student_file, path)
+    monkeypatch.setenv("RELAIS_STUDENT_ENCODER", str(path))
+    assert student_note(catalogue, "minilm-student") is None  # no record of what it learnt
+    record = path.with_suffix(".json")
+    record.write_text(json.dumps({"catalogue_version": "2025.1", "catalogue_sha256": "0" * 64}), encoding="utf-8")
+    note = student_note(catalogue, "minilm-student")
+    assert note is not None and "'2025.1'" in note and "relais intents distil" in note
+    assert student_note(catalogue, "ngram") is None
+    record.write_text(json.dumps({"catalogue_sha256": catalogue.sha256}), encoding="utf-8")
+    assert student_note(catalogue, "minilm-student") is None
