@@ -12,7 +12,9 @@ the model is retrained on all of them. The test rows are never used for any choi
 
 `minilm-student` reads a MiniLM distilled from mpnet-ft (relais.classifier.model.distil), which the service gets
 from an offline step. Here it is distilled on the training rows first (torch, tens of minutes; kept under
-.relais/students and reused for the same rows), unless --student names a file distilled on them already.
+.relais/students and reused for the same rows), unless --student names a file distilled on them already. It is
+distilled once, on all the training rows: without --val, the slice that chooses the temperature and cut-off was
+seen by the student.
 
 Metrics (`y` = the test label, `ŷ` = the prediction, which is the oos label when predicted out of scope):
 - accuracy: share of test rows with ŷ = y; an oos row is right iff predicted oos.
