@@ -111,22 +111,9 @@ def make_consumer(bootstrap: str, group_id: str, *topic_names: str, **overrides)
     return AIOKafkaConsumer(*topic_names, **(options | kafka_security() | overrides))
 
 
-_AWAITED_BEFORE = {topic for before in topics.SENT_AFTER.values() for topic in before}
-
-
 async def publish(producer: AIOKafkaProducer, records: list[Record]) -> None:
-    """Sends the records in order, then waits for every acknowledgement. A record on a topic of topics.SENT_AFTER
-    first waits for the acknowledgements of its key's earlier records on the topics it must follow."""
-    futures = []
-    awaited: dict[tuple[str, bytes], list[asyncio.Future]] = {}
-    for r in records:
-        for before in topics.SENT_AFTER.get(r.topic, ()):
-            for earlier in awaited.pop((before, r.key), ()):
-                await earlier
-        future = await producer.send(r.topic, r.value, key=r.key, headers=r.headers)
-        futures.append(future)
-        if r.topic in _AWAITED_BEFORE:
-            awaited.setdefault((r.topic, r.key), []).append(future)
+    """Sends the records in order, then waits for every acknowledgement."""
+    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
     for future in futures:
         await future
 

@@ -14,11 +14,6 @@ HANDOFFS = "relais.handoffs.v1"  # bot -> routing (relais.v1.HandoffEvent)
 OUTCOMES = "relais.outcomes.v1"  # bot, routing -> analytics (relais.v1.Outcome)
 AGENT_EVENTS = "relais.agent-events.v1"  # routing -> analytics (relais.v1.AgentEvent), keyed by agent
 
-# A record on the key's topic is sent only once the same key's earlier records on these topics were acknowledged
-# (relais.common.bus.publish). Two topics have no order between them: a bot stopped after routing took a hand-off
-# but before the broker took its notice would send the notice again after routing's queue reply.
-SENT_AFTER = {HANDOFFS: (REPLIES,)}
-
 
 @dataclass(frozen=True)
 class TopicSpec:
