@@ -116,8 +116,9 @@ class Stream:
             await self.progress.wait()
 
 
-async def wait_outcomes(watcher: ReplyWatcher, stream: Stream, timeout: float) -> float:
-    """Waits until every conversation has its expected number of distinct replies; returns when (monotonic)."""
+async def wait_outcomes(watcher: ReplyWatcher, stream: Stream, timeout: float, logs: Path | None = None) -> float:
+    """Waits until every conversation has its expected number of distinct replies; returns when (monotonic). When
+    they do not come, the failure says which service groups are behind and what each service last warned of."""
     deadline = time.monotonic() + timeout
     while True:
         missing = [
@@ -132,8 +133,26 @@ async def wait_outcomes(watcher: ReplyWatcher, stream: Stream, timeout: float) -
                 f"{len(missing)} of {len(stream.conversations)} conversations without all their "
                 f"replies after {timeout:.0f}s, e.g. {missing[:3]}: "
                 f"{[[r['type'] for r in watcher.replies[c]] for c in missing[:3]]}"
+                f"\n{await _where_it_stands(watcher.bootstrap, logs)}"
             )
         await asyncio.sleep(0.2)
+
+
+async def _where_it_stands(bootstrap: str, logs: Path | None) -> str:
+    """The groups still behind (committed and end offsets), and each service's last warnings."""
+    try:
+        await settled(bootstrap, timeout=10)
+        lines = ["every group has committed the end of its topics"]
+    except AssertionError as behind:
+        lines = [str(behind)]
+    except Exception as error:  # the broker itself may be what is down
+        lines = [f"group offsets unreadable: {error!r}"]
+    for log in sorted(logs.glob("*.log")) if logs is not None else ():
+        warnings = [
+            line for line in log.read_text(errors="replace").splitlines() if " WARNING " in line or " ERROR " in line
+        ]
+        lines += [f"{log.name}: {line}" for line in warnings[-4:]]
+    return "\n".join(lines)
 
 
 async def dead_letters(bootstrap: str) -> list:
@@ -257,7 +276,7 @@ async def test_sigkill_mid_stream(service, fault_stack, fault_io):
     await asyncio.to_thread(fault_stack.wait_healthy, [service])
     restarted_at = time.monotonic()
     await sender
-    done_at = await wait_outcomes(watcher, stream, timeout=120)
+    done_at = await wait_outcomes(watcher, stream, timeout=120, logs=fault_stack.state_dir / "logs")
     copies = await check_exactly_one_outcome(fault_stack, watcher, stream)
     record_figures(
         fault=f"sigkill {service}",
@@ -280,7 +299,7 @@ async def test_kafka_broker_crash_mid_stream(fault_stack, fault_io):
     await asyncio.to_thread(fault_stack.broker.start)
     restarted_at = time.monotonic()
     await sender
-    done_at = await wait_outcomes(watcher, stream, timeout=150)
+    done_at = await wait_outcomes(watcher, stream, timeout=150, logs=fault_stack.state_dir / "logs")
     copies = await check_exactly_one_outcome(fault_stack, watcher, stream)
     record_figures(
         fault="kafka kill -9 and restart",
@@ -304,7 +323,7 @@ async def test_postgres_restart_mid_stream(mode, fault_stack, fault_io):
     await asyncio.to_thread(fault_stack.postgres.start)
     restarted_at = time.monotonic()
     await sender
-    done_at = await wait_outcomes(watcher, stream, timeout=150)
+    done_at = await wait_outcomes(watcher, stream, timeout=150, logs=fault_stack.state_dir / "logs")
     copies = await check_exactly_one_outcome(fault_stack, watcher, stream)
     record_figures(
         fault=f"postgres stop -m {mode} and restart",

@@ -98,7 +98,7 @@ async def test_sigkill_each_service_at_1000_turns_per_s(fault_stack, fault_io):
     send_seconds = await offer(producer, events, RATE)
     sent_at = time.monotonic()
     restarts = await asyncio.gather(*kills)
-    done_at = await wait_outcomes(watcher, stream, timeout=180)
+    done_at = await wait_outcomes(watcher, stream, timeout=180, logs=fault_stack.state_dir / "logs")
     copies = await check_exactly_one_outcome(fault_stack, watcher, stream)
     record_figures(
         fault="sigkill each service in turn at speed",
