@@ -118,9 +118,9 @@ class Classifier:
         if self.family not in ONNX_FAMILIES:
             return None
         if self.family == "minilm-student":
-            path, sha256 = Path(self.encoder_file or ""), self.encoder_sha256 or ""
-            student_encoder(path, sha256)  # refused here, before any text, when the file is not the student
-            return lambda: student_encoder(path, sha256)
+            # refused here, before any text, when the file is not the student
+            encoder = student_encoder(Path(self.encoder_file or ""), self.encoder_sha256 or "")
+            return lambda: encoder
         if self.encoder_file != encoder_path().name:
             raise ModelUnavailable(
                 f"this {self.family} model was trained on the encoder {self.encoder_file}, this relais builds "

@@ -4,10 +4,10 @@ reads: each layer's mean-pooled output, as Encoder.encode computes in numpy).
 
 The graph is BERT as Encoder._forward runs it: embeddings and LayerNorm, six layers of attention (the padding mask
 as a -1e4 bias), residuals and LayerNorms, and a GELU (erf) feed-forward; its output is each layer's mean over the
-message's tokens. Quantised, every matrix product is int8: weights per output column (7 bits, WEIGHT_LEVELS), activations per token
-(a scale from each token's own largest value), so that a message's encoding never depends on the other messages
-of its batch (onnxruntime's dynamic quantisation takes one scale for the whole batch). The word embeddings are
-int8 too, one scale per row. About 23 MB.
+message's tokens. Quantised, every matrix product is int8: weights per output column (7 bits, WEIGHT_LEVELS),
+activations per token (a scale from each token's own largest value), so that a message's encoding never depends on
+the other messages of its batch (onnxruntime's dynamic quantisation takes one scale for the whole batch). The word
+embeddings are int8 too, one scale per row. About 23 MB.
 
 `python -m relais.classifier.model.onnx_encoder` (run by `make install`) builds the file once; it is rebuilt when
 missing, as its name carries the weights' sha256 and GRAPH_VERSION. Building needs the onnx package; serving only
@@ -77,7 +77,7 @@ class _Graph:
 
 
 # Weights in 7 bits: a CPU without VNNI (AVX2 alone) multiplies uint8 by int8 in pairs summed into int16, which
-# saturates beyond 255 x 127 x 2 (an int8 graph read MiniLM at cosine 0.979 there); 255 x 63 x 2 fits.
+# saturates beyond 255 x 127 x 2 (an int8 graph read MiniLM at cosine 0.980 there); 255 x 63 x 2 fits.
 WEIGHT_LEVELS = 63
 
 

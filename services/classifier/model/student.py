@@ -1,7 +1,6 @@
 """The `minilm-student` family's encoder: a MiniLM distilled offline from the `mpnet-ft` ensemble (model.distil,
 torch) and written as the same int8 ONNX graph `minilm-onnx` serves (onnx_encoder), so it serves at that cost
-without torch. The file is named by its content's sha256; a model remembers the student it was trained on and is
-refused with another one.
+without torch. A model remembers the sha256 of the student it was trained on and is refused with another file.
 
 Which student: $RELAIS_STUDENT_ENCODER, else .relais/models/student-int8.onnx, written by `relais intents distil`.
 """
