@@ -112,10 +112,36 @@ def make_consumer(bootstrap: str, group_id: str, *topic_names: str, **overrides)
 
 
 async def publish(producer: AIOKafkaProducer, records: list[Record]) -> None:
-    """Sends the records in order, then waits for every acknowledgement."""
-    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in records]
+    """Sends the records in order, then waits for every acknowledgement. When a record must follow another
+    (topics.SENT_AFTER), its topic's records are sent only once the others were acknowledged: one more round trip,
+    for the batches that have such a record, instead of one per record."""
+    first, then = held_back(records)
+    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in first]
+    if then:
+        for future in futures:
+            await future
+        futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in then]
     for future in futures:
         await future
+
+
+def held_back(records: list[Record]) -> tuple[list[Record], list[Record]]:
+    """`records` split in what is sent at once and what waits for its acknowledgement: every record of a topic one of
+    whose records follows a record of the same key on a topic of topics.SENT_AFTER (a whole topic, so that each of
+    its partitions keeps its order)."""
+    seen: dict[str, set[bytes]] = {}
+    held: set[str] = set()
+    for r in records:
+        if r.topic not in held and any(r.key in seen.get(before, ()) for before in topics.SENT_AFTER.get(r.topic, ())):
+            held.add(r.topic)
+        if r.topic in _FOLLOWED:
+            seen.setdefault(r.topic, set()).add(r.key)
+    if not held:
+        return records, []
+    return [r for r in records if r.topic not in held], [r for r in records if r.topic in held]
+
+
+_FOLLOWED = {topic for before in topics.SENT_AFTER.values() for topic in before}
 
 
 def record_size(key: bytes | None, value: bytes | None, headers) -> int:

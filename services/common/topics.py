@@ -14,6 +14,12 @@ HANDOFFS = "relais.handoffs.v1"  # bot -> routing (relais.v1.HandoffEvent)
 OUTCOMES = "relais.outcomes.v1"  # bot, routing -> analytics (relais.v1.Outcome)
 AGENT_EVENTS = "relais.agent-events.v1"  # routing -> analytics (relais.v1.AgentEvent), keyed by agent
 
+# Records on these topics are sent once the same key's earlier records on the listed topics were acknowledged
+# (relais.common.bus.publish). Two topics, or two producers, have no order between them: without this, routing can
+# take a hand-off and tell the customer their place before the broker has the bot's hand-off notice (a request
+# retried for one partition, or a bot stopped between the two acknowledgements, sends the notice after it).
+SENT_AFTER = {HANDOFFS: (REPLIES,)}
+
 
 @dataclass(frozen=True)
 class TopicSpec:

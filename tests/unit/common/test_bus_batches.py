@@ -172,3 +172,60 @@ def test_a_record_that_is_not_the_protobuf_says_what_it_is_not():
     assert bus.parse(pb.Turn, None) == pb.Turn()  # an empty value is an empty message: the handler's checks decide
     with pytest.raises(bus.BadInput, match=r"^bad protobuf: data is not a relais\.v1\.Turn \("):
         bus.parse(pb.Turn, b"\xff\xff\xff", "data is ")
+
+
+class HeldProducer:
+    """Acknowledges nothing until told: shows what was sent while earlier records still await the broker."""
+
+    def __init__(self):
+        self.sent: list[str] = []
+        self.acks: dict[str, asyncio.Future] = {}
+
+    async def send(self, topic, value, key=None, headers=None):
+        self.sent.append(value.decode())
+        self.acks[value.decode()] = asyncio.get_running_loop().create_future()
+        return self.acks[value.decode()]
+
+    def acknowledge(self, *values: str) -> None:
+        for value in values or list(self.acks):
+            if not self.acks[value].done():
+                self.acks[value].set_result(None)
+
+
+async def test_hand_offs_are_sent_once_the_notices_before_them_were_acknowledged():
+    producer = HeldProducer()
+    records = [
+        bus.Record(topics.REPLIES, b"c1", b"notice c1"),
+        bus.Record(topics.HANDOFFS, b"c1", b"handoff c1"),
+        bus.Record(topics.OUTCOMES, b"c1", b"outcome c1"),
+        bus.Record(topics.HANDOFFS, b"c3", b"message c3"),
+        bus.Record(topics.REPLIES, b"c2", b"answer c2"),
+    ]
+    publishing = asyncio.create_task(bus.publish(producer, records))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert producer.sent == ["notice c1", "outcome c1", "answer c2"], "the hand-offs topic waits, all of it, in order"
+    producer.acknowledge("notice c1", "outcome c1")
+    await asyncio.sleep(0)
+    assert "handoff c1" not in producer.sent, "every record sent first is acknowledged before"
+    producer.acknowledge("answer c2")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert producer.sent[3:] == ["handoff c1", "message c3"]
+    assert not publishing.done(), "and their own acknowledgements are awaited"
+    producer.acknowledge()
+    await publishing
+
+
+async def test_a_batch_without_a_notice_before_a_hand_off_is_sent_in_one_go():
+    producer = HeldProducer()
+    records = [
+        bus.Record(topics.HANDOFFS, b"c1", b"message c1"),
+        bus.Record(topics.REPLIES, b"c1", b"goodbye c1"),  # after: nothing to wait for
+        bus.Record(topics.REPLIES, b"c2", b"notice c2"),
+        bus.Record(topics.HANDOFFS, b"c3", b"handoff c3"),  # another conversation's notice does not hold it
+    ]
+    publishing = asyncio.create_task(bus.publish(producer, records))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert producer.sent == ["message c1", "goodbye c1", "notice c2", "handoff c3"]
+    producer.acknowledge()
+    await publishing
