@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,12 +45,17 @@ def perturbed(text: str, rng: np.random.RandomState) -> str:
 
 
 def student_weights(
-    texts: Sequence[str], labels: Sequence[str], seed: int = 0, copies: int = COPIES
+    texts: Sequence[str],
+    labels: Sequence[str],
+    seed: int = 0,
+    copies: int = COPIES,
+    teacher: Classifier | None = None,
 ) -> dict[str, np.ndarray]:
-    """The distilled MiniLM's weights (numpy, MiniLM's names and shapes)."""
+    """The distilled MiniLM's weights (numpy, MiniLM's names and shapes); `teacher`: mpnet-ft trained on these rows
+    already (the longest step), else trained here."""
     texts = [normalise_text(t) for t in texts]
-    with progress.stage(f"the teacher: mpnet-ft on {len(texts)} rows"):
-        teacher = Classifier("mpnet-ft", texts, labels, seed)
+    if teacher is None:
+        teacher = train_teacher(texts, labels, seed)
     index = {c: i for i, c in enumerate(teacher.classes)}
     y = np.array([index[label] for label in labels])
     rng = np.random.RandomState(seed)
@@ -61,16 +67,34 @@ def student_weights(
     return weights
 
 
+def train_teacher(texts: Sequence[str], labels: Sequence[str], seed: int = 0) -> Classifier:
+    texts = [normalise_text(t) for t in texts]
+    with progress.stage(f"the teacher: mpnet-ft on {len(texts)} rows"):
+        return Classifier("mpnet-ft", texts, labels, seed)
+
+
 def distil(texts: Sequence[str], labels: Sequence[str], out: Path, seed: int = 0, copies: int = COPIES) -> Path:
     """Distils a student on the labelled texts and writes it, int8, at `out`."""
     return build(True, out, student_weights(texts, labels, seed, copies))
 
 
 def cached_student(texts: Sequence[str], labels: Sequence[str], folder: Path, seed: int = 0) -> Path:
-    """A student distilled on exactly these rows (and seed), distilled once: named by their sha256 in `folder`."""
+    """A student distilled on exactly these rows (and seed), distilled once: named by their sha256 in `folder`. The
+    teacher is kept beside it until the student is written, so an interrupted distillation starts again after it."""
     rows = json.dumps([list(texts), list(labels), seed, COPIES], ensure_ascii=False).encode()
-    path = folder / f"student-{hashlib.sha256(rows).hexdigest()[:16]}-int8.onnx"
+    digest = hashlib.sha256(rows).hexdigest()[:16]
+    path = folder / f"student-{digest}-int8.onnx"
     if path.is_file():
         progress.say(f"reusing the student distilled on these {len(texts)} rows: {path}")
         return path
-    return distil(texts, labels, path, seed)
+    kept = folder / f"teacher-{digest}.pkl"
+    if kept.is_file():
+        progress.say(f"reusing the teacher trained on these {len(texts)} rows: {kept}")
+        teacher = pickle.loads(kept.read_bytes())  # our own cache, written below
+    else:
+        teacher = train_teacher(texts, labels, seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        kept.write_bytes(pickle.dumps(teacher))
+    build(True, path, student_weights(texts, labels, seed, teacher=teacher))
+    kept.unlink()
+    return path

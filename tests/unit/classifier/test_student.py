@@ -82,3 +82,32 @@ def test_training_says_when_the_student_learnt_another_catalogue(student_file, t
     assert student_note(catalogue, "ngram") is None
     record.write_text(json.dumps({"catalogue_sha256": catalogue.sha256}), encoding="utf-8")
     assert student_note(catalogue, "minilm-student") is None
+
+
+def test_an_interrupted_distillation_starts_again_after_its_teacher(tmp_path, monkeypatch):
+    from relais.classifier.model import distil
+
+    trained, students = [], []
+
+    def teacher(texts, labels, seed=0):
+        trained.append(len(texts))
+        return {"teacher of": len(texts)}
+
+    def fine_tune(texts, labels, seed=0, copies=1, teacher=None):
+        students.append(teacher)
+        if len(students) == 1:
+            raise KeyboardInterrupt  # stopped during the student's fine-tuning
+        return {"weights": teacher}
+
+    monkeypatch.setattr(distil, "train_teacher", teacher)
+    monkeypatch.setattr(distil, "student_weights", fine_tune)
+    monkeypatch.setattr(distil, "build", lambda quantised, out, weights: out.write_bytes(pickle.dumps(weights)))
+    texts, labels = ["where is my parcel", "what time do you open"], ["order_status", "opening_hours"]
+    with pytest.raises(KeyboardInterrupt):
+        distil.cached_student(texts, labels, tmp_path)
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == ["teacher"]
+    path = distil.cached_student(texts, labels, tmp_path)
+    assert trained == [2] and students == [{"teacher of": 2}] * 2, "the kept teacher taught the second attempt"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "the teacher is dropped once the student is written"
+    assert distil.cached_student(texts, labels, tmp_path) == path and len(students) == 2
+    assert distil.cached_student(texts, ["opening_hours", "order_status"], tmp_path) != path, "other rows, other file"
