@@ -50,10 +50,11 @@ def classify_batch(
             f"catalogue {catalogue.version!r}; retrain it"
         )
     folded = [fold(text) for text, _ in messages]  # once, for the model and the sentiment
-    predictions = model.predict_batch([text for text, _ in messages], folded=folded)
+    languages = [detect_language(text, hint) for text, hint in messages]  # the model may weigh a language its way
+    predictions = model.predict_batch([text for text, _ in messages], folded=folded, languages=languages)
     results = [
-        _classification(text, hint, prediction, catalogue, folded_text)
-        for (text, hint), prediction, folded_text in zip(messages, predictions, folded)
+        _classification(text, language, prediction, catalogue, folded_text)
+        for (text, _), language, prediction, folded_text in zip(messages, languages, predictions, folded)
     ]
     return _with_other_requests(results, [text for text, _ in messages], model, catalogue)
 
@@ -67,7 +68,10 @@ def _with_other_requests(
     flat = [part for message_parts in parts for part in message_parts if len(message_parts) > 1]
     if not flat:
         return results
-    predictions = iter(model.predict_batch(flat))
+    languages = [
+        r.language for r, message_parts in zip(results, parts) if len(message_parts) > 1 for _ in message_parts
+    ]
+    predictions = iter(model.predict_batch(flat, languages=languages))
     out = []
     for result, message_parts in zip(results, parts):
         if len(message_parts) < 2:
@@ -80,10 +84,7 @@ def _with_other_requests(
     return out
 
 
-def _classification(
-    text: str, language_hint: str | None, prediction, catalogue: Catalogue, folded: str
-) -> Classification:
-    language = detect_language(text, language_hint)
+def _classification(text: str, language: str, prediction, catalogue: Catalogue, folded: str) -> Classification:
     sentiment, human = analyse_message(text, language, folded)
     amount = extract_amount(text)
     churn = churn_risk(text, language, catalogue.churn_cues)

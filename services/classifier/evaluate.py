@@ -207,7 +207,13 @@ def train_model(
             )
         with progress.stage(f"training {family} again on all {len(texts)} rows"):
             model = IntentModel.fit(
-                texts, labels, family=family, seed=seed, temperature=part.metadata["temperature"], student=student
+                texts,
+                labels,
+                family=family,
+                seed=seed,
+                temperature=part.metadata["temperature"],
+                weights=part.metadata["weights"],
+                student=student,
             )
         cut_on = part  # the model that never saw the slice
     if oos_label is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from relais.classifier.model import weighting
 from relais.classifier.model.calibration import _temper
 from relais.classifier.model.encoder import _Embeddings
 from relais.classifier.model.errors import ModelUnavailable
@@ -25,7 +26,8 @@ BEST_FAMILY = "mpnet-ft"
 # MiniLM run by ONNX Runtime in int8, not numpy: the pretrained one (onnx_encoder) or a distilled student (student)
 ONNX_FAMILIES = frozenset({"minilm-onnx", "minilm-student"})
 # Weights of the averaged probabilities, per family (member -> weight). Picked on a BANKING77 holdout and
-# CLINC150 cross-validation (bench/intents_public.py); the exact values matter little (+-0.1 point).
+# CLINC150 cross-validation (bench/intents_public.py); the exact values matter little (+-0.1 point). The families of
+# CHOSEN_WEIGHTS start from them and choose their own on held-out rows when trained (model.weighting).
 ENSEMBLES: dict[str, dict[str, float]] = {
     "ngram": {"ngram": 1.0},
     "minilm": {"ngram": 0.2, "embedding_lr": 0.6, "embedding_knn": 0.2},
@@ -40,6 +42,11 @@ ENSEMBLES: dict[str, dict[str, float]] = {
     # Weights from two folds of a BANKING77 5-fold cross-validation, on a plateau (+-0.1 point around it).
     "mpnet-ft": {"ngram": 0.2, "embedding_lr": 0.1, "embedding_knn": 0.1, "fine_tuned": 0.2, "mpnet_tuned": 0.4},
 }
+
+
+# Not minilm-student: its student learnt every training row (the held-out slice too), so the slice would favour the
+# student's members; its weights stay fixed.
+CHOSEN_WEIGHTS = frozenset({"minilm-onnx"})
 
 
 class _EmbeddingLR:
@@ -79,6 +86,7 @@ class Classifier:
         index = {c: i for i, c in enumerate(self.classes)}
         y = np.array([index[label] for label in labels])
         self.weights = dict(ENSEMBLES[family])
+        self.language_weights: dict[str, dict[str, float]] = {}  # a language's own weights (model.weighting)
         self.temperature = 1.0
         self.members: dict[str, Any] = {}
         # the encoder file the members were trained on (its name carries the weights' sha256 and graph version;
@@ -101,16 +109,34 @@ class Classifier:
         if "mpnet_tuned" in self.weights:
             self.members["mpnet_tuned"] = MpnetTuned(texts, y, len(self.classes), seed)
 
-    def raw_proba(self, texts: list[str]) -> np.ndarray:
-        """The weighted average of the members' probabilities, before the temperature."""
+    def member_proba(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Each member's probabilities (the encoder run once for all of them)."""
         embed = _Embeddings(texts, self._encoder())
-        total = np.zeros((len(texts), len(self.classes)))
-        for name, weight in self.weights.items():
-            total += weight * self.members[name].proba(texts, embed)
-        return total
+        return {name: self.members[name].proba(texts, embed) for name in self.weights}
 
-    def proba(self, texts: list[str]) -> np.ndarray:
-        return _temper(self.raw_proba(texts), self.temperature)
+    def raw_proba(self, texts: list[str], languages: Sequence[str | None] | None = None) -> np.ndarray:
+        """The weighted average of the members' probabilities, before the temperature; `languages`, each text's,
+        for the weights of a language that has its own."""
+        languages = languages if getattr(self, "language_weights", None) else None  # artifacts from before
+        return weighting.mix(
+            self.member_proba(texts), self.weights, self.language_weights if languages else {}, languages
+        )
+
+    def proba(self, texts: list[str], languages: Sequence[str | None] | None = None) -> np.ndarray:
+        return _temper(self.raw_proba(texts, languages), self.temperature)
+
+    def choose_weights(self, texts: list[str], labels: Sequence[str], languages: Sequence[str] | None = None) -> None:
+        """The members' weights, overall and per language, chosen on held-out labelled texts (model.weighting);
+        labels the model does not know are skipped."""
+        index = {c: i for i, c in enumerate(self.classes)}
+        rows = [i for i, label in enumerate(labels) if label in index]
+        if len(self.weights) < 2 or not rows:
+            return
+        probabilities = self.member_proba([texts[i] for i in rows])
+        y = np.array([index[labels[i]] for i in rows])
+        self.weights, self.language_weights = weighting.choose(
+            probabilities, y, ENSEMBLES[self.family], None if languages is None else [languages[i] for i in rows]
+        )
 
     def _encoder(self) -> Any:
         """What gives the frozen MiniLM encoder: ONNX Runtime for the ONNX families (the very file they were

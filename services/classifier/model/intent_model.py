@@ -15,7 +15,7 @@ import numpy as np
 
 from relais.classifier.catalogue import Catalogue
 from relais.classifier.model.calibration import _temper, fit_temperature, stratified_holdout
-from relais.classifier.model.ensemble import DEFAULT_FAMILY, Classifier
+from relais.classifier.model.ensemble import CHOSEN_WEIGHTS, DEFAULT_FAMILY, Classifier
 from relais.classifier.model.ngram import DEFAULT_C, build_pipeline
 from relais.classifier.model.out_of_scope import BACKGROUND_EXAMPLES, OUT_OF_SCOPE_LABEL
 from relais.classifier.model.persistence import ARTIFACT_FORMAT, catalogue_sha256, load_model, save_model
@@ -95,20 +95,29 @@ class IntentModel:
     @staticmethod
     def training_set(catalogue: Catalogue, background: bool = True) -> tuple[list[str], list[str]]:
         """Normalised texts and labels: the catalogue examples plus the "none of the above" ones."""
-        pairs = [(text, intent) for text, intent, _ in catalogue.training_examples()]
+        texts, labels, _ = IntentModel.training_rows(catalogue, background)
+        return texts, labels
+
+    @staticmethod
+    def training_rows(catalogue: Catalogue, background: bool = True) -> tuple[list[str], list[str], list[str]]:
+        """training_set() with each example's language."""
+        rows = list(catalogue.training_examples())
         if background:
-            pairs += [
-                (text, OUT_OF_SCOPE_LABEL) for lang in catalogue.languages for text in BACKGROUND_EXAMPLES.get(lang, ())
+            rows += [
+                (text, OUT_OF_SCOPE_LABEL, lang)
+                for lang in catalogue.languages
+                for text in BACKGROUND_EXAMPLES.get(lang, ())
             ]
-        return [normalise_text(text) for text, _ in pairs], [label for _, label in pairs]
+        return [normalise_text(text) for text, _, _ in rows], [label for _, label, _ in rows], [r[2] for r in rows]
 
     @classmethod
     def train(cls, catalogue: Catalogue, seed: int = 0, family: str = DEFAULT_FAMILY) -> IntentModel:
         """Fit on every example of every language of the catalogue (calibrated on a held-out fifth first)."""
-        texts, labels = cls.training_set(catalogue)
+        texts, labels, languages = cls.training_rows(catalogue)
         model = cls.fit(
             texts,
             labels,
+            languages=languages,
             family=family,
             seed=seed,
             thresholds={intent.id: catalogue.threshold_for(intent.id) for intent in catalogue},
@@ -130,17 +139,24 @@ class IntentModel:
         calibration: tuple[Sequence[str], Sequence[str]] | None = None,
         holdout: float = 0.2,
         temperature: float | None = None,
+        weights: Mapping[str, Any] | None = None,
         student: Path | None = None,
+        languages: Sequence[str] | None = None,
     ) -> IntentModel:
         """Train on labelled texts (OUT_OF_SCOPE_LABEL marks "none of the above" examples), then calibrate.
 
         The temperature is `temperature` when given, else fitted on `calibration` (texts, labels) when
         given, else on a stratified `holdout` share of the training rows, after which the model is
-        refitted on all of them. `student`: the minilm-student family's encoder file (default: student_path()).
+        refitted on all of them. A family of CHOSEN_WEIGHTS chooses its members' weights first, on the same rows
+        (per language on the training rows when `languages` gives each one's), or takes `weights` (another
+        model's metadata["weights"]) with `temperature`. `student`: the minilm-student family's encoder file
+        (default: student_path()).
         """
         texts, labels = [normalise_text(t) for t in texts], list(labels)
         if temperature is not None:
             model = cls._build(family, texts, labels, seed, thresholds, catalogue_version, student)
+            if weights:
+                model._set_weights(weights)
             model._classifier.temperature = model.metadata["temperature"] = float(temperature)
             return model
         held = stratified_holdout(labels, holdout, seed) if calibration is None and holdout > 0 else None
@@ -154,17 +170,38 @@ class IntentModel:
                 catalogue_version,
                 student,
             )
-            temperature = part.calibrate(
-                [t for t, h in zip(texts, held) if h], [label for label, h in zip(labels, held) if h]
-            )
+            slice_texts = [t for t, h in zip(texts, held) if h]
+            slice_labels = [label for label, h in zip(labels, held) if h]
+            slice_languages = None if languages is None else [g for g, h in zip(languages, held) if h]
+            part.choose_weights(slice_texts, slice_labels, slice_languages)
+            temperature = part.calibrate(slice_texts, slice_labels, slice_languages)
             model = cls._build(family, texts, labels, seed, thresholds, catalogue_version, student)
+            model._set_weights(part.metadata["weights"])
             model._classifier.temperature = temperature
         else:
             model = cls._build(family, texts, labels, seed, thresholds, catalogue_version, student)
             if calibration is not None:
+                model.choose_weights(*calibration)
                 model.calibrate(*calibration)
         model.metadata["temperature"] = model._classifier.temperature
         return model
+
+    def choose_weights(
+        self, texts: Sequence[str], labels: Sequence[str], languages: Sequence[str] | None = None
+    ) -> None:
+        """Its members' weights chosen on held-out labelled texts, for a family of CHOSEN_WEIGHTS (model.weighting);
+        recorded in metadata["weights"]."""
+        if self.family in CHOSEN_WEIGHTS:
+            self._classifier.choose_weights([normalise_text(t) for t in texts], list(labels), languages)
+        self.metadata["weights"] = self._weights()
+
+    def _weights(self) -> dict[str, Any]:
+        return {"all": dict(self._classifier.weights), "by_language": dict(self._classifier.language_weights)}
+
+    def _set_weights(self, weights: Mapping[str, Any]) -> None:
+        self._classifier.weights = dict(weights["all"])
+        self._classifier.language_weights = {lang: dict(w) for lang, w in weights["by_language"].items()}
+        self.metadata["weights"] = self._weights()
 
     @classmethod
     def _build(
@@ -197,10 +234,11 @@ class IntentModel:
             "numpy": np.__version__,
             "classes": len(intents),
             "training_examples": len(texts),
+            "weights": {"all": dict(classifier.weights), "by_language": {}},
         }
         return cls(classifier, thresholds, catalogue_version, seed, vocabulary, metadata)
 
-    def calibrate(self, texts: Sequence[str], labels: Sequence[str]) -> float:
+    def calibrate(self, texts: Sequence[str], labels: Sequence[str], languages: Sequence[str] | None = None) -> float:
         """Fit the temperature on held-out labelled texts so that `confidence` means P(best intent is right).
 
         Temperature scaling (Guo et al. 2017) fitted, by log-loss, on what the model reports: the best
@@ -210,7 +248,9 @@ class IntentModel:
         rows = [i for i, t in enumerate(texts) if any(c.isalnum() for c in t)]
         if not rows:
             return self._classifier.temperature
-        raw = self._classifier.raw_proba([normalise_text(texts[i]) for i in rows])
+        raw = self._classifier.raw_proba(
+            [normalise_text(texts[i]) for i in rows], None if languages is None else [languages[i] for i in rows]
+        )
         coverage = np.array([self.coverage(texts[i]) for i in rows])
         best = self._intent_columns[raw[:, self._intent_columns].argmax(1)]  # tempering keeps the order
         right = np.array([self._classifier.classes[b] == labels[i] for b, i in zip(best, rows)])
@@ -242,46 +282,60 @@ class IntentModel:
         words = _words(normalised)
         return sum(w in self.vocabulary for w in words) / len(words) if words else 1.0
 
-    def _all_probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        return self._classifier.proba([normalise_text(t) for t in texts])
+    def _all_probabilities(self, texts: Sequence[str], languages: Sequence[str | None] | None = None) -> np.ndarray:
+        return self._classifier.proba([normalise_text(t) for t in texts], languages)
 
     def pipeline_probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """The ngram family's probabilities straight from scikit-learn (reference for the fast path)."""
         ngram = self._classifier.members["ngram"]
         return _temper(ngram.pipeline.predict_proba([normalise_text(t) for t in texts]), self._classifier.temperature)
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+    def probabilities(self, texts: Sequence[str], languages: Sequence[str | None] | None = None) -> np.ndarray:
         """Calibrated probabilities of the intents, one row per text, columns in `classes` order.
 
         A row sums to less than 1 by the probability of "none of the above".
         """
-        return self._all_probabilities(texts)[:, self._intent_columns]
+        return self._all_probabilities(texts, languages)[:, self._intent_columns]
 
-    def predict(self, text: str, top_k: int = 3) -> Prediction:
+    def predict(self, text: str, top_k: int = 3, language: str | None = None) -> Prediction:
         """Best intent for one message, or out of scope."""
-        return self.predict_batch([text], top_k)[0]
+        return self.predict_batch([text], top_k, languages=[language])[0]
 
     def predict_batch(
-        self, texts: Sequence[str], top_k: int = 3, *, folded: Sequence[str] | None = None
+        self,
+        texts: Sequence[str],
+        top_k: int = 3,
+        *,
+        folded: Sequence[str] | None = None,
+        languages: Sequence[str | None] | None = None,
     ) -> list[Prediction]:
         """predict() for many messages (same results as one by one). `folded`: the texts already through
-        relais.common.language.fold, when the caller has them (saves folding them again)."""
+        relais.common.language.fold, when the caller has them (saves folding them again). `languages`: each
+        message's, for a model with weights of its own for a language (without: the weights of every language)."""
         texts = list(texts)
         folded = [fold(t) for t in texts] if folded is None else list(folded)
-        if len(folded) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(folded)} folded texts")
+        if len(folded) != len(texts) or (languages is not None and len(languages) != len(texts)):
+            raise ValueError(f"{len(texts)} texts but {len(folded)} folded texts or languages")
         readable = [any(c.isalnum() for c in t) for t in texts]
-        found = iter(self._predict_readable([_normalise_folded(f) for f, r in zip(folded, readable) if r], top_k))
+        found = iter(
+            self._predict_readable(
+                [_normalise_folded(f) for f, r in zip(folded, readable) if r],
+                top_k,
+                None if languages is None else [g for g, r in zip(languages, readable) if r],
+            )
+        )
         return [
             next(found) if r else Prediction(intent=None, confidence=0.0, out_of_scope=True, ranked=[])
             for r in readable
         ]
 
-    def _predict_readable(self, normalised: list[str], top_k: int) -> list[Prediction]:
+    def _predict_readable(
+        self, normalised: list[str], top_k: int, languages: Sequence[str | None] | None = None
+    ) -> list[Prediction]:
         """Predictions of normalise_text()-ed texts (the model and the coverage read the same)."""
         if not normalised:
             return []
-        everything = self._classifier.proba(normalised)
+        everything = self._classifier.proba(normalised, languages)
         raw = everything[:, self._intent_columns]
         coverage = np.array([self._coverage(text) for text in normalised])
         probs = raw * coverage[:, None]
