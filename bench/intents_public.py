@@ -123,6 +123,7 @@ def clinc_crossfit(train, val, family: str) -> dict:
         pick = lambda mask: ([t for t, m in zip(val[0], mask) if m], [y for y, m in zip(val[1], mask) if m])
         chosen, measured = pick(select), pick(~select)
         model.set_thresholds(0.0)
+        model.choose_weights(chosen[0], _for_training(chosen[1], "oos"))  # as evaluate does on --val
         model.calibrate(chosen[0], _for_training(chosen[1], "oos"))
         cutoffs.append(choose_cutoff(model, *chosen, "oos"))
         model.set_thresholds(cutoffs[-1])

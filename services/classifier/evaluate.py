@@ -29,7 +29,8 @@ Metrics (`y` = the test label, `ŷ` = the prediction, which is the oos label whe
 - us_per_message_single: mean wall time of predict() over up to 500 test messages, one at a time.
 - us_per_message_batch: mean wall time per message of predict_batch() over all test messages in
   batches of 1,000.
-Extra keys: family, seed, temperature, oos_cutoff, counts of rows.
+Extra keys: family, seed, temperature, weights (the members', chosen on the same rows as the temperature for
+minilm-onnx: relais.classifier.model.weighting), oos_cutoff, counts of rows.
 """
 
 from __future__ import annotations
@@ -254,6 +255,7 @@ def measure(model: IntentModel, test: tuple[list[str], list[str]], oos_label: st
         "family": model.family,
         "seed": model.seed,
         "temperature": round(model.metadata["temperature"], 4),
+        "weights": model.metadata.get("weights"),
         "oos_cutoff": round(cutoff, 4) if oos_label is not None else None,
         "test_rows": len(test[0]),
     }
