@@ -8,6 +8,9 @@ import numpy as np
 from relais.classifier.model.encoder import _Embeddings, one_blas_thread
 
 BLOCK_ROWS = 8
+# Up to this many rows the vote reads every class at once (BANKING77's 77 classes: 55 µs for one message against
+# 958 µs class by class); beyond, class by class (30 µs a message in batches of 1,000, against 84).
+FEW_ROWS = 16
 
 
 def rows_times(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -40,12 +43,29 @@ class _EmbeddingKNN:
     def vote(self, vectors: np.ndarray) -> np.ndarray:
         similarity = rows_times(vectors, self.vectors.T)
         scores = np.full((similarity.shape[0], len(self.bounds) - 1), -1.0)
-        for c, (start, end) in enumerate(zip(self.bounds[:-1], self.bounds[1:])):
-            k = min(self.K, end - start)
-            if k:
+        sizes = np.diff(self.bounds)
+        present = np.flatnonzero(sizes)
+        if self.K == 2 and len(similarity) <= FEW_ROWS and len(present):
+            scores[:, present] = top_two_means(similarity, self.bounds[present], sizes[present])
+        else:  # one class at a time stays in cache: faster for many rows, the same values
+            for c in present:
+                start, end = self.bounds[c], self.bounds[c + 1]
+                k = min(self.K, end - start)
                 scores[:, c] = np.partition(similarity[:, start:end], end - start - k, axis=1)[:, -k:].mean(1)
         scores = np.exp((scores - scores.max(1, keepdims=True)) / self.TEMPERATURE)
         return scores / scores.sum(1, keepdims=True)
+
+
+def top_two_means(similarity: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Per row and per slice of columns (consecutive, starting at `starts`, none empty, the last to the end): the mean
+    of its two largest values (the value itself in a slice of one), every slice at once: what `vote` computes class by
+    class, to the bit."""
+    first = np.maximum.reduceat(similarity, starts, axis=1)
+    at_first = similarity == np.repeat(first, sizes, axis=1)
+    ties = np.add.reduceat(at_first, starts, axis=1) >= 2  # the largest twice: it is also the second
+    second = np.maximum.reduceat(np.where(at_first, -np.inf, similarity), starts, axis=1).astype(similarity.dtype)
+    second = np.where(ties | (sizes == 1), first, second)
+    return (first + second) / 2
 
 
 def head_and_neighbours(
