@@ -7,8 +7,8 @@ reader's best intent on the holdout (no out-of-scope label, so no cut-off or tem
 2. Its probabilities on the train texts and on one perturbed copy of each (a word or two dropped, two
    neighbouring words swapped): what it believes near the examples, not only on them.
 3. The student: MiniLM and a cosine head fine-tuned on texts + copies, half cross-entropy to the labels, half KL
-   to the teacher at temperature 2 (finetune._fine_tune with `soft`): the recipe of relais.classifier.model.distil,
-   which the minilm-student family reads, run here step by step to read each member on its own.
+   to the teacher at temperature 2 (finetune._fine_tune with `soft`): relais.classifier.model.distil's recipe, the
+   minilm-student family's encoder, here with its head kept to read each member on its own.
 Then, side by side: the teacher; minilm-ft (its own members, from the teacher); minilm-ft with the student in
 place of its fine-tuned member (two encoders); and one encoder only: n-grams + a regression over the student's
 six layers + its neighbours + its head (what ONNX int8 would serve at minilm-onnx's speed).
@@ -29,10 +29,10 @@ import numpy as np
 
 from bench.intents_public import DATA, banking77_holdout
 from relais.classifier.evaluate import read_csv
-from relais.classifier.model.distil import perturbed
+from relais.classifier.model.distil import student_and_head
 from relais.classifier.model.encoder import Encoder, _Embeddings, _pretrained, _unit, layer_features
 from relais.classifier.model.ensemble import ENSEMBLES, Classifier, _EmbeddingLR
-from relais.classifier.model.finetune import FINE_TUNE, _fine_tune
+from relais.classifier.model.finetune import FINE_TUNE
 from relais.classifier.model.neighbours import _EmbeddingKNN, head_and_neighbours
 from relais.classifier.model.text import normalise_text
 from relais.common import progress
@@ -64,15 +64,9 @@ def main() -> int:
     index = {c: i for i, c in enumerate(teacher.classes)}
     y = np.array([index[label] for label in train[1]])
     y_test = np.array([index[label] for label in test[1]])
-    rng = np.random.RandomState(0)
-    copies = [perturbed(t, rng) for t in texts]
-    with progress.stage(f"the teacher's probabilities on {2 * len(texts)} texts"):
-        soft = cached("soft.pkl", lambda: teacher.raw_proba(texts + copies))
-    with progress.stage("the student: MiniLM fine-tuned on labels and the teacher's probabilities"):
-        student_weights, student_head = cached(
-            "student.pkl",
-            lambda: _fine_tune(texts + copies, np.concatenate([y, y]), len(teacher.classes), 0, soft=soft),
-        )
+    student_weights, student_head = cached(
+        "student.pkl", lambda: student_and_head(texts, train[1], 0, copies=1, teacher=teacher)
+    )
     with progress.stage(f"the teacher's members on {len(test_texts)} holdout rows"):
         frozen = _Embeddings(test_texts)  # the frozen MiniLM run once for every member that reads it
         members = cached(

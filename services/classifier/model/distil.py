@@ -53,6 +53,18 @@ def student_weights(
 ) -> dict[str, np.ndarray]:
     """The distilled MiniLM's weights (numpy, MiniLM's names and shapes); `teacher`: mpnet-ft trained on these rows
     already (the longest step), else trained here."""
+    return student_and_head(texts, labels, seed, copies, teacher)[0]
+
+
+def student_and_head(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    seed: int = 0,
+    copies: int = COPIES,
+    teacher: Classifier | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """student_weights() and the cosine head fine-tuned with it (which the family does not keep; the benchmark reads
+    it)."""
     texts = [normalise_text(t) for t in texts]
     if teacher is None:
         teacher = train_teacher(texts, labels, seed)
@@ -63,8 +75,7 @@ def student_weights(
     with progress.stage(f"the teacher's probabilities on {len(augmented)} texts (with perturbed copies)"):
         soft = teacher.raw_proba(augmented)
     with progress.stage(f"the student: MiniLM fine-tuned on {len(augmented)} labels and the teacher's probabilities"):
-        weights, _head = _fine_tune(augmented, np.tile(y, copies + 1), len(teacher.classes), seed, soft=soft)
-    return weights
+        return _fine_tune(augmented, np.tile(y, copies + 1), len(teacher.classes), seed, soft=soft)
 
 
 def train_teacher(texts: Sequence[str], labels: Sequence[str], seed: int = 0) -> Classifier:
