@@ -115,14 +115,10 @@ async def publish(producer: AIOKafkaProducer, records: list[Record]) -> None:
     """Sends the records in order, then waits for every acknowledgement. When a record must follow another
     (topics.SENT_AFTER), its topic's records are sent only once the others were acknowledged: one more round trip,
     for the batches that have such a record, instead of one per record."""
-    first, then = held_back(records)
-    futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in first]
-    if then:
+    for phase in held_back(records):  # the held-back records (often none) once the others were acknowledged
+        futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in phase]
         for future in futures:
             await future
-        futures = [await producer.send(r.topic, r.value, key=r.key, headers=r.headers) for r in then]
-    for future in futures:
-        await future
 
 
 def held_back(records: list[Record]) -> tuple[list[Record], list[Record]]:
