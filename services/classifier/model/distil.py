@@ -44,18 +44,6 @@ def perturbed(text: str, rng: np.random.RandomState) -> str:
     return " ".join(words)
 
 
-def student_weights(
-    texts: Sequence[str],
-    labels: Sequence[str],
-    seed: int = 0,
-    copies: int = COPIES,
-    teacher: Classifier | None = None,
-) -> dict[str, np.ndarray]:
-    """The distilled MiniLM's weights (numpy, MiniLM's names and shapes); `teacher`: mpnet-ft trained on these rows
-    already (the longest step), else trained here."""
-    return student_and_head(texts, labels, seed, copies, teacher)[0]
-
-
 def student_and_head(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -63,8 +51,9 @@ def student_and_head(
     copies: int = COPIES,
     teacher: Classifier | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """student_weights() and the cosine head fine-tuned with it (which the family does not keep; the benchmark reads
-    it)."""
+    """The distilled MiniLM's weights (numpy, MiniLM's names and shapes) and the cosine head fine-tuned with them (the
+    family does not keep the head; the benchmark reads it). `teacher`: mpnet-ft trained on these rows already (the
+    longest step), else trained here."""
     texts = [normalise_text(t) for t in texts]
     if teacher is None:
         teacher = train_teacher(texts, labels, seed)
@@ -86,7 +75,7 @@ def train_teacher(texts: Sequence[str], labels: Sequence[str], seed: int = 0) ->
 
 def distil(texts: Sequence[str], labels: Sequence[str], out: Path, seed: int = 0, copies: int = COPIES) -> Path:
     """Distils a student on the labelled texts and writes it, int8, at `out`."""
-    return build(True, out, student_weights(texts, labels, seed, copies))
+    return build(True, out, student_and_head(texts, labels, seed, copies)[0])
 
 
 def cached_student(texts: Sequence[str], labels: Sequence[str], folder: Path, seed: int = 0) -> Path:
@@ -106,6 +95,6 @@ def cached_student(texts: Sequence[str], labels: Sequence[str], folder: Path, se
         teacher = train_teacher(texts, labels, seed)
         folder.mkdir(parents=True, exist_ok=True)
         kept.write_bytes(pickle.dumps(teacher))
-    build(True, path, student_weights(texts, labels, seed, teacher=teacher))
+    build(True, path, student_and_head(texts, labels, seed, teacher=teacher)[0])
     kept.unlink()
     return path

@@ -117,10 +117,8 @@ class Classifier:
     def raw_proba(self, texts: list[str], languages: Sequence[str | None] | None = None) -> np.ndarray:
         """The weighted average of the members' probabilities, before the temperature; `languages`, each text's,
         for the weights of a language that has its own."""
-        languages = languages if getattr(self, "language_weights", None) else None  # artifacts from before
-        return weighting.mix(
-            self.member_proba(texts), self.weights, self.language_weights if languages else {}, languages
-        )
+        by_language = getattr(self, "language_weights", {})  # {} in an artifact from before
+        return weighting.mix(self.member_proba(texts), self.weights, by_language, languages)
 
     def proba(self, texts: list[str], languages: Sequence[str | None] | None = None) -> np.ndarray:
         return _temper(self.raw_proba(texts, languages), self.temperature)

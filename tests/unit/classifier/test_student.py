@@ -97,10 +97,10 @@ def test_an_interrupted_distillation_starts_again_after_its_teacher(tmp_path, mo
         students.append(teacher)
         if len(students) == 1:
             raise KeyboardInterrupt  # stopped during the student's fine-tuning
-        return {"weights": teacher}
+        return {"weights": teacher}, "head"
 
     monkeypatch.setattr(distil, "train_teacher", teacher)
-    monkeypatch.setattr(distil, "student_weights", fine_tune)
+    monkeypatch.setattr(distil, "student_and_head", fine_tune)
     monkeypatch.setattr(distil, "build", lambda quantised, out, weights: out.write_bytes(pickle.dumps(weights)))
     texts, labels = ["where is my parcel", "what time do you open"], ["order_status", "opening_hours"]
     with pytest.raises(KeyboardInterrupt):
